@@ -1,0 +1,57 @@
+// The domain at the bottom of pushhook: a notification event as DESIGN section 1 defines it, and
+// the per-endpoint choices that shape its webhook payload. Plain values, no behaviour that reaches
+// outside this folder.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pushhook::model {
+
+enum class Action { kView, kClick };
+
+std::string_view ActionName(Action action);
+
+// One view or click as stored and delivered. Every string is valid UTF-8 and within the limits
+// of DESIGN section 1 once it has passed ingest validation.
+struct Event {
+  Action action = Action::kView;
+  std::string cookie_id;
+  std::string cid;
+  std::string notification_title;
+  std::string reference_id;
+  std::string utm_campaign;
+  std::string utm_content;
+  std::string utm_medium;
+  std::string utm_source;
+  std::string utm_term;
+  int clicked_button = 0;
+  // The client's idempotency key, or one the server made when the client sent none.
+  std::string event_id;
+  // When the event happened, Unix milliseconds.
+  int64_t occurred_at_ms = 0;
+};
+
+enum class PayloadFormat { kIzooto, kExtended };
+
+std::string_view PayloadFormatName(PayloadFormat format);
+bool ParsePayloadFormat(std::string_view name, PayloadFormat* out);
+
+// Which actions an endpoint takes; empty means all.
+struct EventFilter {
+  bool view = true;
+  bool click = true;
+  bool Accepts(Action a) const { return a == Action::kView ? view : click; }
+};
+
+// Field limits from DESIGN section 1, in bytes.
+inline constexpr size_t kMaxCookieId = 128;
+inline constexpr size_t kMaxCid = 64;
+inline constexpr size_t kMaxTitle = 1024;
+inline constexpr size_t kMaxReferenceId = 64;
+inline constexpr size_t kMaxUtm = 256;
+inline constexpr size_t kMaxEventId = 128;
+
+}  // namespace pushhook::model

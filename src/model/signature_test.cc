@@ -1,0 +1,73 @@
+#include "model/signature.h"
+
+#include <gtest/gtest.h>
+
+namespace pushhook::model {
+namespace {
+
+// The vector from the Standard Webhooks reference tests (DESIGN section 4).
+TEST(SignatureTest, MatchesStandardWebhooksVector) {
+  auto key = DecodeSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+  ASSERT_TRUE(key.has_value());
+  EXPECT_EQ(Sign(*key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, R"({"test": 2432232314})"),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+}
+
+// Computed independently with Python's hmac module over key bytes 0..23.
+TEST(SignatureTest, MatchesIndependentlyComputedVector) {
+  auto key = DecodeSecret("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX");
+  ASSERT_TRUE(key.has_value());
+  EXPECT_EQ(key->size(), 24u);
+  EXPECT_EQ(Sign(*key, "msg_2", 1700000000, R"({"action":"Click","cookie_id":"c"})"),
+            "v1,9C5T1DW26J3sB6hreKgbTnTuBb/WUNwPwcXlCldM7ow=");
+}
+
+TEST(SignatureTest, HeaderCarriesOneSignaturePerKeyAndVerifiesWithEither) {
+  const std::string a = *DecodeSecret(NewSecret());
+  const std::string b = *DecodeSecret(NewSecret());
+  const std::string header = SignatureHeader({a, b}, "msg_x", 42, "{}");
+  EXPECT_EQ(header.find(' '), header.rfind(' '));
+  EXPECT_TRUE(VerifySignatureHeader(header, a, "msg_x", 42, "{}"));
+  EXPECT_TRUE(VerifySignatureHeader(header, b, "msg_x", 42, "{}"));
+  EXPECT_FALSE(VerifySignatureHeader(header, a, "msg_x", 43, "{}"));
+  EXPECT_FALSE(VerifySignatureHeader(header, a, "msg_y", 42, "{}"));
+  EXPECT_FALSE(VerifySignatureHeader(header, a, "msg_x", 42, "{ }"));
+}
+
+TEST(SignatureTest, RejectsMalformedSecrets) {
+  EXPECT_FALSE(DecodeSecret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").has_value());
+  EXPECT_FALSE(DecodeSecret("whsec_").has_value());
+  EXPECT_FALSE(DecodeSecret("whsec_not base64!").has_value());
+}
+
+TEST(SignatureTest, NewSecretHas24RandomBytes) {
+  const std::string s1 = NewSecret();
+  const std::string s2 = NewSecret();
+  EXPECT_EQ(s1.rfind("whsec_", 0), 0u);
+  EXPECT_EQ(DecodeSecret(s1)->size(), 24u);
+  EXPECT_NE(s1, s2);
+}
+
+TEST(SignatureTest, Base64RoundTripsEveryLength) {
+  std::string bytes;
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(Base64Decode(Base64Encode(bytes)), bytes) << i;
+    bytes.push_back(static_cast<char>(i * 37));
+  }
+}
+
+TEST(SignatureTest, Sha256HexOfKnownInput) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(SignatureTest, RandomTokenIsBase62OfRequestedLength) {
+  const std::string t = RandomToken(33);
+  EXPECT_EQ(t.size(), 33u);
+  EXPECT_EQ(t.find_first_not_of(
+                "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
+            std::string::npos);
+  EXPECT_NE(RandomToken(33), t);
+}
+
+}  // namespace
+}  // namespace pushhook::model
