@@ -1,0 +1,121 @@
+#include "http/http_types.h"
+
+#include "model/payload.h"
+
+namespace pushhook::http {
+
+std::string_view Request::Header(std::string_view lowercase_name) const {
+  for (const auto& [name, value] : headers) {
+    if (name == lowercase_name) return value;
+  }
+  return {};
+}
+
+std::optional<std::string> Request::QueryParam(std::string_view name) const {
+  std::string_view rest = query;
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    const auto key = PercentDecode(pair.substr(0, eq), true);
+    if (!key || *key != name) continue;
+    if (eq == std::string_view::npos) return std::string();
+    return PercentDecode(pair.substr(eq + 1), true);
+  }
+  return std::nullopt;
+}
+
+Response Response::Json(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers.emplace_back("content-type", "application/json");
+  return r;
+}
+
+Response Response::Empty(int status) {
+  Response r;
+  r.status = status;
+  return r;
+}
+
+Response Response::Error(int status, std::string_view code, std::string_view message) {
+  std::string body = "{\"error\":{\"code\":";
+  model::AppendJsonString(body, code);
+  body += ",\"message\":";
+  model::AppendJsonString(body, message);
+  body += "}}";
+  return Json(status, std::move(body));
+}
+
+Response Response::FromStatus(const model::Status& status) {
+  return Error(HttpStatusOf(status.code()), ErrorCodeOf(status.code()), status.message());
+}
+
+std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else if (c == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      const auto hex = [](char h) -> int {
+        if (h >= '0' && h <= '9') return h - '0';
+        if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+        if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+        return -1;
+      };
+      const int hi = hex(s[i + 1]);
+      const int lo = hex(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+int HttpStatusOf(model::StatusCode code) {
+  using model::StatusCode;
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kUnauthenticated: return 401;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kTooLarge: return 413;
+    case StatusCode::kUnsupported: return 415;
+    case StatusCode::kUnprocessable: return 422;
+    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+std::string_view ErrorCodeOf(model::StatusCode code) {
+  using model::StatusCode;
+  switch (code) {
+    case StatusCode::kOk: return "ok";
+    case StatusCode::kInvalidArgument: return "invalid_request";
+    case StatusCode::kUnauthenticated: return "unauthorized";
+    case StatusCode::kPermissionDenied: return "forbidden";
+    case StatusCode::kNotFound: return "not_found";
+    case StatusCode::kAlreadyExists: return "conflict";
+    case StatusCode::kTooLarge: return "payload_too_large";
+    case StatusCode::kUnsupported: return "unsupported_media_type";
+    case StatusCode::kUnprocessable: return "unprocessable";
+    case StatusCode::kResourceExhausted: return "rate_limited";
+    case StatusCode::kUnavailable: return "unavailable";
+    case StatusCode::kInternal: return "internal";
+  }
+  return "internal";
+}
+
+}  // namespace pushhook::http

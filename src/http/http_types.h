@@ -1,0 +1,63 @@
+// The request and response that handlers see: plain values with no Boost types, so that ingest,
+// admin and the receiver never include Beast. The transport (server.cc) converts to and from the
+// wire. A Responder may be called from any thread, exactly once.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "model/status.h"
+
+namespace pushhook::http {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // the target before '?', not decoded
+  std::string query;   // the target after '?', not decoded
+  HeaderList headers;  // names in lowercase
+  std::string body;
+  std::string remote_address;
+  // Filled by the Router: the values of the {placeholders} of the matched route, in order.
+  std::vector<std::string> path_params;
+
+  // The first header of that (lowercase) name, or "" when absent.
+  std::string_view Header(std::string_view lowercase_name) const;
+  // The percent-decoded value of the first query parameter of that name.
+  std::optional<std::string> QueryParam(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string body;
+  HeaderList headers;
+
+  static Response Json(int status, std::string body);
+  static Response Empty(int status);
+  // {"error":{"code":...,"message":...}} with the given status.
+  static Response Error(int status, std::string_view code, std::string_view message);
+  // The error answer for a non-OK Status: its HTTP status and code name from its StatusCode.
+  static Response FromStatus(const model::Status& status);
+
+  Response& With(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+};
+
+using Responder = std::function<void(Response)>;
+using Handler = std::function<void(Request&&, Responder)>;
+
+// Percent-decodes `s` ('+' as space when `plus_is_space`); nullopt on a malformed escape.
+std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space);
+
+// The HTTP status and the error code name (as in DESIGN section 3) of a StatusCode.
+int HttpStatusOf(model::StatusCode code);
+std::string_view ErrorCodeOf(model::StatusCode code);
+
+}  // namespace pushhook::http

@@ -1,0 +1,37 @@
+#include "http/http_types.h"
+
+#include <gtest/gtest.h>
+
+namespace pushhook::http {
+namespace {
+
+TEST(HttpTypesTest, QueryParamsArePercentDecoded) {
+  Request r;
+  r.query = "key=pk%5F1&cid=a+b&empty&x=%zz";
+  EXPECT_EQ(r.QueryParam("key"), "pk_1");
+  EXPECT_EQ(r.QueryParam("cid"), "a b");
+  EXPECT_EQ(r.QueryParam("empty"), "");
+  EXPECT_EQ(r.QueryParam("missing"), std::nullopt);
+  EXPECT_EQ(r.QueryParam("x"), std::nullopt);
+}
+
+TEST(HttpTypesTest, ErrorBodyIsEscapedJson) {
+  const Response r = Response::Error(400, "invalid_request", "bad \"name\"");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error":{"code":"invalid_request","message":"bad \"name\""}})");
+}
+
+TEST(HttpTypesTest, StatusCodesMapToHttp) {
+  EXPECT_EQ(Response::FromStatus(model::NotFound("x")).status, 404);
+  EXPECT_EQ(Response::FromStatus(model::Unavailable("x")).status, 503);
+  EXPECT_EQ(ErrorCodeOf(model::StatusCode::kUnauthenticated), "unauthorized");
+}
+
+TEST(HttpTypesTest, PercentDecodeRejectsTruncatedEscapes) {
+  EXPECT_EQ(PercentDecode("a%2", false), std::nullopt);
+  EXPECT_EQ(PercentDecode("a%", false), std::nullopt);
+  EXPECT_EQ(PercentDecode("a+b", false), "a+b");
+}
+
+}  // namespace
+}  // namespace pushhook::http

@@ -1,0 +1,62 @@
+#include "http/router.h"
+
+namespace pushhook::http {
+namespace {
+
+std::vector<std::string_view> Split(std::string_view path) {
+  std::vector<std::string_view> parts;
+  while (!path.empty()) {
+    if (path.front() == '/') {
+      path.remove_prefix(1);
+      continue;
+    }
+    const size_t slash = path.find('/');
+    parts.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash);
+  }
+  return parts;
+}
+
+}  // namespace
+
+void Router::Add(std::string method, std::string_view pattern, Handler handler) {
+  Route route{std::move(method), {}, std::move(handler)};
+  for (std::string_view part : Split(pattern)) {
+    route.segments.emplace_back(part.front() == '{' ? "{}" : std::string(part));
+  }
+  routes_.push_back(std::move(route));
+}
+
+void Router::Handle(Request&& request, Responder respond) const {
+  const std::vector<std::string_view> parts = Split(request.path);
+  bool path_matched = false;
+  for (const Route& route : routes_) {
+    if (route.segments.size() != parts.size()) continue;
+    std::vector<std::string> params;
+    bool match = true;
+    for (size_t i = 0; i < parts.size() && match; ++i) {
+      if (route.segments[i] == "{}") {
+        auto decoded = PercentDecode(parts[i], false);
+        match = decoded.has_value() && !decoded->empty();
+        if (match) params.push_back(std::move(*decoded));
+      } else {
+        match = route.segments[i] == parts[i];
+      }
+    }
+    if (!match) continue;
+    path_matched = true;
+    if (route.method != request.method) continue;
+    request.path_params = std::move(params);
+    route.handler(std::move(request), std::move(respond));
+    return;
+  }
+  if (path_matched) {
+    respond(Response::Error(405, "method_not_allowed",
+                            "method " + request.method + " is not allowed on " + request.path));
+  } else {
+    respond(Response::Error(404, "not_found", "no route for " + request.path));
+  }
+}
+
+}  // namespace pushhook::http

@@ -1,0 +1,30 @@
+// Maps (method, path pattern) to handlers. Patterns are literal segments and {placeholders},
+// e.g. "/v1/sites/{site}/endpoints/{id}"; placeholder values land in Request::path_params.
+// Built once at start-up, then read-only: Handle() is safe from any thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "http/http_types.h"
+
+namespace pushhook::http {
+
+class Router {
+ public:
+  void Add(std::string method, std::string_view pattern, Handler handler);
+
+  // Runs the matching handler; 404 when no pattern matches the path, 405 when one does but
+  // not for this method.
+  void Handle(Request&& request, Responder respond) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;  // "{}" for a placeholder
+    Handler handler;
+  };
+  std::vector<Route> routes_;
+};
+
+}  // namespace pushhook::http

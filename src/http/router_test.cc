@@ -1,0 +1,46 @@
+#include "http/router.h"
+
+#include <gtest/gtest.h>
+
+namespace pushhook::http {
+namespace {
+
+Response Call(const Router& router, std::string method, std::string path) {
+  Request request;
+  request.method = std::move(method);
+  request.path = std::move(path);
+  Response out;
+  router.Handle(std::move(request), [&out](Response r) { out = std::move(r); });
+  return out;
+}
+
+TEST(RouterTest, MatchesPlaceholdersAndDecodesThem) {
+  Router router;
+  router.Add("GET", "/v1/sites/{site}/endpoints/{id}", [](Request&& r, Responder respond) {
+    respond(Response::Json(200, r.path_params[0] + "|" + r.path_params[1]));
+  });
+  const Response r = Call(router, "GET", "/v1/sites/site_1/endpoints/ep%2F2");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "site_1|ep/2");
+}
+
+TEST(RouterTest, UnknownPathIs404AndWrongMethodIs405) {
+  Router router;
+  router.Add("GET", "/v1/sites", [](Request&&, Responder respond) { respond(Response::Empty(200)); });
+  EXPECT_EQ(Call(router, "GET", "/v1/nothing").status, 404);
+  const Response r = Call(router, "DELETE", "/v1/sites");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_NE(r.body.find(R"("code":"method_not_allowed")"), std::string::npos);
+}
+
+TEST(RouterTest, LiteralSegmentsMustMatchExactly) {
+  Router router;
+  router.Add("POST", "/v1/sites/{site}/tokens",
+             [](Request&&, Responder respond) { respond(Response::Empty(201)); });
+  EXPECT_EQ(Call(router, "POST", "/v1/sites/a/tokens").status, 201);
+  EXPECT_EQ(Call(router, "POST", "/v1/sites/a/tokensx").status, 404);
+  EXPECT_EQ(Call(router, "POST", "/v1/sites//tokens").status, 404);
+}
+
+}  // namespace
+}  // namespace pushhook::http

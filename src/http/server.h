@@ -1,0 +1,58 @@
+// An HTTP/1.1 server on Boost.Beast: keep-alive, limits and timeouts enforced where the read
+// happens, one request at a time per connection. Requests go to a Handler as plain values; the
+// handler answers through its Responder, possibly later and from another thread (ingest answers
+// only once its events are durable).
+//
+// Thread safety: Listen() and Start() are called once, from one thread; StopAccepting() and
+// Stop() may be called from any thread. Beast and Asio stay inside server.cc.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "http/http_types.h"
+#include "model/status.h"
+
+namespace pushhook::http {
+
+struct ServerLimits {
+  size_t max_body_bytes = 1 << 20;
+  size_t max_header_bytes = 16 * 1024;
+  // Time allowed to receive a whole request header, and then its body: slow clients are cut off.
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds body_timeout{30'000};
+  // How long a keep-alive connection may wait for its next request.
+  std::chrono::milliseconds idle_timeout{60'000};
+  size_t max_connections = 10'000;
+};
+
+class Server {
+ public:
+  Server(ServerLimits limits, Handler handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds "host:port" (IPv6 as "[::1]:port"); port 0 picks a free one.
+  model::Status Listen(std::string_view host_port);
+  uint16_t port() const;
+
+  // Serves on `threads` threads until Stop().
+  void Start(int threads);
+  // Closes the listening socket; open connections finish their current request.
+  void StopAccepting();
+  // Stops serving and joins the threads.
+  void Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Splits "host:port" / "[v6]:port" into its parts; false if malformed.
+bool SplitHostPort(std::string_view host_port, std::string* host, uint16_t* port);
+
+}  // namespace pushhook::http
