@@ -1,0 +1,69 @@
+// A thin RAII layer over the SQLite C API for the SQLite store: a connection, prepared
+// statements cached per connection, and SQLite result codes turned into model::Status.
+// A Connection is used by one thread at a time; the store decides which.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "model/status.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace pushhook::store::sqlite {
+
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~Statement();
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  // Binds by 1-based position. Strings are copied by SQLite only when they must outlive the call:
+  // callers keep them alive until Step() returns.
+  Statement& Bind(int index, int64_t value);
+  Statement& Bind(int index, int value) { return Bind(index, static_cast<int64_t>(value)); }
+  Statement& Bind(int index, double value);
+  Statement& Bind(int index, std::string_view value);
+  Statement& BindNull(int index);
+
+  // True when a row is available, false when done; errors become a Status in `status`.
+  bool Step(model::Status* status);
+  // Runs to completion, expecting no rows.
+  model::Status Run();
+  void Reset();
+
+  int64_t Int(int column) const;
+  double Double(int column) const;
+  std::string Text(int column) const;
+  bool IsNull(int column) const;
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+class Connection {
+ public:
+  static model::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path, bool read_only);
+  ~Connection();
+
+  model::Status Exec(std::string_view sql);
+  // A cached prepared statement, reset and with bindings cleared, ready to bind.
+  model::StatusOr<Statement*> Prepare(const std::string& sql);
+  int64_t LastInsertRowId() const;
+  int Changes() const;
+  sqlite3* raw() const { return db_; }
+
+ private:
+  explicit Connection(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  std::unordered_map<std::string, std::unique_ptr<Statement>> statements_;
+};
+
+model::Status ErrorStatus(sqlite3* db, int rc, std::string_view what);
+
+}  // namespace pushhook::store::sqlite

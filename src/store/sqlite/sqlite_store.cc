@@ -1,0 +1,812 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "model/signature.h"
+#include "store/sqlite/sqlite_db.h"
+
+namespace pushhook::store::sqlite {
+namespace {
+
+using model::Status;
+using model::StatusOr;
+
+// Each entry is one schema version; the database's user_version says how many have run.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sites(
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  ingest_key TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL);
+CREATE TABLE site_tokens(
+  token_hash TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL REFERENCES sites(id),
+  created_at INTEGER NOT NULL);
+CREATE TABLE endpoints(
+  id TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL REFERENCES sites(id),
+  url TEXT NOT NULL,
+  description TEXT NOT NULL,
+  events INTEGER NOT NULL,
+  payload_format TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  max_in_flight INTEGER NOT NULL,
+  rate_limit REAL NOT NULL,
+  secret TEXT NOT NULL,
+  previous_secret TEXT NOT NULL DEFAULT '',
+  previous_secret_expires_at INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX endpoints_by_site ON endpoints(site_id);
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY,
+  site_id TEXT NOT NULL,
+  event_id TEXT,
+  action INTEGER NOT NULL,
+  cookie_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  notification_title TEXT NOT NULL,
+  reference_id TEXT NOT NULL,
+  utm_campaign TEXT NOT NULL,
+  utm_content TEXT NOT NULL,
+  utm_medium TEXT NOT NULL,
+  utm_source TEXT NOT NULL,
+  utm_term TEXT NOT NULL,
+  clicked_button INTEGER NOT NULL,
+  occurred_at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX events_by_client_id ON events(site_id, event_id) WHERE event_id IS NOT NULL;
+CREATE TABLE messages(
+  id INTEGER PRIMARY KEY,
+  event_rowid INTEGER NOT NULL,
+  site_id TEXT NOT NULL,
+  endpoint_id TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_status INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '');
+CREATE INDEX messages_pending ON messages(id) WHERE status = 0;
+CREATE INDEX messages_by_site ON messages(site_id, id);
+CREATE TABLE attempts(
+  message_id INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  status_code INTEGER NOT NULL,
+  latency_us INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  response TEXT NOT NULL,
+  PRIMARY KEY(message_id, attempt)) WITHOUT ROWID;
+)sql",
+};
+
+constexpr int kEventsView = 1;
+constexpr int kEventsClick = 2;
+
+int FilterBits(const model::EventFilter& f) {
+  return (f.view ? kEventsView : 0) | (f.click ? kEventsClick : 0);
+}
+model::EventFilter FilterFromBits(int bits) {
+  return model::EventFilter{(bits & kEventsView) != 0, (bits & kEventsClick) != 0};
+}
+
+constexpr const char* kEndpointColumns =
+    "id, site_id, url, description, events, payload_format, enabled, max_in_flight, rate_limit, "
+    "secret, previous_secret, previous_secret_expires_at, created_at, updated_at";
+
+// "a, b" -> "p.a, p.b": a column list qualified for a join.
+std::string Qualified(std::string_view columns, std::string_view prefix) {
+  std::string out(prefix);
+  for (char ch : columns) {
+    out.push_back(ch);
+    if (ch == ' ') out.append(prefix);
+  }
+  return out;
+}
+
+Endpoint ReadEndpoint(const Statement& s, int first) {
+  Endpoint e;
+  e.id = s.Text(first);
+  e.site_id = s.Text(first + 1);
+  e.url = s.Text(first + 2);
+  e.description = s.Text(first + 3);
+  e.filter = FilterFromBits(static_cast<int>(s.Int(first + 4)));
+  model::ParsePayloadFormat(s.Text(first + 5), &e.format);
+  e.enabled = s.Int(first + 6) != 0;
+  e.max_in_flight = static_cast<int>(s.Int(first + 7));
+  e.rate_limit = s.Double(first + 8);
+  e.secret = s.Text(first + 9);
+  e.previous_secret = s.Text(first + 10);
+  e.previous_secret_expires_ms = s.Int(first + 11);
+  e.created_at_ms = s.Int(first + 12);
+  e.updated_at_ms = s.Int(first + 13);
+  return e;
+}
+
+constexpr const char* kEventColumns =
+    "e.action, e.cookie_id, e.cid, e.notification_title, e.reference_id, e.utm_campaign, "
+    "e.utm_content, e.utm_medium, e.utm_source, e.utm_term, e.clicked_button, e.event_id, "
+    "e.occurred_at, e.id";
+
+model::Event ReadEvent(const Statement& s, int first, const std::string& instance_id) {
+  model::Event e;
+  e.action = s.Int(first) == 0 ? model::Action::kView : model::Action::kClick;
+  e.cookie_id = s.Text(first + 1);
+  e.cid = s.Text(first + 2);
+  e.notification_title = s.Text(first + 3);
+  e.reference_id = s.Text(first + 4);
+  e.utm_campaign = s.Text(first + 5);
+  e.utm_content = s.Text(first + 6);
+  e.utm_medium = s.Text(first + 7);
+  e.utm_source = s.Text(first + 8);
+  e.utm_term = s.Text(first + 9);
+  e.clicked_button = static_cast<int>(s.Int(first + 10));
+  // Events without a client id are named after their row, like messages.
+  e.event_id = s.IsNull(first + 11) ? "evt_" + instance_id + std::to_string(s.Int(first + 13))
+                                    : s.Text(first + 11);
+  e.occurred_at_ms = s.Int(first + 12);
+  return e;
+}
+
+// One queued write. `apply` runs on the writer thread inside the shared transaction; `done`
+// runs after the commit with apply's status (or the commit's failure).
+struct WriteOp {
+  std::function<Status(Connection&)> apply;
+  std::function<void(Status)> done;
+  size_t weight = 1;
+};
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::string path, const StoreOptions& options)
+      : path_(std::move(path)), options_(options) {}
+
+  ~SqliteStore() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (writer_.joinable()) writer_.join();
+  }
+
+  Status Open() {
+    auto writer = Connection::Open(path_, false);
+    if (!writer.ok()) return writer.status();
+    writer_conn_ = std::move(writer.value());
+    Status s = writer_conn_->Exec("PRAGMA journal_mode=WAL");
+    if (s.ok()) {
+      s = writer_conn_->Exec(options_.durability_full ? "PRAGMA synchronous=FULL"
+                                                      : "PRAGMA synchronous=NORMAL");
+    }
+    if (s.ok()) s = Migrate();
+    if (!s.ok()) return s;
+    for (int i = 0; i < kReaders; ++i) {
+      auto reader = Connection::Open(path_, false);
+      if (!reader.ok()) return reader.status();
+      reader.value()->Exec("PRAGMA query_only=1");
+      readers_.push_back(std::move(reader.value()));
+    }
+    writer_ = std::thread([this] { WriterLoop(); });
+    return Status::Ok();
+  }
+
+  const std::string& instance_id() const override { return instance_id_; }
+
+  StatusOr<Site> CreateSite(const std::string& name) override {
+    Site site{"site_" + model::RandomToken(16), name, "pk_" + model::RandomToken(32), NowMs()};
+    Status s = WriteSync([&](Connection& c) {
+      auto st = c.Prepare("INSERT INTO sites(id, name, ingest_key, created_at) VALUES(?,?,?,?)");
+      if (!st.ok()) return st.status();
+      return (*st)->Bind(1, site.id).Bind(2, site.name).Bind(3, site.ingest_key)
+          .Bind(4, site.created_at_ms).Run();
+    });
+    if (!s.ok()) return s;
+    return site;
+  }
+
+  StatusOr<Site> GetSite(const std::string& site_id) override {
+    auto sites = QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE id = ?",
+                            site_id);
+    if (!sites.ok()) return sites.status();
+    if (sites->empty()) return model::NotFound("site " + site_id + " not found");
+    return std::move(sites->front());
+  }
+
+  StatusOr<std::vector<Site>> ListSites() override {
+    return QuerySites("SELECT id, name, ingest_key, created_at FROM sites ORDER BY created_at, id",
+                      std::nullopt);
+  }
+
+  std::optional<Site> FindSiteByIngestKey(const std::string& ingest_key) override {
+    auto sites = QuerySites(
+        "SELECT id, name, ingest_key, created_at FROM sites WHERE ingest_key = ?", ingest_key);
+    if (!sites.ok() || sites->empty()) return std::nullopt;
+    return std::move(sites->front());
+  }
+
+  Status AddSiteToken(const std::string& site_id, const std::string& token_hash) override {
+    if (auto site = GetSite(site_id); !site.ok()) return site.status();
+    return WriteSync([&](Connection& c) {
+      auto st = c.Prepare("INSERT INTO site_tokens(token_hash, site_id, created_at) VALUES(?,?,?)");
+      if (!st.ok()) return st.status();
+      return (*st)->Bind(1, token_hash).Bind(2, site_id).Bind(3, NowMs()).Run();
+    });
+  }
+
+  std::optional<std::string> FindSiteOfToken(const std::string& token_hash) override {
+    std::optional<std::string> site;
+    Read([&](Connection& c) {
+      auto st = c.Prepare("SELECT site_id FROM site_tokens WHERE token_hash = ?");
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, token_hash);
+      Status s;
+      if ((*st)->Step(&s)) site = (*st)->Text(0);
+      (*st)->Reset();
+      return s;
+    });
+    return site;
+  }
+
+  StatusOr<Endpoint> CreateEndpoint(Endpoint e) override {
+    e.id = "ep_" + model::RandomToken(20);
+    Status s = WriteSync([&](Connection& c) {
+      auto st = c.Prepare(std::string("INSERT INTO endpoints(") + kEndpointColumns +
+                          ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      if (!st.ok()) return st.status();
+      const std::string_view format = model::PayloadFormatName(e.format);
+      return (*st)->Bind(1, e.id).Bind(2, e.site_id).Bind(3, e.url).Bind(4, e.description)
+          .Bind(5, FilterBits(e.filter)).Bind(6, format).Bind(7, e.enabled ? 1 : 0)
+          .Bind(8, e.max_in_flight).Bind(9, e.rate_limit).Bind(10, e.secret)
+          .Bind(11, e.previous_secret).Bind(12, e.previous_secret_expires_ms)
+          .Bind(13, e.created_at_ms).Bind(14, e.updated_at_ms).Run();
+    });
+    if (!s.ok()) return s;
+    return e;
+  }
+
+  StatusOr<Endpoint> GetEndpoint(const std::string& site_id,
+                                 const std::string& endpoint_id) override {
+    auto found = QueryEndpoints(std::string("SELECT ") + kEndpointColumns +
+                                    " FROM endpoints WHERE id = ? AND site_id = ? AND deleted = 0",
+                                endpoint_id, site_id);
+    if (!found.ok()) return found.status();
+    if (found->empty()) return model::NotFound("endpoint " + endpoint_id + " not found");
+    return std::move(found->front());
+  }
+
+  StatusOr<Endpoint> GetEndpointById(const std::string& endpoint_id) override {
+    auto found = QueryEndpoints(std::string("SELECT ") + kEndpointColumns +
+                                    " FROM endpoints WHERE id = ? AND deleted = 0",
+                                endpoint_id, std::nullopt);
+    if (!found.ok()) return found.status();
+    if (found->empty()) return model::NotFound("endpoint " + endpoint_id + " not found");
+    return std::move(found->front());
+  }
+
+  StatusOr<std::vector<Endpoint>> ListEndpoints(const std::string& site_id) override {
+    return QueryEndpoints(std::string("SELECT ") + kEndpointColumns +
+                              " FROM endpoints WHERE site_id = ? AND deleted = 0 "
+                              "ORDER BY created_at, id",
+                          site_id, std::nullopt);
+  }
+
+  StatusOr<Endpoint> UpdateEndpoint(const std::string& site_id, const std::string& endpoint_id,
+                                    const EndpointPatch& patch, int64_t now_ms) override {
+    auto current = GetEndpoint(site_id, endpoint_id);
+    if (!current.ok()) return current;
+    Endpoint e = std::move(current.value());
+    if (patch.url) e.url = *patch.url;
+    if (patch.description) e.description = *patch.description;
+    if (patch.filter) e.filter = *patch.filter;
+    if (patch.format) e.format = *patch.format;
+    if (patch.enabled) e.enabled = *patch.enabled;
+    if (patch.max_in_flight) e.max_in_flight = *patch.max_in_flight;
+    if (patch.rate_limit) e.rate_limit = *patch.rate_limit;
+    e.updated_at_ms = now_ms;
+    Status s = WriteSync([&](Connection& c) {
+      auto st = c.Prepare(
+          "UPDATE endpoints SET url=?, description=?, events=?, payload_format=?, enabled=?, "
+          "max_in_flight=?, rate_limit=?, updated_at=? WHERE id=? AND site_id=? AND deleted=0");
+      if (!st.ok()) return st.status();
+      const std::string_view format = model::PayloadFormatName(e.format);
+      Status run = (*st)->Bind(1, e.url).Bind(2, e.description).Bind(3, FilterBits(e.filter))
+                       .Bind(4, format).Bind(5, e.enabled ? 1 : 0).Bind(6, e.max_in_flight)
+                       .Bind(7, e.rate_limit).Bind(8, e.updated_at_ms).Bind(9, e.id)
+                       .Bind(10, e.site_id).Run();
+      if (run.ok() && c.Changes() == 0) return model::NotFound("endpoint " + e.id + " not found");
+      return run;
+    });
+    if (!s.ok()) return s;
+    return e;
+  }
+
+  Status DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) override {
+    return WriteSync([&](Connection& c) {
+      auto st = c.Prepare(
+          "UPDATE endpoints SET deleted = 1, enabled = 0 WHERE id = ? AND site_id = ? AND "
+          "deleted = 0");
+      if (!st.ok()) return st.status();
+      Status run = (*st)->Bind(1, endpoint_id).Bind(2, site_id).Run();
+      if (run.ok() && c.Changes() == 0) {
+        return model::NotFound("endpoint " + endpoint_id + " not found");
+      }
+      if (!run.ok()) return run;
+      // Its pending messages have nowhere to go: they end as failed, kept for the log.
+      auto fail = c.Prepare(
+          "UPDATE messages SET status = 2, last_error = 'endpoint deleted' "
+          "WHERE endpoint_id = ? AND status = 0");
+      if (!fail.ok()) return fail.status();
+      return (*fail)->Bind(1, endpoint_id).Run();
+    });
+  }
+
+  void AppendEvents(const std::string& site_id, std::vector<model::Event> events, int64_t now_ms,
+                    AppendCallback done) override {
+    auto result = std::make_shared<AppendResult>();
+    auto shared_events = std::make_shared<std::vector<model::Event>>(std::move(events));
+    WriteOp op;
+    op.weight = shared_events->size();
+    op.apply = [this, site_id, shared_events, now_ms, result](Connection& c) {
+      return ApplyAppend(c, site_id, *shared_events, now_ms, result.get());
+    };
+    op.done = [result, done = std::move(done)](Status s) {
+      if (s.ok()) {
+        done(std::move(*result));
+      } else {
+        done(s);
+      }
+    };
+    Enqueue(std::move(op));
+  }
+
+  void RecordAttempts(std::vector<AttemptRecord> records,
+                      std::function<void(Status)> done) override {
+    auto shared = std::make_shared<std::vector<AttemptRecord>>(std::move(records));
+    WriteOp op;
+    op.weight = shared->size();
+    op.apply = [shared](Connection& c) { return ApplyAttempts(c, *shared); };
+    op.done = std::move(done);
+    Enqueue(std::move(op));
+  }
+
+  StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override {
+    std::vector<DueMessage> out;
+    Status s = Read([&](Connection& c) {
+      auto st = c.Prepare(
+          "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+          "WHERE status = 0 AND id > ? ORDER BY id LIMIT ?");
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, after_id).Bind(2, limit);
+      Status step;
+      while ((*st)->Step(&step)) {
+        out.push_back(DueMessage{(*st)->Int(0), (*st)->Text(1), (*st)->Int(2),
+                                 static_cast<int>((*st)->Int(3))});
+      }
+      (*st)->Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  StatusOr<Delivery> LoadDelivery(int64_t message_id) override {
+    std::optional<Delivery> delivery;
+    Status s = Read([&](Connection& c) {
+      auto st = c.Prepare(std::string("SELECT m.id, m.site_id, m.attempts, m.status, ") +
+                          kEventColumns + ", " + Qualified(kEndpointColumns, "p.") +
+                          " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                          "JOIN endpoints p ON p.id = m.endpoint_id WHERE m.id = ?");
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, message_id);
+      Status step;
+      if ((*st)->Step(&step)) {
+        Delivery d;
+        d.message_id = (*st)->Int(0);
+        d.site_id = (*st)->Text(1);
+        d.attempts = static_cast<int>((*st)->Int(2));
+        d.status = static_cast<MessageStatus>((*st)->Int(3));
+        d.event = ReadEvent(**st, 4, instance_id_);
+        d.endpoint = ReadEndpoint(**st, 18);
+        delivery = std::move(d);
+      }
+      (*st)->Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    if (!delivery) return model::NotFound("message not found");
+    return std::move(*delivery);
+  }
+
+  StatusOr<std::vector<Message>> ListMessages(const MessageQuery& q) override {
+    std::string sql = std::string(
+                          "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                          "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                      kEventColumns +
+                      " FROM messages m JOIN events e ON e.id = m.event_rowid WHERE m.site_id = ?";
+    if (q.before_id > 0) sql += " AND m.id < ?2";
+    if (q.endpoint_id) sql += " AND m.endpoint_id = ?3";
+    if (q.status) sql += " AND m.status = ?4";
+    if (q.cid) sql += " AND e.cid = ?5";
+    sql += " ORDER BY m.id DESC LIMIT ?6";
+    std::vector<Message> out;
+    Status s = Read([&](Connection& c) {
+      auto st = c.Prepare(sql);
+      if (!st.ok()) return st.status();
+      Statement& stmt = **st;
+      stmt.Bind(1, q.site_id);
+      if (q.before_id > 0) stmt.Bind(2, q.before_id);
+      if (q.endpoint_id) stmt.Bind(3, *q.endpoint_id);
+      if (q.status) stmt.Bind(4, static_cast<int>(*q.status));
+      if (q.cid) stmt.Bind(5, *q.cid);
+      stmt.Bind(6, q.limit);
+      Status step;
+      while (stmt.Step(&step)) out.push_back(ReadMessage(stmt));
+      stmt.Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  StatusOr<Message> GetMessage(const std::string& site_id, int64_t message_id) override {
+    std::optional<Message> message;
+    Status s = Read([&](Connection& c) {
+      auto st = c.Prepare(std::string(
+                              "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                              "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                          kEventColumns +
+                          " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                          "WHERE m.id = ? AND m.site_id = ?");
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, message_id).Bind(2, site_id);
+      Status step;
+      if ((*st)->Step(&step)) message = ReadMessage(**st);
+      (*st)->Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    if (!message) return model::NotFound("message not found");
+    return std::move(*message);
+  }
+
+  StatusOr<std::vector<Attempt>> ListAttempts(int64_t message_id) override {
+    std::vector<Attempt> out;
+    Status s = Read([&](Connection& c) {
+      auto st = c.Prepare(
+          "SELECT attempt, at, status_code, latency_us, error, response FROM attempts "
+          "WHERE message_id = ? ORDER BY attempt");
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, message_id);
+      Status step;
+      while ((*st)->Step(&step)) {
+        out.push_back(Attempt{static_cast<int>((*st)->Int(0)), (*st)->Int(1),
+                              static_cast<int>((*st)->Int(2)), (*st)->Int(3), (*st)->Text(4),
+                              (*st)->Text(5)});
+      }
+      (*st)->Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  bool Ready() override {
+    return Read([](Connection& c) { return c.Exec("SELECT 1"); }).ok();
+  }
+
+ private:
+  static constexpr int kReaders = 4;
+
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  Message ReadMessage(const Statement& s) const {
+    Message m;
+    m.id = s.Int(0);
+    m.site_id = s.Text(1);
+    m.endpoint_id = s.Text(2);
+    m.status = static_cast<MessageStatus>(s.Int(3));
+    m.attempts = static_cast<int>(s.Int(4));
+    m.next_attempt_ms = s.Int(5);
+    m.created_at_ms = s.Int(6);
+    m.last_status_code = static_cast<int>(s.Int(7));
+    m.last_error = s.Text(8);
+    m.event = ReadEvent(s, 9, instance_id_);
+    return m;
+  }
+
+  Status Migrate() {
+    auto st = writer_conn_->Prepare("PRAGMA user_version");
+    if (!st.ok()) return st.status();
+    Status step;
+    int version = (*st)->Step(&step) ? static_cast<int>((*st)->Int(0)) : 0;
+    (*st)->Reset();
+    if (!step.ok()) return step;
+    constexpr int kLatest = static_cast<int>(std::size(kMigrations));
+    if (version > kLatest) {
+      return model::Status(model::StatusCode::kUnprocessable,
+                           "database schema version " + std::to_string(version) +
+                               " is newer than this pushhook knows (" + std::to_string(kLatest) +
+                               ")");
+    }
+    for (; version < kLatest; ++version) {
+      Status s = writer_conn_->Exec("BEGIN IMMEDIATE");
+      if (s.ok()) s = writer_conn_->Exec(kMigrations[version]);
+      if (s.ok() && version == 0) {
+        s = writer_conn_->Exec("INSERT INTO meta(key, value) VALUES('instance', '" +
+                               model::RandomToken(8) + "')");
+      }
+      if (s.ok()) s = writer_conn_->Exec("PRAGMA user_version = " + std::to_string(version + 1));
+      if (s.ok()) s = writer_conn_->Exec("COMMIT");
+      if (!s.ok()) {
+        writer_conn_->Exec("ROLLBACK");
+        return model::Internal("migration " + std::to_string(version + 1) +
+                               " failed: " + s.message());
+      }
+    }
+    auto meta = writer_conn_->Prepare("SELECT value FROM meta WHERE key = 'instance'");
+    if (!meta.ok()) return meta.status();
+    if ((*meta)->Step(&step)) instance_id_ = (*meta)->Text(0);
+    (*meta)->Reset();
+    if (instance_id_.empty()) return model::Internal("database has no instance id");
+    return step;
+  }
+
+  Status ApplyAppend(Connection& c, const std::string& site_id,
+                     const std::vector<model::Event>& events, int64_t now_ms,
+                     AppendResult* result) {
+    // The site's endpoints as of this transaction decide the fan-out.
+    struct Target {
+      std::string id;
+      model::EventFilter filter;
+    };
+    std::vector<Target> targets;
+    {
+      auto st = c.Prepare(
+          "SELECT id, events FROM endpoints WHERE site_id = ? AND enabled = 1 AND deleted = 0");
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, site_id);
+      Status step;
+      while ((*st)->Step(&step)) {
+        targets.push_back(Target{(*st)->Text(0), FilterFromBits(static_cast<int>((*st)->Int(1)))});
+      }
+      (*st)->Reset();
+      if (!step.ok()) return step;
+    }
+    auto insert_event = c.Prepare(
+        "INSERT OR IGNORE INTO events(site_id, event_id, action, cookie_id, cid, "
+        "notification_title, reference_id, utm_campaign, utm_content, utm_medium, utm_source, "
+        "utm_term, clicked_button, occurred_at, received_at) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!insert_event.ok()) return insert_event.status();
+    auto insert_message = c.Prepare(
+        "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
+        "created_at) VALUES(?,?,?,0,?,?)");
+    if (!insert_message.ok()) return insert_message.status();
+    Statement& ev = **insert_event;
+    Statement& msg = **insert_message;
+    for (const model::Event& e : events) {
+      ev.Bind(1, site_id);
+      if (e.event_id.empty()) {
+        ev.BindNull(2);
+      } else {
+        ev.Bind(2, e.event_id);
+      }
+      ev.Bind(3, e.action == model::Action::kView ? 0 : 1)
+          .Bind(4, e.cookie_id).Bind(5, e.cid).Bind(6, e.notification_title)
+          .Bind(7, e.reference_id).Bind(8, e.utm_campaign).Bind(9, e.utm_content)
+          .Bind(10, e.utm_medium).Bind(11, e.utm_source).Bind(12, e.utm_term)
+          .Bind(13, e.clicked_button).Bind(14, e.occurred_at_ms).Bind(15, now_ms);
+      if (Status s = ev.Run(); !s.ok()) return s;
+      if (c.Changes() == 0) {
+        ++result->duplicates;
+        continue;
+      }
+      ++result->accepted;
+      const int64_t event_row = c.LastInsertRowId();
+      for (const Target& t : targets) {
+        if (!t.filter.Accepts(e.action)) continue;
+        msg.Bind(1, event_row).Bind(2, site_id).Bind(3, t.id).Bind(4, now_ms).Bind(5, now_ms);
+        if (Status s = msg.Run(); !s.ok()) return s;
+        result->messages.push_back(DueMessage{c.LastInsertRowId(), t.id, now_ms, 0});
+      }
+    }
+    return Status::Ok();
+  }
+
+  static Status ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
+    auto insert = c.Prepare(
+        "INSERT OR REPLACE INTO attempts(message_id, attempt, at, status_code, latency_us, error, "
+        "response) VALUES(?,?,?,?,?,?,?)");
+    if (!insert.ok()) return insert.status();
+    auto update = c.Prepare(
+        "UPDATE messages SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, "
+        "last_error = ? WHERE id = ?");
+    if (!update.ok()) return update.status();
+    for (const AttemptRecord& r : records) {
+      Status s = (*insert)->Bind(1, r.message_id).Bind(2, r.attempt).Bind(3, r.at_ms)
+                     .Bind(4, r.status_code).Bind(5, r.latency_us).Bind(6, r.error)
+                     .Bind(7, r.response_prefix).Run();
+      if (!s.ok()) return s;
+      s = (*update)->Bind(1, static_cast<int>(r.new_status)).Bind(2, r.attempt)
+              .Bind(3, r.next_attempt_ms).Bind(4, r.status_code).Bind(5, r.error)
+              .Bind(6, r.message_id).Run();
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+
+  StatusOr<std::vector<Site>> QuerySites(const std::string& sql,
+                                         const std::optional<std::string>& arg) {
+    std::vector<Site> out;
+    Status s = Read([&](Connection& c) {
+      auto st = c.Prepare(sql);
+      if (!st.ok()) return st.status();
+      if (arg) (*st)->Bind(1, *arg);
+      Status step;
+      while ((*st)->Step(&step)) {
+        out.push_back(Site{(*st)->Text(0), (*st)->Text(1), (*st)->Text(2), (*st)->Int(3)});
+      }
+      (*st)->Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  StatusOr<std::vector<Endpoint>> QueryEndpoints(const std::string& sql, const std::string& arg1,
+                                                 const std::optional<std::string>& arg2) {
+    std::vector<Endpoint> out;
+    Status s = Read([&](Connection& c) {
+      auto st = c.Prepare(sql);
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, arg1);
+      if (arg2) (*st)->Bind(2, *arg2);
+      Status step;
+      while ((*st)->Step(&step)) out.push_back(ReadEndpoint(**st, 0));
+      (*st)->Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  // Runs `fn` on a free read connection.
+  Status Read(const std::function<Status(Connection&)>& fn) {
+    std::unique_ptr<Connection> conn;
+    {
+      std::unique_lock lock(readers_mu_);
+      readers_cv_.wait(lock, [this] { return !readers_.empty(); });
+      conn = std::move(readers_.back());
+      readers_.pop_back();
+    }
+    Status s = fn(*conn);
+    {
+      std::lock_guard lock(readers_mu_);
+      readers_.push_back(std::move(conn));
+    }
+    readers_cv_.notify_one();
+    return s;
+  }
+
+  Status WriteSync(std::function<Status(Connection&)> apply) {
+    std::promise<Status> promise;
+    auto future = promise.get_future();
+    WriteOp op;
+    op.apply = std::move(apply);
+    op.done = [&promise](Status s) { promise.set_value(std::move(s)); };
+    Enqueue(std::move(op));
+    return future.get();
+  }
+
+  void Enqueue(WriteOp op) {
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_ && pending_weight_ + op.weight <= options_.max_pending_writes) {
+        pending_weight_ += op.weight;
+        queue_.push_back(std::move(op));
+        cv_.notify_one();
+        return;
+      }
+    }
+    // Refused outside the lock: the callback may do anything.
+    op.done(model::Status(model::StatusCode::kUnavailable,
+                          "the store's write queue is full; retry shortly"));
+  }
+
+  void WriterLoop() {
+    std::vector<WriteOp> batch;
+    std::vector<Status> results;
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and nothing left to write
+        // Everything queued while the previous transaction was syncing joins this one.
+        batch.assign(std::make_move_iterator(queue_.begin()),
+                     std::make_move_iterator(queue_.end()));
+        queue_.clear();
+        pending_weight_ = 0;
+      }
+      CommitBatch(batch, &results);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].done) batch[i].done(std::move(results[i]));
+      }
+      batch.clear();
+    }
+  }
+
+  void CommitBatch(std::vector<WriteOp>& batch, std::vector<Status>* results) {
+    Connection& c = *writer_conn_;
+    results->assign(batch.size(), Status::Ok());
+    Status begin = c.Exec("BEGIN IMMEDIATE");
+    if (!begin.ok()) {
+      for (auto& r : *results) r = begin;
+      return;
+    }
+    const bool single = batch.size() == 1;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      // A savepoint per write keeps one request's failure from undoing the others'.
+      if (!single) c.Exec("SAVEPOINT w");
+      Status s = batch[i].apply(c);
+      if (!single) {
+        if (!s.ok()) c.Exec("ROLLBACK TO w");
+        c.Exec("RELEASE w");
+      }
+      (*results)[i] = std::move(s);
+    }
+    if (single && !(*results)[0].ok()) {
+      c.Exec("ROLLBACK");
+      return;
+    }
+    Status commit = c.Exec("COMMIT");
+    if (!commit.ok()) {
+      c.Exec("ROLLBACK");
+      for (auto& r : *results) {
+        if (r.ok()) r = model::Unavailable("commit failed: " + commit.message());
+      }
+    }
+  }
+
+  const std::string path_;
+  const StoreOptions options_;
+  std::string instance_id_;
+  std::unique_ptr<Connection> writer_conn_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<WriteOp> queue_;     // guarded by mu_
+  size_t pending_weight_ = 0;     // guarded by mu_
+  bool stopping_ = false;         // guarded by mu_
+  std::thread writer_;
+
+  std::mutex readers_mu_;
+  std::condition_variable readers_cv_;
+  std::vector<std::unique_ptr<Connection>> readers_;  // guarded by readers_mu_
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                 const StoreOptions& options) {
+  auto store = std::make_unique<SqliteStore>(path, options);
+  if (Status s = store->Open(); !s.ok()) return s;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace pushhook::store::sqlite

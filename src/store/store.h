@@ -1,0 +1,194 @@
+// The Store: everything pushhook keeps — sites, tokens, endpoints, events, messages and their
+// attempts — behind one interface with an SQLite implementation (embedded default) and a
+// PostgreSQL one (scale-out). SQL, connections and threading live inside the implementations.
+//
+// Thread safety: every method may be called from any thread. Writes that sit on a hot path
+// (AppendEvents, RecordAttempts) are asynchronous and group-committed: their callbacks run once
+// the transaction that holds them is durable, on a store thread, and must not block.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/event.h"
+#include "model/status.h"
+
+namespace pushhook::store {
+
+struct Site {
+  std::string id;
+  std::string name;
+  std::string ingest_key;
+  int64_t created_at_ms = 0;
+};
+
+struct Endpoint {
+  std::string id;
+  std::string site_id;
+  std::string url;
+  std::string description;
+  model::EventFilter filter;
+  model::PayloadFormat format = model::PayloadFormat::kIzooto;
+  bool enabled = true;
+  int max_in_flight = 16;
+  double rate_limit = 0;  // requests per second; 0 = unlimited
+  std::string secret;
+  // The secret in force before the last rotation, and until when it still signs.
+  std::string previous_secret;
+  int64_t previous_secret_expires_ms = 0;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+};
+
+// A partial update of an endpoint: only the set fields change.
+struct EndpointPatch {
+  std::optional<std::string> url;
+  std::optional<std::string> description;
+  std::optional<model::EventFilter> filter;
+  std::optional<model::PayloadFormat> format;
+  std::optional<bool> enabled;
+  std::optional<int> max_in_flight;
+  std::optional<double> rate_limit;
+};
+
+enum class MessageStatus { kPending = 0, kDelivered = 1, kFailed = 2 };
+
+// A message as the dispatcher tracks it: ids and a due time, never the payload.
+struct DueMessage {
+  int64_t id = 0;
+  std::string endpoint_id;
+  int64_t due_ms = 0;
+  int attempts = 0;
+};
+
+struct AppendResult {
+  size_t accepted = 0;
+  size_t duplicates = 0;
+  std::vector<DueMessage> messages;  // one per (accepted event, enabled endpoint that takes it)
+};
+
+// What one attempt needs: the message, its event and its endpoint as they are now.
+struct Delivery {
+  int64_t message_id = 0;
+  std::string site_id;
+  int attempts = 0;  // made before this one
+  MessageStatus status = MessageStatus::kPending;
+  model::Event event;
+  Endpoint endpoint;
+};
+
+// The result of one attempt and what follows from it.
+struct AttemptRecord {
+  int64_t message_id = 0;
+  int attempt = 0;  // 1-based
+  int64_t at_ms = 0;
+  int status_code = 0;  // 0 when no HTTP answer was received
+  int64_t latency_us = 0;
+  std::string error;
+  std::string response_prefix;  // first 1 KiB of the answer's body
+  MessageStatus new_status = MessageStatus::kPending;
+  int64_t next_attempt_ms = 0;  // when still pending
+};
+
+struct Attempt {
+  int attempt = 0;
+  int64_t at_ms = 0;
+  int status_code = 0;
+  int64_t latency_us = 0;
+  std::string error;
+  std::string response_prefix;
+};
+
+struct Message {
+  int64_t id = 0;
+  std::string site_id;
+  std::string endpoint_id;
+  MessageStatus status = MessageStatus::kPending;
+  int attempts = 0;
+  int64_t next_attempt_ms = 0;
+  int64_t created_at_ms = 0;
+  int last_status_code = 0;
+  std::string last_error;
+  model::Event event;
+};
+
+struct MessageQuery {
+  std::string site_id;
+  std::optional<std::string> endpoint_id;
+  std::optional<MessageStatus> status;
+  std::optional<std::string> cid;
+  int64_t before_id = 0;  // cursor: only ids below this; 0 = from the newest
+  int limit = 50;
+};
+
+using AppendCallback = std::function<void(model::StatusOr<AppendResult>)>;
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // A random id fixed when the database was made: message ids carry it so that webhook-ids
+  // stay unique across databases that share receivers.
+  virtual const std::string& instance_id() const = 0;
+
+  virtual model::StatusOr<Site> CreateSite(const std::string& name) = 0;
+  virtual model::StatusOr<Site> GetSite(const std::string& site_id) = 0;
+  virtual model::StatusOr<std::vector<Site>> ListSites() = 0;
+  virtual std::optional<Site> FindSiteByIngestKey(const std::string& ingest_key) = 0;
+
+  // Site tokens are kept as their SHA-256; the plain token is never stored.
+  virtual model::Status AddSiteToken(const std::string& site_id, const std::string& token_hash) = 0;
+  virtual std::optional<std::string> FindSiteOfToken(const std::string& token_hash) = 0;
+
+  virtual model::StatusOr<Endpoint> CreateEndpoint(Endpoint endpoint) = 0;
+  virtual model::StatusOr<Endpoint> GetEndpoint(const std::string& site_id,
+                                                const std::string& endpoint_id) = 0;
+  // By id alone, for the dispatcher; deleted endpoints are not found.
+  virtual model::StatusOr<Endpoint> GetEndpointById(const std::string& endpoint_id) = 0;
+  virtual model::StatusOr<std::vector<Endpoint>> ListEndpoints(const std::string& site_id) = 0;
+  virtual model::StatusOr<Endpoint> UpdateEndpoint(const std::string& site_id,
+                                                   const std::string& endpoint_id,
+                                                   const EndpointPatch& patch, int64_t now_ms) = 0;
+  virtual model::Status DeleteEndpoint(const std::string& site_id,
+                                       const std::string& endpoint_id) = 0;
+
+  // Stores the events of one request in one transaction shared with other concurrent requests,
+  // skips those whose event_id the site already has, and makes their messages. `done` runs once
+  // the transaction is durable, or with an error when it could not be.
+  virtual void AppendEvents(const std::string& site_id, std::vector<model::Event> events,
+                            int64_t now_ms, AppendCallback done) = 0;
+
+  // Records attempts and the messages' new states, group-committed like AppendEvents.
+  virtual void RecordAttempts(std::vector<AttemptRecord> records,
+                              std::function<void(model::Status)> done) = 0;
+
+  // Pending messages in id order after `after_id`, for the dispatcher's start-up.
+  virtual model::StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) = 0;
+  virtual model::StatusOr<Delivery> LoadDelivery(int64_t message_id) = 0;
+
+  virtual model::StatusOr<std::vector<Message>> ListMessages(const MessageQuery& query) = 0;
+  virtual model::StatusOr<Message> GetMessage(const std::string& site_id, int64_t message_id) = 0;
+  virtual model::StatusOr<std::vector<Attempt>> ListAttempts(int64_t message_id) = 0;
+
+  // True once migrations ran and the database answers.
+  virtual bool Ready() = 0;
+};
+
+// Message ids on the wire: "msg_" + instance id + decimal row id.
+std::string FormatMessageId(const std::string& instance_id, int64_t row_id);
+std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::string_view text);
+
+struct StoreOptions {
+  std::string database;  // "sqlite://<path>" (or a bare path)
+  bool durability_full = true;
+  size_t max_pending_writes = 100'000;  // events waiting for a commit before ingest is refused
+};
+
+// Opens the store that `options.database` names and runs its migrations.
+model::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
+
+}  // namespace pushhook::store
