@@ -1,1 +1,3 @@
-int main() {}
+#include "cli/cli.h"
+
+int main(int argc, char** argv) { return pushhook::cli::Main(argc, argv); }

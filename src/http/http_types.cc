@@ -83,18 +83,30 @@ std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space)
 int HttpStatusOf(model::StatusCode code) {
   using model::StatusCode;
   switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kUnauthenticated: return 401;
-    case StatusCode::kPermissionDenied: return 403;
-    case StatusCode::kNotFound: return 404;
-    case StatusCode::kAlreadyExists: return 409;
-    case StatusCode::kTooLarge: return 413;
-    case StatusCode::kUnsupported: return 415;
-    case StatusCode::kUnprocessable: return 422;
-    case StatusCode::kResourceExhausted: return 429;
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kInternal: return 500;
+    case StatusCode::kOk:
+      return 200;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kUnauthenticated:
+      return 401;
+    case StatusCode::kPermissionDenied:
+      return 403;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kAlreadyExists:
+      return 409;
+    case StatusCode::kTooLarge:
+      return 413;
+    case StatusCode::kUnsupported:
+      return 415;
+    case StatusCode::kUnprocessable:
+      return 422;
+    case StatusCode::kResourceExhausted:
+      return 429;
+    case StatusCode::kUnavailable:
+      return 503;
+    case StatusCode::kInternal:
+      return 500;
   }
   return 500;
 }
@@ -102,18 +114,30 @@ int HttpStatusOf(model::StatusCode code) {
 std::string_view ErrorCodeOf(model::StatusCode code) {
   using model::StatusCode;
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: return "invalid_request";
-    case StatusCode::kUnauthenticated: return "unauthorized";
-    case StatusCode::kPermissionDenied: return "forbidden";
-    case StatusCode::kNotFound: return "not_found";
-    case StatusCode::kAlreadyExists: return "conflict";
-    case StatusCode::kTooLarge: return "payload_too_large";
-    case StatusCode::kUnsupported: return "unsupported_media_type";
-    case StatusCode::kUnprocessable: return "unprocessable";
-    case StatusCode::kResourceExhausted: return "rate_limited";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kInternal: return "internal";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      return "invalid_request";
+    case StatusCode::kUnauthenticated:
+      return "unauthorized";
+    case StatusCode::kPermissionDenied:
+      return "forbidden";
+    case StatusCode::kNotFound:
+      return "not_found";
+    case StatusCode::kAlreadyExists:
+      return "conflict";
+    case StatusCode::kTooLarge:
+      return "payload_too_large";
+    case StatusCode::kUnsupported:
+      return "unsupported_media_type";
+    case StatusCode::kUnprocessable:
+      return "unprocessable";
+    case StatusCode::kResourceExhausted:
+      return "rate_limited";
+    case StatusCode::kUnavailable:
+      return "unavailable";
+    case StatusCode::kInternal:
+      return "internal";
   }
   return "internal";
 }

@@ -26,7 +26,8 @@ TEST(RouterTest, MatchesPlaceholdersAndDecodesThem) {
 
 TEST(RouterTest, UnknownPathIs404AndWrongMethodIs405) {
   Router router;
-  router.Add("GET", "/v1/sites", [](Request&&, Responder respond) { respond(Response::Empty(200)); });
+  router.Add("GET", "/v1/sites",
+             [](Request&&, Responder respond) { respond(Response::Empty(200)); });
   EXPECT_EQ(Call(router, "GET", "/v1/nothing").status, 404);
   const Response r = Call(router, "DELETE", "/v1/sites");
   EXPECT_EQ(r.status, 405);

@@ -78,7 +78,7 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(limits_.body_timeout);
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
-                                                                        header.version());
+                                                                       header.version());
       bhttp::async_write(stream_, *cont,
                          [self = shared_from_this(), cont](beast::error_code ec, size_t) {
                            if (ec) return self->Close();
@@ -118,10 +118,9 @@ class Session : public std::enable_shared_from_this<Session> {
                         false);
     }
     if (ec == bhttp::error::header_limit) {
-      return WriteError(431, "header_too_large",
-                        "request header exceeds " + std::to_string(limits_.max_header_bytes) +
-                            " bytes",
-                        false);
+      return WriteError(
+          431, "header_too_large",
+          "request header exceeds " + std::to_string(limits_.max_header_bytes) + " bytes", false);
     }
     if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
         ec == asio::error::eof || ec == asio::error::connection_reset ||

@@ -53,13 +53,27 @@ void AppendJsonString(std::string& out, std::string_view s) {
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
       default: {
         const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
         out.append(esc, sizeof(esc));
@@ -135,16 +149,15 @@ std::string FormatRfc3339Ms(int64_t unix_ms) {
 
 bool ParseRfc3339(std::string_view s, int64_t* unix_ms) {
   int year, month, day, hour, minute, second;
-  if (!ReadDigits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' ||
-      !ReadDigits(s, 5, 2, &month) || s[7] != '-' || !ReadDigits(s, 8, 2, &day) ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !ReadDigits(s, 11, 2, &hour) ||
-      s[13] != ':' || !ReadDigits(s, 14, 2, &minute) || s[16] != ':' ||
-      !ReadDigits(s, 17, 2, &second)) {
+  if (!ReadDigits(s, 0, 4, &year) || s.size() < 20 || s[4] != '-' || !ReadDigits(s, 5, 2, &month) ||
+      s[7] != '-' || !ReadDigits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !ReadDigits(s, 11, 2, &hour) || s[13] != ':' || !ReadDigits(s, 14, 2, &minute) ||
+      s[16] != ':' || !ReadDigits(s, 17, 2, &second)) {
     return false;
   }
   static constexpr int kDaysIn[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (month < 1 || month > 12 || day < 1 || day > kDaysIn[month - 1] || hour > 23 ||
-      minute > 59 || second > 60) {
+  if (month < 1 || month > 12 || day < 1 || day > kDaysIn[month - 1] || hour > 23 || minute > 59 ||
+      second > 60) {
     return false;
   }
   const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
@@ -178,7 +191,8 @@ bool ParseRfc3339(std::string_view s, int64_t* unix_ms) {
     return false;
   }
   if (pos != s.size()) return false;
-  const int64_t days = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const int64_t days =
+      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
   const int64_t secs = days * 86400 + hour * 3600 + minute * 60 + std::min(second, 59) -
                        static_cast<int64_t>(offset_minutes) * 60;
   *unix_ms = secs * 1000 + millis;

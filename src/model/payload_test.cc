@@ -85,9 +85,10 @@ TEST(PayloadTest, ParsesRfc3339WithOffsetsAndFractions) {
 
 TEST(PayloadTest, RejectsMalformedRfc3339) {
   int64_t ms = 0;
-  for (const char* bad : {"", "2026-11-27", "2026-11-27T16:00:00", "2026-13-01T00:00:00Z",
-                          "2026-02-29T00:00:00Z", "2026-11-27T16:00:00.Z",
-                          "2026-11-27T16:00:00Zjunk", "2026-11-27T24:00:00Z", "abcd-11-27T16:00:00Z"}) {
+  for (const char* bad :
+       {"", "2026-11-27", "2026-11-27T16:00:00", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
+        "2026-11-27T16:00:00.Z", "2026-11-27T16:00:00Zjunk", "2026-11-27T24:00:00Z",
+        "abcd-11-27T16:00:00Z"}) {
     EXPECT_FALSE(ParseRfc3339(bad, &ms)) << bad;
   }
 }

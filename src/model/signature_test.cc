@@ -63,8 +63,7 @@ TEST(SignatureTest, Sha256HexOfKnownInput) {
 TEST(SignatureTest, RandomTokenIsBase62OfRequestedLength) {
   const std::string t = RandomToken(33);
   EXPECT_EQ(t.size(), 33u);
-  EXPECT_EQ(t.find_first_not_of(
-                "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
+  EXPECT_EQ(t.find_first_not_of("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
             std::string::npos);
   EXPECT_NE(RandomToken(33), t);
 }

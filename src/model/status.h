@@ -15,17 +15,17 @@ namespace pushhook::model {
 
 enum class StatusCode {
   kOk,
-  kInvalidArgument,  // 400: the caller sent something malformed
-  kUnauthenticated,  // 401
-  kPermissionDenied, // 403
-  kNotFound,         // 404
-  kAlreadyExists,    // 409
-  kTooLarge,         // 413
-  kUnsupported,      // 415
-  kUnprocessable,    // 422
-  kResourceExhausted,// 429
-  kUnavailable,      // 503: try again later
-  kInternal,         // 500
+  kInvalidArgument,    // 400: the caller sent something malformed
+  kUnauthenticated,    // 401
+  kPermissionDenied,   // 403
+  kNotFound,           // 404
+  kAlreadyExists,      // 409
+  kTooLarge,           // 413
+  kUnsupported,        // 415
+  kUnprocessable,      // 422
+  kResourceExhausted,  // 429
+  kUnavailable,        // 503: try again later
+  kInternal,           // 500
 };
 
 class Status {
@@ -44,7 +44,9 @@ class Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }

@@ -125,6 +125,26 @@ struct MessageQuery {
   int limit = 50;
 };
 
+struct ReplayQuery {
+  std::string site_id;
+  std::string endpoint_id;
+  int64_t since_ms = 0;  // occurred_at >= since
+  int64_t until_ms = 0;  // occurred_at < until
+  std::optional<std::string> cid;
+  std::optional<std::string> reference_id;
+  size_t max_events = 1'000'000;
+};
+
+struct EndpointStats {
+  uint64_t attempts = 0;
+  uint64_t successes = 0;
+  uint64_t failures = 0;
+  int64_t latency_p50_us = 0;
+  int64_t latency_p99_us = 0;
+  uint64_t pending = 0;
+  uint64_t failed_messages = 0;
+};
+
 using AppendCallback = std::function<void(model::StatusOr<AppendResult>)>;
 
 class Store {
@@ -173,6 +193,23 @@ class Store {
   virtual model::StatusOr<std::vector<Message>> ListMessages(const MessageQuery& query) = 0;
   virtual model::StatusOr<Message> GetMessage(const std::string& site_id, int64_t message_id) = 0;
   virtual model::StatusOr<std::vector<Attempt>> ListAttempts(int64_t message_id) = 0;
+
+  // Makes a message pending again, due at `now_ms`, keeping its id and attempts.
+  virtual model::StatusOr<DueMessage> RequeueMessage(const std::string& site_id, int64_t message_id,
+                                                     int64_t now_ms) = 0;
+
+  // New messages to one endpoint for the site's stored events in a window (DESIGN section 3).
+  virtual model::StatusOr<std::vector<DueMessage>> ReplayEvents(const ReplayQuery& query,
+                                                                int64_t now_ms) = 0;
+
+  // Attempt statistics of one endpoint since `since_ms`.
+  virtual model::StatusOr<EndpointStats> GetEndpointStats(const std::string& endpoint_id,
+                                                          int64_t since_ms) = 0;
+
+  // Deletes up to `limit` delivered messages finished before `delivered_before_ms` and failed
+  // ones before `failed_before_ms`, with their attempts; returns how many went.
+  virtual model::StatusOr<size_t> PurgeMessages(int64_t delivered_before_ms,
+                                                int64_t failed_before_ms, int limit) = 0;
 
   // True once migrations ran and the database answers.
   virtual bool Ready() = 0;

@@ -111,9 +111,9 @@ TEST_F(StoreTest, AppendFansOutByFilterAndSkipsDuplicates) {
   auto site = store_->CreateSite("a");
   Endpoint all = MakeEndpoint(site->id);
   Endpoint clicks = MakeEndpoint(site->id, model::EventFilter{false, true});
-  AppendResult r = Append(site->id, {MakeEvent(model::Action::kView, "e1"),
-                                     MakeEvent(model::Action::kClick, "e2"),
-                                     MakeEvent(model::Action::kClick, "")});
+  AppendResult r = Append(
+      site->id, {MakeEvent(model::Action::kView, "e1"), MakeEvent(model::Action::kClick, "e2"),
+                 MakeEvent(model::Action::kClick, "")});
   EXPECT_EQ(r.accepted, 3u);
   EXPECT_EQ(r.duplicates, 0u);
   size_t to_all = 0, to_clicks = 0;
@@ -121,8 +121,8 @@ TEST_F(StoreTest, AppendFansOutByFilterAndSkipsDuplicates) {
   EXPECT_EQ(to_all, 3u);
   EXPECT_EQ(to_clicks, 2u);
 
-  AppendResult again = Append(site->id, {MakeEvent(model::Action::kView, "e1"),
-                                         MakeEvent(model::Action::kView, "e3")});
+  AppendResult again = Append(
+      site->id, {MakeEvent(model::Action::kView, "e1"), MakeEvent(model::Action::kView, "e3")});
   EXPECT_EQ(again.accepted, 1u);
   EXPECT_EQ(again.duplicates, 1u);
   // The same event_id on another site is not a duplicate.
@@ -139,8 +139,9 @@ TEST_F(StoreTest, ConcurrentAppendsAllCommitAndAnswerOnce) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        auto r = Append(site->id, {MakeEvent(model::Action::kView,
-                                             std::to_string(t) + "-" + std::to_string(i))});
+        auto r =
+            Append(site->id,
+                   {MakeEvent(model::Action::kView, std::to_string(t) + "-" + std::to_string(i))});
         accepted += static_cast<int>(r.accepted);
       }
     });
@@ -153,8 +154,8 @@ TEST_F(StoreTest, ConcurrentAppendsAllCommitAndAnswerOnce) {
 TEST_F(StoreTest, AttemptsMoveMessagesAndSurviveReopen) {
   auto site = store_->CreateSite("a");
   Endpoint ep = MakeEndpoint(site->id);
-  AppendResult r = Append(site->id, {MakeEvent(model::Action::kClick, "x"),
-                                     MakeEvent(model::Action::kView, "y")});
+  AppendResult r = Append(
+      site->id, {MakeEvent(model::Action::kClick, "x"), MakeEvent(model::Action::kView, "y")});
   ASSERT_EQ(r.messages.size(), 2u);
   auto delivery = store_->LoadDelivery(r.messages[0].id);
   ASSERT_TRUE(delivery.ok()) << delivery.status().message();
@@ -164,8 +165,8 @@ TEST_F(StoreTest, AttemptsMoveMessagesAndSurviveReopen) {
 
   std::promise<model::Status> done;
   AttemptRecord ok{r.messages[0].id, 1, 2000, 204, 1500, "", "", MessageStatus::kDelivered, 0};
-  AttemptRecord retry{r.messages[1].id, 1, 2000, 500, 900, "", "oops", MessageStatus::kPending,
-                      9000};
+  AttemptRecord retry{r.messages[1].id,        1,   2000, 500, 900, "", "oops",
+                      MessageStatus::kPending, 9000};
   store_->RecordAttempts({ok, retry}, [&](model::Status s) { done.set_value(s); });
   ASSERT_TRUE(done.get_future().get().ok());
 

@@ -69,10 +69,11 @@ std::string Statement::Text(int column) const {
 }
 
 model::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
-                                                               bool read_only) {
+                                                              bool read_only) {
   sqlite3* db = nullptr;
-  const int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
-                    SQLITE_OPEN_NOMUTEX;
+  const int flags =
+      (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+      SQLITE_OPEN_NOMUTEX;
   const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
     model::Status status = ErrorStatus(db, rc, "cannot open database " + path);
@@ -102,9 +103,8 @@ model::StatusOr<Statement*> Connection::Prepare(const std::string& sql) {
   auto it = statements_.find(sql);
   if (it == statements_.end()) {
     sqlite3_stmt* stmt = nullptr;
-    const int rc =
-        sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
-                           SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
     if (rc != SQLITE_OK) return ErrorStatus(db_, rc, "prepare");
     it = statements_.emplace(sql, std::make_unique<Statement>(stmt)).first;
   }

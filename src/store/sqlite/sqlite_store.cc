@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -209,16 +210,20 @@ class SqliteStore final : public Store {
     Status s = WriteSync([&](Connection& c) {
       auto st = c.Prepare("INSERT INTO sites(id, name, ingest_key, created_at) VALUES(?,?,?,?)");
       if (!st.ok()) return st.status();
-      return (*st)->Bind(1, site.id).Bind(2, site.name).Bind(3, site.ingest_key)
-          .Bind(4, site.created_at_ms).Run();
+      return (*st)
+          ->Bind(1, site.id)
+          .Bind(2, site.name)
+          .Bind(3, site.ingest_key)
+          .Bind(4, site.created_at_ms)
+          .Run();
     });
     if (!s.ok()) return s;
     return site;
   }
 
   StatusOr<Site> GetSite(const std::string& site_id) override {
-    auto sites = QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE id = ?",
-                            site_id);
+    auto sites =
+        QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE id = ?", site_id);
     if (!sites.ok()) return sites.status();
     if (sites->empty()) return model::NotFound("site " + site_id + " not found");
     return std::move(sites->front());
@@ -266,11 +271,22 @@ class SqliteStore final : public Store {
                           ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       if (!st.ok()) return st.status();
       const std::string_view format = model::PayloadFormatName(e.format);
-      return (*st)->Bind(1, e.id).Bind(2, e.site_id).Bind(3, e.url).Bind(4, e.description)
-          .Bind(5, FilterBits(e.filter)).Bind(6, format).Bind(7, e.enabled ? 1 : 0)
-          .Bind(8, e.max_in_flight).Bind(9, e.rate_limit).Bind(10, e.secret)
-          .Bind(11, e.previous_secret).Bind(12, e.previous_secret_expires_ms)
-          .Bind(13, e.created_at_ms).Bind(14, e.updated_at_ms).Run();
+      return (*st)
+          ->Bind(1, e.id)
+          .Bind(2, e.site_id)
+          .Bind(3, e.url)
+          .Bind(4, e.description)
+          .Bind(5, FilterBits(e.filter))
+          .Bind(6, format)
+          .Bind(7, e.enabled ? 1 : 0)
+          .Bind(8, e.max_in_flight)
+          .Bind(9, e.rate_limit)
+          .Bind(10, e.secret)
+          .Bind(11, e.previous_secret)
+          .Bind(12, e.previous_secret_expires_ms)
+          .Bind(13, e.created_at_ms)
+          .Bind(14, e.updated_at_ms)
+          .Run();
     });
     if (!s.ok()) return s;
     return e;
@@ -287,9 +303,9 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<Endpoint> GetEndpointById(const std::string& endpoint_id) override {
-    auto found = QueryEndpoints(std::string("SELECT ") + kEndpointColumns +
-                                    " FROM endpoints WHERE id = ? AND deleted = 0",
-                                endpoint_id, std::nullopt);
+    auto found = QueryEndpoints(
+        std::string("SELECT ") + kEndpointColumns + " FROM endpoints WHERE id = ? AND deleted = 0",
+        endpoint_id, std::nullopt);
     if (!found.ok()) return found.status();
     if (found->empty()) return model::NotFound("endpoint " + endpoint_id + " not found");
     return std::move(found->front());
@@ -321,10 +337,18 @@ class SqliteStore final : public Store {
           "max_in_flight=?, rate_limit=?, updated_at=? WHERE id=? AND site_id=? AND deleted=0");
       if (!st.ok()) return st.status();
       const std::string_view format = model::PayloadFormatName(e.format);
-      Status run = (*st)->Bind(1, e.url).Bind(2, e.description).Bind(3, FilterBits(e.filter))
-                       .Bind(4, format).Bind(5, e.enabled ? 1 : 0).Bind(6, e.max_in_flight)
-                       .Bind(7, e.rate_limit).Bind(8, e.updated_at_ms).Bind(9, e.id)
-                       .Bind(10, e.site_id).Run();
+      Status run = (*st)
+                       ->Bind(1, e.url)
+                       .Bind(2, e.description)
+                       .Bind(3, FilterBits(e.filter))
+                       .Bind(4, format)
+                       .Bind(5, e.enabled ? 1 : 0)
+                       .Bind(6, e.max_in_flight)
+                       .Bind(7, e.rate_limit)
+                       .Bind(8, e.updated_at_ms)
+                       .Bind(9, e.id)
+                       .Bind(10, e.site_id)
+                       .Run();
       if (run.ok() && c.Changes() == 0) return model::NotFound("endpoint " + e.id + " not found");
       return run;
     });
@@ -463,12 +487,12 @@ class SqliteStore final : public Store {
   StatusOr<Message> GetMessage(const std::string& site_id, int64_t message_id) override {
     std::optional<Message> message;
     Status s = Read([&](Connection& c) {
-      auto st = c.Prepare(std::string(
-                              "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
-                              "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
-                          kEventColumns +
-                          " FROM messages m JOIN events e ON e.id = m.event_rowid "
-                          "WHERE m.id = ? AND m.site_id = ?");
+      auto st =
+          c.Prepare(std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                                "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                    kEventColumns +
+                    " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                    "WHERE m.id = ? AND m.site_id = ?");
       if (!st.ok()) return st.status();
       (*st)->Bind(1, message_id).Bind(2, site_id);
       Status step;
@@ -500,6 +524,135 @@ class SqliteStore final : public Store {
     });
     if (!s.ok()) return s;
     return out;
+  }
+
+  StatusOr<DueMessage> RequeueMessage(const std::string& site_id, int64_t message_id,
+                                      int64_t now_ms) override {
+    DueMessage due;
+    Status s = WriteSync([&](Connection& c) {
+      auto st = c.Prepare(
+          "UPDATE messages SET status = 0, next_attempt_at = ? WHERE id = ? AND site_id = ? "
+          "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
+          "RETURNING id, endpoint_id, attempts");
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, now_ms).Bind(2, message_id).Bind(3, site_id);
+      Status step;
+      const bool found = (*st)->Step(&step);
+      if (found)
+        due = DueMessage{(*st)->Int(0), (*st)->Text(1), now_ms, static_cast<int>((*st)->Int(2))};
+      (*st)->Reset();
+      if (!step.ok()) return step;
+      return found ? Status::Ok() : model::NotFound("message not found");
+    });
+    if (!s.ok()) return s;
+    return due;
+  }
+
+  StatusOr<std::vector<DueMessage>> ReplayEvents(const ReplayQuery& q, int64_t now_ms) override {
+    std::vector<DueMessage> out;
+    Status s = WriteSync([&](Connection& c) {
+      std::string sql =
+          "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
+          "created_at) SELECT id, site_id, ?1, 0, ?2, ?2 FROM events WHERE site_id = ?3 AND "
+          "occurred_at >= ?4 AND occurred_at < ?5";
+      if (q.cid) sql += " AND cid = ?6";
+      if (q.reference_id) sql += " AND reference_id = ?7";
+      sql += " ORDER BY id LIMIT ?8 RETURNING id";
+      auto st = c.Prepare(sql);
+      if (!st.ok()) return st.status();
+      Statement& stmt = **st;
+      stmt.Bind(1, q.endpoint_id)
+          .Bind(2, now_ms)
+          .Bind(3, q.site_id)
+          .Bind(4, q.since_ms)
+          .Bind(5, q.until_ms)
+          .Bind(8, static_cast<int64_t>(q.max_events));
+      if (q.cid) stmt.Bind(6, *q.cid);
+      if (q.reference_id) stmt.Bind(7, *q.reference_id);
+      Status step;
+      while (stmt.Step(&step)) out.push_back(DueMessage{stmt.Int(0), q.endpoint_id, now_ms, 0});
+      stmt.Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
+  StatusOr<EndpointStats> GetEndpointStats(const std::string& endpoint_id,
+                                           int64_t since_ms) override {
+    EndpointStats stats;
+    std::vector<int64_t> latencies;
+    Status s = Read([&](Connection& c) {
+      auto st = c.Prepare(
+          "SELECT a.status_code, a.latency_us FROM attempts a JOIN messages m "
+          "ON m.id = a.message_id WHERE m.endpoint_id = ? AND a.at >= ?");
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, endpoint_id).Bind(2, since_ms);
+      Status step;
+      while ((*st)->Step(&step)) {
+        const int64_t code = (*st)->Int(0);
+        ++stats.attempts;
+        (code >= 200 && code < 300 ? stats.successes : stats.failures)++;
+        latencies.push_back((*st)->Int(1));
+      }
+      (*st)->Reset();
+      if (!step.ok()) return step;
+      auto counts = c.Prepare(
+          "SELECT coalesce(sum(status = 0), 0), coalesce(sum(status = 2), 0) FROM messages "
+          "WHERE endpoint_id = ?");
+      if (!counts.ok()) return counts.status();
+      (*counts)->Bind(1, endpoint_id);
+      if ((*counts)->Step(&step)) {
+        stats.pending = static_cast<uint64_t>((*counts)->Int(0));
+        stats.failed_messages = static_cast<uint64_t>((*counts)->Int(1));
+      }
+      (*counts)->Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    if (!latencies.empty()) {
+      const auto at = [&](double q) {
+        const size_t k = std::min(latencies.size() - 1,
+                                  static_cast<size_t>(q * static_cast<double>(latencies.size())));
+        std::nth_element(latencies.begin(), latencies.begin() + static_cast<long>(k),
+                         latencies.end());
+        return latencies[k];
+      };
+      stats.latency_p50_us = at(0.50);
+      stats.latency_p99_us = at(0.99);
+    }
+    return stats;
+  }
+
+  StatusOr<size_t> PurgeMessages(int64_t delivered_before_ms, int64_t failed_before_ms,
+                                 int limit) override {
+    size_t purged = 0;
+    Status s = WriteSync([&](Connection& c) {
+      // The messages' finishing time is their last attempt's; created_at bounds it from below
+      // and is indexed by id order, which keeps each batch cheap.
+      auto pick = c.Prepare(
+          "SELECT id FROM messages WHERE (status = 1 AND created_at < ?1) OR "
+          "(status = 2 AND created_at < ?2) ORDER BY id LIMIT ?3");
+      if (!pick.ok()) return pick.status();
+      (*pick)->Bind(1, delivered_before_ms).Bind(2, failed_before_ms).Bind(3, limit);
+      std::vector<int64_t> ids;
+      Status step;
+      while ((*pick)->Step(&step)) ids.push_back((*pick)->Int(0));
+      (*pick)->Reset();
+      if (!step.ok()) return step;
+      auto del_attempts = c.Prepare("DELETE FROM attempts WHERE message_id = ?");
+      auto del_message = c.Prepare("DELETE FROM messages WHERE id = ?");
+      if (!del_attempts.ok()) return del_attempts.status();
+      if (!del_message.ok()) return del_message.status();
+      for (int64_t id : ids) {
+        if (Status r = (*del_attempts)->Bind(1, id).Run(); !r.ok()) return r;
+        if (Status r = (*del_message)->Bind(1, id).Run(); !r.ok()) return r;
+      }
+      purged = ids.size();
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return purged;
   }
 
   bool Ready() override {
@@ -608,10 +761,18 @@ class SqliteStore final : public Store {
         ev.Bind(2, e.event_id);
       }
       ev.Bind(3, e.action == model::Action::kView ? 0 : 1)
-          .Bind(4, e.cookie_id).Bind(5, e.cid).Bind(6, e.notification_title)
-          .Bind(7, e.reference_id).Bind(8, e.utm_campaign).Bind(9, e.utm_content)
-          .Bind(10, e.utm_medium).Bind(11, e.utm_source).Bind(12, e.utm_term)
-          .Bind(13, e.clicked_button).Bind(14, e.occurred_at_ms).Bind(15, now_ms);
+          .Bind(4, e.cookie_id)
+          .Bind(5, e.cid)
+          .Bind(6, e.notification_title)
+          .Bind(7, e.reference_id)
+          .Bind(8, e.utm_campaign)
+          .Bind(9, e.utm_content)
+          .Bind(10, e.utm_medium)
+          .Bind(11, e.utm_source)
+          .Bind(12, e.utm_term)
+          .Bind(13, e.clicked_button)
+          .Bind(14, e.occurred_at_ms)
+          .Bind(15, now_ms);
       if (Status s = ev.Run(); !s.ok()) return s;
       if (c.Changes() == 0) {
         ++result->duplicates;
@@ -639,13 +800,24 @@ class SqliteStore final : public Store {
         "last_error = ? WHERE id = ?");
     if (!update.ok()) return update.status();
     for (const AttemptRecord& r : records) {
-      Status s = (*insert)->Bind(1, r.message_id).Bind(2, r.attempt).Bind(3, r.at_ms)
-                     .Bind(4, r.status_code).Bind(5, r.latency_us).Bind(6, r.error)
-                     .Bind(7, r.response_prefix).Run();
+      Status s = (*insert)
+                     ->Bind(1, r.message_id)
+                     .Bind(2, r.attempt)
+                     .Bind(3, r.at_ms)
+                     .Bind(4, r.status_code)
+                     .Bind(5, r.latency_us)
+                     .Bind(6, r.error)
+                     .Bind(7, r.response_prefix)
+                     .Run();
       if (!s.ok()) return s;
-      s = (*update)->Bind(1, static_cast<int>(r.new_status)).Bind(2, r.attempt)
-              .Bind(3, r.next_attempt_ms).Bind(4, r.status_code).Bind(5, r.error)
-              .Bind(6, r.message_id).Run();
+      s = (*update)
+              ->Bind(1, static_cast<int>(r.new_status))
+              .Bind(2, r.attempt)
+              .Bind(3, r.next_attempt_ms)
+              .Bind(4, r.status_code)
+              .Bind(5, r.error)
+              .Bind(6, r.message_id)
+              .Run();
       if (!s.ok()) return s;
     }
     return Status::Ok();
@@ -790,9 +962,9 @@ class SqliteStore final : public Store {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<WriteOp> queue_;     // guarded by mu_
-  size_t pending_weight_ = 0;     // guarded by mu_
-  bool stopping_ = false;         // guarded by mu_
+  std::deque<WriteOp> queue_;  // guarded by mu_
+  size_t pending_weight_ = 0;  // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
   std::thread writer_;
 
   std::mutex readers_mu_;

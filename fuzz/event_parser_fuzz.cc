@@ -1,0 +1,90 @@
+// libFuzzer target for ingest::ParseEvents, with both body kinds. Beyond "no crash, no sanitizer
+// report", it checks the parser against boost::json::parse (a body is invalid_json exactly when
+// the reference parser refuses it) and that every accepted event is within DESIGN section 1.
+//
+// Build: clang++-14 -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc
+//          fuzz/event_parser_fuzz.cc src/ingest/event_parser.cc src/model/payload.cc
+//          src/model/event.cc -lboost_json -o event_parser_fuzz
+// Run:   ./event_parser_fuzz -max_len=4096 fuzz/corpus/event_parser
+#include <boost/json/parse.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+#include <variant>
+
+#include "ingest/event_parser.h"
+#include "model/payload.h"
+
+namespace {
+
+using pushhook::ingest::BodyKind;
+using pushhook::ingest::IngestLimits;
+using pushhook::ingest::ParsedBatch;
+using pushhook::ingest::ParseError;
+
+void Check(bool condition) {
+  if (!condition) std::abort();
+}
+
+bool IsBlank(std::string_view s) {
+  for (char c : s) {
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') return false;
+  }
+  return true;
+}
+
+void CheckEvents(const ParsedBatch& batch, const IngestLimits& limits) {
+  namespace model = pushhook::model;
+  Check(!batch.events.empty() && batch.events.size() <= limits.max_events);
+  for (const model::Event& e : batch.events) {
+    Check(!e.cookie_id.empty() && e.cookie_id.size() <= model::kMaxCookieId);
+    Check(!e.cid.empty() && e.cid.size() <= model::kMaxCid);
+    Check(e.notification_title.size() <= model::kMaxTitle);
+    Check(e.reference_id.size() <= model::kMaxReferenceId);
+    Check(e.utm_campaign.size() <= model::kMaxUtm && e.utm_content.size() <= model::kMaxUtm &&
+          e.utm_medium.size() <= model::kMaxUtm && e.utm_source.size() <= model::kMaxUtm &&
+          e.utm_term.size() <= model::kMaxUtm);
+    Check(e.event_id.size() <= model::kMaxEventId);
+    Check(e.clicked_button >= 0 && e.clicked_button <= 2);
+    Check(e.action == model::Action::kClick || e.clicked_button == 0);
+    Check(e.occurred_at_ms >= 0);
+    // The payload of an accepted event is valid JSON, hence every string is valid UTF-8.
+    boost::json::error_code ec;
+    boost::json::parse(model::Payload(e, model::PayloadFormat::kExtended, "site"), ec);
+    Check(!ec);
+  }
+}
+
+void CheckError(const ParseError& error) {
+  Check(error.details.size() <= pushhook::ingest::kMaxErrorDetails);
+  Check(error.code != "invalid_json" || error.offset.has_value());
+  boost::json::error_code ec;
+  boost::json::parse(error.ToJson(), ec);
+  Check(!ec);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  IngestLimits limits;
+  limits.max_events = 50;
+  for (BodyKind kind : {BodyKind::kJson, BodyKind::kNdjson}) {
+    auto result = pushhook::ingest::ParseEvents(body, kind, 1764273600000, limits);
+    if (const auto* batch = std::get_if<ParsedBatch>(&result)) {
+      CheckEvents(*batch, limits);
+    } else {
+      const ParseError& error = std::get<ParseError>(result);
+      CheckError(error);
+      if (kind == BodyKind::kJson && error.code != "too_many_events" && !IsBlank(body)) {
+        boost::json::parse_options options;
+        options.max_depth = limits.max_depth;
+        boost::json::error_code ec;
+        boost::json::parse(body, ec, {}, options);
+        Check((error.code == "invalid_json") == static_cast<bool>(ec));
+      }
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,573 @@
+#include "admin/admin_api.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+
+#include "delivery/address_guard.h"
+#include "model/payload.h"
+#include "model/signature.h"
+
+namespace pushhook::admin {
+namespace json = boost::json;
+
+struct AdminApi::Scope {
+  bool is_operator = false;
+  std::string site_id;  // for a site token
+};
+
+namespace {
+
+constexpr size_t kMaxNameBytes = 256;
+constexpr size_t kMaxDescriptionBytes = 1024;
+constexpr size_t kMaxUrlBytes = 2048;
+constexpr int kMaxInFlightLimit = 1000;
+constexpr int kDefaultPageSize = 50;
+constexpr int kMaxPageSize = 250;
+
+http::Response JsonResponse(int status, const json::value& value) {
+  return http::Response::Json(status, json::serialize(value));
+}
+
+http::Response BadRequest(std::string message) {
+  return http::Response::Error(400, "invalid_request", message);
+}
+
+http::Response NotFoundResponse(std::string_view what, std::string_view id) {
+  return http::Response::Error(404, "not_found",
+                               std::string(what) + " " + std::string(id) + " not found");
+}
+
+// The body as a JSON object, or the 400 that explains why not. An empty body is an empty object.
+std::optional<json::object> ParseObject(const std::string& body, http::Response* error) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  json::error_code ec;
+  json::value value = json::parse(body, ec);
+  if (ec) {
+    *error = http::Response::Error(400, "invalid_json",
+                                   "request body is not valid JSON: " + ec.message());
+    return std::nullopt;
+  }
+  if (!value.is_object()) {
+    *error = BadRequest("request body must be a JSON object");
+    return std::nullopt;
+  }
+  return std::move(value.as_object());
+}
+
+// Refuses any key not in `allowed`: a misspelt field is an error, not silently ignored.
+bool CheckFields(const json::object& body, std::initializer_list<std::string_view> allowed,
+                 http::Response* error) {
+  for (const auto& [key, value] : body) {
+    if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
+      *error = BadRequest("unknown field '" + std::string(key) + "'");
+      return false;
+    }
+  }
+  return true;
+}
+
+std::optional<std::string> StringField(const json::object& body, std::string_view name,
+                                       size_t max_bytes, http::Response* error) {
+  const json::value* v = body.if_contains(name);
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_string()) {
+    *error = BadRequest("field '" + std::string(name) + "' must be a string");
+    return std::nullopt;
+  }
+  if (v->as_string().size() > max_bytes) {
+    *error = BadRequest("field '" + std::string(name) + "' must be at most " +
+                        std::to_string(max_bytes) + " bytes");
+    return std::nullopt;
+  }
+  return std::string(v->as_string());
+}
+
+std::string Rfc3339(int64_t ms) { return model::FormatRfc3339Ms(ms); }
+
+json::object SiteJson(const store::Site& site) {
+  return json::object{{"id", site.id},
+                      {"name", site.name},
+                      {"ingest_key", site.ingest_key},
+                      {"created_at", Rfc3339(site.created_at_ms)}};
+}
+
+json::object EndpointJson(const store::Endpoint& e, bool with_secret) {
+  json::array events;
+  if (e.filter.view) events.emplace_back("View");
+  if (e.filter.click) events.emplace_back("Click");
+  json::object out{{"id", e.id},
+                   {"site_id", e.site_id},
+                   {"url", e.url},
+                   {"description", e.description},
+                   {"events", std::move(events)},
+                   {"payload_format", model::PayloadFormatName(e.format)},
+                   {"enabled", e.enabled},
+                   {"max_in_flight", e.max_in_flight},
+                   {"rate_limit", e.rate_limit > 0 ? json::value(e.rate_limit) : json::value()},
+                   {"created_at", Rfc3339(e.created_at_ms)},
+                   {"updated_at", Rfc3339(e.updated_at_ms)}};
+  if (with_secret) out["secret"] = e.secret;
+  return out;
+}
+
+std::string_view StatusName(store::MessageStatus s) {
+  switch (s) {
+    case store::MessageStatus::kPending:
+      return "pending";
+    case store::MessageStatus::kDelivered:
+      return "delivered";
+    case store::MessageStatus::kFailed:
+      return "failed";
+  }
+  return "pending";
+}
+
+json::object MessageJson(const store::Store& store, const store::Message& m) {
+  json::value payload = json::parse(model::Payload(m.event, model::PayloadFormat::kIzooto, ""));
+  json::object& event = payload.as_object();
+  event["event_id"] = m.event.event_id;
+  event["occurred_at"] = Rfc3339(m.event.occurred_at_ms);
+  return json::object{{"id", store::FormatMessageId(store.instance_id(), m.id)},
+                      {"endpoint_id", m.endpoint_id},
+                      {"status", StatusName(m.status)},
+                      {"attempts", m.attempts},
+                      {"next_attempt_at", m.status == store::MessageStatus::kPending
+                                              ? json::value(Rfc3339(m.next_attempt_ms))
+                                              : json::value()},
+                      {"created_at", Rfc3339(m.created_at_ms)},
+                      {"last_status_code",
+                       m.last_status_code == 0 ? json::value() : json::value(m.last_status_code)},
+                      {"last_error", m.last_error},
+                      {"event", std::move(payload)}};
+}
+
+// The literal address a URL host names, if it is one: dotted quads, IPv6 in brackets, and the
+// legacy numeric forms that resolvers accept ("2130706433", "0x7f.1", "127.1").
+std::optional<delivery::AddressClass> LiteralHostClass(const boost::urls::url_view& url) {
+  const std::string host(url.encoded_host());
+  if (url.host_type() == boost::urls::host_type::ipv6) {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    if (inet_pton(AF_INET6, std::string(url.host_address()).c_str(), &sa.sin6_addr) != 1) {
+      return std::nullopt;
+    }
+    return delivery::ClassifyAddress(reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
+  }
+  in_addr v4{};
+  if (inet_aton(host.c_str(), &v4) == 1) return delivery::ClassifyIpv4(ntohl(v4.s_addr));
+  return std::nullopt;
+}
+
+// Checks a webhook URL as registration can: scheme, shape, and hosts that are private on their
+// face. The dispatcher checks the resolved address again at connect time.
+model::Status ValidateUrl(const std::string& text, const AdminOptions& options) {
+  if (text.size() > kMaxUrlBytes) {
+    return model::InvalidArgument("url must be at most " + std::to_string(kMaxUrlBytes) + " bytes");
+  }
+  auto parsed = boost::urls::parse_absolute_uri(text);
+  if (!parsed) return model::InvalidArgument("url is not an absolute URL: " + text);
+  const auto& url = *parsed;
+  const std::string scheme(url.scheme());
+  if (scheme != "https" && scheme != "http") {
+    return model::InvalidArgument("url must use https (or http where allowed), not " + scheme);
+  }
+  if (url.encoded_host().empty()) return model::InvalidArgument("url has no host: " + text);
+  if (url.has_userinfo()) return model::InvalidArgument("url must not carry user information");
+  if (scheme == "http" && !options.allow_http) {
+    return {model::StatusCode::kUnprocessable,
+            "url must use https; plain http needs delivery.allow_http (or serve --dev)"};
+  }
+  if (!options.allow_private_destinations) {
+    std::string host(url.encoded_host());
+    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool localhost = host == "localhost" || host.ends_with(".localhost") ||
+                           host == "localhost." || host.ends_with(".localhost.");
+    const auto literal = LiteralHostClass(url);
+    if (localhost || (literal && *literal != delivery::AddressClass::kPublic)) {
+      const std::string kind =
+          localhost ? "a loopback" : std::string(delivery::DescribeAddressClass(*literal));
+      return {model::StatusCode::kUnprocessable,
+              "url host " + host + " is " + kind +
+                  " address; private destinations need delivery.allow_private_destinations "
+                  "(or serve --dev)"};
+    }
+  }
+  return model::Status::Ok();
+}
+
+// Reads the optional endpoint fields shared by create and update into `patch`.
+bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
+                        const AdminOptions& options, http::Response* error) {
+  if (const json::value* v = body.if_contains("url")) {
+    if (!v->is_string()) {
+      *error = BadRequest("field 'url' must be a string");
+      return false;
+    }
+    const std::string url(v->as_string());
+    if (model::Status s = ValidateUrl(url, options); !s.ok()) {
+      *error = http::Response::FromStatus(s);
+      return false;
+    }
+    patch->url = url;
+  }
+  if (auto d = StringField(body, "description", kMaxDescriptionBytes, error)) {
+    patch->description = std::move(*d);
+  } else if (error->status != 200) {
+    return false;
+  }
+  if (const json::value* v = body.if_contains("events")) {
+    if (!v->is_array() || v->as_array().empty()) {
+      *error = BadRequest("field 'events' must be a non-empty array of \"View\" and \"Click\"");
+      return false;
+    }
+    model::EventFilter filter{false, false};
+    for (const json::value& item : v->as_array()) {
+      if (item.is_string() && item.as_string() == "View") {
+        filter.view = true;
+      } else if (item.is_string() && item.as_string() == "Click") {
+        filter.click = true;
+      } else {
+        *error = BadRequest("field 'events' may hold only \"View\" and \"Click\"");
+        return false;
+      }
+    }
+    patch->filter = filter;
+  }
+  if (const json::value* v = body.if_contains("payload_format")) {
+    model::PayloadFormat format;
+    if (!v->is_string() || !model::ParsePayloadFormat(std::string(v->as_string()), &format)) {
+      *error = BadRequest("field 'payload_format' must be \"izooto\" or \"extended\"");
+      return false;
+    }
+    patch->format = format;
+  }
+  if (const json::value* v = body.if_contains("enabled")) {
+    if (!v->is_bool()) {
+      *error = BadRequest("field 'enabled' must be true or false");
+      return false;
+    }
+    patch->enabled = v->as_bool();
+  }
+  if (const json::value* v = body.if_contains("max_in_flight")) {
+    if (!v->is_int64() || v->as_int64() < 1 || v->as_int64() > kMaxInFlightLimit) {
+      *error = BadRequest("field 'max_in_flight' must be an integer from 1 to " +
+                          std::to_string(kMaxInFlightLimit));
+      return false;
+    }
+    patch->max_in_flight = static_cast<int>(v->as_int64());
+  }
+  if (const json::value* v = body.if_contains("rate_limit")) {
+    if (v->is_null()) {
+      patch->rate_limit = 0;
+    } else if (!v->is_number() || v->to_number<double>() <= 0) {
+      *error = BadRequest("field 'rate_limit' must be a positive number of requests per second");
+      return false;
+    } else {
+      patch->rate_limit = v->to_number<double>();
+    }
+  }
+  if (body.if_contains("batch")) {
+    *error = http::Response::Error(422, "unprocessable",
+                                   "batch delivery is not available in this version");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+AdminApi::AdminApi(store::Store& store, const model::Clock& clock, AdminOptions options,
+                   EndpointChanged endpoint_changed)
+    : store_(store),
+      clock_(clock),
+      options_(std::move(options)),
+      endpoint_changed_(std::move(endpoint_changed)) {}
+
+void AdminApi::Register(http::Router& router) {
+  const auto bind = [this](void (AdminApi::*method)(http::Request&&, http::Responder)) {
+    return [this, method](http::Request&& r, http::Responder respond) {
+      (this->*method)(std::move(r), std::move(respond));
+    };
+  };
+  router.Add("POST", "/v1/sites", bind(&AdminApi::CreateSite));
+  router.Add("GET", "/v1/sites", bind(&AdminApi::ListSites));
+  router.Add("GET", "/v1/sites/{site}", bind(&AdminApi::GetSite));
+  router.Add("POST", "/v1/sites/{site}/tokens", bind(&AdminApi::CreateToken));
+  router.Add("POST", "/v1/sites/{site}/endpoints", bind(&AdminApi::CreateEndpoint));
+  router.Add("GET", "/v1/sites/{site}/endpoints", bind(&AdminApi::ListEndpoints));
+  router.Add("GET", "/v1/sites/{site}/endpoints/{id}", bind(&AdminApi::GetEndpoint));
+  router.Add("PATCH", "/v1/sites/{site}/endpoints/{id}", bind(&AdminApi::UpdateEndpoint));
+  router.Add("DELETE", "/v1/sites/{site}/endpoints/{id}", bind(&AdminApi::DeleteEndpoint));
+  router.Add("GET", "/v1/sites/{site}/messages", bind(&AdminApi::ListMessages));
+  router.Add("GET", "/v1/sites/{site}/messages/{id}", bind(&AdminApi::GetMessage));
+  router.Add("GET", "/v1/sites/{site}/messages/{id}/attempts", bind(&AdminApi::ListAttempts));
+}
+
+std::optional<AdminApi::Scope> AdminApi::Authenticate(const http::Request& request,
+                                                      http::Response* error) {
+  std::string_view header = request.Header("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header.size() <= kBearer.size() ||
+      !std::equal(kBearer.begin(), kBearer.end(), header.begin(),
+                  [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    *error = http::Response::Error(401, "unauthorized",
+                                   "missing bearer token: send authorization: Bearer <token>");
+    return std::nullopt;
+  }
+  const std::string hash = model::Sha256Hex(header.substr(kBearer.size()));
+  if (model::ConstantTimeEquals(hash, options_.operator_token_hash)) return Scope{true, ""};
+  if (auto site = store_.FindSiteOfToken(hash)) return Scope{false, std::move(*site)};
+  *error = http::Response::Error(401, "unauthorized", "unknown token");
+  return std::nullopt;
+}
+
+bool AdminApi::AuthorizeSite(const http::Request& request, const std::string& site_id,
+                             http::Response* error) {
+  auto scope = Authenticate(request, error);
+  if (!scope) return false;
+  // Another site's id looks exactly like a missing one.
+  if (!scope->is_operator && scope->site_id != site_id) {
+    *error = NotFoundResponse("site", site_id);
+    return false;
+  }
+  if (auto site = store_.GetSite(site_id); !site.ok()) {
+    *error = http::Response::FromStatus(site.status());
+    return false;
+  }
+  return true;
+}
+
+void AdminApi::CreateSite(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  auto scope = Authenticate(request, &error);
+  if (!scope) return respond(std::move(error));
+  if (!scope->is_operator) {
+    return respond(http::Response::Error(403, "forbidden", "only the operator token makes sites"));
+  }
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body, {"name"}, &error)) return respond(std::move(error));
+  auto name = StringField(*body, "name", kMaxNameBytes, &error);
+  if (!name) {
+    if (error.status != 200) return respond(std::move(error));
+    return respond(BadRequest("field 'name' is required"));
+  }
+  if (name->empty()) return respond(BadRequest("field 'name' must not be empty"));
+  auto site = store_.CreateSite(*name);
+  if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
+  respond(JsonResponse(201, SiteJson(*site)));
+}
+
+void AdminApi::ListSites(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  auto scope = Authenticate(request, &error);
+  if (!scope) return respond(std::move(error));
+  auto sites = store_.ListSites();
+  if (!sites.ok()) return respond(http::Response::FromStatus(sites.status()));
+  json::array data;
+  for (const store::Site& site : *sites) {
+    if (scope->is_operator || site.id == scope->site_id) data.push_back(SiteJson(site));
+  }
+  respond(JsonResponse(200, json::object{{"data", std::move(data)}}));
+}
+
+void AdminApi::GetSite(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto site = store_.GetSite(site_id);
+  if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
+  respond(JsonResponse(200, SiteJson(*site)));
+}
+
+void AdminApi::CreateToken(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  auto scope = Authenticate(request, &error);
+  if (!scope) return respond(std::move(error));
+  if (!scope->is_operator) {
+    if (scope->site_id != site_id) return respond(NotFoundResponse("site", site_id));
+    return respond(
+        http::Response::Error(403, "forbidden", "only the operator token makes site tokens"));
+  }
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
+  const std::string token = "pht_" + model::RandomToken(40);
+  if (model::Status s = store_.AddSiteToken(site_id, model::Sha256Hex(token)); !s.ok()) {
+    return respond(http::Response::FromStatus(s));
+  }
+  respond(JsonResponse(201, json::object{{"token", token}, {"site_id", site_id}}));
+}
+
+void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body,
+                            {"url", "events", "description", "payload_format", "batch",
+                             "rate_limit", "max_in_flight", "enabled"},
+                            &error)) {
+    return respond(std::move(error));
+  }
+  if (!body->contains("url")) return respond(BadRequest("field 'url' is required"));
+  store::EndpointPatch fields;
+  if (!ReadEndpointFields(*body, &fields, options_, &error)) return respond(std::move(error));
+  auto existing = store_.ListEndpoints(site_id);
+  if (existing.ok() && existing->size() >= options_.max_endpoints_per_site) {
+    return respond(http::Response::Error(
+        409, "conflict",
+        "site already has " + std::to_string(existing->size()) + " endpoints, the most allowed"));
+  }
+  store::Endpoint e;
+  e.site_id = site_id;
+  e.url = *fields.url;
+  e.description = fields.description.value_or("");
+  e.filter = fields.filter.value_or(model::EventFilter{});
+  e.format = fields.format.value_or(model::PayloadFormat::kIzooto);
+  e.enabled = fields.enabled.value_or(true);
+  e.max_in_flight = fields.max_in_flight.value_or(16);
+  e.rate_limit = fields.rate_limit.value_or(0);
+  e.secret = model::NewSecret();
+  e.created_at_ms = e.updated_at_ms = clock_.NowMs();
+  auto created = store_.CreateEndpoint(std::move(e));
+  if (!created.ok()) return respond(http::Response::FromStatus(created.status()));
+  endpoint_changed_(created->id);
+  respond(JsonResponse(201, EndpointJson(*created, true)));
+}
+
+void AdminApi::ListEndpoints(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto endpoints = store_.ListEndpoints(site_id);
+  if (!endpoints.ok()) return respond(http::Response::FromStatus(endpoints.status()));
+  json::array data;
+  for (const store::Endpoint& e : *endpoints) data.push_back(EndpointJson(e, false));
+  respond(JsonResponse(200, json::object{{"data", std::move(data)}}));
+}
+
+void AdminApi::GetEndpoint(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
+  if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
+  respond(JsonResponse(200, EndpointJson(*endpoint, false)));
+}
+
+void AdminApi::UpdateEndpoint(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body,
+                            {"url", "events", "description", "payload_format", "batch",
+                             "rate_limit", "max_in_flight", "enabled"},
+                            &error)) {
+    return respond(std::move(error));
+  }
+  store::EndpointPatch patch;
+  if (!ReadEndpointFields(*body, &patch, options_, &error)) return respond(std::move(error));
+  auto updated = store_.UpdateEndpoint(site_id, request.path_params[1], patch, clock_.NowMs());
+  if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
+  endpoint_changed_(updated->id);
+  respond(JsonResponse(200, EndpointJson(*updated, false)));
+}
+
+void AdminApi::DeleteEndpoint(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  const std::string& endpoint_id = request.path_params[1];
+  if (model::Status s = store_.DeleteEndpoint(site_id, endpoint_id); !s.ok()) {
+    return respond(http::Response::FromStatus(s));
+  }
+  endpoint_changed_(endpoint_id);
+  respond(http::Response::Empty(204));
+}
+
+void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  store::MessageQuery query;
+  query.site_id = site_id;
+  query.limit = kDefaultPageSize;
+  if (auto endpoint = request.QueryParam("endpoint"); endpoint && !endpoint->empty()) {
+    query.endpoint_id = *endpoint;
+  }
+  if (auto cid = request.QueryParam("cid"); cid && !cid->empty()) query.cid = *cid;
+  if (auto status = request.QueryParam("status"); status && !status->empty()) {
+    if (*status == "pending") {
+      query.status = store::MessageStatus::kPending;
+    } else if (*status == "delivered") {
+      query.status = store::MessageStatus::kDelivered;
+    } else if (*status == "failed") {
+      query.status = store::MessageStatus::kFailed;
+    } else {
+      return respond(BadRequest("status must be pending, delivered or failed"));
+    }
+  }
+  if (auto limit = request.QueryParam("limit"); limit && !limit->empty()) {
+    char* end = nullptr;
+    const long n = std::strtol(limit->c_str(), &end, 10);
+    if (*end != '\0' || n < 1 || n > kMaxPageSize) {
+      return respond(
+          BadRequest("limit must be an integer from 1 to " + std::to_string(kMaxPageSize)));
+    }
+    query.limit = static_cast<int>(n);
+  }
+  if (auto cursor = request.QueryParam("cursor"); cursor && !cursor->empty()) {
+    auto id = store::ParseMessageId(store_.instance_id(), *cursor);
+    if (!id) return respond(BadRequest("cursor is not one this server gave"));
+    query.before_id = *id;
+  }
+  auto messages = store_.ListMessages(query);
+  if (!messages.ok()) return respond(http::Response::FromStatus(messages.status()));
+  json::array data;
+  for (const store::Message& m : *messages) data.push_back(MessageJson(store_, m));
+  json::value next;
+  if (messages->size() == static_cast<size_t>(query.limit)) {
+    next = store::FormatMessageId(store_.instance_id(), messages->back().id);
+  }
+  respond(JsonResponse(200, json::object{{"data", std::move(data)}, {"next_cursor", next}}));
+}
+
+void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
+  if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
+  auto message = store_.GetMessage(site_id, *id);
+  if (!message.ok()) return respond(NotFoundResponse("message", request.path_params[1]));
+  respond(JsonResponse(200, MessageJson(store_, *message)));
+}
+
+void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
+  if (!id || !store_.GetMessage(site_id, *id).ok()) {
+    return respond(NotFoundResponse("message", request.path_params[1]));
+  }
+  auto attempts = store_.ListAttempts(*id);
+  if (!attempts.ok()) return respond(http::Response::FromStatus(attempts.status()));
+  json::array data;
+  for (const store::Attempt& a : *attempts) {
+    data.push_back(json::object{
+        {"attempt", a.attempt},
+        {"at", Rfc3339(a.at_ms)},
+        {"status_code", a.status_code == 0 ? json::value() : json::value(a.status_code)},
+        {"latency_ms", static_cast<double>(a.latency_us) / 1000.0},
+        {"error", a.error},
+        {"response_body", a.response_prefix}});
+  }
+  respond(JsonResponse(200, json::object{{"data", std::move(data)}}));
+}
+
+}  // namespace pushhook::admin

@@ -1,0 +1,64 @@
+// The admin API of DESIGN section 3: sites, site tokens, endpoints and the delivery log, as JSON
+// over HTTP with bearer tokens. The operator token reaches every site; a site token reaches one
+// site, and any other site's ids answer 404 so that their existence is not confirmed.
+//
+// Thread safety: handlers run on any server thread; the API keeps no mutable state of its own.
+// The Store, Clock and callbacks must outlive it.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "http/router.h"
+#include "model/clock.h"
+#include "store/store.h"
+
+namespace pushhook::admin {
+
+struct AdminOptions {
+  // SHA-256 (hex) of the operator token; the token itself is not kept.
+  std::string operator_token_hash;
+  bool allow_http = false;
+  bool allow_private_destinations = false;
+  size_t max_endpoints_per_site = 1000;
+};
+
+// Called after an endpoint is created, changed or removed, with its id.
+using EndpointChanged = std::function<void(const std::string& endpoint_id)>;
+
+class AdminApi {
+ public:
+  AdminApi(store::Store& store, const model::Clock& clock, AdminOptions options,
+           EndpointChanged endpoint_changed);
+
+  // Adds every admin route to `router`.
+  void Register(http::Router& router);
+
+ private:
+  struct Scope;
+  // The caller's scope from its bearer token, or the 401 to answer.
+  std::optional<Scope> Authenticate(const http::Request& request, http::Response* error);
+  // Authenticates and checks that the caller may see the {site} of the path; 404 otherwise.
+  bool AuthorizeSite(const http::Request& request, const std::string& site_id,
+                     http::Response* error);
+
+  void CreateSite(http::Request&& request, http::Responder respond);
+  void ListSites(http::Request&& request, http::Responder respond);
+  void GetSite(http::Request&& request, http::Responder respond);
+  void CreateToken(http::Request&& request, http::Responder respond);
+  void CreateEndpoint(http::Request&& request, http::Responder respond);
+  void ListEndpoints(http::Request&& request, http::Responder respond);
+  void GetEndpoint(http::Request&& request, http::Responder respond);
+  void UpdateEndpoint(http::Request&& request, http::Responder respond);
+  void DeleteEndpoint(http::Request&& request, http::Responder respond);
+  void ListMessages(http::Request&& request, http::Responder respond);
+  void GetMessage(http::Request&& request, http::Responder respond);
+  void ListAttempts(http::Request&& request, http::Responder respond);
+
+  store::Store& store_;
+  const model::Clock& clock_;
+  const AdminOptions options_;
+  const EndpointChanged endpoint_changed_;
+};
+
+}  // namespace pushhook::admin

@@ -1,0 +1,170 @@
+#include "cli/cli.h"
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/config.h"
+#include "receive/receiver.h"
+#include "server/app.h"
+#include "store/store.h"
+#include "util/log.h"
+
+namespace pushhook::cli {
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+std::optional<std::string> RealEnv(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+int Usage(const std::string& reason) {
+  std::fprintf(stderr, "pushhook: %s\n", reason.c_str());
+  return kExitUsage;
+}
+
+// Blocks SIGINT and SIGTERM in this thread and every thread started after it, so that the main
+// thread can wait for them with sigwait while the others never see them.
+sigset_t BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int Serve(const std::string& config_path, const std::map<std::string, std::string>& flags,
+          bool dev) {
+  auto config = LoadServeConfig(config_path, RealEnv, flags, dev);
+  if (!config.ok()) return Usage(config.status().message());
+  if (dev) {
+    util::Log(util::LogLevel::kWarn,
+              "--dev: plain http and private destinations are allowed; do not expose this server",
+              {});
+  }
+  const sigset_t signals = BlockStopSignals();
+  server::App app(std::move(config.value()));
+  if (model::Status s = app.Start(); !s.ok()) {
+    util::Log(util::LogLevel::kError, "cannot start", {{"error", s.message()}});
+    return s.code() == model::StatusCode::kInvalidArgument ? Usage(s.message()) : kExitFailure;
+  }
+  int signal = 0;
+  sigwait(&signals, &signal);
+  util::Log(util::LogLevel::kInfo, "shutting down",
+            {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
+  app.Stop();
+  util::Log(util::LogLevel::kInfo, "stopped", {});
+  return 0;
+}
+
+int Migrate(const std::string& config_path, const std::map<std::string, std::string>& flags) {
+  auto config = LoadServeConfig(config_path, RealEnv, flags, false);
+  if (!config.ok()) return Usage(config.status().message());
+  store::StoreOptions options;
+  options.database =
+      config->database.empty() ? "sqlite://" + config->data_dir + "/pushhook.db" : config->database;
+  std::error_code ec;
+  std::filesystem::create_directories(config->data_dir, ec);
+  auto store = store::OpenStore(options);
+  if (!store.ok()) {
+    util::Log(util::LogLevel::kError, "migration failed", {{"error", store.status().message()}});
+    return kExitFailure;
+  }
+  util::Log(util::LogLevel::kInfo, "migrations done", {});
+  return 0;
+}
+
+// Adds a flag for each setting that has one; values land in `values` keyed by setting key.
+void AddSettingFlags(CLI::App& command, std::map<std::string, std::string>& values,
+                     std::vector<std::pair<std::string, CLI::Option*>>& options) {
+  for (const Setting& setting : Settings()) {
+    if (setting.flag.empty()) continue;
+    const std::string key(setting.key);
+    const std::string help = std::string(setting.help) + " [" + key + ", " + EnvName(key) + "]";
+    CLI::Option* option;
+    if (key == "delivery.allow_http" || key == "delivery.allow_private_destinations") {
+      option = command.add_flag_callback(
+          std::string(setting.flag), [&values, key] { values[key] = "true"; }, help);
+    } else {
+      option = command.add_option(std::string(setting.flag), values[key], help);
+    }
+    options.emplace_back(key, option);
+  }
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"pushhook: reporting webhooks for web-push campaigns"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "pushhook " PUSHHOOK_VERSION);
+
+  std::string config_path;
+  std::map<std::string, std::string> flag_values;
+  std::vector<std::pair<std::string, CLI::Option*>> flag_options;
+  bool dev = false;
+  CLI::App* serve = app.add_subcommand("serve", "take events and deliver webhooks");
+  serve->add_option("--config", config_path, "TOML configuration file [PUSHHOOK_CONFIG]");
+  AddSettingFlags(*serve, flag_values, flag_options);
+  serve->add_flag("--dev", dev,
+                  "development: allow http and private destinations (for a local receiver)");
+
+  std::string migrate_config;
+  std::map<std::string, std::string> migrate_values;
+  std::vector<std::pair<std::string, CLI::Option*>> migrate_options;
+  CLI::App* migrate = app.add_subcommand("migrate", "create or upgrade the database, then exit");
+  migrate->add_option("--config", migrate_config, "TOML configuration file");
+  AddSettingFlags(*migrate, migrate_values, migrate_options);
+
+  receive::ReceiverOptions receive_options;
+  std::string tolerance = "5m";
+  CLI::App* receive =
+      app.add_subcommand("receive", "verify, de-duplicate and store webhooks (the receiving side)");
+  receive->add_option("--listen", receive_options.listen, "address to listen on, host:port")
+      ->capture_default_str();
+  receive
+      ->add_option("--secret", receive_options.secrets,
+                   "whsec_ secret to verify with (repeat for rotated secrets)")
+      ->required();
+  receive->add_option("--out", receive_options.out_path,
+                      "where to store payloads: *.db for SQLite, anything else for NDJSON");
+
+  app.add_subcommand("version", "print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return Usage(e.what());
+  }
+
+  // Only flags given on the command line override the file and the environment.
+  const auto given = [](const std::map<std::string, std::string>& values,
+                        const std::vector<std::pair<std::string, CLI::Option*>>& options) {
+    std::map<std::string, std::string> out;
+    for (const auto& [key, option] : options) {
+      if (option->count() > 0) out[key] = values.at(key);
+    }
+    return out;
+  };
+  if (serve->parsed()) return Serve(config_path, given(flag_values, flag_options), dev);
+  if (migrate->parsed()) return Migrate(migrate_config, given(migrate_values, migrate_options));
+  if (receive->parsed()) return receive::RunReceive(receive_options);
+  std::printf("pushhook %s\n", PUSHHOOK_VERSION);
+  return 0;
+}
+
+}  // namespace pushhook::cli

@@ -1,0 +1,10 @@
+// The `pushhook` command line: subcommands serve, receive, migrate and version, each with --help.
+// Exit codes (DESIGN section 8): 0 success, 2 bad usage or configuration (with a one-line
+// reason on stderr), 1 any other failure.
+#pragma once
+
+namespace pushhook::cli {
+
+int Main(int argc, char** argv);
+
+}  // namespace pushhook::cli

@@ -1,0 +1,195 @@
+#include "cli/config.h"
+
+#include <toml++/toml.h>
+
+#include <charconv>
+
+#include "model/duration.h"
+
+namespace pushhook::cli {
+namespace {
+
+using model::InvalidArgument;
+using model::Status;
+
+const std::vector<Setting> kSettings = {
+    {"listen", "--listen", false, "address to serve on, host:port"},
+    {"data_dir", "--data-dir", false, "folder for the database and the generated admin token"},
+    {"database", "--database", false, "sqlite://<path> (default <data_dir>/pushhook.db)"},
+    {"admin_token", "", true, "operator token (PUSHHOOK_ADMIN_TOKEN only)"},
+    {"durability", "--durability", false, "full (sync every commit) or normal"},
+    {"delivery.retry_schedule", "--retry-schedule", false,
+     "waits between attempts, e.g. 5s,5m,30m,2h,5h,10h,10h"},
+    {"delivery.timeout", "--delivery-timeout", false, "time allowed for one attempt"},
+    {"delivery.connect_timeout", "--connect-timeout", false, "time allowed to connect"},
+    {"delivery.allow_http", "--allow-http", false, "allow plain http destinations"},
+    {"delivery.allow_private_destinations", "--allow-private-destinations", false,
+     "allow loopback, private and link-local destinations"},
+    {"delivery.ca_file", "--ca-file", false, "CA bundle for https destinations"},
+    {"retention.delivered", "", false, "how long delivered messages are kept"},
+    {"retention.failed", "", false, "how long failed messages are kept"},
+};
+
+model::StatusOr<bool> ParseBool(std::string_view key, std::string_view value) {
+  if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
+  if (value == "false" || value == "0" || value == "no" || value == "off") return false;
+  return InvalidArgument(std::string(key) + " must be true or false, got '" + std::string(value) +
+                         "'");
+}
+
+model::StatusOr<std::chrono::milliseconds> ParsePositiveDuration(std::string_view key,
+                                                                 std::string_view value) {
+  auto d = model::ParseDuration(value);
+  if (!d || d->count() <= 0) {
+    return InvalidArgument(std::string(key) +
+                           " must be a duration such as 500ms, 15s or 7d, got '" +
+                           std::string(value) + "'");
+  }
+  return *d;
+}
+
+// Applies one setting's text value, whatever source it came from.
+Status Apply(server::ServeConfig& c, std::string_view key, const std::string& value) {
+  if (key == "listen") {
+    c.listen = value;
+  } else if (key == "data_dir") {
+    if (value.empty()) return InvalidArgument("data_dir must not be empty");
+    c.data_dir = value;
+  } else if (key == "database") {
+    if (value.rfind("sqlite://", 0) != 0 && value.rfind("postgres://", 0) != 0 &&
+        value.rfind("postgresql://", 0) != 0) {
+      return InvalidArgument("database must be sqlite://<path> or postgres://..., got '" + value +
+                             "'");
+    }
+    c.database = value;
+  } else if (key == "admin_token") {
+    c.admin_token = value;
+  } else if (key == "durability") {
+    if (value != "full" && value != "normal") {
+      return InvalidArgument("durability must be full or normal, got '" + value + "'");
+    }
+    c.durability_full = value == "full";
+  } else if (key == "delivery.retry_schedule") {
+    auto schedule = delivery::RetrySchedule::Parse(value);
+    if (!schedule.ok()) return schedule.status();
+    c.retry_schedule = *schedule;
+  } else if (key == "delivery.timeout" || key == "delivery.connect_timeout" ||
+             key == "retention.delivered" || key == "retention.failed") {
+    auto d = ParsePositiveDuration(key, value);
+    if (!d.ok()) return d.status();
+    if (key == "delivery.timeout") c.delivery_timeout = *d;
+    if (key == "delivery.connect_timeout") c.connect_timeout = *d;
+    if (key == "retention.delivered") c.retention_delivered = *d;
+    if (key == "retention.failed") c.retention_failed = *d;
+  } else if (key == "delivery.allow_http" || key == "delivery.allow_private_destinations") {
+    auto b = ParseBool(key, value);
+    if (!b.ok()) return b.status();
+    (key == "delivery.allow_http" ? c.allow_http : c.allow_private_destinations) = *b;
+  } else if (key == "delivery.ca_file") {
+    c.ca_file = value;
+  } else {
+    return InvalidArgument("unknown setting " + std::string(key));
+  }
+  return Status::Ok();
+}
+
+// A TOML value as the text the other sources would give.
+std::optional<std::string> TomlText(const toml::node& node) {
+  if (auto s = node.value<std::string>(); s && node.is_string()) return *s;
+  if (node.is_boolean()) return *node.value<bool>() ? "true" : "false";
+  if (node.is_integer()) return std::to_string(*node.value<int64_t>());
+  if (node.is_array()) {
+    // A retry schedule may be written as an array of durations.
+    std::string joined;
+    for (const toml::node& item : *node.as_array()) {
+      auto text = TomlText(item);
+      if (!text) return std::nullopt;
+      if (!joined.empty()) joined += ",";
+      joined += *text;
+    }
+    return joined;
+  }
+  return std::nullopt;
+}
+
+Status ApplyToml(server::ServeConfig& c, const std::string& path) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return InvalidArgument("config file " + path + " line " + std::to_string(where.line) + ": " +
+                           std::string(e.description()));
+  }
+  Status status;
+  const auto visit = [&](const toml::table& t, const std::string& prefix, auto& self) -> void {
+    for (const auto& [name, node] : t) {
+      if (!status.ok()) return;
+      const std::string key = prefix + std::string(name.str());
+      if (node.is_table()) {
+        self(*node.as_table(), key + ".", self);
+        continue;
+      }
+      const auto setting = std::find_if(kSettings.begin(), kSettings.end(),
+                                        [&](const Setting& s) { return s.key == key; });
+      if (setting == kSettings.end()) {
+        status = InvalidArgument("config file " + path + ": unknown key " + key);
+        return;
+      }
+      if (setting->env_only) {
+        status = InvalidArgument("config file " + path + ": " + key +
+                                 " is a secret and may only come from " + EnvName(key));
+        return;
+      }
+      auto text = TomlText(node);
+      if (!text) {
+        status = InvalidArgument("config file " + path + ": " + key + " has the wrong type");
+        return;
+      }
+      status = Apply(c, key, *text);
+    }
+  };
+  visit(table, "", visit);
+  return status;
+}
+
+}  // namespace
+
+const std::vector<Setting>& Settings() { return kSettings; }
+
+std::string EnvName(std::string_view key) {
+  std::string name = "PUSHHOOK_";
+  for (char ch : key) {
+    name.push_back(ch == '.' ? '_'
+                             : static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+  }
+  return name;
+}
+
+model::StatusOr<server::ServeConfig> LoadServeConfig(
+    const std::string& config_path, const EnvLookup& env,
+    const std::map<std::string, std::string>& flags, bool dev) {
+  server::ServeConfig config;
+  std::string path = config_path;
+  if (path.empty()) path = env("PUSHHOOK_CONFIG").value_or("");
+  if (!path.empty()) {
+    if (Status s = ApplyToml(config, path); !s.ok()) return s;
+  }
+  for (const Setting& setting : kSettings) {
+    if (auto value = env(EnvName(setting.key))) {
+      if (Status s = Apply(config, setting.key, *value); !s.ok()) {
+        return InvalidArgument(EnvName(setting.key) + ": " + s.message());
+      }
+    }
+  }
+  for (const auto& [key, value] : flags) {
+    if (Status s = Apply(config, key, value); !s.ok()) return s;
+  }
+  if (dev) {
+    config.allow_http = true;
+    config.allow_private_destinations = true;
+  }
+  return config;
+}
+
+}  // namespace pushhook::cli

@@ -1,0 +1,121 @@
+#include "cli/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace pushhook::cli {
+namespace {
+
+EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/pushhook-config-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string WriteToml(const std::string& text) {
+    const std::string path = dir_ + "/pushhook.toml";
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string dir_;
+};
+
+TEST_F(ConfigTest, DefaultsMatchTheDesign) {
+  auto c = LoadServeConfig("", Env({}), {}, false);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->listen, "127.0.0.1:8080");
+  EXPECT_EQ(c->data_dir, "./pushhook-data");
+  EXPECT_TRUE(c->durability_full);
+  EXPECT_EQ(c->retry_schedule.ToString(), "5s,5m,30m,2h,5h,10h,10h");
+  EXPECT_EQ(c->delivery_timeout, std::chrono::seconds(15));
+  EXPECT_EQ(c->connect_timeout, std::chrono::seconds(5));
+  EXPECT_FALSE(c->allow_http);
+  EXPECT_FALSE(c->allow_private_destinations);
+}
+
+TEST_F(ConfigTest, FlagsOverrideEnvironmentOverridesFile) {
+  const std::string path = WriteToml(
+      "listen = \"127.0.0.1:1\"\ndurability = \"normal\"\n"
+      "[delivery]\nretry_schedule = \"1s,2s\"\ntimeout = \"3s\"\nallow_http = true\n");
+  auto file_only = LoadServeConfig(path, Env({}), {}, false);
+  ASSERT_TRUE(file_only.ok()) << file_only.status().message();
+  EXPECT_EQ(file_only->listen, "127.0.0.1:1");
+  EXPECT_FALSE(file_only->durability_full);
+  EXPECT_EQ(file_only->retry_schedule.ToString(), "1s,2s");
+  EXPECT_TRUE(file_only->allow_http);
+
+  auto with_env = LoadServeConfig(
+      path, Env({{"PUSHHOOK_LISTEN", "127.0.0.1:2"}, {"PUSHHOOK_DELIVERY_RETRY_SCHEDULE", "4s"}}),
+      {}, false);
+  ASSERT_TRUE(with_env.ok());
+  EXPECT_EQ(with_env->listen, "127.0.0.1:2");
+  EXPECT_EQ(with_env->retry_schedule.ToString(), "4s");
+
+  auto with_flags = LoadServeConfig(path, Env({{"PUSHHOOK_LISTEN", "127.0.0.1:2"}}),
+                                    {{"listen", "127.0.0.1:3"}}, false);
+  ASSERT_TRUE(with_flags.ok());
+  EXPECT_EQ(with_flags->listen, "127.0.0.1:3");
+  EXPECT_EQ(with_flags->delivery_timeout, std::chrono::seconds(3));
+}
+
+TEST_F(ConfigTest, DevAllowsHttpAndPrivateDestinations) {
+  auto c = LoadServeConfig("", Env({}), {}, true);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->allow_http);
+  EXPECT_TRUE(c->allow_private_destinations);
+}
+
+TEST_F(ConfigTest, BadValuesGiveOneLineReasons) {
+  EXPECT_EQ(LoadServeConfig("", Env({}), {{"durability", "bogus"}}, false).status().message(),
+            "durability must be full or normal, got 'bogus'");
+  EXPECT_EQ(LoadServeConfig("", Env({{"PUSHHOOK_DELIVERY_TIMEOUT", "soon"}}), {}, false)
+                .status()
+                .message(),
+            "PUSHHOOK_DELIVERY_TIMEOUT: delivery.timeout must be a duration such as 500ms, 15s "
+            "or 7d, got 'soon'");
+  EXPECT_EQ(LoadServeConfig("", Env({}), {{"database", "mysql://x"}}, false).status().code(),
+            model::StatusCode::kInvalidArgument);
+  const std::string unknown = WriteToml("[delivery]\nretries = 3\n");
+  EXPECT_NE(LoadServeConfig(unknown, Env({}), {}, false)
+                .status()
+                .message()
+                .find("unknown key delivery.retries"),
+            std::string::npos);
+  const std::string secret = WriteToml("admin_token = \"x\"\n");
+  EXPECT_NE(LoadServeConfig(secret, Env({}), {}, false)
+                .status()
+                .message()
+                .find("may only come from PUSHHOOK_ADMIN_TOKEN"),
+            std::string::npos);
+  const std::string broken = WriteToml("listen = \n");
+  EXPECT_NE(LoadServeConfig(broken, Env({}), {}, false).status().message().find("line 1"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, AdminTokenComesFromTheEnvironment) {
+  auto c = LoadServeConfig("", Env({{"PUSHHOOK_ADMIN_TOKEN", "tok"}}), {}, false);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->admin_token, "tok");
+}
+
+TEST(EnvNameTest, UppercasesAndReplacesDots) {
+  EXPECT_EQ(EnvName("delivery.retry_schedule"), "PUSHHOOK_DELIVERY_RETRY_SCHEDULE");
+  EXPECT_EQ(EnvName("data_dir"), "PUSHHOOK_DATA_DIR");
+}
+
+}  // namespace
+}  // namespace pushhook::cli

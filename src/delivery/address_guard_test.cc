@@ -1,0 +1,178 @@
+#include "delivery/address_guard.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+namespace pushhook::delivery {
+namespace {
+
+using C = AddressClass;
+
+struct Case {
+  const char* address;
+  AddressClass expected;
+};
+
+// Parses `text` (IPv4 or IPv6) into a socket address, as curl would hand it over.
+sockaddr_storage ToSockaddr(const char* text, size_t* length) {
+  sockaddr_storage storage;
+  std::memset(&storage, 0, sizeof(storage));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    *length = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    *length = sizeof(sockaddr_in6);
+  } else {
+    ADD_FAILURE() << "not an address: " << text;
+    *length = 0;
+  }
+  return storage;
+}
+
+AddressClass Classify(const char* text) {
+  size_t length = 0;
+  const sockaddr_storage storage = ToSockaddr(text, &length);
+  return ClassifyAddress(reinterpret_cast<const sockaddr*>(&storage), length);
+}
+
+constexpr Case kCases[] = {
+    // Public IPv4, including the edges of every neighbouring special range.
+    {"8.8.8.8", C::kPublic},
+    {"1.1.1.1", C::kPublic},
+    {"93.184.216.34", C::kPublic},
+    {"1.0.0.0", C::kPublic},
+    {"9.255.255.255", C::kPublic},
+    {"11.0.0.0", C::kPublic},
+    {"100.63.255.255", C::kPublic},
+    {"100.128.0.0", C::kPublic},
+    {"126.255.255.255", C::kPublic},
+    {"128.0.0.0", C::kPublic},
+    {"169.253.255.255", C::kPublic},
+    {"169.255.0.0", C::kPublic},
+    {"172.15.255.255", C::kPublic},
+    {"172.32.0.0", C::kPublic},
+    {"192.0.1.255", C::kPublic},
+    {"192.0.3.0", C::kPublic},
+    {"192.167.255.255", C::kPublic},
+    {"192.169.0.0", C::kPublic},
+    {"198.17.255.255", C::kPublic},
+    {"198.20.0.0", C::kPublic},
+    {"223.255.255.255", C::kPublic},
+    // Special IPv4.
+    {"0.0.0.0", C::kUnspecified},
+    {"0.1.2.3", C::kUnspecified},
+    {"127.0.0.1", C::kLoopback},
+    {"127.255.255.254", C::kLoopback},
+    {"10.0.0.1", C::kPrivate},
+    {"10.255.255.255", C::kPrivate},
+    {"172.16.0.1", C::kPrivate},
+    {"172.31.255.255", C::kPrivate},
+    {"192.168.0.1", C::kPrivate},
+    {"192.168.255.255", C::kPrivate},
+    {"169.254.169.254", C::kLinkLocal},  // cloud metadata services live here
+    {"100.64.0.1", C::kSharedAddressSpace},
+    {"100.127.255.255", C::kSharedAddressSpace},
+    {"224.0.0.1", C::kMulticast},
+    {"239.255.255.250", C::kMulticast},
+    {"192.0.2.1", C::kDocumentation},
+    {"198.51.100.7", C::kDocumentation},
+    {"203.0.113.200", C::kDocumentation},
+    {"255.255.255.255", C::kBroadcast},
+    {"255.255.255.254", C::kReserved},
+    {"240.0.0.1", C::kReserved},
+    {"192.0.0.8", C::kReserved},
+    {"192.88.99.1", C::kReserved},
+    {"198.18.0.1", C::kReserved},
+    {"198.19.255.255", C::kReserved},
+    // Public IPv6.
+    {"2001:4860:4860::8888", C::kPublic},
+    {"2606:4700:4700::1111", C::kPublic},
+    {"2a00:1450:4001:80b::200e", C::kPublic},
+    {"2001:200::1", C::kPublic},
+    {"3ffe::1", C::kPublic},
+    {"3fff:1000::1", C::kPublic},
+    // Special IPv6.
+    {"::", C::kUnspecified},
+    {"::1", C::kLoopback},
+    {"fc00::1", C::kPrivate},
+    {"fd12:3456:789a::1", C::kPrivate},
+    {"fec0::1", C::kPrivate},
+    {"fe80::1", C::kLinkLocal},
+    {"febf:ffff::1", C::kLinkLocal},
+    {"ff02::1", C::kMulticast},
+    {"ff0e::101", C::kMulticast},
+    {"2001:db8::1", C::kDocumentation},
+    {"2001:db8:ffff::1", C::kDocumentation},
+    {"3fff::1", C::kDocumentation},
+    {"3fff:fff::1", C::kDocumentation},
+    {"100::1", C::kReserved},
+    {"2001::1", C::kReserved},     // Teredo
+    {"2001:10::1", C::kReserved},  // ORCHID
+    {"2001:1ff::1", C::kReserved},
+    {"4000::1", C::kReserved},
+    {"1000::1", C::kReserved},
+    {"::2", C::kUnspecified},  // IPv4-compatible 0.0.0.2
+    {"64:ff9b:1::1", C::kPrivate},
+    // IPv4 inside IPv6: classified by the IPv4 address.
+    {"::ffff:127.0.0.1", C::kLoopback},
+    {"::ffff:7f00:1", C::kLoopback},
+    {"::ffff:10.1.2.3", C::kPrivate},
+    {"::ffff:169.254.169.254", C::kLinkLocal},
+    {"::ffff:0.0.0.0", C::kUnspecified},
+    {"::ffff:255.255.255.255", C::kBroadcast},
+    {"::ffff:8.8.8.8", C::kPublic},
+    {"::127.0.0.1", C::kLoopback},
+    {"::192.168.1.1", C::kPrivate},
+    {"::8.8.8.8", C::kPublic},
+    {"::ffff:0:127.0.0.1", C::kLoopback},
+    {"::ffff:0:8.8.8.8", C::kPublic},
+    {"64:ff9b::127.0.0.1", C::kLoopback},
+    {"64:ff9b::10.0.0.1", C::kPrivate},
+    {"64:ff9b::8.8.8.8", C::kPublic},
+    {"2002:7f00:1::1", C::kLoopback},
+    {"2002:a00:1::", C::kPrivate},
+    {"2002:a9fe:a9fe::1", C::kLinkLocal},
+    {"2002:808:808::1", C::kPublic},
+};
+
+TEST(AddressGuardTest, ClassifiesTheTable) {
+  for (const Case& c : kCases) {
+    EXPECT_EQ(Classify(c.address), c.expected) << c.address;
+  }
+}
+
+TEST(AddressGuardTest, UnknownFamiliesAndShortBuffersAreNotPublic) {
+  sockaddr_storage storage;
+  std::memset(&storage, 0, sizeof(storage));
+  storage.ss_family = AF_UNIX;
+  EXPECT_EQ(ClassifyAddress(reinterpret_cast<const sockaddr*>(&storage), sizeof(storage)),
+            C::kUnknownFamily);
+  EXPECT_EQ(ClassifyAddress(nullptr, 0), C::kUnknownFamily);
+  size_t length = 0;
+  const sockaddr_storage v6 = ToSockaddr("2001:4860:4860::8888", &length);
+  EXPECT_EQ(ClassifyAddress(reinterpret_cast<const sockaddr*>(&v6), sizeof(sockaddr_in)),
+            C::kUnknownFamily);
+}
+
+TEST(AddressGuardTest, FormatsAndDescribes) {
+  size_t length = 0;
+  const sockaddr_storage v4 = ToSockaddr("127.0.0.1", &length);
+  EXPECT_EQ(FormatAddress(reinterpret_cast<const sockaddr*>(&v4), length), "127.0.0.1");
+  const sockaddr_storage v6 = ToSockaddr("::ffff:10.0.0.1", &length);
+  EXPECT_EQ(FormatAddress(reinterpret_cast<const sockaddr*>(&v6), length), "::ffff:10.0.0.1");
+  EXPECT_EQ(FormatAddress(nullptr, 0), "unknown address");
+  EXPECT_EQ(DescribeAddressClass(C::kLoopback), "a loopback address");
+  EXPECT_EQ(DescribeAddressClass(C::kPrivate), "a private address");
+  EXPECT_EQ(DescribeAddressClass(C::kLinkLocal), "a link-local address");
+  EXPECT_EQ(DescribeAddressClass(C::kUnspecified), "an unspecified address");
+}
+
+}  // namespace
+}  // namespace pushhook::delivery

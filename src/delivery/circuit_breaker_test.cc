@@ -1,0 +1,77 @@
+#include "delivery/circuit_breaker.h"
+
+#include <gtest/gtest.h>
+
+#include "delivery/token_bucket.h"
+
+namespace pushhook::delivery {
+namespace {
+
+using State = CircuitBreaker::State;
+
+CircuitBreaker Breaker() {
+  return CircuitBreaker(
+      CircuitOptions{3, std::chrono::milliseconds(1000), std::chrono::milliseconds(3000)});
+}
+
+TEST(CircuitBreakerTest, OpensAfterThresholdAndProbesOnceAfterThePause) {
+  CircuitBreaker b = Breaker();
+  b.OnFailure(0);
+  b.OnFailure(0);
+  EXPECT_EQ(b.state(0), State::kClosed);
+  EXPECT_TRUE(b.AllowRequest(0));
+  b.OnFailure(100);
+  EXPECT_EQ(b.state(100), State::kOpen);
+  EXPECT_FALSE(b.AllowRequest(1099));
+  EXPECT_EQ(b.state(1100), State::kHalfOpen);
+  EXPECT_TRUE(b.AllowRequest(1100));
+  EXPECT_FALSE(b.AllowRequest(1100)) << "only one probe at a time";
+  b.OnSuccess();
+  EXPECT_EQ(b.state(1200), State::kClosed);
+  EXPECT_TRUE(b.AllowRequest(1200));
+}
+
+TEST(CircuitBreakerTest, FailedProbesDoubleThePauseUpToTheCap) {
+  CircuitBreaker b = Breaker();
+  for (int i = 0; i < 3; ++i) b.OnFailure(0);
+  EXPECT_EQ(b.open_until_ms(), 1000);
+  ASSERT_TRUE(b.AllowRequest(1000));
+  b.OnFailure(1000);
+  EXPECT_EQ(b.open_until_ms(), 3000);  // 2 s
+  ASSERT_TRUE(b.AllowRequest(3000));
+  b.OnFailure(3000);
+  EXPECT_EQ(b.open_until_ms(), 6000);  // 4 s, capped at 3 s
+}
+
+TEST(CircuitBreakerTest, SuccessResetsTheFailureCount) {
+  CircuitBreaker b = Breaker();
+  b.OnFailure(0);
+  b.OnFailure(0);
+  b.OnSuccess();
+  b.OnFailure(0);
+  b.OnFailure(0);
+  EXPECT_EQ(b.state(0), State::kClosed);
+}
+
+TEST(TokenBucketTest, AllowsOneSecondBurstThenTheRate) {
+  TokenBucket bucket(10);
+  int taken = 0;
+  while (bucket.TryTake(0)) ++taken;
+  EXPECT_EQ(taken, 10);
+  EXPECT_EQ(bucket.NextTokenMs(0), 100);
+  EXPECT_FALSE(bucket.TryTake(99));
+  EXPECT_TRUE(bucket.TryTake(100));
+  EXPECT_FALSE(bucket.TryTake(150));
+}
+
+TEST(TokenBucketTest, ZeroRateIsUnlimitedAndSlowRatesWait) {
+  TokenBucket unlimited(0);
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(unlimited.TryTake(0));
+  TokenBucket slow(0.5);
+  EXPECT_TRUE(slow.TryTake(0));
+  EXPECT_FALSE(slow.TryTake(1000));
+  EXPECT_EQ(slow.NextTokenMs(1000), 2000);
+}
+
+}  // namespace
+}  // namespace pushhook::delivery

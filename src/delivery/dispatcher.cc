@@ -1,0 +1,419 @@
+#include "delivery/dispatcher.h"
+
+#include "model/payload.h"
+#include "model/signature.h"
+#include "util/log.h"
+
+namespace pushhook::delivery {
+namespace {
+
+constexpr int kPendingPage = 10'000;
+
+bool IsSuccess(int status) { return status >= 200 && status < 300; }
+
+}  // namespace
+
+Dispatcher::Dispatcher(store::Store& store, HttpClient& client, const model::Clock& clock,
+                       DispatcherOptions options)
+    : store_(store),
+      client_(client),
+      clock_(clock),
+      options_(std::move(options)),
+      rng_(options_.seed) {}
+
+Dispatcher::~Dispatcher() { Stop(std::chrono::milliseconds(0)); }
+
+model::Status Dispatcher::Start() {
+  const int64_t now = clock_.NowMs();
+  int64_t after = 0;
+  for (;;) {
+    auto page = store_.LoadPending(after, kPendingPage);
+    if (!page.ok()) return page.status();
+    for (const store::DueMessage& m : page.value()) {
+      Schedule(m.due_ms, m.id, Intern(m.endpoint_id), now);
+      after = m.id;
+    }
+    if (page->size() < static_cast<size_t>(kPendingPage)) break;
+  }
+  thread_ = std::thread([this] { Run(); });
+  return model::Status::Ok();
+}
+
+void Dispatcher::Enqueue(std::vector<store::DueMessage> messages) {
+  {
+    std::lock_guard lock(mu_);
+    if (inbox_.empty()) {
+      inbox_ = std::move(messages);
+    } else {
+      inbox_.insert(inbox_.end(), std::make_move_iterator(messages.begin()),
+                    std::make_move_iterator(messages.end()));
+    }
+  }
+  cv_.notify_one();
+}
+
+void Dispatcher::EndpointChanged(const std::string& endpoint_id) {
+  {
+    std::lock_guard lock(mu_);
+    changed_endpoints_.push_back(endpoint_id);
+  }
+  cv_.notify_one();
+}
+
+void Dispatcher::Stop(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (!thread_.joinable()) return;
+  {
+    // Wait for requests in flight to finish, up to the grace period.
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, grace, [this] { return counts_.in_flight == 0; });
+    halted_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+DispatcherCounts Dispatcher::counts() const {
+  std::lock_guard lock(mu_);
+  return counts_;
+}
+
+uint32_t Dispatcher::Intern(const std::string& endpoint_id) {
+  auto [it, inserted] =
+      endpoint_index_.try_emplace(endpoint_id, static_cast<uint32_t>(endpoints_.size()));
+  if (inserted) {
+    endpoints_.emplace_back();
+    endpoints_.back().id = endpoint_id;
+    endpoints_.back().circuit = CircuitBreaker(options_.circuit);
+    RefreshEndpoint(it->second);
+  }
+  return it->second;
+}
+
+void Dispatcher::RefreshEndpoint(uint32_t index) {
+  EndpointState& state = endpoints_[index];
+  auto endpoint = store_.GetEndpointById(state.id);
+  if (!endpoint.ok()) {
+    // Deleted: its messages were marked failed in the store; forget them here.
+    state.enabled = false;
+    state.ready.clear();
+    state.parked.clear();
+    return;
+  }
+  state.max_in_flight = std::max(1, endpoint->max_in_flight);
+  state.bucket.SetRate(endpoint->rate_limit);
+  state.site_id = endpoint->site_id;
+  const bool was_enabled = state.enabled;
+  state.enabled = endpoint->enabled;
+  if (state.enabled && !was_enabled) {
+    // Enabled again by its owner: a fresh start, with everything that waited.
+    state.circuit = CircuitBreaker(options_.circuit);
+    state.failing_since_ms = 0;
+    state.ready.insert(state.ready.end(), state.parked.begin(), state.parked.end());
+    state.parked.clear();
+  }
+  MarkRunnable(index);
+}
+
+void Dispatcher::Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint, int64_t now_ms) {
+  if (due_ms <= now_ms) {
+    endpoints_[endpoint].ready.push_back(message_id);
+    MarkRunnable(endpoint);
+  } else {
+    timers_.push(Timer{due_ms, message_id, endpoint});
+  }
+}
+
+void Dispatcher::MarkRunnable(uint32_t endpoint) {
+  EndpointState& state = endpoints_[endpoint];
+  if (!state.queued && !state.ready.empty()) {
+    state.queued = true;
+    runnable_.push_back(endpoint);
+  }
+}
+
+void Dispatcher::Run() {
+  std::vector<store::DueMessage> inbox;
+  std::vector<Completion> completions;
+  std::vector<std::string> changed;
+  std::vector<store::AttemptRecord> records;
+  for (;;) {
+    bool stopping;
+    {
+      std::unique_lock lock(mu_);
+      const auto has_work = [&] {
+        return halted_ || !inbox_.empty() || !completions_.empty() || !changed_endpoints_.empty() ||
+               (!stopping_ && !runnable_.empty());
+      };
+      if (!has_work()) {
+        if (!timers_.empty() && !stopping_) {
+          const int64_t wait = timers_.top().due_ms - clock_.NowMs();
+          if (wait > 0) cv_.wait_for(lock, std::chrono::milliseconds(wait), has_work);
+        } else {
+          cv_.wait(lock, has_work);
+        }
+      }
+      if (halted_) return;
+      inbox.swap(inbox_);
+      completions.swap(completions_);
+      changed.swap(changed_endpoints_);
+      stopping = stopping_;
+    }
+    const int64_t now = clock_.NowMs();
+    for (const std::string& id : changed) {
+      const auto it = endpoint_index_.find(id);
+      if (it != endpoint_index_.end()) RefreshEndpoint(it->second);
+    }
+    changed.clear();
+    for (const store::DueMessage& m : inbox) Schedule(m.due_ms, m.id, Intern(m.endpoint_id), now);
+    inbox.clear();
+    for (Completion& c : completions) Complete(c, &records, now);
+    if (!records.empty()) {
+      store_.RecordAttempts(std::move(records), [](model::Status) {});
+      records.clear();
+    }
+    {
+      std::lock_guard lock(mu_);
+      counts_.in_flight -= completions.size();
+    }
+    if (!completions.empty()) cv_.notify_all();  // Stop() may be waiting for in_flight == 0
+    completions.clear();
+    while (!timers_.empty() && timers_.top().due_ms <= now) {
+      const Timer t = timers_.top();
+      timers_.pop();
+      if (t.message_id != 0) endpoints_[t.endpoint].ready.push_back(t.message_id);
+      MarkRunnable(t.endpoint);
+    }
+    if (stopping) continue;
+    // Endpoints take turns: each runnable endpoint launches what its capacity, rate limit and
+    // circuit allow; completions and wake-up timers put it back in line.
+    for (size_t n = runnable_.size(); n > 0; --n) {
+      const uint32_t index = runnable_.front();
+      runnable_.pop_front();
+      endpoints_[index].queued = false;
+      LaunchReady(index, now);
+    }
+    std::lock_guard lock(mu_);
+    counts_.scheduled = timers_.size();
+  }
+}
+
+void Dispatcher::LaunchReady(uint32_t index, int64_t now_ms) {
+  EndpointState& state = endpoints_[index];
+  while (!state.ready.empty() && state.in_flight < state.max_in_flight) {
+    if (!state.enabled) {
+      state.parked.insert(state.parked.end(), state.ready.begin(), state.ready.end());
+      state.ready.clear();
+      break;
+    }
+    if (const int64_t next = state.bucket.NextTokenMs(now_ms); next > now_ms) {
+      WakeAt(next, index);
+      break;
+    }
+    if (!state.circuit.CanRequest(now_ms)) {
+      // Open: wake when the probe may go. Half-open with the probe out: its completion wakes us.
+      if (state.circuit.state(now_ms) == CircuitBreaker::State::kOpen) {
+        WakeAt(state.circuit.open_until_ms(), index);
+      }
+      break;
+    }
+    const int64_t id = state.ready.front();
+    state.ready.pop_front();
+    Launch(index, id, now_ms);
+  }
+}
+
+void Dispatcher::WakeAt(int64_t when_ms, uint32_t endpoint) {
+  timers_.push(Timer{when_ms, 0, endpoint});
+}
+
+bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
+  auto delivery = store_.LoadDelivery(message_id);
+  EndpointState& state = endpoints_[endpoint];
+  if (!delivery.ok()) {
+    // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
+    // database being busy, and the message is tried again shortly.
+    if (delivery.status().code() != model::StatusCode::kNotFound) {
+      timers_.push(Timer{now_ms + 1000, message_id, endpoint});
+    }
+    return false;
+  }
+  if (delivery->status != store::MessageStatus::kPending) return false;
+  store::Delivery& d = delivery.value();
+  state.max_in_flight = std::max(1, d.endpoint.max_in_flight);
+  state.bucket.SetRate(d.endpoint.rate_limit);
+  state.site_id = d.site_id;
+  if (!d.endpoint.enabled) {
+    state.enabled = false;
+    state.parked.push_back(message_id);
+    return false;
+  }
+  state.circuit.AllowRequest(now_ms);
+  state.bucket.TryTake(now_ms);
+
+  OutboundRequest request;
+  request.url = d.endpoint.url;
+  request.timeout = options_.timeout;
+  request.connect_timeout = options_.connect_timeout;
+  request.body = model::Payload(d.event, d.endpoint.format, d.site_id);
+  const std::string msg_id = store::FormatMessageId(store_.instance_id(), d.message_id);
+  const int64_t timestamp = now_ms / 1000;
+  std::vector<std::string> keys;
+  if (auto key = model::DecodeSecret(d.endpoint.secret)) keys.push_back(std::move(*key));
+  if (!d.endpoint.previous_secret.empty() && d.endpoint.previous_secret_expires_ms > now_ms) {
+    if (auto key = model::DecodeSecret(d.endpoint.previous_secret)) keys.push_back(std::move(*key));
+  }
+  request.headers = {
+      {"content-type", "application/json"},
+      {"user-agent", "pushhook/" PUSHHOOK_VERSION},
+      {"webhook-id", msg_id},
+      {"webhook-timestamp", std::to_string(timestamp)},
+      {"webhook-signature", model::SignatureHeader(keys, msg_id, timestamp, request.body)},
+  };
+  ++state.in_flight;
+  ++total_in_flight_;
+  {
+    std::lock_guard lock(mu_);
+    ++counts_.in_flight;
+    ++counts_.attempts;
+  }
+  auto shared = std::make_shared<store::Delivery>(std::move(d));
+  client_.Send(std::move(request), [this, shared, now_ms](OutboundResult result) {
+    {
+      std::lock_guard lock(mu_);
+      completions_.push_back(Completion{std::move(*shared), std::move(result), now_ms});
+    }
+    cv_.notify_one();
+  });
+  return true;
+}
+
+void Dispatcher::Disable(uint32_t index, const std::string& reason) {
+  EndpointState& state = endpoints_[index];
+  state.enabled = false;
+  store::EndpointPatch patch;
+  patch.enabled = false;
+  auto updated = store_.UpdateEndpoint(state.site_id, state.id, patch, clock_.NowMs());
+  util::Log(util::LogLevel::kWarn, "endpoint disabled",
+            {{"endpoint_id", state.id},
+             {"reason", reason},
+             {"stored", updated.ok() ? std::string_view("yes") : updated.status().message()}});
+}
+
+void Dispatcher::Publish(uint32_t index, int64_t now_ms) {
+  const EndpointState& state = endpoints_[index];
+  EndpointRuntime runtime;
+  runtime.circuit = std::string(CircuitStateName(state.circuit.state(now_ms)));
+  runtime.circuit_open_until_ms = state.circuit.open_until_ms();
+  runtime.in_flight = state.in_flight;
+  runtime.queued = state.ready.size() + state.parked.size();
+  std::lock_guard lock(mu_);
+  runtime_[state.id] = std::move(runtime);
+}
+
+EndpointRuntime Dispatcher::Runtime(const std::string& endpoint_id) const {
+  std::lock_guard lock(mu_);
+  auto it = runtime_.find(endpoint_id);
+  return it == runtime_.end() ? EndpointRuntime{} : it->second;
+}
+
+void Dispatcher::SendTest(const store::Endpoint& endpoint, const std::string& site_id,
+                          std::function<void(OutboundResult)> done) {
+  model::Event sample;
+  sample.action = model::Action::kClick;
+  sample.cookie_id = "00000000-0000-4000-8000-000000000000";
+  sample.cid = "test";
+  sample.notification_title = "pushhook test event";
+  sample.reference_id = "test";
+  sample.utm_source = "pushhook";
+  sample.clicked_button = 1;
+  sample.event_id = "evt_test_" + model::RandomToken(12);
+  const int64_t now_ms = clock_.NowMs();
+  sample.occurred_at_ms = now_ms;
+  OutboundRequest request;
+  request.url = endpoint.url;
+  request.timeout = options_.timeout;
+  request.connect_timeout = options_.connect_timeout;
+  request.body = model::Payload(sample, endpoint.format, site_id);
+  const std::string msg_id = "msg_test_" + model::RandomToken(16);
+  const int64_t timestamp = now_ms / 1000;
+  std::vector<std::string> keys;
+  if (auto key = model::DecodeSecret(endpoint.secret)) keys.push_back(std::move(*key));
+  request.headers = {
+      {"content-type", "application/json"},
+      {"user-agent", "pushhook/" PUSHHOOK_VERSION},
+      {"webhook-id", msg_id},
+      {"webhook-timestamp", std::to_string(timestamp)},
+      {"webhook-signature", model::SignatureHeader(keys, msg_id, timestamp, request.body)},
+  };
+  client_.Send(std::move(request), std::move(done));
+}
+
+void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* records,
+                          int64_t now_ms) {
+  const store::Delivery& d = c.delivery;
+  const OutboundResult& r = c.result;
+  const uint32_t index = Intern(d.endpoint.id);
+  EndpointState& state = endpoints_[index];
+  --state.in_flight;
+  --total_in_flight_;
+  MarkRunnable(index);
+
+  store::AttemptRecord record;
+  record.message_id = d.message_id;
+  record.attempt = d.attempts + 1;
+  record.at_ms = c.started_ms;
+  record.status_code = r.status;
+  record.latency_us = r.latency.count();
+  record.error = r.error;
+  record.response_prefix = r.body_prefix;
+  if (IsSuccess(r.status)) {
+    state.circuit.OnSuccess();
+    state.failing_since_ms = 0;
+    record.new_status = store::MessageStatus::kDelivered;
+    std::lock_guard lock(mu_);
+    ++counts_.delivered;
+  } else {
+    if (record.error.empty()) record.error = "HTTP " + std::to_string(r.status);
+    state.circuit.OnFailure(now_ms);
+    if (state.failing_since_ms == 0) state.failing_since_ms = c.started_ms;
+    if (r.status == 410) {
+      // Gone: the receiver asks for no more. The message waits for the endpoint to be enabled.
+      Disable(index, "the receiver answered 410 Gone");
+    } else if (state.enabled && now_ms - state.failing_since_ms >= options_.disable_after.count()) {
+      Disable(index, "every attempt failed for " +
+                         std::to_string(options_.disable_after.count() / 1000) + " s");
+    }
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    auto delay = options_.schedule.DelayAfter(record.attempt, uniform(rng_));
+    if (delay && (r.status == 429 || r.status == 503) && !r.retry_after.empty()) {
+      // The receiver asked for a pause: wait at least that long, within the schedule's range.
+      if (auto asked = ParseRetryAfter(r.retry_after, now_ms)) {
+        *delay = std::max(*delay, std::min(*asked, options_.schedule.longest()));
+      }
+    }
+    if (!state.enabled) {
+      // A disabled endpoint's messages wait without using up their retries' schedule.
+      record.new_status = store::MessageStatus::kPending;
+      record.next_attempt_ms = now_ms;
+      state.parked.push_back(d.message_id);
+    } else if (delay) {
+      record.new_status = store::MessageStatus::kPending;
+      record.next_attempt_ms = now_ms + delay->count();
+      Schedule(record.next_attempt_ms, d.message_id, index, now_ms);
+    } else {
+      record.new_status = store::MessageStatus::kFailed;
+      std::lock_guard lock(mu_);
+      ++counts_.failed;
+    }
+  }
+  records->push_back(std::move(record));
+  Publish(index, now_ms);
+}
+
+}  // namespace pushhook::delivery

@@ -1,0 +1,154 @@
+// The dispatcher: turns pending messages into signed webhook requests and their outcomes into
+// the message's next state (delivered, retry at a jittered time, failed). It holds message ids
+// and due times, never payloads; each attempt loads its message, event and endpoint afresh.
+// Per endpoint it keeps at most max_in_flight requests open, and endpoints take turns, so one
+// slow or dead endpoint never holds up another.
+//
+// Thread safety: Enqueue(), EndpointChanged() and Stop() may be called from any thread. All
+// scheduling state belongs to one dispatcher thread; the Store and HttpClient must outlive it.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "delivery/circuit_breaker.h"
+#include "delivery/http_client.h"
+#include "delivery/retry_schedule.h"
+#include "delivery/token_bucket.h"
+#include "model/clock.h"
+#include "store/store.h"
+
+namespace pushhook::delivery {
+
+struct DispatcherOptions {
+  RetrySchedule schedule = *RetrySchedule::Parse(RetrySchedule::kDefault);
+  std::chrono::milliseconds timeout{15'000};
+  std::chrono::milliseconds connect_timeout{5'000};
+  uint64_t seed = std::random_device{}();  // jitter; tests fix it
+  CircuitOptions circuit;
+  // An endpoint whose every attempt has failed for this long is disabled.
+  std::chrono::milliseconds disable_after{5LL * 24 * 3600 * 1000};
+};
+
+// What the dispatcher knows of one endpoint right now, for the admin API.
+struct EndpointRuntime {
+  std::string circuit = "closed";  // closed, open, half_open
+  int64_t circuit_open_until_ms = 0;
+  int in_flight = 0;
+  size_t queued = 0;
+};
+
+struct DispatcherCounts {
+  uint64_t attempts = 0;
+  uint64_t delivered = 0;
+  uint64_t failed = 0;  // messages that ran out of retries
+  uint64_t in_flight = 0;
+  uint64_t scheduled = 0;  // messages waiting in memory
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(store::Store& store, HttpClient& client, const model::Clock& clock,
+             DispatcherOptions options);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Loads every pending message from the store and starts the dispatcher thread.
+  model::Status Start();
+
+  // New messages, committed; typically straight from ingest.
+  void Enqueue(std::vector<store::DueMessage> messages);
+
+  // An endpoint was changed by the admin API (enabled, limits): re-read it.
+  void EndpointChanged(const std::string& endpoint_id);
+
+  // Sends nothing new, waits up to `grace` for requests in flight, then stops. What was not
+  // delivered stays pending in the store for the next start.
+  void Stop(std::chrono::milliseconds grace);
+
+  DispatcherCounts counts() const;
+  EndpointRuntime Runtime(const std::string& endpoint_id) const;
+
+  // Sends a sample event to `endpoint` now, outside the message log (POST .../test).
+  void SendTest(const store::Endpoint& endpoint, const std::string& site_id,
+                std::function<void(OutboundResult)> done);
+
+ private:
+  struct Timer {
+    int64_t due_ms;
+    int64_t message_id;  // 0: wake the endpoint (its rate limit or circuit allows again)
+    uint32_t endpoint;
+    bool operator>(const Timer& o) const { return due_ms > o.due_ms; }
+  };
+  struct EndpointState {
+    std::string id;
+    std::deque<int64_t> ready;    // due now, in order
+    std::vector<int64_t> parked;  // waiting for the endpoint to be enabled again
+    int in_flight = 0;
+    int max_in_flight = 16;
+    bool enabled = true;
+    bool queued = false;  // in runnable_
+    std::string site_id;
+    CircuitBreaker circuit;
+    TokenBucket bucket;
+    int64_t failing_since_ms = 0;  // 0 while the last attempt succeeded
+  };
+  struct Completion {
+    store::Delivery delivery;
+    OutboundResult result;
+    int64_t started_ms = 0;
+  };
+
+  void Run();
+  uint32_t Intern(const std::string& endpoint_id);
+  void Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint, int64_t now_ms);
+  void MarkRunnable(uint32_t endpoint);
+  // Sends one message; false if it turned out to need no sending (delivered, gone, parked).
+  bool Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms);
+  void LaunchReady(uint32_t endpoint, int64_t now_ms);
+  void WakeAt(int64_t when_ms, uint32_t endpoint);
+  void Disable(uint32_t endpoint, const std::string& reason);
+  void Publish(uint32_t endpoint, int64_t now_ms);
+  void Complete(Completion& c, std::vector<store::AttemptRecord>* records, int64_t now_ms);
+  void RefreshEndpoint(uint32_t endpoint);
+
+  store::Store& store_;
+  HttpClient& client_;
+  const model::Clock& clock_;
+  const DispatcherOptions options_;
+
+  // Shared with other threads.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<store::DueMessage> inbox_;                      // guarded by mu_
+  std::vector<Completion> completions_;                       // guarded by mu_
+  std::vector<std::string> changed_endpoints_;                // guarded by mu_
+  bool stopping_ = false;                                     // guarded by mu_
+  bool halted_ = false;                                       // guarded by mu_: grace is over
+  DispatcherCounts counts_;                                   // guarded by mu_
+  std::unordered_map<std::string, EndpointRuntime> runtime_;  // guarded by mu_
+
+  // Owned by the dispatcher thread.
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  std::vector<EndpointState> endpoints_;
+  std::unordered_map<std::string, uint32_t> endpoint_index_;
+  std::deque<uint32_t> runnable_;
+  std::mt19937_64 rng_;
+  int total_in_flight_ = 0;
+
+  std::thread thread_;
+};
+
+}  // namespace pushhook::delivery

@@ -1,0 +1,47 @@
+// The seam between the dispatcher and the network: one outbound POST in, one result out,
+// asynchronously. CurlClient is the real implementation; tests of the dispatcher may supply
+// their own. No library types cross this header.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pushhook::delivery {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+struct OutboundRequest {
+  std::string url;
+  // Sent as given; content-type, user-agent and webhook-* are set by the caller. Names and values
+  // must not contain CR, LF or NUL (such a request fails without being sent).
+  Headers headers;
+  std::string body;  // POSTed
+  std::chrono::milliseconds timeout{15'000};
+  std::chrono::milliseconds connect_timeout{5'000};
+};
+
+struct OutboundResult {
+  // The HTTP status of a complete response; 0 when none was received, and then `error` says why.
+  int status = 0;
+  // Empty when a response was received; else a clear reason: "connection refused ...", "timed
+  // out after 15000 ms", "destination 10.0.0.1 is a private address (...)".
+  std::string error;
+  std::string body_prefix;               // the first 1 KiB of the response body, no more
+  std::string retry_after;               // the Retry-After response header, if any
+  std::chrono::microseconds latency{0};  // from Send() to the result
+};
+
+// Implementations say how they share threads; the contract of Send() holds for all.
+class HttpClient {
+ public:
+  static constexpr size_t kBodyPrefixBytes = 1024;
+
+  virtual ~HttpClient() = default;
+  // Sends one request; `done` runs exactly once, on the client's own thread, and must not block.
+  virtual void Send(OutboundRequest request, std::function<void(OutboundResult)> done) = 0;
+};
+
+}  // namespace pushhook::delivery

@@ -1,0 +1,103 @@
+#include "ingest/ingest_handler.h"
+
+#include <mutex>
+
+namespace pushhook::ingest {
+namespace {
+
+void AddCors(http::Response& response) { response.With("access-control-allow-origin", "*"); }
+
+http::Response WithCors(http::Response response) {
+  AddCors(response);
+  return response;
+}
+
+// Lowercase media type without parameters: "Application/JSON; charset=utf-8" -> "application/json".
+std::string MediaType(std::string_view content_type) {
+  std::string type(content_type.substr(0, content_type.find(';')));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+  size_t start = type.find_first_not_of(" \t");
+  type.erase(0, start == std::string::npos ? type.size() : start);
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return type;
+}
+
+}  // namespace
+
+IngestHandler::IngestHandler(store::Store& store, const model::Clock& clock, IngestLimits limits,
+                             CommittedCallback on_committed)
+    : store_(store), clock_(clock), limits_(limits), on_committed_(std::move(on_committed)) {}
+
+void IngestHandler::HandlePreflight(http::Request&&, http::Responder respond) {
+  http::Response response = http::Response::Empty(204);
+  AddCors(response);
+  response.With("access-control-allow-methods", "POST, OPTIONS")
+      .With("access-control-allow-headers", "content-type, x-pushhook-key")
+      .With("access-control-max-age", "86400");
+  respond(std::move(response));
+}
+
+std::optional<std::string> IngestHandler::SiteOfKey(const std::string& key) {
+  {
+    std::shared_lock lock(keys_mu_);
+    if (auto it = site_by_key_.find(key); it != site_by_key_.end()) return it->second;
+  }
+  auto site = store_.FindSiteByIngestKey(key);
+  if (!site) return std::nullopt;
+  std::unique_lock lock(keys_mu_);
+  site_by_key_.emplace(key, site->id);
+  return site->id;
+}
+
+void IngestHandler::HandlePost(http::Request&& request, http::Responder respond) {
+  std::string key(request.Header("x-pushhook-key"));
+  if (key.empty()) key = request.QueryParam("key").value_or("");
+  if (key.empty()) {
+    return respond(WithCors(http::Response::Error(
+        401, "unauthorized", "missing ingest key: send header x-pushhook-key or query ?key=")));
+  }
+  const std::optional<std::string> site_id = SiteOfKey(key);
+  if (!site_id) {
+    return respond(WithCors(http::Response::Error(401, "unauthorized", "unknown ingest key")));
+  }
+
+  const std::string type = MediaType(request.Header("content-type"));
+  BodyKind kind;
+  if (type == "application/x-ndjson") {
+    kind = BodyKind::kNdjson;
+  } else if (type.empty() || type == "application/json" || type == "text/plain") {
+    // text/plain is what a service worker sends to avoid a CORS preflight; the body is JSON.
+    kind = BodyKind::kJson;
+  } else {
+    return respond(WithCors(http::Response::Error(
+        415, "unsupported_media_type",
+        "content-type must be application/json, application/x-ndjson or text/plain, not " + type)));
+  }
+
+  const int64_t now_ms = clock_.NowMs();
+  auto parsed = ParseEvents(request.body, kind, now_ms, limits_);
+  if (auto* error = std::get_if<ParseError>(&parsed)) {
+    const int status = error->code == kTooManyEvents ? 413 : 400;
+    return respond(WithCors(http::Response::Json(status, error->ToJson())));
+  }
+  std::vector<model::Event> events = std::move(std::get<ParsedBatch>(parsed).events);
+  store_.AppendEvents(
+      *site_id, std::move(events), now_ms,
+      [this, respond = std::move(respond)](model::StatusOr<store::AppendResult> result) {
+        if (!result.ok()) {
+          http::Response response = http::Response::FromStatus(result.status());
+          if (result.status().code() == model::StatusCode::kUnavailable) {
+            response.With("retry-after", "1");
+          }
+          return respond(WithCors(std::move(response)));
+        }
+        const size_t accepted = result->accepted;
+        const size_t duplicates = result->duplicates;
+        if (!result->messages.empty()) on_committed_(std::move(result->messages));
+        respond(WithCors(
+            http::Response::Json(202, "{\"accepted\":" + std::to_string(accepted) +
+                                          ",\"duplicates\":" + std::to_string(duplicates) + "}")));
+      });
+}
+
+}  // namespace pushhook::ingest

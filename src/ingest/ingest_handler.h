@@ -1,0 +1,47 @@
+// POST /v1/events (DESIGN section 2): authenticates the site's ingest key, parses and validates
+// the body, stores the events through the Store's group commit and answers 202 only once they
+// are durable. Also answers the route's CORS preflight, since service workers post with fetch.
+//
+// Thread safety: Handle* may run on any number of server threads at once. The key cache is
+// guarded; the Store and Clock must outlive the handler.
+#pragma once
+
+#include <functional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "http/http_types.h"
+#include "ingest/event_parser.h"
+#include "model/clock.h"
+#include "store/store.h"
+
+namespace pushhook::ingest {
+
+// Called with the messages of each committed request, before the client is answered.
+using CommittedCallback = std::function<void(std::vector<store::DueMessage>)>;
+
+class IngestHandler {
+ public:
+  IngestHandler(store::Store& store, const model::Clock& clock, IngestLimits limits,
+                CommittedCallback on_committed);
+
+  void HandlePost(http::Request&& request, http::Responder respond);
+  void HandlePreflight(http::Request&& request, http::Responder respond);
+
+ private:
+  // The site id that owns `key`, from the cache or the store.
+  std::optional<std::string> SiteOfKey(const std::string& key);
+
+  store::Store& store_;
+  const model::Clock& clock_;
+  const IngestLimits limits_;
+  const CommittedCallback on_committed_;
+
+  std::shared_mutex keys_mu_;
+  // Ingest keys never change owner, so a key once found is cached for good.
+  std::unordered_map<std::string, std::string> site_by_key_;  // guarded by keys_mu_
+};
+
+}  // namespace pushhook::ingest

@@ -1,0 +1,491 @@
+#include "receive/receiver.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parser.hpp>
+#include <boost/json/serialize.hpp>
+#include <cerrno>
+#include <charconv>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "http/http_types.h"
+#include "http/server.h"
+#include "model/payload.h"
+#include "model/signature.h"
+#include "receive/output.h"
+
+namespace pushhook::receive {
+namespace {
+
+namespace json = boost::json;
+
+// Requests waiting for the writer; beyond this the receiver answers 503 rather than grow without
+// bound while the disk is slow.
+constexpr size_t kMaxQueuedRequests = 16'384;
+constexpr std::chrono::seconds kWriteErrorLogInterval{1};
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void LogLine(const std::string& line) {
+  std::string out = line;
+  out.push_back('\n');
+  // One write per line, so lines from several threads do not interleave.
+  std::fwrite(out.data(), 1, out.size(), stderr);
+}
+
+void LogError(std::string_view message) {
+  std::string line = R"({"level":"error","msg":)";
+  model::AppendJsonString(line, message);
+  line += "}";
+  LogLine(line);
+}
+
+// Unix seconds as the header carries them: decimal digits only.
+std::optional<int64_t> ParseTimestamp(std::string_view text) {
+  int64_t value = 0;
+  if (text.empty() ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::string_view TrimJsonWhitespace(std::string_view s) {
+  constexpr std::string_view kWhitespace = " \t\r\n";
+  const size_t begin = s.find_first_not_of(kWhitespace);
+  if (begin == std::string_view::npos) return {};
+  return s.substr(begin, s.find_last_not_of(kWhitespace) - begin + 1);
+}
+
+std::string_view KindName(json::kind kind) {
+  switch (kind) {
+    case json::kind::object:
+      return "an object";
+    case json::kind::array:
+      return "an array";
+    case json::kind::string:
+      return "a string";
+    case json::kind::bool_:
+      return "a boolean";
+    case json::kind::null:
+      return "null";
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      return "a number";
+  }
+  return "a value";
+}
+
+http::Response InvalidSignature(std::string_view message) {
+  return http::Response::Error(401, "invalid_signature", message);
+}
+
+// Splits a verified body into the payloads to store: the body itself for one object (its bytes as
+// received, unless it spans several lines, which an NDJSON line cannot), or each element of a
+// batch array, serialised compactly. Answers the 400 to send when the body is not one of those.
+std::optional<http::Response> SplitPayloads(std::string&& body, std::vector<std::string>* out) {
+  unsigned char scratch[4096];
+  json::monotonic_resource resource(scratch, sizeof(scratch));
+  json::parser parser(&resource);
+  parser.reset(&resource);
+  json::error_code ec;
+  const size_t consumed = parser.write(body.data(), body.size(), ec);
+  if (ec) {
+    return http::Response::Error(
+        400, "invalid_json",
+        "body is not valid JSON: " + ec.message() + " at byte " + std::to_string(consumed));
+  }
+  const json::value value = parser.release();
+  if (value.is_object()) {
+    const std::string_view trimmed = TrimJsonWhitespace(body);
+    if (trimmed.find_first_of("\r\n") != std::string_view::npos) {
+      out->push_back(json::serialize(value));
+    } else if (trimmed.size() == body.size()) {
+      out->push_back(std::move(body));
+    } else {
+      out->emplace_back(trimmed);
+    }
+    return std::nullopt;
+  }
+  if (!value.is_array()) {
+    return http::Response::Error(400, "invalid_payload",
+                                 "body must be a JSON object or an array of objects, not " +
+                                     std::string(KindName(value.kind())));
+  }
+  const json::array& batch = value.get_array();
+  out->reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!batch[i].is_object()) {
+      out->clear();
+      return http::Response::Error(400, "invalid_payload",
+                                   "batch element " + std::to_string(i) + " is " +
+                                       std::string(KindName(batch[i].kind())) +
+                                       ", not a JSON object");
+    }
+    out->push_back(json::serialize(batch[i]));
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+class Receiver::Impl {
+ public:
+  explicit Impl(ReceiverOptions options) : options_(std::move(options)) {}
+  ~Impl() { Stop(); }
+
+  model::Status Start() {
+    if (started_) return model::Internal("Receiver::Start() called twice");
+    if (auto s = ValidateOptions(); !s.ok()) return s;
+    if (!options_.out_path.empty()) {
+      auto output = OpenOutput(options_.out_path, options_.sync_writes);
+      if (!output.ok()) return output.status();
+      auto ids = (*output)->StoredIds();
+      if (!ids.ok()) {
+        (*output)->Close();
+        return ids.status();
+      }
+      seen_ids_.reserve(ids->size());
+      for (std::string& id : *ids) seen_ids_.insert(std::move(id));
+      output_ = std::move(*output);
+    }
+    http::ServerLimits limits;
+    limits.max_body_bytes = options_.max_body_bytes;
+    server_ = std::make_unique<http::Server>(
+        limits, [this](http::Request&& request, http::Responder respond) {
+          Handle(std::move(request), std::move(respond));
+        });
+    if (auto s = server_->Listen(options_.listen); !s.ok()) {
+      server_.reset();
+      if (output_) output_->Close();
+      output_.reset();
+      return s;
+    }
+    if (output_) writer_ = std::thread([this] { WriterLoop(); });
+    server_->Start(options_.threads);
+    started_ = true;
+    return model::Status::Ok();
+  }
+
+  void Stop() {
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+    server_->StopAccepting();
+    // Write what is queued and answer it while the server still runs; requests that arrive on
+    // open connections from now on are answered 503.
+    if (writer_.joinable()) {
+      {
+        std::lock_guard lock(queue_mu_);
+        writer_closing_ = true;
+      }
+      queue_cv_.notify_one();
+      writer_.join();
+    }
+    server_->Stop();
+    if (output_) {
+      if (auto s = output_->Close(); !s.ok()) LogError(s.message());
+    }
+  }
+
+  uint16_t port() const { return server_ ? server_->port() : 0; }
+
+  ReceiverCounts counts() const {
+    return {received_.load(std::memory_order_relaxed), stored_.load(std::memory_order_relaxed),
+            duplicates_.load(std::memory_order_relaxed), rejected_.load(std::memory_order_relaxed)};
+  }
+
+ private:
+  model::Status ValidateOptions() {
+    keys_.clear();
+    if (options_.secrets.empty()) {
+      return model::InvalidArgument("at least one webhook secret (whsec_...) is required");
+    }
+    for (size_t i = 0; i < options_.secrets.size(); ++i) {
+      auto key = model::DecodeSecret(options_.secrets[i]);
+      if (!key) {
+        // The secret itself is never echoed: it may be a real one with a typo.
+        const std::string which =
+            options_.secrets.size() == 1 ? "the secret" : "secret #" + std::to_string(i + 1);
+        return model::InvalidArgument(which +
+                                      " is not a webhook secret: expected \"whsec_\" followed by "
+                                      "base64");
+      }
+      keys_.push_back(std::move(*key));
+    }
+    std::string host;
+    uint16_t port = 0;
+    if (!http::SplitHostPort(options_.listen, &host, &port)) {
+      return model::InvalidArgument("listen address must be host:port, got '" + options_.listen +
+                                    "'");
+    }
+    if (options_.threads < 1) {
+      return model::InvalidArgument("threads must be at least 1, got " +
+                                    std::to_string(options_.threads));
+    }
+    if (options_.tolerance.count() < 0) {
+      return model::InvalidArgument("timestamp tolerance must not be negative");
+    }
+    if (options_.max_body_bytes == 0) {
+      return model::InvalidArgument("max body size must be at least 1 byte");
+    }
+    return model::Status::Ok();
+  }
+
+  void Handle(http::Request&& request, http::Responder respond) {
+    if (request.method == "POST") return HandleWebhook(std::move(request), std::move(respond));
+    if (request.path == "/healthz" && request.method == "GET") {
+      return respond(http::Response::Json(200, R"({"status":"ok"})"));
+    }
+    respond(http::Response::Error(405, "method_not_allowed",
+                                  "method " + request.method +
+                                      " is not allowed: webhooks are POSTed to any path, and "
+                                      "GET /healthz answers 200")
+                .With("allow", request.path == "/healthz" ? "GET, POST" : "POST"));
+  }
+
+  void HandleWebhook(http::Request&& request, http::Responder respond) {
+    received_.fetch_add(1, std::memory_order_relaxed);
+    const int64_t received_at_ms = NowMs();
+    const std::string_view id = request.Header("webhook-id");
+    const std::string_view timestamp_text = request.Header("webhook-timestamp");
+    const std::string_view signature = request.Header("webhook-signature");
+    if (id.empty()) return Reject(respond, InvalidSignature("missing webhook-id header"));
+    if (timestamp_text.empty()) {
+      return Reject(respond, InvalidSignature("missing webhook-timestamp header"));
+    }
+    if (signature.empty()) {
+      return Reject(respond, InvalidSignature("missing webhook-signature header"));
+    }
+    const std::optional<int64_t> timestamp = ParseTimestamp(timestamp_text);
+    if (!timestamp) return Reject(respond, InvalidSignature("invalid webhook-timestamp header"));
+    const int64_t now = received_at_ms / 1000;
+    const int64_t tolerance = options_.tolerance.count();
+    if (*timestamp < now - tolerance || *timestamp > now + tolerance) {
+      return Reject(respond, InvalidSignature("timestamp outside tolerance"));
+    }
+    const bool verified = std::any_of(keys_.begin(), keys_.end(), [&](const std::string& key) {
+      return model::VerifySignatureHeader(signature, key, id, *timestamp, request.body);
+    });
+    if (!verified) return Reject(respond, InvalidSignature("no signature matches"));
+
+    AcceptedRequest accepted{std::string(id), received_at_ms, {}};
+    if (auto error = SplitPayloads(std::move(request.body), &accepted.payloads)) {
+      return Reject(respond, std::move(*error));
+    }
+
+    {
+      std::lock_guard lock(ids_mu_);
+      if (seen_ids_.contains(accepted.webhook_id)) {
+        duplicates_.fetch_add(1, std::memory_order_relaxed);
+        return respond(http::Response::Empty(204));
+      }
+      // The same id is being written right now: answer this copy with that write's outcome, so
+      // a 204 never stands for a payload that did not reach the disk.
+      if (auto it = in_flight_.find(accepted.webhook_id); it != in_flight_.end()) {
+        it->second.push_back(std::move(respond));
+        return;
+      }
+      if (!output_) {
+        seen_ids_.insert(std::move(accepted.webhook_id));
+        stored_.fetch_add(accepted.payloads.size(), std::memory_order_relaxed);
+        return respond(http::Response::Empty(204));
+      }
+      in_flight_.try_emplace(accepted.webhook_id);
+    }
+
+    std::unique_lock lock(queue_mu_);
+    if (writer_closing_ || queue_requests_.size() >= kMaxQueuedRequests) {
+      const bool closing = writer_closing_;
+      lock.unlock();
+      return Finish(accepted,
+                    model::Unavailable(closing ? "the receiver is shutting down"
+                                               : "the receiver is overloaded"),
+                    std::move(respond));
+    }
+    queue_requests_.push_back(std::move(accepted));
+    queue_responders_.push_back(std::move(respond));
+    lock.unlock();
+    queue_cv_.notify_one();
+  }
+
+  void Reject(const http::Responder& respond, http::Response response) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    respond(std::move(response));
+  }
+
+  // Answers a request that was in flight, and every copy of it that arrived meanwhile.
+  void Finish(const AcceptedRequest& request, const model::Status& status,
+              http::Responder respond) {
+    std::vector<http::Responder> waiters;
+    {
+      std::lock_guard lock(ids_mu_);
+      auto node = in_flight_.extract(request.webhook_id);
+      waiters = std::move(node.mapped());
+      if (status.ok()) seen_ids_.insert(std::move(node.key()));
+    }
+    if (status.ok()) {
+      stored_.fetch_add(request.payloads.size(), std::memory_order_relaxed);
+      duplicates_.fetch_add(waiters.size(), std::memory_order_relaxed);
+      respond(http::Response::Empty(204));
+      for (auto& waiter : waiters) waiter(http::Response::Empty(204));
+      return;
+    }
+    http::Response response = http::Response::FromStatus(status);
+    if (response.status == 503) response.With("retry-after", "1");
+    for (auto& waiter : waiters) waiter(response);
+    respond(std::move(response));
+  }
+
+  // Group commit: everything queued while the previous write ran goes in the next one.
+  void WriterLoop() {
+    std::vector<AcceptedRequest> requests;
+    std::vector<http::Responder> responders;
+    std::optional<std::chrono::steady_clock::time_point> last_error_log;
+    for (;;) {
+      {
+        std::unique_lock lock(queue_mu_);
+        queue_cv_.wait(lock, [this] { return !queue_requests_.empty() || writer_closing_; });
+        if (queue_requests_.empty()) return;
+        requests.swap(queue_requests_);
+        responders.swap(queue_responders_);
+      }
+      const model::Status status = output_->Append(requests);
+      if (!status.ok()) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!last_error_log || now - *last_error_log >= kWriteErrorLogInterval) {
+          LogError(status.message());
+          last_error_log = now;
+        }
+      }
+      for (size_t i = 0; i < requests.size(); ++i) {
+        Finish(requests[i], status, std::move(responders[i]));
+      }
+      requests.clear();
+      responders.clear();
+    }
+  }
+
+  const ReceiverOptions options_;
+  std::vector<std::string> keys_;   // decoded secrets; read-only once started
+  std::unique_ptr<Output> output_;  // used by the writer thread only, once started
+  std::unique_ptr<http::Server> server_;
+  std::thread writer_;
+  bool started_ = false;
+  bool stopped_ = false;
+
+  std::mutex ids_mu_;                         // held for a hash lookup only, never across a write
+  std::unordered_set<std::string> seen_ids_;  // stored (or, without output, accepted)
+  std::unordered_map<std::string, std::vector<http::Responder>> in_flight_;  // id -> duplicates
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<AcceptedRequest> queue_requests_;  // and their responders, index for index
+  std::vector<http::Responder> queue_responders_;
+  bool writer_closing_ = false;
+
+  std::atomic<uint64_t> received_{0};
+  std::atomic<uint64_t> stored_{0};
+  std::atomic<uint64_t> duplicates_{0};
+  std::atomic<uint64_t> rejected_{0};
+};
+
+Receiver::Receiver(ReceiverOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Receiver::~Receiver() = default;
+model::Status Receiver::Start() { return impl_->Start(); }
+uint16_t Receiver::port() const { return impl_->port(); }
+ReceiverCounts Receiver::counts() const { return impl_->counts(); }
+void Receiver::Stop() { impl_->Stop(); }
+
+namespace {
+
+std::string CountsLine(std::string_view msg, const ReceiverCounts& c) {
+  std::string line = R"({"level":"info","msg":)";
+  model::AppendJsonString(line, msg);
+  line += ",\"received\":" + std::to_string(c.received) +
+          ",\"stored\":" + std::to_string(c.stored) +
+          ",\"duplicates\":" + std::to_string(c.duplicates) +
+          ",\"rejected\":" + std::to_string(c.rejected) + "}";
+  return line;
+}
+
+int RunUntilSignal(const ReceiverOptions& options, const sigset_t& signals) {
+  Receiver receiver(options);
+  if (auto s = receiver.Start(); !s.ok()) {
+    LogError(s.message());
+    return s.code() == model::StatusCode::kInvalidArgument ? 2 : 1;
+  }
+  std::string host;
+  uint16_t unused_port = 0;
+  http::SplitHostPort(options.listen, &host, &unused_port);
+  const std::string port = std::to_string(receiver.port());
+  const std::string address =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + port;
+  std::string line = R"({"level":"info","msg":"listening","address":)";
+  model::AppendJsonString(line, address);
+  line += ",\"port\":" + port + "}";
+  LogLine(line);
+
+  ReceiverCounts last;
+  int signal_number = -1;
+  while (signal_number < 0) {
+    const timespec one_second{1, 0};
+    signal_number = sigtimedwait(&signals, nullptr, &one_second);
+    if (signal_number < 0 && errno != EAGAIN && errno != EINTR) {
+      LogError(std::string("cannot wait for signals: ") + std::strerror(errno));
+      receiver.Stop();
+      return 1;
+    }
+    if (const ReceiverCounts now = receiver.counts(); now != last) {
+      LogLine(CountsLine("counts", now));
+      last = now;
+    }
+  }
+  std::string stopping = R"({"level":"info","msg":"stopping","signal":)";
+  model::AppendJsonString(stopping, signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  LogLine(stopping + "}");
+  receiver.Stop();
+  LogLine(CountsLine("stopped", receiver.counts()));
+  return 0;
+}
+
+}  // namespace
+
+int RunReceive(const ReceiverOptions& options) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigset_t previous;
+  // Blocked before any thread starts, so that the server's threads inherit the mask and the
+  // signal waits for sigtimedwait here instead of killing the process.
+  pthread_sigmask(SIG_BLOCK, &signals, &previous);
+  const int code = RunUntilSignal(options, signals);
+  // A second Ctrl-C during shutdown must not kill the process once the mask is restored.
+  const timespec zero{0, 0};
+  while (sigtimedwait(&signals, nullptr, &zero) > 0) {
+  }
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  return code;
+}
+
+}  // namespace pushhook::receive

@@ -1,0 +1,182 @@
+#include "server/app.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
+#include "admin/admin_api.h"
+#include "delivery/curl_client.h"
+#include "delivery/dispatcher.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "ingest/ingest_handler.h"
+#include "model/clock.h"
+#include "model/signature.h"
+#include "store/store.h"
+#include "util/log.h"
+
+namespace pushhook::server {
+namespace {
+
+using util::Log;
+using util::LogLevel;
+
+// The operator token: from configuration, else from <data_dir>/admin-token, else a new one
+// written there with mode 0600.
+model::StatusOr<std::string> OperatorToken(const ServeConfig& config) {
+  if (!config.admin_token.empty()) return config.admin_token;
+  const std::filesystem::path path = std::filesystem::path(config.data_dir) / "admin-token";
+  std::ifstream in(path);
+  std::string token;
+  if (in && std::getline(in, token) && !token.empty()) {
+    Log(LogLevel::kInfo, "operator token read from file", {{"path", path.string()}});
+    return token;
+  }
+  token = "pha_" + model::RandomToken(40);
+  const std::string tmp = path.string() + ".tmp";
+  {
+    const mode_t old_mask = ::umask(077);
+    std::ofstream out(tmp, std::ios::trunc);
+    ::umask(old_mask);
+    out << token << "\n";
+    out.flush();
+    if (!out) return model::Internal("cannot write " + tmp);
+  }
+  ::chmod(tmp.c_str(), 0600);
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return model::Internal("cannot write " + path.string() + ": " + ec.message());
+  Log(LogLevel::kWarn, "no operator token configured: generated one",
+      {{"path", path.string()}, {"hint", "read it from that file (mode 0600)"}});
+  return token;
+}
+
+}  // namespace
+
+class App::Impl {
+ public:
+  explicit Impl(ServeConfig config) : config_(std::move(config)) {}
+
+  ~Impl() { Stop(); }
+
+  model::Status Start() {
+    std::error_code ec;
+    std::filesystem::create_directories(config_.data_dir, ec);
+    if (ec) {
+      return model::InvalidArgument("cannot create data directory " + config_.data_dir + ": " +
+                                    ec.message());
+    }
+    auto token = OperatorToken(config_);
+    if (!token.ok()) return token.status();
+
+    store::StoreOptions store_options;
+    store_options.database = config_.database.empty()
+                                 ? "sqlite://" + config_.data_dir + "/pushhook.db"
+                                 : config_.database;
+    store_options.durability_full = config_.durability_full;
+    auto store = store::OpenStore(store_options);
+    if (!store.ok()) return store.status();
+    store_ = std::move(store.value());
+
+    delivery::CurlClientOptions client_options;
+    client_options.ca_file = config_.ca_file;
+    client_options.allow_private_destinations = config_.allow_private_destinations;
+    client_options.allow_http = config_.allow_http;
+    client_ = std::make_unique<delivery::CurlClient>(client_options);
+
+    delivery::DispatcherOptions dispatcher_options;
+    dispatcher_options.schedule = config_.retry_schedule;
+    dispatcher_options.timeout = config_.delivery_timeout;
+    dispatcher_options.connect_timeout = config_.connect_timeout;
+    dispatcher_ =
+        std::make_unique<delivery::Dispatcher>(*store_, *client_, clock_, dispatcher_options);
+    if (model::Status s = dispatcher_->Start(); !s.ok()) return s;
+
+    ingest::IngestLimits limits;
+    limits.max_events = config_.max_events_per_request;
+    ingest_ = std::make_unique<ingest::IngestHandler>(
+        *store_, clock_, limits, [this](std::vector<store::DueMessage> messages) {
+          dispatcher_->Enqueue(std::move(messages));
+        });
+    admin::AdminOptions admin_options;
+    admin_options.operator_token_hash = model::Sha256Hex(*token);
+    admin_options.allow_http = config_.allow_http;
+    admin_options.allow_private_destinations = config_.allow_private_destinations;
+    admin_ = std::make_unique<admin::AdminApi>(
+        *store_, clock_, admin_options,
+        [this](const std::string& endpoint_id) { dispatcher_->EndpointChanged(endpoint_id); });
+
+    router_.Add("POST", "/v1/events", [this](http::Request&& r, http::Responder respond) {
+      ingest_->HandlePost(std::move(r), std::move(respond));
+    });
+    router_.Add("OPTIONS", "/v1/events", [this](http::Request&& r, http::Responder respond) {
+      ingest_->HandlePreflight(std::move(r), std::move(respond));
+    });
+    admin_->Register(router_);
+    router_.Add("GET", "/healthz", [](http::Request&&, http::Responder respond) {
+      respond(http::Response::Json(200, R"({"status":"ok"})"));
+    });
+    router_.Add("GET", "/readyz", [this](http::Request&&, http::Responder respond) {
+      if (!accepting_.load() || !store_->Ready()) {
+        return respond(http::Response::Error(503, "unavailable", "not ready"));
+      }
+      respond(http::Response::Json(200, R"({"status":"ready"})"));
+    });
+
+    http::ServerLimits server_limits;
+    server_limits.max_body_bytes = config_.max_body_bytes;
+    http_ = std::make_unique<http::Server>(server_limits,
+                                           [this](http::Request&& r, http::Responder respond) {
+                                             router_.Handle(std::move(r), std::move(respond));
+                                           });
+    if (model::Status s = http_->Listen(config_.listen); !s.ok()) return s;
+    http_->Start(config_.http_threads);
+    accepting_ = true;
+    Log(LogLevel::kInfo, "listening",
+        {{"address", config_.listen.substr(0, config_.listen.rfind(':')) + ":" +
+                         std::to_string(http_->port())},
+         {"port", static_cast<int>(http_->port())}});
+    return model::Status::Ok();
+  }
+
+  uint16_t port() const { return http_ ? http_->port() : 0; }
+
+  void Stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    accepting_ = false;
+    if (http_) {
+      http_->StopAccepting();
+      http_->Stop();
+    }
+    if (dispatcher_) dispatcher_->Stop(config_.shutdown_grace);
+    if (client_) client_->Stop();
+    // The store's destructor drains queued writes (attempt records, late ingest commits) to
+    // disk; their callbacks may still reach the dispatcher, so the dispatcher goes after it.
+    store_.reset();
+    dispatcher_.reset();
+  }
+
+ private:
+  const ServeConfig config_;
+  model::SystemClock clock_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<delivery::CurlClient> client_;
+  std::unique_ptr<delivery::Dispatcher> dispatcher_;
+  std::unique_ptr<ingest::IngestHandler> ingest_;
+  std::unique_ptr<admin::AdminApi> admin_;
+  http::Router router_;
+  std::unique_ptr<http::Server> http_;
+  std::atomic<bool> accepting_{false};
+  bool stopped_ = false;
+};
+
+App::App(ServeConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+App::~App() = default;
+model::Status App::Start() { return impl_->Start(); }
+uint16_t App::port() const { return impl_->port(); }
+void App::Stop() { impl_->Stop(); }
+
+}  // namespace pushhook::server

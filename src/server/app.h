@@ -1,0 +1,56 @@
+// The wiring of `pushhook serve`: store, HTTP server, ingest, admin API, dispatcher and outbound
+// client, built from one ServeConfig and started and stopped in the right order. This is the
+// one place that knows every component.
+//
+// Thread safety: Start() and Stop() from one thread (main).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "delivery/retry_schedule.h"
+#include "model/status.h"
+
+namespace pushhook::server {
+
+struct ServeConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./pushhook-data";
+  std::string database;     // "" = sqlite://<data_dir>/pushhook.db
+  std::string admin_token;  // "" = read or make <data_dir>/admin-token
+  bool durability_full = true;
+  delivery::RetrySchedule retry_schedule =
+      *delivery::RetrySchedule::Parse(delivery::RetrySchedule::kDefault);
+  std::chrono::milliseconds delivery_timeout{15'000};
+  std::chrono::milliseconds connect_timeout{5'000};
+  bool allow_http = false;
+  bool allow_private_destinations = false;
+  std::string ca_file;
+  std::chrono::milliseconds retention_delivered{7LL * 24 * 3600 * 1000};
+  std::chrono::milliseconds retention_failed{30LL * 24 * 3600 * 1000};
+  std::chrono::milliseconds shutdown_grace{10'000};
+  size_t max_body_bytes = 1 << 20;
+  size_t max_events_per_request = 10'000;
+  int http_threads = 2;
+};
+
+class App {
+ public:
+  explicit App(ServeConfig config);
+  ~App();
+
+  // Opens the store, runs migrations, loads pending messages and starts serving. A Status with
+  // kInvalidArgument means bad configuration (exit 2); anything else is a failure (exit 1).
+  model::Status Start();
+  uint16_t port() const;
+  // Stops taking requests, lets deliveries in flight finish within the grace period, stops.
+  void Stop();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pushhook::server

@@ -1,0 +1,79 @@
+#include "util/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+
+#include "model/payload.h"
+
+namespace pushhook::util {
+namespace {
+
+std::atomic<LogLevel> g_min_level{LogLevel::kInfo};
+
+std::string_view LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+void AppendFields(std::string& line, std::string_view message,
+                  std::initializer_list<LogField> fields) {
+  line += ",\"msg\":";
+  model::AppendJsonString(line, message);
+  for (const LogField& f : fields) {
+    line.push_back(',');
+    model::AppendJsonString(line, f.key);
+    line.push_back(':');
+    if (const auto* s = std::get_if<std::string_view>(&f.value)) {
+      model::AppendJsonString(line, *s);
+    } else if (const auto* i = std::get_if<int64_t>(&f.value)) {
+      line += std::to_string(*i);
+    } else if (const auto* d = std::get_if<double>(&f.value)) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.6g", *d);
+      line += buf;
+    } else {
+      line += std::get<bool>(f.value) ? "true" : "false";
+    }
+  }
+  line += "}\n";
+}
+
+}  // namespace
+
+void SetLogLevel(LogLevel level) { g_min_level.store(level); }
+
+std::string FormatLogLine(LogLevel level, std::string_view message,
+                          std::initializer_list<LogField> fields) {
+  std::string line = "{\"level\":\"";
+  line += LevelName(level);
+  line += '"';
+  AppendFields(line, message, fields);
+  return line;
+}
+
+void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
+  if (level < g_min_level.load(std::memory_order_relaxed)) return;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  std::string line = "{\"ts\":\"" + model::FormatRfc3339Ms(now_ms) + "\",\"level\":\"";
+  line += LevelName(level);
+  line += '"';
+  AppendFields(line, message, fields);
+  // One write per line so that lines from different threads never interleave.
+  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+}  // namespace pushhook::util

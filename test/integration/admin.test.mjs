@@ -1,0 +1,141 @@
+// DESIGN section 3: the admin API: tokens and their reach, sites, endpoint CRUD, strict request
+// bodies, URL rules without --dev; and the generated operator token.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { expectStatus, itest, listItems, request, waitFor } from '../helpers/harness.mjs';
+
+function assertError(res, status, what) {
+  assert.equal(res.status, status, `${what}: ${res.status} ${res.text}`);
+  assert.equal(typeof res.json?.error?.code, 'string', `${what}: error.code in ${res.text}`);
+  assert.equal(typeof res.json?.error?.message, 'string', `${what}: error.message in ${res.text}`);
+}
+
+itest('admin API: tokens, sites, endpoints', async (fx, t) => {
+  const serve = await fx.startServe();
+
+  await t.test('/healthz and /readyz answer 200', async () => {
+    assert.equal((await request(serve.baseUrl, 'GET', '/healthz')).status, 200);
+    assert.equal((await request(serve.baseUrl, 'GET', '/readyz')).status, 200);
+  });
+
+  await t.test('no token or a wrong token answers 401', async () => {
+    assertError(await serve.api('GET', '/v1/sites', undefined, null), 401, 'no token');
+    assertError(await serve.api('GET', '/v1/sites', undefined, 'wrong-token'), 401, 'wrong token');
+    assertError(await serve.api('POST', '/v1/sites', { name: 'x' }, null), 401, 'POST without a token');
+  });
+
+  const siteA = await serve.createSite('Site A');
+  const siteB = await serve.createSite('Site B');
+
+  await t.test('a site answers {id, name, ingest_key}; sites list and read', async () => {
+    assert.equal(typeof siteA.id, 'string');
+    assert.equal(siteA.name, 'Site A');
+    assert.equal(typeof siteA.ingest_key, 'string');
+    assert.ok(siteA.ingest_key.length >= 16);
+    assert.notEqual(siteA.ingest_key, siteB.ingest_key);
+    const list = listItems(expectStatus(await serve.api('GET', '/v1/sites'), 200, 'GET /v1/sites'));
+    assert.deepEqual(list.map((s) => s.id).sort(), [siteA.id, siteB.id].sort());
+    const one = expectStatus(await serve.api('GET', `/v1/sites/${siteA.id}`), 200, 'GET one site');
+    assert.equal(one.id, siteA.id);
+    assert.equal(one.name, 'Site A');
+    assertError(await serve.api('GET', '/v1/sites/no-such-site'), 404, 'unknown site');
+  });
+
+  await t.test('a site token reaches its own site only', async () => {
+    const created = expectStatus(await serve.api('POST', `/v1/sites/${siteA.id}/tokens`, {}), 201, 'POST tokens');
+    assert.equal(typeof created.token, 'string');
+    const token = created.token;
+    await serve.createEndpoint(siteB.id, { url: 'http://127.0.0.1:9/b' });
+
+    const own = expectStatus(await serve.api('GET', `/v1/sites/${siteA.id}/endpoints`, undefined, token), 200, 'own endpoints');
+    assert.ok(Array.isArray(listItems(own)));
+    assertError(await serve.api('GET', `/v1/sites/${siteB.id}/endpoints`, undefined, token), 404, 'another site\'s endpoints');
+    assertError(await serve.api('GET', `/v1/sites/${siteB.id}`, undefined, token), 404, 'another site');
+    const mine = await serve.createEndpoint(siteA.id, { url: 'http://127.0.0.1:9/a' }, token);
+    assert.match(mine.secret, /^whsec_/);
+    const makeSite = await serve.api('POST', '/v1/sites', { name: 'not allowed' }, token);
+    assert.ok([403, 404].includes(makeSite.status), `a site token making a site: ${makeSite.status} ${makeSite.text}`);
+  });
+
+  await t.test('endpoint create, list (no secrets), read, patch, delete', async () => {
+    const created = await serve.createEndpoint(siteA.id, {
+      url: 'http://127.0.0.1:9/crud',
+      events: ['View'],
+      description: 'first',
+    });
+    assert.equal(typeof created.id, 'string');
+    assert.equal(created.url, 'http://127.0.0.1:9/crud');
+    assert.match(created.secret, /^whsec_[A-Za-z0-9+/]+=*$/);
+    const base = `/v1/sites/${siteA.id}/endpoints`;
+
+    const list = listItems(expectStatus(await serve.api('GET', base), 200, 'GET list'));
+    const listed = list.find((e) => e.id === created.id);
+    assert.ok(listed, 'the new endpoint is listed');
+    for (const e of list) assert.equal(e.secret, undefined, `the list shows a secret: ${JSON.stringify(e)}`);
+    assert.ok(!JSON.stringify(list).includes(created.secret), 'the secret appears nowhere in the list');
+
+    const read = expectStatus(await serve.api('GET', `${base}/${created.id}`), 200, 'GET one');
+    assert.equal(read.url, 'http://127.0.0.1:9/crud');
+    assert.equal(read.description, 'first');
+
+    const patched = expectStatus(
+      await serve.api('PATCH', `${base}/${created.id}`, { url: 'http://127.0.0.1:9/changed', description: 'second', enabled: false }),
+      200,
+      'PATCH',
+    );
+    assert.equal(patched.url, 'http://127.0.0.1:9/changed');
+    assert.equal(patched.description, 'second');
+    assert.equal(patched.enabled, false);
+    const reread = expectStatus(await serve.api('GET', `${base}/${created.id}`), 200, 'GET after PATCH');
+    assert.equal(reread.url, 'http://127.0.0.1:9/changed');
+    assert.equal(reread.description, 'second');
+    assert.equal(reread.enabled, false);
+    assert.deepEqual(reread.events, ['View']);
+
+    const deleted = await serve.api('DELETE', `${base}/${created.id}`);
+    assert.ok([200, 204].includes(deleted.status), `DELETE: ${deleted.status} ${deleted.text}`);
+    assertError(await serve.api('GET', `${base}/${created.id}`), 404, 'GET after DELETE');
+    const after = listItems(expectStatus(await serve.api('GET', base), 200, 'GET list after DELETE'));
+    assert.ok(!after.some((e) => e.id === created.id));
+  });
+
+  await t.test('unknown fields and bad values in a request body answer 400', async () => {
+    assertError(await serve.api('POST', '/v1/sites', { name: 'x', colour: 'blue' }), 400, 'unknown field in site');
+    assertError(
+      await serve.api('POST', `/v1/sites/${siteA.id}/endpoints`, { url: 'http://127.0.0.1:9/x', secrett: 'typo' }),
+      400,
+      'unknown field in endpoint',
+    );
+    const badFilter = await serve.api('POST', `/v1/sites/${siteA.id}/endpoints`, { url: 'http://127.0.0.1:9/x', events: ['Dismiss'] });
+    assert.ok(badFilter.status === 400 || badFilter.status === 422, `unknown event type: ${badFilter.status} ${badFilter.text}`);
+    assertError(await serve.api('POST', '/v1/sites', '{"name":'), 400, 'malformed JSON');
+  });
+});
+
+itest('without --dev, http:// and literal loopback URLs are refused at registration', async (fx) => {
+  const serve = await fx.startServe({ dev: false });
+  const site = await serve.createSite('No dev');
+  const base = `/v1/sites/${site.id}/endpoints`;
+
+  for (const url of ['http://hooks.example.com/in', 'https://127.0.0.1/hooks', 'https://10.1.2.3/hooks']) {
+    const res = await serve.api('POST', base, { url });
+    assert.ok(res.status >= 400 && res.status < 500, `${url}: ${res.status} ${res.text}`);
+    assert.equal(typeof res.json?.error?.code, 'string', `${url}: error.code in ${res.text}`);
+    assert.ok(res.json.error.message.length > 0);
+  }
+  // An https URL with a public host name is fine (nothing is resolved or fetched at registration).
+  await serve.createEndpoint(site.id, { url: 'https://hooks.example.com/in' });
+});
+
+itest('with no PUSHHOOK_ADMIN_TOKEN, an operator token is generated into <data-dir>/admin-token, mode 0600', async (fx) => {
+  const serve = await fx.startServe({ adminToken: null });
+  const file = path.join(serve.dataDir, 'admin-token');
+  await waitFor(() => fs.existsSync(file), { what: file });
+  assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+  const token = fs.readFileSync(file, 'utf8').trim();
+  assert.ok(token.length >= 16, 'a long enough token');
+  expectStatus(await serve.api('GET', '/v1/sites', undefined, token), 200, 'GET /v1/sites with the generated token');
+  assert.ok(!serve.stderr.includes(token), 'the token is never logged');
+  assert.ok(serve.stderr.includes('admin-token'), 'the log says where the token is');
+});

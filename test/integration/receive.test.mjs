@@ -1,0 +1,68 @@
+// DESIGN section 5: `pushhook receive` as the sink: it verifies, de-duplicates by webhook-id and
+// stores each payload once (one NDJSON line each).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Webhook } from 'standardwebhooks';
+import {
+  SAMPLE_PAYLOAD, expectStatus, freePort, itest, makeEvent, payloadFor, randomToken, request, sleep, waitFor,
+} from '../helpers/harness.mjs';
+
+const COUNT = 50;
+
+function lines(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.length > 0);
+}
+
+itest('50 events through serve into pushhook receive end up as 50 NDJSON lines', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Receive');
+  const port = await freePort();
+  const endpoint = await serve.createEndpoint(site.id, { url: `http://127.0.0.1:${port}/hooks` });
+  const receiver = await fx.startReceive({ secret: endpoint.secret, listen: `127.0.0.1:${port}` });
+  assert.equal(receiver.port, port);
+
+  const events = Array.from({ length: COUNT }, (_, i) => makeEvent(i, { event_id: `r-${i}` }));
+  for (let i = 0; i < COUNT; i += 10) {
+    expectStatus(await serve.ingest(site.ingest_key, events.slice(i, i + 10)), 202, 'POST /v1/events');
+  }
+
+  await waitFor(() => lines(receiver.out).length >= COUNT, {
+    timeoutMs: 30_000,
+    intervalMs: 100,
+    what: `${COUNT} lines in ${path.basename(receiver.out)}`,
+  });
+  await sleep(500);
+  assert.deepEqual(lines(receiver.out).sort(), events.map(payloadFor).sort());
+});
+
+itest('pushhook receive answers 401 to bad signatures and stores a webhook-id once', async (fx) => {
+  const secret = `whsec_${Buffer.from(randomToken(), 'hex').toString('base64')}`;
+  const receiver = await fx.startReceive({ secret });
+  const signer = new Webhook(secret);
+  const post = (headers, body = SAMPLE_PAYLOAD) =>
+    request(receiver.url, 'POST', '/hooks', { body, headers: { 'content-type': 'application/json', ...headers } });
+  const signed = (id, when = new Date(), body = SAMPLE_PAYLOAD) => ({
+    'webhook-id': id,
+    'webhook-timestamp': String(Math.floor(when.getTime() / 1000)),
+    'webhook-signature': signer.sign(id, when, body),
+  });
+
+  assert.equal((await post({})).status, 401, 'no signature headers');
+  const good = signed('msg_receive_test_1');
+  assert.equal((await post({ ...good, 'webhook-signature': 'v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' })).status, 401, 'wrong signature');
+  assert.equal((await post(good, SAMPLE_PAYLOAD.replace('Click', 'View'))).status, 401, 'tampered body');
+  const stale = signed('msg_receive_test_2', new Date(Date.now() - 10 * 60 * 1000));
+  assert.equal((await post(stale)).status, 401, 'timestamp 10 minutes old');
+  assert.equal(lines(receiver.out).length, 0, 'nothing stored from refused requests');
+
+  assert.equal((await post(good)).status, 204, 'good signature');
+  assert.equal((await post(good)).status, 204, 'same webhook-id again is acknowledged');
+  const other = signed('msg_receive_test_3', new Date(), payloadFor(makeEvent(7)));
+  assert.equal((await post(other, payloadFor(makeEvent(7)))).status, 204);
+
+  await waitFor(() => lines(receiver.out).length >= 2, { what: 'two stored lines' });
+  await sleep(300);
+  assert.deepEqual(lines(receiver.out), [SAMPLE_PAYLOAD, payloadFor(makeEvent(7))]);
+});
