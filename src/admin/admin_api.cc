@@ -279,12 +279,9 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
 
 }  // namespace
 
-AdminApi::AdminApi(store::Store& store, const model::Clock& clock, AdminOptions options,
-                   EndpointChanged endpoint_changed)
-    : store_(store),
-      clock_(clock),
-      options_(std::move(options)),
-      endpoint_changed_(std::move(endpoint_changed)) {}
+AdminApi::AdminApi(store::Store& store, delivery::Dispatcher& dispatcher, const model::Clock& clock,
+                   AdminOptions options)
+    : store_(store), dispatcher_(dispatcher), clock_(clock), options_(std::move(options)) {}
 
 void AdminApi::Register(http::Router& router) {
   const auto bind = [this](void (AdminApi::*method)(http::Request&&, http::Responder)) {
@@ -301,6 +298,12 @@ void AdminApi::Register(http::Router& router) {
   router.Add("GET", "/v1/sites/{site}/endpoints/{id}", bind(&AdminApi::GetEndpoint));
   router.Add("PATCH", "/v1/sites/{site}/endpoints/{id}", bind(&AdminApi::UpdateEndpoint));
   router.Add("DELETE", "/v1/sites/{site}/endpoints/{id}", bind(&AdminApi::DeleteEndpoint));
+  router.Add("POST", "/v1/sites/{site}/endpoints/{id}/rotate-secret",
+             bind(&AdminApi::RotateSecret));
+  router.Add("POST", "/v1/sites/{site}/endpoints/{id}/test", bind(&AdminApi::TestEndpoint));
+  router.Add("POST", "/v1/sites/{site}/endpoints/{id}/replay", bind(&AdminApi::ReplayEndpoint));
+  router.Add("GET", "/v1/sites/{site}/endpoints/{id}/stats", bind(&AdminApi::EndpointStats));
+  router.Add("POST", "/v1/sites/{site}/messages/{id}/redeliver", bind(&AdminApi::Redeliver));
   router.Add("GET", "/v1/sites/{site}/messages", bind(&AdminApi::ListMessages));
   router.Add("GET", "/v1/sites/{site}/messages/{id}", bind(&AdminApi::GetMessage));
   router.Add("GET", "/v1/sites/{site}/messages/{id}/attempts", bind(&AdminApi::ListAttempts));
@@ -434,7 +437,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   e.created_at_ms = e.updated_at_ms = clock_.NowMs();
   auto created = store_.CreateEndpoint(std::move(e));
   if (!created.ok()) return respond(http::Response::FromStatus(created.status()));
-  endpoint_changed_(created->id);
+  dispatcher_.EndpointChanged(created->id);
   respond(JsonResponse(201, EndpointJson(*created, true)));
 }
 
@@ -473,7 +476,7 @@ void AdminApi::UpdateEndpoint(http::Request&& request, http::Responder respond) 
   if (!ReadEndpointFields(*body, &patch, options_, &error)) return respond(std::move(error));
   auto updated = store_.UpdateEndpoint(site_id, request.path_params[1], patch, clock_.NowMs());
   if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
-  endpoint_changed_(updated->id);
+  dispatcher_.EndpointChanged(updated->id);
   respond(JsonResponse(200, EndpointJson(*updated, false)));
 }
 
@@ -485,7 +488,7 @@ void AdminApi::DeleteEndpoint(http::Request&& request, http::Responder respond) 
   if (model::Status s = store_.DeleteEndpoint(site_id, endpoint_id); !s.ok()) {
     return respond(http::Response::FromStatus(s));
   }
-  endpoint_changed_(endpoint_id);
+  dispatcher_.EndpointChanged(endpoint_id);
   respond(http::Response::Empty(204));
 }
 
@@ -568,6 +571,144 @@ void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {
         {"response_body", a.response_prefix}});
   }
   respond(JsonResponse(200, json::object{{"data", std::move(data)}}));
+}
+
+void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
+  auto current = store_.GetEndpoint(site_id, request.path_params[1]);
+  if (!current.ok()) return respond(http::Response::FromStatus(current.status()));
+  const int64_t now = clock_.NowMs();
+  store::EndpointPatch patch;
+  patch.secret = model::NewSecret();
+  patch.previous_secret = current->secret;
+  patch.previous_secret_expires_ms = now + options_.secret_overlap.count();
+  auto updated = store_.UpdateEndpoint(site_id, current->id, patch, now);
+  if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
+  json::object out = EndpointJson(*updated, true);
+  out["previous_secret_expires_at"] = Rfc3339(updated->previous_secret_expires_ms);
+  respond(JsonResponse(200, out));
+}
+
+void AdminApi::TestEndpoint(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
+  auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
+  if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
+  dispatcher_.SendTest(
+      *endpoint, site_id, [respond = std::move(respond)](delivery::OutboundResult r) {
+        const bool success = r.status >= 200 && r.status < 300;
+        respond(JsonResponse(
+            200,
+            json::object{{"success", success},
+                         {"status_code", r.status == 0 ? json::value() : json::value(r.status)},
+                         {"latency_ms", static_cast<double>(r.latency.count()) / 1000.0},
+                         {"error", r.error.empty() && !success ? "HTTP " + std::to_string(r.status)
+                                                               : r.error},
+                         {"response_body", r.body_prefix}}));
+      });
+}
+
+namespace {
+
+// A time given as RFC 3339 text or Unix milliseconds.
+std::optional<int64_t> TimeField(const json::object& body, std::string_view name,
+                                 http::Response* error) {
+  const json::value* v = body.if_contains(name);
+  if (v == nullptr) {
+    *error = BadRequest("field '" + std::string(name) + "' is required");
+    return std::nullopt;
+  }
+  int64_t ms = 0;
+  if (v->is_int64() && v->as_int64() >= 0) return v->as_int64();
+  if (v->is_string() && model::ParseRfc3339(std::string(v->as_string()), &ms)) return ms;
+  *error =
+      BadRequest("field '" + std::string(name) + "' must be an RFC 3339 time or Unix milliseconds");
+  return std::nullopt;
+}
+
+}  // namespace
+
+void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body, {"since", "until", "cid", "reference_id"}, &error)) {
+    return respond(std::move(error));
+  }
+  auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
+  if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
+  store::ReplayQuery query;
+  query.site_id = site_id;
+  query.endpoint_id = endpoint->id;
+  auto since = TimeField(*body, "since", &error);
+  if (!since) return respond(std::move(error));
+  auto until = TimeField(*body, "until", &error);
+  if (!until) return respond(std::move(error));
+  if (*since >= *until) return respond(BadRequest("'since' must be before 'until'"));
+  query.since_ms = *since;
+  query.until_ms = *until;
+  for (const char* name : {"cid", "reference_id"}) {
+    auto value = StringField(*body, name, 64, &error);
+    if (error.status != 200) return respond(std::move(error));
+    if (value) (std::string_view(name) == "cid" ? query.cid : query.reference_id) = *value;
+  }
+  auto messages = store_.ReplayEvents(query, clock_.NowMs());
+  if (!messages.ok()) return respond(http::Response::FromStatus(messages.status()));
+  const size_t count = messages->size();
+  dispatcher_.Enqueue(std::move(messages.value()));
+  respond(JsonResponse(202, json::object{{"replayed", count}}));
+}
+
+void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
+  if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
+  int64_t since = clock_.NowMs() - 24LL * 3600 * 1000;
+  if (auto text = request.QueryParam("since"); text && !text->empty()) {
+    if (!model::ParseRfc3339(*text, &since)) {
+      return respond(BadRequest("since must be an RFC 3339 time"));
+    }
+  }
+  auto stats = store_.GetEndpointStats(endpoint->id, since);
+  if (!stats.ok()) return respond(http::Response::FromStatus(stats.status()));
+  const delivery::EndpointRuntime runtime = dispatcher_.Runtime(endpoint->id);
+  const std::string state = !endpoint->enabled          ? "disabled"
+                            : runtime.circuit == "open" ? "circuit_open"
+                                                        : "enabled";
+  respond(JsonResponse(
+      200, json::object{{"since", Rfc3339(since)},
+                        {"attempts", stats->attempts},
+                        {"successes", stats->successes},
+                        {"failures", stats->failures},
+                        {"latency_ms", json::object{{"p50", stats->latency_p50_us / 1000.0},
+                                                    {"p99", stats->latency_p99_us / 1000.0}}},
+                        {"pending", stats->pending},
+                        {"failed", stats->failed_messages},
+                        {"state", state},
+                        {"circuit", runtime.circuit},
+                        {"in_flight", runtime.in_flight}}));
+}
+
+void AdminApi::Redeliver(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
+  if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
+  auto due = store_.RequeueMessage(site_id, *id, clock_.NowMs());
+  if (!due.ok()) return respond(NotFoundResponse("message", request.path_params[1]));
+  dispatcher_.Enqueue({*due});
+  respond(JsonResponse(202, json::object{{"id", request.path_params[1]}, {"status", "pending"}}));
 }
 
 }  // namespace pushhook::admin

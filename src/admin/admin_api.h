@@ -3,12 +3,13 @@
 // site, and any other site's ids answer 404 so that their existence is not confirmed.
 //
 // Thread safety: handlers run on any server thread; the API keeps no mutable state of its own.
-// The Store, Clock and callbacks must outlive it.
+// The Store, Dispatcher and Clock must outlive it.
 #pragma once
 
 #include <functional>
 #include <string>
 
+#include "delivery/dispatcher.h"
 #include "http/router.h"
 #include "model/clock.h"
 #include "store/store.h"
@@ -21,15 +22,14 @@ struct AdminOptions {
   bool allow_http = false;
   bool allow_private_destinations = false;
   size_t max_endpoints_per_site = 1000;
+  // How long a rotated-out secret keeps signing beside the new one.
+  std::chrono::milliseconds secret_overlap{24LL * 3600 * 1000};
 };
-
-// Called after an endpoint is created, changed or removed, with its id.
-using EndpointChanged = std::function<void(const std::string& endpoint_id)>;
 
 class AdminApi {
  public:
-  AdminApi(store::Store& store, const model::Clock& clock, AdminOptions options,
-           EndpointChanged endpoint_changed);
+  AdminApi(store::Store& store, delivery::Dispatcher& dispatcher, const model::Clock& clock,
+           AdminOptions options);
 
   // Adds every admin route to `router`.
   void Register(http::Router& router);
@@ -51,14 +51,19 @@ class AdminApi {
   void GetEndpoint(http::Request&& request, http::Responder respond);
   void UpdateEndpoint(http::Request&& request, http::Responder respond);
   void DeleteEndpoint(http::Request&& request, http::Responder respond);
+  void RotateSecret(http::Request&& request, http::Responder respond);
+  void TestEndpoint(http::Request&& request, http::Responder respond);
+  void ReplayEndpoint(http::Request&& request, http::Responder respond);
+  void EndpointStats(http::Request&& request, http::Responder respond);
+  void Redeliver(http::Request&& request, http::Responder respond);
   void ListMessages(http::Request&& request, http::Responder respond);
   void GetMessage(http::Request&& request, http::Responder respond);
   void ListAttempts(http::Request&& request, http::Responder respond);
 
   store::Store& store_;
+  delivery::Dispatcher& dispatcher_;
   const model::Clock& clock_;
   const AdminOptions options_;
-  const EndpointChanged endpoint_changed_;
 };
 
 }  // namespace pushhook::admin

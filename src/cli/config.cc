@@ -26,6 +26,15 @@ const std::vector<Setting> kSettings = {
     {"delivery.allow_private_destinations", "--allow-private-destinations", false,
      "allow loopback, private and link-local destinations"},
     {"delivery.ca_file", "--ca-file", false, "CA bundle for https destinations"},
+    {"delivery.disable_after", "--disable-after", false,
+     "disable an endpoint whose every attempt failed for this long"},
+    {"shutdown_grace", "--shutdown-grace", false,
+     "on SIGTERM, how long deliveries in flight may take to finish"},
+    {"ingest.max_body_bytes", "--max-body-bytes", false, "largest ingest request body"},
+    {"ingest.max_backlog", "--max-backlog", false,
+     "ingest answers 503 while more messages than this wait for delivery"},
+    {"ingest.min_free_disk_mb", "--min-free-disk-mb", false,
+     "ingest answers 503 while the data folder's disk has less free space"},
     {"retention.delivered", "", false, "how long delivered messages are kept"},
     {"retention.failed", "", false, "how long failed messages are kept"},
 };
@@ -73,10 +82,24 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     auto schedule = delivery::RetrySchedule::Parse(value);
     if (!schedule.ok()) return schedule.status();
     c.retry_schedule = *schedule;
+  } else if (key == "ingest.max_body_bytes" || key == "ingest.max_backlog" ||
+             key == "ingest.min_free_disk_mb") {
+    uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || end != value.data() + value.size() || value.empty() ||
+        (n == 0 && key != "ingest.min_free_disk_mb")) {
+      return InvalidArgument(std::string(key) + " must be a positive integer, got '" + value + "'");
+    }
+    if (key == "ingest.max_body_bytes") c.max_body_bytes = n;
+    if (key == "ingest.max_backlog") c.max_backlog = n;
+    if (key == "ingest.min_free_disk_mb") c.min_free_disk_bytes = n << 20;
   } else if (key == "delivery.timeout" || key == "delivery.connect_timeout" ||
-             key == "retention.delivered" || key == "retention.failed") {
+             key == "retention.delivered" || key == "retention.failed" ||
+             key == "delivery.disable_after" || key == "shutdown_grace") {
     auto d = ParsePositiveDuration(key, value);
     if (!d.ok()) return d.status();
+    if (key == "delivery.disable_after") c.disable_after = *d;
+    if (key == "shutdown_grace") c.shutdown_grace = *d;
     if (key == "delivery.timeout") c.delivery_timeout = *d;
     if (key == "delivery.connect_timeout") c.connect_timeout = *d;
     if (key == "retention.delivered") c.retention_delivered = *d;

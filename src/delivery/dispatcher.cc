@@ -198,8 +198,16 @@ void Dispatcher::Run() {
       endpoints_[index].queued = false;
       LaunchReady(index, now);
     }
-    std::lock_guard lock(mu_);
-    counts_.scheduled = timers_.size();
+    // The backlog is for back-pressure and metrics: a tenth of a second stale is fine, and
+    // counting every endpoint's queues on every turn would not be.
+    if (now - backlog_counted_ms_ >= 100) {
+      backlog_counted_ms_ = now;
+      size_t waiting = 0;
+      for (const EndpointState& e : endpoints_) waiting += e.ready.size() + e.parked.size();
+      std::lock_guard lock(mu_);
+      counts_.scheduled = timers_.size();
+      counts_.backlog = timers_.size() + waiting + static_cast<uint64_t>(total_in_flight_);
+    }
   }
 }
 

@@ -54,7 +54,8 @@ struct DispatcherCounts {
   uint64_t delivered = 0;
   uint64_t failed = 0;  // messages that ran out of retries
   uint64_t in_flight = 0;
-  uint64_t scheduled = 0;  // messages waiting in memory
+  uint64_t scheduled = 0;  // messages waiting for a retry time
+  uint64_t backlog = 0;    // messages waiting in all: due, scheduled and parked
 };
 
 class Dispatcher {
@@ -147,6 +148,7 @@ class Dispatcher {
   std::deque<uint32_t> runnable_;
   std::mt19937_64 rng_;
   int total_in_flight_ = 0;
+  int64_t backlog_counted_ms_ = 0;
 
   std::thread thread_;
 };

@@ -25,8 +25,12 @@ std::string MediaType(std::string_view content_type) {
 }  // namespace
 
 IngestHandler::IngestHandler(store::Store& store, const model::Clock& clock, IngestLimits limits,
-                             CommittedCallback on_committed)
-    : store_(store), clock_(clock), limits_(limits), on_committed_(std::move(on_committed)) {}
+                             CommittedCallback on_committed, OverloadCheck overloaded)
+    : store_(store),
+      clock_(clock),
+      limits_(limits),
+      on_committed_(std::move(on_committed)),
+      overloaded_(std::move(overloaded)) {}
 
 void IngestHandler::HandlePreflight(http::Request&&, http::Responder respond) {
   http::Response response = http::Response::Empty(204);
@@ -59,6 +63,12 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond)
   const std::optional<std::string> site_id = SiteOfKey(key);
   if (!site_id) {
     return respond(WithCors(http::Response::Error(401, "unauthorized", "unknown ingest key")));
+  }
+
+  if (auto reason = overloaded_()) {
+    // Back-pressure before memory or disk runs out; nothing of this request was taken.
+    return respond(WithCors(http::Response::Error(503, "unavailable", *reason + "; retry later")
+                                .With("retry-after", "5")));
   }
 
   const std::string type = MediaType(request.Header("content-type"));

@@ -21,11 +21,13 @@ namespace pushhook::ingest {
 
 // Called with the messages of each committed request, before the client is answered.
 using CommittedCallback = std::function<void(std::vector<store::DueMessage>)>;
+// Why ingest must refuse work right now (backlog, disk), or nullopt; answered as 503.
+using OverloadCheck = std::function<std::optional<std::string>()>;
 
 class IngestHandler {
  public:
   IngestHandler(store::Store& store, const model::Clock& clock, IngestLimits limits,
-                CommittedCallback on_committed);
+                CommittedCallback on_committed, OverloadCheck overloaded);
 
   void HandlePost(http::Request&& request, http::Responder respond);
   void HandlePreflight(http::Request&& request, http::Responder respond);
@@ -38,6 +40,7 @@ class IngestHandler {
   const model::Clock& clock_;
   const IngestLimits limits_;
   const CommittedCallback on_committed_;
+  const OverloadCheck overloaded_;
 
   std::shared_mutex keys_mu_;
   // Ingest keys never change owner, so a key once found is cached for good.

@@ -1,10 +1,14 @@
 #include "server/app.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <thread>
 
 #include "admin/admin_api.h"
 #include "delivery/curl_client.h"
@@ -90,6 +94,7 @@ class App::Impl {
     dispatcher_options.schedule = config_.retry_schedule;
     dispatcher_options.timeout = config_.delivery_timeout;
     dispatcher_options.connect_timeout = config_.connect_timeout;
+    dispatcher_options.disable_after = config_.disable_after;
     dispatcher_ =
         std::make_unique<delivery::Dispatcher>(*store_, *client_, clock_, dispatcher_options);
     if (model::Status s = dispatcher_->Start(); !s.ok()) return s;
@@ -97,16 +102,17 @@ class App::Impl {
     ingest::IngestLimits limits;
     limits.max_events = config_.max_events_per_request;
     ingest_ = std::make_unique<ingest::IngestHandler>(
-        *store_, clock_, limits, [this](std::vector<store::DueMessage> messages) {
+        *store_, clock_, limits,
+        [this](std::vector<store::DueMessage> messages) {
           dispatcher_->Enqueue(std::move(messages));
-        });
+        },
+        [this] { return Overloaded(); });
     admin::AdminOptions admin_options;
     admin_options.operator_token_hash = model::Sha256Hex(*token);
     admin_options.allow_http = config_.allow_http;
     admin_options.allow_private_destinations = config_.allow_private_destinations;
-    admin_ = std::make_unique<admin::AdminApi>(
-        *store_, clock_, admin_options,
-        [this](const std::string& endpoint_id) { dispatcher_->EndpointChanged(endpoint_id); });
+    admin_options.secret_overlap = std::chrono::hours(24);
+    admin_ = std::make_unique<admin::AdminApi>(*store_, *dispatcher_, clock_, admin_options);
 
     router_.Add("POST", "/v1/events", [this](http::Request&& r, http::Responder respond) {
       ingest_->HandlePost(std::move(r), std::move(respond));
@@ -134,6 +140,7 @@ class App::Impl {
     if (model::Status s = http_->Listen(config_.listen); !s.ok()) return s;
     http_->Start(config_.http_threads);
     accepting_ = true;
+    housekeeping_ = std::thread([this] { Housekeeping(); });
     Log(LogLevel::kInfo, "listening",
         {{"address", config_.listen.substr(0, config_.listen.rfind(':')) + ":" +
                          std::to_string(http_->port())},
@@ -147,6 +154,12 @@ class App::Impl {
     if (stopped_) return;
     stopped_ = true;
     accepting_ = false;
+    {
+      std::lock_guard lock(housekeeping_mu_);
+      housekeeping_stop_ = true;
+    }
+    housekeeping_cv_.notify_all();
+    if (housekeeping_.joinable()) housekeeping_.join();
     if (http_) {
       http_->StopAccepting();
       http_->Stop();
@@ -160,6 +173,57 @@ class App::Impl {
   }
 
  private:
+  // Why ingest should refuse work now, or nullopt. Cheap: read on every ingest request.
+  std::optional<std::string> Overloaded() const {
+    if (low_disk_.load(std::memory_order_relaxed)) {
+      return "the data folder's disk is nearly full";
+    }
+    if (dispatcher_->counts().backlog > config_.max_backlog) {
+      return "too many messages are waiting for delivery";
+    }
+    return std::nullopt;
+  }
+
+  // Once a second: watch free disk; now and then: purge old messages in small batches, so
+  // that retention never holds the writer long.
+  void Housekeeping() {
+    constexpr int kPurgeBatch = 500;
+    const auto purge_every = std::min<std::chrono::milliseconds>(
+        std::chrono::minutes(1),
+        std::min(config_.retention_delivered, config_.retention_failed) / 2);
+    auto next_purge = std::chrono::steady_clock::now();
+    std::unique_lock lock(housekeeping_mu_);
+    while (!housekeeping_stop_) {
+      struct statvfs fs {};
+      if (::statvfs(config_.data_dir.c_str(), &fs) == 0) {
+        const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+        const bool low = free_bytes < config_.min_free_disk_bytes;
+        if (low != low_disk_.exchange(low)) {
+          Log(low ? LogLevel::kWarn : LogLevel::kInfo,
+              low ? "disk nearly full: refusing ingest" : "disk space recovered",
+              {{"free_bytes", free_bytes}});
+        }
+      }
+      if (std::chrono::steady_clock::now() >= next_purge) {
+        lock.unlock();
+        const int64_t now = clock_.NowMs();
+        size_t total = 0;
+        for (int round = 0; round < 100; ++round) {
+          auto purged = store_->PurgeMessages(now - config_.retention_delivered.count(),
+                                              now - config_.retention_failed.count(), kPurgeBatch);
+          if (!purged.ok() || *purged == 0) break;
+          total += *purged;
+          if (*purged < static_cast<size_t>(kPurgeBatch)) break;
+        }
+        if (total > 0) Log(LogLevel::kInfo, "retention purged messages", {{"count", total}});
+        next_purge = std::chrono::steady_clock::now() + purge_every;
+        lock.lock();
+      }
+      housekeeping_cv_.wait_for(lock, std::chrono::seconds(1),
+                                [this] { return housekeeping_stop_; });
+    }
+  }
+
   const ServeConfig config_;
   model::SystemClock clock_;
   std::unique_ptr<store::Store> store_;
@@ -170,6 +234,11 @@ class App::Impl {
   http::Router router_;
   std::unique_ptr<http::Server> http_;
   std::atomic<bool> accepting_{false};
+  std::atomic<bool> low_disk_{false};
+  std::thread housekeeping_;
+  std::mutex housekeeping_mu_;
+  std::condition_variable housekeeping_cv_;
+  bool housekeeping_stop_ = false;  // guarded by housekeeping_mu_
   bool stopped_ = false;
 };
 

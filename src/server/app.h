@@ -31,6 +31,11 @@ struct ServeConfig {
   std::chrono::milliseconds retention_delivered{7LL * 24 * 3600 * 1000};
   std::chrono::milliseconds retention_failed{30LL * 24 * 3600 * 1000};
   std::chrono::milliseconds shutdown_grace{10'000};
+  std::chrono::milliseconds disable_after{5LL * 24 * 3600 * 1000};
+  // Ingest answers 503 while more messages than this wait for delivery, or while the data
+  // folder's disk has less free space than min_free_disk_bytes.
+  size_t max_backlog = 5'000'000;
+  uint64_t min_free_disk_bytes = 256ULL << 20;
   size_t max_body_bytes = 1 << 20;
   size_t max_events_per_request = 10'000;
   int http_threads = 2;

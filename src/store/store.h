@@ -53,6 +53,10 @@ struct EndpointPatch {
   std::optional<bool> enabled;
   std::optional<int> max_in_flight;
   std::optional<double> rate_limit;
+  // Rotation: the new secret, and the old one with the time it stops signing.
+  std::optional<std::string> secret;
+  std::optional<std::string> previous_secret;
+  std::optional<int64_t> previous_secret_expires_ms;
 };
 
 enum class MessageStatus { kPending = 0, kDelivered = 1, kFailed = 2 };

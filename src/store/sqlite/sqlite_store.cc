@@ -330,11 +330,17 @@ class SqliteStore final : public Store {
     if (patch.enabled) e.enabled = *patch.enabled;
     if (patch.max_in_flight) e.max_in_flight = *patch.max_in_flight;
     if (patch.rate_limit) e.rate_limit = *patch.rate_limit;
+    if (patch.secret) e.secret = *patch.secret;
+    if (patch.previous_secret) e.previous_secret = *patch.previous_secret;
+    if (patch.previous_secret_expires_ms) {
+      e.previous_secret_expires_ms = *patch.previous_secret_expires_ms;
+    }
     e.updated_at_ms = now_ms;
     Status s = WriteSync([&](Connection& c) {
       auto st = c.Prepare(
           "UPDATE endpoints SET url=?, description=?, events=?, payload_format=?, enabled=?, "
-          "max_in_flight=?, rate_limit=?, updated_at=? WHERE id=? AND site_id=? AND deleted=0");
+          "max_in_flight=?, rate_limit=?, updated_at=?, secret=?, previous_secret=?, "
+          "previous_secret_expires_at=? WHERE id=? AND site_id=? AND deleted=0");
       if (!st.ok()) return st.status();
       const std::string_view format = model::PayloadFormatName(e.format);
       Status run = (*st)
@@ -346,8 +352,11 @@ class SqliteStore final : public Store {
                        .Bind(6, e.max_in_flight)
                        .Bind(7, e.rate_limit)
                        .Bind(8, e.updated_at_ms)
-                       .Bind(9, e.id)
-                       .Bind(10, e.site_id)
+                       .Bind(9, e.secret)
+                       .Bind(10, e.previous_secret)
+                       .Bind(11, e.previous_secret_expires_ms)
+                       .Bind(12, e.id)
+                       .Bind(13, e.site_id)
                        .Run();
       if (run.ok() && c.Changes() == 0) return model::NotFound("endpoint " + e.id + " not found");
       return run;
