@@ -28,6 +28,10 @@ const std::vector<Setting> kSettings = {
     {"delivery.ca_file", "--ca-file", false, "CA bundle for https destinations"},
     {"delivery.disable_after", "--disable-after", false,
      "disable an endpoint whose every attempt failed for this long"},
+    {"delivery.circuit_threshold", "--circuit-threshold", false,
+     "consecutive failures that open an endpoint's circuit"},
+    {"delivery.circuit_pause", "--circuit-pause", false,
+     "first pause of an open circuit; it doubles on each failed probe, up to 60 times this"},
     {"shutdown_grace", "--shutdown-grace", false,
      "on SIGTERM, how long deliveries in flight may take to finish"},
     {"ingest.max_body_bytes", "--max-body-bytes", false, "largest ingest request body"},
@@ -83,7 +87,7 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     if (!schedule.ok()) return schedule.status();
     c.retry_schedule = *schedule;
   } else if (key == "ingest.max_body_bytes" || key == "ingest.max_backlog" ||
-             key == "ingest.min_free_disk_mb") {
+             key == "ingest.min_free_disk_mb" || key == "delivery.circuit_threshold") {
     uint64_t n = 0;
     const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
     if (ec != std::errc() || end != value.data() + value.size() || value.empty() ||
@@ -93,13 +97,19 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     if (key == "ingest.max_body_bytes") c.max_body_bytes = n;
     if (key == "ingest.max_backlog") c.max_backlog = n;
     if (key == "ingest.min_free_disk_mb") c.min_free_disk_bytes = n << 20;
+    if (key == "delivery.circuit_threshold") c.circuit.failure_threshold = static_cast<int>(n);
   } else if (key == "delivery.timeout" || key == "delivery.connect_timeout" ||
              key == "retention.delivered" || key == "retention.failed" ||
-             key == "delivery.disable_after" || key == "shutdown_grace") {
+             key == "delivery.disable_after" || key == "shutdown_grace" ||
+             key == "delivery.circuit_pause") {
     auto d = ParsePositiveDuration(key, value);
     if (!d.ok()) return d.status();
     if (key == "delivery.disable_after") c.disable_after = *d;
     if (key == "shutdown_grace") c.shutdown_grace = *d;
+    if (key == "delivery.circuit_pause") {
+      c.circuit.base_pause = *d;
+      c.circuit.max_pause = *d * 60;
+    }
     if (key == "delivery.timeout") c.delivery_timeout = *d;
     if (key == "delivery.connect_timeout") c.connect_timeout = *d;
     if (key == "retention.delivered") c.retention_delivered = *d;

@@ -95,6 +95,7 @@ class App::Impl {
     dispatcher_options.timeout = config_.delivery_timeout;
     dispatcher_options.connect_timeout = config_.connect_timeout;
     dispatcher_options.disable_after = config_.disable_after;
+    dispatcher_options.circuit = config_.circuit;
     dispatcher_ =
         std::make_unique<delivery::Dispatcher>(*store_, *client_, clock_, dispatcher_options);
     if (model::Status s = dispatcher_->Start(); !s.ok()) return s;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "delivery/circuit_breaker.h"
 #include "delivery/retry_schedule.h"
 #include "model/status.h"
 
@@ -32,6 +33,7 @@ struct ServeConfig {
   std::chrono::milliseconds retention_failed{30LL * 24 * 3600 * 1000};
   std::chrono::milliseconds shutdown_grace{10'000};
   std::chrono::milliseconds disable_after{5LL * 24 * 3600 * 1000};
+  delivery::CircuitOptions circuit;
   // Ingest answers 503 while more messages than this wait for delivery, or while the data
   // folder's disk has less free space than min_free_disk_bytes.
   size_t max_backlog = 5'000'000;
