@@ -9,14 +9,10 @@
 #include "delivery/address_guard.h"
 #include "model/payload.h"
 #include "model/signature.h"
+#include "util/json_text.h"
 
 namespace pushhook::admin {
 namespace json = boost::json;
-
-struct AdminApi::Scope {
-  bool is_operator = false;
-  std::string site_id;  // for a site token
-};
 
 namespace {
 
@@ -28,7 +24,7 @@ constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 250;
 
 http::Response JsonResponse(int status, const json::value& value) {
-  return http::Response::Json(status, json::serialize(value));
+  return http::Response::Json(status, util::ToJsonText(value));
 }
 
 http::Response BadRequest(std::string message) {
@@ -279,9 +275,13 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
 
 }  // namespace
 
-AdminApi::AdminApi(store::Store& store, delivery::Dispatcher& dispatcher, const model::Clock& clock,
-                   AdminOptions options)
-    : store_(store), dispatcher_(dispatcher), clock_(clock), options_(std::move(options)) {}
+AdminApi::AdminApi(store::Store& store, delivery::Dispatcher& dispatcher, const Authenticator& auth,
+                   const model::Clock& clock, AdminOptions options)
+    : store_(store),
+      dispatcher_(dispatcher),
+      auth_(auth),
+      clock_(clock),
+      options_(std::move(options)) {}
 
 void AdminApi::Register(http::Router& router) {
   const auto bind = [this](void (AdminApi::*method)(http::Request&&, http::Responder)) {
@@ -309,43 +309,9 @@ void AdminApi::Register(http::Router& router) {
   router.Add("GET", "/v1/sites/{site}/messages/{id}/attempts", bind(&AdminApi::ListAttempts));
 }
 
-std::optional<AdminApi::Scope> AdminApi::Authenticate(const http::Request& request,
-                                                      http::Response* error) {
-  std::string_view header = request.Header("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header.size() <= kBearer.size() ||
-      !std::equal(kBearer.begin(), kBearer.end(), header.begin(),
-                  [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
-    *error = http::Response::Error(401, "unauthorized",
-                                   "missing bearer token: send authorization: Bearer <token>");
-    return std::nullopt;
-  }
-  const std::string hash = model::Sha256Hex(header.substr(kBearer.size()));
-  if (model::ConstantTimeEquals(hash, options_.operator_token_hash)) return Scope{true, ""};
-  if (auto site = store_.FindSiteOfToken(hash)) return Scope{false, std::move(*site)};
-  *error = http::Response::Error(401, "unauthorized", "unknown token");
-  return std::nullopt;
-}
-
-bool AdminApi::AuthorizeSite(const http::Request& request, const std::string& site_id,
-                             http::Response* error) {
-  auto scope = Authenticate(request, error);
-  if (!scope) return false;
-  // Another site's id looks exactly like a missing one.
-  if (!scope->is_operator && scope->site_id != site_id) {
-    *error = NotFoundResponse("site", site_id);
-    return false;
-  }
-  if (auto site = store_.GetSite(site_id); !site.ok()) {
-    *error = http::Response::FromStatus(site.status());
-    return false;
-  }
-  return true;
-}
-
 void AdminApi::CreateSite(http::Request&& request, http::Responder respond) {
   http::Response error;
-  auto scope = Authenticate(request, &error);
+  auto scope = auth_.Authenticate(request, &error);
   if (!scope) return respond(std::move(error));
   if (!scope->is_operator) {
     return respond(http::Response::Error(403, "forbidden", "only the operator token makes sites"));
@@ -365,7 +331,7 @@ void AdminApi::CreateSite(http::Request&& request, http::Responder respond) {
 
 void AdminApi::ListSites(http::Request&& request, http::Responder respond) {
   http::Response error;
-  auto scope = Authenticate(request, &error);
+  auto scope = auth_.Authenticate(request, &error);
   if (!scope) return respond(std::move(error));
   auto sites = store_.ListSites();
   if (!sites.ok()) return respond(http::Response::FromStatus(sites.status()));
@@ -379,7 +345,7 @@ void AdminApi::ListSites(http::Request&& request, http::Responder respond) {
 void AdminApi::GetSite(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto site = store_.GetSite(site_id);
   if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
   respond(JsonResponse(200, SiteJson(*site)));
@@ -388,7 +354,7 @@ void AdminApi::GetSite(http::Request&& request, http::Responder respond) {
 void AdminApi::CreateToken(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  auto scope = Authenticate(request, &error);
+  auto scope = auth_.Authenticate(request, &error);
   if (!scope) return respond(std::move(error));
   if (!scope->is_operator) {
     if (scope->site_id != site_id) return respond(NotFoundResponse("site", site_id));
@@ -407,7 +373,7 @@ void AdminApi::CreateToken(http::Request&& request, http::Responder respond) {
 void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body,
                             {"url", "events", "description", "payload_format", "batch",
@@ -444,7 +410,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
 void AdminApi::ListEndpoints(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto endpoints = store_.ListEndpoints(site_id);
   if (!endpoints.ok()) return respond(http::Response::FromStatus(endpoints.status()));
   json::array data;
@@ -455,7 +421,7 @@ void AdminApi::ListEndpoints(http::Request&& request, http::Responder respond) {
 void AdminApi::GetEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
   if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
   respond(JsonResponse(200, EndpointJson(*endpoint, false)));
@@ -464,7 +430,7 @@ void AdminApi::GetEndpoint(http::Request&& request, http::Responder respond) {
 void AdminApi::UpdateEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body,
                             {"url", "events", "description", "payload_format", "batch",
@@ -483,7 +449,7 @@ void AdminApi::UpdateEndpoint(http::Request&& request, http::Responder respond) 
 void AdminApi::DeleteEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   const std::string& endpoint_id = request.path_params[1];
   if (model::Status s = store_.DeleteEndpoint(site_id, endpoint_id); !s.ok()) {
     return respond(http::Response::FromStatus(s));
@@ -495,7 +461,7 @@ void AdminApi::DeleteEndpoint(http::Request&& request, http::Responder respond) 
 void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   store::MessageQuery query;
   query.site_id = site_id;
   query.limit = kDefaultPageSize;
@@ -542,7 +508,7 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
 void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto message = store_.GetMessage(site_id, *id);
@@ -553,7 +519,7 @@ void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
 void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id || !store_.GetMessage(site_id, *id).ok()) {
     return respond(NotFoundResponse("message", request.path_params[1]));
@@ -576,7 +542,7 @@ void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {
 void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
   auto current = store_.GetEndpoint(site_id, request.path_params[1]);
@@ -596,7 +562,7 @@ void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
 void AdminApi::TestEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
   auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
@@ -638,7 +604,7 @@ std::optional<int64_t> TimeField(const json::object& body, std::string_view name
 void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body, {"since", "until", "cid", "reference_id"}, &error)) {
     return respond(std::move(error));
@@ -670,7 +636,7 @@ void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) 
 void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
   if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
   int64_t since = clock_.NowMs() - 24LL * 3600 * 1000;
@@ -702,7 +668,7 @@ void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
 void AdminApi::Redeliver(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto due = store_.RequeueMessage(site_id, *id, clock_.NowMs());

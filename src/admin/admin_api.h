@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 
+#include "admin/auth.h"
 #include "delivery/dispatcher.h"
 #include "http/router.h"
 #include "model/clock.h"
@@ -17,8 +18,6 @@
 namespace pushhook::admin {
 
 struct AdminOptions {
-  // SHA-256 (hex) of the operator token; the token itself is not kept.
-  std::string operator_token_hash;
   bool allow_http = false;
   bool allow_private_destinations = false;
   size_t max_endpoints_per_site = 1000;
@@ -28,20 +27,13 @@ struct AdminOptions {
 
 class AdminApi {
  public:
-  AdminApi(store::Store& store, delivery::Dispatcher& dispatcher, const model::Clock& clock,
-           AdminOptions options);
+  AdminApi(store::Store& store, delivery::Dispatcher& dispatcher, const Authenticator& auth,
+           const model::Clock& clock, AdminOptions options);
 
   // Adds every admin route to `router`.
   void Register(http::Router& router);
 
  private:
-  struct Scope;
-  // The caller's scope from its bearer token, or the 401 to answer.
-  std::optional<Scope> Authenticate(const http::Request& request, http::Response* error);
-  // Authenticates and checks that the caller may see the {site} of the path; 404 otherwise.
-  bool AuthorizeSite(const http::Request& request, const std::string& site_id,
-                     http::Response* error);
-
   void CreateSite(http::Request&& request, http::Responder respond);
   void ListSites(http::Request&& request, http::Responder respond);
   void GetSite(http::Request&& request, http::Responder respond);
@@ -62,6 +54,7 @@ class AdminApi {
 
   store::Store& store_;
   delivery::Dispatcher& dispatcher_;
+  const Authenticator& auth_;
   const model::Clock& clock_;
   const AdminOptions options_;
 };

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "cli/config.h"
+#include "cli/stats_command.h"
 #include "receive/receiver.h"
 #include "server/app.h"
 #include "store/store.h"
@@ -137,6 +138,22 @@ int Main(int argc, char** argv) {
   receive->add_option("--out", receive_options.out_path,
                       "where to store payloads: *.db for SQLite, anything else for NDJSON");
 
+  StatsCommandOptions stats_options;
+  CLI::App* stats =
+      app.add_subcommand("stats", "print a campaign's statistics from a running server");
+  stats->add_option("--server", stats_options.server, "the server's base URL")
+      ->capture_default_str();
+  stats->add_option("--site", stats_options.site, "site id")->required();
+  stats->add_option("--cid", stats_options.cid, "campaign id (default: all campaigns)");
+  stats->add_option("--reference-id", stats_options.reference_id, "run id");
+  stats->add_option("--from", stats_options.from, "start, RFC 3339 or Unix ms");
+  stats->add_option("--to", stats_options.to, "end, RFC 3339 or Unix ms");
+  stats->add_option("--bucket", stats_options.bucket, "minute, hour or day")->capture_default_str();
+  stats->add_option("--group-by", stats_options.group_by,
+                    "cid, reference_id, button or a utm_* field");
+  stats->add_option("--token", stats_options.token,
+                    "operator or site token (default: PUSHHOOK_ADMIN_TOKEN)");
+
   app.add_subcommand("version", "print the version");
 
   try {
@@ -163,6 +180,11 @@ int Main(int argc, char** argv) {
   if (serve->parsed()) return Serve(config_path, given(flag_values, flag_options), dev);
   if (migrate->parsed()) return Migrate(migrate_config, given(migrate_values, migrate_options));
   if (receive->parsed()) return receive::RunReceive(receive_options);
+  if (stats->parsed()) {
+    if (stats_options.token.empty())
+      stats_options.token = RealEnv("PUSHHOOK_ADMIN_TOKEN").value_or("");
+    return RunStatsCommand(stats_options);
+  }
   std::printf("pushhook %s\n", PUSHHOOK_VERSION);
   return 0;
 }

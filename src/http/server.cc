@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -152,11 +153,35 @@ class Session : public std::enable_shared_from_this<Session> {
                        });
   }
 
+  // Ends the connection. Closing with unread request bytes makes the kernel send a reset that
+  // can destroy the answer before the client reads it (a 413 for a body we refused to read), so
+  // the sending side is shut first and what the client still sends is read and dropped, for a
+  // bounded time, until it closes too ("lingering close").
   void Close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.socket().close(ec);
+    if (ec) return stream_.socket().close(ec);
+    stream_.expires_after(kLingerTimeout);
+    Drain();
   }
+
+  void Drain() {
+    stream_.async_read_some(asio::buffer(drain_buffer_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kLingerBytes) {
+                                beast::error_code ignored;
+                                self->stream_.socket().close(ignored);
+                                return;
+                              }
+                              self->Drain();
+                            });
+  }
+
+  static constexpr std::chrono::seconds kLingerTimeout{2};
+  static constexpr size_t kLingerBytes = 16 << 20;
+  std::array<char, 16384> drain_buffer_;
+  size_t drained_ = 0;
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "admin/admin_api.h"
+#include "admin/auth.h"
 #include "delivery/curl_client.h"
 #include "delivery/dispatcher.h"
 #include "http/router.h"
@@ -18,6 +19,7 @@
 #include "ingest/ingest_handler.h"
 #include "model/clock.h"
 #include "model/signature.h"
+#include "reporting/reporting_api.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -108,12 +110,15 @@ class App::Impl {
           dispatcher_->Enqueue(std::move(messages));
         },
         [this] { return Overloaded(); });
+    auth_ = std::make_unique<admin::Authenticator>(*store_, model::Sha256Hex(*token));
     admin::AdminOptions admin_options;
-    admin_options.operator_token_hash = model::Sha256Hex(*token);
     admin_options.allow_http = config_.allow_http;
     admin_options.allow_private_destinations = config_.allow_private_destinations;
     admin_options.secret_overlap = std::chrono::hours(24);
-    admin_ = std::make_unique<admin::AdminApi>(*store_, *dispatcher_, clock_, admin_options);
+    admin_ =
+        std::make_unique<admin::AdminApi>(*store_, *dispatcher_, *auth_, clock_, admin_options);
+    reporting_ = std::make_unique<reporting::ReportingApi>(*store_, *auth_);
+    reporting_->Register(router_);
 
     router_.Add("POST", "/v1/events", [this](http::Request&& r, http::Responder respond) {
       ingest_->HandlePost(std::move(r), std::move(respond));
@@ -231,7 +236,9 @@ class App::Impl {
   std::unique_ptr<delivery::CurlClient> client_;
   std::unique_ptr<delivery::Dispatcher> dispatcher_;
   std::unique_ptr<ingest::IngestHandler> ingest_;
+  std::unique_ptr<admin::Authenticator> auth_;
   std::unique_ptr<admin::AdminApi> admin_;
+  std::unique_ptr<reporting::ReportingApi> reporting_;
   http::Router router_;
   std::unique_ptr<http::Server> http_;
   std::atomic<bool> accepting_{false};

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "model/aggregates.h"
 #include "model/event.h"
 #include "model/status.h"
 
@@ -149,6 +150,43 @@ struct EndpointStats {
   uint64_t failed_messages = 0;
 };
 
+// A reporting question (DESIGN section 6). Times are occurred_at, [from, to).
+struct StatsQuery {
+  std::string site_id;
+  std::optional<std::string> cid;
+  std::optional<std::string> reference_id;
+  int64_t from_ms = INT64_MIN / 2;
+  int64_t to_ms = INT64_MAX / 2;
+  int64_t bucket_ms = model::kHourMs;
+  // "cid", "reference_id", "button" or a UTM field name; nullopt for no groups.
+  std::optional<std::string> group_by;
+};
+
+struct StatsRow {
+  std::string key;  // the bucket's start (Unix ms, as text) or the group's value
+  model::Counters counters;
+};
+
+struct StatsResult {
+  model::Counters totals;
+  double unique_subscribers = 0;  // HyperLogLog estimate over the hours the range touches
+  std::vector<StatsRow> series;
+  std::vector<StatsRow> groups;
+};
+
+struct CampaignSummary {
+  std::string cid;
+  model::Counters counters;
+  int64_t first_active_ms = 0;
+  int64_t last_active_ms = 0;
+};
+
+// Keyset cursor over campaigns, most recently active first.
+struct CampaignCursor {
+  int64_t last_active_ms = 0;
+  std::string cid;
+};
+
 using AppendCallback = std::function<void(model::StatusOr<AppendResult>)>;
 
 class Store {
@@ -214,6 +252,10 @@ class Store {
   // ones before `failed_before_ms`, with their attempts; returns how many went.
   virtual model::StatusOr<size_t> PurgeMessages(int64_t delivered_before_ms,
                                                 int64_t failed_before_ms, int limit) = 0;
+
+  virtual model::StatusOr<StatsResult> QueryStats(const StatsQuery& query) = 0;
+  virtual model::StatusOr<std::vector<CampaignSummary>> ListCampaigns(
+      const std::string& site_id, const std::optional<CampaignCursor>& after, int limit) = 0;
 
   // True once migrations ran and the database answers.
   virtual bool Ready() = 0;

@@ -135,7 +135,7 @@ export async function portInUse(port, host = '127.0.0.1') {
 // process even when a test is cut off.
 const liveChildren = new Set();
 const liveDirs = new Set();
-process.on('exit', () => {
+function killChildrenAndRemoveDirs() {
   for (const child of liveChildren) {
     try {
       child.kill('SIGKILL');
@@ -146,7 +146,15 @@ process.on('exit', () => {
   if (!process.env.PUSHHOOK_IT_KEEP) {
     for (const dir of liveDirs) fs.rmSync(dir, { recursive: true, force: true });
   }
-});
+}
+process.on('exit', killChildrenAndRemoveDirs);
+// A test process stopped by a signal (ctest's timeout, ^C) takes its children with it too.
+for (const [signal, number] of [['SIGTERM', 15], ['SIGINT', 2], ['SIGHUP', 1]]) {
+  process.once(signal, () => {
+    killChildrenAndRemoveDirs();
+    process.exit(128 + number);
+  });
+}
 
 export function makeTempDir(prefix = 'pushhook-it-') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));

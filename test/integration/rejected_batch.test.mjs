@@ -122,8 +122,7 @@ itest('a body over 1 MiB answers 413 before it is sent (expect: 100-continue) an
 // server drains the rest before closing (a lingering close), the kernel answers the unread bytes
 // with a reset that can discard the 413 before the client reads it.
 itest(
-  'a body over 1 MiB sent at once answers 413 (needs a lingering close in the server)',
-  { todo: 'intermittent "fetch failed" (ECONNRESET) until src/http closes with a lingering drain' },
+  'a body over 1 MiB sent at once answers 413 (the server closes with a lingering drain)',
   async (fx) => {
     const recorder = await fx.startRecorder();
     const serve = await fx.startServe();

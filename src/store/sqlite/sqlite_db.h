@@ -30,6 +30,7 @@ class Statement {
   Statement& Bind(int index, double value);
   Statement& Bind(int index, std::string_view value);
   Statement& BindNull(int index);
+  Statement& BindBlob(int index, std::string_view bytes);
 
   // True when a row is available, false when done; errors become a Status in `status`.
   bool Step(model::Status* status);

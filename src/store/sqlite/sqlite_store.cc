@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -89,6 +90,50 @@ CREATE TABLE attempts(
   error TEXT NOT NULL,
   response TEXT NOT NULL,
   PRIMARY KEY(message_id, attempt)) WITHOUT ROWID;
+)sql",
+    // 2: campaign statistics, kept as events arrive (DESIGN section 6).
+    R"sql(
+CREATE TABLE stats_minute(
+  site_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  reference_id TEXT NOT NULL,
+  minute INTEGER NOT NULL,
+  views INTEGER NOT NULL,
+  clicks INTEGER NOT NULL,
+  b0 INTEGER NOT NULL,
+  b1 INTEGER NOT NULL,
+  b2 INTEGER NOT NULL,
+  PRIMARY KEY(site_id, cid, reference_id, minute)) WITHOUT ROWID;
+CREATE INDEX stats_minute_by_time ON stats_minute(site_id, minute);
+CREATE TABLE stats_utm_minute(
+  site_id TEXT NOT NULL,
+  field INTEGER NOT NULL,
+  value TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  reference_id TEXT NOT NULL,
+  minute INTEGER NOT NULL,
+  views INTEGER NOT NULL,
+  clicks INTEGER NOT NULL,
+  PRIMARY KEY(site_id, field, cid, reference_id, minute, value)) WITHOUT ROWID;
+CREATE TABLE stats_uniques_hour(
+  site_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  reference_id TEXT NOT NULL,
+  hour INTEGER NOT NULL,
+  sketch BLOB NOT NULL,
+  PRIMARY KEY(site_id, cid, reference_id, hour)) WITHOUT ROWID;
+CREATE TABLE campaigns(
+  site_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  views INTEGER NOT NULL,
+  clicks INTEGER NOT NULL,
+  b0 INTEGER NOT NULL,
+  b1 INTEGER NOT NULL,
+  b2 INTEGER NOT NULL,
+  first_active INTEGER NOT NULL,
+  last_active INTEGER NOT NULL,
+  PRIMARY KEY(site_id, cid)) WITHOUT ROWID;
+CREATE INDEX campaigns_by_activity ON campaigns(site_id, last_active DESC, cid);
 )sql",
 };
 
@@ -664,6 +709,152 @@ class SqliteStore final : public Store {
     return purged;
   }
 
+  StatusOr<StatsResult> QueryStats(const StatsQuery& q) override {
+    StatsResult result;
+    // Filters shared by every statement: ?1 site, ?2 from, ?3 to, ?4 cid, ?5 reference_id.
+    std::string where = " WHERE site_id = ?1 AND minute >= ?2 AND minute < ?3";
+    if (q.cid) where += " AND cid = ?4";
+    if (q.reference_id) where += " AND reference_id = ?5";
+    const auto bind_filters = [&](Statement& st) {
+      st.Bind(1, q.site_id)
+          .Bind(2, model::BucketStart(q.from_ms, model::kMinuteMs))
+          .Bind(3, q.to_ms);
+      if (q.cid) st.Bind(4, *q.cid);
+      if (q.reference_id) st.Bind(5, *q.reference_id);
+    };
+    const auto read_counters = [](const Statement& st, int first) {
+      model::Counters n;
+      n.views = st.Int(first);
+      n.clicks = st.Int(first + 1);
+      n.clicks_by_button = {st.Int(first + 2), st.Int(first + 3), st.Int(first + 4)};
+      return n;
+    };
+    constexpr const char* kSums =
+        "coalesce(sum(views),0), coalesce(sum(clicks),0), coalesce(sum(b0),0), "
+        "coalesce(sum(b1),0), coalesce(sum(b2),0)";
+    Status s = Read([&](Connection& c) {
+      Status step;
+      {
+        auto st = c.Prepare(std::string("SELECT ") + kSums + " FROM stats_minute" + where);
+        if (!st.ok()) return st.status();
+        bind_filters(**st);
+        if ((*st)->Step(&step)) result.totals = read_counters(**st, 0);
+        (*st)->Reset();
+        if (!step.ok()) return step;
+      }
+      {
+        // Hour and day buckets are summed from minutes at query time: a site's campaign over a
+        // month is at most 43,200 rows per (cid, run), read in order from the primary key.
+        auto st = c.Prepare("SELECT (minute - (((minute % ?6) + ?6) % ?6)) AS bucket, " +
+                            std::string(kSums) + " FROM stats_minute" + where +
+                            " GROUP BY bucket ORDER BY bucket");
+        if (!st.ok()) return st.status();
+        bind_filters(**st);
+        (*st)->Bind(6, q.bucket_ms);
+        while ((*st)->Step(&step)) {
+          result.series.push_back(StatsRow{std::to_string((*st)->Int(0)), read_counters(**st, 1)});
+        }
+        (*st)->Reset();
+        if (!step.ok()) return step;
+      }
+      if (q.group_by == "cid" || q.group_by == "reference_id") {
+        auto st = c.Prepare("SELECT " + *q.group_by + ", " + kSums + " FROM stats_minute" + where +
+                            " GROUP BY " + *q.group_by + " ORDER BY 1");
+        if (!st.ok()) return st.status();
+        bind_filters(**st);
+        while ((*st)->Step(&step)) {
+          result.groups.push_back(StatsRow{(*st)->Text(0), read_counters(**st, 1)});
+        }
+        (*st)->Reset();
+        if (!step.ok()) return step;
+      } else if (q.group_by == "button") {
+        // Clicks by button; each group carries all views, the denominator of its CTR.
+        for (int b = 0; b < 3; ++b) {
+          model::Counters n;
+          n.views = result.totals.views;
+          n.clicks = result.totals.clicks_by_button[static_cast<size_t>(b)];
+          n.clicks_by_button[static_cast<size_t>(b)] = n.clicks;
+          result.groups.push_back(StatsRow{std::to_string(b), n});
+        }
+      } else if (q.group_by) {
+        int field = -1;
+        for (int f = 0; f < model::kUtmFields; ++f) {
+          if (model::UtmFieldName(static_cast<model::UtmField>(f)) == *q.group_by) field = f;
+        }
+        if (field < 0) return model::InvalidArgument("cannot group by " + *q.group_by);
+        auto st = c.Prepare(
+            "SELECT value, coalesce(sum(views),0), coalesce(sum(clicks),0) FROM stats_utm_minute" +
+            where + " AND field = ?6 GROUP BY value ORDER BY value");
+        if (!st.ok()) return st.status();
+        bind_filters(**st);
+        (*st)->Bind(6, field);
+        while ((*st)->Step(&step)) {
+          model::Counters n;
+          n.views = (*st)->Int(1);
+          n.clicks = (*st)->Int(2);
+          result.groups.push_back(StatsRow{(*st)->Text(0), n});
+        }
+        (*st)->Reset();
+        if (!step.ok()) return step;
+      }
+      {
+        std::string uwhere = " WHERE site_id = ?1 AND hour >= ?2 AND hour < ?3";
+        if (q.cid) uwhere += " AND cid = ?4";
+        if (q.reference_id) uwhere += " AND reference_id = ?5";
+        auto st = c.Prepare("SELECT sketch FROM stats_uniques_hour" + uwhere);
+        if (!st.ok()) return st.status();
+        (*st)
+            ->Bind(1, q.site_id)
+            .Bind(2, model::BucketStart(q.from_ms, model::kHourMs))
+            .Bind(3, q.to_ms);
+        if (q.cid) (*st)->Bind(4, *q.cid);
+        if (q.reference_id) (*st)->Bind(5, *q.reference_id);
+        model::HyperLogLog merged;
+        while ((*st)->Step(&step)) {
+          if (auto h = model::HyperLogLog::Deserialize((*st)->Text(0))) merged.Merge(*h);
+        }
+        (*st)->Reset();
+        if (!step.ok()) return step;
+        result.unique_subscribers = merged.Estimate();
+      }
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return result;
+  }
+
+  StatusOr<std::vector<CampaignSummary>> ListCampaigns(const std::string& site_id,
+                                                       const std::optional<CampaignCursor>& after,
+                                                       int limit) override {
+    std::vector<CampaignSummary> out;
+    Status s = Read([&](Connection& c) {
+      std::string sql =
+          "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active FROM campaigns "
+          "WHERE site_id = ?1";
+      if (after) sql += " AND (last_active < ?2 OR (last_active = ?2 AND cid > ?3))";
+      sql += " ORDER BY last_active DESC, cid LIMIT ?4";
+      auto st = c.Prepare(sql);
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, site_id).Bind(4, limit);
+      if (after) (*st)->Bind(2, after->last_active_ms).Bind(3, after->cid);
+      Status step;
+      while ((*st)->Step(&step)) {
+        CampaignSummary summary;
+        summary.cid = (*st)->Text(0);
+        summary.counters.views = (*st)->Int(1);
+        summary.counters.clicks = (*st)->Int(2);
+        summary.counters.clicks_by_button = {(*st)->Int(3), (*st)->Int(4), (*st)->Int(5)};
+        summary.first_active_ms = (*st)->Int(6);
+        summary.last_active_ms = (*st)->Int(7);
+        out.push_back(std::move(summary));
+      }
+      (*st)->Reset();
+      return step;
+    });
+    if (!s.ok()) return s;
+    return out;
+  }
+
   bool Ready() override {
     return Read([](Connection& c) { return c.Exec("SELECT 1"); }).ok();
   }
@@ -762,6 +953,7 @@ class SqliteStore final : public Store {
     if (!insert_message.ok()) return insert_message.status();
     Statement& ev = **insert_event;
     Statement& msg = **insert_message;
+    std::vector<const model::Event*> accepted;
     for (const model::Event& e : events) {
       ev.Bind(1, site_id);
       if (e.event_id.empty()) {
@@ -788,12 +980,113 @@ class SqliteStore final : public Store {
         continue;
       }
       ++result->accepted;
+      accepted.push_back(&e);
       const int64_t event_row = c.LastInsertRowId();
       for (const Target& t : targets) {
         if (!t.filter.Accepts(e.action)) continue;
         msg.Bind(1, event_row).Bind(2, site_id).Bind(3, t.id).Bind(4, now_ms).Bind(5, now_ms);
         if (Status s = msg.Run(); !s.ok()) return s;
         result->messages.push_back(DueMessage{c.LastInsertRowId(), t.id, now_ms, 0});
+      }
+    }
+    // Counted only once this request's writes all succeeded; flushed before the commit.
+    model::AggregateBatch& aggregates = tx_aggregates_[site_id];
+    for (const model::Event* e : accepted) aggregates.Add(*e, now_ms);
+    return Status::Ok();
+  }
+
+  Status FlushAggregates(Connection& c) {
+    if (tx_aggregates_.empty()) return Status::Ok();
+    auto minute = c.Prepare(
+        "INSERT INTO stats_minute(site_id, cid, reference_id, minute, views, clicks, b0, b1, b2) "
+        "VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET views = views + excluded.views, "
+        "clicks = clicks + excluded.clicks, b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, "
+        "b2 = b2 + excluded.b2");
+    auto utm = c.Prepare(
+        "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, views, "
+        "clicks) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+        "views = views + excluded.views, clicks = clicks + excluded.clicks");
+    auto sketch_get = c.Prepare(
+        "SELECT sketch FROM stats_uniques_hour WHERE site_id = ? AND cid = ? AND "
+        "reference_id = ? AND hour = ?");
+    auto sketch_put = c.Prepare(
+        "INSERT OR REPLACE INTO stats_uniques_hour(site_id, cid, reference_id, hour, sketch) "
+        "VALUES(?,?,?,?,?)");
+    auto campaign = c.Prepare(
+        "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
+        "last_active) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+        "views = views + excluded.views, clicks = clicks + excluded.clicks, "
+        "b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, "
+        "last_active = max(last_active, excluded.last_active)");
+    for (auto* st : {&minute, &utm, &sketch_get, &sketch_put, &campaign}) {
+      if (!st->ok()) return st->status();
+    }
+    for (const auto& [site, batch] : tx_aggregates_) {
+      for (const auto& [key, n] : batch.minutes) {
+        Status s = (*minute)
+                       ->Bind(1, site)
+                       .Bind(2, key.cid)
+                       .Bind(3, key.reference_id)
+                       .Bind(4, key.minute_ms)
+                       .Bind(5, n.views)
+                       .Bind(6, n.clicks)
+                       .Bind(7, n.clicks_by_button[0])
+                       .Bind(8, n.clicks_by_button[1])
+                       .Bind(9, n.clicks_by_button[2])
+                       .Run();
+        if (!s.ok()) return s;
+      }
+      for (const auto& [key, n] : batch.utm) {
+        Status s = (*utm)
+                       ->Bind(1, site)
+                       .Bind(2, key.field)
+                       .Bind(3, key.value)
+                       .Bind(4, key.minute.cid)
+                       .Bind(5, key.minute.reference_id)
+                       .Bind(6, key.minute.minute_ms)
+                       .Bind(7, n.views)
+                       .Bind(8, n.clicks)
+                       .Run();
+        if (!s.ok()) return s;
+      }
+      for (const auto& [key, sketch] : batch.subscribers) {
+        model::HyperLogLog merged = sketch;
+        (*sketch_get)
+            ->Bind(1, site)
+            .Bind(2, key.cid)
+            .Bind(3, key.reference_id)
+            .Bind(4, key.hour_ms);
+        Status step;
+        if ((*sketch_get)->Step(&step)) {
+          if (auto stored = model::HyperLogLog::Deserialize((*sketch_get)->Text(0))) {
+            merged.Merge(*stored);
+          }
+        }
+        (*sketch_get)->Reset();
+        if (!step.ok()) return step;
+        const std::string bytes = merged.Serialize();
+        (*sketch_put)
+            ->Bind(1, site)
+            .Bind(2, key.cid)
+            .Bind(3, key.reference_id)
+            .Bind(4, key.hour_ms);
+        (*sketch_put)->BindBlob(5, bytes);
+        if (Status s = (*sketch_put)->Run(); !s.ok()) return s;
+      }
+      for (const auto& [cid, delta] : batch.campaigns) {
+        const model::Counters& n = delta.counters;
+        Status s = (*campaign)
+                       ->Bind(1, site)
+                       .Bind(2, cid)
+                       .Bind(3, n.views)
+                       .Bind(4, n.clicks)
+                       .Bind(5, n.clicks_by_button[0])
+                       .Bind(6, n.clicks_by_button[1])
+                       .Bind(7, n.clicks_by_button[2])
+                       .Bind(8, delta.last_active_ms)
+                       .Bind(9, delta.last_active_ms)
+                       .Run();
+        if (!s.ok()) return s;
       }
     }
     return Status::Ok();
@@ -952,7 +1245,18 @@ class SqliteStore final : public Store {
       (*results)[i] = std::move(s);
     }
     if (single && !(*results)[0].ok()) {
+      tx_aggregates_.clear();
       c.Exec("ROLLBACK");
+      return;
+    }
+    // The statistics of every request in this transaction, in the same transaction.
+    Status flushed = FlushAggregates(c);
+    tx_aggregates_.clear();
+    if (!flushed.ok()) {
+      c.Exec("ROLLBACK");
+      for (auto& r : *results) {
+        if (r.ok()) r = model::Unavailable("statistics update failed: " + flushed.message());
+      }
       return;
     }
     Status commit = c.Exec("COMMIT");
@@ -966,6 +1270,8 @@ class SqliteStore final : public Store {
 
   const std::string path_;
   const StoreOptions options_;
+  // Statistics of the transaction being built, by site; writer thread only.
+  std::map<std::string, model::AggregateBatch> tx_aggregates_;
   std::string instance_id_;
   std::unique_ptr<Connection> writer_conn_;
 

@@ -1,0 +1,39 @@
+// Bearer-token authentication for the admin and reporting APIs (DESIGN section 3). The operator
+// token reaches every site; a site token reaches one, and any other site's ids answer 404 so that
+// their existence is not confirmed. Tokens are compared as SHA-256 digests in constant time.
+//
+// Thread safety: const after construction; call from any thread. The Store must outlive it.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "http/http_types.h"
+#include "store/store.h"
+
+namespace pushhook::admin {
+
+struct Scope {
+  bool is_operator = false;
+  std::string site_id;  // for a site token
+};
+
+class Authenticator {
+ public:
+  // `operator_token_hash`: SHA-256 (hex) of the operator token; the token itself is not kept.
+  Authenticator(store::Store& store, std::string operator_token_hash);
+
+  // The caller's scope from its bearer token, or false with the 401 to answer in `error`.
+  std::optional<Scope> Authenticate(const http::Request& request, http::Response* error) const;
+
+  // Authenticates and checks that the caller may see `site_id` and that it exists; false with
+  // the 401/404 to answer in `error`.
+  bool AuthorizeSite(const http::Request& request, const std::string& site_id,
+                     http::Response* error) const;
+
+ private:
+  store::Store& store_;
+  const std::string operator_token_hash_;
+};
+
+}  // namespace pushhook::admin

@@ -1,0 +1,80 @@
+// Campaign statistics as deltas (DESIGN section 6): the events of one transaction folded into
+// counters per site x cid x reference_id x minute, per UTM value, per campaign, and hourly
+// unique-subscriber sketches. The store adds a batch to its tables in the same transaction that
+// stores the events, so the statistics never drift from the events. A plain value.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "model/event.h"
+#include "model/hyperloglog.h"
+
+namespace pushhook::model {
+
+inline constexpr int64_t kMinuteMs = 60'000;
+inline constexpr int64_t kHourMs = 3'600'000;
+inline constexpr int64_t kDayMs = 86'400'000;
+
+// The UTM fields, in the order their dimension numbers follow.
+enum class UtmField { kSource = 0, kMedium = 1, kCampaign = 2, kContent = 3, kTerm = 4 };
+inline constexpr int kUtmFields = 5;
+std::string_view UtmFieldName(UtmField field);
+const std::string& UtmValue(const Event& event, UtmField field);
+
+struct Counters {
+  int64_t views = 0;
+  int64_t clicks = 0;
+  std::array<int64_t, 3> clicks_by_button{0, 0, 0};
+
+  void Add(const Event& event);
+  void Add(const Counters& other);
+};
+
+struct MinuteKey {
+  std::string cid;
+  std::string reference_id;
+  int64_t minute_ms = 0;
+  auto operator<=>(const MinuteKey&) const = default;
+};
+
+struct UtmKey {
+  MinuteKey minute;
+  int field = 0;  // UtmField
+  std::string value;
+  auto operator<=>(const UtmKey&) const = default;
+};
+
+struct HourKey {
+  std::string cid;
+  std::string reference_id;
+  int64_t hour_ms = 0;
+  auto operator<=>(const HourKey&) const = default;
+};
+
+struct CampaignDelta {
+  Counters counters;
+  int64_t last_active_ms = 0;
+};
+
+struct AggregateBatch {
+  std::map<MinuteKey, Counters> minutes;
+  std::map<UtmKey, Counters> utm;
+  std::map<HourKey, HyperLogLog> subscribers;
+  std::map<std::string, CampaignDelta> campaigns;  // by cid
+
+  // Folds in one stored (not duplicate) event that arrived at `received_ms`.
+  void Add(const Event& event, int64_t received_ms);
+  bool empty() const { return minutes.empty(); }
+};
+
+// The start of the bucket of `bucket_ms` width that holds `t_ms` (UTC).
+inline int64_t BucketStart(int64_t t_ms, int64_t bucket_ms) {
+  const int64_t r = t_ms % bucket_ms;
+  return t_ms - (r < 0 ? r + bucket_ms : r);
+}
+
+}  // namespace pushhook::model

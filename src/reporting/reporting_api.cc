@@ -1,0 +1,264 @@
+#include "reporting/reporting_api.h"
+
+#include <boost/json.hpp>
+#include <charconv>
+#include <cstdio>
+
+#include "model/payload.h"
+#include "model/signature.h"
+#include "util/json_text.h"
+
+namespace pushhook::reporting {
+namespace json = boost::json;
+namespace {
+
+constexpr int kDefaultCampaignPage = 50;
+constexpr int kMaxCampaignPage = 500;
+// The standard error of the unique-subscriber sketch (model::HyperLogLog).
+constexpr double kUniqueSubscribersError = 0.0163;
+// At most this many buckets in one series, so that a minute series over years is refused.
+constexpr int64_t kMaxSeriesBuckets = 100'000;
+
+http::Response BadRequest(std::string message) {
+  return http::Response::Error(400, "invalid_request", message);
+}
+
+// A bucket's start as RFC 3339 without fractions: "2026-11-27T20:00:00Z".
+std::string BucketTime(int64_t ms) {
+  std::string t = model::FormatRfc3339Ms(ms);
+  return t.substr(0, 19) + "Z";
+}
+
+std::string Decimal(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.6g", v);
+  return buf;
+}
+
+// A time given as RFC 3339 or Unix milliseconds.
+std::optional<int64_t> ParseTime(const std::string& text) {
+  int64_t ms = 0;
+  if (model::ParseRfc3339(text, &ms)) return ms;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+  if (ec == std::errc() && end == text.data() + text.size() && !text.empty()) return ms;
+  return std::nullopt;
+}
+
+json::object ButtonsJson(const model::Counters& n) {
+  return json::object{
+      {"0", n.clicks_by_button[0]}, {"1", n.clicks_by_button[1]}, {"2", n.clicks_by_button[2]}};
+}
+
+bool WantsCsv(const http::Request& request) {
+  return request.Header("accept").find("text/csv") != std::string_view::npos;
+}
+
+std::string EncodeCursor(const store::CampaignSummary& c) {
+  return model::Base64Encode(std::to_string(c.last_active_ms) + "\n" + c.cid);
+}
+
+std::optional<store::CampaignCursor> DecodeCursor(const std::string& text) {
+  auto raw = model::Base64Decode(text);
+  if (!raw) return std::nullopt;
+  const size_t nl = raw->find('\n');
+  if (nl == std::string::npos) return std::nullopt;
+  store::CampaignCursor cursor;
+  const auto [end, ec] = std::from_chars(raw->data(), raw->data() + nl, cursor.last_active_ms);
+  if (ec != std::errc() || end != raw->data() + nl) return std::nullopt;
+  cursor.cid = raw->substr(nl + 1);
+  return cursor;
+}
+
+}  // namespace
+
+double ClickThroughRate(int64_t views, int64_t clicks) {
+  return views == 0 ? 0.0 : static_cast<double>(clicks) / static_cast<double>(views);
+}
+
+std::string CsvRecord(const std::vector<std::string>& fields) {
+  std::string out;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    const std::string& f = fields[i];
+    if (f.find_first_of(",\"\r\n") == std::string::npos) {
+      out += f;
+      continue;
+    }
+    out.push_back('"');
+    for (char c : f) {
+      if (c == '"') out.push_back('"');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out += "\r\n";
+  return out;
+}
+
+ReportingApi::ReportingApi(store::Store& store, const admin::Authenticator& auth)
+    : store_(store), auth_(auth) {}
+
+void ReportingApi::Register(http::Router& router) {
+  router.Add("GET", "/v1/sites/{site}/stats", [this](http::Request&& r, http::Responder respond) {
+    Stats(std::move(r), std::move(respond));
+  });
+  router.Add("GET", "/v1/sites/{site}/campaigns",
+             [this](http::Request&& r, http::Responder respond) {
+               Campaigns(std::move(r), std::move(respond));
+             });
+}
+
+void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+
+  store::StatsQuery query;
+  query.site_id = site_id;
+  if (auto cid = request.QueryParam("cid"); cid && !cid->empty()) query.cid = *cid;
+  if (auto ref = request.QueryParam("reference_id"); ref && !ref->empty()) {
+    query.reference_id = *ref;
+  }
+  for (const char* name : {"from", "to"}) {
+    auto text = request.QueryParam(name);
+    if (!text || text->empty()) continue;
+    auto t = ParseTime(*text);
+    if (!t) {
+      return respond(
+          BadRequest(std::string(name) + " must be an RFC 3339 time or Unix milliseconds"));
+    }
+    (std::string_view(name) == "from" ? query.from_ms : query.to_ms) = *t;
+  }
+  if (query.from_ms >= query.to_ms) return respond(BadRequest("from must be before to"));
+  const std::string bucket = request.QueryParam("bucket").value_or("hour");
+  if (bucket == "minute") {
+    query.bucket_ms = model::kMinuteMs;
+  } else if (bucket == "hour") {
+    query.bucket_ms = model::kHourMs;
+  } else if (bucket == "day") {
+    query.bucket_ms = model::kDayMs;
+  } else {
+    return respond(BadRequest("bucket must be minute, hour or day"));
+  }
+  if (auto group = request.QueryParam("group_by"); group && !group->empty()) {
+    static const std::vector<std::string> kGroups = {"cid",         "reference_id", "button",
+                                                     "utm_source",  "utm_medium",   "utm_campaign",
+                                                     "utm_content", "utm_term"};
+    if (std::find(kGroups.begin(), kGroups.end(), *group) == kGroups.end()) {
+      return respond(
+          BadRequest("group_by must be one of cid, reference_id, button, utm_source, utm_medium, "
+                     "utm_campaign, utm_content, utm_term"));
+    }
+    query.group_by = *group;
+  }
+
+  auto result = store_.QueryStats(query);
+  if (!result.ok()) return respond(http::Response::FromStatus(result.status()));
+  const store::StatsResult& r = *result;
+  if (static_cast<int64_t>(r.series.size()) > kMaxSeriesBuckets) {
+    return respond(BadRequest("the series would have more than " +
+                              std::to_string(kMaxSeriesBuckets) +
+                              " buckets: use a coarser bucket"));
+  }
+  const auto bucket_start = [](const store::StatsRow& row) {
+    int64_t ms = 0;
+    std::from_chars(row.key.data(), row.key.data() + row.key.size(), ms);
+    return ms;
+  };
+
+  if (WantsCsv(request)) {
+    std::string csv;
+    if (query.group_by) {
+      csv += CsvRecord({*query.group_by, "views", "clicks", "ctr"});
+      for (const auto& g : r.groups) {
+        csv +=
+            CsvRecord({g.key, std::to_string(g.counters.views), std::to_string(g.counters.clicks),
+                       Decimal(ClickThroughRate(g.counters.views, g.counters.clicks))});
+      }
+    } else {
+      csv += CsvRecord({"bucket", "views", "clicks", "clicks_button_0", "clicks_button_1",
+                        "clicks_button_2", "ctr"});
+      for (const auto& s : r.series) {
+        const model::Counters& n = s.counters;
+        csv += CsvRecord(
+            {BucketTime(bucket_start(s)), std::to_string(n.views), std::to_string(n.clicks),
+             std::to_string(n.clicks_by_button[0]), std::to_string(n.clicks_by_button[1]),
+             std::to_string(n.clicks_by_button[2]), Decimal(ClickThroughRate(n.views, n.clicks))});
+      }
+    }
+    http::Response response;
+    response.status = 200;
+    response.body = std::move(csv);
+    response.With("content-type", "text/csv; charset=utf-8");
+    return respond(std::move(response));
+  }
+
+  json::array series;
+  for (const auto& s : r.series) {
+    const model::Counters& n = s.counters;
+    series.push_back(json::object{{"bucket", BucketTime(bucket_start(s))},
+                                  {"views", n.views},
+                                  {"clicks", n.clicks},
+                                  {"clicks_by_button", ButtonsJson(n)},
+                                  {"ctr", ClickThroughRate(n.views, n.clicks)}});
+  }
+  json::object body{
+      {"totals",
+       json::object{{"views", r.totals.views},
+                    {"clicks", r.totals.clicks},
+                    {"clicks_by_button", ButtonsJson(r.totals)},
+                    {"ctr", ClickThroughRate(r.totals.views, r.totals.clicks)},
+                    {"unique_subscribers", static_cast<int64_t>(r.unique_subscribers + 0.5)},
+                    {"unique_subscribers_error", kUniqueSubscribersError}}},
+      {"series", std::move(series)}};
+  if (query.group_by) {
+    json::array groups;
+    for (const auto& g : r.groups) {
+      groups.push_back(
+          json::object{{"key", g.key},
+                       {"views", g.counters.views},
+                       {"clicks", g.counters.clicks},
+                       {"ctr", ClickThroughRate(g.counters.views, g.counters.clicks)}});
+    }
+    body["groups"] = std::move(groups);
+  }
+  respond(http::Response::Json(200, util::ToJsonText(body)));
+}
+
+void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
+  int limit = kDefaultCampaignPage;
+  if (auto text = request.QueryParam("limit"); text && !text->empty()) {
+    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
+    if (ec != std::errc() || end != text->data() + text->size() || limit < 1 ||
+        limit > kMaxCampaignPage) {
+      return respond(
+          BadRequest("limit must be an integer from 1 to " + std::to_string(kMaxCampaignPage)));
+    }
+  }
+  std::optional<store::CampaignCursor> after;
+  if (auto text = request.QueryParam("cursor"); text && !text->empty()) {
+    after = DecodeCursor(*text);
+    if (!after) return respond(BadRequest("cursor is not one this server gave"));
+  }
+  auto campaigns = store_.ListCampaigns(site_id, after, limit);
+  if (!campaigns.ok()) return respond(http::Response::FromStatus(campaigns.status()));
+  json::array data;
+  for (const auto& c : *campaigns) {
+    data.push_back(json::object{{"cid", c.cid},
+                                {"views", c.counters.views},
+                                {"clicks", c.counters.clicks},
+                                {"clicks_by_button", ButtonsJson(c.counters)},
+                                {"ctr", ClickThroughRate(c.counters.views, c.counters.clicks)},
+                                {"first_active_at", model::FormatRfc3339Ms(c.first_active_ms)},
+                                {"last_active_at", model::FormatRfc3339Ms(c.last_active_ms)}});
+  }
+  json::value next;
+  if (campaigns->size() == static_cast<size_t>(limit)) next = EncodeCursor(campaigns->back());
+  respond(http::Response::Json(
+      200, util::ToJsonText(json::object{{"data", std::move(data)}, {"next_cursor", next}})));
+}
+
+}  // namespace pushhook::reporting

@@ -1,0 +1,39 @@
+// Campaign reporting over HTTP (DESIGN section 6): GET /v1/sites/{site}/stats (totals, a time
+// series and optional groups, as JSON or as CSV with accept: text/csv) and
+// GET /v1/sites/{site}/campaigns (totals per campaign, most recently active first, cursor-paged).
+// The numbers come from aggregates the store keeps as events arrive; nothing scans events here.
+//
+// Thread safety: stateless; handlers run on any server thread. Store and Authenticator must
+// outlive it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "admin/auth.h"
+#include "http/router.h"
+#include "store/store.h"
+
+namespace pushhook::reporting {
+
+class ReportingApi {
+ public:
+  ReportingApi(store::Store& store, const admin::Authenticator& auth);
+
+  void Register(http::Router& router);
+
+ private:
+  void Stats(http::Request&& request, http::Responder respond);
+  void Campaigns(http::Request&& request, http::Responder respond);
+
+  store::Store& store_;
+  const admin::Authenticator& auth_;
+};
+
+// One CSV record (RFC 4180): fields quoted when they hold a comma, quote or line break.
+std::string CsvRecord(const std::vector<std::string>& fields);
+
+// Clicks per view, 0 when there are no views.
+double ClickThroughRate(int64_t views, int64_t clicks);
+
+}  // namespace pushhook::reporting

@@ -1,0 +1,21 @@
+#include "reporting/reporting_api.h"
+
+#include <gtest/gtest.h>
+
+namespace pushhook::reporting {
+namespace {
+
+TEST(CsvTest, QuotesOnlyWhatNeedsQuoting) {
+  EXPECT_EQ(CsvRecord({"a", "b c", "1"}), "a,b c,1\r\n");
+  EXPECT_EQ(CsvRecord({"x,y", "say \"hi\"", "two\nlines"}),
+            "\"x,y\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n");
+  EXPECT_EQ(CsvRecord({""}), "\r\n");
+}
+
+TEST(CtrTest, IsZeroWithoutViews) {
+  EXPECT_EQ(ClickThroughRate(0, 5), 0.0);
+  EXPECT_DOUBLE_EQ(ClickThroughRate(10, 3), 0.3);
+}
+
+}  // namespace
+}  // namespace pushhook::reporting

@@ -1,0 +1,75 @@
+#include "util/json_text.h"
+
+#include <boost/json.hpp>
+#include <charconv>
+#include <cmath>
+
+#include "model/payload.h"
+
+namespace pushhook::util {
+namespace {
+
+void Append(std::string& out, const boost::json::value& v) {
+  switch (v.kind()) {
+    case boost::json::kind::null:
+      out += "null";
+      return;
+    case boost::json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      return;
+    case boost::json::kind::int64:
+      out += std::to_string(v.get_int64());
+      return;
+    case boost::json::kind::uint64:
+      out += std::to_string(v.get_uint64());
+      return;
+    case boost::json::kind::double_: {
+      const double d = v.get_double();
+      if (!std::isfinite(d)) {
+        out += "null";  // JSON has no infinities
+        return;
+      }
+      char buf[32];
+      const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), d);
+      out.append(buf, end);
+      return;
+    }
+    case boost::json::kind::string:
+      model::AppendJsonString(out, v.get_string());
+      return;
+    case boost::json::kind::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& item : v.get_array()) {
+        if (!first) out.push_back(',');
+        first = false;
+        Append(out, item);
+      }
+      out.push_back(']');
+      return;
+    }
+    case boost::json::kind::object: {
+      out.push_back('{');
+      bool first = true;
+      for (const auto& [key, item] : v.get_object()) {
+        if (!first) out.push_back(',');
+        first = false;
+        model::AppendJsonString(out, key);
+        out.push_back(':');
+        Append(out, item);
+      }
+      out.push_back('}');
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+std::string ToJsonText(const boost::json::value& value) {
+  std::string out;
+  Append(out, value);
+  return out;
+}
+
+}  // namespace pushhook::util
