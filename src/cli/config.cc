@@ -17,6 +17,8 @@ const std::vector<Setting> kSettings = {
     {"data_dir", "--data-dir", false, "folder for the database and the generated admin token"},
     {"database", "--database", false, "sqlite://<path> (default <data_dir>/pushhook.db)"},
     {"admin_token", "", true, "operator token (PUSHHOOK_ADMIN_TOKEN only)"},
+    {"secrets_key", "", true,
+     "base64 of 32 bytes sealing endpoint secrets at rest (PUSHHOOK_SECRETS_KEY only)"},
     {"durability", "--durability", false, "full (sync every commit) or normal"},
     {"delivery.retry_schedule", "--retry-schedule", false,
      "waits between attempts, e.g. 5s,5m,30m,2h,5h,10h,10h"},
@@ -37,6 +39,8 @@ const std::vector<Setting> kSettings = {
     {"ingest.max_body_bytes", "--max-body-bytes", false, "largest ingest request body"},
     {"ingest.max_backlog", "--max-backlog", false,
      "ingest answers 503 while more messages than this wait for delivery"},
+    {"ingest.rate_limit", "--ingest-rate-limit", false,
+     "requests per second per ingest key, 0 for no limit (429 with Retry-After beyond it)"},
     {"ingest.min_free_disk_mb", "--min-free-disk-mb", false,
      "ingest answers 503 while the data folder's disk has less free space"},
     {"retention.delivered", "", false, "how long delivered messages are kept"},
@@ -77,6 +81,8 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     c.database = value;
   } else if (key == "admin_token") {
     c.admin_token = value;
+  } else if (key == "secrets_key") {
+    c.secrets_key = value;
   } else if (key == "durability") {
     if (value != "full" && value != "normal") {
       return InvalidArgument("durability must be full or normal, got '" + value + "'");
@@ -118,6 +124,14 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     auto b = ParseBool(key, value);
     if (!b.ok()) return b.status();
     (key == "delivery.allow_http" ? c.allow_http : c.allow_private_destinations) = *b;
+  } else if (key == "ingest.rate_limit") {
+    double rate = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), rate);
+    if (ec != std::errc() || end != value.data() + value.size() || value.empty() || rate < 0) {
+      return InvalidArgument("ingest.rate_limit must be a number of requests per second, got '" +
+                             value + "'");
+    }
+    c.ingest_rate_limit = rate;
   } else if (key == "delivery.ca_file") {
     c.ca_file = value;
   } else {
@@ -131,6 +145,11 @@ std::optional<std::string> TomlText(const toml::node& node) {
   if (auto s = node.value<std::string>(); s && node.is_string()) return *s;
   if (node.is_boolean()) return *node.value<bool>() ? "true" : "false";
   if (node.is_integer()) return std::to_string(*node.value<int64_t>());
+  if (node.is_floating_point()) {
+    char buf[32];
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), *node.value<double>());
+    return std::string(buf, end);
+  }
   if (node.is_array()) {
     // A retry schedule may be written as an array of durations.
     std::string joined;

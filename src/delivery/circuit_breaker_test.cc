@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "delivery/token_bucket.h"
-
 namespace pushhook::delivery {
 namespace {
 
@@ -51,26 +49,6 @@ TEST(CircuitBreakerTest, SuccessResetsTheFailureCount) {
   b.OnFailure(0);
   b.OnFailure(0);
   EXPECT_EQ(b.state(0), State::kClosed);
-}
-
-TEST(TokenBucketTest, AllowsOneSecondBurstThenTheRate) {
-  TokenBucket bucket(10);
-  int taken = 0;
-  while (bucket.TryTake(0)) ++taken;
-  EXPECT_EQ(taken, 10);
-  EXPECT_EQ(bucket.NextTokenMs(0), 100);
-  EXPECT_FALSE(bucket.TryTake(99));
-  EXPECT_TRUE(bucket.TryTake(100));
-  EXPECT_FALSE(bucket.TryTake(150));
-}
-
-TEST(TokenBucketTest, ZeroRateIsUnlimitedAndSlowRatesWait) {
-  TokenBucket unlimited(0);
-  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(unlimited.TryTake(0));
-  TokenBucket slow(0.5);
-  EXPECT_TRUE(slow.TryTake(0));
-  EXPECT_FALSE(slow.TryTake(1000));
-  EXPECT_EQ(slow.NextTokenMs(1000), 2000);
 }
 
 }  // namespace

@@ -25,9 +25,9 @@
 #include "delivery/circuit_breaker.h"
 #include "delivery/http_client.h"
 #include "delivery/retry_schedule.h"
-#include "delivery/token_bucket.h"
 #include "model/clock.h"
 #include "store/store.h"
+#include "util/token_bucket.h"
 
 namespace pushhook::delivery {
 
@@ -103,7 +103,7 @@ class Dispatcher {
     bool queued = false;  // in runnable_
     std::string site_id;
     CircuitBreaker circuit;
-    TokenBucket bucket;
+    util::TokenBucket bucket;
     int64_t failing_since_ms = 0;  // 0 while the last attempt succeeded
   };
   struct Completion {

@@ -25,12 +25,23 @@ std::string MediaType(std::string_view content_type) {
 }  // namespace
 
 IngestHandler::IngestHandler(store::Store& store, const model::Clock& clock, IngestLimits limits,
-                             CommittedCallback on_committed, OverloadCheck overloaded)
+                             double requests_per_key_per_second, CommittedCallback on_committed,
+                             OverloadCheck overloaded)
     : store_(store),
       clock_(clock),
       limits_(limits),
       on_committed_(std::move(on_committed)),
-      overloaded_(std::move(overloaded)) {}
+      overloaded_(std::move(overloaded)),
+      key_rate_(requests_per_key_per_second) {}
+
+int64_t IngestHandler::RateLimitWait(const std::string& key, int64_t now_ms) {
+  if (key_rate_ <= 0) return 0;
+  std::lock_guard lock(buckets_mu_);
+  // Only keys that a site owns get here, so the map is bounded by the number of sites.
+  auto [it, inserted] = buckets_.try_emplace(key, key_rate_);
+  if (it->second.TryTake(now_ms)) return 0;
+  return std::max<int64_t>(1, it->second.NextTokenMs(now_ms) - now_ms);
+}
 
 void IngestHandler::HandlePreflight(http::Request&&, http::Responder respond) {
   http::Response response = http::Response::Empty(204);
@@ -65,6 +76,13 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond)
     return respond(WithCors(http::Response::Error(401, "unauthorized", "unknown ingest key")));
   }
 
+  if (const int64_t wait_ms = RateLimitWait(key, clock_.NowMs()); wait_ms > 0) {
+    const int64_t seconds = (wait_ms + 999) / 1000;
+    return respond(WithCors(
+        http::Response::Error(429, "rate_limited",
+                              "this ingest key sends more than its limit of requests per second")
+            .With("retry-after", std::to_string(seconds))));
+  }
   if (auto reason = overloaded_()) {
     // Back-pressure before memory or disk runs out; nothing of this request was taken.
     return respond(WithCors(http::Response::Error(503, "unavailable", *reason + "; retry later")

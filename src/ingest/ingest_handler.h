@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -16,6 +17,7 @@
 #include "ingest/event_parser.h"
 #include "model/clock.h"
 #include "store/store.h"
+#include "util/token_bucket.h"
 
 namespace pushhook::ingest {
 
@@ -26,8 +28,10 @@ using OverloadCheck = std::function<std::optional<std::string>()>;
 
 class IngestHandler {
  public:
+  // `requests_per_key_per_second` > 0 limits each ingest key (429 with Retry-After beyond it).
   IngestHandler(store::Store& store, const model::Clock& clock, IngestLimits limits,
-                CommittedCallback on_committed, OverloadCheck overloaded);
+                double requests_per_key_per_second, CommittedCallback on_committed,
+                OverloadCheck overloaded);
 
   void HandlePost(http::Request&& request, http::Responder respond);
   void HandlePreflight(http::Request&& request, http::Responder respond);
@@ -35,6 +39,8 @@ class IngestHandler {
  private:
   // The site id that owns `key`, from the cache or the store.
   std::optional<std::string> SiteOfKey(const std::string& key);
+  // Milliseconds until `key` may send again, 0 if it may send now (and takes its token).
+  int64_t RateLimitWait(const std::string& key, int64_t now_ms);
 
   store::Store& store_;
   const model::Clock& clock_;
@@ -45,6 +51,10 @@ class IngestHandler {
   std::shared_mutex keys_mu_;
   // Ingest keys never change owner, so a key once found is cached for good.
   std::unordered_map<std::string, std::string> site_by_key_;  // guarded by keys_mu_
+
+  const double key_rate_;
+  std::mutex buckets_mu_;
+  std::unordered_map<std::string, util::TokenBucket> buckets_;  // guarded by buckets_mu_
 };
 
 }  // namespace pushhook::ingest

@@ -117,6 +117,14 @@ std::string Sha256Hex(std::string_view data) {
   return out;
 }
 
+std::string RandomBytes(size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return out;
+}
+
 std::string RandomToken(size_t length) {
   static constexpr char kAlphabet[] =
       "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -38,6 +38,9 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // Lowercase hex SHA-256 of `data`; how tokens are stored.
 std::string Sha256Hex(std::string_view data);
 
+// `n` bytes from the operating system's CSPRNG.
+std::string RandomBytes(size_t n);
+
 // Random base62 text of `length` characters from the operating system's CSPRNG.
 std::string RandomToken(size_t length);
 

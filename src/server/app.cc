@@ -18,6 +18,7 @@
 #include "http/server.h"
 #include "ingest/ingest_handler.h"
 #include "model/clock.h"
+#include "model/secret_box.h"
 #include "model/signature.h"
 #include "reporting/reporting_api.h"
 #include "store/store.h"
@@ -59,6 +60,34 @@ model::StatusOr<std::string> OperatorToken(const ServeConfig& config) {
   return token;
 }
 
+// The key that seals endpoint secrets: from configuration, else from <data_dir>/secrets-key,
+// else a new one written there with mode 0600. Kept beside the database by default, but an
+// operator who backs up or ships the database alone can keep it elsewhere (PUSHHOOK_SECRETS_KEY).
+model::StatusOr<std::string> SecretsKey(const ServeConfig& config) {
+  std::string encoded = config.secrets_key;
+  const std::filesystem::path path = std::filesystem::path(config.data_dir) / "secrets-key";
+  if (encoded.empty()) {
+    std::ifstream in(path);
+    std::getline(in, encoded);
+  }
+  if (encoded.empty()) {
+    encoded = model::Base64Encode(model::RandomBytes(model::SecretBox::kKeyBytes));
+    const mode_t old_mask = ::umask(077);
+    std::ofstream out(path, std::ios::trunc);
+    ::umask(old_mask);
+    out << encoded << "\n";
+    out.flush();
+    if (!out) return model::Internal("cannot write " + path.string());
+    Log(LogLevel::kInfo, "generated the key that seals endpoint secrets",
+        {{"path", path.string()}});
+  }
+  auto key = model::Base64Decode(encoded);
+  if (!key || key->size() != model::SecretBox::kKeyBytes) {
+    return model::InvalidArgument("secrets_key must be base64 of 32 bytes");
+  }
+  return *key;
+}
+
 }  // namespace
 
 class App::Impl {
@@ -82,6 +111,9 @@ class App::Impl {
                                  ? "sqlite://" + config_.data_dir + "/pushhook.db"
                                  : config_.database;
     store_options.durability_full = config_.durability_full;
+    auto secrets_key = SecretsKey(config_);
+    if (!secrets_key.ok()) return secrets_key.status();
+    store_options.secrets_key = std::move(secrets_key.value());
     auto store = store::OpenStore(store_options);
     if (!store.ok()) return store.status();
     store_ = std::move(store.value());
@@ -105,7 +137,7 @@ class App::Impl {
     ingest::IngestLimits limits;
     limits.max_events = config_.max_events_per_request;
     ingest_ = std::make_unique<ingest::IngestHandler>(
-        *store_, clock_, limits,
+        *store_, clock_, limits, config_.ingest_rate_limit,
         [this](std::vector<store::DueMessage> messages) {
           dispatcher_->Enqueue(std::move(messages));
         },

@@ -21,6 +21,7 @@ struct ServeConfig {
   std::string data_dir = "./pushhook-data";
   std::string database;     // "" = sqlite://<data_dir>/pushhook.db
   std::string admin_token;  // "" = read or make <data_dir>/admin-token
+  std::string secrets_key;  // base64 of 32 bytes; "" = read or make <data_dir>/secrets-key
   bool durability_full = true;
   delivery::RetrySchedule retry_schedule =
       *delivery::RetrySchedule::Parse(delivery::RetrySchedule::kDefault);
@@ -37,6 +38,8 @@ struct ServeConfig {
   // Ingest answers 503 while more messages than this wait for delivery, or while the data
   // folder's disk has less free space than min_free_disk_bytes.
   size_t max_backlog = 5'000'000;
+  // Requests per second per ingest key; 0 = unlimited.
+  double ingest_rate_limit = 0;
   uint64_t min_free_disk_bytes = 256ULL << 20;
   size_t max_body_bytes = 1 << 20;
   size_t max_events_per_request = 10'000;

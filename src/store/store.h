@@ -269,6 +269,8 @@ struct StoreOptions {
   std::string database;  // "sqlite://<path>" (or a bare path)
   bool durability_full = true;
   size_t max_pending_writes = 100'000;  // events waiting for a commit before ingest is refused
+  // 32 raw bytes that seal endpoint secrets at rest (model::SecretBox); empty stores them plain.
+  std::string secrets_key;
 };
 
 // Opens the store that `options.database` names and runs its migrations.

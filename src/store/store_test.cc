@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
@@ -206,6 +207,30 @@ TEST_F(StoreTest, MessageLogFiltersAndPagesNewestFirst) {
   q.before_id = 0;
   q.cid = "nope";
   EXPECT_TRUE(store_->ListMessages(q)->empty());
+}
+
+TEST_F(StoreTest, EndpointSecretsAreSealedAtRestAndOpenOnRead) {
+  store_.reset();
+  StoreOptions options;
+  options.database = "sqlite://" + dir_ + "/sealed.db";
+  options.secrets_key = std::string(32, 's');
+  store_ = std::move(OpenStore(options).value());
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  EXPECT_EQ(store_->GetEndpoint(site->id, e.id)->secret, e.secret);
+  store_.reset();
+  // The file holds no trace of the secret's text.
+  std::ifstream file(dir_ + "/sealed.db", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(file)), {});
+  std::ifstream wal(dir_ + "/sealed.db-wal", std::ios::binary);
+  const std::string wal_bytes((std::istreambuf_iterator<char>(wal)), {});
+  const std::string secret_part = e.secret.substr(6, 20);
+  EXPECT_EQ(bytes.find(secret_part), std::string::npos);
+  EXPECT_EQ(wal_bytes.find(secret_part), std::string::npos);
+  // Another key cannot read it: the secret reads as empty and signs nothing.
+  options.secrets_key = std::string(32, 'x');
+  store_ = std::move(OpenStore(options).value());
+  EXPECT_EQ(store_->GetEndpoint(site->id, e.id)->secret, "");
 }
 
 TEST_F(StoreTest, MessageIdsRoundTripAndCarryTheInstance) {

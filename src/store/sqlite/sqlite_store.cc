@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "model/secret_box.h"
 #include "model/signature.h"
 #include "store/sqlite/sqlite_db.h"
 
@@ -161,7 +162,7 @@ std::string Qualified(std::string_view columns, std::string_view prefix) {
   return out;
 }
 
-Endpoint ReadEndpoint(const Statement& s, int first) {
+Endpoint ReadEndpoint(const Statement& s, int first, const model::SecretBox& box) {
   Endpoint e;
   e.id = s.Text(first);
   e.site_id = s.Text(first + 1);
@@ -172,8 +173,9 @@ Endpoint ReadEndpoint(const Statement& s, int first) {
   e.enabled = s.Int(first + 6) != 0;
   e.max_in_flight = static_cast<int>(s.Int(first + 7));
   e.rate_limit = s.Double(first + 8);
-  e.secret = s.Text(first + 9);
-  e.previous_secret = s.Text(first + 10);
+  // A secret that does not open (another key) reads as empty, and signs nothing.
+  e.secret = box.Open(s.Text(first + 9)).value_or("");
+  e.previous_secret = box.Open(s.Text(first + 10)).value_or("");
   e.previous_secret_expires_ms = s.Int(first + 11);
   e.created_at_ms = s.Int(first + 12);
   e.updated_at_ms = s.Int(first + 13);
@@ -216,7 +218,7 @@ struct WriteOp {
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::string path, const StoreOptions& options)
-      : path_(std::move(path)), options_(options) {}
+      : path_(std::move(path)), options_(options), box_(options.secrets_key) {}
 
   ~SqliteStore() override {
     {
@@ -311,6 +313,8 @@ class SqliteStore final : public Store {
 
   StatusOr<Endpoint> CreateEndpoint(Endpoint e) override {
     e.id = "ep_" + model::RandomToken(20);
+    const std::string sealed_secret = box_.Seal(e.secret);
+    const std::string sealed_previous = box_.Seal(e.previous_secret);
     Status s = WriteSync([&](Connection& c) {
       auto st = c.Prepare(std::string("INSERT INTO endpoints(") + kEndpointColumns +
                           ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
@@ -326,8 +330,8 @@ class SqliteStore final : public Store {
           .Bind(7, e.enabled ? 1 : 0)
           .Bind(8, e.max_in_flight)
           .Bind(9, e.rate_limit)
-          .Bind(10, e.secret)
-          .Bind(11, e.previous_secret)
+          .Bind(10, sealed_secret)
+          .Bind(11, sealed_previous)
           .Bind(12, e.previous_secret_expires_ms)
           .Bind(13, e.created_at_ms)
           .Bind(14, e.updated_at_ms)
@@ -381,6 +385,8 @@ class SqliteStore final : public Store {
       e.previous_secret_expires_ms = *patch.previous_secret_expires_ms;
     }
     e.updated_at_ms = now_ms;
+    const std::string sealed_secret = box_.Seal(e.secret);
+    const std::string sealed_previous = box_.Seal(e.previous_secret);
     Status s = WriteSync([&](Connection& c) {
       auto st = c.Prepare(
           "UPDATE endpoints SET url=?, description=?, events=?, payload_format=?, enabled=?, "
@@ -397,8 +403,8 @@ class SqliteStore final : public Store {
                        .Bind(6, e.max_in_flight)
                        .Bind(7, e.rate_limit)
                        .Bind(8, e.updated_at_ms)
-                       .Bind(9, e.secret)
-                       .Bind(10, e.previous_secret)
+                       .Bind(9, sealed_secret)
+                       .Bind(10, sealed_previous)
                        .Bind(11, e.previous_secret_expires_ms)
                        .Bind(12, e.id)
                        .Bind(13, e.site_id)
@@ -496,7 +502,7 @@ class SqliteStore final : public Store {
         d.attempts = static_cast<int>((*st)->Int(2));
         d.status = static_cast<MessageStatus>((*st)->Int(3));
         d.event = ReadEvent(**st, 4, instance_id_);
-        d.endpoint = ReadEndpoint(**st, 18);
+        d.endpoint = ReadEndpoint(**st, 18, box_);
         delivery = std::move(d);
       }
       (*st)->Reset();
@@ -1152,7 +1158,7 @@ class SqliteStore final : public Store {
       (*st)->Bind(1, arg1);
       if (arg2) (*st)->Bind(2, *arg2);
       Status step;
-      while ((*st)->Step(&step)) out.push_back(ReadEndpoint(**st, 0));
+      while ((*st)->Step(&step)) out.push_back(ReadEndpoint(**st, 0, box_));
       (*st)->Reset();
       return step;
     });
@@ -1270,6 +1276,7 @@ class SqliteStore final : public Store {
 
   const std::string path_;
   const StoreOptions options_;
+  const model::SecretBox box_;
   // Statistics of the transaction being built, by site; writer thread only.
   std::map<std::string, model::AggregateBatch> tx_aggregates_;
   std::string instance_id_;

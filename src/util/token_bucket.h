@@ -1,11 +1,11 @@
-// A token bucket for an endpoint's rate_limit (requests per second): holds up to one second's
-// worth of tokens, refilled continuously. Times are passed in. Not thread safe: owned by the
-// dispatcher thread.
+// A token bucket for a rate limit in requests per second (an endpoint's rate_limit, an ingest
+// key's limit): holds up to one second's worth of tokens, refilled continuously. Times are passed
+// in. Not thread safe: its owner guards it (the dispatcher thread; the ingest handler's lock).
 #pragma once
 
 #include <cstdint>
 
-namespace pushhook::delivery {
+namespace pushhook::util {
 
 class TokenBucket {
  public:
@@ -27,4 +27,4 @@ class TokenBucket {
   int64_t last_ms_ = -1;
 };
 
-}  // namespace pushhook::delivery
+}  // namespace pushhook::util

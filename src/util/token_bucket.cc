@@ -1,9 +1,9 @@
-#include "delivery/token_bucket.h"
+#include "util/token_bucket.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace pushhook::delivery {
+namespace pushhook::util {
 
 void TokenBucket::SetRate(double rate_per_second) {
   if (rate_per_second == rate_) return;
@@ -37,4 +37,4 @@ int64_t TokenBucket::NextTokenMs(int64_t now_ms) {
   return now_ms + static_cast<int64_t>(std::ceil((1.0 - tokens_) * 1000.0 / rate_));
 }
 
-}  // namespace pushhook::delivery
+}  // namespace pushhook::util
