@@ -8,7 +8,9 @@
 #include <iostream>
 
 #include "cli/config.h"
+#include "cli/send_command.h"
 #include "cli/stats_command.h"
+#include "model/duration.h"
 #include "receive/receiver.h"
 #include "server/app.h"
 #include "store/store.h"
@@ -137,6 +139,10 @@ int Main(int argc, char** argv) {
       ->required();
   receive->add_option("--out", receive_options.out_path,
                       "where to store payloads: *.db for SQLite, anything else for NDJSON");
+  std::string receive_delay;
+  receive->add_option(
+      "--delay", receive_delay,
+      "answer each request this long after it arrives (a slow receiver, e.g. 200ms)");
 
   StatsCommandOptions stats_options;
   CLI::App* stats =
@@ -153,6 +159,23 @@ int Main(int argc, char** argv) {
                     "cid, reference_id, button or a utm_* field");
   stats->add_option("--token", stats_options.token,
                     "operator or site token (default: PUSHHOOK_ADMIN_TOKEN)");
+
+  SendOptions send_options;
+  CLI::App* send = app.add_subcommand("send", "emit test or load events to a server");
+  send->add_option("--server", send_options.server, "the server's base URL")->capture_default_str();
+  send->add_option("--key", send_options.key, "the site's ingest key")->required();
+  send->add_option("--count", send_options.count, "events to send")->capture_default_str();
+  send->add_option("--rate", send_options.rate, "requests per second (0: as fast as possible)")
+      ->capture_default_str();
+  send->add_option("--batch", send_options.batch, "events per request")->capture_default_str();
+  send->add_option("--connections", send_options.connections, "keep-alive connections")
+      ->capture_default_str();
+  send->add_option("--max-seconds", send_options.max_seconds, "stop after this long")
+      ->capture_default_str();
+  send->add_option("--cid", send_options.cid, "campaign id of the events")->capture_default_str();
+  send->add_option("--action", send_options.action, "View or Click")
+      ->check(CLI::IsMember({"View", "Click"}))
+      ->capture_default_str();
 
   app.add_subcommand("version", "print the version");
 
@@ -179,7 +202,16 @@ int Main(int argc, char** argv) {
   };
   if (serve->parsed()) return Serve(config_path, given(flag_values, flag_options), dev);
   if (migrate->parsed()) return Migrate(migrate_config, given(migrate_values, migrate_options));
-  if (receive->parsed()) return receive::RunReceive(receive_options);
+  if (receive->parsed()) {
+    if (!receive_delay.empty()) {
+      auto delay = model::ParseDuration(receive_delay);
+      if (!delay)
+        return Usage("--delay must be a duration such as 200ms, got '" + receive_delay + "'");
+      receive_options.respond_delay = *delay;
+    }
+    return receive::RunReceive(receive_options);
+  }
+  if (send->parsed()) return RunSendCommand(send_options);
   if (stats->parsed()) {
     if (stats_options.token.empty())
       stats_options.token = RealEnv("PUSHHOOK_ADMIN_TOKEN").value_or("");

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <mutex>
 #include <optional>
+#include <queue>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -182,6 +183,7 @@ class Receiver::Impl {
       return s;
     }
     if (output_) writer_ = std::thread([this] { WriterLoop(); });
+    if (options_.respond_delay.count() > 0) delayer_ = std::thread([this] { DelayLoop(); });
     server_->Start(options_.threads);
     started_ = true;
     return model::Status::Ok();
@@ -200,6 +202,15 @@ class Receiver::Impl {
       }
       queue_cv_.notify_one();
       writer_.join();
+    }
+    if (delayer_.joinable()) {
+      // Held answers go out now rather than be lost.
+      {
+        std::lock_guard lock(delay_mu_);
+        delay_stop_ = true;
+      }
+      delay_cv_.notify_one();
+      delayer_.join();
     }
     server_->Stop();
     if (output_) {
@@ -252,6 +263,7 @@ class Receiver::Impl {
   }
 
   void Handle(http::Request&& request, http::Responder respond) {
+    if (options_.respond_delay.count() > 0) respond = Delayed(std::move(respond));
     if (request.method == "POST") return HandleWebhook(std::move(request), std::move(respond));
     if (request.path == "/healthz" && request.method == "GET") {
       return respond(http::Response::Json(200, R"({"status":"ok"})"));
@@ -261,6 +273,39 @@ class Receiver::Impl {
                                       " is not allowed: webhooks are POSTed to any path, and "
                                       "GET /healthz answers 200")
                 .With("allow", request.path == "/healthz" ? "GET, POST" : "POST"));
+  }
+
+  // A responder that holds its answer until respond_delay after the request arrived.
+  http::Responder Delayed(http::Responder respond) {
+    const auto due = std::chrono::steady_clock::now() + options_.respond_delay;
+    return [this, due, respond = std::move(respond)](http::Response response) mutable {
+      {
+        std::lock_guard lock(delay_mu_);
+        delayed_.push(DelayedAnswer{due, std::move(respond), std::move(response)});
+      }
+      delay_cv_.notify_one();
+    };
+  }
+
+  void DelayLoop() {
+    std::unique_lock lock(delay_mu_);
+    for (;;) {
+      if (delayed_.empty()) {
+        if (delay_stop_) return;
+        delay_cv_.wait(lock);
+        continue;
+      }
+      const auto due = delayed_.top().due;
+      if (!delay_stop_ && std::chrono::steady_clock::now() < due) {
+        delay_cv_.wait_until(lock, due);
+        continue;
+      }
+      DelayedAnswer answer = std::move(const_cast<DelayedAnswer&>(delayed_.top()));
+      delayed_.pop();
+      lock.unlock();
+      answer.respond(std::move(answer.response));
+      lock.lock();
+    }
   }
 
   void HandleWebhook(http::Request&& request, http::Responder respond) {
@@ -390,6 +435,19 @@ class Receiver::Impl {
   std::unique_ptr<Output> output_;  // used by the writer thread only, once started
   std::unique_ptr<http::Server> server_;
   std::thread writer_;
+
+  struct DelayedAnswer {
+    std::chrono::steady_clock::time_point due;
+    http::Responder respond;
+    http::Response response;
+    bool operator>(const DelayedAnswer& o) const { return due > o.due; }
+  };
+  std::mutex delay_mu_;
+  std::condition_variable delay_cv_;
+  std::priority_queue<DelayedAnswer, std::vector<DelayedAnswer>, std::greater<>>
+      delayed_;              // guarded by delay_mu_
+  bool delay_stop_ = false;  // guarded by delay_mu_
+  std::thread delayer_;
   bool started_ = false;
   bool stopped_ = false;
 

@@ -32,6 +32,8 @@ struct ReceiverOptions {
   // fsync every write before answering, so a stored payload survives a power loss and not only a
   // crash of this process. Costs throughput.
   bool sync_writes = false;
+  // Answer each request this long after it arrived: a slow receiver, for benchmarks and tests.
+  std::chrono::milliseconds respond_delay{0};
 };
 
 // Running totals. `received` counts every POST; each one then ends as accepted (its payloads add

@@ -159,6 +159,16 @@ TEST_F(ReceiverTest, ValidRequestIs204AndItsBytesAreOneNdjsonLine) {
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{1, 1, 0, 0}));
 }
 
+TEST_F(ReceiverTest, RespondDelayHoldsEachAnswerThatLong) {
+  ReceiverOptions options = Options("events.ndjson");
+  options.respond_delay = std::chrono::milliseconds(200);
+  StartReceiver(options);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(PostSigned("msg_slow", kPayload).status, 204);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(195));
+  EXPECT_EQ(receiver_->counts(), (ReceiverCounts{1, 1, 0, 0}));
+}
+
 TEST_F(ReceiverTest, AcceptsAnyPath) {
   StartReceiver(Options("events.ndjson"));
   EXPECT_EQ(PostSigned("msg_a", R"({"a":1})", "/hooks/pushhook?x=1").status, 204);
