@@ -1,5 +1,7 @@
 #include "delivery/curl_client.h"
 
+#include <pthread.h>
+
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -239,7 +241,10 @@ class CurlClient::Impl {
     // Keep as many idle connections as we may open, so that every endpoint keeps its own alive.
     curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS,
                       static_cast<long>(options_.max_total_connections));
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "ph-curl");
+      Run();
+    });
     thread_id_ = thread_.get_id();
   }
 

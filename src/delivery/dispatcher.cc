@@ -1,5 +1,7 @@
 #include "delivery/dispatcher.h"
 
+#include <pthread.h>
+
 #include "model/payload.h"
 #include "model/signature.h"
 #include "util/log.h"
@@ -35,7 +37,10 @@ model::Status Dispatcher::Start() {
     }
     if (page->size() < static_cast<size_t>(kPendingPage)) break;
   }
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "ph-dispatch");
+    Run();
+  });
   return model::Status::Ok();
 }
 

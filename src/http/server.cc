@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -229,7 +231,10 @@ class Server::Impl {
   void Start(int threads) {
     Accept();
     threads_.reserve(static_cast<size_t>(threads));
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "ph-http");
+        ioc_.run();
+      });
   }
 
   void StopAccepting() {

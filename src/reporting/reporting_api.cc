@@ -49,8 +49,21 @@ json::object ButtonsJson(const model::Counters& n) {
       {"0", n.clicks_by_button[0]}, {"1", n.clicks_by_button[1]}, {"2", n.clicks_by_button[2]}};
 }
 
+// True when the accept header lists text/csv with a non-zero quality.
 bool WantsCsv(const http::Request& request) {
-  return request.Header("accept").find("text/csv") != std::string_view::npos;
+  std::string_view accept = request.Header("accept");
+  while (!accept.empty()) {
+    const size_t comma = accept.find(',');
+    std::string_view range = accept.substr(0, comma);
+    accept = comma == std::string_view::npos ? std::string_view() : accept.substr(comma + 1);
+    while (!range.empty() && range.front() == ' ') range.remove_prefix(1);
+    if (range.substr(0, 8) != "text/csv") continue;
+    const size_t q = range.find("q=");
+    if (q == std::string_view::npos) return true;
+    const std::string_view quality = range.substr(q + 2);
+    return quality.find_first_not_of("0.") != std::string_view::npos && !quality.empty();
+  }
+  return false;
 }
 
 std::string EncodeCursor(const store::CampaignSummary& c) {

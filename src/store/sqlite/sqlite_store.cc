@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include <pthread.h>
+
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -246,7 +248,10 @@ class SqliteStore final : public Store {
       reader.value()->Exec("PRAGMA query_only=1");
       readers_.push_back(std::move(reader.value()));
     }
-    writer_ = std::thread([this] { WriterLoop(); });
+    writer_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "ph-store-write");
+      WriterLoop();
+    });
     return Status::Ok();
   }
 

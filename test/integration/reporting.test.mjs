@@ -1,0 +1,660 @@
+// DESIGN section 6 (issue 5): campaign reporting. Every number that `GET /v1/sites/{site}/stats`
+// and `/campaigns` answer is compared with a count made here, independently, from the events the
+// test posted (test/helpers/reporting_model.mjs), never from the server's aggregates:
+//   - property test: seeded random streams (duplicates, bucket edges, UTMs absent or not) posted
+//     over HTTP, then many random queries, JSON and CSV (RFC 4180, parsed strictly);
+//   - scope: a site token reads its own site only; no token is 401;
+//   - campaigns: most recently active first (by arrival), cursor paging covers each once;
+//   - crash consistency: kill -9 during ingest, three times; after the restart the statistics
+//     equal a recount of the rows in the database (read with the sqlite3 CLI), and every
+//     acknowledged event is among them;
+//   - `pushhook stats` prints the totals (exit 0), and exits 2 without a token.
+//
+// Seeded: PUSHHOOK_REPORTING_SEED=<n> replays a run (the seed is printed); the default is fixed so
+// that a run is deterministic. PUSHHOOK_REPORTING_ROUNDS changes the number of rounds (default 3).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { expectStatus, itest, request, sleep, stop, waitFor } from '../helpers/harness.mjs';
+import { parseCsv } from '../helpers/csv.mjs';
+import {
+  DAY_MS, GROUP_BYS, HOUR_MS, MINUTE_MS, ctr, dedupe, diffStats, encodeEvent, encodeTime,
+  expectedCampaigns, expectedStats, floorTo, generateStream, makeRng, planRequests, seedFromEnv,
+  statsQueryString,
+} from '../helpers/reporting_model.mjs';
+
+const SEED = seedFromEnv('PUSHHOOK_REPORTING_SEED', 20261127);
+const ROUNDS = Number(process.env.PUSHHOOK_REPORTING_ROUNDS ?? 3);
+const QUERIES_PER_ROUND = 40; // random ones, besides the fixed edge cases
+const run = promisify(execFile);
+
+console.log(`reporting.test.mjs: seed ${SEED} (PUSHHOOK_REPORTING_SEED=${SEED} to replay)`);
+
+// --- shared -------------------------------------------------------------------------------
+
+const getStats = (serve, siteId, query, { token = serve.adminToken, csv = false } = {}) =>
+  request(serve.baseUrl, 'GET', `/v1/sites/${encodeURIComponent(siteId)}/stats?${query}`, {
+    token: token ?? undefined,
+    headers: csv ? { accept: 'text/csv' } : {},
+  });
+
+const getCampaigns = (serve, siteId, params = '', token = serve.adminToken) =>
+  request(serve.baseUrl, 'GET', `/v1/sites/${encodeURIComponent(siteId)}/campaigns${params}`, { token: token ?? undefined });
+
+// All campaigns of a site, following next_cursor with pages of `limit`. Returns {items, pages}.
+async function allCampaigns(serve, siteId, limit, token = serve.adminToken) {
+  const items = [];
+  const pages = [];
+  let cursor = null;
+  for (let page = 0; page < 1000; page += 1) {
+    const params = new URLSearchParams({ limit: String(limit) });
+    if (cursor !== null) params.set('cursor', cursor);
+    const body = expectStatus(await getCampaigns(serve, siteId, `?${params}`, token), 200, `GET campaigns ?${params}`);
+    assert.ok(Array.isArray(body.data), `campaigns answer has a data array: ${JSON.stringify(body).slice(0, 200)}`);
+    assert.ok(body.data.length <= limit, `a page of limit ${limit} holds ${body.data.length} campaigns`);
+    pages.push(body.data.length);
+    items.push(...body.data);
+    if (body.next_cursor === null || body.next_cursor === undefined) return { items, pages };
+    assert.equal(typeof body.next_cursor, 'string', 'next_cursor is a string or null');
+    assert.ok(body.data.length > 0, 'a page with a next_cursor is not empty');
+    cursor = body.next_cursor;
+  }
+  throw new Error(`campaign paging with limit ${limit} did not end`);
+}
+
+// Differences between a campaigns list and the model (Map cid → counters).
+function diffCampaigns(items, expected) {
+  const out = [];
+  const seen = new Set();
+  let previous = Infinity;
+  for (const c of items) {
+    if (seen.has(c.cid)) out.push(`campaign ${JSON.stringify(c.cid)} listed twice`);
+    seen.add(c.cid);
+    const want = expected.get(c.cid);
+    if (!want) {
+      out.push(`campaign ${JSON.stringify(c.cid)} listed but has no stored event`);
+      continue;
+    }
+    const where = `campaign ${JSON.stringify(c.cid)}`;
+    if (c.views !== want.views) out.push(`${where}.views: expected ${want.views}, got ${c.views}`);
+    if (c.clicks !== want.clicks) out.push(`${where}.clicks: expected ${want.clicks}, got ${c.clicks}`);
+    for (const b of [0, 1, 2]) {
+      const got = c.clicks_by_button?.[String(b)];
+      if (got !== want.b[b]) out.push(`${where}.clicks_by_button.${b}: expected ${want.b[b]}, got ${got}`);
+    }
+    if (c.ctr !== ctr(want.views, want.clicks)) out.push(`${where}.ctr: expected ${ctr(want.views, want.clicks)}, got ${c.ctr}`);
+    const first = Date.parse(c.first_active_at);
+    const last = Date.parse(c.last_active_at);
+    if (Number.isNaN(first) || Number.isNaN(last) || first > last) {
+      out.push(`${where}: first_active_at ${c.first_active_at} / last_active_at ${c.last_active_at} not two ordered times`);
+    }
+    if (last > previous) out.push(`${where}: last_active_at ${c.last_active_at} after the previous campaign's: not most recent first`);
+    previous = last;
+  }
+  for (const cid of expected.keys()) {
+    if (!seen.has(cid)) out.push(`campaign ${JSON.stringify(cid)} missing`);
+  }
+  return out;
+}
+
+// Differences between a CSV answer and the JSON answer to the same query.
+function diffCsv(res, json, q) {
+  const out = [];
+  if (res.status !== 200) return [`CSV: HTTP ${res.status}: ${res.text.slice(0, 200)}`];
+  const type = res.headers.get('content-type') ?? '';
+  if (!type.startsWith('text/csv')) out.push(`CSV: content-type ${JSON.stringify(type)}`);
+  if (!res.text.endsWith('\r\n')) out.push('CSV: the last record does not end with CRLF');
+  let records;
+  try {
+    records = parseCsv(res.text);
+  } catch (err) {
+    return [...out, `CSV does not parse: ${err.message}`];
+  }
+  const header = q.groupBy
+    ? [q.groupBy, 'views', 'clicks', 'ctr']
+    : ['bucket', 'views', 'clicks', 'clicks_button_0', 'clicks_button_1', 'clicks_button_2', 'ctr'];
+  if (JSON.stringify(records[0]) !== JSON.stringify(header)) {
+    out.push(`CSV header: expected ${JSON.stringify(header)}, got ${JSON.stringify(records[0])}`);
+    return out;
+  }
+  const rows = records.slice(1);
+  const items = q.groupBy ? json.groups : json.series;
+  if (rows.length !== items.length) out.push(`CSV: ${rows.length} rows, JSON has ${items.length}`);
+  const int = (where, field, value) => {
+    if (field !== String(value)) out.push(`CSV ${where}: expected ${value}, got ${JSON.stringify(field)}`);
+  };
+  const ratio = (where, field, value) => {
+    const n = Number(field);
+    if (!/^[0-9.eE+-]+$/.test(field) || !Number.isFinite(n) || Math.abs(n - value) > 1e-5 * Math.abs(value)) {
+      out.push(`CSV ${where}: expected ${value} (to 6 digits), got ${JSON.stringify(field)}`);
+    }
+  };
+  for (let i = 0; i < Math.min(rows.length, items.length); i += 1) {
+    const row = rows[i];
+    const item = items[i];
+    if (q.groupBy) {
+      if (row[0] !== item.key) out.push(`CSV row ${i + 1} key: expected ${JSON.stringify(item.key)}, got ${JSON.stringify(row[0])}`);
+      const where = `row ${JSON.stringify(item.key)}`;
+      int(`${where} views`, row[1], item.views);
+      int(`${where} clicks`, row[2], item.clicks);
+      ratio(`${where} ctr`, row[3], item.ctr);
+    } else {
+      if (row[0] !== item.bucket) out.push(`CSV row ${i + 1} bucket: expected ${item.bucket}, got ${JSON.stringify(row[0])}`);
+      const where = `row ${item.bucket}`;
+      int(`${where} views`, row[1], item.views);
+      int(`${where} clicks`, row[2], item.clicks);
+      for (const b of [0, 1, 2]) int(`${where} clicks_button_${b}`, row[3 + b], item.clicks_by_button[String(b)]);
+      ratio(`${where} ctr`, row[6], item.ctr);
+    }
+  }
+  return out;
+}
+
+const wholeHours = (q) => (q.fromMs === undefined || q.fromMs % HOUR_MS === 0) && (q.toMs === undefined || q.toMs % HOUR_MS === 0);
+
+// A random stats query over the stream's cids, runs and time span.
+function randomQuery(rng, stream) {
+  const { base, days, cids, refs, hotEdges } = stream;
+  const q = {};
+  const cidChoice = rng.weighted([[4, 'none'], [5, 'one'], [1, 'unknown']]);
+  if (cidChoice === 'one') q.cid = rng.pick(cids);
+  if (cidChoice === 'unknown') q.cid = 'no-such-campaign';
+  const named = refs.filter((r) => r !== '');
+  const refChoice = rng.weighted([[6, 'none'], [named.length ? 4 : 0, 'one'], [0.5, 'unknown']]);
+  if (refChoice === 'one') q.reference_id = rng.pick(named);
+  if (refChoice === 'unknown') q.reference_id = 'no-such-run';
+  const instant = () => {
+    const t = base - HOUR_MS + rng.int(0, days * DAY_MS + 2 * HOUR_MS);
+    return rng.weighted([
+      [3, () => floorTo(t, HOUR_MS)],
+      [1, () => floorTo(t, DAY_MS)],
+      [2, () => floorTo(t, MINUTE_MS)],
+      [2, () => t],
+      [1, () => rng.pick(hotEdges) - rng.pick([0, 1])],
+    ])();
+  };
+  const range = rng.weighted([[2, 'none'], [6, 'both'], [1, 'from'], [1, 'to']]);
+  if (range === 'both') {
+    let a = instant();
+    let b = instant();
+    if (a > b) [a, b] = [b, a];
+    if (a === b) b += MINUTE_MS;
+    q.fromMs = a;
+    q.toMs = b;
+  } else if (range === 'from') {
+    q.fromMs = instant();
+  } else if (range === 'to') {
+    q.toMs = instant();
+  }
+  if (q.fromMs !== undefined) q.fromText = encodeTime(rng, q.fromMs);
+  if (q.toMs !== undefined) q.toText = encodeTime(rng, q.toMs);
+  q.bucket = rng.pick(['minute', 'hour', 'day', 'default']);
+  if (q.bucket === 'default') {
+    q.bucket = 'hour';
+    q.defaultBucket = true;
+  }
+  if (rng.chance(0.7)) q.groupBy = rng.pick(GROUP_BYS);
+  return q;
+}
+
+// Queries on the exact edges every round asks: 20:00:00.000 and 19:59:59.999 of the middle day.
+function edgeQueries(stream) {
+  const [edge] = stream.hotEdges;
+  const midnight = stream.base + DAY_MS;
+  return [
+    { bucket: 'hour', defaultBucket: true },
+    { bucket: 'day' },
+    { bucket: 'minute', fromMs: edge - HOUR_MS, toMs: edge + HOUR_MS },
+    { bucket: 'minute', fromMs: edge - MINUTE_MS, toMs: edge }, // 19:59 only, 19:59:59.999 in it
+    { bucket: 'minute', fromMs: edge, toMs: edge + MINUTE_MS }, // 20:00 only, 20:00:00.000 in it
+    { bucket: 'hour', fromMs: edge, toMs: edge + HOUR_MS, groupBy: 'button' },
+    { bucket: 'hour', fromMs: edge - HOUR_MS, toMs: edge, groupBy: 'cid' },
+    { bucket: 'day', fromMs: midnight, toMs: midnight + DAY_MS, groupBy: 'utm_source' },
+    { bucket: 'minute', fromMs: edge - 1, toMs: edge }, // not minute-aligned: the 19:59 minute
+    { bucket: 'day', toMs: midnight, groupBy: 'reference_id' },
+    ...GROUP_BYS.map((groupBy) => ({ bucket: 'day', groupBy })),
+    { bucket: 'hour', cid: stream.cids[0], groupBy: 'reference_id' },
+    { bucket: 'hour', cid: 'no-such-campaign', groupBy: 'cid' },
+  ];
+}
+
+// --- 1, 2: property test, JSON and CSV ----------------------------------------------------
+
+itest(`stats answers (JSON and CSV) equal counts made from random event streams (seed ${SEED})`, { timeout: 85_000 }, async (fx, t) => {
+  const serve = await fx.startServe();
+  const master = makeRng(SEED);
+  const jsonFailures = [];
+  const csvFailures = [];
+  let queriesAsked = 0;
+  let uniquesCompared = 0;
+  let worstUniques = 0; // largest relative error of unique_subscribers seen
+  let csvQuotedFields = 0;
+  for (let round = 0; round < ROUNDS; round += 1) {
+    const roundSeed = master.int(0, 2 ** 32 - 1);
+    const rng = makeRng(roundSeed);
+    const tag = `seed ${SEED} round ${round} (round seed ${roundSeed})`;
+    const site = await serve.createSite(`Reporting ${round}`);
+    const stream = generateStream(rng, { label: `r${round}`, count: rng.int(2000, 5000) });
+    const { entries } = stream;
+    const { batches, waves } = planRequests(rng, entries);
+    const wires = entries.map((e) => encodeEvent(rng, e.canon));
+    const canons = entries.map((e) => e.canon);
+    const stored = dedupe(canons);
+    // Which entries are the first of their event_id, to know each wave's `accepted`.
+    const firsts = new Set(stored);
+    for (const wave of waves) {
+      const answers = await Promise.all(
+        wave.map((b) => serve.ingest(site.ingest_key, batches[b].map((i) => wires[i]))),
+      );
+      let accepted = 0;
+      answers.forEach((res, k) => {
+        const body = expectStatus(res, 202, `${tag}: POST /v1/events (${batches[wave[k]].length} events)`);
+        assert.equal(body.accepted + body.duplicates, batches[wave[k]].length, `${tag}: accepted + duplicates = batch size`);
+        accepted += body.accepted;
+      });
+      const expectedAccepted = wave.reduce((sum, b) => sum + batches[b].filter((i) => firsts.has(canons[i])).length, 0);
+      assert.equal(accepted, expectedAccepted, `${tag}: events accepted by a wave of ${wave.length} requests`);
+    }
+    t.diagnostic(`${tag}: ${entries.length} events (${entries.length - stored.length} duplicates) in ${batches.length} requests, ` +
+      `${stream.cids.length} cids, ${stream.refs.length} runs`);
+
+    const queries = [...edgeQueries(stream), ...Array.from({ length: QUERIES_PER_ROUND }, () => randomQuery(rng, stream))];
+    for (const q of queries) {
+      const qs = statsQueryString(q);
+      const where = `${tag}: GET /v1/sites/{site}/stats?${qs}`;
+      const res = await getStats(serve, site.id, qs);
+      queriesAsked += 1;
+      if (res.status !== 200) {
+        jsonFailures.push(`${where}: HTTP ${res.status} ${res.text.slice(0, 200)}`);
+        continue;
+      }
+      const uniques = wholeHours(q);
+      const want = expectedStats(stored, q);
+      if (uniques && want.uniques > 0) {
+        uniquesCompared += 1;
+        worstUniques = Math.max(worstUniques, Math.abs(res.json?.totals?.unique_subscribers - want.uniques) / want.uniques);
+      }
+      const diffs = diffStats(res.json, want, q, { uniques });
+      if (diffs.length) jsonFailures.push(`${where}:\n    ${diffs.slice(0, 8).join('\n    ')}${diffs.length > 8 ? `\n    … ${diffs.length - 8} more` : ''}`);
+      const csvRes = await getStats(serve, site.id, qs, { csv: true });
+      csvQuotedFields += (csvRes.text.match(/(^|,)"/gm) ?? []).length;
+      const csv = diffCsv(csvRes, res.json, q);
+      if (csv.length) csvFailures.push(`${where} (accept: text/csv):\n    ${csv.slice(0, 8).join('\n    ')}`);
+    }
+
+    // The campaigns route of the same stream: one page, then pages of 2.
+    const expected = expectedCampaigns(stored);
+    const one = expectStatus(await getCampaigns(serve, site.id, '?limit=500'), 200, `${tag}: GET campaigns`);
+    const diffs = diffCampaigns(one.data, expected);
+    if (one.next_cursor !== null) diffs.push(`next_cursor ${JSON.stringify(one.next_cursor)} on a page that is not full`);
+    const paged = await allCampaigns(serve, site.id, 2);
+    if (JSON.stringify(paged.items.map((c) => c.cid)) !== JSON.stringify(one.data.map((c) => c.cid))) {
+      diffs.push(`pages of 2 list ${JSON.stringify(paged.items.map((c) => c.cid))}, one page ${JSON.stringify(one.data.map((c) => c.cid))}`);
+    }
+    if (diffs.length) jsonFailures.push(`${tag}: GET /v1/sites/{site}/campaigns:\n    ${diffs.join('\n    ')}`);
+  }
+  t.diagnostic(`${queriesAsked} queries; unique subscribers compared on ${uniquesCompared}, worst relative error ` +
+    `${(100 * worstUniques).toFixed(2)} %`);
+
+  await t.test('every JSON number of /stats and /campaigns equals the count made from the stream', () => {
+    assert.equal(jsonFailures.length, 0, `${jsonFailures.length} answers differ from the model:\n${jsonFailures.slice(0, 15).join('\n')}`);
+  });
+  await t.test('every CSV answer parses (RFC 4180) and matches the JSON answer row by row', () => {
+    // The reader is strict, or this would prove little.
+    assert.deepEqual(parseCsv('k,v\r\n"a,""b""\r\nc",1\r\n'), [['k', 'v'], ['a,"b"\r\nc', '1']]);
+    for (const bad of ['a,b\n1,2\n', '"a"b,c\r\n', 'a"b,c\r\n', '"a,b\r\n', 'a,b\r\n1\r\n']) {
+      assert.throws(() => parseCsv(bad), /at offset/, `refuses ${JSON.stringify(bad)}`);
+    }
+    t.diagnostic(`${csvQuotedFields} CSV fields needed quoting (commas, quotes or line breaks in keys)`);
+    assert.equal(csvFailures.length, 0, `${csvFailures.length} CSV answers differ:\n${csvFailures.slice(0, 15).join('\n')}`);
+  });
+});
+
+// --- 3: scope -----------------------------------------------------------------------------
+
+itest('stats and campaigns are scoped by the token: another site is 404, no token is 401', async (fx) => {
+  const serve = await fx.startServe();
+  const a = await serve.createSite('Scope A');
+  const b = await serve.createSite('Scope B');
+  const at = Date.UTC(2026, 10, 27, 20);
+  const events = (cid, views, clicks) => [
+    ...Array.from({ length: views }, (_, i) => ({ action: 'View', cookie_id: `${cid}-${i}`, cid, occurred_at: at })),
+    ...Array.from({ length: clicks }, (_, i) => ({ action: 'Click', cookie_id: `${cid}-${i}`, cid, clicked_button: 1, occurred_at: at })),
+  ];
+  expectStatus(await serve.ingest(a.ingest_key, events('a-camp', 5, 2)), 202, 'ingest A');
+  expectStatus(await serve.ingest(b.ingest_key, events('b-camp', 9, 4)), 202, 'ingest B');
+  const tokenA = expectStatus(await serve.api('POST', `/v1/sites/${a.id}/tokens`, {}), 201, 'token A').token;
+  const tokenB = expectStatus(await serve.api('POST', `/v1/sites/${b.id}/tokens`, {}), 201, 'token B').token;
+
+  // Own site: the site's numbers only.
+  const own = expectStatus(await getStats(serve, a.id, 'group_by=cid', { token: tokenA }), 200, 'A reads A');
+  assert.deepEqual([own.totals.views, own.totals.clicks], [5, 2]);
+  assert.deepEqual(own.groups.map((g) => g.key), ['a-camp']);
+  const ownCampaigns = expectStatus(await getCampaigns(serve, a.id, '', tokenA), 200, 'A lists A campaigns');
+  assert.deepEqual(ownCampaigns.data.map((c) => c.cid), ['a-camp']);
+
+  // Another site's: 404 as if it did not exist, JSON or CSV, both ways.
+  for (const [token, site, who] of [[tokenA, b, 'A on B'], [tokenB, a, 'B on A']]) {
+    for (const csv of [false, true]) {
+      const res = await getStats(serve, site.id, 'bucket=day', { token, csv });
+      assert.equal(res.status, 404, `${who} stats${csv ? ' (CSV)' : ''}: ${res.status} ${res.text.slice(0, 200)}`);
+      assert.equal(res.json?.error?.code, 'not_found', `${who}: ${res.text.slice(0, 200)}`);
+    }
+    const res = await getCampaigns(serve, site.id, '', token);
+    assert.equal(res.status, 404, `${who} campaigns: ${res.status} ${res.text.slice(0, 200)}`);
+    assert.ok(!res.text.includes('camp'), `${who} campaigns answer names no campaign: ${res.text}`);
+  }
+  // No token, or one that is not a token: 401, for every site.
+  for (const site of [a, b]) {
+    for (const token of [null, 'not-a-token']) {
+      const label = token ? 'a wrong token' : 'no token';
+      assert.equal((await getStats(serve, site.id, '', { token })).status, 401, `stats with ${label}`);
+      assert.equal((await getStats(serve, site.id, '', { token, csv: true })).status, 401, `CSV stats with ${label}`);
+      assert.equal((await getCampaigns(serve, site.id, '', token)).status, 401, `campaigns with ${label}`);
+    }
+  }
+  // The operator reads both, each with its own numbers; an unknown site is 404.
+  const opA = expectStatus(await getStats(serve, a.id, ''), 200, 'operator reads A');
+  const opB = expectStatus(await getStats(serve, b.id, ''), 200, 'operator reads B');
+  assert.deepEqual([opA.totals.views, opA.totals.clicks, opB.totals.views, opB.totals.clicks], [5, 2, 9, 4]);
+  assert.deepEqual(expectStatus(await getCampaigns(serve, b.id), 200, 'operator lists B').data.map((c) => c.cid), ['b-camp']);
+  assert.equal((await getStats(serve, 'no-such-site', '')).status, 404, 'operator on an unknown site');
+});
+
+// --- 4: campaigns -------------------------------------------------------------------------
+
+itest('campaigns: most recently active first (by arrival), cursor pages cover each once, totals exact', async (fx) => {
+  const rng = makeRng(SEED ^ 0x5a5a5a5a);
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Campaigns');
+  const cids = Array.from({ length: 12 }, (_, i) => (i === 7 ? 'summer, "final"' : `camp-${String(i).padStart(2, '0')}`));
+  const touches = new Map(); // cid → {first: [before, after], last: [before, after], lastRequest}
+  const sent = [];
+  const start = Date.UTC(2026, 10, 27, 12);
+  let n = 0;
+  for (let r = 0; r < 30; r += 1) {
+    // The first 12 requests introduce the campaigns in order; later ones touch random ones again.
+    const touched = r < cids.length ? [cids[r]] : rng.sample(cids, rng.int(1, 3));
+    // occurred_at runs backwards, so that an order by occurred_at would be the reverse one.
+    const batch = touched.flatMap((cid) => Array.from({ length: rng.int(1, 6) }, () => {
+      const click = rng.chance(0.4);
+      n += 1;
+      return {
+        action: click ? 'Click' : 'View', cookie_id: `ck-${rng.int(1, 50)}`, cid, event_id: `camp-ev-${n}`,
+        clicked_button: click ? rng.int(0, 2) : 0, occurred_at: start - r * 7 * MINUTE_MS - rng.int(0, 60_000),
+      };
+    }));
+    const before = Date.now();
+    const body = expectStatus(await serve.ingest(site.ingest_key, batch), 202, `campaign request ${r}`);
+    const after = Date.now();
+    assert.equal(body.accepted, batch.length);
+    sent.push(...batch);
+    for (const cid of touched) {
+      const t = touches.get(cid) ?? { first: [before, after] };
+      touches.set(cid, { ...t, last: [before, after], lastRequest: r });
+    }
+    await sleep(3); // the next request's arrival time is a later millisecond
+  }
+  // Duplicates only, of the least recently active campaign: not new activity.
+  const stalest = [...touches.entries()].sort((x, y) => x[1].lastRequest - y[1].lastRequest)[0][0];
+  const again = sent.filter((e) => e.cid === stalest);
+  assert.deepEqual(expectStatus(await serve.ingest(site.ingest_key, again), 202, 'duplicates'), { accepted: 0, duplicates: again.length });
+
+  const stored = sent.map((e) => ({ ...e, reference_id: '', button: e.clicked_button }));
+  const expected = expectedCampaigns(stored);
+  const whole = expectStatus(await getCampaigns(serve, site.id, '?limit=500'), 200, 'GET campaigns');
+  const order = whole.data.map((c) => c.cid);
+  assert.deepEqual([...order].sort(), [...cids].sort(), 'every campaign listed once');
+  // Campaigns last touched by the same request may come in either order; otherwise, later first.
+  const lastRequests = order.map((cid) => touches.get(cid).lastRequest);
+  assert.ok(lastRequests.every((r, i) => i === 0 || r <= lastRequests[i - 1]),
+    `most recently active (by arrival) first, duplicates are not activity: ${JSON.stringify(order.map((cid, i) => [cid, lastRequests[i]]))}`);
+  assert.equal(whole.next_cursor, null, 'no next page after all campaigns');
+  assert.deepEqual(diffCampaigns(whole.data, expected), []);
+  const slack = 50; // ms, the server's clock read vs the test's around the request
+  for (const c of whole.data) {
+    const t = touches.get(c.cid);
+    const first = Date.parse(c.first_active_at);
+    const last = Date.parse(c.last_active_at);
+    assert.ok(first >= t.first[0] - slack && first <= t.first[1] + slack,
+      `${c.cid}: first_active_at ${c.first_active_at} within its first request [${new Date(t.first[0]).toISOString()}, ${new Date(t.first[1]).toISOString()}]`);
+    assert.ok(last >= t.last[0] - slack && last <= t.last[1] + slack,
+      `${c.cid}: last_active_at ${c.last_active_at} within its last request [${new Date(t.last[0]).toISOString()}, ${new Date(t.last[1]).toISOString()}]`);
+  }
+  // The default page, and cursor paging with several page sizes: each campaign exactly once, in order.
+  const byDefault = expectStatus(await getCampaigns(serve, site.id), 200, 'GET campaigns (default limit)');
+  assert.deepEqual(byDefault.data.map((c) => c.cid), order);
+  for (const limit of [1, 5, 7, 12, 13]) {
+    const { items, pages } = await allCampaigns(serve, site.id, limit);
+    assert.deepEqual(items.map((c) => c.cid), order, `pages of ${limit} (${pages.join('+')}) list each campaign once, in order`);
+    assert.deepEqual(diffCampaigns(items, expected), [], `totals in pages of ${limit}`);
+  }
+});
+
+// --- 5: crash consistency -----------------------------------------------------------------
+
+async function sqliteJson(dbPath, sql) {
+  const { stdout } = await run('sqlite3', ['-json', dbPath, sql], { maxBuffer: 256 * 1024 * 1024 });
+  return stdout.trim() === '' ? [] : JSON.parse(stdout);
+}
+
+itest('kill -9 during ingest (three times): stats equal a recount of the stored events, acked ⊆ stored', { timeout: 85_000 }, async (fx, t) => {
+  const KILLS = 3;
+  const WORKERS = 4;
+  const rng = makeRng(SEED ^ 0x0c0ffee);
+  const pool = generateStream(rng, { label: 'crash', count: 30_000, dupRate: 0, noIdRate: 0 }).entries.map((e) => e.canon);
+  let nextEvent = 0;
+  const sent = new Map(); // event_id → canonical event, every event ever posted
+  const acked = new Set();
+  let serve = await fx.startServe();
+  const { dataDir, adminToken } = serve;
+  const site = await serve.createSite('Crash');
+  assert.match(site.id, /^[A-Za-z0-9_-]+$/);
+  const key = site.ingest_key;
+
+  // A batch of new events, now and then with an already acknowledged one again.
+  const makeBatch = () => {
+    if (nextEvent + 80 > pool.length) throw new Error('the crash test ran out of events');
+    const batch = Array.from({ length: rng.int(10, 80) }, () => pool[nextEvent++]);
+    if (acked.size > 0 && rng.chance(0.3)) batch.push(sent.get(rng.pick([...acked].slice(-200))));
+    for (const c of batch) sent.set(c.event_id, c);
+    return batch;
+  };
+  const post = async (batch) => {
+    const res = await serve.ingest(key, batch.map((c) => encodeEvent(rng, c)));
+    if (res.status !== 202) return res;
+    assert.equal(res.json.accepted + res.json.duplicates, batch.length, 'accepted + duplicates = batch size');
+    for (const c of batch) acked.add(c.event_id);
+    return res;
+  };
+  let unacked = [];
+  const abandoned = []; // lost batches never posted again: stored or not, never acknowledged
+  let lostButStored = 0; // events of lost requests that the server had committed
+  const statuses = new Map();
+  // A client that retries: about half the batches lost with the server are posted again (same
+  // event_ids); the other half is given up, so that the database may hold unacknowledged events.
+  const retryUnacked = async () => {
+    const batches = unacked;
+    unacked = [];
+    for (const batch of batches) {
+      if (rng.chance(0.5)) {
+        abandoned.push(batch);
+        continue;
+      }
+      const res = await post(batch);
+      expectStatus(res, 202, 'a lost batch posted again after the restart');
+      lostButStored += res.json.duplicates;
+    }
+  };
+
+  for (let kill = 0; kill <= KILLS; kill += 1) {
+    if (kill > 0) {
+      serve = await fx.startServe({ dataDir, adminToken });
+      await retryUnacked();
+    }
+    if (kill === KILLS) break;
+    const target = acked.size + rng.int(300, 1500);
+    let inflight = 0;
+    let stopping = false;
+    const worker = async () => {
+      while (!stopping) {
+        const batch = makeBatch();
+        inflight += 1;
+        try {
+          const res = await post(batch);
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          if (res.status !== 202) {
+            unacked.push(batch);
+            if (res.status !== 429 && res.status !== 503) throw new Error(`ingest answered ${res.status}: ${res.text.slice(0, 200)}`);
+            await sleep(20); // pushed back: the server asked for a pause
+          }
+        } catch (err) {
+          if (!stopping) throw err;
+          unacked.push(batch); // cut by the kill: maybe stored, maybe not
+        } finally {
+          inflight -= 1;
+        }
+      }
+    };
+    const workers = Array.from({ length: WORKERS }, worker);
+    const failed = Promise.race(workers.map((w) => w.then(() => new Promise(() => {}))));
+    await Promise.race([waitFor(() => acked.size >= target, { timeoutMs: 30_000, intervalMs: 5, what: `${target} acknowledged events` }), failed]);
+    await sleep(rng.int(0, 15));
+    const inflightAtKill = inflight;
+    stopping = true;
+    const killed = await stop(serve, 'SIGKILL');
+    assert.equal(killed.signal, 'SIGKILL');
+    await Promise.all(workers);
+    assert.ok(inflightAtKill > 0, 'requests were in flight when the server was killed');
+    t.diagnostic(`kill ${kill + 1}: ${acked.size} acknowledged so far, ${inflightAtKill} requests in flight, ${unacked.length} batches to post again`);
+  }
+  expectStatus(await post(makeBatch()), 202, 'ingest after the last restart');
+
+  // What the database holds, read with the sqlite3 CLI.
+  const dbPath = path.join(dataDir, 'pushhook.db');
+  const rows = await sqliteJson(dbPath,
+    'SELECT event_id, action, cookie_id, cid, reference_id, utm_source, utm_medium, utm_campaign, utm_content, utm_term, ' +
+    `clicked_button, occurred_at FROM events WHERE site_id = '${site.id}'`);
+  const stored = rows.map((r) => ({
+    event_id: r.event_id, action: r.action === 0 ? 'View' : 'Click', cookie_id: r.cookie_id, cid: r.cid,
+    reference_id: r.reference_id, utm_source: r.utm_source, utm_medium: r.utm_medium, utm_campaign: r.utm_campaign,
+    utm_content: r.utm_content, utm_term: r.utm_term, button: r.clicked_button, occurred_at_ms: r.occurred_at,
+  }));
+  const storedIds = new Set(stored.map((e) => e.event_id));
+  const lost = [...acked].filter((id) => !storedIds.has(id));
+  assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged events are not in the database`);
+  assert.equal(storedIds.size, stored.length, 'one row per event_id');
+  for (const e of stored) assert.deepEqual(e, sent.get(e.event_id), `stored row ${e.event_id} is the event that was posted`);
+  const abandonedStored = abandoned.flat().filter((c) => storedIds.has(c.event_id) && !acked.has(c.event_id)).length;
+  t.diagnostic(`${stored.length} events stored, ${acked.size} acknowledged, ${sent.size} posted; ingest answers ` +
+    `${JSON.stringify([...statuses])}; events of requests cut by a kill found committed: ${lostButStored} posted again ` +
+    `(duplicates), ${abandonedStored} given up`);
+
+  // The recount in SQL, per campaign, and the stats and campaigns routes against it.
+  const recount = await sqliteJson(dbPath,
+    'SELECT cid, sum(action = 0) AS views, sum(action = 1) AS clicks, sum(action = 1 AND clicked_button = 0) AS b0, ' +
+    'sum(action = 1 AND clicked_button = 1) AS b1, sum(action = 1 AND clicked_button = 2) AS b2 ' +
+    `FROM events WHERE site_id = '${site.id}' GROUP BY cid ORDER BY cid`);
+  const sqlCampaigns = new Map(recount.map((r) => [r.cid, { views: r.views, clicks: r.clicks, b: [r.b0, r.b1, r.b2] }]));
+  assert.deepEqual(sqlCampaigns, expectedCampaigns(stored), 'the SQL recount agrees with the rows');
+  const failures = [];
+  const queries = [
+    { bucket: 'hour', defaultBucket: true },
+    { bucket: 'day', groupBy: 'cid' },
+    { bucket: 'day', groupBy: 'button' },
+    { bucket: 'hour', groupBy: 'utm_source' },
+    { bucket: 'day', groupBy: 'reference_id' },
+    ...[...sqlCampaigns.keys()].map((cid) => ({ cid, bucket: 'minute' })),
+  ];
+  for (const q of queries) {
+    const qs = statsQueryString(q);
+    const json = expectStatus(await getStats(serve, site.id, qs), 200, `stats ?${qs}`);
+    const diffs = diffStats(json, expectedStats(stored, q), q, { uniques: true });
+    if (diffs.length) failures.push(`GET stats?${qs} after the crashes:\n    ${diffs.slice(0, 8).join('\n    ')}`);
+  }
+  const campaigns = await allCampaigns(serve, site.id, 500);
+  const campaignDiffs = diffCampaigns(campaigns.items, sqlCampaigns);
+  if (campaignDiffs.length) failures.push(`GET campaigns after the crashes:\n    ${campaignDiffs.join('\n    ')}`);
+  assert.equal(failures.length, 0, `seed ${SEED}: statistics differ from the recount of stored events:\n${failures.join('\n')}`);
+});
+
+itest('stats refuses queries it cannot answer with 400', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Bad queries');
+  for (const qs of ['bucket=week', 'group_by=cookie_id', 'from=yesterday', 'to=2026-13-01T00:00:00Z',
+    'from=2026-11-27T20:00:00Z&to=2026-11-27T20:00:00Z', 'from=1795809600000&to=1795806000000']) {
+    const res = await getStats(serve, site.id, qs);
+    assert.equal(res.status, 400, `?${qs}: ${res.status} ${res.text.slice(0, 200)}`);
+    assert.equal(typeof res.json?.error?.code, 'string', `?${qs}: an error body`);
+  }
+  for (const params of ['?limit=0', '?limit=x', '?cursor=not-a-cursor']) {
+    assert.equal((await getCampaigns(serve, site.id, params)).status, 400, `campaigns${params}`);
+  }
+});
+
+// --- 6: the CLI ---------------------------------------------------------------------------
+
+// Runs `pushhook args...` to its end: {code, stdout, stderr}.
+async function runCli(fx, args, env = {}) {
+  const handle = fx.spawn(args, { env, name: `pushhook ${args[0]}` });
+  const closed = new Promise((resolve) => handle.proc.once('close', (code) => resolve(code)));
+  const timer = setTimeout(() => handle.proc.kill('SIGKILL'), 20_000);
+  const code = await closed;
+  clearTimeout(timer);
+  return { code, stdout: handle.stdout, stderr: handle.stderr };
+}
+
+// The row under the header line that has every one of `columns` (columns are 2+ spaces apart).
+function tableRow(text, columns) {
+  const lines = text.split('\n');
+  const split = (line) => line.trim().split(/ {2,}/);
+  for (let i = 0; i + 1 < lines.length; i += 1) {
+    const header = split(lines[i]);
+    if (columns.every((c) => header.includes(c))) {
+      const values = split(lines[i + 1]);
+      return Object.fromEntries(header.map((h, k) => [h, values[k]]));
+    }
+  }
+  return null;
+}
+
+itest('pushhook stats prints a campaign\'s totals (exit 0) and exits 2 without a token', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('CLI');
+  const at = Date.UTC(2026, 10, 27, 20, 15);
+  const ev = (action, cid, button, i, utm_source = 'izooto') =>
+    ({ action, cookie_id: `cli-${i}`, cid, clicked_button: button, utm_source, occurred_at: at + i * 1000 });
+  const events = [
+    ...Array.from({ length: 7 }, (_, i) => ev('View', 'cli-camp', 0, i)),
+    ev('Click', 'cli-camp', 0, 10), ev('Click', 'cli-camp', 2, 11), ev('Click', 'cli-camp', 2, 12, 'newsletter'),
+    ev('View', 'other', 0, 20), ev('Click', 'other', 1, 21), // another campaign, not in cli-camp's totals
+  ];
+  expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
+  const token = expectStatus(await serve.api('POST', `/v1/sites/${site.id}/tokens`, {}), 201, 'site token').token;
+  const base = ['stats', '--server', serve.baseUrl, '--site', site.id, '--cid', 'cli-camp'];
+
+  const checkTotals = (out, how) => {
+    assert.equal(out.code, 0, `${how}: exit 0; stderr: ${out.stderr}`);
+    const row = tableRow(out.stdout, ['views', 'clicks']);
+    assert.ok(row, `${how}: a table with views and clicks columns:\n${out.stdout}`);
+    assert.equal(row.views, '7', `${how}: views\n${out.stdout}`);
+    assert.equal(row.clicks, '3', `${how}: clicks\n${out.stdout}`);
+    const button = (b) => Object.entries(row).find(([h]) => new RegExp(`button.?${b}$`).test(h))?.[1];
+    assert.deepEqual([button(0), button(1), button(2)], ['1', '0', '2'], `${how}: clicks per button\n${out.stdout}`);
+    assert.ok(out.stdout.includes('cli-camp'), `${how}: names the campaign`);
+  };
+  checkTotals(await runCli(fx, base, { PUSHHOOK_ADMIN_TOKEN: serve.adminToken }), 'operator token from the environment');
+  checkTotals(await runCli(fx, [...base, '--token', token]), 'site token from --token');
+
+  const grouped = await runCli(fx, [...base, '--bucket', 'day', '--group-by', 'utm_source'], { PUSHHOOK_ADMIN_TOKEN: serve.adminToken });
+  assert.equal(grouped.code, 0, grouped.stderr);
+  assert.match(grouped.stdout, /izooto +7 +2 /, `the izooto group (7 views, 2 clicks):\n${grouped.stdout}`);
+  assert.match(grouped.stdout, /newsletter +0 +1 /, `the newsletter group (0 views, 1 click):\n${grouped.stdout}`);
+  assert.match(grouped.stdout, /2026-11-27T00:00:00Z +7 +3 /, `the day bucket:\n${grouped.stdout}`);
+
+  const without = await runCli(fx, base);
+  assert.equal(without.code, 2, `no token: exit 2 (stdout ${without.stdout}, stderr ${without.stderr})`);
+  assert.match(without.stderr, /token/i, 'says that a token is missing');
+  assert.equal(without.stdout, '', 'prints no table');
+});
