@@ -153,12 +153,13 @@ std::string_view DescribeAddressClass(AddressClass address_class) {
 
 std::string FormatAddress(const sockaddr* address, size_t length) {
   char text[INET6_ADDRSTRLEN] = {};
-  if (address != nullptr && address->sa_family == AF_INET && length >= sizeof(sockaddr_in)) {
+  // The length is checked before sa_family is read: a shorter buffer may not hold it.
+  if (address != nullptr && length >= sizeof(sockaddr_in) && address->sa_family == AF_INET) {
     sockaddr_in v4;
     std::memcpy(&v4, address, sizeof(v4));
     if (inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text)) != nullptr) return text;
   }
-  if (address != nullptr && address->sa_family == AF_INET6 && length >= sizeof(sockaddr_in6)) {
+  if (address != nullptr && length >= sizeof(sockaddr_in6) && address->sa_family == AF_INET6) {
     sockaddr_in6 v6;
     std::memcpy(&v6, address, sizeof(v6));
     if (inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text)) != nullptr) return text;

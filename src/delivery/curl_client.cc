@@ -1,9 +1,8 @@
 #include "delivery/curl_client.h"
 
-#include <pthread.h>
-
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <algorithm>

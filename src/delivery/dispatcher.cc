@@ -208,10 +208,15 @@ void Dispatcher::Run() {
     if (now - backlog_counted_ms_ >= 100) {
       backlog_counted_ms_ = now;
       size_t waiting = 0;
-      for (const EndpointState& e : endpoints_) waiting += e.ready.size() + e.parked.size();
+      uint64_t open = 0;
+      for (const EndpointState& e : endpoints_) {
+        waiting += e.ready.size() + e.parked.size();
+        open += e.circuit.state(now) == CircuitBreaker::State::kOpen;
+      }
       std::lock_guard lock(mu_);
       counts_.scheduled = timers_.size();
       counts_.backlog = timers_.size() + waiting + static_cast<uint64_t>(total_in_flight_);
+      counts_.open_circuits = open;
     }
   }
 }
@@ -385,6 +390,14 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
   record.latency_us = r.latency.count();
   record.error = r.error;
   record.response_prefix = r.body_prefix;
+  {
+    std::lock_guard lock(mu_);
+    const double seconds = static_cast<double>(r.latency.count()) / 1e6;
+    size_t bucket = 0;
+    while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
+    ++counts_.latency_counts[bucket];
+    counts_.latency_sum_seconds += seconds;
+  }
   if (IsSuccess(r.status)) {
     state.circuit.OnSuccess();
     state.failing_since_ms = 0;
@@ -415,10 +428,14 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
       record.new_status = store::MessageStatus::kPending;
       record.next_attempt_ms = now_ms;
       state.parked.push_back(d.message_id);
+      std::lock_guard lock(mu_);
+      ++counts_.endpoint_waits;
     } else if (delay) {
       record.new_status = store::MessageStatus::kPending;
       record.next_attempt_ms = now_ms + delay->count();
       Schedule(record.next_attempt_ms, d.message_id, index, now_ms);
+      std::lock_guard lock(mu_);
+      ++counts_.retries;
     } else {
       record.new_status = store::MessageStatus::kFailed;
       std::lock_guard lock(mu_);

@@ -8,6 +8,7 @@
 // scheduling state belongs to one dispatcher thread; the Store and HttpClient must outlive it.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -49,13 +50,24 @@ struct EndpointRuntime {
   size_t queued = 0;
 };
 
+// Upper bounds (seconds) of the attempt latency histogram's buckets; the last is +Inf.
+inline constexpr std::array<double, 11> kLatencyBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                           0.5,   1,    2.5,   5,    10};
+
 struct DispatcherCounts {
   uint64_t attempts = 0;
   uint64_t delivered = 0;
-  uint64_t failed = 0;  // messages that ran out of retries
+  uint64_t failed = 0;          // messages that ran out of retries
+  uint64_t retries = 0;         // failed attempts that were scheduled again
+  uint64_t endpoint_waits = 0;  // failed attempts whose endpoint was disabled (message waits)
   uint64_t in_flight = 0;
   uint64_t scheduled = 0;  // messages waiting for a retry time
   uint64_t backlog = 0;    // messages waiting in all: due, scheduled and parked
+  uint64_t open_circuits = 0;
+  // Attempt latency: count per bucket of kLatencyBuckets (cumulative is made when printing),
+  // plus the +Inf bucket, and the sum in seconds.
+  std::array<uint64_t, kLatencyBuckets.size() + 1> latency_counts{};
+  double latency_sum_seconds = 0;
 };
 
 class Dispatcher {

@@ -231,7 +231,8 @@ class Server::Impl {
   void Start(int threads) {
     Accept();
     threads_.reserve(static_cast<size_t>(threads));
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] {
+    for (int i = 0; i < threads; ++i)
+      threads_.emplace_back([this] {
         pthread_setname_np(pthread_self(), "ph-http");
         ioc_.run();
       });

@@ -64,7 +64,22 @@ std::optional<std::string> IngestHandler::SiteOfKey(const std::string& key) {
   return site->id;
 }
 
-void IngestHandler::HandlePost(http::Request&& request, http::Responder respond) {
+IngestHandler::Counts IngestHandler::counts() const {
+  return Counts{
+      accepted_.load(std::memory_order_relaxed), duplicates_.load(std::memory_order_relaxed),
+      rejected_.load(std::memory_order_relaxed), refused_.load(std::memory_order_relaxed)};
+}
+
+void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_to_client) {
+  // Every answer passes here once, so the counters see every request.
+  auto respond = [this, respond_to_client = std::move(respond_to_client)](http::Response r) {
+    if (r.status == 429 || r.status == 503) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+    } else if (r.status >= 400) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+    }
+    respond_to_client(std::move(r));
+  };
   std::string key(request.Header("x-pushhook-key"));
   if (key.empty()) key = request.QueryParam("key").value_or("");
   if (key.empty()) {
@@ -121,6 +136,8 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond)
         }
         const size_t accepted = result->accepted;
         const size_t duplicates = result->duplicates;
+        accepted_.fetch_add(accepted, std::memory_order_relaxed);
+        duplicates_.fetch_add(duplicates, std::memory_order_relaxed);
         if (!result->messages.empty()) on_committed_(std::move(result->messages));
         respond(WithCors(
             http::Response::Json(202, "{\"accepted\":" + std::to_string(accepted) +

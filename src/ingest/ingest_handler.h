@@ -6,6 +6,7 @@
 // guarded; the Store and Clock must outlive the handler.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <shared_mutex>
@@ -34,6 +35,14 @@ class IngestHandler {
                 OverloadCheck overloaded);
 
   void HandlePost(http::Request&& request, http::Responder respond);
+
+  struct Counts {
+    uint64_t accepted = 0;    // events stored
+    uint64_t duplicates = 0;  // events whose event_id the site had
+    uint64_t rejected = 0;    // requests answered 4xx
+    uint64_t refused = 0;     // requests answered 429/503 (back-pressure, rate limits)
+  };
+  Counts counts() const;
   void HandlePreflight(http::Request&& request, http::Responder respond);
 
  private:
@@ -53,6 +62,10 @@ class IngestHandler {
   std::unordered_map<std::string, std::string> site_by_key_;  // guarded by keys_mu_
 
   const double key_rate_;
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> duplicates_{0};
+  std::atomic<uint64_t> rejected_{0};
+  std::atomic<uint64_t> refused_{0};
   std::mutex buckets_mu_;
   std::unordered_map<std::string, util::TokenBucket> buckets_;  // guarded by buckets_mu_
 };

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "admin/admin_api.h"
@@ -159,6 +160,12 @@ class App::Impl {
       ingest_->HandlePreflight(std::move(r), std::move(respond));
     });
     admin_->Register(router_);
+    router_.Add("GET", "/metrics", [this](http::Request&&, http::Responder respond) {
+      http::Response response;
+      response.body = MetricsText();
+      response.With("content-type", "text/plain; version=0.0.4; charset=utf-8");
+      respond(std::move(response));
+    });
     router_.Add("GET", "/healthz", [](http::Request&&, http::Responder respond) {
       respond(http::Response::Json(200, R"({"status":"ok"})"));
     });
@@ -211,6 +218,57 @@ class App::Impl {
   }
 
  private:
+  // The Prometheus text exposition of what ingest and delivery have done (DESIGN section 8).
+  std::string MetricsText() const {
+    const ingest::IngestHandler::Counts in = ingest_->counts();
+    const delivery::DispatcherCounts out = dispatcher_->counts();
+    std::string text;
+    const auto metric = [&text](std::string_view name, std::string_view type,
+                                std::string_view help) {
+      text += "# HELP " + std::string(name) + " " + std::string(help) + "\n# TYPE " +
+              std::string(name) + " " + std::string(type) + "\n";
+    };
+    const auto sample = [&text](std::string_view series, auto value) {
+      std::ostringstream line;
+      line << series << ' ' << value << '\n';
+      text += line.str();
+    };
+    metric("pushhook_ingest_events_total", "counter", "Events taken by ingest, by result.");
+    sample("pushhook_ingest_events_total{result=\"accepted\"}", in.accepted);
+    sample("pushhook_ingest_events_total{result=\"duplicate\"}", in.duplicates);
+    metric("pushhook_ingest_requests_refused_total", "counter",
+           "Ingest requests answered 4xx (rejected) or 429/503 (back-pressure).");
+    sample("pushhook_ingest_requests_refused_total{reason=\"invalid\"}", in.rejected);
+    sample("pushhook_ingest_requests_refused_total{reason=\"overload\"}", in.refused);
+    metric("pushhook_delivery_attempts_total", "counter", "Delivery attempts, by outcome.");
+    sample("pushhook_delivery_attempts_total{outcome=\"delivered\"}", out.delivered);
+    sample("pushhook_delivery_attempts_total{outcome=\"retry\"}", out.retries);
+    sample("pushhook_delivery_attempts_total{outcome=\"failed\"}", out.failed);
+    sample("pushhook_delivery_attempts_total{outcome=\"endpoint_disabled\"}", out.endpoint_waits);
+    metric("pushhook_delivery_attempt_duration_seconds", "histogram",
+           "Time from sending an attempt to its outcome.");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < delivery::kLatencyBuckets.size(); ++i) {
+      cumulative += out.latency_counts[i];
+      std::ostringstream le;
+      le << delivery::kLatencyBuckets[i];
+      sample("pushhook_delivery_attempt_duration_seconds_bucket{le=\"" + le.str() + "\"}",
+             cumulative);
+    }
+    cumulative += out.latency_counts.back();
+    sample("pushhook_delivery_attempt_duration_seconds_bucket{le=\"+Inf\"}", cumulative);
+    sample("pushhook_delivery_attempt_duration_seconds_sum", out.latency_sum_seconds);
+    sample("pushhook_delivery_attempt_duration_seconds_count", cumulative);
+    metric("pushhook_delivery_queue_depth", "gauge",
+           "Messages waiting for delivery (due, scheduled for a retry, or parked).");
+    sample("pushhook_delivery_queue_depth", out.backlog);
+    metric("pushhook_delivery_in_flight", "gauge", "Delivery requests open now.");
+    sample("pushhook_delivery_in_flight", out.in_flight);
+    metric("pushhook_delivery_open_circuits", "gauge", "Endpoints whose circuit is open.");
+    sample("pushhook_delivery_open_circuits", out.open_circuits);
+    return text;
+  }
+
   // Why ingest should refuse work now, or nullopt. Cheap: read on every ingest request.
   std::optional<std::string> Overloaded() const {
     if (low_disk_.load(std::memory_order_relaxed)) {

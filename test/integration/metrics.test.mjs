@@ -1,0 +1,51 @@
+// DESIGN section 8: GET /metrics in the Prometheus text format — ingest, deliveries by outcome,
+// the attempt latency histogram, queue depth and open circuits.
+import assert from 'node:assert/strict';
+import { expectStatus, itest, makeEvent, request, waitFor } from '../helpers/harness.mjs';
+
+// The value of one series in a Prometheus text exposition, or undefined.
+function value(text, series) {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+  }
+  return undefined;
+}
+
+itest('metrics count ingest, deliveries by outcome and attempt latency', async (fx) => {
+  let calls = 0;
+  // The first attempt of every message fails, the retry succeeds.
+  const recorder = await fx.startRecorder({ respond: () => (calls++ % 2 === 0 ? 500 : 204) });
+  const serve = await fx.startServe({ retrySchedule: '100ms,100ms,100ms' });
+  const site = await serve.createSite('Metrics');
+  await serve.createEndpoint(site.id, { url: `${recorder.url}/m`, max_in_flight: 1 });
+
+  const events = [1, 2, 3].map((n) => makeEvent(n, { event_id: `m-${n}` }));
+  expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
+  expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest of duplicates');
+  expectStatus(await serve.ingest(site.ingest_key, [{ action: 'Nope' }]), 400, 'bad ingest');
+
+  let text = '';
+  await waitFor(async () => {
+    const res = await request(serve.baseUrl, 'GET', '/metrics');
+    text = res.text;
+    return value(text, 'pushhook_delivery_attempts_total{outcome="delivered"}') === 3;
+  }, { what: 'three deliveries in /metrics' });
+
+  const res = await request(serve.baseUrl, 'GET', '/metrics');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  assert.equal(value(text, 'pushhook_ingest_events_total{result="accepted"}'), 3);
+  assert.equal(value(text, 'pushhook_ingest_events_total{result="duplicate"}'), 3);
+  assert.equal(value(text, 'pushhook_ingest_requests_refused_total{reason="invalid"}'), 1);
+  assert.equal(value(text, 'pushhook_delivery_attempts_total{outcome="retry"}'), 3);
+  assert.equal(value(text, 'pushhook_delivery_attempts_total{outcome="failed"}'), 0);
+  assert.equal(value(text, 'pushhook_delivery_attempt_duration_seconds_count'), 6);
+  assert.equal(value(text, 'pushhook_delivery_attempt_duration_seconds_bucket{le="+Inf"}'), 6);
+  // Buckets are cumulative.
+  const buckets = [...text.matchAll(/^pushhook_delivery_attempt_duration_seconds_bucket\{le="[^"]+"\} (\d+)$/gm)]
+    .map((m) => Number(m[1]));
+  assert.deepEqual([...buckets].sort((a, b) => a - b), buckets);
+  assert.match(text, /^# TYPE pushhook_delivery_attempt_duration_seconds histogram$/m);
+  assert.ok(value(text, 'pushhook_delivery_queue_depth') >= 0);
+  assert.equal(value(text, 'pushhook_delivery_open_circuits'), 0);
+});
