@@ -22,6 +22,10 @@ constexpr size_t kMaxUrlBytes = 2048;
 constexpr int kMaxInFlightLimit = 1000;
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 250;
+// The fields an endpoint's create and update bodies may carry.
+const std::vector<std::string_view> kEndpointFields = {
+    "url",   "events",     "description",   "payload_format",
+    "batch", "rate_limit", "max_in_flight", "enabled"};
 
 http::Response JsonResponse(int status, const json::value& value) {
   return http::Response::Json(status, util::ToJsonText(value));
@@ -54,7 +58,7 @@ std::optional<json::object> ParseObject(const std::string& body, http::Response*
 }
 
 // Refuses any key not in `allowed`: a misspelt field is an error, not silently ignored.
-bool CheckFields(const json::object& body, std::initializer_list<std::string_view> allowed,
+bool CheckFields(const json::object& body, const std::vector<std::string_view>& allowed,
                  http::Response* error) {
   for (const auto& [key, value] : body) {
     if (std::find(allowed.begin(), allowed.end(), std::string_view(key)) == allowed.end()) {
@@ -375,10 +379,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   const std::string& site_id = request.path_params[0];
   if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
-  if (!body || !CheckFields(*body,
-                            {"url", "events", "description", "payload_format", "batch",
-                             "rate_limit", "max_in_flight", "enabled"},
-                            &error)) {
+  if (!body || !CheckFields(*body, kEndpointFields, &error)) {
     return respond(std::move(error));
   }
   if (!body->contains("url")) return respond(BadRequest("field 'url' is required"));
@@ -432,10 +433,7 @@ void AdminApi::UpdateEndpoint(http::Request&& request, http::Responder respond) 
   const std::string& site_id = request.path_params[0];
   if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
-  if (!body || !CheckFields(*body,
-                            {"url", "events", "description", "payload_format", "batch",
-                             "rate_limit", "max_in_flight", "enabled"},
-                            &error)) {
+  if (!body || !CheckFields(*body, kEndpointFields, &error)) {
     return respond(std::move(error));
   }
   store::EndpointPatch patch;

@@ -13,6 +13,25 @@ constexpr int kPendingPage = 10'000;
 
 bool IsSuccess(int status) { return status >= 200 && status < 300; }
 
+// The headers of DESIGN section 4: content type, user agent and the Standard Webhooks trio,
+// signed with the endpoint's secret and, while it is still valid, its previous one.
+void SignRequest(OutboundRequest& request, const store::Endpoint& endpoint,
+                 const std::string& msg_id, int64_t now_ms) {
+  const int64_t timestamp = now_ms / 1000;
+  std::vector<std::string> keys;
+  if (auto key = model::DecodeSecret(endpoint.secret)) keys.push_back(std::move(*key));
+  if (!endpoint.previous_secret.empty() && endpoint.previous_secret_expires_ms > now_ms) {
+    if (auto key = model::DecodeSecret(endpoint.previous_secret)) keys.push_back(std::move(*key));
+  }
+  request.headers = {
+      {"content-type", "application/json"},
+      {"user-agent", "pushhook/" PUSHHOOK_VERSION},
+      {"webhook-id", msg_id},
+      {"webhook-timestamp", std::to_string(timestamp)},
+      {"webhook-signature", model::SignatureHeader(keys, msg_id, timestamp, request.body)},
+  };
+}
+
 }  // namespace
 
 Dispatcher::Dispatcher(store::Store& store, HttpClient& client, const model::Clock& clock,
@@ -279,20 +298,8 @@ bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
   request.timeout = options_.timeout;
   request.connect_timeout = options_.connect_timeout;
   request.body = model::Payload(d.event, d.endpoint.format, d.site_id);
-  const std::string msg_id = store::FormatMessageId(store_.instance_id(), d.message_id);
-  const int64_t timestamp = now_ms / 1000;
-  std::vector<std::string> keys;
-  if (auto key = model::DecodeSecret(d.endpoint.secret)) keys.push_back(std::move(*key));
-  if (!d.endpoint.previous_secret.empty() && d.endpoint.previous_secret_expires_ms > now_ms) {
-    if (auto key = model::DecodeSecret(d.endpoint.previous_secret)) keys.push_back(std::move(*key));
-  }
-  request.headers = {
-      {"content-type", "application/json"},
-      {"user-agent", "pushhook/" PUSHHOOK_VERSION},
-      {"webhook-id", msg_id},
-      {"webhook-timestamp", std::to_string(timestamp)},
-      {"webhook-signature", model::SignatureHeader(keys, msg_id, timestamp, request.body)},
-  };
+  SignRequest(request, d.endpoint, store::FormatMessageId(store_.instance_id(), d.message_id),
+              now_ms);
   ++state.in_flight;
   ++total_in_flight_;
   {
@@ -358,17 +365,7 @@ void Dispatcher::SendTest(const store::Endpoint& endpoint, const std::string& si
   request.timeout = options_.timeout;
   request.connect_timeout = options_.connect_timeout;
   request.body = model::Payload(sample, endpoint.format, site_id);
-  const std::string msg_id = "msg_test_" + model::RandomToken(16);
-  const int64_t timestamp = now_ms / 1000;
-  std::vector<std::string> keys;
-  if (auto key = model::DecodeSecret(endpoint.secret)) keys.push_back(std::move(*key));
-  request.headers = {
-      {"content-type", "application/json"},
-      {"user-agent", "pushhook/" PUSHHOOK_VERSION},
-      {"webhook-id", msg_id},
-      {"webhook-timestamp", std::to_string(timestamp)},
-      {"webhook-signature", model::SignatureHeader(keys, msg_id, timestamp, request.body)},
-  };
+  SignRequest(request, endpoint, "msg_test_" + model::RandomToken(16), now_ms);
   client_.Send(std::move(request), std::move(done));
 }
 
