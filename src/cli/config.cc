@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <charconv>
+#include <limits>
 
 #include "model/duration.h"
 
@@ -54,6 +55,10 @@ model::StatusOr<bool> ParseBool(std::string_view key, std::string_view value) {
                          "'");
 }
 
+// Longer than any sensible setting, and short enough that "now + setting" and the circuit's
+// 60-fold maximum pause cannot overflow 64-bit milliseconds.
+constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24 * 3650);
+
 model::StatusOr<std::chrono::milliseconds> ParsePositiveDuration(std::string_view key,
                                                                  std::string_view value) {
   auto d = model::ParseDuration(value);
@@ -61,6 +66,10 @@ model::StatusOr<std::chrono::milliseconds> ParsePositiveDuration(std::string_vie
     return InvalidArgument(std::string(key) +
                            " must be a duration such as 500ms, 15s or 7d, got '" +
                            std::string(value) + "'");
+  }
+  if (*d > kMaxDuration) {
+    return InvalidArgument(std::string(key) + " must be at most 3650d, got '" + std::string(value) +
+                           "'");
   }
   return *d;
 }
@@ -99,6 +108,14 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     if (ec != std::errc() || end != value.data() + value.size() || value.empty() ||
         (n == 0 && key != "ingest.min_free_disk_mb")) {
       return InvalidArgument(std::string(key) + " must be a positive integer, got '" + value + "'");
+    }
+    // Larger values would wrap around when stored (as an int, or as bytes).
+    uint64_t max = std::numeric_limits<uint64_t>::max();
+    if (key == "delivery.circuit_threshold") max = std::numeric_limits<int>::max();
+    if (key == "ingest.min_free_disk_mb") max >>= 20;
+    if (n > max) {
+      return InvalidArgument(std::string(key) + " must be at most " + std::to_string(max) +
+                             ", got '" + value + "'");
     }
     if (key == "ingest.max_body_bytes") c.max_body_bytes = n;
     if (key == "ingest.max_backlog") c.max_backlog = n;
@@ -205,6 +222,24 @@ Status ApplyToml(server::ServeConfig& c, const std::string& path) {
   return status;
 }
 
+// Error messages quote the text they were given (a TOML parser's "saw '\n'", a multi-line string
+// value); a control character there would break the one-line reason of exit code 2.
+Status OneLine(const Status& status) {
+  std::string text;
+  for (const char c : status.message()) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      text.push_back(c);
+      continue;
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    text += "\\x";
+    text.push_back(kHex[byte >> 4]);
+    text.push_back(kHex[byte & 0xf]);
+  }
+  return Status(status.code(), std::move(text));
+}
+
 }  // namespace
 
 const std::vector<Setting>& Settings() { return kSettings; }
@@ -225,17 +260,17 @@ model::StatusOr<server::ServeConfig> LoadServeConfig(
   std::string path = config_path;
   if (path.empty()) path = env("PUSHHOOK_CONFIG").value_or("");
   if (!path.empty()) {
-    if (Status s = ApplyToml(config, path); !s.ok()) return s;
+    if (Status s = ApplyToml(config, path); !s.ok()) return OneLine(s);
   }
   for (const Setting& setting : kSettings) {
     if (auto value = env(EnvName(setting.key))) {
       if (Status s = Apply(config, setting.key, *value); !s.ok()) {
-        return InvalidArgument(EnvName(setting.key) + ": " + s.message());
+        return OneLine(InvalidArgument(EnvName(setting.key) + ": " + s.message()));
       }
     }
   }
   for (const auto& [key, value] : flags) {
-    if (Status s = Apply(config, key, value); !s.ok()) return s;
+    if (Status s = Apply(config, key, value); !s.ok()) return OneLine(s);
   }
   if (dev) {
     config.allow_http = true;

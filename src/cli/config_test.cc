@@ -106,6 +106,37 @@ TEST_F(ConfigTest, BadValuesGiveOneLineReasons) {
             std::string::npos);
 }
 
+// Found by fuzz/toml_config_fuzz.cc: the reason quoted the file's own characters, newlines too.
+TEST_F(ConfigTest, ReasonsStayOnOneLineWhateverTheFileHolds) {
+  for (const std::string text :
+       {"delivery.retry_sel = i\n", "durability = \"\"\"\nfull\n\"\"\"\n"}) {
+    const auto c = LoadServeConfig(WriteToml(text), Env({}), {}, false);
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.status().message().find_first_of("\r\n"), std::string::npos)
+        << c.status().message();
+  }
+  const auto from_env = LoadServeConfig("", Env({{"PUSHHOOK_DURABILITY", "a\nb"}}), {}, false);
+  EXPECT_EQ(from_env.status().message(),
+            "PUSHHOOK_DURABILITY: durability must be full or normal, got 'a\\x0ab'");
+}
+
+// Found while writing fuzz/toml_config_fuzz.cc (UBSan: signed overflow in circuit_pause * 60;
+// a threshold of 2^32 stored as 0; min_free_disk_mb shifted to 0 bytes).
+TEST_F(ConfigTest, NumbersThatWouldOverflowAreRefused) {
+  const auto refused = [](const std::string& key, const std::string& value) {
+    const auto c = LoadServeConfig("", Env({}), {{key, value}}, false);
+    return !c.ok() && c.status().code() == model::StatusCode::kInvalidArgument;
+  };
+  EXPECT_TRUE(refused("delivery.circuit_pause", "106751991167d"));
+  EXPECT_TRUE(refused("delivery.timeout", "3651d"));
+  EXPECT_FALSE(refused("delivery.circuit_pause", "3650d"));
+  EXPECT_TRUE(refused("delivery.circuit_threshold", "4294967296"));
+  EXPECT_TRUE(refused("delivery.circuit_threshold", "2147483648"));
+  EXPECT_FALSE(refused("delivery.circuit_threshold", "2147483647"));
+  EXPECT_TRUE(refused("ingest.min_free_disk_mb", "17592186044416"));  // 2^44 MiB = 0 bytes
+  EXPECT_FALSE(refused("ingest.min_free_disk_mb", "17592186044415"));
+}
+
 TEST_F(ConfigTest, AdminTokenComesFromTheEnvironment) {
   auto c = LoadServeConfig("", Env({{"PUSHHOOK_ADMIN_TOKEN", "tok"}}), {}, false);
   ASSERT_TRUE(c.ok());

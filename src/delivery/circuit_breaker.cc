@@ -32,15 +32,24 @@ void CircuitBreaker::OnSuccess() {
 
 void CircuitBreaker::OnFailure(int64_t now_ms) {
   ++consecutive_failures_;
-  // A failed probe re-opens at once; a closed circuit opens at the threshold.
-  if (probe_in_flight_ || consecutive_failures_ >= options_.failure_threshold) {
-    probe_in_flight_ = false;
-    const int doublings = std::min(openings_, 20);
-    const int64_t pause =
-        std::min<int64_t>(options_.base_pause.count() << doublings, options_.max_pause.count());
-    ++openings_;
-    open_until_ms_ = now_ms + pause;
+  switch (state(now_ms)) {
+    case State::kOpen:
+      // A request sent before the circuit opened: the pause already accounts for it.
+      return;
+    case State::kHalfOpen:
+      // Only the probe's failure re-opens; a straggler from before the pause changes nothing.
+      if (!probe_in_flight_) return;
+      break;
+    case State::kClosed:
+      if (consecutive_failures_ < options_.failure_threshold) return;
+      break;
   }
+  probe_in_flight_ = false;
+  const int doublings = std::min(openings_, 20);
+  const int64_t pause =
+      std::min<int64_t>(options_.base_pause.count() << doublings, options_.max_pause.count());
+  ++openings_;
+  open_until_ms_ = now_ms + pause;
 }
 
 CircuitBreaker::State CircuitBreaker::state(int64_t now_ms) const {

@@ -41,6 +41,20 @@ TEST(CircuitBreakerTest, FailedProbesDoubleThePauseUpToTheCap) {
   EXPECT_EQ(b.open_until_ms(), 6000);  // 4 s, capped at 3 s
 }
 
+TEST(CircuitBreakerTest, FailuresOfRequestsSentBeforeItOpenedDoNotLengthenThePause) {
+  CircuitBreaker b = Breaker();
+  // Ten requests were in flight when the receiver started failing.
+  for (int i = 0; i < 10; ++i) b.OnFailure(100);
+  EXPECT_EQ(b.open_until_ms(), 1100) << "one base pause from the third failure";
+  EXPECT_EQ(b.state(1100), State::kHalfOpen);
+  // A straggler failing in half-open, with no probe out, does not re-open.
+  b.OnFailure(1150);
+  EXPECT_EQ(b.state(1150), State::kHalfOpen);
+  ASSERT_TRUE(b.AllowRequest(1200));
+  b.OnFailure(1300);  // the probe
+  EXPECT_EQ(b.open_until_ms(), 3300) << "the pause doubles on a failed probe only";
+}
+
 TEST(CircuitBreakerTest, SuccessResetsTheFailureCount) {
   CircuitBreaker b = Breaker();
   b.OnFailure(0);

@@ -73,7 +73,7 @@ void Dispatcher::Enqueue(std::vector<store::DueMessage> messages) {
                     std::make_move_iterator(messages.end()));
     }
   }
-  cv_.notify_one();
+  cv_.notify_all();
 }
 
 void Dispatcher::EndpointChanged(const std::string& endpoint_id) {
@@ -81,7 +81,7 @@ void Dispatcher::EndpointChanged(const std::string& endpoint_id) {
     std::lock_guard lock(mu_);
     changed_endpoints_.push_back(endpoint_id);
   }
-  cv_.notify_one();
+  cv_.notify_all();
 }
 
 void Dispatcher::Stop(std::chrono::milliseconds grace) {
@@ -90,7 +90,7 @@ void Dispatcher::Stop(std::chrono::milliseconds grace) {
     if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
-  cv_.notify_one();
+  cv_.notify_all();
   if (!thread_.joinable()) return;
   {
     // Wait for requests in flight to finish, up to the grace period.
@@ -98,7 +98,7 @@ void Dispatcher::Stop(std::chrono::milliseconds grace) {
     cv_.wait_for(lock, grace, [this] { return counts_.in_flight == 0; });
     halted_ = true;
   }
-  cv_.notify_one();
+  cv_.notify_all();
   thread_.join();
 }
 
@@ -124,24 +124,48 @@ void Dispatcher::RefreshEndpoint(uint32_t index) {
   auto endpoint = store_.GetEndpointById(state.id);
   if (!endpoint.ok()) {
     // Deleted: its messages were marked failed in the store; forget them here.
-    state.enabled = false;
-    state.ready.clear();
-    state.parked.clear();
+    Park(index);
     return;
   }
   state.max_in_flight = std::max(1, endpoint->max_in_flight);
   state.bucket.SetRate(endpoint->rate_limit);
   state.site_id = endpoint->site_id;
-  const bool was_enabled = state.enabled;
-  state.enabled = endpoint->enabled;
-  if (state.enabled && !was_enabled) {
-    // Enabled again by its owner: a fresh start, with everything that waited.
+  if (!endpoint->enabled) {
+    if (state.enabled) Park(index);
+    return;
+  }
+  if (!state.enabled) {
+    // Enabled again by its owner: a fresh start, with every message that waited in the store.
+    state.enabled = true;
     state.circuit = CircuitBreaker(options_.circuit);
     state.failing_since_ms = 0;
-    state.ready.insert(state.ready.end(), state.parked.begin(), state.parked.end());
-    state.parked.clear();
+    const int64_t now = clock_.NowMs();
+    int64_t after = 0;
+    for (;;) {
+      auto page = store_.LoadPendingForEndpoint(state.id, after, kPendingPage);
+      if (!page.ok()) {
+        util::Log(util::LogLevel::kError, "cannot load an endpoint's waiting messages",
+                  {{"endpoint_id", state.id}, {"error", page.status().message()}});
+        break;
+      }
+      for (const store::DueMessage& m : *page) {
+        Schedule(std::max(m.due_ms, now), m.id, index, now);
+        after = m.id;
+      }
+      if (page->size() < static_cast<size_t>(kPendingPage)) break;
+    }
   }
   MarkRunnable(index);
+}
+
+void Dispatcher::Park(uint32_t index) {
+  // The endpoint's messages stay pending in the store, which is where they come back from when
+  // it is enabled; memory keeps nothing for it. Timers set before now are recognised as stale by
+  // their generation.
+  EndpointState& state = endpoints_[index];
+  state.enabled = false;
+  ++state.generation;
+  state.ready.clear();
 }
 
 void Dispatcher::Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint, int64_t now_ms) {
@@ -149,7 +173,7 @@ void Dispatcher::Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint,
     endpoints_[endpoint].ready.push_back(message_id);
     MarkRunnable(endpoint);
   } else {
-    timers_.push(Timer{due_ms, message_id, endpoint});
+    timers_.push(Timer{due_ms, message_id, endpoint, endpoints_[endpoint].generation});
   }
 }
 
@@ -168,6 +192,7 @@ void Dispatcher::Run() {
   std::vector<store::AttemptRecord> records;
   for (;;) {
     bool stopping;
+    bool halted;
     {
       std::unique_lock lock(mu_);
       const auto has_work = [&] {
@@ -182,7 +207,7 @@ void Dispatcher::Run() {
           cv_.wait(lock, has_work);
         }
       }
-      if (halted_) return;
+      halted = halted_;
       inbox.swap(inbox_);
       completions.swap(completions_);
       changed.swap(changed_endpoints_);
@@ -207,10 +232,14 @@ void Dispatcher::Run() {
     }
     if (!completions.empty()) cv_.notify_all();  // Stop() may be waiting for in_flight == 0
     completions.clear();
+    // After the grace period: what finished is recorded above; what is still out stays pending.
+    if (halted) return;
     while (!timers_.empty() && timers_.top().due_ms <= now) {
       const Timer t = timers_.top();
       timers_.pop();
-      if (t.message_id != 0) endpoints_[t.endpoint].ready.push_back(t.message_id);
+      EndpointState& target = endpoints_[t.endpoint];
+      if (t.generation != target.generation) continue;  // set before the endpoint was parked
+      if (t.message_id != 0) target.ready.push_back(t.message_id);
       MarkRunnable(t.endpoint);
     }
     if (stopping) continue;
@@ -229,7 +258,7 @@ void Dispatcher::Run() {
       size_t waiting = 0;
       uint64_t open = 0;
       for (const EndpointState& e : endpoints_) {
-        waiting += e.ready.size() + e.parked.size();
+        waiting += e.ready.size();
         open += e.circuit.state(now) == CircuitBreaker::State::kOpen;
       }
       std::lock_guard lock(mu_);
@@ -244,8 +273,7 @@ void Dispatcher::LaunchReady(uint32_t index, int64_t now_ms) {
   EndpointState& state = endpoints_[index];
   while (!state.ready.empty() && state.in_flight < state.max_in_flight) {
     if (!state.enabled) {
-      state.parked.insert(state.parked.end(), state.ready.begin(), state.ready.end());
-      state.ready.clear();
+      state.ready.clear();  // they wait in the store
       break;
     }
     if (const int64_t next = state.bucket.NextTokenMs(now_ms); next > now_ms) {
@@ -266,7 +294,7 @@ void Dispatcher::LaunchReady(uint32_t index, int64_t now_ms) {
 }
 
 void Dispatcher::WakeAt(int64_t when_ms, uint32_t endpoint) {
-  timers_.push(Timer{when_ms, 0, endpoint});
+  timers_.push(Timer{when_ms, 0, endpoint, endpoints_[endpoint].generation});
 }
 
 bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
@@ -276,7 +304,7 @@ bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
     // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
     // database being busy, and the message is tried again shortly.
     if (delivery.status().code() != model::StatusCode::kNotFound) {
-      timers_.push(Timer{now_ms + 1000, message_id, endpoint});
+      timers_.push(Timer{now_ms + 1000, message_id, endpoint, state.generation});
     }
     return false;
   }
@@ -286,8 +314,7 @@ bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
   state.bucket.SetRate(d.endpoint.rate_limit);
   state.site_id = d.site_id;
   if (!d.endpoint.enabled) {
-    state.enabled = false;
-    state.parked.push_back(message_id);
+    Park(endpoint);
     return false;
   }
   state.circuit.AllowRequest(now_ms);
@@ -307,20 +334,21 @@ bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
     ++counts_.in_flight;
     ++counts_.attempts;
   }
+  Publish(endpoint);
   auto shared = std::make_shared<store::Delivery>(std::move(d));
   client_.Send(std::move(request), [this, shared, now_ms](OutboundResult result) {
     {
       std::lock_guard lock(mu_);
       completions_.push_back(Completion{std::move(*shared), std::move(result), now_ms});
     }
-    cv_.notify_one();
+    cv_.notify_all();
   });
   return true;
 }
 
 void Dispatcher::Disable(uint32_t index, const std::string& reason) {
   EndpointState& state = endpoints_[index];
-  state.enabled = false;
+  Park(index);
   store::EndpointPatch patch;
   patch.enabled = false;
   auto updated = store_.UpdateEndpoint(state.site_id, state.id, patch, clock_.NowMs());
@@ -330,21 +358,28 @@ void Dispatcher::Disable(uint32_t index, const std::string& reason) {
              {"stored", updated.ok() ? std::string_view("yes") : updated.status().message()}});
 }
 
-void Dispatcher::Publish(uint32_t index, int64_t now_ms) {
+void Dispatcher::Publish(uint32_t index) {
   const EndpointState& state = endpoints_[index];
-  EndpointRuntime runtime;
-  runtime.circuit = std::string(CircuitStateName(state.circuit.state(now_ms)));
+  std::lock_guard lock(mu_);
+  EndpointRuntime& runtime = runtime_[state.id];
+  runtime.circuit_opened = state.circuit.state(0) != CircuitBreaker::State::kClosed;
   runtime.circuit_open_until_ms = state.circuit.open_until_ms();
   runtime.in_flight = state.in_flight;
-  runtime.queued = state.ready.size() + state.parked.size();
-  std::lock_guard lock(mu_);
-  runtime_[state.id] = std::move(runtime);
+  runtime.queued = state.ready.size();
 }
 
 EndpointRuntime Dispatcher::Runtime(const std::string& endpoint_id) const {
-  std::lock_guard lock(mu_);
-  auto it = runtime_.find(endpoint_id);
-  return it == runtime_.end() ? EndpointRuntime{} : it->second;
+  EndpointRuntime runtime;
+  {
+    std::lock_guard lock(mu_);
+    auto it = runtime_.find(endpoint_id);
+    if (it != runtime_.end()) runtime = it->second;
+  }
+  // The circuit's state is a function of time: name it as of now, not as of the last change.
+  if (runtime.circuit_opened) {
+    runtime.circuit = clock_.NowMs() < runtime.circuit_open_until_ms ? "open" : "half_open";
+  }
+  return runtime;
 }
 
 void Dispatcher::SendTest(const store::Endpoint& endpoint, const std::string& site_id,
@@ -399,6 +434,7 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
     state.circuit.OnSuccess();
     state.failing_since_ms = 0;
     record.new_status = store::MessageStatus::kDelivered;
+    record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
     std::lock_guard lock(mu_);
     ++counts_.delivered;
   } else {
@@ -424,7 +460,6 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
       // A disabled endpoint's messages wait without using up their retries' schedule.
       record.new_status = store::MessageStatus::kPending;
       record.next_attempt_ms = now_ms;
-      state.parked.push_back(d.message_id);
       std::lock_guard lock(mu_);
       ++counts_.endpoint_waits;
     } else if (delay) {
@@ -435,12 +470,13 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
       ++counts_.retries;
     } else {
       record.new_status = store::MessageStatus::kFailed;
+      record.next_attempt_ms = now_ms;
       std::lock_guard lock(mu_);
       ++counts_.failed;
     }
   }
   records->push_back(std::move(record));
-  Publish(index, now_ms);
+  Publish(index);
 }
 
 }  // namespace pushhook::delivery

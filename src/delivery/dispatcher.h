@@ -45,6 +45,7 @@ struct DispatcherOptions {
 // What the dispatcher knows of one endpoint right now, for the admin API.
 struct EndpointRuntime {
   std::string circuit = "closed";  // closed, open, half_open
+  bool circuit_opened = false;     // open or half-open: the breaker has tripped
   int64_t circuit_open_until_ms = 0;
   int in_flight = 0;
   size_t queued = 0;
@@ -62,7 +63,8 @@ struct DispatcherCounts {
   uint64_t endpoint_waits = 0;  // failed attempts whose endpoint was disabled (message waits)
   uint64_t in_flight = 0;
   uint64_t scheduled = 0;  // messages waiting for a retry time
-  uint64_t backlog = 0;    // messages waiting in all: due, scheduled and parked
+  uint64_t backlog = 0;    // messages waiting in memory: due and scheduled (not a disabled
+                           // endpoint's, which wait in the store)
   uint64_t open_circuits = 0;
   // Attempt latency: count per bucket of kLatencyBuckets (cumulative is made when printing),
   // plus the +Inf bucket, and the sum in seconds.
@@ -103,12 +105,13 @@ class Dispatcher {
     int64_t due_ms;
     int64_t message_id;  // 0: wake the endpoint (its rate limit or circuit allows again)
     uint32_t endpoint;
+    uint32_t generation;  // the endpoint's generation when set; stale once it was parked
     bool operator>(const Timer& o) const { return due_ms > o.due_ms; }
   };
   struct EndpointState {
     std::string id;
-    std::deque<int64_t> ready;    // due now, in order
-    std::vector<int64_t> parked;  // waiting for the endpoint to be enabled again
+    std::deque<int64_t> ready;  // due now, in order
+    uint32_t generation = 0;    // bumped each time the endpoint is parked (disabled)
     int in_flight = 0;
     int max_in_flight = 16;
     bool enabled = true;
@@ -133,7 +136,9 @@ class Dispatcher {
   void LaunchReady(uint32_t endpoint, int64_t now_ms);
   void WakeAt(int64_t when_ms, uint32_t endpoint);
   void Disable(uint32_t endpoint, const std::string& reason);
-  void Publish(uint32_t endpoint, int64_t now_ms);
+  void Publish(uint32_t endpoint);
+  // Forgets a disabled or deleted endpoint's messages in memory; they wait in the store.
+  void Park(uint32_t endpoint);
   void Complete(Completion& c, std::vector<store::AttemptRecord>* records, int64_t now_ms);
   void RefreshEndpoint(uint32_t endpoint);
 

@@ -96,7 +96,7 @@ struct AttemptRecord {
   std::string error;
   std::string response_prefix;  // first 1 KiB of the answer's body
   MessageStatus new_status = MessageStatus::kPending;
-  int64_t next_attempt_ms = 0;  // when still pending
+  int64_t next_attempt_ms = 0;  // when still pending; when it finished, once delivered or failed
 };
 
 struct Attempt {
@@ -230,6 +230,9 @@ class Store {
 
   // Pending messages in id order after `after_id`, for the dispatcher's start-up.
   virtual model::StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) = 0;
+  // The same for one endpoint, for when it is enabled again.
+  virtual model::StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(
+      const std::string& endpoint_id, int64_t after_id, int limit) = 0;
   virtual model::StatusOr<Delivery> LoadDelivery(int64_t message_id) = 0;
 
   virtual model::StatusOr<std::vector<Message>> ListMessages(const MessageQuery& query) = 0;

@@ -1,7 +1,6 @@
 #include "store/sqlite/sqlite_store.h"
 
 #include <pthread.h>
-
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -54,7 +53,7 @@ CREATE TABLE endpoints(
   deleted INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX endpoints_by_site ON endpoints(site_id);
 CREATE TABLE events(
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   site_id TEXT NOT NULL,
   event_id TEXT,
   action INTEGER NOT NULL,
@@ -72,7 +71,7 @@ CREATE TABLE events(
   received_at INTEGER NOT NULL);
 CREATE UNIQUE INDEX events_by_client_id ON events(site_id, event_id) WHERE event_id IS NOT NULL;
 CREATE TABLE messages(
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   event_rowid INTEGER NOT NULL,
   site_id TEXT NOT NULL,
   endpoint_id TEXT NOT NULL,
@@ -83,6 +82,8 @@ CREATE TABLE messages(
   last_status INTEGER NOT NULL DEFAULT 0,
   last_error TEXT NOT NULL DEFAULT '');
 CREATE INDEX messages_pending ON messages(id) WHERE status = 0;
+CREATE INDEX messages_pending_by_endpoint ON messages(endpoint_id, id) WHERE status = 0;
+CREATE INDEX messages_finished ON messages(status, next_attempt_at) WHERE status != 0;
 CREATE INDEX messages_by_site ON messages(site_id, id);
 CREATE TABLE attempts(
   message_id INTEGER NOT NULL,
@@ -471,13 +472,29 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override {
+    return QueryPending(
+        "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+        "WHERE status = 0 AND id > ?1 ORDER BY id LIMIT ?2",
+        after_id, limit, std::nullopt);
+  }
+
+  StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(const std::string& endpoint_id,
+                                                           int64_t after_id, int limit) override {
+    return QueryPending(
+        "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+        "WHERE endpoint_id = ?3 AND status = 0 AND id > ?1 ORDER BY id LIMIT ?2",
+        after_id, limit, endpoint_id);
+  }
+
+  StatusOr<std::vector<DueMessage>> QueryPending(const std::string& sql, int64_t after_id,
+                                                 int limit,
+                                                 const std::optional<std::string>& endpoint_id) {
     std::vector<DueMessage> out;
     Status s = Read([&](Connection& c) {
-      auto st = c.Prepare(
-          "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
-          "WHERE status = 0 AND id > ? ORDER BY id LIMIT ?");
+      auto st = c.Prepare(sql);
       if (!st.ok()) return st.status();
       (*st)->Bind(1, after_id).Bind(2, limit);
+      if (endpoint_id) (*st)->Bind(3, *endpoint_id);
       Status step;
       while ((*st)->Step(&step)) {
         out.push_back(DueMessage{(*st)->Int(0), (*st)->Text(1), (*st)->Int(2),
@@ -693,11 +710,11 @@ class SqliteStore final : public Store {
                                  int limit) override {
     size_t purged = 0;
     Status s = WriteSync([&](Connection& c) {
-      // The messages' finishing time is their last attempt's; created_at bounds it from below
-      // and is indexed by id order, which keeps each batch cheap.
+      // A finished message's next_attempt_at is when it finished (delivered or failed); the
+      // partial index on it keeps each batch a short range scan.
       auto pick = c.Prepare(
-          "SELECT id FROM messages WHERE (status = 1 AND created_at < ?1) OR "
-          "(status = 2 AND created_at < ?2) ORDER BY id LIMIT ?3");
+          "SELECT id FROM messages WHERE status = 1 AND next_attempt_at < ?1 "
+          "UNION ALL SELECT id FROM messages WHERE status = 2 AND next_attempt_at < ?2 LIMIT ?3");
       if (!pick.ok()) return pick.status();
       (*pick)->Bind(1, delivered_before_ms).Bind(2, failed_before_ms).Bind(3, limit);
       std::vector<int64_t> ids;
@@ -934,15 +951,15 @@ class SqliteStore final : public Store {
   Status ApplyAppend(Connection& c, const std::string& site_id,
                      const std::vector<model::Event>& events, int64_t now_ms,
                      AppendResult* result) {
-    // The site's endpoints as of this transaction decide the fan-out.
+    // The site's endpoints as of this transaction decide the fan-out. A disabled endpoint gets
+    // its messages too: they wait, pending, until it is enabled again (DESIGN section 4).
     struct Target {
       std::string id;
       model::EventFilter filter;
     };
     std::vector<Target> targets;
     {
-      auto st = c.Prepare(
-          "SELECT id, events FROM endpoints WHERE site_id = ? AND enabled = 1 AND deleted = 0");
+      auto st = c.Prepare("SELECT id, events FROM endpoints WHERE site_id = ? AND deleted = 0");
       if (!st.ok()) return st.status();
       (*st)->Bind(1, site_id);
       Status step;
