@@ -44,6 +44,11 @@ const std::vector<Setting> kSettings = {
      "requests per second per ingest key, 0 for no limit (429 with Retry-After beyond it)"},
     {"ingest.min_free_disk_mb", "--min-free-disk-mb", false,
      "ingest answers 503 while the data folder's disk has less free space"},
+    {"http.header_timeout", "--header-timeout", false,
+     "time allowed for a request's header to arrive (slow clients are cut off)"},
+    {"http.body_timeout", "--body-timeout", false, "time allowed for a request's body to arrive"},
+    {"reporting.aggregates", "", false,
+     "keep campaign statistics as events arrive (turn off only to measure their cost)"},
     {"retention.delivered", "", false, "how long delivered messages are kept"},
     {"retention.failed", "", false, "how long failed messages are kept"},
 };
@@ -124,11 +129,14 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
   } else if (key == "delivery.timeout" || key == "delivery.connect_timeout" ||
              key == "retention.delivered" || key == "retention.failed" ||
              key == "delivery.disable_after" || key == "shutdown_grace" ||
-             key == "delivery.circuit_pause") {
+             key == "delivery.circuit_pause" || key == "http.header_timeout" ||
+             key == "http.body_timeout") {
     auto d = ParsePositiveDuration(key, value);
     if (!d.ok()) return d.status();
     if (key == "delivery.disable_after") c.disable_after = *d;
     if (key == "shutdown_grace") c.shutdown_grace = *d;
+    if (key == "http.header_timeout") c.header_timeout = *d;
+    if (key == "http.body_timeout") c.body_timeout = *d;
     if (key == "delivery.circuit_pause") {
       c.circuit.base_pause = *d;
       c.circuit.max_pause = *d * 60;
@@ -137,6 +145,10 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     if (key == "delivery.connect_timeout") c.connect_timeout = *d;
     if (key == "retention.delivered") c.retention_delivered = *d;
     if (key == "retention.failed") c.retention_failed = *d;
+  } else if (key == "reporting.aggregates") {
+    auto b = ParseBool(key, value);
+    if (!b.ok()) return b.status();
+    c.reporting_aggregates = *b;
   } else if (key == "delivery.allow_http" || key == "delivery.allow_private_destinations") {
     auto b = ParseBool(key, value);
     if (!b.ok()) return b.status();

@@ -112,6 +112,7 @@ class App::Impl {
                                  ? "sqlite://" + config_.data_dir + "/pushhook.db"
                                  : config_.database;
     store_options.durability_full = config_.durability_full;
+    store_options.aggregates = config_.reporting_aggregates;
     auto secrets_key = SecretsKey(config_);
     if (!secrets_key.ok()) return secrets_key.status();
     store_options.secrets_key = std::move(secrets_key.value());
@@ -178,6 +179,8 @@ class App::Impl {
 
     http::ServerLimits server_limits;
     server_limits.max_body_bytes = config_.max_body_bytes;
+    server_limits.header_timeout = config_.header_timeout;
+    server_limits.body_timeout = config_.body_timeout;
     http_ = std::make_unique<http::Server>(server_limits,
                                            [this](http::Request&& r, http::Responder respond) {
                                              router_.Handle(std::move(r), std::move(respond));

@@ -274,6 +274,8 @@ struct StoreOptions {
   size_t max_pending_writes = 100'000;  // events waiting for a commit before ingest is refused
   // 32 raw bytes that seal endpoint secrets at rest (model::SecretBox); empty stores them plain.
   std::string secrets_key;
+  // Keep campaign statistics as events are stored; off only to measure what they cost.
+  bool aggregates = true;
 };
 
 // Opens the store that `options.database` names and runs its migrations.

@@ -1018,8 +1018,10 @@ class SqliteStore final : public Store {
       }
     }
     // Counted only once this request's writes all succeeded; flushed before the commit.
-    model::AggregateBatch& aggregates = tx_aggregates_[site_id];
-    for (const model::Event* e : accepted) aggregates.Add(*e, now_ms);
+    if (options_.aggregates) {
+      model::AggregateBatch& aggregates = tx_aggregates_[site_id];
+      for (const model::Event* e : accepted) aggregates.Add(*e, now_ms);
+    }
     return Status::Ok();
   }
 
