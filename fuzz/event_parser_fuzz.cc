@@ -1,11 +1,7 @@
 // libFuzzer target for ingest::ParseEvents, with both body kinds. Beyond "no crash, no sanitizer
 // report", it checks the parser against boost::json::parse (a body is invalid_json exactly when
 // the reference parser refuses it) and that every accepted event is within DESIGN section 1.
-//
-// Build: clang++-14 -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Isrc
-//          fuzz/event_parser_fuzz.cc src/ingest/event_parser.cc src/model/payload.cc
-//          src/model/event.cc -lboost_json -o event_parser_fuzz
-// Run:   ./event_parser_fuzz -max_len=4096 fuzz/corpus/event_parser
+// Built and run by scripts/fuzz (fuzz/README.md).
 #include <boost/json/parse.hpp>
 #include <cstddef>
 #include <cstdint>

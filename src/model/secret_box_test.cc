@@ -18,7 +18,9 @@ TEST(SecretBoxTest, RefusesTamperingAndTheWrongKey) {
   const SecretBox box(std::string(32, 'k'));
   std::string sealed = box.Seal("secret");
   EXPECT_FALSE(SecretBox(std::string(32, 'x')).Open(sealed).has_value());
-  sealed[sealed.size() - 3] = sealed[sealed.size() - 3] == 'A' ? 'B' : 'A';
+  // A character in the middle: near the end, base64 carries padding bits that decode to nothing.
+  char& c = sealed[sealed.size() / 2];
+  c = c == 'A' ? 'B' : 'A';
   EXPECT_FALSE(box.Open(sealed).has_value());
   EXPECT_FALSE(box.Open("enc:v1:!!").has_value());
 }

@@ -234,7 +234,7 @@ TEST_F(StoreTest, EndpointSecretsAreSealedAtRestAndOpenOnRead) {
 }
 
 TEST_F(StoreTest, MessageIdsRoundTripAndCarryTheInstance) {
-  const std::string& instance = store_->instance_id();
+  const std::string instance = store_->instance_id();  // a copy: Reopen() frees the store
   EXPECT_EQ(instance.size(), 8u);
   const std::string id = FormatMessageId(instance, 1234);
   EXPECT_EQ(ParseMessageId(instance, id), 1234);
