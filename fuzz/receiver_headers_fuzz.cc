@@ -1,8 +1,7 @@
 // libFuzzer target for the checks the receiving side makes on a webhook's headers (DESIGN section
 // 5): the secret ("whsec_" + base64) and its decoding, and the webhook-signature header with any
 // number of space-separated entries, verified against (webhook-id, webhook-timestamp, body).
-// The receiver's own timestamp parsing is private to src/receive/receiver.cc; it reads the header
-// with std::from_chars after a digits-only check, which ParseTimestamp below repeats.
+// The timestamp is parsed with model::ParseWebhookTimestamp, as the receiver parses it.
 //
 // Invariants beyond "no crash": base64 round-trips; a header verifies exactly when one of its
 // entries equals the expected signature (checked against a plain reference); a header we make
@@ -28,17 +27,6 @@ namespace model = pushhook::model;
 
 void Check(bool condition) {
   if (!condition) std::abort();
-}
-
-std::optional<int64_t> ParseTimestamp(std::string_view text) {
-  int64_t value = 0;
-  if (text.empty() ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::nullopt;
-  }
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
 }
 
 // Plain reference: does any space-separated entry equal `expected`?
@@ -81,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   int64_t timestamp = 0;
-  if (const auto parsed = ParseTimestamp(timestamp_text)) timestamp = *parsed;
+  if (const auto parsed = model::ParseWebhookTimestamp(timestamp_text)) timestamp = *parsed;
 
   const std::string expected = model::Sign(key, msg_id, timestamp, body);
   Check(expected.starts_with("v1,") && expected.size() == 3 + 44);

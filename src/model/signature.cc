@@ -6,6 +6,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <stdexcept>
 
@@ -83,6 +85,17 @@ std::string SignatureHeader(const std::vector<std::string>& keys, std::string_vi
     header += Sign(key, msg_id, timestamp, body);
   }
   return header;
+}
+
+std::optional<int64_t> ParseWebhookTimestamp(std::string_view text) {
+  int64_t value = 0;
+  if (text.empty() ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

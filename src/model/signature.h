@@ -32,6 +32,9 @@ std::string SignatureHeader(const std::vector<std::string>& keys, std::string_vi
 bool VerifySignatureHeader(std::string_view header, std::string_view key, std::string_view msg_id,
                            int64_t timestamp, std::string_view body);
 
+// The webhook-timestamp header's Unix seconds: decimal digits only, no sign or spaces.
+std::optional<int64_t> ParseWebhookTimestamp(std::string_view text);
+
 // Constant-time equality of two byte strings (length is not secret).
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

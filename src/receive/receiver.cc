@@ -58,18 +58,6 @@ void LogError(std::string_view message) {
   LogLine(line);
 }
 
-// Unix seconds as the header carries them: decimal digits only.
-std::optional<int64_t> ParseTimestamp(std::string_view text) {
-  int64_t value = 0;
-  if (text.empty() ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return std::nullopt;
-  }
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
 std::string_view TrimJsonWhitespace(std::string_view s) {
   constexpr std::string_view kWhitespace = " \t\r\n";
   const size_t begin = s.find_first_not_of(kWhitespace);
@@ -321,7 +309,7 @@ class Receiver::Impl {
     if (signature.empty()) {
       return Reject(respond, InvalidSignature("missing webhook-signature header"));
     }
-    const std::optional<int64_t> timestamp = ParseTimestamp(timestamp_text);
+    const std::optional<int64_t> timestamp = model::ParseWebhookTimestamp(timestamp_text);
     if (!timestamp) return Reject(respond, InvalidSignature("invalid webhook-timestamp header"));
     const int64_t now = received_at_ms / 1000;
     const int64_t tolerance = options_.tolerance.count();
