@@ -16,7 +16,15 @@ using model::Status;
 const std::vector<Setting> kSettings = {
     {"listen", "--listen", false, "address to serve on, host:port"},
     {"data_dir", "--data-dir", false, "folder for the database and the generated admin token"},
-    {"database", "--database", false, "sqlite://<path> (default <data_dir>/pushhook.db)"},
+    {"database", "--database", false,
+     "sqlite://<path> (default <data_dir>/pushhook.db) or postgres://... (several nodes)"},
+    {"database_pool", "--database-pool", false,
+     "PostgreSQL: connections for reads and admin writes, per node"},
+    {"cluster.node_id", "--node-id", false,
+     "PostgreSQL: this node's name among the nodes (default <hostname>-<pid>)"},
+    {"cluster.lease", "--lease", false,
+     "PostgreSQL: how long a node holds an endpoint without renewing; a dead node's endpoints "
+     "move to the others after this"},
     {"admin_token", "", true, "operator token (PUSHHOOK_ADMIN_TOKEN only)"},
     {"secrets_key", "", true,
      "base64 of 32 bytes sealing endpoint secrets at rest (PUSHHOOK_SECRETS_KEY only)"},
@@ -106,8 +114,16 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     auto schedule = delivery::RetrySchedule::Parse(value);
     if (!schedule.ok()) return schedule.status();
     c.retry_schedule = *schedule;
+  } else if (key == "cluster.node_id") {
+    if (value.empty() || value.size() > 64 ||
+        value.find_first_of(" \t\r\n") != std::string::npos) {
+      return InvalidArgument("cluster.node_id must be 1 to 64 characters without spaces, got '" +
+                             value + "'");
+    }
+    c.node_id = value;
   } else if (key == "ingest.max_body_bytes" || key == "ingest.max_backlog" ||
-             key == "ingest.min_free_disk_mb" || key == "delivery.circuit_threshold") {
+             key == "ingest.min_free_disk_mb" || key == "delivery.circuit_threshold" ||
+             key == "database_pool") {
     uint64_t n = 0;
     const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
     if (ec != std::errc() || end != value.data() + value.size() || value.empty() ||
@@ -117,6 +133,7 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     // Larger values would wrap around when stored (as an int, or as bytes).
     uint64_t max = std::numeric_limits<uint64_t>::max();
     if (key == "delivery.circuit_threshold") max = std::numeric_limits<int>::max();
+    if (key == "database_pool") max = 100;
     if (key == "ingest.min_free_disk_mb") max >>= 20;
     if (n > max) {
       return InvalidArgument(std::string(key) + " must be at most " + std::to_string(max) +
@@ -126,15 +143,22 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     if (key == "ingest.max_backlog") c.max_backlog = n;
     if (key == "ingest.min_free_disk_mb") c.min_free_disk_bytes = n << 20;
     if (key == "delivery.circuit_threshold") c.circuit.failure_threshold = static_cast<int>(n);
+    if (key == "database_pool") c.database_pool = n;
   } else if (key == "delivery.timeout" || key == "delivery.connect_timeout" ||
              key == "retention.delivered" || key == "retention.failed" ||
              key == "delivery.disable_after" || key == "shutdown_grace" ||
              key == "delivery.circuit_pause" || key == "http.header_timeout" ||
-             key == "http.body_timeout") {
+             key == "http.body_timeout" || key == "cluster.lease") {
     auto d = ParsePositiveDuration(key, value);
     if (!d.ok()) return d.status();
     if (key == "delivery.disable_after") c.disable_after = *d;
     if (key == "shutdown_grace") c.shutdown_grace = *d;
+    if (key == "cluster.lease") {
+      if (*d < std::chrono::milliseconds(300)) {
+        return InvalidArgument("cluster.lease must be at least 300ms, got '" + value + "'");
+      }
+      c.lease = *d;
+    }
     if (key == "http.header_timeout") c.header_timeout = *d;
     if (key == "http.body_timeout") c.body_timeout = *d;
     if (key == "delivery.circuit_pause") {

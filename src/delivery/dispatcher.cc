@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <utility>
+
 #include "model/payload.h"
 #include "model/signature.h"
 #include "util/log.h"
@@ -47,11 +49,12 @@ Dispatcher::~Dispatcher() { Stop(std::chrono::milliseconds(0)); }
 model::Status Dispatcher::Start() {
   const int64_t now = clock_.NowMs();
   int64_t after = 0;
-  for (;;) {
+  // Sharing the database, this node loads an endpoint's messages when it gains its lease.
+  while (!options_.shared) {
     auto page = store_.LoadPending(after, kPendingPage);
     if (!page.ok()) return page.status();
     for (const store::DueMessage& m : page.value()) {
-      Schedule(m.due_ms, m.id, Intern(m.endpoint_id), now);
+      Admit(m, now);
       after = m.id;
     }
     if (page->size() < static_cast<size_t>(kPendingPage)) break;
@@ -80,6 +83,25 @@ void Dispatcher::EndpointChanged(const std::string& endpoint_id) {
   {
     std::lock_guard lock(mu_);
     changed_endpoints_.push_back(endpoint_id);
+  }
+  cv_.notify_all();
+}
+
+void Dispatcher::SetOwnership(std::vector<std::string> gained, std::vector<std::string> lost) {
+  {
+    std::lock_guard lock(mu_);
+    gained_.insert(gained_.end(), std::make_move_iterator(gained.begin()),
+                   std::make_move_iterator(gained.end()));
+    lost_.insert(lost_.end(), std::make_move_iterator(lost.begin()),
+                 std::make_move_iterator(lost.end()));
+  }
+  cv_.notify_all();
+}
+
+void Dispatcher::Resync() {
+  {
+    std::lock_guard lock(mu_);
+    resync_ = true;
   }
   cv_.notify_all();
 }
@@ -114,6 +136,7 @@ uint32_t Dispatcher::Intern(const std::string& endpoint_id) {
     endpoints_.emplace_back();
     endpoints_.back().id = endpoint_id;
     endpoints_.back().circuit = CircuitBreaker(options_.circuit);
+    endpoints_.back().owned = !options_.shared;
     RefreshEndpoint(it->second);
   }
   return it->second;
@@ -130,32 +153,53 @@ void Dispatcher::RefreshEndpoint(uint32_t index) {
   state.max_in_flight = std::max(1, endpoint->max_in_flight);
   state.bucket.SetRate(endpoint->rate_limit);
   state.site_id = endpoint->site_id;
-  if (!endpoint->enabled) {
+  if (!endpoint->enabled || !state.owned) {
     if (state.enabled) Park(index);
     return;
   }
   if (!state.enabled) {
-    // Enabled again by its owner: a fresh start, with every message that waited in the store.
+    // Enabled again by its owner, or this node took its lease: a fresh start, with every
+    // message that waited in the store.
     state.enabled = true;
     state.circuit = CircuitBreaker(options_.circuit);
     state.failing_since_ms = 0;
-    const int64_t now = clock_.NowMs();
-    int64_t after = 0;
-    for (;;) {
-      auto page = store_.LoadPendingForEndpoint(state.id, after, kPendingPage);
-      if (!page.ok()) {
-        util::Log(util::LogLevel::kError, "cannot load an endpoint's waiting messages",
-                  {{"endpoint_id", state.id}, {"error", page.status().message()}});
-        break;
-      }
-      for (const store::DueMessage& m : *page) {
-        Schedule(std::max(m.due_ms, now), m.id, index, now);
-        after = m.id;
-      }
-      if (page->size() < static_cast<size_t>(kPendingPage)) break;
-    }
+    LoadEndpointPending(index, clock_.NowMs());
   }
   MarkRunnable(index);
+}
+
+void Dispatcher::LoadEndpointPending(uint32_t index, int64_t now_ms) {
+  int64_t after = 0;
+  for (;;) {
+    auto page = store_.LoadPendingForEndpoint(endpoints_[index].id, after, kPendingPage);
+    if (!page.ok()) {
+      util::Log(util::LogLevel::kError, "cannot load an endpoint's waiting messages",
+                {{"endpoint_id", endpoints_[index].id}, {"error", page.status().message()}});
+      break;
+    }
+    for (const store::DueMessage& m : *page) {
+      Admit(m, now_ms);
+      after = m.id;
+    }
+    if (page->size() < static_cast<size_t>(kPendingPage)) break;
+  }
+}
+
+void Dispatcher::Admit(const store::DueMessage& m, int64_t now_ms) {
+  const uint32_t index = Intern(m.endpoint_id);
+  EndpointState& state = endpoints_[index];
+  if (options_.shared) {
+    // Not this node's to deliver, or already here: the store keeps it for its owner.
+    if (!state.enabled || !state.held.insert(m.id).second) return;
+  }
+  if (m.id > max_admitted_id_.load(std::memory_order_relaxed)) {
+    max_admitted_id_.store(m.id, std::memory_order_relaxed);
+  }
+  Schedule(std::max(m.due_ms, now_ms), m.id, index, now_ms);
+}
+
+void Dispatcher::Forget(uint32_t index, int64_t message_id) {
+  if (options_.shared) endpoints_[index].held.erase(message_id);
 }
 
 void Dispatcher::Park(uint32_t index) {
@@ -166,6 +210,7 @@ void Dispatcher::Park(uint32_t index) {
   state.enabled = false;
   ++state.generation;
   state.ready.clear();
+  state.held.clear();
 }
 
 void Dispatcher::Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint, int64_t now_ms) {
@@ -189,14 +234,18 @@ void Dispatcher::Run() {
   std::vector<store::DueMessage> inbox;
   std::vector<Completion> completions;
   std::vector<std::string> changed;
+  std::vector<std::string> gained;
+  std::vector<std::string> lost;
   std::vector<store::AttemptRecord> records;
   for (;;) {
     bool stopping;
     bool halted;
+    bool resync;
     {
       std::unique_lock lock(mu_);
       const auto has_work = [&] {
         return halted_ || !inbox_.empty() || !completions_.empty() || !changed_endpoints_.empty() ||
+               !gained_.empty() || !lost_.empty() || resync_ ||
                (!stopping_ && !runnable_.empty());
       };
       if (!has_work()) {
@@ -211,15 +260,35 @@ void Dispatcher::Run() {
       inbox.swap(inbox_);
       completions.swap(completions_);
       changed.swap(changed_endpoints_);
+      gained.swap(gained_);
+      lost.swap(lost_);
+      resync = std::exchange(resync_, false);
       stopping = stopping_;
     }
     const int64_t now = clock_.NowMs();
+    for (const std::string& id : lost) {
+      const uint32_t index = Intern(id);
+      endpoints_[index].owned = false;
+      if (endpoints_[index].enabled) Park(index);
+    }
+    for (const std::string& id : gained) {
+      const uint32_t index = Intern(id);
+      endpoints_[index].owned = true;
+      RefreshEndpoint(index);
+    }
+    if (resync) {
+      for (uint32_t index = 0; index < endpoints_.size(); ++index) {
+        if (endpoints_[index].enabled) LoadEndpointPending(index, now);
+      }
+    }
+    lost.clear();
+    gained.clear();
     for (const std::string& id : changed) {
       const auto it = endpoint_index_.find(id);
       if (it != endpoint_index_.end()) RefreshEndpoint(it->second);
     }
     changed.clear();
-    for (const store::DueMessage& m : inbox) Schedule(m.due_ms, m.id, Intern(m.endpoint_id), now);
+    for (const store::DueMessage& m : inbox) Admit(m, now);
     inbox.clear();
     for (Completion& c : completions) Complete(c, &records, now);
     if (!records.empty()) {
@@ -305,10 +374,15 @@ bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
     // database being busy, and the message is tried again shortly.
     if (delivery.status().code() != model::StatusCode::kNotFound) {
       timers_.push(Timer{now_ms + 1000, message_id, endpoint, state.generation});
+    } else {
+      Forget(endpoint, message_id);
     }
     return false;
   }
-  if (delivery->status != store::MessageStatus::kPending) return false;
+  if (delivery->status != store::MessageStatus::kPending) {
+    Forget(endpoint, message_id);  // finished meanwhile (by this node, or the last owner)
+    return false;
+  }
   store::Delivery& d = delivery.value();
   state.max_in_flight = std::max(1, d.endpoint.max_in_flight);
   state.bucket.SetRate(d.endpoint.rate_limit);
@@ -435,6 +509,7 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
     state.failing_since_ms = 0;
     record.new_status = store::MessageStatus::kDelivered;
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
+    Forget(index, d.message_id);
     std::lock_guard lock(mu_);
     ++counts_.delivered;
   } else {
@@ -471,6 +546,7 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
     } else {
       record.new_status = store::MessageStatus::kFailed;
       record.next_attempt_ms = now_ms;
+      Forget(index, d.message_id);
       std::lock_guard lock(mu_);
       ++counts_.failed;
     }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "delivery/circuit_breaker.h"
@@ -40,6 +42,10 @@ struct DispatcherOptions {
   CircuitOptions circuit;
   // An endpoint whose every attempt has failed for this long is disabled.
   std::chrono::milliseconds disable_after{5LL * 24 * 3600 * 1000};
+  // Several nodes share the database: this one delivers only for the endpoints it holds a lease
+  // on (SetOwnership), and the same message may be announced more than once, so it keeps the
+  // ids it holds per endpoint to admit each once. Off: one node, owner of every endpoint.
+  bool shared = false;
 };
 
 // What the dispatcher knows of one endpoint right now, for the admin API.
@@ -89,6 +95,15 @@ class Dispatcher {
   // An endpoint was changed by the admin API (enabled, limits): re-read it.
   void EndpointChanged(const std::string& endpoint_id);
 
+  // Shared database: this node now holds the leases of `gained` and no longer delivers for
+  // `lost`. A gained endpoint's pending messages are loaded from the store.
+  void SetOwnership(std::vector<std::string> gained, std::vector<std::string> lost);
+  // Shared database: notifications may have been missed; look again at every owned endpoint's
+  // pending messages.
+  void Resync();
+  // The highest message id admitted so far (the backstop polls above an older value of it).
+  int64_t max_admitted_id() const { return max_admitted_id_.load(std::memory_order_relaxed); }
+
   // Sends nothing new, waits up to `grace` for requests in flight, then stops. What was not
   // delivered stays pending in the store for the next start.
   void Stop(std::chrono::milliseconds grace);
@@ -114,7 +129,10 @@ class Dispatcher {
     uint32_t generation = 0;    // bumped each time the endpoint is parked (disabled)
     int in_flight = 0;
     int max_in_flight = 16;
-    bool enabled = true;
+    bool enabled = true;  // delivering: enabled by its owner, and (shared) this node's lease
+    bool owned = true;    // shared database: this node holds the endpoint's lease
+    // Shared database: ids due, scheduled or in flight, so that each is admitted once.
+    std::unordered_set<int64_t> held;
     bool queued = false;  // in runnable_
     std::string site_id;
     CircuitBreaker circuit;
@@ -129,6 +147,13 @@ class Dispatcher {
 
   void Run();
   uint32_t Intern(const std::string& endpoint_id);
+  // Takes a message announced by ingest, the store or another node, unless it is known already
+  // or (shared) this node does not deliver for its endpoint.
+  void Admit(const store::DueMessage& message, int64_t now_ms);
+  // Admits every pending message of an endpoint from the store.
+  void LoadEndpointPending(uint32_t endpoint, int64_t now_ms);
+  // A message this node no longer holds: finished, gone, or not pending any more.
+  void Forget(uint32_t endpoint, int64_t message_id);
   void Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint, int64_t now_ms);
   void MarkRunnable(uint32_t endpoint);
   // Sends one message; false if it turned out to need no sending (delivered, gone, parked).
@@ -153,6 +178,9 @@ class Dispatcher {
   std::vector<store::DueMessage> inbox_;                      // guarded by mu_
   std::vector<Completion> completions_;                       // guarded by mu_
   std::vector<std::string> changed_endpoints_;                // guarded by mu_
+  std::vector<std::string> gained_;                           // guarded by mu_
+  std::vector<std::string> lost_;                             // guarded by mu_
+  bool resync_ = false;                                       // guarded by mu_
   bool stopping_ = false;                                     // guarded by mu_
   bool halted_ = false;                                       // guarded by mu_: grace is over
   DispatcherCounts counts_;                                   // guarded by mu_
@@ -166,6 +194,7 @@ class Dispatcher {
   std::mt19937_64 rng_;
   int total_in_flight_ = 0;
   int64_t backlog_counted_ms_ = 0;
+  std::atomic<int64_t> max_admitted_id_{0};
 
   std::thread thread_;
 };

@@ -88,6 +88,12 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
   }
   const std::optional<std::string> site_id = SiteOfKey(key);
   if (!site_id) {
+    // A key the store could not look up is not an unknown key: the client should retry.
+    if (!store_.Ready()) {
+      return respond(WithCors(
+          http::Response::Error(503, "unavailable", "the database is unreachable; retry later")
+              .With("retry-after", "1")));
+    }
     return respond(WithCors(http::Response::Error(401, "unauthorized", "unknown ingest key")));
   }
 

@@ -43,6 +43,11 @@ std::string SecretBox::Seal(std::string_view plaintext) const {
   return std::string(kPrefix) + Base64Encode(out);
 }
 
+std::string SecretBox::KeyCheck() const {
+  if (key_.empty()) return "none";
+  return Sha256Hex("pushhook secrets key check\n" + key_).substr(0, 16);
+}
+
 std::optional<std::string> SecretBox::Open(std::string_view stored) const {
   if (stored.substr(0, kPrefix.size()) != kPrefix) return std::string(stored);
   if (!enabled()) return std::nullopt;

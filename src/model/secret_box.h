@@ -26,6 +26,10 @@ class SecretBox {
 
   bool enabled() const { return !key_.empty(); }
 
+  // A short value that tells whether two boxes hold the same key, and nothing about the key: a
+  // database keeps the check of the key that sealed it, and refuses to open with another one.
+  std::string KeyCheck() const;
+
  private:
   std::string key_;
 };

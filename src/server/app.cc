@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -15,10 +16,12 @@
 #include "admin/auth.h"
 #include "delivery/curl_client.h"
 #include "delivery/dispatcher.h"
+#include "delivery/lease_keeper.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "ingest/ingest_handler.h"
 #include "model/clock.h"
+#include "model/payload.h"
 #include "model/secret_box.h"
 #include "model/signature.h"
 #include "reporting/reporting_api.h"
@@ -112,6 +115,7 @@ class App::Impl {
                                  ? "sqlite://" + config_.data_dir + "/pushhook.db"
                                  : config_.database;
     store_options.durability_full = config_.durability_full;
+    store_options.pool_size = config_.database_pool;
     store_options.aggregates = config_.reporting_aggregates;
     auto secrets_key = SecretsKey(config_);
     if (!secrets_key.ok()) return secrets_key.status();
@@ -132,9 +136,19 @@ class App::Impl {
     dispatcher_options.connect_timeout = config_.connect_timeout;
     dispatcher_options.disable_after = config_.disable_after;
     dispatcher_options.circuit = config_.circuit;
+    dispatcher_options.shared = store_->shared();
     dispatcher_ =
         std::make_unique<delivery::Dispatcher>(*store_, *client_, clock_, dispatcher_options);
     if (model::Status s = dispatcher_->Start(); !s.ok()) return s;
+    if (store_->shared()) {
+      delivery::LeaseOptions lease_options;
+      lease_options.node_id = config_.node_id.empty() ? DefaultNodeId() : config_.node_id;
+      lease_options.lease = config_.lease;
+      leases_ = std::make_unique<delivery::LeaseKeeper>(*store_, *dispatcher_, lease_options);
+      leases_->Start();
+      Log(LogLevel::kInfo, "sharing the database with other nodes",
+          {{"node_id", lease_options.node_id}, {"lease_ms", config_.lease.count()}});
+    }
 
     ingest::IngestLimits limits;
     limits.max_events = config_.max_events_per_request;
@@ -166,6 +180,15 @@ class App::Impl {
       response.body = MetricsText();
       response.With("content-type", "text/plain; version=0.0.4; charset=utf-8");
       respond(std::move(response));
+    });
+    router_.Add("GET", "/v1/cluster", [this](http::Request&& r, http::Responder respond) {
+      http::Response error;
+      auto scope = auth_->Authenticate(r, &error);
+      if (!scope) return respond(std::move(error));
+      if (!scope->is_operator) {
+        return respond(http::Response::Error(403, "forbidden", "operator token required"));
+      }
+      respond(http::Response::Json(200, ClusterJson()));
     });
     router_.Add("GET", "/healthz", [](http::Request&&, http::Responder respond) {
       respond(http::Response::Json(200, R"({"status":"ok"})"));
@@ -212,11 +235,16 @@ class App::Impl {
       http_->StopAccepting();
       http_->Stop();
     }
+    if (leases_) leases_->Stop(false);  // no new endpoints while deliveries finish
     if (dispatcher_) dispatcher_->Stop(config_.shutdown_grace);
     if (client_) client_->Stop();
+    // Deliveries are over: give the endpoints back so that other nodes take them at once.
+    if (leases_) leases_->Stop(true);
     // The store's destructor drains queued writes (attempt records, late ingest commits) to
     // disk; their callbacks may still reach the dispatcher, so the dispatcher goes after it.
+    // The store's notices reach the lease keeper until the store is gone.
     store_.reset();
+    leases_.reset();
     dispatcher_.reset();
   }
 
@@ -269,7 +297,55 @@ class App::Impl {
     sample("pushhook_delivery_in_flight", out.in_flight);
     metric("pushhook_delivery_open_circuits", "gauge", "Endpoints whose circuit is open.");
     sample("pushhook_delivery_open_circuits", out.open_circuits);
+    if (leases_) {
+      const delivery::ClusterStatus cluster = leases_->status();
+      metric("pushhook_cluster_owned_endpoints", "gauge",
+             "Endpoints whose lease this node holds (it delivers for them).");
+      sample("pushhook_cluster_owned_endpoints", cluster.owned.size());
+      metric("pushhook_cluster_live_nodes", "gauge", "Nodes renewing leases on the database.");
+      sample("pushhook_cluster_live_nodes", cluster.nodes.size());
+    }
     return text;
+  }
+
+  static std::string DefaultNodeId() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
+      std::snprintf(host, sizeof host, "node");
+    }
+    return std::string(host) + "-" + std::to_string(::getpid());
+  }
+
+  // GET /v1/cluster: this node, its endpoints, and the live nodes with their lease counts.
+  std::string ClusterJson() const {
+    std::string json = "{";
+    if (!leases_) {
+      json += "\"shared\":false,\"node_id\":null,\"lease_ms\":null,\"owned_endpoints\":null,"
+              "\"nodes\":[]}";
+      return json;
+    }
+    const delivery::ClusterStatus status = leases_->status();
+    json += "\"shared\":true,\"node_id\":";
+    model::AppendJsonString(json, status.node_id);
+    json += ",\"lease_ms\":" + std::to_string(status.lease_ms) +
+            ",\"connected\":" + (status.connected ? "true" : "false") +
+            ",\"endpoints\":" + std::to_string(status.endpoints) + ",\"owned_endpoints\":[";
+    for (size_t i = 0; i < status.owned.size(); ++i) {
+      if (i > 0) json += ",";
+      model::AppendJsonString(json, status.owned[i]);
+    }
+    json += "],\"nodes\":[";
+    for (size_t i = 0; i < status.nodes.size(); ++i) {
+      const store::NodeInfo& node = status.nodes[i];
+      if (i > 0) json += ",";
+      json += "{\"node_id\":";
+      model::AppendJsonString(json, node.node_id);
+      json += ",\"last_seen\":";
+      model::AppendJsonString(json, model::FormatRfc3339Ms(node.last_seen_ms));
+      json += ",\"endpoints\":" + std::to_string(node.endpoints) + "}";
+    }
+    json += "]}";
+    return json;
   }
 
   // Why ingest should refuse work now, or nullopt. Cheap: read on every ingest request.
@@ -328,6 +404,7 @@ class App::Impl {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<delivery::CurlClient> client_;
   std::unique_ptr<delivery::Dispatcher> dispatcher_;
+  std::unique_ptr<delivery::LeaseKeeper> leases_;  // sharing the database with other nodes
   std::unique_ptr<ingest::IngestHandler> ingest_;
   std::unique_ptr<admin::Authenticator> auth_;
   std::unique_ptr<admin::AdminApi> admin_;

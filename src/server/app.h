@@ -20,6 +20,11 @@ struct ServeConfig {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./pushhook-data";
   std::string database;     // "" = sqlite://<data_dir>/pushhook.db
+  size_t database_pool = 8;  // PostgreSQL connections per node, besides the writer's
+  // Several nodes on PostgreSQL (docs/scaling.md): this node's name, and how long it holds an
+  // endpoint's lease without renewing it.
+  std::string node_id;  // "" = <hostname>-<pid>
+  std::chrono::milliseconds lease{10'000};
   std::string admin_token;  // "" = read or make <data_dir>/admin-token
   std::string secrets_key;  // base64 of 32 bytes; "" = read or make <data_dir>/secrets-key
   bool durability_full = true;

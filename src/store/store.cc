@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace pushhook::store {
@@ -20,13 +21,32 @@ std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::strin
   return row;
 }
 
+model::Status WrongSecretsKey() {
+  return model::Status(model::StatusCode::kUnprocessable,
+                       "the secrets key is not the one that sealed this database's endpoint "
+                       "secrets: use that key (PUSHHOOK_SECRETS_KEY, or <data_dir>/secrets-key); "
+                       "every node sharing a database needs the same one");
+}
+
+// A store that serves one node alone has no leases, nobody else's changes, and no need for a
+// backstop: its own ingest hands every message to its dispatcher.
+model::StatusOr<LeaseRound> Store::KeepLeases(const LeaseRequest&) {
+  return model::Status(model::StatusCode::kUnsupported, "this store is not shared by nodes");
+}
+
+void Store::Subscribe(std::function<void(const ChangeNotice&)>) {}
+
+model::StatusOr<std::vector<DueMessage>> Store::LoadPendingSince(const std::vector<std::string>&,
+                                                                 int64_t, int) {
+  return std::vector<DueMessage>{};
+}
+
 model::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   std::string_view url = options.database;
   constexpr std::string_view kSqlite = "sqlite://";
   if (url.substr(0, kSqlite.size()) == kSqlite) url.remove_prefix(kSqlite.size());
   if (url.substr(0, 11) == "postgres://" || url.substr(0, 13) == "postgresql://") {
-    return model::Status(model::StatusCode::kUnsupported,
-                         "the PostgreSQL store is not built yet; use sqlite://");
+    return postgres::OpenPostgresStore(options.database, options);
   }
   if (url.empty()) return model::InvalidArgument("database path is empty");
   return sqlite::OpenSqliteStore(std::string(url), options);

@@ -189,6 +189,43 @@ struct CampaignCursor {
 
 using AppendCallback = std::function<void(model::StatusOr<AppendResult>)>;
 
+// --- Several nodes on one database (DESIGN section 7, docs/scaling.md) ---
+
+struct NodeInfo {
+  std::string node_id;
+  int64_t last_seen_ms = 0;
+  int endpoints = 0;  // leases it holds
+};
+
+// One round of lease keeping by one node: heartbeat, renew, give up `release`, and claim up to
+// a fair share (endpoints / live nodes) of endpoints nobody holds, or whose holder stopped
+// renewing.
+struct LeaseRequest {
+  std::string node_id;
+  int64_t lease_ms = 10'000;
+  std::vector<std::string> release;
+  bool leaving = false;  // release everything and drop out of the live nodes; claim nothing
+};
+
+struct LeaseRound {
+  std::vector<std::string> held;  // endpoints this node holds after the round
+  std::vector<NodeInfo> nodes;    // live nodes, this one included
+  int endpoints = 0;              // endpoints in the database (not deleted)
+};
+
+// A change another node made, as the database's notifications tell it.
+struct ChangeNotice {
+  enum class Kind {
+    kMessages,  // new pending messages for `endpoint_id`, ids from `first_id` to `last_id`
+    kEndpoint,  // `endpoint_id` was created, changed or deleted
+    kResync,    // notifications may have been lost (the channel broke): look again
+  };
+  Kind kind = Kind::kResync;
+  std::string endpoint_id;
+  int64_t first_id = 0;
+  int64_t last_id = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -262,6 +299,16 @@ class Store {
 
   // True once migrations ran and the database answers.
   virtual bool Ready() = 0;
+
+  // True when other nodes may share this database: delivery then goes by endpoint leases.
+  virtual bool shared() const { return false; }
+  virtual model::StatusOr<LeaseRound> KeepLeases(const LeaseRequest& request);
+  // Calls `listener`, on a store thread, for each change other nodes make.
+  virtual void Subscribe(std::function<void(const ChangeNotice&)> listener);
+  // Pending messages of `endpoints` with ids above `after_id`, in id order: the backstop for
+  // notifications that did not arrive.
+  virtual model::StatusOr<std::vector<DueMessage>> LoadPendingSince(
+      const std::vector<std::string>& endpoints, int64_t after_id, int limit);
 };
 
 // Message ids on the wire: "msg_" + instance id + decimal row id.
@@ -269,7 +316,8 @@ std::string FormatMessageId(const std::string& instance_id, int64_t row_id);
 std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::string_view text);
 
 struct StoreOptions {
-  std::string database;  // "sqlite://<path>" (or a bare path)
+  std::string database;  // "sqlite://<path>" (or a bare path), or "postgres://..."
+  size_t pool_size = 8;   // PostgreSQL: connections for reads and admin writes
   bool durability_full = true;
   size_t max_pending_writes = 100'000;  // events waiting for a commit before ingest is refused
   // 32 raw bytes that seal endpoint secrets at rest (model::SecretBox); empty stores them plain.
@@ -277,6 +325,9 @@ struct StoreOptions {
   // Keep campaign statistics as events are stored; off only to measure what they cost.
   bool aggregates = true;
 };
+
+// The error of a store opened with another secrets key than the one that sealed its secrets.
+model::Status WrongSecretsKey();
 
 // Opens the store that `options.database` names and runs its migrations.
 model::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);

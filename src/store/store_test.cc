@@ -4,33 +4,88 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <latch>
+#include <map>
 #include <thread>
+
+#include "store/testing/pg_test_db.h"
 
 namespace pushhook::store {
 namespace {
 
-class StoreTest : public ::testing::Test {
+// One conformance suite for every Store: each test runs against SQLite (a file in a fresh
+// folder) and PostgreSQL (a fresh database on the server of the ctest fixture `postgres`,
+// test/postgres). Reopen() is a restart: the store object goes and OpenStore comes back to the
+// same database.
+class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/pushhook-store-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
+    if (Postgres()) {
+      auto server = testing::FixtureServerUrl();
+      ASSERT_TRUE(server.ok()) << server.status().message();
+      if (!server->has_value()) GTEST_SKIP() << "PUSHHOOK_TEST_POSTGRES_DIR not set";
+      server_url_ = **server;
+    } else {
+      char dir[] = "/tmp/pushhook-store-XXXXXX";
+      ASSERT_NE(mkdtemp(dir), nullptr);
+      dir_ = dir;
+    }
+    auto url = DatabaseUrl("test");
+    ASSERT_TRUE(url.ok()) << url.status().message();
+    options_.database = *url;
+    // Sealed secrets, as in `serve`; a test that reopens keeps the key, as a restart does.
+    options_.secrets_key = std::string(32, 'k');
     Reopen();
   }
   void TearDown() override {
     store_.reset();
-    std::filesystem::remove_all(dir_);
+    for (auto& [name, database] : databases_) {
+      const model::Status dropped = database->Drop();
+      EXPECT_TRUE(dropped.ok()) << dropped.message();
+    }
+    databases_.clear();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
   void Reopen() {
     store_.reset();
-    StoreOptions options;
-    options.database = "sqlite://" + dir_ + "/test.db";
-    auto opened = OpenStore(options);
+    auto opened = OpenStore(options_);
     ASSERT_TRUE(opened.ok()) << opened.status().message();
     store_ = std::move(opened.value());
+  }
+
+  bool Postgres() const { return GetParam() == "postgres"; }
+
+  // The URL of this test's database `name`, made on first use: a file in the test's folder, or
+  // a database of its own on the PostgreSQL server.
+  model::StatusOr<std::string> DatabaseUrl(const std::string& name) {
+    if (!Postgres()) return "sqlite://" + dir_ + "/" + name + ".db";
+    std::unique_ptr<testing::PgTestDatabase>& database = databases_[name];
+    if (database == nullptr) {
+      auto created = testing::PgTestDatabase::Create(server_url_);
+      if (!created.ok()) return created.status();
+      database = std::move(created.value());
+    }
+    return database->url();
+  }
+
+  // Everything the backend keeps of database `name`, to search for what must not be there.
+  std::string StoredBytes(const std::string& name) {
+    if (Postgres()) {
+      auto text = databases_.at(name)->DumpText();
+      EXPECT_TRUE(text.ok()) << text.status().message();
+      return text.ok() ? *text : "";
+    }
+    std::string bytes;
+    for (const char* suffix : {".db", ".db-wal"}) {
+      std::ifstream file(dir_ + "/" + name + suffix, std::ios::binary);
+      bytes.append(std::istreambuf_iterator<char>(file), {});
+    }
+    return bytes;
   }
 
   Endpoint MakeEndpoint(const std::string& site_id, model::EventFilter filter = {}) {
@@ -40,17 +95,26 @@ class StoreTest : public ::testing::Test {
     e.filter = filter;
     e.secret = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
     auto created = store_->CreateEndpoint(e);
-    EXPECT_TRUE(created.ok());
-    return created.value();
+    EXPECT_TRUE(created.ok()) << created.status().message();
+    return created.ok() ? created.value() : Endpoint{};
   }
 
-  AppendResult Append(const std::string& site_id, std::vector<model::Event> events) {
+  AppendResult Append(const std::string& site_id, std::vector<model::Event> events,
+                      int64_t now_ms = 1000) {
     std::promise<model::StatusOr<AppendResult>> promise;
-    store_->AppendEvents(site_id, std::move(events), 1000,
+    store_->AppendEvents(site_id, std::move(events), now_ms,
                          [&](model::StatusOr<AppendResult> r) { promise.set_value(std::move(r)); });
     auto result = promise.get_future().get();
     EXPECT_TRUE(result.ok()) << result.status().message();
     return result.ok() ? result.value() : AppendResult{};
+  }
+
+  void Record(std::vector<AttemptRecord> records) {
+    std::promise<model::Status> promise;
+    store_->RecordAttempts(std::move(records),
+                           [&](model::Status s) { promise.set_value(std::move(s)); });
+    const model::Status recorded = promise.get_future().get();
+    EXPECT_TRUE(recorded.ok()) << recorded.message();
   }
 
   static model::Event MakeEvent(model::Action action, std::string event_id) {
@@ -63,11 +127,59 @@ class StoreTest : public ::testing::Test {
     return e;
   }
 
+  static std::vector<int64_t> Ids(const std::vector<DueMessage>& messages) {
+    std::vector<int64_t> ids;
+    for (const DueMessage& m : messages) ids.push_back(m.id);
+    return ids;
+  }
+
+  StoreOptions options_;
   std::string dir_;
+  std::string server_url_;
+  std::map<std::string, std::unique_ptr<testing::PgTestDatabase>> databases_;
   std::unique_ptr<Store> store_;
 };
 
-TEST_F(StoreTest, SitesAreFoundByIdAndIngestKey) {
+// The value of a store call that must succeed; a failure shows the store's message instead of
+// reading an empty result.
+template <typename T>
+T Value(model::StatusOr<T> result) {
+  if (!result.ok()) {
+    ADD_FAILURE() << "store call failed: " << result.status().message();
+    return T{};
+  }
+  return std::move(result).value();
+}
+
+// Counters as text, so that a mismatch shows every field.
+std::string Text(const model::Counters& n) {
+  return "views=" + std::to_string(n.views) + " clicks=" + std::to_string(n.clicks) +
+         " buttons=" + std::to_string(n.clicks_by_button[0]) + "/" +
+         std::to_string(n.clicks_by_button[1]) + "/" + std::to_string(n.clicks_by_button[2]);
+}
+std::string Text(int64_t views, int64_t clicks, int64_t b0, int64_t b1, int64_t b2) {
+  model::Counters n;
+  n.views = views;
+  n.clicks = clicks;
+  n.clicks_by_button = {b0, b1, b2};
+  return Text(n);
+}
+std::string Text(const StatsRow& row) { return row.key + ": " + Text(row.counters); }
+// Views and clicks only: UTM groups count no buttons.
+std::string ViewsAndClicks(const StatsRow& row) {
+  return row.key + ": " + std::to_string(row.counters.views) + "/" +
+         std::to_string(row.counters.clicks);
+}
+
+std::string Text(const model::Event& e) {
+  return std::string(model::ActionName(e.action)) + "|" + e.cookie_id + "|" + e.cid + "|" +
+         e.notification_title + "|" + e.reference_id + "|" + e.utm_campaign + "|" + e.utm_content +
+         "|" + e.utm_medium + "|" + e.utm_source + "|" + e.utm_term + "|" +
+         std::to_string(e.clicked_button) + "|" + e.event_id + "|" +
+         std::to_string(e.occurred_at_ms);
+}
+
+TEST_P(StoreTest, SitesAreFoundByIdAndIngestKey) {
   auto site = store_->CreateSite("Shop");
   ASSERT_TRUE(site.ok());
   EXPECT_EQ(site->id.rfind("site_", 0), 0u);
@@ -79,7 +191,7 @@ TEST_F(StoreTest, SitesAreFoundByIdAndIngestKey) {
   EXPECT_EQ(store_->ListSites()->size(), 1u);
 }
 
-TEST_F(StoreTest, TokensMapToTheirSite) {
+TEST_P(StoreTest, TokensMapToTheirSite) {
   auto site = store_->CreateSite("a");
   ASSERT_TRUE(store_->AddSiteToken(site->id, "hash1").ok());
   EXPECT_EQ(store_->FindSiteOfToken("hash1"), site->id);
@@ -87,7 +199,7 @@ TEST_F(StoreTest, TokensMapToTheirSite) {
   EXPECT_EQ(store_->AddSiteToken("site_missing", "h").code(), model::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, EndpointsAreScopedToTheirSite) {
+TEST_P(StoreTest, EndpointsAreScopedToTheirSite) {
   auto a = store_->CreateSite("a");
   auto b = store_->CreateSite("b");
   Endpoint e = MakeEndpoint(a->id);
@@ -108,7 +220,7 @@ TEST_F(StoreTest, EndpointsAreScopedToTheirSite) {
   EXPECT_TRUE(store_->ListEndpoints(a->id)->empty());
 }
 
-TEST_F(StoreTest, AppendFansOutByFilterAndSkipsDuplicates) {
+TEST_P(StoreTest, AppendFansOutByFilterAndSkipsDuplicates) {
   auto site = store_->CreateSite("a");
   Endpoint all = MakeEndpoint(site->id);
   Endpoint clicks = MakeEndpoint(site->id, model::EventFilter{false, true});
@@ -131,7 +243,7 @@ TEST_F(StoreTest, AppendFansOutByFilterAndSkipsDuplicates) {
   EXPECT_EQ(Append(other->id, {MakeEvent(model::Action::kView, "e1")}).accepted, 1u);
 }
 
-TEST_F(StoreTest, ConcurrentAppendsAllCommitAndAnswerOnce) {
+TEST_P(StoreTest, ConcurrentAppendsAllCommitAndAnswerOnce) {
   auto site = store_->CreateSite("a");
   MakeEndpoint(site->id);
   constexpr int kThreads = 8, kPerThread = 50;
@@ -152,7 +264,7 @@ TEST_F(StoreTest, ConcurrentAppendsAllCommitAndAnswerOnce) {
   EXPECT_EQ(store_->LoadPending(0, 10000)->size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
-TEST_F(StoreTest, AttemptsMoveMessagesAndSurviveReopen) {
+TEST_P(StoreTest, AttemptsMoveMessagesAndSurviveReopen) {
   auto site = store_->CreateSite("a");
   Endpoint ep = MakeEndpoint(site->id);
   AppendResult r = Append(
@@ -171,7 +283,7 @@ TEST_F(StoreTest, AttemptsMoveMessagesAndSurviveReopen) {
   store_->RecordAttempts({ok, retry}, [&](model::Status s) { done.set_value(s); });
   ASSERT_TRUE(done.get_future().get().ok());
 
-  Reopen();
+  ASSERT_NO_FATAL_FAILURE(Reopen());
   auto pending = store_->LoadPending(0, 10);
   ASSERT_TRUE(pending.ok());
   ASSERT_EQ(pending->size(), 1u);
@@ -188,7 +300,7 @@ TEST_F(StoreTest, AttemptsMoveMessagesAndSurviveReopen) {
             model::StatusCode::kNotFound);
 }
 
-TEST_F(StoreTest, MessageLogFiltersAndPagesNewestFirst) {
+TEST_P(StoreTest, MessageLogFiltersAndPagesNewestFirst) {
   auto site = store_->CreateSite("a");
   Endpoint ep = MakeEndpoint(site->id);
   std::vector<model::Event> events;
@@ -209,40 +321,612 @@ TEST_F(StoreTest, MessageLogFiltersAndPagesNewestFirst) {
   EXPECT_TRUE(store_->ListMessages(q)->empty());
 }
 
-TEST_F(StoreTest, EndpointSecretsAreSealedAtRestAndOpenOnRead) {
+TEST_P(StoreTest, EndpointSecretsAreSealedAtRestAndOpenOnRead) {
   store_.reset();
+  auto sealed = DatabaseUrl("sealed");
+  ASSERT_TRUE(sealed.ok()) << sealed.status().message();
   StoreOptions options;
-  options.database = "sqlite://" + dir_ + "/sealed.db";
+  options.database = *sealed;
   options.secrets_key = std::string(32, 's');
   store_ = std::move(OpenStore(options).value());
   auto site = store_->CreateSite("a");
   Endpoint e = MakeEndpoint(site->id);
   EXPECT_EQ(store_->GetEndpoint(site->id, e.id)->secret, e.secret);
   store_.reset();
-  // The file holds no trace of the secret's text.
-  std::ifstream file(dir_ + "/sealed.db", std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(file)), {});
-  std::ifstream wal(dir_ + "/sealed.db-wal", std::ios::binary);
-  const std::string wal_bytes((std::istreambuf_iterator<char>(wal)), {});
+  // The database holds the endpoint, but no trace of the secret's text.
+  const std::string bytes = StoredBytes("sealed");
+  EXPECT_NE(bytes.find(e.url), std::string::npos);
   const std::string secret_part = e.secret.substr(6, 20);
   EXPECT_EQ(bytes.find(secret_part), std::string::npos);
-  EXPECT_EQ(wal_bytes.find(secret_part), std::string::npos);
-  // Another key cannot read it: the secret reads as empty and signs nothing.
+  // Another key cannot open the database: it would read every secret as empty and sign nothing.
   options.secrets_key = std::string(32, 'x');
-  store_ = std::move(OpenStore(options).value());
-  EXPECT_EQ(store_->GetEndpoint(site->id, e.id)->secret, "");
+  auto wrong = OpenStore(options);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), model::StatusCode::kUnprocessable);
+  EXPECT_EQ(wrong.status().message(), WrongSecretsKey().message());
+  options.secrets_key = std::string(32, 's');
+  auto right = OpenStore(options);
+  ASSERT_TRUE(right.ok()) << right.status().message();
+  store_ = std::move(right.value());
+  EXPECT_EQ(store_->GetEndpoint(site->id, e.id)->secret, e.secret);
 }
 
-TEST_F(StoreTest, MessageIdsRoundTripAndCarryTheInstance) {
+TEST_P(StoreTest, MessageIdsRoundTripAndCarryTheInstance) {
   const std::string instance = store_->instance_id();  // a copy: Reopen() frees the store
   EXPECT_EQ(instance.size(), 8u);
   const std::string id = FormatMessageId(instance, 1234);
   EXPECT_EQ(ParseMessageId(instance, id), 1234);
   EXPECT_EQ(ParseMessageId(instance, "msg_other1234"), std::nullopt);
   EXPECT_EQ(ParseMessageId(instance, id + "x"), std::nullopt);
-  Reopen();
+  ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(store_->instance_id(), instance);
 }
+
+TEST_P(StoreTest, UpdateEndpointChangesOnlyTheFieldsItSets) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  EndpointPatch patch;
+  patch.url = "http://127.0.0.1:9/new";
+  patch.max_in_flight = 4;
+  auto updated = store_->UpdateEndpoint(site->id, e.id, patch, 77);
+  ASSERT_TRUE(updated.ok()) << updated.status().message();
+  for (const Endpoint& read : {*updated, Value(store_->GetEndpoint(site->id, e.id))}) {
+    EXPECT_EQ(read.url, "http://127.0.0.1:9/new");
+    EXPECT_EQ(read.max_in_flight, 4);
+    EXPECT_EQ(read.updated_at_ms, 77);
+    EXPECT_EQ(read.created_at_ms, e.created_at_ms);
+    EXPECT_EQ(read.description, "");
+    EXPECT_TRUE(read.filter.view);
+    EXPECT_TRUE(read.filter.click);
+    EXPECT_EQ(read.format, model::PayloadFormat::kIzooto);
+    EXPECT_TRUE(read.enabled);
+    EXPECT_EQ(read.rate_limit, 0);
+    EXPECT_EQ(read.secret, e.secret);
+    EXPECT_EQ(read.previous_secret, "");
+  }
+
+  EndpointPatch more;
+  more.description = "orders";
+  more.filter = model::EventFilter{false, true};
+  more.format = model::PayloadFormat::kExtended;
+  more.rate_limit = 2.5;
+  ASSERT_TRUE(store_->UpdateEndpoint(site->id, e.id, more, 78).ok());
+  auto read = Value(store_->GetEndpoint(site->id, e.id));
+  EXPECT_EQ(read.url, "http://127.0.0.1:9/new");
+  EXPECT_EQ(read.max_in_flight, 4);
+  EXPECT_EQ(read.description, "orders");
+  EXPECT_FALSE(read.filter.view);
+  EXPECT_TRUE(read.filter.click);
+  EXPECT_EQ(read.format, model::PayloadFormat::kExtended);
+  EXPECT_EQ(read.rate_limit, 2.5);
+  EXPECT_EQ(read.updated_at_ms, 78);
+}
+
+TEST_P(StoreTest, UpdateEndpointRotatesTheSecretOnlyOnItsOwnSite) {
+  auto site = store_->CreateSite("a");
+  auto other = store_->CreateSite("b");
+  Endpoint e = MakeEndpoint(site->id);
+  EndpointPatch rotation;
+  rotation.secret = "whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4";
+  rotation.previous_secret = e.secret;
+  rotation.previous_secret_expires_ms = 86'400'000;
+  EXPECT_EQ(store_->UpdateEndpoint(other->id, e.id, rotation, 50).status().code(),
+            model::StatusCode::kNotFound);
+  EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).secret, e.secret);
+  EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).previous_secret, "");
+
+  ASSERT_TRUE(store_->UpdateEndpoint(site->id, e.id, rotation, 60).ok());
+  auto rotated = store_->GetEndpointById(e.id);
+  ASSERT_TRUE(rotated.ok()) << rotated.status().message();
+  EXPECT_EQ(rotated->secret, "whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4");
+  EXPECT_EQ(rotated->previous_secret, e.secret);
+  EXPECT_EQ(rotated->previous_secret_expires_ms, 86'400'000);
+  EXPECT_EQ(rotated->url, e.url);
+
+  ASSERT_TRUE(store_->DeleteEndpoint(site->id, e.id).ok());
+  EXPECT_EQ(store_->UpdateEndpoint(site->id, e.id, rotation, 70).status().code(),
+            model::StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, DeleteEndpointFailsItsPendingMessages) {
+  auto site = store_->CreateSite("a");
+  Endpoint gone = MakeEndpoint(site->id);
+  Endpoint kept = MakeEndpoint(site->id);
+  AppendResult r = Append(
+      site->id, {MakeEvent(model::Action::kView, "1"), MakeEvent(model::Action::kView, "2")});
+  ASSERT_EQ(r.messages.size(), 4u);
+  std::vector<int64_t> to_gone, to_kept;
+  for (const DueMessage& m : r.messages)
+    (m.endpoint_id == gone.id ? to_gone : to_kept).push_back(m.id);
+  ASSERT_EQ(to_gone.size(), 2u);
+  Record({{to_gone[0], 1, 2000, 204, 100, "", "", MessageStatus::kDelivered, 2000}});
+
+  ASSERT_TRUE(store_->DeleteEndpoint(site->id, gone.id).ok());
+  EXPECT_EQ(store_->GetEndpointById(gone.id).status().code(), model::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->GetEndpointById(kept.id).ok());
+  EXPECT_EQ(Value(store_->GetMessage(site->id, to_gone[0])).status, MessageStatus::kDelivered);
+  auto failed = store_->GetMessage(site->id, to_gone[1]);
+  EXPECT_EQ(failed->status, MessageStatus::kFailed);
+  EXPECT_EQ(failed->last_error, "endpoint deleted");
+  EXPECT_EQ(Ids(Value(store_->LoadPending(0, 10))), to_kept);
+  EXPECT_TRUE(Value(store_->LoadPendingForEndpoint(gone.id, 0, 10)).empty());
+  // A message of a deleted endpoint has nowhere to go again.
+  EXPECT_EQ(store_->RequeueMessage(site->id, to_gone[1], 3000).status().code(),
+            model::StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, EventsWithoutAnIdAreNeverDuplicates) {
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  AppendResult first =
+      Append(site->id, {MakeEvent(model::Action::kView, ""), MakeEvent(model::Action::kView, "")});
+  AppendResult second = Append(site->id, {MakeEvent(model::Action::kView, "")});
+  EXPECT_EQ(first.accepted, 2u);
+  EXPECT_EQ(first.duplicates, 0u);
+  EXPECT_EQ(second.accepted, 1u);
+  EXPECT_EQ(second.duplicates, 0u);
+  ASSERT_EQ(first.messages.size(), 2u);
+  // The store names each one, and no two alike.
+  const std::string a = Value(store_->LoadDelivery(first.messages[0].id)).event.event_id;
+  const std::string b = Value(store_->LoadDelivery(first.messages[1].id)).event.event_id;
+  EXPECT_NE(a, "");
+  EXPECT_NE(a, b);
+}
+
+TEST_P(StoreTest, ConcurrentAppendsOfOneEventIdAcceptItOnce) {
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  constexpr int kThreads = 8;
+  std::latch start(kThreads);
+  std::atomic<int> accepted{0}, duplicates{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      AppendResult r = Append(site->id, {MakeEvent(model::Action::kView, "same"),
+                                         MakeEvent(model::Action::kView, std::to_string(t))});
+      accepted += static_cast<int>(r.accepted);
+      duplicates += static_cast<int>(r.duplicates);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(accepted.load(), kThreads + 1);
+  EXPECT_EQ(duplicates.load(), kThreads - 1);
+  EXPECT_EQ(Value(store_->LoadPending(0, 100)).size(), static_cast<size_t>(kThreads + 1));
+}
+
+TEST_P(StoreTest, DisabledEndpointsStillGetMessages) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  EndpointPatch disable;
+  disable.enabled = false;
+  ASSERT_TRUE(store_->UpdateEndpoint(site->id, e.id, disable, 10).ok());
+  AppendResult r = Append(site->id, {MakeEvent(model::Action::kClick, "c")});
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].endpoint_id, e.id);
+  EXPECT_EQ(Ids(Value(store_->LoadPendingForEndpoint(e.id, 0, 10))), Ids(r.messages));
+}
+
+TEST_P(StoreTest, LoadPendingPagesInIdOrderAfterACursor) {
+  auto site = store_->CreateSite("a");
+  Endpoint a = MakeEndpoint(site->id);
+  Endpoint b = MakeEndpoint(site->id);
+  std::vector<model::Event> events;
+  for (int i = 0; i < 4; ++i) events.push_back(MakeEvent(model::Action::kView, std::to_string(i)));
+  AppendResult r = Append(site->id, events);
+  ASSERT_EQ(r.messages.size(), 8u);
+  std::vector<int64_t> all, to_a;
+  for (const DueMessage& m : r.messages) {
+    all.push_back(m.id);
+    if (m.endpoint_id == a.id) to_a.push_back(m.id);
+  }
+  std::sort(all.begin(), all.end());
+  std::sort(to_a.begin(), to_a.end());
+  // A delivered message is no longer pending.
+  Record({{all[2], 1, 2000, 200, 10, "", "", MessageStatus::kDelivered, 2000}});
+  if (to_a[1] == all[2]) to_a.erase(to_a.begin() + 1);
+  all.erase(all.begin() + 2);
+
+  auto page1 = store_->LoadPending(0, 3);
+  ASSERT_TRUE(page1.ok()) << page1.status().message();
+  ASSERT_EQ(Ids(*page1), std::vector<int64_t>(all.begin(), all.begin() + 3));
+  EXPECT_EQ(page1->front().due_ms, 1000);
+  EXPECT_EQ(page1->front().attempts, 0);
+  auto page2 = Value(store_->LoadPending(page1->back().id, 3));
+  ASSERT_EQ(Ids(page2), std::vector<int64_t>(all.begin() + 3, all.begin() + 6));
+  auto page3 = Value(store_->LoadPending(page2.back().id, 3));
+  EXPECT_EQ(Ids(page3), std::vector<int64_t>(all.begin() + 6, all.end()));
+  EXPECT_TRUE(Value(store_->LoadPending(all.back(), 3)).empty());
+
+  auto a1 = store_->LoadPendingForEndpoint(a.id, 0, 2);
+  ASSERT_TRUE(a1.ok()) << a1.status().message();
+  ASSERT_EQ(Ids(*a1), std::vector<int64_t>(to_a.begin(), to_a.begin() + 2));
+  for (const DueMessage& m : *a1) EXPECT_EQ(m.endpoint_id, a.id);
+  auto a2 = Value(store_->LoadPendingForEndpoint(a.id, a1->back().id, 10));
+  EXPECT_EQ(Ids(a2), std::vector<int64_t>(to_a.begin() + 2, to_a.end()));
+  EXPECT_TRUE(Value(store_->LoadPendingForEndpoint(b.id, all.back(), 10)).empty());
+}
+
+TEST_P(StoreTest, LoadDeliveryCarriesTheEventAndTheEndpointWithItsSecretOpened) {
+  // The fixture's store seals secrets at rest: what comes back must be opened.
+  ASSERT_FALSE(options_.secrets_key.empty());
+  auto site = store_->CreateSite("a");
+  Endpoint e;
+  e.site_id = site->id;
+  e.url = "http://127.0.0.1:9/deliver";
+  e.secret = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
+  e.previous_secret = "whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4";
+  e.previous_secret_expires_ms = 123'456;
+  e.format = model::PayloadFormat::kExtended;
+  auto created = store_->CreateEndpoint(e);
+  ASSERT_TRUE(created.ok()) << created.status().message();
+  model::Event event = MakeEvent(model::Action::kClick, "full");
+  event.notification_title = "Sale";
+  event.reference_id = "run-7";
+  event.utm_campaign = "spring";
+  event.utm_content = "banner";
+  event.utm_medium = "push";
+  event.utm_source = "izooto";
+  event.utm_term = "shoes";
+  event.clicked_button = 2;
+  event.occurred_at_ms = 1'700'000'000'123;
+  AppendResult r = Append(site->id, {event});
+  ASSERT_EQ(r.messages.size(), 1u);
+
+  auto d = store_->LoadDelivery(r.messages[0].id);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_EQ(d->message_id, r.messages[0].id);
+  EXPECT_EQ(d->site_id, site->id);
+  EXPECT_EQ(d->attempts, 0);
+  EXPECT_EQ(d->status, MessageStatus::kPending);
+  EXPECT_EQ(Text(d->event), Text(event));
+  EXPECT_EQ(d->endpoint.id, created->id);
+  EXPECT_EQ(d->endpoint.site_id, site->id);
+  EXPECT_EQ(d->endpoint.url, "http://127.0.0.1:9/deliver");
+  EXPECT_EQ(d->endpoint.format, model::PayloadFormat::kExtended);
+  EXPECT_EQ(d->endpoint.secret, e.secret);
+  EXPECT_EQ(d->endpoint.previous_secret, e.previous_secret);
+  EXPECT_EQ(d->endpoint.previous_secret_expires_ms, 123'456);
+
+  Record({{r.messages[0].id, 1, 2000, 503, 10, "", "", MessageStatus::kPending, 7000}});
+  EXPECT_EQ(Value(store_->LoadDelivery(r.messages[0].id)).attempts, 1);
+  EXPECT_EQ(store_->LoadDelivery(r.messages[0].id + 1000).status().code(),
+            model::StatusCode::kNotFound);
+}
+
+TEST_P(StoreTest, RequeueMakesAFinishedMessagePendingAgain) {
+  auto site = store_->CreateSite("a");
+  auto other = store_->CreateSite("b");
+  Endpoint e = MakeEndpoint(site->id);
+  AppendResult r = Append(site->id, {MakeEvent(model::Action::kView, "v")});
+  ASSERT_EQ(r.messages.size(), 1u);
+  const int64_t id = r.messages[0].id;
+  Record({{id, 1, 2000, 500, 10, "", "", MessageStatus::kFailed, 2000}});
+  EXPECT_TRUE(Value(store_->LoadPending(0, 10)).empty());
+
+  EXPECT_EQ(store_->RequeueMessage(other->id, id, 5000).status().code(),
+            model::StatusCode::kNotFound);
+  EXPECT_EQ(store_->RequeueMessage(site->id, id + 1000, 5000).status().code(),
+            model::StatusCode::kNotFound);
+  EXPECT_EQ(Value(store_->GetMessage(site->id, id)).status, MessageStatus::kFailed);
+
+  auto due = store_->RequeueMessage(site->id, id, 5000);
+  ASSERT_TRUE(due.ok()) << due.status().message();
+  EXPECT_EQ(due->id, id);
+  EXPECT_EQ(due->endpoint_id, e.id);
+  EXPECT_EQ(due->due_ms, 5000);
+  EXPECT_EQ(due->attempts, 1);
+  auto pending = store_->LoadPending(0, 10);
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ(pending->front().id, id);
+  EXPECT_EQ(pending->front().due_ms, 5000);
+  EXPECT_EQ(pending->front().attempts, 1);
+  EXPECT_EQ(Value(store_->GetMessage(site->id, id)).status, MessageStatus::kPending);
+  EXPECT_EQ(Value(store_->ListAttempts(id)).size(), 1u);
+}
+
+TEST_P(StoreTest, ReplayMakesMessagesForTheEventsInTheWindow) {
+  auto site = store_->CreateSite("a");
+  auto other = store_->CreateSite("b");
+  const auto event = [](std::string id, int64_t at, std::string cid, std::string reference) {
+    model::Event e = MakeEvent(model::Action::kView, std::move(id));
+    e.occurred_at_ms = at;
+    e.cid = std::move(cid);
+    e.reference_id = std::move(reference);
+    return e;
+  };
+  Append(site->id, {event("t100", 100, "a", "r1"), event("t200", 200, "a", "r2"),
+                    event("t300", 300, "b", "r1"), event("t400", 400, "a", "r1")});
+  Append(other->id, {event("o200", 200, "a", "r1")});
+  // Made after the events: only a replay gives it messages.
+  Endpoint late = MakeEndpoint(site->id);
+  const auto replayed_events = [&](const std::vector<DueMessage>& messages) {
+    std::vector<std::string> ids;
+    for (const DueMessage& m : messages) {
+      EXPECT_EQ(m.endpoint_id, late.id);
+      EXPECT_EQ(m.due_ms, 9000);
+      EXPECT_EQ(m.attempts, 0);
+      ids.push_back(Value(store_->LoadDelivery(m.id)).event.event_id);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  ReplayQuery q;
+  q.site_id = site->id;
+  q.endpoint_id = late.id;
+  q.since_ms = 200;
+  q.until_ms = 400;
+  auto window = store_->ReplayEvents(q, 9000);
+  ASSERT_TRUE(window.ok()) << window.status().message();
+  EXPECT_EQ(replayed_events(*window), (std::vector<std::string>{"t200", "t300"}));
+  EXPECT_EQ(Ids(Value(store_->LoadPendingForEndpoint(late.id, 0, 10))).size(), 2u);
+
+  q.since_ms = 0;
+  q.until_ms = 1000;
+  q.cid = "a";
+  EXPECT_EQ(replayed_events(Value(store_->ReplayEvents(q, 9000))),
+            (std::vector<std::string>{"t100", "t200", "t400"}));
+  q.reference_id = "r1";
+  EXPECT_EQ(replayed_events(Value(store_->ReplayEvents(q, 9000))),
+            (std::vector<std::string>{"t100", "t400"}));
+  q.cid.reset();
+  EXPECT_EQ(replayed_events(Value(store_->ReplayEvents(q, 9000))),
+            (std::vector<std::string>{"t100", "t300", "t400"}));
+  q.since_ms = 500;
+  EXPECT_TRUE(Value(store_->ReplayEvents(q, 9000)).empty());
+}
+
+TEST_P(StoreTest, EndpointStatsCountAttemptsAndLatencyPercentiles) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id, model::EventFilter{true, false});
+  Endpoint other = MakeEndpoint(site->id, model::EventFilter{false, true});
+  // 101 attempts with latencies 10, 20, ... 1010 µs, recorded out of order. With 101 values the
+  // usual percentile definitions agree: p50 is the 51st (510), p99 the 100th (1000).
+  std::vector<model::Event> events;
+  for (int i = 1; i <= 101; ++i) {
+    events.push_back(MakeEvent(model::Action::kView, std::to_string(i)));
+  }
+  events.push_back(MakeEvent(model::Action::kClick, "to-other"));
+  AppendResult r = Append(site->id, events);
+  std::vector<int64_t> ids;
+  int64_t other_message = 0;
+  for (const DueMessage& m : r.messages) {
+    if (m.endpoint_id == e.id) {
+      ids.push_back(m.id);
+    } else {
+      other_message = m.id;
+    }
+  }
+  ASSERT_EQ(ids.size(), 101u);
+  std::vector<AttemptRecord> records;
+  for (int i = 1; i <= 101; ++i) {
+    const int n = (i * 37) % 101 + 1;  // a permutation of 1..101
+    // 1..60 answered 2xx (60 with 299), 61 a redirect, 62..90 a 500, 91..101 no answer.
+    const int code = n < 60 ? 204 : n == 60 ? 299 : n == 61 ? 302 : n <= 90 ? 500 : 0;
+    const MessageStatus status = code / 100 == 2 ? MessageStatus::kDelivered
+                                 : code == 0     ? MessageStatus::kFailed
+                                                 : MessageStatus::kPending;
+    records.push_back(
+        {ids[static_cast<size_t>(n - 1)], 1, 10'000, code, n * 10, "", "", status, 20'000});
+  }
+  records.push_back({other_message, 1, 10'000, 500, 999'999, "", "", MessageStatus::kPending, 0});
+  Record(records);
+
+  auto stats = store_->GetEndpointStats(e.id, 10'000);
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_EQ(stats->attempts, 101u);
+  EXPECT_EQ(stats->successes, 60u);
+  EXPECT_EQ(stats->failures, 41u);
+  EXPECT_EQ(stats->latency_p50_us, 510);
+  EXPECT_EQ(stats->latency_p99_us, 1000);
+  EXPECT_EQ(stats->pending, 30u);
+  EXPECT_EQ(stats->failed_messages, 11u);
+  // Attempts before `since` do not count; the messages' states do.
+  auto later = Value(store_->GetEndpointStats(e.id, 10'001));
+  EXPECT_EQ(later.attempts, 0u);
+  EXPECT_EQ(later.latency_p50_us, 0);
+  EXPECT_EQ(later.latency_p99_us, 0);
+  EXPECT_EQ(later.pending, 30u);
+  EXPECT_EQ(later.failed_messages, 11u);
+}
+
+TEST_P(StoreTest, PurgeDeletesFinishedMessagesOlderThanTheirCutOff) {
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  std::vector<model::Event> events;
+  for (int i = 0; i < 5; ++i) events.push_back(MakeEvent(model::Action::kView, std::to_string(i)));
+  AppendResult r = Append(site->id, events);
+  ASSERT_EQ(r.messages.size(), 5u);
+  std::vector<int64_t> id = Ids(r.messages);
+  const auto finish = [](int64_t message, MessageStatus status, int64_t at) {
+    return AttemptRecord{message, 1, at, 200, 10, "", "", status, at};
+  };
+  Record({finish(id[0], MessageStatus::kDelivered, 1000),  // old delivered: goes
+          finish(id[1], MessageStatus::kDelivered, 4000),  // recent delivered: stays
+          finish(id[2], MessageStatus::kFailed, 1500),     // old failed: goes
+          finish(id[3], MessageStatus::kFailed, 2500),     // failed, kept longer: stays
+          finish(id[4], MessageStatus::kPending, 500)});   // pending, however old: stays
+
+  auto purged = store_->PurgeMessages(3000, 2000, 100);
+  ASSERT_TRUE(purged.ok()) << purged.status().message();
+  EXPECT_EQ(*purged, 2u);
+  for (int64_t gone : {id[0], id[2]}) {
+    EXPECT_EQ(store_->GetMessage(site->id, gone).status().code(), model::StatusCode::kNotFound);
+    EXPECT_TRUE(Value(store_->ListAttempts(gone)).empty());
+  }
+  for (int64_t kept : {id[1], id[3], id[4]}) {
+    EXPECT_TRUE(store_->GetMessage(site->id, kept).ok());
+    EXPECT_EQ(Value(store_->ListAttempts(kept)).size(), 1u);
+  }
+  EXPECT_EQ(Value(store_->PurgeMessages(3000, 2000, 100)), 0u);
+}
+
+TEST_P(StoreTest, PurgeStopsAtItsLimit) {
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  AppendResult r =
+      Append(site->id, {MakeEvent(model::Action::kView, "1"), MakeEvent(model::Action::kView, "2"),
+                        MakeEvent(model::Action::kView, "3")});
+  std::vector<AttemptRecord> records;
+  for (const DueMessage& m : r.messages) {
+    records.push_back({m.id, 1, 100, 204, 10, "", "", MessageStatus::kDelivered, 100});
+  }
+  Record(records);
+  EXPECT_EQ(Value(store_->PurgeMessages(1000, 1000, 2)), 2u);
+  EXPECT_EQ(Value(store_->PurgeMessages(1000, 1000, 2)), 1u);
+  EXPECT_EQ(Value(store_->PurgeMessages(1000, 1000, 2)), 0u);
+}
+
+TEST_P(StoreTest, StatsAddUpTotalsSeriesAndGroups) {
+  auto site = store_->CreateSite("a");
+  auto other = store_->CreateSite("b");
+  constexpr int64_t kH = model::kHourMs;
+  const auto event = [](model::Action action, int button, std::string cid, std::string reference,
+                        std::string source, std::string cookie, int64_t at) {
+    model::Event e = MakeEvent(action, "");
+    e.clicked_button = button;
+    e.cid = std::move(cid);
+    e.reference_id = std::move(reference);
+    e.utm_source = std::move(source);
+    e.cookie_id = std::move(cookie);
+    e.occurred_at_ms = at;
+    return e;
+  };
+  const model::Action kView = model::Action::kView, kClick = model::Action::kClick;
+  Append(site->id, {event(kView, 0, "a", "r1", "news", "c1", 3 * kH + 10'000),
+                    event(kClick, 0, "a", "r1", "news", "c1", 3 * kH + 70'000),
+                    event(kClick, 2, "a", "r2", "", "c2", 4 * kH + 300'000),
+                    event(kView, 0, "b", "r1", "ads", "c3", 4 * kH + 1'800'000),
+                    event(kClick, 2, "b", "r1", "ads", "c3", 5 * kH),
+                    event(kView, 0, "a", "r1", "news", "c4", 6 * kH)});  // after the range
+  Append(other->id, {event(kView, 0, "a", "r1", "news", "c9", 3 * kH)});
+
+  StatsQuery q;
+  q.site_id = site->id;
+  q.from_ms = 3 * kH;
+  q.to_ms = 6 * kH;
+  auto all = store_->QueryStats(q);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_EQ(Text(all->totals), Text(2, 3, 1, 0, 2));
+  EXPECT_NEAR(all->unique_subscribers, 3, 0.15);
+  ASSERT_EQ(all->series.size(), 3u);
+  EXPECT_EQ(Text(all->series[0]), std::to_string(3 * kH) + ": " + Text(1, 1, 1, 0, 0));
+  EXPECT_EQ(Text(all->series[1]), std::to_string(4 * kH) + ": " + Text(1, 1, 0, 0, 1));
+  EXPECT_EQ(Text(all->series[2]), std::to_string(5 * kH) + ": " + Text(0, 1, 0, 0, 1));
+  EXPECT_TRUE(all->groups.empty());
+
+  q.group_by = "cid";
+  auto by_cid = Value(store_->QueryStats(q));
+  ASSERT_EQ(by_cid.groups.size(), 2u);
+  EXPECT_EQ(Text(by_cid.groups[0]), "a: " + Text(1, 2, 1, 0, 1));
+  EXPECT_EQ(Text(by_cid.groups[1]), "b: " + Text(1, 1, 0, 0, 1));
+
+  q.group_by = "reference_id";
+  auto by_run = Value(store_->QueryStats(q));
+  ASSERT_EQ(by_run.groups.size(), 2u);
+  EXPECT_EQ(Text(by_run.groups[0]), "r1: " + Text(2, 2, 1, 0, 1));
+  EXPECT_EQ(Text(by_run.groups[1]), "r2: " + Text(0, 1, 0, 0, 1));
+
+  // By button, each group carries all views: the denominator of its click-through rate.
+  q.group_by = "button";
+  auto by_button = Value(store_->QueryStats(q));
+  ASSERT_EQ(by_button.groups.size(), 3u);
+  EXPECT_EQ(Text(by_button.groups[0]), "0: " + Text(2, 1, 1, 0, 0));
+  EXPECT_EQ(Text(by_button.groups[1]), "1: " + Text(2, 0, 0, 0, 0));
+  EXPECT_EQ(Text(by_button.groups[2]), "2: " + Text(2, 2, 0, 0, 2));
+
+  // An absent UTM value is a group of its own, so that the groups add up to the totals.
+  q.group_by = "utm_source";
+  auto by_source = Value(store_->QueryStats(q));
+  ASSERT_EQ(by_source.groups.size(), 3u);
+  EXPECT_EQ(ViewsAndClicks(by_source.groups[0]), ": 0/1");
+  EXPECT_EQ(ViewsAndClicks(by_source.groups[1]), "ads: 1/1");
+  EXPECT_EQ(ViewsAndClicks(by_source.groups[2]), "news: 1/1");
+
+  q.group_by = "colour";
+  EXPECT_EQ(store_->QueryStats(q).status().code(), model::StatusCode::kInvalidArgument);
+
+  q.group_by.reset();
+  q.cid = "a";
+  auto of_a = Value(store_->QueryStats(q));
+  EXPECT_EQ(Text(of_a.totals), Text(1, 2, 1, 0, 1));
+  EXPECT_NEAR(of_a.unique_subscribers, 2, 0.1);
+  q.reference_id = "r1";
+  auto of_run = Value(store_->QueryStats(q));
+  EXPECT_EQ(Text(of_run.totals), Text(1, 1, 1, 0, 0));
+  EXPECT_NEAR(of_run.unique_subscribers, 1, 0.05);
+  ASSERT_EQ(of_run.series.size(), 1u);
+  EXPECT_EQ(of_run.series[0].key, std::to_string(3 * kH));
+}
+
+TEST_P(StoreTest, UniqueSubscribersAreEstimatedWithinFivePercent) {
+  auto site = store_->CreateSite("a");
+  // 2,000 subscribers over two hours, most of them seen in both: 3,000 events.
+  std::vector<model::Event> events;
+  for (int i = 0; i < 3000; ++i) {
+    model::Event e = MakeEvent(model::Action::kView, "");
+    e.cookie_id = "subscriber-" + std::to_string(i % 2000);
+    e.cid = i % 3 == 0 ? "x" : "y";
+    e.occurred_at_ms = (i < 1500 ? 0 : model::kHourMs) + i;
+    events.push_back(std::move(e));
+  }
+  for (size_t from = 0; from < events.size(); from += 500) {
+    Append(site->id, std::vector<model::Event>(events.begin() + static_cast<long>(from),
+                                               events.begin() + static_cast<long>(from + 500)));
+  }
+  StatsQuery q;
+  q.site_id = site->id;
+  auto all = store_->QueryStats(q);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  EXPECT_EQ(all->totals.views, 3000);
+  EXPECT_NEAR(all->unique_subscribers, 2000, 100);
+  q.cid = "x";  // every third event: 1,000 events of 1,000 subscribers
+  EXPECT_NEAR(Value(store_->QueryStats(q)).unique_subscribers, 1000, 50);
+  q.cid.reset();
+  q.to_ms = model::kHourMs;  // the first hour alone: 1,500 subscribers
+  EXPECT_NEAR(Value(store_->QueryStats(q)).unique_subscribers, 1500, 75);
+}
+
+TEST_P(StoreTest, CampaignsPageMostRecentlyActiveFirst) {
+  auto site = store_->CreateSite("a");
+  auto other = store_->CreateSite("b");
+  const auto view = [](std::string cid) {
+    model::Event e = MakeEvent(model::Action::kView, "");
+    e.cid = std::move(cid);
+    return e;
+  };
+  Append(site->id, {view("a")}, 1000);
+  Append(site->id, {view("c"), view("b")}, 2000);
+  Append(site->id, {view("a")}, 1500);
+  Append(site->id, {view("d")}, 3000);
+  Append(other->id, {view("z")}, 9000);
+
+  auto page1 = store_->ListCampaigns(site->id, std::nullopt, 2);
+  ASSERT_TRUE(page1.ok()) << page1.status().message();
+  ASSERT_EQ(page1->size(), 2u);
+  EXPECT_EQ((*page1)[0].cid, "d");
+  EXPECT_EQ((*page1)[1].cid, "b");  // ties in activity go by cid
+  EXPECT_EQ((*page1)[1].last_active_ms, 2000);
+  auto page2 = Value(store_->ListCampaigns(site->id, CampaignCursor{2000, "b"}, 2));
+  ASSERT_EQ(page2.size(), 2u);
+  EXPECT_EQ(page2[0].cid, "c");
+  EXPECT_EQ(page2[1].cid, "a");
+  EXPECT_EQ(page2[1].counters.views, 2);
+  EXPECT_EQ(page2[1].first_active_ms, 1000);
+  EXPECT_EQ(page2[1].last_active_ms, 1500);
+  EXPECT_TRUE(Value(store_->ListCampaigns(site->id, CampaignCursor{1500, "a"}, 2)).empty());
+}
+
+TEST_P(StoreTest, ReadyOnceOpen) {
+  EXPECT_TRUE(store_->Ready());
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_TRUE(store_->Ready());
+}
+
+INSTANTIATE_TEST_SUITE_P(store, StoreTest, ::testing::Values("sqlite", "postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 }  // namespace
 }  // namespace pushhook::store

@@ -940,12 +940,23 @@ class SqliteStore final : public Store {
                                " failed: " + s.message());
       }
     }
-    auto meta = writer_conn_->Prepare("SELECT value FROM meta WHERE key = 'instance'");
+    // The key that seals endpoint secrets must be the one that sealed those already stored.
+    auto check = writer_conn_->Prepare(
+        "INSERT INTO meta(key, value) VALUES('secrets_key_check', ?) ON CONFLICT DO NOTHING");
+    if (!check.ok()) return check.status();
+    if (Status s = (*check)->Bind(1, box_.KeyCheck()).Run(); !s.ok()) return s;
+    auto meta = writer_conn_->Prepare(
+        "SELECT key, value FROM meta WHERE key IN ('instance', 'secrets_key_check')");
     if (!meta.ok()) return meta.status();
-    if ((*meta)->Step(&step)) instance_id_ = (*meta)->Text(0);
+    std::string stored_check;
+    while ((*meta)->Step(&step)) {
+      ((*meta)->Text(0) == "instance" ? instance_id_ : stored_check) = (*meta)->Text(1);
+    }
     (*meta)->Reset();
+    if (!step.ok()) return step;
     if (instance_id_.empty()) return model::Internal("database has no instance id");
-    return step;
+    if (stored_check != box_.KeyCheck()) return WrongSecretsKey();
+    return Status::Ok();
   }
 
   Status ApplyAppend(Connection& c, const std::string& site_id,

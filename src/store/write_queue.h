@@ -1,0 +1,123 @@
+// Group commit, shared by the stores: writes queue up while the previous transaction syncs, and
+// one writer thread takes everything queued as the next transaction. The store supplies the
+// commit (how a batch becomes one transaction); the queue supplies the thread, the bound on
+// queued work (a full queue refuses at once instead of growing), and the synchronous form that
+// the admin paths use.
+//
+// Thread safety: Enqueue() and Run() may be called from any thread; `commit` runs on the writer
+// thread only, as do the operations' `apply` functions. `done` callbacks run on the writer
+// thread (or the caller's, when refused) and must not block.
+#pragma once
+
+#include <pthread.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "model/status.h"
+
+namespace pushhook::store {
+
+template <typename Connection>
+struct WriteOp {
+  std::function<model::Status(Connection&)> apply;
+  std::function<void(model::Status)> done;
+  size_t weight = 1;  // events it carries, against the queue's bound
+};
+
+template <typename Connection>
+class WriteQueue {
+ public:
+  using Op = WriteOp<Connection>;
+  // Makes one transaction of `batch`; (*results)[i] is the outcome of batch[i].
+  using Commit = std::function<void(std::vector<Op>& batch, std::vector<model::Status>* results)>;
+
+  WriteQueue(size_t max_weight, Commit commit)
+      : max_weight_(max_weight), commit_(std::move(commit)) {}
+  ~WriteQueue() { Stop(); }
+  WriteQueue(const WriteQueue&) = delete;
+  WriteQueue& operator=(const WriteQueue&) = delete;
+
+  void Start(const char* thread_name) {
+    thread_ = std::thread([this, thread_name] {
+      pthread_setname_np(pthread_self(), thread_name);
+      Loop();
+    });
+  }
+
+  // Finishes what is queued, then stops the writer thread.
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  void Enqueue(Op op) {
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_ && pending_weight_ + op.weight <= max_weight_) {
+        pending_weight_ += op.weight;
+        queue_.push_back(std::move(op));
+        cv_.notify_one();
+        return;
+      }
+    }
+    // Refused outside the lock: the callback may do anything.
+    op.done(model::Status(model::StatusCode::kUnavailable,
+                          "the store's write queue is full; retry shortly"));
+  }
+
+  // Runs `apply` in the next transaction and waits until it is durable.
+  model::Status Run(std::function<model::Status(Connection&)> apply) {
+    std::promise<model::Status> promise;
+    auto future = promise.get_future();
+    Op op;
+    op.apply = std::move(apply);
+    op.done = [&promise](model::Status s) { promise.set_value(std::move(s)); };
+    Enqueue(std::move(op));
+    return future.get();
+  }
+
+ private:
+  void Loop() {
+    std::vector<Op> batch;
+    std::vector<model::Status> results;
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping, and nothing left to write
+        // Everything queued while the previous transaction was syncing joins this one.
+        batch.assign(std::make_move_iterator(queue_.begin()),
+                     std::make_move_iterator(queue_.end()));
+        queue_.clear();
+        pending_weight_ = 0;
+      }
+      commit_(batch, &results);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].done) batch[i].done(std::move(results[i]));
+      }
+      batch.clear();
+    }
+  }
+
+  const size_t max_weight_;
+  const Commit commit_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Op> queue_;       // guarded by mu_
+  size_t pending_weight_ = 0;  // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace pushhook::store
