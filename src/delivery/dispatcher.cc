@@ -12,6 +12,8 @@ namespace pushhook::delivery {
 namespace {
 
 constexpr int kPendingPage = 10'000;
+// A timer's message id that means "load the endpoint's pending messages again".
+constexpr int64_t kReloadTimer = -1;
 
 bool IsSuccess(int status) { return status >= 200 && status < 300; }
 
@@ -173,8 +175,11 @@ void Dispatcher::LoadEndpointPending(uint32_t index, int64_t now_ms) {
   for (;;) {
     auto page = store_.LoadPendingForEndpoint(endpoints_[index].id, after, kPendingPage);
     if (!page.ok()) {
+      // The database is busy or away: try again in a second, or the messages would wait for
+      // the next restart.
       util::Log(util::LogLevel::kError, "cannot load an endpoint's waiting messages",
                 {{"endpoint_id", endpoints_[index].id}, {"error", page.status().message()}});
+      timers_.push(Timer{now_ms + 1000, kReloadTimer, index, endpoints_[index].generation});
       break;
     }
     for (const store::DueMessage& m : *page) {
@@ -236,6 +241,7 @@ void Dispatcher::Run() {
   std::vector<std::string> changed;
   std::vector<std::string> gained;
   std::vector<std::string> lost;
+  std::vector<std::pair<uint32_t, int64_t>> recorded;
   std::vector<store::AttemptRecord> records;
   for (;;) {
     bool stopping;
@@ -245,7 +251,7 @@ void Dispatcher::Run() {
       std::unique_lock lock(mu_);
       const auto has_work = [&] {
         return halted_ || !inbox_.empty() || !completions_.empty() || !changed_endpoints_.empty() ||
-               !gained_.empty() || !lost_.empty() || resync_ ||
+               !gained_.empty() || !lost_.empty() || resync_ || !recorded_.empty() ||
                (!stopping_ && !runnable_.empty());
       };
       if (!has_work()) {
@@ -263,6 +269,7 @@ void Dispatcher::Run() {
       gained.swap(gained_);
       lost.swap(lost_);
       resync = std::exchange(resync_, false);
+      recorded.swap(recorded_);
       stopping = stopping_;
     }
     const int64_t now = clock_.NowMs();
@@ -283,6 +290,8 @@ void Dispatcher::Run() {
     }
     lost.clear();
     gained.clear();
+    for (const auto& [index, id] : recorded) Forget(index, id);
+    recorded.clear();
     for (const std::string& id : changed) {
       const auto it = endpoint_index_.find(id);
       if (it != endpoint_index_.end()) RefreshEndpoint(it->second);
@@ -292,7 +301,20 @@ void Dispatcher::Run() {
     inbox.clear();
     for (Completion& c : completions) Complete(c, &records, now);
     if (!records.empty()) {
-      store_.RecordAttempts(std::move(records), [](model::Status) {});
+      // Shared database: a finished message stays held until its record is durable, or a
+      // notice or the backstop could read it as pending meanwhile and send it again.
+      std::function<void(model::Status)> recorded = [](model::Status) {};
+      if (options_.shared && !finishing_.empty()) {
+        recorded = [this, finished = std::move(finishing_)](model::Status) mutable {
+          {
+            std::lock_guard lock(mu_);
+            recorded_.insert(recorded_.end(), finished.begin(), finished.end());
+          }
+          cv_.notify_all();
+        };
+      }
+      finishing_.clear();
+      store_.RecordAttempts(std::move(records), std::move(recorded));
       records.clear();
     }
     {
@@ -308,6 +330,10 @@ void Dispatcher::Run() {
       timers_.pop();
       EndpointState& target = endpoints_[t.endpoint];
       if (t.generation != target.generation) continue;  // set before the endpoint was parked
+      if (t.message_id == kReloadTimer) {
+        LoadEndpointPending(t.endpoint, now);
+        continue;
+      }
       if (t.message_id != 0) target.ready.push_back(t.message_id);
       MarkRunnable(t.endpoint);
     }
@@ -509,7 +535,7 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
     state.failing_since_ms = 0;
     record.new_status = store::MessageStatus::kDelivered;
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
-    Forget(index, d.message_id);
+    finishing_.emplace_back(index, d.message_id);
     std::lock_guard lock(mu_);
     ++counts_.delivered;
   } else {
@@ -546,7 +572,7 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
     } else {
       record.new_status = store::MessageStatus::kFailed;
       record.next_attempt_ms = now_ms;
-      Forget(index, d.message_id);
+      finishing_.emplace_back(index, d.message_id);
       std::lock_guard lock(mu_);
       ++counts_.failed;
     }

@@ -118,7 +118,8 @@ class Dispatcher {
  private:
   struct Timer {
     int64_t due_ms;
-    int64_t message_id;  // 0: wake the endpoint (its rate limit or circuit allows again)
+    // 0: wake the endpoint (its rate limit or circuit allows again); -1: reload its messages.
+    int64_t message_id;
     uint32_t endpoint;
     uint32_t generation;  // the endpoint's generation when set; stale once it was parked
     bool operator>(const Timer& o) const { return due_ms > o.due_ms; }
@@ -181,6 +182,8 @@ class Dispatcher {
   std::vector<std::string> gained_;                           // guarded by mu_
   std::vector<std::string> lost_;                             // guarded by mu_
   bool resync_ = false;                                       // guarded by mu_
+  // Shared database: finished messages (endpoint, id) whose records are durable.
+  std::vector<std::pair<uint32_t, int64_t>> recorded_;  // guarded by mu_
   bool stopping_ = false;                                     // guarded by mu_
   bool halted_ = false;                                       // guarded by mu_: grace is over
   DispatcherCounts counts_;                                   // guarded by mu_
@@ -195,6 +198,7 @@ class Dispatcher {
   int total_in_flight_ = 0;
   int64_t backlog_counted_ms_ = 0;
   std::atomic<int64_t> max_admitted_id_{0};
+  std::vector<std::pair<uint32_t, int64_t>> finishing_;  // finished; records not yet written
 
   std::thread thread_;
 };

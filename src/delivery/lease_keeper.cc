@@ -141,6 +141,7 @@ void LeaseKeeper::Round() {
   }
   last_renewed_ = started;
   for (const std::string& id : drained) draining_.erase(id);
+  bool reconnected = false;
 
   std::set<std::string> held(round->held.begin(), round->held.end());
   for (const std::string& id : draining_) held.erase(id);
@@ -166,6 +167,7 @@ void LeaseKeeper::Round() {
     if (!status_.connected) {
       util::Log(util::LogLevel::kInfo, "endpoint leases renewed",
                 {{"node_id", options_.node_id}, {"owned", owned_.size()}});
+      reconnected = true;
     }
     status_.connected = true;
     status_.nodes = std::move(round->nodes);
@@ -176,6 +178,9 @@ void LeaseKeeper::Round() {
               {{"node_id", options_.node_id}, {"gained", gained.size()}, {"lost", lost.size()}});
     dispatcher_.SetOwnership(std::move(gained), std::move(lost));
   }
+  // Notices sent while this node could not reach the database are lost, and the backstop only
+  // looks at recent ids: after an outage, look again at everything this node owns.
+  if (reconnected) dispatcher_.Resync();
 }
 
 void LeaseKeeper::Backstop() {

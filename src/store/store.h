@@ -73,7 +73,9 @@ struct DueMessage {
 struct AppendResult {
   size_t accepted = 0;
   size_t duplicates = 0;
-  std::vector<DueMessage> messages;  // one per (accepted event, enabled endpoint that takes it)
+  // One per (accepted event, endpoint that takes its action), disabled endpoints included:
+  // their messages wait, pending, until the endpoint is enabled again.
+  std::vector<DueMessage> messages;
 };
 
 // What one attempt needs: the message, its event and its endpoint as they are now.

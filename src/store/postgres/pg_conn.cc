@@ -18,7 +18,10 @@ pg_conn* Connect(const std::string& url) {
                         "keepalives_idle", "keepalives_interval", "keepalives_count",
                         nullptr};
   const char* values[] = {url.c_str(), "3", "pushhook", "10", "5", "3", nullptr};
-  return PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  // Notices ("relation already exists, skipping") are not errors; libpq would print them.
+  if (conn != nullptr) PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  return conn;
 }
 
 std::string FirstLine(const char* message) {

@@ -174,7 +174,6 @@ model::EventFilter FilterFromBits(int64_t bits) {
 constexpr const char* kEndpointColumns =
     "id, site_id, url, description, events, payload_format, enabled, max_in_flight, rate_limit, "
     "secret, previous_secret, previous_secret_expires_at, created_at, updated_at";
-constexpr int kEndpointColumnCount = 14;
 
 Endpoint ReadEndpoint(const Result& r, int row, int first, const model::SecretBox& box) {
   Endpoint e;
@@ -915,6 +914,12 @@ class PostgresStore final : public Store {
     }
     Status s = conn->healthy() ? Status::Ok() : conn->Reconnect();
     if (s.ok()) s = fn(*conn);
+    // A pooled connection learns that the server restarted only when it is next used: then,
+    // once, connect again and run it again. That failure comes from sending to a server that
+    // is gone, so the statement did not run; one that reached a server which died before
+    // answering could run twice, which a read does not mind and a write here (one statement,
+    // the same ids) turns into a clean duplicate-key error.
+    if (!s.ok() && !conn->healthy() && conn->Reconnect().ok()) s = fn(*conn);
     {
       std::lock_guard lock(pool_mu_);
       pool_.push_back(std::move(conn));
