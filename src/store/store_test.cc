@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <latch>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "store/testing/pg_test_db.h"
@@ -924,6 +926,140 @@ TEST_P(StoreTest, ReadyOnceOpen) {
 }
 
 INSTANTIATE_TEST_SUITE_P(store, StoreTest, ::testing::Values("sqlite", "postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+// Several nodes on one database, each with a store of its own: PostgreSQL only (an SQLite file
+// belongs to one process).
+class SharedStoreTest : public StoreTest {
+ protected:
+  std::unique_ptr<Store> OpenAnother() {
+    auto opened = OpenStore(options_);
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    return opened.ok() ? std::move(opened.value()) : nullptr;
+  }
+
+  static AppendResult AppendTo(Store& store, const std::string& site_id,
+                               std::vector<model::Event> events) {
+    std::promise<model::StatusOr<AppendResult>> promise;
+    store.AppendEvents(site_id, std::move(events), 1000,
+                       [&](model::StatusOr<AppendResult> r) { promise.set_value(std::move(r)); });
+    auto result = promise.get_future().get();
+    EXPECT_TRUE(result.ok()) << result.status().message();
+    return result.ok() ? result.value() : AppendResult{};
+  }
+
+  static std::vector<std::string> Sorted(std::vector<std::string> ids) {
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+};
+
+TEST_P(SharedStoreTest, AnEventSentToTwoNodesAtOnceIsStoredOnce) {
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  auto site = Value(store_->CreateSite("a"));
+  MakeEndpoint(site.id);
+  // The same 300 event ids reach both nodes at the same moment, in opposite orders (the order
+  // that makes two transactions wait for each other), in batches of 50.
+  std::vector<model::Event> events;
+  for (int i = 0; i < 300; ++i) events.push_back(MakeEvent(model::Action::kView, "e" + std::to_string(i)));
+  std::vector<model::Event> reversed(events.rbegin(), events.rend());
+  const auto send_all = [&](Store& store, const std::vector<model::Event>& all) {
+    size_t accepted = 0;
+    size_t messages = 0;
+    for (size_t i = 0; i < all.size(); i += 50) {
+      AppendResult r = AppendTo(store, site.id, {all.begin() + i, all.begin() + i + 50});
+      accepted += r.accepted;
+      messages += r.messages.size();
+    }
+    return std::pair(accepted, messages);
+  };
+  auto first = std::async(std::launch::async, send_all, std::ref(*store_), std::cref(events));
+  auto second = std::async(std::launch::async, send_all, std::ref(*other), std::cref(reversed));
+  const auto [accepted_a, messages_a] = first.get();
+  const auto [accepted_b, messages_b] = second.get();
+  EXPECT_EQ(accepted_a + accepted_b, 300u);
+  EXPECT_EQ(messages_a + messages_b, 300u);
+  EXPECT_EQ(Value(store_->LoadPending(0, 1000)).size(), 300u);
+}
+
+TEST_P(SharedStoreTest, LeasesSplitEndpointsFairlyAndMoveWhenAHolderStops) {
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  auto site = Value(store_->CreateSite("a"));
+  for (int i = 0; i < 4; ++i) MakeEndpoint(site.id);
+  LeaseRequest a{"node-a", 600, {}, false};
+  LeaseRequest b{"node-b", 600, {}, false};
+
+  // Alone, a node takes every endpoint.
+  LeaseRound round = Value(store_->KeepLeases(a));
+  EXPECT_EQ(round.held.size(), 4u);
+  EXPECT_EQ(round.endpoints, 4);
+  ASSERT_EQ(round.nodes.size(), 1u);
+  // A second node finds nothing free; the first gives back what is over its fair share (2),
+  // and the second takes exactly that.
+  round = Value(other->KeepLeases(b));
+  EXPECT_TRUE(round.held.empty());
+  EXPECT_EQ(round.nodes.size(), 2u);
+  std::vector<std::string> all = Value(store_->KeepLeases(a)).held;
+  a.release = {all[2], all[3]};
+  EXPECT_EQ(Sorted(Value(store_->KeepLeases(a)).held), Sorted({all[0], all[1]}));
+  a.release.clear();
+  round = Value(other->KeepLeases(b));
+  EXPECT_EQ(Sorted(round.held), Sorted({all[2], all[3]}));
+  EXPECT_EQ(round.nodes.size(), 2u);
+  for (const NodeInfo& node : round.nodes) EXPECT_EQ(node.endpoints, 2) << node.node_id;
+
+  // Node a stops renewing: once its leases expired, b is alone and takes all four.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  round = Value(other->KeepLeases(b));
+  EXPECT_EQ(round.held.size(), 4u);
+  ASSERT_EQ(round.nodes.size(), 1u);
+  EXPECT_EQ(round.nodes[0].node_id, "node-b");
+
+  // Leaving gives everything back at once, and a is alone again.
+  b.leaving = true;
+  Value(other->KeepLeases(b));
+  EXPECT_EQ(Value(store_->KeepLeases(a)).held.size(), 4u);
+}
+
+TEST_P(SharedStoreTest, ANodeHearsOfTheOtherNodesMessagesAndEndpoints) {
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ChangeNotice> heard;
+  other->Subscribe([&](const ChangeNotice& notice) {
+    std::lock_guard lock(mu);
+    heard.push_back(notice);
+    cv.notify_all();
+  });
+  auto site = Value(store_->CreateSite("a"));
+  Endpoint e = MakeEndpoint(site.id);
+  AppendResult r = Append(site.id, {MakeEvent(model::Action::kView, "x"),
+                                    MakeEvent(model::Action::kView, "y")});
+  ASSERT_EQ(r.messages.size(), 2u);
+  std::unique_lock lock(mu);
+  const bool got = cv.wait_for(lock, std::chrono::seconds(10), [&] {
+    return std::any_of(heard.begin(), heard.end(), [](const ChangeNotice& n) {
+      return n.kind == ChangeNotice::Kind::kMessages;
+    });
+  });
+  ASSERT_TRUE(got) << "no notice of the new messages";
+  bool endpoint_heard = false;
+  for (const ChangeNotice& n : heard) {
+    if (n.kind == ChangeNotice::Kind::kEndpoint) endpoint_heard |= n.endpoint_id == e.id;
+    if (n.kind != ChangeNotice::Kind::kMessages) continue;
+    EXPECT_EQ(n.endpoint_id, e.id);
+    EXPECT_EQ(n.first_id, r.messages[0].id);
+    EXPECT_EQ(n.last_id, r.messages[1].id);
+  }
+  EXPECT_TRUE(endpoint_heard) << "no notice of the new endpoint";
+}
+
+INSTANTIATE_TEST_SUITE_P(store, SharedStoreTest, ::testing::Values("postgres"),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });

@@ -301,10 +301,14 @@ class PostgresStore final : public Store {
       if (!conn.ok()) return conn.status();
       pool_.push_back(std::move(conn.value()));
     }
+    // Listening before Open returns: nothing another node does after that goes unheard.
+    auto listening = Connection::Open(url_);
+    if (!listening.ok()) return listening.status();
+    if (Status s = listening.value()->Exec(std::string("LISTEN ") + kChannel); !s.ok()) return s;
     writes_.Start("ph-store-write");
-    listener_ = std::thread([this] {
+    listener_ = std::thread([this, conn = std::move(listening.value())]() mutable {
       pthread_setname_np(pthread_self(), "ph-pg-listen");
-      ListenLoop();
+      ListenLoop(std::move(conn));
     });
     return Status::Ok();
   }
@@ -1468,8 +1472,7 @@ class PostgresStore final : public Store {
 
   // Holds a connection that LISTENs; when it breaks, connects again and tells the listeners to
   // look again (kResync), since notifications sent meanwhile are lost.
-  void ListenLoop() {
-    std::unique_ptr<Connection> conn;
+  void ListenLoop(std::unique_ptr<Connection> conn) {
     while (!stopping_) {
       if (!conn || !conn->healthy()) {
         conn.reset();
