@@ -115,8 +115,7 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     if (!schedule.ok()) return schedule.status();
     c.retry_schedule = *schedule;
   } else if (key == "cluster.node_id") {
-    if (value.empty() || value.size() > 64 ||
-        value.find_first_of(" \t\r\n") != std::string::npos) {
+    if (value.empty() || value.size() > 64 || value.find_first_of(" \t\r\n") != std::string::npos) {
       return InvalidArgument("cluster.node_id must be 1 to 64 characters without spaces, got '" +
                              value + "'");
     }

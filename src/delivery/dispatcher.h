@@ -176,14 +176,14 @@ class Dispatcher {
   // Shared with other threads.
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<store::DueMessage> inbox_;                      // guarded by mu_
-  std::vector<Completion> completions_;                       // guarded by mu_
-  std::vector<std::string> changed_endpoints_;                // guarded by mu_
-  std::vector<std::string> gained_;                           // guarded by mu_
-  std::vector<std::string> lost_;                             // guarded by mu_
-  bool resync_ = false;                                       // guarded by mu_
+  std::vector<store::DueMessage> inbox_;        // guarded by mu_
+  std::vector<Completion> completions_;         // guarded by mu_
+  std::vector<std::string> changed_endpoints_;  // guarded by mu_
+  std::vector<std::string> gained_;             // guarded by mu_
+  std::vector<std::string> lost_;               // guarded by mu_
+  bool resync_ = false;                         // guarded by mu_
   // Shared database: finished messages (endpoint, id) whose records are durable.
-  std::vector<std::pair<uint32_t, int64_t>> recorded_;  // guarded by mu_
+  std::vector<std::pair<uint32_t, int64_t>> recorded_;        // guarded by mu_
   bool stopping_ = false;                                     // guarded by mu_
   bool halted_ = false;                                       // guarded by mu_: grace is over
   DispatcherCounts counts_;                                   // guarded by mu_

@@ -71,8 +71,9 @@ void LeaseKeeper::OnNotice(const store::ChangeNotice& notice) {
       // The ids of one transaction's messages for this endpoint; other nodes' messages in the
       // same range come too, and the dispatcher admits each id once.
       const int64_t span = notice.last_id - notice.first_id + 1;
-      auto due = store_.LoadPendingForEndpoint(notice.endpoint_id, notice.first_id - 1,
-                                               static_cast<int>(std::clamp<int64_t>(span, 1, 100'000)));
+      auto due =
+          store_.LoadPendingForEndpoint(notice.endpoint_id, notice.first_id - 1,
+                                        static_cast<int>(std::clamp<int64_t>(span, 1, 100'000)));
       if (due.ok()) {
         dispatcher_.Enqueue(std::move(due.value()));
       }

@@ -64,10 +64,10 @@ class LeaseKeeper {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;         // guarded by mu_
-  bool wake_ = false;             // guarded by mu_: a new endpoint may want an owner
-  std::set<std::string> owned_;   // guarded by mu_: delivering for these
-  ClusterStatus status_;          // guarded by mu_
+  bool stopping_ = false;        // guarded by mu_
+  bool wake_ = false;            // guarded by mu_: a new endpoint may want an owner
+  std::set<std::string> owned_;  // guarded by mu_: delivering for these
+  ClusterStatus status_;         // guarded by mu_
 
   // Keeper thread only.
   std::set<std::string> draining_;  // given up by the dispatcher, lease not yet released

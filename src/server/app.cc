@@ -320,8 +320,9 @@ class App::Impl {
   std::string ClusterJson() const {
     std::string json = "{";
     if (!leases_) {
-      json += "\"shared\":false,\"node_id\":null,\"lease_ms\":null,\"owned_endpoints\":null,"
-              "\"nodes\":[]}";
+      json +=
+          "\"shared\":false,\"node_id\":null,\"lease_ms\":null,\"owned_endpoints\":null,"
+          "\"nodes\":[]}";
       return json;
     }
     const delivery::ClusterStatus status = leases_->status();

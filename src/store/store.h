@@ -319,7 +319,7 @@ std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::strin
 
 struct StoreOptions {
   std::string database;  // "sqlite://<path>" (or a bare path), or "postgres://..."
-  size_t pool_size = 8;   // PostgreSQL: connections for reads and admin writes
+  size_t pool_size = 8;  // PostgreSQL: connections for reads and admin writes
   bool durability_full = true;
   size_t max_pending_writes = 100'000;  // events waiting for a commit before ingest is refused
   // 32 raw bytes that seal endpoint secrets at rest (model::SecretBox); empty stores them plain.

@@ -964,7 +964,8 @@ TEST_P(SharedStoreTest, AnEventSentToTwoNodesAtOnceIsStoredOnce) {
   // The same 300 event ids reach both nodes at the same moment, in opposite orders (the order
   // that makes two transactions wait for each other), in batches of 50.
   std::vector<model::Event> events;
-  for (int i = 0; i < 300; ++i) events.push_back(MakeEvent(model::Action::kView, "e" + std::to_string(i)));
+  for (int i = 0; i < 300; ++i)
+    events.push_back(MakeEvent(model::Action::kView, "e" + std::to_string(i)));
   std::vector<model::Event> reversed(events.rbegin(), events.rend());
   const auto send_all = [&](Store& store, const std::vector<model::Event>& all) {
     size_t accepted = 0;
@@ -1038,8 +1039,8 @@ TEST_P(SharedStoreTest, ANodeHearsOfTheOtherNodesMessagesAndEndpoints) {
   });
   auto site = Value(store_->CreateSite("a"));
   Endpoint e = MakeEndpoint(site.id);
-  AppendResult r = Append(site.id, {MakeEvent(model::Action::kView, "x"),
-                                    MakeEvent(model::Action::kView, "y")});
+  AppendResult r =
+      Append(site.id, {MakeEvent(model::Action::kView, "x"), MakeEvent(model::Action::kView, "y")});
   ASSERT_EQ(r.messages.size(), 2u);
   std::unique_lock lock(mu);
   const bool got = cv.wait_for(lock, std::chrono::seconds(10), [&] {

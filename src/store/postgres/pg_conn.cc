@@ -14,13 +14,19 @@ using model::StatusOr;
 // Connection settings that the URL may not carry: a bounded connect, and keepalives so that a
 // database that vanished is noticed by a waiting connection too.
 pg_conn* Connect(const std::string& url) {
-  const char* keys[] = {"dbname",         "connect_timeout", "application_name",
-                        "keepalives_idle", "keepalives_interval", "keepalives_count",
+  const char* keys[] = {"dbname",
+                        "connect_timeout",
+                        "application_name",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
                         nullptr};
   const char* values[] = {url.c_str(), "3", "pushhook", "10", "5", "3", nullptr};
   pg_conn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   // Notices ("relation already exists, skipping") are not errors; libpq would print them.
-  if (conn != nullptr) PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  if (conn != nullptr)
+    PQsetNoticeProcessor(
+        conn, [](void*, const char*) {}, nullptr);
   return conn;
 }
 
@@ -122,8 +128,8 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& url) {
   pg_conn* conn = Connect(url);
   if (conn == nullptr) return model::Unavailable("cannot connect to PostgreSQL: out of memory");
   if (PQstatus(conn) != CONNECTION_OK) {
-    Status s = model::Unavailable("cannot connect to PostgreSQL: " +
-                                  FirstLine(PQerrorMessage(conn)));
+    Status s =
+        model::Unavailable("cannot connect to PostgreSQL: " + FirstLine(PQerrorMessage(conn)));
     PQfinish(conn);
     return s;
   }

@@ -317,9 +317,9 @@ class PostgresStore final : public Store {
 
   StatusOr<Site> CreateSite(const std::string& name) override {
     Site site{"site_" + model::RandomToken(16), name, "pk_" + model::RandomToken(32), NowMs()};
-    auto r = Query("INSERT INTO sites(id, name, ingest_key, created_at) VALUES($1,$2,$3,$4)",
-                   Params().Add(site.id).Add(site.name).Add(site.ingest_key).Add(
-                       site.created_at_ms));
+    auto r =
+        Query("INSERT INTO sites(id, name, ingest_key, created_at) VALUES($1,$2,$3,$4)",
+              Params().Add(site.id).Add(site.name).Add(site.ingest_key).Add(site.created_at_ms));
     if (!r.ok()) return r.status();
     return site;
   }
@@ -338,9 +338,9 @@ class PostgresStore final : public Store {
   }
 
   std::optional<Site> FindSiteByIngestKey(const std::string& ingest_key) override {
-    auto sites = QuerySites(
-        "SELECT id, name, ingest_key, created_at FROM sites WHERE ingest_key = $1",
-        Params().Add(ingest_key));
+    auto sites =
+        QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE ingest_key = $1",
+                   Params().Add(ingest_key));
     if (!sites.ok() || sites->empty()) return std::nullopt;
     return std::move(sites->front());
   }
@@ -353,8 +353,8 @@ class PostgresStore final : public Store {
   }
 
   std::optional<std::string> FindSiteOfToken(const std::string& token_hash) override {
-    auto r = Query("SELECT site_id FROM site_tokens WHERE token_hash = $1",
-                   Params().Add(token_hash));
+    auto r =
+        Query("SELECT site_id FROM site_tokens WHERE token_hash = $1", Params().Add(token_hash));
     if (!r.ok() || r->rows() == 0) return std::nullopt;
     return r->String(0, 0);
   }
@@ -381,9 +381,9 @@ class PostgresStore final : public Store {
   }
 
   StatusOr<Endpoint> GetEndpointById(const std::string& endpoint_id) override {
-    auto found = QueryEndpoints(std::string("SELECT ") + kEndpointColumns +
-                                    " FROM endpoints WHERE id = $1 AND deleted = 0",
-                                Params().Add(endpoint_id));
+    auto found = QueryEndpoints(
+        std::string("SELECT ") + kEndpointColumns + " FROM endpoints WHERE id = $1 AND deleted = 0",
+        Params().Add(endpoint_id));
     if (!found.ok()) return found.status();
     if (found->empty()) return model::NotFound("endpoint " + endpoint_id + " not found");
     return std::move(found->front());
@@ -596,8 +596,12 @@ class PostgresStore final : public Store {
         "created_at) SELECT id, site_id, $1, 0, $2, $2 FROM events WHERE site_id = $3 AND "
         "occurred_at >= $4 AND occurred_at < $5";
     Params params;
-    params.Add(q.endpoint_id).Add(now_ms).Add(q.site_id).Add(q.since_ms).Add(q.until_ms).Add(
-        static_cast<int64_t>(q.max_events));
+    params.Add(q.endpoint_id)
+        .Add(now_ms)
+        .Add(q.site_id)
+        .Add(q.since_ms)
+        .Add(q.until_ms)
+        .Add(static_cast<int64_t>(q.max_events));
     int n = 6;
     if (q.cid) {
       sql += " AND cid = $" + std::to_string(++n);
@@ -997,8 +1001,8 @@ class PostgresStore final : public Store {
                     Params().Add(model::RandomToken(8)))
                 .status();
       }
-      if (!s.ok()) s = model::Internal("migration " + std::to_string(version + 1) +
-                                       " failed: " + s.message());
+      if (!s.ok())
+        s = model::Internal("migration " + std::to_string(version + 1) + " failed: " + s.message());
     }
     if (s.ok()) {
       s = c.Query("UPDATE pushhook_schema SET version = $1", Params().Add(kLatest)).status();
@@ -1006,15 +1010,17 @@ class PostgresStore final : public Store {
     // Every node must seal endpoint secrets with the same key, or the others cannot sign.
     const std::string check = box_.KeyCheck();
     if (s.ok()) {
-      s = c.Query("INSERT INTO meta(key, value) VALUES('secrets_key_check', $1) "
-                  "ON CONFLICT (key) DO NOTHING",
-                  Params().Add(check))
+      s = c.Query(
+               "INSERT INTO meta(key, value) VALUES('secrets_key_check', $1) "
+               "ON CONFLICT (key) DO NOTHING",
+               Params().Add(check))
               .status();
     }
     std::optional<Result> meta;
     if (s.ok()) {
-      auto r = c.Query("SELECT key, value FROM meta WHERE key IN ('instance', "
-                       "'secrets_key_check') ORDER BY key");
+      auto r = c.Query(
+          "SELECT key, value FROM meta WHERE key IN ('instance', "
+          "'secrets_key_check') ORDER BY key");
       if (r.ok()) {
         meta = std::move(r.value());
       } else {
@@ -1103,8 +1109,7 @@ class PostgresStore final : public Store {
             .Add(occurred_at.Finish())
             .Add(now_ms));
     if (!r.ok()) return r.status();
-    model::AggregateBatch* aggregates =
-        options_.aggregates ? &tx_aggregates_[site_id] : nullptr;
+    model::AggregateBatch* aggregates = options_.aggregates ? &tx_aggregates_[site_id] : nullptr;
     int64_t last_event = 0;
     for (int i = 0; i < r->rows(); ++i) {
       const int64_t event_row = r->Int(i, 0);
@@ -1212,8 +1217,12 @@ class PostgresStore final : public Store {
             "INSERT INTO stats_uniques_hour(site_id, cid, reference_id, hour, sketch) "
             "VALUES($1,$2,$3,$4,$5::bytea) ON CONFLICT (site_id, cid, reference_id, hour) "
             "DO UPDATE SET sketch = stats_uniques_hour.sketch RETURNING sketch",
-            Params().Add(site).Add(key.cid).Add(key.reference_id).Add(key.hour_ms).Add(
-                HexBytes(ours)));
+            Params()
+                .Add(site)
+                .Add(key.cid)
+                .Add(key.reference_id)
+                .Add(key.hour_ms)
+                .Add(HexBytes(ours)));
         if (!stored.ok()) return stored.status();
         model::HyperLogLog merged = sketch;
         if (auto h = model::HyperLogLog::Deserialize(stored->Bytes(0, 0))) merged.Merge(*h);
@@ -1222,8 +1231,12 @@ class PostgresStore final : public Store {
         auto r = c.Query(
             "UPDATE stats_uniques_hour SET sketch = $5::bytea WHERE site_id = $1 AND cid = $2 "
             "AND reference_id = $3 AND hour = $4",
-            Params().Add(site).Add(key.cid).Add(key.reference_id).Add(key.hour_ms).Add(
-                HexBytes(bytes)));
+            Params()
+                .Add(site)
+                .Add(key.cid)
+                .Add(key.reference_id)
+                .Add(key.hour_ms)
+                .Add(HexBytes(bytes)));
         if (!r.ok()) return r.status();
       }
       if (!batch.campaigns.empty()) {
@@ -1351,7 +1364,8 @@ class PostgresStore final : public Store {
       return c.Query(sql, params);
     };
     if (request.leaving) {
-      auto r = step("DELETE FROM endpoint_leases WHERE node_id = $1", Params().Add(request.node_id));
+      auto r =
+          step("DELETE FROM endpoint_leases WHERE node_id = $1", Params().Add(request.node_id));
       if (r.ok()) r = step("DELETE FROM nodes WHERE node_id = $1", Params().Add(request.node_id));
       return r.status();
     }
@@ -1364,9 +1378,9 @@ class PostgresStore final : public Store {
     if (!request.release.empty()) {
       ArrayLiteral release;
       for (const std::string& id : request.release) release.Add(id);
-      auto r = step(
-          "DELETE FROM endpoint_leases WHERE node_id = $1 AND endpoint_id = ANY($2::text[])",
-          Params().Add(request.node_id).Add(release.Finish()));
+      auto r =
+          step("DELETE FROM endpoint_leases WHERE node_id = $1 AND endpoint_id = ANY($2::text[])",
+               Params().Add(request.node_id).Add(release.Finish()));
       if (!r.ok()) return r.status();
     }
     // Renew what this node holds; forget leases on deleted endpoints; forget long-dead nodes.
@@ -1428,8 +1442,8 @@ class PostgresStore final : public Store {
         Params().Add(now).Add(now - request.lease_ms));
     if (!nodes.ok()) return nodes.status();
     for (int i = 0; i < nodes->rows(); ++i) {
-      round->nodes.push_back(NodeInfo{nodes->String(i, 0), nodes->Int(i, 1),
-                                      static_cast<int>(nodes->Int(i, 2))});
+      round->nodes.push_back(
+          NodeInfo{nodes->String(i, 0), nodes->Int(i, 1), static_cast<int>(nodes->Int(i, 2))});
     }
     return Status::Ok();
   }
