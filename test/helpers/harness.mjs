@@ -480,6 +480,7 @@ export function itest(name, options, fn) {
     const handles = [];
     const recorders = [];
     const dirs = [];
+    const cleanups = [];
     const fx = {
       tempDir(prefix) {
         const dir = makeTempDir(prefix);
@@ -512,6 +513,11 @@ export function itest(name, options, fn) {
         handles.push(handle);
         return handle;
       },
+      // Runs `fn()` (may be async) after the test, once its processes are stopped and its
+      // servers closed, before its temporary dirs are removed; the latest registered runs first.
+      onCleanup(fn) {
+        cleanups.push(fn);
+      },
     };
     // Our own deadline, a little before node:test's, so that a stuck test still reaches the
     // cleanup below (node:test reports a timeout but lets the test body run on).
@@ -533,6 +539,13 @@ export function itest(name, options, fn) {
       clearTimeout(deadline);
       await Promise.allSettled(handles.map((h) => stop(h, 'SIGTERM', 5_000)));
       await Promise.allSettled(recorders.map((r) => r.close()));
+      for (const fn of cleanups.reverse()) {
+        try {
+          await fn();
+        } catch (err) {
+          console.error(`cleanup failed: ${err.message}`);
+        }
+      }
       for (const dir of dirs) removeTempDir(dir);
     }
   });
