@@ -552,6 +552,7 @@ void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
   patch.previous_secret_expires_ms = now + options_.secret_overlap.count();
   auto updated = store_.UpdateEndpoint(site_id, current->id, patch, now);
   if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
+  dispatcher_.EndpointChanged(updated->id);  // signs with the new secret from now on
   json::object out = EndpointJson(*updated, true);
   out["previous_secret_expires_at"] = Rfc3339(updated->previous_secret_expires_ms);
   respond(JsonResponse(200, out));

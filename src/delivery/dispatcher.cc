@@ -14,6 +14,10 @@ namespace {
 constexpr int kPendingPage = 10'000;
 // A timer's message id that means "load the endpoint's pending messages again".
 constexpr int64_t kReloadTimer = -1;
+// Events kept in memory for first attempts (about 0.5 KiB each). Beyond it, and for every
+// message loaded from the store, an attempt reads its message, event and endpoint back: memory
+// stays bounded whatever the backlog (DESIGN section 7).
+constexpr size_t kMaxFresh = 20'000;
 
 bool IsSuccess(int status) { return status >= 200 && status < 300; }
 
@@ -150,8 +154,10 @@ void Dispatcher::RefreshEndpoint(uint32_t index) {
   if (!endpoint.ok()) {
     // Deleted: its messages were marked failed in the store; forget them here.
     Park(index);
+    state.endpoint.reset();
     return;
   }
+  state.endpoint = *endpoint;
   state.max_in_flight = std::max(1, endpoint->max_in_flight);
   state.bucket.SetRate(endpoint->rate_limit);
   state.site_id = endpoint->site_id;
@@ -197,6 +203,9 @@ void Dispatcher::Admit(const store::DueMessage& m, int64_t now_ms) {
     // Not this node's to deliver, or already here: the store keeps it for its owner.
     if (!state.enabled || !state.held.insert(m.id).second) return;
   }
+  if (m.stored && fresh_count_ < kMaxFresh && state.fresh.emplace(m.id, m.stored).second) {
+    ++fresh_count_;
+  }
   if (m.id > max_admitted_id_.load(std::memory_order_relaxed)) {
     max_admitted_id_.store(m.id, std::memory_order_relaxed);
   }
@@ -216,6 +225,8 @@ void Dispatcher::Park(uint32_t index) {
   ++state.generation;
   state.ready.clear();
   state.held.clear();
+  fresh_count_ -= state.fresh.size();
+  state.fresh.clear();
 }
 
 void Dispatcher::Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint, int64_t now_ms) {
@@ -392,9 +403,23 @@ void Dispatcher::WakeAt(int64_t when_ms, uint32_t endpoint) {
   timers_.push(Timer{when_ms, 0, endpoint, endpoints_[endpoint].generation});
 }
 
+// A first attempt of a message ingest just made, from memory; nullopt to read it from the store.
+std::optional<store::Delivery> Dispatcher::FreshDelivery(EndpointState& state, int64_t message_id) {
+  const auto it = state.fresh.find(message_id);
+  if (it == state.fresh.end()) return std::nullopt;
+  std::shared_ptr<const store::StoredEvent> stored = std::move(it->second);
+  state.fresh.erase(it);
+  --fresh_count_;
+  if (!state.endpoint) return std::nullopt;
+  return store::Delivery{message_id,    stored->site_id, 0, store::MessageStatus::kPending,
+                         stored->event, *state.endpoint};
+}
+
 bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
-  auto delivery = store_.LoadDelivery(message_id);
   EndpointState& state = endpoints_[endpoint];
+  std::optional<store::Delivery> fresh = FreshDelivery(state, message_id);
+  model::StatusOr<store::Delivery> delivery =
+      fresh ? model::StatusOr<store::Delivery>(std::move(*fresh)) : store_.LoadDelivery(message_id);
   if (!delivery.ok()) {
     // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
     // database being busy, and the message is tried again shortly.
@@ -410,6 +435,7 @@ bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
     return false;
   }
   store::Delivery& d = delivery.value();
+  if (!fresh) state.endpoint = d.endpoint;  // read just now: the freshest there is
   state.max_in_flight = std::max(1, d.endpoint.max_in_flight);
   state.bucket.SetRate(d.endpoint.rate_limit);
   state.site_id = d.site_id;

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <random>
 #include <string>
@@ -134,6 +135,10 @@ class Dispatcher {
     bool owned = true;    // shared database: this node holds the endpoint's lease
     // Shared database: ids due, scheduled or in flight, so that each is admitted once.
     std::unordered_set<int64_t> held;
+    // The endpoint as last read (admin changes arrive through EndpointChanged), and messages
+    // just made by ingest with their events: a first attempt of those reads nothing back.
+    std::optional<store::Endpoint> endpoint;
+    std::unordered_map<int64_t, std::shared_ptr<const store::StoredEvent>> fresh;
     bool queued = false;  // in runnable_
     std::string site_id;
     CircuitBreaker circuit;
@@ -157,6 +162,7 @@ class Dispatcher {
   void Forget(uint32_t endpoint, int64_t message_id);
   void Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint, int64_t now_ms);
   void MarkRunnable(uint32_t endpoint);
+  std::optional<store::Delivery> FreshDelivery(EndpointState& state, int64_t message_id);
   // Sends one message; false if it turned out to need no sending (delivered, gone, parked).
   bool Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms);
   void LaunchReady(uint32_t endpoint, int64_t now_ms);
@@ -199,6 +205,7 @@ class Dispatcher {
   int64_t backlog_counted_ms_ = 0;
   std::atomic<int64_t> max_admitted_id_{0};
   std::vector<std::pair<uint32_t, int64_t>> finishing_;  // finished; records not yet written
+  size_t fresh_count_ = 0;  // events held in EndpointState::fresh, at most kMaxFresh
 
   std::thread thread_;
 };

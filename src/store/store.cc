@@ -11,6 +11,10 @@ std::string FormatMessageId(const std::string& instance_id, int64_t row_id) {
   return "msg_" + instance_id + std::to_string(row_id);
 }
 
+std::string FormatEventId(const std::string& instance_id, int64_t row_id) {
+  return "evt_" + instance_id + std::to_string(row_id);
+}
+
 std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::string_view text) {
   const std::string prefix = "msg_" + instance_id;
   if (text.substr(0, prefix.size()) != prefix) return std::nullopt;

@@ -62,12 +62,22 @@ struct EndpointPatch {
 
 enum class MessageStatus { kPending = 0, kDelivered = 1, kFailed = 2 };
 
-// A message as the dispatcher tracks it: ids and a due time, never the payload.
+// An event as it was just stored, with its site: what a first attempt needs besides the
+// endpoint, handed from ingest to the dispatcher so that it need not read it back.
+struct StoredEvent {
+  model::Event event;  // event_id set, also for events that came without one
+  std::string site_id;
+};
+
+// A message as the dispatcher tracks it: ids and a due time. Messages just made by ingest may
+// also carry their event (shared by the event's messages); the dispatcher keeps a bounded number
+// of those and reads every other message from the store when it is due.
 struct DueMessage {
   int64_t id = 0;
   std::string endpoint_id;
   int64_t due_ms = 0;
   int attempts = 0;
+  std::shared_ptr<const StoredEvent> stored;
 };
 
 struct AppendResult {
@@ -314,8 +324,10 @@ class Store {
 };
 
 // Message ids on the wire: "msg_" + instance id + decimal row id.
+// Events stored without a client event_id are named the same way: "evt_" + instance + row id.
 std::string FormatMessageId(const std::string& instance_id, int64_t row_id);
 std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::string_view text);
+std::string FormatEventId(const std::string& instance_id, int64_t row_id);
 
 struct StoreOptions {
   std::string database;  // "sqlite://<path>" (or a bare path), or "postgres://..."

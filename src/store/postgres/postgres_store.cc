@@ -215,9 +215,8 @@ model::Event ReadEvent(const Result& r, int row, int first, const std::string& i
   e.utm_term = r.String(row, first + 9);
   e.clicked_button = static_cast<int>(r.Int(row, first + 10));
   // Events without a client id are named after their row, like messages.
-  e.event_id = r.IsNull(row, first + 11)
-                   ? "evt_" + instance_id + std::to_string(r.Int(row, first + 13))
-                   : r.String(row, first + 11);
+  e.event_id = r.IsNull(row, first + 11) ? FormatEventId(instance_id, r.Int(row, first + 13))
+                                         : r.String(row, first + 11);
   e.occurred_at_ms = r.Int(row, first + 12);
   return e;
 }
@@ -238,7 +237,7 @@ std::vector<DueMessage> ReadDue(const Result& r) {
   out.reserve(static_cast<size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {
     out.push_back(
-        DueMessage{r.Int(i, 0), r.String(i, 1), r.Int(i, 2), static_cast<int>(r.Int(i, 3))});
+        DueMessage{r.Int(i, 0), r.String(i, 1), r.Int(i, 2), static_cast<int>(r.Int(i, 3)), {}});
   }
   return out;
 }
@@ -585,7 +584,7 @@ class PostgresStore final : public Store {
         Params().Add(now_ms).Add(message_id).Add(site_id));
     if (!r.ok()) return r.status();
     if (r->rows() == 0) return model::NotFound("message not found");
-    DueMessage due{r->Int(0, 0), r->String(0, 1), now_ms, static_cast<int>(r->Int(0, 2))};
+    DueMessage due{r->Int(0, 0), r->String(0, 1), now_ms, static_cast<int>(r->Int(0, 2)), {}};
     NotifyMessages(due.endpoint_id, due.id, due.id);
     return due;
   }
@@ -616,7 +615,7 @@ class PostgresStore final : public Store {
     if (!r.ok()) return r.status();
     std::vector<DueMessage> out;
     for (int i = 0; i < r->rows(); ++i) {
-      out.push_back(DueMessage{r->Int(i, 0), q.endpoint_id, now_ms, 0});
+      out.push_back(DueMessage{r->Int(i, 0), q.endpoint_id, now_ms, 0, {}});
     }
     if (!out.empty()) {
       const auto [lo, hi] = std::minmax_element(
@@ -1084,7 +1083,8 @@ class PostgresStore final : public Store {
         "  occurred_at, $15 FROM input ORDER BY n "
         "  ON CONFLICT (site_id, event_id) WHERE event_id IS NOT NULL DO NOTHING "
         "  RETURNING id, action, cookie_id, cid, reference_id, utm_campaign, utm_content, "
-        "  utm_medium, utm_source, utm_term, clicked_button, occurred_at), "
+        "  utm_medium, utm_source, utm_term, clicked_button, occurred_at, notification_title, "
+        "  event_id), "
         "msg AS (INSERT INTO messages(event_rowid, site_id, endpoint_id, status, "
         "  next_attempt_at, created_at) SELECT ins.id, $1, p.id, 0, $15, $15 FROM ins "
         "  JOIN endpoints p ON p.site_id = $1 AND p.deleted = 0 AND "
@@ -1110,30 +1110,34 @@ class PostgresStore final : public Store {
             .Add(now_ms));
     if (!r.ok()) return r.status();
     model::AggregateBatch* aggregates = options_.aggregates ? &tx_aggregates_[site_id] : nullptr;
+    // Rows: each stored event (as stored) with one of its messages, or with none.
+    std::shared_ptr<StoredEvent> stored;
     int64_t last_event = 0;
     for (int i = 0; i < r->rows(); ++i) {
       const int64_t event_row = r->Int(i, 0);
       if (event_row != last_event) {
         last_event = event_row;
         ++result->accepted;
-        if (aggregates) {
-          model::Event e;
-          e.action = r->Int(i, 1) == 0 ? model::Action::kView : model::Action::kClick;
-          e.cookie_id = r->String(i, 2);
-          e.cid = r->String(i, 3);
-          e.reference_id = r->String(i, 4);
-          e.utm_campaign = r->String(i, 5);
-          e.utm_content = r->String(i, 6);
-          e.utm_medium = r->String(i, 7);
-          e.utm_source = r->String(i, 8);
-          e.utm_term = r->String(i, 9);
-          e.clicked_button = static_cast<int>(r->Int(i, 10));
-          e.occurred_at_ms = r->Int(i, 11);
-          aggregates->Add(e, now_ms);
-        }
+        stored = std::make_shared<StoredEvent>();
+        stored->site_id = site_id;
+        model::Event& e = stored->event;
+        e.action = r->Int(i, 1) == 0 ? model::Action::kView : model::Action::kClick;
+        e.cookie_id = r->String(i, 2);
+        e.cid = r->String(i, 3);
+        e.reference_id = r->String(i, 4);
+        e.utm_campaign = r->String(i, 5);
+        e.utm_content = r->String(i, 6);
+        e.utm_medium = r->String(i, 7);
+        e.utm_source = r->String(i, 8);
+        e.utm_term = r->String(i, 9);
+        e.clicked_button = static_cast<int>(r->Int(i, 10));
+        e.occurred_at_ms = r->Int(i, 11);
+        e.notification_title = r->String(i, 12);
+        e.event_id = r->IsNull(i, 13) ? FormatEventId(instance_id_, event_row) : r->String(i, 13);
+        if (aggregates) aggregates->Add(e, now_ms);
       }
-      if (r->IsNull(i, 12)) continue;  // no endpoint takes it
-      DueMessage due{r->Int(i, 12), r->String(i, 13), now_ms, 0};
+      if (r->IsNull(i, 14)) continue;  // no endpoint takes it
+      DueMessage due{r->Int(i, 14), r->String(i, 15), now_ms, 0, stored};
       auto [range, inserted] = tx_messages_.try_emplace(due.endpoint_id, due.id, due.id);
       if (!inserted) {
         range->second.first = std::min(range->second.first, due.id);

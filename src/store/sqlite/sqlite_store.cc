@@ -204,8 +204,8 @@ model::Event ReadEvent(const Statement& s, int first, const std::string& instanc
   e.utm_term = s.Text(first + 9);
   e.clicked_button = static_cast<int>(s.Int(first + 10));
   // Events without a client id are named after their row, like messages.
-  e.event_id = s.IsNull(first + 11) ? "evt_" + instance_id + std::to_string(s.Int(first + 13))
-                                    : s.Text(first + 11);
+  e.event_id =
+      s.IsNull(first + 11) ? FormatEventId(instance_id, s.Int(first + 13)) : s.Text(first + 11);
   e.occurred_at_ms = s.Int(first + 12);
   return e;
 }
@@ -497,8 +497,8 @@ class SqliteStore final : public Store {
       if (endpoint_id) (*st)->Bind(3, *endpoint_id);
       Status step;
       while ((*st)->Step(&step)) {
-        out.push_back(DueMessage{(*st)->Int(0), (*st)->Text(1), (*st)->Int(2),
-                                 static_cast<int>((*st)->Int(3))});
+        out.push_back(DueMessage{
+            (*st)->Int(0), (*st)->Text(1), (*st)->Int(2), static_cast<int>((*st)->Int(3)), {}});
       }
       (*st)->Reset();
       return step;
@@ -621,7 +621,8 @@ class SqliteStore final : public Store {
       Status step;
       const bool found = (*st)->Step(&step);
       if (found)
-        due = DueMessage{(*st)->Int(0), (*st)->Text(1), now_ms, static_cast<int>((*st)->Int(2))};
+        due =
+            DueMessage{(*st)->Int(0), (*st)->Text(1), now_ms, static_cast<int>((*st)->Int(2)), {}};
       (*st)->Reset();
       if (!step.ok()) return step;
       return found ? Status::Ok() : model::NotFound("message not found");
@@ -652,7 +653,7 @@ class SqliteStore final : public Store {
       if (q.cid) stmt.Bind(6, *q.cid);
       if (q.reference_id) stmt.Bind(7, *q.reference_id);
       Status step;
-      while (stmt.Step(&step)) out.push_back(DueMessage{stmt.Int(0), q.endpoint_id, now_ms, 0});
+      while (stmt.Step(&step)) out.push_back(DueMessage{stmt.Int(0), q.endpoint_id, now_ms, 0, {}});
       stmt.Reset();
       return step;
     });
@@ -1021,11 +1022,13 @@ class SqliteStore final : public Store {
       ++result->accepted;
       accepted.push_back(&e);
       const int64_t event_row = c.LastInsertRowId();
+      std::shared_ptr<const StoredEvent> stored;
       for (const Target& t : targets) {
         if (!t.filter.Accepts(e.action)) continue;
         msg.Bind(1, event_row).Bind(2, site_id).Bind(3, t.id).Bind(4, now_ms).Bind(5, now_ms);
         if (Status s = msg.Run(); !s.ok()) return s;
-        result->messages.push_back(DueMessage{c.LastInsertRowId(), t.id, now_ms, 0});
+        if (stored == nullptr) stored = Stored(e, site_id, event_row);
+        result->messages.push_back(DueMessage{c.LastInsertRowId(), t.id, now_ms, 0, stored});
       }
     }
     // Counted only once this request's writes all succeeded; flushed before the commit.
@@ -1034,6 +1037,13 @@ class SqliteStore final : public Store {
       for (const model::Event* e : accepted) aggregates.Add(*e, now_ms);
     }
     return Status::Ok();
+  }
+
+  std::shared_ptr<const StoredEvent> Stored(const model::Event& e, const std::string& site_id,
+                                            int64_t event_row) const {
+    auto stored = std::make_shared<StoredEvent>(StoredEvent{e, site_id});
+    if (e.event_id.empty()) stored->event.event_id = FormatEventId(instance_id_, event_row);
+    return stored;
   }
 
   Status FlushAggregates(Connection& c) {
