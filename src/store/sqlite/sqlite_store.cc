@@ -1,20 +1,17 @@
 #include "store/sqlite/sqlite_store.h"
 
-#include <pthread.h>
 #include <sqlite3.h>
 
 #include <algorithm>
 #include <condition_variable>
-#include <deque>
-#include <future>
 #include <map>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "model/secret_box.h"
 #include "model/signature.h"
 #include "store/sqlite/sqlite_db.h"
+#include "store/write_queue.h"
 
 namespace pushhook::store::sqlite {
 namespace {
@@ -210,27 +207,21 @@ model::Event ReadEvent(const Statement& s, int first, const std::string& instanc
   return e;
 }
 
-// One queued write. `apply` runs on the writer thread inside the shared transaction; `done`
-// runs after the commit with apply's status (or the commit's failure).
-struct WriteOp {
-  std::function<Status(Connection&)> apply;
-  std::function<void(Status)> done;
-  size_t weight = 1;
-};
+using SqliteWriteQueue = WriteQueue<Connection>;
 
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::string path, const StoreOptions& options)
-      : path_(std::move(path)), options_(options), box_(options.secrets_key) {}
+      : path_(std::move(path)),
+        options_(options),
+        box_(options.secrets_key),
+        writes_(options.max_pending_writes,
+                [this](std::vector<SqliteWriteQueue::Op>& batch, std::vector<Status>* results) {
+                  CommitBatch(batch, results);
+                }) {}
 
-  ~SqliteStore() override {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    if (writer_.joinable()) writer_.join();
-  }
+  // Writes still queued are committed before the writer connection closes.
+  ~SqliteStore() override { writes_.Stop(); }
 
   Status Open() {
     auto writer = Connection::Open(path_, false);
@@ -249,10 +240,7 @@ class SqliteStore final : public Store {
       reader.value()->Exec("PRAGMA query_only=1");
       readers_.push_back(std::move(reader.value()));
     }
-    writer_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "ph-store-write");
-      WriterLoop();
-    });
+    writes_.Start("ph-store-write");
     return Status::Ok();
   }
 
@@ -446,7 +434,7 @@ class SqliteStore final : public Store {
                     AppendCallback done) override {
     auto result = std::make_shared<AppendResult>();
     auto shared_events = std::make_shared<std::vector<model::Event>>(std::move(events));
-    WriteOp op;
+    SqliteWriteQueue::Op op;
     op.weight = shared_events->size();
     op.apply = [this, site_id, shared_events, now_ms, result](Connection& c) {
       return ApplyAppend(c, site_id, *shared_events, now_ms, result.get());
@@ -458,17 +446,17 @@ class SqliteStore final : public Store {
         done(s);
       }
     };
-    Enqueue(std::move(op));
+    writes_.Enqueue(std::move(op));
   }
 
   void RecordAttempts(std::vector<AttemptRecord> records,
                       std::function<void(Status)> done) override {
     auto shared = std::make_shared<std::vector<AttemptRecord>>(std::move(records));
-    WriteOp op;
+    SqliteWriteQueue::Op op;
     op.weight = shared->size();
     op.apply = [shared](Connection& c) { return ApplyAttempts(c, *shared); };
     op.done = std::move(done);
-    Enqueue(std::move(op));
+    writes_.Enqueue(std::move(op));
   }
 
   StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override {
@@ -1230,53 +1218,10 @@ class SqliteStore final : public Store {
   }
 
   Status WriteSync(std::function<Status(Connection&)> apply) {
-    std::promise<Status> promise;
-    auto future = promise.get_future();
-    WriteOp op;
-    op.apply = std::move(apply);
-    op.done = [&promise](Status s) { promise.set_value(std::move(s)); };
-    Enqueue(std::move(op));
-    return future.get();
+    return writes_.Run(std::move(apply));
   }
 
-  void Enqueue(WriteOp op) {
-    {
-      std::lock_guard lock(mu_);
-      if (!stopping_ && pending_weight_ + op.weight <= options_.max_pending_writes) {
-        pending_weight_ += op.weight;
-        queue_.push_back(std::move(op));
-        cv_.notify_one();
-        return;
-      }
-    }
-    // Refused outside the lock: the callback may do anything.
-    op.done(model::Status(model::StatusCode::kUnavailable,
-                          "the store's write queue is full; retry shortly"));
-  }
-
-  void WriterLoop() {
-    std::vector<WriteOp> batch;
-    std::vector<Status> results;
-    for (;;) {
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stopping, and nothing left to write
-        // Everything queued while the previous transaction was syncing joins this one.
-        batch.assign(std::make_move_iterator(queue_.begin()),
-                     std::make_move_iterator(queue_.end()));
-        queue_.clear();
-        pending_weight_ = 0;
-      }
-      CommitBatch(batch, &results);
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (batch[i].done) batch[i].done(std::move(results[i]));
-      }
-      batch.clear();
-    }
-  }
-
-  void CommitBatch(std::vector<WriteOp>& batch, std::vector<Status>* results) {
+  void CommitBatch(std::vector<SqliteWriteQueue::Op>& batch, std::vector<Status>* results) {
     Connection& c = *writer_conn_;
     results->assign(batch.size(), Status::Ok());
     Status begin = c.Exec("BEGIN IMMEDIATE");
@@ -1327,12 +1272,7 @@ class SqliteStore final : public Store {
   std::string instance_id_;
   std::unique_ptr<Connection> writer_conn_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<WriteOp> queue_;  // guarded by mu_
-  size_t pending_weight_ = 0;  // guarded by mu_
-  bool stopping_ = false;      // guarded by mu_
-  std::thread writer_;
+  SqliteWriteQueue writes_;
 
   std::mutex readers_mu_;
   std::condition_variable readers_cv_;
