@@ -185,7 +185,7 @@ void Dispatcher::LoadEndpointPending(uint32_t index, int64_t now_ms) {
       // the next restart.
       util::Log(util::LogLevel::kError, "cannot load an endpoint's waiting messages",
                 {{"endpoint_id", endpoints_[index].id}, {"error", page.status().message()}});
-      timers_.push(Timer{now_ms + 1000, kReloadTimer, index, endpoints_[index].generation});
+      timers_.push(Timer{now_ms + 1000, kReloadTimer, index, endpoints_[index].generation, 0});
       break;
     }
     for (const store::DueMessage& m : *page) {
@@ -209,7 +209,7 @@ void Dispatcher::Admit(const store::DueMessage& m, int64_t now_ms) {
   if (m.id > max_admitted_id_.load(std::memory_order_relaxed)) {
     max_admitted_id_.store(m.id, std::memory_order_relaxed);
   }
-  Schedule(std::max(m.due_ms, now_ms), m.id, index, now_ms);
+  Schedule(std::max(m.due_ms, now_ms), Due{m.id, m.attempts}, index, now_ms);
 }
 
 void Dispatcher::Forget(uint32_t index, int64_t message_id) {
@@ -229,12 +229,13 @@ void Dispatcher::Park(uint32_t index) {
   state.fresh.clear();
 }
 
-void Dispatcher::Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint, int64_t now_ms) {
+void Dispatcher::Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms) {
   if (due_ms <= now_ms) {
-    endpoints_[endpoint].ready.push_back(message_id);
+    endpoints_[endpoint].ready.push_back(message);
     MarkRunnable(endpoint);
   } else {
-    timers_.push(Timer{due_ms, message_id, endpoint, endpoints_[endpoint].generation});
+    timers_.push(
+        Timer{due_ms, message.id, endpoint, endpoints_[endpoint].generation, message.attempts});
   }
 }
 
@@ -345,7 +346,7 @@ void Dispatcher::Run() {
         LoadEndpointPending(t.endpoint, now);
         continue;
       }
-      if (t.message_id != 0) target.ready.push_back(t.message_id);
+      if (t.message_id != 0) target.ready.push_back(Due{t.message_id, t.attempts});
       MarkRunnable(t.endpoint);
     }
     if (stopping) continue;
@@ -393,14 +394,14 @@ void Dispatcher::LaunchReady(uint32_t index, int64_t now_ms) {
       }
       break;
     }
-    const int64_t id = state.ready.front();
+    const Due due = state.ready.front();
     state.ready.pop_front();
-    Launch(index, id, now_ms);
+    Launch(index, due, now_ms);
   }
 }
 
 void Dispatcher::WakeAt(int64_t when_ms, uint32_t endpoint) {
-  timers_.push(Timer{when_ms, 0, endpoint, endpoints_[endpoint].generation});
+  timers_.push(Timer{when_ms, 0, endpoint, endpoints_[endpoint].generation, 0});
 }
 
 // A first attempt of a message ingest just made, from memory; nullopt to read it from the store.
@@ -415,7 +416,8 @@ std::optional<store::Delivery> Dispatcher::FreshDelivery(EndpointState& state, i
                          stored->event, *state.endpoint};
 }
 
-bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
+bool Dispatcher::Launch(uint32_t endpoint, Due message, int64_t now_ms) {
+  const int64_t message_id = message.id;
   EndpointState& state = endpoints_[endpoint];
   std::optional<store::Delivery> fresh = FreshDelivery(state, message_id);
   model::StatusOr<store::Delivery> delivery =
@@ -424,7 +426,7 @@ bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
     // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
     // database being busy, and the message is tried again shortly.
     if (delivery.status().code() != model::StatusCode::kNotFound) {
-      timers_.push(Timer{now_ms + 1000, message_id, endpoint, state.generation});
+      timers_.push(Timer{now_ms + 1000, message_id, endpoint, state.generation, message.attempts});
     } else {
       Forget(endpoint, message_id);
     }
@@ -436,6 +438,9 @@ bool Dispatcher::Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms) {
   }
   store::Delivery& d = delivery.value();
   if (!fresh) state.endpoint = d.endpoint;  // read just now: the freshest there is
+  // This node's count of a message it retries is ahead of the store's until the last attempt's
+  // record is committed: numbering from the store's would repeat an attempt number.
+  d.attempts = std::max(d.attempts, message.attempts);
   state.max_in_flight = std::max(1, d.endpoint.max_in_flight);
   state.bucket.SetRate(d.endpoint.rate_limit);
   state.site_id = d.site_id;
@@ -592,7 +597,7 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
     } else if (delay) {
       record.new_status = store::MessageStatus::kPending;
       record.next_attempt_ms = now_ms + delay->count();
-      Schedule(record.next_attempt_ms, d.message_id, index, now_ms);
+      Schedule(record.next_attempt_ms, Due{d.message_id, record.attempt}, index, now_ms);
       std::lock_guard lock(mu_);
       ++counts_.retries;
     } else {

@@ -117,18 +117,25 @@ class Dispatcher {
                 std::function<void(OutboundResult)> done);
 
  private:
+  // A message in memory: its id, and the attempts made so far as this node knows them (the
+  // store's count may lag behind while the last attempt's record waits for its commit).
+  struct Due {
+    int64_t id;
+    int attempts;
+  };
   struct Timer {
     int64_t due_ms;
     // 0: wake the endpoint (its rate limit or circuit allows again); -1: reload its messages.
     int64_t message_id;
     uint32_t endpoint;
     uint32_t generation;  // the endpoint's generation when set; stale once it was parked
+    int attempts = 0;     // of the message
     bool operator>(const Timer& o) const { return due_ms > o.due_ms; }
   };
   struct EndpointState {
     std::string id;
-    std::deque<int64_t> ready;  // due now, in order
-    uint32_t generation = 0;    // bumped each time the endpoint is parked (disabled)
+    std::deque<Due> ready;    // due now, in order
+    uint32_t generation = 0;  // bumped each time the endpoint is parked (disabled)
     int in_flight = 0;
     int max_in_flight = 16;
     bool enabled = true;  // delivering: enabled by its owner, and (shared) this node's lease
@@ -160,11 +167,11 @@ class Dispatcher {
   void LoadEndpointPending(uint32_t endpoint, int64_t now_ms);
   // A message this node no longer holds: finished, gone, or not pending any more.
   void Forget(uint32_t endpoint, int64_t message_id);
-  void Schedule(int64_t due_ms, int64_t message_id, uint32_t endpoint, int64_t now_ms);
+  void Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms);
   void MarkRunnable(uint32_t endpoint);
   std::optional<store::Delivery> FreshDelivery(EndpointState& state, int64_t message_id);
   // Sends one message; false if it turned out to need no sending (delivered, gone, parked).
-  bool Launch(uint32_t endpoint, int64_t message_id, int64_t now_ms);
+  bool Launch(uint32_t endpoint, Due message, int64_t now_ms);
   void LaunchReady(uint32_t endpoint, int64_t now_ms);
   void WakeAt(int64_t when_ms, uint32_t endpoint);
   void Disable(uint32_t endpoint, const std::string& reason);
