@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <queue>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -316,10 +317,9 @@ class Receiver::Impl {
     if (*timestamp < now - tolerance || *timestamp > now + tolerance) {
       return Reject(respond, InvalidSignature("timestamp outside tolerance"));
     }
-    const bool verified = std::any_of(keys_.begin(), keys_.end(), [&](const std::string& key) {
-      return model::VerifySignatureHeader(signature, key, id, *timestamp, request.body);
-    });
-    if (!verified) return Reject(respond, InvalidSignature("no signature matches"));
+    if (!Verify(request.path, signature, id, *timestamp, request.body)) {
+      return Reject(respond, InvalidSignature("no signature matches"));
+    }
 
     AcceptedRequest accepted{std::string(id), received_at_ms, {}};
     if (auto error = SplitPayloads(std::move(request.body), &accepted.payloads)) {
@@ -418,8 +418,35 @@ class Receiver::Impl {
     }
   }
 
+  // Checks the signature with each secret, starting with the one that last verified a request
+  // to this path: a receiver that holds many endpoints' secrets usually has one per URL, and
+  // would otherwise compute an HMAC per secret for every request.
+  bool Verify(const std::string& path, std::string_view signature, std::string_view id,
+              int64_t timestamp, std::string_view body) {
+    size_t hint = 0;
+    {
+      std::shared_lock lock(hints_mu_);
+      if (auto it = key_by_path_.find(path); it != key_by_path_.end()) hint = it->second;
+    }
+    for (size_t n = 0; n < keys_.size(); ++n) {
+      const size_t i = (hint + n) % keys_.size();
+      if (!model::VerifySignatureHeader(signature, keys_[i], id, timestamp, body)) continue;
+      if (i != hint || n > 0) {
+        std::unique_lock lock(hints_mu_);
+        if (key_by_path_.size() >= kMaxPathHints) key_by_path_.clear();
+        key_by_path_[path] = i;
+      }
+      return true;
+    }
+    return false;
+  }
+
+  static constexpr size_t kMaxPathHints = 100'000;
+
   const ReceiverOptions options_;
   std::vector<std::string> keys_;   // decoded secrets; read-only once started
+  std::shared_mutex hints_mu_;
+  std::unordered_map<std::string, size_t> key_by_path_;  // guarded by hints_mu_
   std::unique_ptr<Output> output_;  // used by the writer thread only, once started
   std::unique_ptr<http::Server> server_;
   std::thread writer_;
