@@ -1458,9 +1458,12 @@ class PostgresStore final : public Store {
   }
 
   void Parse(std::string_view payload) {
-    // The first line is the sender's origin: a node's own changes reach it in-process.
+    // The first line is the sender's origin. A node's own new messages reach its dispatcher
+    // in-process; its own endpoint changes are told too, so that its lease keeper looks for an
+    // owner of a new endpoint at once.
     const size_t first_nl = payload.find('\n');
-    if (payload.substr(0, first_nl) == origin_ || first_nl == std::string_view::npos) return;
+    if (first_nl == std::string_view::npos) return;
+    const bool own = payload.substr(0, first_nl) == origin_;
     payload.remove_prefix(first_nl + 1);
     while (!payload.empty()) {
       const size_t nl = payload.find('\n');
@@ -1473,7 +1476,7 @@ class PostgresStore final : public Store {
         line.remove_prefix(sp == std::string_view::npos ? line.size() : sp + 1);
       }
       ChangeNotice notice;
-      if (parts.size() == 4 && parts[0] == "m") {
+      if (parts.size() == 4 && parts[0] == "m" && !own) {
         notice.kind = ChangeNotice::Kind::kMessages;
         notice.endpoint_id = std::string(parts[1]);
         std::from_chars(parts[2].data(), parts[2].data() + parts[2].size(), notice.first_id);
