@@ -439,6 +439,42 @@ TEST_F(CurlClientTest, ManyConcurrentRequestsEachCompleteOnce) {
   }
 }
 
+TEST_F(CurlClientTest, AHostGetsAtMostItsConnectionLimitAndTheRestWaitTheirTurn) {
+  CurlClientOptions options = LoopbackOptions();
+  options.max_connections_per_host = 3;
+  CurlClient client(options);
+  std::mutex mutex;
+  std::condition_variable changed;
+  int finished = 0;
+  for (int i = 0; i < 7; ++i) {
+    client.Send(Post(Url("/hang")), [&](OutboundResult) {
+      std::lock_guard lock(mutex);
+      ++finished;
+      changed.notify_all();
+    });
+  }
+  // Three reach the server; the other four wait for a place.
+  WaitForRequests(3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(RequestCount(), 3u);
+  // Each answer lets one more through, until all seven were answered.
+  for (size_t answered = 0; answered < 7; ++answered) {
+    WaitForRequests(std::min<size_t>(answered + 3, 7));
+    http::Responder respond;
+    {
+      std::lock_guard lock(mutex_);
+      ASSERT_FALSE(held_.empty());
+      respond = std::move(held_.front());
+      held_.erase(held_.begin());
+    }
+    respond(http::Response::Empty(204));
+  }
+  std::unique_lock lock(mutex);
+  changed.wait_for(lock, std::chrono::seconds(10), [&] { return finished == 7; });
+  EXPECT_EQ(finished, 7);
+  EXPECT_EQ(RequestCount(), 7u);
+}
+
 TEST_F(CurlClientTest, StopAbortsInFlightRequestsAndAnswersLateSends) {
   CurlClient client(LoopbackOptions());
   std::mutex mutex;
