@@ -492,15 +492,17 @@ class PostgresStore final : public Store {
   }
 
   StatusOr<Delivery> LoadDelivery(int64_t message_id) override {
-    std::string columns;
-    for (std::string_view column : Split(kEndpointColumns)) {
-      columns += ", p." + std::string(column);
-    }
-    auto r = Query(std::string("SELECT m.id, m.site_id, m.attempts, m.status, ") + kEventColumns +
-                       columns +
-                       " FROM messages m JOIN events e ON e.id = m.event_rowid "
-                       "JOIN endpoints p ON p.id = m.endpoint_id WHERE m.id = $1",
-                   Params().Add(message_id));
+    static const std::string sql = [] {
+      std::string columns;
+      for (std::string_view column : Split(kEndpointColumns)) {
+        columns += ", p." + std::string(column);
+      }
+      return std::string("SELECT m.id, m.site_id, m.attempts, m.status, ") + kEventColumns +
+             columns +
+             " FROM messages m JOIN events e ON e.id = m.event_rowid "
+             "JOIN endpoints p ON p.id = m.endpoint_id WHERE m.id = $1";
+    }();
+    auto r = Query(sql, Params().Add(message_id));
     if (!r.ok()) return r.status();
     if (r->rows() == 0) return model::NotFound("message not found");
     Delivery d;
