@@ -1,10 +1,14 @@
 #include "cli/cli.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/config.h"
@@ -31,6 +35,42 @@ std::optional<std::string> RealEnv(const std::string& name) {
 int Usage(const std::string& reason) {
   std::fprintf(stderr, "pushhook: %s\n", reason.c_str());
   return kExitUsage;
+}
+
+// `pushhook bench`: runs the repository's benchmark harness (bench/run.mjs, on node) against
+// this binary. The harness is found through PUSHHOOK_BENCH_HARNESS, else next to the binary
+// (build/pushhook -> bench/run.mjs), else under the current folder.
+int RunBench(const std::vector<std::string>& harness_args) {
+  std::vector<std::filesystem::path> candidates;
+  std::error_code ec;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (auto given = RealEnv("PUSHHOOK_BENCH_HARNESS")) {
+    candidates.emplace_back(*given);
+  } else {
+    for (auto dir = self.parent_path(); !dir.empty() && dir != dir.root_path();
+         dir = dir.parent_path()) {
+      candidates.push_back(dir / "bench" / "run.mjs");
+    }
+    candidates.push_back(std::filesystem::current_path(ec) / "bench" / "run.mjs");
+  }
+  for (const std::filesystem::path& harness : candidates) {
+    if (!std::filesystem::is_regular_file(harness, ec)) continue;
+    std::vector<std::string> args = {"node", harness.string()};
+    if (!self.empty()) args.insert(args.end(), {"--bin", self.string()});
+    args.insert(args.end(), harness_args.begin(), harness_args.end());
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execvp("node", argv.data());
+    std::fprintf(stderr, "pushhook bench: cannot run node: %s\n", std::strerror(errno));
+    return kExitFailure;
+  }
+  std::fprintf(stderr, "pushhook bench: the harness (bench/run.mjs) was not found %s\n",
+               RealEnv("PUSHHOOK_BENCH_HARNESS")
+                   ? "at PUSHHOOK_BENCH_HARNESS"
+                   : "next to this binary or under the current folder; run it from the "
+                     "repository, or set PUSHHOOK_BENCH_HARNESS");
+  return kExitFailure;
 }
 
 // Blocks SIGINT and SIGTERM in this thread and every thread started after it, so that the main
@@ -177,6 +217,13 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"View", "Click"}))
       ->capture_default_str();
 
+  CLI::App* bench = app.add_subcommand(
+      "bench",
+      "run the benchmark harness (bench/run.mjs, see BENCHMARKS.md) against this binary; "
+      "everything after `bench` goes to it, e.g. `pushhook bench --smoke`; `bench/run --help` "
+      "lists its options");
+  bench->prefix_command();
+
   app.add_subcommand("version", "print the version");
 
   try {
@@ -212,6 +259,7 @@ int Main(int argc, char** argv) {
     return receive::RunReceive(receive_options);
   }
   if (send->parsed()) return RunSendCommand(send_options);
+  if (bench->parsed()) return RunBench(bench->remaining());
   if (stats->parsed()) {
     if (stats_options.token.empty())
       stats_options.token = RealEnv("PUSHHOOK_ADMIN_TOKEN").value_or("");

@@ -137,6 +137,27 @@ TEST_F(ConfigTest, NumbersThatWouldOverflowAreRefused) {
   EXPECT_FALSE(refused("ingest.min_free_disk_mb", "17592186044415"));
 }
 
+TEST_F(ConfigTest, ClusterSettingsTakeTheirThreeFormsAndRefuseNonsense) {
+  const std::string file = WriteToml(
+      "database = \"postgres://db.internal/pushhook\"\ndatabase_pool = 4\n"
+      "[cluster]\nnode_id = \"file-node\"\nlease = \"20s\"\n");
+  auto c = LoadServeConfig(file, Env({{"PUSHHOOK_CLUSTER_LEASE", "6s"}}),
+                           {{"cluster.node_id", "flag-node"}}, false);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->database, "postgres://db.internal/pushhook");
+  EXPECT_EQ(c->database_pool, 4u);
+  EXPECT_EQ(c->node_id, "flag-node");
+  EXPECT_EQ(c->lease, std::chrono::seconds(6));
+  const auto reason = [](const std::string& key, const std::string& value) {
+    return LoadServeConfig("", Env({}), {{key, value}}, false).status().message();
+  };
+  EXPECT_EQ(reason("cluster.lease", "100ms"), "cluster.lease must be at least 300ms, got '100ms'");
+  EXPECT_EQ(reason("database_pool", "0"), "database_pool must be a positive integer, got '0'");
+  EXPECT_EQ(reason("database_pool", "101"), "database_pool must be at most 100, got '101'");
+  EXPECT_EQ(reason("cluster.node_id", "a b"),
+            "cluster.node_id must be 1 to 64 characters without spaces, got 'a b'");
+}
+
 TEST_F(ConfigTest, AdminTokenComesFromTheEnvironment) {
   auto c = LoadServeConfig("", Env({{"PUSHHOOK_ADMIN_TOKEN", "tok"}}), {}, false);
   ASSERT_TRUE(c.ok());

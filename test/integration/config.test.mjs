@@ -80,3 +80,19 @@ itest('serve stops on SIGTERM with exit code 0', async (fx) => {
   const result = await stop(serve, 'SIGTERM', 15_000);
   assert.deepEqual(result, { code: 0, signal: null });
 });
+
+itest('bench runs the repository harness against this binary and passes its options through', async (fx) => {
+  const help = await run(fx, ['bench', '--help']);
+  assert.equal(help.code, 0, `bench --help: exit ${help.code}; stderr:\n${help.stderr}`);
+  assert.match(help.stdout, /benchmark harness \(bench\/run\.mjs/);
+  // An option the harness refuses comes back with the harness's own usage error and exit code.
+  const refused = await run(fx, ['bench', '--only', '99']);
+  assert.equal(refused.code, 2, `bench --only 99: exit ${refused.code}; stderr:\n${refused.stderr}`);
+  assert.match(refused.stderr, /--only takes figure numbers/);
+  // Without a harness to find, a clear reason and exit 1.
+  const missing = await run(fx, ['bench', '--smoke'], {
+    env: { PUSHHOOK_BENCH_HARNESS: '/nonexistent/run.mjs' },
+  });
+  assert.equal(missing.code, 1, `bench without its harness: exit ${missing.code}`);
+  assert.match(missing.stderr, /harness \(bench\/run\.mjs\) was not found at PUSHHOOK_BENCH_HARNESS/);
+});
