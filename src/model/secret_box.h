@@ -28,6 +28,7 @@ class SecretBox {
 
   // A short value that tells whether two boxes hold the same key, and nothing about the key: a
   // database keeps the check of the key that sealed it, and refuses to open with another one.
+  // Meaningful only for an enabled box.
   std::string KeyCheck() const;
 
  private:

@@ -353,6 +353,22 @@ TEST_P(StoreTest, EndpointSecretsAreSealedAtRestAndOpenOnRead) {
   EXPECT_EQ(store_->GetEndpoint(site->id, e.id)->secret, e.secret);
 }
 
+TEST_P(StoreTest, TheFirstStoreWithAKeyRecordsItAndAStoreWithoutOneChecksNothing) {
+  auto url = DatabaseUrl("migrated");
+  ASSERT_TRUE(url.ok()) << url.status().message();
+  StoreOptions options;
+  options.database = *url;  // as `pushhook migrate` opens it: no key, nothing sealed
+  ASSERT_TRUE(OpenStore(options).ok());
+  options.secrets_key = std::string(32, 'a');
+  auto first = OpenStore(options);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  first = model::Status(model::StatusCode::kInternal, "closed");  // close it
+  options.secrets_key = std::string(32, 'b');
+  EXPECT_EQ(OpenStore(options).status().message(), WrongSecretsKey().message());
+  options.secrets_key.clear();
+  EXPECT_TRUE(OpenStore(options).ok());
+}
+
 TEST_P(StoreTest, MessageIdsRoundTripAndCarryTheInstance) {
   const std::string instance = store_->instance_id();  // a copy: Reopen() frees the store
   EXPECT_EQ(instance.size(), 8u);

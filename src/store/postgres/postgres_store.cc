@@ -1008,9 +1008,10 @@ class PostgresStore final : public Store {
     if (s.ok()) {
       s = c.Query("UPDATE pushhook_schema SET version = $1", Params().Add(kLatest)).status();
     }
-    // Every node must seal endpoint secrets with the same key, or the others cannot sign.
+    // Every node must seal endpoint secrets with the same key, or the others cannot sign. The
+    // first node with a key records its check; a store without a key (migrate) checks nothing.
     const std::string check = box_.KeyCheck();
-    if (s.ok()) {
+    if (s.ok() && box_.enabled()) {
       s = c.Query(
                "INSERT INTO meta(key, value) VALUES('secrets_key_check', $1) "
                "ON CONFLICT (key) DO NOTHING",
@@ -1035,7 +1036,7 @@ class PostgresStore final : public Store {
     if (s = c.Exec("COMMIT"); !s.ok()) return s;
     for (int i = 0; i < meta->rows(); ++i) {
       if (meta->Text(i, 0) == "instance") instance_id_ = meta->String(i, 1);
-      if (meta->Text(i, 0) == "secrets_key_check" && meta->Text(i, 1) != check) {
+      if (meta->Text(i, 0) == "secrets_key_check" && box_.enabled() && meta->Text(i, 1) != check) {
         return WrongSecretsKey();
       }
     }

@@ -930,10 +930,14 @@ class SqliteStore final : public Store {
       }
     }
     // The key that seals endpoint secrets must be the one that sealed those already stored.
-    auto check = writer_conn_->Prepare(
-        "INSERT INTO meta(key, value) VALUES('secrets_key_check', ?) ON CONFLICT DO NOTHING");
-    if (!check.ok()) return check.status();
-    if (Status s = (*check)->Bind(1, box_.KeyCheck()).Run(); !s.ok()) return s;
+    // The first store opened with a key records its check; one opened without a key (migrate)
+    // seals nothing and checks nothing.
+    if (box_.enabled()) {
+      auto check = writer_conn_->Prepare(
+          "INSERT INTO meta(key, value) VALUES('secrets_key_check', ?) ON CONFLICT DO NOTHING");
+      if (!check.ok()) return check.status();
+      if (Status s = (*check)->Bind(1, box_.KeyCheck()).Run(); !s.ok()) return s;
+    }
     auto meta = writer_conn_->Prepare(
         "SELECT key, value FROM meta WHERE key IN ('instance', 'secrets_key_check')");
     if (!meta.ok()) return meta.status();
@@ -944,7 +948,7 @@ class SqliteStore final : public Store {
     (*meta)->Reset();
     if (!step.ok()) return step;
     if (instance_id_.empty()) return model::Internal("database has no instance id");
-    if (stored_check != box_.KeyCheck()) return WrongSecretsKey();
+    if (box_.enabled() && stored_check != box_.KeyCheck()) return WrongSecretsKey();
     return Status::Ok();
   }
 
