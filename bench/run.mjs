@@ -1595,7 +1595,7 @@ function topStatements(runs, n) {
 async function figurePostgres() {
   const tools = postgresTools();
   if (!tools) {
-    const why = 'PostgreSQL (server, psql, pgbench, pg_stat_statements) is not installed: apt-get install postgresql postgresql-contrib';
+    const why = 'PostgreSQL (server, psql, pgbench, pg_stat_statements) is not installed: scripts/install-deps installs it';
     if (opts.only?.has(8)) throw new Error(`figure 8: ${why}`);
     results.warnings.push(`figure 8 skipped: ${why}`);
     log(`fig 8 skipped: ${why}`);
