@@ -146,14 +146,14 @@ void LeaseKeeper::Round() {
 
   std::set<std::string> held(round->held.begin(), round->held.end());
   for (const std::string& id : draining_) held.erase(id);
-  const int64_t live = std::max<int64_t>(1, static_cast<int64_t>(round->nodes.size()));
-  const size_t fair = static_cast<size_t>((round->endpoints + live - 1) / live);
+  // Above its share (a node joined, or another node has too few): drain the excess.
+  const size_t keep = static_cast<size_t>(std::max(0, round->share));
   std::vector<std::string> gained;
   std::vector<std::string> lost;
   {
     std::lock_guard lock(mu_);
-    // More than a fair share (another node joined): drain the excess, release it next round.
-    while (held.size() > fair) {
+    // More than its share (another node joined): drain the excess, release it next round.
+    while (held.size() > keep) {
       auto last = std::prev(held.end());
       draining_.insert(*last);
       held.erase(last);

@@ -223,6 +223,9 @@ struct LeaseRound {
   std::vector<std::string> held;  // endpoints this node holds after the round
   std::vector<NodeInfo> nodes;    // live nodes, this one included
   int endpoints = 0;              // endpoints in the database (not deleted)
+  // How many this node should hold: at most ceil(endpoints / nodes), and floor(endpoints /
+  // nodes) while another node has fewer than that. The keeper drains what is above it.
+  int share = 0;
 };
 
 // A change another node made, as the database's notifications tell it.

@@ -1020,7 +1020,10 @@ TEST_P(SharedStoreTest, LeasesSplitEndpointsFairlyAndMoveWhenAHolderStops) {
   round = Value(other->KeepLeases(b));
   EXPECT_TRUE(round.held.empty());
   EXPECT_EQ(round.nodes.size(), 2u);
-  std::vector<std::string> all = Value(store_->KeepLeases(a)).held;
+  EXPECT_EQ(round.share, 2);
+  round = Value(store_->KeepLeases(a));
+  EXPECT_EQ(round.share, 2);  // b has fewer than its floor share: a keeps only that
+  std::vector<std::string> all = round.held;
   a.release = {all[2], all[3]};
   EXPECT_EQ(Sorted(Value(store_->KeepLeases(a)).held), Sorted({all[0], all[1]}));
   a.release.clear();
@@ -1028,6 +1031,14 @@ TEST_P(SharedStoreTest, LeasesSplitEndpointsFairlyAndMoveWhenAHolderStops) {
   EXPECT_EQ(Sorted(round.held), Sorted({all[2], all[3]}));
   EXPECT_EQ(round.nodes.size(), 2u);
   for (const NodeInfo& node : round.nodes) EXPECT_EQ(node.endpoints, 2) << node.node_id;
+  // A third node with none: the others' share drops to the floor (1), its own is the ceiling.
+  LeaseRequest c{"node-c", 600, {}, false};
+  auto third = OpenAnother();
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(Value(third->KeepLeases(c)).share, 2);
+  EXPECT_EQ(Value(store_->KeepLeases(a)).share, 1);
+  c.leaving = true;
+  Value(third->KeepLeases(c));
 
   // Node a stops renewing: once its leases expired, b is alone and takes all four.
   std::this_thread::sleep_for(std::chrono::milliseconds(700));

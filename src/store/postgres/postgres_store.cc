@@ -1407,16 +1407,29 @@ class PostgresStore final : public Store {
         !r.ok()) {
       return r.status();
     }
+    // This node's share: at most ceil(endpoints / live nodes); only floor(endpoints / live
+    // nodes) while another live node holds fewer than that, so that no node is left idle
+    // (4 endpoints on 3 nodes would otherwise settle at 2 / 2 / 0).
     auto counts = step(
-        "SELECT (SELECT count(*) FROM nodes WHERE heartbeat_at > $1), "
-        "(SELECT count(*) FROM endpoints WHERE deleted = 0), "
-        "(SELECT count(*) FROM endpoint_leases WHERE node_id = $2)",
-        Params().Add(now - request.lease_ms).Add(request.node_id));
+        "SELECT n.node_id, (SELECT count(*) FROM endpoint_leases l WHERE l.node_id = n.node_id "
+        "AND l.expires_at > $1), (SELECT count(*) FROM endpoints WHERE deleted = 0) "
+        "FROM nodes n WHERE n.heartbeat_at > $2",
+        Params().Add(now).Add(now - request.lease_ms));
     if (!counts.ok()) return counts.status();
-    const int64_t live = std::max<int64_t>(1, counts->Int(0, 0));
-    round->endpoints = static_cast<int>(counts->Int(0, 1));
-    const int64_t fair = (round->endpoints + live - 1) / live;
-    const int64_t want = fair - counts->Int(0, 2);
+    const int64_t live = std::max(1, counts->rows());
+    round->endpoints = counts->rows() > 0 ? static_cast<int>(counts->Int(0, 2)) : 0;
+    const int64_t floor_share = round->endpoints / live;
+    int64_t mine = 0;
+    bool starving = false;
+    for (int i = 0; i < counts->rows(); ++i) {
+      if (counts->Text(i, 0) == request.node_id) {
+        mine = counts->Int(i, 1);
+      } else if (counts->Int(i, 1) < floor_share) {
+        starving = true;
+      }
+    }
+    round->share = static_cast<int>(starving ? floor_share : (round->endpoints + live - 1) / live);
+    const int64_t want = round->share - mine;
     if (want > 0) {
       // Leases whose holder stopped renewing, skipping rows another node is taking right now;
       // then endpoints that never had a lease.
