@@ -12,6 +12,8 @@ namespace pushhook::delivery {
 namespace {
 
 constexpr int kPendingPage = 10'000;
+// The most deliveries read in one call when a batch of ready messages is about to go.
+constexpr size_t kPrefetchMax = 256;
 // A timer's message id that means "load the endpoint's pending messages again".
 constexpr int64_t kReloadTimer = -1;
 // Events kept in memory for first attempts (about 0.5 KiB each). Beyond it, and for every
@@ -376,7 +378,30 @@ void Dispatcher::Run() {
   }
 }
 
+// Reads, in one call, the deliveries of the ready messages about to go that are not in memory
+// (a node delivering messages another node stored, retries): one round trip for the batch
+// instead of one per message.
+void Dispatcher::Prefetch(uint32_t index, int64_t now_ms) {
+  EndpointState& state = endpoints_[index];
+  prefetched_.clear();
+  if (!state.enabled || state.ready.size() < 2 || !state.circuit.CanRequest(now_ms) ||
+      state.circuit.state(now_ms) != CircuitBreaker::State::kClosed ||
+      state.bucket.NextTokenMs(now_ms) > now_ms) {
+    return;
+  }
+  const size_t room = static_cast<size_t>(std::max(0, state.max_in_flight - state.in_flight));
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < state.ready.size() && ids.size() < std::min(room, kPrefetchMax); ++i) {
+    if (!state.fresh.contains(state.ready[i].id)) ids.push_back(state.ready[i].id);
+  }
+  if (ids.size() < 2) return;
+  auto loaded = store_.LoadDeliveries(ids);
+  if (!loaded.ok()) return;  // each Launch reads its own, and handles the error
+  for (store::Delivery& d : *loaded) prefetched_.emplace(d.message_id, std::move(d));
+}
+
 void Dispatcher::LaunchReady(uint32_t index, int64_t now_ms) {
+  Prefetch(index, now_ms);
   EndpointState& state = endpoints_[index];
   while (!state.ready.empty() && state.in_flight < state.max_in_flight) {
     if (!state.enabled) {
@@ -419,9 +444,17 @@ std::optional<store::Delivery> Dispatcher::FreshDelivery(EndpointState& state, i
 bool Dispatcher::Launch(uint32_t endpoint, Due message, int64_t now_ms) {
   const int64_t message_id = message.id;
   EndpointState& state = endpoints_[endpoint];
-  std::optional<store::Delivery> fresh = FreshDelivery(state, message_id);
+  // From memory (just ingested), read ahead with others (Prefetch), or read now.
+  std::optional<store::Delivery> known = FreshDelivery(state, message_id);
+  if (!known) {
+    if (auto it = prefetched_.find(message_id); it != prefetched_.end()) {
+      known = std::move(it->second);
+      prefetched_.erase(it);
+      state.endpoint = known->endpoint;
+    }
+  }
   model::StatusOr<store::Delivery> delivery =
-      fresh ? model::StatusOr<store::Delivery>(std::move(*fresh)) : store_.LoadDelivery(message_id);
+      known ? model::StatusOr<store::Delivery>(std::move(*known)) : store_.LoadDelivery(message_id);
   if (!delivery.ok()) {
     // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
     // database being busy, and the message is tried again shortly.
@@ -437,7 +470,7 @@ bool Dispatcher::Launch(uint32_t endpoint, Due message, int64_t now_ms) {
     return false;
   }
   store::Delivery& d = delivery.value();
-  if (!fresh) state.endpoint = d.endpoint;  // read just now: the freshest there is
+  if (!known) state.endpoint = d.endpoint;  // read just now: the freshest there is
   // This node's count of a message it retries is ahead of the store's until the last attempt's
   // record is committed: numbering from the store's would repeat an attempt number.
   d.attempts = std::max(d.attempts, message.attempts);

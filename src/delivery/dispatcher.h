@@ -170,6 +170,7 @@ class Dispatcher {
   void Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms);
   void MarkRunnable(uint32_t endpoint);
   std::optional<store::Delivery> FreshDelivery(EndpointState& state, int64_t message_id);
+  void Prefetch(uint32_t endpoint, int64_t now_ms);
   // Sends one message; false if it turned out to need no sending (delivered, gone, parked).
   bool Launch(uint32_t endpoint, Due message, int64_t now_ms);
   void LaunchReady(uint32_t endpoint, int64_t now_ms);
@@ -213,6 +214,8 @@ class Dispatcher {
   std::atomic<int64_t> max_admitted_id_{0};
   std::vector<std::pair<uint32_t, int64_t>> finishing_;  // finished; records not yet written
   size_t fresh_count_ = 0;  // events held in EndpointState::fresh, at most kMaxFresh
+  // Deliveries read ahead for the endpoint being launched (LaunchReady), by message id.
+  std::unordered_map<int64_t, store::Delivery> prefetched_;
 
   std::thread thread_;
 };

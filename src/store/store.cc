@@ -34,6 +34,19 @@ model::Status WrongSecretsKey() {
 
 // A store that serves one node alone has no leases, nobody else's changes, and no need for a
 // backstop: its own ingest hands every message to its dispatcher.
+model::StatusOr<std::vector<Delivery>> Store::LoadDeliveries(const std::vector<int64_t>& ids) {
+  std::vector<Delivery> out;
+  for (const int64_t id : ids) {
+    auto delivery = LoadDelivery(id);
+    if (delivery.ok()) {
+      out.push_back(std::move(delivery.value()));
+    } else if (delivery.status().code() != model::StatusCode::kNotFound) {
+      return delivery.status();
+    }
+  }
+  return out;
+}
+
 model::StatusOr<LeaseRound> Store::KeepLeases(const LeaseRequest&) {
   return model::Status(model::StatusCode::kUnsupported, "this store is not shared by nodes");
 }

@@ -286,6 +286,9 @@ class Store {
   virtual model::StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(
       const std::string& endpoint_id, int64_t after_id, int limit) = 0;
   virtual model::StatusOr<Delivery> LoadDelivery(int64_t message_id) = 0;
+  // The deliveries of several messages at once, for a dispatcher launching a batch; messages
+  // not found are left out. By default, one LoadDelivery each.
+  virtual model::StatusOr<std::vector<Delivery>> LoadDeliveries(const std::vector<int64_t>& ids);
 
   virtual model::StatusOr<std::vector<Message>> ListMessages(const MessageQuery& query) = 0;
   virtual model::StatusOr<Message> GetMessage(const std::string& site_id, int64_t message_id) = 0;

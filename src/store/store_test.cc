@@ -612,6 +612,25 @@ TEST_P(StoreTest, LoadDeliveryCarriesTheEventAndTheEndpointWithItsSecretOpened) 
             model::StatusCode::kNotFound);
 }
 
+TEST_P(StoreTest, LoadDeliveriesReadsABatchAndLeavesOutWhatIsGone) {
+  auto site = Value(store_->CreateSite("a"));
+  Endpoint e = MakeEndpoint(site.id);
+  AppendResult r = Append(site.id, {MakeEvent(model::Action::kView, "one"),
+                                    MakeEvent(model::Action::kClick, "two")});
+  ASSERT_EQ(r.messages.size(), 2u);
+  auto loaded = Value(store_->LoadDeliveries({r.messages[1].id, 999'999, r.messages[0].id}));
+  ASSERT_EQ(loaded.size(), 2u);
+  std::sort(loaded.begin(), loaded.end(),
+            [](const Delivery& a, const Delivery& b) { return a.message_id < b.message_id; });
+  EXPECT_EQ(loaded[0].message_id, r.messages[0].id);
+  EXPECT_EQ(loaded[0].event.event_id, "one");
+  EXPECT_EQ(loaded[1].event.event_id, "two");
+  EXPECT_EQ(loaded[1].event.action, model::Action::kClick);
+  EXPECT_EQ(loaded[1].endpoint.id, e.id);
+  EXPECT_EQ(loaded[1].endpoint.secret, e.secret);
+  EXPECT_EQ(loaded[1].site_id, site.id);
+}
+
 TEST_P(StoreTest, RequeueMakesAFinishedMessagePendingAgain) {
   auto site = store_->CreateSite("a");
   auto other = store_->CreateSite("b");
