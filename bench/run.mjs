@@ -1277,9 +1277,11 @@ class PgServer {
   }
 
   async stop() {
-    const r = await runCommand('pg-cluster', PG_CLUSTER, ['stop', this.dir], { timeoutMs: 120_000 });
+    // remove also deletes the server's files when pg-cluster had to keep them outside dir.
+    const command = opts.keep ? 'stop' : 'remove';
+    const r = await runCommand('pg-cluster', PG_CLUSTER, [command, this.dir], { timeoutMs: 120_000 });
     postgresRunning.delete(this.dir);
-    if (r.code !== 0) log(`scripts/pg-cluster stop: exit ${r.code}: ${tail(r.stderr)}`);
+    if (r.code !== 0) log(`scripts/pg-cluster ${command}: exit ${r.code}: ${tail(r.stderr)}`);
     if (!opts.keep) {
       fs.rmSync(this.dir, { recursive: true, force: true });
       postgresDirs.delete(this.dir);

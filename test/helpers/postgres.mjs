@@ -58,7 +58,9 @@ const liveServers = new Map();
 process.on('exit', () => {
   for (const [dir, server] of liveServers) {
     spawnSync(PG_CLUSTER, ['kill', dir], { stdio: 'ignore', timeout: 30_000 });
-    if (server.ownsDir && !process.env.PUSHHOOK_IT_KEEP) fs.rmSync(dir, { recursive: true, force: true });
+    if (server.ownsDir && !process.env.PUSHHOOK_IT_KEEP) {
+      spawnSync(PG_CLUSTER, ['remove', dir], { stdio: 'ignore', timeout: 30_000 });
+    }
   }
 });
 
@@ -108,10 +110,10 @@ export async function startPostgres(fx, { dir } = {}) {
   liveServers.set(serverDir, server);
   const remove = async () => {
     try {
-      await pgCluster('stop', serverDir);
+      // remove: stops it and deletes its files, also those kept outside serverDir (pg-cluster).
+      await pgCluster(ownsDir && !process.env.PUSHHOOK_IT_KEEP ? 'remove' : 'stop', serverDir);
     } finally {
       liveServers.delete(serverDir);
-      if (ownsDir && !process.env.PUSHHOOK_IT_KEEP) fs.rmSync(serverDir, { recursive: true, force: true });
     }
   };
   try {
