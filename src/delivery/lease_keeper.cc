@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "util/log.h"
 
@@ -68,15 +69,18 @@ void LeaseKeeper::OnNotice(const store::ChangeNotice& notice) {
   switch (notice.kind) {
     case Kind::kMessages: {
       if (!Owns(notice.endpoint_id)) return;
-      // The ids of one transaction's messages for this endpoint; other nodes' messages in the
-      // same range come too, and the dispatcher admits each id once.
+      // The ids of one transaction's messages for this endpoint: read no further than its
+      // last, or this node would also take messages of later transactions - its own among
+      // them, which its ingest hands over with their events, and which would then be read
+      // back from the store. Other nodes' messages in the same range come too; the dispatcher
+      // admits each id once.
       const int64_t span = notice.last_id - notice.first_id + 1;
       auto due =
           store_.LoadPendingForEndpoint(notice.endpoint_id, notice.first_id - 1,
                                         static_cast<int>(std::clamp<int64_t>(span, 1, 100'000)));
-      if (due.ok()) {
-        dispatcher_.Enqueue(std::move(due.value()));
-      }
+      if (!due.ok()) return;  // the backstop finds them
+      std::erase_if(*due, [&](const store::DueMessage& m) { return m.id > notice.last_id; });
+      if (!due->empty()) dispatcher_.Enqueue(std::move(due.value()));
       return;
     }
     case Kind::kEndpoint:
@@ -128,6 +132,7 @@ void LeaseKeeper::Round() {
                   {{"error", round.status().message()}});
       }
       status_.connected = false;
+      failed_ = true;
       if (started - last_renewed_ >= options_.lease * 2 / 3 && !owned_.empty()) {
         lost.assign(owned_.begin(), owned_.end());
         owned_.clear();
@@ -142,17 +147,17 @@ void LeaseKeeper::Round() {
   }
   last_renewed_ = started;
   for (const std::string& id : drained) draining_.erase(id);
-  bool reconnected = false;
+  const bool reconnected = std::exchange(failed_, false);
 
   std::set<std::string> held(round->held.begin(), round->held.end());
   for (const std::string& id : draining_) held.erase(id);
-  // Above its share (a node joined, or another node has too few): drain the excess.
   const size_t keep = static_cast<size_t>(std::max(0, round->share));
   std::vector<std::string> gained;
   std::vector<std::string> lost;
   {
     std::lock_guard lock(mu_);
-    // More than its share (another node joined): drain the excess, release it next round.
+    // Above its share (a node joined, or another has too few): drain the excess, and release
+    // it in a later round once nothing is in flight for it.
     while (held.size() > keep) {
       auto last = std::prev(held.end());
       draining_.insert(*last);
@@ -168,7 +173,6 @@ void LeaseKeeper::Round() {
     if (!status_.connected) {
       util::Log(util::LogLevel::kInfo, "endpoint leases renewed",
                 {{"node_id", options_.node_id}, {"owned", owned_.size()}});
-      reconnected = true;
     }
     status_.connected = true;
     status_.nodes = std::move(round->nodes);

@@ -72,6 +72,7 @@ class LeaseKeeper {
   // Keeper thread only.
   std::set<std::string> draining_;  // given up by the dispatcher, lease not yet released
   std::chrono::steady_clock::time_point last_renewed_{};
+  bool failed_ = false;             // a round failed since the last good one
   std::deque<int64_t> watermarks_;  // dispatcher's max admitted id, one per round
   std::thread thread_;
 };

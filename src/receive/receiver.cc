@@ -444,7 +444,7 @@ class Receiver::Impl {
   static constexpr size_t kMaxPathHints = 100'000;
 
   const ReceiverOptions options_;
-  std::vector<std::string> keys_;   // decoded secrets; read-only once started
+  std::vector<std::string> keys_;  // decoded secrets; read-only once started
   std::shared_mutex hints_mu_;
   std::unordered_map<std::string, size_t> key_by_path_;  // guarded by hints_mu_
   std::unique_ptr<Output> output_;  // used by the writer thread only, once started

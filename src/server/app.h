@@ -19,7 +19,7 @@ namespace pushhook::server {
 struct ServeConfig {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./pushhook-data";
-  std::string database;     // "" = sqlite://<data_dir>/pushhook.db
+  std::string database;      // "" = sqlite://<data_dir>/pushhook.db
   size_t database_pool = 8;  // PostgreSQL connections per node, besides the writer's
   // Several nodes on PostgreSQL (docs/scaling.md): this node's name, and how long it holds an
   // endpoint's lease without renewing it.

@@ -4,6 +4,7 @@
 
 #include "store/postgres/postgres_store.h"
 #include "store/sqlite/sqlite_store.h"
+#include "store/store_internal.h"
 
 namespace pushhook::store {
 
@@ -24,6 +25,45 @@ std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::strin
   if (ec != std::errc() || end != text.data() + text.size() || row <= 0) return std::nullopt;
   return row;
 }
+
+namespace internal {
+
+void ApplyPatch(const EndpointPatch& patch, int64_t now_ms, Endpoint* e) {
+  if (patch.url) e->url = *patch.url;
+  if (patch.description) e->description = *patch.description;
+  if (patch.filter) e->filter = *patch.filter;
+  if (patch.format) e->format = *patch.format;
+  if (patch.enabled) e->enabled = *patch.enabled;
+  if (patch.max_in_flight) e->max_in_flight = *patch.max_in_flight;
+  if (patch.rate_limit) e->rate_limit = *patch.rate_limit;
+  if (patch.secret) e->secret = *patch.secret;
+  if (patch.previous_secret) e->previous_secret = *patch.previous_secret;
+  if (patch.previous_secret_expires_ms) {
+    e->previous_secret_expires_ms = *patch.previous_secret_expires_ms;
+  }
+  e->updated_at_ms = now_ms;
+}
+
+std::vector<StatsRow> ButtonGroups(const model::Counters& totals) {
+  std::vector<StatsRow> groups;
+  for (size_t b = 0; b < totals.clicks_by_button.size(); ++b) {
+    model::Counters n;
+    n.views = totals.views;
+    n.clicks = totals.clicks_by_button[b];
+    n.clicks_by_button[b] = n.clicks;
+    groups.push_back(StatsRow{std::to_string(b), n});
+  }
+  return groups;
+}
+
+std::optional<int> UtmFieldNumber(std::string_view name) {
+  for (int f = 0; f < model::kUtmFields; ++f) {
+    if (model::UtmFieldName(static_cast<model::UtmField>(f)) == name) return f;
+  }
+  return std::nullopt;
+}
+
+}  // namespace internal
 
 model::Status WrongSecretsKey() {
   return model::Status(model::StatusCode::kUnprocessable,

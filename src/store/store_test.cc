@@ -615,8 +615,8 @@ TEST_P(StoreTest, LoadDeliveryCarriesTheEventAndTheEndpointWithItsSecretOpened) 
 TEST_P(StoreTest, LoadDeliveriesReadsABatchAndLeavesOutWhatIsGone) {
   auto site = Value(store_->CreateSite("a"));
   Endpoint e = MakeEndpoint(site.id);
-  AppendResult r = Append(site.id, {MakeEvent(model::Action::kView, "one"),
-                                    MakeEvent(model::Action::kClick, "two")});
+  AppendResult r = Append(
+      site.id, {MakeEvent(model::Action::kView, "one"), MakeEvent(model::Action::kClick, "two")});
   ASSERT_EQ(r.messages.size(), 2u);
   auto loaded = Value(store_->LoadDeliveries({r.messages[1].id, 999'999, r.messages[0].id}));
   ASSERT_EQ(loaded.size(), 2u);

@@ -16,6 +16,7 @@
 #include "model/secret_box.h"
 #include "model/signature.h"
 #include "store/postgres/pg_conn.h"
+#include "store/store_internal.h"
 #include "store/write_queue.h"
 #include "util/log.h"
 
@@ -161,15 +162,8 @@ constexpr size_t kMaxNotifyBytes = 7'000;  // PostgreSQL's limit is 8,000
 
 constexpr const char* kNowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
-constexpr int kEventsView = 1;
-constexpr int kEventsClick = 2;
-
-int FilterBits(const model::EventFilter& f) {
-  return (f.view ? kEventsView : 0) | (f.click ? kEventsClick : 0);
-}
-model::EventFilter FilterFromBits(int64_t bits) {
-  return model::EventFilter{(bits & kEventsView) != 0, (bits & kEventsClick) != 0};
-}
+using internal::FilterBits;
+using internal::FilterFromBits;
 
 constexpr const char* kEndpointColumns =
     "id, site_id, url, description, events, payload_format, enabled, max_in_flight, rate_limit, "
@@ -400,7 +394,7 @@ class PostgresStore final : public Store {
     auto current = GetEndpoint(site_id, endpoint_id);
     if (!current.ok()) return current;
     Endpoint e = std::move(current.value());
-    ApplyPatch(patch, now_ms, &e);
+    internal::ApplyPatch(patch, now_ms, &e);
     // Every parameter of EndpointParams is used (PostgreSQL must know each one's type):
     // created_at, which never changes, as one more guard on the row.
     auto r = Query(
@@ -432,31 +426,18 @@ class PostgresStore final : public Store {
 
   void AppendEvents(const std::string& site_id, std::vector<model::Event> events, int64_t now_ms,
                     AppendCallback done) override {
-    auto result = std::make_shared<AppendResult>();
-    auto shared_events = std::make_shared<std::vector<model::Event>>(std::move(events));
-    PgWriteQueue::Op op;
-    op.weight = shared_events->size();
-    op.apply = [this, site_id, shared_events, now_ms, result](Connection& c) {
-      return ApplyAppend(c, site_id, *shared_events, now_ms, result.get());
-    };
-    op.done = [result, done = std::move(done)](Status s) {
-      if (s.ok()) {
-        done(std::move(*result));
-      } else {
-        done(s);
-      }
-    };
-    writes_.Enqueue(std::move(op));
+    internal::EnqueueAppend(
+        writes_, std::move(events),
+        [this, site_id, now_ms](Connection& c, const std::vector<model::Event>& stored,
+                                AppendResult* result) {
+          return ApplyAppend(c, site_id, stored, now_ms, result);
+        },
+        std::move(done));
   }
 
   void RecordAttempts(std::vector<AttemptRecord> records,
                       std::function<void(Status)> done) override {
-    auto shared = std::make_shared<std::vector<AttemptRecord>>(std::move(records));
-    PgWriteQueue::Op op;
-    op.weight = shared->size();
-    op.apply = [shared](Connection& c) { return ApplyAttempts(c, *shared); };
-    op.done = std::move(done);
-    writes_.Enqueue(std::move(op));
+    internal::EnqueueAttempts(writes_, std::move(records), ApplyAttempts, std::move(done));
   }
 
   StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override {
@@ -719,22 +700,12 @@ class PostgresStore final : public Store {
         result.groups.push_back(StatsRow{r->String(i, 0), read_counters(*r, i, 1)});
       }
     } else if (q.group_by == "button") {
-      // Clicks by button; each group carries all views, the denominator of its CTR.
-      for (int b = 0; b < 3; ++b) {
-        model::Counters c;
-        c.views = result.totals.views;
-        c.clicks = result.totals.clicks_by_button[static_cast<size_t>(b)];
-        c.clicks_by_button[static_cast<size_t>(b)] = c.clicks;
-        result.groups.push_back(StatsRow{std::to_string(b), c});
-      }
+      result.groups = internal::ButtonGroups(result.totals);
     } else if (q.group_by) {
-      int field = -1;
-      for (int f = 0; f < model::kUtmFields; ++f) {
-        if (model::UtmFieldName(static_cast<model::UtmField>(f)) == *q.group_by) field = f;
-      }
-      if (field < 0) return model::InvalidArgument("cannot group by " + *q.group_by);
+      const std::optional<int> field = internal::UtmFieldNumber(*q.group_by);
+      if (!field) return model::InvalidArgument("cannot group by " + *q.group_by);
       Params params = filters;
-      params.Add(field);
+      params.Add(*field);
       auto r = Query(
           "SELECT value, coalesce(sum(views),0)::bigint, coalesce(sum(clicks),0)::bigint "
           "FROM stats_utm_minute" +
@@ -839,22 +810,6 @@ class PostgresStore final : public Store {
       columns.remove_prefix(comma + 2);
     }
     return out;
-  }
-
-  static void ApplyPatch(const EndpointPatch& patch, int64_t now_ms, Endpoint* e) {
-    if (patch.url) e->url = *patch.url;
-    if (patch.description) e->description = *patch.description;
-    if (patch.filter) e->filter = *patch.filter;
-    if (patch.format) e->format = *patch.format;
-    if (patch.enabled) e->enabled = *patch.enabled;
-    if (patch.max_in_flight) e->max_in_flight = *patch.max_in_flight;
-    if (patch.rate_limit) e->rate_limit = *patch.rate_limit;
-    if (patch.secret) e->secret = *patch.secret;
-    if (patch.previous_secret) e->previous_secret = *patch.previous_secret;
-    if (patch.previous_secret_expires_ms) {
-      e->previous_secret_expires_ms = *patch.previous_secret_expires_ms;
-    }
-    e->updated_at_ms = now_ms;
   }
 
   // An endpoint's columns in kEndpointColumns order, secrets sealed.

@@ -11,6 +11,7 @@
 #include "model/secret_box.h"
 #include "model/signature.h"
 #include "store/sqlite/sqlite_db.h"
+#include "store/store_internal.h"
 #include "store/write_queue.h"
 
 namespace pushhook::store::sqlite {
@@ -138,15 +139,8 @@ CREATE INDEX campaigns_by_activity ON campaigns(site_id, last_active DESC, cid);
 )sql",
 };
 
-constexpr int kEventsView = 1;
-constexpr int kEventsClick = 2;
-
-int FilterBits(const model::EventFilter& f) {
-  return (f.view ? kEventsView : 0) | (f.click ? kEventsClick : 0);
-}
-model::EventFilter FilterFromBits(int bits) {
-  return model::EventFilter{(bits & kEventsView) != 0, (bits & kEventsClick) != 0};
-}
+using internal::FilterBits;
+using internal::FilterFromBits;
 
 constexpr const char* kEndpointColumns =
     "id, site_id, url, description, events, payload_format, enabled, max_in_flight, rate_limit, "
@@ -168,7 +162,7 @@ Endpoint ReadEndpoint(const Statement& s, int first, const model::SecretBox& box
   e.site_id = s.Text(first + 1);
   e.url = s.Text(first + 2);
   e.description = s.Text(first + 3);
-  e.filter = FilterFromBits(static_cast<int>(s.Int(first + 4)));
+  e.filter = FilterFromBits(s.Int(first + 4));
   model::ParsePayloadFormat(s.Text(first + 5), &e.format);
   e.enabled = s.Int(first + 6) != 0;
   e.max_in_flight = static_cast<int>(s.Int(first + 7));
@@ -366,19 +360,7 @@ class SqliteStore final : public Store {
     auto current = GetEndpoint(site_id, endpoint_id);
     if (!current.ok()) return current;
     Endpoint e = std::move(current.value());
-    if (patch.url) e.url = *patch.url;
-    if (patch.description) e.description = *patch.description;
-    if (patch.filter) e.filter = *patch.filter;
-    if (patch.format) e.format = *patch.format;
-    if (patch.enabled) e.enabled = *patch.enabled;
-    if (patch.max_in_flight) e.max_in_flight = *patch.max_in_flight;
-    if (patch.rate_limit) e.rate_limit = *patch.rate_limit;
-    if (patch.secret) e.secret = *patch.secret;
-    if (patch.previous_secret) e.previous_secret = *patch.previous_secret;
-    if (patch.previous_secret_expires_ms) {
-      e.previous_secret_expires_ms = *patch.previous_secret_expires_ms;
-    }
-    e.updated_at_ms = now_ms;
+    internal::ApplyPatch(patch, now_ms, &e);
     const std::string sealed_secret = box_.Seal(e.secret);
     const std::string sealed_previous = box_.Seal(e.previous_secret);
     Status s = WriteSync([&](Connection& c) {
@@ -432,31 +414,18 @@ class SqliteStore final : public Store {
 
   void AppendEvents(const std::string& site_id, std::vector<model::Event> events, int64_t now_ms,
                     AppendCallback done) override {
-    auto result = std::make_shared<AppendResult>();
-    auto shared_events = std::make_shared<std::vector<model::Event>>(std::move(events));
-    SqliteWriteQueue::Op op;
-    op.weight = shared_events->size();
-    op.apply = [this, site_id, shared_events, now_ms, result](Connection& c) {
-      return ApplyAppend(c, site_id, *shared_events, now_ms, result.get());
-    };
-    op.done = [result, done = std::move(done)](Status s) {
-      if (s.ok()) {
-        done(std::move(*result));
-      } else {
-        done(s);
-      }
-    };
-    writes_.Enqueue(std::move(op));
+    internal::EnqueueAppend(
+        writes_, std::move(events),
+        [this, site_id, now_ms](Connection& c, const std::vector<model::Event>& stored,
+                                AppendResult* result) {
+          return ApplyAppend(c, site_id, stored, now_ms, result);
+        },
+        std::move(done));
   }
 
   void RecordAttempts(std::vector<AttemptRecord> records,
                       std::function<void(Status)> done) override {
-    auto shared = std::make_shared<std::vector<AttemptRecord>>(std::move(records));
-    SqliteWriteQueue::Op op;
-    op.weight = shared->size();
-    op.apply = [shared](Connection& c) { return ApplyAttempts(c, *shared); };
-    op.done = std::move(done);
-    writes_.Enqueue(std::move(op));
+    internal::EnqueueAttempts(writes_, std::move(records), ApplyAttempts, std::move(done));
   }
 
   StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override {
@@ -785,26 +754,16 @@ class SqliteStore final : public Store {
         (*st)->Reset();
         if (!step.ok()) return step;
       } else if (q.group_by == "button") {
-        // Clicks by button; each group carries all views, the denominator of its CTR.
-        for (int b = 0; b < 3; ++b) {
-          model::Counters n;
-          n.views = result.totals.views;
-          n.clicks = result.totals.clicks_by_button[static_cast<size_t>(b)];
-          n.clicks_by_button[static_cast<size_t>(b)] = n.clicks;
-          result.groups.push_back(StatsRow{std::to_string(b), n});
-        }
+        result.groups = internal::ButtonGroups(result.totals);
       } else if (q.group_by) {
-        int field = -1;
-        for (int f = 0; f < model::kUtmFields; ++f) {
-          if (model::UtmFieldName(static_cast<model::UtmField>(f)) == *q.group_by) field = f;
-        }
-        if (field < 0) return model::InvalidArgument("cannot group by " + *q.group_by);
+        const std::optional<int> field = internal::UtmFieldNumber(*q.group_by);
+        if (!field) return model::InvalidArgument("cannot group by " + *q.group_by);
         auto st = c.Prepare(
             "SELECT value, coalesce(sum(views),0), coalesce(sum(clicks),0) FROM stats_utm_minute" +
             where + " AND field = ?6 GROUP BY value ORDER BY value");
         if (!st.ok()) return st.status();
         bind_filters(**st);
-        (*st)->Bind(6, field);
+        (*st)->Bind(6, *field);
         while ((*st)->Step(&step)) {
           model::Counters n;
           n.views = (*st)->Int(1);
@@ -968,7 +927,7 @@ class SqliteStore final : public Store {
       (*st)->Bind(1, site_id);
       Status step;
       while ((*st)->Step(&step)) {
-        targets.push_back(Target{(*st)->Text(0), FilterFromBits(static_cast<int>((*st)->Int(1)))});
+        targets.push_back(Target{(*st)->Text(0), FilterFromBits((*st)->Int(1))});
       }
       (*st)->Reset();
       if (!step.ok()) return step;

@@ -1,0 +1,71 @@
+// What the Store implementations share below the interface: how an endpoint's event filter is
+// stored, how a patch applies, the statistics groups that need no query, and the asynchronous
+// writes of store.h as operations on a group-commit WriteQueue. Not for use outside src/store.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "store/store.h"
+#include "store/write_queue.h"
+
+namespace pushhook::store::internal {
+
+// An endpoint's `events` column: a bit per action it takes.
+inline constexpr int kEventsView = 1;
+inline constexpr int kEventsClick = 2;
+
+inline int FilterBits(const model::EventFilter& f) {
+  return (f.view ? kEventsView : 0) | (f.click ? kEventsClick : 0);
+}
+inline model::EventFilter FilterFromBits(int64_t bits) {
+  return model::EventFilter{(bits & kEventsView) != 0, (bits & kEventsClick) != 0};
+}
+
+// `endpoint` as `patch` leaves it at `now_ms`.
+void ApplyPatch(const EndpointPatch& patch, int64_t now_ms, Endpoint* endpoint);
+
+// group_by=button: clicks per button, each group with every view (the denominator of its CTR).
+std::vector<StatsRow> ButtonGroups(const model::Counters& totals);
+
+// The dimension number of a UTM field named by group_by, or nullopt.
+std::optional<int> UtmFieldNumber(std::string_view name);
+
+// AppendEvents as a queued write: `apply(connection, events, result)` runs in the shared
+// transaction; `done` gets the result once it is durable.
+template <typename Connection, typename Apply>
+void EnqueueAppend(WriteQueue<Connection>& queue, std::vector<model::Event> events, Apply apply,
+                   AppendCallback done) {
+  auto result = std::make_shared<AppendResult>();
+  auto shared = std::make_shared<std::vector<model::Event>>(std::move(events));
+  WriteOp<Connection> op;
+  op.weight = shared->size();
+  op.apply = [shared, result, apply = std::move(apply)](Connection& c) {
+    return apply(c, *shared, result.get());
+  };
+  op.done = [result, done = std::move(done)](model::Status s) {
+    if (s.ok()) {
+      done(std::move(*result));
+    } else {
+      done(std::move(s));
+    }
+  };
+  queue.Enqueue(std::move(op));
+}
+
+// RecordAttempts as a queued write.
+template <typename Connection, typename Apply>
+void EnqueueAttempts(WriteQueue<Connection>& queue, std::vector<AttemptRecord> records, Apply apply,
+                     std::function<void(model::Status)> done) {
+  auto shared = std::make_shared<std::vector<AttemptRecord>>(std::move(records));
+  WriteOp<Connection> op;
+  op.weight = shared->size();
+  op.apply = [shared, apply = std::move(apply)](Connection& c) { return apply(c, *shared); };
+  op.done = std::move(done);
+  queue.Enqueue(std::move(op));
+}
+
+}  // namespace pushhook::store::internal
