@@ -1516,7 +1516,9 @@ async function fig8EndToEnd(pg, variant, rep) {
         commits_per_message: (after.commits - before.commits) / delivered,
         rollbacks: after.rollbacks - before.rollbacks,
         by_statement: top.slice(0, 16).map((s) => ({
-          query: s.query.slice(0, 200), calls: s.calls, per_message: s.calls / delivered, rows: s.rows, exec_ms: s.exec_ms,
+          // The whole text: two statements can share a long beginning (LoadDelivery and
+          // LoadDeliveries differ only in their WHERE).
+          query: s.query, calls: s.calls, per_message: s.calls / delivered, rows: s.rows, exec_ms: s.exec_ms,
         })),
       };
     }
@@ -1583,12 +1585,19 @@ async function fig8Pgbench(pg) {
   }
 }
 
+// A statement in a table cell: its beginning, and its end when the middle is cut out (where
+// statements that begin alike differ).
+function shortQuery(query) {
+  const text = query.replace(/\s+/g, ' ').trim();
+  return text.length <= 80 ? text : `${text.slice(0, 52)} … ${text.slice(-25)}`;
+}
+
 // Per-statement calls per message, the median over the repetitions (0 where a repetition did not
 // run the statement), top `n` by that median.
 function topStatements(runs, n) {
   const keys = new Set(runs.flatMap((r) => r.db.by_statement.map((s) => s.query)));
   const rows = [...keys].map((query) => ({
-    query: query.slice(0, 80),
+    query: shortQuery(query),
     per_message: median(runs.map((r) => r.db.by_statement.find((s) => s.query === query)?.per_message ?? 0)),
   }));
   return rows.sort((a, b) => b.per_message - a.per_message).slice(0, n);
@@ -1781,7 +1790,7 @@ function statementsTable() {
   const pgs = Object.values(p).filter((v) => v.store === 'postgres');
   const queries = [];
   for (const v of pgs) for (const s of v.db.top_statements) if (!queries.includes(s.query)) queries.push(s.query);
-  const header = ['statement (first 80 characters)', ...pgs.map((v) => `${v.nodes} node${v.nodes > 1 ? 's' : ''}`)];
+  const header = ['statement (beginning … end)', ...pgs.map((v) => `${v.nodes} node${v.nodes > 1 ? 's' : ''}`)];
   const cell = (v, q) => fmt(v.db.statements.find((s) => s.query === q)?.per_message ?? 0, 3);
   const rows = [header, ...queries.map((q) => [`\`${q.replace(/\|/g, "\\|")}\``, ...pgs.map((v) => cell(v, q))]),
     ['all statements sent (top level)', ...pgs.map((v) => fmt(v.db.statements_per_message, 2))],
