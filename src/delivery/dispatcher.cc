@@ -202,20 +202,34 @@ void Dispatcher::Admit(const store::DueMessage& m, int64_t now_ms) {
   const uint32_t index = Intern(m.endpoint_id);
   EndpointState& state = endpoints_[index];
   if (options_.shared) {
-    // Not this node's to deliver, or already here: the store keeps it for its owner.
-    if (!state.enabled || !state.held.insert(m.id).second) return;
+    // Not this node's to deliver: the store keeps it for its owner.
+    if (!state.enabled) return;
+    if (!state.held.insert(m.id).second) {
+      // Here already: a notice of another node's transaction can name this node's own new
+      // messages before its ingest hands them over. Keep the event that comes now, so that the
+      // attempt need not read it back (Forget drops it with the message).
+      KeepEvent(state, m);
+      return;
+    }
   }
-  if (m.stored && fresh_count_ < kMaxFresh && state.fresh.emplace(m.id, m.stored).second) {
-    ++fresh_count_;
-  }
+  KeepEvent(state, m);
   if (m.id > max_admitted_id_.load(std::memory_order_relaxed)) {
     max_admitted_id_.store(m.id, std::memory_order_relaxed);
   }
   Schedule(std::max(m.due_ms, now_ms), Due{m.id, m.attempts}, index, now_ms);
 }
 
+void Dispatcher::KeepEvent(EndpointState& state, const store::DueMessage& m) {
+  if (m.stored && fresh_count_ < kMaxFresh && state.fresh.emplace(m.id, m.stored).second) {
+    ++fresh_count_;
+  }
+}
+
 void Dispatcher::Forget(uint32_t index, int64_t message_id) {
-  if (options_.shared) endpoints_[index].held.erase(message_id);
+  if (!options_.shared) return;
+  EndpointState& state = endpoints_[index];
+  state.held.erase(message_id);
+  fresh_count_ -= state.fresh.erase(message_id);
 }
 
 void Dispatcher::Park(uint32_t index) {
@@ -391,7 +405,9 @@ void Dispatcher::Prefetch(uint32_t index, int64_t now_ms) {
   }
   const size_t room = static_cast<size_t>(std::max(0, state.max_in_flight - state.in_flight));
   std::vector<int64_t> ids;
-  for (size_t i = 0; i < state.ready.size() && ids.size() < std::min(room, kPrefetchMax); ++i) {
+  // The messages that will go now are the first `room` ones, those in memory among them.
+  const size_t going = std::min({state.ready.size(), room, kPrefetchMax});
+  for (size_t i = 0; i < going; ++i) {
     if (!state.fresh.contains(state.ready[i].id)) ids.push_back(state.ready[i].id);
   }
   if (ids.size() < 2) return;

@@ -163,6 +163,8 @@ class Dispatcher {
   // Takes a message announced by ingest, the store or another node, unless it is known already
   // or (shared) this node does not deliver for its endpoint.
   void Admit(const store::DueMessage& message, int64_t now_ms);
+  // Keeps the event a message came with, within kMaxFresh, for its first attempt.
+  void KeepEvent(EndpointState& state, const store::DueMessage& message);
   // Admits every pending message of an endpoint from the store.
   void LoadEndpointPending(uint32_t endpoint, int64_t now_ms);
   // A message this node no longer holds: finished, gone, or not pending any more.
