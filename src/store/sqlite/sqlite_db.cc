@@ -104,14 +104,20 @@ model::Status Connection::Exec(std::string_view sql) {
   return ErrorStatus(nullptr, rc, message);
 }
 
-model::StatusOr<Statement*> Connection::Prepare(const std::string& sql) {
+model::Status Connection::Run(std::string_view sql) {
+  auto st = Prepare(sql);
+  if (!st.ok()) return st.status();
+  return (*st)->Run();
+}
+
+model::StatusOr<Statement*> Connection::Prepare(std::string_view sql) {
   auto it = statements_.find(sql);
   if (it == statements_.end()) {
     sqlite3_stmt* stmt = nullptr;
-    const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+    const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                                       SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
     if (rc != SQLITE_OK) return ErrorStatus(db_, rc, "prepare");
-    it = statements_.emplace(sql, std::make_unique<Statement>(stmt)).first;
+    it = statements_.emplace(std::string(sql), std::make_unique<Statement>(stmt)).first;
   }
   it->second->Reset();
   return it->second.get();

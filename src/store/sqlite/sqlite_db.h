@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,9 +53,13 @@ class Connection {
   static model::StatusOr<std::unique_ptr<Connection>> Open(const std::string& path, bool read_only);
   ~Connection();
 
+  // Runs SQL text, which may hold several statements (migrations, pragmas); parsed every time.
   model::Status Exec(std::string_view sql);
+  // Runs one statement from the statement cache, expecting no rows: for what a hot path repeats,
+  // such as the writer's BEGIN, SAVEPOINT and COMMIT.
+  model::Status Run(std::string_view sql);
   // A cached prepared statement, reset and with bindings cleared, ready to bind.
-  model::StatusOr<Statement*> Prepare(const std::string& sql);
+  model::StatusOr<Statement*> Prepare(std::string_view sql);
   int64_t LastInsertRowId() const;
   int Changes() const;
   sqlite3* raw() const { return db_; }
@@ -62,7 +67,14 @@ class Connection {
  private:
   explicit Connection(sqlite3* db) : db_(db) {}
   sqlite3* db_;
-  std::unordered_map<std::string, std::unique_ptr<Statement>> statements_;
+  // Looked up by the caller's string_view: a hot path's literal SQL is neither copied nor
+  // allocated to find its statement.
+  struct SqlHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view sql) const { return std::hash<std::string_view>{}(sql); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<Statement>, SqlHash, std::equal_to<>>
+      statements_;
 };
 
 model::Status ErrorStatus(sqlite3* db, int rc, std::string_view what);

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "model/secret_box.h"
@@ -916,22 +917,8 @@ class SqliteStore final : public Store {
                      AppendResult* result) {
     // The site's endpoints as of this transaction decide the fan-out. A disabled endpoint gets
     // its messages too: they wait, pending, until it is enabled again (DESIGN section 4).
-    struct Target {
-      std::string id;
-      model::EventFilter filter;
-    };
-    std::vector<Target> targets;
-    {
-      auto st = c.Prepare("SELECT id, events FROM endpoints WHERE site_id = ? AND deleted = 0");
-      if (!st.ok()) return st.status();
-      (*st)->Bind(1, site_id);
-      Status step;
-      while ((*st)->Step(&step)) {
-        targets.push_back(Target{(*st)->Text(0), FilterFromBits((*st)->Int(1))});
-      }
-      (*st)->Reset();
-      if (!step.ok()) return step;
-    }
+    auto targets = Targets(c, site_id);
+    if (!targets.ok()) return targets.status();
     auto insert_event = c.Prepare(
         "INSERT OR IGNORE INTO events(site_id, event_id, action, cookie_id, cid, "
         "notification_title, reference_id, utm_campaign, utm_content, utm_medium, utm_source, "
@@ -974,7 +961,7 @@ class SqliteStore final : public Store {
       accepted.push_back(&e);
       const int64_t event_row = c.LastInsertRowId();
       std::shared_ptr<const StoredEvent> stored;
-      for (const Target& t : targets) {
+      for (const Target& t : **targets) {
         if (!t.filter.Accepts(e.action)) continue;
         msg.Bind(1, event_row).Bind(2, site_id).Bind(3, t.id).Bind(4, now_ms).Bind(5, now_ms);
         if (Status s = msg.Run(); !s.ok()) return s;
@@ -988,6 +975,28 @@ class SqliteStore final : public Store {
       for (const model::Event* e : accepted) aggregates.Add(*e, now_ms);
     }
     return Status::Ok();
+  }
+
+  struct Target {
+    std::string id;
+    model::EventFilter filter;
+  };
+
+  // A site's fan-out targets, read once and kept by the writer until an admin write or a
+  // rollback (WriteSync, Rollback) may have changed them.
+  StatusOr<const std::vector<Target>*> Targets(Connection& c, const std::string& site_id) {
+    if (auto it = targets_by_site_.find(site_id); it != targets_by_site_.end()) return &it->second;
+    auto st = c.Prepare("SELECT id, events FROM endpoints WHERE site_id = ? AND deleted = 0");
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, site_id);
+    std::vector<Target> targets;
+    Status step;
+    while ((*st)->Step(&step)) {
+      targets.push_back(Target{(*st)->Text(0), FilterFromBits((*st)->Int(1))});
+    }
+    (*st)->Reset();
+    if (!step.ok()) return step;
+    return &targets_by_site_.insert_or_assign(site_id, std::move(targets)).first->second;
   }
 
   std::shared_ptr<const StoredEvent> Stored(const model::Event& e, const std::string& site_id,
@@ -1180,14 +1189,19 @@ class SqliteStore final : public Store {
     return s;
   }
 
+  // Admin writes, endpoints' among them: each forgets the writer's fan-out targets, so the next
+  // append reads them again (they are rare; appends are not).
   Status WriteSync(std::function<Status(Connection&)> apply) {
-    return writes_.Run(std::move(apply));
+    return writes_.Run([this, apply = std::move(apply)](Connection& c) {
+      targets_by_site_.clear();
+      return apply(c);
+    });
   }
 
   void CommitBatch(std::vector<SqliteWriteQueue::Op>& batch, std::vector<Status>* results) {
     Connection& c = *writer_conn_;
     results->assign(batch.size(), Status::Ok());
-    Status begin = c.Exec("BEGIN IMMEDIATE");
+    Status begin = c.Run("BEGIN IMMEDIATE");
     if (!begin.ok()) {
       for (auto& r : *results) r = begin;
       return;
@@ -1195,36 +1209,42 @@ class SqliteStore final : public Store {
     const bool single = batch.size() == 1;
     for (size_t i = 0; i < batch.size(); ++i) {
       // A savepoint per write keeps one request's failure from undoing the others'.
-      if (!single) c.Exec("SAVEPOINT w");
+      if (!single) c.Run("SAVEPOINT w");
       Status s = batch[i].apply(c);
       if (!single) {
-        if (!s.ok()) c.Exec("ROLLBACK TO w");
-        c.Exec("RELEASE w");
+        if (!s.ok()) c.Run("ROLLBACK TO w");
+        c.Run("RELEASE w");
       }
       (*results)[i] = std::move(s);
     }
     if (single && !(*results)[0].ok()) {
       tx_aggregates_.clear();
-      c.Exec("ROLLBACK");
+      Rollback(c);
       return;
     }
     // The statistics of every request in this transaction, in the same transaction.
     Status flushed = FlushAggregates(c);
     tx_aggregates_.clear();
     if (!flushed.ok()) {
-      c.Exec("ROLLBACK");
+      Rollback(c);
       for (auto& r : *results) {
         if (r.ok()) r = model::Unavailable("statistics update failed: " + flushed.message());
       }
       return;
     }
-    Status commit = c.Exec("COMMIT");
+    Status commit = c.Run("COMMIT");
     if (!commit.ok()) {
-      c.Exec("ROLLBACK");
+      Rollback(c);
       for (auto& r : *results) {
         if (r.ok()) r = model::Unavailable("commit failed: " + commit.message());
       }
     }
+  }
+
+  // Ends a transaction that did not commit. What the writer cached from it may be gone.
+  void Rollback(Connection& c) {
+    c.Run("ROLLBACK");
+    targets_by_site_.clear();
   }
 
   const std::string path_;
@@ -1232,6 +1252,8 @@ class SqliteStore final : public Store {
   const model::SecretBox box_;
   // Statistics of the transaction being built, by site; writer thread only.
   std::map<std::string, model::AggregateBatch> tx_aggregates_;
+  // Fan-out targets by site (Targets()); writer thread only.
+  std::unordered_map<std::string, std::vector<Target>> targets_by_site_;
   std::string instance_id_;
   std::unique_ptr<Connection> writer_conn_;
 
