@@ -39,34 +39,95 @@ Request ToRequest(const bhttp::request<bhttp::string_body>& in, std::string remo
   return out;
 }
 
+// The HTTP/1.1 answer to `response`, serialised in one buffer for one write. 1xx, 204 and 304
+// answers carry no Content-Length (RFC 9110 section 8.6); an HTTP/1.0 client is told when the
+// connection stays open, an HTTP/1.1 client when it does not.
+std::string Serialize(const Response& response, unsigned version, bool keep_alive) {
+  const int status = response.status;
+  const std::string_view reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+  std::string out;
+  out.reserve(128 + response.body.size());
+  out.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out.append(std::to_string(status)).append(" ").append(reason).append("\r\n");
+  out.append("Server: pushhook/" PUSHHOOK_VERSION "\r\n");
+  // Handlers' names and values are ours, but a line break would start a header of its own.
+  const auto append_clean = [&out](std::string_view text) {
+    for (char c : text) {
+      if (c != '\r' && c != '\n') out.push_back(c);
+    }
+  };
+  for (const auto& [name, value] : response.headers) {
+    append_clean(name);
+    out.append(": ");
+    append_clean(value);
+    out.append("\r\n");
+  }
+  if (!(status < 200 || status == 204 || status == 304)) {
+    out.append("Content-Length: ").append(std::to_string(response.body.size())).append("\r\n");
+  }
+  if (version == 10 && keep_alive) out.append("Connection: keep-alive\r\n");
+  if (version != 10 && !keep_alive) out.append("Connection: close\r\n");
+  out.append("\r\n");
+  out.append(response.body);
+  return out;
+}
+
+class Session;
+
+// One thread and its io_context, with the connections it serves. A connection lives on one
+// worker from accept to close, so its handlers never run concurrently and need no strand.
+// Timeouts are deadlines that a sweep checks a few times a second, not a timer per read and
+// write: arming and cancelling timers three times per request cost more than the request.
+struct Worker {
+  asio::io_context ioc{1};
+  asio::steady_timer sweep{ioc};
+  std::vector<std::weak_ptr<Session>> sessions;  // this worker's thread only
+  std::thread thread;
+};
+
+constexpr std::chrono::milliseconds kSweepInterval{100};
+
+using Clock = std::chrono::steady_clock;
+
 // One connection: read a request, hand it to the handler, write its answer, repeat.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const ServerLimits& limits, const Handler& handler,
           std::atomic<size_t>& connections)
-      : stream_(std::move(socket)), limits_(limits), handler_(handler), connections_(connections) {
+      : socket_(std::move(socket)), limits_(limits), handler_(handler), connections_(connections) {
     beast::error_code ec;
-    const auto endpoint = stream_.socket().remote_endpoint(ec);
+    const auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) remote_ = endpoint.address().to_string();
   }
   ~Session() { connections_.fetch_sub(1, std::memory_order_relaxed); }
 
-  void Start() {
-    asio::dispatch(stream_.get_executor(),
-                   beast::bind_front_handler(&Session::ReadHeader, shared_from_this()));
+  // On the session's worker thread.
+  void Start() { ReadHeader(); }
+
+  // Called by the sweep, on the session's worker thread: ends the pending read or write of a
+  // session past its deadline, which then closes the connection.
+  void ExpireIfDue(Clock::time_point now) {
+    if (now < deadline_) return;
+    deadline_ = Clock::time_point::max();
+    timed_out_ = true;
+    beast::error_code ec;
+    socket_.cancel(ec);
   }
 
  private:
+  void SetDeadline(std::chrono::milliseconds after) { deadline_ = Clock::now() + after; }
+  void ClearDeadline() { deadline_ = Clock::time_point::max(); }
+
   void ReadHeader() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(limits_.max_header_bytes));
     parser_->body_limit(limits_.max_body_bytes);
     // A keep-alive connection waits idle_timeout for the first byte; a header must then be
     // complete within header_timeout. Beast reads both in one call, so the larger applies.
-    stream_.expires_after(first_request_ ? limits_.header_timeout
-                                         : std::max(limits_.idle_timeout, limits_.header_timeout));
+    SetDeadline(first_request_ ? limits_.header_timeout
+                               : std::max(limits_.idle_timeout, limits_.header_timeout));
     first_request_ = false;
-    bhttp::async_read_header(stream_, buffer_, *parser_,
+    bhttp::async_read_header(socket_, buffer_, *parser_,
                              beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
 
@@ -78,36 +139,43 @@ class Session : public std::enable_shared_from_this<Session> {
                         "request body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes",
                         false);
     }
-    stream_.expires_after(limits_.body_timeout);
+    SetDeadline(limits_.body_timeout);
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
-      auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
-                                                                       header.version());
-      bhttp::async_write(stream_, *cont,
-                         [self = shared_from_this(), cont](beast::error_code ec, size_t) {
-                           if (ec) return self->Close();
-                           self->ReadBody();
-                         });
+      out_ = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(socket_, asio::buffer(out_),
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          if (ec) return self->Close();
+                          self->ReadBody();
+                        });
       return;
     }
     ReadBody();
   }
 
   void ReadBody() {
-    bhttp::async_read(stream_, buffer_, *parser_,
+    // The body usually arrived with the header: parse it from the buffer, without a read.
+    if (!parser_->is_done() && buffer_.size() > 0) {
+      parser_->eager(true);
+      beast::error_code ec;
+      buffer_.consume(parser_->put(buffer_.data(), ec));
+      if (ec && ec != bhttp::error::need_more) return FailRead(ec);
+    }
+    if (parser_->is_done()) return OnBody({}, 0);
+    bhttp::async_read(socket_, buffer_, *parser_,
                       beast::bind_front_handler(&Session::OnBody, shared_from_this()));
   }
 
   void OnBody(beast::error_code ec, size_t) {
     if (ec) return FailRead(ec);
-    stream_.expires_never();
+    ClearDeadline();
     auto message = parser_->release();
     keep_alive_ = message.keep_alive();
     version_ = message.version();
     Request request = ToRequest(message, remote_);
     request.body = std::move(message.body());
-    // The responder may run on any thread: it hops back onto this connection's strand.
+    // The responder may run on any thread: it hops back onto this connection's worker.
     handler_(std::move(request), [self = shared_from_this()](Response response) {
-      asio::dispatch(self->stream_.get_executor(),
+      asio::dispatch(self->socket_.get_executor(),
                      [self, response = std::move(response)]() mutable {
                        self->Write(std::move(response), self->keep_alive_);
                      });
@@ -125,9 +193,8 @@ class Session : public std::enable_shared_from_this<Session> {
           431, "header_too_large",
           "request header exceeds " + std::to_string(limits_.max_header_bytes) + " bytes", false);
     }
-    if (ec == beast::error::timeout || ec == bhttp::error::end_of_stream ||
-        ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted) {
+    if (timed_out_ || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       return Close();
     }
     // Anything else is a malformed request: say so, then hang up.
@@ -139,20 +206,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(Response response, bool keep_alive) {
-    auto out = std::make_shared<bhttp::response<bhttp::string_body>>();
-    out->result(static_cast<unsigned>(response.status));
-    out->version(version_);
-    out->set(bhttp::field::server, "pushhook/" PUSHHOOK_VERSION);
-    for (auto& [name, value] : response.headers) out->insert(name, value);
-    out->body() = std::move(response.body);
-    out->keep_alive(keep_alive);
-    out->prepare_payload();
-    stream_.expires_after(limits_.body_timeout);
-    bhttp::async_write(stream_, *out,
-                       [self = shared_from_this(), out, keep_alive](beast::error_code ec, size_t) {
-                         if (ec || !keep_alive) return self->Close();
-                         self->ReadHeader();
-                       });
+    out_ = Serialize(response, version_, keep_alive);
+    SetDeadline(limits_.body_timeout);
+    asio::async_write(socket_, asio::buffer(out_),
+                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                        if (ec || !keep_alive) return self->Close();
+                        self->ReadHeader();
+                      });
   }
 
   // Ends the connection. Closing with unread request bytes makes the kernel send a reset that
@@ -161,37 +221,41 @@ class Session : public std::enable_shared_from_this<Session> {
   // bounded time, until it closes too ("lingering close").
   void Close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) return stream_.socket().close(ec);
-    stream_.expires_after(kLingerTimeout);
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return socket_.close(ec);
+    SetDeadline(kLingerTimeout);
     Drain();
   }
 
   void Drain() {
-    stream_.async_read_some(asio::buffer(drain_buffer_),
+    socket_.async_read_some(asio::buffer(drain_buffer_),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->drained_ += n;
                               if (ec || self->drained_ > kLingerBytes) {
+                                self->ClearDeadline();
                                 beast::error_code ignored;
-                                self->stream_.socket().close(ignored);
+                                self->socket_.close(ignored);
                                 return;
                               }
                               self->Drain();
                             });
   }
 
-  static constexpr std::chrono::seconds kLingerTimeout{2};
+  static constexpr std::chrono::milliseconds kLingerTimeout{2000};
   static constexpr size_t kLingerBytes = 16 << 20;
   std::array<char, 16384> drain_buffer_;
   size_t drained_ = 0;
 
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::string out_;  // the answer being written
   const ServerLimits& limits_;
   const Handler& handler_;
   std::atomic<size_t>& connections_;
   std::string remote_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timed_out_ = false;
   bool keep_alive_ = false;
   bool first_request_ = true;
   unsigned version_ = 11;
@@ -202,7 +266,12 @@ class Session : public std::enable_shared_from_this<Session> {
 class Server::Impl {
  public:
   Impl(ServerLimits limits, Handler handler)
-      : limits_(limits), handler_(std::move(handler)), acceptor_(asio::make_strand(ioc_)) {}
+      : limits_(limits), handler_(std::move(handler)) {
+    workers_.push_back(std::make_unique<Worker>());
+    acceptor_.emplace(workers_.front()->ioc);
+  }
+
+  ~Impl() { Stop(); }
 
   model::Status Listen(std::string_view host_port) {
     std::string host;
@@ -215,73 +284,105 @@ class Server::Impl {
     const auto address = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
     if (ec) return model::InvalidArgument("listen address '" + host + "' is not an IP address");
     const tcp::endpoint endpoint(address, port);
-    acceptor_.open(endpoint.protocol(), ec);
-    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_.bind(endpoint, ec);
-    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    acceptor_->open(endpoint.protocol(), ec);
+    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(endpoint, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
       return model::Unavailable("cannot listen on " + std::string(host_port) + ": " + ec.message());
     }
-    port_ = acceptor_.local_endpoint(ec).port();
+    port_ = acceptor_->local_endpoint(ec).port();
     return model::Status::Ok();
   }
 
   uint16_t port() const { return port_; }
 
   void Start(int threads) {
+    while (workers_.size() < static_cast<size_t>(std::max(1, threads))) {
+      workers_.push_back(std::make_unique<Worker>());
+    }
     Accept();
-    threads_.reserve(static_cast<size_t>(threads));
-    for (int i = 0; i < threads; ++i)
-      threads_.emplace_back([this] {
+    for (auto& worker : workers_) {
+      Sweep(*worker);
+      worker->thread = std::thread([w = worker.get()] {
         pthread_setname_np(pthread_self(), "ph-http");
-        ioc_.run();
+        w->ioc.run();
       });
+    }
   }
 
   void StopAccepting() {
-    asio::post(acceptor_.get_executor(), [this] {
+    asio::post(acceptor_->get_executor(), [this] {
       beast::error_code ec;
-      acceptor_.close(ec);
+      acceptor_->close(ec);
     });
   }
 
   void Stop() {
-    ioc_.stop();
-    for (auto& t : threads_) {
-      if (t.joinable()) t.join();
+    for (auto& worker : workers_) worker->ioc.stop();
+    for (auto& worker : workers_) {
+      if (worker->thread.joinable()) worker->thread.join();
     }
-    threads_.clear();
   }
 
  private:
+  // Accepts on the first worker and hands each connection to the next worker in turn.
   void Accept() {
-    acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    Worker& worker = *workers_[next_worker_++ % workers_.size()];
+    acceptor_->async_accept(worker.ioc, [this, &worker](beast::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
       if (!ec) {
         if (connections_.fetch_add(1, std::memory_order_relaxed) >= limits_.max_connections) {
           connections_.fetch_sub(1, std::memory_order_relaxed);
           s.close(ec);  // over the limit: refuse rather than let one client exhaust descriptors
         } else {
           s.set_option(tcp::no_delay(true), ec);
-          std::make_shared<Session>(std::move(s), limits_, handler_, connections_)->Start();
+          auto session =
+              std::make_shared<Session>(std::move(s), limits_, handler_, connections_);
+          asio::post(worker.ioc, [&worker, session] {
+            worker.sessions.push_back(session);
+            session->Start();
+          });
         }
       }
       Accept();
     });
   }
 
+  // Every kSweepInterval: expires the sessions past their deadline, forgets the ended ones.
+  void Sweep(Worker& worker) {
+    worker.sweep.expires_after(kSweepInterval);
+    worker.sweep.async_wait([this, &worker](beast::error_code ec) {
+      if (ec) return;
+      const auto now = Clock::now();
+      auto& sessions = worker.sessions;
+      for (size_t i = 0; i < sessions.size();) {
+        if (auto session = sessions[i].lock()) {
+          session->ExpireIfDue(now);
+          ++i;
+        } else {
+          sessions[i] = std::move(sessions.back());
+          sessions.pop_back();
+        }
+      }
+      Sweep(worker);
+    });
+  }
+
+  // Declared in this order so that connections (owned by the workers' queues) end before what
+  // they refer to, and the acceptor before its worker.
   ServerLimits limits_;
   Handler handler_;
-  asio::io_context ioc_;
-  tcp::acceptor acceptor_;
-  std::vector<std::thread> threads_;
   std::atomic<size_t> connections_{0};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::optional<tcp::acceptor> acceptor_;
+  size_t next_worker_ = 0;
   uint16_t port_ = 0;
 };
 
 Server::Server(ServerLimits limits, Handler handler)
     : impl_(std::make_unique<Impl>(limits, std::move(handler))) {}
-Server::~Server() { impl_->Stop(); }
+Server::~Server() = default;
 model::Status Server::Listen(std::string_view host_port) { return impl_->Listen(host_port); }
 uint16_t Server::port() const { return impl_->port(); }
 void Server::Start(int threads) { impl_->Start(threads); }
