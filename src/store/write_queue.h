@@ -29,6 +29,11 @@ struct WriteOp {
   std::function<model::Status(Connection&)> apply;
   std::function<void(model::Status)> done;
   size_t weight = 1;  // events it carries, against the queue's bound
+  // Whether this write may fail on its own, its batch committing without it: a store that
+  // shares one transaction between admin writes (which can fail on a constraint) and appends
+  // keeps each isolated write in a savepoint. Appends and attempt records fail only when the
+  // database does, and then their whole transaction fails with them.
+  bool isolated = false;
 };
 
 template <typename Connection>
@@ -76,13 +81,14 @@ class WriteQueue {
                           "the store's write queue is full; retry shortly"));
   }
 
-  // Runs `apply` in the next transaction and waits until it is durable.
+  // Runs `apply` in the next transaction, isolated, and waits until it is durable.
   model::Status Run(std::function<model::Status(Connection&)> apply) {
     std::promise<model::Status> promise;
     auto future = promise.get_future();
     Op op;
     op.apply = std::move(apply);
     op.done = [&promise](model::Status s) { promise.set_value(std::move(s)); };
+    op.isolated = true;
     Enqueue(std::move(op));
     return future.get();
   }

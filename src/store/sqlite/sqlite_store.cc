@@ -1208,19 +1208,26 @@ class SqliteStore final : public Store {
     }
     const bool single = batch.size() == 1;
     for (size_t i = 0; i < batch.size(); ++i) {
-      // A savepoint per write keeps one request's failure from undoing the others'.
-      if (!single) c.Run("SAVEPOINT w");
+      // A savepoint keeps an isolated write's failure (an admin write's constraint) from
+      // undoing the others'. Appends and attempt records need none: their only failures are
+      // the database's, which no other write of the transaction would survive either.
+      const bool savepoint = !single && batch[i].isolated;
+      if (savepoint) c.Run("SAVEPOINT w");
       Status s = batch[i].apply(c);
-      if (!single) {
+      if (savepoint) {
         if (!s.ok()) c.Run("ROLLBACK TO w");
         c.Run("RELEASE w");
+      } else if (!s.ok()) {
+        // Part of this write is in the transaction: none of the transaction may commit.
+        tx_aggregates_.clear();
+        Rollback(c);
+        for (size_t j = 0; j < batch.size(); ++j) {
+          (*results)[j] =
+              j == i ? std::move(s) : model::Unavailable("a write in the same transaction failed");
+        }
+        return;
       }
       (*results)[i] = std::move(s);
-    }
-    if (single && !(*results)[0].ok()) {
-      tx_aggregates_.clear();
-      Rollback(c);
-      return;
     }
     // The statistics of every request in this transaction, in the same transaction.
     Status flushed = FlushAggregates(c);
