@@ -1,5 +1,7 @@
 #include "model/aggregates.h"
 
+#include <algorithm>
+
 namespace pushhook::model {
 
 std::string_view UtmFieldName(UtmField field) {
@@ -63,8 +65,27 @@ void AggregateBatch::Add(const Event& event, int64_t received_ms) {
       .Add(event.cookie_id);
   CampaignDelta& campaign = campaigns[event.cid];
   campaign.counters.Add(event);
+  campaign.first_active_ms = campaign.first_active_ms == 0
+                                 ? received_ms
+                                 : std::min(campaign.first_active_ms, received_ms);
   campaign.last_active_ms = std::max(campaign.last_active_ms, received_ms);
   minutes[std::move(minute)].Add(event);
+}
+
+void AggregateBatch::Merge(const AggregateBatch& other) {
+  for (const auto& [key, n] : other.minutes) minutes[key].Add(n);
+  for (const auto& [key, n] : other.utm) utm[key].Add(n);
+  for (const auto& [key, sketch] : other.subscribers) subscribers[key].Merge(sketch);
+  for (const auto& [cid, delta] : other.campaigns) {
+    CampaignDelta& mine = campaigns[cid];
+    mine.counters.Add(delta.counters);
+    if (delta.first_active_ms != 0) {
+      mine.first_active_ms = mine.first_active_ms == 0
+                                 ? delta.first_active_ms
+                                 : std::min(mine.first_active_ms, delta.first_active_ms);
+    }
+    mine.last_active_ms = std::max(mine.last_active_ms, delta.last_active_ms);
+  }
 }
 
 }  // namespace pushhook::model

@@ -57,6 +57,7 @@ struct HourKey {
 
 struct CampaignDelta {
   Counters counters;
+  int64_t first_active_ms = 0;  // the earliest arrival folded in; 0 before the first
   int64_t last_active_ms = 0;
 };
 
@@ -68,6 +69,8 @@ struct AggregateBatch {
 
   // Folds in one stored (not duplicate) event that arrived at `received_ms`.
   void Add(const Event& event, int64_t received_ms);
+  // Folds in another batch: the sum of the two, as if both batches' events had been added here.
+  void Merge(const AggregateBatch& other);
   bool empty() const { return minutes.empty(); }
 };
 

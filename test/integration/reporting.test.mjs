@@ -579,6 +579,45 @@ itest('kill -9 during ingest (three times): stats equal a recount of the stored 
   assert.equal(failures.length, 0, `seed ${SEED}: statistics differ from the recount of stored events:\n${failures.join('\n')}`);
 });
 
+// The SQLite store writes statistics with the events' transaction only now and then (every
+// 200 ms or 20,000 events), holding the committed transactions' counts in memory in between. A
+// kill -9 loses what is held; the restart counts those events again from the rows. A clean stop
+// writes what is held, and the next start has nothing to count again.
+itest('statistics held in memory at a kill -9 are recounted at the restart; a clean stop writes them', async (fx) => {
+  let serve = await fx.startServe();
+  const { dataDir, adminToken } = serve;
+  const site = await serve.createSite('Held statistics');
+  const events = Array.from({ length: 50 }, (_, i) => ({
+    action: i % 5 === 0 ? 'View' : 'Click', cookie_id: `held-${i}`, cid: 'held', reference_id: 'r1',
+    notification_title: 'Held', clicked_button: i % 5 === 0 ? 0 : i % 3,
+  }));
+  // Killed at once after the 202: no later transaction has written the counts.
+  expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
+  assert.equal((await stop(serve, 'SIGKILL')).signal, 'SIGKILL');
+
+  serve = await fx.startServe({ dataDir, adminToken });
+  const recounted = serve.logs.find((l) => l.msg === 'statistics recounted');
+  assert.ok(recounted, `the restart recounted the held statistics; log:\n${serve.logs.map((l) => l.msg).join('\n')}`);
+  assert.equal(recounted.events, '50', 'the 50 events after the last written mark');
+  const expectCounts = async (label) => {
+    const campaigns = expectStatus(await getCampaigns(serve, site.id), 200, `campaigns ${label}`).data;
+    assert.equal(campaigns.length, 1, `${label}: one campaign`);
+    assert.equal(campaigns[0].views, 10, `${label}: views`);
+    assert.equal(campaigns[0].clicks, 40, `${label}: clicks`);
+    const stats = expectStatus(await getStats(serve, site.id, 'bucket=day'), 200, `stats ${label}`);
+    assert.equal(stats.totals.views + stats.totals.clicks, 50, `${label}: totals ${JSON.stringify(stats.totals)}`);
+  };
+  await expectCounts('after the kill');
+
+  // Held again, then a clean stop: written at shutdown, not counted twice at the next start.
+  expectStatus(await serve.ingest(site.ingest_key, events.map((e) => ({ ...e, cid: 'clean' }))), 202, 'ingest 2');
+  assert.equal((await stop(serve, 'SIGTERM')).code, 0);
+  serve = await fx.startServe({ dataDir, adminToken });
+  assert.equal(serve.logs.find((l) => l.msg === 'statistics recounted'), undefined, 'nothing to recount after a clean stop');
+  const campaigns = expectStatus(await getCampaigns(serve, site.id), 200, 'campaigns after the clean stop').data;
+  assert.deepEqual(campaigns.map((c) => [c.cid, c.views, c.clicks]).sort(), [['clean', 10, 40], ['held', 10, 40]]);
+});
+
 itest('stats refuses queries it cannot answer with 400', async (fx) => {
   const serve = await fx.startServe();
   const site = await serve.createSite('Bad queries');

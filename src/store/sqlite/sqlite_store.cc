@@ -3,9 +3,12 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include "store/sqlite/sqlite_db.h"
 #include "store/store_internal.h"
 #include "store/write_queue.h"
+#include "util/log.h"
 
 namespace pushhook::store::sqlite {
 namespace {
@@ -215,8 +219,14 @@ class SqliteStore final : public Store {
                   CommitBatch(batch, results);
                 }) {}
 
-  // Writes still queued are committed before the writer connection closes.
-  ~SqliteStore() override { writes_.Stop(); }
+  // Writes still queued, and the statistics held, are committed before the writer closes.
+  ~SqliteStore() override {
+    if (Status s = SettleAggregates(); !s.ok()) {
+      util::Log(util::LogLevel::kWarn, "statistics not written at shutdown; recounted at start",
+                {{"error", s.message()}});
+    }
+    writes_.Stop();
+  }
 
   Status Open() {
     auto writer = Connection::Open(path_, false);
@@ -228,6 +238,7 @@ class SqliteStore final : public Store {
                                                       : "PRAGMA synchronous=NORMAL");
     }
     if (s.ok()) s = Migrate();
+    if (s.ok() && options_.aggregates) s = RecoverAggregates();
     if (!s.ok()) return s;
     for (int i = 0; i < kReaders; ++i) {
       auto reader = Connection::Open(path_, false);
@@ -697,6 +708,7 @@ class SqliteStore final : public Store {
   }
 
   StatusOr<StatsResult> QueryStats(const StatsQuery& q) override {
+    if (Status s = SettleAggregates(); !s.ok()) return s;
     StatsResult result;
     // Filters shared by every statement: ?1 site, ?2 from, ?3 to, ?4 cid, ?5 reference_id.
     std::string where = " WHERE site_id = ?1 AND minute >= ?2 AND minute < ?3";
@@ -803,6 +815,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<CampaignSummary>> ListCampaigns(const std::string& site_id,
                                                        const std::optional<CampaignCursor>& after,
                                                        int limit) override {
+    if (Status s = SettleAggregates(); !s.ok()) return s;
     std::vector<CampaignSummary> out;
     Status s = Read([&](Connection& c) {
       std::string sql =
@@ -932,6 +945,7 @@ class SqliteStore final : public Store {
     Statement& ev = **insert_event;
     Statement& msg = **insert_message;
     std::vector<const model::Event*> accepted;
+    int64_t last_event_row = 0;
     for (const model::Event& e : events) {
       ev.Bind(1, site_id);
       if (e.event_id.empty()) {
@@ -960,6 +974,7 @@ class SqliteStore final : public Store {
       ++result->accepted;
       accepted.push_back(&e);
       const int64_t event_row = c.LastInsertRowId();
+      last_event_row = event_row;
       std::shared_ptr<const StoredEvent> stored;
       for (const Target& t : **targets) {
         if (!t.filter.Accepts(e.action)) continue;
@@ -973,6 +988,8 @@ class SqliteStore final : public Store {
     if (options_.aggregates) {
       model::AggregateBatch& aggregates = tx_aggregates_[site_id];
       for (const model::Event* e : accepted) aggregates.Add(*e, now_ms);
+      tx_aggregated_events_ += accepted.size();
+      if (!accepted.empty()) tx_last_event_ = last_event_row;
     }
     return Status::Ok();
   }
@@ -1006,8 +1023,11 @@ class SqliteStore final : public Store {
     return stored;
   }
 
-  Status FlushAggregates(Connection& c) {
-    if (tx_aggregates_.empty()) return Status::Ok();
+  using SiteAggregates = std::map<std::string, model::AggregateBatch>;
+
+  // Adds `batches` to the statistics tables, inside the caller's transaction.
+  Status FlushAggregates(Connection& c, const SiteAggregates& batches) {
+    if (batches.empty()) return Status::Ok();
     auto minute = c.Prepare(
         "INSERT INTO stats_minute(site_id, cid, reference_id, minute, views, clicks, b0, b1, b2) "
         "VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET views = views + excluded.views, "
@@ -1032,7 +1052,7 @@ class SqliteStore final : public Store {
     for (auto* st : {&minute, &utm, &sketch_get, &sketch_put, &campaign}) {
       if (!st->ok()) return st->status();
     }
-    for (const auto& [site, batch] : tx_aggregates_) {
+    for (const auto& [site, batch] : batches) {
       for (const auto& [key, n] : batch.minutes) {
         Status s = (*minute)
                        ->Bind(1, site)
@@ -1094,7 +1114,7 @@ class SqliteStore final : public Store {
                        .Bind(5, n.clicks_by_button[0])
                        .Bind(6, n.clicks_by_button[1])
                        .Bind(7, n.clicks_by_button[2])
-                       .Bind(8, delta.last_active_ms)
+                       .Bind(8, delta.first_active_ms)
                        .Bind(9, delta.last_active_ms)
                        .Run();
         if (!s.ok()) return s;
@@ -1219,7 +1239,6 @@ class SqliteStore final : public Store {
         c.Run("RELEASE w");
       } else if (!s.ok()) {
         // Part of this write is in the transaction: none of the transaction may commit.
-        tx_aggregates_.clear();
         Rollback(c);
         for (size_t j = 0; j < batch.size(); ++j) {
           (*results)[j] =
@@ -1229,15 +1248,18 @@ class SqliteStore final : public Store {
       }
       (*results)[i] = std::move(s);
     }
-    // The statistics of every request in this transaction, in the same transaction.
-    Status flushed = FlushAggregates(c);
-    tx_aggregates_.clear();
-    if (!flushed.ok()) {
-      Rollback(c);
-      for (auto& r : *results) {
-        if (r.ok()) r = model::Unavailable("statistics update failed: " + flushed.message());
+    const bool flush = FlushDue();
+    if (flush) {
+      Status flushed = FlushAggregates(c, held_aggregates_);
+      if (flushed.ok()) flushed = FlushAggregates(c, tx_aggregates_);
+      if (flushed.ok()) flushed = RecordAggregatedThrough(c, std::max(last_event_, tx_last_event_));
+      if (!flushed.ok()) {
+        Rollback(c);
+        for (auto& r : *results) {
+          if (r.ok()) r = model::Unavailable("statistics update failed: " + flushed.message());
+        }
+        return;
       }
-      return;
     }
     Status commit = c.Run("COMMIT");
     if (!commit.ok()) {
@@ -1245,20 +1267,146 @@ class SqliteStore final : public Store {
       for (auto& r : *results) {
         if (r.ok()) r = model::Unavailable("commit failed: " + commit.message());
       }
+      return;
     }
+    Committed(flush);
+  }
+
+  // Statistics are written with the events' transaction only now and then (FlushDue): the
+  // pages of the statistics tables then change once per flush rather than once per commit. In
+  // between, the committed transactions' statistics are held here, and a crash loses none of
+  // them: meta 'aggregated_through' names the last event whose statistics are written, and
+  // Open() folds in the events after it (RecoverAggregates). A read of statistics first asks
+  // for a flush (SettleAggregates), so it still sees every event stored before it.
+  static constexpr size_t kHoldEvents = 20'000;
+  static constexpr std::chrono::milliseconds kHoldTime{200};
+
+  bool FlushDue() const {
+    if (!options_.aggregates) return false;
+    if (flush_requested_) return true;
+    if (held_aggregates_.empty()) return tx_aggregated_events_ >= kHoldEvents;
+    return held_events_ + tx_aggregated_events_ >= kHoldEvents ||
+           std::chrono::steady_clock::now() - held_since_ >= kHoldTime;
+  }
+
+  // After a COMMIT: what this transaction counted is written (`flushed`) or held.
+  void Committed(bool flushed) {
+    last_event_ = std::max(last_event_, tx_last_event_);
+    if (flushed) {
+      held_aggregates_.clear();
+      held_events_ = 0;
+      flush_requested_ = false;
+    } else if (!tx_aggregates_.empty()) {
+      if (held_aggregates_.empty()) held_since_ = std::chrono::steady_clock::now();
+      for (auto& [site, batch] : tx_aggregates_) {
+        auto [it, inserted] = held_aggregates_.try_emplace(site, std::move(batch));
+        if (!inserted) it->second.Merge(batch);
+      }
+      held_events_ += tx_aggregated_events_;
+    }
+    aggregates_held_.store(!held_aggregates_.empty(), std::memory_order_release);
+    DiscardTransaction();
+  }
+
+  // Forgets what the writer gathered for the transaction being built.
+  void DiscardTransaction() {
+    tx_aggregates_.clear();
+    tx_aggregated_events_ = 0;
+    tx_last_event_ = 0;
+  }
+
+  Status RecordAggregatedThrough(Connection& c, int64_t event_rowid) {
+    auto st = c.Prepare(
+        "INSERT INTO meta(key, value) VALUES('aggregated_through', ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    if (!st.ok()) return st.status();
+    return (*st)->Bind(1, std::to_string(event_rowid)).Run();
+  }
+
+  // Writes the statistics held in memory, so that what reads them next sees every stored event.
+  Status SettleAggregates() {
+    if (!aggregates_held_.load(std::memory_order_acquire)) return Status::Ok();
+    return WriteSync([this](Connection&) {
+      flush_requested_ = true;
+      return Status::Ok();
+    });
+  }
+
+  // At start-up: the statistics of events stored after the last flush, lost with the process
+  // that held them, are counted again from the events, in one transaction. A database that has
+  // no mark yet (new, or made by a version that wrote statistics with every commit) is counted
+  // up to its last event.
+  Status RecoverAggregates() {
+    Connection& c = *writer_conn_;
+    std::optional<int64_t> through;
+    {
+      auto st = c.Prepare("SELECT value FROM meta WHERE key = 'aggregated_through'");
+      if (!st.ok()) return st.status();
+      Status step;
+      if ((*st)->Step(&step)) through = std::stoll((*st)->Text(0));
+      (*st)->Reset();
+      if (!step.ok()) return step;
+    }
+    int64_t last = 0;
+    {
+      auto st = c.Prepare("SELECT coalesce(max(id), 0) FROM events");
+      if (!st.ok()) return st.status();
+      Status step;
+      if ((*st)->Step(&step)) last = (*st)->Int(0);
+      (*st)->Reset();
+      if (!step.ok()) return step;
+    }
+    last_event_ = last;
+    if (through && *through >= last) return Status::Ok();
+    SiteAggregates recovered;
+    if (through) {
+      auto st = c.Prepare(std::string("SELECT e.site_id, e.received_at, ") + kEventColumns +
+                          " FROM events e WHERE e.id > ? ORDER BY e.id");
+      if (!st.ok()) return st.status();
+      (*st)->Bind(1, *through);
+      Status step;
+      while ((*st)->Step(&step)) {
+        recovered[(*st)->Text(0)].Add(ReadEvent(**st, 2, instance_id_), (*st)->Int(1));
+      }
+      (*st)->Reset();
+      if (!step.ok()) return step;
+    }
+    Status s = c.Run("BEGIN IMMEDIATE");
+    if (s.ok()) s = FlushAggregates(c, recovered);
+    if (s.ok()) s = RecordAggregatedThrough(c, last);
+    if (s.ok()) s = c.Run("COMMIT");
+    if (!s.ok()) {
+      c.Run("ROLLBACK");
+      return model::Internal("cannot recount statistics after a restart: " + s.message());
+    }
+    if (through) {
+      util::Log(util::LogLevel::kInfo, "statistics recounted",
+                {{"events", std::to_string(last - *through)}});
+    }
+    return Status::Ok();
   }
 
   // Ends a transaction that did not commit. What the writer cached from it may be gone.
   void Rollback(Connection& c) {
     c.Run("ROLLBACK");
     targets_by_site_.clear();
+    DiscardTransaction();
   }
 
   const std::string path_;
   const StoreOptions options_;
   const model::SecretBox box_;
   // Statistics of the transaction being built, by site; writer thread only.
-  std::map<std::string, model::AggregateBatch> tx_aggregates_;
+  SiteAggregates tx_aggregates_;
+  size_t tx_aggregated_events_ = 0;
+  int64_t tx_last_event_ = 0;  // the last event row this transaction stored
+  // Committed statistics not yet written (FlushDue); writer thread only.
+  SiteAggregates held_aggregates_;
+  size_t held_events_ = 0;
+  std::chrono::steady_clock::time_point held_since_;
+  bool flush_requested_ = false;
+  int64_t last_event_ = 0;  // the last event row committed
+  std::atomic<bool> aggregates_held_{false};  // held_aggregates_ is not empty; any thread
   // Fan-out targets by site (Targets()); writer thread only.
   std::unordered_map<std::string, std::vector<Target>> targets_by_site_;
   std::string instance_id_;
