@@ -210,4 +210,112 @@ BENCHMARK(BM_StoreAppend)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
+// What figure 1 asks of the writer: 64 requests of one event each, queued at once as 64
+// keep-alive connections would, group-committed; per event (= per request). range(0) = statistics.
+void BM_StoreAppendSingles(benchmark::State& state) {
+  constexpr int kRequests = 64;
+  TempDir dir;
+  store::StoreOptions options;
+  options.database = "sqlite://" + dir.File("pushhook.db");
+  options.aggregates = state.range(0) != 0;
+  auto opened = store::OpenStore(options);
+  if (!opened.ok()) {
+    state.SkipWithError(opened.status().message().c_str());
+    return;
+  }
+  store::Store& s = **opened;
+  auto site = s.CreateSite("bench");
+  if (!site.ok()) {
+    state.SkipWithError(site.status().message().c_str());
+    return;
+  }
+  const model::Event event = SampleEvent();
+  for (auto _ : state) {
+    std::vector<std::future<bool>> done;
+    for (int i = 0; i < kRequests; ++i) {
+      auto promise = std::make_shared<std::promise<bool>>();
+      done.push_back(promise->get_future());
+      s.AppendEvents(site->id, {event}, kNowMs, [promise](model::StatusOr<store::AppendResult> r) {
+        promise->set_value(r.ok() && r->accepted == 1);
+      });
+    }
+    for (auto& f : done) {
+      if (!f.get()) state.SkipWithError("append failed");
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kRequests);
+}
+BENCHMARK(BM_StoreAppendSingles)
+    ->ArgName("aggregates")
+    ->Arg(1)
+    ->Arg(0)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+// A delivery's whole life in the store, per message: stored with its event (1 endpoint), then
+// its successful attempt recorded, in groups of range(0) records as the dispatcher hands them
+// over (every completion since its last turn), all groups queued at once.
+void BM_StoreDeliver(benchmark::State& state) {
+  const size_t group = static_cast<size_t>(state.range(0));
+  TempDir dir;
+  store::StoreOptions options;
+  options.database = "sqlite://" + dir.File("pushhook.db");
+  auto opened = store::OpenStore(options);
+  if (!opened.ok()) {
+    state.SkipWithError(opened.status().message().c_str());
+    return;
+  }
+  store::Store& s = **opened;
+  auto site = s.CreateSite("bench");
+  store::Endpoint endpoint;
+  endpoint.site_id = site.ok() ? site->id : "";
+  endpoint.url = "http://127.0.0.1:9/e";
+  endpoint.secret = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
+  if (!site.ok() || !s.CreateEndpoint(endpoint).ok()) {
+    state.SkipWithError("setup failed");
+    return;
+  }
+  const std::vector<model::Event> batch(kBatch, SampleEvent());
+  for (auto _ : state) {
+    std::promise<model::StatusOr<store::AppendResult>> appended;
+    s.AppendEvents(site->id, batch, kNowMs, [&appended](model::StatusOr<store::AppendResult> r) {
+      appended.set_value(std::move(r));
+    });
+    auto result = appended.get_future().get();
+    if (!result.ok() || result->messages.size() != kBatch) {
+      state.SkipWithError("append failed");
+      break;
+    }
+    std::vector<std::future<model::Status>> recorded;
+    std::vector<store::AttemptRecord> records;
+    for (size_t i = 0; i < result->messages.size(); ++i) {
+      store::AttemptRecord r;
+      r.message_id = result->messages[i].id;
+      r.attempt = 1;
+      r.at_ms = kNowMs;
+      r.status_code = 204;
+      r.latency_us = 900;
+      r.new_status = store::MessageStatus::kDelivered;
+      r.next_attempt_ms = kNowMs;
+      records.push_back(std::move(r));
+      if (records.size() == group || i + 1 == result->messages.size()) {
+        auto done = std::make_shared<std::promise<model::Status>>();
+        recorded.push_back(done->get_future());
+        s.RecordAttempts(std::move(records), [done](model::Status st) { done->set_value(st); });
+        records.clear();
+      }
+    }
+    for (auto& f : recorded) {
+      if (!f.get().ok()) state.SkipWithError("record failed");
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_StoreDeliver)
+    ->ArgName("group")
+    ->Arg(1)
+    ->Arg(32)
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
 }  // namespace
