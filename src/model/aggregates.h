@@ -1,7 +1,8 @@
 // Campaign statistics as deltas (DESIGN section 6): the events of one transaction folded into
 // counters per site x cid x reference_id x minute, per UTM value, per campaign, and hourly
-// unique-subscriber sketches. The store adds a batch to its tables in the same transaction that
-// stores the events, so the statistics never drift from the events. A plain value.
+// unique-subscriber sketches. A store adds batches to its tables in a transaction that stores
+// events (PostgreSQL: the batch's own; SQLite: a later one, having merged the batches of the
+// transactions in between), so the statistics never drift from the events. A plain value.
 #pragma once
 
 #include <array>
