@@ -841,6 +841,7 @@ class EndToEnd {
     const target = events * this.endpoints;
     const batch = Math.max(1, Math.min(100, events));
     const perf = perfLabel ? await maybePerf(perfLabel, serve.h.pid, 5) : null;
+    const cpuBefore = this.cpuByThread();
     const start = Date.now();
     const sent = await send(serve, this.site.ingest_key, { count: events, batch, connections: 4, maxSeconds: 120 });
     const sentAt = Date.now();
@@ -869,6 +870,7 @@ class EndToEnd {
       const end = times.length >= target ? times[target - 1] : Date.now();
       r = { stored: Math.min(times.length, target), seconds: (end - start) / 1000 };
     }
+    r.cpu_us_per_webhook = cpuPerItem(cpuBefore, this.cpuByThread(), r.stored);
     await finishPerf(perf);
     return {
       sink: this.sink,
@@ -882,6 +884,14 @@ class EndToEnd {
       ingest_seconds: (sentAt - start) / 1000,
       ingest_events_per_second: sent.events_per_second,
       serve_rss_kib: serve.rssKiB().rss,
+    };
+  }
+
+  // CPU seconds by thread name of serve and of the receiver.
+  cpuByThread() {
+    return {
+      serve: threadCpuSeconds(this.serve.h.pid),
+      ...(this.receiver ? { receive: threadCpuSeconds(this.receiver.h.pid) } : {}),
     };
   }
 
@@ -1382,6 +1392,46 @@ function cpuSeconds(pid, { children = false } = {}) {
   }
 }
 
+// CPU seconds (user + system) by thread name of a live process, from /proc/<pid>/task.
+function threadCpuSeconds(pid) {
+  const byName = {};
+  let tasks = [];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return byName; // gone
+  }
+  for (const tid of tasks) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byName[name] = (byName[name] ?? 0) + (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return byName;
+}
+
+// Microseconds of CPU per item between two threadCpuSeconds snapshots of each process:
+// {process: {total, threads: {name: µs}}}. Threads that ended in between are not counted.
+function cpuPerItem(before, after, items) {
+  const out = {};
+  for (const [proc, threads] of Object.entries(after)) {
+    const per = {};
+    let total = 0;
+    for (const [name, seconds] of Object.entries(threads)) {
+      const used = seconds - (before[proc]?.[name] ?? 0);
+      if (used <= 0) continue;
+      per[name] = (used * 1e6) / Math.max(1, items);
+      total += per[name];
+    }
+    out[proc] = { total, threads: per };
+  }
+  return out;
+}
+
 // CPU seconds of the PostgreSQL server: the postmaster with its reaped children, plus every live
 // child (the backends of the pools, the WAL writer, the checkpointer, ...).
 function postgresCpuSeconds(pg) {
@@ -1706,6 +1756,23 @@ function fmt(n, digits = 0) {
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+// "serve 130 µs (ph-curl 60, ...) + receive 45 µs (...)": medians over the runs, by thread.
+function cpuMedians(runs) {
+  const withCpu = (runs ?? []).filter((r) => r.cpu_us_per_webhook);
+  if (withCpu.length === 0) return null;
+  const parts = [];
+  for (const proc of Object.keys(withCpu[0].cpu_us_per_webhook)) {
+    const names = [...new Set(withCpu.flatMap((r) => Object.keys(r.cpu_us_per_webhook[proc]?.threads ?? {})))];
+    const threads = names
+      .map((n) => [n, median(withCpu.map((r) => r.cpu_us_per_webhook[proc]?.threads?.[n] ?? 0))])
+      .filter(([, us]) => us >= 0.5)
+      .sort((a, b) => b[1] - a[1]);
+    const total = median(withCpu.map((r) => r.cpu_us_per_webhook[proc]?.total ?? 0));
+    parts.push(`${proc} ${fmt(total)} µs (${threads.map(([n, us]) => `${n} ${fmt(us)}`).join(', ')})`);
+  }
+  return parts.join(' + ');
+}
+
 function tableRows() {
   const f = results.figures;
   const rows = [];
@@ -1734,6 +1801,8 @@ function tableRows() {
     rows.push([`3. end to end → pushhook receive, ${fmt(many)} endpoints`, `${fmt(m[`receive:${many}`])} webhooks/s`,
       ratio(r[`receive:${many}`]), `≥ 0.8 × 1 endpoint (is ${e.ratio_many_to_1.receive?.toFixed(2)})`,
       mark(e.ratio_many_to_1.receive >= 0.8)]);
+    const cpu = cpuMedians(f.end_to_end.runs['receive:1']);
+    if (cpu) rows.push(['3c. CPU per webhook, 1 endpoint → receive (by thread)', cpu, '', '', '']);
     rows.push(['3d. diagnostic: end to end → nginx sink, 1 endpoint', `${fmt(m['nginx:1'])} webhooks/s`, ratio(r['nginx:1']), '', '']);
     rows.push([`3d. diagnostic: end to end → nginx sink, ${fmt(many)} endpoints`, `${fmt(m[`nginx:${many}`])} webhooks/s`,
       ratio(r[`nginx:${many}`]), `(is ${e.ratio_many_to_1.nginx?.toFixed(2)} × 1 endpoint)`, '']);
