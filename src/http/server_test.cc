@@ -1,7 +1,12 @@
 #include "http/server.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -74,6 +79,87 @@ TEST_F(ServerTest, BodyOverTheLimitIs413) {
   EXPECT_EQ(r.status, 413);
   EXPECT_NE(r.body.find(R"("code":"payload_too_large")"), std::string::npos);
   EXPECT_EQ(Post(curl_, url_, std::string(1000, 'x')).status, 200);
+}
+
+// Writes `bytes` on a fresh connection to 127.0.0.1:`port`, then reads until the server closes
+// or `until` has been seen `count` times (or 5 s pass).
+std::string Exchange(uint16_t port, const std::string& bytes, const std::string& until,
+                     int count) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  EXPECT_EQ(::send(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+  std::string got;
+  char buffer[4096];
+  const auto seen = [&] {
+    int n = 0;
+    for (size_t at = got.find(until); at != std::string::npos; at = got.find(until, at + 1)) ++n;
+    return n;
+  };
+  while (seen() < count) {
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) break;
+    got.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return got;
+}
+
+// The answer as it goes on the wire, which the server writes itself: pipelined requests answered
+// in order (the second one's bytes arrive with the first's), Content-Length except on 204, the
+// Connection header HTTP/1.0 and "Connection: close" need, and no line break from a handler's
+// header value reaching the wire.
+TEST(ServerWireTest, PipelinedAnswersInOrderWithTheRightFraming) {
+  Server server(ServerLimits{}, [](Request&& r, Responder respond) {
+    if (r.path == "/empty") {
+      return respond(Response::Empty(204).With("x-note", "a\r\nx-injected: 1"));
+    }
+    respond(Response::Json(200, "{\"body\":\"" + r.body + "\"}"));
+  });
+  ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
+  server.Start(2);
+
+  const std::string pipelined =
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+      "GET /empty HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbye";
+  const std::string got = Exchange(server.port(), pipelined, "HTTP/1.1 ", 3);
+  const size_t first = got.find("HTTP/1.1 200 OK\r\n");
+  const size_t second = got.find("HTTP/1.1 204 No Content\r\n");
+  const size_t third = got.find("HTTP/1.1 200 OK\r\n", first + 1);
+  ASSERT_NE(first, std::string::npos) << got;
+  ASSERT_NE(second, std::string::npos) << got;
+  ASSERT_NE(third, std::string::npos) << got;
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, third);
+  const std::string one = got.substr(first, second - first);
+  const std::string two = got.substr(second, third - second);
+  const std::string three = got.substr(third);
+  EXPECT_NE(one.find("Content-Length: 16\r\n"), std::string::npos) << one;
+  EXPECT_NE(one.find("\r\n\r\n{\"body\":\"hello\"}"), std::string::npos) << one;
+  EXPECT_EQ(one.find("Connection:"), std::string::npos) << one;
+  EXPECT_EQ(two.find("Content-Length"), std::string::npos) << two;
+  EXPECT_NE(two.find("x-note: ax-injected: 1\r\n"), std::string::npos) << two;
+  EXPECT_EQ(two.find("\r\nx-injected"), std::string::npos) << two;
+  EXPECT_NE(three.find("Connection: close\r\n"), std::string::npos) << three;
+  EXPECT_NE(three.find("{\"body\":\"bye\"}"), std::string::npos) << three;
+
+  // HTTP/1.0 asking to keep the connection is told that it stays open, and it does.
+  const std::string old = Exchange(server.port(),
+                                   "POST /echo HTTP/1.0\r\nConnection: keep-alive\r\n"
+                                   "Content-Length: 1\r\n\r\na"
+                                   "POST /echo HTTP/1.0\r\nContent-Length: 1\r\n\r\nb",
+                                   "HTTP/1.0 200 OK", 2);
+  EXPECT_EQ(old.find("HTTP/1.0 200 OK"), 0u) << old;
+  EXPECT_NE(old.find("Connection: keep-alive\r\n"), std::string::npos) << old;
+  EXPECT_NE(old.find("{\"body\":\"b\"}"), std::string::npos) << old;
+  server.Stop();
 }
 
 TEST(SplitHostPortTest, ParsesV4V6AndRejectsJunk) {
