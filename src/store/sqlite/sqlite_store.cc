@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -1343,7 +1344,16 @@ class SqliteStore final : public Store {
       auto st = c.Prepare("SELECT value FROM meta WHERE key = 'aggregated_through'");
       if (!st.ok()) return st.status();
       Status step;
-      if ((*st)->Step(&step)) through = std::stoll((*st)->Text(0));
+      if ((*st)->Step(&step)) {
+        const std::string text = (*st)->Text(0);
+        int64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size()) {
+          (*st)->Reset();
+          return model::Internal("meta 'aggregated_through' is not a number: '" + text + "'");
+        }
+        through = value;
+      }
       (*st)->Reset();
       if (!step.ok()) return step;
     }
