@@ -1169,7 +1169,14 @@ async function figureMicro() {
     // Benchmarks that count items (events, rows) report per item: CPU time, or wall time for
     // the store's, whose work runs on its writer thread (UseRealTime).
     if (b.items_per_second) {
-      rows.push({ name: b.run_name || b.name, ns_per_op: 1e9 / b.items_per_second, unit: 'ns/event' });
+      const row = { name: b.run_name || b.name, ns_per_op: 1e9 / b.items_per_second, unit: 'ns/event' };
+      // BM_DeliveryRequest also counts each side's thread CPU per request.
+      if (b.client_cpu_us !== undefined) {
+        row.unit = 'ns/request';
+        row.client_cpu_us = b.client_cpu_us;
+        row.server_cpu_us = b.server_cpu_us;
+      }
+      rows.push(row);
     } else {
       rows.push({ name: b.run_name || b.name, ns_per_op: b.cpu_time, unit: 'ns/op' });
     }
@@ -1827,7 +1834,11 @@ function tableRows() {
       `${s.ratio_to_littles_law?.toFixed(2)} × M/0.2 s`, `≈ ${fmt(s.littles_law_per_second)} /s`, mark(s.ratio_to_littles_law >= 0.9)]);
   }
   if (f.micro) {
-    for (const r of f.micro.rows) rows.push([`7. micro: ${r.name}`, `${fmt(r.ns_per_op)} ${r.unit}`, '', '', '']);
+    for (const r of f.micro.rows) {
+      const cpu = r.client_cpu_us === undefined ? ''
+        : ` (CPU per request: client ${fmt(r.client_cpu_us, 1)} µs, server ${fmt(r.server_cpu_us, 1)} µs)`;
+      rows.push([`7. micro: ${r.name}`, `${fmt(r.ns_per_op)} ${r.unit}${cpu}`, '', '', '']);
+    }
   }
   if (f.postgres) {
     const p = f.postgres.median;
