@@ -4,6 +4,7 @@
 // the wall time: figure 3 (BENCHMARKS.md) sets those against what wrk and nginx spend here.
 
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -13,8 +14,6 @@
 #include <mutex>
 #include <sstream>
 #include <string>
-
-#include <unistd.h>
 
 #include "delivery/curl_client.h"
 #include "http/server.h"

@@ -70,8 +70,9 @@ void Check(sqlite3* db, int rc, benchmark::State& state) {
 sqlite3* OpenDurable(const std::string& path, benchmark::State& state) {
   sqlite3* db = nullptr;
   Check(db, sqlite3_open(path.c_str(), &db), state);
-  Check(db, sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", nullptr,
-                         nullptr, nullptr),
+  Check(db,
+        sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", nullptr, nullptr,
+                     nullptr),
         state);
   return db;
 }
@@ -192,8 +193,9 @@ void BM_StoreAppend(benchmark::State& state) {
   const std::vector<model::Event> batch(kBatch, SampleEvent());
   for (auto _ : state) {
     std::promise<model::StatusOr<store::AppendResult>> done;
-    s.AppendEvents(site->id, batch, kNowMs,
-                   [&done](model::StatusOr<store::AppendResult> r) { done.set_value(std::move(r)); });
+    s.AppendEvents(site->id, batch, kNowMs, [&done](model::StatusOr<store::AppendResult> r) {
+      done.set_value(std::move(r));
+    });
     auto result = done.get_future().get();
     if (!result.ok() || result->accepted != kBatch) {
       state.SkipWithError("append failed");

@@ -265,8 +265,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class Server::Impl {
  public:
-  Impl(ServerLimits limits, Handler handler)
-      : limits_(limits), handler_(std::move(handler)) {
+  Impl(ServerLimits limits, Handler handler) : limits_(limits), handler_(std::move(handler)) {
     workers_.push_back(std::make_unique<Worker>());
     acceptor_.emplace(workers_.front()->ioc);
   }
@@ -337,8 +336,7 @@ class Server::Impl {
           s.close(ec);  // over the limit: refuse rather than let one client exhaust descriptors
         } else {
           s.set_option(tcp::no_delay(true), ec);
-          auto session =
-              std::make_shared<Session>(std::move(s), limits_, handler_, connections_);
+          auto session = std::make_shared<Session>(std::move(s), limits_, handler_, connections_);
           asio::post(worker.ioc, [&worker, session] {
             worker.sessions.push_back(session);
             session->Start();

@@ -83,8 +83,7 @@ TEST_F(ServerTest, BodyOverTheLimitIs413) {
 
 // Writes `bytes` on a fresh connection to 127.0.0.1:`port`, then reads until the server closes
 // or `until` has been seen `count` times (or 5 s pass).
-std::string Exchange(uint16_t port, const std::string& bytes, const std::string& until,
-                     int count) {
+std::string Exchange(uint16_t port, const std::string& bytes, const std::string& until, int count) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   EXPECT_GE(fd, 0);
   sockaddr_in addr{};

@@ -65,9 +65,8 @@ void AggregateBatch::Add(const Event& event, int64_t received_ms) {
       .Add(event.cookie_id);
   CampaignDelta& campaign = campaigns[event.cid];
   campaign.counters.Add(event);
-  campaign.first_active_ms = campaign.first_active_ms == 0
-                                 ? received_ms
-                                 : std::min(campaign.first_active_ms, received_ms);
+  campaign.first_active_ms =
+      campaign.first_active_ms == 0 ? received_ms : std::min(campaign.first_active_ms, received_ms);
   campaign.last_active_ms = std::max(campaign.last_active_ms, received_ms);
   minutes[std::move(minute)].Add(event);
 }

@@ -73,8 +73,7 @@ class Connection {
     using is_transparent = void;
     size_t operator()(std::string_view sql) const { return std::hash<std::string_view>{}(sql); }
   };
-  std::unordered_map<std::string, std::unique_ptr<Statement>, SqlHash, std::equal_to<>>
-      statements_;
+  std::unordered_map<std::string, std::unique_ptr<Statement>, SqlHash, std::equal_to<>> statements_;
 };
 
 model::Status ErrorStatus(sqlite3* db, int rc, std::string_view what);

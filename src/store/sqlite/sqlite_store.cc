@@ -1415,7 +1415,7 @@ class SqliteStore final : public Store {
   size_t held_events_ = 0;
   std::chrono::steady_clock::time_point held_since_;
   bool flush_requested_ = false;
-  int64_t last_event_ = 0;  // the last event row committed
+  int64_t last_event_ = 0;                    // the last event row committed
   std::atomic<bool> aggregates_held_{false};  // held_aggregates_ is not empty; any thread
   // Fan-out targets by site (Targets()); writer thread only.
   std::unordered_map<std::string, std::vector<Target>> targets_by_site_;
