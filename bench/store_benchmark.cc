@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -161,42 +162,63 @@ BENCHMARK(BM_SqliteInsertEventRow)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
-// The store's AppendEvents, 1,000 events per call and waited for: the events, a message per
-// endpoint (0 or 1), statistics (range(1) = 1) and the commit. The HTTP side is not in it.
-void BM_StoreAppend(benchmark::State& state) {
-  const int endpoints = static_cast<int>(state.range(0));
-  TempDir dir;
+// A fresh SQLite store in a temporary folder, with one site and `endpoints` endpoints on it;
+// null (and the benchmark skipped) if any of that fails.
+struct BenchStore {
+  TempDir dir;  // first in, last out: the store closes before its folder goes
+  std::unique_ptr<store::Store> store;
+  std::string site_id;
+};
+
+std::unique_ptr<BenchStore> OpenBenchStore(benchmark::State& state, int endpoints,
+                                           bool aggregates = true) {
+  auto bench = std::make_unique<BenchStore>();
   store::StoreOptions options;
-  options.database = "sqlite://" + dir.File("pushhook.db");
-  options.aggregates = state.range(1) != 0;
+  options.database = "sqlite://" + bench->dir.File("pushhook.db");
+  options.aggregates = aggregates;
   auto opened = store::OpenStore(options);
   if (!opened.ok()) {
     state.SkipWithError(opened.status().message().c_str());
-    return;
+    return nullptr;
   }
-  store::Store& s = **opened;
-  auto site = s.CreateSite("bench");
-  for (int i = 0; i < endpoints && site.ok(); ++i) {
+  bench->store = std::move(*opened);
+  auto site = bench->store->CreateSite("bench");
+  if (!site.ok()) {
+    state.SkipWithError(site.status().message().c_str());
+    return nullptr;
+  }
+  bench->site_id = site->id;
+  for (int i = 0; i < endpoints; ++i) {
     store::Endpoint endpoint;
     endpoint.site_id = site->id;
     endpoint.url = "http://127.0.0.1:9/e/" + std::to_string(i);
     endpoint.secret = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
-    if (auto made = s.CreateEndpoint(endpoint); !made.ok()) {
+    if (auto made = bench->store->CreateEndpoint(endpoint); !made.ok()) {
       state.SkipWithError(made.status().message().c_str());
-      return;
+      return nullptr;
     }
   }
-  if (!site.ok()) {
-    state.SkipWithError(site.status().message().c_str());
-    return;
-  }
+  return bench;
+}
+
+// AppendEvents, waited for until its transaction is durable.
+model::StatusOr<store::AppendResult> AppendAndWait(BenchStore& bench,
+                                                   const std::vector<model::Event>& events) {
+  std::promise<model::StatusOr<store::AppendResult>> done;
+  bench.store->AppendEvents(
+      bench.site_id, events, kNowMs,
+      [&done](model::StatusOr<store::AppendResult> r) { done.set_value(std::move(r)); });
+  return done.get_future().get();
+}
+
+// The store's AppendEvents, 1,000 events per call and waited for: the events, a message per
+// endpoint (0 or 1), statistics (range(1) = 1) and the commit. The HTTP side is not in it.
+void BM_StoreAppend(benchmark::State& state) {
+  auto bench = OpenBenchStore(state, static_cast<int>(state.range(0)), state.range(1) != 0);
+  if (bench == nullptr) return;
   const std::vector<model::Event> batch(kBatch, SampleEvent());
   for (auto _ : state) {
-    std::promise<model::StatusOr<store::AppendResult>> done;
-    s.AppendEvents(site->id, batch, kNowMs, [&done](model::StatusOr<store::AppendResult> r) {
-      done.set_value(std::move(r));
-    });
-    auto result = done.get_future().get();
+    auto result = AppendAndWait(*bench, batch);
     if (!result.ok() || result->accepted != kBatch) {
       state.SkipWithError("append failed");
       break;
@@ -216,30 +238,19 @@ BENCHMARK(BM_StoreAppend)
 // keep-alive connections would, group-committed; per event (= per request). range(0) = statistics.
 void BM_StoreAppendSingles(benchmark::State& state) {
   constexpr int kRequests = 64;
-  TempDir dir;
-  store::StoreOptions options;
-  options.database = "sqlite://" + dir.File("pushhook.db");
-  options.aggregates = state.range(0) != 0;
-  auto opened = store::OpenStore(options);
-  if (!opened.ok()) {
-    state.SkipWithError(opened.status().message().c_str());
-    return;
-  }
-  store::Store& s = **opened;
-  auto site = s.CreateSite("bench");
-  if (!site.ok()) {
-    state.SkipWithError(site.status().message().c_str());
-    return;
-  }
+  auto bench = OpenBenchStore(state, 0, state.range(0) != 0);
+  if (bench == nullptr) return;
+  store::Store& s = *bench->store;
   const model::Event event = SampleEvent();
   for (auto _ : state) {
     std::vector<std::future<bool>> done;
     for (int i = 0; i < kRequests; ++i) {
       auto promise = std::make_shared<std::promise<bool>>();
       done.push_back(promise->get_future());
-      s.AppendEvents(site->id, {event}, kNowMs, [promise](model::StatusOr<store::AppendResult> r) {
-        promise->set_value(r.ok() && r->accepted == 1);
-      });
+      s.AppendEvents(bench->site_id, {event}, kNowMs,
+                     [promise](model::StatusOr<store::AppendResult> r) {
+                       promise->set_value(r.ok() && r->accepted == 1);
+                     });
     }
     for (auto& f : done) {
       if (!f.get()) state.SkipWithError("append failed");
@@ -259,31 +270,12 @@ BENCHMARK(BM_StoreAppendSingles)
 // over (every completion since its last turn), all groups queued at once.
 void BM_StoreDeliver(benchmark::State& state) {
   const size_t group = static_cast<size_t>(state.range(0));
-  TempDir dir;
-  store::StoreOptions options;
-  options.database = "sqlite://" + dir.File("pushhook.db");
-  auto opened = store::OpenStore(options);
-  if (!opened.ok()) {
-    state.SkipWithError(opened.status().message().c_str());
-    return;
-  }
-  store::Store& s = **opened;
-  auto site = s.CreateSite("bench");
-  store::Endpoint endpoint;
-  endpoint.site_id = site.ok() ? site->id : "";
-  endpoint.url = "http://127.0.0.1:9/e";
-  endpoint.secret = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
-  if (!site.ok() || !s.CreateEndpoint(endpoint).ok()) {
-    state.SkipWithError("setup failed");
-    return;
-  }
+  auto bench = OpenBenchStore(state, 1);
+  if (bench == nullptr) return;
+  store::Store& s = *bench->store;
   const std::vector<model::Event> batch(kBatch, SampleEvent());
   for (auto _ : state) {
-    std::promise<model::StatusOr<store::AppendResult>> appended;
-    s.AppendEvents(site->id, batch, kNowMs, [&appended](model::StatusOr<store::AppendResult> r) {
-      appended.set_value(std::move(r));
-    });
-    auto result = appended.get_future().get();
+    auto result = AppendAndWait(*bench, batch);
     if (!result.ok() || result->messages.size() != kBatch) {
       state.SkipWithError("append failed");
       break;
