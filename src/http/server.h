@@ -1,7 +1,8 @@
-// An HTTP/1.1 server on Boost.Beast: keep-alive, limits and timeouts enforced where the read
-// happens, one request at a time per connection. Requests go to a Handler as plain values; the
-// handler answers through its Responder, possibly later and from another thread (ingest answers
-// only once its events are durable).
+// An HTTP/1.1 server on Asio, parsing with Boost.Beast: keep-alive, size limits enforced where
+// the read happens, timeouts as deadlines that each thread sweeps every 100 ms, one request at a
+// time per connection. Each thread serves its own connections. Requests go to a Handler as plain
+// values; the handler answers through its Responder, possibly later and from another thread
+// (ingest answers only once its events are durable).
 //
 // Thread safety: Listen() and Start() are called once, from one thread; StopAccepting() and
 // Stop() may be called from any thread. Beast and Asio stay inside server.cc.
