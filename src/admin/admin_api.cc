@@ -293,24 +293,35 @@ void AdminApi::Register(http::Router& router) {
       (this->*method)(std::move(r), std::move(respond));
     };
   };
+  // The routes under /v1/sites/{site}: the token must reach {site} before the handler runs
+  // (Authenticator::AuthorizeSite answers 401, or 404 for another tenant's site).
+  const auto site_scoped = [this](void (AdminApi::*method)(http::Request&&, http::Responder)) {
+    return [this, method](http::Request&& r, http::Responder respond) {
+      http::Response error;
+      if (!auth_.AuthorizeSite(r, r.path_params[0], &error)) return respond(std::move(error));
+      (this->*method)(std::move(r), std::move(respond));
+    };
+  };
   router.Add("POST", "/v1/sites", bind(&AdminApi::CreateSite));
   router.Add("GET", "/v1/sites", bind(&AdminApi::ListSites));
-  router.Add("GET", "/v1/sites/{site}", bind(&AdminApi::GetSite));
+  router.Add("GET", "/v1/sites/{site}", site_scoped(&AdminApi::GetSite));
   router.Add("POST", "/v1/sites/{site}/tokens", bind(&AdminApi::CreateToken));
-  router.Add("POST", "/v1/sites/{site}/endpoints", bind(&AdminApi::CreateEndpoint));
-  router.Add("GET", "/v1/sites/{site}/endpoints", bind(&AdminApi::ListEndpoints));
-  router.Add("GET", "/v1/sites/{site}/endpoints/{id}", bind(&AdminApi::GetEndpoint));
-  router.Add("PATCH", "/v1/sites/{site}/endpoints/{id}", bind(&AdminApi::UpdateEndpoint));
-  router.Add("DELETE", "/v1/sites/{site}/endpoints/{id}", bind(&AdminApi::DeleteEndpoint));
+  router.Add("POST", "/v1/sites/{site}/endpoints", site_scoped(&AdminApi::CreateEndpoint));
+  router.Add("GET", "/v1/sites/{site}/endpoints", site_scoped(&AdminApi::ListEndpoints));
+  router.Add("GET", "/v1/sites/{site}/endpoints/{id}", site_scoped(&AdminApi::GetEndpoint));
+  router.Add("PATCH", "/v1/sites/{site}/endpoints/{id}", site_scoped(&AdminApi::UpdateEndpoint));
+  router.Add("DELETE", "/v1/sites/{site}/endpoints/{id}", site_scoped(&AdminApi::DeleteEndpoint));
   router.Add("POST", "/v1/sites/{site}/endpoints/{id}/rotate-secret",
-             bind(&AdminApi::RotateSecret));
-  router.Add("POST", "/v1/sites/{site}/endpoints/{id}/test", bind(&AdminApi::TestEndpoint));
-  router.Add("POST", "/v1/sites/{site}/endpoints/{id}/replay", bind(&AdminApi::ReplayEndpoint));
-  router.Add("GET", "/v1/sites/{site}/endpoints/{id}/stats", bind(&AdminApi::EndpointStats));
-  router.Add("POST", "/v1/sites/{site}/messages/{id}/redeliver", bind(&AdminApi::Redeliver));
-  router.Add("GET", "/v1/sites/{site}/messages", bind(&AdminApi::ListMessages));
-  router.Add("GET", "/v1/sites/{site}/messages/{id}", bind(&AdminApi::GetMessage));
-  router.Add("GET", "/v1/sites/{site}/messages/{id}/attempts", bind(&AdminApi::ListAttempts));
+             site_scoped(&AdminApi::RotateSecret));
+  router.Add("POST", "/v1/sites/{site}/endpoints/{id}/test", site_scoped(&AdminApi::TestEndpoint));
+  router.Add("POST", "/v1/sites/{site}/endpoints/{id}/replay",
+             site_scoped(&AdminApi::ReplayEndpoint));
+  router.Add("GET", "/v1/sites/{site}/endpoints/{id}/stats", site_scoped(&AdminApi::EndpointStats));
+  router.Add("POST", "/v1/sites/{site}/messages/{id}/redeliver", site_scoped(&AdminApi::Redeliver));
+  router.Add("GET", "/v1/sites/{site}/messages", site_scoped(&AdminApi::ListMessages));
+  router.Add("GET", "/v1/sites/{site}/messages/{id}", site_scoped(&AdminApi::GetMessage));
+  router.Add("GET", "/v1/sites/{site}/messages/{id}/attempts",
+             site_scoped(&AdminApi::ListAttempts));
 }
 
 void AdminApi::CreateSite(http::Request&& request, http::Responder respond) {
@@ -347,9 +358,7 @@ void AdminApi::ListSites(http::Request&& request, http::Responder respond) {
 }
 
 void AdminApi::GetSite(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto site = store_.GetSite(site_id);
   if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
   respond(JsonResponse(200, SiteJson(*site)));
@@ -377,7 +386,6 @@ void AdminApi::CreateToken(http::Request&& request, http::Responder respond) {
 void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body, kEndpointFields, &error)) {
     return respond(std::move(error));
@@ -409,9 +417,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
 }
 
 void AdminApi::ListEndpoints(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto endpoints = store_.ListEndpoints(site_id);
   if (!endpoints.ok()) return respond(http::Response::FromStatus(endpoints.status()));
   json::array data;
@@ -420,9 +426,7 @@ void AdminApi::ListEndpoints(http::Request&& request, http::Responder respond) {
 }
 
 void AdminApi::GetEndpoint(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
   if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
   respond(JsonResponse(200, EndpointJson(*endpoint, false)));
@@ -431,7 +435,6 @@ void AdminApi::GetEndpoint(http::Request&& request, http::Responder respond) {
 void AdminApi::UpdateEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body, kEndpointFields, &error)) {
     return respond(std::move(error));
@@ -445,9 +448,7 @@ void AdminApi::UpdateEndpoint(http::Request&& request, http::Responder respond) 
 }
 
 void AdminApi::DeleteEndpoint(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   const std::string& endpoint_id = request.path_params[1];
   if (model::Status s = store_.DeleteEndpoint(site_id, endpoint_id); !s.ok()) {
     return respond(http::Response::FromStatus(s));
@@ -457,9 +458,7 @@ void AdminApi::DeleteEndpoint(http::Request&& request, http::Responder respond) 
 }
 
 void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   store::MessageQuery query;
   query.site_id = site_id;
   query.limit = kDefaultPageSize;
@@ -504,9 +503,7 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
 }
 
 void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto message = store_.GetMessage(site_id, *id);
@@ -517,7 +514,6 @@ void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
 void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id || !store_.GetMessage(site_id, *id).ok()) {
     return respond(NotFoundResponse("message", request.path_params[1]));
@@ -540,7 +536,6 @@ void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {
 void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
   auto current = store_.GetEndpoint(site_id, request.path_params[1]);
@@ -561,7 +556,6 @@ void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
 void AdminApi::TestEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
   auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
@@ -603,7 +597,6 @@ std::optional<int64_t> TimeField(const json::object& body, std::string_view name
 void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body, {"since", "until", "cid", "reference_id"}, &error)) {
     return respond(std::move(error));
@@ -633,9 +626,7 @@ void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) 
 }
 
 void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
   if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
   int64_t since = clock_.NowMs() - 24LL * 3600 * 1000;
@@ -665,9 +656,7 @@ void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
 }
 
 void AdminApi::Redeliver(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto due = store_.RequeueMessage(site_id, *id, clock_.NowMs());
