@@ -293,14 +293,10 @@ void AdminApi::Register(http::Router& router) {
       (this->*method)(std::move(r), std::move(respond));
     };
   };
-  // The routes under /v1/sites/{site}: the token must reach {site} before the handler runs
-  // (Authenticator::AuthorizeSite answers 401, or 404 for another tenant's site).
-  const auto site_scoped = [this](void (AdminApi::*method)(http::Request&&, http::Responder)) {
-    return [this, method](http::Request&& r, http::Responder respond) {
-      http::Response error;
-      if (!auth_.AuthorizeSite(r, r.path_params[0], &error)) return respond(std::move(error));
-      (this->*method)(std::move(r), std::move(respond));
-    };
+  // The routes under /v1/sites/{site} are authorised for {site} before their handler runs.
+  const auto site_scoped = [this,
+                            &bind](void (AdminApi::*method)(http::Request&&, http::Responder)) {
+    return auth_.SiteScoped(bind(method));
   };
   router.Add("POST", "/v1/sites", bind(&AdminApi::CreateSite));
   router.Add("GET", "/v1/sites", bind(&AdminApi::ListSites));

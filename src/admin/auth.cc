@@ -39,4 +39,12 @@ bool Authenticator::AuthorizeSite(const http::Request& request, const std::strin
   return true;
 }
 
+http::Handler Authenticator::SiteScoped(http::Handler handler) const {
+  return [this, handler = std::move(handler)](http::Request&& request, http::Responder respond) {
+    http::Response error;
+    if (!AuthorizeSite(request, request.path_params[0], &error)) return respond(std::move(error));
+    handler(std::move(request), std::move(respond));
+  };
+}
+
 }  // namespace pushhook::admin

@@ -31,6 +31,11 @@ class Authenticator {
   bool AuthorizeSite(const http::Request& request, const std::string& site_id,
                      http::Response* error) const;
 
+  // The handler of a route under /v1/sites/{site}: `handler` runs only once the caller may see
+  // {site} (path_params[0]); else AuthorizeSite's 401 or 404 is the answer. The Authenticator
+  // must outlive the handler.
+  http::Handler SiteScoped(http::Handler handler) const;
+
  private:
   store::Store& store_;
   const std::string operator_token_hash_;

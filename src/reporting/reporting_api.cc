@@ -112,20 +112,19 @@ ReportingApi::ReportingApi(store::Store& store, const admin::Authenticator& auth
     : store_(store), auth_(auth) {}
 
 void ReportingApi::Register(http::Router& router) {
-  router.Add("GET", "/v1/sites/{site}/stats", [this](http::Request&& r, http::Responder respond) {
-    Stats(std::move(r), std::move(respond));
-  });
+  // Authorised for {site} before the handlers run (Authenticator::SiteScoped).
+  router.Add("GET", "/v1/sites/{site}/stats",
+             auth_.SiteScoped([this](http::Request&& r, http::Responder respond) {
+               Stats(std::move(r), std::move(respond));
+             }));
   router.Add("GET", "/v1/sites/{site}/campaigns",
-             [this](http::Request&& r, http::Responder respond) {
+             auth_.SiteScoped([this](http::Request&& r, http::Responder respond) {
                Campaigns(std::move(r), std::move(respond));
-             });
+             }));
 }
 
 void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
-
   store::StatsQuery query;
   query.site_id = site_id;
   if (auto cid = request.QueryParam("cid"); cid && !cid->empty()) query.cid = *cid;
@@ -239,9 +238,7 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
 }
 
 void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
-  http::Response error;
   const std::string& site_id = request.path_params[0];
-  if (!auth_.AuthorizeSite(request, site_id, &error)) return respond(std::move(error));
   int limit = kDefaultCampaignPage;
   if (auto text = request.QueryParam("limit"); text && !text->empty()) {
     const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
