@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "delivery/asio_client.h"
 #include "delivery/curl_client.h"
 #include "http/server.h"
 
@@ -45,8 +46,10 @@ std::map<std::string, double> ThreadCpuSeconds() {
   return out;
 }
 
-// range(0) requests in flight at once (a wave, as 16 to one endpoint by default), repeated.
-void BM_DeliveryRequest(benchmark::State& state) {
+// range(0) requests in flight at once (a wave, as 16 to one endpoint by default), repeated, sent
+// by Client, whose thread is named `thread`.
+template <class Client>
+void BM_DeliveryRequest(benchmark::State& state, const char* thread) {
   const int wave = static_cast<int>(state.range(0));
   http::Server server(http::ServerLimits{}, [](http::Request&&, http::Responder respond) {
     respond(http::Response::Empty(204));
@@ -56,10 +59,10 @@ void BM_DeliveryRequest(benchmark::State& state) {
     return;
   }
   server.Start(2);
-  delivery::CurlClientOptions options;
+  delivery::ClientOptions options;
   options.allow_http = true;
   options.allow_private_destinations = true;  // loopback only
-  delivery::CurlClient client(options);
+  Client client(options);
   const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/e/0";
   const std::string body(420, 'x');  // about an izooto payload
   std::mutex mu;
@@ -100,12 +103,19 @@ void BM_DeliveryRequest(benchmark::State& state) {
     if (a == after.end()) return 0.0;
     return (a->second - (b == before.end() ? 0.0 : b->second)) * 1e6 / std::max(1.0, requests);
   };
-  state.counters["client_cpu_us"] = per_request_us("ph-curl");
+  state.counters["client_cpu_us"] = per_request_us(thread);
   state.counters["server_cpu_us"] = per_request_us("ph-http");
   state.SetItemsProcessed(state.iterations() * wave);
   client.Stop();
   server.Stop();
 }
-BENCHMARK(BM_DeliveryRequest)->ArgName("in_flight")->Arg(16)->UseRealTime();
+void BM_DeliveryRequestAsio(benchmark::State& state) {
+  BM_DeliveryRequest<delivery::AsioClient>(state, "ph-client");
+}
+void BM_DeliveryRequestCurl(benchmark::State& state) {
+  BM_DeliveryRequest<delivery::CurlClient>(state, "ph-curl");
+}
+BENCHMARK(BM_DeliveryRequestAsio)->ArgName("in_flight")->Arg(16)->UseRealTime();
+BENCHMARK(BM_DeliveryRequestCurl)->ArgName("in_flight")->Arg(16)->UseRealTime();
 
 }  // namespace

@@ -13,17 +13,7 @@
 
 namespace pushhook::delivery {
 
-struct CurlClientOptions {
-  std::string ca_file;  // "" = the system store
-  // Private, loopback, link-local... destinations (see address_guard.h) are refused unless this
-  // is set. Checked on the resolved address, before connecting.
-  bool allow_private_destinations = false;
-  // Plain http:// URLs (refused by default, as delivery.allow_http); https is always allowed.
-  bool allow_http = false;
-  size_t max_connections_per_host = 64;
-  size_t max_total_connections = 1024;
-  std::string user_agent = "pushhook/" PUSHHOOK_VERSION;
-};
+using CurlClientOptions = ClientOptions;
 
 class CurlClient final : public HttpClient {
  public:

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <utility>
@@ -32,6 +33,19 @@ struct OutboundResult {
   std::string body_prefix;               // the first 1 KiB of the response body, no more
   std::string retry_after;               // the Retry-After response header, if any
   std::chrono::microseconds latency{0};  // from Send() to the result
+};
+
+// How a client may send: what it refuses, and how many connections it keeps.
+struct ClientOptions {
+  std::string ca_file;  // "" = the system store
+  // Private, loopback, link-local... destinations (see address_guard.h) are refused unless this
+  // is set. Checked on the resolved address, before connecting.
+  bool allow_private_destinations = false;
+  // Plain http:// URLs (refused by default, as delivery.allow_http); https is always allowed.
+  bool allow_http = false;
+  size_t max_connections_per_host = 64;
+  size_t max_total_connections = 1024;
+  std::string user_agent = "pushhook/" PUSHHOOK_VERSION;
 };
 
 // Implementations say how they share threads; the contract of Send() holds for all.

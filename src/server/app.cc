@@ -14,7 +14,7 @@
 
 #include "admin/admin_api.h"
 #include "admin/auth.h"
-#include "delivery/curl_client.h"
+#include "delivery/asio_client.h"
 #include "delivery/dispatcher.h"
 #include "delivery/lease_keeper.h"
 #include "http/router.h"
@@ -124,11 +124,11 @@ class App::Impl {
     if (!store.ok()) return store.status();
     store_ = std::move(store.value());
 
-    delivery::CurlClientOptions client_options;
+    delivery::ClientOptions client_options;
     client_options.ca_file = config_.ca_file;
     client_options.allow_private_destinations = config_.allow_private_destinations;
     client_options.allow_http = config_.allow_http;
-    client_ = std::make_unique<delivery::CurlClient>(client_options);
+    client_ = std::make_unique<delivery::AsioClient>(client_options);
 
     delivery::DispatcherOptions dispatcher_options;
     dispatcher_options.schedule = config_.retry_schedule;
@@ -403,7 +403,7 @@ class App::Impl {
   const ServeConfig config_;
   model::SystemClock clock_;
   std::unique_ptr<store::Store> store_;
-  std::unique_ptr<delivery::CurlClient> client_;
+  std::unique_ptr<delivery::AsioClient> client_;
   std::unique_ptr<delivery::Dispatcher> dispatcher_;
   std::unique_ptr<delivery::LeaseKeeper> leases_;  // sharing the database with other nodes
   std::unique_ptr<ingest::IngestHandler> ingest_;
