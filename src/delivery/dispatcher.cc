@@ -517,11 +517,14 @@ bool Dispatcher::Launch(uint32_t endpoint, Due message, int64_t now_ms) {
   Publish(endpoint);
   auto shared = std::make_shared<store::Delivery>(std::move(d));
   client_.Send(std::move(request), [this, shared, now_ms](OutboundResult result) {
+    bool wake = false;
     {
       std::lock_guard lock(mu_);
+      // Only the first of a burst wakes the thread; it takes them all at once.
+      wake = completions_.empty();
       completions_.push_back(Completion{std::move(*shared), std::move(result), now_ms});
     }
-    cv_.notify_all();
+    if (wake) cv_.notify_all();
   });
   return true;
 }

@@ -1,6 +1,8 @@
 #include "model/signature.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 namespace pushhook::model {
 namespace {
@@ -20,6 +22,25 @@ TEST(SignatureTest, MatchesIndependentlyComputedVector) {
   EXPECT_EQ(key->size(), 24u);
   EXPECT_EQ(Sign(*key, "msg_2", 1700000000, R"({"action":"Click","cookie_id":"c"})"),
             "v1,9C5T1DW26J3sB6hreKgbTnTuBb/WUNwPwcXlCldM7ow=");
+}
+
+// Sign() computes HMAC-SHA256 itself; OpenSSL's one-shot HMAC() must agree for keys shorter
+// than, equal to and longer than the 64-byte block (hashed first), and for every body length.
+TEST(SignatureTest, AgreesWithOpenSslHmacForEveryKeyLength) {
+  std::string body;
+  for (size_t length = 0; length <= 150; ++length) {
+    std::string key(length, '\0');
+    for (size_t i = 0; i < length; ++i) key[i] = static_cast<char>((i * 37 + length) & 0xff);
+    body.push_back(static_cast<char>('a' + length % 26));
+    const std::string message = "msg_" + std::to_string(length) + ".1700000000." + body;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_length = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &mac_length);
+    const std::string expected =
+        "v1," + Base64Encode(std::string_view(reinterpret_cast<char*>(mac), mac_length));
+    EXPECT_EQ(Sign(key, "msg_" + std::to_string(length), 1700000000, body), expected) << length;
+  }
 }
 
 TEST(SignatureTest, HeaderCarriesOneSignaturePerKeyAndVerifiesWithEither) {
