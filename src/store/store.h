@@ -276,7 +276,9 @@ class Store {
   virtual void AppendEvents(const std::string& site_id, std::vector<model::Event> events,
                             int64_t now_ms, AppendCallback done) = 0;
 
-  // Records attempts and the messages' new states, group-committed like AppendEvents.
+  // Records attempts and the messages' new states, group-committed like AppendEvents, but a
+  // commit of nothing but attempt records waits up to 5 ms for more to share it (the webhooks
+  // were sent already; a crash in between sends them again, as it could before).
   virtual void RecordAttempts(std::vector<AttemptRecord> records,
                               std::function<void(model::Status)> done) = 0;
 

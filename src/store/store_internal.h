@@ -65,6 +65,7 @@ void EnqueueAttempts(WriteQueue<Connection>& queue, std::vector<AttemptRecord> r
   op.weight = shared->size();
   op.apply = [shared, apply = std::move(apply)](Connection& c) { return apply(c, *shared); };
   op.done = std::move(done);
+  op.deferrable = true;
   queue.Enqueue(std::move(op));
 }
 

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -34,6 +35,9 @@ struct WriteOp {
   // keeps each isolated write in a savepoint. Appends and attempt records fail only when the
   // database does, and then their whole transaction fails with them.
   bool isolated = false;
+  // Whether nobody waits on this write's durability (attempt records: the webhook was already
+  // sent), so that it may wait a few milliseconds to share a commit with others.
+  bool deferrable = false;
 };
 
 template <typename Connection>
@@ -71,6 +75,7 @@ class WriteQueue {
       std::lock_guard lock(mu_);
       if (!stopping_ && pending_weight_ + op.weight <= max_weight_) {
         pending_weight_ += op.weight;
+        if (!op.deferrable) ++urgent_;
         queue_.push_back(std::move(op));
         cv_.notify_one();
         return;
@@ -102,11 +107,19 @@ class WriteQueue {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping, and nothing left to write
+        // Only deferrable writes: let more gather, so one commit (one sync, each page written
+        // to the WAL once) carries many. Anything that someone waits on ends the wait.
+        if (urgent_ == 0) {
+          cv_.wait_for(lock, kDeferFor, [this] {
+            return stopping_ || urgent_ > 0 || pending_weight_ >= kDeferUpTo;
+          });
+        }
         // Everything queued while the previous transaction was syncing joins this one.
         batch.assign(std::make_move_iterator(queue_.begin()),
                      std::make_move_iterator(queue_.end()));
         queue_.clear();
         pending_weight_ = 0;
+        urgent_ = 0;
       }
       commit_(batch, &results);
       for (size_t i = 0; i < batch.size(); ++i) {
@@ -116,12 +129,16 @@ class WriteQueue {
     }
   }
 
+  static constexpr std::chrono::milliseconds kDeferFor{5};
+  static constexpr size_t kDeferUpTo = 1000;
+
   const size_t max_weight_;
   const Commit commit_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Op> queue_;       // guarded by mu_
   size_t pending_weight_ = 0;  // guarded by mu_
+  size_t urgent_ = 0;          // queued writes that are not deferrable; guarded by mu_
   bool stopping_ = false;      // guarded by mu_
   std::thread thread_;
 };
