@@ -1,4 +1,4 @@
-// Microbenchmark of one delivery request's trip through the outbound client (libcurl's multi on
+// Microbenchmark of one delivery request's trip through the outbound client (AsioClient, on
 // the client's thread) to pushhook's own HTTP server on loopback, which answers 204 at once. It
 // counts the CPU that each side's threads spend per request, read from /proc/self/task, beside
 // the wall time: figure 3 (BENCHMARKS.md) sets those against what wrk and nginx spend here.
@@ -16,7 +16,6 @@
 #include <string>
 
 #include "delivery/asio_client.h"
-#include "delivery/curl_client.h"
 #include "http/server.h"
 
 namespace {
@@ -112,10 +111,6 @@ void BM_DeliveryRequest(benchmark::State& state, const char* thread) {
 void BM_DeliveryRequestAsio(benchmark::State& state) {
   BM_DeliveryRequest<delivery::AsioClient>(state, "ph-client");
 }
-void BM_DeliveryRequestCurl(benchmark::State& state) {
-  BM_DeliveryRequest<delivery::CurlClient>(state, "ph-curl");
-}
 BENCHMARK(BM_DeliveryRequestAsio)->ArgName("in_flight")->Arg(16)->UseRealTime();
-BENCHMARK(BM_DeliveryRequestCurl)->ArgName("in_flight")->Arg(16)->UseRealTime();
 
 }  // namespace

@@ -1763,7 +1763,7 @@ function fmt(n, digits = 0) {
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-// "serve 130 µs (ph-curl 60, ...) + receive 45 µs (...)": medians over the runs, by thread.
+// "serve 100 µs (ph-client 27, ...) + receive 38 µs (...)": medians over the runs, by thread.
 function cpuMedians(runs) {
   const withCpu = (runs ?? []).filter((r) => r.cpu_us_per_webhook);
   if (withCpu.length === 0) return null;

@@ -51,10 +51,14 @@ class LoopbackSocket {
 };
 
 // A bare HTTP/1.1 responder for what http::Server does not expose: how many TCP connections
-// were accepted. Answers every request 200 "ok" and keeps the connection open.
+// were accepted, and answers written byte by byte. Answers every request with `response` (200
+// "ok" by default) and keeps the connection open, unless told to close it after each answer.
 class CountingServer {
  public:
-  CountingServer() : listener_(16) {
+  static constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+  explicit CountingServer(std::string response = std::string(kOk), bool close_after = false)
+      : listener_(16), response_(std::move(response)), close_after_(close_after) {
     accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
   ~CountingServer() {
@@ -70,6 +74,11 @@ class CountingServer {
   std::string Url() const { return "http://127.0.0.1:" + std::to_string(port()) + "/"; }
   int accepted() const { return accepted_.load(); }
   int requests() const { return requests_.load(); }
+  // The request line and headers of the last request, lowercased.
+  std::string last_head() {
+    std::lock_guard lock(mutex_);
+    return last_head_;
+  }
 
  private:
   void AcceptLoop() {
@@ -105,14 +114,24 @@ class CountingServer {
         }
         if (buffer.size() < header_end + 4 + body_length) break;
         buffer.erase(0, header_end + 4 + body_length);
+        {
+          std::lock_guard lock(mutex_);
+          last_head_ = header;
+        }
         requests_.fetch_add(1);
-        const std::string_view response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        if (send(fd, response.data(), response.size(), MSG_NOSIGNAL) < 0) return;
+        if (send(fd, response_.data(), response_.size(), MSG_NOSIGNAL) < 0) return;
+        if (close_after_) {
+          shutdown(fd, SHUT_RDWR);
+          return;
+        }
       }
     }
   }
 
   LoopbackSocket listener_;
+  const std::string response_;
+  const bool close_after_;
+  std::string last_head_;  // guarded by mutex_
   std::thread accept_thread_;
   std::atomic<int> accepted_{0};
   std::atomic<int> requests_{0};
@@ -407,6 +426,93 @@ TEST(AsioClientReuseTest, SequentialRequestsShareOneConnection) {
   }
   EXPECT_EQ(server.requests(), 10);
   EXPECT_EQ(server.accepted(), 1);
+}
+
+TEST(AsioClientReuseTest, AKeptConnectionTheReceiverClosedIsReplacedOnce) {
+  // The server answers without "Connection: close" and then hangs up: the client learns it only
+  // when it reuses the connection, and sends that request again on a new one.
+  CountingServer server(std::string(CountingServer::kOk), /*close_after=*/true);
+  AsioClient client(LoopbackOptions());
+  for (int i = 0; i < 3; ++i) {
+    // Let the hang-up arrive before the next request goes out on the kept connection.
+    std::this_thread::sleep_for(milliseconds(50));
+    const OutboundResult result = SendAndWait(client, Post(server.Url(), std::to_string(i)));
+    EXPECT_EQ(result.status, 200) << i << ": " << result.error;
+  }
+  EXPECT_EQ(server.requests(), 3);
+  EXPECT_EQ(server.accepted(), 3);
+}
+
+TEST(AsioClientReuseTest, TheTotalLimitClosesAnIdleConnectionOfAnotherHost) {
+  CountingServer a;
+  CountingServer b;
+  ClientOptions options = LoopbackOptions();
+  options.max_total_connections = 1;
+  AsioClient client(options);
+  for (CountingServer* server : {&a, &b, &a, &a}) {
+    const OutboundResult result = SendAndWait(client, Post(server->Url()));
+    ASSERT_EQ(result.status, 200) << result.error;
+  }
+  EXPECT_EQ(a.accepted(), 2) << "a's connection was closed to make room for b's, then made again";
+  EXPECT_EQ(a.requests(), 3);
+  EXPECT_EQ(b.accepted(), 1);
+}
+
+TEST(AsioClientResponseTest, ReadsChunkedInterimAndCloseDelimitedResponses) {
+  struct Case {
+    std::string response;
+    int status;
+    std::string body;
+  };
+  const Case cases[] = {
+      {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+       200, "abcde"},
+      {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+       "HTTP/1.1 202 Accepted\r\nContent-Length: 4\r\n\r\ndone",
+       202, "done"},
+      {"HTTP/1.0 500 Internal Server Error\r\n\r\nuntil the end", 500, "until the end"},
+      {"HTTP/1.1 204 No Content\r\n\r\n", 204, ""},
+  };
+  for (const Case& c : cases) {
+    // Closing after each answer ends the close-delimited body.
+    CountingServer server(c.response, /*close_after=*/true);
+    AsioClient client(LoopbackOptions());
+    const OutboundResult result = SendAndWait(client, Post(server.Url()));
+    EXPECT_EQ(result.status, c.status) << c.response << "\n" << result.error;
+    EXPECT_EQ(result.body_prefix, c.body) << c.response;
+  }
+}
+
+TEST(AsioClientResponseTest, AGarbledResponseIsNamedAsSuch) {
+  CountingServer server("SMTP ready\r\n\r\n", /*close_after=*/true);
+  AsioClient client(LoopbackOptions());
+  const OutboundResult result = SendAndWait(client, Post(server.Url()));
+  EXPECT_EQ(result.status, 0);
+  EXPECT_EQ(result.error.rfind("invalid HTTP response: ", 0), 0u) << result.error;
+}
+
+TEST(AsioClientResponseTest, SendsHostWithItsPortAndTheTargetWithItsQuery) {
+  CountingServer server;
+  AsioClient client(LoopbackOptions());
+  const std::string url =
+      "http://127.0.0.1:" + std::to_string(server.port()) + "/hooks/a%20b?site=1&x=%2F#frag";
+  const OutboundResult result = SendAndWait(client, Post(url));
+  ASSERT_EQ(result.status, 200) << result.error;
+  const std::string head = server.last_head();
+  EXPECT_EQ(head.rfind("post /hooks/a%20b?site=1&x=%2f http/1.1\r\n", 0), 0u) << head;
+  EXPECT_NE(head.find("\r\nhost: 127.0.0.1:" + std::to_string(server.port()) + "\r\n"),
+            std::string::npos)
+      << head;
+  EXPECT_NE(head.find("\r\ncontent-length: 2"), std::string::npos) << head;
+}
+
+TEST(AsioClientResponseTest, RefusesUrlsItCannotSendTo) {
+  AsioClient client(LoopbackOptions());
+  EXPECT_EQ(SendAndWait(client, Post("http://user:pw@127.0.0.1:1/")).error,
+            "malformed URL (user information is not supported)");
+  EXPECT_EQ(SendAndWait(client, Post("http://127.0.0.1:0/")).error, "malformed URL (invalid port)");
+  EXPECT_EQ(SendAndWait(client, Post("http://[::1/")).error.rfind("malformed URL: ", 0), 0u);
+  EXPECT_EQ(SendAndWait(client, Post("http:///path")).error, "malformed URL (no host)");
 }
 
 TEST_F(AsioClientTest, ManyConcurrentRequestsEachCompleteOnce) {

@@ -1,5 +1,5 @@
 // The seam between the dispatcher and the network: one outbound POST in, one result out,
-// asynchronously. CurlClient is the real implementation; tests of the dispatcher may supply
+// asynchronously. AsioClient is the real implementation; tests of the dispatcher may supply
 // their own. No library types cross this header.
 #pragma once
 
