@@ -445,55 +445,62 @@ void Dispatcher::WakeAt(int64_t when_ms, uint32_t endpoint) {
   timers_.push(Timer{when_ms, 0, endpoint, endpoints_[endpoint].generation, 0});
 }
 
-// A first attempt of a message ingest just made, from memory; nullopt to read it from the store.
-std::optional<store::Delivery> Dispatcher::FreshDelivery(EndpointState& state, int64_t message_id) {
+// The event of a first attempt of a message ingest just made, from memory; null to read the
+// message from the store.
+std::shared_ptr<const store::StoredEvent> Dispatcher::TakeFresh(EndpointState& state,
+                                                                int64_t message_id) {
   const auto it = state.fresh.find(message_id);
-  if (it == state.fresh.end()) return std::nullopt;
+  if (it == state.fresh.end()) return nullptr;
   std::shared_ptr<const store::StoredEvent> stored = std::move(it->second);
   state.fresh.erase(it);
   --fresh_count_;
-  if (!state.endpoint) return std::nullopt;
-  return store::Delivery{message_id,    stored->site_id, 0, store::MessageStatus::kPending,
-                         stored->event, *state.endpoint};
+  if (!state.endpoint) return nullptr;
+  return stored;
 }
 
 bool Dispatcher::Launch(uint32_t endpoint, Due message, int64_t now_ms) {
   const int64_t message_id = message.id;
   EndpointState& state = endpoints_[endpoint];
-  // From memory (just ingested), read ahead with others (Prefetch), or read now.
-  std::optional<store::Delivery> known = FreshDelivery(state, message_id);
-  if (!known) {
-    if (auto it = prefetched_.find(message_id); it != prefetched_.end()) {
-      known = std::move(it->second);
-      prefetched_.erase(it);
-      state.endpoint = known->endpoint;
+  // From memory (just ingested: nothing copied), read ahead with others (Prefetch), or read now.
+  std::shared_ptr<const store::StoredEvent> fresh = TakeFresh(state, message_id);
+  std::optional<store::Delivery> loaded;
+  int attempts = message.attempts;
+  if (fresh == nullptr) {
+    const auto prefetched = prefetched_.find(message_id);
+    model::StatusOr<store::Delivery> delivery =
+        prefetched != prefetched_.end()
+            ? model::StatusOr<store::Delivery>(std::move(prefetched->second))
+            : store_.LoadDelivery(message_id);
+    if (prefetched != prefetched_.end()) prefetched_.erase(prefetched);
+    if (!delivery.ok()) {
+      // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
+      // database being busy, and the message is tried again shortly.
+      if (delivery.status().code() != model::StatusCode::kNotFound) {
+        timers_.push(
+            Timer{now_ms + 1000, message_id, endpoint, state.generation, message.attempts});
+      } else {
+        Forget(endpoint, message_id);
+      }
+      return false;
     }
-  }
-  model::StatusOr<store::Delivery> delivery =
-      known ? model::StatusOr<store::Delivery>(std::move(*known)) : store_.LoadDelivery(message_id);
-  if (!delivery.ok()) {
-    // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
-    // database being busy, and the message is tried again shortly.
-    if (delivery.status().code() != model::StatusCode::kNotFound) {
-      timers_.push(Timer{now_ms + 1000, message_id, endpoint, state.generation, message.attempts});
-    } else {
-      Forget(endpoint, message_id);
+    if (delivery->status != store::MessageStatus::kPending) {
+      Forget(endpoint, message_id);  // finished meanwhile (by this node, or the last owner)
+      return false;
     }
-    return false;
+    loaded = std::move(delivery.value());
+    state.endpoint = loaded->endpoint;  // read just now: the freshest there is
+    state.site_id = loaded->site_id;
+    // This node's count of a message it retries is ahead of the store's until the last
+    // attempt's record is committed: numbering from the store's would repeat an attempt number.
+    attempts = std::max(loaded->attempts, message.attempts);
+  } else {
+    state.site_id = fresh->site_id;
   }
-  if (delivery->status != store::MessageStatus::kPending) {
-    Forget(endpoint, message_id);  // finished meanwhile (by this node, or the last owner)
-    return false;
-  }
-  store::Delivery& d = delivery.value();
-  if (!known) state.endpoint = d.endpoint;  // read just now: the freshest there is
-  // This node's count of a message it retries is ahead of the store's until the last attempt's
-  // record is committed: numbering from the store's would repeat an attempt number.
-  d.attempts = std::max(d.attempts, message.attempts);
-  state.max_in_flight = std::max(1, d.endpoint.max_in_flight);
-  state.bucket.SetRate(d.endpoint.rate_limit);
-  state.site_id = d.site_id;
-  if (!d.endpoint.enabled) {
+  const store::Endpoint& target = *state.endpoint;
+  const model::Event& event = fresh != nullptr ? fresh->event : loaded->event;
+  state.max_in_flight = std::max(1, target.max_in_flight);
+  state.bucket.SetRate(target.rate_limit);
+  if (!target.enabled) {
     Park(endpoint);
     return false;
   }
@@ -501,12 +508,11 @@ bool Dispatcher::Launch(uint32_t endpoint, Due message, int64_t now_ms) {
   state.bucket.TryTake(now_ms);
 
   OutboundRequest request;
-  request.url = d.endpoint.url;
+  request.url = target.url;
   request.timeout = options_.timeout;
   request.connect_timeout = options_.connect_timeout;
-  request.body = model::Payload(d.event, d.endpoint.format, d.site_id);
-  SignRequest(request, d.endpoint, store::FormatMessageId(store_.instance_id(), d.message_id),
-              now_ms);
+  request.body = model::Payload(event, target.format, state.site_id);
+  SignRequest(request, target, store::FormatMessageId(store_.instance_id(), message_id), now_ms);
   ++state.in_flight;
   ++total_in_flight_;
   {
@@ -515,14 +521,14 @@ bool Dispatcher::Launch(uint32_t endpoint, Due message, int64_t now_ms) {
     ++counts_.attempts;
   }
   Publish(endpoint);
-  auto shared = std::make_shared<store::Delivery>(std::move(d));
-  client_.Send(std::move(request), [this, shared, now_ms](OutboundResult result) {
+  client_.Send(std::move(request), [this, endpoint, message_id, attempts,
+                                    now_ms](OutboundResult result) {
     bool wake = false;
     {
       std::lock_guard lock(mu_);
       // Only the first of a burst wakes the thread; it takes them all at once.
       wake = completions_.empty();
-      completions_.push_back(Completion{std::move(*shared), std::move(result), now_ms});
+      completions_.push_back(Completion{endpoint, message_id, attempts, std::move(result), now_ms});
     }
     if (wake) cv_.notify_all();
   });
@@ -589,17 +595,16 @@ void Dispatcher::SendTest(const store::Endpoint& endpoint, const std::string& si
 
 void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* records,
                           int64_t now_ms) {
-  const store::Delivery& d = c.delivery;
   const OutboundResult& r = c.result;
-  const uint32_t index = Intern(d.endpoint.id);
+  const uint32_t index = c.endpoint;
   EndpointState& state = endpoints_[index];
   --state.in_flight;
   --total_in_flight_;
   MarkRunnable(index);
 
   store::AttemptRecord record;
-  record.message_id = d.message_id;
-  record.attempt = d.attempts + 1;
+  record.message_id = c.message_id;
+  record.attempt = c.attempts + 1;
   record.at_ms = c.started_ms;
   record.status_code = r.status;
   record.latency_us = r.latency.count();
@@ -618,7 +623,7 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
     state.failing_since_ms = 0;
     record.new_status = store::MessageStatus::kDelivered;
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
-    finishing_.emplace_back(index, d.message_id);
+    finishing_.emplace_back(index, c.message_id);
     std::lock_guard lock(mu_);
     ++counts_.delivered;
   } else {
@@ -649,13 +654,13 @@ void Dispatcher::Complete(Completion& c, std::vector<store::AttemptRecord>* reco
     } else if (delay) {
       record.new_status = store::MessageStatus::kPending;
       record.next_attempt_ms = now_ms + delay->count();
-      Schedule(record.next_attempt_ms, Due{d.message_id, record.attempt}, index, now_ms);
+      Schedule(record.next_attempt_ms, Due{c.message_id, record.attempt}, index, now_ms);
       std::lock_guard lock(mu_);
       ++counts_.retries;
     } else {
       record.new_status = store::MessageStatus::kFailed;
       record.next_attempt_ms = now_ms;
-      finishing_.emplace_back(index, d.message_id);
+      finishing_.emplace_back(index, c.message_id);
       std::lock_guard lock(mu_);
       ++counts_.failed;
     }

@@ -153,7 +153,9 @@ class Dispatcher {
     int64_t failing_since_ms = 0;  // 0 while the last attempt succeeded
   };
   struct Completion {
-    store::Delivery delivery;
+    uint32_t endpoint = 0;
+    int64_t message_id = 0;
+    int attempts = 0;  // made before this one
     OutboundResult result;
     int64_t started_ms = 0;
   };
@@ -171,7 +173,7 @@ class Dispatcher {
   void Forget(uint32_t endpoint, int64_t message_id);
   void Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms);
   void MarkRunnable(uint32_t endpoint);
-  std::optional<store::Delivery> FreshDelivery(EndpointState& state, int64_t message_id);
+  std::shared_ptr<const store::StoredEvent> TakeFresh(EndpointState& state, int64_t message_id);
   void Prefetch(uint32_t endpoint, int64_t now_ms);
   // Sends one message; false if it turned out to need no sending (delivered, gone, parked).
   bool Launch(uint32_t endpoint, Due message, int64_t now_ms);
