@@ -2,7 +2,7 @@
 // URL checks in front of it. The fuzzed text goes through every path by which an address reaches
 // the guard: inet_pton (what resolvers return for numeric hosts), inet_aton (the legacy forms
 // "2130706433", "0x7f.1", "127.1" that resolvers also accept), raw socket-address bytes of any
-// family and length (what curl hands CURLOPT_OPENSOCKETFUNCTION), and boost::urls'
+// family and length (what the outbound client checks after resolution), and boost::urls'
 // parse_absolute_uri followed by the literal-host check that endpoint registration makes.
 //
 // That literal-host check is private to src/admin/admin_api.cc (LiteralHostClass); LiteralHost

@@ -203,7 +203,6 @@ using ConnectionPtr = std::shared_ptr<Connection>;
 
 // The connections to one origin and the requests waiting for one of them.
 struct Host {
-  std::string origin;
   size_t open = 0;  // connections, busy or idle
   std::vector<ConnectionPtr> idle;
   std::deque<std::unique_ptr<Transfer>> waiting;
@@ -286,7 +285,6 @@ class AsioClient::Impl {
     if (reason.empty() && t->target.tls && !ca_error_.empty()) reason = ca_error_;
     if (!reason.empty()) return Fail(*t, std::move(reason));
     Host& host = hosts_[t->target.origin];
-    if (host.origin.empty()) host.origin = t->target.origin;
     host.waiting.push_back(std::move(t));
     Pump(host);
   }
@@ -331,9 +329,7 @@ class AsioClient::Impl {
       }
     }
     if (oldest == nullptr) return false;
-    Host& host = *oldest->host;
     Discard(*oldest);
-    ForgetIfUnused(host);
     return true;
   }
 
@@ -613,7 +609,6 @@ class AsioClient::Impl {
       next->starved = false;
       Pump(*next);
     }
-    ForgetIfUnused(host);
   }
 
   // Closes `c` and forgets it; its pending operations end with operation_aborted and see
@@ -630,9 +625,14 @@ class AsioClient::Impl {
     connections_.erase(&c);
   }
 
-  // An origin's entry goes with its last connection and request; no connection points to it.
-  void ForgetIfUnused(Host& host) {
-    if (host.open == 0 && host.waiting.empty() && !host.starved) hosts_.erase(host.origin);
+  // Forgets the origins left without connections or requests. Only the sweep calls it, from the
+  // top of the stack: a request that fails at once (a refused address) closes its connection
+  // inside Pump(), whose loop still holds its Host.
+  void ForgetUnusedHosts() {
+    std::erase_if(hosts_, [](const auto& entry) {
+      const Host& host = entry.second;
+      return host.open == 0 && host.waiting.empty() && !host.starved;
+    });
   }
 
   // --- deadlines ----------------------------------------------------------------------------
@@ -672,6 +672,7 @@ class AsioClient::Impl {
         Abandon(*c, DescribeTimeout(*c));
       }
     }
+    ForgetUnusedHosts();
     if (busy) {
       ArmSweep(kBusySweep);
     } else if (!connections_.empty()) {
@@ -744,7 +745,8 @@ class AsioClient::Impl {
   bool stopping_ = false;                         // guarded by mutex_
 
   // Owned by the client's thread.
-  std::unordered_map<std::string, Host> hosts_;  // by origin, while it has connections or requests
+  // By origin. Entries left without connections or requests go at the next sweep.
+  std::unordered_map<std::string, Host> hosts_;
   std::unordered_map<Connection*, ConnectionPtr> connections_;
   std::deque<Host*> starved_;  // origins waiting for a place under max_total_connections
   size_t open_ = 0;
