@@ -49,6 +49,8 @@ constexpr milliseconds kBusySweep{5};
 constexpr milliseconds kIdleSweep{1000};
 // An idle connection is closed after this long (receivers commonly drop theirs after 60-120 s).
 constexpr auto kIdleLifetime = std::chrono::seconds(55);
+// Parsed URLs kept: about as many as the endpoints that receive webhooks at once.
+constexpr size_t kMaxTargets = 4096;
 
 std::string Lowercase(std::string_view s) {
   std::string out(s);
@@ -71,6 +73,7 @@ struct Target {
   uint16_t port = 0;
   std::string path;    // origin-form request target: "/hooks?x=1"
   std::string origin;  // "https://host:443": the key of a connection pool
+  std::string head;    // "POST /hooks?x=1 HTTP/1.1\r\nHost: ...\r\nUser-Agent: ...\r\n"
 };
 
 // The target of `url`, or the reason it cannot be sent to; refuses what the options refuse.
@@ -168,7 +171,7 @@ struct Transfer {
   OutboundRequest request;
   std::function<void(OutboundResult)> done;  // empty once the result was given
   Clock::time_point started;                 // at Send(): the result's latency counts from here
-  Target target;
+  std::shared_ptr<const Target> target;
   bool retried = false;  // sent again once after a kept-alive connection turned out closed
 };
 
@@ -280,13 +283,27 @@ class AsioClient::Impl {
   }
 
   void Admit(std::unique_ptr<Transfer> t) {
-    std::string reason = ParseTarget(t->request.url, options_.allow_http, t->target);
+    std::string reason;
+    t->target = TargetOf(t->request.url, reason);
     if (reason.empty()) reason = CheckHeaders(t->request.headers);
-    if (reason.empty() && t->target.tls && !ca_error_.empty()) reason = ca_error_;
+    if (reason.empty() && t->target->tls && !ca_error_.empty()) reason = ca_error_;
     if (!reason.empty()) return Fail(*t, std::move(reason));
-    Host& host = hosts_[t->target.origin];
+    Host& host = hosts_[t->target->origin];
     host.waiting.push_back(std::move(t));
     Pump(host);
+  }
+
+  // The target of `url`, parsed on its first request only; null with `reason` if it is refused.
+  std::shared_ptr<const Target> TargetOf(const std::string& url, std::string& reason) {
+    if (const auto it = targets_.find(url); it != targets_.end()) return it->second;
+    auto target = std::make_shared<Target>();
+    reason = ParseTarget(url, options_.allow_http, *target);
+    if (!reason.empty()) return nullptr;
+    target->head = "POST " + target->path + " HTTP/1.1\r\nHost: " + target->host_header +
+                   "\r\nUser-Agent: " + options_.user_agent + "\r\n";
+    if (targets_.size() >= kMaxTargets) targets_.clear();  // requests keep theirs
+    targets_.emplace(url, target);
+    return target;
   }
 
   // Gives waiting requests of `host` an idle connection or a new one, within the limits.
@@ -357,7 +374,7 @@ class AsioClient::Impl {
   // --- connecting ---------------------------------------------------------------------------
 
   void Resolve(const ConnectionPtr& c) {
-    const Target& target = c->transfer->target;
+    const Target& target = *c->transfer->target;
     boost::system::error_code ec;
     const asio::ip::address literal = asio::ip::make_address(target.host, ec);
     if (!ec) {
@@ -370,7 +387,7 @@ class AsioClient::Impl {
         [this, c](const boost::system::error_code& error, tcp::resolver::results_type results) {
           if (c->closed) return;
           if (error) {
-            return Abandon(*c, "could not resolve the host name: " + c->transfer->target.host +
+            return Abandon(*c, "could not resolve the host name: " + c->transfer->target->host +
                                    ": " + error.message());
           }
           for (const auto& entry : results) c->endpoints.push_back(entry.endpoint());
@@ -410,7 +427,7 @@ class AsioClient::Impl {
                                 }
                                 boost::system::error_code ignored;
                                 c->socket.set_option(tcp::no_delay(true), ignored);
-                                if (c->transfer->target.tls) return Handshake(c);
+                                if (c->transfer->target->tls) return Handshake(c);
                                 Connected(c);
                               });
       return;
@@ -419,7 +436,7 @@ class AsioClient::Impl {
     Abandon(*c, !c->connect_error.empty() ? c->connect_error
                 : !c->refused.empty()     ? c->refused
                                           : "could not resolve the host name: " +
-                                            c->transfer->target.host + ": no addresses");
+                                            c->transfer->target->host + ": no addresses");
   }
 
   static std::string DescribeConnectError(const boost::system::error_code& error,
@@ -438,7 +455,7 @@ class AsioClient::Impl {
 
   void Handshake(const ConnectionPtr& c) {
     c->phase = Phase::kHandshaking;
-    const Target& target = c->transfer->target;
+    const Target& target = *c->transfer->target;
     c->tls.emplace(c->socket, tls_context_);
     SSL* native = c->tls->native_handle();
     boost::system::error_code ec;
@@ -467,7 +484,7 @@ class AsioClient::Impl {
       std::string reason = "TLS certificate verification failed: ";
       reason += X509_verify_cert_error_string(verify);
       if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-        reason += " (the certificate is not valid for " + c.transfer->target.host + ")";
+        reason += " (the certificate is not valid for " + c.transfer->target->host + ")";
       }
       return reason;
     }
@@ -486,10 +503,7 @@ class AsioClient::Impl {
     c->phase = Phase::kExchanging;
     const OutboundRequest& request = c->transfer->request;
     std::string& head = c->head;
-    head.clear();
-    head.append("POST ").append(c->transfer->target.path).append(" HTTP/1.1\r\nHost: ");
-    head.append(c->transfer->target.host_header).append("\r\nUser-Agent: ");
-    head.append(options_.user_agent).append("\r\n");
+    head.assign(c->transfer->target->head);
     for (const auto& [name, value] : request.headers) {
       head.append(name).append(": ").append(value).append("\r\n");
     }
@@ -747,6 +761,8 @@ class AsioClient::Impl {
   // Owned by the client's thread.
   // By origin. Entries left without connections or requests go at the next sweep.
   std::unordered_map<std::string, Host> hosts_;
+  // By URL, at most kMaxTargets (then it starts again).
+  std::unordered_map<std::string, std::shared_ptr<const Target>> targets_;
   std::unordered_map<Connection*, ConnectionPtr> connections_;
   std::deque<Host*> starved_;  // origins waiting for a place under max_total_connections
   size_t open_ = 0;
