@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/base64.h"
 #include "model/signature.h"
 
 namespace {

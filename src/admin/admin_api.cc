@@ -7,7 +7,10 @@
 #include <boost/url/parse.hpp>
 
 #include "delivery/address_guard.h"
+#include "model/digest.h"
 #include "model/payload.h"
+#include "model/random.h"
+#include "model/rfc3339.h"
 #include "model/signature.h"
 #include "util/json_text.h"
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "model/signature.h"
+#include "model/digest.h"
 
 namespace pushhook::admin {
 

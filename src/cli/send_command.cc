@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "model/payload.h"
-#include "model/signature.h"
+#include "model/random.h"
 
 namespace pushhook::cli {
 namespace {

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "model/payload.h"
+#include "model/random.h"
 #include "model/signature.h"
 #include "util/log.h"
 

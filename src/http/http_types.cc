@@ -1,6 +1,6 @@
 #include "http/http_types.h"
 
-#include "model/payload.h"
+#include "model/json_string.h"
 
 namespace pushhook::http {
 

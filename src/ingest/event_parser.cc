@@ -7,7 +7,8 @@
 #include <string>
 #include <utility>
 
-#include "model/payload.h"
+#include "model/json_string.h"
+#include "model/rfc3339.h"
 
 namespace pushhook::ingest {
 namespace {

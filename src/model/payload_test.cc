@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "model/json_string.h"
+#include "model/rfc3339.h"
+
 namespace pushhook::model {
 namespace {
 
@@ -50,47 +53,6 @@ TEST(PayloadTest, ExtendedFormatAppendsEventSiteAndTime) {
                    R"("occurred_at":"2026-11-27T16:00:00.123Z"})"),
             std::string::npos)
       << p;
-}
-
-TEST(PayloadTest, EscapesQuotesBackslashesAndControlCharacters) {
-  std::string out;
-  AppendJsonString(out, std::string("a\"b\\c\n\r\t\b\f\x01\x1f", 12));
-  EXPECT_EQ(out, R"("a\"b\\c\n\r\t\b\f\u0001\u001f")");
-}
-
-TEST(PayloadTest, EscapesNulAndKeepsNonAsciiAsUtf8) {
-  std::string out;
-  AppendJsonString(out, std::string("x\0y", 3));
-  EXPECT_EQ(out, R"("x\u0000y")");
-  out.clear();
-  AppendJsonString(out, "Süße 🔔 ñ/");
-  EXPECT_EQ(out, "\"Süße 🔔 ñ/\"");
-}
-
-TEST(PayloadTest, FormatsRfc3339WithMilliseconds) {
-  EXPECT_EQ(FormatRfc3339Ms(0), "1970-01-01T00:00:00.000Z");
-  EXPECT_EQ(FormatRfc3339Ms(951782400999), "2000-02-29T00:00:00.999Z");
-  EXPECT_EQ(FormatRfc3339Ms(-1), "1969-12-31T23:59:59.999Z");
-}
-
-TEST(PayloadTest, ParsesRfc3339WithOffsetsAndFractions) {
-  int64_t ms = 0;
-  ASSERT_TRUE(ParseRfc3339("2026-11-27T16:00:00.123Z", &ms));
-  EXPECT_EQ(ms, 1795795200123);
-  ASSERT_TRUE(ParseRfc3339("2026-11-27T17:30:00+01:30", &ms));
-  EXPECT_EQ(ms, 1795795200000);
-  ASSERT_TRUE(ParseRfc3339("2026-11-27T16:00:00.1234567z", &ms));
-  EXPECT_EQ(ms, 1795795200123);
-}
-
-TEST(PayloadTest, RejectsMalformedRfc3339) {
-  int64_t ms = 0;
-  for (const char* bad :
-       {"", "2026-11-27", "2026-11-27T16:00:00", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
-        "2026-11-27T16:00:00.Z", "2026-11-27T16:00:00Zjunk", "2026-11-27T24:00:00Z",
-        "abcd-11-27T16:00:00Z"}) {
-    EXPECT_FALSE(ParseRfc3339(bad, &ms)) << bad;
-  }
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 #include <memory>
 #include <stdexcept>
 
-#include "model/signature.h"
+#include "model/base64.h"
+#include "model/digest.h"
 
 namespace pushhook::model {
 namespace {

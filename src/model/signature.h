@@ -1,6 +1,6 @@
 // Standard Webhooks signatures (DESIGN section 4): "v1," + base64(HMAC-SHA256(key,
 // "{id}.{timestamp}.{body}")), keyed with the base64-decoded part of a "whsec_" secret.
-// Pure functions over OpenSSL; safe from any thread.
+// Pure functions (model/digest.h does the hashing); safe from any thread.
 #pragma once
 
 #include <cstdint>
@@ -10,9 +10,6 @@
 #include <vector>
 
 namespace pushhook::model {
-
-std::string Base64Encode(std::string_view bytes);
-std::optional<std::string> Base64Decode(std::string_view text);
 
 // The raw HMAC key of a "whsec_<base64>" secret, or nullopt if it is not one.
 std::optional<std::string> DecodeSecret(std::string_view secret);
@@ -34,17 +31,5 @@ bool VerifySignatureHeader(std::string_view header, std::string_view key, std::s
 
 // The webhook-timestamp header's Unix seconds: decimal digits only, no sign or spaces.
 std::optional<int64_t> ParseWebhookTimestamp(std::string_view text);
-
-// Constant-time equality of two byte strings (length is not secret).
-bool ConstantTimeEquals(std::string_view a, std::string_view b);
-
-// Lowercase hex SHA-256 of `data`; how tokens are stored.
-std::string Sha256Hex(std::string_view data);
-
-// `n` bytes from the operating system's CSPRNG.
-std::string RandomBytes(size_t n);
-
-// Random base62 text of `length` characters from the operating system's CSPRNG.
-std::string RandomToken(size_t length);
 
 }  // namespace pushhook::model

@@ -25,7 +25,7 @@
 
 #include "http/http_types.h"
 #include "http/server.h"
-#include "model/payload.h"
+#include "model/json_string.h"
 #include "model/signature.h"
 #include "receive/output.h"
 

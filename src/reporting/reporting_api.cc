@@ -4,8 +4,8 @@
 #include <charconv>
 #include <cstdio>
 
-#include "model/payload.h"
-#include "model/signature.h"
+#include "model/base64.h"
+#include "model/rfc3339.h"
 #include "util/json_text.h"
 
 namespace pushhook::reporting {

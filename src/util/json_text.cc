@@ -4,7 +4,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "model/payload.h"
+#include "model/json_string.h"
 
 namespace pushhook::util {
 namespace {

@@ -6,7 +6,8 @@
 #include <chrono>
 #include <cstdio>
 
-#include "model/payload.h"
+#include "model/json_string.h"
+#include "model/rfc3339.h"
 
 namespace pushhook::util {
 namespace {

@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "model/random.h"
 #include "model/secret_box.h"
-#include "model/signature.h"
 #include "store/postgres/pg_conn.h"
 #include "store/store_internal.h"
 #include "store/write_queue.h"

@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "model/random.h"
 #include "model/secret_box.h"
-#include "model/signature.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/store_internal.h"
 #include "store/write_queue.h"

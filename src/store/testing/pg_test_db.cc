@@ -7,7 +7,7 @@
 #include <fstream>
 #include <vector>
 
-#include "model/signature.h"
+#include "model/random.h"
 
 namespace pushhook::store::testing {
 namespace {

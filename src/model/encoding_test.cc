@@ -1,0 +1,76 @@
+// The small encodings under the payload and the signatures: JSON strings, RFC 3339, base64,
+// SHA-256 hex and random tokens.
+#include <gtest/gtest.h>
+
+#include "model/base64.h"
+#include "model/digest.h"
+#include "model/json_string.h"
+#include "model/random.h"
+#include "model/rfc3339.h"
+
+namespace pushhook::model {
+namespace {
+
+TEST(JsonStringTest, EscapesQuotesBackslashesAndControlCharacters) {
+  std::string out;
+  AppendJsonString(out, std::string("a\"b\\c\n\r\t\b\f\x01\x1f", 12));
+  EXPECT_EQ(out, R"("a\"b\\c\n\r\t\b\f\u0001\u001f")");
+}
+
+TEST(JsonStringTest, EscapesNulAndKeepsNonAsciiAsUtf8) {
+  std::string out;
+  AppendJsonString(out, std::string("x\0y", 3));
+  EXPECT_EQ(out, R"("x\u0000y")");
+  out.clear();
+  AppendJsonString(out, "Süße 🔔 ñ/");
+  EXPECT_EQ(out, "\"Süße 🔔 ñ/\"");
+}
+
+TEST(Rfc3339Test, FormatsRfc3339WithMilliseconds) {
+  EXPECT_EQ(FormatRfc3339Ms(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatRfc3339Ms(951782400999), "2000-02-29T00:00:00.999Z");
+  EXPECT_EQ(FormatRfc3339Ms(-1), "1969-12-31T23:59:59.999Z");
+}
+
+TEST(Rfc3339Test, ParsesRfc3339WithOffsetsAndFractions) {
+  int64_t ms = 0;
+  ASSERT_TRUE(ParseRfc3339("2026-11-27T16:00:00.123Z", &ms));
+  EXPECT_EQ(ms, 1795795200123);
+  ASSERT_TRUE(ParseRfc3339("2026-11-27T17:30:00+01:30", &ms));
+  EXPECT_EQ(ms, 1795795200000);
+  ASSERT_TRUE(ParseRfc3339("2026-11-27T16:00:00.1234567z", &ms));
+  EXPECT_EQ(ms, 1795795200123);
+}
+
+TEST(Rfc3339Test, RejectsMalformedRfc3339) {
+  int64_t ms = 0;
+  for (const char* bad :
+       {"", "2026-11-27", "2026-11-27T16:00:00", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
+        "2026-11-27T16:00:00.Z", "2026-11-27T16:00:00Zjunk", "2026-11-27T24:00:00Z",
+        "abcd-11-27T16:00:00Z"}) {
+    EXPECT_FALSE(ParseRfc3339(bad, &ms)) << bad;
+  }
+}
+
+TEST(Base64Test, RoundTripsEveryLength) {
+  std::string bytes;
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(Base64Decode(Base64Encode(bytes)), bytes) << i;
+    bytes.push_back(static_cast<char>(i * 37));
+  }
+}
+
+TEST(DigestTest, Sha256HexOfKnownInput) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(RandomTest, TokenIsBase62OfRequestedLength) {
+  const std::string t = RandomToken(33);
+  EXPECT_EQ(t.size(), 33u);
+  EXPECT_EQ(t.find_first_not_of("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
+            std::string::npos);
+  EXPECT_NE(RandomToken(33), t);
+}
+
+}  // namespace
+}  // namespace pushhook::model
