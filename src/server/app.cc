@@ -1,15 +1,12 @@
 #include "server/app.h"
 
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "admin/admin_api.h"
@@ -20,14 +17,13 @@
 #include "http/router.h"
 #include "http/server.h"
 #include "ingest/ingest_handler.h"
-#include "model/base64.h"
 #include "model/clock.h"
 #include "model/digest.h"
 #include "model/json_string.h"
-#include "model/random.h"
 #include "model/rfc3339.h"
-#include "model/secret_box.h"
 #include "reporting/reporting_api.h"
+#include "server/key_files.h"
+#include "server/metrics.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -36,64 +32,6 @@ namespace {
 
 using util::Log;
 using util::LogLevel;
-
-// The operator token: from configuration, else from <data_dir>/admin-token, else a new one
-// written there with mode 0600.
-model::StatusOr<std::string> OperatorToken(const ServeConfig& config) {
-  if (!config.admin_token.empty()) return config.admin_token;
-  const std::filesystem::path path = std::filesystem::path(config.data_dir) / "admin-token";
-  std::ifstream in(path);
-  std::string token;
-  if (in && std::getline(in, token) && !token.empty()) {
-    Log(LogLevel::kInfo, "operator token read from file", {{"path", path.string()}});
-    return token;
-  }
-  token = "pha_" + model::RandomToken(40);
-  const std::string tmp = path.string() + ".tmp";
-  {
-    const mode_t old_mask = ::umask(077);
-    std::ofstream out(tmp, std::ios::trunc);
-    ::umask(old_mask);
-    out << token << "\n";
-    out.flush();
-    if (!out) return model::Internal("cannot write " + tmp);
-  }
-  ::chmod(tmp.c_str(), 0600);
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) return model::Internal("cannot write " + path.string() + ": " + ec.message());
-  Log(LogLevel::kWarn, "no operator token configured: generated one",
-      {{"path", path.string()}, {"hint", "read it from that file (mode 0600)"}});
-  return token;
-}
-
-// The key that seals endpoint secrets: from configuration, else from <data_dir>/secrets-key,
-// else a new one written there with mode 0600. Kept beside the database by default, but an
-// operator who backs up or ships the database alone can keep it elsewhere (PUSHHOOK_SECRETS_KEY).
-model::StatusOr<std::string> SecretsKey(const ServeConfig& config) {
-  std::string encoded = config.secrets_key;
-  const std::filesystem::path path = std::filesystem::path(config.data_dir) / "secrets-key";
-  if (encoded.empty()) {
-    std::ifstream in(path);
-    std::getline(in, encoded);
-  }
-  if (encoded.empty()) {
-    encoded = model::Base64Encode(model::RandomBytes(model::SecretBox::kKeyBytes));
-    const mode_t old_mask = ::umask(077);
-    std::ofstream out(path, std::ios::trunc);
-    ::umask(old_mask);
-    out << encoded << "\n";
-    out.flush();
-    if (!out) return model::Internal("cannot write " + path.string());
-    Log(LogLevel::kInfo, "generated the key that seals endpoint secrets",
-        {{"path", path.string()}});
-  }
-  auto key = model::Base64Decode(encoded);
-  if (!key || key->size() != model::SecretBox::kKeyBytes) {
-    return model::InvalidArgument("secrets_key must be base64 of 32 bytes");
-  }
-  return *key;
-}
 
 }  // namespace
 
@@ -110,7 +48,7 @@ class App::Impl {
       return model::InvalidArgument("cannot create data directory " + config_.data_dir + ": " +
                                     ec.message());
     }
-    auto token = OperatorToken(config_);
+    auto token = LoadOrCreateOperatorToken(config_.admin_token, config_.data_dir);
     if (!token.ok()) return token.status();
 
     store::StoreOptions store_options;
@@ -120,7 +58,7 @@ class App::Impl {
     store_options.durability_full = config_.durability_full;
     store_options.pool_size = config_.database_pool;
     store_options.aggregates = config_.reporting_aggregates;
-    auto secrets_key = SecretsKey(config_);
+    auto secrets_key = LoadOrCreateSecretsKey(config_.secrets_key, config_.data_dir);
     if (!secrets_key.ok()) return secrets_key.status();
     store_options.secrets_key = std::move(secrets_key.value());
     auto store = store::OpenStore(store_options);
@@ -180,7 +118,7 @@ class App::Impl {
     admin_->Register(router_);
     router_.Add("GET", "/metrics", [this](http::Request&&, http::Responder respond) {
       http::Response response;
-      response.body = MetricsText();
+      response.body = PrometheusText(Metrics());
       response.With("content-type", "text/plain; version=0.0.4; charset=utf-8");
       respond(std::move(response));
     });
@@ -252,63 +190,10 @@ class App::Impl {
   }
 
  private:
-  // The Prometheus text exposition of what ingest and delivery have done (DESIGN section 8).
-  std::string MetricsText() const {
-    const ingest::IngestHandler::Counts in = ingest_->counts();
-    const delivery::DispatcherCounts out = dispatcher_->counts();
-    std::string text;
-    const auto metric = [&text](std::string_view name, std::string_view type,
-                                std::string_view help) {
-      text += "# HELP " + std::string(name) + " " + std::string(help) + "\n# TYPE " +
-              std::string(name) + " " + std::string(type) + "\n";
-    };
-    const auto sample = [&text](std::string_view series, auto value) {
-      std::ostringstream line;
-      line << series << ' ' << value << '\n';
-      text += line.str();
-    };
-    metric("pushhook_ingest_events_total", "counter", "Events taken by ingest, by result.");
-    sample("pushhook_ingest_events_total{result=\"accepted\"}", in.accepted);
-    sample("pushhook_ingest_events_total{result=\"duplicate\"}", in.duplicates);
-    metric("pushhook_ingest_requests_refused_total", "counter",
-           "Ingest requests answered 4xx (rejected) or 429/503 (back-pressure).");
-    sample("pushhook_ingest_requests_refused_total{reason=\"invalid\"}", in.rejected);
-    sample("pushhook_ingest_requests_refused_total{reason=\"overload\"}", in.refused);
-    metric("pushhook_delivery_attempts_total", "counter", "Delivery attempts, by outcome.");
-    sample("pushhook_delivery_attempts_total{outcome=\"delivered\"}", out.delivered);
-    sample("pushhook_delivery_attempts_total{outcome=\"retry\"}", out.retries);
-    sample("pushhook_delivery_attempts_total{outcome=\"failed\"}", out.failed);
-    sample("pushhook_delivery_attempts_total{outcome=\"endpoint_disabled\"}", out.endpoint_waits);
-    metric("pushhook_delivery_attempt_duration_seconds", "histogram",
-           "Time from sending an attempt to its outcome.");
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < delivery::kLatencyBuckets.size(); ++i) {
-      cumulative += out.latency_counts[i];
-      std::ostringstream le;
-      le << delivery::kLatencyBuckets[i];
-      sample("pushhook_delivery_attempt_duration_seconds_bucket{le=\"" + le.str() + "\"}",
-             cumulative);
-    }
-    cumulative += out.latency_counts.back();
-    sample("pushhook_delivery_attempt_duration_seconds_bucket{le=\"+Inf\"}", cumulative);
-    sample("pushhook_delivery_attempt_duration_seconds_sum", out.latency_sum_seconds);
-    sample("pushhook_delivery_attempt_duration_seconds_count", cumulative);
-    metric("pushhook_delivery_queue_depth", "gauge",
-           "Messages waiting for delivery (due, scheduled for a retry, or parked).");
-    sample("pushhook_delivery_queue_depth", out.backlog);
-    metric("pushhook_delivery_in_flight", "gauge", "Delivery requests open now.");
-    sample("pushhook_delivery_in_flight", out.in_flight);
-    metric("pushhook_delivery_open_circuits", "gauge", "Endpoints whose circuit is open.");
-    sample("pushhook_delivery_open_circuits", out.open_circuits);
-    if (leases_) {
-      const delivery::ClusterStatus cluster = leases_->status();
-      metric("pushhook_cluster_owned_endpoints", "gauge",
-             "Endpoints whose lease this node holds (it delivers for them).");
-      sample("pushhook_cluster_owned_endpoints", cluster.owned.size());
-      metric("pushhook_cluster_live_nodes", "gauge", "Nodes renewing leases on the database.");
-      sample("pushhook_cluster_live_nodes", cluster.nodes.size());
-    }
-    return text;
+  MetricsSnapshot Metrics() const {
+    MetricsSnapshot snapshot{ingest_->counts(), dispatcher_->counts(), std::nullopt};
+    if (leases_) snapshot.cluster = leases_->status();
+    return snapshot;
   }
 
   static std::string DefaultNodeId() {

@@ -1,0 +1,23 @@
+// The Prometheus text exposition of `GET /metrics` (DESIGN section 8): what ingest, delivery and
+// (sharing a database) the lease keeper have counted, as one snapshot. Written by hand, since the
+// format is small and Debian has no Prometheus client for C++. Pure function.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "delivery/dispatcher.h"
+#include "delivery/lease_keeper.h"
+#include "ingest/ingest_handler.h"
+
+namespace pushhook::server {
+
+struct MetricsSnapshot {
+  ingest::IngestHandler::Counts ingest;
+  delivery::DispatcherCounts delivery;
+  std::optional<delivery::ClusterStatus> cluster;  // only when sharing a database
+};
+
+std::string PrometheusText(const MetricsSnapshot& snapshot);
+
+}  // namespace pushhook::server
