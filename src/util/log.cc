@@ -28,8 +28,7 @@ std::string_view LevelName(LogLevel level) {
   return "info";
 }
 
-void AppendFields(std::string& line, std::string_view message,
-                  std::initializer_list<LogField> fields) {
+void AppendFields(std::string& line, std::string_view message, std::span<const LogField> fields) {
   line += ",\"msg\":";
   model::AppendJsonString(line, message);
   for (const LogField& f : fields) {
@@ -60,11 +59,15 @@ std::string FormatLogLine(LogLevel level, std::string_view message,
   std::string line = "{\"level\":\"";
   line += LevelName(level);
   line += '"';
-  AppendFields(line, message, fields);
+  AppendFields(line, message, std::span<const LogField>(fields.begin(), fields.size()));
   return line;
 }
 
 void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields) {
+  LogFields(level, message, std::span<const LogField>(fields.begin(), fields.size()));
+}
+
+void LogFields(LogLevel level, std::string_view message, std::span<const LogField> fields) {
   if (level < g_min_level.load(std::memory_order_relaxed)) return;
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -31,6 +32,8 @@ struct LogField {
 void SetLogLevel(LogLevel level);
 
 void Log(LogLevel level, std::string_view message, std::initializer_list<LogField> fields = {});
+// The same with fields gathered at run time.
+void LogFields(LogLevel level, std::string_view message, std::span<const LogField> fields);
 
 // The line Log() would write, without the timestamp; for tests.
 std::string FormatLogLine(LogLevel level, std::string_view message,
