@@ -1,10 +1,6 @@
 #include "admin/admin_api.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <boost/json.hpp>
-#include <boost/url/parse.hpp>
 
 #include "delivery/address_guard.h"
 #include "model/digest.h"
@@ -21,7 +17,6 @@ namespace {
 
 constexpr size_t kMaxNameBytes = 256;
 constexpr size_t kMaxDescriptionBytes = 1024;
-constexpr size_t kMaxUrlBytes = 2048;
 constexpr int kMaxInFlightLimit = 1000;
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 250;
@@ -147,60 +142,6 @@ json::object MessageJson(const store::Store& store, const store::Message& m) {
                       {"event", std::move(payload)}};
 }
 
-// The literal address a URL host names, if it is one: dotted quads, IPv6 in brackets, and the
-// legacy numeric forms that resolvers accept ("2130706433", "0x7f.1", "127.1").
-std::optional<delivery::AddressClass> LiteralHostClass(const boost::urls::url_view& url) {
-  const std::string host(url.encoded_host());
-  if (url.host_type() == boost::urls::host_type::ipv6) {
-    sockaddr_in6 sa{};
-    sa.sin6_family = AF_INET6;
-    if (inet_pton(AF_INET6, std::string(url.host_address()).c_str(), &sa.sin6_addr) != 1) {
-      return std::nullopt;
-    }
-    return delivery::ClassifyAddress(reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
-  }
-  in_addr v4{};
-  if (inet_aton(host.c_str(), &v4) == 1) return delivery::ClassifyIpv4(ntohl(v4.s_addr));
-  return std::nullopt;
-}
-
-// Checks a webhook URL as registration can: scheme, shape, and hosts that are private on their
-// face. The dispatcher checks the resolved address again at connect time.
-model::Status ValidateUrl(const std::string& text, const AdminOptions& options) {
-  if (text.size() > kMaxUrlBytes) {
-    return model::InvalidArgument("url must be at most " + std::to_string(kMaxUrlBytes) + " bytes");
-  }
-  auto parsed = boost::urls::parse_absolute_uri(text);
-  if (!parsed) return model::InvalidArgument("url is not an absolute URL: " + text);
-  const auto& url = *parsed;
-  const std::string scheme(url.scheme());
-  if (scheme != "https" && scheme != "http") {
-    return model::InvalidArgument("url must use https (or http where allowed), not " + scheme);
-  }
-  if (url.encoded_host().empty()) return model::InvalidArgument("url has no host: " + text);
-  if (url.has_userinfo()) return model::InvalidArgument("url must not carry user information");
-  if (scheme == "http" && !options.allow_http) {
-    return {model::StatusCode::kUnprocessable,
-            "url must use https; plain http needs delivery.allow_http (or serve --dev)"};
-  }
-  if (!options.allow_private_destinations) {
-    std::string host(url.encoded_host());
-    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    const bool localhost = host == "localhost" || host.ends_with(".localhost") ||
-                           host == "localhost." || host.ends_with(".localhost.");
-    const auto literal = LiteralHostClass(url);
-    if (localhost || (literal && *literal != delivery::AddressClass::kPublic)) {
-      const std::string kind =
-          localhost ? "a loopback" : std::string(delivery::DescribeAddressClass(*literal));
-      return {model::StatusCode::kUnprocessable,
-              "url host " + host + " is " + kind +
-                  " address; private destinations need delivery.allow_private_destinations "
-                  "(or serve --dev)"};
-    }
-  }
-  return model::Status::Ok();
-}
-
 // Reads the optional endpoint fields shared by create and update into `patch`.
 bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
                         const AdminOptions& options, http::Response* error) {
@@ -210,7 +151,9 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
       return false;
     }
     const std::string url(v->as_string());
-    if (model::Status s = ValidateUrl(url, options); !s.ok()) {
+    if (model::Status s = delivery::CheckWebhookUrl(
+            url, {options.allow_http, options.allow_private_destinations});
+        !s.ok()) {
       *error = http::Response::FromStatus(s);
       return false;
     }

@@ -5,8 +5,11 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <boost/url/parse.hpp>
 #include <cstring>
 #include <initializer_list>
+#include <optional>
+#include <string>
 
 namespace pushhook::delivery {
 namespace {
@@ -165,6 +168,65 @@ std::string FormatAddress(const sockaddr* address, size_t length) {
     if (inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text)) != nullptr) return text;
   }
   return "unknown address";
+}
+
+namespace {
+
+constexpr size_t kMaxUrlBytes = 2048;
+
+// The literal address a URL host names, if it is one: dotted quads, IPv6 in brackets, and the
+// legacy numeric forms that resolvers accept ("2130706433", "0x7f.1", "127.1").
+std::optional<AddressClass> LiteralHostClass(const boost::urls::url_view& url) {
+  const std::string host(url.encoded_host());
+  if (url.host_type() == boost::urls::host_type::ipv6) {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    if (inet_pton(AF_INET6, std::string(url.host_address()).c_str(), &sa.sin6_addr) != 1) {
+      return std::nullopt;
+    }
+    return ClassifyAddress(reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
+  }
+  in_addr v4{};
+  if (inet_aton(host.c_str(), &v4) == 1) return ClassifyIpv4(ntohl(v4.s_addr));
+  return std::nullopt;
+}
+
+}  // namespace
+
+model::Status CheckWebhookUrl(std::string_view text, DestinationPolicy policy) {
+  if (text.size() > kMaxUrlBytes) {
+    return model::InvalidArgument("url must be at most " + std::to_string(kMaxUrlBytes) + " bytes");
+  }
+  auto parsed = boost::urls::parse_absolute_uri(text);
+  if (!parsed) return model::InvalidArgument("url is not an absolute URL: " + std::string(text));
+  const auto& url = *parsed;
+  const std::string scheme(url.scheme());
+  if (scheme != "https" && scheme != "http") {
+    return model::InvalidArgument("url must use https (or http where allowed), not " + scheme);
+  }
+  if (url.encoded_host().empty())
+    return model::InvalidArgument("url has no host: " + std::string(text));
+  if (url.has_userinfo()) return model::InvalidArgument("url must not carry user information");
+  if (scheme == "http" && !policy.allow_http) {
+    return {model::StatusCode::kUnprocessable,
+            "url must use https; plain http needs delivery.allow_http (or serve --dev)"};
+  }
+  if (!policy.allow_private_destinations) {
+    std::string host(url.encoded_host());
+    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool localhost = host == "localhost" || host.ends_with(".localhost") ||
+                           host == "localhost." || host.ends_with(".localhost.");
+    const auto literal = LiteralHostClass(url);
+    if (localhost || (literal && *literal != AddressClass::kPublic)) {
+      const std::string kind =
+          localhost ? "a loopback address" : std::string(DescribeAddressClass(*literal));
+      return {model::StatusCode::kUnprocessable,
+              "url host " + host + " is " + kind +
+                  "; private destinations need delivery.allow_private_destinations "
+                  "(or serve --dev)"};
+    }
+  }
+  return model::Status::Ok();
 }
 
 }  // namespace pushhook::delivery

@@ -1,12 +1,15 @@
-// Which kind of IP address a webhook is about to be sent to, so that the outbound client can
-// refuse private, loopback and other non-public destinations on the address actually resolved
-// (DESIGN section 4: DNS must not smuggle a private address in). Pure functions, any thread.
+// Where webhooks may go (DESIGN section 4). Registration checks a URL on its face
+// (CheckWebhookUrl: scheme, shape, hosts that are private literally); the outbound client checks
+// the address actually resolved (ClassifyAddress), so that DNS cannot smuggle a private address
+// in. Pure functions, any thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "model/status.h"
 
 struct sockaddr;
 
@@ -41,5 +44,19 @@ std::string_view DescribeAddressClass(AddressClass address_class);
 
 // The numeric text of the address ("127.0.0.1", "::1"), or "unknown address".
 std::string FormatAddress(const sockaddr* address, size_t length);
+
+// What configuration allows besides public https destinations.
+struct DestinationPolicy {
+  bool allow_http = false;                  // delivery.allow_http
+  bool allow_private_destinations = false;  // delivery.allow_private_destinations
+};
+
+// Checks a webhook URL as registration can, before any lookup: an absolute http(s) URL of at
+// most 2,048 bytes with a host and no user information (InvalidArgument otherwise), https
+// unless the policy allows http, and a host that is not private on its face (localhost, or a
+// literal address of a non-public class, in any numeric form resolvers accept), unless the
+// policy allows private destinations (kUnprocessable). Messages name the setting that would allow
+// it.
+model::Status CheckWebhookUrl(std::string_view url, DestinationPolicy policy);
 
 }  // namespace pushhook::delivery

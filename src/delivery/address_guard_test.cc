@@ -174,5 +174,50 @@ TEST(AddressGuardTest, FormatsAndDescribes) {
   EXPECT_EQ(DescribeAddressClass(C::kUnspecified), "an unspecified address");
 }
 
+// Registration's check, on the URL's face: every rule with the message a user sees.
+TEST(CheckWebhookUrlTest, RefusesMalformedUrlsWithTheReason) {
+  const DestinationPolicy open{true, true};
+  const auto message = [&](std::string_view url) {
+    const model::Status s = CheckWebhookUrl(url, open);
+    EXPECT_EQ(s.code(), model::StatusCode::kInvalidArgument) << url;
+    return s.message();
+  };
+  EXPECT_EQ(message("not a url"), "url is not an absolute URL: not a url");
+  EXPECT_EQ(message("ftp://example.com/x"), "url must use https (or http where allowed), not ftp");
+  EXPECT_EQ(message("https:///path"), "url has no host: https:///path");
+  EXPECT_EQ(message("https://user:pw@example.com/"), "url must not carry user information");
+  EXPECT_EQ(message("https://example.com/" + std::string(2048, 'a')),
+            "url must be at most 2048 bytes");
+  EXPECT_TRUE(CheckWebhookUrl("https://example.com/hooks?x=1", open).ok());
+}
+
+TEST(CheckWebhookUrlTest, PlainHttpNeedsThePolicy) {
+  const model::Status s = CheckWebhookUrl("http://example.com/", {false, false});
+  EXPECT_EQ(s.code(), model::StatusCode::kUnprocessable);
+  EXPECT_EQ(s.message(),
+            "url must use https; plain http needs delivery.allow_http (or serve --dev)");
+  EXPECT_TRUE(CheckWebhookUrl("http://example.com/", {true, false}).ok());
+}
+
+TEST(CheckWebhookUrlTest, HostsPrivateOnTheirFaceNeedThePolicyInEveryNumericForm) {
+  const DestinationPolicy strict{true, false};
+  for (const char* url :
+       {"https://localhost/", "https://api.localhost./", "https://127.0.0.1/",
+        "https://2130706433/", "https://0x7f.1/", "https://127.1/", "https://10.1.2.3/",
+        "https://[::1]/", "https://[::ffff:192.168.0.1]/", "https://169.254.169.254/"}) {
+    const model::Status s = CheckWebhookUrl(url, strict);
+    EXPECT_EQ(s.code(), model::StatusCode::kUnprocessable) << url;
+    EXPECT_NE(s.message().find("private destinations need delivery.allow_private_destinations"),
+              std::string::npos)
+        << url << ": " << s.message();
+    EXPECT_TRUE(CheckWebhookUrl(url, {true, true}).ok()) << url;
+  }
+  EXPECT_EQ(CheckWebhookUrl("https://10.1.2.3/", strict).message(),
+            "url host 10.1.2.3 is a private address; private destinations need "
+            "delivery.allow_private_destinations (or serve --dev)");
+  // A name is checked when it resolves, at connect time; here only its face counts.
+  EXPECT_TRUE(CheckWebhookUrl("https://hooks.example.com/", strict).ok());
+}
+
 }  // namespace
 }  // namespace pushhook::delivery
