@@ -5,12 +5,14 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
 
+#include "cli/beacon_command.h"
 #include "cli/config.h"
 #include "cli/send_command.h"
 #include "cli/stats_command.h"
@@ -217,6 +219,21 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"View", "Click"}))
       ->capture_default_str();
 
+  BeaconCommandOptions beacon_options;
+  CLI::App* beacon = app.add_subcommand(
+      "beacon", "make a signed beacon token for one subscriber of a campaign run (DESIGN 2a)");
+  beacon->add_option("--secret", beacon_options.secret, "the site's bsec_ beacon secret")
+      ->required();
+  beacon->add_option("--site", beacon_options.site, "site id")->required();
+  beacon->add_option("--cid", beacon_options.cid, "campaign id")->required();
+  beacon->add_option("--reference-id", beacon_options.reference_id, "run id");
+  beacon->add_option("--cookie-id", beacon_options.cookie_id, "the subscriber's cookie_id")
+      ->required();
+  beacon->add_option("--ttl", beacon_options.ttl, "how long the token lives, at most 30d")
+      ->capture_default_str();
+  beacon->add_option("--expires", beacon_options.expires,
+                     "expiry as Unix seconds, instead of now + ttl (for test vectors)");
+
   CLI::App* bench = app.add_subcommand(
       "bench",
       "run the benchmark harness (bench/run.mjs, see BENCHMARKS.md) against this binary; "
@@ -259,6 +276,11 @@ int Main(int argc, char** argv) {
     return receive::RunReceive(receive_options);
   }
   if (send->parsed()) return RunSendCommand(send_options);
+  if (beacon->parsed()) {
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    return RunBeaconCommand(beacon_options,
+                            std::chrono::duration_cast<std::chrono::seconds>(now).count());
+  }
   if (bench->parsed()) return RunBench(bench->remaining());
   if (stats->parsed()) {
     if (stats_options.token.empty())

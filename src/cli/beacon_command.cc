@@ -1,0 +1,49 @@
+#include "cli/beacon_command.h"
+
+#include <cstdio>
+
+#include "model/beacon.h"
+#include "model/duration.h"
+#include "model/event.h"
+
+namespace pushhook::cli {
+namespace {
+
+int Usage(const std::string& reason) {
+  std::fprintf(stderr, "pushhook beacon: %s\n", reason.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int RunBeaconCommand(const BeaconCommandOptions& options, int64_t now_unix_s) {
+  const auto key = model::DecodeBeaconSecret(options.secret);
+  if (!key) return Usage("--secret must be a beacon secret, bsec_ followed by base64");
+  if (options.site.empty()) return Usage("--site must not be empty");
+  if (options.cid.empty() || options.cid.size() > model::kMaxCid) {
+    return Usage("--cid must be 1 to " + std::to_string(model::kMaxCid) + " bytes");
+  }
+  if (options.reference_id.size() > model::kMaxReferenceId) {
+    return Usage("--reference-id must be at most " + std::to_string(model::kMaxReferenceId) +
+                 " bytes");
+  }
+  if (options.cookie_id.empty() || options.cookie_id.size() > model::kMaxCookieId) {
+    return Usage("--cookie-id must be 1 to " + std::to_string(model::kMaxCookieId) + " bytes");
+  }
+  int64_t expires = options.expires;
+  if (expires == 0) {
+    const auto ttl = model::ParseDuration(options.ttl);
+    if (!ttl || ttl->count() <= 0) {
+      return Usage("--ttl must be a duration such as 7d or 12h, got '" + options.ttl + "'");
+    }
+    const int64_t seconds = ttl->count() / 1000;
+    if (seconds > model::kMaxBeaconTtlSeconds) return Usage("--ttl must be at most 30d");
+    expires = now_unix_s + seconds;
+  }
+  const model::BeaconSubject subject{options.site, options.cid, options.reference_id,
+                                     options.cookie_id};
+  std::printf("%s\n", model::MakeBeaconToken(*key, subject, expires).c_str());
+  return 0;
+}
+
+}  // namespace pushhook::cli
