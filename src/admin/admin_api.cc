@@ -225,10 +225,10 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
 
 }  // namespace
 
-AdminApi::AdminApi(store::Store& store, delivery::Dispatcher& dispatcher, const Authenticator& auth,
-                   const model::Clock& clock, AdminOptions options)
+AdminApi::AdminApi(store::Store& store, delivery::DeliveryService& delivery,
+                   const Authenticator& auth, const model::Clock& clock, AdminOptions options)
     : store_(store),
-      dispatcher_(dispatcher),
+      delivery_(delivery),
       auth_(auth),
       clock_(clock),
       options_(std::move(options)) {}
@@ -354,7 +354,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   e.created_at_ms = e.updated_at_ms = clock_.NowMs();
   auto created = store_.CreateEndpoint(std::move(e));
   if (!created.ok()) return respond(http::Response::FromStatus(created.status()));
-  dispatcher_.EndpointChanged(created->id);
+  delivery_.EndpointChanged(created->id);
   respond(JsonResponse(201, EndpointJson(*created, true)));
 }
 
@@ -385,7 +385,7 @@ void AdminApi::UpdateEndpoint(http::Request&& request, http::Responder respond) 
   if (!ReadEndpointFields(*body, &patch, options_, &error)) return respond(std::move(error));
   auto updated = store_.UpdateEndpoint(site_id, request.path_params[1], patch, clock_.NowMs());
   if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
-  dispatcher_.EndpointChanged(updated->id);
+  delivery_.EndpointChanged(updated->id);
   respond(JsonResponse(200, EndpointJson(*updated, false)));
 }
 
@@ -395,7 +395,7 @@ void AdminApi::DeleteEndpoint(http::Request&& request, http::Responder respond) 
   if (model::Status s = store_.DeleteEndpoint(site_id, endpoint_id); !s.ok()) {
     return respond(http::Response::FromStatus(s));
   }
-  dispatcher_.EndpointChanged(endpoint_id);
+  delivery_.EndpointChanged(endpoint_id);
   respond(http::Response::Empty(204));
 }
 
@@ -489,7 +489,7 @@ void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
   patch.previous_secret_expires_ms = now + options_.secret_overlap.count();
   auto updated = store_.UpdateEndpoint(site_id, current->id, patch, now);
   if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
-  dispatcher_.EndpointChanged(updated->id);  // signs with the new secret from now on
+  delivery_.EndpointChanged(updated->id);  // signs with the new secret from now on
   json::object out = EndpointJson(*updated, true);
   out["previous_secret_expires_at"] = Rfc3339(updated->previous_secret_expires_ms);
   respond(JsonResponse(200, out));
@@ -502,7 +502,7 @@ void AdminApi::TestEndpoint(http::Request&& request, http::Responder respond) {
   if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
   auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
   if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
-  dispatcher_.SendTest(
+  delivery_.SendTest(
       *endpoint, site_id, [respond = std::move(respond)](delivery::OutboundResult r) {
         const bool success = r.status >= 200 && r.status < 300;
         respond(JsonResponse(
@@ -563,7 +563,7 @@ void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) 
   auto messages = store_.ReplayEvents(query, clock_.NowMs());
   if (!messages.ok()) return respond(http::Response::FromStatus(messages.status()));
   const size_t count = messages->size();
-  dispatcher_.Enqueue(std::move(messages.value()));
+  delivery_.Enqueue(std::move(messages.value()));
   respond(JsonResponse(202, json::object{{"replayed", count}}));
 }
 
@@ -579,7 +579,7 @@ void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
   }
   auto stats = store_.GetEndpointStats(endpoint->id, since);
   if (!stats.ok()) return respond(http::Response::FromStatus(stats.status()));
-  const delivery::EndpointRuntime runtime = dispatcher_.Runtime(endpoint->id);
+  const delivery::EndpointRuntime runtime = delivery_.Runtime(endpoint->id);
   const std::string state = !endpoint->enabled          ? "disabled"
                             : runtime.circuit == "open" ? "circuit_open"
                                                         : "enabled";
@@ -603,7 +603,7 @@ void AdminApi::Redeliver(http::Request&& request, http::Responder respond) {
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto due = store_.RequeueMessage(site_id, *id, clock_.NowMs());
   if (!due.ok()) return respond(NotFoundResponse("message", request.path_params[1]));
-  dispatcher_.Enqueue({*due});
+  delivery_.Enqueue({*due});
   respond(JsonResponse(202, json::object{{"id", request.path_params[1]}, {"status", "pending"}}));
 }
 

@@ -3,14 +3,14 @@
 // site, and any other site's ids answer 404 so that their existence is not confirmed.
 //
 // Thread safety: handlers run on any server thread; the API keeps no mutable state of its own.
-// The Store, Dispatcher and Clock must outlive it.
+// The Store, DeliveryService and Clock must outlive it.
 #pragma once
 
 #include <functional>
 #include <string>
 
 #include "admin/auth.h"
-#include "delivery/dispatcher.h"
+#include "delivery/delivery_service.h"
 #include "http/router.h"
 #include "model/clock.h"
 #include "store/store.h"
@@ -27,7 +27,7 @@ struct AdminOptions {
 
 class AdminApi {
  public:
-  AdminApi(store::Store& store, delivery::Dispatcher& dispatcher, const Authenticator& auth,
+  AdminApi(store::Store& store, delivery::DeliveryService& delivery, const Authenticator& auth,
            const model::Clock& clock, AdminOptions options);
 
   // Adds every admin route to `router`.
@@ -53,7 +53,7 @@ class AdminApi {
   void ListAttempts(http::Request&& request, http::Responder respond);
 
   store::Store& store_;
-  delivery::Dispatcher& dispatcher_;
+  delivery::DeliveryService& delivery_;
   const Authenticator& auth_;
   const model::Clock& clock_;
   const AdminOptions options_;

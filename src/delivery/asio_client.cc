@@ -77,11 +77,16 @@ struct Target {
 };
 
 // The target of `url`, or the reason it cannot be sent to; refuses what the options refuse.
-std::string ParseTarget(std::string_view url, bool allow_http, Target& target) {
+// The reason `url` cannot be sent to, or "": kRefused for what policy forbids, kInvalidRequest
+// for what is malformed.
+std::string ParseTarget(std::string_view url, bool allow_http, Target& target,
+                        OutboundError& kind) {
+  kind = OutboundError::kInvalidRequest;
   const size_t colon = url.find("://");
   if (colon == std::string_view::npos || colon == 0) return "malformed URL (no scheme)";
   const std::string scheme = Lowercase(url.substr(0, colon));
   if (scheme == "http" && !allow_http) {
+    kind = OutboundError::kRefused;
     return "plain http destinations are not allowed (use https, or allow http in the "
            "configuration)";
   }
@@ -253,7 +258,7 @@ class AsioClient::Impl {
         queue_.push_back(std::move(transfer));
       }
     }
-    if (transfer != nullptr) return Fail(*transfer, "client stopped");
+    if (transfer != nullptr) return Fail(*transfer, OutboundError::kStopped, "client stopped");
     if (wake) asio::post(io_, [this] { Drain(); });
   }
 
@@ -284,20 +289,28 @@ class AsioClient::Impl {
 
   void Admit(std::unique_ptr<Transfer> t) {
     std::string reason;
-    t->target = TargetOf(t->request.url, reason);
-    if (reason.empty()) reason = CheckHeaders(t->request.headers);
-    if (reason.empty() && t->target->tls && !ca_error_.empty()) reason = ca_error_;
-    if (!reason.empty()) return Fail(*t, std::move(reason));
+    OutboundError kind = OutboundError::kNone;
+    t->target = TargetOf(t->request.url, reason, kind);
+    if (reason.empty()) {
+      reason = CheckHeaders(t->request.headers);
+      kind = OutboundError::kInvalidRequest;
+    }
+    if (reason.empty() && t->target->tls && !ca_error_.empty()) {
+      reason = ca_error_;
+      kind = OutboundError::kTls;  // the server's configuration, not the endpoint's fault
+    }
+    if (!reason.empty()) return Fail(*t, kind, std::move(reason));
     Host& host = hosts_[t->target->origin];
     host.waiting.push_back(std::move(t));
     Pump(host);
   }
 
   // The target of `url`, parsed on its first request only; null with `reason` if it is refused.
-  std::shared_ptr<const Target> TargetOf(const std::string& url, std::string& reason) {
+  std::shared_ptr<const Target> TargetOf(const std::string& url, std::string& reason,
+                                         OutboundError& kind) {
     if (const auto it = targets_.find(url); it != targets_.end()) return it->second;
     auto target = std::make_shared<Target>();
-    reason = ParseTarget(url, options_.allow_http, *target);
+    reason = ParseTarget(url, options_.allow_http, *target, kind);
     if (!reason.empty()) return nullptr;
     target->head = "POST " + target->path + " HTTP/1.1\r\nHost: " + target->host_header +
                    "\r\nUser-Agent: " + options_.user_agent + "\r\n";
@@ -387,8 +400,9 @@ class AsioClient::Impl {
         [this, c](const boost::system::error_code& error, tcp::resolver::results_type results) {
           if (c->closed) return;
           if (error) {
-            return Abandon(*c, "could not resolve the host name: " + c->transfer->target->host +
-                                   ": " + error.message());
+            return Abandon(*c, OutboundError::kDns,
+                           "could not resolve the host name: " + c->transfer->target->host + ": " +
+                               error.message());
           }
           for (const auto& entry : results) c->endpoints.push_back(entry.endpoint());
           Connect(c);
@@ -433,10 +447,10 @@ class AsioClient::Impl {
       return;
     }
     // No address left: the last connect's failure, or the guard's reason if nothing was tried.
-    Abandon(*c, !c->connect_error.empty() ? c->connect_error
-                : !c->refused.empty()     ? c->refused
-                                          : "could not resolve the host name: " +
-                                            c->transfer->target->host + ": no addresses");
+    if (!c->connect_error.empty()) return Abandon(*c, OutboundError::kConnect, c->connect_error);
+    if (!c->refused.empty()) return Abandon(*c, OutboundError::kRefused, c->refused);
+    Abandon(*c, OutboundError::kDns,
+            "could not resolve the host name: " + c->transfer->target->host + ": no addresses");
   }
 
   static std::string DescribeConnectError(const boost::system::error_code& error,
@@ -470,12 +484,12 @@ class AsioClient::Impl {
       X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
       X509_VERIFY_PARAM_set1_host(param, target.host.c_str(), target.host.size());
     }
-    c->tls->async_handshake(ssl::stream_base::client,
-                            [this, c](const boost::system::error_code& error) {
-                              if (c->closed) return;
-                              if (error) return Abandon(*c, DescribeTlsFailure(*c, error));
-                              Connected(c);
-                            });
+    c->tls->async_handshake(
+        ssl::stream_base::client, [this, c](const boost::system::error_code& error) {
+          if (c->closed) return;
+          if (error) return Abandon(*c, OutboundError::kTls, DescribeTlsFailure(*c, error));
+          Connected(c);
+        });
   }
 
   static std::string DescribeTlsFailure(Connection& c, const boost::system::error_code& error) {
@@ -513,7 +527,8 @@ class AsioClient::Impl {
       if (c->closed) return;
       if (error) {
         if (MayRetry(*c, error)) return Retry(*c);
-        return Abandon(*c, "connection lost while sending the request: " + error.message());
+        return Abandon(*c, OutboundError::kProtocol,
+                       "connection lost while sending the request: " + error.message());
       }
       Read(c);
     };
@@ -546,7 +561,7 @@ class AsioClient::Impl {
     const bool answered = !error || (error == http::error::body_limit && status > 0);
     if (!answered) {
       if (!c->parser->got_some() && MayRetry(*c, error)) return Retry(*c);
-      return Abandon(*c, DescribeReadFailure(*c, error));
+      return Abandon(*c, OutboundError::kProtocol, DescribeReadFailure(*c, error));
     }
     OutboundResult result;
     result.status = status;
@@ -606,8 +621,8 @@ class AsioClient::Impl {
   }
 
   // Gives up the request on `c` with `error`, and the connection with it.
-  void Abandon(Connection& c, std::string error) {
-    if (c.transfer != nullptr && c.transfer->done) Fail(*c.transfer, std::move(error));
+  void Abandon(Connection& c, OutboundError kind, std::string error) {
+    if (c.transfer != nullptr && c.transfer->done) Fail(*c.transfer, kind, std::move(error));
     Close(c);
   }
 
@@ -683,7 +698,7 @@ class AsioClient::Impl {
       if (c->phase == Phase::kIdle) {
         Close(*c);
       } else {
-        Abandon(*c, DescribeTimeout(*c));
+        Abandon(*c, OutboundError::kTimeout, DescribeTimeout(*c));
       }
     }
     ForgetUnusedHosts();
@@ -710,8 +725,9 @@ class AsioClient::Impl {
 
   // --- results ------------------------------------------------------------------------------
 
-  static void Fail(Transfer& t, std::string error) {
+  static void Fail(Transfer& t, OutboundError kind, std::string error) {
     OutboundResult result;
+    result.error_kind = kind;
     result.error = std::move(error);
     Complete(t, std::move(result));
   }
@@ -726,20 +742,20 @@ class AsioClient::Impl {
 
   void Shutdown() {
     for (auto& [origin, host] : hosts_) {
-      for (auto& t : host.waiting) Fail(*t, "client stopped");
+      for (auto& t : host.waiting) Fail(*t, OutboundError::kStopped, "client stopped");
       host.waiting.clear();
     }
     std::vector<ConnectionPtr> all;
     for (auto& [raw, c] : connections_) all.push_back(c);
     starved_.clear();
-    for (const ConnectionPtr& c : all) Abandon(*c, "client stopped");
+    for (const ConnectionPtr& c : all) Abandon(*c, OutboundError::kStopped, "client stopped");
     hosts_.clear();
     std::vector<std::unique_ptr<Transfer>> late;
     {
       std::lock_guard lock(mutex_);
       late.swap(queue_);
     }
-    for (auto& t : late) Fail(*t, "client stopped");
+    for (auto& t : late) Fail(*t, OutboundError::kStopped, "client stopped");
     sweep_.cancel();
     work_.reset();
     io_.stop();

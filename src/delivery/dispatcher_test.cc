@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
+#include <csignal>
 #include <filesystem>
 #include <future>
 
@@ -65,7 +67,11 @@ class ScriptedClient : public HttpClient {
       std::lock_guard lock(mu_);
       held.swap(held_);
     }
-    for (auto& done : held) done(OutboundResult{204, "", "", "", 0us});
+    for (auto& done : held) {
+      OutboundResult ok;
+      ok.status = 204;
+      done(ok);
+    }
   }
 
  private:
@@ -272,6 +278,28 @@ TEST_F(DispatcherTest, DisabledEndpointWaitsAndResumesWhenEnabled) {
   ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, on, 4).ok());
   dispatcher_->EndpointChanged(ep.id);
   ASSERT_TRUE(client_.WaitFor([](auto& r) { return r.size() == 3; }));
+}
+
+// The disk fills up after the webhook went out: the attempt record cannot be written. That is
+// counted and logged, and the message stays pending in the store, so a restart sends it again.
+TEST_F(DispatcherTest, AnAttemptRecordTheStoreRefusesIsCountedAndTheMessageStaysPending) {
+  AddEndpoint("http://127.0.0.1:1/a");
+  StartDispatcher("1h");
+  const auto messages = Ingest(1);
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit tiny = old;
+  tiny.rlim_cur = 1024;  // no file of the store can grow past its first KiB
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tiny), 0);
+  dispatcher_->Enqueue(messages);
+  const bool counted = Eventually([&] { return dispatcher_->counts().record_failures == 1; });
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_TRUE(counted);
+  EXPECT_EQ(client_.Requests().size(), 1u);
+  EXPECT_EQ(dispatcher_->counts().delivered, 1u) << "the receiver did take it";
+  EXPECT_EQ(store_->GetMessage(site_, messages[0].id)->status, store::MessageStatus::kPending);
 }
 
 }  // namespace

@@ -24,9 +24,29 @@ struct OutboundRequest {
   std::chrono::milliseconds connect_timeout{5'000};
 };
 
+// Why no response was received, as a kind the dispatcher can act on (the text is for people).
+enum class OutboundError {
+  kNone,            // a complete response was received
+  kRefused,         // the destination policy refused it: plain http, a private address
+  kInvalidRequest,  // the URL or a header cannot be sent as given
+  kDns,             // the host name did not resolve
+  kConnect,         // no connection: refused, unreachable, reset while connecting
+  kTls,             // the TLS handshake or the certificate failed
+  kTimeout,         // a deadline passed: DNS, connect or the whole request
+  kProtocol,        // the connection broke or the answer was not HTTP
+  kStopped,         // the client was stopping
+};
+
+// True for failures that another try will not mend: only a change of the endpoint (its URL) or
+// of the configuration can.
+inline bool IsPermanent(OutboundError error) {
+  return error == OutboundError::kRefused || error == OutboundError::kInvalidRequest;
+}
+
 struct OutboundResult {
   // The HTTP status of a complete response; 0 when none was received, and then `error` says why.
   int status = 0;
+  OutboundError error_kind = OutboundError::kNone;
   // Empty when a response was received; else a clear reason: "connection refused ...", "timed
   // out after 15000 ms", "destination 10.0.0.1 is a private address (...)".
   std::string error;

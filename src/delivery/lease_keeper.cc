@@ -18,8 +18,8 @@ constexpr int kBackstopPage = 10'000;
 
 }  // namespace
 
-LeaseKeeper::LeaseKeeper(store::Store& store, Dispatcher& dispatcher, LeaseOptions options)
-    : store_(store), dispatcher_(dispatcher), options_(std::move(options)) {
+LeaseKeeper::LeaseKeeper(store::Store& store, DeliveryService& delivery, LeaseOptions options)
+    : store_(store), delivery_(delivery), options_(std::move(options)) {
   status_.node_id = options_.node_id;
   status_.lease_ms = options_.lease.count();
 }
@@ -80,11 +80,11 @@ void LeaseKeeper::OnNotice(const store::ChangeNotice& notice) {
                                         static_cast<int>(std::clamp<int64_t>(span, 1, 100'000)));
       if (!due.ok()) return;  // the backstop finds them
       std::erase_if(*due, [&](const store::DueMessage& m) { return m.id > notice.last_id; });
-      if (!due->empty()) dispatcher_.Enqueue(std::move(due.value()));
+      if (!due->empty()) delivery_.Enqueue(std::move(due.value()));
       return;
     }
     case Kind::kEndpoint:
-      dispatcher_.EndpointChanged(notice.endpoint_id);
+      delivery_.EndpointChanged(notice.endpoint_id);
       {
         std::lock_guard lock(mu_);
         wake_ = true;
@@ -92,7 +92,7 @@ void LeaseKeeper::OnNotice(const store::ChangeNotice& notice) {
       cv_.notify_all();
       return;
     case Kind::kResync:
-      dispatcher_.Resync();
+      delivery_.Resync();
       return;
   }
 }
@@ -116,7 +116,7 @@ void LeaseKeeper::Round() {
   request.lease_ms = options_.lease.count();
   std::vector<std::string> drained;
   for (const std::string& id : draining_) {
-    if (dispatcher_.Runtime(id).in_flight == 0) drained.push_back(id);
+    if (delivery_.Runtime(id).in_flight == 0) drained.push_back(id);
   }
   request.release = drained;
   const auto started = std::chrono::steady_clock::now();
@@ -141,7 +141,7 @@ void LeaseKeeper::Round() {
     if (!lost.empty()) {
       util::Log(util::LogLevel::kWarn, "leases expiring unrenewed: delivery paused",
                 {{"endpoints", lost.size()}});
-      dispatcher_.SetOwnership({}, std::move(lost));
+      delivery_.SetOwnership({}, std::move(lost));
     }
     return;
   }
@@ -181,15 +181,15 @@ void LeaseKeeper::Round() {
   if (!gained.empty() || !lost.empty()) {
     util::Log(util::LogLevel::kInfo, "endpoint ownership changed",
               {{"node_id", options_.node_id}, {"gained", gained.size()}, {"lost", lost.size()}});
-    dispatcher_.SetOwnership(std::move(gained), std::move(lost));
+    delivery_.SetOwnership(std::move(gained), std::move(lost));
   }
   // Notices sent while this node could not reach the database are lost, and the backstop only
   // looks at recent ids: after an outage, look again at everything this node owns.
-  if (reconnected) dispatcher_.Resync();
+  if (reconnected) delivery_.Resync();
 }
 
 void LeaseKeeper::Backstop() {
-  watermarks_.push_back(dispatcher_.max_admitted_id());
+  watermarks_.push_back(delivery_.max_admitted_id());
   if (watermarks_.size() <= kBackstopLagRounds) return;
   const int64_t after = watermarks_.front();
   watermarks_.pop_front();
@@ -200,7 +200,7 @@ void LeaseKeeper::Backstop() {
   }
   if (owned.empty()) return;
   auto due = store_.LoadPendingSince(owned, after, kBackstopPage);
-  if (due.ok() && !due->empty()) dispatcher_.Enqueue(std::move(due.value()));
+  if (due.ok() && !due->empty()) delivery_.Enqueue(std::move(due.value()));
 }
 
 }  // namespace pushhook::delivery

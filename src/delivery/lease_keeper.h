@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "delivery/dispatcher.h"
+#include "delivery/delivery_service.h"
 #include "store/store.h"
 
 namespace pushhook::delivery {
@@ -39,7 +39,7 @@ struct ClusterStatus {
 
 class LeaseKeeper {
  public:
-  LeaseKeeper(store::Store& store, Dispatcher& dispatcher, LeaseOptions options);
+  LeaseKeeper(store::Store& store, DeliveryService& delivery, LeaseOptions options);
   ~LeaseKeeper();
   LeaseKeeper(const LeaseKeeper&) = delete;
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
@@ -59,7 +59,7 @@ class LeaseKeeper {
   void Backstop();
 
   store::Store& store_;
-  Dispatcher& dispatcher_;
+  DeliveryService& delivery_;
   const LeaseOptions options_;
 
   mutable std::mutex mu_;

@@ -25,7 +25,7 @@ class Exposition {
 
 std::string PrometheusText(const MetricsSnapshot& snapshot) {
   const ingest::IngestHandler::Counts& in = snapshot.ingest;
-  const delivery::DispatcherCounts& out = snapshot.delivery;
+  const delivery::DeliveryCounts& out = snapshot.delivery;
   Exposition e;
   e.Metric("pushhook_ingest_events_total", "counter", "Events taken by ingest, by result.");
   e.Sample("pushhook_ingest_events_total{result=\"accepted\"}", in.accepted);
@@ -39,6 +39,9 @@ std::string PrometheusText(const MetricsSnapshot& snapshot) {
   e.Sample("pushhook_delivery_attempts_total{outcome=\"retry\"}", out.retries);
   e.Sample("pushhook_delivery_attempts_total{outcome=\"failed\"}", out.failed);
   e.Sample("pushhook_delivery_attempts_total{outcome=\"endpoint_disabled\"}", out.endpoint_waits);
+  e.Metric("pushhook_delivery_record_failures_total", "counter",
+           "Attempt records the store could not write (their messages stay pending).");
+  e.Sample("pushhook_delivery_record_failures_total", out.record_failures);
   e.Metric("pushhook_delivery_attempt_duration_seconds", "histogram",
            "Time from sending an attempt to its outcome.");
   uint64_t cumulative = 0;

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "delivery/dispatcher.h"
+#include "delivery/delivery_service.h"
 #include "delivery/lease_keeper.h"
 #include "ingest/ingest_handler.h"
 
@@ -14,7 +14,7 @@ namespace pushhook::server {
 
 struct MetricsSnapshot {
   ingest::IngestHandler::Counts ingest;
-  delivery::DispatcherCounts delivery;
+  delivery::DeliveryCounts delivery;
   std::optional<delivery::ClusterStatus> cluster;  // only when sharing a database
 };
 

@@ -15,6 +15,7 @@ TEST(MetricsTest, CountersAndGaugesAreOneSampleALineWithTheirHelpAndType) {
   s.ingest.refused = 2;
   s.delivery.delivered = 5;
   s.delivery.backlog = 12;
+  s.delivery.record_failures = 4;
   const std::string text = PrometheusText(s);
   EXPECT_TRUE(Has(text, "# TYPE pushhook_ingest_events_total counter")) << text;
   EXPECT_TRUE(Has(text, "pushhook_ingest_events_total{result=\"accepted\"} 7")) << text;
@@ -22,6 +23,7 @@ TEST(MetricsTest, CountersAndGaugesAreOneSampleALineWithTheirHelpAndType) {
   EXPECT_TRUE(Has(text, "pushhook_delivery_attempts_total{outcome=\"delivered\"} 5")) << text;
   EXPECT_TRUE(Has(text, "# TYPE pushhook_delivery_queue_depth gauge")) << text;
   EXPECT_TRUE(Has(text, "pushhook_delivery_queue_depth 12")) << text;
+  EXPECT_TRUE(Has(text, "pushhook_delivery_record_failures_total 4")) << text;
   EXPECT_EQ(text.find("pushhook_cluster"), std::string::npos) << "one node: no cluster gauges";
 }
 

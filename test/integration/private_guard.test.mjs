@@ -9,8 +9,8 @@
 import assert from 'node:assert/strict';
 import dns from 'node:dns/promises';
 import fs from 'node:fs';
-import { expectStatus, itest } from '../helpers/harness.mjs';
-import { getAttempts, waitForMessageStatus } from '../helpers/delivery_api.mjs';
+import { expectStatus, itest, waitFor } from '../helpers/harness.mjs';
+import { getAttempts } from '../helpers/delivery_api.mjs';
 
 const GUARDED = { dev: false, args: ['--allow-http'] };
 
@@ -120,16 +120,24 @@ itest('a name that resolves to loopback is refused at connect time, and nothing 
   assert.match(test.error, /loopback/i, test.error);
   assert.match(test.error, /refus|not allowed|private/i, test.error);
 
-  // An event's message fails every attempt the same way.
+  // An event's message is refused at its first attempt. Retrying would meet the same refusal, so
+  // the endpoint is disabled at once and the message waits, pending, for its URL to be fixed.
   expectStatus(await serve.ingest(site.ingest_key, { action: 'View', cookie_id: 'c1', cid: '1' }), 202, 'ingest');
   const messages = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages`), 200, 'GET messages').data;
   assert.equal(messages.length, 1);
-  const failed = await waitForMessageStatus(serve, site.id, messages[0].id, 'failed', 20_000);
-  const attempts = await getAttempts(serve, site.id, failed.id);
-  assert.equal(attempts.length, 4, 'the first attempt and the three retries of the test schedule');
-  for (const attempt of attempts) {
-    assert.equal(attempt.status_code, null);
-    assert.match(attempt.error, /loopback/i, attempt.error);
-  }
+  const disabled = await waitFor(async () => {
+    const ep = await serve.api('GET', `/v1/sites/${site.id}/endpoints/${endpoint.id}`);
+    return ep.json?.enabled === false ? ep.json : null;
+  }, { timeoutMs: 20_000, what: 'the endpoint to be disabled' });
+  assert.equal(disabled.enabled, false);
+  const attempts = await waitFor(async () => {
+    const list = await getAttempts(serve, site.id, messages[0].id);
+    return list.length > 0 ? list : null;
+  }, { timeoutMs: 20_000, what: 'the refused attempt to be recorded' });
+  assert.equal(attempts.length, 1, 'refused once, not retried on the schedule');
+  assert.equal(attempts[0].status_code, null);
+  assert.match(attempts[0].error, /loopback/i, attempts[0].error);
+  const waiting = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${messages[0].id}`), 200, 'GET message');
+  assert.equal(waiting.status, 'pending', 'the message waits for the endpoint');
   assert.equal(recorder.requests.length, 0, 'the loopback receiver saw a request');
 });

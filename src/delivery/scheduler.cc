@@ -1,0 +1,477 @@
+#include "delivery/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "util/log.h"
+
+namespace pushhook::delivery {
+namespace {
+
+constexpr int kPendingPage = 10'000;
+// The most deliveries read in one call when a batch of ready messages is about to go.
+constexpr size_t kPrefetchMax = 256;
+// A timer's message id that means "load the endpoint's pending messages again".
+constexpr int64_t kReloadTimer = -1;
+// Events kept in memory for first attempts (about 0.5 KiB each). Beyond it, and for every
+// message loaded from the store, an attempt reads its message, event and endpoint back.
+constexpr size_t kMaxFresh = 20'000;
+// How long a read the database could not answer waits before it is tried again.
+constexpr int64_t kStoreRetryMs = 1000;
+// The backlog is for back-pressure and metrics: a tenth of a second stale is fine, and counting
+// every endpoint's queues on every call would not be.
+constexpr int64_t kBacklogEveryMs = 100;
+
+bool IsSuccess(int status) { return status >= 200 && status < 300; }
+
+}  // namespace
+
+Scheduler::Scheduler(store::Store& store, SchedulerOptions options)
+    : store_(store), options_(std::move(options)), rng_(options_.seed) {}
+
+model::Status Scheduler::LoadAll(int64_t now_ms) {
+  if (options_.shared) return model::Status::Ok();
+  int64_t after = 0;
+  for (;;) {
+    auto page = store_.LoadPending(after, kPendingPage);
+    if (!page.ok()) return page.status();
+    for (const store::DueMessage& m : *page) {
+      Admit(m, now_ms);
+      after = m.id;
+    }
+    if (page->size() < static_cast<size_t>(kPendingPage)) return model::Status::Ok();
+  }
+}
+
+uint32_t Scheduler::Intern(const std::string& endpoint_id, int64_t now_ms) {
+  auto [it, inserted] =
+      endpoint_index_.try_emplace(endpoint_id, static_cast<uint32_t>(endpoints_.size()));
+  if (inserted) {
+    EndpointState& state = endpoints_.emplace_back();
+    state.id = endpoint_id;
+    state.circuit = CircuitBreaker(options_.circuit);
+    state.owned = !options_.shared;
+    Refresh(it->second, now_ms);
+  }
+  return it->second;
+}
+
+void Scheduler::Refresh(uint32_t index, int64_t now_ms) {
+  EndpointState& state = endpoints_[index];
+  auto endpoint = store_.GetEndpointById(state.id);
+  if (!endpoint.ok()) {
+    // Deleted: its messages were marked failed in the store; forget them here.
+    Park(index);
+    state.endpoint.reset();
+    return;
+  }
+  state.max_in_flight = std::max(1, endpoint->max_in_flight);
+  state.bucket.SetRate(endpoint->rate_limit);
+  state.site_id = endpoint->site_id;
+  const bool enabled = endpoint->enabled;
+  state.endpoint = std::make_shared<const store::Endpoint>(std::move(endpoint.value()));
+  if (!enabled || !state.owned) {
+    if (state.enabled) Park(index);
+    return;
+  }
+  if (!state.enabled) {
+    // Enabled again by its owner, or this node took its lease: a fresh start, with every
+    // message that waited in the store.
+    state.enabled = true;
+    state.circuit = CircuitBreaker(options_.circuit);
+    state.failing_since_ms = 0;
+    LoadEndpointPending(index, now_ms);
+  }
+  MarkRunnable(index);
+}
+
+void Scheduler::LoadEndpointPending(uint32_t index, int64_t now_ms) {
+  int64_t after = 0;
+  for (;;) {
+    auto page = store_.LoadPendingForEndpoint(endpoints_[index].id, after, kPendingPage);
+    if (!page.ok()) {
+      // The database is busy or away: try again shortly, or the messages would wait for the
+      // next restart.
+      util::Log(util::LogLevel::kError, "cannot load an endpoint's waiting messages",
+                {{"endpoint_id", endpoints_[index].id}, {"error", page.status().message()}});
+      timers_.push(
+          Timer{now_ms + kStoreRetryMs, kReloadTimer, index, endpoints_[index].generation, 0});
+      return;
+    }
+    for (const store::DueMessage& m : *page) {
+      Admit(m, now_ms);
+      after = m.id;
+    }
+    if (page->size() < static_cast<size_t>(kPendingPage)) return;
+  }
+}
+
+void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
+  const uint32_t index = Intern(m.endpoint_id, now_ms);
+  EndpointState& state = endpoints_[index];
+  if (options_.shared) {
+    // Not this node's to deliver: the store keeps it for its owner.
+    if (!state.enabled) return;
+    if (!state.held.insert(m.id).second) {
+      // Here already: a notice of another node's transaction can name this node's own new
+      // messages before its ingest hands them over. Keep the event that comes now, so that the
+      // attempt need not read it back (Forget drops it with the message).
+      KeepEvent(state, m);
+      return;
+    }
+  }
+  KeepEvent(state, m);
+  max_admitted_id_ = std::max(max_admitted_id_, m.id);
+  Schedule(std::max(m.due_ms, now_ms), Due{m.id, m.attempts}, index, now_ms);
+}
+
+void Scheduler::KeepEvent(EndpointState& state, const store::DueMessage& m) {
+  if (m.stored && fresh_count_ < kMaxFresh && state.fresh.emplace(m.id, m.stored).second) {
+    ++fresh_count_;
+  }
+}
+
+void Scheduler::EndpointChanged(const std::string& endpoint_id, int64_t now_ms) {
+  const auto it = endpoint_index_.find(endpoint_id);
+  if (it != endpoint_index_.end()) Refresh(it->second, now_ms);
+}
+
+void Scheduler::Gained(const std::string& endpoint_id, int64_t now_ms) {
+  const uint32_t index = Intern(endpoint_id, now_ms);
+  endpoints_[index].owned = true;
+  Refresh(index, now_ms);
+}
+
+void Scheduler::Lost(const std::string& endpoint_id) {
+  const auto it = endpoint_index_.find(endpoint_id);
+  if (it == endpoint_index_.end()) return;
+  endpoints_[it->second].owned = false;
+  if (endpoints_[it->second].enabled) Park(it->second);
+}
+
+void Scheduler::Resync(int64_t now_ms) {
+  for (uint32_t index = 0; index < endpoints_.size(); ++index) {
+    if (endpoints_[index].enabled) LoadEndpointPending(index, now_ms);
+  }
+}
+
+void Scheduler::Recorded(uint32_t endpoint, int64_t message_id) { Forget(endpoint, message_id); }
+
+void Scheduler::Forget(uint32_t index, int64_t message_id) {
+  if (!options_.shared) return;
+  EndpointState& state = endpoints_[index];
+  state.held.erase(message_id);
+  fresh_count_ -= state.fresh.erase(message_id);
+}
+
+void Scheduler::Park(uint32_t index) {
+  // The endpoint's messages stay pending in the store, which is where they come back from when
+  // it is enabled; memory keeps nothing for it. Timers set before now are recognised as stale by
+  // their generation.
+  EndpointState& state = endpoints_[index];
+  state.enabled = false;
+  ++state.generation;
+  state.ready.clear();
+  state.held.clear();
+  fresh_count_ -= state.fresh.size();
+  state.fresh.clear();
+}
+
+void Scheduler::Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms) {
+  if (due_ms <= now_ms) {
+    endpoints_[endpoint].ready.push_back(message);
+    MarkRunnable(endpoint);
+  } else {
+    timers_.push(
+        Timer{due_ms, message.id, endpoint, endpoints_[endpoint].generation, message.attempts});
+  }
+}
+
+void Scheduler::MarkRunnable(uint32_t endpoint) {
+  EndpointState& state = endpoints_[endpoint];
+  if (!state.queued && !state.ready.empty()) {
+    state.queued = true;
+    runnable_.push_back(endpoint);
+  }
+}
+
+void Scheduler::Poll(int64_t now_ms, SchedulerOutput* out) {
+  while (!timers_.empty() && timers_.top().due_ms <= now_ms) {
+    const Timer t = timers_.top();
+    timers_.pop();
+    EndpointState& target = endpoints_[t.endpoint];
+    if (t.generation != target.generation) continue;  // set before the endpoint was parked
+    if (t.message_id == kReloadTimer) {
+      LoadEndpointPending(t.endpoint, now_ms);
+      continue;
+    }
+    if (t.message_id != 0) target.ready.push_back(Due{t.message_id, t.attempts});
+    MarkRunnable(t.endpoint);
+  }
+  // Endpoints take turns: each runnable endpoint launches what its capacity, rate limit and
+  // circuit allow; completions and wake-up timers put it back in line.
+  for (size_t n = runnable_.size(); n > 0; --n) {
+    const uint32_t index = runnable_.front();
+    runnable_.pop_front();
+    endpoints_[index].queued = false;
+    LaunchReady(index, now_ms, out);
+  }
+  CountBacklog(now_ms);
+}
+
+std::optional<int64_t> Scheduler::NextWakeMs() const {
+  if (!runnable_.empty()) return 0;  // now: any time in the past
+  if (timers_.empty()) return std::nullopt;
+  return timers_.top().due_ms;
+}
+
+void Scheduler::CountBacklog(int64_t now_ms) {
+  if (now_ms - backlog_counted_ms_ < kBacklogEveryMs) return;
+  backlog_counted_ms_ = now_ms;
+  size_t waiting = 0;
+  uint64_t open = 0;
+  for (const EndpointState& e : endpoints_) {
+    waiting += e.ready.size();
+    open += e.circuit.state(now_ms) == CircuitBreaker::State::kOpen;
+  }
+  counts_.scheduled = timers_.size();
+  counts_.backlog = timers_.size() + waiting + counts_.in_flight;
+  counts_.open_circuits = open;
+}
+
+// Reads, in one call, the deliveries of the ready messages about to go that are not in memory
+// (a node delivering messages another node stored, retries): one round trip for the batch
+// instead of one per message.
+void Scheduler::Prefetch(uint32_t index, int64_t now_ms) {
+  EndpointState& state = endpoints_[index];
+  prefetched_.clear();
+  if (!state.enabled || state.ready.size() < 2 || !state.circuit.CanRequest(now_ms) ||
+      state.circuit.state(now_ms) != CircuitBreaker::State::kClosed ||
+      state.bucket.NextTokenMs(now_ms) > now_ms) {
+    return;
+  }
+  const size_t room = static_cast<size_t>(std::max(0, state.max_in_flight - state.in_flight));
+  std::vector<int64_t> ids;
+  // The messages that will go now are the first `room` ones, those in memory among them.
+  const size_t going = std::min({state.ready.size(), room, kPrefetchMax});
+  for (size_t i = 0; i < going; ++i) {
+    if (!state.fresh.contains(state.ready[i].id)) ids.push_back(state.ready[i].id);
+  }
+  if (ids.size() < 2) return;
+  auto loaded = store_.LoadDeliveries(ids);
+  if (!loaded.ok()) return;  // each Launch reads its own, and handles the error
+  for (store::Delivery& d : *loaded) prefetched_.emplace(d.message_id, std::move(d));
+}
+
+void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out) {
+  Prefetch(index, now_ms);
+  EndpointState& state = endpoints_[index];
+  while (!state.ready.empty() && state.in_flight < state.max_in_flight) {
+    if (!state.enabled) {
+      state.ready.clear();  // they wait in the store
+      break;
+    }
+    if (const int64_t next = state.bucket.NextTokenMs(now_ms); next > now_ms) {
+      WakeAt(next, index);
+      break;
+    }
+    if (!state.circuit.CanRequest(now_ms)) {
+      // Open: wake when the probe may go. Half-open with the probe out: its completion wakes us.
+      if (state.circuit.state(now_ms) == CircuitBreaker::State::kOpen) {
+        WakeAt(state.circuit.open_until_ms(), index);
+      }
+      break;
+    }
+    const Due due = state.ready.front();
+    state.ready.pop_front();
+    Launch(index, due, now_ms, out);
+  }
+}
+
+void Scheduler::WakeAt(int64_t when_ms, uint32_t endpoint) {
+  timers_.push(Timer{when_ms, 0, endpoint, endpoints_[endpoint].generation, 0});
+}
+
+// The event of a first attempt of a message ingest just made, from memory; null to read the
+// message from the store.
+std::shared_ptr<const store::StoredEvent> Scheduler::TakeFresh(EndpointState& state,
+                                                               int64_t message_id) {
+  const auto it = state.fresh.find(message_id);
+  if (it == state.fresh.end()) return nullptr;
+  std::shared_ptr<const store::StoredEvent> stored = std::move(it->second);
+  state.fresh.erase(it);
+  --fresh_count_;
+  if (state.endpoint == nullptr) return nullptr;
+  return stored;
+}
+
+void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, SchedulerOutput* out) {
+  const int64_t message_id = message.id;
+  EndpointState& state = endpoints_[endpoint];
+  // From memory (just ingested: nothing copied), read ahead with others (Prefetch), or read now.
+  std::shared_ptr<const store::StoredEvent> event = TakeFresh(state, message_id);
+  int attempts = message.attempts;
+  if (event == nullptr) {
+    const auto prefetched = prefetched_.find(message_id);
+    model::StatusOr<store::Delivery> delivery =
+        prefetched != prefetched_.end()
+            ? model::StatusOr<store::Delivery>(std::move(prefetched->second))
+            : store_.LoadDelivery(message_id);
+    if (prefetched != prefetched_.end()) prefetched_.erase(prefetched);
+    if (!delivery.ok()) {
+      // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
+      // database being busy, and the message is tried again shortly.
+      if (delivery.status().code() != model::StatusCode::kNotFound) {
+        timers_.push(Timer{now_ms + kStoreRetryMs, message_id, endpoint, state.generation,
+                           message.attempts});
+      } else {
+        Forget(endpoint, message_id);
+      }
+      return;
+    }
+    if (delivery->status != store::MessageStatus::kPending) {
+      Forget(endpoint, message_id);  // finished meanwhile (by this node, or the last owner)
+      return;
+    }
+    // Read just now: the freshest endpoint there is.
+    state.endpoint = std::make_shared<const store::Endpoint>(std::move(delivery->endpoint));
+    state.site_id = delivery->site_id;
+    // This node's count of a message it retries is ahead of the store's until the last
+    // attempt's record is committed: numbering from the store's would repeat an attempt number.
+    attempts = std::max(delivery->attempts, message.attempts);
+    event = std::make_shared<const store::StoredEvent>(
+        store::StoredEvent{std::move(delivery->event), delivery->site_id});
+  } else {
+    state.site_id = event->site_id;
+  }
+  const store::Endpoint& target = *state.endpoint;
+  state.max_in_flight = std::max(1, target.max_in_flight);
+  state.bucket.SetRate(target.rate_limit);
+  if (!target.enabled) {
+    Park(endpoint);
+    return;
+  }
+  state.circuit.AllowRequest(now_ms);
+  state.bucket.TryTake(now_ms);
+  ++state.in_flight;
+  ++counts_.in_flight;
+  ++counts_.attempts;
+  Send& send = out->sends.emplace_back();
+  send.endpoint = endpoint;
+  send.target = state.endpoint;
+  send.site_id = state.site_id;
+  send.messages.push_back(OutgoingMessage{message_id, attempts + 1, std::move(event)});
+  Publish(endpoint, out);
+}
+
+void Scheduler::Disable(uint32_t index, std::string reason, SchedulerOutput* out) {
+  EndpointState& state = endpoints_[index];
+  Park(index);
+  out->disables.push_back(DisableEndpoint{state.id, state.site_id, std::move(reason)});
+}
+
+void Scheduler::Publish(uint32_t index, SchedulerOutput* out) const {
+  const EndpointState& state = endpoints_[index];
+  EndpointRuntime runtime;
+  runtime.circuit_opened = state.circuit.state(0) != CircuitBreaker::State::kClosed;
+  runtime.circuit_open_until_ms = state.circuit.open_until_ms();
+  runtime.in_flight = state.in_flight;
+  runtime.queued = state.ready.size();
+  out->runtime.emplace_back(state.id, runtime);
+}
+
+EndpointRuntime Scheduler::Runtime(const std::string& endpoint_id, int64_t now_ms) const {
+  EndpointRuntime runtime;
+  const auto it = endpoint_index_.find(endpoint_id);
+  if (it == endpoint_index_.end()) return runtime;
+  const EndpointState& state = endpoints_[it->second];
+  runtime.circuit = CircuitStateName(state.circuit.state(now_ms));
+  runtime.circuit_opened = state.circuit.state(0) != CircuitBreaker::State::kClosed;
+  runtime.circuit_open_until_ms = state.circuit.open_until_ms();
+  runtime.in_flight = state.in_flight;
+  runtime.queued = state.ready.size();
+  return runtime;
+}
+
+void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
+  const OutboundResult& r = c.result;
+  const uint32_t index = c.endpoint;
+  EndpointState& state = endpoints_[index];
+  --state.in_flight;
+  --counts_.in_flight;
+  MarkRunnable(index);
+
+  const double seconds = static_cast<double>(r.latency.count()) / 1e6;
+  size_t bucket = 0;
+  while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
+  ++counts_.latency_counts[bucket];
+  counts_.latency_sum_seconds += seconds;
+
+  const bool success = IsSuccess(r.status);
+  std::string error = r.error;
+  if (success) {
+    state.circuit.OnSuccess();
+    state.failing_since_ms = 0;
+  } else {
+    if (error.empty()) error = "HTTP " + std::to_string(r.status);
+    state.circuit.OnFailure(now_ms);
+    if (state.failing_since_ms == 0) state.failing_since_ms = c.started_ms;
+    if (r.status == 410) {
+      // Gone: the receiver asks for no more. Its messages wait for the endpoint to be enabled.
+      Disable(index, "the receiver answered 410 Gone", out);
+    } else if (state.enabled && IsPermanent(r.error_kind)) {
+      // Retrying in 5 s would meet the same refusal: only a change of the endpoint mends it.
+      Disable(index, "cannot be delivered to: " + error, out);
+    } else if (state.enabled && now_ms - state.failing_since_ms >= options_.disable_after.count()) {
+      Disable(index,
+              "every attempt failed for " + std::to_string(options_.disable_after.count() / 1000) +
+                  " s",
+              out);
+    }
+  }
+
+  for (const OutgoingMessage& m : c.messages) {
+    store::AttemptRecord& record = out->records.emplace_back();
+    record.message_id = m.id;
+    record.attempt = m.attempt;
+    record.at_ms = c.started_ms;
+    record.status_code = r.status;
+    record.latency_us = r.latency.count();
+    record.error = error;
+    record.response_prefix = r.body_prefix;
+    record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
+    if (success) {
+      record.new_status = store::MessageStatus::kDelivered;
+      out->finished.emplace_back(index, m.id);
+      ++counts_.delivered;
+      continue;
+    }
+    if (!state.enabled) {
+      // A disabled endpoint's messages wait without using up their retries' schedule.
+      record.new_status = store::MessageStatus::kPending;
+      ++counts_.endpoint_waits;
+      continue;
+    }
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    auto delay = options_.schedule.DelayAfter(record.attempt, uniform(rng_));
+    if (delay && (r.status == 429 || r.status == 503) && !r.retry_after.empty()) {
+      // The receiver asked for a pause: wait at least that long, within the schedule's range.
+      if (auto asked = ParseRetryAfter(r.retry_after, now_ms)) {
+        *delay = std::max(*delay, std::min(*asked, options_.schedule.longest()));
+      }
+    }
+    if (delay) {
+      record.new_status = store::MessageStatus::kPending;
+      record.next_attempt_ms = now_ms + delay->count();
+      Schedule(record.next_attempt_ms, Due{m.id, record.attempt}, index, now_ms);
+      ++counts_.retries;
+    } else {
+      record.new_status = store::MessageStatus::kFailed;
+      out->finished.emplace_back(index, m.id);
+      ++counts_.failed;
+    }
+  }
+  Publish(index, out);
+}
+
+}  // namespace pushhook::delivery

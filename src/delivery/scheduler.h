@@ -1,0 +1,209 @@
+// The delivery rules of DESIGN section 4 as one single-threaded state machine: which message
+// goes to which endpoint when, and what follows from each outcome. Per endpoint it keeps at most
+// max_in_flight requests open, spaces them by the rate limit, stops behind an open circuit, and
+// endpoints take turns, so one slow or dead endpoint never holds up another. A failed attempt is
+// retried on the jittered schedule (a Retry-After of 429/503 waits at least that long, within
+// the schedule's longest step) until the schedule runs out; 410 Gone, a destination the policy
+// refuses, a URL that cannot be sent to, or failing for `disable_after` disables the endpoint,
+// and its messages wait in the store until it is enabled again.
+//
+// It has no thread, lock or clock of its own: the caller (the Dispatcher) passes the time into
+// every call and carries out what it asks for (SchedulerOutput: requests to send, attempt
+// records to write, endpoints to disable). It reads the store synchronously for what it does
+// not hold (an endpoint, a message's delivery, an endpoint's pending messages): those reads are
+// the store's own business and fail into a retry a second later, and tests run it on a real
+// SQLite store with a made-up clock, exactly and without sleeping.
+//
+// Memory stays bounded whatever the backlog (DESIGN section 7): it holds message ids and due
+// times, and the events of at most kMaxFresh messages that ingest has just made (their first
+// attempt needs no read); every other attempt reads its message back.
+//
+// Not thread safe: one thread owns it. The Store must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "delivery/circuit_breaker.h"
+#include "delivery/delivery_service.h"
+#include "delivery/http_client.h"
+#include "delivery/retry_schedule.h"
+#include "store/store.h"
+#include "util/token_bucket.h"
+
+namespace pushhook::delivery {
+
+struct SchedulerOptions {
+  RetrySchedule schedule = *RetrySchedule::Parse(RetrySchedule::kDefault);
+  uint64_t seed = std::random_device{}();  // jitter; tests fix it
+  CircuitOptions circuit;
+  // An endpoint whose every attempt has failed for this long is disabled.
+  std::chrono::milliseconds disable_after{5LL * 24 * 3600 * 1000};
+  // Several nodes share the database: this one delivers only for the endpoints it holds a lease
+  // on (Gained/Lost), and the same message may be announced more than once, so it keeps the ids
+  // it holds per endpoint to admit each once. Off: one node, owner of every endpoint.
+  bool shared = false;
+};
+
+// One message of a request to send.
+struct OutgoingMessage {
+  int64_t id = 0;
+  int attempt = 0;  // the number of this attempt, 1-based
+  std::shared_ptr<const store::StoredEvent> event;
+};
+
+// A request the scheduler wants sent: to one endpoint, as it is now. One message today; the
+// vector is where a batch will go.
+struct Send {
+  uint32_t endpoint = 0;  // the scheduler's handle, given back in the Completion
+  std::shared_ptr<const store::Endpoint> target;
+  std::string site_id;
+  std::vector<OutgoingMessage> messages;
+};
+
+// The outcome of a Send.
+struct Completion {
+  uint32_t endpoint = 0;
+  std::vector<OutgoingMessage> messages;  // as sent (the events may be dropped)
+  int64_t started_ms = 0;
+  OutboundResult result;
+};
+
+// An endpoint the rules took out of delivery; the caller stores the change.
+struct DisableEndpoint {
+  std::string endpoint_id;
+  std::string site_id;
+  std::string reason;
+};
+
+// What the caller must carry out after a call, in this order: write `records` (one transaction
+// may hold them all), store `disables`, send `sends`.
+struct SchedulerOutput {
+  std::vector<Send> sends;
+  std::vector<store::AttemptRecord> records;
+  std::vector<DisableEndpoint> disables;
+  // Shared database: finished messages (endpoint, id) to hand back through Recorded() once their
+  // records are durable; until then they stay held, so that no notice admits them again.
+  std::vector<std::pair<uint32_t, int64_t>> finished;
+  // Endpoints whose runtime changed (for the admin API), with their runtime now.
+  std::vector<std::pair<std::string, EndpointRuntime>> runtime;
+
+  bool empty() const {
+    return sends.empty() && records.empty() && disables.empty() && finished.empty() &&
+           runtime.empty();
+  }
+};
+
+class Scheduler {
+ public:
+  Scheduler(store::Store& store, SchedulerOptions options);
+
+  // One node: admits every pending message in the store. Sharing the database, a node loads an
+  // endpoint's messages when it gains its lease, so this does nothing.
+  model::Status LoadAll(int64_t now_ms);
+
+  // A message announced by ingest, the store or another node; ignored when known already or
+  // (shared) when this node does not deliver for its endpoint.
+  void Admit(const store::DueMessage& message, int64_t now_ms);
+  // An admin changed, enabled, disabled or deleted the endpoint: read it again.
+  void EndpointChanged(const std::string& endpoint_id, int64_t now_ms);
+  // Shared database: this node gained or lost the endpoint's lease.
+  void Gained(const std::string& endpoint_id, int64_t now_ms);
+  void Lost(const std::string& endpoint_id);
+  // Shared database: notices may have been missed; reload every owned endpoint's messages.
+  void Resync(int64_t now_ms);
+  // Shared database: a finished message's record is durable; it may be forgotten.
+  void Recorded(uint32_t endpoint, int64_t message_id);
+
+  // The outcome of a Send: the attempt record, and a retry, a finish or a disable.
+  void Complete(Completion completion, int64_t now_ms, SchedulerOutput* out);
+  // Fires due timers and launches what each endpoint's limits allow now.
+  void Poll(int64_t now_ms, SchedulerOutput* out);
+  // When Poll has something to do next, or nullopt when only an input can bring work.
+  std::optional<int64_t> NextWakeMs() const;
+
+  int64_t max_admitted_id() const { return max_admitted_id_; }
+  // Counts as of the last call; in_flight and backlog are gauges.
+  const DeliveryCounts& counts() const { return counts_; }
+  // The circuit's state as of `now_ms`.
+  EndpointRuntime Runtime(const std::string& endpoint_id, int64_t now_ms) const;
+
+ private:
+  // A message in memory: its id, and the attempts made so far as this node knows them (the
+  // store's count may lag behind while the last attempt's record waits for its commit).
+  struct Due {
+    int64_t id;
+    int attempts;
+  };
+  struct Timer {
+    int64_t due_ms;
+    // 0: wake the endpoint (its rate limit or circuit allows again); -1: reload its messages.
+    int64_t message_id;
+    uint32_t endpoint;
+    uint32_t generation;  // the endpoint's generation when set; stale once it was parked
+    int attempts = 0;     // of the message
+    bool operator>(const Timer& o) const { return due_ms > o.due_ms; }
+  };
+  struct EndpointState {
+    std::string id;
+    std::deque<Due> ready;    // due now, in order
+    uint32_t generation = 0;  // bumped each time the endpoint is parked (disabled)
+    int in_flight = 0;
+    int max_in_flight = 16;
+    bool enabled = true;  // delivering: enabled by its owner, and (shared) this node's lease
+    bool owned = true;    // shared database: this node holds the endpoint's lease
+    // Shared database: ids due, scheduled or in flight, so that each is admitted once.
+    std::unordered_set<int64_t> held;
+    // The endpoint as last read, and messages just made by ingest with their events.
+    std::shared_ptr<const store::Endpoint> endpoint;
+    std::unordered_map<int64_t, std::shared_ptr<const store::StoredEvent>> fresh;
+    bool queued = false;  // in runnable_
+    std::string site_id;
+    CircuitBreaker circuit;
+    util::TokenBucket bucket;
+    int64_t failing_since_ms = 0;  // 0 while the last attempt succeeded
+  };
+
+  uint32_t Intern(const std::string& endpoint_id, int64_t now_ms);
+  void KeepEvent(EndpointState& state, const store::DueMessage& message);
+  void LoadEndpointPending(uint32_t endpoint, int64_t now_ms);
+  void Forget(uint32_t endpoint, int64_t message_id);
+  void Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms);
+  void MarkRunnable(uint32_t endpoint);
+  void Refresh(uint32_t endpoint, int64_t now_ms);
+  void Park(uint32_t endpoint);
+  void Prefetch(uint32_t endpoint, int64_t now_ms);
+  void LaunchReady(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
+  // Sends one message, unless it turned out to need no sending (delivered, gone, parked).
+  void Launch(uint32_t endpoint, Due message, int64_t now_ms, SchedulerOutput* out);
+  std::shared_ptr<const store::StoredEvent> TakeFresh(EndpointState& state, int64_t message_id);
+  void WakeAt(int64_t when_ms, uint32_t endpoint);
+  void Disable(uint32_t endpoint, std::string reason, SchedulerOutput* out);
+  void Publish(uint32_t endpoint, SchedulerOutput* out) const;
+  void CountBacklog(int64_t now_ms);
+
+  store::Store& store_;
+  const SchedulerOptions options_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  std::vector<EndpointState> endpoints_;
+  std::unordered_map<std::string, uint32_t> endpoint_index_;
+  std::deque<uint32_t> runnable_;
+  std::mt19937_64 rng_;
+  int64_t max_admitted_id_ = 0;
+  int64_t backlog_counted_ms_ = INT64_MIN / 2;  // long ago, without overflowing a difference
+  size_t fresh_count_ = 0;  // events held in EndpointState::fresh, at most kMaxFresh
+  // Deliveries read ahead for the endpoint being launched (LaunchReady), by message id.
+  std::unordered_map<int64_t, store::Delivery> prefetched_;
+  DeliveryCounts counts_;
+};
+
+}  // namespace pushhook::delivery

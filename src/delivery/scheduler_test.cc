@@ -1,0 +1,430 @@
+// The delivery rules, exactly: time is a number the test passes in, outcomes are handed back by
+// hand, and the store is a real SQLite database in a temporary folder. Nothing sleeps.
+#include "delivery/scheduler.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <future>
+
+#include "model/signature.h"
+
+namespace pushhook::delivery {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int64_t kT0 = 1'800'000'000'000;  // a fixed "now", in Unix ms
+
+OutboundResult Answer(int status, std::string retry_after = "") {
+  OutboundResult r;
+  r.status = status;
+  r.retry_after = std::move(retry_after);
+  r.latency = 3ms;
+  return r;
+}
+
+OutboundResult Failure(OutboundError kind, std::string error) {
+  OutboundResult r;
+  r.error_kind = kind;
+  r.error = std::move(error);
+  return r;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/pushhook-scheduler-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    store::StoreOptions options;
+    options.database = "sqlite://" + dir_ + "/s.db";
+    store_ = std::move(store::OpenStore(options).value());
+    site_ = store_->CreateSite("s")->id;
+  }
+  void TearDown() override {
+    scheduler_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Start(const std::string& schedule, SchedulerOptions options = {}) {
+    options.schedule = *RetrySchedule::Parse(schedule);
+    options.seed = 42;
+    scheduler_ = std::make_unique<Scheduler>(*store_, options);
+    ASSERT_TRUE(scheduler_->LoadAll(kT0).ok());
+  }
+
+  store::Endpoint AddEndpoint(const std::string& path, int max_in_flight = 16,
+                              double rate_limit = 0) {
+    store::Endpoint e;
+    e.site_id = site_;
+    e.url = "https://receiver.example" + path;
+    e.secret = model::NewSecret();
+    e.max_in_flight = max_in_flight;
+    e.rate_limit = rate_limit;
+    return store_->CreateEndpoint(e).value();
+  }
+
+  // Stores `n` events; the answer's messages, one per event and endpoint.
+  std::vector<store::DueMessage> Ingest(int n, int64_t now_ms = kT0) {
+    std::vector<model::Event> events(static_cast<size_t>(n));
+    for (auto& e : events) {
+      e.cookie_id = "c";
+      e.cid = "1";
+    }
+    std::promise<std::vector<store::DueMessage>> promise;
+    store_->AppendEvents(site_, events, now_ms,
+                         [&](auto r) { promise.set_value(r.value().messages); });
+    return promise.get_future().get();
+  }
+
+  void Admit(const std::vector<store::DueMessage>& messages, int64_t now_ms = kT0) {
+    for (const auto& m : messages) scheduler_->Admit(m, now_ms);
+  }
+
+  SchedulerOutput Poll(int64_t now_ms) {
+    SchedulerOutput out;
+    scheduler_->Poll(now_ms, &out);
+    return out;
+  }
+
+  SchedulerOutput Complete(const Send& send, OutboundResult result, int64_t now_ms,
+                           int64_t started_ms = -1) {
+    SchedulerOutput out;
+    scheduler_->Complete(
+        Completion{send.endpoint, send.messages, started_ms < 0 ? now_ms : started_ms, result},
+        now_ms, &out);
+    return out;
+  }
+
+  // Sends everything each poll allows, answering each with `status`, until nothing is due at
+  // `now_ms`; how many requests went to `url`.
+  std::map<std::string, int> DrainAt(int64_t now_ms, int status) {
+    std::map<std::string, int> sent;
+    for (int round = 0; round < 1000; ++round) {
+      SchedulerOutput out = Poll(now_ms);
+      if (out.sends.empty()) break;
+      for (const Send& s : out.sends) {
+        ++sent[s.target->url];
+        Complete(s, Answer(status), now_ms);
+      }
+    }
+    return sent;
+  }
+
+  std::string dir_;
+  std::unique_ptr<store::Store> store_;
+  std::string site_;
+  std::unique_ptr<Scheduler> scheduler_;
+};
+
+TEST_F(SchedulerTest, AFreshMessageGoesAtOnceWithItsEventFromMemory) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Start("5s");
+  const auto messages = Ingest(1);
+  Admit(messages);
+  EXPECT_EQ(scheduler_->NextWakeMs(), 0);  // runnable now
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 1u);
+  const Send& send = out.sends[0];
+  EXPECT_EQ(send.target->id, ep.id);
+  EXPECT_EQ(send.site_id, site_);
+  ASSERT_EQ(send.messages.size(), 1u);
+  EXPECT_EQ(send.messages[0].id, messages[0].id);
+  EXPECT_EQ(send.messages[0].attempt, 1);
+  EXPECT_EQ(send.messages[0].event.get(), messages[0].stored.get()) << "not copied, not read back";
+  EXPECT_EQ(scheduler_->counts().in_flight, 1u);
+
+  SchedulerOutput done = Complete(send, Answer(204), kT0 + 3);
+  ASSERT_EQ(done.records.size(), 1u);
+  EXPECT_EQ(done.records[0].new_status, store::MessageStatus::kDelivered);
+  EXPECT_EQ(done.records[0].attempt, 1);
+  EXPECT_EQ(done.records[0].status_code, 204);
+  EXPECT_EQ(scheduler_->counts().delivered, 1u);
+  EXPECT_EQ(scheduler_->counts().in_flight, 0u);
+  EXPECT_EQ(scheduler_->NextWakeMs(), std::nullopt);
+}
+
+TEST_F(SchedulerTest, FailuresFollowTheJitteredScheduleUntilItRunsOut) {
+  AddEndpoint("/a");
+  Start("10s,1m");
+  Admit(Ingest(1));
+  Send first = Poll(kT0).sends.at(0);
+  SchedulerOutput out = Complete(first, Answer(500), kT0);
+  ASSERT_EQ(out.records.size(), 1u);
+  EXPECT_EQ(out.records[0].new_status, store::MessageStatus::kPending);
+  EXPECT_EQ(out.records[0].error, "HTTP 500");
+  const int64_t second_at = out.records[0].next_attempt_ms;
+  EXPECT_GE(second_at, kT0 + 8'000);  // 10 s ± 20 %
+  EXPECT_LT(second_at, kT0 + 12'000);
+  EXPECT_EQ(scheduler_->NextWakeMs(), second_at);
+  EXPECT_TRUE(Poll(second_at - 1).sends.empty());
+
+  Send second = Poll(second_at).sends.at(0);
+  EXPECT_EQ(second.messages[0].id, first.messages[0].id);
+  EXPECT_EQ(second.messages[0].attempt, 2);
+  out = Complete(second, Answer(502), second_at);
+  const int64_t third_at = out.records[0].next_attempt_ms;
+  EXPECT_GE(third_at, second_at + 48'000);  // 1 min ± 20 %
+  EXPECT_LT(third_at, second_at + 72'000);
+
+  Send third = Poll(third_at).sends.at(0);
+  EXPECT_EQ(third.messages[0].attempt, 3);
+  out = Complete(third, Answer(500), third_at);
+  EXPECT_EQ(out.records[0].new_status, store::MessageStatus::kFailed);
+  EXPECT_EQ(scheduler_->counts().failed, 1u);
+  EXPECT_EQ(scheduler_->counts().retries, 2u);
+  EXPECT_EQ(scheduler_->NextWakeMs(), std::nullopt);
+}
+
+TEST_F(SchedulerTest, RetryAfterWaitsAtLeastThatLongButNoLongerThanTheLongestStep) {
+  AddEndpoint("/a");
+  Start("1s,10s");
+  Admit(Ingest(2));
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 2u);
+  // Asked for 2 s, more than the first step's 0.8-1.2 s: exactly 2 s.
+  SchedulerOutput a = Complete(out.sends[0], Answer(503, "2"), kT0);
+  EXPECT_EQ(a.records[0].next_attempt_ms, kT0 + 2'000);
+  // Asked for an hour: capped at the schedule's longest step, 10 s.
+  SchedulerOutput b = Complete(out.sends[1], Answer(429, "3600"), kT0);
+  EXPECT_EQ(b.records[0].next_attempt_ms, kT0 + 10'000);
+}
+
+TEST_F(SchedulerTest, RetryAfterOnOtherStatusesIsIgnored) {
+  AddEndpoint("/a");
+  Start("1s,10s");
+  Admit(Ingest(1));
+  SchedulerOutput out = Complete(Poll(kT0).sends.at(0), Answer(500, "3600"), kT0);
+  EXPECT_LT(out.records[0].next_attempt_ms, kT0 + 1'200);
+}
+
+TEST_F(SchedulerTest, GoneDisablesTheEndpointAtOnceAndItsMessagesWait) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Start("1s");
+  Admit(Ingest(3));
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 3u);
+  SchedulerOutput gone = Complete(out.sends[0], Answer(410), kT0);
+  ASSERT_EQ(gone.disables.size(), 1u);
+  EXPECT_EQ(gone.disables[0].endpoint_id, ep.id);
+  EXPECT_EQ(gone.disables[0].reason, "the receiver answered 410 Gone");
+  EXPECT_EQ(gone.records[0].new_status, store::MessageStatus::kPending);
+  // The other two answer after the park: they wait too, with no retry of their own.
+  SchedulerOutput late = Complete(out.sends[1], Answer(500), kT0 + 1);
+  EXPECT_EQ(late.records[0].new_status, store::MessageStatus::kPending);
+  EXPECT_TRUE(late.disables.empty());
+  Complete(out.sends[2], Answer(204), kT0 + 1);
+  EXPECT_EQ(scheduler_->counts().endpoint_waits, 2u);
+  EXPECT_EQ(scheduler_->counts().in_flight, 0u);
+  EXPECT_EQ(scheduler_->NextWakeMs(), std::nullopt);
+  EXPECT_TRUE(Poll(kT0 + 3'600'000).sends.empty());
+}
+
+TEST_F(SchedulerTest, ARefusedDestinationOrABadUrlDisablesInsteadOfRetrying) {
+  AddEndpoint("/a");
+  AddEndpoint("/b");
+  AddEndpoint("/c");
+  Start("1s");
+  Admit(Ingest(1));
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 3u);
+  SchedulerOutput refused = Complete(
+      out.sends[0],
+      Failure(OutboundError::kRefused,
+              "destination 10.0.0.7 is a private address (private destinations are not allowed)"),
+      kT0);
+  ASSERT_EQ(refused.disables.size(), 1u);
+  EXPECT_EQ(refused.disables[0].reason,
+            "cannot be delivered to: destination 10.0.0.7 is a private address (private "
+            "destinations are not allowed)");
+  SchedulerOutput malformed = Complete(
+      out.sends[1], Failure(OutboundError::kInvalidRequest, "malformed URL (no host)"), kT0);
+  ASSERT_EQ(malformed.disables.size(), 1u);
+  // A timeout may pass: it is retried, and the endpoint stays.
+  SchedulerOutput timeout =
+      Complete(out.sends[2], Failure(OutboundError::kTimeout, "timed out after 15000 ms"), kT0);
+  EXPECT_TRUE(timeout.disables.empty());
+  EXPECT_EQ(timeout.records[0].error, "timed out after 15000 ms");
+  EXPECT_GT(timeout.records[0].next_attempt_ms, kT0);
+}
+
+TEST_F(SchedulerTest, AnEndpointFailingForDisableAfterIsDisabled) {
+  AddEndpoint("/a");
+  SchedulerOptions options;
+  options.disable_after = 60s;
+  options.circuit.failure_threshold = 1000;  // only the schedule paces it here
+  Start("20s,20s,20s,20s,20s,20s", options);
+  Admit(Ingest(1));
+  int64_t now = kT0;
+  std::optional<DisableEndpoint> disabled;
+  int attempts = 0;
+  while (!disabled && attempts < 6) {
+    SchedulerOutput out = Poll(now);
+    ASSERT_EQ(out.sends.size(), 1u) << "attempt " << attempts;
+    SchedulerOutput done = Complete(out.sends[0], Answer(500), now);
+    ++attempts;
+    if (!done.disables.empty()) {
+      disabled = done.disables[0];
+      EXPECT_EQ(done.records[0].new_status, store::MessageStatus::kPending);
+      EXPECT_GE(now - kT0, 60'000);
+    } else {
+      EXPECT_LT(now - kT0, 60'000);
+      now = done.records[0].next_attempt_ms;
+    }
+  }
+  ASSERT_TRUE(disabled.has_value());
+  EXPECT_EQ(disabled->reason, "every attempt failed for 60 s");
+  EXPECT_EQ(attempts, 4);  // at about 0, 20, 40 and 60 s
+}
+
+TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
+  AddEndpoint("/a", 1);
+  SchedulerOptions options;
+  options.circuit = CircuitOptions{2, 5s, 60s};
+  Start("1s,1s,1s,1s,1s,1s,1s,1s", options);
+  Admit(Ingest(3));
+  // Two failures in a row open the circuit for 5 s.
+  Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
+  SchedulerOutput second = Poll(kT0);
+  ASSERT_EQ(second.sends.size(), 1u);
+  Complete(second.sends[0], Answer(500), kT0 + 10);
+  EXPECT_EQ(scheduler_->Runtime(second.sends[0].target->id, kT0 + 10).circuit, "open");
+  EXPECT_TRUE(Poll(kT0 + 5'009).sends.empty()) << "open until 5 s after the second failure";
+  // Half-open: one probe, and nothing else while it is out.
+  SchedulerOutput probe = Poll(kT0 + 5'010);
+  ASSERT_EQ(probe.sends.size(), 1u);
+  EXPECT_TRUE(Poll(kT0 + 5'011).sends.empty());
+  // The probe fails: open again, for twice as long.
+  Complete(probe.sends[0], Answer(500), kT0 + 5'020);
+  EXPECT_TRUE(Poll(kT0 + 15'019).sends.empty());
+  SchedulerOutput probe2 = Poll(kT0 + 15'020);
+  ASSERT_EQ(probe2.sends.size(), 1u);
+  Complete(probe2.sends[0], Answer(204), kT0 + 15'021);
+  EXPECT_EQ(scheduler_->Runtime(probe2.sends[0].target->id, kT0 + 15'021).circuit, "closed");
+  EXPECT_EQ(DrainAt(kT0 + 20'000, 204).size(), 1u) << "closed: the rest go";
+  EXPECT_EQ(scheduler_->counts().delivered, 3u);
+}
+
+TEST_F(SchedulerTest, TheRateLimitSpacesRequests) {
+  AddEndpoint("/a", 100, 2);  // two a second; the bucket holds one second's worth
+  Start("1s");
+  Admit(Ingest(6));
+  int sent = 0;
+  std::vector<int64_t> times;
+  for (int64_t now = kT0; now <= kT0 + 2'000; now += 50) {
+    for (const Send& s : Poll(now).sends) {
+      ++sent;
+      times.push_back(now);
+      Complete(s, Answer(204), now);
+    }
+  }
+  // Two at once (the bucket's burst), then one every 500 ms.
+  ASSERT_EQ(times.size(), 6u);
+  EXPECT_EQ(times[0], kT0);
+  EXPECT_EQ(times[1], kT0);
+  EXPECT_EQ(times[2], kT0 + 500);
+  EXPECT_EQ(times[3], kT0 + 1'000);
+  EXPECT_EQ(times[5], kT0 + 2'000);
+}
+
+TEST_F(SchedulerTest, MaxInFlightIsNeverExceeded) {
+  AddEndpoint("/a", 3);
+  Start("1s");
+  Admit(Ingest(10));
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 3u);
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty());
+  Complete(out.sends[0], Answer(204), kT0 + 2);
+  SchedulerOutput next = Poll(kT0 + 2);
+  ASSERT_EQ(next.sends.size(), 1u);
+  EXPECT_EQ(scheduler_->Runtime(next.sends[0].target->id, kT0 + 2).in_flight, 3);
+}
+
+TEST_F(SchedulerTest, AStuckEndpointDoesNotHoldUpAnother) {
+  AddEndpoint("/stuck", 2);
+  AddEndpoint("/fast", 4);
+  Start("1s");
+  Admit(Ingest(100));
+  int stuck = 0;
+  int fast = 0;
+  for (int round = 0; round < 100; ++round) {
+    for (const Send& s : Poll(kT0).sends) {
+      if (s.target->url.ends_with("/stuck")) {
+        ++stuck;  // never answered
+      } else {
+        ++fast;
+        Complete(s, Answer(204), kT0);
+      }
+    }
+  }
+  EXPECT_EQ(stuck, 2);
+  EXPECT_EQ(fast, 100);
+}
+
+TEST_F(SchedulerTest, MessagesLeftInTheStoreAreLoadedAtStart) {
+  AddEndpoint("/a");
+  const auto messages = Ingest(4);  // stored, never admitted
+  Start("1s");
+  EXPECT_EQ(scheduler_->max_admitted_id(), messages.back().id);
+  const auto sent = DrainAt(kT0, 204);
+  EXPECT_EQ(sent.begin()->second, 4);
+}
+
+TEST_F(SchedulerTest, ADisabledEndpointsMessagesWaitInTheStoreUntilItIsEnabled) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Start("1s");
+  const auto messages = Ingest(3);
+  store::EndpointPatch off;
+  off.enabled = false;
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, off, kT0).ok());
+  Admit(messages);  // read the endpoint: disabled
+  EXPECT_TRUE(Poll(kT0).sends.empty());
+  store::EndpointPatch on;
+  on.enabled = true;
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, on, kT0 + 1).ok());
+  scheduler_->EndpointChanged(ep.id, kT0 + 1);
+  EXPECT_EQ(DrainAt(kT0 + 1, 204).begin()->second, 3);
+}
+
+TEST_F(SchedulerTest, ADeletedEndpointsMessagesAreNotSent) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Start("1s");
+  const auto messages = Ingest(2);
+  ASSERT_TRUE(store_->DeleteEndpoint(site_, ep.id).ok());
+  Admit(messages);
+  scheduler_->EndpointChanged(ep.id, kT0);
+  EXPECT_TRUE(Poll(kT0).sends.empty());
+}
+
+TEST_F(SchedulerTest, SharingTheDatabaseOnlyTheLeaseHolderDelivers) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  SchedulerOptions options;
+  options.shared = true;
+  Start("1s", options);
+  const auto messages = Ingest(3);
+  Admit(messages);  // not this node's endpoint (yet)
+  EXPECT_TRUE(Poll(kT0).sends.empty());
+
+  scheduler_->Gained(ep.id, kT0 + 1);  // loads what waits in the store
+  SchedulerOutput out = Poll(kT0 + 1);
+  ASSERT_EQ(out.sends.size(), 3u);
+  Admit(messages, kT0 + 1);  // a late notice of the same messages: admitted once only
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty());
+
+  // The lease goes while the requests are out: their outcomes still count, and nothing more
+  // goes from here; the messages are another node's now.
+  scheduler_->Lost(ep.id);
+  SchedulerOutput done = Complete(out.sends[0], Answer(204), kT0 + 2);
+  EXPECT_EQ(done.records[0].new_status, store::MessageStatus::kDelivered);
+  ASSERT_EQ(done.finished.size(), 1u);
+  SchedulerOutput failed = Complete(out.sends[1], Answer(500), kT0 + 2);
+  EXPECT_EQ(failed.records[0].new_status, store::MessageStatus::kPending);
+  EXPECT_EQ(scheduler_->NextWakeMs(), std::nullopt) << "no retry from a node without the lease";
+  EXPECT_EQ(scheduler_->counts().in_flight, 1u);
+}
+
+}  // namespace
+}  // namespace pushhook::delivery
