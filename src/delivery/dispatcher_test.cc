@@ -16,7 +16,7 @@ namespace {
 using namespace std::chrono_literals;
 
 // Records every request and answers from a script; requests to a "held" URL are kept open
-// until released. Stands in for the network, which the curl client's own tests cover.
+// until released. Stands in for the network, which AsioClient's own tests cover.
 class ScriptedClient : public HttpClient {
  public:
   void Send(OutboundRequest request, std::function<void(OutboundResult)> done) override {
