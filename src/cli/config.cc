@@ -44,7 +44,7 @@ const std::vector<Setting> kSettings = {
     {"delivery.circuit_pause", "--circuit-pause", false,
      "first pause of an open circuit; it doubles on each failed probe, up to 60 times this"},
     {"shutdown_grace", "--shutdown-grace", false,
-     "on SIGTERM, how long deliveries in flight may take to finish"},
+     "on SIGTERM, how long the requests and deliveries in flight may take to finish"},
     {"ingest.max_body_bytes", "--max-body-bytes", false, "largest ingest request body"},
     {"ingest.max_backlog", "--max-backlog", false,
      "ingest answers 503 while more messages than this wait for delivery"},

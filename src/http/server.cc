@@ -9,6 +9,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -74,6 +76,24 @@ std::string Serialize(const Response& response, unsigned version, bool keep_aliv
 
 class Session;
 
+// What a server's connections share. Outlives them: it is declared before the workers.
+struct Shared {
+  ServerLimits limits;
+  Handler handler;
+  std::atomic<size_t> connections{0};
+  // Set once by Drain(): answers say "connection: close" and idle connections end.
+  std::atomic<bool> draining{false};
+  std::mutex drained_mu;
+  std::condition_variable drained_cv;
+
+  void ConnectionEnded() {
+    if (connections.fetch_sub(1) == 1 && draining.load()) {
+      std::lock_guard lock(drained_mu);
+      drained_cv.notify_all();
+    }
+  }
+};
+
 // One thread and its io_context, with the connections it serves. A connection lives on one
 // worker from accept to close, so its handlers never run concurrently and need no strand.
 // Timeouts are deadlines that a sweep checks a few times a second, not a timer per read and
@@ -92,17 +112,22 @@ using Clock = std::chrono::steady_clock;
 // One connection: read a request, hand it to the handler, write its answer, repeat.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const ServerLimits& limits, const Handler& handler,
-          std::atomic<size_t>& connections)
-      : socket_(std::move(socket)), limits_(limits), handler_(handler), connections_(connections) {
+  Session(tcp::socket socket, Shared& shared) : socket_(std::move(socket)), shared_(shared) {
     beast::error_code ec;
     const auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) remote_ = endpoint.address().to_string();
   }
-  ~Session() { connections_.fetch_sub(1, std::memory_order_relaxed); }
+  ~Session() { shared_.ConnectionEnded(); }
 
   // On the session's worker thread.
-  void Start() { ReadHeader(); }
+  void Start() {
+    // Taken from the backlog while the gate closes, and no request has come: nothing to answer.
+    if (shared_.draining.load(std::memory_order_relaxed) && NothingArrived()) {
+      beast::error_code ec;
+      return socket_.close(ec);
+    }
+    ReadHeader();
+  }
 
   // Called by the sweep, on the session's worker thread: ends the pending read or write of a
   // session past its deadline, which then closes the connection.
@@ -114,32 +139,55 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.cancel(ec);
   }
 
+  // Called by Drain(), on the session's worker thread: a connection waiting for a request none
+  // of whose bytes have come is closed; any other finishes what it is doing. With no answer to
+  // protect and nothing unread, closing at once cannot reset anything the client needs, and
+  // lingering would keep the gate shut on clients that do not read their idle connections.
+  void CloseIfIdle() {
+    if (!waiting_for_request_ || !NothingArrived()) return;
+    beast::error_code ec;
+    socket_.close(ec);  // the pending read ends with operation_aborted
+  }
+
  private:
   void SetDeadline(std::chrono::milliseconds after) { deadline_ = Clock::now() + after; }
   void ClearDeadline() { deadline_ = Clock::time_point::max(); }
 
+  // No byte of a next request is here: not in our buffer, not in the kernel's.
+  bool NothingArrived() {
+    if (buffer_.size() > 0) return false;
+    beast::error_code ec;
+    return socket_.available(ec) == 0 && !ec;
+  }
+
   void ReadHeader() {
+    // The gate is closing: an idle keep-alive connection ends rather than wait for a request.
+    if (shared_.draining.load(std::memory_order_relaxed) && !first_request_ && NothingArrived()) {
+      return Close();
+    }
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(limits_.max_header_bytes));
-    parser_->body_limit(limits_.max_body_bytes);
+    parser_->header_limit(static_cast<uint32_t>(shared_.limits.max_header_bytes));
+    parser_->body_limit(shared_.limits.max_body_bytes);
     // A keep-alive connection waits idle_timeout for the first byte; a header must then be
     // complete within header_timeout. Beast reads both in one call, so the larger applies.
-    SetDeadline(first_request_ ? limits_.header_timeout
-                               : std::max(limits_.idle_timeout, limits_.header_timeout));
+    SetDeadline(first_request_
+                    ? shared_.limits.header_timeout
+                    : std::max(shared_.limits.idle_timeout, shared_.limits.header_timeout));
     first_request_ = false;
+    waiting_for_request_ = true;
     bhttp::async_read_header(socket_, buffer_, *parser_,
                              beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
 
   void OnHeader(beast::error_code ec, size_t) {
+    waiting_for_request_ = false;
     if (ec) return FailRead(ec);
     const auto& header = parser_->get();
-    if (const auto length = parser_->content_length(); length && *length > limits_.max_body_bytes) {
-      return WriteError(413, "payload_too_large",
-                        "request body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes",
-                        false);
+    if (const auto length = parser_->content_length();
+        length && *length > shared_.limits.max_body_bytes) {
+      return WriteError(413, "payload_too_large", BodyLimitMessage(), false);
     }
-    SetDeadline(limits_.body_timeout);
+    SetDeadline(shared_.limits.body_timeout);
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
       out_ = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(socket_, asio::buffer(out_),
@@ -173,25 +221,26 @@ class Session : public std::enable_shared_from_this<Session> {
     version_ = message.version();
     Request request = ToRequest(message, remote_);
     request.body = std::move(message.body());
-    // The responder may run on any thread: it hops back onto this connection's worker.
-    handler_(std::move(request), [self = shared_from_this()](Response response) {
-      asio::dispatch(self->socket_.get_executor(),
-                     [self, response = std::move(response)]() mutable {
-                       self->Write(std::move(response), self->keep_alive_);
-                     });
+    // The responder may run on any thread: it hops back onto this connection's worker. Once
+    // the gate is closing, the answer ends the connection.
+    shared_.handler(std::move(request), [self = shared_from_this()](Response response) {
+      asio::dispatch(self->socket_.get_executor(), [self,
+                                                    response = std::move(response)]() mutable {
+        self->Write(std::move(response),
+                    self->keep_alive_ && !self->shared_.draining.load(std::memory_order_relaxed));
+      });
     });
   }
 
   void FailRead(beast::error_code ec) {
     if (ec == bhttp::error::body_limit) {
-      return WriteError(413, "payload_too_large",
-                        "request body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes",
-                        false);
+      return WriteError(413, "payload_too_large", BodyLimitMessage(), false);
     }
     if (ec == bhttp::error::header_limit) {
       return WriteError(
           431, "header_too_large",
-          "request header exceeds " + std::to_string(limits_.max_header_bytes) + " bytes", false);
+          "request header exceeds " + std::to_string(shared_.limits.max_header_bytes) + " bytes",
+          false);
     }
     if (timed_out_ || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
@@ -201,13 +250,17 @@ class Session : public std::enable_shared_from_this<Session> {
     WriteError(400, "bad_request", "malformed HTTP request: " + ec.message(), false);
   }
 
+  std::string BodyLimitMessage() const {
+    return "request body exceeds " + std::to_string(shared_.limits.max_body_bytes) + " bytes";
+  }
+
   void WriteError(int status, std::string_view code, std::string_view message, bool keep_alive) {
     Write(Response::Error(status, code, message), keep_alive);
   }
 
   void Write(Response response, bool keep_alive) {
     out_ = Serialize(response, version_, keep_alive);
-    SetDeadline(limits_.body_timeout);
+    SetDeadline(shared_.limits.body_timeout);
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                         if (ec || !keep_alive) return self->Close();
@@ -220,14 +273,15 @@ class Session : public std::enable_shared_from_this<Session> {
   // the sending side is shut first and what the client still sends is read and dropped, for a
   // bounded time, until it closes too ("lingering close").
   void Close() {
+    if (!socket_.is_open()) return;
     beast::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return socket_.close(ec);
     SetDeadline(kLingerTimeout);
-    Drain();
+    DrainUnread();
   }
 
-  void Drain() {
+  void DrainUnread() {
     socket_.async_read_some(asio::buffer(drain_buffer_),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->drained_ += n;
@@ -237,7 +291,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                 self->socket_.close(ignored);
                                 return;
                               }
-                              self->Drain();
+                              self->DrainUnread();
                             });
   }
 
@@ -250,14 +304,13 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::string out_;  // the answer being written
-  const ServerLimits& limits_;
-  const Handler& handler_;
-  std::atomic<size_t>& connections_;
+  Shared& shared_;
   std::string remote_;
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timed_out_ = false;
   bool keep_alive_ = false;
   bool first_request_ = true;
+  bool waiting_for_request_ = false;  // a read for the next request is pending
   unsigned version_ = 11;
 };
 
@@ -265,7 +318,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class Server::Impl {
  public:
-  Impl(ServerLimits limits, Handler handler) : limits_(limits), handler_(std::move(handler)) {
+  Impl(ServerLimits limits, Handler handler) {
+    shared_.limits = limits;
+    shared_.handler = std::move(handler);
     workers_.push_back(std::make_unique<Worker>());
     acceptor_.emplace(workers_.front()->ioc);
   }
@@ -312,9 +367,34 @@ class Server::Impl {
 
   void StopAccepting() {
     asio::post(acceptor_->get_executor(), [this] {
+      if (!acceptor_->is_open()) return;
+      // Connections in the backlog have been accepted by the kernel, and their clients may
+      // have sent a request: closing the socket would reset them. Take them first.
       beast::error_code ec;
+      acceptor_->non_blocking(true, ec);
+      while (!ec) {
+        Worker& worker = NextWorker();
+        tcp::socket socket(worker.ioc);
+        acceptor_->accept(socket, ec);
+        if (!ec) Adopt(worker, std::move(socket));
+      }
       acceptor_->close(ec);
     });
+  }
+
+  bool Drain(Clock::time_point deadline) {
+    shared_.draining.store(true);
+    StopAccepting();
+    for (auto& worker : workers_) {
+      asio::post(worker->ioc, [w = worker.get()] {
+        for (const auto& weak : w->sessions) {
+          if (auto session = weak.lock()) session->CloseIfIdle();
+        }
+      });
+    }
+    std::unique_lock lock(shared_.drained_mu);
+    return shared_.drained_cv.wait_until(lock, deadline,
+                                         [this] { return shared_.connections.load() == 0; });
   }
 
   void Stop() {
@@ -325,25 +405,32 @@ class Server::Impl {
   }
 
  private:
+  Worker& NextWorker() { return *workers_[next_worker_++ % workers_.size()]; }
+
   // Accepts on the first worker and hands each connection to the next worker in turn.
   void Accept() {
-    Worker& worker = *workers_[next_worker_++ % workers_.size()];
+    Worker& worker = NextWorker();
     acceptor_->async_accept(worker.ioc, [this, &worker](beast::error_code ec, tcp::socket s) {
+      // A connection accepted just before StopAccepting() closed the socket is still served.
+      if (!ec) Adopt(worker, std::move(s));
       if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
-      if (!ec) {
-        if (connections_.fetch_add(1, std::memory_order_relaxed) >= limits_.max_connections) {
-          connections_.fetch_sub(1, std::memory_order_relaxed);
-          s.close(ec);  // over the limit: refuse rather than let one client exhaust descriptors
-        } else {
-          s.set_option(tcp::no_delay(true), ec);
-          auto session = std::make_shared<Session>(std::move(s), limits_, handler_, connections_);
-          asio::post(worker.ioc, [&worker, session] {
-            worker.sessions.push_back(session);
-            session->Start();
-          });
-        }
-      }
       Accept();
+    });
+  }
+
+  // On the first worker's thread: serves `socket` on `worker`.
+  void Adopt(Worker& worker, tcp::socket socket) {
+    beast::error_code ec;
+    if (shared_.connections.fetch_add(1) >= shared_.limits.max_connections) {
+      shared_.ConnectionEnded();
+      socket.close(ec);  // over the limit: refuse rather than let one client exhaust descriptors
+      return;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto session = std::make_shared<Session>(std::move(socket), shared_);
+    asio::post(worker.ioc, [&worker, session] {
+      worker.sessions.push_back(session);
+      session->Start();
     });
   }
 
@@ -369,9 +456,7 @@ class Server::Impl {
 
   // Declared in this order so that connections (owned by the workers' queues) end before what
   // they refer to, and the acceptor before its worker.
-  ServerLimits limits_;
-  Handler handler_;
-  std::atomic<size_t> connections_{0};
+  Shared shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::optional<tcp::acceptor> acceptor_;
   size_t next_worker_ = 0;
@@ -385,6 +470,9 @@ model::Status Server::Listen(std::string_view host_port) { return impl_->Listen(
 uint16_t Server::port() const { return impl_->port(); }
 void Server::Start(int threads) { impl_->Start(threads); }
 void Server::StopAccepting() { impl_->StopAccepting(); }
+bool Server::Drain(std::chrono::steady_clock::time_point deadline) {
+  return impl_->Drain(deadline);
+}
 void Server::Stop() { impl_->Stop(); }
 
 bool SplitHostPort(std::string_view host_port, std::string* host, uint16_t* port) {

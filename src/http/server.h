@@ -4,8 +4,12 @@
 // values; the handler answers through its Responder, possibly later and from another thread
 // (ingest answers only once its events are durable).
 //
-// Thread safety: Listen() and Start() are called once, from one thread; StopAccepting() and
-// Stop() may be called from any thread. Beast and Asio stay inside server.cc.
+// Shutdown is a gate, as Seastar's: Drain() stops accepting, closes idle keep-alive connections,
+// tells the others "connection: close" on their next answer and waits until the requests in
+// flight are answered; then Stop().
+//
+// Thread safety: Listen() and Start() are called once, from one thread; StopAccepting(), Drain()
+// and Stop() may be called from any thread, one at a time. Beast and Asio stay inside server.cc.
 #pragma once
 
 #include <chrono>
@@ -43,9 +47,15 @@ class Server {
 
   // Serves on `threads` threads until Stop().
   void Start(int threads);
-  // Closes the listening socket; open connections finish their current request.
+  // Closes the listening socket, after taking the connections already waiting in its backlog
+  // (their clients have connected and may have sent a request). Open connections go on.
   void StopAccepting();
-  // Stops serving and joins the threads.
+  // The gate: StopAccepting(), then ends every connection gracefully: an idle one (waiting for
+  // a request, none of whose bytes have come) is closed at once; one that is receiving or
+  // handling a request finishes it and is answered with "connection: close". Returns true once
+  // no connection is left, false if some are still open at `deadline` (Stop() then cuts them).
+  bool Drain(std::chrono::steady_clock::time_point deadline);
+  // Stops serving and joins the threads. Connections still open are dropped.
   void Stop();
 
  private:

@@ -201,6 +201,8 @@ class Receiver::Impl {
       delay_cv_.notify_one();
       delayer_.join();
     }
+    // The answers just released go out before the server stops.
+    server_->Drain(std::chrono::steady_clock::now() + std::chrono::seconds(2));
     server_->Stop();
     if (output_) {
       if (auto s = output_->Close(); !s.ok()) LogError(s.message());

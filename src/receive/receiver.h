@@ -63,7 +63,7 @@ class Receiver {
   // The port listened on (useful with port 0); 0 before Start().
   uint16_t port() const;
   ReceiverCounts counts() const;
-  // Stops taking requests, writes what was queued, stops serving, closes the output.
+  // Stops taking requests, writes what was queued, answers it, stops serving, closes the output.
   void Stop();
 
  private:

@@ -166,18 +166,29 @@ class App::Impl {
     if (stopped_) return;
     stopped_ = true;
     accepting_ = false;
+    // Requests in flight and deliveries in flight share the grace period.
+    const auto deadline = std::chrono::steady_clock::now() + config_.shutdown_grace;
     {
       std::lock_guard lock(housekeeping_mu_);
       housekeeping_stop_ = true;
     }
     housekeeping_cv_.notify_all();
     if (housekeeping_.joinable()) housekeeping_.join();
+    // The gate: no new connections, and every request already taken is answered while the
+    // store still runs (ingest answers once its group commit is durable). Only then stop.
     if (http_) {
-      http_->StopAccepting();
+      if (!http_->Drain(deadline)) {
+        Log(LogLevel::kWarn, "shutdown grace over: closing connections with requests in flight",
+            {{"grace_ms", config_.shutdown_grace.count()}});
+      }
       http_->Stop();
     }
     if (leases_) leases_->Stop(false);  // no new endpoints while deliveries finish
-    if (dispatcher_) dispatcher_->Stop(config_.shutdown_grace);
+    if (dispatcher_) {
+      dispatcher_->Stop(std::max<std::chrono::milliseconds>(
+          std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            deadline - std::chrono::steady_clock::now())));
+    }
     if (client_) client_->Stop();
     // Deliveries are over: give the endpoints back so that other nodes take them at once.
     if (leases_) leases_->Stop(true);

@@ -66,7 +66,8 @@ class App {
   // kInvalidArgument means bad configuration (exit 2); anything else is a failure (exit 1).
   model::Status Start();
   uint16_t port() const;
-  // Stops taking requests, lets deliveries in flight finish within the grace period, stops.
+  // Stops taking requests, lets the requests and deliveries in flight finish within the grace
+  // period, stops.
   void Stop();
 
  private:
