@@ -80,6 +80,7 @@ class Session;
 struct Shared {
   ServerLimits limits;
   Handler handler;
+  OwnAnswerHeaders own_answer_headers;
   std::atomic<size_t> connections{0};
   // Set once by Drain(): answers say "connection: close" and idle connections end.
   std::atomic<bool> draining{false};
@@ -130,7 +131,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Called by the sweep, on the session's worker thread: ends the pending read or write of a
-  // session past its deadline, which then closes the connection.
+  // session past its deadline, which then answers 408 or closes the connection.
   void ExpireIfDue(Clock::time_point now) {
     if (now < deadline_) return;
     deadline_ = Clock::time_point::max();
@@ -185,7 +186,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& header = parser_->get();
     if (const auto length = parser_->content_length();
         length && *length > shared_.limits.max_body_bytes) {
-      return WriteError(413, "payload_too_large", BodyLimitMessage(), false);
+      return WriteError(413, "payload_too_large", BodyLimitMessage());
     }
     SetDeadline(shared_.limits.body_timeout);
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
@@ -234,28 +235,61 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void FailRead(beast::error_code ec) {
     if (ec == bhttp::error::body_limit) {
-      return WriteError(413, "payload_too_large", BodyLimitMessage(), false);
+      return WriteError(413, "payload_too_large", BodyLimitMessage());
     }
     if (ec == bhttp::error::header_limit) {
       return WriteError(
           431, "header_too_large",
-          "request header exceeds " + std::to_string(shared_.limits.max_header_bytes) + " bytes",
-          false);
+          "request header exceeds " + std::to_string(shared_.limits.max_header_bytes) + " bytes");
     }
-    if (timed_out_ || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+    const bool request_begun = parser_ && (parser_->got_some() || buffer_.size() > 0);
+    if (timed_out_) {
+      // A request that began and did not finish in time is told so; an idle connection ends.
+      if (!request_begun) return Close();
+      return WriteError(408, "request_timeout",
+                        "the request did not arrive within the time allowed");
+    }
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       return Close();
     }
     // Anything else is a malformed request: say so, then hang up.
-    WriteError(400, "bad_request", "malformed HTTP request: " + ec.message(), false);
+    WriteError(400, "bad_request", "malformed HTTP request: " + ec.message());
   }
 
   std::string BodyLimitMessage() const {
     return "request body exceeds " + std::to_string(shared_.limits.max_body_bytes) + " bytes";
   }
 
-  void WriteError(int status, std::string_view code, std::string_view message, bool keep_alive) {
-    Write(Response::Error(status, code, message), keep_alive);
+  // The path of the request being read: from the parser once it has the request line (it
+  // parses, and takes from the buffer, that line as soon as it is whole), else from the buffer
+  // if that much has arrived; "" when not known.
+  std::string RequestPath() const {
+    std::string_view target;
+    if (parser_ && !parser_->get().target().empty()) {
+      target = parser_->get().target();
+    } else {
+      const std::string_view raw(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+      const std::string_view line = raw.substr(0, raw.find('\n'));
+      const size_t method_end = line.find(' ');
+      if (method_end == std::string_view::npos) return {};
+      const size_t target_end = line.find(' ', method_end + 1);
+      if (target_end == std::string_view::npos) return {};  // the target may not be complete
+      target = line.substr(method_end + 1, target_end - method_end - 1);
+    }
+    return std::string(target.substr(0, target.find('?')));
+  }
+
+  // An answer of the server's own, which ends the connection. The route's own-answer headers
+  // (ingest's CORS) are added when the path is known.
+  void WriteError(int status, std::string_view code, std::string_view message) {
+    Response response = Response::Error(status, code, message);
+    if (shared_.own_answer_headers) {
+      if (const std::string path = RequestPath(); !path.empty()) {
+        shared_.own_answer_headers(path, response);
+      }
+    }
+    Write(std::move(response), false);
   }
 
   void Write(Response response, bool keep_alive) {
@@ -318,9 +352,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class Server::Impl {
  public:
-  Impl(ServerLimits limits, Handler handler) {
+  Impl(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers) {
     shared_.limits = limits;
     shared_.handler = std::move(handler);
+    shared_.own_answer_headers = std::move(own_answer_headers);
     workers_.push_back(std::make_unique<Worker>());
     acceptor_.emplace(workers_.front()->ioc);
   }
@@ -463,8 +498,8 @@ class Server::Impl {
   uint16_t port_ = 0;
 };
 
-Server::Server(ServerLimits limits, Handler handler)
-    : impl_(std::make_unique<Impl>(limits, std::move(handler))) {}
+Server::Server(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers)
+    : impl_(std::make_unique<Impl>(limits, std::move(handler), std::move(own_answer_headers))) {}
 Server::~Server() = default;
 model::Status Server::Listen(std::string_view host_port) { return impl_->Listen(host_port); }
 uint16_t Server::port() const { return impl_->port(); }

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -34,9 +35,15 @@ struct ServerLimits {
   size_t max_connections = 10'000;
 };
 
+// Adds headers to the answers the server writes itself, without calling the handler (413, 431,
+// 400 for a malformed request, 408), given the request's path as
+// far as it arrived: a route's rule, such as the CORS headers of ingest, then covers every
+// answer on that route. Called on the connection's thread; must be cheap and thread-safe.
+using OwnAnswerHeaders = std::function<void(std::string_view path, Response& response)>;
+
 class Server {
  public:
-  Server(ServerLimits limits, Handler handler);
+  Server(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

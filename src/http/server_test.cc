@@ -166,6 +166,62 @@ TEST(ServerWireTest, PipelinedAnswersInOrderWithTheRightFraming) {
   server.Stop();
 }
 
+// The answers the server writes itself carry the headers the route asks for (ingest's CORS), so
+// that a browser can read them: 413 by Content-Length and by a chunked body, 431, 400 for a
+// malformed request, and 408 for a header or a body that stalls. Other routes get none.
+TEST(ServerOwnAnswersTest, CarryTheRouteHeadersWhateverProducedThem) {
+  ServerLimits limits;
+  limits.max_body_bytes = 100;
+  limits.max_header_bytes = 1024;
+  limits.header_timeout = std::chrono::milliseconds(300);
+  limits.body_timeout = std::chrono::milliseconds(300);
+  Server server(
+      limits, [](Request&&, Responder respond) { respond(Response::Empty(204)); },
+      [](std::string_view path, Response& response) {
+        if (path == "/v1/events") response.With("access-control-allow-origin", "*");
+      });
+  ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
+  server.Start(2);
+  const auto answer = [&](const std::string& bytes) {
+    return Exchange(server.port(), bytes, "<never>", 1);
+  };
+  struct Case {
+    std::string name, request, status;
+  };
+  const std::vector<Case> cases = {
+      {"413 by content-length",
+       "POST /v1/events?key=k HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n",
+       "HTTP/1.1 413 Payload Too Large\r\n"},
+      {"413 by a chunked body",
+       "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "65\r\n" +
+           std::string(101, 'x') + "\r\n0\r\n\r\n",
+       "HTTP/1.1 413 Payload Too Large\r\n"},
+      {"431", "POST /v1/events HTTP/1.1\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n",
+       "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
+      {"400", "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+       "HTTP/1.1 400 Bad Request\r\n"},
+      {"408 in the header", "POST /v1/events?key=k HTTP/1.1\r\nHost: x\r\n",
+       "HTTP/1.1 408 Request Timeout\r\n"},
+      {"408 in the body", "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+       "HTTP/1.1 408 Request Timeout\r\n"},
+  };
+  for (const Case& c : cases) {
+    const std::string got = answer(c.request);
+    EXPECT_EQ(got.rfind(c.status, 0), 0u) << c.name << ": " << got;
+    EXPECT_NE(got.find("access-control-allow-origin: *\r\n"), std::string::npos)
+        << c.name << ": " << got;
+    EXPECT_NE(got.find("Connection: close\r\n"), std::string::npos) << c.name << ": " << got;
+  }
+  const std::string other =
+      answer("POST /v1/sites HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n");
+  EXPECT_EQ(other.rfind("HTTP/1.1 413 ", 0), 0u) << other;
+  EXPECT_EQ(other.find("access-control"), std::string::npos) << other;
+  // A connection that never sent a byte is closed at the timeout without a word.
+  EXPECT_EQ(answer(""), "");
+  server.Stop();
+}
+
 // A handler that answers /now at once and holds the responders of /hold until Release().
 class HoldingHandler {
  public:

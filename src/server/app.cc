@@ -33,6 +33,8 @@ namespace {
 using util::Log;
 using util::LogLevel;
 
+constexpr std::string_view kEventsPath = "/v1/events";
+
 }  // namespace
 
 class App::Impl {
@@ -42,6 +44,18 @@ class App::Impl {
   ~Impl() { Stop(); }
 
   model::Status Start() {
+    http::ServerLimits server_limits;
+    server_limits.max_body_bytes = config_.max_body_bytes;
+    server_limits.header_timeout = config_.header_timeout;
+    server_limits.body_timeout = config_.body_timeout;
+    http_ = std::make_unique<http::Server>(
+        server_limits,
+        [this](http::Request&& r, http::Responder respond) {
+          router_.Handle(std::move(r), std::move(respond));
+        },
+        [](std::string_view path, http::Response& response) {
+          if (path == kEventsPath) ingest::AddCorsHeaders(response);
+        });
     std::error_code ec;
     std::filesystem::create_directories(config_.data_dir, ec);
     if (ec) {
@@ -109,10 +123,10 @@ class App::Impl {
     reporting_ = std::make_unique<reporting::ReportingApi>(*store_, *auth_);
     reporting_->Register(router_);
 
-    router_.Add("POST", "/v1/events", [this](http::Request&& r, http::Responder respond) {
+    router_.Add("POST", kEventsPath, [this](http::Request&& r, http::Responder respond) {
       ingest_->HandlePost(std::move(r), std::move(respond));
     });
-    router_.Add("OPTIONS", "/v1/events", [this](http::Request&& r, http::Responder respond) {
+    router_.Add("OPTIONS", kEventsPath, [this](http::Request&& r, http::Responder respond) {
       ingest_->HandlePreflight(std::move(r), std::move(respond));
     });
     admin_->Register(router_);
@@ -141,14 +155,6 @@ class App::Impl {
       respond(http::Response::Json(200, R"({"status":"ready"})"));
     });
 
-    http::ServerLimits server_limits;
-    server_limits.max_body_bytes = config_.max_body_bytes;
-    server_limits.header_timeout = config_.header_timeout;
-    server_limits.body_timeout = config_.body_timeout;
-    http_ = std::make_unique<http::Server>(server_limits,
-                                           [this](http::Request&& r, http::Responder respond) {
-                                             router_.Handle(std::move(r), std::move(respond));
-                                           });
     if (model::Status s = http_->Listen(config_.listen); !s.ok()) return s;
     http_->Start(config_.http_threads);
     accepting_ = true;
