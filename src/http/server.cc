@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
@@ -15,12 +16,15 @@
 #include <thread>
 #include <vector>
 
+#include "http/tls_context.h"
+
 namespace pushhook::http {
 namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 
 Request ToRequest(const bhttp::request<bhttp::string_body>& in, std::string remote) {
@@ -103,14 +107,18 @@ struct Worker {
   asio::io_context ioc{1};
   asio::steady_timer sweep{ioc};
   std::vector<std::weak_ptr<Session>> sessions;  // this worker's thread only
+  std::shared_ptr<ssl::context> tls;  // this worker's thread only once it runs; null: plain HTTP
   std::thread thread;
 };
 
 constexpr std::chrono::milliseconds kSweepInterval{100};
 
 using Clock = std::chrono::steady_clock;
+using TlsStream = ssl::stream<tcp::socket&>;
 
-// One connection: read a request, hand it to the handler, write its answer, repeat.
+// One connection: read a request, hand it to the handler, write its answer, repeat. On a TLS
+// port the first byte decides: a handshake record starts TLS, a letter is plain HTTP sent to
+// the wrong port (answered 400), anything else is hung up on.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Shared& shared) : socket_(std::move(socket)), shared_(shared) {
@@ -120,14 +128,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   ~Session() { shared_.ConnectionEnded(); }
 
-  // On the session's worker thread.
-  void Start() {
+  // On the session's worker thread; `tls` is the worker's context, null for plain HTTP.
+  void Start(std::shared_ptr<ssl::context> tls) {
     // Taken from the backlog while the gate closes, and no request has come: nothing to answer.
     if (shared_.draining.load(std::memory_order_relaxed) && NothingArrived()) {
       beast::error_code ec;
       return socket_.close(ec);
     }
-    ReadHeader();
+    if (!tls) return ReadHeader();
+    tls_context_ = std::move(tls);
+    SetDeadline(shared_.limits.header_timeout);
+    waiting_for_request_ = true;
+    socket_.async_read_some(buffer_.prepare(kFirstRead),
+                            beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
   }
 
   // Called by the sweep, on the session's worker thread: ends the pending read or write of a
@@ -151,14 +164,56 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  static constexpr size_t kFirstRead = 1536;
+
   void SetDeadline(std::chrono::milliseconds after) { deadline_ = Clock::now() + after; }
   void ClearDeadline() { deadline_ = Clock::time_point::max(); }
 
-  // No byte of a next request is here: not in our buffer, not in the kernel's.
+  // Runs `f` on the connection's stream: the TLS stream once a handshake is done, else the socket.
+  template <class F>
+  void WithStream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(socket_);
+    }
+  }
+
+  // No byte of a next request is here: not in our buffer, not in the TLS layer, not in the kernel.
   bool NothingArrived() {
     if (buffer_.size() > 0) return false;
+    if (tls_ && SSL_has_pending(tls_->native_handle()) == 1) return false;
     beast::error_code ec;
     return socket_.available(ec) == 0 && !ec;
+  }
+
+  void OnFirstBytes(beast::error_code ec, size_t n) {
+    waiting_for_request_ = false;
+    if (ec) return Linger();
+    buffer_.commit(n);
+    const auto first = static_cast<unsigned char>(*static_cast<const char*>(buffer_.data().data()));
+    if (first == 0x16) {  // a TLS record of type handshake: a ClientHello
+      tls_ = std::make_unique<TlsStream>(socket_, *tls_context_);
+      tls_->async_handshake(ssl::stream_base::server, buffer_.data(),
+                            beast::bind_front_handler(&Session::OnHandshake, shared_from_this()));
+      return;
+    }
+    if (first >= 'A' && first <= 'Z') {  // a method name: plain HTTP on the TLS port
+      plain_on_tls_port_ = true;
+      return ReadHeader();
+    }
+    Linger();  // neither: not worth a word
+  }
+
+  void OnHandshake(beast::error_code ec, size_t used) {
+    // A failed handshake is the client's problem or an attack, and not worth a log line.
+    if (ec) {
+      tls_.reset();
+      return Linger();
+    }
+    buffer_.consume(used);
+    tls_established_ = true;
+    ReadHeader();
   }
 
   void ReadHeader() {
@@ -176,13 +231,19 @@ class Session : public std::enable_shared_from_this<Session> {
                     : std::max(shared_.limits.idle_timeout, shared_.limits.header_timeout));
     first_request_ = false;
     waiting_for_request_ = true;
-    bhttp::async_read_header(socket_, buffer_, *parser_,
-                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+    WithStream([this](auto& stream) {
+      bhttp::async_read_header(stream, buffer_, *parser_,
+                               beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+    });
   }
 
   void OnHeader(beast::error_code ec, size_t) {
     waiting_for_request_ = false;
     if (ec) return FailRead(ec);
+    if (plain_on_tls_port_) {
+      return WriteError(400, "https_required",
+                        "this port serves HTTPS only: send the request to the https:// URL");
+    }
     const auto& header = parser_->get();
     if (const auto length = parser_->content_length();
         length && *length > shared_.limits.max_body_bytes) {
@@ -191,11 +252,13 @@ class Session : public std::enable_shared_from_this<Session> {
     SetDeadline(shared_.limits.body_timeout);
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
       out_ = "HTTP/1.1 100 Continue\r\n\r\n";
-      asio::async_write(socket_, asio::buffer(out_),
-                        [self = shared_from_this()](beast::error_code ec, size_t) {
-                          if (ec) return self->Close();
-                          self->ReadBody();
-                        });
+      WithStream([this](auto& stream) {
+        asio::async_write(stream, asio::buffer(out_),
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec) return self->Close();
+                            self->ReadBody();
+                          });
+      });
       return;
     }
     ReadBody();
@@ -210,8 +273,10 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec && ec != bhttp::error::need_more) return FailRead(ec);
     }
     if (parser_->is_done()) return OnBody({}, 0);
-    bhttp::async_read(socket_, buffer_, *parser_,
-                      beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+    WithStream([this](auto& stream) {
+      bhttp::async_read(stream, buffer_, *parser_,
+                        beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+    });
   }
 
   void OnBody(beast::error_code ec, size_t) {
@@ -245,12 +310,14 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool request_begun = parser_ && (parser_->got_some() || buffer_.size() > 0);
     if (timed_out_) {
       // A request that began and did not finish in time is told so; an idle connection ends.
-      if (!request_begun) return Close();
+      if (!request_begun || plain_on_tls_port_) return Close();
       return WriteError(408, "request_timeout",
                         "the request did not arrive within the time allowed");
     }
     if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+        plain_on_tls_port_ || ec.category() == asio::error::get_ssl_category() ||
+        ec == ssl::error::stream_truncated) {
       return Close();
     }
     // Anything else is a malformed request: say so, then hang up.
@@ -295,19 +362,30 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write(Response response, bool keep_alive) {
     out_ = Serialize(response, version_, keep_alive);
     SetDeadline(shared_.limits.body_timeout);
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
-                        if (ec || !keep_alive) return self->Close();
-                        self->ReadHeader();
-                      });
+    WithStream([this, keep_alive](auto& stream) {
+      asio::async_write(stream, asio::buffer(out_),
+                        [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                          if (ec || !keep_alive) return self->Close();
+                          self->ReadHeader();
+                        });
+    });
   }
 
-  // Ends the connection. Closing with unread request bytes makes the kernel send a reset that
-  // can destroy the answer before the client reads it (a 413 for a body we refused to read), so
-  // the sending side is shut first and what the client still sends is read and dropped, for a
-  // bounded time, until it closes too ("lingering close").
+  // Ends the connection: over TLS with a close_notify first (bounded by the linger time), so
+  // that the client knows the answer is complete, then as plain TCP does.
   void Close() {
     if (!socket_.is_open()) return;
+    if (!tls_established_) return Linger();
+    tls_established_ = false;
+    SetDeadline(kLingerTimeout);
+    tls_->async_shutdown([self = shared_from_this()](beast::error_code) { self->Linger(); });
+  }
+
+  // Closing with unread request bytes makes the kernel send a reset that can destroy the answer
+  // before the client reads it (a 413 for a body we refused to read), so the sending side is
+  // shut first and what the client still sends is read and dropped, for a bounded time, until
+  // it closes too ("lingering close").
+  void Linger() {
     beast::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return socket_.close(ec);
@@ -335,6 +413,8 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t drained_ = 0;
 
   tcp::socket socket_;
+  std::shared_ptr<ssl::context> tls_context_;  // kept while the connection may use it
+  std::unique_ptr<TlsStream> tls_;             // on socket_, so declared after it
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::string out_;  // the answer being written
@@ -345,6 +425,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = false;
   bool first_request_ = true;
   bool waiting_for_request_ = false;  // a read for the next request is pending
+  bool tls_established_ = false;
+  bool plain_on_tls_port_ = false;
   unsigned version_ = 11;
 };
 
@@ -361,6 +443,41 @@ class Server::Impl {
   }
 
   ~Impl() { Stop(); }
+
+  model::Status EnableTls(const std::string& cert_file, const std::string& key_file) {
+    auto credentials = TlsCredentials::Load(cert_file, key_file);
+    if (!credentials.ok()) return credentials.status();
+    std::lock_guard lock(tls_mu_);
+    cert_file_ = cert_file;
+    key_file_ = key_file;
+    credentials_ = std::move(credentials.value());
+    return model::Status::Ok();
+  }
+
+  model::Status ReloadTls() {
+    std::string cert_file;
+    std::string key_file;
+    {
+      std::lock_guard lock(tls_mu_);
+      if (!credentials_) return model::InvalidArgument("this server does not serve TLS");
+      cert_file = cert_file_;
+      key_file = key_file_;
+    }
+    auto credentials = TlsCredentials::Load(cert_file, key_file);
+    if (!credentials.ok()) return credentials.status();
+    std::lock_guard lock(tls_mu_);
+    credentials_ = std::move(credentials.value());
+    if (started_) {
+      // Each worker takes its new context between two of its handlers; connections already
+      // open hold on to the old one.
+      for (auto& worker : workers_) {
+        asio::post(worker->ioc, [w = worker.get(), context = NewServerContext(*credentials_)] {
+          w->tls = context;
+        });
+      }
+    }
+    return model::Status::Ok();
+  }
 
   model::Status Listen(std::string_view host_port) {
     std::string host;
@@ -389,6 +506,13 @@ class Server::Impl {
   void Start(int threads) {
     while (workers_.size() < static_cast<size_t>(std::max(1, threads))) {
       workers_.push_back(std::make_unique<Worker>());
+    }
+    {
+      std::lock_guard lock(tls_mu_);
+      if (credentials_) {
+        for (auto& worker : workers_) worker->tls = NewServerContext(*credentials_);
+      }
+      started_ = true;
     }
     Accept();
     for (auto& worker : workers_) {
@@ -465,7 +589,7 @@ class Server::Impl {
     auto session = std::make_shared<Session>(std::move(socket), shared_);
     asio::post(worker.ioc, [&worker, session] {
       worker.sessions.push_back(session);
-      session->Start();
+      session->Start(worker.tls);
     });
   }
 
@@ -492,6 +616,11 @@ class Server::Impl {
   // Declared in this order so that connections (owned by the workers' queues) end before what
   // they refer to, and the acceptor before its worker.
   Shared shared_;
+  std::mutex tls_mu_;
+  std::string cert_file_;                              // guarded by tls_mu_
+  std::string key_file_;                               // guarded by tls_mu_
+  std::shared_ptr<const TlsCredentials> credentials_;  // guarded by tls_mu_; null: plain HTTP
+  bool started_ = false;                               // guarded by tls_mu_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::optional<tcp::acceptor> acceptor_;
   size_t next_worker_ = 0;
@@ -501,6 +630,10 @@ class Server::Impl {
 Server::Server(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers)
     : impl_(std::make_unique<Impl>(limits, std::move(handler), std::move(own_answer_headers))) {}
 Server::~Server() = default;
+model::Status Server::EnableTls(const std::string& cert_file, const std::string& key_file) {
+  return impl_->EnableTls(cert_file, key_file);
+}
+model::Status Server::ReloadTls() { return impl_->ReloadTls(); }
 model::Status Server::Listen(std::string_view host_port) { return impl_->Listen(host_port); }
 uint16_t Server::port() const { return impl_->port(); }
 void Server::Start(int threads) { impl_->Start(threads); }

@@ -1,15 +1,16 @@
 // An HTTP/1.1 server on Asio, parsing with Boost.Beast: keep-alive, size limits enforced where
 // the read happens, timeouts as deadlines that each thread sweeps every 100 ms, one request at a
-// time per connection. Each thread serves its own connections. Requests go to a Handler as plain
-// values; the handler answers through its Responder, possibly later and from another thread
-// (ingest answers only once its events are durable).
+// time per connection, optionally over TLS. Each thread serves its own connections. Requests go
+// to a Handler as plain values; the handler answers through its Responder, possibly later and
+// from another thread (ingest answers only once its events are durable).
 //
 // Shutdown is a gate, as Seastar's: Drain() stops accepting, closes idle keep-alive connections,
 // tells the others "connection: close" on their next answer and waits until the requests in
 // flight are answered; then Stop().
 //
-// Thread safety: Listen() and Start() are called once, from one thread; StopAccepting(), Drain()
-// and Stop() may be called from any thread, one at a time. Beast and Asio stay inside server.cc.
+// Thread safety: EnableTls(), Listen() and Start() are called once each, from one thread, in
+// that order; ReloadTls(), StopAccepting(), Drain() and Stop() may be called from any thread, one
+// at a time. Beast, Asio and OpenSSL stay inside src/http's .cc files.
 #pragma once
 
 #include <chrono>
@@ -36,7 +37,7 @@ struct ServerLimits {
 };
 
 // Adds headers to the answers the server writes itself, without calling the handler (413, 431,
-// 400 for a malformed request, 408), given the request's path as
+// 400 for a malformed request or plain HTTP on the TLS port, 408), given the request's path as
 // far as it arrived: a route's rule, such as the CORS headers of ingest, then covers every
 // answer on that route. Called on the connection's thread; must be cheap and thread-safe.
 using OwnAnswerHeaders = std::function<void(std::string_view path, Response& response)>;
@@ -47,6 +48,15 @@ class Server {
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
+
+  // Serves HTTPS (TLS 1.2+) with the PEM certificate chain and key in these files. Called before
+  // Start(). InvalidArgument, naming the file, when they cannot be read, hold no certificate or
+  // key, or do not match. On the TLS port a plain HTTP request is answered 400 "use https" and
+  // anything else that is not a TLS handshake is hung up on.
+  model::Status EnableTls(const std::string& cert_file, const std::string& key_file);
+  // Re-reads the files given to EnableTls(): connections accepted from now on get the new
+  // certificate, open ones keep theirs. On error nothing changes and the error says why.
+  model::Status ReloadTls();
 
   // Binds "host:port" (IPv6 as "[::1]:port"); port 0 picks a free one.
   model::Status Listen(std::string_view host_port);

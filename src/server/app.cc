@@ -44,6 +44,8 @@ class App::Impl {
   ~Impl() { Stop(); }
 
   model::Status Start() {
+    // The HTTP server first: bad TLS files are a configuration error, found before anything is
+    // created on disk.
     http::ServerLimits server_limits;
     server_limits.max_body_bytes = config_.max_body_bytes;
     server_limits.header_timeout = config_.header_timeout;
@@ -56,6 +58,13 @@ class App::Impl {
         [](std::string_view path, http::Response& response) {
           if (path == kEventsPath) ingest::AddCorsHeaders(response);
         });
+    if (!config_.tls_cert_file.empty()) {
+      if (model::Status s = http_->EnableTls(config_.tls_cert_file, config_.tls_key_file);
+          !s.ok()) {
+        return s;
+      }
+    }
+
     std::error_code ec;
     std::filesystem::create_directories(config_.data_dir, ec);
     if (ec) {
@@ -162,11 +171,19 @@ class App::Impl {
     Log(LogLevel::kInfo, "listening",
         {{"address", config_.listen.substr(0, config_.listen.rfind(':')) + ":" +
                          std::to_string(http_->port())},
-         {"port", static_cast<int>(http_->port())}});
+         {"port", static_cast<int>(http_->port())},
+         {"tls", !config_.tls_cert_file.empty()}});
     return model::Status::Ok();
   }
 
   uint16_t port() const { return http_ ? http_->port() : 0; }
+
+  model::Status ReloadTls() {
+    if (config_.tls_cert_file.empty() || !http_) {
+      return model::InvalidArgument("not serving HTTPS: there is no certificate to reload");
+    }
+    return http_->ReloadTls();
+  }
 
   void Stop() {
     if (stopped_) return;
@@ -331,5 +348,6 @@ App::~App() = default;
 model::Status App::Start() { return impl_->Start(); }
 uint16_t App::port() const { return impl_->port(); }
 void App::Stop() { impl_->Stop(); }
+model::Status App::ReloadTls() { return impl_->ReloadTls(); }
 
 }  // namespace pushhook::server
