@@ -75,13 +75,14 @@ int RunBench(const std::vector<std::string>& harness_args) {
   return kExitFailure;
 }
 
-// Blocks SIGINT and SIGTERM in this thread and every thread started after it, so that the main
-// thread can wait for them with sigwait while the others never see them.
-sigset_t BlockStopSignals() {
+// Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread started after it, so that
+// the main thread can wait for them with sigwait while the others never see them.
+sigset_t BlockServeSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
@@ -95,14 +96,27 @@ int Serve(const std::string& config_path, const std::map<std::string, std::strin
               "--dev: plain http and private destinations are allowed; do not expose this server",
               {});
   }
-  const sigset_t signals = BlockStopSignals();
+  const sigset_t signals = BlockServeSignals();
+  const bool tls = !config->tls_cert_file.empty();
   server::App app(std::move(config.value()));
   if (model::Status s = app.Start(); !s.ok()) {
+    // Bad configuration found at start (a TLS file, the data folder) is one line, as any other.
+    if (s.code() == model::StatusCode::kInvalidArgument) return Usage(s.message());
     util::Log(util::LogLevel::kError, "cannot start", {{"error", s.message()}});
-    return s.code() == model::StatusCode::kInvalidArgument ? Usage(s.message()) : kExitFailure;
+    return kExitFailure;
   }
   int signal = 0;
-  sigwait(&signals, &signal);
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    // SIGHUP re-reads the certificate (after a renewal); it never stops the server.
+    if (!tls) {
+      util::Log(util::LogLevel::kInfo, "SIGHUP: nothing to reload (not serving HTTPS)", {});
+    } else if (model::Status s = app.ReloadTls(); s.ok()) {
+      util::Log(util::LogLevel::kInfo, "TLS certificate reloaded", {});
+    } else {
+      util::Log(util::LogLevel::kError, "TLS reload failed: still serving the previous certificate",
+                {{"error", s.message()}});
+    }
+  }
   util::Log(util::LogLevel::kInfo, "shutting down",
             {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
   app.Stop();
@@ -185,6 +199,11 @@ int Main(int argc, char** argv) {
   receive->add_option(
       "--delay", receive_delay,
       "answer each request this long after it arrives (a slow receiver, e.g. 200ms)");
+  receive->add_option("--tls-cert", receive_options.tls_cert_file,
+                      "serve HTTPS with this PEM certificate (the chain, leaf first); re-read on "
+                      "SIGHUP");
+  receive->add_option("--tls-key", receive_options.tls_key_file,
+                      "the PEM private key of --tls-cert, unencrypted; re-read on SIGHUP");
 
   StatsCommandOptions stats_options;
   CLI::App* stats =

@@ -44,7 +44,7 @@ const std::vector<Setting> kSettings = {
     {"delivery.circuit_pause", "--circuit-pause", false,
      "first pause of an open circuit; it doubles on each failed probe, up to 60 times this"},
     {"shutdown_grace", "--shutdown-grace", false,
-     "on SIGTERM, how long deliveries in flight may take to finish"},
+     "on SIGTERM, how long the requests and deliveries in flight may take to finish"},
     {"ingest.max_body_bytes", "--max-body-bytes", false, "largest ingest request body"},
     {"ingest.max_backlog", "--max-backlog", false,
      "ingest answers 503 while more messages than this wait for delivery"},
@@ -55,6 +55,10 @@ const std::vector<Setting> kSettings = {
     {"http.header_timeout", "--header-timeout", false,
      "time allowed for a request's header to arrive (slow clients are cut off)"},
     {"http.body_timeout", "--body-timeout", false, "time allowed for a request's body to arrive"},
+    {"tls.cert_file", "--tls-cert", false,
+     "serve HTTPS with this PEM certificate (the chain, leaf first); re-read on SIGHUP"},
+    {"tls.key_file", "--tls-key", false,
+     "the PEM private key of tls.cert_file, unencrypted; re-read on SIGHUP"},
     {"reporting.aggregates", "", false,
      "keep campaign statistics as events arrive (turn off only to measure their cost)"},
     {"retention.delivered", "", false, "how long delivered messages are kept"},
@@ -186,6 +190,9 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     c.ingest_rate_limit = rate;
   } else if (key == "delivery.ca_file") {
     c.ca_file = value;
+  } else if (key == "tls.cert_file" || key == "tls.key_file") {
+    if (value.empty()) return InvalidArgument(std::string(key) + " must be a file's path, got ''");
+    (key == "tls.cert_file" ? c.tls_cert_file : c.tls_key_file) = value;
   } else {
     return InvalidArgument("unknown setting " + std::string(key));
   }
@@ -306,6 +313,15 @@ model::StatusOr<server::ServeConfig> LoadServeConfig(
   }
   for (const auto& [key, value] : flags) {
     if (Status s = Apply(config, key, value); !s.ok()) return OneLine(s);
+  }
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    const bool has_cert = !config.tls_cert_file.empty();
+    return OneLine(InvalidArgument(
+        std::string(has_cert ? "tls.cert_file (--tls-cert) is " + config.tls_cert_file +
+                                   " but tls.key_file (--tls-key) is not set"
+                             : "tls.key_file (--tls-key) is " + config.tls_key_file +
+                                   " but tls.cert_file (--tls-cert) is not set") +
+        ": HTTPS needs both"));
   }
   if (dev) {
     config.allow_http = true;

@@ -169,5 +169,34 @@ TEST(EnvNameTest, UppercasesAndReplacesDots) {
   EXPECT_EQ(EnvName("data_dir"), "PUSHHOOK_DATA_DIR");
 }
 
+// tls.cert_file / tls.key_file in the three forms, and both or neither.
+TEST_F(ConfigTest, TlsFilesComeInPairsFromAnySource) {
+  const std::string path = WriteToml("[tls]\ncert_file = \"/etc/ph/cert.pem\"\n");
+  auto from_file_and_env =
+      LoadServeConfig(path, Env({{"PUSHHOOK_TLS_KEY_FILE", "/etc/ph/key.pem"}}), {}, false);
+  ASSERT_TRUE(from_file_and_env.ok()) << from_file_and_env.status().message();
+  EXPECT_EQ(from_file_and_env->tls_cert_file, "/etc/ph/cert.pem");
+  EXPECT_EQ(from_file_and_env->tls_key_file, "/etc/ph/key.pem");
+
+  auto flags =
+      LoadServeConfig("", Env({}), {{"tls.cert_file", "c.pem"}, {"tls.key_file", "k.pem"}}, false);
+  ASSERT_TRUE(flags.ok()) << flags.status().message();
+  EXPECT_EQ(flags->tls_cert_file, "c.pem");
+  EXPECT_EQ(flags->tls_key_file, "k.pem");
+
+  auto cert_only = LoadServeConfig("", Env({}), {{"tls.cert_file", "c.pem"}}, false);
+  EXPECT_EQ(cert_only.status().code(), model::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cert_only.status().message(),
+            "tls.cert_file (--tls-cert) is c.pem but tls.key_file (--tls-key) is not set: HTTPS "
+            "needs both");
+  auto key_only = LoadServeConfig("", Env({{"PUSHHOOK_TLS_KEY_FILE", "k.pem"}}), {}, false);
+  EXPECT_EQ(key_only.status().message(),
+            "tls.key_file (--tls-key) is k.pem but tls.cert_file (--tls-cert) is not set: HTTPS "
+            "needs both");
+  auto empty = LoadServeConfig("", Env({{"PUSHHOOK_TLS_CERT_FILE", ""}}), {}, false);
+  EXPECT_EQ(empty.status().message(),
+            "PUSHHOOK_TLS_CERT_FILE: tls.cert_file must be a file's path, got ''");
+}
+
 }  // namespace
 }  // namespace pushhook::cli

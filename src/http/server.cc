@@ -6,12 +6,17 @@
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include "http/tls_context.h"
 
 namespace pushhook::http {
 namespace {
@@ -19,6 +24,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
 
 Request ToRequest(const bhttp::request<bhttp::string_body>& in, std::string remote) {
@@ -74,6 +80,25 @@ std::string Serialize(const Response& response, unsigned version, bool keep_aliv
 
 class Session;
 
+// What a server's connections share. Outlives them: it is declared before the workers.
+struct Shared {
+  ServerLimits limits;
+  Handler handler;
+  OwnAnswerHeaders own_answer_headers;
+  std::atomic<size_t> connections{0};
+  // Set once by Drain(): answers say "connection: close" and idle connections end.
+  std::atomic<bool> draining{false};
+  std::mutex drained_mu;
+  std::condition_variable drained_cv;
+
+  void ConnectionEnded() {
+    if (connections.fetch_sub(1) == 1 && draining.load()) {
+      std::lock_guard lock(drained_mu);
+      drained_cv.notify_all();
+    }
+  }
+};
+
 // One thread and its io_context, with the connections it serves. A connection lives on one
 // worker from accept to close, so its handlers never run concurrently and need no strand.
 // Timeouts are deadlines that a sweep checks a few times a second, not a timer per read and
@@ -82,30 +107,44 @@ struct Worker {
   asio::io_context ioc{1};
   asio::steady_timer sweep{ioc};
   std::vector<std::weak_ptr<Session>> sessions;  // this worker's thread only
+  std::shared_ptr<ssl::context> tls;  // this worker's thread only once it runs; null: plain HTTP
   std::thread thread;
 };
 
 constexpr std::chrono::milliseconds kSweepInterval{100};
 
 using Clock = std::chrono::steady_clock;
+using TlsStream = ssl::stream<tcp::socket&>;
 
-// One connection: read a request, hand it to the handler, write its answer, repeat.
+// One connection: read a request, hand it to the handler, write its answer, repeat. On a TLS
+// port the first byte decides: a handshake record starts TLS, a letter is plain HTTP sent to
+// the wrong port (answered 400), anything else is hung up on.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const ServerLimits& limits, const Handler& handler,
-          std::atomic<size_t>& connections)
-      : socket_(std::move(socket)), limits_(limits), handler_(handler), connections_(connections) {
+  Session(tcp::socket socket, Shared& shared) : socket_(std::move(socket)), shared_(shared) {
     beast::error_code ec;
     const auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) remote_ = endpoint.address().to_string();
   }
-  ~Session() { connections_.fetch_sub(1, std::memory_order_relaxed); }
+  ~Session() { shared_.ConnectionEnded(); }
 
-  // On the session's worker thread.
-  void Start() { ReadHeader(); }
+  // On the session's worker thread; `tls` is the worker's context, null for plain HTTP.
+  void Start(std::shared_ptr<ssl::context> tls) {
+    // Taken from the backlog while the gate closes, and no request has come: nothing to answer.
+    if (shared_.draining.load(std::memory_order_relaxed) && NothingArrived()) {
+      beast::error_code ec;
+      return socket_.close(ec);
+    }
+    if (!tls) return ReadHeader();
+    tls_context_ = std::move(tls);
+    SetDeadline(shared_.limits.header_timeout);
+    waiting_for_request_ = true;
+    socket_.async_read_some(buffer_.prepare(kFirstRead),
+                            beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
+  }
 
   // Called by the sweep, on the session's worker thread: ends the pending read or write of a
-  // session past its deadline, which then closes the connection.
+  // session past its deadline, which then answers 408 or closes the connection.
   void ExpireIfDue(Clock::time_point now) {
     if (now < deadline_) return;
     deadline_ = Clock::time_point::max();
@@ -114,39 +153,112 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.cancel(ec);
   }
 
+  // Called by Drain(), on the session's worker thread: a connection waiting for a request none
+  // of whose bytes have come is closed; any other finishes what it is doing. With no answer to
+  // protect and nothing unread, closing at once cannot reset anything the client needs, and
+  // lingering would keep the gate shut on clients that do not read their idle connections.
+  void CloseIfIdle() {
+    if (!waiting_for_request_ || !NothingArrived()) return;
+    beast::error_code ec;
+    socket_.close(ec);  // the pending read ends with operation_aborted
+  }
+
  private:
+  static constexpr size_t kFirstRead = 1536;
+
   void SetDeadline(std::chrono::milliseconds after) { deadline_ = Clock::now() + after; }
   void ClearDeadline() { deadline_ = Clock::time_point::max(); }
 
+  // Runs `f` on the connection's stream: the TLS stream once a handshake is done, else the socket.
+  template <class F>
+  void WithStream(F&& f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(socket_);
+    }
+  }
+
+  // No byte of a next request is here: not in our buffer, not in the TLS layer, not in the kernel.
+  bool NothingArrived() {
+    if (buffer_.size() > 0) return false;
+    if (tls_ && SSL_has_pending(tls_->native_handle()) == 1) return false;
+    beast::error_code ec;
+    return socket_.available(ec) == 0 && !ec;
+  }
+
+  void OnFirstBytes(beast::error_code ec, size_t n) {
+    waiting_for_request_ = false;
+    if (ec) return Linger();
+    buffer_.commit(n);
+    const auto first = static_cast<unsigned char>(*static_cast<const char*>(buffer_.data().data()));
+    if (first == 0x16) {  // a TLS record of type handshake: a ClientHello
+      tls_ = std::make_unique<TlsStream>(socket_, *tls_context_);
+      tls_->async_handshake(ssl::stream_base::server, buffer_.data(),
+                            beast::bind_front_handler(&Session::OnHandshake, shared_from_this()));
+      return;
+    }
+    if (first >= 'A' && first <= 'Z') {  // a method name: plain HTTP on the TLS port
+      plain_on_tls_port_ = true;
+      return ReadHeader();
+    }
+    Linger();  // neither: not worth a word
+  }
+
+  void OnHandshake(beast::error_code ec, size_t used) {
+    // A failed handshake is the client's problem or an attack, and not worth a log line.
+    if (ec) {
+      tls_.reset();
+      return Linger();
+    }
+    buffer_.consume(used);
+    tls_established_ = true;
+    ReadHeader();
+  }
+
   void ReadHeader() {
+    // The gate is closing: an idle keep-alive connection ends rather than wait for a request.
+    if (shared_.draining.load(std::memory_order_relaxed) && !first_request_ && NothingArrived()) {
+      return Close();
+    }
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(limits_.max_header_bytes));
-    parser_->body_limit(limits_.max_body_bytes);
+    parser_->header_limit(static_cast<uint32_t>(shared_.limits.max_header_bytes));
+    parser_->body_limit(shared_.limits.max_body_bytes);
     // A keep-alive connection waits idle_timeout for the first byte; a header must then be
     // complete within header_timeout. Beast reads both in one call, so the larger applies.
-    SetDeadline(first_request_ ? limits_.header_timeout
-                               : std::max(limits_.idle_timeout, limits_.header_timeout));
+    SetDeadline(first_request_
+                    ? shared_.limits.header_timeout
+                    : std::max(shared_.limits.idle_timeout, shared_.limits.header_timeout));
     first_request_ = false;
-    bhttp::async_read_header(socket_, buffer_, *parser_,
-                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+    waiting_for_request_ = true;
+    WithStream([this](auto& stream) {
+      bhttp::async_read_header(stream, buffer_, *parser_,
+                               beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+    });
   }
 
   void OnHeader(beast::error_code ec, size_t) {
+    waiting_for_request_ = false;
     if (ec) return FailRead(ec);
-    const auto& header = parser_->get();
-    if (const auto length = parser_->content_length(); length && *length > limits_.max_body_bytes) {
-      return WriteError(413, "payload_too_large",
-                        "request body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes",
-                        false);
+    if (plain_on_tls_port_) {
+      return WriteError(400, "https_required",
+                        "this port serves HTTPS only: send the request to the https:// URL");
     }
-    SetDeadline(limits_.body_timeout);
+    const auto& header = parser_->get();
+    if (const auto length = parser_->content_length();
+        length && *length > shared_.limits.max_body_bytes) {
+      return WriteError(413, "payload_too_large", BodyLimitMessage());
+    }
+    SetDeadline(shared_.limits.body_timeout);
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
       out_ = "HTTP/1.1 100 Continue\r\n\r\n";
-      asio::async_write(socket_, asio::buffer(out_),
-                        [self = shared_from_this()](beast::error_code ec, size_t) {
-                          if (ec) return self->Close();
-                          self->ReadBody();
-                        });
+      WithStream([this](auto& stream) {
+        asio::async_write(stream, asio::buffer(out_),
+                          [self = shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec) return self->Close();
+                            self->ReadBody();
+                          });
+      });
       return;
     }
     ReadBody();
@@ -161,8 +273,10 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec && ec != bhttp::error::need_more) return FailRead(ec);
     }
     if (parser_->is_done()) return OnBody({}, 0);
-    bhttp::async_read(socket_, buffer_, *parser_,
-                      beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+    WithStream([this](auto& stream) {
+      bhttp::async_read(stream, buffer_, *parser_,
+                        beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+    });
   }
 
   void OnBody(beast::error_code ec, size_t) {
@@ -173,61 +287,113 @@ class Session : public std::enable_shared_from_this<Session> {
     version_ = message.version();
     Request request = ToRequest(message, remote_);
     request.body = std::move(message.body());
-    // The responder may run on any thread: it hops back onto this connection's worker.
-    handler_(std::move(request), [self = shared_from_this()](Response response) {
-      asio::dispatch(self->socket_.get_executor(),
-                     [self, response = std::move(response)]() mutable {
-                       self->Write(std::move(response), self->keep_alive_);
-                     });
+    // The responder may run on any thread: it hops back onto this connection's worker. Once
+    // the gate is closing, the answer ends the connection.
+    shared_.handler(std::move(request), [self = shared_from_this()](Response response) {
+      asio::dispatch(self->socket_.get_executor(), [self,
+                                                    response = std::move(response)]() mutable {
+        self->Write(std::move(response),
+                    self->keep_alive_ && !self->shared_.draining.load(std::memory_order_relaxed));
+      });
     });
   }
 
   void FailRead(beast::error_code ec) {
     if (ec == bhttp::error::body_limit) {
-      return WriteError(413, "payload_too_large",
-                        "request body exceeds " + std::to_string(limits_.max_body_bytes) + " bytes",
-                        false);
+      return WriteError(413, "payload_too_large", BodyLimitMessage());
     }
     if (ec == bhttp::error::header_limit) {
       return WriteError(
           431, "header_too_large",
-          "request header exceeds " + std::to_string(limits_.max_header_bytes) + " bytes", false);
+          "request header exceeds " + std::to_string(shared_.limits.max_header_bytes) + " bytes");
     }
-    if (timed_out_ || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+    const bool request_begun = parser_ && (parser_->got_some() || buffer_.size() > 0);
+    if (timed_out_) {
+      // A request that began and did not finish in time is told so; an idle connection ends.
+      if (!request_begun || plain_on_tls_port_) return Close();
+      return WriteError(408, "request_timeout",
+                        "the request did not arrive within the time allowed");
+    }
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+        plain_on_tls_port_ || ec.category() == asio::error::get_ssl_category() ||
+        ec == ssl::error::stream_truncated) {
       return Close();
     }
     // Anything else is a malformed request: say so, then hang up.
-    WriteError(400, "bad_request", "malformed HTTP request: " + ec.message(), false);
+    WriteError(400, "bad_request", "malformed HTTP request: " + ec.message());
   }
 
-  void WriteError(int status, std::string_view code, std::string_view message, bool keep_alive) {
-    Write(Response::Error(status, code, message), keep_alive);
+  std::string BodyLimitMessage() const {
+    return "request body exceeds " + std::to_string(shared_.limits.max_body_bytes) + " bytes";
+  }
+
+  // The path of the request being read: from the parser once it has the request line (it
+  // parses, and takes from the buffer, that line as soon as it is whole), else from the buffer
+  // if that much has arrived; "" when not known.
+  std::string RequestPath() const {
+    std::string_view target;
+    if (parser_ && !parser_->get().target().empty()) {
+      target = parser_->get().target();
+    } else {
+      const std::string_view raw(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+      const std::string_view line = raw.substr(0, raw.find('\n'));
+      const size_t method_end = line.find(' ');
+      if (method_end == std::string_view::npos) return {};
+      const size_t target_end = line.find(' ', method_end + 1);
+      if (target_end == std::string_view::npos) return {};  // the target may not be complete
+      target = line.substr(method_end + 1, target_end - method_end - 1);
+    }
+    return std::string(target.substr(0, target.find('?')));
+  }
+
+  // An answer of the server's own, which ends the connection. The route's own-answer headers
+  // (ingest's CORS) are added when the path is known.
+  void WriteError(int status, std::string_view code, std::string_view message) {
+    Response response = Response::Error(status, code, message);
+    if (shared_.own_answer_headers) {
+      if (const std::string path = RequestPath(); !path.empty()) {
+        shared_.own_answer_headers(path, response);
+      }
+    }
+    Write(std::move(response), false);
   }
 
   void Write(Response response, bool keep_alive) {
     out_ = Serialize(response, version_, keep_alive);
-    SetDeadline(limits_.body_timeout);
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
-                        if (ec || !keep_alive) return self->Close();
-                        self->ReadHeader();
-                      });
+    SetDeadline(shared_.limits.body_timeout);
+    WithStream([this, keep_alive](auto& stream) {
+      asio::async_write(stream, asio::buffer(out_),
+                        [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                          if (ec || !keep_alive) return self->Close();
+                          self->ReadHeader();
+                        });
+    });
   }
 
-  // Ends the connection. Closing with unread request bytes makes the kernel send a reset that
-  // can destroy the answer before the client reads it (a 413 for a body we refused to read), so
-  // the sending side is shut first and what the client still sends is read and dropped, for a
-  // bounded time, until it closes too ("lingering close").
+  // Ends the connection: over TLS with a close_notify first (bounded by the linger time), so
+  // that the client knows the answer is complete, then as plain TCP does.
   void Close() {
+    if (!socket_.is_open()) return;
+    if (!tls_established_) return Linger();
+    tls_established_ = false;
+    SetDeadline(kLingerTimeout);
+    tls_->async_shutdown([self = shared_from_this()](beast::error_code) { self->Linger(); });
+  }
+
+  // Closing with unread request bytes makes the kernel send a reset that can destroy the answer
+  // before the client reads it (a 413 for a body we refused to read), so the sending side is
+  // shut first and what the client still sends is read and dropped, for a bounded time, until
+  // it closes too ("lingering close").
+  void Linger() {
     beast::error_code ec;
     socket_.shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return socket_.close(ec);
     SetDeadline(kLingerTimeout);
-    Drain();
+    DrainUnread();
   }
 
-  void Drain() {
+  void DrainUnread() {
     socket_.async_read_some(asio::buffer(drain_buffer_),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               self->drained_ += n;
@@ -237,7 +403,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                 self->socket_.close(ignored);
                                 return;
                               }
-                              self->Drain();
+                              self->DrainUnread();
                             });
   }
 
@@ -247,17 +413,20 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t drained_ = 0;
 
   tcp::socket socket_;
+  std::shared_ptr<ssl::context> tls_context_;  // kept while the connection may use it
+  std::unique_ptr<TlsStream> tls_;             // on socket_, so declared after it
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::string out_;  // the answer being written
-  const ServerLimits& limits_;
-  const Handler& handler_;
-  std::atomic<size_t>& connections_;
+  Shared& shared_;
   std::string remote_;
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timed_out_ = false;
   bool keep_alive_ = false;
   bool first_request_ = true;
+  bool waiting_for_request_ = false;  // a read for the next request is pending
+  bool tls_established_ = false;
+  bool plain_on_tls_port_ = false;
   unsigned version_ = 11;
 };
 
@@ -265,12 +434,50 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class Server::Impl {
  public:
-  Impl(ServerLimits limits, Handler handler) : limits_(limits), handler_(std::move(handler)) {
+  Impl(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers) {
+    shared_.limits = limits;
+    shared_.handler = std::move(handler);
+    shared_.own_answer_headers = std::move(own_answer_headers);
     workers_.push_back(std::make_unique<Worker>());
     acceptor_.emplace(workers_.front()->ioc);
   }
 
   ~Impl() { Stop(); }
+
+  model::Status EnableTls(const std::string& cert_file, const std::string& key_file) {
+    auto credentials = TlsCredentials::Load(cert_file, key_file);
+    if (!credentials.ok()) return credentials.status();
+    std::lock_guard lock(tls_mu_);
+    cert_file_ = cert_file;
+    key_file_ = key_file;
+    credentials_ = std::move(credentials.value());
+    return model::Status::Ok();
+  }
+
+  model::Status ReloadTls() {
+    std::string cert_file;
+    std::string key_file;
+    {
+      std::lock_guard lock(tls_mu_);
+      if (!credentials_) return model::InvalidArgument("this server does not serve TLS");
+      cert_file = cert_file_;
+      key_file = key_file_;
+    }
+    auto credentials = TlsCredentials::Load(cert_file, key_file);
+    if (!credentials.ok()) return credentials.status();
+    std::lock_guard lock(tls_mu_);
+    credentials_ = std::move(credentials.value());
+    if (started_) {
+      // Each worker takes its new context between two of its handlers; connections already
+      // open hold on to the old one.
+      for (auto& worker : workers_) {
+        asio::post(worker->ioc, [w = worker.get(), context = NewServerContext(*credentials_)] {
+          w->tls = context;
+        });
+      }
+    }
+    return model::Status::Ok();
+  }
 
   model::Status Listen(std::string_view host_port) {
     std::string host;
@@ -300,6 +507,13 @@ class Server::Impl {
     while (workers_.size() < static_cast<size_t>(std::max(1, threads))) {
       workers_.push_back(std::make_unique<Worker>());
     }
+    {
+      std::lock_guard lock(tls_mu_);
+      if (credentials_) {
+        for (auto& worker : workers_) worker->tls = NewServerContext(*credentials_);
+      }
+      started_ = true;
+    }
     Accept();
     for (auto& worker : workers_) {
       Sweep(*worker);
@@ -312,9 +526,34 @@ class Server::Impl {
 
   void StopAccepting() {
     asio::post(acceptor_->get_executor(), [this] {
+      if (!acceptor_->is_open()) return;
+      // Connections in the backlog have been accepted by the kernel, and their clients may
+      // have sent a request: closing the socket would reset them. Take them first.
       beast::error_code ec;
+      acceptor_->non_blocking(true, ec);
+      while (!ec) {
+        Worker& worker = NextWorker();
+        tcp::socket socket(worker.ioc);
+        acceptor_->accept(socket, ec);
+        if (!ec) Adopt(worker, std::move(socket));
+      }
       acceptor_->close(ec);
     });
+  }
+
+  bool Drain(Clock::time_point deadline) {
+    shared_.draining.store(true);
+    StopAccepting();
+    for (auto& worker : workers_) {
+      asio::post(worker->ioc, [w = worker.get()] {
+        for (const auto& weak : w->sessions) {
+          if (auto session = weak.lock()) session->CloseIfIdle();
+        }
+      });
+    }
+    std::unique_lock lock(shared_.drained_mu);
+    return shared_.drained_cv.wait_until(lock, deadline,
+                                         [this] { return shared_.connections.load() == 0; });
   }
 
   void Stop() {
@@ -325,25 +564,32 @@ class Server::Impl {
   }
 
  private:
+  Worker& NextWorker() { return *workers_[next_worker_++ % workers_.size()]; }
+
   // Accepts on the first worker and hands each connection to the next worker in turn.
   void Accept() {
-    Worker& worker = *workers_[next_worker_++ % workers_.size()];
+    Worker& worker = NextWorker();
     acceptor_->async_accept(worker.ioc, [this, &worker](beast::error_code ec, tcp::socket s) {
+      // A connection accepted just before StopAccepting() closed the socket is still served.
+      if (!ec) Adopt(worker, std::move(s));
       if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
-      if (!ec) {
-        if (connections_.fetch_add(1, std::memory_order_relaxed) >= limits_.max_connections) {
-          connections_.fetch_sub(1, std::memory_order_relaxed);
-          s.close(ec);  // over the limit: refuse rather than let one client exhaust descriptors
-        } else {
-          s.set_option(tcp::no_delay(true), ec);
-          auto session = std::make_shared<Session>(std::move(s), limits_, handler_, connections_);
-          asio::post(worker.ioc, [&worker, session] {
-            worker.sessions.push_back(session);
-            session->Start();
-          });
-        }
-      }
       Accept();
+    });
+  }
+
+  // On the first worker's thread: serves `socket` on `worker`.
+  void Adopt(Worker& worker, tcp::socket socket) {
+    beast::error_code ec;
+    if (shared_.connections.fetch_add(1) >= shared_.limits.max_connections) {
+      shared_.ConnectionEnded();
+      socket.close(ec);  // over the limit: refuse rather than let one client exhaust descriptors
+      return;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto session = std::make_shared<Session>(std::move(socket), shared_);
+    asio::post(worker.ioc, [&worker, session] {
+      worker.sessions.push_back(session);
+      session->Start(worker.tls);
     });
   }
 
@@ -369,22 +615,32 @@ class Server::Impl {
 
   // Declared in this order so that connections (owned by the workers' queues) end before what
   // they refer to, and the acceptor before its worker.
-  ServerLimits limits_;
-  Handler handler_;
-  std::atomic<size_t> connections_{0};
+  Shared shared_;
+  std::mutex tls_mu_;
+  std::string cert_file_;                              // guarded by tls_mu_
+  std::string key_file_;                               // guarded by tls_mu_
+  std::shared_ptr<const TlsCredentials> credentials_;  // guarded by tls_mu_; null: plain HTTP
+  bool started_ = false;                               // guarded by tls_mu_
   std::vector<std::unique_ptr<Worker>> workers_;
   std::optional<tcp::acceptor> acceptor_;
   size_t next_worker_ = 0;
   uint16_t port_ = 0;
 };
 
-Server::Server(ServerLimits limits, Handler handler)
-    : impl_(std::make_unique<Impl>(limits, std::move(handler))) {}
+Server::Server(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers)
+    : impl_(std::make_unique<Impl>(limits, std::move(handler), std::move(own_answer_headers))) {}
 Server::~Server() = default;
+model::Status Server::EnableTls(const std::string& cert_file, const std::string& key_file) {
+  return impl_->EnableTls(cert_file, key_file);
+}
+model::Status Server::ReloadTls() { return impl_->ReloadTls(); }
 model::Status Server::Listen(std::string_view host_port) { return impl_->Listen(host_port); }
 uint16_t Server::port() const { return impl_->port(); }
 void Server::Start(int threads) { impl_->Start(threads); }
 void Server::StopAccepting() { impl_->StopAccepting(); }
+bool Server::Drain(std::chrono::steady_clock::time_point deadline) {
+  return impl_->Drain(deadline);
+}
 void Server::Stop() { impl_->Stop(); }
 
 bool SplitHostPort(std::string_view host_port, std::string* host, uint16_t* port) {

@@ -8,7 +8,12 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 namespace pushhook::http {
 namespace {
@@ -159,6 +164,185 @@ TEST(ServerWireTest, PipelinedAnswersInOrderWithTheRightFraming) {
   EXPECT_NE(old.find("Connection: keep-alive\r\n"), std::string::npos) << old;
   EXPECT_NE(old.find("{\"body\":\"b\"}"), std::string::npos) << old;
   server.Stop();
+}
+
+// The answers the server writes itself carry the headers the route asks for (ingest's CORS), so
+// that a browser can read them: 413 by Content-Length and by a chunked body, 431, 400 for a
+// malformed request, and 408 for a header or a body that stalls. Other routes get none.
+TEST(ServerOwnAnswersTest, CarryTheRouteHeadersWhateverProducedThem) {
+  ServerLimits limits;
+  limits.max_body_bytes = 100;
+  limits.max_header_bytes = 1024;
+  limits.header_timeout = std::chrono::milliseconds(300);
+  limits.body_timeout = std::chrono::milliseconds(300);
+  Server server(
+      limits, [](Request&&, Responder respond) { respond(Response::Empty(204)); },
+      [](std::string_view path, Response& response) {
+        if (path == "/v1/events") response.With("access-control-allow-origin", "*");
+      });
+  ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
+  server.Start(2);
+  const auto answer = [&](const std::string& bytes) {
+    return Exchange(server.port(), bytes, "<never>", 1);
+  };
+  struct Case {
+    std::string name, request, status;
+  };
+  const std::vector<Case> cases = {
+      {"413 by content-length",
+       "POST /v1/events?key=k HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n",
+       "HTTP/1.1 413 Payload Too Large\r\n"},
+      {"413 by a chunked body",
+       "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "65\r\n" +
+           std::string(101, 'x') + "\r\n0\r\n\r\n",
+       "HTTP/1.1 413 Payload Too Large\r\n"},
+      {"431", "POST /v1/events HTTP/1.1\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n",
+       "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
+      {"400", "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n",
+       "HTTP/1.1 400 Bad Request\r\n"},
+      {"408 in the header", "POST /v1/events?key=k HTTP/1.1\r\nHost: x\r\n",
+       "HTTP/1.1 408 Request Timeout\r\n"},
+      {"408 in the body", "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+       "HTTP/1.1 408 Request Timeout\r\n"},
+  };
+  for (const Case& c : cases) {
+    const std::string got = answer(c.request);
+    EXPECT_EQ(got.rfind(c.status, 0), 0u) << c.name << ": " << got;
+    EXPECT_NE(got.find("access-control-allow-origin: *\r\n"), std::string::npos)
+        << c.name << ": " << got;
+    EXPECT_NE(got.find("Connection: close\r\n"), std::string::npos) << c.name << ": " << got;
+  }
+  const std::string other =
+      answer("POST /v1/sites HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n");
+  EXPECT_EQ(other.rfind("HTTP/1.1 413 ", 0), 0u) << other;
+  EXPECT_EQ(other.find("access-control"), std::string::npos) << other;
+  // A connection that never sent a byte is closed at the timeout without a word.
+  EXPECT_EQ(answer(""), "");
+  server.Stop();
+}
+
+// A handler that answers /now at once and holds the responders of /hold until Release().
+class HoldingHandler {
+ public:
+  void operator()(Request&& r, Responder respond) {
+    if (r.path != "/hold") return respond(Response::Json(200, R"({"now":true})"));
+    std::lock_guard lock(mu_);
+    held_.push_back(std::move(respond));
+    cv_.notify_all();
+  }
+  void WaitHeld(size_t n) {
+    std::unique_lock lock(mu_);
+    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(5), [&] { return held_.size() >= n; }));
+  }
+  void Release(const std::string& body) {
+    std::vector<Responder> held;
+    {
+      std::lock_guard lock(mu_);
+      held.swap(held_);
+    }
+    for (auto& respond : held) respond(Response::Json(200, body));
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Responder> held_;
+};
+
+int Connect(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval timeout{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  return fd;
+}
+
+void Send(int fd, const std::string& bytes) {
+  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+}
+
+// Reads until `until` has arrived, or until the server closes ("<closed>" appended) or 5 s pass
+// ("<timeout>" appended).
+std::string Receive(int fd, const std::string& until) {
+  std::string got;
+  char buffer[4096];
+  while (until.empty() || got.find(until) == std::string::npos) {
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n == 0) return got + "<closed>";
+    if (n < 0) return got + "<timeout>";
+    got.append(buffer, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+// The gate: Drain() closes the idle keep-alive connection at once, lets a request that had begun
+// to arrive and one being handled finish with "Connection: close", refuses new connections, and
+// returns only once the last answer is out.
+TEST(ServerDrainTest, ClosesIdleConnectionsAndFinishesTheRequestsInFlight) {
+  HoldingHandler handler;
+  Server server(ServerLimits{}, std::ref(handler));
+  ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
+  server.Start(2);
+  const uint16_t port = server.port();
+
+  const int idle = Connect(port);
+  Send(idle, "GET /now HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_NE(Receive(idle, R"({"now":true})").find("200 OK"), std::string::npos);
+  const int busy = Connect(port);
+  Send(busy, "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
+  handler.WaitHeld(1);
+  const int partial = Connect(port);
+  Send(partial, "POST /now HTTP/1.1\r\nHost: x\r\n");
+
+  std::atomic<int> drained{-1};
+  std::thread drainer([&] {
+    drained = server.Drain(std::chrono::steady_clock::now() + std::chrono::seconds(10)) ? 1 : 0;
+  });
+  EXPECT_EQ(Receive(idle, ""), "<closed>") << "the idle connection was not closed";
+  ::close(idle);
+  // The rest of the request that had begun arrives after the gate closed, and is answered.
+  Send(partial, "Content-Length: 2\r\n\r\nhi");
+  const std::string partial_answer = Receive(partial, "");
+  EXPECT_EQ(partial_answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << partial_answer;
+  EXPECT_NE(partial_answer.find("Connection: close\r\n"), std::string::npos) << partial_answer;
+  EXPECT_NE(partial_answer.find(R"({"now":true}<closed>)"), std::string::npos) << partial_answer;
+  ::close(partial);
+
+  EXPECT_EQ(drained.load(), -1) << "Drain() returned with a request in flight";
+  handler.Release(R"({"held":true})");
+  const std::string busy_answer = Receive(busy, "");
+  EXPECT_EQ(busy_answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << busy_answer;
+  EXPECT_NE(busy_answer.find("Connection: close\r\n"), std::string::npos) << busy_answer;
+  EXPECT_NE(busy_answer.find(R"({"held":true}<closed>)"), std::string::npos) << busy_answer;
+  ::close(busy);  // the server lingers until the client has closed too
+  drainer.join();
+  EXPECT_EQ(drained.load(), 1);
+  EXPECT_EQ(Connect(port), -1) << "a new connection was accepted after Drain()";
+  server.Stop();
+}
+
+TEST(ServerDrainTest, GivesUpAtTheDeadlineWhenAnAnswerNeverComes) {
+  HoldingHandler handler;
+  Server server(ServerLimits{}, std::ref(handler));
+  ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
+  server.Start(1);
+  const int busy = Connect(server.port());
+  Send(busy, "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
+  handler.WaitHeld(1);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(server.Drain(start + std::chrono::milliseconds(300)));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
+  server.Stop();
+  handler.Release("{}");  // after Stop(): the answer goes nowhere, and nothing breaks
+  ::close(busy);
 }
 
 TEST(SplitHostPortTest, ParsesV4V6AndRejectsJunk) {

@@ -5,10 +5,8 @@
 namespace pushhook::ingest {
 namespace {
 
-void AddCors(http::Response& response) { response.With("access-control-allow-origin", "*"); }
-
 http::Response WithCors(http::Response response) {
-  AddCors(response);
+  AddCorsHeaders(response);
   return response;
 }
 
@@ -23,6 +21,8 @@ std::string MediaType(std::string_view content_type) {
 }
 
 }  // namespace
+
+void AddCorsHeaders(http::Response& response) { response.With("access-control-allow-origin", "*"); }
 
 IngestHandler::IngestHandler(store::Store& store, const model::Clock& clock, IngestLimits limits,
                              double requests_per_key_per_second, CommittedCallback on_committed,
@@ -45,7 +45,7 @@ int64_t IngestHandler::RateLimitWait(const std::string& key, int64_t now_ms) {
 
 void IngestHandler::HandlePreflight(http::Request&&, http::Responder respond) {
   http::Response response = http::Response::Empty(204);
-  AddCors(response);
+  AddCorsHeaders(response);
   response.With("access-control-allow-methods", "POST, OPTIONS")
       .With("access-control-allow-headers", "content-type, x-pushhook-key")
       .With("access-control-max-age", "86400");

@@ -27,6 +27,10 @@ using CommittedCallback = std::function<void(std::vector<store::DueMessage>)>;
 // Why ingest must refuse work right now (backlog, disk), or nullopt; answered as 503.
 using OverloadCheck = std::function<std::optional<std::string>()>;
 
+// The CORS headers of every answer on the ingest route: the handler's own, and those the HTTP
+// server writes itself (413, 431, 408, ...), so that a service worker can read each of them.
+void AddCorsHeaders(http::Response& response);
+
 class IngestHandler {
  public:
   // `requests_per_key_per_second` > 0 limits each ingest key (429 with Retry-After beyond it).

@@ -165,6 +165,14 @@ class Receiver::Impl {
         limits, [this](http::Request&& request, http::Responder respond) {
           Handle(std::move(request), std::move(respond));
         });
+    if (!options_.tls_cert_file.empty()) {
+      if (auto s = server_->EnableTls(options_.tls_cert_file, options_.tls_key_file); !s.ok()) {
+        server_.reset();
+        if (output_) output_->Close();
+        output_.reset();
+        return s;
+      }
+    }
     if (auto s = server_->Listen(options_.listen); !s.ok()) {
       server_.reset();
       if (output_) output_->Close();
@@ -201,6 +209,8 @@ class Receiver::Impl {
       delay_cv_.notify_one();
       delayer_.join();
     }
+    // The answers just released go out before the server stops.
+    server_->Drain(std::chrono::steady_clock::now() + std::chrono::seconds(2));
     server_->Stop();
     if (output_) {
       if (auto s = output_->Close(); !s.ok()) LogError(s.message());
@@ -208,6 +218,13 @@ class Receiver::Impl {
   }
 
   uint16_t port() const { return server_ ? server_->port() : 0; }
+
+  model::Status ReloadTls() {
+    if (!started_ || options_.tls_cert_file.empty()) {
+      return model::InvalidArgument("not serving HTTPS: there is no certificate to reload");
+    }
+    return server_->ReloadTls();
+  }
 
   ReceiverCounts counts() const {
     return {received_.load(std::memory_order_relaxed), stored_.load(std::memory_order_relaxed),
@@ -247,6 +264,13 @@ class Receiver::Impl {
     }
     if (options_.max_body_bytes == 0) {
       return model::InvalidArgument("max body size must be at least 1 byte");
+    }
+    if (options_.tls_cert_file.empty() != options_.tls_key_file.empty()) {
+      return model::InvalidArgument(options_.tls_cert_file.empty()
+                                        ? "--tls-key " + options_.tls_key_file +
+                                              " is given without --tls-cert: HTTPS needs both"
+                                        : "--tls-cert " + options_.tls_cert_file +
+                                              " is given without --tls-key: HTTPS needs both");
     }
     return model::Status::Ok();
   }
@@ -488,6 +512,7 @@ model::Status Receiver::Start() { return impl_->Start(); }
 uint16_t Receiver::port() const { return impl_->port(); }
 ReceiverCounts Receiver::counts() const { return impl_->counts(); }
 void Receiver::Stop() { impl_->Stop(); }
+model::Status Receiver::ReloadTls() { return impl_->ReloadTls(); }
 
 namespace {
 
@@ -528,6 +553,21 @@ int RunUntilSignal(const ReceiverOptions& options, const sigset_t& signals) {
       receiver.Stop();
       return 1;
     }
+    if (signal_number == SIGHUP) {
+      signal_number = -1;
+      if (options.tls_cert_file.empty()) {
+        LogLine(
+            R"json({"level":"info","msg":"SIGHUP: nothing to reload (not serving HTTPS)"})json");
+      } else if (auto s = receiver.ReloadTls(); s.ok()) {
+        LogLine(R"({"level":"info","msg":"TLS certificate reloaded"})");
+      } else {
+        std::string line = R"({"level":"error","msg":)";
+        model::AppendJsonString(line, "TLS reload failed: still serving the previous certificate");
+        line += R"(,"error":)";
+        model::AppendJsonString(line, s.message());
+        LogLine(line + "}");
+      }
+    }
     if (const ReceiverCounts now = receiver.counts(); now != last) {
       LogLine(CountsLine("counts", now));
       last = now;
@@ -548,6 +588,7 @@ int RunReceive(const ReceiverOptions& options) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   sigset_t previous;
   // Blocked before any thread starts, so that the server's threads inherit the mask and the
   // signal waits for sigtimedwait here instead of killing the process.

@@ -2,7 +2,8 @@
 // signatures and timestamps, de-duplicates by webhook-id, and stores each payload once before it
 // answers 204. It is what customers run to capture webhooks and what benchmarks use as a sink.
 //
-// Thread safety: Start() and Stop() are called from one thread; port() and counts() from any.
+// Thread safety: Start(), Stop() and ReloadTls() are called from one thread; port() and counts()
+// from any.
 // A Receiver owns its server threads, its writer thread and its output file.
 #pragma once
 
@@ -34,6 +35,9 @@ struct ReceiverOptions {
   bool sync_writes = false;
   // Answer each request this long after it arrived: a slow receiver, for benchmarks and tests.
   std::chrono::milliseconds respond_delay{0};
+  // Serve HTTPS with these PEM files (both or neither; "" = plain HTTP).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // Running totals. `received` counts every POST; each one then ends as accepted (its payloads add
@@ -63,8 +67,11 @@ class Receiver {
   // The port listened on (useful with port 0); 0 before Start().
   uint16_t port() const;
   ReceiverCounts counts() const;
-  // Stops taking requests, writes what was queued, stops serving, closes the output.
+  // Stops taking requests, writes what was queued, answers it, stops serving, closes the output.
   void Stop();
+  // Re-reads the TLS files (on SIGHUP): new connections get the new certificate, open ones keep
+  // theirs; on error the old one stays and the error says why.
+  model::Status ReloadTls();
 
  private:
   class Impl;
@@ -72,9 +79,10 @@ class Receiver {
 };
 
 // `pushhook receive`: starts a Receiver, logs a JSON "listening" line to stderr, then a "counts"
-// line about once a second when the counts changed, until SIGINT or SIGTERM. Returns the exit
-// code: 0 after a signal and a clean stop, 2 for bad options, 1 for any other failure. Blocks
-// SIGINT and SIGTERM in the calling thread while it runs (threads it starts inherit that).
+// line about once a second when the counts changed, until SIGINT or SIGTERM; SIGHUP reloads the
+// TLS files. Returns the exit code: 0 after a signal and a clean stop, 2 for bad options, 1 for
+// any other failure. Blocks SIGINT, SIGTERM and SIGHUP in the calling thread while it runs
+// (threads it starts inherit that).
 int RunReceive(const ReceiverOptions& options);
 
 }  // namespace pushhook::receive

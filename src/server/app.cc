@@ -33,6 +33,8 @@ namespace {
 using util::Log;
 using util::LogLevel;
 
+constexpr std::string_view kEventsPath = "/v1/events";
+
 }  // namespace
 
 class App::Impl {
@@ -42,6 +44,27 @@ class App::Impl {
   ~Impl() { Stop(); }
 
   model::Status Start() {
+    // The HTTP server first: bad TLS files are a configuration error, found before anything is
+    // created on disk.
+    http::ServerLimits server_limits;
+    server_limits.max_body_bytes = config_.max_body_bytes;
+    server_limits.header_timeout = config_.header_timeout;
+    server_limits.body_timeout = config_.body_timeout;
+    http_ = std::make_unique<http::Server>(
+        server_limits,
+        [this](http::Request&& r, http::Responder respond) {
+          router_.Handle(std::move(r), std::move(respond));
+        },
+        [](std::string_view path, http::Response& response) {
+          if (path == kEventsPath) ingest::AddCorsHeaders(response);
+        });
+    if (!config_.tls_cert_file.empty()) {
+      if (model::Status s = http_->EnableTls(config_.tls_cert_file, config_.tls_key_file);
+          !s.ok()) {
+        return s;
+      }
+    }
+
     std::error_code ec;
     std::filesystem::create_directories(config_.data_dir, ec);
     if (ec) {
@@ -109,10 +132,10 @@ class App::Impl {
     reporting_ = std::make_unique<reporting::ReportingApi>(*store_, *auth_);
     reporting_->Register(router_);
 
-    router_.Add("POST", "/v1/events", [this](http::Request&& r, http::Responder respond) {
+    router_.Add("POST", kEventsPath, [this](http::Request&& r, http::Responder respond) {
       ingest_->HandlePost(std::move(r), std::move(respond));
     });
-    router_.Add("OPTIONS", "/v1/events", [this](http::Request&& r, http::Responder respond) {
+    router_.Add("OPTIONS", kEventsPath, [this](http::Request&& r, http::Responder respond) {
       ingest_->HandlePreflight(std::move(r), std::move(respond));
     });
     admin_->Register(router_);
@@ -141,14 +164,6 @@ class App::Impl {
       respond(http::Response::Json(200, R"({"status":"ready"})"));
     });
 
-    http::ServerLimits server_limits;
-    server_limits.max_body_bytes = config_.max_body_bytes;
-    server_limits.header_timeout = config_.header_timeout;
-    server_limits.body_timeout = config_.body_timeout;
-    http_ = std::make_unique<http::Server>(server_limits,
-                                           [this](http::Request&& r, http::Responder respond) {
-                                             router_.Handle(std::move(r), std::move(respond));
-                                           });
     if (model::Status s = http_->Listen(config_.listen); !s.ok()) return s;
     http_->Start(config_.http_threads);
     accepting_ = true;
@@ -156,28 +171,47 @@ class App::Impl {
     Log(LogLevel::kInfo, "listening",
         {{"address", config_.listen.substr(0, config_.listen.rfind(':')) + ":" +
                          std::to_string(http_->port())},
-         {"port", static_cast<int>(http_->port())}});
+         {"port", static_cast<int>(http_->port())},
+         {"tls", !config_.tls_cert_file.empty()}});
     return model::Status::Ok();
   }
 
   uint16_t port() const { return http_ ? http_->port() : 0; }
 
+  model::Status ReloadTls() {
+    if (config_.tls_cert_file.empty() || !http_) {
+      return model::InvalidArgument("not serving HTTPS: there is no certificate to reload");
+    }
+    return http_->ReloadTls();
+  }
+
   void Stop() {
     if (stopped_) return;
     stopped_ = true;
     accepting_ = false;
+    // Requests in flight and deliveries in flight share the grace period.
+    const auto deadline = std::chrono::steady_clock::now() + config_.shutdown_grace;
     {
       std::lock_guard lock(housekeeping_mu_);
       housekeeping_stop_ = true;
     }
     housekeeping_cv_.notify_all();
     if (housekeeping_.joinable()) housekeeping_.join();
+    // The gate: no new connections, and every request already taken is answered while the
+    // store still runs (ingest answers once its group commit is durable). Only then stop.
     if (http_) {
-      http_->StopAccepting();
+      if (!http_->Drain(deadline)) {
+        Log(LogLevel::kWarn, "shutdown grace over: closing connections with requests in flight",
+            {{"grace_ms", config_.shutdown_grace.count()}});
+      }
       http_->Stop();
     }
     if (leases_) leases_->Stop(false);  // no new endpoints while deliveries finish
-    if (dispatcher_) dispatcher_->Stop(config_.shutdown_grace);
+    if (dispatcher_) {
+      dispatcher_->Stop(std::max<std::chrono::milliseconds>(
+          std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            deadline - std::chrono::steady_clock::now())));
+    }
     if (client_) client_->Stop();
     // Deliveries are over: give the endpoints back so that other nodes take them at once.
     if (leases_) leases_->Stop(true);
@@ -314,5 +348,6 @@ App::~App() = default;
 model::Status App::Start() { return impl_->Start(); }
 uint16_t App::port() const { return impl_->port(); }
 void App::Stop() { impl_->Stop(); }
+model::Status App::ReloadTls() { return impl_->ReloadTls(); }
 
 }  // namespace pushhook::server

@@ -2,7 +2,7 @@
 // client, built from one ServeConfig and started and stopped in the right order. This is the
 // one place that knows every component.
 //
-// Thread safety: Start() and Stop() from one thread (main).
+// Thread safety: Start(), Stop() and ReloadTls() from one thread (main).
 #pragma once
 
 #include <chrono>
@@ -55,6 +55,9 @@ struct ServeConfig {
   std::chrono::milliseconds body_timeout{30'000};
   size_t max_events_per_request = 10'000;
   int http_threads = 2;
+  // Serve HTTPS with these PEM files (both or neither; "" = plain HTTP).
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class App {
@@ -66,8 +69,12 @@ class App {
   // kInvalidArgument means bad configuration (exit 2); anything else is a failure (exit 1).
   model::Status Start();
   uint16_t port() const;
-  // Stops taking requests, lets deliveries in flight finish within the grace period, stops.
+  // Stops taking requests, lets the requests and deliveries in flight finish within the grace
+  // period, stops.
   void Stop();
+  // Re-reads the TLS certificate and key (on SIGHUP): new connections get the new ones, open
+  // connections keep theirs; on error the old ones stay and the error says why.
+  model::Status ReloadTls();
 
  private:
   class Impl;

@@ -1,0 +1,93 @@
+// Issue 14 item 4, every answer a browser can read: the answers that the HTTP server writes
+// itself on the ingest route, without reaching the ingest handler (413 for a body over the limit,
+// 431 for a header over it, 400 for a malformed request, 408 for one that stalls), carry the same
+// CORS header as the handler's own, so that a service worker can tell "too large" from "network
+// down". Each is sent with an Origin header, as a browser sends it; other routes get no CORS.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { itest } from '../helpers/harness.mjs';
+import { rawRequest } from '../helpers/raw_http.mjs';
+
+const ORIGIN = 'https://shop.example';
+
+// Sends `bytes` as they are and resolves to what arrived before the server closed (latin1).
+function exchange(port, bytes, timeoutMs = 10_000) {
+  return new Promise((resolve) => {
+    const chunks = [];
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes));
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
+}
+
+function assertCors(answer, status, code, what) {
+  assert.equal(answer.status, status, `${what}: ${answer.error ?? ''} ${answer.text}`);
+  assert.equal(answer.headers['access-control-allow-origin'], '*', `${what}: no CORS header`);
+  assert.equal(answer.json?.error?.code, code, `${what}: ${answer.text}`);
+}
+
+itest("the transport's own answers on the ingest route carry CORS", async (fx, t) => {
+  const serve = await fx.startServe({
+    args: ['--max-body-bytes', '2000', '--header-timeout', '1s', '--body-timeout', '1s'],
+  });
+  const site = await serve.createSite('Browser');
+  const path = `/v1/events?key=${site.ingest_key}`;
+  const head = (extra) => `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: ${ORIGIN}\r\ncontent-type: text/plain\r\n${extra}`;
+
+  await t.test('413: a body over the limit, by content-length', async () => {
+    const answer = await rawRequest(serve.port, head('content-length: 5000'), 'x'.repeat(5000));
+    assertCors(answer, 413, 'payload_too_large', '413 by content-length');
+  });
+
+  await t.test('413: a chunked body over the limit', async () => {
+    const chunk = 'x'.repeat(3000);
+    const body = `${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`;
+    const answer = await rawRequest(serve.port, head('transfer-encoding: chunked'), body);
+    assertCors(answer, 413, 'payload_too_large', '413 chunked');
+  });
+
+  await t.test('431: a header over the limit', async () => {
+    const answer = await rawRequest(serve.port, head(`x-padding: ${'a'.repeat(20_000)}`));
+    assertCors(answer, 431, 'header_too_large', '431');
+  });
+
+  await t.test('400: a malformed request', async () => {
+    const answer = await rawRequest(serve.port, head('content-length: nope'));
+    assertCors(answer, 400, 'bad_request', '400');
+  });
+
+  await t.test('408: a header that stalls', async () => {
+    const started = Date.now();
+    const raw = await exchange(serve.port, `${head('x-more: 1')}\r\n`);
+    const took = Date.now() - started;
+    assert.match(raw, /^HTTP\/1\.1 408 Request Timeout\r\n/, raw);
+    assert.match(raw, /\r\naccess-control-allow-origin: \*\r\n/i, raw);
+    assert.match(raw, /"code":"request_timeout"/, raw);
+    assert.ok(took >= 900 && took < 5_000, `answered after ${took} ms (header timeout 1 s)`);
+  });
+
+  await t.test('408: a body that stalls', async () => {
+    const raw = await exchange(serve.port, `${head('content-length: 100')}\r\n${'x'.repeat(10)}`);
+    assert.match(raw, /^HTTP\/1\.1 408 Request Timeout\r\n/, raw);
+    assert.match(raw, /\r\naccess-control-allow-origin: \*\r\n/i, raw);
+  });
+
+  await t.test("other routes' transport answers carry no CORS header", async () => {
+    const answer = await rawRequest(
+      serve.port,
+      `POST /v1/sites HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: ${ORIGIN}\r\ncontent-length: 5000`,
+      'x'.repeat(5000),
+    );
+    assert.equal(answer.status, 413, answer.text);
+    assert.equal(answer.headers['access-control-allow-origin'], undefined);
+  });
+
+  await t.test('a connection that never sends a byte is closed without a word', async () => {
+    assert.equal(await exchange(serve.port, ''), '');
+  });
+});
