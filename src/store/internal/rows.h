@@ -1,0 +1,79 @@
+// Reading rows into the store's structs, once for both backends: their endpoints and events
+// tables have the same columns in the same order, and only the way a column is read differs
+// (a SQLite statement's column, a libpq result's row and column). `Row` is anything with
+// Text(i), Int(i), Double(i) and IsNull(i) for column i. Not for use outside src/store.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/event.h"
+#include "model/secret_box.h"
+#include "store/store.h"
+#include "store/store_internal.h"
+
+namespace pushhook::store::internal {
+
+inline constexpr const char* kEndpointColumns =
+    "id, site_id, url, description, events, payload_format, enabled, max_in_flight, rate_limit, "
+    "secret, previous_secret, previous_secret_expires_at, created_at, updated_at";
+
+// Qualified with `e.`, for joins; event_id may be NULL (no client id) and is then named after
+// the row, whose id is the last column.
+inline constexpr const char* kEventColumns =
+    "e.action, e.cookie_id, e.cid, e.notification_title, e.reference_id, e.utm_campaign, "
+    "e.utm_content, e.utm_medium, e.utm_source, e.utm_term, e.clicked_button, e.event_id, "
+    "e.occurred_at, e.id";
+inline constexpr int kEventColumnCount = 14;
+
+// How an action is stored: its number in the `action` column.
+inline int64_t ActionColumn(model::Action action) { return action == model::Action::kView ? 0 : 1; }
+inline model::Action ActionFromColumn(int64_t value) {
+  return value == 0 ? model::Action::kView : model::Action::kClick;
+}
+
+// An endpoint from kEndpointColumns starting at column `first`; its secrets opened with `box`.
+template <typename Row>
+Endpoint ReadEndpoint(const Row& row, int first, const model::SecretBox& box) {
+  Endpoint e;
+  e.id = row.Text(first);
+  e.site_id = row.Text(first + 1);
+  e.url = row.Text(first + 2);
+  e.description = row.Text(first + 3);
+  e.filter = FilterFromBits(row.Int(first + 4));
+  model::ParsePayloadFormat(row.Text(first + 5), &e.format);
+  e.enabled = row.Int(first + 6) != 0;
+  e.max_in_flight = static_cast<int>(row.Int(first + 7));
+  e.rate_limit = row.Double(first + 8);
+  // A secret that does not open (another key) reads as empty, and signs nothing.
+  e.secret = box.Open(row.Text(first + 9)).value_or("");
+  e.previous_secret = box.Open(row.Text(first + 10)).value_or("");
+  e.previous_secret_expires_ms = row.Int(first + 11);
+  e.created_at_ms = row.Int(first + 12);
+  e.updated_at_ms = row.Int(first + 13);
+  return e;
+}
+
+// An event from kEventColumns starting at column `first`.
+template <typename Row>
+model::Event ReadEvent(const Row& row, int first, const std::string& instance_id) {
+  model::Event e;
+  e.action = ActionFromColumn(row.Int(first));
+  e.cookie_id = row.Text(first + 1);
+  e.cid = row.Text(first + 2);
+  e.notification_title = row.Text(first + 3);
+  e.reference_id = row.Text(first + 4);
+  e.utm_campaign = row.Text(first + 5);
+  e.utm_content = row.Text(first + 6);
+  e.utm_medium = row.Text(first + 7);
+  e.utm_source = row.Text(first + 8);
+  e.utm_term = row.Text(first + 9);
+  e.clicked_button = static_cast<int>(row.Int(first + 10));
+  // Events without a client id are named after their row, like messages.
+  e.event_id = row.IsNull(first + 11) ? FormatEventId(instance_id, row.Int(first + 13))
+                                      : std::string(row.Text(first + 11));
+  e.occurred_at_ms = row.Int(first + 12);
+  return e;
+}
+
+}  // namespace pushhook::store::internal

@@ -1,0 +1,163 @@
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "model/random.h"
+#include "store/postgres/postgres_store_impl.h"
+
+namespace pushhook::store::postgres {
+
+StatusOr<Site> PostgresStore::CreateSite(const std::string& name) {
+  Site site{"site_" + model::RandomToken(16), name, "pk_" + model::RandomToken(32), NowMs()};
+  auto r = Query("INSERT INTO sites(id, name, ingest_key, created_at) VALUES($1,$2,$3,$4)",
+                 Params().Add(site.id).Add(site.name).Add(site.ingest_key).Add(site.created_at_ms));
+  if (!r.ok()) return r.status();
+  return site;
+}
+
+StatusOr<Site> PostgresStore::GetSite(const std::string& site_id) {
+  auto sites = QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE id = $1",
+                          Params().Add(site_id));
+  if (!sites.ok()) return sites.status();
+  if (sites->empty()) return model::NotFound("site " + site_id + " not found");
+  return std::move(sites->front());
+}
+
+std::optional<Site> PostgresStore::FindSiteByIngestKey(const std::string& ingest_key) {
+  auto sites =
+      QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE ingest_key = $1",
+                 Params().Add(ingest_key));
+  if (!sites.ok() || sites->empty()) return std::nullopt;
+  return std::move(sites->front());
+}
+
+Status PostgresStore::AddSiteToken(const std::string& site_id, const std::string& token_hash) {
+  if (auto site = GetSite(site_id); !site.ok()) return site.status();
+  return Query("INSERT INTO site_tokens(token_hash, site_id, created_at) VALUES($1,$2,$3)",
+               Params().Add(token_hash).Add(site_id).Add(NowMs()))
+      .status();
+}
+
+std::optional<std::string> PostgresStore::FindSiteOfToken(const std::string& token_hash) {
+  auto r = Query("SELECT site_id FROM site_tokens WHERE token_hash = $1", Params().Add(token_hash));
+  if (!r.ok() || r->rows() == 0) return std::nullopt;
+  return r->String(0, 0);
+}
+
+StatusOr<Endpoint> PostgresStore::CreateEndpoint(Endpoint e) {
+  e.id = "ep_" + model::RandomToken(20);
+  auto r = Query(std::string("INSERT INTO endpoints(") + kEndpointColumns +
+                     ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+                 EndpointParams(e));
+  if (!r.ok()) return r.status();
+  NotifyEndpoint(e.id);
+  return e;
+}
+
+StatusOr<Endpoint> PostgresStore::GetEndpoint(const std::string& site_id,
+                                              const std::string& endpoint_id) {
+  auto found = QueryEndpoints(std::string("SELECT ") + kEndpointColumns +
+                                  " FROM endpoints WHERE id = $1 AND site_id = $2 AND "
+                                  "deleted = 0",
+                              Params().Add(endpoint_id).Add(site_id));
+  if (!found.ok()) return found.status();
+  if (found->empty()) return model::NotFound("endpoint " + endpoint_id + " not found");
+  return std::move(found->front());
+}
+
+StatusOr<Endpoint> PostgresStore::GetEndpointById(const std::string& endpoint_id) {
+  auto found = QueryEndpoints(
+      std::string("SELECT ") + kEndpointColumns + " FROM endpoints WHERE id = $1 AND deleted = 0",
+      Params().Add(endpoint_id));
+  if (!found.ok()) return found.status();
+  if (found->empty()) return model::NotFound("endpoint " + endpoint_id + " not found");
+  return std::move(found->front());
+}
+
+StatusOr<std::vector<Endpoint>> PostgresStore::ListEndpoints(const std::string& site_id) {
+  return QueryEndpoints(std::string("SELECT ") + kEndpointColumns +
+                            " FROM endpoints WHERE site_id = $1 AND deleted = 0 "
+                            "ORDER BY created_at, id",
+                        Params().Add(site_id));
+}
+
+StatusOr<Endpoint> PostgresStore::UpdateEndpoint(const std::string& site_id,
+                                                 const std::string& endpoint_id,
+                                                 const EndpointPatch& patch, int64_t now_ms) {
+  auto current = GetEndpoint(site_id, endpoint_id);
+  if (!current.ok()) return current;
+  Endpoint e = std::move(current.value());
+  internal::ApplyPatch(patch, now_ms, &e);
+  // Every parameter of EndpointParams is used (PostgreSQL must know each one's type):
+  // created_at, which never changes, as one more guard on the row.
+  auto r = Query(
+      "UPDATE endpoints SET url=$3, description=$4, events=$5, payload_format=$6, enabled=$7, "
+      "max_in_flight=$8, rate_limit=$9, secret=$10, previous_secret=$11, "
+      "previous_secret_expires_at=$12, updated_at=$14 "
+      "WHERE id=$1 AND site_id=$2 AND deleted=0 AND created_at=$13",
+      EndpointParams(e));
+  if (!r.ok()) return r.status();
+  if (r->affected() == 0) return model::NotFound("endpoint " + e.id + " not found");
+  NotifyEndpoint(e.id);
+  return e;
+}
+
+Status PostgresStore::DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) {
+  // Its pending messages have nowhere to go: they end as failed, kept for the log.
+  auto r = Query(
+      "WITH gone AS (UPDATE endpoints SET deleted = 1, enabled = 0 "
+      "  WHERE id = $1 AND site_id = $2 AND deleted = 0 RETURNING id), "
+      "failed AS (UPDATE messages SET status = 2, last_error = 'endpoint deleted' "
+      "  WHERE endpoint_id IN (SELECT id FROM gone) AND status = 0) "
+      "SELECT count(*) FROM gone",
+      Params().Add(endpoint_id).Add(site_id));
+  if (!r.ok()) return r.status();
+  if (r->Int(0, 0) == 0) return model::NotFound("endpoint " + endpoint_id + " not found");
+  NotifyEndpoint(endpoint_id);
+  return Status::Ok();
+}
+
+// An endpoint's columns in kEndpointColumns order, secrets sealed.
+Params PostgresStore::EndpointParams(const Endpoint& e) const {
+  Params p;
+  p.Add(e.id)
+      .Add(e.site_id)
+      .Add(e.url)
+      .Add(e.description)
+      .Add(FilterBits(e.filter))
+      .Add(model::PayloadFormatName(e.format))
+      .Add(e.enabled ? 1 : 0)
+      .Add(e.max_in_flight)
+      .Add(e.rate_limit)
+      .Add(box_.Seal(e.secret))
+      .Add(box_.Seal(e.previous_secret))
+      .Add(e.previous_secret_expires_ms)
+      .Add(e.created_at_ms)
+      .Add(e.updated_at_ms);
+  return p;
+}
+
+StatusOr<std::vector<Site>> PostgresStore::QuerySites(const std::string& sql,
+                                                      const Params& params) {
+  auto r = Query(sql, params);
+  if (!r.ok()) return r.status();
+  std::vector<Site> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    out.push_back(Site{r->String(i, 0), r->String(i, 1), r->String(i, 2), r->Int(i, 3)});
+  }
+  return out;
+}
+
+StatusOr<std::vector<Endpoint>> PostgresStore::QueryEndpoints(const std::string& sql,
+                                                              const Params& params) {
+  auto r = Query(sql, params);
+  if (!r.ok()) return r.status();
+  std::vector<Endpoint> out;
+  for (int i = 0; i < r->rows(); ++i) out.push_back(ReadEndpoint(*r, i, 0, box_));
+  return out;
+}
+
+}  // namespace pushhook::store::postgres

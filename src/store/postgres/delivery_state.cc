@@ -1,0 +1,229 @@
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "model/random.h"
+#include "store/postgres/postgres_store_impl.h"
+
+namespace pushhook::store::postgres {
+
+StatusOr<std::vector<DueMessage>> PostgresStore::LoadPending(int64_t after_id, int limit) {
+  auto r = Query(
+      "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+      "WHERE status = 0 AND id > $1 ORDER BY id LIMIT $2",
+      Params().Add(after_id).Add(limit));
+  if (!r.ok()) return r.status();
+  return ReadDue(*r);
+}
+
+StatusOr<std::vector<DueMessage>> PostgresStore::LoadPendingForEndpoint(
+    const std::string& endpoint_id, int64_t after_id, int limit) {
+  auto r = Query(
+      "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+      "WHERE endpoint_id = $3 AND status = 0 AND id > $1 ORDER BY id LIMIT $2",
+      Params().Add(after_id).Add(limit).Add(endpoint_id));
+  if (!r.ok()) return r.status();
+  return ReadDue(*r);
+}
+
+StatusOr<Delivery> PostgresStore::LoadDelivery(int64_t message_id) {
+  static const std::string sql = DeliverySql("m.id = $1");
+  auto r = Query(sql, Params().Add(message_id));
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return model::NotFound("message not found");
+  return ReadDelivery(*r, 0);
+}
+
+// One round trip for a batch: what makes a node that delivers messages another node stored
+// cheap in statements (BENCHMARKS.md, figure 8).
+StatusOr<std::vector<Delivery>> PostgresStore::LoadDeliveries(const std::vector<int64_t>& ids) {
+  ArrayLiteral list;
+  for (const int64_t id : ids) list.Add(id);
+  static const std::string sql = DeliverySql("m.id = ANY($1::bigint[])");
+  auto r = Query(sql, Params().Add(list.Finish()));
+  if (!r.ok()) return r.status();
+  std::vector<Delivery> out;
+  out.reserve(static_cast<size_t>(r->rows()));
+  for (int i = 0; i < r->rows(); ++i) out.push_back(ReadDelivery(*r, i));
+  return out;
+}
+
+StatusOr<std::vector<Message>> PostgresStore::ListMessages(const MessageQuery& q) {
+  std::string sql = std::string(
+                        "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                        "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                    kEventColumns +
+                    " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                    "WHERE m.site_id = $1";
+  Params params;
+  params.Add(q.site_id);
+  int n = 1;
+  if (q.before_id > 0) {
+    sql += " AND m.id < $" + std::to_string(++n);
+    params.Add(q.before_id);
+  }
+  if (q.endpoint_id) {
+    sql += " AND m.endpoint_id = $" + std::to_string(++n);
+    params.Add(*q.endpoint_id);
+  }
+  if (q.status) {
+    sql += " AND m.status = $" + std::to_string(++n);
+    params.Add(static_cast<int>(*q.status));
+  }
+  if (q.cid) {
+    sql += " AND e.cid = $" + std::to_string(++n);
+    params.Add(*q.cid);
+  }
+  sql += " ORDER BY m.id DESC LIMIT $" + std::to_string(++n);
+  params.Add(q.limit);
+  auto r = Query(sql, params);
+  if (!r.ok()) return r.status();
+  std::vector<Message> out;
+  for (int i = 0; i < r->rows(); ++i) out.push_back(ReadMessage(*r, i));
+  return out;
+}
+
+StatusOr<Message> PostgresStore::GetMessage(const std::string& site_id, int64_t message_id) {
+  auto r = Query(std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                             "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                     kEventColumns +
+                     " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                     "WHERE m.id = $1 AND m.site_id = $2",
+                 Params().Add(message_id).Add(site_id));
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return model::NotFound("message not found");
+  return ReadMessage(*r, 0);
+}
+
+StatusOr<std::vector<Attempt>> PostgresStore::ListAttempts(int64_t message_id) {
+  auto r = Query(
+      "SELECT attempt, at, status_code, latency_us, error, response FROM attempts "
+      "WHERE message_id = $1 ORDER BY attempt",
+      Params().Add(message_id));
+  if (!r.ok()) return r.status();
+  std::vector<Attempt> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    out.push_back(Attempt{static_cast<int>(r->Int(i, 0)), r->Int(i, 1),
+                          static_cast<int>(r->Int(i, 2)), r->Int(i, 3), r->String(i, 4),
+                          r->String(i, 5)});
+  }
+  return out;
+}
+
+StatusOr<DueMessage> PostgresStore::RequeueMessage(const std::string& site_id, int64_t message_id,
+                                                   int64_t now_ms) {
+  auto r = Query(
+      "UPDATE messages SET status = 0, next_attempt_at = $1 WHERE id = $2 AND site_id = $3 "
+      "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
+      "RETURNING id, endpoint_id, attempts",
+      Params().Add(now_ms).Add(message_id).Add(site_id));
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return model::NotFound("message not found");
+  DueMessage due{r->Int(0, 0), r->String(0, 1), now_ms, static_cast<int>(r->Int(0, 2)), {}};
+  NotifyMessages(due.endpoint_id, due.id, due.id);
+  return due;
+}
+
+StatusOr<std::vector<DueMessage>> PostgresStore::ReplayEvents(const ReplayQuery& q,
+                                                              int64_t now_ms) {
+  std::string sql =
+      "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
+      "created_at) SELECT id, site_id, $1, 0, $2, $2 FROM events WHERE site_id = $3 AND "
+      "occurred_at >= $4 AND occurred_at < $5";
+  Params params;
+  params.Add(q.endpoint_id)
+      .Add(now_ms)
+      .Add(q.site_id)
+      .Add(q.since_ms)
+      .Add(q.until_ms)
+      .Add(static_cast<int64_t>(q.max_events));
+  int n = 6;
+  if (q.cid) {
+    sql += " AND cid = $" + std::to_string(++n);
+    params.Add(*q.cid);
+  }
+  if (q.reference_id) {
+    sql += " AND reference_id = $" + std::to_string(++n);
+    params.Add(*q.reference_id);
+  }
+  sql += " ORDER BY id LIMIT $6 RETURNING id";
+  auto r = Query(sql, params);
+  if (!r.ok()) return r.status();
+  std::vector<DueMessage> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    out.push_back(DueMessage{r->Int(i, 0), q.endpoint_id, now_ms, 0, {}});
+  }
+  if (!out.empty()) {
+    const auto [lo, hi] = std::minmax_element(
+        out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    NotifyMessages(q.endpoint_id, lo->id, hi->id);
+  }
+  return out;
+}
+
+StatusOr<EndpointStats> PostgresStore::GetEndpointStats(const std::string& endpoint_id,
+                                                        int64_t since_ms) {
+  EndpointStats stats;
+  auto r = Query(
+      "SELECT count(*), count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299), "
+      "coalesce(percentile_disc(0.5) WITHIN GROUP (ORDER BY a.latency_us), 0), "
+      "coalesce(percentile_disc(0.99) WITHIN GROUP (ORDER BY a.latency_us), 0) "
+      "FROM attempts a JOIN messages m ON m.id = a.message_id "
+      "WHERE m.endpoint_id = $1 AND a.at >= $2",
+      Params().Add(endpoint_id).Add(since_ms));
+  if (!r.ok()) return r.status();
+  stats.attempts = static_cast<uint64_t>(r->Int(0, 0));
+  stats.successes = static_cast<uint64_t>(r->Int(0, 1));
+  stats.failures = stats.attempts - stats.successes;
+  stats.latency_p50_us = r->Int(0, 2);
+  stats.latency_p99_us = r->Int(0, 3);
+  auto counts = Query(
+      "SELECT count(*) FILTER (WHERE status = 0), count(*) FILTER (WHERE status = 2) "
+      "FROM messages WHERE endpoint_id = $1",
+      Params().Add(endpoint_id));
+  if (!counts.ok()) return counts.status();
+  stats.pending = static_cast<uint64_t>(counts->Int(0, 0));
+  stats.failed_messages = static_cast<uint64_t>(counts->Int(0, 1));
+  return stats;
+}
+
+// A message with its event and endpoint, for the messages that `condition` picks.
+std::string PostgresStore::DeliverySql(std::string_view condition) {
+  std::string sql = std::string("SELECT m.id, m.site_id, m.attempts, m.status, ") + kEventColumns;
+  for (std::string_view column : Split(kEndpointColumns)) sql += ", p." + std::string(column);
+  return sql +
+         " FROM messages m JOIN events e ON e.id = m.event_rowid "
+         "JOIN endpoints p ON p.id = m.endpoint_id WHERE " +
+         std::string(condition);
+}
+
+Delivery PostgresStore::ReadDelivery(const Result& r, int row) const {
+  Delivery d;
+  d.message_id = r.Int(row, 0);
+  d.site_id = r.String(row, 1);
+  d.attempts = static_cast<int>(r.Int(row, 2));
+  d.status = static_cast<MessageStatus>(r.Int(row, 3));
+  d.event = ReadEvent(r, row, 4, instance_id_);
+  d.endpoint = ReadEndpoint(r, row, 4 + kEventColumnCount, box_);
+  return d;
+}
+
+Message PostgresStore::ReadMessage(const Result& r, int row) const {
+  Message m;
+  m.id = r.Int(row, 0);
+  m.site_id = r.String(row, 1);
+  m.endpoint_id = r.String(row, 2);
+  m.status = static_cast<MessageStatus>(r.Int(row, 3));
+  m.attempts = static_cast<int>(r.Int(row, 4));
+  m.next_attempt_ms = r.Int(row, 5);
+  m.created_at_ms = r.Int(row, 6);
+  m.last_status_code = static_cast<int>(r.Int(row, 7));
+  m.last_error = r.String(row, 8);
+  m.event = ReadEvent(r, row, 9, instance_id_);
+  return m;
+}
+
+}  // namespace pushhook::store::postgres

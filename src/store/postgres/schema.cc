@@ -1,0 +1,211 @@
+#include "model/random.h"
+#include "store/postgres/postgres_store_impl.h"
+
+namespace pushhook::store::postgres {
+
+namespace {
+
+// Each entry is one schema version; pushhook_schema holds how many have run. Versions 1 and 2
+// are the SQLite store's, in PostgreSQL's types; 3 is what several nodes need to share the work.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE meta(key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE sites(
+  id text PRIMARY KEY,
+  name text NOT NULL,
+  ingest_key text NOT NULL UNIQUE,
+  created_at bigint NOT NULL);
+CREATE TABLE site_tokens(
+  token_hash text PRIMARY KEY,
+  site_id text NOT NULL REFERENCES sites(id),
+  created_at bigint NOT NULL);
+CREATE TABLE endpoints(
+  id text PRIMARY KEY,
+  site_id text NOT NULL REFERENCES sites(id),
+  url text NOT NULL,
+  description text NOT NULL,
+  events integer NOT NULL,
+  payload_format text NOT NULL,
+  enabled integer NOT NULL,
+  max_in_flight integer NOT NULL,
+  rate_limit double precision NOT NULL,
+  secret text NOT NULL,
+  previous_secret text NOT NULL DEFAULT '',
+  previous_secret_expires_at bigint NOT NULL DEFAULT 0,
+  created_at bigint NOT NULL,
+  updated_at bigint NOT NULL,
+  deleted integer NOT NULL DEFAULT 0);
+CREATE INDEX endpoints_by_site ON endpoints(site_id);
+CREATE TABLE events(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  site_id text NOT NULL,
+  event_id text,
+  action integer NOT NULL,
+  cookie_id text NOT NULL,
+  cid text NOT NULL,
+  notification_title text NOT NULL,
+  reference_id text NOT NULL,
+  utm_campaign text NOT NULL,
+  utm_content text NOT NULL,
+  utm_medium text NOT NULL,
+  utm_source text NOT NULL,
+  utm_term text NOT NULL,
+  clicked_button integer NOT NULL,
+  occurred_at bigint NOT NULL,
+  received_at bigint NOT NULL);
+CREATE UNIQUE INDEX events_by_client_id ON events(site_id, event_id) WHERE event_id IS NOT NULL;
+CREATE TABLE messages(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  event_rowid bigint NOT NULL,
+  site_id text NOT NULL,
+  endpoint_id text NOT NULL,
+  status integer NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  next_attempt_at bigint NOT NULL,
+  created_at bigint NOT NULL,
+  last_status integer NOT NULL DEFAULT 0,
+  last_error text NOT NULL DEFAULT '');
+CREATE INDEX messages_pending ON messages(id) WHERE status = 0;
+CREATE INDEX messages_pending_by_endpoint ON messages(endpoint_id, id) WHERE status = 0;
+CREATE INDEX messages_finished ON messages(status, next_attempt_at) WHERE status <> 0;
+CREATE INDEX messages_by_site ON messages(site_id, id);
+CREATE TABLE attempts(
+  message_id bigint NOT NULL,
+  attempt integer NOT NULL,
+  at bigint NOT NULL,
+  status_code integer NOT NULL,
+  latency_us bigint NOT NULL,
+  error text NOT NULL,
+  response text NOT NULL,
+  PRIMARY KEY(message_id, attempt));
+)sql",
+    R"sql(
+CREATE TABLE stats_minute(
+  site_id text NOT NULL,
+  cid text NOT NULL,
+  reference_id text NOT NULL,
+  minute bigint NOT NULL,
+  views bigint NOT NULL,
+  clicks bigint NOT NULL,
+  b0 bigint NOT NULL,
+  b1 bigint NOT NULL,
+  b2 bigint NOT NULL,
+  PRIMARY KEY(site_id, cid, reference_id, minute));
+CREATE INDEX stats_minute_by_time ON stats_minute(site_id, minute);
+CREATE TABLE stats_utm_minute(
+  site_id text NOT NULL,
+  field integer NOT NULL,
+  value text NOT NULL,
+  cid text NOT NULL,
+  reference_id text NOT NULL,
+  minute bigint NOT NULL,
+  views bigint NOT NULL,
+  clicks bigint NOT NULL,
+  PRIMARY KEY(site_id, field, cid, reference_id, minute, value));
+CREATE TABLE stats_uniques_hour(
+  site_id text NOT NULL,
+  cid text NOT NULL,
+  reference_id text NOT NULL,
+  hour bigint NOT NULL,
+  sketch bytea NOT NULL,
+  PRIMARY KEY(site_id, cid, reference_id, hour));
+CREATE TABLE campaigns(
+  site_id text NOT NULL,
+  cid text NOT NULL,
+  views bigint NOT NULL,
+  clicks bigint NOT NULL,
+  b0 bigint NOT NULL,
+  b1 bigint NOT NULL,
+  b2 bigint NOT NULL,
+  first_active bigint NOT NULL,
+  last_active bigint NOT NULL,
+  PRIMARY KEY(site_id, cid));
+CREATE INDEX campaigns_by_activity ON campaigns(site_id, last_active DESC, cid);
+)sql",
+    R"sql(
+CREATE TABLE nodes(
+  node_id text PRIMARY KEY,
+  heartbeat_at bigint NOT NULL);
+CREATE TABLE endpoint_leases(
+  endpoint_id text PRIMARY KEY,
+  node_id text NOT NULL,
+  expires_at bigint NOT NULL);
+CREATE INDEX endpoint_leases_by_node ON endpoint_leases(node_id);
+)sql",
+};
+
+}  // namespace
+
+Status PostgresStore::Migrate() {
+  Connection& c = *writer_conn_;
+  // Nodes that start together take turns: the first runs the migrations, the rest find them
+  // done. The advisory lock lasts until the end of the transaction.
+  Status s = c.Exec(
+      "BEGIN; SELECT pg_advisory_xact_lock(727061736868); "
+      "CREATE TABLE IF NOT EXISTS pushhook_schema(version integer NOT NULL); "
+      "INSERT INTO pushhook_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM pushhook_schema)");
+  if (!s.ok()) return s;
+  auto version_row = c.Query("SELECT version FROM pushhook_schema");
+  if (!version_row.ok()) {
+    c.Exec("ROLLBACK");
+    return version_row.status();
+  }
+  int version = static_cast<int>(version_row->Int(0, 0));
+  constexpr int kLatest = static_cast<int>(std::size(kMigrations));
+  if (version > kLatest) {
+    c.Exec("ROLLBACK");
+    return model::Status(model::StatusCode::kUnprocessable,
+                         "database schema version " + std::to_string(version) +
+                             " is newer than this pushhook knows (" + std::to_string(kLatest) +
+                             ")");
+  }
+  for (; version < kLatest && s.ok(); ++version) {
+    s = c.Exec(kMigrations[version]);
+    if (s.ok() && version == 0) {
+      s = c.Query("INSERT INTO meta(key, value) VALUES('instance', $1)",
+                  Params().Add(model::RandomToken(8)))
+              .status();
+    }
+    if (!s.ok())
+      s = model::Internal("migration " + std::to_string(version + 1) + " failed: " + s.message());
+  }
+  if (s.ok()) {
+    s = c.Query("UPDATE pushhook_schema SET version = $1", Params().Add(kLatest)).status();
+  }
+  // Every node must seal endpoint secrets with the same key, or the others cannot sign. The
+  // first node with a key records its check; a store without a key (migrate) checks nothing.
+  const std::string check = box_.KeyCheck();
+  if (s.ok() && box_.enabled()) {
+    s = c.Query(
+             "INSERT INTO meta(key, value) VALUES('secrets_key_check', $1) "
+             "ON CONFLICT (key) DO NOTHING",
+             Params().Add(check))
+            .status();
+  }
+  std::optional<Result> meta;
+  if (s.ok()) {
+    auto r = c.Query(
+        "SELECT key, value FROM meta WHERE key IN ('instance', "
+        "'secrets_key_check') ORDER BY key");
+    if (r.ok()) {
+      meta = std::move(r.value());
+    } else {
+      s = r.status();
+    }
+  }
+  if (!s.ok()) {
+    c.Exec("ROLLBACK");
+    return s;
+  }
+  if (s = c.Exec("COMMIT"); !s.ok()) return s;
+  for (int i = 0; i < meta->rows(); ++i) {
+    if (meta->Text(i, 0) == "instance") instance_id_ = meta->String(i, 1);
+    if (meta->Text(i, 0) == "secrets_key_check" && box_.enabled() && meta->Text(i, 1) != check) {
+      return WrongSecretsKey();
+    }
+  }
+  if (instance_id_.empty()) return model::Internal("database has no instance id");
+  return Status::Ok();
+}
+
+}  // namespace pushhook::store::postgres

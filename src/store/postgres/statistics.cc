@@ -1,0 +1,267 @@
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "model/random.h"
+#include "store/postgres/postgres_store_impl.h"
+
+namespace pushhook::store::postgres {
+
+StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
+  StatsResult result;
+  // Filters shared by every statement: $1 site, $2 from, $3 to, then cid and reference_id.
+  Params filters;
+  filters.Add(q.site_id).Add(model::BucketStart(q.from_ms, model::kMinuteMs)).Add(q.to_ms);
+  std::string where = " WHERE site_id = $1 AND minute >= $2 AND minute < $3";
+  int n = 3;
+  if (q.cid) {
+    where += " AND cid = $" + std::to_string(++n);
+    filters.Add(*q.cid);
+  }
+  if (q.reference_id) {
+    where += " AND reference_id = $" + std::to_string(++n);
+    filters.Add(*q.reference_id);
+  }
+  const std::string next = "$" + std::to_string(n + 1);
+  const auto read_counters = [](const Result& r, int row, int first) {
+    model::Counters c;
+    c.views = r.Int(row, first);
+    c.clicks = r.Int(row, first + 1);
+    c.clicks_by_button = {r.Int(row, first + 2), r.Int(row, first + 3), r.Int(row, first + 4)};
+    return c;
+  };
+  constexpr const char* kSums =
+      "coalesce(sum(views),0)::bigint, coalesce(sum(clicks),0)::bigint, "
+      "coalesce(sum(b0),0)::bigint, coalesce(sum(b1),0)::bigint, coalesce(sum(b2),0)::bigint";
+  {
+    auto r = Query(std::string("SELECT ") + kSums + " FROM stats_minute" + where, filters);
+    if (!r.ok()) return r.status();
+    result.totals = read_counters(*r, 0, 0);
+  }
+  {
+    // Hour and day buckets are summed from minutes at query time.
+    Params params = filters;
+    params.Add(q.bucket_ms);
+    auto r = Query("SELECT (minute - (((minute % " + next + ") + " + next + ") % " + next +
+                       ")) AS bucket, " + kSums + " FROM stats_minute" + where +
+                       " GROUP BY bucket ORDER BY bucket",
+                   params);
+    if (!r.ok()) return r.status();
+    for (int i = 0; i < r->rows(); ++i) {
+      result.series.push_back(StatsRow{r->String(i, 0), read_counters(*r, i, 1)});
+    }
+  }
+  if (q.group_by == "cid" || q.group_by == "reference_id") {
+    auto r = Query("SELECT " + *q.group_by + ", " + kSums + " FROM stats_minute" + where +
+                       " GROUP BY " + *q.group_by + " ORDER BY 1",
+                   filters);
+    if (!r.ok()) return r.status();
+    for (int i = 0; i < r->rows(); ++i) {
+      result.groups.push_back(StatsRow{r->String(i, 0), read_counters(*r, i, 1)});
+    }
+  } else if (q.group_by == "button") {
+    result.groups = internal::ButtonGroups(result.totals);
+  } else if (q.group_by) {
+    const std::optional<int> field = internal::UtmFieldNumber(*q.group_by);
+    if (!field) return model::InvalidArgument("cannot group by " + *q.group_by);
+    Params params = filters;
+    params.Add(*field);
+    auto r = Query(
+        "SELECT value, coalesce(sum(views),0)::bigint, coalesce(sum(clicks),0)::bigint "
+        "FROM stats_utm_minute" +
+            where + " AND field = " + next + " GROUP BY value ORDER BY value",
+        params);
+    if (!r.ok()) return r.status();
+    for (int i = 0; i < r->rows(); ++i) {
+      model::Counters c;
+      c.views = r->Int(i, 1);
+      c.clicks = r->Int(i, 2);
+      result.groups.push_back(StatsRow{r->String(i, 0), c});
+    }
+  }
+  {
+    Params params;
+    params.Add(q.site_id).Add(model::BucketStart(q.from_ms, model::kHourMs)).Add(q.to_ms);
+    std::string uwhere = " WHERE site_id = $1 AND hour >= $2 AND hour < $3";
+    int m = 3;
+    if (q.cid) {
+      uwhere += " AND cid = $" + std::to_string(++m);
+      params.Add(*q.cid);
+    }
+    if (q.reference_id) {
+      uwhere += " AND reference_id = $" + std::to_string(++m);
+      params.Add(*q.reference_id);
+    }
+    auto r = Query("SELECT sketch FROM stats_uniques_hour" + uwhere, params);
+    if (!r.ok()) return r.status();
+    model::HyperLogLog merged;
+    for (int i = 0; i < r->rows(); ++i) {
+      if (auto h = model::HyperLogLog::Deserialize(r->Bytes(i, 0))) merged.Merge(*h);
+    }
+    result.unique_subscribers = merged.Estimate();
+  }
+  return result;
+}
+
+StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(
+    const std::string& site_id, const std::optional<CampaignCursor>& after, int limit) {
+  std::string sql =
+      "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active FROM campaigns "
+      "WHERE site_id = $1";
+  Params params;
+  params.Add(site_id).Add(limit);
+  if (after) {
+    sql += " AND (last_active < $3 OR (last_active = $3 AND cid > $4))";
+    params.Add(after->last_active_ms).Add(after->cid);
+  }
+  sql += " ORDER BY last_active DESC, cid LIMIT $2";
+  auto r = Query(sql, params);
+  if (!r.ok()) return r.status();
+  std::vector<CampaignSummary> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    CampaignSummary summary;
+    summary.cid = r->String(i, 0);
+    summary.counters.views = r->Int(i, 1);
+    summary.counters.clicks = r->Int(i, 2);
+    summary.counters.clicks_by_button = {r->Int(i, 3), r->Int(i, 4), r->Int(i, 5)};
+    summary.first_active_ms = r->Int(i, 6);
+    summary.last_active_ms = r->Int(i, 7);
+    out.push_back(std::move(summary));
+  }
+  return out;
+}
+
+// The transaction's statistics, one statement per table and site, in key order: nodes that
+// update the same rows at once lock them in the same order, and so never deadlock.
+Status PostgresStore::FlushAggregates(Connection& c) {
+  for (const auto& [site, batch] : tx_aggregates_) {
+    if (!batch.minutes.empty()) {
+      ArrayLiteral cid, ref, minute, views, clicks, b0, b1, b2;
+      for (const auto& [key, n] : batch.minutes) {
+        cid.Add(key.cid);
+        ref.Add(key.reference_id);
+        minute.Add(key.minute_ms);
+        views.Add(n.views);
+        clicks.Add(n.clicks);
+        b0.Add(n.clicks_by_button[0]);
+        b1.Add(n.clicks_by_button[1]);
+        b2.Add(n.clicks_by_button[2]);
+      }
+      auto r = c.Query(
+          "INSERT INTO stats_minute(site_id, cid, reference_id, minute, views, clicks, b0, b1, "
+          "b2) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], "
+          "$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) "
+          "ON CONFLICT (site_id, cid, reference_id, minute) DO UPDATE SET "
+          "views = stats_minute.views + excluded.views, "
+          "clicks = stats_minute.clicks + excluded.clicks, b0 = stats_minute.b0 + excluded.b0, "
+          "b1 = stats_minute.b1 + excluded.b1, b2 = stats_minute.b2 + excluded.b2",
+          Params()
+              .Add(site)
+              .Add(cid.Finish())
+              .Add(ref.Finish())
+              .Add(minute.Finish())
+              .Add(views.Finish())
+              .Add(clicks.Finish())
+              .Add(b0.Finish())
+              .Add(b1.Finish())
+              .Add(b2.Finish()));
+      if (!r.ok()) return r.status();
+    }
+    if (!batch.utm.empty()) {
+      ArrayLiteral field, value, cid, ref, minute, views, clicks;
+      for (const auto& [key, n] : batch.utm) {
+        field.Add(key.field);
+        value.Add(key.value);
+        cid.Add(key.minute.cid);
+        ref.Add(key.minute.reference_id);
+        minute.Add(key.minute.minute_ms);
+        views.Add(n.views);
+        clicks.Add(n.clicks);
+      }
+      auto r = c.Query(
+          "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, "
+          "views, clicks) SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], "
+          "$5::text[], $6::bigint[], $7::bigint[], $8::bigint[]) "
+          "ON CONFLICT (site_id, field, cid, reference_id, minute, value) DO UPDATE SET "
+          "views = stats_utm_minute.views + excluded.views, "
+          "clicks = stats_utm_minute.clicks + excluded.clicks",
+          Params()
+              .Add(site)
+              .Add(field.Finish())
+              .Add(value.Finish())
+              .Add(cid.Finish())
+              .Add(ref.Finish())
+              .Add(minute.Finish())
+              .Add(views.Finish())
+              .Add(clicks.Finish()));
+      if (!r.ok()) return r.status();
+    }
+    for (const auto& [key, sketch] : batch.subscribers) {
+      // Insert ours, or lock the stored sketch and read it; then store the union.
+      const std::string ours = sketch.Serialize();
+      auto stored = c.Query(
+          "INSERT INTO stats_uniques_hour(site_id, cid, reference_id, hour, sketch) "
+          "VALUES($1,$2,$3,$4,$5::bytea) ON CONFLICT (site_id, cid, reference_id, hour) "
+          "DO UPDATE SET sketch = stats_uniques_hour.sketch RETURNING sketch",
+          Params()
+              .Add(site)
+              .Add(key.cid)
+              .Add(key.reference_id)
+              .Add(key.hour_ms)
+              .Add(HexBytes(ours)));
+      if (!stored.ok()) return stored.status();
+      model::HyperLogLog merged = sketch;
+      if (auto h = model::HyperLogLog::Deserialize(stored->Bytes(0, 0))) merged.Merge(*h);
+      const std::string bytes = merged.Serialize();
+      if (bytes == ours) continue;
+      auto r = c.Query(
+          "UPDATE stats_uniques_hour SET sketch = $5::bytea WHERE site_id = $1 AND cid = $2 "
+          "AND reference_id = $3 AND hour = $4",
+          Params()
+              .Add(site)
+              .Add(key.cid)
+              .Add(key.reference_id)
+              .Add(key.hour_ms)
+              .Add(HexBytes(bytes)));
+      if (!r.ok()) return r.status();
+    }
+    if (!batch.campaigns.empty()) {
+      ArrayLiteral cid, views, clicks, b0, b1, b2, active;
+      for (const auto& [id, delta] : batch.campaigns) {
+        const model::Counters& n = delta.counters;
+        cid.Add(id);
+        views.Add(n.views);
+        clicks.Add(n.clicks);
+        b0.Add(n.clicks_by_button[0]);
+        b1.Add(n.clicks_by_button[1]);
+        b2.Add(n.clicks_by_button[2]);
+        active.Add(delta.last_active_ms);
+      }
+      auto r = c.Query(
+          "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
+          "last_active) SELECT $1, c, v, k, x0, x1, x2, a, a FROM unnest($2::text[], "
+          "$3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], "
+          "$8::bigint[]) AS u(c, v, k, x0, x1, x2, a) "
+          "ON CONFLICT (site_id, cid) DO UPDATE SET views = campaigns.views + excluded.views, "
+          "clicks = campaigns.clicks + excluded.clicks, b0 = campaigns.b0 + excluded.b0, "
+          "b1 = campaigns.b1 + excluded.b1, b2 = campaigns.b2 + excluded.b2, "
+          "last_active = greatest(campaigns.last_active, excluded.last_active)",
+          Params()
+              .Add(site)
+              .Add(cid.Finish())
+              .Add(views.Finish())
+              .Add(clicks.Finish())
+              .Add(b0.Finish())
+              .Add(b1.Finish())
+              .Add(b2.Finish())
+              .Add(active.Finish()));
+      if (!r.ok()) return r.status();
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace pushhook::store::postgres

@@ -1,0 +1,159 @@
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "model/random.h"
+#include "store/postgres/postgres_store_impl.h"
+
+namespace pushhook::store::postgres {
+
+Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
+                                  const std::vector<model::Event>& events, int64_t now_ms,
+                                  AppendResult* result) {
+  *result = AppendResult{};  // a transaction that is run again starts over
+  ArrayLiteral event_id, action, cookie_id, cid, title, reference_id, utm_campaign, utm_content,
+      utm_medium, utm_source, utm_term, clicked_button, occurred_at;
+  for (const model::Event& e : events) {
+    if (e.event_id.empty()) {
+      event_id.AddNull();
+    } else {
+      event_id.Add(e.event_id);
+    }
+    action.Add(e.action == model::Action::kView ? 0 : 1);
+    cookie_id.Add(e.cookie_id);
+    cid.Add(e.cid);
+    title.Add(e.notification_title);
+    reference_id.Add(e.reference_id);
+    utm_campaign.Add(e.utm_campaign);
+    utm_content.Add(e.utm_content);
+    utm_medium.Add(e.utm_medium);
+    utm_source.Add(e.utm_source);
+    utm_term.Add(e.utm_term);
+    clicked_button.Add(e.clicked_button);
+    occurred_at.Add(e.occurred_at_ms);
+  }
+  // One statement stores the request's events, skips the site's duplicates, and makes a
+  // message for each (stored event, endpoint that takes its action). A disabled endpoint gets
+  // its messages too: they wait, pending, until it is enabled again (DESIGN section 4).
+  auto r = c.Query(
+      "WITH input AS (SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], "
+      "  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], "
+      "  $12::text[], $13::int[], $14::bigint[]) WITH ORDINALITY AS u(event_id, action, "
+      "  cookie_id, cid, notification_title, reference_id, utm_campaign, utm_content, "
+      "  utm_medium, utm_source, utm_term, clicked_button, occurred_at, n)), "
+      "ins AS (INSERT INTO events(site_id, event_id, action, cookie_id, cid, "
+      "  notification_title, reference_id, utm_campaign, utm_content, utm_medium, utm_source, "
+      "  utm_term, clicked_button, occurred_at, received_at) "
+      "  SELECT $1, event_id, action, cookie_id, cid, notification_title, reference_id, "
+      "  utm_campaign, utm_content, utm_medium, utm_source, utm_term, clicked_button, "
+      "  occurred_at, $15 FROM input ORDER BY n "
+      "  ON CONFLICT (site_id, event_id) WHERE event_id IS NOT NULL DO NOTHING "
+      "  RETURNING id, action, cookie_id, cid, reference_id, utm_campaign, utm_content, "
+      "  utm_medium, utm_source, utm_term, clicked_button, occurred_at, notification_title, "
+      "  event_id), "
+      "msg AS (INSERT INTO messages(event_rowid, site_id, endpoint_id, status, "
+      "  next_attempt_at, created_at) SELECT ins.id, $1, p.id, 0, $15, $15 FROM ins "
+      "  JOIN endpoints p ON p.site_id = $1 AND p.deleted = 0 AND "
+      "  (p.events & (CASE WHEN ins.action = 0 THEN 1 ELSE 2 END)) <> 0 "
+      "  ORDER BY ins.id, p.created_at, p.id RETURNING id, event_rowid, endpoint_id) "
+      "SELECT ins.*, msg.id, msg.endpoint_id FROM ins LEFT JOIN msg "
+      "  ON msg.event_rowid = ins.id ORDER BY ins.id, msg.id",
+      Params()
+          .Add(site_id)
+          .Add(event_id.Finish())
+          .Add(action.Finish())
+          .Add(cookie_id.Finish())
+          .Add(cid.Finish())
+          .Add(title.Finish())
+          .Add(reference_id.Finish())
+          .Add(utm_campaign.Finish())
+          .Add(utm_content.Finish())
+          .Add(utm_medium.Finish())
+          .Add(utm_source.Finish())
+          .Add(utm_term.Finish())
+          .Add(clicked_button.Finish())
+          .Add(occurred_at.Finish())
+          .Add(now_ms));
+  if (!r.ok()) return r.status();
+  model::AggregateBatch* aggregates = options_.aggregates ? &tx_aggregates_[site_id] : nullptr;
+  // Rows: each stored event (as stored) with one of its messages, or with none.
+  std::shared_ptr<StoredEvent> stored;
+  int64_t last_event = 0;
+  for (int i = 0; i < r->rows(); ++i) {
+    const int64_t event_row = r->Int(i, 0);
+    if (event_row != last_event) {
+      last_event = event_row;
+      ++result->accepted;
+      stored = std::make_shared<StoredEvent>();
+      stored->site_id = site_id;
+      model::Event& e = stored->event;
+      e.action = r->Int(i, 1) == 0 ? model::Action::kView : model::Action::kClick;
+      e.cookie_id = r->String(i, 2);
+      e.cid = r->String(i, 3);
+      e.reference_id = r->String(i, 4);
+      e.utm_campaign = r->String(i, 5);
+      e.utm_content = r->String(i, 6);
+      e.utm_medium = r->String(i, 7);
+      e.utm_source = r->String(i, 8);
+      e.utm_term = r->String(i, 9);
+      e.clicked_button = static_cast<int>(r->Int(i, 10));
+      e.occurred_at_ms = r->Int(i, 11);
+      e.notification_title = r->String(i, 12);
+      e.event_id = r->IsNull(i, 13) ? FormatEventId(instance_id_, event_row) : r->String(i, 13);
+      if (aggregates) aggregates->Add(e, now_ms);
+    }
+    if (r->IsNull(i, 14)) continue;  // no endpoint takes it
+    DueMessage due{r->Int(i, 14), r->String(i, 15), now_ms, 0, stored};
+    auto [range, inserted] = tx_messages_.try_emplace(due.endpoint_id, due.id, due.id);
+    if (!inserted) {
+      range->second.first = std::min(range->second.first, due.id);
+      range->second.second = std::max(range->second.second, due.id);
+    }
+    result->messages.push_back(std::move(due));
+  }
+  result->duplicates = events.size() - result->accepted;
+  return Status::Ok();
+}
+
+Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
+  ArrayLiteral id, attempt, at, code, latency, error, response, status, next;
+  for (const AttemptRecord& r : records) {
+    id.Add(r.message_id);
+    attempt.Add(r.attempt);
+    at.Add(r.at_ms);
+    code.Add(r.status_code);
+    latency.Add(r.latency_us);
+    error.Add(r.error);
+    response.Add(r.response_prefix);
+    status.Add(static_cast<int>(r.new_status));
+    next.Add(r.next_attempt_ms);
+  }
+  auto r = c.Query(
+      "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], "
+      "  $5::bigint[], $6::text[], $7::text[], $8::int[], $9::bigint[]) AS u(id, attempt, at, "
+      "  code, latency, error, response, status, next)), "
+      "recorded AS (INSERT INTO attempts(message_id, attempt, at, status_code, latency_us, "
+      "  error, response) SELECT id, attempt, at, code, latency, error, response FROM u "
+      "  ON CONFLICT (message_id, attempt) DO UPDATE SET at = excluded.at, "
+      "  status_code = excluded.status_code, latency_us = excluded.latency_us, "
+      "  error = excluded.error, response = excluded.response) "
+      "UPDATE messages m SET status = u.status, attempts = u.attempt, "
+      "  next_attempt_at = u.next, last_status = u.code, last_error = u.error "
+      "FROM u WHERE m.id = u.id",
+      Params()
+          .Add(id.Finish())
+          .Add(attempt.Finish())
+          .Add(at.Finish())
+          .Add(code.Finish())
+          .Add(latency.Finish())
+          .Add(error.Finish())
+          .Add(response.Finish())
+          .Add(status.Finish())
+          .Add(next.Finish()));
+  return r.status();
+}
+
+}  // namespace pushhook::store::postgres

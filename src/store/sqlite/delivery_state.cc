@@ -1,0 +1,261 @@
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "model/random.h"
+#include "store/sqlite/sqlite_store_impl.h"
+
+namespace pushhook::store::sqlite {
+
+StatusOr<std::vector<DueMessage>> SqliteStore::LoadPending(int64_t after_id, int limit) {
+  return QueryPending(
+      "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+      "WHERE status = 0 AND id > ?1 ORDER BY id LIMIT ?2",
+      after_id, limit, std::nullopt);
+}
+
+StatusOr<std::vector<DueMessage>> SqliteStore::LoadPendingForEndpoint(
+    const std::string& endpoint_id, int64_t after_id, int limit) {
+  return QueryPending(
+      "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+      "WHERE endpoint_id = ?3 AND status = 0 AND id > ?1 ORDER BY id LIMIT ?2",
+      after_id, limit, endpoint_id);
+}
+
+StatusOr<std::vector<DueMessage>> SqliteStore::QueryPending(
+    const std::string& sql, int64_t after_id, int limit,
+    const std::optional<std::string>& endpoint_id) {
+  std::vector<DueMessage> out;
+  Status s = Read([&](Connection& c) {
+    auto st = c.Prepare(sql);
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, after_id).Bind(2, limit);
+    if (endpoint_id) (*st)->Bind(3, *endpoint_id);
+    Status step;
+    while ((*st)->Step(&step)) {
+      out.push_back(DueMessage{
+          (*st)->Int(0), (*st)->Text(1), (*st)->Int(2), static_cast<int>((*st)->Int(3)), {}});
+    }
+    (*st)->Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<Delivery> SqliteStore::LoadDelivery(int64_t message_id) {
+  std::optional<Delivery> delivery;
+  Status s = Read([&](Connection& c) {
+    auto st = c.Prepare(std::string("SELECT m.id, m.site_id, m.attempts, m.status, ") +
+                        kEventColumns + ", " + Qualified(kEndpointColumns, "p.") +
+                        " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                        "JOIN endpoints p ON p.id = m.endpoint_id WHERE m.id = ?");
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, message_id);
+    Status step;
+    if ((*st)->Step(&step)) {
+      Delivery d;
+      d.message_id = (*st)->Int(0);
+      d.site_id = (*st)->Text(1);
+      d.attempts = static_cast<int>((*st)->Int(2));
+      d.status = static_cast<MessageStatus>((*st)->Int(3));
+      d.event = ReadEvent(**st, 4, instance_id_);
+      d.endpoint = ReadEndpoint(**st, 18, box_);
+      delivery = std::move(d);
+    }
+    (*st)->Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  if (!delivery) return model::NotFound("message not found");
+  return std::move(*delivery);
+}
+
+StatusOr<std::vector<Message>> SqliteStore::ListMessages(const MessageQuery& q) {
+  std::string sql = std::string(
+                        "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                        "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                    kEventColumns +
+                    " FROM messages m JOIN events e ON e.id = m.event_rowid WHERE m.site_id = ?";
+  if (q.before_id > 0) sql += " AND m.id < ?2";
+  if (q.endpoint_id) sql += " AND m.endpoint_id = ?3";
+  if (q.status) sql += " AND m.status = ?4";
+  if (q.cid) sql += " AND e.cid = ?5";
+  sql += " ORDER BY m.id DESC LIMIT ?6";
+  std::vector<Message> out;
+  Status s = Read([&](Connection& c) {
+    auto st = c.Prepare(sql);
+    if (!st.ok()) return st.status();
+    Statement& stmt = **st;
+    stmt.Bind(1, q.site_id);
+    if (q.before_id > 0) stmt.Bind(2, q.before_id);
+    if (q.endpoint_id) stmt.Bind(3, *q.endpoint_id);
+    if (q.status) stmt.Bind(4, static_cast<int>(*q.status));
+    if (q.cid) stmt.Bind(5, *q.cid);
+    stmt.Bind(6, q.limit);
+    Status step;
+    while (stmt.Step(&step)) out.push_back(ReadMessage(stmt));
+    stmt.Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<Message> SqliteStore::GetMessage(const std::string& site_id, int64_t message_id) {
+  std::optional<Message> message;
+  Status s = Read([&](Connection& c) {
+    auto st =
+        c.Prepare(std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                              "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                  kEventColumns +
+                  " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                  "WHERE m.id = ? AND m.site_id = ?");
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, message_id).Bind(2, site_id);
+    Status step;
+    if ((*st)->Step(&step)) message = ReadMessage(**st);
+    (*st)->Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  if (!message) return model::NotFound("message not found");
+  return std::move(*message);
+}
+
+StatusOr<std::vector<Attempt>> SqliteStore::ListAttempts(int64_t message_id) {
+  std::vector<Attempt> out;
+  Status s = Read([&](Connection& c) {
+    auto st = c.Prepare(
+        "SELECT attempt, at, status_code, latency_us, error, response FROM attempts "
+        "WHERE message_id = ? ORDER BY attempt");
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, message_id);
+    Status step;
+    while ((*st)->Step(&step)) {
+      out.push_back(Attempt{static_cast<int>((*st)->Int(0)), (*st)->Int(1),
+                            static_cast<int>((*st)->Int(2)), (*st)->Int(3), (*st)->Text(4),
+                            (*st)->Text(5)});
+    }
+    (*st)->Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int64_t message_id,
+                                                 int64_t now_ms) {
+  DueMessage due;
+  Status s = WriteSync([&](Connection& c) {
+    auto st = c.Prepare(
+        "UPDATE messages SET status = 0, next_attempt_at = ? WHERE id = ? AND site_id = ? "
+        "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
+        "RETURNING id, endpoint_id, attempts");
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, now_ms).Bind(2, message_id).Bind(3, site_id);
+    Status step;
+    const bool found = (*st)->Step(&step);
+    if (found)
+      due = DueMessage{(*st)->Int(0), (*st)->Text(1), now_ms, static_cast<int>((*st)->Int(2)), {}};
+    (*st)->Reset();
+    if (!step.ok()) return step;
+    return found ? Status::Ok() : model::NotFound("message not found");
+  });
+  if (!s.ok()) return s;
+  return due;
+}
+
+StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q, int64_t now_ms) {
+  std::vector<DueMessage> out;
+  Status s = WriteSync([&](Connection& c) {
+    std::string sql =
+        "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
+        "created_at) SELECT id, site_id, ?1, 0, ?2, ?2 FROM events WHERE site_id = ?3 AND "
+        "occurred_at >= ?4 AND occurred_at < ?5";
+    if (q.cid) sql += " AND cid = ?6";
+    if (q.reference_id) sql += " AND reference_id = ?7";
+    sql += " ORDER BY id LIMIT ?8 RETURNING id";
+    auto st = c.Prepare(sql);
+    if (!st.ok()) return st.status();
+    Statement& stmt = **st;
+    stmt.Bind(1, q.endpoint_id)
+        .Bind(2, now_ms)
+        .Bind(3, q.site_id)
+        .Bind(4, q.since_ms)
+        .Bind(5, q.until_ms)
+        .Bind(8, static_cast<int64_t>(q.max_events));
+    if (q.cid) stmt.Bind(6, *q.cid);
+    if (q.reference_id) stmt.Bind(7, *q.reference_id);
+    Status step;
+    while (stmt.Step(&step)) out.push_back(DueMessage{stmt.Int(0), q.endpoint_id, now_ms, 0, {}});
+    stmt.Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+StatusOr<EndpointStats> SqliteStore::GetEndpointStats(const std::string& endpoint_id,
+                                                      int64_t since_ms) {
+  EndpointStats stats;
+  std::vector<int64_t> latencies;
+  Status s = Read([&](Connection& c) {
+    auto st = c.Prepare(
+        "SELECT a.status_code, a.latency_us FROM attempts a JOIN messages m "
+        "ON m.id = a.message_id WHERE m.endpoint_id = ? AND a.at >= ?");
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, endpoint_id).Bind(2, since_ms);
+    Status step;
+    while ((*st)->Step(&step)) {
+      const int64_t code = (*st)->Int(0);
+      ++stats.attempts;
+      (code >= 200 && code < 300 ? stats.successes : stats.failures)++;
+      latencies.push_back((*st)->Int(1));
+    }
+    (*st)->Reset();
+    if (!step.ok()) return step;
+    auto counts = c.Prepare(
+        "SELECT coalesce(sum(status = 0), 0), coalesce(sum(status = 2), 0) FROM messages "
+        "WHERE endpoint_id = ?");
+    if (!counts.ok()) return counts.status();
+    (*counts)->Bind(1, endpoint_id);
+    if ((*counts)->Step(&step)) {
+      stats.pending = static_cast<uint64_t>((*counts)->Int(0));
+      stats.failed_messages = static_cast<uint64_t>((*counts)->Int(1));
+    }
+    (*counts)->Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  if (!latencies.empty()) {
+    const auto at = [&](double q) {
+      const size_t k = std::min(latencies.size() - 1,
+                                static_cast<size_t>(q * static_cast<double>(latencies.size())));
+      std::nth_element(latencies.begin(), latencies.begin() + static_cast<long>(k),
+                       latencies.end());
+      return latencies[k];
+    };
+    stats.latency_p50_us = at(0.50);
+    stats.latency_p99_us = at(0.99);
+  }
+  return stats;
+}
+
+Message SqliteStore::ReadMessage(const Statement& s) const {
+  Message m;
+  m.id = s.Int(0);
+  m.site_id = s.Text(1);
+  m.endpoint_id = s.Text(2);
+  m.status = static_cast<MessageStatus>(s.Int(3));
+  m.attempts = static_cast<int>(s.Int(4));
+  m.next_attempt_ms = s.Int(5);
+  m.created_at_ms = s.Int(6);
+  m.last_status_code = static_cast<int>(s.Int(7));
+  m.last_error = s.Text(8);
+  m.event = ReadEvent(s, 9, instance_id_);
+  return m;
+}
+
+}  // namespace pushhook::store::sqlite

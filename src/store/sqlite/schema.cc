@@ -1,0 +1,182 @@
+#include <sqlite3.h>
+
+#include "model/random.h"
+#include "store/sqlite/sqlite_store_impl.h"
+
+namespace pushhook::store::sqlite {
+namespace {
+
+// Each entry is one schema version; the database's user_version says how many have run.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sites(
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  ingest_key TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL);
+CREATE TABLE site_tokens(
+  token_hash TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL REFERENCES sites(id),
+  created_at INTEGER NOT NULL);
+CREATE TABLE endpoints(
+  id TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL REFERENCES sites(id),
+  url TEXT NOT NULL,
+  description TEXT NOT NULL,
+  events INTEGER NOT NULL,
+  payload_format TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  max_in_flight INTEGER NOT NULL,
+  rate_limit REAL NOT NULL,
+  secret TEXT NOT NULL,
+  previous_secret TEXT NOT NULL DEFAULT '',
+  previous_secret_expires_at INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX endpoints_by_site ON endpoints(site_id);
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  site_id TEXT NOT NULL,
+  event_id TEXT,
+  action INTEGER NOT NULL,
+  cookie_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  notification_title TEXT NOT NULL,
+  reference_id TEXT NOT NULL,
+  utm_campaign TEXT NOT NULL,
+  utm_content TEXT NOT NULL,
+  utm_medium TEXT NOT NULL,
+  utm_source TEXT NOT NULL,
+  utm_term TEXT NOT NULL,
+  clicked_button INTEGER NOT NULL,
+  occurred_at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX events_by_client_id ON events(site_id, event_id) WHERE event_id IS NOT NULL;
+CREATE TABLE messages(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_rowid INTEGER NOT NULL,
+  site_id TEXT NOT NULL,
+  endpoint_id TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_status INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '');
+CREATE INDEX messages_pending ON messages(id) WHERE status = 0;
+CREATE INDEX messages_pending_by_endpoint ON messages(endpoint_id, id) WHERE status = 0;
+CREATE INDEX messages_finished ON messages(status, next_attempt_at) WHERE status != 0;
+CREATE INDEX messages_by_site ON messages(site_id, id);
+CREATE TABLE attempts(
+  message_id INTEGER NOT NULL,
+  attempt INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  status_code INTEGER NOT NULL,
+  latency_us INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  response TEXT NOT NULL,
+  PRIMARY KEY(message_id, attempt)) WITHOUT ROWID;
+)sql",
+    // 2: campaign statistics, kept as events arrive (DESIGN section 6).
+    R"sql(
+CREATE TABLE stats_minute(
+  site_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  reference_id TEXT NOT NULL,
+  minute INTEGER NOT NULL,
+  views INTEGER NOT NULL,
+  clicks INTEGER NOT NULL,
+  b0 INTEGER NOT NULL,
+  b1 INTEGER NOT NULL,
+  b2 INTEGER NOT NULL,
+  PRIMARY KEY(site_id, cid, reference_id, minute)) WITHOUT ROWID;
+CREATE INDEX stats_minute_by_time ON stats_minute(site_id, minute);
+CREATE TABLE stats_utm_minute(
+  site_id TEXT NOT NULL,
+  field INTEGER NOT NULL,
+  value TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  reference_id TEXT NOT NULL,
+  minute INTEGER NOT NULL,
+  views INTEGER NOT NULL,
+  clicks INTEGER NOT NULL,
+  PRIMARY KEY(site_id, field, cid, reference_id, minute, value)) WITHOUT ROWID;
+CREATE TABLE stats_uniques_hour(
+  site_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  reference_id TEXT NOT NULL,
+  hour INTEGER NOT NULL,
+  sketch BLOB NOT NULL,
+  PRIMARY KEY(site_id, cid, reference_id, hour)) WITHOUT ROWID;
+CREATE TABLE campaigns(
+  site_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  views INTEGER NOT NULL,
+  clicks INTEGER NOT NULL,
+  b0 INTEGER NOT NULL,
+  b1 INTEGER NOT NULL,
+  b2 INTEGER NOT NULL,
+  first_active INTEGER NOT NULL,
+  last_active INTEGER NOT NULL,
+  PRIMARY KEY(site_id, cid)) WITHOUT ROWID;
+CREATE INDEX campaigns_by_activity ON campaigns(site_id, last_active DESC, cid);
+)sql",
+};
+
+}  // namespace
+
+Status SqliteStore::Migrate() {
+  auto st = writer_conn_->Prepare("PRAGMA user_version");
+  if (!st.ok()) return st.status();
+  Status step;
+  int version = (*st)->Step(&step) ? static_cast<int>((*st)->Int(0)) : 0;
+  (*st)->Reset();
+  if (!step.ok()) return step;
+  constexpr int kLatest = static_cast<int>(std::size(kMigrations));
+  if (version > kLatest) {
+    return model::Status(model::StatusCode::kUnprocessable,
+                         "database schema version " + std::to_string(version) +
+                             " is newer than this pushhook knows (" + std::to_string(kLatest) +
+                             ")");
+  }
+  for (; version < kLatest; ++version) {
+    Status s = writer_conn_->Exec("BEGIN IMMEDIATE");
+    if (s.ok()) s = writer_conn_->Exec(kMigrations[version]);
+    if (s.ok() && version == 0) {
+      s = writer_conn_->Exec("INSERT INTO meta(key, value) VALUES('instance', '" +
+                             model::RandomToken(8) + "')");
+    }
+    if (s.ok()) s = writer_conn_->Exec("PRAGMA user_version = " + std::to_string(version + 1));
+    if (s.ok()) s = writer_conn_->Exec("COMMIT");
+    if (!s.ok()) {
+      writer_conn_->Exec("ROLLBACK");
+      return model::Internal("migration " + std::to_string(version + 1) +
+                             " failed: " + s.message());
+    }
+  }
+  // The key that seals endpoint secrets must be the one that sealed those already stored.
+  // The first store opened with a key records its check; one opened without a key (migrate)
+  // seals nothing and checks nothing.
+  if (box_.enabled()) {
+    auto check = writer_conn_->Prepare(
+        "INSERT INTO meta(key, value) VALUES('secrets_key_check', ?) ON CONFLICT DO NOTHING");
+    if (!check.ok()) return check.status();
+    if (Status s = (*check)->Bind(1, box_.KeyCheck()).Run(); !s.ok()) return s;
+  }
+  auto meta = writer_conn_->Prepare(
+      "SELECT key, value FROM meta WHERE key IN ('instance', 'secrets_key_check')");
+  if (!meta.ok()) return meta.status();
+  std::string stored_check;
+  while ((*meta)->Step(&step)) {
+    ((*meta)->Text(0) == "instance" ? instance_id_ : stored_check) = (*meta)->Text(1);
+  }
+  (*meta)->Reset();
+  if (!step.ok()) return step;
+  if (instance_id_.empty()) return model::Internal("database has no instance id");
+  if (box_.enabled() && stored_check != box_.KeyCheck()) return WrongSecretsKey();
+  return Status::Ok();
+}
+
+}  // namespace pushhook::store::sqlite

@@ -1,0 +1,224 @@
+// The SQLite Store's class, shared by the files that implement it, one concern each:
+//   sqlite_store.cc    opening, the writer thread's group commit, read connections
+//   schema.cc          the versioned migrations
+//   admin_records.cc   sites, site tokens, endpoints
+//   write_path.cc      events in (with their messages), attempt records
+//   delivery_state.cc  pending messages, deliveries, the message log, redelivery, replay
+//   statistics.cc      campaign statistics: kept as events are stored, and queried
+//   retention.cc       purging finished messages
+//   rows.cc            column lists qualified for joins
+// Not for use outside src/store/sqlite: the rest of pushhook sees store.h.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "model/secret_box.h"
+#include "store/internal/rows.h"
+#include "store/sqlite/sqlite_db.h"
+#include "store/store.h"
+#include "store/store_internal.h"
+#include "store/write_queue.h"
+#include "util/log.h"
+
+namespace pushhook::store::sqlite {
+
+using model::Status;
+using model::StatusOr;
+
+using internal::FilterBits;
+using internal::FilterFromBits;
+using internal::kEndpointColumns;
+using internal::kEventColumns;
+using internal::ReadEndpoint;
+using internal::ReadEvent;
+using SqliteWriteQueue = WriteQueue<Connection>;
+
+// "a, b" -> "p.a, p.b": a column list qualified for a join.
+std::string Qualified(std::string_view columns, std::string_view prefix);
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(std::string path, const StoreOptions& options)
+      : path_(std::move(path)),
+        options_(options),
+        box_(options.secrets_key),
+        writes_(options.max_pending_writes,
+                [this](std::vector<SqliteWriteQueue::Op>& batch, std::vector<Status>* results) {
+                  CommitBatch(batch, results);
+                }) {}
+
+  // Writes still queued, and the statistics held, are committed before the writer closes.
+  ~SqliteStore() override {
+    if (Status s = SettleAggregates(); !s.ok()) {
+      util::Log(util::LogLevel::kWarn, "statistics not written at shutdown; recounted at start",
+                {{"error", s.message()}});
+    }
+    writes_.Stop();
+  }
+
+  Status Open();
+  const std::string& instance_id() const override { return instance_id_; }
+
+  StatusOr<Site> CreateSite(const std::string& name) override;
+  StatusOr<Site> GetSite(const std::string& site_id) override;
+  StatusOr<std::vector<Site>> ListSites() override {
+    return QuerySites("SELECT id, name, ingest_key, created_at FROM sites ORDER BY created_at, id",
+                      std::nullopt);
+  }
+
+  std::optional<Site> FindSiteByIngestKey(const std::string& ingest_key) override;
+  Status AddSiteToken(const std::string& site_id, const std::string& token_hash) override;
+  std::optional<std::string> FindSiteOfToken(const std::string& token_hash) override;
+  StatusOr<Endpoint> CreateEndpoint(Endpoint e) override;
+  StatusOr<Endpoint> GetEndpoint(const std::string& site_id,
+                                 const std::string& endpoint_id) override;
+  StatusOr<Endpoint> GetEndpointById(const std::string& endpoint_id) override;
+  StatusOr<std::vector<Endpoint>> ListEndpoints(const std::string& site_id) override;
+  StatusOr<Endpoint> UpdateEndpoint(const std::string& site_id, const std::string& endpoint_id,
+                                    const EndpointPatch& patch, int64_t now_ms) override;
+  Status DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) override;
+  void AppendEvents(const std::string& site_id, std::vector<model::Event> events, int64_t now_ms,
+                    AppendCallback done) override {
+    internal::EnqueueAppend(
+        writes_, std::move(events),
+        [this, site_id, now_ms](Connection& c, const std::vector<model::Event>& stored,
+                                AppendResult* result) {
+          return ApplyAppend(c, site_id, stored, now_ms, result);
+        },
+        std::move(done));
+  }
+
+  void RecordAttempts(std::vector<AttemptRecord> records,
+                      std::function<void(Status)> done) override {
+    internal::EnqueueAttempts(writes_, std::move(records), ApplyAttempts, std::move(done));
+  }
+
+  StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override;
+  StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(const std::string& endpoint_id,
+                                                           int64_t after_id, int limit) override;
+  StatusOr<std::vector<DueMessage>> QueryPending(const std::string& sql, int64_t after_id,
+                                                 int limit,
+                                                 const std::optional<std::string>& endpoint_id);
+  StatusOr<Delivery> LoadDelivery(int64_t message_id) override;
+  StatusOr<std::vector<Message>> ListMessages(const MessageQuery& q) override;
+  StatusOr<Message> GetMessage(const std::string& site_id, int64_t message_id) override;
+  StatusOr<std::vector<Attempt>> ListAttempts(int64_t message_id) override;
+  StatusOr<DueMessage> RequeueMessage(const std::string& site_id, int64_t message_id,
+                                      int64_t now_ms) override;
+  StatusOr<std::vector<DueMessage>> ReplayEvents(const ReplayQuery& q, int64_t now_ms) override;
+  StatusOr<EndpointStats> GetEndpointStats(const std::string& endpoint_id,
+                                           int64_t since_ms) override;
+  StatusOr<size_t> PurgeMessages(int64_t delivered_before_ms, int64_t failed_before_ms,
+                                 int limit) override;
+  StatusOr<StatsResult> QueryStats(const StatsQuery& q) override;
+  StatusOr<std::vector<CampaignSummary>> ListCampaigns(const std::string& site_id,
+                                                       const std::optional<CampaignCursor>& after,
+                                                       int limit) override;
+  bool Ready() override {
+    return Read([](Connection& c) { return c.Exec("SELECT 1"); }).ok();
+  }
+
+ private:
+  static constexpr int kReaders = 4;
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  Message ReadMessage(const Statement& s) const;
+  Status Migrate();
+  Status ApplyAppend(Connection& c, const std::string& site_id,
+                     const std::vector<model::Event>& events, int64_t now_ms, AppendResult* result);
+  struct Target {
+    std::string id;
+    model::EventFilter filter;
+  };
+
+  // A site's fan-out targets, read once and kept by the writer until an admin write or a
+  // rollback (WriteSync, Rollback) may have changed them.
+  StatusOr<const std::vector<Target>*> Targets(Connection& c, const std::string& site_id);
+  std::shared_ptr<const StoredEvent> Stored(const model::Event& e, const std::string& site_id,
+                                            int64_t event_row) const;
+  using SiteAggregates = std::map<std::string, model::AggregateBatch>;
+
+  // Adds `batches` to the statistics tables, inside the caller's transaction.
+  Status FlushAggregates(Connection& c, const SiteAggregates& batches);
+  static Status ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records);
+  StatusOr<std::vector<Site>> QuerySites(const std::string& sql,
+                                         const std::optional<std::string>& arg);
+  StatusOr<std::vector<Endpoint>> QueryEndpoints(const std::string& sql, const std::string& arg1,
+                                                 const std::optional<std::string>& arg2);
+
+  // Runs `fn` on a free read connection.
+  Status Read(const std::function<Status(Connection&)>& fn);
+
+  // Admin writes, endpoints' among them: each forgets the writer's fan-out targets, so the next
+  // append reads them again (they are rare; appends are not).
+  Status WriteSync(std::function<Status(Connection&)> apply);
+  void CommitBatch(std::vector<SqliteWriteQueue::Op>& batch, std::vector<Status>* results);
+
+  // Statistics are written with the events' transaction only now and then (FlushDue): the
+  // pages of the statistics tables then change once per flush rather than once per commit. In
+  // between, the committed transactions' statistics are held here, and a crash loses none of
+  // them: meta 'aggregated_through' names the last event whose statistics are written, and
+  // Open() folds in the events after it (RecoverAggregates). A read of statistics first asks
+  // for a flush (SettleAggregates), so it still sees every event stored before it.
+  static constexpr size_t kHoldEvents = 20'000;
+  static constexpr std::chrono::milliseconds kHoldTime{200};
+  bool FlushDue() const;
+
+  // After a COMMIT: what this transaction counted is written (`flushed`) or held.
+  void Committed(bool flushed);
+
+  // Forgets what the writer gathered for the transaction being built.
+  void DiscardTransaction();
+  Status RecordAggregatedThrough(Connection& c, int64_t event_rowid);
+
+  // Writes the statistics held in memory, so that what reads them next sees every stored event.
+  Status SettleAggregates();
+
+  // At start-up: the statistics of events stored after the last flush, lost with the process
+  // that held them, are counted again from the events, in one transaction. A database that has
+  // no mark yet (new, or made by a version that wrote statistics with every commit) is counted
+  // up to its last event.
+  Status RecoverAggregates();
+
+  // Ends a transaction that did not commit. What the writer cached from it may be gone.
+  void Rollback(Connection& c);
+  const std::string path_;
+  const StoreOptions options_;
+  const model::SecretBox box_;
+  // Statistics of the transaction being built, by site; writer thread only.
+  SiteAggregates tx_aggregates_;
+  size_t tx_aggregated_events_ = 0;
+  int64_t tx_last_event_ = 0;  // the last event row this transaction stored
+  // Committed statistics not yet written (FlushDue); writer thread only.
+  SiteAggregates held_aggregates_;
+  size_t held_events_ = 0;
+  std::chrono::steady_clock::time_point held_since_;
+  bool flush_requested_ = false;
+  int64_t last_event_ = 0;                    // the last event row committed
+  std::atomic<bool> aggregates_held_{false};  // held_aggregates_ is not empty; any thread
+  // Fan-out targets by site (Targets()); writer thread only.
+  std::unordered_map<std::string, std::vector<Target>> targets_by_site_;
+  std::string instance_id_;
+  std::unique_ptr<Connection> writer_conn_;
+  SqliteWriteQueue writes_;
+  std::mutex readers_mu_;
+  std::condition_variable readers_cv_;
+  std::vector<std::unique_ptr<Connection>> readers_;  // guarded by readers_mu_
+};
+
+}  // namespace pushhook::store::sqlite

@@ -1,0 +1,350 @@
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "model/random.h"
+#include "store/sqlite/sqlite_store_impl.h"
+
+namespace pushhook::store::sqlite {
+
+StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
+  if (Status s = SettleAggregates(); !s.ok()) return s;
+  StatsResult result;
+  // Filters shared by every statement: ?1 site, ?2 from, ?3 to, ?4 cid, ?5 reference_id.
+  std::string where = " WHERE site_id = ?1 AND minute >= ?2 AND minute < ?3";
+  if (q.cid) where += " AND cid = ?4";
+  if (q.reference_id) where += " AND reference_id = ?5";
+  const auto bind_filters = [&](Statement& st) {
+    st.Bind(1, q.site_id).Bind(2, model::BucketStart(q.from_ms, model::kMinuteMs)).Bind(3, q.to_ms);
+    if (q.cid) st.Bind(4, *q.cid);
+    if (q.reference_id) st.Bind(5, *q.reference_id);
+  };
+  const auto read_counters = [](const Statement& st, int first) {
+    model::Counters n;
+    n.views = st.Int(first);
+    n.clicks = st.Int(first + 1);
+    n.clicks_by_button = {st.Int(first + 2), st.Int(first + 3), st.Int(first + 4)};
+    return n;
+  };
+  constexpr const char* kSums =
+      "coalesce(sum(views),0), coalesce(sum(clicks),0), coalesce(sum(b0),0), "
+      "coalesce(sum(b1),0), coalesce(sum(b2),0)";
+  Status s = Read([&](Connection& c) {
+    Status step;
+    {
+      auto st = c.Prepare(std::string("SELECT ") + kSums + " FROM stats_minute" + where);
+      if (!st.ok()) return st.status();
+      bind_filters(**st);
+      if ((*st)->Step(&step)) result.totals = read_counters(**st, 0);
+      (*st)->Reset();
+      if (!step.ok()) return step;
+    }
+    {
+      // Hour and day buckets are summed from minutes at query time: a site's campaign over a
+      // month is at most 43,200 rows per (cid, run), read in order from the primary key.
+      auto st = c.Prepare("SELECT (minute - (((minute % ?6) + ?6) % ?6)) AS bucket, " +
+                          std::string(kSums) + " FROM stats_minute" + where +
+                          " GROUP BY bucket ORDER BY bucket");
+      if (!st.ok()) return st.status();
+      bind_filters(**st);
+      (*st)->Bind(6, q.bucket_ms);
+      while ((*st)->Step(&step)) {
+        result.series.push_back(StatsRow{std::to_string((*st)->Int(0)), read_counters(**st, 1)});
+      }
+      (*st)->Reset();
+      if (!step.ok()) return step;
+    }
+    if (q.group_by == "cid" || q.group_by == "reference_id") {
+      auto st = c.Prepare("SELECT " + *q.group_by + ", " + kSums + " FROM stats_minute" + where +
+                          " GROUP BY " + *q.group_by + " ORDER BY 1");
+      if (!st.ok()) return st.status();
+      bind_filters(**st);
+      while ((*st)->Step(&step)) {
+        result.groups.push_back(StatsRow{(*st)->Text(0), read_counters(**st, 1)});
+      }
+      (*st)->Reset();
+      if (!step.ok()) return step;
+    } else if (q.group_by == "button") {
+      result.groups = internal::ButtonGroups(result.totals);
+    } else if (q.group_by) {
+      const std::optional<int> field = internal::UtmFieldNumber(*q.group_by);
+      if (!field) return model::InvalidArgument("cannot group by " + *q.group_by);
+      auto st = c.Prepare(
+          "SELECT value, coalesce(sum(views),0), coalesce(sum(clicks),0) FROM stats_utm_minute" +
+          where + " AND field = ?6 GROUP BY value ORDER BY value");
+      if (!st.ok()) return st.status();
+      bind_filters(**st);
+      (*st)->Bind(6, *field);
+      while ((*st)->Step(&step)) {
+        model::Counters n;
+        n.views = (*st)->Int(1);
+        n.clicks = (*st)->Int(2);
+        result.groups.push_back(StatsRow{(*st)->Text(0), n});
+      }
+      (*st)->Reset();
+      if (!step.ok()) return step;
+    }
+    {
+      std::string uwhere = " WHERE site_id = ?1 AND hour >= ?2 AND hour < ?3";
+      if (q.cid) uwhere += " AND cid = ?4";
+      if (q.reference_id) uwhere += " AND reference_id = ?5";
+      auto st = c.Prepare("SELECT sketch FROM stats_uniques_hour" + uwhere);
+      if (!st.ok()) return st.status();
+      (*st)
+          ->Bind(1, q.site_id)
+          .Bind(2, model::BucketStart(q.from_ms, model::kHourMs))
+          .Bind(3, q.to_ms);
+      if (q.cid) (*st)->Bind(4, *q.cid);
+      if (q.reference_id) (*st)->Bind(5, *q.reference_id);
+      model::HyperLogLog merged;
+      while ((*st)->Step(&step)) {
+        if (auto h = model::HyperLogLog::Deserialize((*st)->Text(0))) merged.Merge(*h);
+      }
+      (*st)->Reset();
+      if (!step.ok()) return step;
+      result.unique_subscribers = merged.Estimate();
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(
+    const std::string& site_id, const std::optional<CampaignCursor>& after, int limit) {
+  if (Status s = SettleAggregates(); !s.ok()) return s;
+  std::vector<CampaignSummary> out;
+  Status s = Read([&](Connection& c) {
+    std::string sql =
+        "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active FROM campaigns "
+        "WHERE site_id = ?1";
+    if (after) sql += " AND (last_active < ?2 OR (last_active = ?2 AND cid > ?3))";
+    sql += " ORDER BY last_active DESC, cid LIMIT ?4";
+    auto st = c.Prepare(sql);
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, site_id).Bind(4, limit);
+    if (after) (*st)->Bind(2, after->last_active_ms).Bind(3, after->cid);
+    Status step;
+    while ((*st)->Step(&step)) {
+      CampaignSummary summary;
+      summary.cid = (*st)->Text(0);
+      summary.counters.views = (*st)->Int(1);
+      summary.counters.clicks = (*st)->Int(2);
+      summary.counters.clicks_by_button = {(*st)->Int(3), (*st)->Int(4), (*st)->Int(5)};
+      summary.first_active_ms = (*st)->Int(6);
+      summary.last_active_ms = (*st)->Int(7);
+      out.push_back(std::move(summary));
+    }
+    (*st)->Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+// Adds `batches` to the statistics tables, inside the caller's transaction.
+Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches) {
+  if (batches.empty()) return Status::Ok();
+  auto minute = c.Prepare(
+      "INSERT INTO stats_minute(site_id, cid, reference_id, minute, views, clicks, b0, b1, b2) "
+      "VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET views = views + excluded.views, "
+      "clicks = clicks + excluded.clicks, b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, "
+      "b2 = b2 + excluded.b2");
+  auto utm = c.Prepare(
+      "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, views, "
+      "clicks) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+      "views = views + excluded.views, clicks = clicks + excluded.clicks");
+  auto sketch_get = c.Prepare(
+      "SELECT sketch FROM stats_uniques_hour WHERE site_id = ? AND cid = ? AND "
+      "reference_id = ? AND hour = ?");
+  auto sketch_put = c.Prepare(
+      "INSERT OR REPLACE INTO stats_uniques_hour(site_id, cid, reference_id, hour, sketch) "
+      "VALUES(?,?,?,?,?)");
+  auto campaign = c.Prepare(
+      "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
+      "last_active) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+      "views = views + excluded.views, clicks = clicks + excluded.clicks, "
+      "b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, "
+      "last_active = max(last_active, excluded.last_active)");
+  for (auto* st : {&minute, &utm, &sketch_get, &sketch_put, &campaign}) {
+    if (!st->ok()) return st->status();
+  }
+  for (const auto& [site, batch] : batches) {
+    for (const auto& [key, n] : batch.minutes) {
+      Status s = (*minute)
+                     ->Bind(1, site)
+                     .Bind(2, key.cid)
+                     .Bind(3, key.reference_id)
+                     .Bind(4, key.minute_ms)
+                     .Bind(5, n.views)
+                     .Bind(6, n.clicks)
+                     .Bind(7, n.clicks_by_button[0])
+                     .Bind(8, n.clicks_by_button[1])
+                     .Bind(9, n.clicks_by_button[2])
+                     .Run();
+      if (!s.ok()) return s;
+    }
+    for (const auto& [key, n] : batch.utm) {
+      Status s = (*utm)
+                     ->Bind(1, site)
+                     .Bind(2, key.field)
+                     .Bind(3, key.value)
+                     .Bind(4, key.minute.cid)
+                     .Bind(5, key.minute.reference_id)
+                     .Bind(6, key.minute.minute_ms)
+                     .Bind(7, n.views)
+                     .Bind(8, n.clicks)
+                     .Run();
+      if (!s.ok()) return s;
+    }
+    for (const auto& [key, sketch] : batch.subscribers) {
+      model::HyperLogLog merged = sketch;
+      (*sketch_get)->Bind(1, site).Bind(2, key.cid).Bind(3, key.reference_id).Bind(4, key.hour_ms);
+      Status step;
+      if ((*sketch_get)->Step(&step)) {
+        if (auto stored = model::HyperLogLog::Deserialize((*sketch_get)->Text(0))) {
+          merged.Merge(*stored);
+        }
+      }
+      (*sketch_get)->Reset();
+      if (!step.ok()) return step;
+      const std::string bytes = merged.Serialize();
+      (*sketch_put)->Bind(1, site).Bind(2, key.cid).Bind(3, key.reference_id).Bind(4, key.hour_ms);
+      (*sketch_put)->BindBlob(5, bytes);
+      if (Status s = (*sketch_put)->Run(); !s.ok()) return s;
+    }
+    for (const auto& [cid, delta] : batch.campaigns) {
+      const model::Counters& n = delta.counters;
+      Status s = (*campaign)
+                     ->Bind(1, site)
+                     .Bind(2, cid)
+                     .Bind(3, n.views)
+                     .Bind(4, n.clicks)
+                     .Bind(5, n.clicks_by_button[0])
+                     .Bind(6, n.clicks_by_button[1])
+                     .Bind(7, n.clicks_by_button[2])
+                     .Bind(8, delta.first_active_ms)
+                     .Bind(9, delta.last_active_ms)
+                     .Run();
+      if (!s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
+bool SqliteStore::FlushDue() const {
+  if (!options_.aggregates) return false;
+  if (flush_requested_) return true;
+  if (held_aggregates_.empty()) return tx_aggregated_events_ >= kHoldEvents;
+  return held_events_ + tx_aggregated_events_ >= kHoldEvents ||
+         std::chrono::steady_clock::now() - held_since_ >= kHoldTime;
+}
+
+// After a COMMIT: what this transaction counted is written (`flushed`) or held.
+void SqliteStore::Committed(bool flushed) {
+  last_event_ = std::max(last_event_, tx_last_event_);
+  if (flushed) {
+    held_aggregates_.clear();
+    held_events_ = 0;
+    flush_requested_ = false;
+  } else if (!tx_aggregates_.empty()) {
+    if (held_aggregates_.empty()) held_since_ = std::chrono::steady_clock::now();
+    for (auto& [site, batch] : tx_aggregates_) {
+      auto [it, inserted] = held_aggregates_.try_emplace(site, std::move(batch));
+      if (!inserted) it->second.Merge(batch);
+    }
+    held_events_ += tx_aggregated_events_;
+  }
+  aggregates_held_.store(!held_aggregates_.empty(), std::memory_order_release);
+  DiscardTransaction();
+}
+
+// Forgets what the writer gathered for the transaction being built.
+void SqliteStore::DiscardTransaction() {
+  tx_aggregates_.clear();
+  tx_aggregated_events_ = 0;
+  tx_last_event_ = 0;
+}
+
+Status SqliteStore::RecordAggregatedThrough(Connection& c, int64_t event_rowid) {
+  auto st = c.Prepare(
+      "INSERT INTO meta(key, value) VALUES('aggregated_through', ?) "
+      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  if (!st.ok()) return st.status();
+  return (*st)->Bind(1, std::to_string(event_rowid)).Run();
+}
+
+// Writes the statistics held in memory, so that what reads them next sees every stored event.
+Status SqliteStore::SettleAggregates() {
+  if (!aggregates_held_.load(std::memory_order_acquire)) return Status::Ok();
+  return WriteSync([this](Connection&) {
+    flush_requested_ = true;
+    return Status::Ok();
+  });
+}
+
+// At start-up: the statistics of events stored after the last flush, lost with the process
+// that held them, are counted again from the events, in one transaction. A database that has
+// no mark yet (new, or made by a version that wrote statistics with every commit) is counted
+// up to its last event.
+Status SqliteStore::RecoverAggregates() {
+  Connection& c = *writer_conn_;
+  std::optional<int64_t> through;
+  {
+    auto st = c.Prepare("SELECT value FROM meta WHERE key = 'aggregated_through'");
+    if (!st.ok()) return st.status();
+    Status step;
+    if ((*st)->Step(&step)) {
+      const std::string text = (*st)->Text(0);
+      int64_t value = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec != std::errc() || end != text.data() + text.size()) {
+        (*st)->Reset();
+        return model::Internal("meta 'aggregated_through' is not a number: '" + text + "'");
+      }
+      through = value;
+    }
+    (*st)->Reset();
+    if (!step.ok()) return step;
+  }
+  int64_t last = 0;
+  {
+    auto st = c.Prepare("SELECT coalesce(max(id), 0) FROM events");
+    if (!st.ok()) return st.status();
+    Status step;
+    if ((*st)->Step(&step)) last = (*st)->Int(0);
+    (*st)->Reset();
+    if (!step.ok()) return step;
+  }
+  last_event_ = last;
+  if (through && *through >= last) return Status::Ok();
+  SiteAggregates recovered;
+  if (through) {
+    auto st = c.Prepare(std::string("SELECT e.site_id, e.received_at, ") + kEventColumns +
+                        " FROM events e WHERE e.id > ? ORDER BY e.id");
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, *through);
+    Status step;
+    while ((*st)->Step(&step)) {
+      recovered[(*st)->Text(0)].Add(ReadEvent(**st, 2, instance_id_), (*st)->Int(1));
+    }
+    (*st)->Reset();
+    if (!step.ok()) return step;
+  }
+  Status s = c.Run("BEGIN IMMEDIATE");
+  if (s.ok()) s = FlushAggregates(c, recovered);
+  if (s.ok()) s = RecordAggregatedThrough(c, last);
+  if (s.ok()) s = c.Run("COMMIT");
+  if (!s.ok()) {
+    c.Run("ROLLBACK");
+    return model::Internal("cannot recount statistics after a restart: " + s.message());
+  }
+  if (through) {
+    util::Log(util::LogLevel::kInfo, "statistics recounted",
+              {{"events", std::to_string(last - *through)}});
+  }
+  return Status::Ok();
+}
+
+}  // namespace pushhook::store::sqlite

@@ -1,0 +1,139 @@
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "model/random.h"
+#include "store/sqlite/sqlite_store_impl.h"
+
+namespace pushhook::store::sqlite {
+
+Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
+                                const std::vector<model::Event>& events, int64_t now_ms,
+                                AppendResult* result) {
+  // The site's endpoints as of this transaction decide the fan-out. A disabled endpoint gets
+  // its messages too: they wait, pending, until it is enabled again (DESIGN section 4).
+  auto targets = Targets(c, site_id);
+  if (!targets.ok()) return targets.status();
+  auto insert_event = c.Prepare(
+      "INSERT OR IGNORE INTO events(site_id, event_id, action, cookie_id, cid, "
+      "notification_title, reference_id, utm_campaign, utm_content, utm_medium, utm_source, "
+      "utm_term, clicked_button, occurred_at, received_at) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  if (!insert_event.ok()) return insert_event.status();
+  auto insert_message = c.Prepare(
+      "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
+      "created_at) VALUES(?,?,?,0,?,?)");
+  if (!insert_message.ok()) return insert_message.status();
+  Statement& ev = **insert_event;
+  Statement& msg = **insert_message;
+  std::vector<const model::Event*> accepted;
+  int64_t last_event_row = 0;
+  for (const model::Event& e : events) {
+    ev.Bind(1, site_id);
+    if (e.event_id.empty()) {
+      ev.BindNull(2);
+    } else {
+      ev.Bind(2, e.event_id);
+    }
+    ev.Bind(3, e.action == model::Action::kView ? 0 : 1)
+        .Bind(4, e.cookie_id)
+        .Bind(5, e.cid)
+        .Bind(6, e.notification_title)
+        .Bind(7, e.reference_id)
+        .Bind(8, e.utm_campaign)
+        .Bind(9, e.utm_content)
+        .Bind(10, e.utm_medium)
+        .Bind(11, e.utm_source)
+        .Bind(12, e.utm_term)
+        .Bind(13, e.clicked_button)
+        .Bind(14, e.occurred_at_ms)
+        .Bind(15, now_ms);
+    if (Status s = ev.Run(); !s.ok()) return s;
+    if (c.Changes() == 0) {
+      ++result->duplicates;
+      continue;
+    }
+    ++result->accepted;
+    accepted.push_back(&e);
+    const int64_t event_row = c.LastInsertRowId();
+    last_event_row = event_row;
+    std::shared_ptr<const StoredEvent> stored;
+    for (const Target& t : **targets) {
+      if (!t.filter.Accepts(e.action)) continue;
+      msg.Bind(1, event_row).Bind(2, site_id).Bind(3, t.id).Bind(4, now_ms).Bind(5, now_ms);
+      if (Status s = msg.Run(); !s.ok()) return s;
+      if (stored == nullptr) stored = Stored(e, site_id, event_row);
+      result->messages.push_back(DueMessage{c.LastInsertRowId(), t.id, now_ms, 0, stored});
+    }
+  }
+  // Counted only once this request's writes all succeeded; flushed before the commit.
+  if (options_.aggregates) {
+    model::AggregateBatch& aggregates = tx_aggregates_[site_id];
+    for (const model::Event* e : accepted) aggregates.Add(*e, now_ms);
+    tx_aggregated_events_ += accepted.size();
+    if (!accepted.empty()) tx_last_event_ = last_event_row;
+  }
+  return Status::Ok();
+}
+
+// A site's fan-out targets, read once and kept by the writer until an admin write or a
+// rollback (WriteSync, Rollback) may have changed them.
+StatusOr<const std::vector<SqliteStore::Target>*> SqliteStore::Targets(Connection& c,
+                                                                       const std::string& site_id) {
+  if (auto it = targets_by_site_.find(site_id); it != targets_by_site_.end()) return &it->second;
+  auto st = c.Prepare("SELECT id, events FROM endpoints WHERE site_id = ? AND deleted = 0");
+  if (!st.ok()) return st.status();
+  (*st)->Bind(1, site_id);
+  std::vector<Target> targets;
+  Status step;
+  while ((*st)->Step(&step)) {
+    targets.push_back(Target{(*st)->Text(0), FilterFromBits((*st)->Int(1))});
+  }
+  (*st)->Reset();
+  if (!step.ok()) return step;
+  return &targets_by_site_.insert_or_assign(site_id, std::move(targets)).first->second;
+}
+
+std::shared_ptr<const StoredEvent> SqliteStore::Stored(const model::Event& e,
+                                                       const std::string& site_id,
+                                                       int64_t event_row) const {
+  auto stored = std::make_shared<StoredEvent>(StoredEvent{e, site_id});
+  if (e.event_id.empty()) stored->event.event_id = FormatEventId(instance_id_, event_row);
+  return stored;
+}
+
+Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
+  auto insert = c.Prepare(
+      "INSERT OR REPLACE INTO attempts(message_id, attempt, at, status_code, latency_us, error, "
+      "response) VALUES(?,?,?,?,?,?,?)");
+  if (!insert.ok()) return insert.status();
+  auto update = c.Prepare(
+      "UPDATE messages SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, "
+      "last_error = ? WHERE id = ?");
+  if (!update.ok()) return update.status();
+  for (const AttemptRecord& r : records) {
+    Status s = (*insert)
+                   ->Bind(1, r.message_id)
+                   .Bind(2, r.attempt)
+                   .Bind(3, r.at_ms)
+                   .Bind(4, r.status_code)
+                   .Bind(5, r.latency_us)
+                   .Bind(6, r.error)
+                   .Bind(7, r.response_prefix)
+                   .Run();
+    if (!s.ok()) return s;
+    s = (*update)
+            ->Bind(1, static_cast<int>(r.new_status))
+            .Bind(2, r.attempt)
+            .Bind(3, r.next_attempt_ms)
+            .Bind(4, r.status_code)
+            .Bind(5, r.error)
+            .Bind(6, r.message_id)
+            .Run();
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace pushhook::store::sqlite
