@@ -19,6 +19,7 @@
 
 #include "ingest/event_parser.h"
 #include "model/event.h"
+#include "store/open_store.h"
 #include "store/store.h"
 
 namespace {

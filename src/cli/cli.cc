@@ -19,6 +19,7 @@
 #include "model/duration.h"
 #include "receive/receiver.h"
 #include "server/app.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "util/log.h"
 

@@ -9,6 +9,7 @@
 #include <future>
 
 #include "model/signature.h"
+#include "store/open_store.h"
 
 namespace pushhook::delivery {
 namespace {

@@ -18,8 +18,12 @@ constexpr int kBackstopPage = 10'000;
 
 }  // namespace
 
-LeaseKeeper::LeaseKeeper(store::Store& store, DeliveryService& delivery, LeaseOptions options)
-    : store_(store), delivery_(delivery), options_(std::move(options)) {
+LeaseKeeper::LeaseKeeper(store::Store& store, store::Coordination& coordination,
+                         DeliveryService& delivery, LeaseOptions options)
+    : store_(store),
+      coordination_(coordination),
+      delivery_(delivery),
+      options_(std::move(options)) {
   status_.node_id = options_.node_id;
   status_.lease_ms = options_.lease.count();
 }
@@ -27,7 +31,7 @@ LeaseKeeper::LeaseKeeper(store::Store& store, DeliveryService& delivery, LeaseOp
 LeaseKeeper::~LeaseKeeper() { Stop(false); }
 
 void LeaseKeeper::Start() {
-  store_.Subscribe([this](const store::ChangeNotice& notice) { OnNotice(notice); });
+  coordination_.Subscribe([this](const store::ChangeNotice& notice) { OnNotice(notice); });
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "ph-lease");
     Run();
@@ -46,7 +50,7 @@ void LeaseKeeper::Stop(bool release) {
   request.node_id = options_.node_id;
   request.lease_ms = options_.lease.count();
   request.leaving = true;
-  if (auto round = store_.KeepLeases(request); !round.ok()) {
+  if (auto round = coordination_.KeepLeases(request); !round.ok()) {
     util::Log(util::LogLevel::kWarn, "leases not released; they expire by themselves",
               {{"error", round.status().message()}});
   }
@@ -120,7 +124,7 @@ void LeaseKeeper::Round() {
   }
   request.release = drained;
   const auto started = std::chrono::steady_clock::now();
-  auto round = store_.KeepLeases(request);
+  auto round = coordination_.KeepLeases(request);
   if (!round.ok()) {
     // Without a renewal the leases run out, and another node may take them: stop delivering
     // before that can happen, with a third of the lease to spare.
@@ -199,7 +203,7 @@ void LeaseKeeper::Backstop() {
     owned.assign(owned_.begin(), owned_.end());
   }
   if (owned.empty()) return;
-  auto due = store_.LoadPendingSince(owned, after, kBackstopPage);
+  auto due = coordination_.LoadPendingSince(owned, after, kBackstopPage);
   if (due.ok() && !due->empty()) delivery_.Enqueue(std::move(due.value()));
 }
 

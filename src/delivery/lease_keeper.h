@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "delivery/delivery_service.h"
+#include "store/coordination.h"
 #include "store/store.h"
 
 namespace pushhook::delivery {
@@ -39,7 +40,8 @@ struct ClusterStatus {
 
 class LeaseKeeper {
  public:
-  LeaseKeeper(store::Store& store, DeliveryService& delivery, LeaseOptions options);
+  LeaseKeeper(store::Store& store, store::Coordination& coordination, DeliveryService& delivery,
+              LeaseOptions options);
   ~LeaseKeeper();
   LeaseKeeper(const LeaseKeeper&) = delete;
   LeaseKeeper& operator=(const LeaseKeeper&) = delete;
@@ -59,6 +61,7 @@ class LeaseKeeper {
   void Backstop();
 
   store::Store& store_;
+  store::Coordination& coordination_;
   DeliveryService& delivery_;
   const LeaseOptions options_;
 

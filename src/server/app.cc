@@ -24,6 +24,8 @@
 #include "reporting/reporting_api.h"
 #include "server/key_files.h"
 #include "server/metrics.h"
+#include "store/coordination.h"
+#include "store/open_store.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -100,15 +102,16 @@ class App::Impl {
     dispatcher_options.connect_timeout = config_.connect_timeout;
     dispatcher_options.disable_after = config_.disable_after;
     dispatcher_options.circuit = config_.circuit;
-    dispatcher_options.shared = store_->shared();
+    dispatcher_options.shared = store_->coordination() != nullptr;
     dispatcher_ =
         std::make_unique<delivery::Dispatcher>(*store_, *client_, clock_, dispatcher_options);
     if (model::Status s = dispatcher_->Start(); !s.ok()) return s;
-    if (store_->shared()) {
+    if (store::Coordination* coordination = store_->coordination()) {
       delivery::LeaseOptions lease_options;
       lease_options.node_id = config_.node_id.empty() ? DefaultNodeId() : config_.node_id;
       lease_options.lease = config_.lease;
-      leases_ = std::make_unique<delivery::LeaseKeeper>(*store_, *dispatcher_, lease_options);
+      leases_ = std::make_unique<delivery::LeaseKeeper>(*store_, *coordination, *dispatcher_,
+                                                        lease_options);
       leases_->Start();
       Log(LogLevel::kInfo, "sharing the database with other nodes",
           {{"node_id", lease_options.node_id}, {"lease_ms", config_.lease.count()}});

@@ -2,8 +2,6 @@
 
 #include <charconv>
 
-#include "store/postgres/postgres_store.h"
-#include "store/sqlite/sqlite_store.h"
 #include "store/store_internal.h"
 
 namespace pushhook::store {
@@ -85,28 +83,6 @@ model::StatusOr<std::vector<Delivery>> Store::LoadDeliveries(const std::vector<i
     }
   }
   return out;
-}
-
-model::StatusOr<LeaseRound> Store::KeepLeases(const LeaseRequest&) {
-  return model::Status(model::StatusCode::kUnsupported, "this store is not shared by nodes");
-}
-
-void Store::Subscribe(std::function<void(const ChangeNotice&)>) {}
-
-model::StatusOr<std::vector<DueMessage>> Store::LoadPendingSince(const std::vector<std::string>&,
-                                                                 int64_t, int) {
-  return std::vector<DueMessage>{};
-}
-
-model::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
-  std::string_view url = options.database;
-  constexpr std::string_view kSqlite = "sqlite://";
-  if (url.substr(0, kSqlite.size()) == kSqlite) url.remove_prefix(kSqlite.size());
-  if (url.substr(0, 11) == "postgres://" || url.substr(0, 13) == "postgresql://") {
-    return postgres::OpenPostgresStore(options.database, options);
-  }
-  if (url.empty()) return model::InvalidArgument("database path is empty");
-  return sqlite::OpenSqliteStore(std::string(url), options);
 }
 
 }  // namespace pushhook::store

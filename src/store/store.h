@@ -20,6 +20,8 @@
 
 namespace pushhook::store {
 
+class Coordination;  // coordination.h
+
 struct Site {
   std::string id;
   std::string name;
@@ -201,46 +203,6 @@ struct CampaignCursor {
 
 using AppendCallback = std::function<void(model::StatusOr<AppendResult>)>;
 
-// --- Several nodes on one database (DESIGN section 7, docs/scaling.md) ---
-
-struct NodeInfo {
-  std::string node_id;
-  int64_t last_seen_ms = 0;
-  int endpoints = 0;  // leases it holds
-};
-
-// One round of lease keeping by one node: heartbeat, renew, give up `release`, and claim up to
-// a fair share (endpoints / live nodes) of endpoints nobody holds, or whose holder stopped
-// renewing.
-struct LeaseRequest {
-  std::string node_id;
-  int64_t lease_ms = 10'000;
-  std::vector<std::string> release;
-  bool leaving = false;  // release everything and drop out of the live nodes; claim nothing
-};
-
-struct LeaseRound {
-  std::vector<std::string> held;  // endpoints this node holds after the round
-  std::vector<NodeInfo> nodes;    // live nodes, this one included
-  int endpoints = 0;              // endpoints in the database (not deleted)
-  // How many this node should hold: at most ceil(endpoints / nodes), and floor(endpoints /
-  // nodes) while another node has fewer than that. The keeper drains what is above it.
-  int share = 0;
-};
-
-// A change another node made, as the database's notifications tell it.
-struct ChangeNotice {
-  enum class Kind {
-    kMessages,  // new pending messages for `endpoint_id`, ids from `first_id` to `last_id`
-    kEndpoint,  // `endpoint_id` was created, changed or deleted
-    kResync,    // notifications may have been lost (the channel broke): look again
-  };
-  Kind kind = Kind::kResync;
-  std::string endpoint_id;
-  int64_t first_id = 0;
-  int64_t last_id = 0;
-};
-
 class Store {
  public:
   virtual ~Store() = default;
@@ -320,15 +282,9 @@ class Store {
   // True once migrations ran and the database answers.
   virtual bool Ready() = 0;
 
-  // True when other nodes may share this database: delivery then goes by endpoint leases.
-  virtual bool shared() const { return false; }
-  virtual model::StatusOr<LeaseRound> KeepLeases(const LeaseRequest& request);
-  // Calls `listener`, on a store thread, for each change other nodes make.
-  virtual void Subscribe(std::function<void(const ChangeNotice&)> listener);
-  // Pending messages of `endpoints` with ids above `after_id`, in id order: the backstop for
-  // notifications that did not arrive.
-  virtual model::StatusOr<std::vector<DueMessage>> LoadPendingSince(
-      const std::vector<std::string>& endpoints, int64_t after_id, int limit);
+  // What nodes sharing this database coordinate through (PostgreSQL); null when this node is
+  // the only one (SQLite).
+  virtual Coordination* coordination() { return nullptr; }
 };
 
 // Message ids on the wire: "msg_" + instance id + decimal row id.
@@ -350,8 +306,5 @@ struct StoreOptions {
 
 // The error of a store opened with another secrets key than the one that sealed its secrets.
 model::Status WrongSecretsKey();
-
-// Opens the store that `options.database` names and runs its migrations.
-model::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
 
 }  // namespace pushhook::store

@@ -15,6 +15,8 @@
 #include <mutex>
 #include <thread>
 
+#include "store/coordination.h"
+#include "store/open_store.h"
 #include "store/testing/pg_test_db.h"
 
 namespace pushhook::store {
@@ -1030,23 +1032,23 @@ TEST_P(SharedStoreTest, LeasesSplitEndpointsFairlyAndMoveWhenAHolderStops) {
   LeaseRequest b{"node-b", 600, {}, false};
 
   // Alone, a node takes every endpoint.
-  LeaseRound round = Value(store_->KeepLeases(a));
+  LeaseRound round = Value(store_->coordination()->KeepLeases(a));
   EXPECT_EQ(round.held.size(), 4u);
   EXPECT_EQ(round.endpoints, 4);
   ASSERT_EQ(round.nodes.size(), 1u);
   // A second node finds nothing free; the first gives back what is over its fair share (2),
   // and the second takes exactly that.
-  round = Value(other->KeepLeases(b));
+  round = Value(other->coordination()->KeepLeases(b));
   EXPECT_TRUE(round.held.empty());
   EXPECT_EQ(round.nodes.size(), 2u);
   EXPECT_EQ(round.share, 2);
-  round = Value(store_->KeepLeases(a));
+  round = Value(store_->coordination()->KeepLeases(a));
   EXPECT_EQ(round.share, 2);  // b has fewer than its floor share: a keeps only that
   std::vector<std::string> all = round.held;
   a.release = {all[2], all[3]};
-  EXPECT_EQ(Sorted(Value(store_->KeepLeases(a)).held), Sorted({all[0], all[1]}));
+  EXPECT_EQ(Sorted(Value(store_->coordination()->KeepLeases(a)).held), Sorted({all[0], all[1]}));
   a.release.clear();
-  round = Value(other->KeepLeases(b));
+  round = Value(other->coordination()->KeepLeases(b));
   EXPECT_EQ(Sorted(round.held), Sorted({all[2], all[3]}));
   EXPECT_EQ(round.nodes.size(), 2u);
   for (const NodeInfo& node : round.nodes) EXPECT_EQ(node.endpoints, 2) << node.node_id;
@@ -1054,22 +1056,22 @@ TEST_P(SharedStoreTest, LeasesSplitEndpointsFairlyAndMoveWhenAHolderStops) {
   LeaseRequest c{"node-c", 600, {}, false};
   auto third = OpenAnother();
   ASSERT_NE(third, nullptr);
-  EXPECT_EQ(Value(third->KeepLeases(c)).share, 2);
-  EXPECT_EQ(Value(store_->KeepLeases(a)).share, 1);
+  EXPECT_EQ(Value(third->coordination()->KeepLeases(c)).share, 2);
+  EXPECT_EQ(Value(store_->coordination()->KeepLeases(a)).share, 1);
   c.leaving = true;
-  Value(third->KeepLeases(c));
+  Value(third->coordination()->KeepLeases(c));
 
   // Node a stops renewing: once its leases expired, b is alone and takes all four.
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
-  round = Value(other->KeepLeases(b));
+  round = Value(other->coordination()->KeepLeases(b));
   EXPECT_EQ(round.held.size(), 4u);
   ASSERT_EQ(round.nodes.size(), 1u);
   EXPECT_EQ(round.nodes[0].node_id, "node-b");
 
   // Leaving gives everything back at once, and a is alone again.
   b.leaving = true;
-  Value(other->KeepLeases(b));
-  EXPECT_EQ(Value(store_->KeepLeases(a)).held.size(), 4u);
+  Value(other->coordination()->KeepLeases(b));
+  EXPECT_EQ(Value(store_->coordination()->KeepLeases(a)).held.size(), 4u);
 }
 
 TEST_P(SharedStoreTest, ANodeHearsOfTheOtherNodesMessagesAndEndpoints) {
@@ -1078,7 +1080,7 @@ TEST_P(SharedStoreTest, ANodeHearsOfTheOtherNodesMessagesAndEndpoints) {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<ChangeNotice> heard;
-  other->Subscribe([&](const ChangeNotice& notice) {
+  other->coordination()->Subscribe([&](const ChangeNotice& notice) {
     std::lock_guard lock(mu);
     heard.push_back(notice);
     cv.notify_all();

@@ -24,6 +24,7 @@
 
 #include "model/random.h"
 #include "model/secret_box.h"
+#include "store/coordination.h"
 #include "store/internal/rows.h"
 #include "store/postgres/pg_conn.h"
 #include "store/store.h"
@@ -100,7 +101,7 @@ std::vector<DueMessage> ReadDue(const Result& r);
 
 using PgWriteQueue = WriteQueue<Connection>;
 
-class PostgresStore final : public Store {
+class PostgresStore final : public Store, public Coordination {
  public:
   PostgresStore(std::string url, const StoreOptions& options)
       : url_(std::move(url)),
@@ -158,8 +159,6 @@ class PostgresStore final : public Store {
   StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override;
   StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(const std::string& endpoint_id,
                                                            int64_t after_id, int limit) override;
-  StatusOr<std::vector<DueMessage>> LoadPendingSince(const std::vector<std::string>& endpoints,
-                                                     int64_t after_id, int limit) override;
   StatusOr<Delivery> LoadDelivery(int64_t message_id) override;
 
   // One round trip for a batch: what makes a node that delivers messages another node stored
@@ -181,9 +180,12 @@ class PostgresStore final : public Store {
                                                        int limit) override;
   bool Ready() override { return Query("SELECT 1").ok(); }
 
-  bool shared() const override { return true; }
+  Coordination* coordination() override { return this; }
 
+  // Coordination: leases and notices (coordination.cc).
   StatusOr<LeaseRound> KeepLeases(const LeaseRequest& request) override;
+  StatusOr<std::vector<DueMessage>> LoadPendingSince(const std::vector<std::string>& endpoints,
+                                                     int64_t after_id, int limit) override;
   void Subscribe(std::function<void(const ChangeNotice&)> listener) override {
     std::lock_guard lock(listener_mu_);
     listeners_.push_back(std::move(listener));

@@ -1,0 +1,15 @@
+// Opening a store by the URL configuration gives: the one place that knows both backends, so
+// that code which only uses a Store (store.h) links neither SQLite nor libpq.
+#pragma once
+
+#include <memory>
+
+#include "store/store.h"
+
+namespace pushhook::store {
+
+// Opens the store that `options.database` names ("sqlite://<path>", a bare path, or
+// "postgres://…") and runs its migrations.
+model::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
+
+}  // namespace pushhook::store
