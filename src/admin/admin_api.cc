@@ -96,17 +96,21 @@ json::object EndpointJson(const store::Endpoint& e, bool with_secret) {
   json::array events;
   if (e.filter.view) events.emplace_back("View");
   if (e.filter.click) events.emplace_back("Click");
-  json::object out{{"id", e.id},
-                   {"site_id", e.site_id},
-                   {"url", e.url},
-                   {"description", e.description},
-                   {"events", std::move(events)},
-                   {"payload_format", model::PayloadFormatName(e.format)},
-                   {"enabled", e.enabled},
-                   {"max_in_flight", e.max_in_flight},
-                   {"rate_limit", e.rate_limit > 0 ? json::value(e.rate_limit) : json::value()},
-                   {"created_at", Rfc3339(e.created_at_ms)},
-                   {"updated_at", Rfc3339(e.updated_at_ms)}};
+  json::object out{
+      {"id", e.id},
+      {"site_id", e.site_id},
+      {"url", e.url},
+      {"description", e.description},
+      {"events", std::move(events)},
+      {"payload_format", model::PayloadFormatName(e.format)},
+      {"enabled", e.enabled},
+      {"disabled_reason", e.enabled ? json::value() : json::value(e.disabled_reason)},
+      {"disabled_at",
+       e.enabled || e.disabled_at_ms == 0 ? json::value() : json::value(Rfc3339(e.disabled_at_ms))},
+      {"max_in_flight", e.max_in_flight},
+      {"rate_limit", e.rate_limit > 0 ? json::value(e.rate_limit) : json::value()},
+      {"created_at", Rfc3339(e.created_at_ms)},
+      {"updated_at", Rfc3339(e.updated_at_ms)}};
   if (with_secret) out["secret"] = e.secret;
   return out;
 }
@@ -196,6 +200,7 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
       return false;
     }
     patch->enabled = v->as_bool();
+    if (!*patch->enabled) patch->disabled_reason = "disabled through the admin API";
   }
   if (const json::value* v = body.if_contains("max_in_flight")) {
     if (!v->is_int64() || v->as_int64() < 1 || v->as_int64() > kMaxInFlightLimit) {

@@ -188,6 +188,7 @@ void Dispatcher::CarryOut(SchedulerOutput& out) {
   for (const DisableEndpoint& d : out.disables) {
     store::EndpointPatch patch;
     patch.enabled = false;
+    patch.disabled_reason = d.reason;
     auto updated = store_.UpdateEndpoint(d.site_id, d.endpoint_id, patch, clock_.NowMs());
     util::Log(util::LogLevel::kWarn, "endpoint disabled",
               {{"endpoint_id", d.endpoint_id},

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "store/internal/rows.h"
 #include "store/store_internal.h"
 
 namespace pushhook::store {
@@ -26,20 +27,43 @@ std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::strin
 
 namespace internal {
 
-void ApplyPatch(const EndpointPatch& patch, int64_t now_ms, Endpoint* e) {
-  if (patch.url) e->url = *patch.url;
-  if (patch.description) e->description = *patch.description;
-  if (patch.filter) e->filter = *patch.filter;
-  if (patch.format) e->format = *patch.format;
-  if (patch.enabled) e->enabled = *patch.enabled;
-  if (patch.max_in_flight) e->max_in_flight = *patch.max_in_flight;
-  if (patch.rate_limit) e->rate_limit = *patch.rate_limit;
-  if (patch.secret) e->secret = *patch.secret;
-  if (patch.previous_secret) e->previous_secret = *patch.previous_secret;
-  if (patch.previous_secret_expires_ms) {
-    e->previous_secret_expires_ms = *patch.previous_secret_expires_ms;
+std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_t now_ms,
+                                              const model::SecretBox& box) {
+  std::vector<ColumnValue> columns;
+  if (patch.url) columns.push_back({"url", *patch.url});
+  if (patch.description) columns.push_back({"description", *patch.description});
+  if (patch.filter) columns.push_back({"events", int64_t{FilterBits(*patch.filter)}});
+  if (patch.format) {
+    columns.push_back({"payload_format", std::string(model::PayloadFormatName(*patch.format))});
   }
-  e->updated_at_ms = now_ms;
+  if (patch.enabled) {
+    columns.push_back({"enabled", int64_t{*patch.enabled ? 1 : 0}});
+    columns.push_back(
+        {"disabled_reason", *patch.enabled ? std::string() : patch.disabled_reason.value_or("")});
+    columns.push_back({"disabled_at", *patch.enabled ? int64_t{0} : now_ms});
+  }
+  if (patch.max_in_flight) columns.push_back({"max_in_flight", int64_t{*patch.max_in_flight}});
+  if (patch.rate_limit) columns.push_back({"rate_limit", *patch.rate_limit});
+  if (patch.secret) columns.push_back({"secret", box.Seal(*patch.secret)});
+  if (patch.previous_secret)
+    columns.push_back({"previous_secret", box.Seal(*patch.previous_secret)});
+  if (patch.previous_secret_expires_ms) {
+    columns.push_back({"previous_secret_expires_at", *patch.previous_secret_expires_ms});
+  }
+  columns.push_back({"updated_at", now_ms});
+  return columns;
+}
+
+std::string UpdateEndpointSql(const std::vector<ColumnValue>& columns, char marker) {
+  std::string sql = "UPDATE endpoints SET ";
+  int n = 0;
+  for (const ColumnValue& c : columns) {
+    if (n > 0) sql += ", ";
+    sql += std::string(c.column) + " = " + marker + std::to_string(++n);
+  }
+  sql += std::string(" WHERE id = ") + marker + std::to_string(n + 1) + " AND site_id = " + marker +
+         std::to_string(n + 2) + " AND deleted = 0 RETURNING " + kEndpointColumns;
+  return sql;
 }
 
 std::vector<StatsRow> ButtonGroups(const model::Counters& totals) {

@@ -45,15 +45,22 @@ struct Endpoint {
   int64_t previous_secret_expires_ms = 0;
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
+  // Why and since when it is disabled: "" when enabled, or when an admin disabled it; the
+  // dispatcher's reason (410 Gone, a refused destination, failing for days) otherwise.
+  std::string disabled_reason;
+  int64_t disabled_at_ms = 0;  // 0 while enabled
 };
 
-// A partial update of an endpoint: only the set fields change.
+// A partial update of an endpoint: only the set fields change, and no other writer's change to
+// another field is lost (one UPDATE of the set columns).
 struct EndpointPatch {
   std::optional<std::string> url;
   std::optional<std::string> description;
   std::optional<model::EventFilter> filter;
   std::optional<model::PayloadFormat> format;
+  // Disabling records the time and `disabled_reason` ("" if unset); enabling clears both.
   std::optional<bool> enabled;
+  std::optional<std::string> disabled_reason;
   std::optional<int> max_in_flight;
   std::optional<double> rate_limit;
   // Rotation: the new secret, and the old one with the time it stops signing.

@@ -1,14 +1,17 @@
 // What the Store implementations share below the interface: how an endpoint's event filter is
-// stored, how a patch applies, the statistics groups that need no query, and the asynchronous
-// writes of store.h as operations on a group-commit WriteQueue. Not for use outside src/store.
+// stored, which columns a patch sets, the statistics groups that need no query, and the
+// asynchronous writes of store.h as operations on a group-commit WriteQueue. Not for use outside
+// src/store.
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
+#include "model/secret_box.h"
 #include "store/store.h"
 #include "store/write_queue.h"
 
@@ -25,8 +28,21 @@ inline model::EventFilter FilterFromBits(int64_t bits) {
   return model::EventFilter{(bits & kEventsView) != 0, (bits & kEventsClick) != 0};
 }
 
-// `endpoint` as `patch` leaves it at `now_ms`.
-void ApplyPatch(const EndpointPatch& patch, int64_t now_ms, Endpoint* endpoint);
+// One column an UPDATE sets, and its value.
+struct ColumnValue {
+  std::string_view column;
+  std::variant<int64_t, double, std::string> value;
+};
+
+// The endpoint columns `patch` sets at `now_ms` (updated_at always), secrets sealed with `box`.
+std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_t now_ms,
+                                              const model::SecretBox& box);
+
+// "UPDATE endpoints SET <column> = <marker>1, … WHERE id = <marker>N+1 AND site_id =
+// <marker>N+2 AND deleted = 0 RETURNING <kEndpointColumns>": one statement, so a writer changes
+// only what it means to and reads back the row as it left it. `marker` is '?' (SQLite's ?NNN)
+// or '$' (PostgreSQL's $NNN).
+std::string UpdateEndpointSql(const std::vector<ColumnValue>& columns, char marker);
 
 // group_by=button: clicks per button, each group with every view (the denominator of its CTR).
 std::vector<StatsRow> ButtonGroups(const model::Counters& totals);

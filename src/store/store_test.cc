@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "model/signature.h"
 #include "store/coordination.h"
 #include "store/open_store.h"
 #include "store/testing/pg_test_db.h"
@@ -420,6 +421,62 @@ TEST_P(StoreTest, UpdateEndpointChangesOnlyTheFieldsItSets) {
   EXPECT_EQ(read.format, model::PayloadFormat::kExtended);
   EXPECT_EQ(read.rate_limit, 2.5);
   EXPECT_EQ(read.updated_at_ms, 78);
+}
+
+// Two writers change different fields of one endpoint at once: an auto-disable and a secret
+// rotation, say. Neither may undo the other, as a read-modify-write of the whole row would.
+TEST_P(StoreTest, ConcurrentUpdatesOfDifferentFieldsAreNeverLost) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  constexpr int kRounds = 150;
+  std::latch start(2);
+  std::string last_secret;
+  std::thread rotator([&] {
+    start.arrive_and_wait();
+    for (int i = 0; i < kRounds; ++i) {
+      EndpointPatch rotation;
+      rotation.secret = model::NewSecret();
+      ASSERT_TRUE(store_->UpdateEndpoint(site->id, e.id, rotation, 100 + i).ok());
+      last_secret = *rotation.secret;
+    }
+  });
+  std::thread toggler([&] {
+    start.arrive_and_wait();
+    for (int i = 0; i < kRounds; ++i) {
+      EndpointPatch toggle;
+      toggle.enabled = i % 2 == 1;
+      toggle.max_in_flight = i + 1;
+      ASSERT_TRUE(store_->UpdateEndpoint(site->id, e.id, toggle, 100 + i).ok());
+    }
+  });
+  rotator.join();
+  toggler.join();
+  const Endpoint read = Value(store_->GetEndpoint(site->id, e.id));
+  EXPECT_EQ(read.secret, last_secret) << "a toggle wrote back a secret it had read before";
+  EXPECT_EQ(read.max_in_flight, kRounds) << "a rotation wrote back limits it had read before";
+  EXPECT_TRUE(read.enabled);  // the toggler's last round, 149, enabled it
+}
+
+TEST_P(StoreTest, DisablingRecordsWhyAndWhenAndEnablingClearsBoth) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  EXPECT_EQ(e.disabled_reason, "");
+  EndpointPatch off;
+  off.enabled = false;
+  off.disabled_reason = "the receiver answered 410 Gone";
+  const Endpoint disabled = Value(store_->UpdateEndpoint(site->id, e.id, off, 5'000));
+  for (const Endpoint& read : {disabled, Value(store_->GetEndpointById(e.id))}) {
+    EXPECT_FALSE(read.enabled);
+    EXPECT_EQ(read.disabled_reason, "the receiver answered 410 Gone");
+    EXPECT_EQ(read.disabled_at_ms, 5'000);
+  }
+  EndpointPatch on;
+  on.enabled = true;
+  const Endpoint enabled = Value(store_->UpdateEndpoint(site->id, e.id, on, 6'000));
+  EXPECT_TRUE(enabled.enabled);
+  EXPECT_EQ(enabled.disabled_reason, "");
+  EXPECT_EQ(enabled.disabled_at_ms, 0);
+  EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).disabled_at_ms, 0);
 }
 
 TEST_P(StoreTest, UpdateEndpointRotatesTheSecretOnlyOnItsOwnSite) {

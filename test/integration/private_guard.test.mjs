@@ -130,6 +130,8 @@ itest('a name that resolves to loopback is refused at connect time, and nothing 
     return ep.json?.enabled === false ? ep.json : null;
   }, { timeoutMs: 20_000, what: 'the endpoint to be disabled' });
   assert.equal(disabled.enabled, false);
+  assert.match(disabled.disabled_reason, /^cannot be delivered to: destination 127\.0\.0\.1 is a loopback address/, disabled.disabled_reason);
+  assert.ok(Date.parse(disabled.disabled_at) > Date.now() - 60_000, `disabled_at ${disabled.disabled_at}`);
   const attempts = await waitFor(async () => {
     const list = await getAttempts(serve, site.id, messages[0].id);
     return list.length > 0 ? list : null;

@@ -16,7 +16,9 @@ namespace pushhook::store::internal {
 
 inline constexpr const char* kEndpointColumns =
     "id, site_id, url, description, events, payload_format, enabled, max_in_flight, rate_limit, "
-    "secret, previous_secret, previous_secret_expires_at, created_at, updated_at";
+    "secret, previous_secret, previous_secret_expires_at, created_at, updated_at, "
+    "disabled_reason, disabled_at";
+inline constexpr int kEndpointColumnCount = 16;
 
 // Qualified with `e.`, for joins; event_id may be NULL (no client id) and is then named after
 // the row, whose id is the last column.
@@ -51,6 +53,8 @@ Endpoint ReadEndpoint(const Row& row, int first, const model::SecretBox& box) {
   e.previous_secret_expires_ms = row.Int(first + 11);
   e.created_at_ms = row.Int(first + 12);
   e.updated_at_ms = row.Int(first + 13);
+  e.disabled_reason = row.Text(first + 14);
+  e.disabled_at_ms = row.Int(first + 15);
   return e;
 }
 

@@ -50,7 +50,7 @@ std::optional<std::string> PostgresStore::FindSiteOfToken(const std::string& tok
 StatusOr<Endpoint> PostgresStore::CreateEndpoint(Endpoint e) {
   e.id = "ep_" + model::RandomToken(20);
   auto r = Query(std::string("INSERT INTO endpoints(") + kEndpointColumns +
-                     ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+                     ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
                  EndpointParams(e));
   if (!r.ok()) return r.status();
   NotifyEndpoint(e.id);
@@ -87,22 +87,18 @@ StatusOr<std::vector<Endpoint>> PostgresStore::ListEndpoints(const std::string& 
 StatusOr<Endpoint> PostgresStore::UpdateEndpoint(const std::string& site_id,
                                                  const std::string& endpoint_id,
                                                  const EndpointPatch& patch, int64_t now_ms) {
-  auto current = GetEndpoint(site_id, endpoint_id);
-  if (!current.ok()) return current;
-  Endpoint e = std::move(current.value());
-  internal::ApplyPatch(patch, now_ms, &e);
-  // Every parameter of EndpointParams is used (PostgreSQL must know each one's type):
-  // created_at, which never changes, as one more guard on the row.
-  auto r = Query(
-      "UPDATE endpoints SET url=$3, description=$4, events=$5, payload_format=$6, enabled=$7, "
-      "max_in_flight=$8, rate_limit=$9, secret=$10, previous_secret=$11, "
-      "previous_secret_expires_at=$12, updated_at=$14 "
-      "WHERE id=$1 AND site_id=$2 AND deleted=0 AND created_at=$13",
-      EndpointParams(e));
+  const std::vector<internal::ColumnValue> columns =
+      internal::EndpointPatchColumns(patch, now_ms, box_);
+  Params params;
+  for (const internal::ColumnValue& column : columns) {
+    std::visit([&](const auto& value) { params.Add(value); }, column.value);
+  }
+  params.Add(endpoint_id).Add(site_id);
+  auto r = Query(internal::UpdateEndpointSql(columns, '$'), params);
   if (!r.ok()) return r.status();
-  if (r->affected() == 0) return model::NotFound("endpoint " + e.id + " not found");
-  NotifyEndpoint(e.id);
-  return e;
+  if (r->rows() == 0) return model::NotFound("endpoint " + endpoint_id + " not found");
+  NotifyEndpoint(endpoint_id);
+  return ReadEndpoint(*r, 0, 0, box_);
 }
 
 Status PostgresStore::DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) {
@@ -136,7 +132,9 @@ Params PostgresStore::EndpointParams(const Endpoint& e) const {
       .Add(box_.Seal(e.previous_secret))
       .Add(e.previous_secret_expires_ms)
       .Add(e.created_at_ms)
-      .Add(e.updated_at_ms);
+      .Add(e.updated_at_ms)
+      .Add(e.disabled_reason)
+      .Add(e.disabled_at_ms);
   return p;
 }
 

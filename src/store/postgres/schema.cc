@@ -132,6 +132,11 @@ CREATE TABLE endpoint_leases(
   expires_at bigint NOT NULL);
 CREATE INDEX endpoint_leases_by_node ON endpoint_leases(node_id);
 )sql",
+    // 4: why and since when an endpoint is disabled (410 Gone, a refused destination, ...).
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN disabled_reason text NOT NULL DEFAULT '';
+ALTER TABLE endpoints ADD COLUMN disabled_at bigint NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

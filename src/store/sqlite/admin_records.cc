@@ -68,7 +68,7 @@ StatusOr<Endpoint> SqliteStore::CreateEndpoint(Endpoint e) {
   const std::string sealed_previous = box_.Seal(e.previous_secret);
   Status s = WriteSync([&](Connection& c) {
     auto st = c.Prepare(std::string("INSERT INTO endpoints(") + kEndpointColumns +
-                        ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                        ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return st.status();
     const std::string_view format = model::PayloadFormatName(e.format);
     return (*st)
@@ -86,6 +86,8 @@ StatusOr<Endpoint> SqliteStore::CreateEndpoint(Endpoint e) {
         .Bind(12, e.previous_secret_expires_ms)
         .Bind(13, e.created_at_ms)
         .Bind(14, e.updated_at_ms)
+        .Bind(15, e.disabled_reason)
+        .Bind(16, e.disabled_at_ms)
         .Run();
   });
   if (!s.ok()) return s;
@@ -121,39 +123,25 @@ StatusOr<std::vector<Endpoint>> SqliteStore::ListEndpoints(const std::string& si
 StatusOr<Endpoint> SqliteStore::UpdateEndpoint(const std::string& site_id,
                                                const std::string& endpoint_id,
                                                const EndpointPatch& patch, int64_t now_ms) {
-  auto current = GetEndpoint(site_id, endpoint_id);
-  if (!current.ok()) return current;
-  Endpoint e = std::move(current.value());
-  internal::ApplyPatch(patch, now_ms, &e);
-  const std::string sealed_secret = box_.Seal(e.secret);
-  const std::string sealed_previous = box_.Seal(e.previous_secret);
+  const std::vector<internal::ColumnValue> columns =
+      internal::EndpointPatchColumns(patch, now_ms, box_);
+  std::optional<Endpoint> updated;
   Status s = WriteSync([&](Connection& c) {
-    auto st = c.Prepare(
-        "UPDATE endpoints SET url=?, description=?, events=?, payload_format=?, enabled=?, "
-        "max_in_flight=?, rate_limit=?, updated_at=?, secret=?, previous_secret=?, "
-        "previous_secret_expires_at=? WHERE id=? AND site_id=? AND deleted=0");
+    auto st = c.Prepare(internal::UpdateEndpointSql(columns, '?'));
     if (!st.ok()) return st.status();
-    const std::string_view format = model::PayloadFormatName(e.format);
-    Status run = (*st)
-                     ->Bind(1, e.url)
-                     .Bind(2, e.description)
-                     .Bind(3, FilterBits(e.filter))
-                     .Bind(4, format)
-                     .Bind(5, e.enabled ? 1 : 0)
-                     .Bind(6, e.max_in_flight)
-                     .Bind(7, e.rate_limit)
-                     .Bind(8, e.updated_at_ms)
-                     .Bind(9, sealed_secret)
-                     .Bind(10, sealed_previous)
-                     .Bind(11, e.previous_secret_expires_ms)
-                     .Bind(12, e.id)
-                     .Bind(13, e.site_id)
-                     .Run();
-    if (run.ok() && c.Changes() == 0) return model::NotFound("endpoint " + e.id + " not found");
-    return run;
+    int n = 0;
+    for (const internal::ColumnValue& column : columns) {
+      std::visit([&](const auto& value) { (*st)->Bind(++n, value); }, column.value);
+    }
+    (*st)->Bind(n + 1, endpoint_id).Bind(n + 2, site_id);
+    Status step;
+    if ((*st)->Step(&step)) updated = ReadEndpoint(**st, 0, box_);
+    (*st)->Reset();
+    return step;
   });
   if (!s.ok()) return s;
-  return e;
+  if (!updated) return model::NotFound("endpoint " + endpoint_id + " not found");
+  return std::move(*updated);
 }
 
 Status SqliteStore::DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) {

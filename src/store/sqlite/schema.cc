@@ -123,6 +123,11 @@ CREATE TABLE campaigns(
   PRIMARY KEY(site_id, cid)) WITHOUT ROWID;
 CREATE INDEX campaigns_by_activity ON campaigns(site_id, last_active DESC, cid);
 )sql",
+    // 3: why and since when an endpoint is disabled (410 Gone, a refused destination, ...).
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN disabled_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE endpoints ADD COLUMN disabled_at INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace
