@@ -39,6 +39,13 @@ http::Response NotFoundResponse(std::string_view what, std::string_view id) {
 }
 
 // The body as a JSON object, or the 400 that explains why not. An empty body is an empty object.
+// A store's answer about message `id`: 404 if it has no such message (of this site), else the
+// store's own error (503 while the database is away), not a 404 that would say it is gone.
+http::Response MessageError(const model::Status& status, std::string_view id) {
+  if (status.code() == model::StatusCode::kNotFound) return NotFoundResponse("message", id);
+  return http::Response::FromStatus(status);
+}
+
 std::optional<json::object> ParseObject(const std::string& body, http::Response* error) {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
   json::error_code ec;
@@ -314,20 +321,35 @@ void AdminApi::GetSite(http::Request&& request, http::Responder respond) {
 void AdminApi::CreateToken(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  auto scope = auth_.Authenticate(request, &error);
+  auto scope = auth_.AuthorizeSite(request, site_id, &error);
   if (!scope) return respond(std::move(error));
-  if (!scope->is_operator) {
-    if (scope->site_id != site_id) return respond(NotFoundResponse("site", site_id));
-    return respond(
-        http::Response::Error(403, "forbidden", "only the operator token makes site tokens"));
-  }
   auto body = ParseObject(request.body, &error);
-  if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
+  if (!body || !CheckFields(*body, {"scope"}, &error)) return respond(std::move(error));
+  store::TokenScope token_scope = store::TokenScope::kAdmin;
+  if (const json::value* v = body->if_contains("scope")) {
+    if (!v->is_string() || (v->as_string() != "admin" && v->as_string() != "read")) {
+      return respond(BadRequest("field 'scope' must be \"admin\" or \"read\""));
+    }
+    if (v->as_string() == "read") token_scope = store::TokenScope::kRead;
+  }
+  // A site's admin token may hand out read tokens for its site (its marketers); only the
+  // operator makes admin tokens.
+  if (!scope->is_operator && (scope->read_only || token_scope == store::TokenScope::kAdmin)) {
+    return respond(http::Response::Error(
+        403, "forbidden",
+        scope->read_only ? "this token may only read: changes need an admin token"
+                         : "only the operator token makes admin tokens; a site token may make "
+                           "read tokens"));
+  }
   const std::string token = "pht_" + model::RandomToken(40);
-  if (model::Status s = store_.AddSiteToken(site_id, model::Sha256Hex(token)); !s.ok()) {
+  if (model::Status s = store_.AddSiteToken(site_id, model::Sha256Hex(token), token_scope);
+      !s.ok()) {
     return respond(http::Response::FromStatus(s));
   }
-  respond(JsonResponse(201, json::object{{"token", token}, {"site_id", site_id}}));
+  respond(JsonResponse(
+      201, json::object{{"token", token},
+                        {"site_id", site_id},
+                        {"scope", token_scope == store::TokenScope::kRead ? "read" : "admin"}}));
 }
 
 void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) {
@@ -454,7 +476,7 @@ void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto message = store_.GetMessage(site_id, *id);
-  if (!message.ok()) return respond(NotFoundResponse("message", request.path_params[1]));
+  if (!message.ok()) return respond(MessageError(message.status(), request.path_params[1]));
   respond(JsonResponse(200, MessageJson(store_, *message)));
 }
 
@@ -462,8 +484,9 @@ void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
-  if (!id || !store_.GetMessage(site_id, *id).ok()) {
-    return respond(NotFoundResponse("message", request.path_params[1]));
+  if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
+  if (auto message = store_.GetMessage(site_id, *id); !message.ok()) {
+    return respond(MessageError(message.status(), request.path_params[1]));
   }
   auto attempts = store_.ListAttempts(*id);
   if (!attempts.ok()) return respond(http::Response::FromStatus(attempts.status()));
@@ -607,7 +630,7 @@ void AdminApi::Redeliver(http::Request&& request, http::Responder respond) {
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto due = store_.RequeueMessage(site_id, *id, clock_.NowMs());
-  if (!due.ok()) return respond(NotFoundResponse("message", request.path_params[1]));
+  if (!due.ok()) return respond(MessageError(due.status(), request.path_params[1]));
   delivery_.Enqueue({*due});
   respond(JsonResponse(202, json::object{{"id", request.path_params[1]}, {"status", "pending"}}));
 }

@@ -21,28 +21,44 @@ std::optional<Scope> Authenticator::Authenticate(const http::Request& request,
     return std::nullopt;
   }
   const std::string hash = model::Sha256Hex(header.substr(kBearer.size()));
-  if (model::ConstantTimeEquals(hash, operator_token_hash_)) return Scope{true, ""};
-  if (auto site = store_.FindSiteOfToken(hash)) return Scope{false, std::move(*site)};
-  *error = http::Response::Error(401, "unauthorized", "unknown token");
+  if (model::ConstantTimeEquals(hash, operator_token_hash_)) return Scope{true, "", false};
+  auto token = store_.FindSiteToken(hash);
+  if (token.ok()) {
+    return Scope{false, std::move(token->site_id), token->scope == store::TokenScope::kRead};
+  }
+  *error = token.status().code() == model::StatusCode::kNotFound
+               ? http::Response::Error(401, "unauthorized", "unknown token")
+               : http::Response::FromStatus(token.status());
   return std::nullopt;
 }
 
-bool Authenticator::AuthorizeSite(const http::Request& request, const std::string& site_id,
-                                  http::Response* error) const {
+std::optional<Scope> Authenticator::AuthorizeSite(const http::Request& request,
+                                                  const std::string& site_id,
+                                                  http::Response* error) const {
   auto scope = Authenticate(request, error);
-  if (!scope) return false;
+  if (!scope) return std::nullopt;
   // Another site's id looks exactly like a missing one.
-  if ((!scope->is_operator && scope->site_id != site_id) || !store_.GetSite(site_id).ok()) {
+  const auto not_found = [&] {
     *error = http::Response::Error(404, "not_found", "site " + site_id + " not found");
-    return false;
-  }
-  return true;
+    return std::nullopt;
+  };
+  if (!scope->is_operator && scope->site_id != site_id) return not_found();
+  auto site = store_.GetSite(site_id);
+  if (site.ok()) return scope;
+  if (site.status().code() == model::StatusCode::kNotFound) return not_found();
+  *error = http::Response::FromStatus(site.status());
+  return std::nullopt;
 }
 
 http::Handler Authenticator::SiteScoped(http::Handler handler) const {
   return [this, handler = std::move(handler)](http::Request&& request, http::Responder respond) {
     http::Response error;
-    if (!AuthorizeSite(request, request.path_params[0], &error)) return respond(std::move(error));
+    auto scope = AuthorizeSite(request, request.path_params[0], &error);
+    if (!scope) return respond(std::move(error));
+    if (scope->read_only && request.method != "GET" && request.method != "HEAD") {
+      return respond(http::Response::Error(
+          403, "forbidden", "this token may only read: changes need an admin token"));
+    }
     handler(std::move(request), std::move(respond));
   };
 }

@@ -15,7 +15,8 @@ namespace pushhook::admin {
 
 struct Scope {
   bool is_operator = false;
-  std::string site_id;  // for a site token
+  std::string site_id;     // for a site token
+  bool read_only = false;  // a site token of scope "read": it may look, not change
 };
 
 class Authenticator {
@@ -23,17 +24,18 @@ class Authenticator {
   // `operator_token_hash`: SHA-256 (hex) of the operator token; the token itself is not kept.
   Authenticator(store::Store& store, std::string operator_token_hash);
 
-  // The caller's scope from its bearer token, or false with the 401 to answer in `error`.
+  // The caller's scope from its bearer token, or nullopt with the answer in `error`: 401 for a
+  // missing or unknown token, 503 when the database cannot say.
   std::optional<Scope> Authenticate(const http::Request& request, http::Response* error) const;
 
-  // Authenticates and checks that the caller may see `site_id` and that it exists; false with
-  // the 401/404 to answer in `error`.
-  bool AuthorizeSite(const http::Request& request, const std::string& site_id,
-                     http::Response* error) const;
+  // Authenticates and checks that the caller may see `site_id` and that it exists; nullopt with
+  // the 401/404 (or 503) to answer in `error`.
+  std::optional<Scope> AuthorizeSite(const http::Request& request, const std::string& site_id,
+                                     http::Response* error) const;
 
   // The handler of a route under /v1/sites/{site}: `handler` runs only once the caller may see
-  // {site} (path_params[0]); else AuthorizeSite's 401 or 404 is the answer. The Authenticator
-  // must outlive the handler.
+  // {site} (path_params[0]); else AuthorizeSite's 401 or 404 is the answer. A read-only token
+  // gets 403 for every method but GET. The Authenticator must outlive the handler.
   http::Handler SiteScoped(http::Handler handler) const;
 
  private:

@@ -50,7 +50,10 @@ Response Response::Error(int status, std::string_view code, std::string_view mes
 }
 
 Response Response::FromStatus(const model::Status& status) {
-  return Error(HttpStatusOf(status.code()), ErrorCodeOf(status.code()), status.message());
+  Response r = Error(HttpStatusOf(status.code()), ErrorCodeOf(status.code()), status.message());
+  // Busy or away for now (a database restarting, a full queue): say when to come back.
+  if (r.status == 503 || r.status == 429) r.With("retry-after", "1");
+  return r;
 }
 
 std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space) {

@@ -52,13 +52,13 @@ void IngestHandler::HandlePreflight(http::Request&&, http::Responder respond) {
   respond(std::move(response));
 }
 
-std::optional<std::string> IngestHandler::SiteOfKey(const std::string& key) {
+model::StatusOr<std::string> IngestHandler::SiteOfKey(const std::string& key) {
   {
     std::shared_lock lock(keys_mu_);
     if (auto it = site_by_key_.find(key); it != site_by_key_.end()) return it->second;
   }
   auto site = store_.FindSiteByIngestKey(key);
-  if (!site) return std::nullopt;
+  if (!site.ok()) return site.status();
   std::unique_lock lock(keys_mu_);
   site_by_key_.emplace(key, site->id);
   return site->id;
@@ -86,12 +86,13 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
     return respond(WithCors(http::Response::Error(
         401, "unauthorized", "missing ingest key: send header x-pushhook-key or query ?key=")));
   }
-  const std::optional<std::string> site_id = SiteOfKey(key);
-  if (!site_id) {
+  const model::StatusOr<std::string> site_id = SiteOfKey(key);
+  if (!site_id.ok()) {
     // A key the store could not look up is not an unknown key: the client should retry.
-    if (!store_.Ready()) {
+    if (site_id.status().code() != model::StatusCode::kNotFound) {
       return respond(WithCors(
-          http::Response::Error(503, "unavailable", "the database is unreachable; retry later")
+          http::Response::Error(503, "unavailable",
+                                "the database cannot be reached: " + site_id.status().message())
               .With("retry-after", "1")));
     }
     return respond(WithCors(http::Response::Error(401, "unauthorized", "unknown ingest key")));
@@ -134,11 +135,7 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
       *site_id, std::move(events), now_ms,
       [this, respond = std::move(respond)](model::StatusOr<store::AppendResult> result) {
         if (!result.ok()) {
-          http::Response response = http::Response::FromStatus(result.status());
-          if (result.status().code() == model::StatusCode::kUnavailable) {
-            response.With("retry-after", "1");
-          }
-          return respond(WithCors(std::move(response)));
+          return respond(WithCors(http::Response::FromStatus(result.status())));
         }
         const size_t accepted = result->accepted;
         const size_t duplicates = result->duplicates;

@@ -51,7 +51,9 @@ class IngestHandler {
 
  private:
   // The site id that owns `key`, from the cache or the store.
-  std::optional<std::string> SiteOfKey(const std::string& key);
+  // The site of an ingest key: kNotFound for an unknown key, another code for a database that
+  // could not say.
+  model::StatusOr<std::string> SiteOfKey(const std::string& key);
   // Milliseconds until `key` may send again, 0 if it may send now (and takes its token).
   int64_t RateLimitWait(const std::string& key, int64_t now_ms);
 

@@ -228,7 +228,8 @@ class App::Impl {
 
  private:
   MetricsSnapshot Metrics() const {
-    MetricsSnapshot snapshot{ingest_->counts(), dispatcher_->counts(), std::nullopt};
+    MetricsSnapshot snapshot{ingest_->counts(), dispatcher_->counts(), store_->counts(),
+                             std::nullopt};
     if (leases_) snapshot.cluster = leases_->status();
     return snapshot;
   }

@@ -34,6 +34,10 @@ std::string PrometheusText(const MetricsSnapshot& snapshot) {
            "Ingest requests answered 4xx (rejected) or 429/503 (back-pressure).");
   e.Sample("pushhook_ingest_requests_refused_total{reason=\"invalid\"}", in.rejected);
   e.Sample("pushhook_ingest_requests_refused_total{reason=\"overload\"}", in.refused);
+  e.Metric(
+      "pushhook_store_commit_failures_total", "counter",
+      "Store transactions that did not commit (a full disk, a database away); each is logged.");
+  e.Sample("pushhook_store_commit_failures_total", snapshot.store.commit_failures);
   e.Metric("pushhook_delivery_attempts_total", "counter", "Delivery attempts, by outcome.");
   e.Sample("pushhook_delivery_attempts_total{outcome=\"delivered\"}", out.delivered);
   e.Sample("pushhook_delivery_attempts_total{outcome=\"retry\"}", out.retries);

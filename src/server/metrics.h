@@ -9,12 +9,14 @@
 #include "delivery/delivery_service.h"
 #include "delivery/lease_keeper.h"
 #include "ingest/ingest_handler.h"
+#include "store/store.h"
 
 namespace pushhook::server {
 
 struct MetricsSnapshot {
   ingest::IngestHandler::Counts ingest;
   delivery::DeliveryCounts delivery;
+  store::StoreCounts store;
   std::optional<delivery::ClusterStatus> cluster;  // only when sharing a database
 };
 

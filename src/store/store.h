@@ -29,6 +29,14 @@ struct Site {
   int64_t created_at_ms = 0;
 };
 
+// What a site token may do (DESIGN section 3): everything of its site, or only look.
+enum class TokenScope { kAdmin, kRead };
+
+struct SiteToken {
+  std::string site_id;
+  TokenScope scope = TokenScope::kAdmin;
+};
+
 struct Endpoint {
   std::string id;
   std::string site_id;
@@ -210,6 +218,11 @@ struct CampaignCursor {
 
 using AppendCallback = std::function<void(model::StatusOr<AppendResult>)>;
 
+// What the store counts of its own failures, for /metrics.
+struct StoreCounts {
+  uint64_t commit_failures = 0;  // transactions that did not commit (each also logged)
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -221,11 +234,14 @@ class Store {
   virtual model::StatusOr<Site> CreateSite(const std::string& name) = 0;
   virtual model::StatusOr<Site> GetSite(const std::string& site_id) = 0;
   virtual model::StatusOr<std::vector<Site>> ListSites() = 0;
-  virtual std::optional<Site> FindSiteByIngestKey(const std::string& ingest_key) = 0;
+  // kNotFound for a key no site has; another code when the database could not say.
+  virtual model::StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) = 0;
 
   // Site tokens are kept as their SHA-256; the plain token is never stored.
-  virtual model::Status AddSiteToken(const std::string& site_id, const std::string& token_hash) = 0;
-  virtual std::optional<std::string> FindSiteOfToken(const std::string& token_hash) = 0;
+  virtual model::Status AddSiteToken(const std::string& site_id, const std::string& token_hash,
+                                     TokenScope scope) = 0;
+  // kNotFound for an unknown token; another code when the database could not say.
+  virtual model::StatusOr<SiteToken> FindSiteToken(const std::string& token_hash) = 0;
 
   virtual model::StatusOr<Endpoint> CreateEndpoint(Endpoint endpoint) = 0;
   virtual model::StatusOr<Endpoint> GetEndpoint(const std::string& site_id,
@@ -288,6 +304,7 @@ class Store {
 
   // True once migrations ran and the database answers.
   virtual bool Ready() = 0;
+  virtual StoreCounts counts() const = 0;
 
   // What nodes sharing this database coordinate through (PostgreSQL); null when this node is
   // the only one (SQLite).

@@ -28,6 +28,14 @@ inline model::EventFilter FilterFromBits(int64_t bits) {
   return model::EventFilter{(bits & kEventsView) != 0, (bits & kEventsClick) != 0};
 }
 
+// How a token's scope is stored: "admin" or "read" (an unknown name reads as the narrower).
+inline std::string_view TokenScopeName(TokenScope scope) {
+  return scope == TokenScope::kRead ? "read" : "admin";
+}
+inline TokenScope TokenScopeFromName(std::string_view name) {
+  return name == "admin" ? TokenScope::kAdmin : TokenScope::kRead;
+}
+
 // One column an UPDATE sets, and its value.
 struct ColumnValue {
   std::string_view column;

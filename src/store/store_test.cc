@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -191,17 +193,21 @@ TEST_P(StoreTest, SitesAreFoundByIdAndIngestKey) {
   EXPECT_EQ(site->ingest_key.rfind("pk_", 0), 0u);
   EXPECT_EQ(store_->GetSite(site->id)->name, "Shop");
   EXPECT_EQ(store_->FindSiteByIngestKey(site->ingest_key)->id, site->id);
-  EXPECT_FALSE(store_->FindSiteByIngestKey("pk_nope").has_value());
+  EXPECT_EQ(store_->FindSiteByIngestKey("pk_nope").status().code(), model::StatusCode::kNotFound);
   EXPECT_EQ(store_->GetSite("site_nope").status().code(), model::StatusCode::kNotFound);
   EXPECT_EQ(store_->ListSites()->size(), 1u);
 }
 
 TEST_P(StoreTest, TokensMapToTheirSite) {
   auto site = store_->CreateSite("a");
-  ASSERT_TRUE(store_->AddSiteToken(site->id, "hash1").ok());
-  EXPECT_EQ(store_->FindSiteOfToken("hash1"), site->id);
-  EXPECT_EQ(store_->FindSiteOfToken("hash2"), std::nullopt);
-  EXPECT_EQ(store_->AddSiteToken("site_missing", "h").code(), model::StatusCode::kNotFound);
+  ASSERT_TRUE(store_->AddSiteToken(site->id, "hash1", TokenScope::kAdmin).ok());
+  ASSERT_TRUE(store_->AddSiteToken(site->id, "hash3", TokenScope::kRead).ok());
+  EXPECT_EQ(Value(store_->FindSiteToken("hash1")).site_id, site->id);
+  EXPECT_EQ(Value(store_->FindSiteToken("hash1")).scope, TokenScope::kAdmin);
+  EXPECT_EQ(Value(store_->FindSiteToken("hash3")).scope, TokenScope::kRead);
+  EXPECT_EQ(store_->FindSiteToken("hash2").status().code(), model::StatusCode::kNotFound);
+  EXPECT_EQ(store_->AddSiteToken("site_missing", "h", TokenScope::kAdmin).code(),
+            model::StatusCode::kNotFound);
 }
 
 TEST_P(StoreTest, EndpointsAreScopedToTheirSite) {
@@ -267,6 +273,49 @@ TEST_P(StoreTest, ConcurrentAppendsAllCommitAndAnswerOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(accepted.load(), kThreads * kPerThread);
   EXPECT_EQ(store_->LoadPending(0, 10000)->size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+// The disk fills: a transaction cannot commit. Every write in it is refused with 503 (nothing
+// is acknowledged that is not stored), the store counts the failure for /metrics, and once
+// there is room again writes go on.
+TEST_P(StoreTest, ATransactionThatCannotCommitRefusesItsWritesAndIsCounted) {
+  if (Postgres()) GTEST_SKIP() << "a file size limit binds this process, not the server";
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  EXPECT_EQ(store_->counts().commit_failures, 0u);
+  model::Event big = MakeEvent(model::Action::kView, "big");
+  big.notification_title = std::string(1 << 20, 't');  // more than the WAL holds already
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit tiny = old;
+  tiny.rlim_cur = 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tiny), 0);
+  std::promise<model::StatusOr<AppendResult>> promise;
+  store_->AppendEvents(site->id, {big}, 1000,
+                       [&](model::StatusOr<AppendResult> r) { promise.set_value(std::move(r)); });
+  const model::StatusOr<AppendResult> refused = promise.get_future().get();
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), model::StatusCode::kUnavailable) << refused.status().message();
+  EXPECT_EQ(store_->counts().commit_failures, 1u);
+  EXPECT_TRUE(Value(store_->LoadPending(0, 10)).empty()) << "a refused event left a message";
+
+  EXPECT_EQ(Append(site->id, {big}).accepted, 1u) << "the same event, once there is room";
+  EXPECT_EQ(Value(store_->LoadPending(0, 10)).size(), 1u);
+  EXPECT_EQ(store_->counts().commit_failures, 1u);
+}
+
+// An admin write refused on its merits is its answer, not a failure of the store.
+TEST_P(StoreTest, ARefusedAdminWriteIsNotACommitFailure) {
+  auto site = store_->CreateSite("a");
+  EndpointPatch patch;
+  patch.url = "http://127.0.0.1:9/other";
+  auto missing = store_->UpdateEndpoint(site->id, "ep_missing", patch, 1000);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), model::StatusCode::kNotFound);
+  EXPECT_EQ(store_->counts().commit_failures, 0u);
 }
 
 TEST_P(StoreTest, AttemptsMoveMessagesAndSurviveReopen) {

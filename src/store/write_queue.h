@@ -22,8 +22,15 @@
 #include <vector>
 
 #include "model/status.h"
+#include "util/failure_report.h"
 
 namespace pushhook::store {
+
+// Whether `s` says the database failed (busy, full, gone, broken) rather than that a write
+// was refused on its merits (a constraint, a missing row).
+inline bool IsDatabaseFailure(const model::Status& s) {
+  return s.code() == model::StatusCode::kUnavailable || s.code() == model::StatusCode::kInternal;
+}
 
 template <typename Connection>
 struct WriteOp {
@@ -44,8 +51,10 @@ template <typename Connection>
 class WriteQueue {
  public:
   using Op = WriteOp<Connection>;
-  // Makes one transaction of `batch`; (*results)[i] is the outcome of batch[i].
-  using Commit = std::function<void(std::vector<Op>& batch, std::vector<model::Status>* results)>;
+  // Makes one transaction of `batch`; (*results)[i] is the outcome of batch[i]. Returns the
+  // transaction's own outcome: not ok when it did not commit (a full disk, a database away).
+  using Commit =
+      std::function<model::Status(std::vector<Op>& batch, std::vector<model::Status>* results)>;
 
   WriteQueue(size_t max_weight, Commit commit)
       : max_weight_(max_weight), commit_(std::move(commit)) {}
@@ -86,6 +95,11 @@ class WriteQueue {
                           "the store's write queue is full; retry shortly"));
   }
 
+  // Transactions that did not commit so far: every one is also logged, at most one line per
+  // interval (util::FailureReport), so that an operator hears of a full disk from the log and
+  // /metrics, not from clients.
+  uint64_t commit_failures() const { return commit_failures_.count(); }
+
   // Runs `apply` in the next transaction, isolated, and waits until it is durable.
   model::Status Run(std::function<model::Status(Connection&)> apply) {
     std::promise<model::Status> promise;
@@ -121,7 +135,11 @@ class WriteQueue {
         pending_weight_ = 0;
         urgent_ = 0;
       }
-      commit_(batch, &results);
+      if (model::Status s = commit_(batch, &results); !s.ok()) {
+        const auto now = std::chrono::system_clock::now().time_since_epoch();
+        commit_failures_.Report(std::chrono::duration_cast<std::chrono::milliseconds>(now).count(),
+                                s.message(), {{"writes", batch.size()}});
+      }
       for (size_t i = 0; i < batch.size(); ++i) {
         if (batch[i].done) batch[i].done(std::move(results[i]));
       }
@@ -134,6 +152,7 @@ class WriteQueue {
 
   const size_t max_weight_;
   const Commit commit_;
+  util::FailureReport commit_failures_{"a transaction of the store did not commit"};
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Op> queue_;       // guarded by mu_

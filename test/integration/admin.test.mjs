@@ -58,6 +58,43 @@ itest('admin API: tokens, sites, endpoints', async (fx, t) => {
     assert.ok([403, 404].includes(makeSite.status), `a site token making a site: ${makeSite.status} ${makeSite.text}`);
   });
 
+  await t.test('a read token looks at its site and changes nothing', async () => {
+    const admin = expectStatus(await serve.api('POST', `/v1/sites/${siteA.id}/tokens`, {}), 201, 'admin token');
+    assert.equal(admin.scope, 'admin');
+    // The site's admin token hands a read token to the site's marketers.
+    const read = expectStatus(await serve.api('POST', `/v1/sites/${siteA.id}/tokens`, { scope: 'read' }, admin.token), 201, 'read token');
+    assert.equal(read.scope, 'read');
+    const looked = expectStatus(await serve.api('GET', `/v1/sites/${siteA.id}/endpoints`, undefined, read.token), 200, 'read endpoints');
+    const [endpoint] = listItems(looked);
+    assert.ok(endpoint, 'site A has an endpoint to look at');
+    expectStatus(await serve.api('GET', `/v1/sites/${siteA.id}/stats`, undefined, read.token), 200, 'read stats');
+    expectStatus(await serve.api('GET', `/v1/sites/${siteA.id}/messages`, undefined, read.token), 200, 'read messages');
+    const refusal = 'this token may only read: changes need an admin token';
+    for (const [method, path, body] of [
+      ['POST', `/v1/sites/${siteA.id}/endpoints`, { url: 'http://127.0.0.1:9/r' }],
+      ['PATCH', `/v1/sites/${siteA.id}/endpoints/${endpoint.id}`, { enabled: false }],
+      ['DELETE', `/v1/sites/${siteA.id}/endpoints/${endpoint.id}`, undefined],
+      ['POST', `/v1/sites/${siteA.id}/endpoints/${endpoint.id}/rotate-secret`, undefined],
+      ['POST', `/v1/sites/${siteA.id}/endpoints/${endpoint.id}/test`, undefined],
+      ['POST', `/v1/sites/${siteA.id}/tokens`, { scope: 'read' }],
+    ]) {
+      const answer = await serve.api(method, path, body, read.token);
+      assert.equal(answer.status, 403, `${method} ${path} with a read token: ${answer.status} ${answer.text}`);
+      assert.equal(answer.json.error.code, 'forbidden');
+      assert.equal(answer.json.error.message, refusal);
+    }
+    assert.equal(expectStatus(await serve.api('GET', `/v1/sites/${siteA.id}/endpoints/${endpoint.id}`), 200, 'unchanged').enabled, true);
+    assertError(await serve.api('GET', `/v1/sites/${siteB.id}/endpoints`, undefined, read.token), 404, 'another site, read token');
+    // Only the operator makes admin tokens; scope is admin or read.
+    const adminByAdmin = await serve.api('POST', `/v1/sites/${siteA.id}/tokens`, { scope: 'admin' }, admin.token);
+    assert.equal(adminByAdmin.status, 403);
+    assert.equal(adminByAdmin.json.error.message, 'only the operator token makes admin tokens; a site token may make read tokens');
+    const bad = await serve.api('POST', `/v1/sites/${siteA.id}/tokens`, { scope: 'owner' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.message, 'field \'scope\' must be "admin" or "read"');
+    assert.equal((await serve.api('POST', `/v1/sites/${siteA.id}/tokens`, { scope: 'read', extra: 1 })).status, 400);
+  });
+
   await t.test('endpoint create, list (no secrets), read, patch, delete', async () => {
     const created = await serve.createEndpoint(siteA.id, {
       url: 'http://127.0.0.1:9/crud',

@@ -26,25 +26,34 @@ StatusOr<Site> PostgresStore::GetSite(const std::string& site_id) {
   return std::move(sites->front());
 }
 
-std::optional<Site> PostgresStore::FindSiteByIngestKey(const std::string& ingest_key) {
+StatusOr<Site> PostgresStore::FindSiteByIngestKey(const std::string& ingest_key) {
   auto sites =
       QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE ingest_key = $1",
                  Params().Add(ingest_key));
-  if (!sites.ok() || sites->empty()) return std::nullopt;
+  if (!sites.ok()) return sites.status();
+  if (sites->empty()) return model::NotFound("no site has this ingest key");
   return std::move(sites->front());
 }
 
-Status PostgresStore::AddSiteToken(const std::string& site_id, const std::string& token_hash) {
+Status PostgresStore::AddSiteToken(const std::string& site_id, const std::string& token_hash,
+                                   TokenScope scope) {
   if (auto site = GetSite(site_id); !site.ok()) return site.status();
-  return Query("INSERT INTO site_tokens(token_hash, site_id, created_at) VALUES($1,$2,$3)",
-               Params().Add(token_hash).Add(site_id).Add(NowMs()))
+  return Query(
+             "INSERT INTO site_tokens(token_hash, site_id, created_at, scope) VALUES($1,$2,$3,$4)",
+             Params()
+                 .Add(token_hash)
+                 .Add(site_id)
+                 .Add(NowMs())
+                 .Add(internal::TokenScopeName(scope)))
       .status();
 }
 
-std::optional<std::string> PostgresStore::FindSiteOfToken(const std::string& token_hash) {
-  auto r = Query("SELECT site_id FROM site_tokens WHERE token_hash = $1", Params().Add(token_hash));
-  if (!r.ok() || r->rows() == 0) return std::nullopt;
-  return r->String(0, 0);
+StatusOr<SiteToken> PostgresStore::FindSiteToken(const std::string& token_hash) {
+  auto r = Query("SELECT site_id, scope FROM site_tokens WHERE token_hash = $1",
+                 Params().Add(token_hash));
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return model::NotFound("unknown token");
+  return SiteToken{r->String(0, 0), internal::TokenScopeFromName(r->Text(0, 1))};
 }
 
 StatusOr<Endpoint> PostgresStore::CreateEndpoint(Endpoint e) {

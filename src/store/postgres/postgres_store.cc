@@ -69,8 +69,8 @@ StatusOr<Result> PostgresStore::Query(const std::string& sql, const Params& para
 
 // One transaction for every queued write; a deadlock with another node's transaction (two
 // requests with the same event ids in another order) runs it again.
-void PostgresStore::CommitBatch(std::vector<PgWriteQueue::Op>& batch,
-                                std::vector<Status>* results) {
+Status PostgresStore::CommitBatch(std::vector<PgWriteQueue::Op>& batch,
+                                  std::vector<Status>* results) {
   Connection& c = *writer_conn_;
   Status s;
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -97,7 +97,7 @@ void PostgresStore::CommitBatch(std::vector<PgWriteQueue::Op>& batch,
       }
     }
     if (s.ok()) s = c.Exec("COMMIT");
-    if (s.ok()) return;
+    if (s.ok()) return s;
     const bool again = IsRetryable(c.last_sqlstate());
     if (c.healthy()) c.Exec("ROLLBACK");
     if (!again) break;
@@ -106,6 +106,7 @@ void PostgresStore::CommitBatch(std::vector<PgWriteQueue::Op>& batch,
   for (auto& r : *results) {
     r = s.code() == model::StatusCode::kUnavailable ? s : model::Unavailable(s.message());
   }
+  return s;
 }
 
 StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,

@@ -110,7 +110,7 @@ class PostgresStore final : public Store, public Coordination {
         origin_(model::RandomToken(12)),
         writes_(options.max_pending_writes,
                 [this](std::vector<PgWriteQueue::Op>& batch, std::vector<Status>* results) {
-                  CommitBatch(batch, results);
+                  return CommitBatch(batch, results);
                 }) {}
 
   ~PostgresStore() override {
@@ -129,9 +129,10 @@ class PostgresStore final : public Store, public Coordination {
                       Params());
   }
 
-  std::optional<Site> FindSiteByIngestKey(const std::string& ingest_key) override;
-  Status AddSiteToken(const std::string& site_id, const std::string& token_hash) override;
-  std::optional<std::string> FindSiteOfToken(const std::string& token_hash) override;
+  StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) override;
+  Status AddSiteToken(const std::string& site_id, const std::string& token_hash,
+                      TokenScope scope) override;
+  StatusOr<SiteToken> FindSiteToken(const std::string& token_hash) override;
   StatusOr<Endpoint> CreateEndpoint(Endpoint e) override;
   StatusOr<Endpoint> GetEndpoint(const std::string& site_id,
                                  const std::string& endpoint_id) override;
@@ -178,6 +179,7 @@ class PostgresStore final : public Store, public Coordination {
   StatusOr<std::vector<CampaignSummary>> ListCampaigns(const std::string& site_id,
                                                        const std::optional<CampaignCursor>& after,
                                                        int limit) override;
+  StoreCounts counts() const override { return StoreCounts{writes_.commit_failures()}; }
   bool Ready() override { return Query("SELECT 1").ok(); }
 
   Coordination* coordination() override { return this; }
@@ -238,7 +240,7 @@ class PostgresStore final : public Store, public Coordination {
 
   // One transaction for every queued write; a deadlock with another node's transaction (two
   // requests with the same event ids in another order) runs it again.
-  void CommitBatch(std::vector<PgWriteQueue::Op>& batch, std::vector<Status>* results);
+  Status CommitBatch(std::vector<PgWriteQueue::Op>& batch, std::vector<Status>* results);
 
   // One lease round, inside the caller's transaction. Times are the database's, so that nodes
   // whose clocks differ still agree on when a lease expires.

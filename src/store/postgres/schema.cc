@@ -132,10 +132,12 @@ CREATE TABLE endpoint_leases(
   expires_at bigint NOT NULL);
 CREATE INDEX endpoint_leases_by_node ON endpoint_leases(node_id);
 )sql",
-    // 4: why and since when an endpoint is disabled (410 Gone, a refused destination, ...).
+    // 4: why and since when an endpoint is disabled (410 Gone, a refused
+    // destination, ...), and what a site token may do (DESIGN section 3: admin or read).
     R"sql(
 ALTER TABLE endpoints ADD COLUMN disabled_reason text NOT NULL DEFAULT '';
 ALTER TABLE endpoints ADD COLUMN disabled_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE site_tokens ADD COLUMN scope text NOT NULL DEFAULT 'admin';
 )sql",
 };
 

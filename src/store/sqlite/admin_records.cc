@@ -32,34 +32,46 @@ StatusOr<Site> SqliteStore::GetSite(const std::string& site_id) {
   return std::move(sites->front());
 }
 
-std::optional<Site> SqliteStore::FindSiteByIngestKey(const std::string& ingest_key) {
+StatusOr<Site> SqliteStore::FindSiteByIngestKey(const std::string& ingest_key) {
   auto sites = QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE ingest_key = ?",
                           ingest_key);
-  if (!sites.ok() || sites->empty()) return std::nullopt;
+  if (!sites.ok()) return sites.status();
+  if (sites->empty()) return model::NotFound("no site has this ingest key");
   return std::move(sites->front());
 }
 
-Status SqliteStore::AddSiteToken(const std::string& site_id, const std::string& token_hash) {
+Status SqliteStore::AddSiteToken(const std::string& site_id, const std::string& token_hash,
+                                 TokenScope scope) {
   if (auto site = GetSite(site_id); !site.ok()) return site.status();
   return WriteSync([&](Connection& c) {
-    auto st = c.Prepare("INSERT INTO site_tokens(token_hash, site_id, created_at) VALUES(?,?,?)");
+    auto st = c.Prepare(
+        "INSERT INTO site_tokens(token_hash, site_id, created_at, scope) VALUES(?,?,?,?)");
     if (!st.ok()) return st.status();
-    return (*st)->Bind(1, token_hash).Bind(2, site_id).Bind(3, NowMs()).Run();
+    return (*st)
+        ->Bind(1, token_hash)
+        .Bind(2, site_id)
+        .Bind(3, NowMs())
+        .Bind(4, internal::TokenScopeName(scope))
+        .Run();
   });
 }
 
-std::optional<std::string> SqliteStore::FindSiteOfToken(const std::string& token_hash) {
-  std::optional<std::string> site;
-  Read([&](Connection& c) {
-    auto st = c.Prepare("SELECT site_id FROM site_tokens WHERE token_hash = ?");
+StatusOr<SiteToken> SqliteStore::FindSiteToken(const std::string& token_hash) {
+  std::optional<SiteToken> token;
+  Status s = Read([&](Connection& c) {
+    auto st = c.Prepare("SELECT site_id, scope FROM site_tokens WHERE token_hash = ?");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, token_hash);
-    Status s;
-    if ((*st)->Step(&s)) site = (*st)->Text(0);
+    Status step;
+    if ((*st)->Step(&step)) {
+      token = SiteToken{(*st)->Text(0), internal::TokenScopeFromName((*st)->Text(1))};
+    }
     (*st)->Reset();
-    return s;
+    return step;
   });
-  return site;
+  if (!s.ok()) return s;
+  if (!token) return model::NotFound("unknown token");
+  return std::move(*token);
 }
 
 StatusOr<Endpoint> SqliteStore::CreateEndpoint(Endpoint e) {

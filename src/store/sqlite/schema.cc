@@ -123,10 +123,12 @@ CREATE TABLE campaigns(
   PRIMARY KEY(site_id, cid)) WITHOUT ROWID;
 CREATE INDEX campaigns_by_activity ON campaigns(site_id, last_active DESC, cid);
 )sql",
-    // 3: why and since when an endpoint is disabled (410 Gone, a refused destination, ...).
+    // 3: why and since when an endpoint is disabled (410 Gone, a refused
+    // destination, ...), and what a site token may do (DESIGN section 3: admin or read).
     R"sql(
 ALTER TABLE endpoints ADD COLUMN disabled_reason TEXT NOT NULL DEFAULT '';
 ALTER TABLE endpoints ADD COLUMN disabled_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE site_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin';
 )sql",
 };
 

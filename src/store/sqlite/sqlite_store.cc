@@ -55,14 +55,14 @@ Status SqliteStore::WriteSync(std::function<Status(Connection&)> apply) {
   });
 }
 
-void SqliteStore::CommitBatch(std::vector<SqliteWriteQueue::Op>& batch,
-                              std::vector<Status>* results) {
+Status SqliteStore::CommitBatch(std::vector<SqliteWriteQueue::Op>& batch,
+                                std::vector<Status>* results) {
   Connection& c = *writer_conn_;
   results->assign(batch.size(), Status::Ok());
   Status begin = c.Run("BEGIN IMMEDIATE");
   if (!begin.ok()) {
     for (auto& r : *results) r = begin;
-    return;
+    return begin;
   }
   const bool single = batch.size() == 1;
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -75,14 +75,19 @@ void SqliteStore::CommitBatch(std::vector<SqliteWriteQueue::Op>& batch,
     if (savepoint) {
       if (!s.ok()) c.Run("ROLLBACK TO w");
       c.Run("RELEASE w");
+    } else if (!s.ok() && batch[i].isolated && !IsDatabaseFailure(s)) {
+      // An isolated write alone in its transaction refused itself (a constraint, a missing
+      // row): its answer, not a failure of the store.
+      Rollback(c);
+      (*results)[i] = std::move(s);
+      return Status::Ok();
     } else if (!s.ok()) {
       // Part of this write is in the transaction: none of the transaction may commit.
       Rollback(c);
       for (size_t j = 0; j < batch.size(); ++j) {
-        (*results)[j] =
-            j == i ? std::move(s) : model::Unavailable("a write in the same transaction failed");
+        (*results)[j] = j == i ? s : model::Unavailable("a write in the same transaction failed");
       }
-      return;
+      return s;
     }
     (*results)[i] = std::move(s);
   }
@@ -96,7 +101,7 @@ void SqliteStore::CommitBatch(std::vector<SqliteWriteQueue::Op>& batch,
       for (auto& r : *results) {
         if (r.ok()) r = model::Unavailable("statistics update failed: " + flushed.message());
       }
-      return;
+      return flushed;
     }
   }
   Status commit = c.Run("COMMIT");
@@ -105,9 +110,10 @@ void SqliteStore::CommitBatch(std::vector<SqliteWriteQueue::Op>& batch,
     for (auto& r : *results) {
       if (r.ok()) r = model::Unavailable("commit failed: " + commit.message());
     }
-    return;
+    return commit;
   }
   Committed(flush);
+  return Status::Ok();
 }
 
 // Ends a transaction that did not commit. What the writer cached from it may be gone.

@@ -55,7 +55,7 @@ class SqliteStore final : public Store {
         box_(options.secrets_key),
         writes_(options.max_pending_writes,
                 [this](std::vector<SqliteWriteQueue::Op>& batch, std::vector<Status>* results) {
-                  CommitBatch(batch, results);
+                  return CommitBatch(batch, results);
                 }) {}
 
   // Writes still queued, and the statistics held, are committed before the writer closes.
@@ -77,9 +77,10 @@ class SqliteStore final : public Store {
                       std::nullopt);
   }
 
-  std::optional<Site> FindSiteByIngestKey(const std::string& ingest_key) override;
-  Status AddSiteToken(const std::string& site_id, const std::string& token_hash) override;
-  std::optional<std::string> FindSiteOfToken(const std::string& token_hash) override;
+  StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) override;
+  Status AddSiteToken(const std::string& site_id, const std::string& token_hash,
+                      TokenScope scope) override;
+  StatusOr<SiteToken> FindSiteToken(const std::string& token_hash) override;
   StatusOr<Endpoint> CreateEndpoint(Endpoint e) override;
   StatusOr<Endpoint> GetEndpoint(const std::string& site_id,
                                  const std::string& endpoint_id) override;
@@ -125,6 +126,7 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<CampaignSummary>> ListCampaigns(const std::string& site_id,
                                                        const std::optional<CampaignCursor>& after,
                                                        int limit) override;
+  StoreCounts counts() const override { return StoreCounts{writes_.commit_failures()}; }
   bool Ready() override {
     return Read([](Connection& c) { return c.Exec("SELECT 1"); }).ok();
   }
@@ -167,7 +169,7 @@ class SqliteStore final : public Store {
   // Admin writes, endpoints' among them: each forgets the writer's fan-out targets, so the next
   // append reads them again (they are rare; appends are not).
   Status WriteSync(std::function<Status(Connection&)> apply);
-  void CommitBatch(std::vector<SqliteWriteQueue::Op>& batch, std::vector<Status>* results);
+  Status CommitBatch(std::vector<SqliteWriteQueue::Op>& batch, std::vector<Status>* results);
 
   // Statistics are written with the events' transaction only now and then (FlushDue): the
   // pages of the statistics tables then change once per flush rather than once per commit. In
