@@ -103,6 +103,7 @@ json::object EndpointJson(const store::Endpoint& e, bool with_secret) {
   json::array events;
   if (e.filter.view) events.emplace_back("View");
   if (e.filter.click) events.emplace_back("Click");
+  if (e.filter.dismiss) events.emplace_back("Dismiss");
   json::object out{
       {"id", e.id},
       {"site_id", e.site_id},
@@ -177,17 +178,20 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
   }
   if (const json::value* v = body.if_contains("events")) {
     if (!v->is_array() || v->as_array().empty()) {
-      *error = BadRequest("field 'events' must be a non-empty array of \"View\" and \"Click\"");
+      *error = BadRequest(
+          "field 'events' must be a non-empty array of \"View\", \"Click\" and \"Dismiss\"");
       return false;
     }
-    model::EventFilter filter{false, false};
+    model::EventFilter filter{false, false, false};
     for (const json::value& item : v->as_array()) {
       if (item.is_string() && item.as_string() == "View") {
         filter.view = true;
       } else if (item.is_string() && item.as_string() == "Click") {
         filter.click = true;
+      } else if (item.is_string() && item.as_string() == "Dismiss") {
+        filter.dismiss = true;
       } else {
-        *error = BadRequest("field 'events' may hold only \"View\" and \"Click\"");
+        *error = BadRequest("field 'events' may hold only \"View\", \"Click\" and \"Dismiss\"");
         return false;
       }
     }
@@ -239,11 +243,7 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
 
 AdminApi::AdminApi(store::Store& store, delivery::DeliveryService& delivery,
                    const Authenticator& auth, const model::Clock& clock, AdminOptions options)
-    : store_(store),
-      delivery_(delivery),
-      auth_(auth),
-      clock_(clock),
-      options_(std::move(options)) {}
+    : store_(store), delivery_(delivery), auth_(auth), clock_(clock), options_(options) {}
 
 void AdminApi::Register(http::Router& router) {
   const auto bind = [this](void (AdminApi::*method)(http::Request&&, http::Responder)) {

@@ -235,8 +235,8 @@ int Main(int argc, char** argv) {
   send->add_option("--max-seconds", send_options.max_seconds, "stop after this long")
       ->capture_default_str();
   send->add_option("--cid", send_options.cid, "campaign id of the events")->capture_default_str();
-  send->add_option("--action", send_options.action, "View or Click")
-      ->check(CLI::IsMember({"View", "Click"}))
+  send->add_option("--action", send_options.action, "View, Click or Dismiss")
+      ->check(CLI::IsMember({"View", "Click", "Dismiss"}))
       ->capture_default_str();
 
   BeaconCommandOptions beacon_options;

@@ -79,10 +79,12 @@ SendReport Send(const SendOptions& options) {
       const int64_t at = NowMs();
       for (uint64_t i = 0; i < n; ++i) {
         model::Event e;
-        e.action = options.action == "View" ? model::Action::kView : model::Action::kClick;
+        e.action = options.action == "View"      ? model::Action::kView
+                   : options.action == "Dismiss" ? model::Action::kDismiss
+                                                 : model::Action::kClick;
         e.cookie_id = "sub-" + std::to_string(next_id % 100'000);
         e.cid = options.cid;
-        e.clicked_button = e.action == model::Action::kView ? 0 : static_cast<int>(next_id % 3);
+        e.clicked_button = e.action == model::Action::kClick ? static_cast<int>(next_id % 3) : 0;
         e.utm_source = "pushhook-send";
         e.event_id = run + "-" + std::to_string(next_id++);
         e.occurred_at_ms = at;

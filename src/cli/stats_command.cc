@@ -64,11 +64,12 @@ std::string FormatStatsTable(const std::string& stats_json, const StatsCommandOp
   if (!options.reference_id.empty()) out += ", run " + options.reference_id;
   out += "\n\n";
   const json::object& buttons = totals.at("clicks_by_button").as_object();
-  out += Table(
-      {{"views", "clicks", "ctr", "unique subscribers", "button 0", "button 1", "button 2"},
-       {Int(totals.at("views")), Int(totals.at("clicks")),
-        Percent(totals.at("ctr").to_number<double>()), "~" + Int(totals.at("unique_subscribers")),
-        Int(buttons.at("0")), Int(buttons.at("1")), Int(buttons.at("2"))}});
+  out += Table({{"views", "clicks", "ctr", "unique subscribers", "button 0", "button 1", "button 2",
+                 "dismissals"},
+                {Int(totals.at("views")), Int(totals.at("clicks")),
+                 Percent(totals.at("ctr").to_number<double>()),
+                 "~" + Int(totals.at("unique_subscribers")), Int(buttons.at("0")),
+                 Int(buttons.at("1")), Int(buttons.at("2")), Int(totals.at("dismissals"))}});
   std::vector<std::vector<std::string>> series{{options.bucket, "views", "clicks", "ctr"}};
   for (const json::value& row : doc.at("series").as_array()) {
     const json::object& r = row.as_object();

@@ -185,7 +185,7 @@ struct Host;
 enum class Phase { kIdle, kResolving, kConnecting, kHandshaking, kExchanging };
 
 struct Connection {
-  Connection(asio::io_context& io, Host& host) : socket(io), resolver(io), host(&host) {}
+  Connection(asio::io_context& io, Host& owner) : socket(io), resolver(io), host(&owner) {}
 
   tcp::socket socket;
   std::optional<ssl::stream<tcp::socket&>> tls;
@@ -249,16 +249,19 @@ class AsioClient::Impl {
     transfer->started = Clock::now();
     transfer->request = std::move(request);
     transfer->done = std::move(done);
+    std::unique_ptr<Transfer> refused;
     bool wake = false;
     {
       std::lock_guard lock(mutex_);
-      if (!stopping_) {
+      if (stopping_) {
+        refused = std::move(transfer);
+      } else {
         // Only the first request of a batch wakes the thread; it takes the whole queue at once.
         wake = queue_.empty();
         queue_.push_back(std::move(transfer));
       }
     }
-    if (transfer != nullptr) return Fail(*transfer, OutboundError::kStopped, "client stopped");
+    if (refused != nullptr) return Fail(*refused, OutboundError::kStopped, "client stopped");
     if (wake) asio::post(io_, [this] { Drain(); });
   }
 

@@ -254,8 +254,8 @@ class Session : public std::enable_shared_from_this<Session> {
       out_ = "HTTP/1.1 100 Continue\r\n\r\n";
       WithStream([this](auto& stream) {
         asio::async_write(stream, asio::buffer(out_),
-                          [self = shared_from_this()](beast::error_code ec, size_t) {
-                            if (ec) return self->Close();
+                          [self = shared_from_this()](beast::error_code write_error, size_t) {
+                            if (write_error) return self->Close();
                             self->ReadBody();
                           });
       });

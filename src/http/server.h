@@ -27,7 +27,7 @@ namespace pushhook::http {
 
 struct ServerLimits {
   size_t max_body_bytes = 1 << 20;
-  size_t max_header_bytes = 16 * 1024;
+  size_t max_header_bytes = size_t{16} * 1024;
   // Time allowed to receive a whole request header, and then its body: slow clients are cut off.
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds body_timeout{30'000};

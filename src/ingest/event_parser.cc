@@ -59,7 +59,7 @@ struct FieldSpec {
 
 // Indexed by Field.
 constexpr FieldSpec kSpecs[] = {
-    {"action", "\"View\" or \"Click\"", 5, Chars::kAny},
+    {"action", "\"View\", \"Click\" or \"Dismiss\"", 7, Chars::kAny},
     {"cookie_id", "a string", model::kMaxCookieId, Chars::kNoControl},
     {"cid", "a string or a non-negative integer", model::kMaxCid, Chars::kNoControl},
     {"notification_title", "a string", model::kMaxTitle, Chars::kNoNul},
@@ -77,7 +77,7 @@ constexpr FieldSpec kSpecs[] = {
 constexpr size_t kFieldCount = static_cast<size_t>(Field::kUnknown);
 static_assert(std::size(kSpecs) == kFieldCount);
 
-constexpr std::string_view kActionMessage = "must be \"View\" or \"Click\"";
+constexpr std::string_view kActionMessage = "must be \"View\", \"Click\" or \"Dismiss\"";
 constexpr std::string_view kTimestampMessage =
     "must be an RFC 3339 timestamp, such as 2026-11-27T20:00:00Z";
 constexpr std::string_view kOccurredAtRangeMessage =
@@ -374,8 +374,10 @@ class Handler {
     for (Field f : {Field::kAction, Field::kCookieId, Field::kCid}) {
       if ((seen_ & Bit(f)) == 0) return Fail(Spec(f).name, "is required");
     }
-    if (event_->action == model::Action::kView && event_->clicked_button != 0) {
-      return Fail(Spec(Field::kClickedButton).name, "must be 0 for a View");
+    if (event_->action != model::Action::kClick && event_->clicked_button != 0) {
+      return Fail(Spec(Field::kClickedButton).name, event_->action == model::Action::kView
+                                                        ? "must be 0 for a View"
+                                                        : "must be 0 for a Dismiss");
     }
     if ((seen_ & Bit(Field::kOccurredAt)) == 0) event_->occurred_at_ms = now_ms_;
   }
@@ -490,6 +492,8 @@ class Handler {
           event_->action = model::Action::kView;
         } else if (text_ == "Click") {
           event_->action = model::Action::kClick;
+        } else if (text_ == "Dismiss") {
+          event_->action = model::Action::kDismiss;
         } else {
           Fail(spec.name, std::string(kActionMessage));
         }

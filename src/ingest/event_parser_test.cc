@@ -219,7 +219,7 @@ TEST(EventParserTest, EventsAfterABadOneAreStillChecked) {
 
 TEST(EventParserTest, ReportsOnlyTheFirstProblemOfAnEvent) {
   ExpectInvalid(R"({"action":"Viewed","cookie_id":"","cid":null,"bogus":1})", "action",
-                "must be \"View\" or \"Click\"");
+                "must be \"View\", \"Click\" or \"Dismiss\"");
   ExpectInvalid(R"({"cookie_id":"","cid":null})", "cookie_id", "must not be empty");
 }
 
@@ -261,13 +261,13 @@ TEST(EventParserTest, TooManyEventsWinsOverLaterBadJson) {
 
 // --- action ---
 
-TEST(EventParserTest, ActionMustBeViewOrClickExactly) {
-  for (const char* value : {"view", "CLICK", "", "Clicks", "View ", "Dismiss"}) {
+TEST(EventParserTest, ActionMustBeViewClickOrDismissExactly) {
+  for (const char* value : {"view", "CLICK", "", "Clicks", "View ", "Dismissed", "DISMISS"}) {
     ExpectInvalid(std::string(R"({"action":")") + value + R"(","cookie_id":"c","cid":"1"})",
-                  "action", "must be \"View\" or \"Click\"");
+                  "action", "must be \"View\", \"Click\" or \"Dismiss\"");
   }
   ExpectInvalid(R"({"action":1,"cookie_id":"c","cid":"1"})", "action",
-                "must be \"View\" or \"Click\", not a number");
+                "must be \"View\", \"Click\" or \"Dismiss\", not a number");
 }
 
 TEST(EventParserTest, ActionIsRequired) {
@@ -430,6 +430,21 @@ TEST(EventParserTest, AViewHasButtonZero) {
                 "clicked_button", "must be 0 for a View");
 }
 
+// A Dismiss is the notification closed without a click: its button is always 0.
+TEST(EventParserTest, ADismissIsAcceptedWithButtonZero) {
+  const auto events =
+      ParseOk(R"({"action":"Dismiss","cookie_id":"c1","cid":"42","clicked_button":0})");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].action, model::Action::kDismiss);
+  EXPECT_EQ(model::ActionName(events[0].action), "Dismiss");
+  ExpectInvalid(R"({"action":"Dismiss","cookie_id":"c1","cid":"42","clicked_button":1})",
+                "clicked_button", "must be 0 for a Dismiss");
+  ExpectInvalid(R"({"action":"dismiss","cookie_id":"c1","cid":"42"})", "action",
+                "must be \"View\", \"Click\" or \"Dismiss\"");
+  ExpectInvalid(R"({"action":"Dismissed","cookie_id":"c1","cid":"42"})", "action",
+                "must be \"View\", \"Click\" or \"Dismiss\"");
+}
+
 // --- event_id ---
 
 TEST(EventParserTest, EventIdIsANonEmptyStringOfAtMost128Bytes) {
@@ -486,7 +501,7 @@ TEST(EventParserTest, NullIsNeverAccepted) {
     const char* field;
     const char* expected;
   } cases[] = {
-      {"action", "\"View\" or \"Click\""},
+      {"action", "\"View\", \"Click\" or \"Dismiss\""},
       {"cookie_id", "a string"},
       {"cid", "a string or a non-negative integer"},
       {"notification_title", "a string"},
@@ -660,10 +675,11 @@ TEST(EventParserTest, HugeNumbersAreHandled) {
 TEST(ParseErrorTest, InvalidEventToJson) {
   const ParseError error = ParseFails("[" + View() + "," + View(R"(,"action":"Click")") + "," +
                                       R"({"action":"Nope","cookie_id":"c","cid":"1"}])");
-  EXPECT_EQ(error.ToJson(),
-            R"({"error":{"code":"invalid_event","message":"2 of 3 events are invalid; none was )"
-            R"(stored","details":[{"index":1,"field":"action","message":"appears more than once"},)"
-            R"({"index":2,"field":"action","message":"must be \"View\" or \"Click\""}]}})");
+  EXPECT_EQ(
+      error.ToJson(),
+      R"({"error":{"code":"invalid_event","message":"2 of 3 events are invalid; none was )"
+      R"(stored","details":[{"index":1,"field":"action","message":"appears more than once"},)"
+      R"({"index":2,"field":"action","message":"must be \"View\", \"Click\" or \"Dismiss\""}]}})");
 }
 
 TEST(ParseErrorTest, InvalidJsonToJson) {

@@ -39,6 +39,8 @@ const std::string& UtmValue(const Event& event, UtmField field) {
 void Counters::Add(const Event& event) {
   if (event.action == Action::kView) {
     ++views;
+  } else if (event.action == Action::kDismiss) {
+    ++dismissals;
   } else {
     ++clicks;
     if (event.clicked_button >= 0 && event.clicked_button <= 2) {
@@ -50,6 +52,7 @@ void Counters::Add(const Event& event) {
 void Counters::Add(const Counters& other) {
   views += other.views;
   clicks += other.clicks;
+  dismissals += other.dismissals;
   for (size_t i = 0; i < clicks_by_button.size(); ++i) {
     clicks_by_button[i] += other.clicks_by_button[i];
   }

@@ -30,6 +30,7 @@ struct Counters {
   int64_t views = 0;
   int64_t clicks = 0;
   std::array<int64_t, 3> clicks_by_button{0, 0, 0};
+  int64_t dismissals = 0;
 
   void Add(const Event& event);
   void Add(const Counters& other);

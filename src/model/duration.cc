@@ -15,9 +15,9 @@ struct Unit {
 
 // Largest first: FormatDuration picks the first unit that divides exactly.
 constexpr std::array<Unit, 5> kUnits = {{
-    {"d", 24 * 60 * 60 * 1000},
-    {"h", 60 * 60 * 1000},
-    {"m", 60 * 1000},
+    {"d", int64_t{24} * 60 * 60 * 1000},
+    {"h", int64_t{60} * 60 * 1000},
+    {"m", int64_t{60} * 1000},
     {"s", 1000},
     {"ms", 1},
 }};

@@ -2,7 +2,17 @@
 
 namespace pushhook::model {
 
-std::string_view ActionName(Action action) { return action == Action::kView ? "View" : "Click"; }
+std::string_view ActionName(Action action) {
+  switch (action) {
+    case Action::kView:
+      return "View";
+    case Action::kClick:
+      return "Click";
+    case Action::kDismiss:
+      return "Dismiss";
+  }
+  return "View";
+}
 
 std::string_view PayloadFormatName(PayloadFormat format) {
   return format == PayloadFormat::kIzooto ? "izooto" : "extended";

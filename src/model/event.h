@@ -10,7 +10,9 @@
 
 namespace pushhook::model {
 
-enum class Action { kView, kClick };
+// What the subscriber did: saw the notification, clicked it (or one of its buttons), or closed
+// it without a click (DESIGN section 1).
+enum class Action { kView, kClick, kDismiss };
 
 std::string_view ActionName(Action action);
 
@@ -40,10 +42,24 @@ std::string_view PayloadFormatName(PayloadFormat format);
 bool ParsePayloadFormat(std::string_view name, PayloadFormat* out);
 
 // Which actions an endpoint takes; empty means all.
+// The actions an endpoint takes: by default View and Click, so that a receiver written for the
+// original payload never meets a Dismiss.
 struct EventFilter {
   bool view = true;
   bool click = true;
-  bool Accepts(Action a) const { return a == Action::kView ? view : click; }
+  bool dismiss = false;
+  bool Accepts(Action a) const {
+    switch (a) {
+      case Action::kView:
+        return view;
+      case Action::kClick:
+        return click;
+      case Action::kDismiss:
+        return dismiss;
+    }
+    return false;
+  }
+  bool operator==(const EventFilter&) const = default;
 };
 
 // Field limits from DESIGN section 1, in bytes.

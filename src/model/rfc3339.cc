@@ -106,8 +106,8 @@ bool ParseRfc3339(std::string_view s, int64_t* unix_ms) {
   if (pos != s.size()) return false;
   const int64_t days =
       DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
-  const int64_t secs = days * 86400 + hour * 3600 + minute * 60 + std::min(second, 59) -
-                       static_cast<int64_t>(offset_minutes) * 60;
+  const int64_t secs = days * 86400 + int64_t{hour} * 3600 + int64_t{minute} * 60 +
+                       std::min(second, 59) - static_cast<int64_t>(offset_minutes) * 60;
   *unix_ms = secs * 1000 + millis;
   return true;
 }

@@ -53,7 +53,7 @@ std::optional<std::string> SecretBox::Open(std::string_view stored) const {
   if (stored.substr(0, kPrefix.size()) != kPrefix) return std::string(stored);
   if (!enabled()) return std::nullopt;
   auto raw = Base64Decode(stored.substr(kPrefix.size()));
-  if (!raw || raw->size() < static_cast<size_t>(kNonceBytes + kTagBytes)) return std::nullopt;
+  if (!raw || raw->size() < size_t{kNonceBytes} + kTagBytes) return std::nullopt;
   const auto* bytes = reinterpret_cast<const unsigned char*>(raw->data());
   const size_t text_len = raw->size() - kNonceBytes - kTagBytes;
   std::string out(text_len, '\0');

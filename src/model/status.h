@@ -28,7 +28,7 @@ enum class StatusCode {
   kInternal,           // 500
 };
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -38,6 +38,10 @@ class Status {
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+
+  // Says at the call site that this outcome is dropped on purpose: a clean-up after an error
+  // that is already being returned (a ROLLBACK, a Close), whose own failure adds nothing.
+  void IgnoreError() const {}
 
  private:
   StatusCode code_ = StatusCode::kOk;
@@ -53,7 +57,7 @@ inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std
 
 // Holds either a value or a non-OK Status.
 template <typename T>
-class StatusOr {
+class [[nodiscard]] StatusOr {
  public:
   StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
   StatusOr(Status status) : status_(std::move(status)) { assert(!status_.ok()); }  // NOLINT

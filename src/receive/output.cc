@@ -15,7 +15,9 @@ namespace {
 class SqliteOutput : public Output {
  public:
   SqliteOutput(std::string path, sqlite3* db) : path_(std::move(path)), db_(db) {}
-  ~SqliteOutput() override { Close(); }
+  // The receiver closes, and reports, before it lets go; here Close is a no-op or a last
+  // resort after an error already reported.
+  ~SqliteOutput() override { Close().IgnoreError(); }
   SqliteOutput(const SqliteOutput&) = delete;
   SqliteOutput& operator=(const SqliteOutput&) = delete;
 
@@ -77,14 +79,14 @@ class SqliteOutput : public Output {
         if (sqlite3_step(insert_) != SQLITE_DONE) {
           model::Status error = Error("cannot insert a payload");
           sqlite3_reset(insert_);
-          Exec("ROLLBACK");
+          Exec("ROLLBACK").IgnoreError();
           return error;
         }
         sqlite3_reset(insert_);
       }
     }
     if (auto s = Exec("COMMIT"); !s.ok()) {
-      Exec("ROLLBACK");
+      Exec("ROLLBACK").IgnoreError();
       return s;
     }
     return model::Status::Ok();
@@ -144,7 +146,9 @@ class NdjsonOutput : public Output {
  public:
   NdjsonOutput(std::string path, int fd, bool sync)
       : path_(std::move(path)), fd_(fd), sync_(sync) {}
-  ~NdjsonOutput() override { Close(); }
+  // The receiver closes, and reports, before it lets go; here Close is a no-op or a last
+  // resort after an error already reported.
+  ~NdjsonOutput() override { Close().IgnoreError(); }
   NdjsonOutput(const NdjsonOutput&) = delete;
   NdjsonOutput& operator=(const NdjsonOutput&) = delete;
 

@@ -152,7 +152,7 @@ class Receiver::Impl {
       if (!output.ok()) return output.status();
       auto ids = (*output)->StoredIds();
       if (!ids.ok()) {
-        (*output)->Close();
+        (*output)->Close().IgnoreError();
         return ids.status();
       }
       seen_ids_.reserve(ids->size());
@@ -168,14 +168,14 @@ class Receiver::Impl {
     if (!options_.tls_cert_file.empty()) {
       if (auto s = server_->EnableTls(options_.tls_cert_file, options_.tls_key_file); !s.ok()) {
         server_.reset();
-        if (output_) output_->Close();
+        if (output_) output_->Close().IgnoreError();
         output_.reset();
         return s;
       }
     }
     if (auto s = server_->Listen(options_.listen); !s.ok()) {
       server_.reset();
-      if (output_) output_->Close();
+      if (output_) output_->Close().IgnoreError();
       output_.reset();
       return s;
     }
@@ -561,11 +561,12 @@ int RunUntilSignal(const ReceiverOptions& options, const sigset_t& signals) {
       } else if (auto s = receiver.ReloadTls(); s.ok()) {
         LogLine(R"({"level":"info","msg":"TLS certificate reloaded"})");
       } else {
-        std::string line = R"({"level":"error","msg":)";
-        model::AppendJsonString(line, "TLS reload failed: still serving the previous certificate");
-        line += R"(,"error":)";
-        model::AppendJsonString(line, s.message());
-        LogLine(line + "}");
+        std::string failure = R"({"level":"error","msg":)";
+        model::AppendJsonString(failure,
+                                "TLS reload failed: still serving the previous certificate");
+        failure += R"(,"error":)";
+        model::AppendJsonString(failure, s.message());
+        LogLine(failure + "}");
       }
     }
     if (const ReceiverCounts now = receiver.counts(); now != last) {

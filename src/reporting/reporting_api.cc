@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 
 #include "model/base64.h"
@@ -181,21 +182,23 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
   if (WantsCsv(request)) {
     std::string csv;
     if (query.group_by) {
-      csv += CsvRecord({*query.group_by, "views", "clicks", "ctr"});
+      csv += CsvRecord({*query.group_by, "views", "clicks", "ctr", "dismissals"});
       for (const auto& g : r.groups) {
         csv +=
             CsvRecord({g.key, std::to_string(g.counters.views), std::to_string(g.counters.clicks),
-                       Decimal(ClickThroughRate(g.counters.views, g.counters.clicks))});
+                       Decimal(ClickThroughRate(g.counters.views, g.counters.clicks)),
+                       std::to_string(g.counters.dismissals)});
       }
     } else {
       csv += CsvRecord({"bucket", "views", "clicks", "clicks_button_0", "clicks_button_1",
-                        "clicks_button_2", "ctr"});
+                        "clicks_button_2", "ctr", "dismissals"});
       for (const auto& s : r.series) {
         const model::Counters& n = s.counters;
-        csv += CsvRecord(
-            {BucketTime(bucket_start(s)), std::to_string(n.views), std::to_string(n.clicks),
-             std::to_string(n.clicks_by_button[0]), std::to_string(n.clicks_by_button[1]),
-             std::to_string(n.clicks_by_button[2]), Decimal(ClickThroughRate(n.views, n.clicks))});
+        csv +=
+            CsvRecord({BucketTime(bucket_start(s)), std::to_string(n.views),
+                       std::to_string(n.clicks), std::to_string(n.clicks_by_button[0]),
+                       std::to_string(n.clicks_by_button[1]), std::to_string(n.clicks_by_button[2]),
+                       Decimal(ClickThroughRate(n.views, n.clicks)), std::to_string(n.dismissals)});
       }
     }
     http::Response response;
@@ -212,25 +215,26 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
                                   {"views", n.views},
                                   {"clicks", n.clicks},
                                   {"clicks_by_button", ButtonsJson(n)},
-                                  {"ctr", ClickThroughRate(n.views, n.clicks)}});
+                                  {"ctr", ClickThroughRate(n.views, n.clicks)},
+                                  {"dismissals", n.dismissals}});
   }
   json::object body{
-      {"totals",
-       json::object{{"views", r.totals.views},
-                    {"clicks", r.totals.clicks},
-                    {"clicks_by_button", ButtonsJson(r.totals)},
-                    {"ctr", ClickThroughRate(r.totals.views, r.totals.clicks)},
-                    {"unique_subscribers", static_cast<int64_t>(r.unique_subscribers + 0.5)},
-                    {"unique_subscribers_error", kUniqueSubscribersError}}},
+      {"totals", json::object{{"views", r.totals.views},
+                              {"clicks", r.totals.clicks},
+                              {"clicks_by_button", ButtonsJson(r.totals)},
+                              {"ctr", ClickThroughRate(r.totals.views, r.totals.clicks)},
+                              {"dismissals", r.totals.dismissals},
+                              {"unique_subscribers", std::llround(r.unique_subscribers)},
+                              {"unique_subscribers_error", kUniqueSubscribersError}}},
       {"series", std::move(series)}};
   if (query.group_by) {
     json::array groups;
     for (const auto& g : r.groups) {
-      groups.push_back(
-          json::object{{"key", g.key},
-                       {"views", g.counters.views},
-                       {"clicks", g.counters.clicks},
-                       {"ctr", ClickThroughRate(g.counters.views, g.counters.clicks)}});
+      groups.push_back(json::object{{"key", g.key},
+                                    {"views", g.counters.views},
+                                    {"clicks", g.counters.clicks},
+                                    {"ctr", ClickThroughRate(g.counters.views, g.counters.clicks)},
+                                    {"dismissals", g.counters.dismissals}});
     }
     body["groups"] = std::move(groups);
   }
@@ -262,6 +266,7 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
                                 {"clicks", c.counters.clicks},
                                 {"clicks_by_button", ButtonsJson(c.counters)},
                                 {"ctr", ClickThroughRate(c.counters.views, c.counters.clicks)},
+                                {"dismissals", c.counters.dismissals},
                                 {"first_active_at", model::FormatRfc3339Ms(c.first_active_ms)},
                                 {"last_active_at", model::FormatRfc3339Ms(c.last_active_ms)}});
   }

@@ -34,39 +34,37 @@ std::string ReadFirstLine(const std::filesystem::path& path) {
 
 model::Status WriteFileAtomically(const std::string& path, std::string_view content) {
   const std::string tmp = path + ".tmp";
+  // Undoes the half-written file; the error being returned is the one that matters.
+  const auto abandon = [&tmp](int fd, model::Status error) {
+    if (fd >= 0) static_cast<void>(::close(fd));
+    static_cast<void>(::unlink(tmp.c_str()));
+    return error;
+  };
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return model::Internal(Errno("cannot write " + tmp));
   size_t written = 0;
   while (written < content.size()) {
     const ssize_t n = ::write(fd, content.data() + written, content.size() - written);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const model::Status error = model::Internal(Errno("cannot write " + tmp));
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return error;
-    }
+    if (n <= 0) return abandon(fd, model::Internal(Errno("cannot write " + tmp)));
     written += static_cast<size_t>(n);
   }
   // The umask may have narrowed the mode at creation; a file made earlier keeps its own mode.
   if (::fchmod(fd, 0600) != 0 || ::fsync(fd) != 0) {
-    const model::Status error = model::Internal(Errno("cannot write " + tmp));
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return error;
+    return abandon(fd, model::Internal(Errno("cannot write " + tmp)));
   }
-  ::close(fd);
+  // close can report a write that failed late (on NFS, for one).
+  if (::close(fd) != 0) return abandon(-1, model::Internal(Errno("cannot write " + tmp)));
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const model::Status error = model::Internal(Errno("cannot rename " + tmp + " to " + path));
-    ::unlink(tmp.c_str());
-    return error;
+    return abandon(-1, model::Internal(Errno("cannot rename " + tmp + " to " + path)));
   }
-  // The rename is durable once the folder that holds the name is.
+  // The rename is durable once the folder that holds the name is. A folder that cannot be
+  // opened or synced (some file systems refuse fsync on one) leaves the file itself intact.
   const std::string folder = std::filesystem::path(path).parent_path().string();
   const int dir = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
+    static_cast<void>(::fsync(dir));
+    static_cast<void>(::close(dir));
   }
   return model::Status::Ok();
 }

@@ -66,6 +66,17 @@ std::string UpdateEndpointSql(const std::vector<ColumnValue>& columns, char mark
   return sql;
 }
 
+model::Status CheckSchemaVersion(int version, int latest) {
+  if (version <= latest) return model::Status::Ok();
+  return model::Status(model::StatusCode::kUnprocessable,
+                       "database schema version " + std::to_string(version) +
+                           " is newer than this pushhook knows (" + std::to_string(latest) + ")");
+}
+
+model::Status MigrationFailed(int number, const model::Status& error) {
+  return model::Internal("migration " + std::to_string(number) + " failed: " + error.message());
+}
+
 std::vector<StatsRow> ButtonGroups(const model::Counters& totals) {
   std::vector<StatsRow> groups;
   for (size_t b = 0; b < totals.clicks_by_button.size(); ++b) {

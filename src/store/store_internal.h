@@ -20,12 +20,15 @@ namespace pushhook::store::internal {
 // An endpoint's `events` column: a bit per action it takes.
 inline constexpr int kEventsView = 1;
 inline constexpr int kEventsClick = 2;
+inline constexpr int kEventsDismiss = 4;
 
 inline int FilterBits(const model::EventFilter& f) {
-  return (f.view ? kEventsView : 0) | (f.click ? kEventsClick : 0);
+  return (f.view ? kEventsView : 0) | (f.click ? kEventsClick : 0) |
+         (f.dismiss ? kEventsDismiss : 0);
 }
 inline model::EventFilter FilterFromBits(int64_t bits) {
-  return model::EventFilter{(bits & kEventsView) != 0, (bits & kEventsClick) != 0};
+  return model::EventFilter{(bits & kEventsView) != 0, (bits & kEventsClick) != 0,
+                            (bits & kEventsDismiss) != 0};
 }
 
 // How a token's scope is stored: "admin" or "read" (an unknown name reads as the narrower).
@@ -51,6 +54,13 @@ std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_
 // only what it means to and reads back the row as it left it. `marker` is '?' (SQLite's ?NNN)
 // or '$' (PostgreSQL's $NNN).
 std::string UpdateEndpointSql(const std::vector<ColumnValue>& columns, char marker);
+
+// Refuses (kUnprocessable) a database whose schema `version` is newer than the `latest` this
+// build knows: a newer pushhook migrated it, and this one would misread it.
+model::Status CheckSchemaVersion(int version, int latest);
+
+// The error of migration `number` (1-based) that failed with `error`.
+model::Status MigrationFailed(int number, const model::Status& error);
 
 // group_by=button: clicks per button, each group with every view (the denominator of its CTR).
 std::vector<StatsRow> ButtonGroups(const model::Counters& totals);

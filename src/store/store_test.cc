@@ -25,6 +25,10 @@
 namespace pushhook::store {
 namespace {
 
+std::string BackendName(const ::testing::TestParamInfo<std::string>& backend) {
+  return backend.param;
+}
+
 // One conformance suite for every Store: each test runs against SQLite (a file in a fresh
 // folder) and PostgreSQL (a fresh database on the server of the ctest fixture `postgres`,
 // test/postgres). Reopen() is a restart: the store object goes and OpenStore comes back to the
@@ -821,6 +825,31 @@ TEST_P(StoreTest, ReplayMakesMessagesForTheEventsInTheWindow) {
   EXPECT_TRUE(Value(store_->ReplayEvents(q, 9000)).empty());
 }
 
+// A replay sends only the actions the endpoint takes, as ingest does.
+TEST_P(StoreTest, ReplayKeepsToTheEndpointsEvents) {
+  auto site = store_->CreateSite("a");
+  Append(site->id, {MakeEvent(model::Action::kView, "v"), MakeEvent(model::Action::kClick, "c"),
+                    MakeEvent(model::Action::kDismiss, "d")});
+  const auto replayed = [&](model::EventFilter filter) {
+    Endpoint late = MakeEndpoint(site->id, filter);
+    ReplayQuery q;
+    q.site_id = site->id;
+    q.endpoint_id = late.id;
+    q.since_ms = 0;
+    q.until_ms = 1000;
+    q.max_events = 10;
+    std::vector<std::string> ids;
+    for (const DueMessage& m : Value(store_->ReplayEvents(q, 9000))) {
+      ids.push_back(Value(store_->LoadDelivery(m.id)).event.event_id);
+    }
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  };
+  EXPECT_EQ(replayed({}), (std::vector<std::string>{"c", "v"}));
+  EXPECT_EQ(replayed({false, true, false}), (std::vector<std::string>{"c"}));
+  EXPECT_EQ(replayed({false, false, true}), (std::vector<std::string>{"d"}));
+}
+
 TEST_P(StoreTest, EndpointStatsCountAttemptsAndLatencyPercentiles) {
   auto site = store_->CreateSite("a");
   Endpoint e = MakeEndpoint(site->id, model::EventFilter{true, false});
@@ -1004,6 +1033,52 @@ TEST_P(StoreTest, StatsAddUpTotalsSeriesAndGroups) {
   EXPECT_EQ(of_run.series[0].key, std::to_string(3 * kH));
 }
 
+// Dismiss goes only to endpoints that take it, reads back as Dismiss, and is counted as
+// dismissals in totals, series, every kind of group and the campaign list.
+TEST_P(StoreTest, DismissalsFanOutByFilterAndAreCountedEverywhere) {
+  auto site = store_->CreateSite("a");
+  Endpoint plain = MakeEndpoint(site->id);
+  Endpoint dismissals = MakeEndpoint(site->id, model::EventFilter{false, false, true});
+  EXPECT_EQ(Value(store_->GetEndpoint(site->id, dismissals.id)).filter,
+            (model::EventFilter{false, false, true}));
+  model::Event dismiss = MakeEvent(model::Action::kDismiss, "d1");
+  dismiss.utm_source = "news";
+  AppendResult r = Append(site->id, {MakeEvent(model::Action::kView, "v1"), dismiss,
+                                     MakeEvent(model::Action::kDismiss, "d2")});
+  ASSERT_EQ(r.messages.size(), 3u);
+  size_t to_plain = 0;
+  for (const auto& m : r.messages) to_plain += m.endpoint_id == plain.id ? 1 : 0;
+  EXPECT_EQ(to_plain, 1u) << "the default filter takes the View only";
+  for (const auto& m : r.messages) {
+    if (m.endpoint_id != dismissals.id) continue;
+    EXPECT_EQ(Value(store_->LoadDelivery(m.id)).event.action, model::Action::kDismiss);
+  }
+
+  StatsQuery q;
+  q.site_id = site->id;
+  q.from_ms = 0;
+  q.to_ms = model::kHourMs;
+  const StatsResult all = Value(store_->QueryStats(q));
+  EXPECT_EQ(all.totals.views, 1);
+  EXPECT_EQ(all.totals.clicks, 0);
+  EXPECT_EQ(all.totals.dismissals, 2);
+  ASSERT_EQ(all.series.size(), 1u);
+  EXPECT_EQ(all.series[0].counters.dismissals, 2);
+  q.group_by = "cid";
+  EXPECT_EQ(Value(store_->QueryStats(q)).groups.at(0).counters.dismissals, 2);
+  q.group_by = "utm_source";
+  const StatsResult by_source = Value(store_->QueryStats(q));
+  ASSERT_EQ(by_source.groups.size(), 2u);
+  EXPECT_EQ(by_source.groups[0].key + ":" +
+                std::to_string(by_source.groups[0].counters.dismissals) + " " +
+                by_source.groups[1].key + ":" +
+                std::to_string(by_source.groups[1].counters.dismissals),
+            ":1 news:1");
+  const auto campaigns = Value(store_->ListCampaigns(site->id, std::nullopt, 10));
+  ASSERT_EQ(campaigns.size(), 1u);
+  EXPECT_EQ(campaigns[0].counters.dismissals, 2);
+}
+
 TEST_P(StoreTest, UniqueSubscribersAreEstimatedWithinFivePercent) {
   auto site = store_->CreateSite("a");
   // 2,000 subscribers over two hours, most of them seen in both: 3,000 events.
@@ -1068,10 +1143,7 @@ TEST_P(StoreTest, ReadyOnceOpen) {
   EXPECT_TRUE(store_->Ready());
 }
 
-INSTANTIATE_TEST_SUITE_P(store, StoreTest, ::testing::Values("sqlite", "postgres"),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           return info.param;
-                         });
+INSTANTIATE_TEST_SUITE_P(store, StoreTest, ::testing::Values("sqlite", "postgres"), BackendName);
 
 // Several nodes on one database, each with a store of its own: PostgreSQL only (an SQLite file
 // belongs to one process).
@@ -1214,10 +1286,7 @@ TEST_P(SharedStoreTest, ANodeHearsOfTheOtherNodesMessagesAndEndpoints) {
   EXPECT_TRUE(endpoint_heard) << "no notice of the new endpoint";
 }
 
-INSTANTIATE_TEST_SUITE_P(store, SharedStoreTest, ::testing::Values("postgres"),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           return info.param;
-                         });
+INSTANTIATE_TEST_SUITE_P(store, SharedStoreTest, ::testing::Values("postgres"), BackendName);
 
 }  // namespace
 }  // namespace pushhook::store

@@ -137,7 +137,7 @@ export function generateStream(rng, { label, count, dupRate = 0.1, noIdRate = 0.
       [60, () => base + rng.int(0, days * DAY_MS - 1)],
     ])();
   const fresh = (n) => {
-    const action = rng.chance(0.62) ? 'View' : 'Click';
+    const action = rng.weighted([[62, 'View'], [30, 'Click'], [8, 'Dismiss']]);
     return {
       event_id: rng.chance(noIdRate) ? null : `${label}-ev-${n}`,
       action,
@@ -145,7 +145,7 @@ export function generateStream(rng, { label, count, dupRate = 0.1, noIdRate = 0.
       cid: rng.pick(cids),
       reference_id: rng.pick(refs),
       ...Object.fromEntries(UTM_FIELDS.map((f) => [f, rng.pick(utm[f])])),
-      button: action === 'View' ? 0 : rng.weighted([[5, 0], [3, 1], [2, 2]]),
+      button: action === 'Click' ? rng.weighted([[5, 0], [3, 1], [2, 2]]) : 0,
       occurred_at_ms: occurredAt(),
     };
   };
@@ -236,12 +236,14 @@ export function dedupe(canons) {
 // --- expected answers ---------------------------------------------------------------------
 
 function zero() {
-  return { views: 0, clicks: 0, b: [0, 0, 0] };
+  return { views: 0, clicks: 0, b: [0, 0, 0], dismissals: 0 };
 }
 
 function add(n, e) {
   if (e.action === 'View') {
     n.views += 1;
+  } else if (e.action === 'Dismiss') {
+    n.dismissals += 1;
   } else {
     n.clicks += 1;
     n.b[e.button] += 1;
@@ -282,7 +284,7 @@ export function expectedStats(stored, q) {
   }
   if (q.groupBy === 'button') {
     // Each button's clicks over all views, the denominator of its CTR.
-    for (const b of [0, 1, 2]) groups.set(String(b), { views: totals.views, clicks: totals.b[b], b: [0, 0, 0] });
+    for (const b of [0, 1, 2]) groups.set(String(b), { views: totals.views, clicks: totals.b[b], b: [0, 0, 0], dismissals: 0 });
   }
   return { totals, uniques: cookies.size, series, groups };
 }
@@ -315,6 +317,7 @@ export function diffStats(actual, expected, q, { uniques = false } = {}) {
     }
     check(`${where}.views`, got.views, want.views);
     check(`${where}.clicks`, got.clicks, want.clicks);
+    check(`${where}.dismissals`, got.dismissals, want.dismissals);
     if (buttons) {
       for (const b of [0, 1, 2]) check(`${where}.clicks_by_button.${b}`, got.clicks_by_button?.[String(b)], want.b[b]);
     }

@@ -144,8 +144,12 @@ itest('admin API: tokens, sites, endpoints', async (fx, t) => {
       400,
       'unknown field in endpoint',
     );
-    const badFilter = await serve.api('POST', `/v1/sites/${siteA.id}/endpoints`, { url: 'http://127.0.0.1:9/x', events: ['Dismiss'] });
-    assert.ok(badFilter.status === 400 || badFilter.status === 422, `unknown event type: ${badFilter.status} ${badFilter.text}`);
+    const badFilter = await serve.api('POST', `/v1/sites/${siteA.id}/endpoints`, { url: 'http://127.0.0.1:9/x', events: ['Open'] });
+    assertError(badFilter, 400, 'unknown event type');
+    assert.equal(badFilter.json.error.message, 'field \'events\' may hold only "View", "Click" and "Dismiss"');
+    const emptyFilter = await serve.api('POST', `/v1/sites/${siteA.id}/endpoints`, { url: 'http://127.0.0.1:9/x', events: [] });
+    assertError(emptyFilter, 400, 'no event type');
+    assert.equal(emptyFilter.json.error.message, 'field \'events\' must be a non-empty array of "View", "Click" and "Dismiss"');
     assertError(await serve.api('POST', '/v1/sites', '{"name":'), 400, 'malformed JSON');
   });
 });

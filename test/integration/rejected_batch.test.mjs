@@ -10,7 +10,7 @@ itest('a batch with one bad event answers 400 invalid_event and delivers nothing
   const site = await serve.createSite('Rejected');
   await serve.createEndpoint(site.id, { url: `${recorder.url}/hooks` });
 
-  const batch = [makeEvent(0), makeEvent(1, { action: 'Dismiss' }), makeEvent(2)];
+  const batch = [makeEvent(0), makeEvent(1, { action: 'Open' }), makeEvent(2)];
   const answer = await serve.ingest(site.ingest_key, batch);
   const body = expectStatus(answer, 400, 'POST /v1/events (one bad event)');
   assert.equal(body.error.code, 'invalid_event');

@@ -79,6 +79,7 @@ function diffCampaigns(items, expected) {
     const where = `campaign ${JSON.stringify(c.cid)}`;
     if (c.views !== want.views) out.push(`${where}.views: expected ${want.views}, got ${c.views}`);
     if (c.clicks !== want.clicks) out.push(`${where}.clicks: expected ${want.clicks}, got ${c.clicks}`);
+    if (c.dismissals !== want.dismissals) out.push(`${where}.dismissals: expected ${want.dismissals}, got ${c.dismissals}`);
     for (const b of [0, 1, 2]) {
       const got = c.clicks_by_button?.[String(b)];
       if (got !== want.b[b]) out.push(`${where}.clicks_by_button.${b}: expected ${want.b[b]}, got ${got}`);
@@ -112,8 +113,8 @@ function diffCsv(res, json, q) {
     return [...out, `CSV does not parse: ${err.message}`];
   }
   const header = q.groupBy
-    ? [q.groupBy, 'views', 'clicks', 'ctr']
-    : ['bucket', 'views', 'clicks', 'clicks_button_0', 'clicks_button_1', 'clicks_button_2', 'ctr'];
+    ? [q.groupBy, 'views', 'clicks', 'ctr', 'dismissals']
+    : ['bucket', 'views', 'clicks', 'clicks_button_0', 'clicks_button_1', 'clicks_button_2', 'ctr', 'dismissals'];
   if (JSON.stringify(records[0]) !== JSON.stringify(header)) {
     out.push(`CSV header: expected ${JSON.stringify(header)}, got ${JSON.stringify(records[0])}`);
     return out;
@@ -139,6 +140,7 @@ function diffCsv(res, json, q) {
       int(`${where} views`, row[1], item.views);
       int(`${where} clicks`, row[2], item.clicks);
       ratio(`${where} ctr`, row[3], item.ctr);
+      int(`${where} dismissals`, row[4], item.dismissals);
     } else {
       if (row[0] !== item.bucket) out.push(`CSV row ${i + 1} bucket: expected ${item.bucket}, got ${JSON.stringify(row[0])}`);
       const where = `row ${item.bucket}`;
@@ -146,6 +148,7 @@ function diffCsv(res, json, q) {
       int(`${where} clicks`, row[2], item.clicks);
       for (const b of [0, 1, 2]) int(`${where} clicks_button_${b}`, row[3 + b], item.clicks_by_button[String(b)]);
       ratio(`${where} ctr`, row[6], item.ctr);
+      int(`${where} dismissals`, row[7], item.dismissals);
     }
   }
   return out;
@@ -537,7 +540,7 @@ itest('kill -9 during ingest (three times): stats equal a recount of the stored 
     'SELECT event_id, action, cookie_id, cid, reference_id, utm_source, utm_medium, utm_campaign, utm_content, utm_term, ' +
     `clicked_button, occurred_at FROM events WHERE site_id = '${site.id}'`);
   const stored = rows.map((r) => ({
-    event_id: r.event_id, action: r.action === 0 ? 'View' : 'Click', cookie_id: r.cookie_id, cid: r.cid,
+    event_id: r.event_id, action: ['View', 'Click', 'Dismiss'][r.action], cookie_id: r.cookie_id, cid: r.cid,
     reference_id: r.reference_id, utm_source: r.utm_source, utm_medium: r.utm_medium, utm_campaign: r.utm_campaign,
     utm_content: r.utm_content, utm_term: r.utm_term, button: r.clicked_button, occurred_at_ms: r.occurred_at,
   }));
@@ -554,9 +557,10 @@ itest('kill -9 during ingest (three times): stats equal a recount of the stored 
   // The recount in SQL, per campaign, and the stats and campaigns routes against it.
   const recount = await sqliteJson(dbPath,
     'SELECT cid, sum(action = 0) AS views, sum(action = 1) AS clicks, sum(action = 1 AND clicked_button = 0) AS b0, ' +
-    'sum(action = 1 AND clicked_button = 1) AS b1, sum(action = 1 AND clicked_button = 2) AS b2 ' +
+    'sum(action = 1 AND clicked_button = 1) AS b1, sum(action = 1 AND clicked_button = 2) AS b2, ' +
+    'sum(action = 2) AS dismissals ' +
     `FROM events WHERE site_id = '${site.id}' GROUP BY cid ORDER BY cid`);
-  const sqlCampaigns = new Map(recount.map((r) => [r.cid, { views: r.views, clicks: r.clicks, b: [r.b0, r.b1, r.b2] }]));
+  const sqlCampaigns = new Map(recount.map((r) => [r.cid, { views: r.views, clicks: r.clicks, b: [r.b0, r.b1, r.b2], dismissals: r.dismissals }]));
   assert.deepEqual(sqlCampaigns, expectedCampaigns(stored), 'the SQL recount agrees with the rows');
   const failures = [];
   const queries = [

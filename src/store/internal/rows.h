@@ -29,8 +29,19 @@ inline constexpr const char* kEventColumns =
 inline constexpr int kEventColumnCount = 14;
 
 // How an action is stored: its number in the `action` column.
-inline int64_t ActionColumn(model::Action action) { return action == model::Action::kView ? 0 : 1; }
+inline int64_t ActionColumn(model::Action action) {
+  switch (action) {
+    case model::Action::kView:
+      return 0;
+    case model::Action::kClick:
+      return 1;
+    case model::Action::kDismiss:
+      return 2;
+  }
+  return 0;
+}
 inline model::Action ActionFromColumn(int64_t value) {
+  if (value == 2) return model::Action::kDismiss;
   return value == 0 ? model::Action::kView : model::Action::kClick;
 }
 

@@ -29,7 +29,7 @@ StatusOr<LeaseRound> PostgresStore::KeepLeases(const LeaseRequest& request) {
     Status tx = c.Exec("BEGIN");
     if (tx.ok()) tx = LeaseRoundIn(c, request, &round);
     if (tx.ok()) tx = c.Exec("COMMIT");
-    if (!tx.ok() && c.healthy()) c.Exec("ROLLBACK");
+    if (!tx.ok() && c.healthy()) c.Exec("ROLLBACK").IgnoreError();
     return tx;
   });
   if (!s.ok()) return s;

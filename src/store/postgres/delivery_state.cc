@@ -132,7 +132,10 @@ StatusOr<std::vector<DueMessage>> PostgresStore::ReplayEvents(const ReplayQuery&
   std::string sql =
       "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
       "created_at) SELECT id, site_id, $1, 0, $2, $2 FROM events WHERE site_id = $3 AND "
-      "occurred_at >= $4 AND occurred_at < $5";
+      "occurred_at >= $4 AND occurred_at < $5 AND "
+      // Only the actions the endpoint takes: a replay never sends a Dismiss to an endpoint that
+      // did not ask for one.
+      "((SELECT events FROM endpoints WHERE id = $1) & (1 << action::int)) <> 0";
   Params params;
   params.Add(q.endpoint_id)
       .Add(now_ms)

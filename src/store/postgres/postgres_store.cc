@@ -11,7 +11,9 @@ Status PostgresStore::Open() {
   auto writer = Connection::Open(url_);
   if (!writer.ok()) return writer.status();
   writer_conn_ = std::move(writer.value());
-  if (!options_.durability_full) writer_conn_->Exec("SET synchronous_commit = off");
+  if (!options_.durability_full) {
+    if (Status s = writer_conn_->Exec("SET synchronous_commit = off"); !s.ok()) return s;
+  }
   if (Status s = Migrate(); !s.ok()) return s;
   for (size_t i = 0; i < std::max<size_t>(1, options_.pool_size); ++i) {
     auto conn = Connection::Open(url_);
@@ -99,7 +101,7 @@ Status PostgresStore::CommitBatch(std::vector<PgWriteQueue::Op>& batch,
     if (s.ok()) s = c.Exec("COMMIT");
     if (s.ok()) return s;
     const bool again = IsRetryable(c.last_sqlstate());
-    if (c.healthy()) c.Exec("ROLLBACK");
+    if (c.healthy()) c.Exec("ROLLBACK").IgnoreError();
     if (!again) break;
   }
   // Nothing of this transaction holds: every write in it fails, and is answered with 503.

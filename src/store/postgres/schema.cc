@@ -139,6 +139,12 @@ ALTER TABLE endpoints ADD COLUMN disabled_reason text NOT NULL DEFAULT '';
 ALTER TABLE endpoints ADD COLUMN disabled_at bigint NOT NULL DEFAULT 0;
 ALTER TABLE site_tokens ADD COLUMN scope text NOT NULL DEFAULT 'admin';
 )sql",
+    // 5: Dismiss, counted beside views and clicks (DESIGN sections 1 and 6).
+    R"sql(
+ALTER TABLE stats_minute ADD COLUMN dismissals bigint NOT NULL DEFAULT 0;
+ALTER TABLE stats_utm_minute ADD COLUMN dismissals bigint NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN dismissals bigint NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace
@@ -154,17 +160,14 @@ Status PostgresStore::Migrate() {
   if (!s.ok()) return s;
   auto version_row = c.Query("SELECT version FROM pushhook_schema");
   if (!version_row.ok()) {
-    c.Exec("ROLLBACK");
+    c.Exec("ROLLBACK").IgnoreError();
     return version_row.status();
   }
   int version = static_cast<int>(version_row->Int(0, 0));
   constexpr int kLatest = static_cast<int>(std::size(kMigrations));
-  if (version > kLatest) {
-    c.Exec("ROLLBACK");
-    return model::Status(model::StatusCode::kUnprocessable,
-                         "database schema version " + std::to_string(version) +
-                             " is newer than this pushhook knows (" + std::to_string(kLatest) +
-                             ")");
+  if (Status known = internal::CheckSchemaVersion(version, kLatest); !known.ok()) {
+    c.Exec("ROLLBACK").IgnoreError();
+    return known;
   }
   for (; version < kLatest && s.ok(); ++version) {
     s = c.Exec(kMigrations[version]);
@@ -173,8 +176,7 @@ Status PostgresStore::Migrate() {
                   Params().Add(model::RandomToken(8)))
               .status();
     }
-    if (!s.ok())
-      s = model::Internal("migration " + std::to_string(version + 1) + " failed: " + s.message());
+    if (!s.ok()) s = internal::MigrationFailed(version + 1, s);
   }
   if (s.ok()) {
     s = c.Query("UPDATE pushhook_schema SET version = $1", Params().Add(kLatest)).status();
@@ -201,7 +203,7 @@ Status PostgresStore::Migrate() {
     }
   }
   if (!s.ok()) {
-    c.Exec("ROLLBACK");
+    c.Exec("ROLLBACK").IgnoreError();
     return s;
   }
   if (s = c.Exec("COMMIT"); !s.ok()) return s;

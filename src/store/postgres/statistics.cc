@@ -31,11 +31,13 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
     c.views = r.Int(row, first);
     c.clicks = r.Int(row, first + 1);
     c.clicks_by_button = {r.Int(row, first + 2), r.Int(row, first + 3), r.Int(row, first + 4)};
+    c.dismissals = r.Int(row, first + 5);
     return c;
   };
   constexpr const char* kSums =
       "coalesce(sum(views),0)::bigint, coalesce(sum(clicks),0)::bigint, "
-      "coalesce(sum(b0),0)::bigint, coalesce(sum(b1),0)::bigint, coalesce(sum(b2),0)::bigint";
+      "coalesce(sum(b0),0)::bigint, coalesce(sum(b1),0)::bigint, coalesce(sum(b2),0)::bigint, "
+      "coalesce(sum(dismissals),0)::bigint";
   {
     auto r = Query(std::string("SELECT ") + kSums + " FROM stats_minute" + where, filters);
     if (!r.ok()) return r.status();
@@ -70,8 +72,8 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
     Params params = filters;
     params.Add(*field);
     auto r = Query(
-        "SELECT value, coalesce(sum(views),0)::bigint, coalesce(sum(clicks),0)::bigint "
-        "FROM stats_utm_minute" +
+        "SELECT value, coalesce(sum(views),0)::bigint, coalesce(sum(clicks),0)::bigint, "
+        "coalesce(sum(dismissals),0)::bigint FROM stats_utm_minute" +
             where + " AND field = " + next + " GROUP BY value ORDER BY value",
         params);
     if (!r.ok()) return r.status();
@@ -79,6 +81,7 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
       model::Counters c;
       c.views = r->Int(i, 1);
       c.clicks = r->Int(i, 2);
+      c.dismissals = r->Int(i, 3);
       result.groups.push_back(StatsRow{r->String(i, 0), c});
     }
   }
@@ -109,7 +112,8 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
 StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(
     const std::string& site_id, const std::optional<CampaignCursor>& after, int limit) {
   std::string sql =
-      "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active FROM campaigns "
+      "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals "
+      "FROM campaigns "
       "WHERE site_id = $1";
   Params params;
   params.Add(site_id).Add(limit);
@@ -129,6 +133,7 @@ StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(
     summary.counters.clicks_by_button = {r->Int(i, 3), r->Int(i, 4), r->Int(i, 5)};
     summary.first_active_ms = r->Int(i, 6);
     summary.last_active_ms = r->Int(i, 7);
+    summary.counters.dismissals = r->Int(i, 8);
     out.push_back(std::move(summary));
   }
   return out;
@@ -139,7 +144,7 @@ StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(
 Status PostgresStore::FlushAggregates(Connection& c) {
   for (const auto& [site, batch] : tx_aggregates_) {
     if (!batch.minutes.empty()) {
-      ArrayLiteral cid, ref, minute, views, clicks, b0, b1, b2;
+      ArrayLiteral cid, ref, minute, views, clicks, b0, b1, b2, dismissals;
       for (const auto& [key, n] : batch.minutes) {
         cid.Add(key.cid);
         ref.Add(key.reference_id);
@@ -149,15 +154,17 @@ Status PostgresStore::FlushAggregates(Connection& c) {
         b0.Add(n.clicks_by_button[0]);
         b1.Add(n.clicks_by_button[1]);
         b2.Add(n.clicks_by_button[2]);
+        dismissals.Add(n.dismissals);
       }
       auto r = c.Query(
           "INSERT INTO stats_minute(site_id, cid, reference_id, minute, views, clicks, b0, b1, "
-          "b2) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], "
-          "$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) "
+          "b2, dismissals) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], "
+          "$5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) "
           "ON CONFLICT (site_id, cid, reference_id, minute) DO UPDATE SET "
           "views = stats_minute.views + excluded.views, "
           "clicks = stats_minute.clicks + excluded.clicks, b0 = stats_minute.b0 + excluded.b0, "
-          "b1 = stats_minute.b1 + excluded.b1, b2 = stats_minute.b2 + excluded.b2",
+          "b1 = stats_minute.b1 + excluded.b1, b2 = stats_minute.b2 + excluded.b2, "
+          "dismissals = stats_minute.dismissals + excluded.dismissals",
           Params()
               .Add(site)
               .Add(cid.Finish())
@@ -167,11 +174,12 @@ Status PostgresStore::FlushAggregates(Connection& c) {
               .Add(clicks.Finish())
               .Add(b0.Finish())
               .Add(b1.Finish())
-              .Add(b2.Finish()));
+              .Add(b2.Finish())
+              .Add(dismissals.Finish()));
       if (!r.ok()) return r.status();
     }
     if (!batch.utm.empty()) {
-      ArrayLiteral field, value, cid, ref, minute, views, clicks;
+      ArrayLiteral field, value, cid, ref, minute, views, clicks, dismissals;
       for (const auto& [key, n] : batch.utm) {
         field.Add(key.field);
         value.Add(key.value);
@@ -180,14 +188,16 @@ Status PostgresStore::FlushAggregates(Connection& c) {
         minute.Add(key.minute.minute_ms);
         views.Add(n.views);
         clicks.Add(n.clicks);
+        dismissals.Add(n.dismissals);
       }
       auto r = c.Query(
           "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, "
-          "views, clicks) SELECT $1, * FROM unnest($2::int[], $3::text[], $4::text[], "
-          "$5::text[], $6::bigint[], $7::bigint[], $8::bigint[]) "
+          "views, clicks, dismissals) SELECT $1, * FROM unnest($2::int[], $3::text[], "
+          "$4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) "
           "ON CONFLICT (site_id, field, cid, reference_id, minute, value) DO UPDATE SET "
           "views = stats_utm_minute.views + excluded.views, "
-          "clicks = stats_utm_minute.clicks + excluded.clicks",
+          "clicks = stats_utm_minute.clicks + excluded.clicks, "
+          "dismissals = stats_utm_minute.dismissals + excluded.dismissals",
           Params()
               .Add(site)
               .Add(field.Finish())
@@ -196,7 +206,8 @@ Status PostgresStore::FlushAggregates(Connection& c) {
               .Add(ref.Finish())
               .Add(minute.Finish())
               .Add(views.Finish())
-              .Add(clicks.Finish()));
+              .Add(clicks.Finish())
+              .Add(dismissals.Finish()));
       if (!r.ok()) return r.status();
     }
     for (const auto& [key, sketch] : batch.subscribers) {
@@ -229,7 +240,7 @@ Status PostgresStore::FlushAggregates(Connection& c) {
       if (!r.ok()) return r.status();
     }
     if (!batch.campaigns.empty()) {
-      ArrayLiteral cid, views, clicks, b0, b1, b2, active;
+      ArrayLiteral cid, views, clicks, b0, b1, b2, active, dismissals;
       for (const auto& [id, delta] : batch.campaigns) {
         const model::Counters& n = delta.counters;
         cid.Add(id);
@@ -239,15 +250,17 @@ Status PostgresStore::FlushAggregates(Connection& c) {
         b1.Add(n.clicks_by_button[1]);
         b2.Add(n.clicks_by_button[2]);
         active.Add(delta.last_active_ms);
+        dismissals.Add(n.dismissals);
       }
       auto r = c.Query(
           "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
-          "last_active) SELECT $1, c, v, k, x0, x1, x2, a, a FROM unnest($2::text[], "
-          "$3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], "
-          "$8::bigint[]) AS u(c, v, k, x0, x1, x2, a) "
+          "last_active, dismissals) SELECT $1, c, v, k, x0, x1, x2, a, a, d FROM "
+          "unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "
+          "$7::bigint[], $8::bigint[], $9::bigint[]) AS u(c, v, k, x0, x1, x2, a, d) "
           "ON CONFLICT (site_id, cid) DO UPDATE SET views = campaigns.views + excluded.views, "
           "clicks = campaigns.clicks + excluded.clicks, b0 = campaigns.b0 + excluded.b0, "
           "b1 = campaigns.b1 + excluded.b1, b2 = campaigns.b2 + excluded.b2, "
+          "dismissals = campaigns.dismissals + excluded.dismissals, "
           "last_active = greatest(campaigns.last_active, excluded.last_active)",
           Params()
               .Add(site)
@@ -257,7 +270,8 @@ Status PostgresStore::FlushAggregates(Connection& c) {
               .Add(b0.Finish())
               .Add(b1.Finish())
               .Add(b2.Finish())
-              .Add(active.Finish()));
+              .Add(active.Finish())
+              .Add(dismissals.Finish()));
       if (!r.ok()) return r.status();
     }
   }

@@ -22,7 +22,7 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
     } else {
       event_id.Add(e.event_id);
     }
-    action.Add(e.action == model::Action::kView ? 0 : 1);
+    action.Add(internal::ActionColumn(e.action));
     cookie_id.Add(e.cookie_id);
     cid.Add(e.cid);
     title.Add(e.notification_title);
@@ -57,7 +57,7 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
       "msg AS (INSERT INTO messages(event_rowid, site_id, endpoint_id, status, "
       "  next_attempt_at, created_at) SELECT ins.id, $1, p.id, 0, $15, $15 FROM ins "
       "  JOIN endpoints p ON p.site_id = $1 AND p.deleted = 0 AND "
-      "  (p.events & (CASE WHEN ins.action = 0 THEN 1 ELSE 2 END)) <> 0 "
+      "  (p.events & (1 << ins.action::int)) <> 0 "
       "  ORDER BY ins.id, p.created_at, p.id RETURNING id, event_rowid, endpoint_id) "
       "SELECT ins.*, msg.id, msg.endpoint_id FROM ins LEFT JOIN msg "
       "  ON msg.event_rowid = ins.id ORDER BY ins.id, msg.id",
@@ -90,7 +90,7 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
       stored = std::make_shared<StoredEvent>();
       stored->site_id = site_id;
       model::Event& e = stored->event;
-      e.action = r->Int(i, 1) == 0 ? model::Action::kView : model::Action::kClick;
+      e.action = internal::ActionFromColumn(r->Int(i, 1));
       e.cookie_id = r->String(i, 2);
       e.cid = r->String(i, 3);
       e.reference_id = r->String(i, 4);

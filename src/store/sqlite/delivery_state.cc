@@ -173,7 +173,10 @@ StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q
     std::string sql =
         "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
         "created_at) SELECT id, site_id, ?1, 0, ?2, ?2 FROM events WHERE site_id = ?3 AND "
-        "occurred_at >= ?4 AND occurred_at < ?5";
+        "occurred_at >= ?4 AND occurred_at < ?5 AND "
+        // Only the actions the endpoint takes: a replay never sends a Dismiss to an endpoint
+        // that did not ask for one.
+        "((SELECT events FROM endpoints WHERE id = ?1) & (1 << action)) <> 0";
     if (q.cid) sql += " AND cid = ?6";
     if (q.reference_id) sql += " AND reference_id = ?7";
     sql += " ORDER BY id LIMIT ?8 RETURNING id";

@@ -21,7 +21,8 @@ Status SqliteStore::Open() {
   for (int i = 0; i < kReaders; ++i) {
     auto reader = Connection::Open(path_, false);
     if (!reader.ok()) return reader.status();
-    reader.value()->Exec("PRAGMA query_only=1");
+    s = reader.value()->Exec("PRAGMA query_only=1");
+    if (!s.ok()) return s;
     readers_.push_back(std::move(reader.value()));
   }
   writes_.Start("ph-store-write");
@@ -70,18 +71,28 @@ Status SqliteStore::CommitBatch(std::vector<SqliteWriteQueue::Op>& batch,
     // undoing the others'. Appends and attempt records need none: their only failures are
     // the database's, which no other write of the transaction would survive either.
     const bool savepoint = !single && batch[i].isolated;
-    if (savepoint) c.Run("SAVEPOINT w");
-    Status s = batch[i].apply(c);
-    if (savepoint) {
-      if (!s.ok()) c.Run("ROLLBACK TO w");
-      c.Run("RELEASE w");
+    Status s = savepoint ? c.Run("SAVEPOINT w") : Status::Ok();
+    if (s.ok()) s = batch[i].apply(c);
+    if (savepoint && s.ok()) {
+      s = c.Run("RELEASE w");
+    } else if (savepoint && !IsDatabaseFailure(s)) {
+      // Refused on its merits (a constraint, a missing row): undo this write alone, and the
+      // others commit.
+      Status undone = c.Run("ROLLBACK TO w");
+      if (undone.ok()) undone = c.Run("RELEASE w");
+      if (undone.ok()) {
+        (*results)[i] = std::move(s);
+        continue;
+      }
+      s = std::move(undone);
     } else if (!s.ok() && batch[i].isolated && !IsDatabaseFailure(s)) {
-      // An isolated write alone in its transaction refused itself (a constraint, a missing
-      // row): its answer, not a failure of the store.
+      // An isolated write alone in its transaction refused itself: its answer, not a failure
+      // of the store.
       Rollback(c);
       (*results)[i] = std::move(s);
       return Status::Ok();
-    } else if (!s.ok()) {
+    }
+    if (!s.ok()) {
       // Part of this write is in the transaction: none of the transaction may commit.
       Rollback(c);
       for (size_t j = 0; j < batch.size(); ++j) {
@@ -118,7 +129,9 @@ Status SqliteStore::CommitBatch(std::vector<SqliteWriteQueue::Op>& batch,
 
 // Ends a transaction that did not commit. What the writer cached from it may be gone.
 void SqliteStore::Rollback(Connection& c) {
-  c.Run("ROLLBACK");
+  // Fails only when SQLite already rolled the transaction back itself (after a full disk or an
+  // I/O error): either way none of it holds.
+  c.Run("ROLLBACK").IgnoreError();
   targets_by_site_.clear();
   DiscardTransaction();
 }

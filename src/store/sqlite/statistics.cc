@@ -25,11 +25,12 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
     n.views = st.Int(first);
     n.clicks = st.Int(first + 1);
     n.clicks_by_button = {st.Int(first + 2), st.Int(first + 3), st.Int(first + 4)};
+    n.dismissals = st.Int(first + 5);
     return n;
   };
   constexpr const char* kSums =
       "coalesce(sum(views),0), coalesce(sum(clicks),0), coalesce(sum(b0),0), "
-      "coalesce(sum(b1),0), coalesce(sum(b2),0)";
+      "coalesce(sum(b1),0), coalesce(sum(b2),0), coalesce(sum(dismissals),0)";
   Status s = Read([&](Connection& c) {
     Status step;
     {
@@ -71,7 +72,8 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
       const std::optional<int> field = internal::UtmFieldNumber(*q.group_by);
       if (!field) return model::InvalidArgument("cannot group by " + *q.group_by);
       auto st = c.Prepare(
-          "SELECT value, coalesce(sum(views),0), coalesce(sum(clicks),0) FROM stats_utm_minute" +
+          "SELECT value, coalesce(sum(views),0), coalesce(sum(clicks),0), "
+          "coalesce(sum(dismissals),0) FROM stats_utm_minute" +
           where + " AND field = ?6 GROUP BY value ORDER BY value");
       if (!st.ok()) return st.status();
       bind_filters(**st);
@@ -80,6 +82,7 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
         model::Counters n;
         n.views = (*st)->Int(1);
         n.clicks = (*st)->Int(2);
+        n.dismissals = (*st)->Int(3);
         result.groups.push_back(StatsRow{(*st)->Text(0), n});
       }
       (*st)->Reset();
@@ -117,7 +120,8 @@ StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(
   std::vector<CampaignSummary> out;
   Status s = Read([&](Connection& c) {
     std::string sql =
-        "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active FROM campaigns "
+        "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals "
+        "FROM campaigns "
         "WHERE site_id = ?1";
     if (after) sql += " AND (last_active < ?2 OR (last_active = ?2 AND cid > ?3))";
     sql += " ORDER BY last_active DESC, cid LIMIT ?4";
@@ -134,6 +138,7 @@ StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(
       summary.counters.clicks_by_button = {(*st)->Int(3), (*st)->Int(4), (*st)->Int(5)};
       summary.first_active_ms = (*st)->Int(6);
       summary.last_active_ms = (*st)->Int(7);
+      summary.counters.dismissals = (*st)->Int(8);
       out.push_back(std::move(summary));
     }
     (*st)->Reset();
@@ -147,14 +152,16 @@ StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(
 Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches) {
   if (batches.empty()) return Status::Ok();
   auto minute = c.Prepare(
-      "INSERT INTO stats_minute(site_id, cid, reference_id, minute, views, clicks, b0, b1, b2) "
-      "VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET views = views + excluded.views, "
-      "clicks = clicks + excluded.clicks, b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, "
-      "b2 = b2 + excluded.b2");
+      "INSERT INTO stats_minute(site_id, cid, reference_id, minute, views, clicks, b0, b1, b2, "
+      "dismissals) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+      "views = views + excluded.views, clicks = clicks + excluded.clicks, b0 = b0 + excluded.b0, "
+      "b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, "
+      "dismissals = dismissals + excluded.dismissals");
   auto utm = c.Prepare(
       "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, views, "
-      "clicks) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-      "views = views + excluded.views, clicks = clicks + excluded.clicks");
+      "clicks, dismissals) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+      "views = views + excluded.views, clicks = clicks + excluded.clicks, "
+      "dismissals = dismissals + excluded.dismissals");
   auto sketch_get = c.Prepare(
       "SELECT sketch FROM stats_uniques_hour WHERE site_id = ? AND cid = ? AND "
       "reference_id = ? AND hour = ?");
@@ -163,9 +170,10 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
       "VALUES(?,?,?,?,?)");
   auto campaign = c.Prepare(
       "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
-      "last_active) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+      "last_active, dismissals) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
       "views = views + excluded.views, clicks = clicks + excluded.clicks, "
       "b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, "
+      "dismissals = dismissals + excluded.dismissals, "
       "last_active = max(last_active, excluded.last_active)");
   for (auto* st : {&minute, &utm, &sketch_get, &sketch_put, &campaign}) {
     if (!st->ok()) return st->status();
@@ -182,6 +190,7 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
                      .Bind(7, n.clicks_by_button[0])
                      .Bind(8, n.clicks_by_button[1])
                      .Bind(9, n.clicks_by_button[2])
+                     .Bind(10, n.dismissals)
                      .Run();
       if (!s.ok()) return s;
     }
@@ -195,6 +204,7 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
                      .Bind(6, key.minute.minute_ms)
                      .Bind(7, n.views)
                      .Bind(8, n.clicks)
+                     .Bind(9, n.dismissals)
                      .Run();
       if (!s.ok()) return s;
     }
@@ -226,6 +236,7 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
                      .Bind(7, n.clicks_by_button[2])
                      .Bind(8, delta.first_active_ms)
                      .Bind(9, delta.last_active_ms)
+                     .Bind(10, n.dismissals)
                      .Run();
       if (!s.ok()) return s;
     }
@@ -337,7 +348,7 @@ Status SqliteStore::RecoverAggregates() {
   if (s.ok()) s = RecordAggregatedThrough(c, last);
   if (s.ok()) s = c.Run("COMMIT");
   if (!s.ok()) {
-    c.Run("ROLLBACK");
+    c.Run("ROLLBACK").IgnoreError();
     return model::Internal("cannot recount statistics after a restart: " + s.message());
   }
   if (through) {

@@ -36,7 +36,7 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
     } else {
       ev.Bind(2, e.event_id);
     }
-    ev.Bind(3, e.action == model::Action::kView ? 0 : 1)
+    ev.Bind(3, internal::ActionColumn(e.action))
         .Bind(4, e.cookie_id)
         .Bind(5, e.cid)
         .Bind(6, e.notification_title)
