@@ -94,6 +94,18 @@
     return 'keep';
   }
 
+  // The positions of the events a refusal names (its error.details), when they are some but not
+  // all of a batch of `count`; otherwise null, and the refusal is the whole batch's. Ingest is
+  // all or nothing, so the events it did not name were not stored and can go again alone.
+  function refusedOnly(body, count) {
+    const details = body && body.error && Array.isArray(body.error.details) ? body.error.details : [];
+    const named = new Set();
+    for (const detail of details) {
+      if (Number.isInteger(detail.index) && detail.index >= 0 && detail.index < count) named.add(detail.index);
+    }
+    return named.size > 0 && named.size < count ? named : null;
+  }
+
   // How many of the oldest queued events must go to keep the queue within MAX_QUEUE.
   function overflow(queued, max = MAX_QUEUE) {
     return Math.max(0, queued - max);
@@ -214,6 +226,13 @@
         }
         if (verdict === 'drop') {
           const code = body && body.error && body.error.code ? ` ${body.error.code}` : '';
+          const only = refusedOnly(body, batch.length);
+          if (only) {
+            // A forged token or a bad field in one event does not cost the others theirs.
+            console.warn(`pushhook: dropped ${only.size} events the server refused (HTTP ${status}${code})`);
+            await remove(db, batch.filter((_, i) => only.has(i)).map((event) => byId.get(event.event_id)));
+            return sendQueued();
+          }
           console.warn(`pushhook: dropped ${batch.length} events the server refused (HTTP ${status}${code})`);
         }
         await remove(db, batch.map((event) => byId.get(event.event_id)));
@@ -285,7 +304,7 @@
     init,
     show,
     flush,
-    _internal: Object.freeze({ buttonIndex, buildEvent, makeBatches, decide, overflow, ingestUrl,
-      MAX_QUEUE, MAX_BATCH, MAX_BATCH_BYTES }),
+    _internal: Object.freeze({ buttonIndex, buildEvent, makeBatches, decide, refusedOnly, overflow,
+      ingestUrl, MAX_QUEUE, MAX_BATCH, MAX_BATCH_BYTES }),
   });
 })();

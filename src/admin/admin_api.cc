@@ -92,11 +92,16 @@ std::optional<std::string> StringField(const json::object& body, std::string_vie
 
 std::string Rfc3339(int64_t ms) { return model::FormatRfc3339Ms(ms); }
 
-json::object SiteJson(const store::Site& site) {
-  return json::object{{"id", site.id},
-                      {"name", site.name},
-                      {"ingest_key", site.ingest_key},
-                      {"created_at", Rfc3339(site.created_at_ms)}};
+// A site as the API shows it; its beacon secret only where DESIGN says it is shown (creation
+// and rotation), never on a read.
+json::object SiteJson(const store::Site& site, bool with_beacon_secret = false) {
+  json::object out{{"id", site.id},
+                   {"name", site.name},
+                   {"ingest_key", site.ingest_key},
+                   {"beacons", store::BeaconModeName(site.beacons)},
+                   {"created_at", Rfc3339(site.created_at_ms)}};
+  if (with_beacon_secret) out["beacon_secret"] = site.beacon_secret;
+  return out;
 }
 
 json::object EndpointJson(const store::Endpoint& e, bool with_secret) {
@@ -259,6 +264,9 @@ void AdminApi::Register(http::Router& router) {
   router.Add("POST", "/v1/sites", bind(&AdminApi::CreateSite));
   router.Add("GET", "/v1/sites", bind(&AdminApi::ListSites));
   router.Add("GET", "/v1/sites/{site}", site_scoped(&AdminApi::GetSite));
+  router.Add("PATCH", "/v1/sites/{site}", site_scoped(&AdminApi::UpdateSite));
+  router.Add("POST", "/v1/sites/{site}/rotate-beacon-secret",
+             site_scoped(&AdminApi::RotateBeaconSecret));
   router.Add("POST", "/v1/sites/{site}/tokens", bind(&AdminApi::CreateToken));
   router.Add("POST", "/v1/sites/{site}/endpoints", site_scoped(&AdminApi::CreateEndpoint));
   router.Add("GET", "/v1/sites/{site}/endpoints", site_scoped(&AdminApi::ListEndpoints));
@@ -295,7 +303,7 @@ void AdminApi::CreateSite(http::Request&& request, http::Responder respond) {
   if (name->empty()) return respond(BadRequest("field 'name' must not be empty"));
   auto site = store_.CreateSite(*name);
   if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
-  respond(JsonResponse(201, SiteJson(*site)));
+  respond(JsonResponse(201, SiteJson(*site, /*with_beacon_secret=*/true)));
 }
 
 void AdminApi::ListSites(http::Request&& request, http::Responder respond) {
@@ -316,6 +324,43 @@ void AdminApi::GetSite(http::Request&& request, http::Responder respond) {
   auto site = store_.GetSite(site_id);
   if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
   respond(JsonResponse(200, SiteJson(*site)));
+}
+
+void AdminApi::UpdateSite(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body, {"name", "beacons"}, &error)) return respond(std::move(error));
+  store::SitePatch patch;
+  if (body->contains("name")) {
+    patch.name = StringField(*body, "name", kMaxNameBytes, &error);
+    if (!patch.name) return respond(std::move(error));
+    if (patch.name->empty()) return respond(BadRequest("field 'name' must not be empty"));
+  }
+  if (const json::value* v = body->if_contains("beacons")) {
+    const json::string* name = v->if_string();
+    patch.beacons = name ? store::ParseBeaconMode(*name) : std::nullopt;
+    if (!patch.beacons) {
+      return respond(BadRequest("field 'beacons' must be \"off\", \"optional\" or \"required\""));
+    }
+  }
+  auto site = store_.UpdateSite(site_id, patch);
+  if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
+  if (options_.site_changed) options_.site_changed(site_id);
+  respond(JsonResponse(200, SiteJson(*site)));
+}
+
+void AdminApi::RotateBeaconSecret(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
+  auto site = store_.RotateBeaconSecret(site_id, clock_.NowMs());
+  if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
+  if (options_.site_changed) options_.site_changed(site_id);
+  json::object out = SiteJson(*site, /*with_beacon_secret=*/true);
+  out["previous_beacon_secret_expires_at"] = Rfc3339(site->previous_beacon_secret_until_ms);
+  respond(JsonResponse(200, out));
 }
 
 void AdminApi::CreateToken(http::Request&& request, http::Responder respond) {

@@ -23,6 +23,9 @@ struct AdminOptions {
   size_t max_endpoints_per_site = 1000;
   // How long a rotated-out secret keeps signing beside the new one.
   std::chrono::milliseconds secret_overlap{24LL * 3600 * 1000};
+  // Told of a site whose beacon mode or secret changed, so that ingest on this node stops using
+  // what it cached of it.
+  std::function<void(const std::string& site_id)> site_changed;
 };
 
 class AdminApi {
@@ -37,6 +40,8 @@ class AdminApi {
   void CreateSite(http::Request&& request, http::Responder respond);
   void ListSites(http::Request&& request, http::Responder respond);
   void GetSite(http::Request&& request, http::Responder respond);
+  void UpdateSite(http::Request&& request, http::Responder respond);
+  void RotateBeaconSecret(http::Request&& request, http::Responder respond);
   void CreateToken(http::Request&& request, http::Responder respond);
   void CreateEndpoint(http::Request&& request, http::Responder respond);
   void ListEndpoints(http::Request&& request, http::Responder respond);

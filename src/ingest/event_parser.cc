@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "model/beacon.h"
 #include "model/json_string.h"
 #include "model/rfc3339.h"
 
@@ -43,6 +44,7 @@ enum class Field : uint8_t {
   kClickedButton,
   kEventId,
   kOccurredAt,
+  kBeacon,
   kUnknown,
 };
 
@@ -73,6 +75,7 @@ constexpr FieldSpec kSpecs[] = {
     {"clicked_button", "an integer", 0, Chars::kAny},
     {"event_id", "a string", model::kMaxEventId, Chars::kNoControl},
     {"occurred_at", "an RFC 3339 string or integer Unix milliseconds", 64, Chars::kAny},
+    {"beacon", "a string", model::kMaxBeaconBytes, Chars::kNoControl},
 };
 constexpr size_t kFieldCount = static_cast<size_t>(Field::kUnknown);
 static_assert(std::size(kSpecs) == kFieldCount);
@@ -94,7 +97,7 @@ Field LookupField(std::string_view key) {
       f = Field::kCid;
       break;
     case 6:
-      f = Field::kAction;
+      f = key[0] == 'a' ? Field::kAction : Field::kBeacon;
       break;
     case 8:
       f = key[0] == 'u' ? Field::kUtmTerm : Field::kEventId;
@@ -162,6 +165,7 @@ void ClearEvent(model::Event& e) {
   e.clicked_button = 0;
   e.event_id.clear();
   e.occurred_at_ms = 0;
+  e.beacon.clear();
 }
 
 // A boost::json::basic_parser handler that validates events as the parser walks the body, so no
@@ -452,6 +456,9 @@ class Handler {
         break;
       case Field::kEventId:
         target_ = &e.event_id;
+        break;
+      case Field::kBeacon:
+        target_ = &e.beacon;
         break;
       case Field::kClickedButton:
       case Field::kUnknown:

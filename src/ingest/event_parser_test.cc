@@ -445,6 +445,17 @@ TEST(EventParserTest, ADismissIsAcceptedWithButtonZero) {
                 "must be \"View\", \"Click\" or \"Dismiss\"");
 }
 
+// The signed beacon token (DESIGN section 2a) is taken as text and checked by ingest later.
+TEST(EventParserTest, BeaconIsAStringOfAtMost256Bytes) {
+  EXPECT_EQ(ParseOk(Click(R"(,"beacon":"v1.1.abc")"))[0].beacon, "v1.1.abc");
+  EXPECT_EQ(ParseOk(Click())[0].beacon, "");
+  ExpectInvalid(Click(R"(,"beacon":7)"), "beacon", "must be a string, not a number");
+  ExpectInvalid(Click(R"(,"beacon":null)"), "beacon", "must be a string, not null");
+  ExpectInvalid(Click(",\"beacon\":\"" + std::string(257, 'a') + "\""), "beacon",
+                "must be at most 256 bytes");
+  ExpectInvalid(Click(R"(,"beacon":"v1.\n")"), "beacon", "must not contain control characters");
+}
+
 // --- event_id ---
 
 TEST(EventParserTest, EventIdIsANonEmptyStringOfAtMost128Bytes) {

@@ -52,16 +52,30 @@ void IngestHandler::HandlePreflight(http::Request&&, http::Responder respond) {
   respond(std::move(response));
 }
 
-model::StatusOr<std::string> IngestHandler::SiteOfKey(const std::string& key) {
+model::StatusOr<SiteBeacons> IngestHandler::SiteOfKey(const std::string& key, int64_t now_ms) {
+  std::optional<SiteBeacons> stale;
   {
     std::shared_lock lock(keys_mu_);
-    if (auto it = site_by_key_.find(key); it != site_by_key_.end()) return it->second;
+    if (auto it = site_by_key_.find(key); it != site_by_key_.end()) {
+      if (now_ms - it->second.fetched_ms < kSiteRefreshMs) return it->second.beacons;
+      stale = it->second.beacons;
+    }
   }
   auto site = store_.FindSiteByIngestKey(key);
-  if (!site.ok()) return site.status();
+  if (!site.ok()) {
+    if (stale && site.status().code() != model::StatusCode::kNotFound) return *stale;
+    return site.status();
+  }
+  SiteBeacons beacons = SiteBeacons::Of(*site);
   std::unique_lock lock(keys_mu_);
-  site_by_key_.emplace(key, site->id);
-  return site->id;
+  site_by_key_.insert_or_assign(key, CachedSite{beacons, now_ms});
+  return beacons;
+}
+
+void IngestHandler::SiteChanged(const std::string& site_id) {
+  std::unique_lock lock(keys_mu_);
+  std::erase_if(site_by_key_,
+                [&](const auto& entry) { return entry.second.beacons.site_id == site_id; });
 }
 
 IngestHandler::Counts IngestHandler::counts() const {
@@ -86,13 +100,13 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
     return respond(WithCors(http::Response::Error(
         401, "unauthorized", "missing ingest key: send header x-pushhook-key or query ?key=")));
   }
-  const model::StatusOr<std::string> site_id = SiteOfKey(key);
-  if (!site_id.ok()) {
+  const model::StatusOr<SiteBeacons> site = SiteOfKey(key, clock_.NowMs());
+  if (!site.ok()) {
     // A key the store could not look up is not an unknown key: the client should retry.
-    if (site_id.status().code() != model::StatusCode::kNotFound) {
+    if (site.status().code() != model::StatusCode::kNotFound) {
       return respond(WithCors(
           http::Response::Error(503, "unavailable",
-                                "the database cannot be reached: " + site_id.status().message())
+                                "the database cannot be reached: " + site.status().message())
               .With("retry-after", "1")));
     }
     return respond(WithCors(http::Response::Error(401, "unauthorized", "unknown ingest key")));
@@ -131,8 +145,11 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
     return respond(WithCors(http::Response::Json(status, error->ToJson())));
   }
   std::vector<model::Event> events = std::move(std::get<ParsedBatch>(parsed).events);
+  if (auto refused = CheckBeacons(*site, events, now_ms)) {
+    return respond(WithCors(http::Response::Json(401, refused->ToJson())));
+  }
   store_.AppendEvents(
-      *site_id, std::move(events), now_ms,
+      site->site_id, std::move(events), now_ms,
       [this, respond = std::move(respond)](model::StatusOr<store::AppendResult> result) {
         if (!result.ok()) {
           return respond(WithCors(http::Response::FromStatus(result.status())));

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "http/http_types.h"
+#include "ingest/beacon_check.h"
 #include "ingest/event_parser.h"
 #include "model/clock.h"
 #include "store/store.h"
@@ -49,11 +50,21 @@ class IngestHandler {
   Counts counts() const;
   void HandlePreflight(http::Request&& request, http::Responder respond);
 
+  // Forgets what the cache holds of `site_id` (its beacon mode or secret changed on this node).
+  void SiteChanged(const std::string& site_id);
+
+  // How long a cached site's beacon settings are used before the store is asked again: a
+  // change made through another node takes effect within this.
+  static constexpr int64_t kSiteRefreshMs = 5000;
+
  private:
-  // The site id that owns `key`, from the cache or the store.
-  // The site of an ingest key: kNotFound for an unknown key, another code for a database that
-  // could not say.
-  model::StatusOr<std::string> SiteOfKey(const std::string& key);
+  struct CachedSite {
+    SiteBeacons beacons;
+    int64_t fetched_ms = 0;
+  };
+  // The site of an ingest key, from the cache or the store: kNotFound for an unknown key, another
+  // code for a database that could not say (a stale cached entry is used then).
+  model::StatusOr<SiteBeacons> SiteOfKey(const std::string& key, int64_t now_ms);
   // Milliseconds until `key` may send again, 0 if it may send now (and takes its token).
   int64_t RateLimitWait(const std::string& key, int64_t now_ms);
 
@@ -64,8 +75,8 @@ class IngestHandler {
   const OverloadCheck overloaded_;
 
   std::shared_mutex keys_mu_;
-  // Ingest keys never change owner, so a key once found is cached for good.
-  std::unordered_map<std::string, std::string> site_by_key_;  // guarded by keys_mu_
+  // Ingest keys never change owner; what may change is the site's beacon settings.
+  std::unordered_map<std::string, CachedSite> site_by_key_;  // guarded by keys_mu_
 
   const double key_rate_;
   std::atomic<uint64_t> accepted_{0};

@@ -34,6 +34,9 @@ struct Event {
   std::string event_id;
   // When the event happened, Unix milliseconds.
   int64_t occurred_at_ms = 0;
+  // The signed beacon token the browser sent (DESIGN section 2a), "" when none. Checked on
+  // ingest, then dropped: never stored, never in a payload.
+  std::string beacon;
 };
 
 enum class PayloadFormat { kIzooto, kExtended };

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "model/beacon.h"
+#include "model/random.h"
 #include "store/internal/rows.h"
 #include "store/store_internal.h"
 
@@ -64,6 +66,16 @@ std::string UpdateEndpointSql(const std::vector<ColumnValue>& columns, char mark
   sql += std::string(" WHERE id = ") + marker + std::to_string(n + 1) + " AND site_id = " + marker +
          std::to_string(n + 2) + " AND deleted = 0 RETURNING " + kEndpointColumns;
   return sql;
+}
+
+Site NewSite(const std::string& name, int64_t now_ms) {
+  Site site;
+  site.id = "site_" + model::RandomToken(16);
+  site.name = name;
+  site.ingest_key = "pk_" + model::RandomToken(32);
+  site.created_at_ms = now_ms;
+  site.beacon_secret = model::NewBeaconSecret();
+  return site;
 }
 
 model::Status CheckSchemaVersion(int version, int latest) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/aggregates.h"
@@ -22,12 +23,49 @@ namespace pushhook::store {
 
 class Coordination;  // coordination.h
 
+// Whether a site's browser events must carry a signed beacon token (DESIGN section 2a): `off`
+// ignores tokens, `optional` checks those present, `required` refuses events without one.
+enum class BeaconMode { kOff, kOptional, kRequired };
+
+// "off", "optional" or "required": the mode's name in the API and in the database.
+inline std::string_view BeaconModeName(BeaconMode mode) {
+  switch (mode) {
+    case BeaconMode::kOff:
+      return "off";
+    case BeaconMode::kOptional:
+      return "optional";
+    case BeaconMode::kRequired:
+      return "required";
+  }
+  return "optional";
+}
+inline std::optional<BeaconMode> ParseBeaconMode(std::string_view name) {
+  if (name == "off") return BeaconMode::kOff;
+  if (name == "optional") return BeaconMode::kOptional;
+  if (name == "required") return BeaconMode::kRequired;
+  return std::nullopt;
+}
+
 struct Site {
   std::string id;
   std::string name;
   std::string ingest_key;
   int64_t created_at_ms = 0;
+  BeaconMode beacons = BeaconMode::kOptional;
+  // "bsec_…", opened (kept sealed at rest like endpoint secrets). After a rotation the previous
+  // secret still verifies tokens until previous_beacon_secret_until_ms.
+  std::string beacon_secret;
+  std::string previous_beacon_secret;
+  int64_t previous_beacon_secret_until_ms = 0;
 };
+
+struct SitePatch {
+  std::optional<std::string> name;
+  std::optional<BeaconMode> beacons;
+};
+
+// How long a rotated-out beacon secret still verifies tokens (DESIGN section 2a).
+inline constexpr int64_t kBeaconSecretOverlapMs = 24LL * 3600 * 1000;
 
 // What a site token may do (DESIGN section 3): everything of its site, or only look.
 enum class TokenScope { kAdmin, kRead };
@@ -234,6 +272,10 @@ class Store {
   virtual model::StatusOr<Site> CreateSite(const std::string& name) = 0;
   virtual model::StatusOr<Site> GetSite(const std::string& site_id) = 0;
   virtual model::StatusOr<std::vector<Site>> ListSites() = 0;
+  virtual model::StatusOr<Site> UpdateSite(const std::string& site_id, const SitePatch& patch) = 0;
+  // Gives the site a new beacon secret; the current one verifies tokens until now_ms plus
+  // kBeaconSecretOverlapMs. Answers the site with its new secret.
+  virtual model::StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms) = 0;
   // kNotFound for a key no site has; another code when the database could not say.
   virtual model::StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) = 0;
 

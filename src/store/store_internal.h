@@ -55,6 +55,9 @@ std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_
 // or '$' (PostgreSQL's $NNN).
 std::string UpdateEndpointSql(const std::vector<ColumnValue>& columns, char marker);
 
+// A new site named `name`: fresh id, ingest key and beacon secret.
+Site NewSite(const std::string& name, int64_t now_ms);
+
 // Refuses (kUnprocessable) a database whose schema `version` is newer than the `latest` this
 // build knows: a newer pushhook migrated it, and this one would misread it.
 model::Status CheckSchemaVersion(int version, int latest);

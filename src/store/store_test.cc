@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 
+#include "model/beacon.h"
 #include "model/signature.h"
 #include "store/coordination.h"
 #include "store/open_store.h"
@@ -200,6 +201,39 @@ TEST_P(StoreTest, SitesAreFoundByIdAndIngestKey) {
   EXPECT_EQ(store_->FindSiteByIngestKey("pk_nope").status().code(), model::StatusCode::kNotFound);
   EXPECT_EQ(store_->GetSite("site_nope").status().code(), model::StatusCode::kNotFound);
   EXPECT_EQ(store_->ListSites()->size(), 1u);
+}
+
+// Every site has a beacon secret, sealed at rest like endpoint secrets; a rotation keeps the old
+// one for the overlap; a patch changes only what it names.
+TEST_P(StoreTest, SitesKeepBeaconSecretsAndModes) {
+  const Site site = Value(store_->CreateSite("Shop"));
+  EXPECT_EQ(site.beacon_secret.rfind("bsec_", 0), 0u);
+  EXPECT_TRUE(model::DecodeBeaconSecret(site.beacon_secret).has_value());
+  EXPECT_EQ(site.beacons, BeaconMode::kOptional);
+  EXPECT_EQ(Value(store_->GetSite(site.id)).beacon_secret, site.beacon_secret);
+  EXPECT_EQ(StoredBytes("test").find(site.beacon_secret.substr(5)), std::string::npos)
+      << "a beacon secret is stored in the clear";
+
+  SitePatch patch;
+  patch.beacons = BeaconMode::kRequired;
+  const Site required = Value(store_->UpdateSite(site.id, patch));
+  EXPECT_EQ(required.beacons, BeaconMode::kRequired);
+  EXPECT_EQ(required.name, "Shop");
+  patch = SitePatch{};
+  patch.name = "Shop 2";
+  const Site renamed = Value(store_->UpdateSite(site.id, patch));
+  EXPECT_EQ(renamed.name, "Shop 2");
+  EXPECT_EQ(renamed.beacons, BeaconMode::kRequired) << "a rename kept the mode";
+  EXPECT_EQ(store_->UpdateSite("site_nope", patch).status().code(), model::StatusCode::kNotFound);
+
+  const Site rotated = Value(store_->RotateBeaconSecret(site.id, 5000));
+  EXPECT_NE(rotated.beacon_secret, site.beacon_secret);
+  EXPECT_EQ(rotated.previous_beacon_secret, site.beacon_secret);
+  EXPECT_EQ(rotated.previous_beacon_secret_until_ms, 5000 + kBeaconSecretOverlapMs);
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(site.ingest_key)).beacon_secret,
+            rotated.beacon_secret);
+  EXPECT_EQ(store_->RotateBeaconSecret("site_nope", 0).status().code(),
+            model::StatusCode::kNotFound);
 }
 
 TEST_P(StoreTest, TokensMapToTheirSite) {

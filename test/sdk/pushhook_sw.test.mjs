@@ -5,7 +5,7 @@ import test from 'node:test';
 
 globalThis.self = globalThis;  // the SDK assigns self.Pushhook, as in a worker
 const { Pushhook } = await import('../../sdk/pushhook-sw.mjs');
-const { buttonIndex, buildEvent, makeBatches, decide, overflow, ingestUrl } = Pushhook._internal;
+const { buttonIndex, buildEvent, makeBatches, decide, refusedOnly, overflow, ingestUrl } = Pushhook._internal;
 
 const ACTIONS = [{ action: 'read', title: 'Read' }, { action: 'later', title: 'Later' }];
 const NOTIFICATION = {
@@ -73,6 +73,16 @@ test('202 removes the events; a refusal drops them; 429, 5xx and no answer keep 
   for (const status of [400, 401, 403, 404, 413, 415, 422]) assert.equal(decide(status), 'drop', String(status));
   for (const status of [429, 500, 502, 503, 0]) assert.equal(decide(status), 'keep', String(status));
   assert.equal(decide(200), 'keep', 'anything but 202 is not an acknowledgement');
+});
+
+test('a refusal that names some events of a batch drops only those', () => {
+  const refusal = (indexes) => ({ error: { code: 'beacon_invalid', details: indexes.map((index) => ({ index, field: 'beacon', message: 'm' })) } });
+  assert.deepEqual([...refusedOnly(refusal([0, 2]), 3)], [0, 2]);
+  assert.equal(refusedOnly(refusal([0, 1, 2]), 3), null, 'all of them: the batch goes');
+  assert.equal(refusedOnly(refusal([]), 3), null, 'none named: the batch goes');
+  assert.equal(refusedOnly(refusal([5, -1, 1.5]), 3), null, 'indexes outside the batch name nothing');
+  assert.equal(refusedOnly({ error: { code: 'unauthorized' } }, 3), null);
+  assert.equal(refusedOnly(null, 3), null, 'no JSON body');
 });
 
 test('the queue keeps the newest 1,000 events', () => {

@@ -45,6 +45,25 @@ inline model::Action ActionFromColumn(int64_t value) {
   return value == 0 ? model::Action::kView : model::Action::kClick;
 }
 
+inline constexpr const char* kSiteColumns =
+    "id, name, ingest_key, created_at, beacons, beacon_secret, beacon_secret_previous, "
+    "beacon_secret_previous_until";
+
+// A site from kSiteColumns starting at column `first`; its beacon secrets opened with `box`.
+template <typename Row>
+Site ReadSite(const Row& row, int first, const model::SecretBox& box) {
+  Site s;
+  s.id = row.Text(first);
+  s.name = row.Text(first + 1);
+  s.ingest_key = row.Text(first + 2);
+  s.created_at_ms = row.Int(first + 3);
+  s.beacons = ParseBeaconMode(row.Text(first + 4)).value_or(BeaconMode::kOptional);
+  s.beacon_secret = box.Open(row.Text(first + 5)).value_or("");
+  s.previous_beacon_secret = box.Open(row.Text(first + 6)).value_or("");
+  s.previous_beacon_secret_until_ms = row.Int(first + 7);
+  return s;
+}
+
 // An endpoint from kEndpointColumns starting at column `first`; its secrets opened with `box`.
 template <typename Row>
 Endpoint ReadEndpoint(const Row& row, int first, const model::SecretBox& box) {

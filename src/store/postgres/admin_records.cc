@@ -5,34 +5,78 @@
 #include <algorithm>
 #include <charconv>
 
+#include "model/beacon.h"
 #include "model/random.h"
 #include "store/postgres/postgres_store_impl.h"
 
 namespace pushhook::store::postgres {
 
 StatusOr<Site> PostgresStore::CreateSite(const std::string& name) {
-  Site site{"site_" + model::RandomToken(16), name, "pk_" + model::RandomToken(32), NowMs()};
-  auto r = Query("INSERT INTO sites(id, name, ingest_key, created_at) VALUES($1,$2,$3,$4)",
-                 Params().Add(site.id).Add(site.name).Add(site.ingest_key).Add(site.created_at_ms));
+  Site site = internal::NewSite(name, NowMs());
+  auto r = Query(
+      "INSERT INTO sites(id, name, ingest_key, created_at, beacon_secret) VALUES($1,$2,$3,$4,$5)",
+      Params()
+          .Add(site.id)
+          .Add(site.name)
+          .Add(site.ingest_key)
+          .Add(site.created_at_ms)
+          .Add(box_.Seal(site.beacon_secret)));
   if (!r.ok()) return r.status();
   return site;
 }
 
 StatusOr<Site> PostgresStore::GetSite(const std::string& site_id) {
-  auto sites = QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE id = $1",
-                          Params().Add(site_id));
+  auto sites = QuerySites("WHERE id = $1", Params().Add(site_id));
   if (!sites.ok()) return sites.status();
   if (sites->empty()) return model::NotFound("site " + site_id + " not found");
   return std::move(sites->front());
 }
 
 StatusOr<Site> PostgresStore::FindSiteByIngestKey(const std::string& ingest_key) {
-  auto sites =
-      QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE ingest_key = $1",
-                 Params().Add(ingest_key));
+  auto sites = QuerySites("WHERE ingest_key = $1", Params().Add(ingest_key));
   if (!sites.ok()) return sites.status();
   if (sites->empty()) return model::NotFound("no site has this ingest key");
   return std::move(sites->front());
+}
+
+StatusOr<Site> PostgresStore::UpdateSite(const std::string& site_id, const SitePatch& patch) {
+  Params params;
+  params.Add(site_id);
+  patch.name ? params.Add(*patch.name) : params.AddNull();
+  patch.beacons ? params.Add(BeaconModeName(*patch.beacons)) : params.AddNull();
+  auto r = Query(std::string("UPDATE sites SET name = coalesce($2, name), "
+                             "beacons = coalesce($3, beacons) WHERE id = $1 RETURNING ") +
+                     internal::kSiteColumns,
+                 params);
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return model::NotFound("site " + site_id + " not found");
+  return internal::ReadSite(ResultRow{*r, 0}, 0, box_);
+}
+
+StatusOr<Site> PostgresStore::RotateBeaconSecret(const std::string& site_id, int64_t now_ms) {
+  auto r = Query(std::string("UPDATE sites SET beacon_secret_previous = beacon_secret, "
+                             "beacon_secret_previous_until = $2, beacon_secret = $3 "
+                             "WHERE id = $1 RETURNING ") +
+                     internal::kSiteColumns,
+                 Params()
+                     .Add(site_id)
+                     .Add(now_ms + kBeaconSecretOverlapMs)
+                     .Add(box_.Seal(model::NewBeaconSecret())));
+  if (!r.ok()) return r.status();
+  if (r->rows() == 0) return model::NotFound("site " + site_id + " not found");
+  return internal::ReadSite(ResultRow{*r, 0}, 0, box_);
+}
+
+Status PostgresStore::GiveSitesBeaconSecrets() {
+  auto sites = QuerySites("WHERE beacon_secret = ''", Params());
+  if (!sites.ok()) return sites.status();
+  for (const Site& site : *sites) {
+    // Another node starting at the same time may have given it one: the first wins.
+    auto r = Query("UPDATE sites SET beacon_secret = $2 WHERE id = $1 AND beacon_secret = ''",
+                   Params().Add(site.id).Add(box_.Seal(model::NewBeaconSecret())));
+    if (!r.ok()) return r.status();
+  }
+  return Status::Ok();
 }
 
 Status PostgresStore::AddSiteToken(const std::string& site_id, const std::string& token_hash,
@@ -147,14 +191,12 @@ Params PostgresStore::EndpointParams(const Endpoint& e) const {
   return p;
 }
 
-StatusOr<std::vector<Site>> PostgresStore::QuerySites(const std::string& sql,
+StatusOr<std::vector<Site>> PostgresStore::QuerySites(const std::string& rest,
                                                       const Params& params) {
-  auto r = Query(sql, params);
+  auto r = Query(std::string("SELECT ") + internal::kSiteColumns + " FROM sites " + rest, params);
   if (!r.ok()) return r.status();
   std::vector<Site> out;
-  for (int i = 0; i < r->rows(); ++i) {
-    out.push_back(Site{r->String(i, 0), r->String(i, 1), r->String(i, 2), r->Int(i, 3)});
-  }
+  for (int i = 0; i < r->rows(); ++i) out.push_back(internal::ReadSite(ResultRow{*r, i}, 0, box_));
   return out;
 }
 

@@ -29,6 +29,9 @@ Status PostgresStore::Open() {
     pthread_setname_np(pthread_self(), "ph-pg-listen");
     ListenLoop(std::move(conn));
   });
+  // A store opened without the secrets key (migrate, backup) seals nothing, so it leaves the
+  // secrets to the first `serve`.
+  if (box_.enabled()) return GiveSitesBeaconSecrets();
   return Status::Ok();
 }
 

@@ -125,9 +125,10 @@ class PostgresStore final : public Store, public Coordination {
   StatusOr<Site> CreateSite(const std::string& name) override;
   StatusOr<Site> GetSite(const std::string& site_id) override;
   StatusOr<std::vector<Site>> ListSites() override {
-    return QuerySites("SELECT id, name, ingest_key, created_at FROM sites ORDER BY created_at, id",
-                      Params());
+    return QuerySites("ORDER BY created_at, id", Params());
   }
+  StatusOr<Site> UpdateSite(const std::string& site_id, const SitePatch& patch) override;
+  StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms) override;
 
   StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) override;
   Status AddSiteToken(const std::string& site_id, const std::string& token_hash,
@@ -218,7 +219,8 @@ class PostgresStore final : public Store, public Coordination {
   static std::string DeliverySql(std::string_view condition);
   Delivery ReadDelivery(const Result& r, int row) const;
   Message ReadMessage(const Result& r, int row) const;
-  StatusOr<std::vector<Site>> QuerySites(const std::string& sql, const Params& params);
+  // Sites of "SELECT <kSiteColumns> FROM sites <rest>".
+  StatusOr<std::vector<Site>> QuerySites(const std::string& rest, const Params& params);
   StatusOr<std::vector<Endpoint>> QueryEndpoints(const std::string& sql, const Params& params);
 
   // Runs `fn` on a pooled connection, reconnecting one that broke.
@@ -230,6 +232,8 @@ class PostgresStore final : public Store, public Coordination {
   // Best effort: a notice that is lost is made up for by the owner's polling backstop.
   void Notify(const std::vector<std::string>& chunks);
   Status Migrate();
+  // Gives every site without a beacon secret (made before migration 6) a new one.
+  Status GiveSitesBeaconSecrets();
   Status ApplyAppend(Connection& c, const std::string& site_id,
                      const std::vector<model::Event>& events, int64_t now_ms, AppendResult* result);
 

@@ -3,21 +3,24 @@
 #include <algorithm>
 #include <charconv>
 
+#include "model/beacon.h"
 #include "model/random.h"
 #include "store/sqlite/sqlite_store_impl.h"
 
 namespace pushhook::store::sqlite {
 
 StatusOr<Site> SqliteStore::CreateSite(const std::string& name) {
-  Site site{"site_" + model::RandomToken(16), name, "pk_" + model::RandomToken(32), NowMs()};
+  Site site = internal::NewSite(name, NowMs());
   Status s = WriteSync([&](Connection& c) {
-    auto st = c.Prepare("INSERT INTO sites(id, name, ingest_key, created_at) VALUES(?,?,?,?)");
+    auto st = c.Prepare(
+        "INSERT INTO sites(id, name, ingest_key, created_at, beacon_secret) VALUES(?,?,?,?,?)");
     if (!st.ok()) return st.status();
     return (*st)
         ->Bind(1, site.id)
         .Bind(2, site.name)
         .Bind(3, site.ingest_key)
         .Bind(4, site.created_at_ms)
+        .Bind(5, box_.Seal(site.beacon_secret))
         .Run();
   });
   if (!s.ok()) return s;
@@ -25,19 +28,70 @@ StatusOr<Site> SqliteStore::CreateSite(const std::string& name) {
 }
 
 StatusOr<Site> SqliteStore::GetSite(const std::string& site_id) {
-  auto sites =
-      QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE id = ?", site_id);
+  auto sites = QuerySites("WHERE id = ?1", site_id);
   if (!sites.ok()) return sites.status();
   if (sites->empty()) return model::NotFound("site " + site_id + " not found");
   return std::move(sites->front());
 }
 
 StatusOr<Site> SqliteStore::FindSiteByIngestKey(const std::string& ingest_key) {
-  auto sites = QuerySites("SELECT id, name, ingest_key, created_at FROM sites WHERE ingest_key = ?",
-                          ingest_key);
+  auto sites = QuerySites("WHERE ingest_key = ?1", ingest_key);
   if (!sites.ok()) return sites.status();
   if (sites->empty()) return model::NotFound("no site has this ingest key");
   return std::move(sites->front());
+}
+
+StatusOr<Site> SqliteStore::UpdateSite(const std::string& site_id, const SitePatch& patch) {
+  Status s = WriteSync([&](Connection& c) {
+    auto st = c.Prepare(
+        "UPDATE sites SET name = coalesce(?2, name), beacons = coalesce(?3, beacons) "
+        "WHERE id = ?1");
+    if (!st.ok()) return st.status();
+    Statement& update = **st;
+    update.Bind(1, site_id);
+    // A cached statement keeps its bindings between runs: an unset field binds NULL.
+    patch.name ? update.Bind(2, *patch.name) : update.BindNull(2);
+    patch.beacons ? update.Bind(3, BeaconModeName(*patch.beacons)) : update.BindNull(3);
+    Status run = update.Run();
+    if (run.ok() && c.Changes() == 0) return model::NotFound("site " + site_id + " not found");
+    return run;
+  });
+  if (!s.ok()) return s;
+  return GetSite(site_id);
+}
+
+StatusOr<Site> SqliteStore::RotateBeaconSecret(const std::string& site_id, int64_t now_ms) {
+  const std::string secret = model::NewBeaconSecret();
+  Status s = WriteSync([&](Connection& c) {
+    auto st = c.Prepare(
+        "UPDATE sites SET beacon_secret_previous = beacon_secret, "
+        "beacon_secret_previous_until = ?2, beacon_secret = ?3 WHERE id = ?1");
+    if (!st.ok()) return st.status();
+    Status run = (*st)
+                     ->Bind(1, site_id)
+                     .Bind(2, now_ms + kBeaconSecretOverlapMs)
+                     .Bind(3, box_.Seal(secret))
+                     .Run();
+    if (run.ok() && c.Changes() == 0) return model::NotFound("site " + site_id + " not found");
+    return run;
+  });
+  if (!s.ok()) return s;
+  return GetSite(site_id);
+}
+
+Status SqliteStore::GiveSitesBeaconSecrets() {
+  auto sites = QuerySites("WHERE beacon_secret = ''", std::nullopt);
+  if (!sites.ok()) return sites.status();
+  for (const Site& site : *sites) {
+    Status s = WriteSync([&](Connection& c) {
+      auto st =
+          c.Prepare("UPDATE sites SET beacon_secret = ?2 WHERE id = ?1 AND beacon_secret = ''");
+      if (!st.ok()) return st.status();
+      return (*st)->Bind(1, site.id).Bind(2, box_.Seal(model::NewBeaconSecret())).Run();
+    });
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 Status SqliteStore::AddSiteToken(const std::string& site_id, const std::string& token_hash,
@@ -176,17 +230,15 @@ Status SqliteStore::DeleteEndpoint(const std::string& site_id, const std::string
   });
 }
 
-StatusOr<std::vector<Site>> SqliteStore::QuerySites(const std::string& sql,
+StatusOr<std::vector<Site>> SqliteStore::QuerySites(const std::string& rest,
                                                     const std::optional<std::string>& arg) {
   std::vector<Site> out;
   Status s = Read([&](Connection& c) {
-    auto st = c.Prepare(sql);
+    auto st = c.Prepare(std::string("SELECT ") + internal::kSiteColumns + " FROM sites " + rest);
     if (!st.ok()) return st.status();
     if (arg) (*st)->Bind(1, *arg);
     Status step;
-    while ((*st)->Step(&step)) {
-      out.push_back(Site{(*st)->Text(0), (*st)->Text(1), (*st)->Text(2), (*st)->Int(3)});
-    }
+    while ((*st)->Step(&step)) out.push_back(internal::ReadSite(**st, 0, box_));
     (*st)->Reset();
     return step;
   });

@@ -136,6 +136,14 @@ ALTER TABLE stats_minute ADD COLUMN dismissals INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE stats_utm_minute ADD COLUMN dismissals INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE campaigns ADD COLUMN dismissals INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 5: signed beacons (DESIGN section 2a). Sites made before this get their secret when the
+    // store opens (GiveSitesBeaconSecrets): making one takes a random generator SQL lacks.
+    R"sql(
+ALTER TABLE sites ADD COLUMN beacons TEXT NOT NULL DEFAULT 'optional';
+ALTER TABLE sites ADD COLUMN beacon_secret TEXT NOT NULL DEFAULT '';
+ALTER TABLE sites ADD COLUMN beacon_secret_previous TEXT NOT NULL DEFAULT '';
+ALTER TABLE sites ADD COLUMN beacon_secret_previous_until INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

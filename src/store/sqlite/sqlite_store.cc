@@ -26,6 +26,9 @@ Status SqliteStore::Open() {
     readers_.push_back(std::move(reader.value()));
   }
   writes_.Start("ph-store-write");
+  // A store opened without the secrets key (migrate, backup) seals nothing, so it leaves the
+  // secrets to the first `serve`.
+  if (box_.enabled()) return GiveSitesBeaconSecrets();
   return Status::Ok();
 }
 

@@ -73,9 +73,10 @@ class SqliteStore final : public Store {
   StatusOr<Site> CreateSite(const std::string& name) override;
   StatusOr<Site> GetSite(const std::string& site_id) override;
   StatusOr<std::vector<Site>> ListSites() override {
-    return QuerySites("SELECT id, name, ingest_key, created_at FROM sites ORDER BY created_at, id",
-                      std::nullopt);
+    return QuerySites("ORDER BY created_at, id", std::nullopt);
   }
+  StatusOr<Site> UpdateSite(const std::string& site_id, const SitePatch& patch) override;
+  StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms) override;
 
   StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) override;
   Status AddSiteToken(const std::string& site_id, const std::string& token_hash,
@@ -141,6 +142,8 @@ class SqliteStore final : public Store {
 
   Message ReadMessage(const Statement& s) const;
   Status Migrate();
+  // Gives every site without a beacon secret (made before migration 5) a new one.
+  Status GiveSitesBeaconSecrets();
   Status ApplyAppend(Connection& c, const std::string& site_id,
                      const std::vector<model::Event>& events, int64_t now_ms, AppendResult* result);
   struct Target {
@@ -158,7 +161,8 @@ class SqliteStore final : public Store {
   // Adds `batches` to the statistics tables, inside the caller's transaction.
   Status FlushAggregates(Connection& c, const SiteAggregates& batches);
   static Status ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records);
-  StatusOr<std::vector<Site>> QuerySites(const std::string& sql,
+  // Sites of "SELECT <kSiteColumns> FROM sites <rest>", `arg` bound to ?1.
+  StatusOr<std::vector<Site>> QuerySites(const std::string& rest,
                                          const std::optional<std::string>& arg);
   StatusOr<std::vector<Endpoint>> QueryEndpoints(const std::string& sql, const std::string& arg1,
                                                  const std::optional<std::string>& arg2);

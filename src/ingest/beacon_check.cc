@@ -1,0 +1,73 @@
+#include "ingest/beacon_check.h"
+
+#include <array>
+#include <span>
+
+#include "model/beacon.h"
+
+namespace pushhook::ingest {
+
+SiteBeacons SiteBeacons::Of(const store::Site& site) {
+  SiteBeacons beacons;
+  beacons.site_id = site.id;
+  beacons.mode = site.beacons;
+  beacons.key = model::DecodeBeaconSecret(site.beacon_secret).value_or("");
+  beacons.previous_key = model::DecodeBeaconSecret(site.previous_beacon_secret).value_or("");
+  beacons.previous_until_ms = site.previous_beacon_secret_until_ms;
+  return beacons;
+}
+
+std::optional<ParseError> CheckBeacons(const SiteBeacons& site, std::vector<model::Event>& events,
+                                       int64_t now_ms) {
+  if (site.mode == store::BeaconMode::kOff) {
+    for (model::Event& e : events) e.beacon.clear();
+    return std::nullopt;
+  }
+  std::array<std::string, 2> keys;
+  size_t key_count = 0;
+  if (!site.key.empty()) keys[key_count++] = site.key;
+  if (!site.previous_key.empty() && now_ms < site.previous_until_ms) {
+    keys[key_count++] = site.previous_key;
+  }
+  const std::span<const std::string> valid_keys(keys.data(), key_count);
+
+  ParseError error;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const model::Event& e = events[i];
+    std::string_view code;
+    std::string message;
+    if (e.beacon.empty()) {
+      if (site.mode != store::BeaconMode::kRequired) continue;
+      code = kBeaconRequired;
+      message = "is required: this site takes only events with a signed beacon token";
+    } else {
+      const model::BeaconSubject subject{site.site_id, e.cid, e.reference_id, e.cookie_id};
+      switch (model::CheckBeaconToken(e.beacon, valid_keys, subject, now_ms / 1000)) {
+        case model::BeaconVerdict::kValid:
+          continue;
+        case model::BeaconVerdict::kExpired:
+          code = kBeaconExpired;
+          message = "has expired";
+          break;
+        case model::BeaconVerdict::kInvalid:
+          code = kBeaconInvalid;
+          message = "is not a token of this site for this event's cid, reference_id and cookie_id";
+          break;
+      }
+    }
+    if (error.details.empty()) error.code = code;
+    error.details.push_back(FieldError{i, "beacon", std::move(message)});
+  }
+  if (!error.details.empty()) {
+    error.message = "a beacon token did not pass; nothing of the request was stored";
+    return error;
+  }
+  for (model::Event& e : events) {
+    if (e.beacon.empty()) continue;
+    e.event_id = model::BeaconEventId(e.beacon, e.action, e.clicked_button);
+    e.beacon.clear();
+  }
+  return std::nullopt;
+}
+
+}  // namespace pushhook::ingest
