@@ -1,12 +1,7 @@
 #include "http/server.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -15,31 +10,15 @@
 #include <thread>
 #include <vector>
 
+#include "http/testing/loopback_client.h"
+
 namespace pushhook::http {
 namespace {
 
-size_t Collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-struct Reply {
-  long status = 0;
-  std::string body;
-};
-
-// One request over loopback with libcurl; `handle` is reused so keep-alive is exercised.
-Reply Post(CURL* handle, const std::string& url, const std::string& body) {
-  Reply reply;
-  curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &reply.body);
-  EXPECT_EQ(curl_easy_perform(handle), CURLE_OK);
-  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &reply.status);
-  return reply;
-}
+using testing::CurlConnects;
+using testing::CurlPost;
+using testing::Exchange;
+using testing::LoopbackSocket;
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -70,49 +49,18 @@ class ServerTest : public ::testing::Test {
 
 TEST_F(ServerTest, AnswersFromAnotherThreadOverOneKeepAliveConnection) {
   for (int i = 0; i < 5; ++i) {
-    const Reply r = Post(curl_, url_ + "?q=a%20b", std::string(static_cast<size_t>(i), 'x'));
+    const auto r = CurlPost(curl_, url_ + "?q=a%20b", std::string(static_cast<size_t>(i), 'x'));
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "{\"len\":" + std::to_string(i) + ",\"q\":\"a b\"}");
   }
-  long connects = -1;
-  curl_easy_getinfo(curl_, CURLINFO_NUM_CONNECTS, &connects);
-  EXPECT_EQ(connects, 0) << "the last request should have reused the connection";
+  EXPECT_EQ(CurlConnects(curl_), 0) << "the last request should have reused the connection";
 }
 
 TEST_F(ServerTest, BodyOverTheLimitIs413) {
-  const Reply r = Post(curl_, url_, std::string(1001, 'x'));
+  const auto r = CurlPost(curl_, url_, std::string(1001, 'x'));
   EXPECT_EQ(r.status, 413);
   EXPECT_NE(r.body.find(R"("code":"payload_too_large")"), std::string::npos);
-  EXPECT_EQ(Post(curl_, url_, std::string(1000, 'x')).status, 200);
-}
-
-// Writes `bytes` on a fresh connection to 127.0.0.1:`port`, then reads until the server closes
-// or `until` has been seen `count` times (or 5 s pass).
-std::string Exchange(uint16_t port, const std::string& bytes, const std::string& until, int count) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  EXPECT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
-  timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  EXPECT_EQ(::send(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
-  std::string got;
-  char buffer[4096];
-  const auto seen = [&] {
-    int n = 0;
-    for (size_t at = got.find(until); at != std::string::npos; at = got.find(until, at + 1)) ++n;
-    return n;
-  };
-  while (seen() < count) {
-    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-    if (n <= 0) break;
-    got.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return got;
+  EXPECT_EQ(CurlPost(curl_, url_, std::string(1000, 'x')).status, 200);
 }
 
 // The answer as it goes on the wire, which the server writes itself: pipelined requests answered
@@ -182,9 +130,7 @@ TEST(ServerOwnAnswersTest, CarryTheRouteHeadersWhateverProducedThem) {
       });
   ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
   server.Start(2);
-  const auto answer = [&](const std::string& bytes) {
-    return Exchange(server.port(), bytes, "<never>", 1);
-  };
+  const auto answer = [&](const std::string& bytes) { return Exchange(server.port(), bytes); };
   struct Case {
     std::string name, request, status;
   };
@@ -218,7 +164,7 @@ TEST(ServerOwnAnswersTest, CarryTheRouteHeadersWhateverProducedThem) {
   EXPECT_EQ(other.rfind("HTTP/1.1 413 ", 0), 0u) << other;
   EXPECT_EQ(other.find("access-control"), std::string::npos) << other;
   // A connection that never sent a byte is closed at the timeout without a word.
-  EXPECT_EQ(answer(""), "");
+  EXPECT_EQ(answer(""), "<closed>");
   server.Stop();
 }
 
@@ -250,39 +196,6 @@ class HoldingHandler {
   std::vector<Responder> held_;
 };
 
-int Connect(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  return fd;
-}
-
-void Send(int fd, const std::string& bytes) {
-  ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
-}
-
-// Reads until `until` has arrived, or until the server closes ("<closed>" appended) or 5 s pass
-// ("<timeout>" appended).
-std::string Receive(int fd, const std::string& until) {
-  std::string got;
-  char buffer[4096];
-  while (until.empty() || got.find(until) == std::string::npos) {
-    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-    if (n == 0) return got + "<closed>";
-    if (n < 0) return got + "<timeout>";
-    got.append(buffer, static_cast<size_t>(n));
-  }
-  return got;
-}
-
 // The gate: Drain() closes the idle keep-alive connection at once, lets a request that had begun
 // to arrive and one being handled finish with "Connection: close", refuses new connections, and
 // returns only once the last answer is out.
@@ -293,39 +206,39 @@ TEST(ServerDrainTest, ClosesIdleConnectionsAndFinishesTheRequestsInFlight) {
   server.Start(2);
   const uint16_t port = server.port();
 
-  const int idle = Connect(port);
-  Send(idle, "GET /now HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_NE(Receive(idle, R"({"now":true})").find("200 OK"), std::string::npos);
-  const int busy = Connect(port);
-  Send(busy, "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
+  LoopbackSocket idle(port);
+  idle.Send("GET /now HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_NE(idle.Receive(R"({"now":true})").find("200 OK"), std::string::npos);
+  LoopbackSocket busy(port);
+  busy.Send("POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
   handler.WaitHeld(1);
-  const int partial = Connect(port);
-  Send(partial, "POST /now HTTP/1.1\r\nHost: x\r\n");
+  LoopbackSocket partial(port);
+  partial.Send("POST /now HTTP/1.1\r\nHost: x\r\n");
 
   std::atomic<int> drained{-1};
   std::thread drainer([&] {
     drained = server.Drain(std::chrono::steady_clock::now() + std::chrono::seconds(10)) ? 1 : 0;
   });
-  EXPECT_EQ(Receive(idle, ""), "<closed>") << "the idle connection was not closed";
-  ::close(idle);
+  EXPECT_EQ(idle.Receive(), "<closed>") << "the idle connection was not closed";
+  idle.Close();
   // The rest of the request that had begun arrives after the gate closed, and is answered.
-  Send(partial, "Content-Length: 2\r\n\r\nhi");
-  const std::string partial_answer = Receive(partial, "");
+  partial.Send("Content-Length: 2\r\n\r\nhi");
+  const std::string partial_answer = partial.Receive();
   EXPECT_EQ(partial_answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << partial_answer;
   EXPECT_NE(partial_answer.find("Connection: close\r\n"), std::string::npos) << partial_answer;
   EXPECT_NE(partial_answer.find(R"({"now":true}<closed>)"), std::string::npos) << partial_answer;
-  ::close(partial);
+  partial.Close();
 
   EXPECT_EQ(drained.load(), -1) << "Drain() returned with a request in flight";
   handler.Release(R"({"held":true})");
-  const std::string busy_answer = Receive(busy, "");
+  const std::string busy_answer = busy.Receive();
   EXPECT_EQ(busy_answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << busy_answer;
   EXPECT_NE(busy_answer.find("Connection: close\r\n"), std::string::npos) << busy_answer;
   EXPECT_NE(busy_answer.find(R"({"held":true}<closed>)"), std::string::npos) << busy_answer;
-  ::close(busy);  // the server lingers until the client has closed too
+  busy.Close();  // the server lingers until the client has closed too
   drainer.join();
   EXPECT_EQ(drained.load(), 1);
-  EXPECT_EQ(Connect(port), -1) << "a new connection was accepted after Drain()";
+  EXPECT_FALSE(LoopbackSocket(port).connected()) << "a new connection was accepted after Drain()";
   server.Stop();
 }
 
@@ -334,15 +247,15 @@ TEST(ServerDrainTest, GivesUpAtTheDeadlineWhenAnAnswerNeverComes) {
   Server server(ServerLimits{}, std::ref(handler));
   ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
   server.Start(1);
-  const int busy = Connect(server.port());
-  Send(busy, "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
+  LoopbackSocket busy(server.port());
+  busy.Send("POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx");
   handler.WaitHeld(1);
   const auto start = std::chrono::steady_clock::now();
   EXPECT_FALSE(server.Drain(start + std::chrono::milliseconds(300)));
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(300));
   server.Stop();
   handler.Release("{}");  // after Stop(): the answer goes nowhere, and nothing breaks
-  ::close(busy);
+  busy.Close();
 }
 
 TEST(SplitHostPortTest, ParsesV4V6AndRejectsJunk) {

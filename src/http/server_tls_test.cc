@@ -2,18 +2,13 @@
 // libcurl as the client: HTTPS with keep-alive, TLS 1.2 as the floor, the files' errors named,
 // a reload that new connections see and open ones survive, and what a TLS port does with plain
 // HTTP, garbage and a broken handshake.
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -23,6 +18,7 @@
 #include <thread>
 
 #include "http/server.h"
+#include "http/testing/loopback_client.h"
 
 namespace pushhook::http {
 namespace {
@@ -90,64 +86,18 @@ void WriteText(const std::string& path, const std::string& text) {
   std::fclose(file);
 }
 
-size_t Collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
+// One POST trusting only the CA in `ca_file`.
+testing::CurlReply Post(CURL* handle, const std::string& url, const std::string& ca_file,
+                        const std::string& body = "hello") {
+  return testing::CurlPost(handle, url, body, ca_file);
 }
 
-struct Reply {
-  CURLcode code = CURLE_OK;
-  long status = 0;
-  std::string body;
-};
+using testing::CurlConnects;
 
-// One POST over `handle` (reused, so keep-alive shows), trusting only the CA in `ca_file`.
-Reply Post(CURL* handle, const std::string& url, const std::string& ca_file,
-           const std::string& body = "hello") {
-  Reply reply;
-  curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(handle, CURLOPT_CAINFO, ca_file.c_str());
-  curl_easy_setopt(handle, CURLOPT_CAPATH, nullptr);
-  curl_easy_setopt(handle, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, Collect);
-  curl_easy_setopt(handle, CURLOPT_WRITEDATA, &reply.body);
-  curl_easy_setopt(handle, CURLOPT_TIMEOUT_MS, 5000L);
-  reply.code = curl_easy_perform(handle);
-  curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &reply.status);
-  return reply;
-}
-
-long Connects(CURL* handle) {
-  long connects = -1;
-  curl_easy_getinfo(handle, CURLINFO_NUM_CONNECTS, &connects);
-  return connects;
-}
-
-// Writes `bytes` on a fresh TCP connection (then shuts its sending side if `then_hang_up`) and
-// reads until the server closes; "<timeout>" is appended if it has not within 5 s.
-std::string Exchange(uint16_t port, const std::string& bytes, bool then_hang_up = false) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  EXPECT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
-  timeval timeout{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  EXPECT_EQ(::send(fd, bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
-  if (then_hang_up) ::shutdown(fd, SHUT_WR);
-  std::string got;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) got += "<timeout>";
-    if (n <= 0) break;
-    got.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return got;
+// Writes `bytes` on a fresh connection (then hangs up if `hang_up`) and reads all the server
+// sends until it closes.
+std::string Exchange(uint16_t port, const std::string& bytes, bool hang_up = false) {
+  return testing::Exchange(port, bytes, {}, 1, hang_up);
 }
 
 class ServerTlsTest : public ::testing::Test {
@@ -201,12 +151,13 @@ TEST_F(ServerTlsTest, AnswersOverHttpsWithKeepAlive) {
   StartServer();
   CURL* curl = curl_easy_init();
   for (int i = 0; i < 3; ++i) {
-    const Reply r = Post(curl, url_, Path("ca-one.pem"), std::string(static_cast<size_t>(i), 'x'));
+    const testing::CurlReply r =
+        Post(curl, url_, Path("ca-one.pem"), std::string(static_cast<size_t>(i), 'x'));
     ASSERT_EQ(r.code, CURLE_OK) << curl_easy_strerror(r.code);
     EXPECT_EQ(r.status, 200);
     EXPECT_EQ(r.body, "{\"len\":" + std::to_string(i) + "}");
   }
-  EXPECT_EQ(Connects(curl), 0) << "the last request should have reused the connection";
+  EXPECT_EQ(CurlConnects(curl), 0) << "the last request should have reused the connection";
   // A client that does not trust the CA is refused by its own check: the certificate is ours.
   curl_easy_reset(curl);
   EXPECT_EQ(Post(curl, url_, Path("ca-two.pem")).code, CURLE_PEER_FAILED_VERIFICATION);
@@ -224,18 +175,13 @@ TEST_F(ServerTlsTest, RefusesTlsBelow12) {
     SSL_CTX_set_cipher_list(ctx, "ALL:@SECLEVEL=0");
     SSL_CTX_set_min_proto_version(ctx, version);
     SSL_CTX_set_max_proto_version(ctx, version);
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(server_->port());
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+    testing::LoopbackSocket socket(server_->port());
+    ASSERT_TRUE(socket.connected());
     SSL* ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
+    SSL_set_fd(ssl, socket.fd());
     EXPECT_EQ(SSL_connect(ssl) == 1, accepted) << "TLS version 0x" << std::hex << version;
     ERR_clear_error();
     SSL_free(ssl);
-    ::close(fd);
     SSL_CTX_free(ctx);
   }
 }
@@ -258,14 +204,14 @@ TEST_F(ServerTlsTest, PlainHttpOnTheTlsPortIsTold400UseHttps) {
 
 TEST_F(ServerTlsTest, GarbageAndBrokenHandshakesAreHungUpOnQuietly) {
   StartServer();
-  EXPECT_EQ(Exchange(server_->port(), std::string("\x00\x01\x02\x03garbage", 11)), "");
+  EXPECT_EQ(Exchange(server_->port(), std::string("\x00\x01\x02\x03garbage", 11)), "<closed>");
   // A handshake record with nonsense in it: OpenSSL sends an alert, and the connection ends.
   const std::string hello_junk = std::string("\x16\x03\x01\x00\x20", 5) + std::string(32, 'z');
   const std::string alert = Exchange(server_->port(), hello_junk);
   EXPECT_EQ(alert.find("HTTP/"), std::string::npos) << alert;
   EXPECT_EQ(alert.find("<timeout>"), std::string::npos) << "the server kept the connection open";
   // A client that gives up in the middle of the handshake.
-  EXPECT_EQ(Exchange(server_->port(), std::string("\x16\x03\x01", 3), true), "");
+  EXPECT_EQ(Exchange(server_->port(), std::string("\x16\x03\x01", 3), true), "<closed>");
   CURL* curl = curl_easy_init();
   EXPECT_EQ(Post(curl, url_, Path("ca-one.pem")).status, 200) << "the server is still up";
   curl_easy_cleanup(curl);
@@ -282,17 +228,17 @@ TEST_F(ServerTlsTest, ReloadServesTheNewCertificateToNewConnectionsAndKeepsOpenO
 
   // A new connection gets the certificate of CA two, which a client of CA one refuses.
   CURL* fresh = curl_easy_init();
-  const Reply refused = Post(fresh, url_, Path("ca-one.pem"));
+  const testing::CurlReply refused = Post(fresh, url_, Path("ca-one.pem"));
   EXPECT_EQ(refused.code, CURLE_PEER_FAILED_VERIFICATION);
   curl_easy_reset(fresh);
   EXPECT_EQ(Post(fresh, url_, Path("ca-two.pem")).status, 200);
   curl_easy_cleanup(fresh);
 
   // The connection opened before the reload goes on, on its old certificate.
-  const Reply again = Post(open, url_, Path("ca-one.pem"), "still here");
+  const testing::CurlReply again = Post(open, url_, Path("ca-one.pem"), "still here");
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(again.body, "{\"len\":10}");
-  EXPECT_EQ(Connects(open), 0) << "the open connection was dropped by the reload";
+  EXPECT_EQ(CurlConnects(open), 0) << "the open connection was dropped by the reload";
   curl_easy_cleanup(open);
 }
 
@@ -381,7 +327,7 @@ TEST_F(ServerTlsTest, ServesTheWholeChainOfTheCertificateFile) {
   WriteKey(Path("key.pem"), leaf.key);
   StartServer();
   CURL* curl = curl_easy_init();
-  const Reply r = Post(curl, url_, Path("root.pem"));
+  const testing::CurlReply r = Post(curl, url_, Path("root.pem"));
   EXPECT_EQ(r.code, CURLE_OK) << curl_easy_strerror(r.code);
   EXPECT_EQ(r.status, 200);
   curl_easy_cleanup(curl);
