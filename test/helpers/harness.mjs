@@ -10,11 +10,14 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 import { fileURLToPath } from 'node:url';
+
+import { freePort, portInUse, sleep } from './processes.mjs';
+
+export { freePort, portInUse, sleep };
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PUSHHOOK_BIN = process.env.PUSHHOOK_BIN || path.join(REPO_ROOT, 'build', 'pushhook');
@@ -84,7 +87,6 @@ export function randomToken() {
   return randomBytes(24).toString('hex');
 }
 
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Polls `predicate` (sync or async) every `intervalMs` until it returns a truthy value, which it
 // returns; throws after `timeoutMs` with `what` and the last value seen.
@@ -108,27 +110,6 @@ function describe(value) {
   } catch {
     return String(value);
   }
-}
-
-// A port on 127.0.0.1 that nothing listened on a moment ago.
-export async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-// True when something already listens on host:port (or binding it is refused).
-export async function portInUse(port, host = '127.0.0.1') {
-  const server = net.createServer();
-  return new Promise((resolve) => {
-    server.once('error', (err) => resolve(err.code !== 'EADDRNOTAVAIL' && err.code !== 'EAFNOSUPPORT'));
-    server.listen(port, host, () => server.close(() => resolve(false)));
-  });
 }
 
 // Every child we started and every temporary dir we made, so that nothing outlives the test
