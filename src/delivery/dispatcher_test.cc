@@ -2,14 +2,13 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 
-#include <csignal>
 #include <filesystem>
 #include <future>
 
 #include "model/signature.h"
 #include "store/open_store.h"
+#include "util/testing/file_size_limit.h"
 
 namespace pushhook::delivery {
 namespace {
@@ -287,16 +286,10 @@ TEST_F(DispatcherTest, AnAttemptRecordTheStoreRefusesIsCountedAndTheMessageStays
   AddEndpoint("http://127.0.0.1:1/a");
   StartDispatcher("1h");
   const auto messages = Ingest(1);
-  rlimit old{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
-  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  rlimit tiny = old;
-  tiny.rlim_cur = 1024;  // no file of the store can grow past its first KiB
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tiny), 0);
+  util::testing::ScopedFileSizeLimit full_disk(1024);  // no file of the store grows past 1 KiB
   dispatcher_->Enqueue(messages);
   const bool counted = Eventually([&] { return dispatcher_->counts().record_failures == 1; });
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  std::signal(SIGXFSZ, old_handler);
+  full_disk.Lift();
   ASSERT_TRUE(counted);
   EXPECT_EQ(client_.Requests().size(), 1u);
   EXPECT_EQ(dispatcher_->counts().delivered, 1u) << "the receiver did take it";

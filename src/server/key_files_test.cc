@@ -1,14 +1,13 @@
 #include "server/key_files.h"
 
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 
 #include "model/base64.h"
+#include "util/testing/file_size_limit.h"
 
 namespace pushhook::server {
 namespace {
@@ -38,15 +37,9 @@ class KeyFilesTest : public ::testing::Test {
 // not exist at all, so the next start makes a new key, rather than hold a truncated key that
 // stops every later start with "secrets_key must be base64 of 32 bytes".
 TEST_F(KeyFilesTest, AWriteCutShortLeavesNoKeyFileBehind) {
-  rlimit old{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
-  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  rlimit small = old;
-  small.rlim_cur = 10;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  util::testing::ScopedFileSizeLimit full_disk(10);
   auto key = LoadOrCreateSecretsKey("", dir_.string());
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  std::signal(SIGXFSZ, old_handler);
+  full_disk.Lift();
 
   ASSERT_FALSE(key.ok());
   EXPECT_EQ(key.status().code(), model::StatusCode::kInternal);

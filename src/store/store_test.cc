@@ -2,13 +2,11 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -22,6 +20,7 @@
 #include "store/coordination.h"
 #include "store/open_store.h"
 #include "store/testing/pg_test_db.h"
+#include "util/testing/file_size_limit.h"
 
 namespace pushhook::store {
 namespace {
@@ -323,18 +322,12 @@ TEST_P(StoreTest, ATransactionThatCannotCommitRefusesItsWritesAndIsCounted) {
   EXPECT_EQ(store_->counts().commit_failures, 0u);
   model::Event big = MakeEvent(model::Action::kView, "big");
   big.notification_title = std::string(1 << 20, 't');  // more than the WAL holds already
-  rlimit old{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
-  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  rlimit tiny = old;
-  tiny.rlim_cur = 1024;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tiny), 0);
+  util::testing::ScopedFileSizeLimit full_disk(1024);
   std::promise<model::StatusOr<AppendResult>> promise;
   store_->AppendEvents(site->id, {big}, 1000,
                        [&](model::StatusOr<AppendResult> r) { promise.set_value(std::move(r)); });
   const model::StatusOr<AppendResult> refused = promise.get_future().get();
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  std::signal(SIGXFSZ, old_handler);
+  full_disk.Lift();
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), model::StatusCode::kUnavailable) << refused.status().message();
   EXPECT_EQ(store_->counts().commit_failures, 1u);
