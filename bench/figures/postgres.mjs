@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 
 import { REPO_ROOT, SIZES, opts } from '../lib/context.mjs';
-import { atExit, children, freePort, makeDir, removeDir, runCommand, sleep, tail } from '../lib/processes.mjs';
+import { atExit, freePort, makeDir, removeDir, runCommand, sleep, tail } from '../lib/processes.mjs';
 import { Receiver, Serve, expectOk, httpCall, send } from '../lib/pushhook.mjs';
 import { log, results } from '../lib/results.mjs';
 import { cpuSeconds } from '../lib/cpu.mjs';

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { REPO_ROOT, opts } from './context.mjs';
-import { children, runCommand, sleep, startChild, tmpRoot } from './processes.mjs';
+import { runCommand, sleep, startChild, tmpRoot } from './processes.mjs';
 
 // When the run began: the log's clock and the elapsed time in the results.
 export const START = Date.now();

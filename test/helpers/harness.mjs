@@ -6,7 +6,6 @@
 // processes and servers it started and removes its temporary dirs whether the test passed or not.
 // Set PUSHHOOK_IT_KEEP=1 to keep the temporary dirs (each process's stderr is in <dir>/*.log).
 
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -15,9 +14,9 @@ import path from 'node:path';
 import test from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { freePort, portInUse, sleep } from './processes.mjs';
+import { freePort, portInUse, sleep, spawnTracked, stopProcess, tail, waitLog } from './processes.mjs';
 
-export { freePort, portInUse, sleep };
+export { freePort, portInUse, sleep, tail };
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PUSHHOOK_BIN = process.env.PUSHHOOK_BIN || path.join(REPO_ROOT, 'build', 'pushhook');
@@ -112,29 +111,18 @@ function describe(value) {
   }
 }
 
-// Every child we started and every temporary dir we made, so that nothing outlives the test
-// process even when a test is cut off.
-const liveChildren = new Set();
+// Every temporary dir we made, so that none outlives the test process even when a test is cut
+// off; the children go with the process (processes.mjs kills them at exit).
 const liveDirs = new Set();
-function killChildrenAndRemoveDirs() {
-  for (const child of liveChildren) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+function removeDirs() {
   if (!process.env.PUSHHOOK_IT_KEEP) {
     for (const dir of liveDirs) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
-process.on('exit', killChildrenAndRemoveDirs);
-// A test process stopped by a signal (ctest's timeout, ^C) takes its children with it too.
+process.on('exit', removeDirs);
+// A test process stopped by a signal (ctest's timeout, ^C) takes its children and dirs with it too.
 for (const [signal, number] of [['SIGTERM', 15], ['SIGINT', 2], ['SIGHUP', 1]]) {
-  process.once(signal, () => {
-    killChildrenAndRemoveDirs();
-    process.exit(128 + number);
-  });
+  process.once(signal, () => process.exit(128 + number));
 }
 
 export function makeTempDir(prefix = 'pushhook-it-') {
@@ -148,136 +136,20 @@ export function removeTempDir(dir) {
   if (!process.env.PUSHHOOK_IT_KEEP) fs.rmSync(dir, { recursive: true, force: true });
 }
 
-// The environment for a child: ours without any PUSHHOOK_* setting, plus `extra`.
-function childEnv(extra) {
-  const env = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('PUSHHOOK_')) env[key] = value;
-  }
-  return { ...env, ...extra };
-}
-
 // Starts `PUSHHOOK_BIN args...` and tracks its stderr lines (the JSON log). Returns the handle.
 export function spawnPushhook(args, { cwd, env = {}, logFile, name = args[0] } = {}) {
-  const child = spawn(PUSHHOOK_BIN, args, {
-    cwd,
-    env: childEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  liveChildren.add(child);
-  const handle = {
-    name,
-    proc: child,
-    pid: child.pid,
-    stdout: '',
-    stderr: '',
-    logs: [], // parsed JSON log lines
-    exited: new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        liveChildren.delete(child);
-        resolve({ code, signal });
-      });
-      // A process that could not be started emits 'error' and possibly no 'exit'.
-      child.once('error', (error) => {
-        if (child.pid === undefined) {
-          liveChildren.delete(child);
-          resolve({ code: null, signal: null, error });
-        }
-      });
-    }),
-  };
-  const log = logFile ? fs.createWriteStream(logFile, { flags: 'a' }) : null;
-  let partial = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk) => {
-    handle.stderr += chunk;
-    log?.write(chunk);
-    partial += chunk;
-    const lines = partial.split('\n');
-    partial = lines.pop();
-    for (const line of lines) {
-      try {
-        const parsed = JSON.parse(line);
-        if (parsed && typeof parsed === 'object') handle.logs.push(parsed);
-      } catch {
-        // not a JSON log line: kept in handle.stderr only
-      }
-    }
-  });
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk) => {
-    handle.stdout += chunk;
-  });
-  child.once('error', (err) => {
-    handle.stderr += `\n[spawn error] ${err.message}\n`;
-  });
-  child.once('exit', () => log?.end());
-  return handle;
+  return spawnTracked(name, PUSHHOOK_BIN, args, { cwd, env, logFile });
 }
 
 // Waits for the `{"msg":"listening","port":N}` log line; fails early if the process exits.
-export async function waitListening(handle, timeoutMs = 20_000) {
-  let timer;
-  const exited = handle.exited.then(({ code, signal }) => {
-    throw new Error(
-      `${handle.name} exited (code ${code}, signal ${signal}) before listening; stderr:\n${tail(handle.stderr)}`,
-    );
-  });
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${handle.name} did not log "listening" within ${timeoutMs} ms; stderr:\n${tail(handle.stderr)}`)),
-      timeoutMs,
-    );
-  });
-  let done = false;
-  const listening = (async () => {
-    while (!done) {
-      const line = handle.logs.find((l) => l.msg === 'listening' && Number.isInteger(l.port) && l.port > 0);
-      if (line) return line;
-      await sleep(20);
-    }
-    return null;
-  })();
-  try {
-    return await Promise.race([listening, exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-    done = true;
-    exited.catch(() => {});
-  }
-}
-
-export function tail(text, lines = 40) {
-  return text.split('\n').slice(-lines).join('\n');
+export function waitListening(handle, timeoutMs = 20_000) {
+  return waitLog(handle, (l) => l.msg === 'listening' && Number.isInteger(l.port) && l.port > 0, timeoutMs,
+    '"listening" log line');
 }
 
 // Stops a process we started: `signal` (SIGTERM by default), then SIGKILL if it is still running
 // after `timeoutMs`. Resolves to {code, signal}.
-export async function stop(handle, signal = 'SIGTERM', timeoutMs = 10_000) {
-  const child = handle.proc ?? handle;
-  const exited = handle.exited ?? new Promise((resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig })));
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return exited;
-  const within = async (ms) => {
-    let timer;
-    const result = await Promise.race([
-      exited,
-      new Promise((resolve) => {
-        timer = setTimeout(() => resolve(null), ms);
-      }),
-    ]);
-    clearTimeout(timer);
-    return result;
-  };
-  try {
-    child.kill(signal);
-  } catch {
-    // raced with its exit
-  }
-  const result = await within(timeoutMs);
-  if (result) return result;
-  child.kill('SIGKILL');
-  return (await within(5_000)) ?? { code: null, signal: 'SIGKILL', stuck: true };
-}
+export const stop = stopProcess;
 
 // Calls the HTTP API of `baseUrl`. `body` is JSON-encoded unless it is a string or a Buffer.
 // Resolves to {status, headers, text, json} (json undefined when the body is not JSON).

@@ -23,9 +23,14 @@ async function readmeBeaconToken() {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   const block = readme.match(/<!-- beacon-node:start -->\s*```js\n([\s\S]*?)```\s*<!-- beacon-node:end -->/);
   assert.ok(block, 'README.md has the beacon-node block');
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pushhook-readme-')), 'beacon.mjs');
-  fs.writeFileSync(file, block[1]);
-  return (await import(pathToFileURL(file).href)).beaconToken;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pushhook-readme-'));
+  try {
+    const file = path.join(dir, 'beacon.mjs');
+    fs.writeFileSync(file, block[1]);
+    return (await import(pathToFileURL(file).href)).beaconToken;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const inAWeek = () => Math.floor(Date.now() / 1000) + 7 * 24 * 3600;
