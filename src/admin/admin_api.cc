@@ -261,6 +261,7 @@ void AdminApi::Register(http::Router& router) {
                             &bind](void (AdminApi::*method)(http::Request&&, http::Responder)) {
     return auth_.SiteScoped(bind(method));
   };
+  router.Add("GET", "/v1/whoami", bind(&AdminApi::WhoAmI));
   router.Add("POST", "/v1/sites", bind(&AdminApi::CreateSite));
   router.Add("GET", "/v1/sites", bind(&AdminApi::ListSites));
   router.Add("GET", "/v1/sites/{site}", site_scoped(&AdminApi::GetSite));
@@ -284,6 +285,22 @@ void AdminApi::Register(http::Router& router) {
   router.Add("GET", "/v1/sites/{site}/messages/{id}", site_scoped(&AdminApi::GetMessage));
   router.Add("GET", "/v1/sites/{site}/messages/{id}/attempts",
              site_scoped(&AdminApi::ListAttempts));
+}
+
+// What the caller's token is and may do: the dashboard hides what it may not.
+void AdminApi::WhoAmI(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  auto scope = auth_.Authenticate(request, &error);
+  if (!scope) return respond(std::move(error));
+  json::object body;
+  if (scope->is_operator) {
+    body = json::object{{"token", "operator"}, {"site_id", nullptr}, {"scope", "admin"}};
+  } else {
+    body = json::object{{"token", "site"},
+                        {"site_id", scope->site_id},
+                        {"scope", scope->read_only ? "read" : "admin"}};
+  }
+  respond(http::Response::Json(200, util::ToJsonText(body)));
 }
 
 void AdminApi::CreateSite(http::Request&& request, http::Responder respond) {

@@ -39,6 +39,7 @@ class AdminApi {
  private:
   void CreateSite(http::Request&& request, http::Responder respond);
   void ListSites(http::Request&& request, http::Responder respond);
+  void WhoAmI(http::Request&& request, http::Responder respond);
   void GetSite(http::Request&& request, http::Responder respond);
   void UpdateSite(http::Request&& request, http::Responder respond);
   void RotateBeaconSecret(http::Request&& request, http::Responder respond);

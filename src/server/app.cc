@@ -28,6 +28,7 @@
 #include "store/open_store.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "web/dashboard.h"
 
 namespace pushhook::server {
 namespace {
@@ -160,6 +161,7 @@ class App::Impl {
       }
       respond(http::Response::Json(200, ClusterJson()));
     });
+    web::RegisterDashboard(router_);
     router_.Add("GET", "/healthz", [](http::Request&&, http::Responder respond) {
       respond(http::Response::Json(200, R"({"status":"ok"})"));
     });

@@ -1,0 +1,19 @@
+// The dashboard's files (web/), compiled into the binary by cmake/embed_web.cmake, so the one
+// binary is still the whole install.
+#pragma once
+
+#include <span>
+#include <string_view>
+
+namespace pushhook::web {
+
+struct Asset {
+  std::string_view path;  // "/" for index.html; "/assets/<stem>.<hash>.<ext>" for the rest
+  std::string_view content_type;
+  std::string_view body;
+  bool immutable;  // its name changes with its content: cacheable for ever
+};
+
+std::span<const Asset> Assets();
+
+}  // namespace pushhook::web

@@ -1,0 +1,213 @@
+// The dashboard (DESIGN section 8) in real headless Chromium against a real `pushhook serve`:
+// a person signs in with a token, and every number on screen must equal what the API says; each
+// endpoint action must change what the API then says; a site token sees its site only, a read
+// token changes nothing; event text stays text; no console error or CSP violation occurs.
+// Full-page screenshots of each view land in build/screenshots/dashboard-*.png.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { haveChromium, openBrowser, screenshot } from '../helpers/browser.mjs';
+import { expectStatus, freePort, itest, makeEvent, stop, waitFor } from '../helpers/harness.mjs';
+
+const SKIP = haveChromium() ? false : 'Chromium is not installed (scripts/install-deps installs it)';
+const HOSTILE_TITLE = '<img src=x onerror="window.__pwned=1">';
+
+// A site with two campaigns of known events, one endpoint on a live `pushhook receive` and one
+// on a port where nothing listens (its messages fail).
+async function seed(fx) {
+  // A circuit that never opens, so the dead endpoint's messages run out of retries at once.
+  const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-'), retrySchedule: '50ms',
+    args: ['--circuit-threshold', '1000'] });
+  const site = await serve.createSite('Shoes & Co');
+  const receivePort = await freePort();
+  const live = await serve.createEndpoint(site.id, { url: `http://127.0.0.1:${receivePort}/hooks`, description: 'CRM' });
+  const receive = await fx.startReceive({ secret: live.secret, listen: `127.0.0.1:${receivePort}` });
+  const deadPort = await freePort();
+  const dead = await serve.createEndpoint(site.id, { url: `http://127.0.0.1:${deadPort}/gone` });
+  const events = [];
+  for (let i = 0; i < 12; ++i) events.push(makeEvent(i, { cid: 'spring', notification_title: HOSTILE_TITLE, utm_source: i % 2 ? 'izooto' : 'mail' }));
+  for (let i = 0; i < 5; ++i) events.push(makeEvent(i, { action: 'Click', cid: 'spring', clicked_button: i % 3, notification_title: HOSTILE_TITLE }));
+  for (let i = 0; i < 3; ++i) events.push(makeEvent(100 + i, { cid: 'autumn' }));
+  expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
+  const api = async (path, token) => expectStatus(await serve.api('GET', path, undefined, token), 200, `GET ${path}`);
+  await waitFor(async () => (await api(`/v1/sites/${site.id}/messages?status=failed&endpoint=${dead.id}`)).data.length === events.length,
+    { timeoutMs: 30_000, what: 'the dead endpoint\'s messages to fail' });
+  return { serve, site, live, dead, receive, api, events };
+}
+
+async function signIn(page, baseUrl, token) {
+  await page.goto(`${baseUrl}/`);
+  await page.getByLabel('Operator or site token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+const text = (page, testId) => page.getByTestId(testId).textContent();
+const count = (n) => new Intl.NumberFormat('en-US').format(n);
+const percent = (r) => `${(r * 100).toFixed(1)} %`;
+
+itest('an operator signs in and reads the numbers the API gives, and event text stays text', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const s = await seed(fx);
+  const { page, errors } = await openBrowser(fx);
+  await signIn(page, s.serve.baseUrl, s.serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  assert.ok(!(await page.url()).includes(s.serve.adminToken), 'the token is never in the URL');
+
+  const totals = (await s.api(`/v1/sites/${s.site.id}/stats`)).totals;
+  assert.equal(await text(page, 'site-views'), count(totals.views));
+  assert.equal(await text(page, 'site-clicks'), count(totals.clicks));
+  assert.equal(await text(page, 'site-ctr'), percent(totals.ctr));
+  assert.equal(await text(page, 'failed-messages'), count(s.events.length));
+  await page.getByTestId('queue-depth').waitFor();
+  await screenshot(page, 'dashboard-overview');
+
+  await page.getByRole('link', { name: 'Campaigns' }).click();
+  const campaigns = (await s.api(`/v1/sites/${s.site.id}/campaigns`)).data;
+  for (const c of campaigns) {
+    const cells = await page.locator(`tr[data-cid="${c.cid}"] td`).allTextContents();
+    assert.deepEqual(cells.slice(0, 5), [c.cid, count(c.views), count(c.clicks), percent(c.ctr), count(c.dismissals)]);
+  }
+  await page.getByLabel('Search').fill('aut');
+  assert.equal(await page.locator('tr[data-cid]').count(), 1, 'the search keeps only "autumn"');
+  await page.getByLabel('Search').fill('');
+  await screenshot(page, 'dashboard-campaigns');
+
+  await page.getByRole('link', { name: 'spring' }).click();
+  await page.getByTestId('views').waitFor();
+  const spring = (await s.api(`/v1/sites/${s.site.id}/stats?cid=spring&bucket=hour`)).totals;
+  assert.equal(await text(page, 'views'), count(spring.views));
+  assert.equal(await text(page, 'clicks'), count(spring.clicks));
+  for (const b of ['0', '1', '2']) assert.equal(await text(page, `button-${b}`), count(spring.clicks_by_button[b]));
+  await page.locator('.chart canvas').waitFor();
+  assert.ok((await page.locator('.chart canvas').boundingBox()).width > 200, 'the chart draws');
+  await page.getByLabel('Group by').selectOption('utm_source');
+  await page.getByRole('cell', { name: 'izooto' }).waitFor();
+  const download = page.waitForEvent('download');
+  await page.getByRole('button', { name: 'Download CSV' }).click();
+  const csv = fs.readFileSync(await (await download).path(), 'utf8');
+  assert.match(csv, /^bucket,views,clicks/, 'the CSV is the API\'s');
+  await screenshot(page, 'dashboard-campaign');
+
+  await page.getByRole('link', { name: 'Messages' }).click();
+  await page.locator('tr[data-message]').first().waitFor();
+  const titles = await page.locator('tr[data-message] td.title').allTextContents();
+  assert.ok(titles.includes(HOSTILE_TITLE), 'the title is shown as the text it is');
+  assert.equal(await page.locator('main img').count(), 0, 'no element was made from event text');
+  assert.equal(await page.evaluate(() => window.__pwned), undefined);
+  await screenshot(page, 'dashboard-messages');
+
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByRole('link', { name: 'Campaigns' }).click();
+  await page.locator('tr[data-cid]').first().waitFor();
+  await screenshot(page, 'dashboard-campaigns-390');
+  assert.deepEqual(errors, [], 'no console error, exception or CSP violation');
+});
+
+itest('endpoint actions change what the API says, and redeliver reaches a live receiver', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const s = await seed(fx);
+  const { page, errors } = await openBrowser(fx);
+  page.on('dialog', (dialog) => dialog.accept());
+  await signIn(page, s.serve.baseUrl, s.serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  const endpointPath = `/v1/sites/${s.site.id}/endpoints/${s.live.id}`;
+
+  await page.getByRole('link', { name: 'Endpoints' }).click();
+  await page.locator(`tr[data-endpoint="${s.dead.id}"]`).waitFor();
+  await screenshot(page, 'dashboard-endpoints');
+  await page.getByRole('link', { name: s.live.url }).click();
+  await page.getByRole('button', { name: 'Disable' }).click();
+  await page.getByRole('button', { name: 'Enable' }).waitFor();
+  assert.equal((await s.api(endpointPath)).enabled, false, 'Disable disabled it');
+  await page.getByRole('button', { name: 'Enable' }).click();
+  await page.getByRole('button', { name: 'Disable' }).waitFor();
+  assert.equal((await s.api(endpointPath)).enabled, true, 'Enable enabled it');
+
+  await page.getByRole('button', { name: 'Send test' }).click();
+  await page.getByText(/^Delivered: HTTP 2\d\d/).waitFor();
+
+  const before = (await s.api(endpointPath)).updated_at;
+  await page.getByRole('button', { name: 'Rotate secret' }).click();
+  const secret = await page.getByTestId('new-secret').textContent();
+  assert.match(secret, /^whsec_[A-Za-z0-9+/=]{32,}$/);
+  assert.notEqual((await s.api(endpointPath)).updated_at, before, 'the API saw the rotation');
+
+  const since = new Date(Date.now() - 3600_000).toISOString().slice(0, 16);
+  const until = new Date(Date.now() + 3600_000).toISOString().slice(0, 16);
+  await page.getByLabel('Replay from (UTC)').fill(since);
+  await page.getByLabel('to', { exact: true }).fill(until);
+  await page.getByLabel('campaign').fill('autumn');
+  await page.getByRole('button', { name: 'Replay' }).click();
+  await page.getByText('Replaying 3 event(s) to this endpoint.').waitFor();
+  await screenshot(page, 'dashboard-endpoint');
+
+  const failed = (await s.api(`/v1/sites/${s.site.id}/messages?status=failed&endpoint=${s.dead.id}&limit=1`)).data[0];
+  // The receiver comes back for the dead endpoint: a redeliver now reaches it.
+  const againPort = await freePort();
+  const again = await fx.startReceive({ secret: s.dead.secret, listen: `127.0.0.1:${againPort}` });
+  expectStatus(await s.serve.api('PATCH', `/v1/sites/${s.site.id}/endpoints/${s.dead.id}`,
+    { url: `http://127.0.0.1:${againPort}/again` }), 200, 'PATCH the dead endpoint\'s url');
+  await page.goto(`${s.serve.baseUrl}/#/s/${s.site.id}/messages/${failed.id}`);
+  await page.getByTestId('message-status').waitFor();
+  assert.equal(await text(page, 'message-status'), 'failed');
+  await page.getByRole('button', { name: 'Redeliver' }).click();
+  await waitFor(async () => {
+    const m = await s.api(`/v1/sites/${s.site.id}/messages/${failed.id}`);
+    return m.status === 'delivered' ? m : null;
+  }, { timeoutMs: 15_000, what: 'the redelivered message to be delivered' }).catch(async (error) => {
+    throw new Error(`${error.message}\n${JSON.stringify(await s.api(`/v1/sites/${s.site.id}/messages/${failed.id}/attempts`))}`);
+  });
+  await waitFor(() => fs.existsSync(again.out) && fs.readFileSync(again.out, 'utf8').length > 0, { what: 'the receiver to store it' });
+  await waitFor(async () => (await text(page, 'message-status')) === 'delivered', { what: 'the page to show it delivered' });
+  await screenshot(page, 'dashboard-message');
+  assert.deepEqual(errors, [], 'no console error, exception or CSP violation');
+});
+
+itest('a read token sees its own site only and is offered no action', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const s = await seed(fx);
+  const other = await s.serve.createSite('Other shop');
+  const read = expectStatus(await s.serve.api('POST', `/v1/sites/${other.id}/tokens`, { scope: 'read' }), 201, 'token');
+  await s.serve.createEndpoint(other.id, { url: 'http://127.0.0.1:9/x' });
+  const { page, errors } = await openBrowser(fx);
+  await signIn(page, s.serve.baseUrl, read.token);
+  await page.getByTestId('site-views').waitFor();
+  assert.equal(await text(page, 'site-name'), 'Other shop');
+  assert.equal(await page.locator('#site').count(), 0, 'no site picker: there is one site to see');
+  assert.equal(await page.getByTestId('queue-depth').count(), 0, 'server-wide figures are the operator\'s');
+  await page.getByRole('link', { name: 'Endpoints' }).click();
+  await page.getByRole('link', { name: 'http://127.0.0.1:9/x' }).click();
+  await page.getByTestId('state').waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Disable' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Rotate secret' }).count(), 0);
+
+  await page.goto(`${s.serve.baseUrl}/#/s/${s.site.id}/campaigns`);
+  await page.getByText('No such site.').waitFor();
+  assert.equal(await page.locator('tr[data-cid]').count(), 0, 'another site\'s campaigns stay unseen');
+  const asked = await page.evaluate(async (url) => (await fetch(url, {
+    headers: { authorization: `Bearer ${sessionStorage.getItem('pushhook.token')}` } })).status,
+  `/v1/sites/${s.site.id}/campaigns`);
+  assert.equal(asked, 404, 'and the API the page uses will not give them either');
+  await screenshot(page, 'dashboard-read-token');
+  assert.deepEqual(errors.filter((e) => !/status of 404/.test(e)), [], 'no console error but the 404 asked for');
+});
+
+itest('a refused token and an unreachable server each say what to do', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-') });
+  const { page } = await openBrowser(fx);
+  await signIn(page, serve.baseUrl, 'not-a-token');
+  await page.getByText('That token was refused.').waitFor();
+  await screenshot(page, 'dashboard-refused');
+
+  await signIn(page, serve.baseUrl, serve.adminToken);
+  await page.getByText('No site yet.').waitFor();
+  await screenshot(page, 'dashboard-no-site');
+
+  const site = await serve.createSite('Fresh');
+  await page.reload();
+  await page.getByTestId('site-views').waitFor();
+  await page.getByRole('link', { name: 'Campaigns' }).click();
+  await page.getByText('No campaigns yet.').waitFor();
+  assert.equal(site.name, 'Fresh');
+
+  await stop(serve);
+  await page.getByRole('link', { name: 'Endpoints' }).click();
+  await page.getByText('The server is unreachable.').waitFor();
+  await screenshot(page, 'dashboard-unreachable');
+});

@@ -1,0 +1,77 @@
+// The dashboard's only way to the server: the admin and reporting API, with the bearer token of
+// the person signed in. The token lives in sessionStorage (gone with the tab), never in a URL.
+
+const TOKEN_KEY = 'pushhook.token';
+
+export class ApiError extends Error {
+  // status 0: the server did not answer at all.
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function savedToken() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function saveToken(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+export function forgetToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+async function call(method, path, { token, body, accept = 'application/json' } = {}) {
+  const headers = { accept, authorization: `Bearer ${token ?? savedToken() ?? ''}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+  } catch {
+    throw new ApiError(0, 'unreachable', 'The server did not answer. Is pushhook running?');
+  }
+  if (accept === 'text/csv' && response.ok) return response.blob();
+  const text = await response.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: reported below
+  }
+  if (!response.ok) {
+    const error = json?.error;
+    throw new ApiError(response.status, error?.code ?? 'http_error',
+      error?.message ?? `The server answered HTTP ${response.status}.`);
+  }
+  return json;
+}
+
+export const api = {
+  get: (path, options) => call('GET', path, options),
+  post: (path, body) => call('POST', path, { body: body ?? {} }),
+  patch: (path, body) => call('PATCH', path, { body }),
+  csv: (path) => call('GET', path, { accept: 'text/csv' }),
+};
+
+// "/v1/sites/<site>" + rest, each id percent-encoded.
+export function sitePath(site, ...rest) {
+  return ['/v1/sites', site, ...rest].map((part, i) => (i === 0 ? part : encodeURIComponent(part))).join('/');
+}
+
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== '') search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}

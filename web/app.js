@@ -1,0 +1,142 @@
+// The dashboard's shell: sign-in, the site picker, navigation, and the hash routes
+//   #/s/<site>/overview | campaigns | campaigns/<cid> | endpoints | endpoints/<id>
+//   | messages | messages/<id>
+// Ids go in the URL; the token never does.
+
+import { api, ApiError, forgetToken, saveToken, savedToken } from '/assets/api.js';
+import { h, loading, notice, replace } from '/assets/dom.js';
+import * as views from '/assets/views.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+let session = null; // {who, sites}
+let timers = [];
+
+const ROUTES = [
+  [/^overview$/, views.overview, 'Overview'],
+  [/^campaigns$/, views.campaigns, 'Campaigns'],
+  [/^campaigns\/(.+)$/, views.campaign],
+  [/^endpoints$/, views.endpoints, 'Endpoints'],
+  [/^endpoints\/([^/]+)$/, views.endpoint],
+  [/^messages$/, views.messages, 'Messages'],
+  [/^messages\/([^/]+)$/, views.message],
+];
+
+function signIn(problem) {
+  replace(nav);
+  const token = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'off', required: true, autofocus: true });
+  const form = h('form', { class: 'sign-in', onsubmit: async (event) => {
+    event.preventDefault();
+    const value = token.value.trim();
+    if (!value) return;
+    saveToken(value);
+    await start();
+  } },
+  h('h1', {}, 'Sign in to pushhook'),
+  problem ?? null,
+  h('label', { for: 'token' }, 'Operator or site token'),
+  token,
+  h('p', { class: 'hint' }, 'The operator token is in <data-dir>/admin-token; the server printed where on its first start. ',
+    'The token stays in this tab only.'),
+  h('button', { type: 'submit' }, 'Sign in'));
+  replace(main, form);
+  token.focus();
+}
+
+async function start() {
+  replace(main, loading('your sites'));
+  try {
+    const [who, sites] = await Promise.all([api.get('/v1/whoami'), api.get('/v1/sites')]);
+    session = { who, sites: sites.data };
+  } catch (error) {
+    session = null;
+    if (error instanceof ApiError && error.status === 401) {
+      forgetToken();
+      return signIn(notice('error', 'That token was refused.', 'Check that you copied all of it, or ask the operator for a new one.'));
+    }
+    if (error instanceof ApiError && error.status === 0) {
+      return replace(main, notice('error', 'The server is unreachable.', `${error.message} Then reload this page.`));
+    }
+    return replace(main, notice('error', 'Could not sign in.', error.message));
+  }
+  if (!location.hash.startsWith('#/s/') && session.sites.length > 0) {
+    location.hash = `#/s/${session.sites[0].id}/overview`;
+    return;
+  }
+  await route();
+}
+
+function signOut() {
+  forgetToken();
+  session = null;
+  location.hash = '';
+  signIn(notice('info', 'Signed out.'));
+}
+
+function shell(site, section) {
+  const picker = session.sites.length > 1 ? h('select', { id: 'site', 'aria-label': 'Site', onchange: (event) => {
+    location.hash = `#/s/${event.target.value}/overview`;
+  } }, session.sites.map((s) => h('option', { value: s.id, selected: s.id === site }, s.name || s.id))) : null;
+  const current = session.sites.find((s) => s.id === site);
+  replace(nav,
+    h('span', { class: 'brand' }, 'pushhook'),
+    picker ?? h('span', { class: 'site', 'data-testid': 'site-name' }, current?.name ?? site),
+    ROUTES.filter((r) => r[2]).map(([pattern, , label]) => {
+      const name = pattern.source.slice(1, -1);
+      return h('a', { href: `#/s/${site}/${name}`, 'aria-current': section.startsWith(name) ? 'page' : null }, label);
+    }),
+    h('span', { class: 'who' }, session.who.token === 'operator' ? 'operator' : `site token (${session.who.scope})`),
+    h('button', { type: 'button', onclick: signOut }, 'Sign out'));
+}
+
+async function route() {
+  for (const id of timers) clearInterval(id);
+  timers = [];
+  if (!savedToken()) return signIn();
+  if (!session) return start();
+  if (session.sites.length === 0) {
+    replace(nav, h('span', { class: 'brand' }, 'pushhook'), h('button', { type: 'button', onclick: signOut }, 'Sign out'));
+    return replace(main, notice('info', 'No site yet.',
+      'Make one with: curl -X POST http://<this server>/v1/sites -H "authorization: Bearer <operator token>" -d \'{"name":"My site"}\', then reload.'));
+  }
+  const [, site, rest = 'overview'] = location.hash.match(/^#\/s\/([^/?]+)\/?([^?]*)/) ?? [];
+  if (!site) {
+    location.hash = `#/s/${session.sites[0].id}/overview`;
+    return undefined;
+  }
+  const [path, search = ''] = `${rest}`.split('?');
+  shell(site, path);
+  if (!session.sites.some((s) => s.id === site)) {
+    return replace(main, notice('error', 'No such site.',
+      `This token sees ${session.sites.map((s) => s.name || s.id).join(', ')}: pick from the menu above.`));
+  }
+  const found = ROUTES.map(([pattern, view]) => [path.match(pattern), view]).find(([m]) => m);
+  if (!found) return replace(main, notice('error', 'No such page.', 'Pick one from the menu above.'));
+  const [match, view] = found;
+  const ctx = {
+    site,
+    who: session.who,
+    canChange: session.who.scope === 'admin',
+    params: match.slice(1).map(decodeURIComponent),
+    query: new URLSearchParams(search),
+    every: (ms, fn) => timers.push(setInterval(() => fn().catch(() => {}), ms)),
+    rerender: () => route(),
+  };
+  const here = location.hash;
+  try {
+    await view(main, ctx);
+  } catch (error) {
+    if (location.hash !== here) return undefined;
+    if (error instanceof ApiError && error.status === 401) {
+      forgetToken();
+      session = null;
+      return signIn(notice('error', 'That token is no longer accepted.', 'Sign in again.'));
+    }
+    replace(main, views.errorNotice(error, 'page'));
+  }
+  main.focus({ preventScroll: true });
+  return undefined;
+}
+
+window.addEventListener('hashchange', () => route());
+route();

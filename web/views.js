@@ -1,0 +1,387 @@
+// One function per view. Each gets the view's element, the context ({site, who, canChange,
+// params, every}) and fills the element from the API; numbers are the API's, never recomputed
+// differently. Event text goes in as text (dom.js).
+
+import { api, ApiError, query, sitePath } from '/assets/api.js';
+import { formatCount, formatPercent, formatTime, h, loading, notice, replace } from '/assets/dom.js';
+import uPlot from '/assets/uPlot.esm.js';
+
+const UTM_FIELDS = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term'];
+
+// The error state of a view, saying what to do.
+export function errorNotice(error, what) {
+  if (error instanceof ApiError && error.status === 0) {
+    return notice('error', 'The server is unreachable.', `${error.message} Then reload this page.`);
+  }
+  if (error instanceof ApiError && error.status === 404) {
+    return notice('error', `No such ${what}.`, 'It may have been removed, or this token may not see it.');
+  }
+  if (error instanceof ApiError && error.status === 403) {
+    return notice('error', 'This token may not do that.', error.message);
+  }
+  return notice('error', `Could not load ${what}.`, error.message);
+}
+
+function tile(label, value, testId) {
+  return h('div', { class: 'tile' }, h('span', { class: 'label' }, label),
+    h('span', { class: 'value', 'data-testid': testId }, value));
+}
+
+function table(headers, rows, { caption } = {}) {
+  return h('table', {}, caption ? h('caption', {}, caption) : null,
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, rows));
+}
+
+// ---- Overview -------------------------------------------------------------------------------
+
+export async function overview(el, ctx) {
+  replace(el, h('h1', {}, 'Overview'), loading('the overview'));
+  const [stats, endpoints, failed] = await Promise.all([
+    api.get(sitePath(ctx.site, 'stats')),
+    api.get(sitePath(ctx.site, 'endpoints')),
+    api.get(sitePath(ctx.site, 'messages') + query({ status: 'failed', limit: 100 })),
+  ]);
+  const health = await Promise.all(endpoints.data.map((e) =>
+    api.get(sitePath(ctx.site, 'endpoints', e.id, 'stats')).then((s) => ({ endpoint: e, stats: s }))));
+  const failing = health.filter(({ stats }) => stats.state !== 'enabled' || stats.circuit !== 'closed' || stats.failed > 0);
+  const t = stats.totals;
+  const server = h('section', { 'aria-labelledby': 'server-h' });
+  replace(el,
+    h('h1', {}, 'Overview'),
+    h('div', { class: 'tiles' },
+      tile('Views', formatCount(t.views), 'site-views'),
+      tile('Clicks', formatCount(t.clicks), 'site-clicks'),
+      tile('CTR', formatPercent(t.ctr), 'site-ctr'),
+      tile('Dismissals', formatCount(t.dismissals), 'site-dismissals'),
+      tile('Unique subscribers', formatCount(t.unique_subscribers), 'site-unique'),
+      tile('Failed messages', failed.data.length >= 100 ? '100+' : formatCount(failed.data.length), 'failed-messages')),
+    h('h2', {}, 'Endpoints that need attention'),
+    endpoints.data.length === 0
+      ? notice('info', 'No endpoint yet.', 'Register a webhook URL under Endpoints to start deliveries.')
+      : failing.length === 0
+        ? notice('ok', `All ${endpoints.data.length} endpoint(s) are healthy.`)
+        : table(['Endpoint', 'State', 'Circuit', 'Failed messages', 'Why'], failing.map(({ endpoint, stats }) =>
+          h('tr', {}, h('td', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${endpoint.id}` }, endpoint.url)),
+            h('td', {}, stats.state), h('td', {}, stats.circuit), h('td', {}, formatCount(stats.failed)),
+            h('td', {}, endpoint.disabled_reason ?? '')))),
+    ctx.who.token === 'operator' ? server : null);
+  if (ctx.who.token === 'operator') await serverRates(server, ctx);
+}
+
+// Server-wide rates from /metrics (operator only: they span every site), refreshed every 5 s.
+async function serverRates(section, ctx) {
+  let previous = null;
+  const draw = async () => {
+    let text;
+    try {
+      const response = await fetch('/metrics', { cache: 'no-store' });
+      text = await response.text();
+    } catch {
+      replace(section, h('h2', { id: 'server-h' }, 'Server'), notice('error', 'The server is unreachable.'));
+      return;
+    }
+    const value = (name) => {
+      let sum = 0;
+      for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      return sum;
+    };
+    const now = { at: Date.now(), ingested: value('pushhook_ingest_events_total{result="accepted"}'),
+      delivered: value('pushhook_delivery_attempts_total{outcome="delivered"}') };
+    const rate = (key) => (previous ? ((now[key] - previous[key]) * 1000) / (now.at - previous.at) : null);
+    const shown = (r) => (r === null ? 'measuring…' : `${r.toFixed(1)} /s`);
+    replace(section, h('h2', { id: 'server-h' }, 'Server (all sites)'), h('div', { class: 'tiles' },
+      tile('Ingest', shown(rate('ingested')), 'ingest-rate'),
+      tile('Deliveries', shown(rate('delivered')), 'delivery-rate'),
+      tile('Queue depth', formatCount(value('pushhook_delivery_queue_depth')), 'queue-depth'),
+      tile('Open circuits', formatCount(value('pushhook_delivery_open_circuits')), 'open-circuits')));
+    previous = now;
+  };
+  await draw();
+  ctx.every(5000, draw);
+}
+
+// ---- Campaigns ------------------------------------------------------------------------------
+
+const CAMPAIGN_COLUMNS = [
+  ['cid', 'Campaign', (c) => c.cid],
+  ['views', 'Views', (c) => c.views],
+  ['clicks', 'Clicks', (c) => c.clicks],
+  ['ctr', 'CTR', (c) => c.ctr],
+  ['dismissals', 'Dismissals', (c) => c.dismissals],
+  ['last_active_at', 'Last activity', (c) => c.last_active_at],
+];
+
+export async function campaigns(el, ctx) {
+  replace(el, h('h1', {}, 'Campaigns'), loading('campaigns'));
+  const state = { rows: [], cursor: null, sort: 'last_active_at', descending: true, filter: '' };
+  const body = h('div');
+  const more = h('button', { type: 'button', onclick: () => load().catch(showError) }, 'Load more');
+  const search = h('input', { type: 'search', id: 'campaign-search', placeholder: 'cid contains…',
+    oninput: () => { state.filter = search.value.trim(); render(); } });
+  const showError = (error) => replace(body, errorNotice(error, 'campaigns'));
+  const load = async () => {
+    more.disabled = true;
+    const page = await api.get(sitePath(ctx.site, 'campaigns') + query({ limit: 50, cursor: state.cursor }));
+    state.rows.push(...page.data);
+    state.cursor = page.next_cursor;
+    render();
+  };
+  const render = () => {
+    more.hidden = !state.cursor;
+    more.disabled = false;
+    if (state.rows.length === 0) {
+      replace(body, notice('info', 'No campaigns yet.',
+        'Campaigns appear here with their first View or Click. The README\'s quick start sends one.'));
+      return;
+    }
+    const [, , key] = CAMPAIGN_COLUMNS.find(([name]) => name === state.sort);
+    const rows = state.rows.filter((c) => c.cid.includes(state.filter))
+      .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (state.descending ? -1 : 1));
+    const header = CAMPAIGN_COLUMNS.map(([name, label]) => h('button', {
+      type: 'button', class: 'sort',
+      'aria-sort': state.sort === name ? (state.descending ? 'descending' : 'ascending') : null,
+      onclick: () => { state.descending = state.sort === name ? !state.descending : true; state.sort = name; render(); },
+    }, label, state.sort === name ? (state.descending ? ' ↓' : ' ↑') : ''));
+    replace(body, table(header, rows.map((c) => h('tr', { 'data-cid': c.cid },
+      h('td', {}, h('a', { href: `#/s/${ctx.site}/campaigns/${encodeURIComponent(c.cid)}` }, c.cid)),
+      h('td', { class: 'num' }, formatCount(c.views)), h('td', { class: 'num' }, formatCount(c.clicks)),
+      h('td', { class: 'num' }, formatPercent(c.ctr)), h('td', { class: 'num' }, formatCount(c.dismissals)),
+      h('td', {}, formatTime(c.last_active_at)))), { caption: `${rows.length} of ${state.rows.length} loaded campaign(s)` }));
+  };
+  await load();
+  replace(el, h('h1', {}, 'Campaigns'), h('label', { for: 'campaign-search' }, 'Search '), search, body, more);
+}
+
+export async function campaign(el, ctx) {
+  const cid = ctx.params[0];
+  replace(el, h('h1', {}, `Campaign ${cid}`), loading('the campaign'));
+  const bucket = h('select', { id: 'bucket' }, ['minute', 'hour', 'day'].map((b) => h('option', { value: b, selected: b === 'hour' }, b)));
+  const groupBy = h('select', { id: 'group-by' },
+    ['reference_id', ...UTM_FIELDS].map((g) => h('option', { value: g }, g)));
+  const csv = h('button', { type: 'button', onclick: () => download().catch((e) => alert(e.message)) }, 'Download CSV');
+  const content = h('div');
+  const draw = async () => {
+    const base = { cid, bucket: bucket.value };
+    const [series, groups] = await Promise.all([
+      api.get(sitePath(ctx.site, 'stats') + query(base)),
+      api.get(sitePath(ctx.site, 'stats') + query({ cid, group_by: groupBy.value })),
+    ]);
+    const t = series.totals;
+    const chart = h('div', { class: 'chart', 'data-testid': 'chart' });
+    replace(content,
+      h('div', { class: 'tiles' },
+        tile('Views', formatCount(t.views), 'views'), tile('Clicks', formatCount(t.clicks), 'clicks'),
+        tile('CTR', formatPercent(t.ctr), 'ctr'), tile('Dismissals', formatCount(t.dismissals), 'dismissals'),
+        tile('Unique subscribers', `${formatCount(t.unique_subscribers)} (±${(t.unique_subscribers_error * 100).toFixed(1)} %)`, 'unique')),
+      h('h2', {}, 'Over time'), series.series.length === 0 ? notice('info', 'No events in this window.') : chart,
+      h('h2', {}, 'Clicks by button'),
+      table(['Button', 'Clicks'], ['0', '1', '2'].map((b) => h('tr', {},
+        h('td', {}, b === '0' ? 'the notification itself' : `button ${b}`),
+        h('td', { class: 'num', 'data-testid': `button-${b}` }, formatCount(t.clicks_by_button[b]))))),
+      h('h2', {}, `By ${groupBy.value}`),
+      groups.groups.length === 0 ? notice('info', 'Nothing to group yet.') :
+        table([groupBy.value, 'Views', 'Clicks', 'CTR', 'Dismissals'], groups.groups.map((g) => h('tr', {},
+          h('td', {}, g.key === '' ? '(none)' : g.key), h('td', { class: 'num' }, formatCount(g.views)),
+          h('td', { class: 'num' }, formatCount(g.clicks)), h('td', { class: 'num' }, formatPercent(g.ctr)),
+          h('td', { class: 'num' }, formatCount(g.dismissals))))));
+    if (series.series.length > 0) drawChart(chart, series.series, BUCKET_SECONDS[bucket.value]);
+  };
+  const download = async () => {
+    const blob = await api.csv(sitePath(ctx.site, 'stats') + query({ cid, bucket: bucket.value }));
+    const url = URL.createObjectURL(blob);
+    const link = h('a', { href: url, download: `campaign-${cid}-${bucket.value}.csv` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  };
+  const redraw = () => draw().catch((e) => replace(content, errorNotice(e, 'campaign statistics')));
+  bucket.addEventListener('change', redraw);
+  groupBy.addEventListener('change', redraw);
+  await draw();
+  replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/campaigns` }, '← Campaigns')),
+    h('h1', {}, `Campaign ${cid}`),
+    h('div', { class: 'controls' }, h('label', { for: 'bucket' }, 'Bucket '), bucket,
+      h('label', { for: 'group-by' }, 'Group by '), groupBy, csv),
+    content);
+}
+
+const BUCKET_SECONDS = { minute: 60, hour: 3600, day: 86400 };
+
+// Views and clicks per bucket; the x axis spans the buckets (one bucket either side), the y axis
+// starts at zero, so a single bucket still reads as a point in time with its count.
+function drawChart(el, series, bucketSeconds) {
+  const x = series.map((s) => Date.parse(s.bucket) / 1000);
+  const top = Math.max(1, ...series.map((s) => Math.max(s.views, s.clicks)));
+  const width = Math.max(300, Math.min(1100, el.parentElement?.clientWidth || document.body.clientWidth - 48));
+  // eslint-disable-next-line no-new
+  new uPlot({
+    width, height: 260,
+    scales: {
+      x: { time: true, range: () => [x[0] - bucketSeconds, x[x.length - 1] + bucketSeconds] },
+      y: { range: () => [0, Math.ceil(top * 1.15)] },
+    },
+    series: [{}, { label: 'Views', stroke: '#2563eb', width: 2, points: { size: 7 } },
+      { label: 'Clicks', stroke: '#d97706', width: 2, points: { size: 7 } }],
+    axes: [{}, { label: 'events' }],
+  }, [x, series.map((s) => s.views), series.map((s) => s.clicks)], el);
+}
+
+// ---- Endpoints ------------------------------------------------------------------------------
+
+export async function endpoints(el, ctx) {
+  replace(el, h('h1', {}, 'Endpoints'), loading('endpoints'));
+  const list = await api.get(sitePath(ctx.site, 'endpoints'));
+  const stats = await Promise.all(list.data.map((e) => api.get(sitePath(ctx.site, 'endpoints', e.id, 'stats'))));
+  replace(el, h('h1', {}, 'Endpoints'), list.data.length === 0
+    ? notice('info', 'No endpoint yet.', ctx.canChange
+      ? 'Register one with POST /v1/sites/{site}/endpoints {"url": …} (see the README), then it appears here.'
+      : 'Ask an administrator of this site to register one.')
+    : table(['URL', 'State', 'Circuit', 'Success (24 h)', 'p50 / p99', 'Pending', 'Failed'], list.data.map((e, i) => {
+      const s = stats[i];
+      return h('tr', { 'data-endpoint': e.id },
+        h('td', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${e.id}` }, e.url)),
+        h('td', {}, h('span', { class: `state ${s.state}` }, s.state)), h('td', {}, s.circuit),
+        h('td', { class: 'num' }, s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts)),
+        h('td', { class: 'num' }, `${s.latency_ms.p50.toFixed(1)} / ${s.latency_ms.p99.toFixed(1)} ms`),
+        h('td', { class: 'num' }, formatCount(s.pending)), h('td', { class: 'num' }, formatCount(s.failed)));
+    })));
+}
+
+export async function endpoint(el, ctx) {
+  const id = ctx.params[0];
+  const path = (...rest) => sitePath(ctx.site, 'endpoints', id, ...rest);
+  replace(el, h('h1', {}, 'Endpoint'), loading('the endpoint'));
+  const [e, s, recent] = await Promise.all([api.get(path()), api.get(path('stats')),
+    api.get(sitePath(ctx.site, 'messages') + query({ endpoint: id, limit: 20 }))]);
+  const result = h('div', { 'aria-live': 'polite', class: 'result' });
+  const act = (label, fn) => h('button', { type: 'button', onclick: async (event) => {
+    event.target.disabled = true;
+    try {
+      await fn();
+    } catch (error) {
+      replace(result, errorNotice(error, 'endpoint'));
+    } finally {
+      event.target.disabled = false;
+    }
+  } }, label);
+  const reload = () => ctx.rerender();
+  const since = h('input', { type: 'datetime-local', id: 'replay-since' });
+  const until = h('input', { type: 'datetime-local', id: 'replay-until' });
+  const replayCid = h('input', { type: 'text', id: 'replay-cid', placeholder: 'every campaign' });
+  const utc = (input) => (input.value ? new Date(`${input.value}Z`).toISOString() : '');
+  const actions = ctx.canChange ? h('section', { 'aria-labelledby': 'actions-h' },
+    h('h2', { id: 'actions-h' }, 'Actions'),
+    h('div', { class: 'controls' },
+      e.enabled
+        ? act('Disable', async () => { await api.patch(path(), { enabled: false }); reload(); })
+        : act('Enable', async () => { await api.patch(path(), { enabled: true }); reload(); }),
+      act('Send test', async () => {
+        const r = await api.post(path('test'));
+        replace(result, notice(r.success ? 'ok' : 'error', r.success ? `Delivered: HTTP ${r.status_code} in ${r.latency_ms} ms.`
+          : `Not delivered: ${r.error}`, r.response_body ? `The receiver said: ${r.response_body}` : null));
+      }),
+      act('Rotate secret', async () => {
+        if (!confirm('Make a new signing secret? The old one keeps signing beside it for 24 hours.')) return;
+        const r = await api.post(path('rotate-secret'));
+        replace(result, h('div', { class: 'notice ok', role: 'status' }, h('strong', {}, 'The new secret, shown this once:'),
+          h('p', {}, h('code', { 'data-testid': 'new-secret' }, r.secret))));
+      })),
+    h('form', { class: 'controls', onsubmit: (event) => event.preventDefault() },
+      h('label', { for: 'replay-since' }, 'Replay from (UTC) '), since,
+      h('label', { for: 'replay-until' }, ' to '), until,
+      h('label', { for: 'replay-cid' }, ' campaign '), replayCid,
+      act('Replay', async () => {
+        if (!since.value || !until.value) throw new ApiError(400, 'invalid', 'Give both ends of the window.');
+        const body = { since: utc(since), until: utc(until) };
+        if (replayCid.value.trim()) body.cid = replayCid.value.trim();
+        const r = await api.post(path('replay'), body);
+        replace(result, notice('ok', `Replaying ${formatCount(r.replayed)} event(s) to this endpoint.`));
+      }))) : null;
+  replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/endpoints` }, '← Endpoints')),
+    h('h1', {}, e.url),
+    e.description ? h('p', {}, e.description) : null,
+    h('div', { class: 'tiles' },
+      tile('State', s.state, 'state'), tile('Circuit', s.circuit, 'circuit'),
+      tile('Success (24 h)', s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts), 'success'),
+      tile('p50 / p99', `${s.latency_ms.p50.toFixed(1)} / ${s.latency_ms.p99.toFixed(1)} ms`, 'latency'),
+      tile('Pending', formatCount(s.pending), 'pending'), tile('Failed', formatCount(s.failed), 'failed')),
+    e.disabled_reason ? notice('error', `Disabled since ${formatTime(e.disabled_at)}.`, e.disabled_reason) : null,
+    h('dl', {}, h('dt', {}, 'Events'), h('dd', {}, e.events.join(', ')),
+      h('dt', {}, 'Payload'), h('dd', {}, e.payload_format),
+      h('dt', {}, 'Max in flight'), h('dd', {}, String(e.max_in_flight)),
+      h('dt', {}, 'Rate limit'), h('dd', {}, e.rate_limit === null ? 'none' : `${e.rate_limit} /s`)),
+    actions, result,
+    h('h2', {}, 'Recent messages'), messageTable(recent.data, ctx));
+}
+
+// ---- Messages -------------------------------------------------------------------------------
+
+function messageTable(rows, ctx) {
+  if (rows.length === 0) return notice('info', 'No messages here.');
+  return table(['Message', 'Status', 'Attempts', 'Last answer', 'Campaign', 'Title', 'Created'], rows.map((m) =>
+    h('tr', { 'data-message': m.id },
+      h('td', {}, h('a', { href: `#/s/${ctx.site}/messages/${m.id}` }, m.id)),
+      h('td', {}, h('span', { class: `state ${m.status}` }, m.status)), h('td', { class: 'num' }, String(m.attempts)),
+      h('td', {}, m.last_status_code ? `HTTP ${m.last_status_code}` : m.last_error || ''),
+      h('td', {}, m.event?.cid ?? ''), h('td', { class: 'title' }, m.event?.notification_title ?? ''),
+      h('td', {}, formatTime(m.created_at)))));
+}
+
+export async function messages(el, ctx) {
+  const status = h('select', { id: 'message-status' },
+    [['failed', 'failed'], ['pending', 'pending'], ['delivered', 'delivered'], ['', 'all']].map(([value, label]) =>
+      h('option', { value, selected: value === (ctx.query.get('status') ?? 'failed') }, label)));
+  const list = h('div');
+  const more = h('button', { type: 'button' }, 'Load more');
+  let cursor = null;
+  let rows = [];
+  const load = async (reset) => {
+    if (reset) {
+      cursor = null;
+      rows = [];
+      replace(list, loading('messages'));
+    }
+    const page = await api.get(sitePath(ctx.site, 'messages') + query({ status: status.value, limit: 50, cursor }));
+    rows = rows.concat(page.data);
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    replace(list, messageTable(rows, ctx));
+  };
+  const fail = (e) => replace(list, errorNotice(e, 'messages'));
+  status.addEventListener('change', () => load(true).catch(fail));
+  more.addEventListener('click', () => load(false).catch(fail));
+  replace(el, h('h1', {}, 'Messages'), h('div', { class: 'controls' }, h('label', { for: 'message-status' }, 'Status '), status), list, more);
+  await load(true);
+}
+
+export async function message(el, ctx) {
+  const id = ctx.params[0];
+  const path = (...rest) => sitePath(ctx.site, 'messages', id, ...rest);
+  replace(el, h('h1', {}, `Message ${id}`), loading('the message'));
+  const [m, attempts] = await Promise.all([api.get(path()), api.get(path('attempts'))]);
+  const result = h('div', { 'aria-live': 'polite' });
+  const redeliver = ctx.canChange ? h('button', { type: 'button', onclick: async () => {
+    try {
+      await api.post(path('redeliver'));
+      replace(result, notice('ok', 'Sent again: the new attempt appears below in a moment.'));
+      setTimeout(() => ctx.rerender(), 1000);
+    } catch (error) {
+      replace(result, errorNotice(error, 'message'));
+    }
+  } }, 'Redeliver') : null;
+  replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/messages` }, '← Messages')),
+    h('h1', {}, `Message ${id}`),
+    h('dl', {}, h('dt', {}, 'Status'), h('dd', { 'data-testid': 'message-status' }, m.status),
+      h('dt', {}, 'Endpoint'), h('dd', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${m.endpoint_id}` }, m.endpoint_id)),
+      h('dt', {}, 'Created'), h('dd', {}, formatTime(m.created_at))),
+    h('div', { class: 'controls' }, redeliver), result,
+    h('h2', {}, 'Event'), h('pre', { class: 'event' }, JSON.stringify(m.event, null, 2)),
+    h('h2', {}, 'Attempts'),
+    attempts.data.length === 0 ? notice('info', 'No attempt yet.') :
+      table(['#', 'At', 'Answer', 'Latency', 'Error', 'Response'], attempts.data.map((a) => h('tr', {},
+        h('td', {}, String(a.attempt)), h('td', {}, formatTime(a.at)),
+        h('td', {}, a.status_code ? `HTTP ${a.status_code}` : '–'), h('td', { class: 'num' }, `${a.latency_ms} ms`),
+        h('td', {}, a.error), h('td', {}, h('code', {}, a.response_body))))));
+}
