@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { haveChromium, openBrowser, screenshot } from '../helpers/browser.mjs';
-import { expectStatus, freePort, itest, makeEvent, stop, waitFor } from '../helpers/harness.mjs';
+import { SAMPLE_EVENT, expectStatus, freePort, itest, makeEvent, stop, waitFor } from '../helpers/harness.mjs';
 
 const SKIP = haveChromium() ? false : 'Chromium is not installed (scripts/install-deps installs it)';
 const HOSTILE_TITLE = '<img src=x onerror="window.__pwned=1">';
@@ -186,6 +186,22 @@ itest('a read token sees its own site only and is offered no action', { skip: SK
   assert.equal(asked, 404, 'and the API the page uses will not give them either');
   await screenshot(page, 'dashboard-read-token');
   assert.deepEqual(errors.filter((e) => !/status of 404/.test(e)), [], 'no console error but the 404 asked for');
+});
+
+itest('after the README\'s quick start, the dashboard shows its click', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  // No token given: the server makes one and writes it where the README says.
+  const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-'), adminToken: null });
+  const token = fs.readFileSync(`${serve.dataDir}/admin-token`, 'utf8').trim();
+  const site = expectStatus(await serve.api('POST', '/v1/sites', { name: 'My site' }, token), 201, 'the site');
+  expectStatus(await serve.ingest(site.ingest_key, SAMPLE_EVENT), 202, 'the quick start\'s click');
+  const { page, errors } = await openBrowser(fx);
+  await signIn(page, serve.baseUrl, token);
+  await page.getByRole('link', { name: 'Campaigns' }).click();
+  const cells = await page.locator(`tr[data-cid="${SAMPLE_EVENT.cid}"] td`).allTextContents();
+  assert.deepEqual(cells.slice(0, 3), [SAMPLE_EVENT.cid, '0', '1']);
+  await page.getByRole('link', { name: SAMPLE_EVENT.cid }).click();
+  assert.equal(await text(page, 'button-2'), '1', 'the click was on button 2');
+  assert.deepEqual(errors, []);
 });
 
 itest('a refused token and an unreachable server each say what to do', { skip: SKIP, timeout: 120_000 }, async (fx) => {
