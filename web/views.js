@@ -312,8 +312,41 @@ export async function endpoint(el, ctx) {
       h('dt', {}, 'Payload'), h('dd', {}, e.payload_format),
       h('dt', {}, 'Max in flight'), h('dd', {}, String(e.max_in_flight)),
       h('dt', {}, 'Rate limit'), h('dd', {}, e.rate_limit === null ? 'none' : `${e.rate_limit} /s`)),
-    actions, result,
+    actions, ctx.canChange ? editForm(e, path(), result, reload) : null, result,
     h('h2', {}, 'Recent messages'), messageTable(recent.data, ctx));
+}
+
+// What an endpoint receives and how fast: events, description, rate limit, max in flight. The
+// API's 400 (its message names the field) is shown as it is.
+function editForm(e, path, result, reload) {
+  const events = ['View', 'Click', 'Dismiss'].map((name) => h('label', { class: 'check' },
+    h('input', { type: 'checkbox', name: 'events', value: name, checked: e.events.includes(name) }), ` ${name}`));
+  const description = h('input', { type: 'text', id: 'edit-description', value: e.description, maxlength: 1000 });
+  const rate = h('input', { type: 'number', id: 'edit-rate', min: 1, step: 'any', value: e.rate_limit ?? '',
+    placeholder: 'no limit' });
+  const inFlight = h('input', { type: 'number', id: 'edit-in-flight', min: 1, step: 1, value: e.max_in_flight });
+  const save = async (event) => {
+    event.preventDefault();
+    const body = {
+      events: events.map((label) => label.querySelector('input')).filter((box) => box.checked).map((box) => box.value),
+      description: description.value,
+      rate_limit: rate.value === '' ? null : Number(rate.value),
+      max_in_flight: Number(inFlight.value),
+    };
+    try {
+      await api.patch(path, body);
+      reload();
+    } catch (error) {
+      replace(result, errorNotice(error, 'endpoint'));
+    }
+  };
+  return h('form', { class: 'edit', onsubmit: save, 'aria-labelledby': 'edit-h' },
+    h('h2', { id: 'edit-h' }, 'Settings'),
+    h('fieldset', {}, h('legend', {}, 'Events'), events),
+    h('label', { for: 'edit-description' }, 'Description'), description,
+    h('label', { for: 'edit-rate' }, 'Rate limit (requests/s)'), rate,
+    h('label', { for: 'edit-in-flight' }, 'Max in flight'), inFlight,
+    h('div', {}, h('button', { type: 'submit' }, 'Save')));
 }
 
 // ---- Messages -------------------------------------------------------------------------------
