@@ -105,6 +105,7 @@ async function serverRates(section, ctx) {
 
 const CAMPAIGN_COLUMNS = [
   ['cid', 'Campaign', (c) => c.cid],
+  ['title', 'Title', (c) => c.title],
   ['views', 'Views', (c) => c.views],
   ['clicks', 'Clicks', (c) => c.clicks],
   ['ctr', 'CTR', (c) => c.ctr],
@@ -117,7 +118,7 @@ export async function campaigns(el, ctx) {
   const state = { rows: [], cursor: null, sort: 'last_active_at', descending: true, filter: '' };
   const body = h('div');
   const more = h('button', { type: 'button', onclick: () => load().catch(showError) }, 'Load more');
-  const search = h('input', { type: 'search', id: 'campaign-search', placeholder: 'cid contains…',
+  const search = h('input', { type: 'search', id: 'campaign-search', placeholder: 'cid or title contains…',
     oninput: () => { state.filter = search.value.trim(); render(); } });
   const showError = (error) => replace(body, errorNotice(error, 'campaigns'));
   const load = async () => {
@@ -136,7 +137,8 @@ export async function campaigns(el, ctx) {
       return;
     }
     const [, , key] = CAMPAIGN_COLUMNS.find(([name]) => name === state.sort);
-    const rows = state.rows.filter((c) => c.cid.includes(state.filter))
+    const needle = state.filter.toLowerCase();
+    const rows = state.rows.filter((c) => c.cid.toLowerCase().includes(needle) || c.title.toLowerCase().includes(needle))
       .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (state.descending ? -1 : 1));
     const header = CAMPAIGN_COLUMNS.map(([name, label]) => h('button', {
       type: 'button', class: 'sort',
@@ -145,6 +147,7 @@ export async function campaigns(el, ctx) {
     }, label, state.sort === name ? (state.descending ? ' ↓' : ' ↑') : ''));
     replace(body, table(header, rows.map((c) => h('tr', { 'data-cid': c.cid },
       h('td', {}, h('a', { href: `#/s/${ctx.site}/campaigns/${encodeURIComponent(c.cid)}` }, c.cid)),
+      h('td', { class: 'title' }, c.title),
       h('td', { class: 'num' }, formatCount(c.views)), h('td', { class: 'num' }, formatCount(c.clicks)),
       h('td', { class: 'num' }, formatPercent(c.ctr)), h('td', { class: 'num' }, formatCount(c.dismissals)),
       h('td', {}, formatTime(c.last_active_at)))), { caption: `${rows.length} of ${state.rows.length} loaded campaign(s)` }));

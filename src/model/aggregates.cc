@@ -71,6 +71,10 @@ void AggregateBatch::Add(const Event& event, int64_t received_ms) {
   campaign.first_active_ms =
       campaign.first_active_ms == 0 ? received_ms : std::min(campaign.first_active_ms, received_ms);
   campaign.last_active_ms = std::max(campaign.last_active_ms, received_ms);
+  if (!event.notification_title.empty() && received_ms >= campaign.title_at_ms) {
+    campaign.title = event.notification_title;
+    campaign.title_at_ms = received_ms;
+  }
   minutes[std::move(minute)].Add(event);
 }
 
@@ -87,6 +91,10 @@ void AggregateBatch::Merge(const AggregateBatch& other) {
                                  : std::min(mine.first_active_ms, delta.first_active_ms);
     }
     mine.last_active_ms = std::max(mine.last_active_ms, delta.last_active_ms);
+    if (!delta.title.empty() && delta.title_at_ms >= mine.title_at_ms) {
+      mine.title = delta.title;
+      mine.title_at_ms = delta.title_at_ms;
+    }
   }
 }
 

@@ -61,6 +61,10 @@ struct CampaignDelta {
   Counters counters;
   int64_t first_active_ms = 0;  // the earliest arrival folded in; 0 before the first
   int64_t last_active_ms = 0;
+  // The notification title of the latest event folded in that had one: what the campaign is
+  // called in lists. An event without a title leaves it as it was.
+  std::string title;
+  int64_t title_at_ms = 0;
 };
 
 struct AggregateBatch {

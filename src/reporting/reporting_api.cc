@@ -262,6 +262,7 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
   json::array data;
   for (const auto& c : *campaigns) {
     data.push_back(json::object{{"cid", c.cid},
+                                {"title", c.title},
                                 {"views", c.counters.views},
                                 {"clicks", c.counters.clicks},
                                 {"clicks_by_button", ButtonsJson(c.counters)},

@@ -243,6 +243,7 @@ struct StatsResult {
 
 struct CampaignSummary {
   std::string cid;
+  std::string title;  // the latest notification title seen; "" when none had one
   model::Counters counters;
   int64_t first_active_ms = 0;
   int64_t last_active_ms = 0;

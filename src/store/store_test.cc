@@ -1134,6 +1134,30 @@ TEST_P(StoreTest, UniqueSubscribersAreEstimatedWithinFivePercent) {
   EXPECT_NEAR(Value(store_->QueryStats(q)).unique_subscribers, 1500, 75);
 }
 
+// A campaign is listed under the title of the latest event that had one: an event without a
+// title leaves it, whether the two arrive in one batch or in two.
+TEST_P(StoreTest, ACampaignIsCalledByItsLatestTitle) {
+  auto site = store_->CreateSite("a");
+  const auto titled = [](std::string title) {
+    model::Event e = MakeEvent(model::Action::kView, "");
+    e.notification_title = std::move(title);
+    return e;
+  };
+  const auto title = [&] {
+    auto campaigns = Value(store_->ListCampaigns(site->id, std::nullopt, 10));
+    return campaigns.size() == 1 ? campaigns[0].title
+                                 : "(" + std::to_string(campaigns.size()) + ")";
+  };
+  Append(site->id, {titled("First")}, 1000);
+  EXPECT_EQ(title(), "First");
+  Append(site->id, {titled("")}, 2000);
+  EXPECT_EQ(title(), "First") << "an event without a title keeps the one there is";
+  Append(site->id, {titled("Second <b>"), titled("")}, 3000);
+  EXPECT_EQ(title(), "Second <b>");
+  Append(site->id, {titled("Third"), titled("Fourth")}, 4000);
+  EXPECT_EQ(title(), "Fourth") << "within one arrival, the later event";
+}
+
 TEST_P(StoreTest, CampaignsPageMostRecentlyActiveFirst) {
   auto site = store_->CreateSite("a");
   auto other = store_->CreateSite("b");

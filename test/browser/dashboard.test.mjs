@@ -63,10 +63,13 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   const campaigns = (await s.api(`/v1/sites/${s.site.id}/campaigns`)).data;
   for (const c of campaigns) {
     const cells = await page.locator(`tr[data-cid="${c.cid}"] td`).allTextContents();
-    assert.deepEqual(cells.slice(0, 5), [c.cid, count(c.views), count(c.clicks), percent(c.ctr), count(c.dismissals)]);
+    assert.deepEqual(cells.slice(0, 6), [c.cid, c.title, count(c.views), count(c.clicks), percent(c.ctr), count(c.dismissals)]);
   }
   await page.getByLabel('Search').fill('aut');
   assert.equal(await page.locator('tr[data-cid]').count(), 1, 'the search keeps only "autumn"');
+  await page.getByLabel('Search').fill('ONERROR');
+  assert.deepEqual(await page.locator('tr[data-cid]').evaluateAll((rows) => rows.map((r) => r.dataset.cid)), ['spring'],
+    'and finds a campaign by its title');
   await page.getByLabel('Search').fill('');
   await screenshot(page, 'dashboard-campaigns');
 
@@ -217,7 +220,7 @@ itest('after the README\'s quick start, the dashboard shows its click', { skip: 
   await page.keyboard.press('Enter');
   await page.locator('tr[data-cid]').first().waitFor();
   const cells = await page.locator(`tr[data-cid="${SAMPLE_EVENT.cid}"] td`).allTextContents();
-  assert.deepEqual(cells.slice(0, 3), [SAMPLE_EVENT.cid, '0', '1']);
+  assert.deepEqual(cells.slice(0, 4), [SAMPLE_EVENT.cid, SAMPLE_EVENT.notification_title, '0', '1']);
   await page.getByRole('link', { name: SAMPLE_EVENT.cid }).click();
   assert.equal(await text(page, 'button-2'), '1', 'the click was on button 2');
   assert.deepEqual(errors, []);

@@ -153,6 +153,11 @@ ALTER TABLE sites ADD COLUMN beacon_secret text NOT NULL DEFAULT '';
 ALTER TABLE sites ADD COLUMN beacon_secret_previous text NOT NULL DEFAULT '';
 ALTER TABLE sites ADD COLUMN beacon_secret_previous_until bigint NOT NULL DEFAULT 0;
 )sql",
+    // 7: a campaign's title (its latest notification title), for the dashboard's list.
+    R"sql(
+ALTER TABLE campaigns ADD COLUMN title text NOT NULL DEFAULT '';
+ALTER TABLE campaigns ADD COLUMN title_at bigint NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

@@ -112,7 +112,7 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
 StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(
     const std::string& site_id, const std::optional<CampaignCursor>& after, int limit) {
   std::string sql =
-      "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals "
+      "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals, title "
       "FROM campaigns "
       "WHERE site_id = $1";
   Params params;
@@ -134,6 +134,7 @@ StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(
     summary.first_active_ms = r->Int(i, 6);
     summary.last_active_ms = r->Int(i, 7);
     summary.counters.dismissals = r->Int(i, 8);
+    summary.title = r->String(i, 9);
     out.push_back(std::move(summary));
   }
   return out;
@@ -240,7 +241,7 @@ Status PostgresStore::FlushAggregates(Connection& c) {
       if (!r.ok()) return r.status();
     }
     if (!batch.campaigns.empty()) {
-      ArrayLiteral cid, views, clicks, b0, b1, b2, active, dismissals;
+      ArrayLiteral cid, views, clicks, b0, b1, b2, active, dismissals, title, title_at;
       for (const auto& [id, delta] : batch.campaigns) {
         const model::Counters& n = delta.counters;
         cid.Add(id);
@@ -251,17 +252,25 @@ Status PostgresStore::FlushAggregates(Connection& c) {
         b2.Add(n.clicks_by_button[2]);
         active.Add(delta.last_active_ms);
         dismissals.Add(n.dismissals);
+        title.Add(delta.title);
+        title_at.Add(delta.title_at_ms);
       }
       auto r = c.Query(
           "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
-          "last_active, dismissals) SELECT $1, c, v, k, x0, x1, x2, a, a, d FROM "
+          "last_active, dismissals, title, title_at) "
+          "SELECT $1, c, v, k, x0, x1, x2, a, a, d, t, ta FROM "
           "unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "
-          "$7::bigint[], $8::bigint[], $9::bigint[]) AS u(c, v, k, x0, x1, x2, a, d) "
+          "$7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[]) "
+          "AS u(c, v, k, x0, x1, x2, a, d, t, ta) "
           "ON CONFLICT (site_id, cid) DO UPDATE SET views = campaigns.views + excluded.views, "
           "clicks = campaigns.clicks + excluded.clicks, b0 = campaigns.b0 + excluded.b0, "
           "b1 = campaigns.b1 + excluded.b1, b2 = campaigns.b2 + excluded.b2, "
           "dismissals = campaigns.dismissals + excluded.dismissals, "
-          "last_active = greatest(campaigns.last_active, excluded.last_active)",
+          "last_active = greatest(campaigns.last_active, excluded.last_active), "
+          "title = CASE WHEN excluded.title <> '' AND excluded.title_at >= campaigns.title_at "
+          "THEN excluded.title ELSE campaigns.title END, "
+          "title_at = CASE WHEN excluded.title <> '' AND excluded.title_at >= campaigns.title_at "
+          "THEN excluded.title_at ELSE campaigns.title_at END",
           Params()
               .Add(site)
               .Add(cid.Finish())
@@ -271,7 +280,9 @@ Status PostgresStore::FlushAggregates(Connection& c) {
               .Add(b1.Finish())
               .Add(b2.Finish())
               .Add(active.Finish())
-              .Add(dismissals.Finish()));
+              .Add(dismissals.Finish())
+              .Add(title.Finish())
+              .Add(title_at.Finish()));
       if (!r.ok()) return r.status();
     }
   }

@@ -144,6 +144,11 @@ ALTER TABLE sites ADD COLUMN beacon_secret TEXT NOT NULL DEFAULT '';
 ALTER TABLE sites ADD COLUMN beacon_secret_previous TEXT NOT NULL DEFAULT '';
 ALTER TABLE sites ADD COLUMN beacon_secret_previous_until INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 6: a campaign's title (its latest notification title), for the dashboard's list.
+    R"sql(
+ALTER TABLE campaigns ADD COLUMN title TEXT NOT NULL DEFAULT '';
+ALTER TABLE campaigns ADD COLUMN title_at INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

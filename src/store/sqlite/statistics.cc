@@ -120,7 +120,7 @@ StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(
   std::vector<CampaignSummary> out;
   Status s = Read([&](Connection& c) {
     std::string sql =
-        "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals "
+        "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals, title "
         "FROM campaigns "
         "WHERE site_id = ?1";
     if (after) sql += " AND (last_active < ?2 OR (last_active = ?2 AND cid > ?3))";
@@ -139,6 +139,7 @@ StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(
       summary.first_active_ms = (*st)->Int(6);
       summary.last_active_ms = (*st)->Int(7);
       summary.counters.dismissals = (*st)->Int(8);
+      summary.title = (*st)->Text(9);
       out.push_back(std::move(summary));
     }
     (*st)->Reset();
@@ -170,11 +171,16 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
       "VALUES(?,?,?,?,?)");
   auto campaign = c.Prepare(
       "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
-      "last_active, dismissals) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+      "last_active, dismissals, title, title_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) "
+      "ON CONFLICT DO UPDATE SET "
       "views = views + excluded.views, clicks = clicks + excluded.clicks, "
       "b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, "
       "dismissals = dismissals + excluded.dismissals, "
-      "last_active = max(last_active, excluded.last_active)");
+      "last_active = max(last_active, excluded.last_active), "
+      "title = CASE WHEN excluded.title <> '' AND excluded.title_at >= title_at "
+      "THEN excluded.title ELSE title END, "
+      "title_at = CASE WHEN excluded.title <> '' AND excluded.title_at >= title_at "
+      "THEN excluded.title_at ELSE title_at END");
   for (auto* st : {&minute, &utm, &sketch_get, &sketch_put, &campaign}) {
     if (!st->ok()) return st->status();
   }
@@ -237,6 +243,8 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
                      .Bind(8, delta.first_active_ms)
                      .Bind(9, delta.last_active_ms)
                      .Bind(10, n.dismissals)
+                     .Bind(11, delta.title)
+                     .Bind(12, delta.title_at_ms)
                      .Run();
       if (!s.ok()) return s;
     }
