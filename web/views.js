@@ -27,9 +27,14 @@ function tile(label, value, testId) {
     h('span', { class: 'value', 'data-testid': testId }, value));
 }
 
+// Headers whose column holds numbers are right-aligned over them.
+const NUMERIC = new Set(['Views', 'Clicks', 'CTR', 'Dismissals', 'Attempts', 'Latency', 'Pending', 'Failed',
+  'Failed messages', 'Success (24 h)', 'p50 / p99']);
+
 function table(headers, rows, { caption } = {}) {
+  const numeric = (x) => NUMERIC.has(typeof x === 'string' ? x : x.dataset?.label);
   return h('table', {}, caption ? h('caption', {}, caption) : null,
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col', class: numeric(x) ? 'num' : null }, x)))),
     h('tbody', {}, rows));
 }
 
@@ -63,7 +68,7 @@ export async function overview(el, ctx) {
         ? notice('ok', `All ${endpoints.data.length} endpoint(s) are healthy.`)
         : table(['Endpoint', 'State', 'Circuit', 'Failed messages', 'Why'], failing.map(({ endpoint, stats }) =>
           h('tr', {}, h('td', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${endpoint.id}` }, endpoint.url)),
-            h('td', {}, stats.state), h('td', {}, stats.circuit), h('td', {}, formatCount(stats.failed)),
+            h('td', {}, stats.state), h('td', {}, stats.circuit), h('td', { class: 'num' }, formatCount(stats.failed)),
             h('td', {}, endpoint.disabled_reason ?? '')))),
     ctx.who.token === 'operator' ? server : null);
   if (ctx.who.token === 'operator') await serverRates(server, ctx);
@@ -141,7 +146,7 @@ export async function campaigns(el, ctx) {
     const rows = state.rows.filter((c) => c.cid.toLowerCase().includes(needle) || c.title.toLowerCase().includes(needle))
       .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (state.descending ? -1 : 1));
     const header = CAMPAIGN_COLUMNS.map(([name, label]) => h('button', {
-      type: 'button', class: 'sort',
+      type: 'button', class: 'sort', 'data-label': label,
       'aria-sort': state.sort === name ? (state.descending ? 'descending' : 'ascending') : null,
       onclick: () => { state.descending = state.sort === name ? !state.descending : true; state.sort = name; render(); },
     }, label, state.sort === name ? (state.descending ? ' ↓' : ' ↑') : ''));
