@@ -20,6 +20,7 @@ import { figureBatchedIngest, figuresNginxAndIngest } from './figures/ingest.mjs
 import { figureLatency } from './figures/latency.mjs';
 import { figureMicro } from './figures/micro.mjs';
 import { figurePostgres } from './figures/postgres.mjs';
+import { figureReporting } from './figures/reporting.mjs';
 import { figureSlowReceiver } from './figures/slow_receiver.mjs';
 import { opts } from './lib/context.mjs';
 import { cleanupAndExit, killAll, runCommand, setTempRoot, sleep, tmpRoot } from './lib/processes.mjs';
@@ -75,6 +76,7 @@ async function main() {
     [6, 'slow receiver', figureSlowReceiver],
     [7, 'microbenchmarks', figureMicro],
     [8, 'PostgreSQL scale-out', figurePostgres],
+    [9, 'reporting reads on a big site', figureReporting],
   ];
   for (const [n, name, fn] of steps) {
     if (!opts.figures.has(n)) continue;

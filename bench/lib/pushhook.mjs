@@ -157,9 +157,9 @@ export class Receiver {
 }
 
 // `pushhook send`; resolves to its one JSON line.
-export async function send(server, key, { count, rate = 0, batch = 1, connections = 8, maxSeconds = 60 }) {
+export async function send(server, key, { count, rate = 0, batch = 1, connections = 8, maxSeconds = 60, extra = [] }) {
   const args = ['send', '--server', server.base, '--key', key, '--count', String(count),
-    '--batch', String(batch), '--connections', String(connections), '--max-seconds', String(maxSeconds)];
+    '--batch', String(batch), '--connections', String(connections), '--max-seconds', String(maxSeconds), ...extra];
   if (rate > 0) args.push('--rate', String(rate));
   const { code, stdout, stderr } = await runCommand('send', opts.bin, args, { timeoutMs: (maxSeconds + 60) * 1000 });
   const line = stdout.trim().split('\n').pop();

@@ -111,6 +111,16 @@ export function tableRows() {
     rows.push([`8. PROJECTION: deliveries/s per 10,000 statements/s of database capacity, ${nodes} node(s)`,
       pgs.map((v) => fmt(v.projection.deliveries_per_second_per_10k_statements_per_second)).join(' / '), '', '', '']);
   }
+  if (f.reporting) {
+    const r = f.reporting;
+    const ms = (name) => `${fmt(r.ms[name].median, 1)} ms (p90 ${fmt(r.ms[name].p90, 1)})`;
+    const under = (name) => mark(r.ms[name].median < 100);
+    const site = `${fmt(r.events)} events, ${fmt(r.campaigns)} campaigns`;
+    rows.push([`9. campaigns list, first page of 50 (${site})`, ms('campaigns_first_page'), '', '< 100 ms', under('campaigns_first_page')]);
+    rows.push(['9. campaigns list, a later page by cursor', ms('campaigns_next_page'), '', '< 100 ms', under('campaigns_next_page')]);
+    rows.push(['9. campaign page: hourly series and totals', ms('campaign_hourly'), '', '< 100 ms', under('campaign_hourly')]);
+    rows.push(['9. campaign page: groups by utm_source', ms('campaign_by_utm_source'), '', '< 100 ms', under('campaign_by_utm_source')]);
+  }
   return rows;
 }
 

@@ -235,6 +235,10 @@ int Main(int argc, char** argv) {
   send->add_option("--max-seconds", send_options.max_seconds, "stop after this long")
       ->capture_default_str();
   send->add_option("--cid", send_options.cid, "campaign id of the events")->capture_default_str();
+  send->add_option("--campaigns", send_options.campaigns,
+                   "spread the events over this many campaigns: <cid>-0, <cid>-1, ...")
+      ->check(CLI::Range(1u, 1'000'000u))
+      ->capture_default_str();
   send->add_option("--action", send_options.action, "View, Click or Dismiss")
       ->check(CLI::IsMember({"View", "Click", "Dismiss"}))
       ->capture_default_str();

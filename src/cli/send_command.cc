@@ -83,7 +83,13 @@ SendReport Send(const SendOptions& options) {
                    : options.action == "Dismiss" ? model::Action::kDismiss
                                                  : model::Action::kClick;
         e.cookie_id = "sub-" + std::to_string(next_id % 100'000);
-        e.cid = options.cid;
+        if (options.campaigns > 1) {
+          const std::string number = std::to_string(next_id % options.campaigns);
+          e.cid = options.cid + "-" + number;
+          e.notification_title = "Campaign " + number;
+        } else {
+          e.cid = options.cid;
+        }
         e.clicked_button = e.action == model::Action::kClick ? static_cast<int>(next_id % 3) : 0;
         e.utm_source = "pushhook-send";
         e.event_id = run + "-" + std::to_string(next_id++);

@@ -18,6 +18,8 @@ struct SendOptions {
   int connections = 8;
   double max_seconds = 60;  // stop after this long whatever is left
   std::string cid = "load";
+  // With N > 1, the events go round N campaigns: <cid>-0 ... <cid>-(N-1), each titled.
+  uint32_t campaigns = 1;
   std::string action = "Click";
 };
 
