@@ -12,8 +12,12 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
   if (Status s = SettleAggregates(); !s.ok()) return s;
   StatsResult result;
   // Filters shared by every statement: ?1 site, ?2 from, ?3 to, ?4 cid, ?5 reference_id.
-  std::string where = " WHERE site_id = ?1 AND minute >= ?2 AND minute < ?3";
-  if (q.cid) where += " AND cid = ?4";
+  // With a campaign, the time range is written +minute so that it cannot use an index: SQLite
+  // would otherwise pick stats_minute_by_time and walk every campaign's minutes in the range
+  // (237 ms for one campaign of a site with 10,000, bench figure 9), not the primary key's
+  // (site_id, cid) prefix, which holds just this campaign's rows.
+  std::string where = q.cid ? " WHERE site_id = ?1 AND cid = ?4 AND +minute >= ?2 AND +minute < ?3"
+                            : " WHERE site_id = ?1 AND minute >= ?2 AND minute < ?3";
   if (q.reference_id) where += " AND reference_id = ?5";
   const auto bind_filters = [&](Statement& st) {
     st.Bind(1, q.site_id).Bind(2, model::BucketStart(q.from_ms, model::kMinuteMs)).Bind(3, q.to_ms);
