@@ -218,8 +218,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadHeader() {
     // The gate is closing: an idle keep-alive connection ends rather than wait for a request.
+    // As in CloseIfIdle, at once: its answer is written and nothing is unread, and a TLS
+    // close_notify would wait out the linger time on a client that does not read its idle
+    // connections (when Drain() came while the answer was still being written).
     if (shared_.draining.load(std::memory_order_relaxed) && !first_request_ && NothingArrived()) {
-      return Close();
+      beast::error_code ec;
+      return socket_.close(ec);
     }
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(shared_.limits.max_header_bytes));
