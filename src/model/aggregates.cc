@@ -78,6 +78,12 @@ void AggregateBatch::Add(const Event& event, int64_t received_ms) {
   minutes[std::move(minute)].Add(event);
 }
 
+std::map<std::string, HyperLogLog> AggregateBatch::CampaignSubscribers() const {
+  std::map<std::string, HyperLogLog> out;
+  for (const auto& [key, sketch] : subscribers) out[key.cid].Merge(sketch);
+  return out;
+}
+
 void AggregateBatch::Merge(const AggregateBatch& other) {
   for (const auto& [key, n] : other.minutes) minutes[key].Add(n);
   for (const auto& [key, n] : other.utm) utm[key].Add(n);

@@ -77,6 +77,8 @@ struct AggregateBatch {
   void Add(const Event& event, int64_t received_ms);
   // Folds in another batch: the sum of the two, as if both batches' events had been added here.
   void Merge(const AggregateBatch& other);
+  // Each campaign's subscribers in this batch: the union of its hourly sketches.
+  std::map<std::string, HyperLogLog> CampaignSubscribers() const;
   bool empty() const { return minutes.empty(); }
 };
 

@@ -4,6 +4,9 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <string_view>
+#include <type_traits>
+#include <variant>
 
 #include "model/base64.h"
 #include "model/rfc3339.h"
@@ -67,19 +70,84 @@ bool WantsCsv(const http::Request& request) {
   return false;
 }
 
-std::string EncodeCursor(const store::CampaignSummary& c) {
-  return model::Base64Encode(std::to_string(c.last_active_ms) + "\n" + c.cid);
+struct SortName {
+  std::string_view name;
+  store::CampaignSort sort;
+};
+constexpr SortName kCampaignSorts[] = {
+    {"last_active", store::CampaignSort::kLastActive}, {"views", store::CampaignSort::kViews},
+    {"clicks", store::CampaignSort::kClicks},          {"ctr", store::CampaignSort::kCtr},
+    {"dismissals", store::CampaignSort::kDismissals},  {"cid", store::CampaignSort::kCid},
+};
+constexpr const char* kSortChoices = "last_active, views, clicks, ctr, dismissals or cid";
+// At most this much text to search campaigns for.
+constexpr size_t kMaxCampaignSearch = 256;
+
+std::optional<store::CampaignSort> ParseCampaignSort(std::string_view name) {
+  for (const SortName& s : kCampaignSorts) {
+    if (s.name == name) return s.sort;
+  }
+  return std::nullopt;
 }
 
-std::optional<store::CampaignCursor> DecodeCursor(const std::string& text) {
+// A cursor names the order it was made for, then the last row's sort value and cid:
+// "<sort> <asc|desc>\n<value>\n<cid>", base64.
+std::string EncodeCursor(const store::CampaignQuery& q, const store::CampaignSummary& c) {
+  std::string value;
+  std::visit(
+      [&](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string>) {
+          value = "";  // the cid below says it
+        } else {
+          char buffer[32];
+          const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
+          value.assign(buffer, ec == std::errc() ? end : buffer);
+        }
+      },
+      store::CampaignSortValueOf(c, q.sort));
+  std::string sort;
+  for (const SortName& s : kCampaignSorts) {
+    if (s.sort == q.sort) sort = s.name;
+  }
+  return model::Base64Encode(sort + (q.descending ? " desc" : " asc") + "\n" + value + "\n" +
+                             c.cid);
+}
+
+template <typename T>
+bool ParseWhole(std::string_view text, T& out) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+// The cursor `text` continues the list of `q` (whose sort and order it must name), or nullopt.
+std::optional<store::CampaignCursor> DecodeCursor(const store::CampaignQuery& q,
+                                                  const std::string& text) {
   auto raw = model::Base64Decode(text);
   if (!raw) return std::nullopt;
-  const size_t nl = raw->find('\n');
-  if (nl == std::string::npos) return std::nullopt;
+  const size_t first = raw->find('\n');
+  const size_t second = first == std::string::npos ? first : raw->find('\n', first + 1);
+  if (second == std::string::npos) return std::nullopt;
+  const std::string_view order = std::string_view(*raw).substr(0, first);
+  const std::string_view value = std::string_view(*raw).substr(first + 1, second - first - 1);
+  const size_t space = order.find(' ');
+  if (space == std::string_view::npos || ParseCampaignSort(order.substr(0, space)) != q.sort ||
+      order.substr(space + 1) != (q.descending ? "desc" : "asc")) {
+    return std::nullopt;
+  }
   store::CampaignCursor cursor;
-  const auto [end, ec] = std::from_chars(raw->data(), raw->data() + nl, cursor.last_active_ms);
-  if (ec != std::errc() || end != raw->data() + nl) return std::nullopt;
-  cursor.cid = raw->substr(nl + 1);
+  cursor.cid = raw->substr(second + 1);
+  if (q.sort == store::CampaignSort::kCid) {
+    cursor.value = cursor.cid;
+  } else if (q.sort == store::CampaignSort::kCtr) {
+    double ctr = 0;
+    if (!ParseWhole(value, ctr)) return std::nullopt;
+    cursor.value = ctr;
+  } else {
+    int64_t n = 0;
+    if (!ParseWhole(value, n)) return std::nullopt;
+    cursor.value = n;
+  }
   return cursor;
 }
 
@@ -242,22 +310,40 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
 }
 
 void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
-  const std::string& site_id = request.path_params[0];
-  int limit = kDefaultCampaignPage;
+  store::CampaignQuery query;
+  query.site_id = request.path_params[0];
+  query.limit = kDefaultCampaignPage;
   if (auto text = request.QueryParam("limit"); text && !text->empty()) {
-    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), limit);
-    if (ec != std::errc() || end != text->data() + text->size() || limit < 1 ||
-        limit > kMaxCampaignPage) {
+    if (!ParseWhole(*text, query.limit) || query.limit < 1 || query.limit > kMaxCampaignPage) {
       return respond(
           BadRequest("limit must be an integer from 1 to " + std::to_string(kMaxCampaignPage)));
     }
   }
-  std::optional<store::CampaignCursor> after;
-  if (auto text = request.QueryParam("cursor"); text && !text->empty()) {
-    after = DecodeCursor(*text);
-    if (!after) return respond(BadRequest("cursor is not one this server gave"));
+  if (auto text = request.QueryParam("q")) {
+    if (text->size() > kMaxCampaignSearch) {
+      return respond(
+          BadRequest("q must be at most " + std::to_string(kMaxCampaignSearch) + " bytes"));
+    }
+    query.search = *text;
   }
-  auto campaigns = store_.ListCampaigns(site_id, after, limit);
+  if (auto text = request.QueryParam("sort"); text && !text->empty()) {
+    auto sort = ParseCampaignSort(*text);
+    if (!sort) return respond(BadRequest(std::string("sort must be ") + kSortChoices));
+    query.sort = *sort;
+  }
+  // Numbers and times read largest first; campaign ids in their order.
+  query.descending = query.sort != store::CampaignSort::kCid;
+  if (auto text = request.QueryParam("order"); text && !text->empty()) {
+    if (*text != "asc" && *text != "desc") return respond(BadRequest("order must be asc or desc"));
+    query.descending = *text == "desc";
+  }
+  if (auto text = request.QueryParam("cursor"); text && !text->empty()) {
+    query.after = DecodeCursor(query, *text);
+    if (!query.after) {
+      return respond(BadRequest("cursor is not one this server gave for this sort and order"));
+    }
+  }
+  auto campaigns = store_.ListCampaigns(query);
   if (!campaigns.ok()) return respond(http::Response::FromStatus(campaigns.status()));
   json::array data;
   for (const auto& c : *campaigns) {
@@ -268,11 +354,14 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
                                 {"clicks_by_button", ButtonsJson(c.counters)},
                                 {"ctr", ClickThroughRate(c.counters.views, c.counters.clicks)},
                                 {"dismissals", c.counters.dismissals},
+                                {"unique_subscribers", std::llround(c.unique_subscribers)},
                                 {"first_active_at", model::FormatRfc3339Ms(c.first_active_ms)},
                                 {"last_active_at", model::FormatRfc3339Ms(c.last_active_ms)}});
   }
   json::value next;
-  if (campaigns->size() == static_cast<size_t>(limit)) next = EncodeCursor(campaigns->back());
+  if (campaigns->size() == static_cast<size_t>(query.limit)) {
+    next = EncodeCursor(query, campaigns->back());
+  }
   respond(http::Response::Json(
       200, util::ToJsonText(json::object{{"data", std::move(data)}, {"next_cursor", next}})));
 }

@@ -27,6 +27,26 @@ std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::strin
   return row;
 }
 
+CampaignSortValue CampaignSortValueOf(const CampaignSummary& c, CampaignSort sort) {
+  switch (sort) {
+    case CampaignSort::kViews:
+      return c.counters.views;
+    case CampaignSort::kClicks:
+      return c.counters.clicks;
+    case CampaignSort::kCtr:
+      return c.counters.views == 0
+                 ? 0.0
+                 : static_cast<double>(c.counters.clicks) / static_cast<double>(c.counters.views);
+    case CampaignSort::kDismissals:
+      return c.counters.dismissals;
+    case CampaignSort::kCid:
+      return c.cid;
+    case CampaignSort::kLastActive:
+      break;
+  }
+  return c.last_active_ms;
+}
+
 namespace internal {
 
 std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_t now_ms,
@@ -66,6 +86,68 @@ std::string UpdateEndpointSql(const std::vector<ColumnValue>& columns, char mark
   sql += std::string(" WHERE id = ") + marker + std::to_string(n + 1) + " AND site_id = " + marker +
          std::to_string(n + 2) + " AND deleted = 0 RETURNING " + kEndpointColumns;
   return sql;
+}
+
+namespace {
+
+// The SQL expression a campaigns list sorts by; both dialects read it alike.
+std::string_view CampaignSortExpression(CampaignSort sort) {
+  switch (sort) {
+    case CampaignSort::kViews:
+      return "views";
+    case CampaignSort::kClicks:
+      return "clicks";
+    case CampaignSort::kCtr:
+      return "(CASE WHEN views = 0 THEN 0.0 ELSE CAST(clicks AS double precision) / views END)";
+    case CampaignSort::kDismissals:
+      return "dismissals";
+    case CampaignSort::kCid:
+      return "cid";
+    case CampaignSort::kLastActive:
+      break;
+  }
+  return "last_active";
+}
+
+// `text` as a LIKE pattern that matches it anywhere, lower-cased (ASCII) and escaped with '\'.
+std::string ContainsPattern(std::string_view text) {
+  std::string pattern = "%";
+  for (char ch : text) {
+    if (ch == '%' || ch == '_' || ch == '\\') pattern += '\\';
+    pattern += (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+  }
+  return pattern + "%";
+}
+
+}  // namespace
+
+CampaignsSql ListCampaignsSql(const CampaignQuery& q, char marker) {
+  CampaignsSql out;
+  const auto param = [&](CampaignSortValue value) {
+    out.params.push_back(std::move(value));
+    return std::string(1, marker) + std::to_string(out.params.size());
+  };
+  out.sql = std::string("SELECT ") + kCampaignColumns +
+            " FROM campaigns WHERE site_id = " + param(q.site_id);
+  if (!q.search.empty()) {
+    const std::string like = param(ContainsPattern(q.search));
+    out.sql += " AND (lower(cid) LIKE " + like + " ESCAPE '\\' OR lower(title) LIKE " + like +
+               " ESCAPE '\\')";
+  }
+  const std::string key(CampaignSortExpression(q.sort));
+  const char* beyond = q.descending ? " < " : " > ";
+  if (q.after && q.sort == CampaignSort::kCid) {
+    out.sql += " AND cid" + std::string(beyond) + param(q.after->cid);
+  } else if (q.after) {
+    const std::string value = param(q.after->value);
+    out.sql += " AND (" + key + beyond + value + " OR (" + key + " = " + value + " AND cid > " +
+               param(q.after->cid) + "))";
+  }
+  const char* direction = q.descending ? " DESC" : " ASC";
+  out.sql += " ORDER BY " + key + direction;
+  if (q.sort != CampaignSort::kCid) out.sql += ", cid";
+  out.sql += " LIMIT " + param(int64_t{q.limit});
+  return out;
 }
 
 Site NewSite(const std::string& name, int64_t now_ms) {

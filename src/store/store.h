@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "model/aggregates.h"
@@ -245,15 +246,35 @@ struct CampaignSummary {
   std::string cid;
   std::string title;  // the latest notification title seen; "" when none had one
   model::Counters counters;
+  double unique_subscribers = 0;  // HyperLogLog estimate over the campaign's whole life
   int64_t first_active_ms = 0;
   int64_t last_active_ms = 0;
 };
 
-// Keyset cursor over campaigns, most recently active first.
+// What a campaigns list is ordered by; ties are broken by cid, ascending.
+enum class CampaignSort { kLastActive, kViews, kClicks, kCtr, kDismissals, kCid };
+
+// The value a campaigns list sorts by: an integer column, the CTR, or the cid.
+using CampaignSortValue = std::variant<int64_t, double, std::string>;
+
+// Keyset cursor over a campaigns list: the last row's sort value and cid.
 struct CampaignCursor {
-  int64_t last_active_ms = 0;
+  CampaignSortValue value;
   std::string cid;
 };
+
+struct CampaignQuery {
+  std::string site_id;
+  // Text to find in a campaign's cid or title, ignoring ASCII case; "" lists every campaign.
+  std::string search;
+  CampaignSort sort = CampaignSort::kLastActive;
+  bool descending = true;
+  std::optional<CampaignCursor> after;
+  int limit = 50;
+};
+
+// The value `summary` has in a list sorted by `sort`, for its cursor.
+CampaignSortValue CampaignSortValueOf(const CampaignSummary& summary, CampaignSort sort);
 
 using AppendCallback = std::function<void(model::StatusOr<AppendResult>)>;
 
@@ -342,8 +363,9 @@ class Store {
                                                 int64_t failed_before_ms, int limit) = 0;
 
   virtual model::StatusOr<StatsResult> QueryStats(const StatsQuery& query) = 0;
+  // A page of a site's campaigns, with their totals and unique subscribers.
   virtual model::StatusOr<std::vector<CampaignSummary>> ListCampaigns(
-      const std::string& site_id, const std::optional<CampaignCursor>& after, int limit) = 0;
+      const CampaignQuery& query) = 0;
 
   // True once migrations ran and the database answers.
   virtual bool Ready() = 0;

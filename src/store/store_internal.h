@@ -55,6 +55,16 @@ std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_
 // or '$' (PostgreSQL's $NNN).
 std::string UpdateEndpointSql(const std::vector<ColumnValue>& columns, char marker);
 
+// The page of campaigns `query` asks for, as one SELECT of kCampaignColumns and its
+// parameters in order (the first is the site id). `marker` as for UpdateEndpointSql.
+struct CampaignsSql {
+  std::string sql;
+  std::vector<CampaignSortValue> params;
+};
+inline constexpr const char* kCampaignColumns =
+    "cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals, title";
+CampaignsSql ListCampaignsSql(const CampaignQuery& query, char marker);
+
 // A new site named `name`: fresh id, ingest key and beacon secret.
 Site NewSite(const std::string& name, int64_t now_ms);
 

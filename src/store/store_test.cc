@@ -1,6 +1,7 @@
 #include "store/store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -27,6 +28,17 @@ namespace {
 
 std::string BackendName(const ::testing::TestParamInfo<std::string>& backend) {
   return backend.param;
+}
+
+// The value of a store call that must succeed; a failure shows the store's message instead of
+// reading an empty result.
+template <typename T>
+T Value(model::StatusOr<T> result) {
+  if (!result.ok()) {
+    ADD_FAILURE() << "store call failed: " << result.status().message();
+    return T{};
+  }
+  return std::move(result).value();
 }
 
 // One conformance suite for every Store: each test runs against SQLite (a file in a fresh
@@ -99,6 +111,31 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     return bytes;
   }
 
+  // Runs `sql` on this test's database "test" behind the store's back (close the store first).
+  void RunSql(const std::string& sql) {
+    if (Postgres()) {
+      const model::Status ran = databases_.at("test")->Run(sql);
+      ASSERT_TRUE(ran.ok()) << ran.message();
+      return;
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ + "/test.db").c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+    const std::string message = error ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << message;
+  }
+
+  // The site's first `limit` campaigns in the store's default order.
+  std::vector<CampaignSummary> Campaigns(const std::string& site_id, int limit = 10) {
+    CampaignQuery q;
+    q.site_id = site_id;
+    q.limit = limit;
+    return Value(store_->ListCampaigns(q));
+  }
+
   Endpoint MakeEndpoint(const std::string& site_id, model::EventFilter filter = {}) {
     Endpoint e;
     e.site_id = site_id;
@@ -150,17 +187,6 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   std::map<std::string, std::unique_ptr<testing::PgTestDatabase>> databases_;
   std::unique_ptr<Store> store_;
 };
-
-// The value of a store call that must succeed; a failure shows the store's message instead of
-// reading an empty result.
-template <typename T>
-T Value(model::StatusOr<T> result) {
-  if (!result.ok()) {
-    ADD_FAILURE() << "store call failed: " << result.status().message();
-    return T{};
-  }
-  return std::move(result).value();
-}
 
 // Counters as text, so that a mismatch shows every field.
 std::string Text(const model::Counters& n) {
@@ -1101,7 +1127,7 @@ TEST_P(StoreTest, DismissalsFanOutByFilterAndAreCountedEverywhere) {
                 by_source.groups[1].key + ":" +
                 std::to_string(by_source.groups[1].counters.dismissals),
             ":1 news:1");
-  const auto campaigns = Value(store_->ListCampaigns(site->id, std::nullopt, 10));
+  const auto campaigns = Campaigns(site->id);
   ASSERT_EQ(campaigns.size(), 1u);
   EXPECT_EQ(campaigns[0].counters.dismissals, 2);
 }
@@ -1144,7 +1170,7 @@ TEST_P(StoreTest, ACampaignIsCalledByItsLatestTitle) {
     return e;
   };
   const auto title = [&] {
-    auto campaigns = Value(store_->ListCampaigns(site->id, std::nullopt, 10));
+    auto campaigns = Campaigns(site->id);
     return campaigns.size() == 1 ? campaigns[0].title
                                  : "(" + std::to_string(campaigns.size()) + ")";
   };
@@ -1172,20 +1198,129 @@ TEST_P(StoreTest, CampaignsPageMostRecentlyActiveFirst) {
   Append(site->id, {view("d")}, 3000);
   Append(other->id, {view("z")}, 9000);
 
-  auto page1 = store_->ListCampaigns(site->id, std::nullopt, 2);
-  ASSERT_TRUE(page1.ok()) << page1.status().message();
-  ASSERT_EQ(page1->size(), 2u);
-  EXPECT_EQ((*page1)[0].cid, "d");
-  EXPECT_EQ((*page1)[1].cid, "b");  // ties in activity go by cid
-  EXPECT_EQ((*page1)[1].last_active_ms, 2000);
-  auto page2 = Value(store_->ListCampaigns(site->id, CampaignCursor{2000, "b"}, 2));
+  const auto page1 = Campaigns(site->id, 2);
+  ASSERT_EQ(page1.size(), 2u);
+  EXPECT_EQ(page1[0].cid, "d");
+  EXPECT_EQ(page1[1].cid, "b");  // ties in activity go by cid
+  EXPECT_EQ(page1[1].last_active_ms, 2000);
+  CampaignQuery q;
+  q.site_id = site->id;
+  q.limit = 2;
+  q.after = CampaignCursor{int64_t{2000}, "b"};
+  auto page2 = Value(store_->ListCampaigns(q));
   ASSERT_EQ(page2.size(), 2u);
   EXPECT_EQ(page2[0].cid, "c");
   EXPECT_EQ(page2[1].cid, "a");
   EXPECT_EQ(page2[1].counters.views, 2);
   EXPECT_EQ(page2[1].first_active_ms, 1000);
   EXPECT_EQ(page2[1].last_active_ms, 1500);
-  EXPECT_TRUE(Value(store_->ListCampaigns(site->id, CampaignCursor{1500, "a"}, 2)).empty());
+  q.after = CampaignCursor{int64_t{1500}, "a"};
+  EXPECT_TRUE(Value(store_->ListCampaigns(q)).empty());
+}
+
+// Every order pages through every campaign once, in order, ties broken by cid; a search finds
+// text in the cid or the title, ignoring case, and takes % and _ as themselves.
+TEST_P(StoreTest, CampaignsSortAndSearch) {
+  auto site = store_->CreateSite("a");
+  const auto event = [](std::string cid, model::Action action, std::string title = "") {
+    model::Event e = MakeEvent(action, "");
+    e.cid = std::move(cid);
+    e.notification_title = std::move(title);
+    if (action == model::Action::kClick) e.clicked_button = 1;
+    return e;
+  };
+  using model::Action;
+  // views/clicks: a 4/1 (0.25), b 2/1 (0.5), c 2/0, d 1/1 (1.0), e 0/0 with a dismissal.
+  Append(site->id,
+         {event("a", Action::kView, "Summer SALE"), event("a", Action::kView),
+          event("a", Action::kView), event("a", Action::kView), event("a", Action::kClick),
+          event("b", Action::kView, "100% off_now"), event("b", Action::kView),
+          event("b", Action::kClick), event("c", Action::kView, "Winter"),
+          event("c", Action::kView), event("d", Action::kView, "sale ends"),
+          event("d", Action::kClick), event("e", Action::kDismiss)},
+         1000);
+  const auto walk = [&](CampaignSort sort, bool descending, std::string search = "") {
+    CampaignQuery q;
+    q.site_id = site->id;
+    q.sort = sort;
+    q.descending = descending;
+    q.search = std::move(search);
+    q.limit = 2;
+    std::string order;
+    for (int page = 0; page < 5; ++page) {
+      const auto rows = Value(store_->ListCampaigns(q));
+      for (const CampaignSummary& c : rows) order += c.cid;
+      if (rows.size() < 2) return order;
+      q.after = CampaignCursor{CampaignSortValueOf(rows.back(), sort), rows.back().cid};
+    }
+    return order + "…";
+  };
+  EXPECT_EQ(walk(CampaignSort::kViews, true), "abcde");
+  EXPECT_EQ(walk(CampaignSort::kViews, false), "edbca");
+  EXPECT_EQ(walk(CampaignSort::kClicks, true), "abdce");
+  EXPECT_EQ(walk(CampaignSort::kCtr, true), "dbace");
+  EXPECT_EQ(walk(CampaignSort::kCtr, false), "ceabd");
+  EXPECT_EQ(walk(CampaignSort::kDismissals, true), "eabcd");
+  EXPECT_EQ(walk(CampaignSort::kCid, false), "abcde");
+  EXPECT_EQ(walk(CampaignSort::kCid, true), "edcba");
+  EXPECT_EQ(walk(CampaignSort::kViews, true, "sale"), "ad") << "titles, any case";
+  EXPECT_EQ(walk(CampaignSort::kViews, true, "C"), "c") << "cids, any case";
+  EXPECT_EQ(walk(CampaignSort::kViews, true, "0%"), "b");
+  EXPECT_EQ(walk(CampaignSort::kViews, true, "f_"), "b");
+  EXPECT_EQ(walk(CampaignSort::kViews, true, "%"), "b") << "% is a character, not a wildcard";
+  EXPECT_EQ(walk(CampaignSort::kViews, true, "n_w"), "") << "_ is a character too";
+  EXPECT_EQ(walk(CampaignSort::kViews, true, "autumn"), "");
+}
+
+// A campaign's unique subscribers add up across arrivals, hours and runs, and a sketch that
+// already holds the stored one replaces it (PostgreSQL once kept the smaller one).
+TEST_P(StoreTest, CampaignUniqueSubscribersAddUpAcrossArrivals) {
+  auto site = store_->CreateSite("a");
+  const auto view = [](std::string cookie, std::string run, int64_t at_ms) {
+    model::Event e = MakeEvent(model::Action::kView, "");
+    e.cookie_id = std::move(cookie);
+    e.reference_id = std::move(run);
+    e.occurred_at_ms = at_ms;
+    return e;
+  };
+  Append(site->id, {view("s1", "r1", 0)}, 1000);
+  Append(site->id, {view("s1", "r1", 1), view("s2", "r1", 2)}, 2000);
+  Append(site->id, {view("s3", "r2", model::kHourMs), view("s1", "r2", model::kHourMs)}, 3000);
+  const auto campaigns = Campaigns(site->id);
+  ASSERT_EQ(campaigns.size(), 1u);
+  EXPECT_NEAR(campaigns[0].unique_subscribers, 3, 0.01);
+  StatsQuery q;
+  q.site_id = site->id;
+  q.cid = "42";
+  q.to_ms = model::kHourMs;
+  EXPECT_NEAR(Value(store_->QueryStats(q)).unique_subscribers, 2, 0.01) << "the first hour";
+}
+
+// A database from before campaign sketches gets them from its hourly sketches when it migrates.
+TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
+  auto site = store_->CreateSite("a");
+  std::vector<model::Event> events;
+  for (int i = 0; i < 300; ++i) {
+    model::Event e = MakeEvent(model::Action::kView, "");
+    e.cid = i % 2 == 0 ? "even" : "odd";
+    e.cookie_id = "s" + std::to_string(i % 100);
+    e.reference_id = "run" + std::to_string(i % 3);
+    e.occurred_at_ms = (i % 4) * model::kHourMs;
+    events.push_back(std::move(e));
+  }
+  Append(site->id, events, 1000);
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(RunSql(
+      Postgres() ? "DROP TABLE stats_uniques_campaign; UPDATE pushhook_schema SET version = 7"
+                 : "DROP TABLE stats_uniques_campaign; PRAGMA user_version = 6"));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  const auto campaigns = Campaigns(site->id);
+  ASSERT_EQ(campaigns.size(), 2u);
+  // Even events come from even subscribers, odd from odd: 50 each.
+  EXPECT_NEAR(campaigns[0].unique_subscribers, 50, 1);
+  EXPECT_NEAR(campaigns[1].unique_subscribers, 50, 1);
+  Append(site->id, {MakeEvent(model::Action::kView, "")}, 2000);
+  EXPECT_EQ(Campaigns(site->id).size(), 3u) << "the migrated store takes events";
 }
 
 TEST_P(StoreTest, ReadyOnceOpen) {

@@ -634,6 +634,103 @@ itest('stats refuses queries it cannot answer with 400', async (fx) => {
   for (const params of ['?limit=0', '?limit=x', '?cursor=not-a-cursor']) {
     assert.equal((await getCampaigns(serve, site.id, params)).status, 400, `campaigns${params}`);
   }
+  // Each rule of the list's options, with the message a user reads.
+  expectStatus(await serve.ingest(site.ingest_key, ['a', 'b'].map((cid) => ({ action: 'View', cookie_id: 'c', cid }))), 202, 'two campaigns');
+  const byViews = expectStatus(await getCampaigns(serve, site.id, '?sort=views&limit=1'), 200, 'sorted by views');
+  assert.equal(typeof byViews.next_cursor, 'string');
+  const refusals = [
+    ['?sort=title', 'sort must be last_active, views, clicks, ctr, dismissals or cid'],
+    ['?order=up', 'order must be asc or desc'],
+    [`?q=${'x'.repeat(257)}`, 'q must be at most 256 bytes'],
+    [`?sort=clicks&limit=1&cursor=${encodeURIComponent(byViews.next_cursor)}`, 'cursor is not one this server gave for this sort and order'],
+    [`?sort=views&order=asc&limit=1&cursor=${encodeURIComponent(byViews.next_cursor)}`, 'cursor is not one this server gave for this sort and order'],
+  ];
+  for (const [params, message] of refusals) {
+    const res = await getCampaigns(serve, site.id, params);
+    assert.equal(res.status, 400, `campaigns${params.slice(0, 60)}: ${res.status} ${res.text.slice(0, 200)}`);
+    assert.equal(res.json?.error?.message, message, `campaigns${params.slice(0, 60)}`);
+  }
+  expectStatus(await getCampaigns(serve, site.id, `?q=${'x'.repeat(256)}`), 200, 'a search of 256 bytes');
+});
+
+itest('campaigns: every sort and order pages through each campaign once; q finds cids and titles', async (fx) => {
+  const rng = makeRng(SEED ^ 0x0c0ffee);
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Sorting');
+  const titles = ['Summer SALE', '100% off_now', 'Winter', 'sale ends', '<b>Bold</b>', ''];
+  const events = [];
+  const expected = new Map(); // cid → {views, clicks, dismissals, title, cookies}
+  for (let i = 0; i < 23; i += 1) {
+    const cid = `c${String(i).padStart(2, '0')}`;
+    const title = titles[i % titles.length];
+    const row = { views: 0, clicks: 0, dismissals: 0, title, cookies: new Set() };
+    expected.set(cid, row);
+    for (let k = rng.int(0, 12); k > 0; k -= 1) {
+      const action = rng.pick(['View', 'View', 'Click', 'Dismiss']);
+      const cookie = `s-${rng.int(1, 8)}`;
+      row[{ View: 'views', Click: 'clicks', Dismiss: 'dismissals' }[action]] += 1;
+      row.cookies.add(cookie);
+      events.push({ action, cookie_id: cookie, cid, notification_title: title, clicked_button: 0 });
+    }
+    if (row.cookies.size === 0) {
+      row.views += 1;
+      row.cookies.add('s-0');
+      events.push({ action: 'View', cookie_id: 's-0', cid, notification_title: title });
+    }
+  }
+  expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
+  const ctrOf = (r) => (r.views === 0 ? 0 : r.clicks / r.views);
+  const keys = {
+    views: (r) => r.views, clicks: (r) => r.clicks, ctr: ctrOf, dismissals: (r) => r.dismissals,
+  };
+  const byCid = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+  const want = (sort, order, filter = () => true) => {
+    const cids = [...expected.keys()].filter((cid) => filter(cid, expected.get(cid)));
+    if (sort === 'cid') return cids.sort((a, b) => (order === 'asc' ? byCid(a, b) : byCid(b, a)));
+    const key = keys[sort];
+    return cids.sort((a, b) => {
+      const d = key(expected.get(a)) - key(expected.get(b));
+      return d !== 0 ? (order === 'asc' ? d : -d) : byCid(a, b);
+    });
+  };
+  const walk = async (params, limit) => {
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < 100; page += 1) {
+      const q = new URLSearchParams({ ...params, limit: String(limit) });
+      if (cursor) q.set('cursor', cursor);
+      const body = expectStatus(await getCampaigns(serve, site.id, `?${q}`), 200, `campaigns ?${q}`);
+      items.push(...body.data);
+      if (body.next_cursor === null) return items;
+      cursor = body.next_cursor;
+    }
+    throw new Error('paging did not end');
+  };
+  for (const sort of ['views', 'clicks', 'ctr', 'dismissals', 'cid']) {
+    for (const order of ['asc', 'desc']) {
+      for (const limit of [4, 23]) {
+        const items = await walk({ sort, order }, limit);
+        assert.deepEqual(items.map((c) => c.cid), want(sort, order), `sort=${sort}&order=${order}, pages of ${limit}`);
+      }
+    }
+  }
+  // Defaults: numbers largest first, cids in order.
+  assert.deepEqual((await walk({ sort: 'ctr' }, 5)).map((c) => c.cid), want('ctr', 'desc'));
+  assert.deepEqual((await walk({ sort: 'cid' }, 5)).map((c) => c.cid), want('cid', 'asc'));
+  const lower = (text) => text.replace(/[A-Z]/g, (ch) => ch.toLowerCase());
+  for (const q of ['SALE', 'c1', '0%', 'f_', '%', 'n_w', '<b>', 'nothing like it']) {
+    const items = await walk({ q, sort: 'cid' }, 3);
+    const match = (cid, r) => lower(cid).includes(lower(q)) || lower(r.title).includes(lower(q));
+    assert.deepEqual(items.map((c) => c.cid), want('cid', 'asc', match), `q=${q}`);
+    for (const c of items) assert.equal(c.title, expected.get(c.cid).title, `${c.cid}: the title as sent, as text`);
+  }
+  // Unique subscribers: the sketch is near exact for small sets.
+  for (const c of await walk({}, 50)) {
+    const r = expected.get(c.cid);
+    assert.ok(Math.abs(c.unique_subscribers - r.cookies.size) <= 1,
+      `${c.cid}: unique_subscribers ${c.unique_subscribers}, ${r.cookies.size} distinct cookie_ids sent`);
+    assert.deepEqual([c.views, c.clicks, c.dismissals], [r.views, r.clicks, r.dismissals], `${c.cid} totals`);
+  }
 });
 
 // --- 6: the CLI ---------------------------------------------------------------------------

@@ -177,9 +177,7 @@ class PostgresStore final : public Store, public Coordination {
   StatusOr<size_t> PurgeMessages(int64_t delivered_before_ms, int64_t failed_before_ms,
                                  int limit) override;
   StatusOr<StatsResult> QueryStats(const StatsQuery& q) override;
-  StatusOr<std::vector<CampaignSummary>> ListCampaigns(const std::string& site_id,
-                                                       const std::optional<CampaignCursor>& after,
-                                                       int limit) override;
+  StatusOr<std::vector<CampaignSummary>> ListCampaigns(const CampaignQuery& query) override;
   StoreCounts counts() const override { return StoreCounts{writes_.commit_failures()}; }
   bool Ready() override { return Query("SELECT 1").ok(); }
 

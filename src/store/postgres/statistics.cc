@@ -10,6 +10,46 @@
 
 namespace pushhook::store::postgres {
 
+namespace {
+
+// Stores the union of `sketch` and the one `table` holds under the key `columns` = `key`:
+// inserts ours, or locks the stored row and reads its sketch; then writes the union if it
+// differs from what is stored.
+Status MergeSketch(Connection& c, std::string_view table,
+                   std::initializer_list<std::string_view> columns, Params key,
+                   const model::HyperLogLog& sketch) {
+  std::string names, markers, match;
+  int n = 0;
+  for (std::string_view column : columns) {
+    const std::string marker = "$" + std::to_string(++n);
+    names += std::string(n > 1 ? ", " : "") + std::string(column);
+    markers += std::string(n > 1 ? ", " : "") + marker;
+    match += std::string(n > 1 ? " AND " : "") + std::string(column) + " = " + marker;
+  }
+  const std::string sketch_marker = "$" + std::to_string(n + 1) + "::bytea";
+  const std::string ours = sketch.Serialize();
+  Params insert = key;
+  auto stored =
+      c.Query("INSERT INTO " + std::string(table) + "(" + names + ", sketch) VALUES(" + markers +
+                  ", " + sketch_marker + ") ON CONFLICT (" + names +
+                  ") DO UPDATE SET sketch = " + std::string(table) + ".sketch RETURNING sketch",
+              insert.Add(HexBytes(ours)));
+  if (!stored.ok()) return stored.status();
+  // The row as it now stands: ours if it was new, else the stored sketch, which the union
+  // must replace unless it already holds all of ours.
+  const std::string before(stored->Bytes(0, 0));
+  model::HyperLogLog merged = sketch;
+  if (auto h = model::HyperLogLog::Deserialize(before)) merged.Merge(*h);
+  const std::string bytes = merged.Serialize();
+  if (bytes == before) return Status::Ok();
+  return c
+      .Query("UPDATE " + std::string(table) + " SET sketch = " + sketch_marker + " WHERE " + match,
+             key.Add(HexBytes(bytes)))
+      .status();
+}
+
+}  // namespace
+
 StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
   StatsResult result;
   // Filters shared by every statement: $1 site, $2 from, $3 to, then cid and reference_id.
@@ -109,22 +149,16 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
   return result;
 }
 
-StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(
-    const std::string& site_id, const std::optional<CampaignCursor>& after, int limit) {
-  std::string sql =
-      "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals, title "
-      "FROM campaigns "
-      "WHERE site_id = $1";
+StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(const CampaignQuery& q) {
+  const internal::CampaignsSql page = internal::ListCampaignsSql(q, '$');
   Params params;
-  params.Add(site_id).Add(limit);
-  if (after) {
-    sql += " AND (last_active < $3 OR (last_active = $3 AND cid > $4))";
-    params.Add(after->last_active_ms).Add(after->cid);
+  for (const CampaignSortValue& value : page.params) {
+    std::visit([&](const auto& v) { params.Add(v); }, value);
   }
-  sql += " ORDER BY last_active DESC, cid LIMIT $2";
-  auto r = Query(sql, params);
+  auto r = Query(page.sql, params);
   if (!r.ok()) return r.status();
   std::vector<CampaignSummary> out;
+  ArrayLiteral cids;
   for (int i = 0; i < r->rows(); ++i) {
     CampaignSummary summary;
     summary.cid = r->String(i, 0);
@@ -135,7 +169,21 @@ StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(
     summary.last_active_ms = r->Int(i, 7);
     summary.counters.dismissals = r->Int(i, 8);
     summary.title = r->String(i, 9);
+    cids.Add(summary.cid);
     out.push_back(std::move(summary));
+  }
+  if (out.empty()) return out;
+  // The page's sketches in a second query, so that sorting never reads a sketch.
+  auto sketches = Query(
+      "SELECT cid, sketch FROM stats_uniques_campaign WHERE site_id = $1 AND cid = ANY($2::text[])",
+      Params().Add(q.site_id).Add(cids.Finish()));
+  if (!sketches.ok()) return sketches.status();
+  for (int i = 0; i < sketches->rows(); ++i) {
+    const std::string cid = sketches->String(i, 0);
+    auto h = model::HyperLogLog::Deserialize(sketches->Bytes(i, 1));
+    for (CampaignSummary& summary : out) {
+      if (summary.cid == cid && h) summary.unique_subscribers = h->Estimate();
+    }
   }
   return out;
 }
@@ -212,33 +260,18 @@ Status PostgresStore::FlushAggregates(Connection& c) {
       if (!r.ok()) return r.status();
     }
     for (const auto& [key, sketch] : batch.subscribers) {
-      // Insert ours, or lock the stored sketch and read it; then store the union.
-      const std::string ours = sketch.Serialize();
-      auto stored = c.Query(
-          "INSERT INTO stats_uniques_hour(site_id, cid, reference_id, hour, sketch) "
-          "VALUES($1,$2,$3,$4,$5::bytea) ON CONFLICT (site_id, cid, reference_id, hour) "
-          "DO UPDATE SET sketch = stats_uniques_hour.sketch RETURNING sketch",
-          Params()
-              .Add(site)
-              .Add(key.cid)
-              .Add(key.reference_id)
-              .Add(key.hour_ms)
-              .Add(HexBytes(ours)));
-      if (!stored.ok()) return stored.status();
-      model::HyperLogLog merged = sketch;
-      if (auto h = model::HyperLogLog::Deserialize(stored->Bytes(0, 0))) merged.Merge(*h);
-      const std::string bytes = merged.Serialize();
-      if (bytes == ours) continue;
-      auto r = c.Query(
-          "UPDATE stats_uniques_hour SET sketch = $5::bytea WHERE site_id = $1 AND cid = $2 "
-          "AND reference_id = $3 AND hour = $4",
-          Params()
-              .Add(site)
-              .Add(key.cid)
-              .Add(key.reference_id)
-              .Add(key.hour_ms)
-              .Add(HexBytes(bytes)));
-      if (!r.ok()) return r.status();
+      Params row;
+      row.Add(site).Add(key.cid).Add(key.reference_id).Add(key.hour_ms);
+      Status s = MergeSketch(c, "stats_uniques_hour", {"site_id", "cid", "reference_id", "hour"},
+                             std::move(row), sketch);
+      if (!s.ok()) return s;
+    }
+    for (const auto& [cid, sketch] : batch.CampaignSubscribers()) {
+      Params row;
+      row.Add(site).Add(cid);
+      Status s =
+          MergeSketch(c, "stats_uniques_campaign", {"site_id", "cid"}, std::move(row), sketch);
+      if (!s.ok()) return s;
     }
     if (!batch.campaigns.empty()) {
       ArrayLiteral cid, views, clicks, b0, b1, b2, active, dismissals, title, title_at;

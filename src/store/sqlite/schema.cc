@@ -1,5 +1,6 @@
 #include <sqlite3.h>
 
+#include "model/hyperloglog.h"
 #include "model/random.h"
 #include "store/sqlite/sqlite_store_impl.h"
 
@@ -149,7 +150,51 @@ ALTER TABLE sites ADD COLUMN beacon_secret_previous_until INTEGER NOT NULL DEFAU
 ALTER TABLE campaigns ADD COLUMN title TEXT NOT NULL DEFAULT '';
 ALTER TABLE campaigns ADD COLUMN title_at INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 7: each campaign's unique subscribers in one sketch, so that a page of the campaigns list
+    // reads one sketch per campaign, not one per hour and run. Campaigns stored before this get
+    // theirs from their hourly sketches (BackfillCampaignSketches): SQL cannot merge them.
+    R"sql(
+CREATE TABLE stats_uniques_campaign(
+  site_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  sketch BLOB NOT NULL,
+  PRIMARY KEY(site_id, cid)) WITHOUT ROWID;
+)sql",
 };
+
+constexpr int kCampaignSketchesMigration = 7;
+
+// Fills stats_uniques_campaign from stats_uniques_hour, inside the migration's transaction.
+Status BackfillCampaignSketches(Connection& c) {
+  auto read = c.Prepare(
+      "SELECT site_id, cid, sketch FROM stats_uniques_hour ORDER BY site_id, cid, reference_id");
+  auto write =
+      c.Prepare("INSERT INTO stats_uniques_campaign(site_id, cid, sketch) VALUES(?, ?, ?)");
+  if (!read.ok()) return read.status();
+  if (!write.ok()) return write.status();
+  std::string site, cid;
+  model::HyperLogLog merged;
+  const auto put = [&]() -> Status {
+    if (cid.empty()) return Status::Ok();
+    const std::string bytes = merged.Serialize();
+    (*write)->Bind(1, site).Bind(2, cid);
+    (*write)->BindBlob(3, bytes);
+    return (*write)->Run();
+  };
+  Status step;
+  while ((*read)->Step(&step)) {
+    if ((*read)->Text(0) != site || (*read)->Text(1) != cid) {
+      if (Status s = put(); !s.ok()) return s;
+      site = (*read)->Text(0);
+      cid = (*read)->Text(1);
+      merged = model::HyperLogLog();
+    }
+    if (auto h = model::HyperLogLog::Deserialize((*read)->Text(2))) merged.Merge(*h);
+  }
+  (*read)->Reset();
+  if (!step.ok()) return step;
+  return put();
+}
 
 }  // namespace
 
@@ -168,6 +213,9 @@ Status SqliteStore::Migrate() {
     if (s.ok() && version == 0) {
       s = writer_conn_->Exec("INSERT INTO meta(key, value) VALUES('instance', '" +
                              model::RandomToken(8) + "')");
+    }
+    if (s.ok() && version + 1 == kCampaignSketchesMigration) {
+      s = BackfillCampaignSketches(*writer_conn_);
     }
     if (s.ok()) s = writer_conn_->Exec("PRAGMA user_version = " + std::to_string(version + 1));
     if (s.ok()) s = writer_conn_->Exec("COMMIT");

@@ -8,6 +8,58 @@
 
 namespace pushhook::store::sqlite {
 
+namespace {
+
+// The two statements that add a sketch to the one `table` holds under a key of some columns:
+// read the stored sketch, then write the union.
+class SketchStatements {
+ public:
+  static StatusOr<SketchStatements> Prepare(Connection& c, std::string_view table,
+                                            std::initializer_list<std::string_view> columns) {
+    std::string names, markers, match;
+    int n = 0;
+    for (std::string_view column : columns) {
+      names += std::string(n > 0 ? ", " : "") + std::string(column);
+      markers += n > 0 ? ", ?" : "?";
+      match += std::string(n > 0 ? " AND " : "") + std::string(column) + " = ?";
+      ++n;
+    }
+    auto get = c.Prepare("SELECT sketch FROM " + std::string(table) + " WHERE " + match);
+    if (!get.ok()) return get.status();
+    auto put = c.Prepare("INSERT OR REPLACE INTO " + std::string(table) + "(" + names +
+                         ", sketch) VALUES(" + markers + ", ?)");
+    if (!put.ok()) return put.status();
+    return SketchStatements(*get, *put, n);
+  }
+
+  // Stores the union of `sketch` and the stored one; `bind_key` binds the key columns 1..n.
+  template <typename BindKey>
+  Status Merge(const model::HyperLogLog& sketch, const BindKey& bind_key) {
+    model::HyperLogLog merged = sketch;
+    bind_key(*get_);
+    Status step;
+    if (get_->Step(&step)) {
+      if (auto stored = model::HyperLogLog::Deserialize(get_->Text(0))) merged.Merge(*stored);
+    }
+    get_->Reset();
+    if (!step.ok()) return step;
+    const std::string bytes = merged.Serialize();
+    bind_key(*put_);
+    put_->BindBlob(key_columns_ + 1, bytes);
+    return put_->Run();
+  }
+
+ private:
+  SketchStatements(Statement* get, Statement* put, int key_columns)
+      : get_(get), put_(put), key_columns_(key_columns) {}
+
+  Statement* get_;
+  Statement* put_;
+  int key_columns_;
+};
+
+}  // namespace
+
 StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
   if (Status s = SettleAggregates(); !s.ok()) return s;
   StatsResult result;
@@ -118,21 +170,21 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
   return result;
 }
 
-StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(
-    const std::string& site_id, const std::optional<CampaignCursor>& after, int limit) {
+StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(const CampaignQuery& q) {
   if (Status s = SettleAggregates(); !s.ok()) return s;
   std::vector<CampaignSummary> out;
   Status s = Read([&](Connection& c) {
-    std::string sql =
-        "SELECT cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals, title "
-        "FROM campaigns "
-        "WHERE site_id = ?1";
-    if (after) sql += " AND (last_active < ?2 OR (last_active = ?2 AND cid > ?3))";
-    sql += " ORDER BY last_active DESC, cid LIMIT ?4";
-    auto st = c.Prepare(sql);
+    const internal::CampaignsSql page = internal::ListCampaignsSql(q, '?');
+    auto st = c.Prepare(page.sql);
+    // The page's sketches one by one, so that sorting never reads a sketch.
+    auto sketch =
+        c.Prepare("SELECT sketch FROM stats_uniques_campaign WHERE site_id = ? AND cid = ?");
     if (!st.ok()) return st.status();
-    (*st)->Bind(1, site_id).Bind(4, limit);
-    if (after) (*st)->Bind(2, after->last_active_ms).Bind(3, after->cid);
+    if (!sketch.ok()) return sketch.status();
+    int n = 0;
+    for (const CampaignSortValue& value : page.params) {
+      std::visit([&](const auto& v) { (*st)->Bind(++n, v); }, value);
+    }
     Status step;
     while ((*st)->Step(&step)) {
       CampaignSummary summary;
@@ -147,7 +199,18 @@ StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(
       out.push_back(std::move(summary));
     }
     (*st)->Reset();
-    return step;
+    if (!step.ok()) return step;
+    for (CampaignSummary& summary : out) {
+      (*sketch)->Bind(1, q.site_id).Bind(2, summary.cid);
+      if ((*sketch)->Step(&step)) {
+        if (auto h = model::HyperLogLog::Deserialize((*sketch)->Text(0))) {
+          summary.unique_subscribers = h->Estimate();
+        }
+      }
+      (*sketch)->Reset();
+      if (!step.ok()) return step;
+    }
+    return Status::Ok();
   });
   if (!s.ok()) return s;
   return out;
@@ -167,12 +230,6 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
       "clicks, dismissals) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
       "views = views + excluded.views, clicks = clicks + excluded.clicks, "
       "dismissals = dismissals + excluded.dismissals");
-  auto sketch_get = c.Prepare(
-      "SELECT sketch FROM stats_uniques_hour WHERE site_id = ? AND cid = ? AND "
-      "reference_id = ? AND hour = ?");
-  auto sketch_put = c.Prepare(
-      "INSERT OR REPLACE INTO stats_uniques_hour(site_id, cid, reference_id, hour, sketch) "
-      "VALUES(?,?,?,?,?)");
   auto campaign = c.Prepare(
       "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
       "last_active, dismissals, title, title_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) "
@@ -185,7 +242,12 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
       "THEN excluded.title ELSE title END, "
       "title_at = CASE WHEN excluded.title <> '' AND excluded.title_at >= title_at "
       "THEN excluded.title_at ELSE title_at END");
-  for (auto* st : {&minute, &utm, &sketch_get, &sketch_put, &campaign}) {
+  auto hour_sketch = SketchStatements::Prepare(c, "stats_uniques_hour",
+                                               {"site_id", "cid", "reference_id", "hour"});
+  auto campaign_sketch = SketchStatements::Prepare(c, "stats_uniques_campaign", {"site_id", "cid"});
+  if (!hour_sketch.ok()) return hour_sketch.status();
+  if (!campaign_sketch.ok()) return campaign_sketch.status();
+  for (auto* st : {&minute, &utm, &campaign}) {
     if (!st->ok()) return st->status();
   }
   for (const auto& [site, batch] : batches) {
@@ -219,20 +281,15 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
       if (!s.ok()) return s;
     }
     for (const auto& [key, sketch] : batch.subscribers) {
-      model::HyperLogLog merged = sketch;
-      (*sketch_get)->Bind(1, site).Bind(2, key.cid).Bind(3, key.reference_id).Bind(4, key.hour_ms);
-      Status step;
-      if ((*sketch_get)->Step(&step)) {
-        if (auto stored = model::HyperLogLog::Deserialize((*sketch_get)->Text(0))) {
-          merged.Merge(*stored);
-        }
-      }
-      (*sketch_get)->Reset();
-      if (!step.ok()) return step;
-      const std::string bytes = merged.Serialize();
-      (*sketch_put)->Bind(1, site).Bind(2, key.cid).Bind(3, key.reference_id).Bind(4, key.hour_ms);
-      (*sketch_put)->BindBlob(5, bytes);
-      if (Status s = (*sketch_put)->Run(); !s.ok()) return s;
+      Status s = hour_sketch->Merge(sketch, [&](Statement& st) {
+        st.Bind(1, site).Bind(2, key.cid).Bind(3, key.reference_id).Bind(4, key.hour_ms);
+      });
+      if (!s.ok()) return s;
+    }
+    for (const auto& [cid, sketch] : batch.CampaignSubscribers()) {
+      Status s =
+          campaign_sketch->Merge(sketch, [&](Statement& st) { st.Bind(1, site).Bind(2, cid); });
+      if (!s.ok()) return s;
     }
     for (const auto& [cid, delta] : batch.campaigns) {
       const model::Counters& n = delta.counters;

@@ -115,6 +115,12 @@ Status PgTestDatabase::Drop() {
   return Status::Ok();
 }
 
+model::Status PgTestDatabase::Run(const std::string& sql) const {
+  auto conn = Connect(url_);
+  if (!conn.ok()) return conn.status();
+  return Exec(conn->get(), sql).status();
+}
+
 StatusOr<std::string> PgTestDatabase::DumpText() const {
   auto conn = Connect(url_);
   if (!conn.ok()) return conn.status();

@@ -39,6 +39,10 @@ class PgTestDatabase {
   // a test searches to show that something is not stored in the clear.
   model::StatusOr<std::string> DumpText() const;
 
+  // Runs `sql` (one or more statements) on the database: what a test does to a store's tables
+  // behind its back, as an older version or an operator would have left them.
+  model::Status Run(const std::string& sql) const;
+
   // Drops the database now; the destructor then has nothing left to do.
   model::Status Drop();
 
