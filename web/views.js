@@ -28,7 +28,7 @@ function tile(label, value, testId) {
 }
 
 // Headers whose column holds numbers are right-aligned over them.
-const NUMERIC = new Set(['Views', 'Clicks', 'CTR', 'Dismissals', 'Attempts', 'Latency', 'Pending', 'Failed',
+const NUMERIC = new Set(['Views', 'Clicks', 'CTR', 'Dismissals', 'Unique subscribers', 'Attempts', 'Latency', 'Pending', 'Failed',
   'Failed messages', 'Success (24 h)', 'p50 / p99']);
 
 function table(headers, rows, { caption } = {}) {
@@ -108,54 +108,79 @@ async function serverRates(section, ctx) {
 
 // ---- Campaigns ------------------------------------------------------------------------------
 
+// [label, the API's sort name (null: not sortable), the cell]. Sorting and searching are the
+// server's (GET /campaigns ?sort, ?order, ?q), so they span every campaign, not the loaded ones.
 const CAMPAIGN_COLUMNS = [
-  ['cid', 'Campaign', (c) => c.cid],
-  ['title', 'Title', (c) => c.title],
-  ['views', 'Views', (c) => c.views],
-  ['clicks', 'Clicks', (c) => c.clicks],
-  ['ctr', 'CTR', (c) => c.ctr],
-  ['dismissals', 'Dismissals', (c) => c.dismissals],
-  ['last_active_at', 'Last activity', (c) => c.last_active_at],
+  ['Campaign', 'cid', (c, site) => h('a', { href: `#/s/${site}/campaigns/${encodeURIComponent(c.cid)}` }, c.cid)],
+  ['Title', null, (c) => c.title],
+  ['Views', 'views', (c) => formatCount(c.views)],
+  ['Clicks', 'clicks', (c) => formatCount(c.clicks)],
+  ['CTR', 'ctr', (c) => formatPercent(c.ctr)],
+  ['Dismissals', 'dismissals', (c) => formatCount(c.dismissals)],
+  ['Unique subscribers', null, (c) => formatCount(c.unique_subscribers)],
+  ['Last activity', 'last_active', (c) => formatTime(c.last_active_at)],
 ];
+const PAGE = 50;
 
 export async function campaigns(el, ctx) {
   replace(el, h('h1', {}, 'Campaigns'), loading('campaigns'));
-  const state = { rows: [], cursor: null, sort: 'last_active_at', descending: true, filter: '' };
+  const state = { rows: [], cursor: null, sort: 'last_active', order: 'desc', q: '', generation: 0 };
   const body = h('div');
   const more = h('button', { type: 'button', onclick: () => load().catch(showError) }, 'Load more');
-  const search = h('input', { type: 'search', id: 'campaign-search', placeholder: 'cid or title contains…',
-    oninput: () => { state.filter = search.value.trim(); render(); } });
+  let typing = null;
+  const search = h('input', {
+    type: 'search', id: 'campaign-search', placeholder: 'cid or title contains…', maxlength: 256,
+    oninput: () => {
+      clearTimeout(typing);
+      typing = setTimeout(() => restart({ q: search.value.trim() }), 250);
+    },
+  });
   const showError = (error) => replace(body, errorNotice(error, 'campaigns'));
+  // Loads the next page; an answer to a list that has since changed (a newer search or sort) is
+  // dropped.
   const load = async () => {
+    const generation = state.generation;
     more.disabled = true;
-    const page = await api.get(sitePath(ctx.site, 'campaigns') + query({ limit: 50, cursor: state.cursor }));
+    const page = await api.get(sitePath(ctx.site, 'campaigns') + query({
+      limit: PAGE, cursor: state.cursor, sort: state.sort, order: state.order, q: state.q || null,
+    }));
+    if (generation !== state.generation) return;
     state.rows.push(...page.data);
     state.cursor = page.next_cursor;
     render();
+  };
+  const restart = (changes) => {
+    Object.assign(state, changes, { rows: [], cursor: null, generation: state.generation + 1 });
+    replace(body, loading('campaigns'));
+    more.hidden = true;
+    load().catch(showError);
   };
   const render = () => {
     more.hidden = !state.cursor;
     more.disabled = false;
     if (state.rows.length === 0) {
-      replace(body, notice('info', 'No campaigns yet.',
-        'Campaigns appear here with their first View or Click. The README\'s quick start sends one.'));
+      replace(body, state.q
+        ? notice('info', `No campaign's id or title contains “${state.q}”.`, 'Try fewer letters, or clear the search.')
+        : notice('info', 'No campaigns yet.',
+          'Campaigns appear here with their first View or Click. The README\'s quick start sends one.'));
       return;
     }
-    const [, , key] = CAMPAIGN_COLUMNS.find(([name]) => name === state.sort);
-    const needle = state.filter.toLowerCase();
-    const rows = state.rows.filter((c) => c.cid.toLowerCase().includes(needle) || c.title.toLowerCase().includes(needle))
-      .sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (state.descending ? -1 : 1));
-    const header = CAMPAIGN_COLUMNS.map(([name, label]) => h('button', {
-      type: 'button', class: 'sort', 'data-label': label,
-      'aria-sort': state.sort === name ? (state.descending ? 'descending' : 'ascending') : null,
-      onclick: () => { state.descending = state.sort === name ? !state.descending : true; state.sort = name; render(); },
-    }, label, state.sort === name ? (state.descending ? ' ↓' : ' ↑') : ''));
-    replace(body, table(header, rows.map((c) => h('tr', { 'data-cid': c.cid },
-      h('td', {}, h('a', { href: `#/s/${ctx.site}/campaigns/${encodeURIComponent(c.cid)}` }, c.cid)),
-      h('td', { class: 'title' }, c.title),
-      h('td', { class: 'num' }, formatCount(c.views)), h('td', { class: 'num' }, formatCount(c.clicks)),
-      h('td', { class: 'num' }, formatPercent(c.ctr)), h('td', { class: 'num' }, formatCount(c.dismissals)),
-      h('td', {}, formatTime(c.last_active_at)))), { caption: `${rows.length} of ${state.rows.length} loaded campaign(s)` }));
+    const header = CAMPAIGN_COLUMNS.map(([label, sort]) => {
+      if (!sort) return label;
+      const active = state.sort === sort;
+      const firstOrder = sort === 'cid' ? 'asc' : 'desc';
+      return h('button', {
+        type: 'button', class: 'sort', 'data-label': label, 'data-sort': sort,
+        'aria-sort': active ? (state.order === 'desc' ? 'descending' : 'ascending') : null,
+        onclick: () => restart({ sort, order: active ? (state.order === 'desc' ? 'asc' : 'desc') : firstOrder }),
+      }, label, active ? (state.order === 'desc' ? ' ↓' : ' ↑') : '');
+    });
+    const caption = `${formatCount(state.rows.length)} campaign(s)${state.q ? ` whose id or title contains “${state.q}”` : ''}` +
+      (state.cursor ? ', more below' : '');
+    replace(body, table(header, state.rows.map((c) => h('tr', { 'data-cid': c.cid },
+      CAMPAIGN_COLUMNS.map(([label, , cell]) =>
+        h('td', { class: label === 'Title' ? 'title' : NUMERIC.has(label) ? 'num' : null }, cell(c, ctx.site))))),
+    { caption }));
   };
   await load();
   replace(el, h('h1', {}, 'Campaigns'), h('label', { for: 'campaign-search' }, 'Search '), search, body, more);
@@ -365,7 +390,7 @@ function messageTable(rows, ctx) {
     h('tr', { 'data-message': m.id },
       h('td', {}, h('a', { href: `#/s/${ctx.site}/messages/${m.id}` }, m.id)),
       h('td', {}, h('span', { class: `state ${m.status}` }, m.status)), h('td', { class: 'num' }, String(m.attempts)),
-      h('td', {}, m.last_status_code ? `HTTP ${m.last_status_code}` : m.last_error || ''),
+      h('td', { class: 'text' }, m.last_status_code ? `HTTP ${m.last_status_code}` : m.last_error || ''),
       h('td', {}, m.event?.cid ?? ''), h('td', { class: 'title' }, m.event?.notification_title ?? ''),
       h('td', {}, formatTime(m.created_at)))));
 }
@@ -424,5 +449,5 @@ export async function message(el, ctx) {
       table(['#', 'At', 'Answer', 'Latency', 'Error', 'Response'], attempts.data.map((a) => h('tr', {},
         h('td', {}, String(a.attempt)), h('td', {}, formatTime(a.at)),
         h('td', {}, a.status_code ? `HTTP ${a.status_code}` : '–'), h('td', { class: 'num' }, `${a.latency_ms} ms`),
-        h('td', {}, a.error), h('td', {}, h('code', {}, a.response_body))))));
+        h('td', { class: 'text' }, a.error), h('td', { class: 'text' }, h('code', {}, a.response_body))))));
 }

@@ -934,7 +934,7 @@ TEST_P(StoreTest, EndpointStatsCountAttemptsAndLatencyPercentiles) {
                                  : code == 0     ? MessageStatus::kFailed
                                                  : MessageStatus::kPending;
     records.push_back(
-        {ids[static_cast<size_t>(n - 1)], 1, 10'000, code, n * 10, "", "", status, 20'000});
+        {ids[static_cast<size_t>(n - 1)], 1, 10'000, code, int64_t{n} * 10, "", "", status, 20'000});
   }
   records.push_back({other_message, 1, 10'000, 500, 999'999, "", "", MessageStatus::kPending, 0});
   Record(records);

@@ -61,16 +61,33 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
 
   await page.getByRole('link', { name: 'Campaigns' }).click();
   const campaigns = (await s.api(`/v1/sites/${s.site.id}/campaigns`)).data;
+  await page.locator('tr[data-cid]').first().waitFor();
   for (const c of campaigns) {
     const cells = await page.locator(`tr[data-cid="${c.cid}"] td`).allTextContents();
-    assert.deepEqual(cells.slice(0, 6), [c.cid, c.title, count(c.views), count(c.clicks), percent(c.ctr), count(c.dismissals)]);
+    assert.deepEqual(cells.slice(0, 7), [c.cid, c.title, count(c.views), count(c.clicks), percent(c.ctr),
+      count(c.dismissals), count(c.unique_subscribers)]);
   }
+  const shown = () => page.locator('tr[data-cid]').evaluateAll((rows) => rows.map((r) => r.dataset.cid));
+  const showsSoon = async (want, what) => {
+    await waitFor(async () => JSON.stringify(await shown()) === JSON.stringify(want), { what: `${what}: ${JSON.stringify(want)}` })
+      .catch(async (error) => { throw new Error(`${error.message}; the page shows ${JSON.stringify(await shown())}`); });
+  };
+  // Sorting asks the server (it spans every campaign): the page's order is the API's.
+  await page.getByRole('button', { name: 'Views' }).click();
+  const byViews = (await s.api(`/v1/sites/${s.site.id}/campaigns?sort=views&order=desc`)).data.map((c) => c.cid);
+  await showsSoon(byViews, 'sorted by views, most first');
+  await page.getByRole('button', { name: /^Views/ }).click();
+  await showsSoon([...byViews].reverse(), 'a second click reverses it');
+  assert.equal(await page.locator('th button[aria-sort="ascending"]').textContent(), 'Views ↑');
   await page.getByLabel('Search').fill('aut');
-  assert.equal(await page.locator('tr[data-cid]').count(), 1, 'the search keeps only "autumn"');
+  await showsSoon(['autumn'], 'the search keeps only "autumn"');
   await page.getByLabel('Search').fill('ONERROR');
-  assert.deepEqual(await page.locator('tr[data-cid]').evaluateAll((rows) => rows.map((r) => r.dataset.cid)), ['spring'],
-    'and finds a campaign by its title');
+  await showsSoon(['spring'], 'and finds a campaign by its title');
+  await page.getByLabel('Search').fill('no such campaign');
+  await page.getByText('No campaign\'s id or title contains “no such campaign”.').waitFor();
   await page.getByLabel('Search').fill('');
+  await page.getByRole('button', { name: 'Last activity' }).click();
+  await showsSoon(campaigns.map((c) => c.cid), 'back to the most recently active first');
   await screenshot(page, 'dashboard-campaigns');
 
   await page.getByRole('link', { name: 'spring' }).click();
@@ -97,10 +114,25 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
   await screenshot(page, 'dashboard-messages');
 
+  // Each view on a phone's width (390 px): nothing wider than the screen but a table, which
+  // scrolls in its own box.
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.getByRole('link', { name: 'Campaigns' }).click();
-  await page.locator('tr[data-cid]').first().waitFor();
-  await screenshot(page, 'dashboard-campaigns-390');
+  const failed = (await s.api(`/v1/sites/${s.site.id}/messages?status=failed&limit=1`)).data[0];
+  for (const [name, route, ready] of [
+    ['overview', 'overview', '[data-testid="site-views"]'],
+    ['campaigns', 'campaigns', 'tr[data-cid]'],
+    ['campaign', 'campaigns/spring', '.chart canvas'],
+    ['endpoints', 'endpoints', 'tr[data-endpoint]'],
+    ['endpoint', `endpoints/${s.dead.id}`, 'form'],
+    ['messages', 'messages', 'tr[data-message]'],
+    ['message', `messages/${failed.id}`, '[data-testid="message-status"]'],
+  ]) {
+    await page.goto(`${s.serve.baseUrl}/#/s/${s.site.id}/${route}`);
+    await page.locator(ready).first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${name} at 390 px is ${overflow} px wider than the screen`);
+    await screenshot(page, `dashboard-${name}-390`);
+  }
   assert.deepEqual(errors, [], 'no console error, exception or CSP violation');
 });
 

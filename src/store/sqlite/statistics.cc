@@ -280,15 +280,19 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
                      .Run();
       if (!s.ok()) return s;
     }
-    for (const auto& [key, sketch] : batch.subscribers) {
+    // References to the bindings by name: clang 14 cannot capture a structured binding.
+    const std::string& site_id = site;
+    for (const auto& [hour_key, sketch] : batch.subscribers) {
+      const model::HourKey& key = hour_key;
       Status s = hour_sketch->Merge(sketch, [&](Statement& st) {
-        st.Bind(1, site).Bind(2, key.cid).Bind(3, key.reference_id).Bind(4, key.hour_ms);
+        st.Bind(1, site_id).Bind(2, key.cid).Bind(3, key.reference_id).Bind(4, key.hour_ms);
       });
       if (!s.ok()) return s;
     }
-    for (const auto& [cid, sketch] : batch.CampaignSubscribers()) {
+    for (const auto& [campaign_id, sketch] : batch.CampaignSubscribers()) {
+      const std::string& cid = campaign_id;
       Status s =
-          campaign_sketch->Merge(sketch, [&](Statement& st) { st.Bind(1, site).Bind(2, cid); });
+          campaign_sketch->Merge(sketch, [&](Statement& st) { st.Bind(1, site_id).Bind(2, cid); });
       if (!s.ok()) return s;
     }
     for (const auto& [cid, delta] : batch.campaigns) {
