@@ -8,6 +8,7 @@
 #include "model/random.h"
 #include "model/rfc3339.h"
 #include "model/signature.h"
+#include "util/field_filter_json.h"
 #include "util/json_text.h"
 
 namespace pushhook::admin {
@@ -22,8 +23,8 @@ constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 250;
 // The fields an endpoint's create and update bodies may carry.
 const std::vector<std::string_view> kEndpointFields = {
-    "url",   "events",     "description",   "payload_format",
-    "batch", "rate_limit", "max_in_flight", "enabled"};
+    "url",    "events",     "description",   "payload_format", "batch",
+    "filter", "rate_limit", "max_in_flight", "enabled"};
 
 http::Response JsonResponse(int status, const json::value& value) {
   return http::Response::Json(status, util::ToJsonText(value));
@@ -116,6 +117,7 @@ json::object EndpointJson(const store::Endpoint& e, bool with_secret) {
       {"description", e.description},
       {"events", std::move(events)},
       {"payload_format", model::PayloadFormatName(e.format)},
+      {"filter", e.field_filter.empty() ? json::value() : json::parse(e.field_filter.ToJson())},
       {"enabled", e.enabled},
       {"disabled_reason", e.enabled ? json::value() : json::value(e.disabled_reason)},
       {"disabled_at",
@@ -201,6 +203,14 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
       }
     }
     patch->filter = filter;
+  }
+  if (const json::value* v = body.if_contains("filter")) {
+    auto filter = util::FieldFilterFromJson(*v);
+    if (!filter.ok()) {
+      *error = BadRequest(filter.status().message());
+      return false;
+    }
+    patch->field_filter = std::move(filter.value());
   }
   if (const json::value* v = body.if_contains("payload_format")) {
     model::PayloadFormat format;
@@ -435,6 +445,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   e.url = *fields.url;
   e.description = fields.description.value_or("");
   e.filter = fields.filter.value_or(model::EventFilter{});
+  e.field_filter = fields.field_filter.value_or(model::FieldFilter{});
   e.format = fields.format.value_or(model::PayloadFormat::kIzooto);
   e.enabled = fields.enabled.value_or(true);
   e.max_in_flight = fields.max_in_flight.value_or(16);
@@ -638,6 +649,7 @@ void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) 
   store::ReplayQuery query;
   query.site_id = site_id;
   query.endpoint_id = endpoint->id;
+  query.field_filter = endpoint->field_filter;
   auto since = TimeField(*body, "since", &error);
   if (!since) return respond(std::move(error));
   auto until = TimeField(*body, "until", &error);

@@ -55,6 +55,7 @@ std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_
   if (patch.url) columns.push_back({"url", *patch.url});
   if (patch.description) columns.push_back({"description", *patch.description});
   if (patch.filter) columns.push_back({"events", int64_t{FilterBits(*patch.filter)}});
+  if (patch.field_filter) columns.push_back({"field_filter", patch.field_filter->ToJson()});
   if (patch.format) {
     columns.push_back({"payload_format", std::string(model::PayloadFormatName(*patch.format))});
   }

@@ -18,6 +18,7 @@
 
 #include "model/aggregates.h"
 #include "model/event.h"
+#include "model/field_filter.h"
 #include "model/status.h"
 
 namespace pushhook::store {
@@ -82,6 +83,8 @@ struct Endpoint {
   std::string url;
   std::string description;
   model::EventFilter filter;
+  // Which events by their fields (DESIGN section 3); empty: all of them.
+  model::FieldFilter field_filter;
   model::PayloadFormat format = model::PayloadFormat::kIzooto;
   bool enabled = true;
   int max_in_flight = 16;
@@ -104,6 +107,7 @@ struct EndpointPatch {
   std::optional<std::string> url;
   std::optional<std::string> description;
   std::optional<model::EventFilter> filter;
+  std::optional<model::FieldFilter> field_filter;
   std::optional<model::PayloadFormat> format;
   // Disabling records the time and `disabled_reason` ("" if unset); enabling clears both.
   std::optional<bool> enabled;
@@ -205,6 +209,8 @@ struct ReplayQuery {
   int64_t until_ms = 0;  // occurred_at < until
   std::optional<std::string> cid;
   std::optional<std::string> reference_id;
+  // The endpoint's filter: a replay sends what the endpoint would have been sent.
+  model::FieldFilter field_filter;
   size_t max_events = 1'000'000;
 };
 

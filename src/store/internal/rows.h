@@ -11,14 +11,15 @@
 #include "model/secret_box.h"
 #include "store/store.h"
 #include "store/store_internal.h"
+#include "util/field_filter_json.h"
 
 namespace pushhook::store::internal {
 
 inline constexpr const char* kEndpointColumns =
     "id, site_id, url, description, events, payload_format, enabled, max_in_flight, rate_limit, "
     "secret, previous_secret, previous_secret_expires_at, created_at, updated_at, "
-    "disabled_reason, disabled_at";
-inline constexpr int kEndpointColumnCount = 16;
+    "disabled_reason, disabled_at, field_filter";
+inline constexpr int kEndpointColumnCount = 17;
 
 // Qualified with `e.`, for joins; event_id may be NULL (no client id) and is then named after
 // the row, whose id is the last column.
@@ -85,6 +86,10 @@ Endpoint ReadEndpoint(const Row& row, int first, const model::SecretBox& box) {
   e.updated_at_ms = row.Int(first + 13);
   e.disabled_reason = row.Text(first + 14);
   e.disabled_at_ms = row.Int(first + 15);
+  // Written by FieldFilter::ToJson; a row that does not read (never expected) filters nothing.
+  if (auto filter = util::FieldFilterFromText(row.Text(first + 16)); filter.ok()) {
+    e.field_filter = std::move(filter.value());
+  }
   return e;
 }
 

@@ -152,6 +152,17 @@ StatusOr<std::vector<DueMessage>> PostgresStore::ReplayEvents(const ReplayQuery&
     sql += " AND reference_id = $" + std::to_string(++n);
     params.Add(*q.reference_id);
   }
+  // The endpoint's filter.
+  for (int f = 0; f < model::kFilterFields; ++f) {
+    const auto field = static_cast<model::FilterField>(f);
+    const std::vector<std::string>* values = q.field_filter.values(field);
+    if (values == nullptr) continue;
+    ArrayLiteral list;
+    for (const std::string& v : *values) list.Add(v);
+    sql += " AND " + std::string(model::FilterFieldName(field)) + " = ANY($" + std::to_string(++n) +
+           "::text[])";
+    params.Add(list.Finish());
+  }
   sql += " ORDER BY id LIMIT $6 RETURNING id";
   auto r = Query(sql, params);
   if (!r.ok()) return r.status();

@@ -174,6 +174,12 @@ FROM (SELECT site_id, cid, i, max(get_byte(sketch, i)) AS r
       GROUP BY site_id, cid, i) AS registers
 GROUP BY site_id, cid;
 )sql",
+    // 9: an endpoint's filter on event fields (DESIGN section 3). Fan-out finds the endpoints
+    // that list an event's cid through the GIN index, not by reading every list.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN field_filter jsonb NOT NULL DEFAULT '{}';
+CREATE INDEX endpoints_by_filter ON endpoints USING gin (field_filter jsonb_path_ops);
+)sql",
 };
 
 }  // namespace

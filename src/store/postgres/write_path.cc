@@ -10,6 +10,27 @@
 
 namespace pushhook::store::postgres {
 
+namespace {
+
+// Whether endpoint `p` takes event `ins` by its action and by every field its filter names but
+// the cid (which the fan-out matches through the index).
+const std::string& TakesEventSql() {
+  static const std::string sql = [] {
+    std::string out = "(p.events & (1 << ins.action::int)) <> 0";
+    for (int f = 0; f < model::kFilterFields; ++f) {
+      const auto field = static_cast<model::FilterField>(f);
+      if (field == model::FilterField::kCid) continue;
+      const std::string name(model::FilterFieldName(field));
+      out += " AND (NOT (p.field_filter ? '" + name + "') OR p.field_filter->'" + name +
+             "' ? ins." + name + ")";
+    }
+    return out + " ";
+  }();
+  return sql;
+}
+
+}  // namespace
+
 Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
                                   const std::vector<model::Event>& events, int64_t now_ms,
                                   AppendResult* result) {
@@ -54,13 +75,23 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
       "  RETURNING id, action, cookie_id, cid, reference_id, utm_campaign, utm_content, "
       "  utm_medium, utm_source, utm_term, clicked_button, occurred_at, notification_title, "
       "  event_id), "
-      "msg AS (INSERT INTO messages(event_rowid, site_id, endpoint_id, status, "
-      "  next_attempt_at, created_at) SELECT ins.id, $1, p.id, 0, $15, $15 FROM ins "
+      // The endpoints that take each event: those whose filter names no cid, and those found
+      // through the filter index by the event's cid; both also checked on the other fields.
+      "target AS (SELECT ins.id AS event_row, p.id AS endpoint_id, p.created_at FROM ins "
       "  JOIN endpoints p ON p.site_id = $1 AND p.deleted = 0 AND "
-      "  (p.events & (1 << ins.action::int)) <> 0 "
-      "  ORDER BY ins.id, p.created_at, p.id RETURNING id, event_rowid, endpoint_id) "
-      "SELECT ins.*, msg.id, msg.endpoint_id FROM ins LEFT JOIN msg "
-      "  ON msg.event_rowid = ins.id ORDER BY ins.id, msg.id",
+      "  NOT (p.field_filter ? 'cid') AND " +
+          TakesEventSql() +
+          "  UNION ALL SELECT ins.id, p.id, p.created_at FROM ins JOIN endpoints p "
+          "  ON p.field_filter @> jsonb_build_object('cid', jsonb_build_array(ins.cid)) AND "
+          "  p.site_id = $1 AND p.deleted = 0 AND " +
+          TakesEventSql() +
+          "), "
+          "msg AS (INSERT INTO messages(event_rowid, site_id, endpoint_id, status, "
+          "  next_attempt_at, created_at) SELECT event_row, $1, endpoint_id, 0, $15, $15 "
+          "  FROM target ORDER BY event_row, created_at, endpoint_id "
+          "  RETURNING id, event_rowid, endpoint_id) "
+          "SELECT ins.*, msg.id, msg.endpoint_id FROM ins LEFT JOIN msg "
+          "  ON msg.event_rowid = ins.id ORDER BY ins.id, msg.id",
       Params()
           .Add(site_id)
           .Add(event_id.Finish())

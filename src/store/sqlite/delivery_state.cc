@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "model/json_string.h"
 #include "model/random.h"
 #include "store/sqlite/sqlite_store_impl.h"
 
@@ -179,6 +180,16 @@ StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q
         "((SELECT events FROM endpoints WHERE id = ?1) & (1 << action)) <> 0";
     if (q.cid) sql += " AND cid = ?6";
     if (q.reference_id) sql += " AND reference_id = ?7";
+    // The endpoint's filter: each named field's list as a JSON array, ?9 onwards.
+    std::vector<std::string> lists;
+    for (int f = 0; f < model::kFilterFields; ++f) {
+      const auto field = static_cast<model::FilterField>(f);
+      const std::vector<std::string>* values = q.field_filter.values(field);
+      if (values == nullptr) continue;
+      model::AppendJsonStringArray(lists.emplace_back(), *values);
+      sql += " AND " + std::string(model::FilterFieldName(field)) +
+             " IN (SELECT value FROM json_each(?" + std::to_string(8 + lists.size()) + "))";
+    }
     sql += " ORDER BY id LIMIT ?8 RETURNING id";
     auto st = c.Prepare(sql);
     if (!st.ok()) return st.status();
@@ -191,6 +202,7 @@ StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q
         .Bind(8, static_cast<int64_t>(q.max_events));
     if (q.cid) stmt.Bind(6, *q.cid);
     if (q.reference_id) stmt.Bind(7, *q.reference_id);
+    for (size_t i = 0; i < lists.size(); ++i) stmt.Bind(static_cast<int>(9 + i), lists[i]);
     Status step;
     while (stmt.Step(&step)) out.push_back(DueMessage{stmt.Int(0), q.endpoint_id, now_ms, 0, {}});
     stmt.Reset();

@@ -160,6 +160,11 @@ CREATE TABLE stats_uniques_campaign(
   sketch BLOB NOT NULL,
   PRIMARY KEY(site_id, cid)) WITHOUT ROWID;
 )sql",
+    // 8: an endpoint's filter on event fields (DESIGN section 3), as FieldFilter::ToJson
+    // writes it; the writer checks it in memory at fan-out.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN field_filter TEXT NOT NULL DEFAULT '{}';
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;

@@ -147,11 +147,22 @@ class SqliteStore final : public Store {
   struct Target {
     std::string id;
     model::EventFilter filter;
+    model::FieldFilter field_filter;
+  };
+  // A site's endpoints, as fan-out reads them: those whose filter lists cids are found through
+  // the event's cid, so that an event costs a lookup, not a look at every endpoint's list.
+  struct SiteTargets {
+    std::vector<Target> all;
+    std::vector<size_t> any_cid;  // indexes into `all` of targets that name no cids
+    std::unordered_map<std::string, std::vector<size_t>> by_cid;  // ascending indexes
+    // Calls `take(target)` for each target that takes `e`, in their order.
+    template <typename Take>
+    void ForEachTaking(const model::Event& e, const Take& take) const;
   };
 
   // A site's fan-out targets, read once and kept by the writer until an admin write or a
   // rollback (WriteSync, Rollback) may have changed them.
-  StatusOr<const std::vector<Target>*> Targets(Connection& c, const std::string& site_id);
+  StatusOr<const SiteTargets*> Targets(Connection& c, const std::string& site_id);
   std::shared_ptr<const StoredEvent> Stored(const model::Event& e, const std::string& site_id,
                                             int64_t event_row) const;
   using SiteAggregates = std::map<std::string, model::AggregateBatch>;
@@ -216,7 +227,7 @@ class SqliteStore final : public Store {
   int64_t last_event_ = 0;                    // the last event row committed
   std::atomic<bool> aggregates_held_{false};  // held_aggregates_ is not empty; any thread
   // Fan-out targets by site (Targets()); writer thread only.
-  std::unordered_map<std::string, std::vector<Target>> targets_by_site_;
+  std::unordered_map<std::string, SiteTargets> targets_by_site_;
   std::string instance_id_;
   std::unique_ptr<Connection> writer_conn_;
   SqliteWriteQueue writes_;

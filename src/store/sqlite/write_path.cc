@@ -5,6 +5,7 @@
 
 #include "model/random.h"
 #include "store/sqlite/sqlite_store_impl.h"
+#include "util/field_filter_json.h"
 
 namespace pushhook::store::sqlite {
 
@@ -59,13 +60,16 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
     const int64_t event_row = c.LastInsertRowId();
     last_event_row = event_row;
     std::shared_ptr<const StoredEvent> stored;
-    for (const Target& t : **targets) {
-      if (!t.filter.Accepts(e.action)) continue;
+    Status fanned = Status::Ok();
+    (*targets)->ForEachTaking(e, [&](const Target& t) {
+      if (!fanned.ok()) return;
       msg.Bind(1, event_row).Bind(2, site_id).Bind(3, t.id).Bind(4, now_ms).Bind(5, now_ms);
-      if (Status s = msg.Run(); !s.ok()) return s;
+      fanned = msg.Run();
+      if (!fanned.ok()) return;
       if (stored == nullptr) stored = Stored(e, site_id, event_row);
       result->messages.push_back(DueMessage{c.LastInsertRowId(), t.id, now_ms, 0, stored});
-    }
+    });
+    if (!fanned.ok()) return fanned;
   }
   // Counted only once this request's writes all succeeded; flushed before the commit.
   if (options_.aggregates) {
@@ -77,18 +81,47 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
   return Status::Ok();
 }
 
+template <typename Take>
+void SqliteStore::SiteTargets::ForEachTaking(const model::Event& e, const Take& take) const {
+  static const std::vector<size_t> kNone;
+  const auto listed = by_cid.find(e.cid);
+  const std::vector<size_t>& named = listed == by_cid.end() ? kNone : listed->second;
+  // Both lists ascend: merged, the targets come in their order.
+  auto a = any_cid.begin();
+  auto b = named.begin();
+  while (a != any_cid.end() || b != named.end()) {
+    const size_t i = (b == named.end() || (a != any_cid.end() && *a < *b)) ? *a++ : *b++;
+    const Target& t = all[i];
+    if (t.filter.Accepts(e.action) && t.field_filter.AcceptsExcept(e, model::FilterField::kCid)) {
+      take(t);
+    }
+  }
+}
+
 // A site's fan-out targets, read once and kept by the writer until an admin write or a
 // rollback (WriteSync, Rollback) may have changed them.
-StatusOr<const std::vector<SqliteStore::Target>*> SqliteStore::Targets(Connection& c,
-                                                                       const std::string& site_id) {
+StatusOr<const SqliteStore::SiteTargets*> SqliteStore::Targets(Connection& c,
+                                                               const std::string& site_id) {
   if (auto it = targets_by_site_.find(site_id); it != targets_by_site_.end()) return &it->second;
-  auto st = c.Prepare("SELECT id, events FROM endpoints WHERE site_id = ? AND deleted = 0");
+  auto st = c.Prepare(
+      "SELECT id, events, field_filter FROM endpoints WHERE site_id = ? AND deleted = 0 "
+      "ORDER BY created_at, id");
   if (!st.ok()) return st.status();
   (*st)->Bind(1, site_id);
-  std::vector<Target> targets;
+  SiteTargets targets;
   Status step;
   while ((*st)->Step(&step)) {
-    targets.push_back(Target{(*st)->Text(0), FilterFromBits((*st)->Int(1))});
+    Target t{(*st)->Text(0), FilterFromBits((*st)->Int(1)), {}};
+    if (auto filter = util::FieldFilterFromText((*st)->Text(2)); filter.ok()) {
+      t.field_filter = std::move(filter.value());
+    }
+    const size_t index = targets.all.size();
+    if (const std::vector<std::string>* cids = t.field_filter.values(model::FilterField::kCid)) {
+      for (const std::string& cid : *cids) targets.by_cid[cid].push_back(index);
+    } else {
+      targets.any_cid.push_back(index);
+    }
+    targets.all.push_back(std::move(t));
   }
   (*st)->Reset();
   if (!step.ok()) return step;
