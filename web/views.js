@@ -344,13 +344,25 @@ export async function endpoint(el, ctx) {
     h('dl', {}, h('dt', {}, 'Events'), h('dd', {}, e.events.join(', ')),
       h('dt', {}, 'Payload'), h('dd', {}, e.payload_format),
       h('dt', {}, 'Max in flight'), h('dd', {}, String(e.max_in_flight)),
-      h('dt', {}, 'Rate limit'), h('dd', {}, e.rate_limit === null ? 'none' : `${e.rate_limit} /s`)),
+      h('dt', {}, 'Rate limit'), h('dd', {}, e.rate_limit === null ? 'none' : `${e.rate_limit} /s`),
+      h('dt', {}, 'Filter'), h('dd', { 'data-testid': 'filter' }, describeFilter(e.filter))),
     actions, ctx.canChange ? editForm(e, path(), result, reload) : null, result,
     h('h2', {}, 'Recent messages'), messageTable(recent.data, ctx));
 }
 
-// What an endpoint receives and how fast: events, description, rate limit, max in flight. The
-// API's 400 (its message names the field) is shown as it is.
+// The fields an endpoint's filter may name (DESIGN section 3), in the payload's order.
+const FILTER_FIELDS = ['cid', 'reference_id', 'utm_campaign', 'utm_content', 'utm_medium', 'utm_source', 'utm_term'];
+
+// "cid: a, b; utm_source: mail" (at most five values a field), or what no filter means.
+function describeFilter(filter) {
+  if (!filter) return 'none: every event';
+  return Object.entries(filter).map(([field, values]) =>
+    `${field}: ${values.slice(0, 5).join(', ')}${values.length > 5 ? ` and ${formatCount(values.length - 5)} more` : ''}`)
+    .join('; ');
+}
+
+// What an endpoint receives and how fast: events, filter, description, rate limit, max in
+// flight. The API's 400 (its message names the field) is shown as it is.
 function editForm(e, path, result, reload) {
   const events = ['View', 'Click', 'Dismiss'].map((name) => h('label', { class: 'check' },
     h('input', { type: 'checkbox', name: 'events', value: name, checked: e.events.includes(name) }), ` ${name}`));
@@ -358,6 +370,18 @@ function editForm(e, path, result, reload) {
   const rate = h('input', { type: 'number', id: 'edit-rate', min: 1, step: 'any', value: e.rate_limit ?? '',
     placeholder: 'no limit' });
   const inFlight = h('input', { type: 'number', id: 'edit-in-flight', min: 1, step: 1, value: e.max_in_flight });
+  // One box per field, one value per line; an empty box does not filter on that field.
+  const lists = FILTER_FIELDS.map((field) => h('textarea', {
+    id: `edit-filter-${field}`, name: field, rows: 2, spellcheck: 'false',
+  }, (e.filter?.[field] ?? []).join('\n')));
+  const filterBody = () => {
+    const filter = {};
+    for (const box of lists) {
+      const values = box.value.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+      if (values.length > 0) filter[box.name] = values;
+    }
+    return Object.keys(filter).length > 0 ? filter : null;
+  };
   const save = async (event) => {
     event.preventDefault();
     const body = {
@@ -365,6 +389,7 @@ function editForm(e, path, result, reload) {
       description: description.value,
       rate_limit: rate.value === '' ? null : Number(rate.value),
       max_in_flight: Number(inFlight.value),
+      filter: filterBody(),
     };
     try {
       await api.patch(path, body);
@@ -376,6 +401,9 @@ function editForm(e, path, result, reload) {
   return h('form', { class: 'edit', onsubmit: save, 'aria-labelledby': 'edit-h' },
     h('h2', { id: 'edit-h' }, 'Settings'),
     h('fieldset', {}, h('legend', {}, 'Events'), events),
+    h('fieldset', { class: 'filter' }, h('legend', {}, 'Filter: only events whose fields hold one of these values'),
+      h('p', { class: 'hint' }, 'One value per line. An empty box takes any value.'),
+      FILTER_FIELDS.map((field, i) => h('label', {}, h('span', {}, field), lists[i]))),
     h('label', { for: 'edit-description' }, 'Description'), description,
     h('label', { for: 'edit-rate' }, 'Rate limit (requests/s)'), rate,
     h('label', { for: 'edit-in-flight' }, 'Max in flight'), inFlight,
