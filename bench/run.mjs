@@ -16,6 +16,7 @@ import path from 'node:path';
 
 import { figureBacklog } from './figures/backlog.mjs';
 import { figureEndToEnd } from './figures/end_to_end.mjs';
+import { figureFilters } from './figures/filters.mjs';
 import { figureBatchedIngest, figuresNginxAndIngest } from './figures/ingest.mjs';
 import { figureLatency } from './figures/latency.mjs';
 import { figureMicro } from './figures/micro.mjs';
@@ -77,6 +78,7 @@ async function main() {
     [7, 'microbenchmarks', figureMicro],
     [8, 'PostgreSQL scale-out', figurePostgres],
     [9, 'reporting reads on a big site', figureReporting],
+    [10, 'filters at ingest', figureFilters],
   ];
   for (const [n, name, fn] of steps) {
     if (!opts.figures.has(n)) continue;

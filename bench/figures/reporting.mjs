@@ -44,6 +44,10 @@ export async function figureReporting() {
       campaigns_next_page: `${site_path}/campaigns?limit=50&cursor=${cursor}`,
       campaign_hourly: `${site_path}/stats?cid=${encodeURIComponent(cid)}&bucket=hour`,
       campaign_by_utm_source: `${site_path}/stats?cid=${encodeURIComponent(cid)}&group_by=utm_source`,
+      // Sorts that no index serves, and a search: each reads every campaign of the site.
+      campaigns_by_views: `${site_path}/campaigns?limit=50&sort=views`,
+      campaigns_by_ctr: `${site_path}/campaigns?limit=50&sort=ctr`,
+      campaigns_search: `${site_path}/campaigns?limit=50&q=${encodeURIComponent(cid.slice(0, -1))}`,
     };
     const figure = { events: count, campaigns, queries, ms: {} };
     for (const [name, urlPath] of Object.entries(kinds)) {

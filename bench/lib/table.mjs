@@ -120,6 +120,17 @@ export function tableRows() {
     rows.push(['9. campaigns list, a later page by cursor', ms('campaigns_next_page'), '', '< 100 ms', under('campaigns_next_page')]);
     rows.push(['9. campaign page: hourly series and totals', ms('campaign_hourly'), '', '< 100 ms', under('campaign_hourly')]);
     rows.push(['9. campaign page: groups by utm_source', ms('campaign_by_utm_source'), '', '< 100 ms', under('campaign_by_utm_source')]);
+    for (const [name, what] of [['campaigns_by_views', 'sorted by views'], ['campaigns_by_ctr', 'sorted by CTR'],
+      ['campaigns_search', 'searched (q)']]) {
+      if (r.ms[name]) rows.push([`9. campaigns list, first page ${what}`, ms(name), '', '< 100 ms', under(name)]);
+    }
+  }
+  if (f.filters) {
+    const r = f.filters;
+    rows.push([`10. ingest, ${fmt(r.endpoints)} endpoints each filtered to ${r.campaigns_per_endpoint} campaigns, events/s`,
+      fmt(r.median_events_per_second.filtered), '', '', '']);
+    rows.push(['10. the same stream, one endpoint without a filter, events/s', fmt(r.median_events_per_second.unfiltered), '', '', '']);
+    rows.push(['10. filtered / unfiltered', fmt(r.ratio, 2), '', '≥ 0.9', mark(r.ratio >= 0.9)]);
   }
   return rows;
 }

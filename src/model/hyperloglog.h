@@ -25,7 +25,8 @@ class HyperLogLog {
   double Estimate() const;
   bool empty() const;
 
-  // The registers as bytes, for storage; Deserialize refuses anything of another size.
+  // The registers as bytes, for storage: all of them, or only those set when they are few
+  // (hyperloglog.cc); Deserialize reads either and refuses anything else.
   std::string Serialize() const;
   static std::optional<HyperLogLog> Deserialize(std::string_view bytes);
 

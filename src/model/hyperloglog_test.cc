@@ -45,6 +45,38 @@ TEST(HyperLogLogTest, SerialisesAndRefusesWrongSizes) {
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->Estimate(), h.Estimate());
   EXPECT_FALSE(HyperLogLog::Deserialize("short").has_value());
+  EXPECT_FALSE(HyperLogLog::Deserialize(std::string("\xff\xff\x01", 3)).has_value())
+      << "a register index past the last";
+}
+
+// A small sketch is stored as its set registers (3 bytes each), a big one as all 4,096; both
+// read back to the same registers, and the empty sketch is the empty string.
+TEST(HyperLogLogTest, SmallSketchesAreStoredSparse) {
+  HyperLogLog h;
+  EXPECT_EQ(h.Serialize(), "");
+  EXPECT_TRUE(HyperLogLog::Deserialize("")->empty());
+  for (int n = 1; n <= 20'000; ++n) {
+    h.Add("subscriber-" + std::to_string(n));
+    if (n != 1 && n != 100 && n != 900 && n != 20'000) continue;
+    const std::string bytes = h.Serialize();
+    if (n <= 900) {
+      EXPECT_LT(bytes.size(), 3u * static_cast<size_t>(n) + 1) << n;
+    } else {
+      EXPECT_EQ(bytes.size(), HyperLogLog::kRegisters) << n;
+    }
+    auto back = HyperLogLog::Deserialize(bytes);
+    ASSERT_TRUE(back.has_value()) << n;
+    EXPECT_EQ(back->Serialize(), bytes) << n;
+    EXPECT_EQ(back->Estimate(), h.Estimate()) << n;
+  }
+  // A dense sketch from before the sparse encoding reads as it always did.
+  HyperLogLog one;
+  one.Add("a");
+  std::string dense(HyperLogLog::kRegisters, '\0');
+  const std::string sparse = one.Serialize();
+  ASSERT_EQ(sparse.size(), 3u);
+  dense[static_cast<uint8_t>(sparse[0]) | (static_cast<uint8_t>(sparse[1]) << 8)] = sparse[2];
+  EXPECT_EQ(HyperLogLog::Deserialize(dense)->Serialize(), sparse);
 }
 
 }  // namespace

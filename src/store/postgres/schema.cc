@@ -160,7 +160,8 @@ ALTER TABLE campaigns ADD COLUMN title_at bigint NOT NULL DEFAULT 0;
 )sql",
     // 8: each campaign's unique subscribers in one sketch, so that a page of the campaigns list
     // reads one sketch per campaign, not one per hour and run. Campaigns stored before this get
-    // the union of their hourly sketches: the largest value of each of the 4,096 registers.
+    // the union of their hourly sketches: the largest value of each register, read from either
+    // encoding (model/hyperloglog.cc) and written sparse.
     R"sql(
 CREATE TABLE stats_uniques_campaign(
   site_id text NOT NULL,
@@ -168,9 +169,18 @@ CREATE TABLE stats_uniques_campaign(
   sketch bytea NOT NULL,
   PRIMARY KEY(site_id, cid));
 INSERT INTO stats_uniques_campaign(site_id, cid, sketch)
-SELECT site_id, cid, decode(string_agg(lpad(to_hex(r), 2, '0'), '' ORDER BY i), 'hex')
-FROM (SELECT site_id, cid, i, max(get_byte(sketch, i)) AS r
-      FROM stats_uniques_hour CROSS JOIN generate_series(0, 4095) AS i
+SELECT site_id, cid, decode(string_agg(lpad(to_hex(i % 256), 2, '0') || lpad(to_hex(i / 256), 2, '0')
+                                       || lpad(to_hex(r), 2, '0'), '' ORDER BY i), 'hex')
+FROM (SELECT site_id, cid, i, max(r) AS r
+      FROM (SELECT site_id, cid, i, get_byte(sketch, i) AS r
+            FROM stats_uniques_hour CROSS JOIN generate_series(0, 4095) AS i
+            WHERE length(sketch) = 4096
+            UNION ALL
+            SELECT site_id, cid, get_byte(sketch, 3 * k) + 256 * get_byte(sketch, 3 * k + 1),
+                   get_byte(sketch, 3 * k + 2)
+            FROM stats_uniques_hour CROSS JOIN generate_series(0, length(sketch) / 3 - 1) AS k
+            WHERE length(sketch) <> 4096) AS each_register
+      WHERE r > 0
       GROUP BY site_id, cid, i) AS registers
 GROUP BY site_id, cid;
 )sql",
