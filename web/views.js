@@ -40,37 +40,43 @@ function table(headers, rows, { caption } = {}) {
 
 // ---- Overview -------------------------------------------------------------------------------
 
+// The site's totals and the endpoints that need attention, refreshed every 10 s; the server's
+// rates (operator only) every 5 s.
 export async function overview(el, ctx) {
   replace(el, h('h1', {}, 'Overview'), loading('the overview'));
-  const [stats, endpoints, failed] = await Promise.all([
-    api.get(sitePath(ctx.site, 'stats')),
-    api.get(sitePath(ctx.site, 'endpoints')),
-    api.get(sitePath(ctx.site, 'messages') + query({ status: 'failed', limit: 100 })),
-  ]);
-  const health = await Promise.all(endpoints.data.map((e) =>
-    api.get(sitePath(ctx.site, 'endpoints', e.id, 'stats')).then((s) => ({ endpoint: e, stats: s }))));
-  const failing = health.filter(({ stats }) => stats.state !== 'enabled' || stats.circuit !== 'closed' || stats.failed > 0);
-  const t = stats.totals;
+  const site = h('div');
   const server = h('section', { 'aria-labelledby': 'server-h' });
-  replace(el,
-    h('h1', {}, 'Overview'),
-    h('div', { class: 'tiles' },
-      tile('Views', formatCount(t.views), 'site-views'),
-      tile('Clicks', formatCount(t.clicks), 'site-clicks'),
-      tile('CTR', formatPercent(t.ctr), 'site-ctr'),
-      tile('Dismissals', formatCount(t.dismissals), 'site-dismissals'),
-      tile('Unique subscribers', formatCount(t.unique_subscribers), 'site-unique'),
-      tile('Failed messages', failed.data.length >= 100 ? '100+' : formatCount(failed.data.length), 'failed-messages')),
-    h('h2', {}, 'Endpoints that need attention'),
-    endpoints.data.length === 0
-      ? notice('info', 'No endpoint yet.', 'Register a webhook URL under Endpoints to start deliveries.')
-      : failing.length === 0
-        ? notice('ok', `All ${endpoints.data.length} endpoint(s) are healthy.`)
-        : table(['Endpoint', 'State', 'Circuit', 'Failed messages', 'Why'], failing.map(({ endpoint, stats }) =>
-          h('tr', {}, h('td', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${endpoint.id}` }, endpoint.url)),
-            h('td', {}, stats.state), h('td', {}, stats.circuit), h('td', { class: 'num' }, formatCount(stats.failed)),
-            h('td', {}, endpoint.disabled_reason ?? '')))),
-    ctx.who.token === 'operator' ? server : null);
+  const draw = async () => {
+    const [stats, endpoints, failed] = await Promise.all([
+      api.get(sitePath(ctx.site, 'stats')),
+      api.get(sitePath(ctx.site, 'endpoints')),
+      api.get(sitePath(ctx.site, 'messages') + query({ status: 'failed', limit: 100 })),
+    ]);
+    const health = await Promise.all(endpoints.data.map((e) =>
+      api.get(sitePath(ctx.site, 'endpoints', e.id, 'stats')).then((s) => ({ endpoint: e, stats: s }))));
+    const failing = health.filter(({ stats }) => stats.state !== 'enabled' || stats.circuit !== 'closed' || stats.failed > 0);
+    const t = stats.totals;
+    replace(site,
+      h('div', { class: 'tiles' },
+        tile('Views', formatCount(t.views), 'site-views'),
+        tile('Clicks', formatCount(t.clicks), 'site-clicks'),
+        tile('CTR', formatPercent(t.ctr), 'site-ctr'),
+        tile('Dismissals', formatCount(t.dismissals), 'site-dismissals'),
+        tile('Unique subscribers', formatCount(t.unique_subscribers), 'site-unique'),
+        tile('Failed messages', failed.data.length >= 100 ? '100+' : formatCount(failed.data.length), 'failed-messages')),
+      h('h2', {}, 'Endpoints that need attention'),
+      endpoints.data.length === 0
+        ? notice('info', 'No endpoint yet.', 'Register a webhook URL under Endpoints to start deliveries.')
+        : failing.length === 0
+          ? notice('ok', `All ${endpoints.data.length} endpoint(s) are healthy.`)
+          : table(['Endpoint', 'State', 'Circuit', 'Failed messages', 'Why'], failing.map(({ endpoint, stats }) =>
+            h('tr', {}, h('td', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${endpoint.id}` }, endpoint.url)),
+              h('td', {}, stats.state), h('td', {}, stats.circuit), h('td', { class: 'num' }, formatCount(stats.failed)),
+              h('td', {}, endpoint.disabled_reason ?? '')))));
+  };
+  await draw();
+  replace(el, h('h1', {}, 'Overview'), site, ctx.who.token === 'operator' ? server : null);
+  ctx.every(10_000, draw);
   if (ctx.who.token === 'operator') await serverRates(server, ctx);
 }
 

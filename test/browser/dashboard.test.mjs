@@ -58,6 +58,11 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   assert.equal(await text(page, 'failed-messages'), count(s.events.length));
   await page.getByTestId('queue-depth').waitFor();
   await screenshot(page, 'dashboard-overview');
+  // The overview follows new events by itself (it polls every 10 s).
+  expectStatus(await s.serve.ingest(s.site.ingest_key, [makeEvent(500, { cid: 'autumn' })]), 202, 'one more view');
+  const later = (await s.api(`/v1/sites/${s.site.id}/stats`)).totals;
+  assert.equal(later.views, totals.views + 1);
+  await waitFor(async () => (await text(page, 'site-views')) === count(later.views), { timeoutMs: 15_000, what: 'the overview to show the new view' });
 
   await page.getByRole('link', { name: 'Campaigns' }).click();
   const campaigns = (await s.api(`/v1/sites/${s.site.id}/campaigns`)).data;
