@@ -1,9 +1,12 @@
 #include "cli/cli.h"
 
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <boost/version.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -12,6 +15,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "build_info.h"
 #include "cli/beacon_command.h"
 #include "cli/config.h"
 #include "cli/send_command.h"
@@ -74,6 +78,26 @@ int RunBench(const std::vector<std::string>& harness_args) {
                    : "next to this binary or under the current folder; run it from the "
                      "repository, or set PUSHHOOK_BENCH_HARNESS");
   return kExitFailure;
+}
+
+// `pushhook version`: what this binary is and what it runs on, one "name value" per line.
+int PrintVersion() {
+  std::printf("pushhook %s\ncommit %s\n", PUSHHOOK_VERSION, PUSHHOOK_COMMIT);
+  for (const auto& [name, version] : store::LibraryVersions()) {
+    std::printf("%s %s\n", name.c_str(), version.c_str());
+  }
+  std::printf("openssl %s\nboost %d.%d.%d\n", OpenSSL_version(OPENSSL_VERSION_STRING),
+              BOOST_VERSION / 100'000, BOOST_VERSION / 100 % 1000, BOOST_VERSION % 100);
+  return 0;
+}
+
+// The names of `app`'s subcommands, "serve, migrate, …".
+std::string SubcommandNames(CLI::App& app) {
+  std::string out;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    out += (out.empty() ? "" : ", ") + sub->get_name();
+  }
+  return out;
 }
 
 // Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread started after it, so that
@@ -148,7 +172,11 @@ void AddSettingFlags(CLI::App& command, std::map<std::string, std::string>& valu
   for (const Setting& setting : Settings()) {
     if (setting.flag.empty()) continue;
     const std::string key(setting.key);
-    const std::string help = std::string(setting.help) + " [" + key + ", " + EnvName(key) + "]";
+    std::string_view default_text = setting.default_text;
+    if (default_text.starts_with('('))
+      default_text = default_text.substr(1, default_text.size() - 2);
+    const std::string help = std::string(setting.help) + " (default: " + std::string(default_text) +
+                             ") [" + key + ", " + EnvName(key) + "]";
     CLI::Option* option;
     if (key == "delivery.allow_http" || key == "delivery.allow_private_destinations") {
       option = command.add_flag_callback(
@@ -165,14 +193,15 @@ void AddSettingFlags(CLI::App& command, std::map<std::string, std::string>& valu
 int Main(int argc, char** argv) {
   CLI::App app{"pushhook: reporting webhooks for web-push campaigns"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "pushhook " PUSHHOOK_VERSION);
+  app.set_version_flag("--version", "pushhook " PUSHHOOK_VERSION " (" PUSHHOOK_COMMIT ")");
 
   std::string config_path;
   std::map<std::string, std::string> flag_values;
   std::vector<std::pair<std::string, CLI::Option*>> flag_options;
   bool dev = false;
   CLI::App* serve = app.add_subcommand("serve", "take events and deliver webhooks");
-  serve->add_option("--config", config_path, "TOML configuration file [PUSHHOOK_CONFIG]");
+  serve->add_option("--config", config_path,
+                    "TOML configuration file (default: none) [PUSHHOOK_CONFIG]");
   AddSettingFlags(*serve, flag_values, flag_options);
   serve->add_flag("--dev", dev,
                   "development: allow http and private destinations (for a local receiver)");
@@ -181,7 +210,8 @@ int Main(int argc, char** argv) {
   std::map<std::string, std::string> migrate_values;
   std::vector<std::pair<std::string, CLI::Option*>> migrate_options;
   CLI::App* migrate = app.add_subcommand("migrate", "create or upgrade the database, then exit");
-  migrate->add_option("--config", migrate_config, "TOML configuration file");
+  migrate->add_option("--config", migrate_config,
+                      "TOML configuration file (default: none) [PUSHHOOK_CONFIG]");
   AddSettingFlags(*migrate, migrate_values, migrate_options);
 
   receive::ReceiverOptions receive_options;
@@ -194,17 +224,21 @@ int Main(int argc, char** argv) {
       ->add_option("--secret", receive_options.secrets,
                    "whsec_ secret to verify with (repeat for rotated secrets)")
       ->required();
-  receive->add_option("--out", receive_options.out_path,
-                      "where to store payloads: *.db for SQLite, anything else for NDJSON");
+  receive->add_option(
+      "--out", receive_options.out_path,
+      "where to store payloads: *.db for SQLite, anything else for NDJSON (default: "
+      "none, only counts)");
   std::string receive_delay;
   receive->add_option(
       "--delay", receive_delay,
-      "answer each request this long after it arrives (a slow receiver, e.g. 200ms)");
+      "answer each request this long after it arrives (a slow receiver, e.g. 200ms; "
+      "default: at once)");
   receive->add_option("--tls-cert", receive_options.tls_cert_file,
                       "serve HTTPS with this PEM certificate (the chain, leaf first); re-read on "
-                      "SIGHUP");
+                      "SIGHUP (default: none, plain HTTP)");
   receive->add_option("--tls-key", receive_options.tls_key_file,
-                      "the PEM private key of --tls-cert, unencrypted; re-read on SIGHUP");
+                      "the PEM private key of --tls-cert, unencrypted; re-read on SIGHUP "
+                      "(default: none)");
 
   StatsCommandOptions stats_options;
   CLI::App* stats =
@@ -213,12 +247,12 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   stats->add_option("--site", stats_options.site, "site id")->required();
   stats->add_option("--cid", stats_options.cid, "campaign id (default: all campaigns)");
-  stats->add_option("--reference-id", stats_options.reference_id, "run id");
-  stats->add_option("--from", stats_options.from, "start, RFC 3339 or Unix ms");
-  stats->add_option("--to", stats_options.to, "end, RFC 3339 or Unix ms");
+  stats->add_option("--reference-id", stats_options.reference_id, "run id (default: every run)");
+  stats->add_option("--from", stats_options.from, "start, RFC 3339 or Unix ms (default: all time)");
+  stats->add_option("--to", stats_options.to, "end, RFC 3339 or Unix ms (default: no end)");
   stats->add_option("--bucket", stats_options.bucket, "minute, hour or day")->capture_default_str();
   stats->add_option("--group-by", stats_options.group_by,
-                    "cid, reference_id, button or a utm_* field");
+                    "cid, reference_id, button or a utm_* field (default: no groups)");
   stats->add_option("--token", stats_options.token,
                     "operator or site token (default: PUSHHOOK_ADMIN_TOKEN)");
 
@@ -250,13 +284,15 @@ int Main(int argc, char** argv) {
       ->required();
   beacon->add_option("--site", beacon_options.site, "site id")->required();
   beacon->add_option("--cid", beacon_options.cid, "campaign id")->required();
-  beacon->add_option("--reference-id", beacon_options.reference_id, "run id");
+  beacon->add_option("--reference-id", beacon_options.reference_id, "run id (default: \"\")");
   beacon->add_option("--cookie-id", beacon_options.cookie_id, "the subscriber's cookie_id")
       ->required();
   beacon->add_option("--ttl", beacon_options.ttl, "how long the token lives, at most 30d")
       ->capture_default_str();
-  beacon->add_option("--expires", beacon_options.expires,
-                     "expiry as Unix seconds, instead of now + ttl (for test vectors)");
+  beacon->add_option(
+      "--expires", beacon_options.expires,
+      "expiry as Unix seconds, instead of now + ttl (for test vectors; default: now + "
+      "--ttl)");
 
   CLI::App* bench = app.add_subcommand(
       "bench",
@@ -265,7 +301,23 @@ int Main(int argc, char** argv) {
       "lists its options");
   bench->prefix_command();
 
-  app.add_subcommand("version", "print the version");
+  CLI::App* version = app.add_subcommand(
+      "version", "print the version, the commit and the versions of the libraries it runs on");
+
+  // A first word that is no subcommand says so (CLI11 would say only that one is required).
+  const auto is_subcommand = [&](std::string_view name) {
+    const auto subs = app.get_subcommands({});
+    return std::any_of(subs.begin(), subs.end(),
+                       [&](const CLI::App* sub) { return sub->get_name() == name; });
+  };
+  if (argc > 1 && argv[1][0] != '-' && !is_subcommand(argv[1])) {
+    return Usage("unknown subcommand '" + std::string(argv[1]) + "'; the subcommands are " +
+                 SubcommandNames(app) + " (pushhook --help says more)");
+  }
+  if (argc == 1) {
+    return Usage("a subcommand is required: " + SubcommandNames(app) +
+                 " (pushhook --help says more)");
+  }
 
   try {
     app.parse(argc, argv);
@@ -311,8 +363,8 @@ int Main(int argc, char** argv) {
       stats_options.token = RealEnv("PUSHHOOK_ADMIN_TOKEN").value_or("");
     return RunStatsCommand(stats_options);
   }
-  std::printf("pushhook %s\n", PUSHHOOK_VERSION);
-  return 0;
+  if (version->parsed()) return PrintVersion();
+  return Usage("a subcommand is required: " + SubcommandNames(app));
 }
 
 }  // namespace pushhook::cli

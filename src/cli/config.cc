@@ -5,6 +5,7 @@
 #include <charconv>
 #include <limits>
 
+#include "model/base64.h"
 #include "model/duration.h"
 
 namespace pushhook::cli {
@@ -14,55 +15,62 @@ using model::InvalidArgument;
 using model::Status;
 
 const std::vector<Setting> kSettings = {
-    {"listen", "--listen", false, "address to serve on, host:port"},
-    {"data_dir", "--data-dir", false, "folder for the database and the generated admin token"},
-    {"database", "--database", false,
-     "sqlite://<path> (default <data_dir>/pushhook.db) or postgres://... (several nodes)"},
+    {"listen", "--listen", false, "address to serve on, host:port", "127.0.0.1:8080"},
+    {"data_dir", "--data-dir", false, "folder for the database and the generated admin token",
+     "./pushhook-data"},
+    {"database", "--database", false, "sqlite://<path>, or postgres://... (several nodes)",
+     "(sqlite://<data_dir>/pushhook.db)"},
     {"database_pool", "--database-pool", false,
-     "PostgreSQL: connections for reads and admin writes, per node"},
-    {"cluster.node_id", "--node-id", false,
-     "PostgreSQL: this node's name among the nodes (default <hostname>-<pid>)"},
+     "PostgreSQL: connections for reads and admin writes, per node", "8"},
+    {"cluster.node_id", "--node-id", false, "PostgreSQL: this node's name among the nodes",
+     "(<hostname>-<pid>)"},
     {"cluster.lease", "--lease", false,
      "PostgreSQL: how long a node holds an endpoint without renewing; a dead node's endpoints "
-     "move to the others after this"},
-    {"admin_token", "", true, "operator token (PUSHHOOK_ADMIN_TOKEN only)"},
+     "move to the others after this",
+     "10s"},
+    {"admin_token", "", true, "operator token (PUSHHOOK_ADMIN_TOKEN only)",
+     "(read or made in <data_dir>/admin-token)"},
     {"secrets_key", "", true,
-     "base64 of 32 bytes sealing endpoint secrets at rest (PUSHHOOK_SECRETS_KEY only)"},
-    {"durability", "--durability", false, "full (sync every commit) or normal"},
+     "base64 of 32 bytes sealing endpoint secrets at rest (PUSHHOOK_SECRETS_KEY only)",
+     "(read or made in <data_dir>/secrets-key)"},
+    {"durability", "--durability", false, "full (sync every commit) or normal", "full"},
     {"delivery.retry_schedule", "--retry-schedule", false,
-     "waits between attempts, e.g. 5s,5m,30m,2h,5h,10h,10h"},
-    {"delivery.timeout", "--delivery-timeout", false, "time allowed for one attempt"},
-    {"delivery.connect_timeout", "--connect-timeout", false, "time allowed to connect"},
-    {"delivery.allow_http", "--allow-http", false, "allow plain http destinations"},
+     "waits between attempts, each with 20 % jitter", "5s,5m,30m,2h,5h,10h,10h"},
+    {"delivery.timeout", "--delivery-timeout", false, "time allowed for one attempt", "15s"},
+    {"delivery.connect_timeout", "--connect-timeout", false, "time allowed to connect", "5s"},
+    {"delivery.allow_http", "--allow-http", false, "allow plain http destinations", "false"},
     {"delivery.allow_private_destinations", "--allow-private-destinations", false,
-     "allow loopback, private and link-local destinations"},
-    {"delivery.ca_file", "--ca-file", false, "CA bundle for https destinations"},
+     "allow loopback, private and link-local destinations", "false"},
+    {"delivery.ca_file", "--ca-file", false, "CA bundle for https destinations",
+     "(the system store)"},
     {"delivery.disable_after", "--disable-after", false,
-     "disable an endpoint whose every attempt failed for this long"},
+     "disable an endpoint whose every attempt failed for this long", "5d"},
     {"delivery.circuit_threshold", "--circuit-threshold", false,
-     "consecutive failures that open an endpoint's circuit"},
+     "consecutive failures that open an endpoint's circuit", "5"},
     {"delivery.circuit_pause", "--circuit-pause", false,
-     "first pause of an open circuit; it doubles on each failed probe, up to 60 times this"},
+     "first pause of an open circuit; it doubles on each failed probe, up to 60 times this", "5s"},
     {"shutdown_grace", "--shutdown-grace", false,
-     "on SIGTERM, how long the requests and deliveries in flight may take to finish"},
-    {"ingest.max_body_bytes", "--max-body-bytes", false, "largest ingest request body"},
+     "on SIGTERM, how long the requests and deliveries in flight may take to finish", "10s"},
+    {"ingest.max_body_bytes", "--max-body-bytes", false, "largest ingest request body", "1048576"},
     {"ingest.max_backlog", "--max-backlog", false,
-     "ingest answers 503 while more messages than this wait for delivery"},
+     "ingest answers 503 while more messages than this wait for delivery", "5000000"},
     {"ingest.rate_limit", "--ingest-rate-limit", false,
-     "requests per second per ingest key, 0 for no limit (429 with Retry-After beyond it)"},
+     "requests per second per ingest key, 0 for no limit (429 with Retry-After beyond it)", "0"},
     {"ingest.min_free_disk_mb", "--min-free-disk-mb", false,
-     "ingest answers 503 while the data folder's disk has less free space"},
+     "ingest answers 503 while the data folder's disk has less free space", "256"},
     {"http.header_timeout", "--header-timeout", false,
-     "time allowed for a request's header to arrive (slow clients are cut off)"},
-    {"http.body_timeout", "--body-timeout", false, "time allowed for a request's body to arrive"},
+     "time allowed for a request's header to arrive (slow clients are cut off)", "10s"},
+    {"http.body_timeout", "--body-timeout", false, "time allowed for a request's body to arrive",
+     "30s"},
     {"tls.cert_file", "--tls-cert", false,
-     "serve HTTPS with this PEM certificate (the chain, leaf first); re-read on SIGHUP"},
+     "serve HTTPS with this PEM certificate (the chain, leaf first); re-read on SIGHUP",
+     "(none: plain HTTP)"},
     {"tls.key_file", "--tls-key", false,
-     "the PEM private key of tls.cert_file, unencrypted; re-read on SIGHUP"},
+     "the PEM private key of tls.cert_file, unencrypted; re-read on SIGHUP", "(none)"},
     {"reporting.aggregates", "", false,
-     "keep campaign statistics as events arrive (turn off only to measure their cost)"},
-    {"retention.delivered", "", false, "how long delivered messages are kept"},
-    {"retention.failed", "", false, "how long failed messages are kept"},
+     "keep campaign statistics as events arrive (turn off only to measure their cost)", "true"},
+    {"retention.delivered", "", false, "how long delivered messages are kept", "7d"},
+    {"retention.failed", "", false, "how long failed messages are kept", "30d"},
 };
 
 model::StatusOr<bool> ParseBool(std::string_view key, std::string_view value) {
@@ -108,6 +116,11 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
   } else if (key == "admin_token") {
     c.admin_token = value;
   } else if (key == "secrets_key") {
+    // Checked here, before anything is written into the data folder (server/key_files.cc reads
+    // it the same way).
+    if (auto bytes = model::Base64Decode(value); !bytes || bytes->size() != 32) {
+      return InvalidArgument("secrets_key must be base64 of 32 bytes");
+    }
     c.secrets_key = value;
   } else if (key == "durability") {
     if (value != "full" && value != "normal") {

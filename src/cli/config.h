@@ -25,6 +25,9 @@ struct Setting {
   std::string_view flag;  // "--retry-schedule", or "" when there is no flag
   bool env_only = false;  // secrets: only from the environment
   std::string_view help;
+  // What it is when nothing sets it, as --help shows it: a value Apply takes, or a description
+  // in parentheses.
+  std::string_view default_text;
 };
 
 // Every configuration key, in the order --help lists them.

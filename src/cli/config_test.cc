@@ -47,6 +47,44 @@ TEST_F(ConfigTest, DefaultsMatchTheDesign) {
   EXPECT_FALSE(c->allow_private_destinations);
 }
 
+// What --help gives as each setting's default is a value the setting takes, and taking it
+// leaves the configuration as the default one (compared where the types allow).
+TEST_F(ConfigTest, TheDefaultsHelpShowsAreTheDefaults) {
+  auto defaults = LoadServeConfig("", Env({}), {}, false);
+  ASSERT_TRUE(defaults.ok());
+  for (const Setting& setting : Settings()) {
+    ASSERT_FALSE(setting.default_text.empty()) << setting.key;
+    if (setting.default_text.starts_with('(')) continue;  // a description, not a value
+    auto c = LoadServeConfig(
+        "", Env({}), {{std::string(setting.key), std::string(setting.default_text)}}, false);
+    ASSERT_TRUE(c.ok()) << setting.key << " = " << setting.default_text << ": "
+                        << c.status().message();
+    EXPECT_EQ(c->listen, defaults->listen) << setting.key;
+    EXPECT_EQ(c->data_dir, defaults->data_dir) << setting.key;
+    EXPECT_EQ(c->database_pool, defaults->database_pool) << setting.key;
+    EXPECT_EQ(c->lease, defaults->lease) << setting.key;
+    EXPECT_EQ(c->durability_full, defaults->durability_full) << setting.key;
+    EXPECT_EQ(c->retry_schedule.ToString(), defaults->retry_schedule.ToString()) << setting.key;
+    EXPECT_EQ(c->delivery_timeout, defaults->delivery_timeout) << setting.key;
+    EXPECT_EQ(c->connect_timeout, defaults->connect_timeout) << setting.key;
+    EXPECT_EQ(c->allow_http, defaults->allow_http) << setting.key;
+    EXPECT_EQ(c->allow_private_destinations, defaults->allow_private_destinations) << setting.key;
+    EXPECT_EQ(c->disable_after, defaults->disable_after) << setting.key;
+    EXPECT_EQ(c->circuit.failure_threshold, defaults->circuit.failure_threshold) << setting.key;
+    EXPECT_EQ(c->circuit.base_pause, defaults->circuit.base_pause) << setting.key;
+    EXPECT_EQ(c->shutdown_grace, defaults->shutdown_grace) << setting.key;
+    EXPECT_EQ(c->max_body_bytes, defaults->max_body_bytes) << setting.key;
+    EXPECT_EQ(c->max_backlog, defaults->max_backlog) << setting.key;
+    EXPECT_EQ(c->ingest_rate_limit, defaults->ingest_rate_limit) << setting.key;
+    EXPECT_EQ(c->min_free_disk_bytes, defaults->min_free_disk_bytes) << setting.key;
+    EXPECT_EQ(c->header_timeout, defaults->header_timeout) << setting.key;
+    EXPECT_EQ(c->body_timeout, defaults->body_timeout) << setting.key;
+    EXPECT_EQ(c->reporting_aggregates, defaults->reporting_aggregates) << setting.key;
+    EXPECT_EQ(c->retention_delivered, defaults->retention_delivered) << setting.key;
+    EXPECT_EQ(c->retention_failed, defaults->retention_failed) << setting.key;
+  }
+}
+
 TEST_F(ConfigTest, FlagsOverrideEnvironmentOverridesFile) {
   const std::string path = WriteToml(
       "listen = \"127.0.0.1:1\"\ndurability = \"normal\"\n"

@@ -47,8 +47,9 @@ class App::Impl {
   ~Impl() { Stop(); }
 
   model::Status Start() {
-    // The HTTP server first: bad TLS files are a configuration error, found before anything is
-    // created on disk.
+    // The HTTP server first: bad TLS files and a listen address that cannot be bound are found
+    // before anything is created on disk. Connections that arrive before Start() wait in the
+    // listening socket's backlog.
     http::ServerLimits server_limits;
     server_limits.max_body_bytes = config_.max_body_bytes;
     server_limits.header_timeout = config_.header_timeout;
@@ -67,6 +68,7 @@ class App::Impl {
         return s;
       }
     }
+    if (model::Status s = http_->Listen(config_.listen); !s.ok()) return s;
 
     std::error_code ec;
     std::filesystem::create_directories(config_.data_dir, ec);
@@ -172,7 +174,6 @@ class App::Impl {
       respond(http::Response::Json(200, R"({"status":"ready"})"));
     });
 
-    if (model::Status s = http_->Listen(config_.listen); !s.ok()) return s;
     http_->Start(config_.http_threads);
     accepting_ = true;
     housekeeping_ = std::thread([this] { Housekeeping(); });

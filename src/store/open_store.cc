@@ -18,4 +18,8 @@ model::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   return sqlite::OpenSqliteStore(std::string(url), options);
 }
 
+std::vector<std::pair<std::string, std::string>> LibraryVersions() {
+  return {{"sqlite", sqlite::LibraryVersion()}, {"libpq", postgres::LibraryVersion()}};
+}
+
 }  // namespace pushhook::store

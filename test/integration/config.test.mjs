@@ -75,6 +75,69 @@ itest('--help on the binary and on its subcommands exits 0', async (fx) => {
   }
 });
 
+// Every option of every subcommand that takes a value says what it is when not given: a
+// CLI11 "=default", "REQUIRED", or "(default: …)" in its text. Flags (no value) are off.
+itest('--help of every subcommand lists each option with its default', async (fx) => {
+  const top = await run(fx, ['--help']);
+  const subs = [...top.stdout.matchAll(/^ {2}([a-z]+)\s{2,}/gm)].map((m) => m[1]);
+  assert.deepEqual(subs, ['serve', 'migrate', 'receive', 'stats', 'send', 'beacon', 'bench', 'version']);
+  for (const sub of subs.filter((s) => s !== 'bench' && s !== 'version')) {
+    const help = await run(fx, [sub, '--help']);
+    assert.equal(help.code, 0, help.stderr);
+    // An option's entry: from its line to the next option's (CLI11 wraps long ones).
+    const entries = help.stdout.split(/\n(?= {2}-)/).filter((e) => /^ {2}--/.test(e));
+    assert.ok(entries.length >= 2, `${sub} --help lists options:\n${help.stdout}`);
+    for (const entry of entries) {
+      const takesValue = /^ {2}--[\w-]+ (TEXT|INT|UINT|FLOAT)/.test(entry);
+      if (!takesValue) continue;
+      assert.match(entry, /=\S|REQUIRED|\(default: [^)]+\)|default: /, `${sub}: ${entry.trim().split('\n')[0]} names its default`);
+    }
+  }
+});
+
+itest('version names the commit and the libraries; a mistyped subcommand names itself and the real ones', async (fx) => {
+  const version = await run(fx, ['version']);
+  assert.equal(version.code, 0, version.stderr);
+  const lines = Object.fromEntries(version.stdout.trim().split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]));
+  assert.deepEqual(Object.keys(lines), ['pushhook', 'commit', 'sqlite', 'libpq', 'openssl', 'boost']);
+  assert.match(lines.pushhook, /^\d+\.\d+\.\d+$/);
+  assert.match(lines.commit, /^([0-9a-f]{7,}(-dirty)?|unknown)$/);
+  assert.match(lines.sqlite, /^3\.\d+\.\d+$/);
+  assert.match(lines.openssl, /^\d+\.\d+\.\d+/);
+  assert.match(lines.boost, /^1\.\d+\.\d+$/);
+  const flag = await run(fx, ['--version']);
+  assert.equal(flag.stdout.trim(), `pushhook ${lines.pushhook} (${lines.commit})`);
+
+  const typo = await run(fx, ['frobnicate']);
+  assert.equal(typo.code, 2);
+  assert.equal(typo.stderr.trim(), "pushhook: unknown subcommand 'frobnicate'; the subcommands are serve, migrate, " +
+    'receive, stats, send, beacon, bench, version (pushhook --help says more)');
+  const none = await run(fx, []);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /^pushhook: a subcommand is required: serve, migrate,/);
+});
+
+// Settings that cannot work are refused before the data folder is made or anything is put in it.
+itest('a serve whose settings are invalid writes nothing into the data folder', async (fx) => {
+  const cases = [
+    [['--retry-schedule', 'often'], {}],
+    [['--listen', '999.1.1.1:80'], {}],
+    [['--listen', 'localhost'], {}],
+    [['--database', 'mysql://db/x'], {}],
+    [['--tls-cert', '/nonexistent/cert.pem', '--tls-key', '/nonexistent/key.pem'], {}],
+    [['--tls-cert', '/nonexistent/cert.pem'], {}],
+    [[], { PUSHHOOK_SECRETS_KEY: 'too-short' }],
+  ];
+  for (const [args, env] of cases) {
+    const result = await run(fx, ['serve', '--data-dir', 'data', ...(args.includes('--listen') ? [] : ['--listen', '127.0.0.1:0']), ...args], { env });
+    const what = `serve ${args.join(' ')} ${JSON.stringify(env)}`;
+    assert.equal(result.code, 2, `${what}: exit ${result.code}; stderr:\n${result.stderr}`);
+    const data = path.join(result.cwd, 'data');
+    const left = fs.existsSync(data) ? fs.readdirSync(data) : [];
+    assert.deepEqual(left, [], `${what}: the data folder holds ${left.join(', ')}; stderr:\n${result.stderr}`);
+  }
+});
+
 itest('serve stops on SIGTERM with exit code 0', async (fx) => {
   const serve = await fx.startServe();
   const result = await stop(serve, 'SIGTERM', 15_000);

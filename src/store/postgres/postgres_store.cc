@@ -121,4 +121,9 @@ StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,
   return std::unique_ptr<Store>(std::move(store));
 }
 
+std::string LibraryVersion() {
+  const int v = PQlibVersion();  // 150010 for 15.10
+  return std::to_string(v / 10'000) + "." + std::to_string(v % 10'000);
+}
+
 }  // namespace pushhook::store::postgres

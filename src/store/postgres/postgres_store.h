@@ -17,4 +17,7 @@ namespace pushhook::store::postgres {
 model::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,
                                                           const StoreOptions& options);
 
+// The libpq this binary runs with ("15.10").
+std::string LibraryVersion();
+
 }  // namespace pushhook::store::postgres

@@ -146,4 +146,6 @@ StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
   return std::unique_ptr<Store>(std::move(store));
 }
 
+std::string LibraryVersion() { return sqlite3_libversion(); }
+
 }  // namespace pushhook::store::sqlite

@@ -14,4 +14,7 @@ namespace pushhook::store::sqlite {
 model::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
                                                         const StoreOptions& options);
 
+// The SQLite library this binary runs with ("3.40.1").
+std::string LibraryVersion();
+
 }  // namespace pushhook::store::sqlite
