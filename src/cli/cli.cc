@@ -16,6 +16,7 @@
 #include <iostream>
 
 #include "build_info.h"
+#include "cli/backup_command.h"
 #include "cli/beacon_command.h"
 #include "cli/config.h"
 #include "cli/send_command.h"
@@ -277,6 +278,24 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"View", "Click", "Dismiss"}))
       ->capture_default_str();
 
+  BackupOptions backup_options;
+  std::string backup_config;
+  std::map<std::string, std::string> backup_values;
+  CLI::App* backup = app.add_subcommand(
+      "backup",
+      "copy a running server's SQLite store, consistently, into one file (serve on the copy "
+      "restores it)");
+  backup->add_option("--out", backup_options.out, "the file to write")->required();
+  backup->add_flag("--force", backup_options.force, "replace --out if it exists (default: refuse)");
+  backup->add_option("--config", backup_config,
+                     "the TOML configuration file serve uses (default: none) [PUSHHOOK_CONFIG]");
+  backup->add_option(
+      "--data-dir", backup_values["data_dir"],
+      "serve's data folder (default: ./pushhook-data) [data_dir, PUSHHOOK_DATA_DIR]");
+  backup->add_option("--database", backup_values["database"],
+                     "serve's database, sqlite://<path> (default: sqlite://<data_dir>/pushhook.db) "
+                     "[database, PUSHHOOK_DATABASE]");
+
   BeaconCommandOptions beacon_options;
   CLI::App* beacon = app.add_subcommand(
       "beacon", "make a signed beacon token for one subscriber of a campaign run (DESIGN 2a)");
@@ -352,6 +371,15 @@ int Main(int argc, char** argv) {
     return receive::RunReceive(receive_options);
   }
   if (send->parsed()) return RunSendCommand(send_options);
+  if (backup->parsed()) {
+    std::map<std::string, std::string> flags;
+    for (const auto& [key, value] : backup_values) {
+      if (!value.empty()) flags[key] = value;
+    }
+    auto config = LoadServeConfig(backup_config, RealEnv, flags, false);
+    if (!config.ok()) return Usage(config.status().message());
+    return RunBackupCommand(*config, backup_options);
+  }
   if (beacon->parsed()) {
     const auto now = std::chrono::system_clock::now().time_since_epoch();
     return RunBeaconCommand(beacon_options,

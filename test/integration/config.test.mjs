@@ -80,7 +80,7 @@ itest('--help on the binary and on its subcommands exits 0', async (fx) => {
 itest('--help of every subcommand lists each option with its default', async (fx) => {
   const top = await run(fx, ['--help']);
   const subs = [...top.stdout.matchAll(/^ {2}([a-z]+)\s{2,}/gm)].map((m) => m[1]);
-  assert.deepEqual(subs, ['serve', 'migrate', 'receive', 'stats', 'send', 'beacon', 'bench', 'version']);
+  assert.deepEqual(subs, ['serve', 'migrate', 'receive', 'stats', 'send', 'backup', 'beacon', 'bench', 'version']);
   for (const sub of subs.filter((s) => s !== 'bench' && s !== 'version')) {
     const help = await run(fx, [sub, '--help']);
     assert.equal(help.code, 0, help.stderr);
@@ -111,7 +111,7 @@ itest('version names the commit and the libraries; a mistyped subcommand names i
   const typo = await run(fx, ['frobnicate']);
   assert.equal(typo.code, 2);
   assert.equal(typo.stderr.trim(), "pushhook: unknown subcommand 'frobnicate'; the subcommands are serve, migrate, " +
-    'receive, stats, send, beacon, bench, version (pushhook --help says more)');
+    'receive, stats, send, backup, beacon, bench, version (pushhook --help says more)');
   const none = await run(fx, []);
   assert.equal(none.code, 2);
   assert.match(none.stderr, /^pushhook: a subcommand is required: serve, migrate,/);

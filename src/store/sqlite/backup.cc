@@ -1,0 +1,98 @@
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace pushhook::store::sqlite {
+namespace {
+
+model::Status SyncFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return model::Internal("cannot open " + path + " to sync it: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int error = errno;
+  static_cast<void>(::close(fd));  // read-only: nothing to lose
+  if (rc != 0) return model::Internal("cannot sync " + path + ": " + std::strerror(error));
+  return model::Status::Ok();
+}
+
+// At most this long waiting out a lock the copy cannot take (a checkpoint in progress).
+constexpr auto kBusyLimit = std::chrono::seconds(30);
+
+}  // namespace
+
+model::Status Backup(const std::string& source, const std::string& destination, int pages_per_step,
+                     const std::function<void(const BackupProgress&)>& progress) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(source, ec)) {
+    return model::NotFound("no database at " + source);
+  }
+  auto src = Connection::Open(source, /*read_only=*/true);
+  if (!src.ok()) return src.status();
+  // One snapshot for the whole copy: a read transaction, begun by reading.
+  if (model::Status s = (*src)->Exec("BEGIN; SELECT count(*) FROM sqlite_schema"); !s.ok()) {
+    return s;
+  }
+  BackupProgress at;
+  {
+    auto st = (*src)->Prepare("PRAGMA page_size");
+    if (!st.ok()) return st.status();
+    model::Status step;
+    if ((*st)->Step(&step)) at.page_size = static_cast<int>((*st)->Int(0));
+    (*st)->Reset();
+    if (!step.ok()) return step;
+  }
+  model::Status result = model::Status::Ok();
+  {
+    auto dst = Connection::Open(destination, /*read_only=*/false);
+    if (!dst.ok()) return dst.status();
+    sqlite3_backup* backup = sqlite3_backup_init((*dst)->raw(), "main", (*src)->raw(), "main");
+    if (backup == nullptr)
+      return ErrorStatus((*dst)->raw(), sqlite3_errcode((*dst)->raw()), "backup");
+    auto busy_since = std::chrono::steady_clock::now();
+    for (;;) {
+      const int rc = sqlite3_backup_step(backup, pages_per_step);
+      at.total = sqlite3_backup_pagecount(backup);
+      at.copied = at.total - sqlite3_backup_remaining(backup);
+      if (rc == SQLITE_DONE) {
+        progress(at);
+        break;
+      }
+      if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        if (std::chrono::steady_clock::now() - busy_since > kBusyLimit) {
+          result = model::Unavailable("the database stayed locked; try again");
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        continue;
+      }
+      if (rc != SQLITE_OK) {
+        result = ErrorStatus((*dst)->raw(), rc, "backup step");
+        break;
+      }
+      busy_since = std::chrono::steady_clock::now();
+      progress(at);
+    }
+    const int finished = sqlite3_backup_finish(backup);
+    if (result.ok() && finished != SQLITE_OK) {
+      result = ErrorStatus((*dst)->raw(), finished, "backup");
+    }
+    // The copy keeps the source's WAL mode; fold its log into the file so that the one file is
+    // the whole copy.
+    if (result.ok()) result = (*dst)->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }  // the copy is closed here
+  (*src)->Exec("COMMIT").IgnoreError();
+  if (!result.ok()) return result;
+  return SyncFile(destination);
+}
+
+}  // namespace pushhook::store::sqlite

@@ -1,0 +1,132 @@
+// DESIGN section 8: `pushhook backup --out FILE` copies a running server's SQLite store while it
+// takes events; the copy holds every event acknowledged before the backup began, and starting
+// `serve` on it (with the same secrets key) is the restore: its statistics agree with its events
+// and its endpoints still sign. PostgreSQL is backed up with pg_dump, and a restored dump serves.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { expectStatus, itest, makeEvent, sleep, stop, waitFor } from '../helpers/harness.mjs';
+import { freshDatabase, postgresSkipReason, psql, randomSecretsKey, startNodes } from '../helpers/postgres.mjs';
+
+const execFileAsync = promisify(execFile);
+
+// Runs `pushhook args…` to its end: {code, stdout, stderr}.
+async function runPushhook(fx, args, env = {}) {
+  const handle = fx.spawn(args, { env, name: `pushhook ${args[0]}` });
+  const result = await handle.exited;
+  return { code: result.code, stdout: handle.stdout, stderr: handle.stderr };
+}
+
+async function sqliteJson(dbPath, sql) {
+  const { stdout } = await execFileAsync('sqlite3', ['-json', dbPath, sql], { maxBuffer: 64 * 1024 * 1024 });
+  return stdout.trim() === '' ? [] : JSON.parse(stdout);
+}
+
+itest('backup under write load: the copy holds every event acknowledged before it began, and serves', { timeout: 120_000 }, async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Backup');
+  const receive = await fx.startRecorder();
+  const endpoint = await serve.createEndpoint(site.id, { url: `${receive.url}/hooks`, filter: { cid: ['kept'] } });
+  // Writers post batches with ids until told to stop (bounded: 40 s at most).
+  const acked = [];
+  let n = 0;
+  let stopping = false;
+  const writer = async (w) => {
+    const until = Date.now() + 40_000;
+    while (!stopping && Date.now() < until) {
+      const batch = Array.from({ length: 200 }, () => {
+        n += 1;
+        return makeEvent(n, { event_id: `bk-${w}-${n}`, cid: n % 2 ? 'kept' : 'other', cookie_id: `c-${n % 500}` });
+      });
+      const res = await serve.ingest(site.ingest_key, batch);
+      if (res.status === 202) acked.push(...batch.map((e) => e.event_id));
+    }
+  };
+  const writers = [writer(0), writer(1)];
+  await waitFor(() => acked.length >= 20_000, { timeoutMs: 30_000, what: '20,000 events acknowledged' });
+  const before = new Set(acked);
+  const out = path.join(fx.tempDir('pushhook-backup-'), 'copy.db');
+  const backup = await runPushhook(fx, ['backup', '--data-dir', serve.dataDir, '--out', out]);
+  const ackedDuring = acked.length;
+  await sleep(300);
+  stopping = true;
+  await Promise.all(writers);
+  assert.equal(backup.code, 0, `backup exit ${backup.code}: ${backup.stderr}`);
+  assert.ok(acked.length > ackedDuring || acked.length > before.size, 'events were being written while it ran');
+  // Not a terminal: one line per tenth, then what it wrote.
+  const lines = backup.stderr.trim().split('\n');
+  assert.match(lines.at(-1), /^pushhook backup: wrote .*copy\.db \(\d+\.\d MiB, \d+ pages\) in \d+\.\d s$/);
+  assert.ok(lines.some((l) => /^pushhook backup: 100% \(/.test(l)), backup.stderr);
+  assert.deepEqual(fs.readdirSync(path.dirname(out)), ['copy.db'], 'no temporary file is left beside it');
+
+  const stored = new Set((await sqliteJson(out, 'SELECT event_id FROM events')).map((r) => r.event_id));
+  const missing = [...before].filter((id) => !stored.has(id));
+  assert.deepEqual(missing.slice(0, 5), [], `${missing.length} events acknowledged before the backup are not in the copy`);
+  assert.equal((await sqliteJson(out, 'PRAGMA integrity_check'))[0].integrity_check, 'ok');
+
+  // Refusals, each with its reason: an existing --out, then --force replaces it.
+  const again = await runPushhook(fx, ['backup', '--data-dir', serve.dataDir, '--out', out]);
+  assert.equal(again.code, 2);
+  assert.equal(again.stderr.trim(), `pushhook backup: ${out} exists; --force replaces it`);
+  const forced = await runPushhook(fx, ['backup', '--data-dir', serve.dataDir, '--out', out, '--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  await stop(serve, 'SIGTERM');
+
+  // The restore: serve on a folder holding the copy and the secrets key (and the token file).
+  const restored = fx.tempDir('pushhook-restored-');
+  fs.copyFileSync(out, path.join(restored, 'pushhook.db'));
+  fs.copyFileSync(path.join(serve.dataDir, 'secrets-key'), path.join(restored, 'secrets-key'));
+  const second = await fx.startServe({ dataDir: restored, adminToken: serve.adminToken });
+  expectStatus(await second.api('GET', '/readyz'), 200, 'the restored server is ready');
+  const count = (await sqliteJson(path.join(restored, 'pushhook.db'), 'SELECT count(*) AS n FROM events'))[0].n;
+  const totals = expectStatus(await second.api('GET', `/v1/sites/${site.id}/stats`), 200, 'stats').totals;
+  assert.equal(totals.views + totals.clicks + totals.dismissals, count, 'statistics agree with the copy\'s events');
+  const tested = expectStatus(await second.api('POST', `/v1/sites/${site.id}/endpoints/${endpoint.id}/test`), 200, 'send test');
+  assert.equal(tested.success, true, `the restored endpoint still signs and sends: ${JSON.stringify(tested)}`);
+  assert.deepEqual(expectStatus(await second.api('GET', `/v1/sites/${site.id}/endpoints/${endpoint.id}`), 200, 'endpoint').filter,
+    { cid: ['kept'] });
+});
+
+itest('backup refuses what it cannot copy, with a reason and exit 2', async (fx) => {
+  const dir = fx.tempDir('pushhook-backup-bad-');
+  const missing = await runPushhook(fx, ['backup', '--data-dir', path.join(dir, 'nothing'), '--out', path.join(dir, 'x.db')]);
+  assert.equal(missing.code, 2);
+  assert.equal(missing.stderr.trim(), `pushhook backup: no database at ${path.join(dir, 'nothing')}/pushhook.db ` +
+    '(is --data-dir or --database the one serve uses?)');
+  const pg = await runPushhook(fx, ['backup', '--database', 'postgres://127.0.0.1:1/x', '--out', path.join(dir, 'x.db')]);
+  assert.equal(pg.code, 2);
+  assert.equal(pg.stderr.trim(), 'pushhook backup: the store is PostgreSQL: back it up with pg_dump (README, "Backup and restore")');
+  const usage = await runPushhook(fx, ['backup']);
+  assert.equal(usage.code, 2, usage.stderr);
+  assert.match(usage.stderr, /--out is required/);
+  assert.deepEqual(fs.readdirSync(dir), [], 'nothing was written');
+});
+
+itest('PostgreSQL: a pg_dump restored into a new database serves the same sites, endpoints and statistics',
+  { skip: postgresSkipReason(), timeout: 120_000 }, async (fx) => {
+    const { url } = await freshDatabase(fx);
+    const secretsKey = randomSecretsKey();
+    const [node] = await startNodes(fx, { database: url, count: 1, secretsKey });
+    const site = await node.createSite('Dumped');
+    const receive = await fx.startRecorder();
+    const endpoint = await node.createEndpoint(site.id, { url: `${receive.url}/h` });
+    const events = Array.from({ length: 300 }, (_, i) => makeEvent(i, { event_id: `pg-${i}` }));
+    expectStatus(await node.ingest(site.ingest_key, events), 202, 'ingest');
+    const statsBefore = expectStatus(await node.api('GET', `/v1/sites/${site.id}/stats`), 200, 'stats').totals;
+    await stop(node, 'SIGTERM');
+
+    // The README's commands: pg_dump in the custom format, pg_restore into an empty database.
+    const dump = path.join(fx.tempDir('pushhook-pgdump-'), 'pushhook.dump');
+    await execFileAsync('pg_dump', ['--format=custom', '--file', dump, url]);
+    const { url: target } = await freshDatabase(fx);
+    await execFileAsync('pg_restore', ['--no-owner', '--dbname', target, dump]);
+    assert.equal(await psql(target, 'SELECT count(*) FROM events'), '300');
+
+    const [restored] = await startNodes(fx, { database: target, count: 1, secretsKey, adminToken: node.adminToken, prefix: 'restored' });
+    const statsAfter = expectStatus(await restored.api('GET', `/v1/sites/${site.id}/stats`), 200, 'stats').totals;
+    assert.deepEqual(statsAfter, statsBefore);
+    const tested = expectStatus(await restored.api('POST', `/v1/sites/${site.id}/endpoints/${endpoint.id}/test`), 200, 'send test');
+    assert.equal(tested.success, true, JSON.stringify(tested));
+  });
