@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -131,6 +132,9 @@ int Serve(const std::string& config_path, const std::map<std::string, std::strin
     util::Log(util::LogLevel::kError, "cannot start", {{"error", s.message()}});
     return kExitFailure;
   }
+  // Under systemd (Type=notify), ready now that it listens; elsewhere NOTIFY_SOCKET is unset and
+  // this does nothing.
+  sd_notifyf(0, "READY=1\nSTATUS=serving on port %u", static_cast<unsigned>(app.port()));
   int signal = 0;
   while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
     // SIGHUP re-reads the certificate (after a renewal); it never stops the server.
@@ -143,6 +147,7 @@ int Serve(const std::string& config_path, const std::map<std::string, std::strin
                 {{"error", s.message()}});
     }
   }
+  sd_notify(0, "STOPPING=1");
   util::Log(util::LogLevel::kInfo, "shutting down",
             {{"signal", signal == SIGINT ? "SIGINT" : "SIGTERM"}});
   app.Stop();
