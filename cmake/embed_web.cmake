@@ -1,7 +1,7 @@
 # Compiles the dashboard's files into C++ (run at build time by src/web/CMakeLists.txt):
 #   cmake -DOUTPUT=<file.cc> -DFILES=<a;b;...> -P embed_web.cmake
-# Every file but index.html is served as /assets/<stem>.<hash>.<ext>, so browsers may cache it
-# for ever. FILES must name each file after the files it refers to: a reference to
+# Every file but index.html (at /) and openapi.json (at /openapi.json) is served as
+# /assets/<stem>.<hash>.<ext>, so browsers may cache it for ever. FILES must name each file after the files it refers to: a reference to
 # "/assets/<name>" in a later file becomes the hashed name, and so changes that file's hash too.
 
 set(hashed_names "")
@@ -25,11 +25,17 @@ foreach(file IN LISTS FILES)
     set(type "text/html; charset=utf-8")
   elseif(name MATCHES "\\.svg$")
     set(type "image/svg+xml")
+  elseif(name MATCHES "\\.json$")
+    set(type "application/json")
   else()
     message(FATAL_ERROR "embed_web: no content type for ${name}")
   endif()
   if(name STREQUAL "index.html")
     set(path "/")
+    set(immutable false)
+  elseif(name STREQUAL "openapi.json")
+    # The API's description (docs/openapi.json) at the address clients look for it.
+    set(path "/openapi.json")
     set(immutable false)
   else()
     string(REGEX REPLACE "^([^.]+)\\.(.*)$" "/assets/\\1.${digest}.\\2" path "${name}")

@@ -28,6 +28,16 @@ void Router::Add(std::string method, std::string_view pattern, Handler handler) 
   routes_.push_back(std::move(route));
 }
 
+std::vector<std::string> Router::Routes() const {
+  std::vector<std::string> out;
+  for (const Route& route : routes_) {
+    std::string path;
+    for (const std::string& segment : route.segments) path += "/" + segment;
+    out.push_back(route.method + " " + (path.empty() ? "/" : path));
+  }
+  return out;
+}
+
 void Router::Handle(Request&& request, Responder respond) const {
   const std::vector<std::string_view> parts = Split(request.path);
   bool path_matched = false;

@@ -18,6 +18,10 @@ class Router {
   // not for this method.
   void Handle(Request&& request, Responder respond) const;
 
+  // Every route as "METHOD /path/{}/…" (placeholders as {}), in the order they were added: what
+  // the test that holds the API's description to the router reads.
+  std::vector<std::string> Routes() const;
+
  private:
   struct Route {
     std::string method;

@@ -186,6 +186,7 @@ class App::Impl {
   }
 
   uint16_t port() const { return http_ ? http_->port() : 0; }
+  std::vector<std::string> Routes() const { return router_.Routes(); }
 
   model::Status ReloadTls() {
     if (config_.tls_cert_file.empty() || !http_) {
@@ -357,6 +358,7 @@ App::App(ServeConfig config) : impl_(std::make_unique<Impl>(std::move(config))) 
 App::~App() = default;
 model::Status App::Start() { return impl_->Start(); }
 uint16_t App::port() const { return impl_->port(); }
+std::vector<std::string> App::Routes() const { return impl_->Routes(); }
 void App::Stop() { impl_->Stop(); }
 model::Status App::ReloadTls() { return impl_->ReloadTls(); }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "delivery/circuit_breaker.h"
 #include "delivery/retry_schedule.h"
@@ -69,6 +70,8 @@ class App {
   // kInvalidArgument means bad configuration (exit 2); anything else is a failure (exit 1).
   model::Status Start();
   uint16_t port() const;
+  // The routes it serves (http::Router::Routes), once started.
+  std::vector<std::string> Routes() const;
   // Stops taking requests, lets the requests and deliveries in flight finish within the grace
   // period, stops.
   void Stop();

@@ -8,7 +8,9 @@
 namespace pushhook::web {
 
 struct Asset {
-  std::string_view path;  // "/" for index.html; "/assets/<stem>.<hash>.<ext>" for the rest
+  // "/" for index.html, "/openapi.json" for the API's description (docs/openapi.json),
+  // "/assets/<stem>.<hash>.<ext>" for the rest.
+  std::string_view path;
   std::string_view content_type;
   std::string_view body;
   bool immutable;  // its name changes with its content: cacheable for ever

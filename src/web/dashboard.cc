@@ -25,18 +25,15 @@ http::Response Answer(const Asset& asset) {
 }  // namespace
 
 void RegisterDashboard(http::Router& router) {
-  const Asset* index = nullptr;
   auto by_path = std::make_shared<std::unordered_map<std::string_view, const Asset*>>();
   for (const Asset& asset : Assets()) {
-    if (asset.path == "/") {
-      index = &asset;
-    } else {
+    if (asset.path.starts_with("/assets/")) {
       (*by_path)[asset.path] = &asset;
+    } else {
+      // "/" (index.html) and "/openapi.json": each at its own address.
+      router.Add("GET", asset.path,
+                 [&asset](http::Request&&, http::Responder respond) { respond(Answer(asset)); });
     }
-  }
-  if (index != nullptr) {
-    router.Add("GET", "/",
-               [index](http::Request&&, http::Responder respond) { respond(Answer(*index)); });
   }
   router.Add("GET", "/assets/{name}", [by_path](http::Request&& request, http::Responder respond) {
     const auto found = by_path->find(request.path);

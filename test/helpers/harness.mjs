@@ -15,6 +15,7 @@ import test from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { freePort, portInUse, sleep, spawnTracked, stopProcess, tail, waitLog } from './processes.mjs';
+import { checkAnswer } from './openapi.mjs';
 
 export { freePort, portInUse, sleep, tail };
 
@@ -174,6 +175,11 @@ export async function request(baseUrl, method, urlPath, { body, headers = {}, to
     json = text ? JSON.parse(text) : undefined;
   } catch {
     json = undefined;
+  }
+  // Every JSON answer is held to docs/openapi.json (test/helpers/openapi.mjs).
+  if ((response.headers.get('content-type') ?? '').startsWith('application/json')) {
+    const mismatch = checkAnswer(method, urlPath, response.status, json);
+    if (mismatch) throw new Error(`the API drifted from its description: ${mismatch}`);
   }
   return { status: response.status, headers: response.headers, text, json };
 }
