@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { expectStatus, itest, makeEvent, sleep, stop, waitFor } from '../helpers/harness.mjs';
+import { PUSHHOOK_BIN, expectStatus, itest, makeEvent, sleep, stop, waitFor } from '../helpers/harness.mjs';
 import { freshDatabase, postgresSkipReason, psql, randomSecretsKey, startNodes } from '../helpers/postgres.mjs';
 
 const execFileAsync = promisify(execFile);
@@ -72,6 +72,12 @@ itest('backup under write load: the copy holds every event acknowledged before i
   assert.equal(again.stderr.trim(), `pushhook backup: ${out} exists; --force replaces it`);
   const forced = await runPushhook(fx, ['backup', '--data-dir', serve.dataDir, '--out', out, '--force']);
   assert.equal(forced.code, 0, forced.stderr);
+  // On a terminal (util-linux `script` gives it one): a bar redrawn in place.
+  const quoted = (text) => `'${text.replaceAll("'", "'\\''")}'`;
+  const { stdout: tty } = await execFileAsync('script', ['-q', '-e', '-c',
+    [PUSHHOOK_BIN, 'backup', '--data-dir', serve.dataDir, '--out', out, '--force'].map(quoted).join(' '), '/dev/null']);
+  assert.match(tty, /\r\[#{30}\] 100% \d+\.\d MiB of \d+\.\d MiB\r?\n/, `the bar on a terminal: ${JSON.stringify(tty.slice(-300))}`);
+  assert.match(tty, /pushhook backup: wrote /);
   await stop(serve, 'SIGTERM');
 
   // The restore: serve on a folder holding the copy and the secrets key (and the token file).
