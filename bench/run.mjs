@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { figureBacklog } from './figures/backlog.mjs';
+import { figureBatches } from './figures/batches.mjs';
 import { figureEndToEnd } from './figures/end_to_end.mjs';
 import { figureFilters } from './figures/filters.mjs';
 import { figureBatchedIngest, figuresNginxAndIngest } from './figures/ingest.mjs';
@@ -79,6 +80,7 @@ async function main() {
     [8, 'PostgreSQL scale-out', figurePostgres],
     [9, 'reporting reads on a big site', figureReporting],
     [10, 'filters at ingest', figureFilters],
+    [11, 'batched delivery', figureBatches],
   ];
   for (const [n, name, fn] of steps) {
     if (!opts.figures.has(n)) continue;

@@ -351,7 +351,8 @@ export async function endpoint(el, ctx) {
       h('dt', {}, 'Payload'), h('dd', {}, e.payload_format),
       h('dt', {}, 'Max in flight'), h('dd', {}, String(e.max_in_flight)),
       h('dt', {}, 'Rate limit'), h('dd', {}, e.rate_limit === null ? 'none' : `${e.rate_limit} /s`),
-      h('dt', {}, 'Filter'), h('dd', { 'data-testid': 'filter' }, describeFilter(e.filter))),
+      h('dt', {}, 'Filter'), h('dd', { 'data-testid': 'filter' }, describeFilter(e.filter)),
+      h('dt', {}, 'Batches'), h('dd', { 'data-testid': 'batch' }, describeBatch(e.batch))),
     actions, ctx.canChange ? editForm(e, path(), result, reload) : null, result,
     h('h2', {}, 'Recent messages'), messageTable(recent.data, ctx));
 }
@@ -367,8 +368,15 @@ function describeFilter(filter) {
     .join('; ');
 }
 
-// What an endpoint receives and how fast: events, filter, description, rate limit, max in
-// flight. The API's 400 (its message names the field) is shown as it is.
+// "up to 100 events, waiting at most 1000 ms", or what no batching means.
+function describeBatch(batch) {
+  if (!batch) return 'off: one event per request';
+  return `up to ${formatCount(batch.max_events)} events a request, ` +
+    (batch.max_wait_ms === 0 ? 'never waiting for more' : `waiting at most ${formatCount(batch.max_wait_ms)} ms for them`);
+}
+
+// What an endpoint receives and how fast: events, filter, batches, description, rate limit, max
+// in flight. The API's 400 (its message names the field) is shown as it is.
 function editForm(e, path, result, reload) {
   const events = ['View', 'Click', 'Dismiss'].map((name) => h('label', { class: 'check' },
     h('input', { type: 'checkbox', name: 'events', value: name, checked: e.events.includes(name) }), ` ${name}`));
@@ -376,6 +384,11 @@ function editForm(e, path, result, reload) {
   const rate = h('input', { type: 'number', id: 'edit-rate', min: 1, step: 'any', value: e.rate_limit ?? '',
     placeholder: 'no limit' });
   const inFlight = h('input', { type: 'number', id: 'edit-in-flight', min: 1, step: 1, value: e.max_in_flight });
+  // Empty "events a request" turns batching off.
+  const batchEvents = h('input', { type: 'number', id: 'edit-batch-events', min: 1, step: 1,
+    value: e.batch?.max_events ?? '', placeholder: 'off' });
+  const batchWait = h('input', { type: 'number', id: 'edit-batch-wait', min: 0, step: 1,
+    value: e.batch?.max_wait_ms ?? 0 });
   // One box per field, one value per line; an empty box does not filter on that field.
   const lists = FILTER_FIELDS.map((field) => h('textarea', {
     id: `edit-filter-${field}`, name: field, rows: 2, spellcheck: 'false',
@@ -396,6 +409,8 @@ function editForm(e, path, result, reload) {
       rate_limit: rate.value === '' ? null : Number(rate.value),
       max_in_flight: Number(inFlight.value),
       filter: filterBody(),
+      batch: batchEvents.value === '' ? null
+        : { max_events: Number(batchEvents.value), max_wait_ms: batchWait.value === '' ? 0 : Number(batchWait.value) },
     };
     try {
       await api.patch(path, body);
@@ -413,6 +428,9 @@ function editForm(e, path, result, reload) {
     h('label', { for: 'edit-description' }, 'Description'), description,
     h('label', { for: 'edit-rate' }, 'Rate limit (requests/s)'), rate,
     h('label', { for: 'edit-in-flight' }, 'Max in flight'), inFlight,
+    h('fieldset', { class: 'batch' }, h('legend', {}, 'Batches: several events in one request'),
+      h('label', { for: 'edit-batch-events' }, 'Events a request (empty: one at a time)'), batchEvents,
+      h('label', { for: 'edit-batch-wait' }, 'Longest wait for a batch to fill (ms)'), batchWait),
     h('div', {}, h('button', { type: 'submit' }, 'Save')));
 }
 
@@ -475,7 +493,8 @@ export async function message(el, ctx) {
     h('h1', {}, `Message ${id}`),
     h('dl', {}, h('dt', {}, 'Status'), h('dd', { 'data-testid': 'message-status' }, m.status),
       h('dt', {}, 'Endpoint'), h('dd', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${m.endpoint_id}` }, m.endpoint_id)),
-      h('dt', {}, 'Created'), h('dd', {}, formatTime(m.created_at))),
+      h('dt', {}, 'Created'), h('dd', {}, formatTime(m.created_at)),
+      h('dt', {}, 'Sent in'), h('dd', { 'data-testid': 'message-batch' }, m.batch_id ? `batch ${m.batch_id}` : 'a request of its own')),
     h('div', { class: 'controls' }, redeliver), result,
     h('h2', {}, 'Event'), h('pre', { class: 'event' }, JSON.stringify(m.event, null, 2)),
     h('h2', {}, 'Attempts'),

@@ -12,7 +12,7 @@ import { finishPerf, log, maybePerf, results } from '../lib/results.mjs';
 import { median } from '../lib/stats.mjs';
 
 export class EndToEnd {
-  static async create(label, endpoints, { sink = 'receive', maxInFlight, delay } = {}) {
+  static async create(label, endpoints, { sink = 'receive', maxInFlight, delay, endpoint = {} } = {}) {
     const e = new EndToEnd();
     Object.assign(e, { label, endpoints, sink });
     e.dir = makeDir(label);
@@ -33,8 +33,10 @@ export class EndToEnd {
       const created = await e.serve.createEndpoints(e.site.id, endpoints, (i) => ({
         url: `http://127.0.0.1:${port}/e/${i}`,
         ...(maxInFlight ? { max_in_flight: maxInFlight } : {}),
+        ...endpoint,
       }));
       e.setupSeconds = (Date.now() - setupStart) / 1000;
+      e.created = created;
       if (sink !== 'nginx') {
         e.receiver = await Receiver.start(created.map((x) => x.secret), { listen: `127.0.0.1:${port}`, delay });
       }

@@ -12,8 +12,8 @@ export const USAGE = `usage: bench/run [options]
   --smoke, --quick   tiny counts, 1 repetition, every figure's code path in seconds (for CI)
   --only N,M         figures to run (0 nginx, 1 ingest, 2 batched ingest, 3 end to end,
                      4 latency, 5 backlog, 6 slow receiver, 7 microbenchmarks, 8 PostgreSQL
-                     scale-out, 9 reporting reads on a big site, 10 filters at ingest); the nginx
-                     reference (0) is run as well whenever 1 or 3 need
+                     scale-out, 9 reporting reads on a big site, 10 filters at ingest, 11 batched
+                     delivery); the nginx reference (0) is run as well whenever 1 or 3 need
                      its ratio. Figure 8 is skipped with a warning when PostgreSQL is not
                      installed, unless --only names it
   --reps R           repetitions per figure, median reported (default 3; smoke 1)
@@ -53,7 +53,7 @@ export function parseArgs(argv) {
     else if (a === '--only') {
       o.only = new Set(value().split(',').map((s) => {
         const n = Number(s.trim());
-        if (!Number.isInteger(n) || n < 0 || n > 10) usageError(`--only takes figure numbers 0-10, not "${s}"`);
+        if (!Number.isInteger(n) || n < 0 || n > 11) usageError(`--only takes figure numbers 0-11, not "${s}"`);
         return n;
       }));
     } else if (a === '--reps') o.reps = Math.round(positive(value(), '--reps'));
@@ -73,7 +73,7 @@ export function parseArgs(argv) {
   o.duration ??= o.smoke ? 1 : 8;
   o.backlog ??= o.smoke ? 2000 : 1_000_000;
   o.out ??= path.join(BENCH_DIR, 'results', o.smoke ? 'smoke.json' : 'latest.json');
-  const all = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const all = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
   o.figures = new Set(o.only ? all.filter((n) => o.only.has(n)) : all);
   if (o.figures.has(1) || o.figures.has(3)) o.figures.add(0);
   return o;
@@ -109,6 +109,7 @@ export const SIZES = opts.smoke
       reportingQueries: 5,
       filterEndpoints: 50,
       filterEvents: 5_000,
+      batchDeliveryEvents: 3_000,
     }
   : {
       batchCount: 0, // bounded by --duration
@@ -131,6 +132,7 @@ export const SIZES = opts.smoke
       reportingQueries: 21,
       filterEndpoints: 1000,
       filterEvents: 300_000,
+      batchDeliveryEvents: 600_000,
     };
 export const SLOW_DELAY_MS = 200;
 export const ADMIN_TOKEN = `bench-${process.pid}-${Date.now().toString(36)}`;

@@ -117,6 +117,9 @@ json::object EndpointJson(const store::Endpoint& e, bool with_secret) {
       {"description", e.description},
       {"events", std::move(events)},
       {"payload_format", model::PayloadFormatName(e.format)},
+      {"batch", e.batch.on() ? json::value(json::object{{"max_events", e.batch.max_events},
+                                                        {"max_wait_ms", e.batch.max_wait_ms}})
+                             : json::value()},
       {"filter", e.field_filter.empty() ? json::value() : json::parse(e.field_filter.ToJson())},
       {"enabled", e.enabled},
       {"disabled_reason", e.enabled ? json::value() : json::value(e.disabled_reason)},
@@ -147,18 +150,56 @@ json::object MessageJson(const store::Store& store, const store::Message& m) {
   json::object& event = payload.as_object();
   event["event_id"] = m.event.event_id;
   event["occurred_at"] = Rfc3339(m.event.occurred_at_ms);
-  return json::object{{"id", store::FormatMessageId(store.instance_id(), m.id)},
-                      {"endpoint_id", m.endpoint_id},
-                      {"status", StatusName(m.status)},
-                      {"attempts", m.attempts},
-                      {"next_attempt_at", m.status == store::MessageStatus::kPending
-                                              ? json::value(Rfc3339(m.next_attempt_ms))
-                                              : json::value()},
-                      {"created_at", Rfc3339(m.created_at_ms)},
-                      {"last_status_code",
-                       m.last_status_code == 0 ? json::value() : json::value(m.last_status_code)},
-                      {"last_error", m.last_error},
-                      {"event", std::move(payload)}};
+  return json::object{
+      {"id", store::FormatMessageId(store.instance_id(), m.id)},
+      {"endpoint_id", m.endpoint_id},
+      {"status", StatusName(m.status)},
+      {"attempts", m.attempts},
+      {"next_attempt_at", m.status == store::MessageStatus::kPending
+                              ? json::value(Rfc3339(m.next_attempt_ms))
+                              : json::value()},
+      {"created_at", Rfc3339(m.created_at_ms)},
+      {"last_status_code",
+       m.last_status_code == 0 ? json::value() : json::value(m.last_status_code)},
+      {"last_error", m.last_error},
+      // The batch it last went in; null when it went alone.
+      {"batch_id", m.batch > 0 ? json::value(store::FormatBatchId(store.instance_id(), m.batch))
+                               : json::value()},
+      {"event", std::move(payload)}};
+}
+
+// An endpoint's `batch` (DESIGN section 1): null for off, or {max_events: 1..1000,
+// max_wait_ms: 0..60000 (default 0: send what is waiting, never wait for more)}.
+model::StatusOr<store::BatchOptions> ReadBatch(const json::value& v) {
+  if (v.is_null()) return store::BatchOptions{};
+  static const std::string kShape = "field 'batch' must be null or an object {\"max_events\": 1.." +
+                                    std::to_string(store::kMaxBatchEvents) +
+                                    ", \"max_wait_ms\": 0.." +
+                                    std::to_string(store::kMaxBatchWaitMs) + "}";
+  if (!v.is_object()) return model::InvalidArgument(kShape);
+  const json::object& o = v.as_object();
+  for (const auto& [key, value] : o) {
+    if (key != "max_events" && key != "max_wait_ms") {
+      return model::InvalidArgument("unknown field 'batch." + std::string(key) +
+                                    "': batch takes max_events and max_wait_ms");
+    }
+  }
+  store::BatchOptions batch;
+  const json::value* events = o.if_contains("max_events");
+  if (events == nullptr || !events->is_int64() || events->as_int64() < 1 ||
+      events->as_int64() > store::kMaxBatchEvents) {
+    return model::InvalidArgument("field 'batch.max_events' must be an integer from 1 to " +
+                                  std::to_string(store::kMaxBatchEvents));
+  }
+  batch.max_events = static_cast<int>(events->as_int64());
+  if (const json::value* wait = o.if_contains("max_wait_ms")) {
+    if (!wait->is_int64() || wait->as_int64() < 0 || wait->as_int64() > store::kMaxBatchWaitMs) {
+      return model::InvalidArgument("field 'batch.max_wait_ms' must be an integer from 0 to " +
+                                    std::to_string(store::kMaxBatchWaitMs));
+    }
+    batch.max_wait_ms = static_cast<int>(wait->as_int64());
+  }
+  return batch;
 }
 
 // Reads the optional endpoint fields shared by create and update into `patch`.
@@ -246,10 +287,13 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
       patch->rate_limit = v->to_number<double>();
     }
   }
-  if (body.if_contains("batch")) {
-    *error = http::Response::Error(422, "unprocessable",
-                                   "batch delivery is not available in this version");
-    return false;
+  if (const json::value* v = body.if_contains("batch")) {
+    auto batch = ReadBatch(*v);
+    if (!batch.ok()) {
+      *error = BadRequest(batch.status().message());
+      return false;
+    }
+    patch->batch = *batch;
   }
   return true;
 }
@@ -446,6 +490,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   e.description = fields.description.value_or("");
   e.filter = fields.filter.value_or(model::EventFilter{});
   e.field_filter = fields.field_filter.value_or(model::FieldFilter{});
+  e.batch = fields.batch.value_or(store::BatchOptions{});
   e.format = fields.format.value_or(model::PayloadFormat::kIzooto);
   e.enabled = fields.enabled.value_or(true);
   e.max_in_flight = fields.max_in_flight.value_or(16);

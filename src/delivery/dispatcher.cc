@@ -195,30 +195,7 @@ void Dispatcher::CarryOut(SchedulerOutput& out) {
                {"reason", d.reason},
                {"stored", updated.ok() ? std::string_view("yes") : updated.status().message()}});
   }
-  const int64_t now_ms = clock_.NowMs();
-  for (Send& send : out.sends) {
-    OutboundRequest request;
-    request.url = send.target->url;
-    request.timeout = options_.timeout;
-    request.connect_timeout = options_.connect_timeout;
-    const OutgoingMessage& message = send.messages.front();
-    request.body = model::Payload(message.event->event, send.target->format, send.site_id);
-    Sign(request, *send.target, store::FormatMessageId(store_.instance_id(), message.id), now_ms);
-    for (OutgoingMessage& m : send.messages) m.event.reset();  // the body holds what it needs
-    client_.Send(std::move(request),
-                 [this, endpoint = send.endpoint, messages = std::move(send.messages),
-                  now_ms](OutboundResult result) mutable {
-                   bool wake = false;
-                   {
-                     std::lock_guard lock(mu_);
-                     // Only the first of a burst wakes the thread; it takes them all at once.
-                     wake = mailbox_.completions.empty();
-                     mailbox_.completions.push_back(
-                         Completion{endpoint, std::move(messages), now_ms, std::move(result)});
-                   }
-                   if (wake) cv_.notify_all();
-                 });
-  }
+  for (Send& send : out.sends) Launch(std::move(send));
   {
     std::lock_guard lock(mu_);
     const uint64_t record_failures = counts_.record_failures;
@@ -228,6 +205,73 @@ void Dispatcher::CarryOut(SchedulerOutput& out) {
     for (auto& [id, runtime] : out.runtime) runtime_[id] = runtime;
   }
   cv_.notify_all();  // Stop() may be waiting for in_flight == 0
+}
+
+// One message's payload, or a batch's compact JSON array of them, signed.
+OutboundRequest Dispatcher::Build(Send& send) const {
+  OutboundRequest request;
+  request.url = send.target->url;
+  request.timeout = options_.timeout;
+  request.connect_timeout = options_.connect_timeout;
+  std::string webhook_id;
+  if (send.batch > 0) {
+    request.body.reserve(send.messages.size() * 512);
+    request.body += '[';
+    for (const OutgoingMessage& m : send.messages) {
+      if (request.body.size() > 1) request.body += ',';
+      request.body += model::Payload(m.event->event, send.target->format, send.site_id);
+    }
+    request.body += ']';
+    webhook_id = store::FormatBatchId(store_.instance_id(), send.batch);
+  } else {
+    const OutgoingMessage& message = send.messages.front();
+    request.body = model::Payload(message.event->event, send.target->format, send.site_id);
+    webhook_id = store::FormatMessageId(store_.instance_id(), message.id);
+  }
+  Sign(request, *send.target, webhook_id, clock_.NowMs());
+  for (OutgoingMessage& m : send.messages) m.event.reset();  // the body holds what it needs
+  return request;
+}
+
+// Sends a request; its outcome comes back through the mailbox.
+void Dispatcher::SendNow(OutboundRequest request, Completion pending) {
+  client_.Send(std::move(request),
+               [this, pending = std::move(pending)](OutboundResult result) mutable {
+                 pending.result = std::move(result);
+                 Completed(std::move(pending));
+               });
+}
+
+// A batch goes once its members are durably its own (Store::AssignBatch): a resend after a
+// crash then carries the same members under the same webhook-id, and a receiver that
+// de-duplicates by webhook-id and index stores each event once. The body is made here, on the
+// dispatcher's thread; the store's writer only hands it to the client.
+void Dispatcher::Launch(Send send) {
+  OutboundRequest request = Build(send);
+  Completion pending{send.endpoint, std::move(send.messages), clock_.NowMs(), {}, send.batch};
+  if (send.batch <= 0) return SendNow(std::move(request), std::move(pending));
+  std::vector<int64_t> ids;
+  ids.reserve(pending.messages.size());
+  for (const OutgoingMessage& m : pending.messages) ids.push_back(m.id);
+  auto held = std::make_shared<std::pair<OutboundRequest, Completion>>(std::move(request),
+                                                                       std::move(pending));
+  store_.AssignBatch(std::move(ids), send.batch, [this, held](model::Status status) {
+    if (status.ok()) return SendNow(std::move(held->first), std::move(held->second));
+    // Not sent: an attempt that failed before its request, retried on the schedule.
+    held->second.result.error = "the batch could not be stored before sending: " + status.message();
+    Completed(std::move(held->second));
+  });
+}
+
+void Dispatcher::Completed(Completion completion) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mu_);
+    // Only the first of a burst wakes the thread; it takes them all at once.
+    wake = mailbox_.completions.empty();
+    mailbox_.completions.push_back(std::move(completion));
+  }
+  if (wake) cv_.notify_all();
 }
 
 // The headers of DESIGN section 4: content type, user agent and the Standard Webhooks trio,

@@ -77,6 +77,13 @@ class Dispatcher final : public DeliveryService {
   void Deliver(Mailbox& mail, int64_t now_ms, SchedulerOutput* out);
   // Writes records and disables, sends requests, publishes counts and runtimes.
   void CarryOut(SchedulerOutput& out);
+  // The signed request of a Send.
+  OutboundRequest Build(Send& send) const;
+  // Sends it: at once for one message; a batch once its members are fixed in the store.
+  void Launch(Send send);
+  void SendNow(OutboundRequest request, Completion pending);
+  // Hands an outcome to the dispatcher thread.
+  void Completed(Completion completion);
   void Sign(OutboundRequest& request, const store::Endpoint& endpoint, const std::string& msg_id,
             int64_t now_ms) const;
 

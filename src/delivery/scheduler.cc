@@ -94,8 +94,8 @@ void Scheduler::LoadEndpointPending(uint32_t index, int64_t now_ms) {
       // next restart.
       util::Log(util::LogLevel::kError, "cannot load an endpoint's waiting messages",
                 {{"endpoint_id", endpoints_[index].id}, {"error", page.status().message()}});
-      timers_.push(
-          Timer{now_ms + kStoreRetryMs, kReloadTimer, index, endpoints_[index].generation, 0});
+      timers_.push(Timer{now_ms + kStoreRetryMs, Due{.id = kReloadTimer}, index,
+                         endpoints_[index].generation});
       return;
     }
     for (const store::DueMessage& m : *page) {
@@ -122,7 +122,26 @@ void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
   }
   KeepEvent(state, m);
   max_admitted_id_ = std::max(max_admitted_id_, m.id);
-  Schedule(std::max(m.due_ms, now_ms), Due{m.id, m.attempts}, index, now_ms);
+  const int64_t due_ms = std::max(m.due_ms, now_ms);
+  if (m.batch > 0) {
+    ScheduleBatch(index, m.batch, {Due{m.id, m.attempts, m.batch}}, due_ms, now_ms);
+  } else {
+    Schedule(due_ms, Due{m.id, m.attempts, m.batch}, index, now_ms);
+  }
+}
+
+void Scheduler::ScheduleBatch(uint32_t index, int64_t batch, std::vector<Due> members,
+                              int64_t due_ms, int64_t now_ms) {
+  std::vector<Due>& waiting = endpoints_[index].batches[batch];
+  // The first member to wait puts the batch in line; the others join it.
+  const bool first = waiting.empty();
+  for (Due& m : members) {
+    const auto at = std::lower_bound(waiting.begin(), waiting.end(), m.id,
+                                     [](const Due& d, int64_t id) { return d.id < id; });
+    if (at == waiting.end() || at->id != m.id) waiting.insert(at, m);
+  }
+  if (first)
+    Schedule(due_ms, Due{.attempts = members.front().attempts, .batch = batch}, index, now_ms);
 }
 
 void Scheduler::KeepEvent(EndpointState& state, const store::DueMessage& m) {
@@ -172,6 +191,8 @@ void Scheduler::Park(uint32_t index) {
   state.enabled = false;
   ++state.generation;
   state.ready.clear();
+  state.batches.clear();
+  state.fill_wake_ms = 0;
   state.held.clear();
   fresh_count_ -= state.fresh.size();
   state.fresh.clear();
@@ -179,11 +200,11 @@ void Scheduler::Park(uint32_t index) {
 
 void Scheduler::Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms) {
   if (due_ms <= now_ms) {
+    message.ready_ms = now_ms;
     endpoints_[endpoint].ready.push_back(message);
     MarkRunnable(endpoint);
   } else {
-    timers_.push(
-        Timer{due_ms, message.id, endpoint, endpoints_[endpoint].generation, message.attempts});
+    timers_.push(Timer{due_ms, message, endpoint, endpoints_[endpoint].generation});
   }
 }
 
@@ -201,11 +222,18 @@ void Scheduler::Poll(int64_t now_ms, SchedulerOutput* out) {
     timers_.pop();
     EndpointState& target = endpoints_[t.endpoint];
     if (t.generation != target.generation) continue;  // set before the endpoint was parked
-    if (t.message_id == kReloadTimer) {
+    if (t.message.id == kReloadTimer) {
       LoadEndpointPending(t.endpoint, now_ms);
       continue;
     }
-    if (t.message_id != 0) target.ready.push_back(Due{t.message_id, t.attempts});
+    if (t.message.id != 0 || t.message.batch > 0) {
+      Due due = t.message;
+      due.ready_ms = now_ms;
+      target.ready.push_back(due);
+    }
+    if (t.message.id == 0 && t.message.batch <= 0 && t.due_ms == target.fill_wake_ms) {
+      target.fill_wake_ms = 0;
+    }
     MarkRunnable(t.endpoint);
   }
   // Endpoints take turns: each runnable endpoint launches what its capacity, rate limit and
@@ -232,6 +260,7 @@ void Scheduler::CountBacklog(int64_t now_ms) {
   uint64_t open = 0;
   for (const EndpointState& e : endpoints_) {
     waiting += e.ready.size();
+    for (const auto& [batch, members] : e.batches) waiting += members.size();
     open += e.circuit.state(now_ms) == CircuitBreaker::State::kOpen;
   }
   counts_.scheduled = timers_.size();
@@ -255,7 +284,13 @@ void Scheduler::Prefetch(uint32_t index, int64_t now_ms) {
   // The messages that will go now are the first `room` ones, those in memory among them.
   const size_t going = std::min({state.ready.size(), room, kPrefetchMax});
   for (size_t i = 0; i < going; ++i) {
-    if (!state.fresh.contains(state.ready[i].id)) ids.push_back(state.ready[i].id);
+    const Due& due = state.ready[i];
+    // Batches read their members when they go (LaunchBatch).
+    if (due.batch > 0 || (due.batch == store::kUnbatched && state.endpoint != nullptr &&
+                          state.endpoint->batch.on())) {
+      break;
+    }
+    if (!state.fresh.contains(due.id)) ids.push_back(due.id);
   }
   if (ids.size() < 2) return;
   auto loaded = store_.LoadDeliveries(ids);
@@ -283,13 +318,129 @@ void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out
       break;
     }
     const Due due = state.ready.front();
+    if (due.batch > 0) {
+      state.ready.pop_front();
+      const auto members = state.batches.find(due.batch);
+      // None: its members went with an earlier entry of the same batch.
+      if (members == state.batches.end()) continue;
+      std::vector<Due> going = std::move(members->second);
+      state.batches.erase(members);
+      LaunchBatch(index, due.batch, std::move(going), now_ms, out);
+      continue;
+    }
+    if (due.batch == store::kUnbatched && state.endpoint != nullptr && state.endpoint->batch.on()) {
+      if (!FillBatch(index, now_ms, out)) break;
+      continue;
+    }
     state.ready.pop_front();
     Launch(index, due, now_ms, out);
   }
 }
 
+bool Scheduler::FillBatch(uint32_t index, int64_t now_ms, SchedulerOutput* out) {
+  EndpointState& state = endpoints_[index];
+  const store::BatchOptions options = state.endpoint->batch;
+  const size_t most = static_cast<size_t>(options.max_events);
+  size_t n = 0;
+  while (n < state.ready.size() && n < most && state.ready[n].batch == store::kUnbatched) ++n;
+  // Full, or something that is not to be batched waits behind it: no reason to wait longer.
+  const bool full = n == most || n < state.ready.size();
+  const int64_t deadline = state.ready.front().ready_ms + options.max_wait_ms;
+  if (!full && now_ms < deadline) {
+    if (state.fill_wake_ms != deadline) {
+      state.fill_wake_ms = deadline;
+      WakeAt(deadline, index);
+    }
+    return false;
+  }
+  std::vector<Due> members(state.ready.begin(), state.ready.begin() + static_cast<ptrdiff_t>(n));
+  state.ready.erase(state.ready.begin(), state.ready.begin() + static_cast<ptrdiff_t>(n));
+  // Ingest order is id order; retries and reloads can bring older ones in behind newer.
+  std::sort(members.begin(), members.end(), [](const Due& a, const Due& b) { return a.id < b.id; });
+  const int64_t batch = members.front().id;
+  for (Due& m : members) m.batch = batch;
+  LaunchBatch(index, batch, std::move(members), now_ms, out);
+  return true;
+}
+
+void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> members, int64_t now_ms,
+                            SchedulerOutput* out) {
+  EndpointState& state = endpoints_[index];
+  std::vector<OutgoingMessage> messages;
+  messages.reserve(members.size());
+  // From memory where ingest just made them, the rest read in one call.
+  std::vector<int64_t> unread;
+  std::unordered_map<int64_t, int> attempts;
+  for (const Due& m : members) {
+    if (auto event = TakeFresh(state, m.id)) {
+      messages.push_back(OutgoingMessage{m.id, m.attempts + 1, std::move(event)});
+    } else {
+      unread.push_back(m.id);
+      attempts.emplace(m.id, m.attempts);
+    }
+  }
+  if (!unread.empty()) {
+    auto loaded = store_.LoadDeliveries(unread);
+    if (!loaded.ok()) {
+      // The database is busy or away: the whole batch tries again shortly.
+      ScheduleBatch(index, batch, std::move(members), now_ms + kStoreRetryMs, now_ms);
+      return;
+    }
+    std::unordered_set<int64_t> found;
+    for (store::Delivery& d : *loaded) {
+      found.insert(d.message_id);
+      if (d.status != store::MessageStatus::kPending) {
+        Forget(index, d.message_id);  // finished meanwhile
+        continue;
+      }
+      state.endpoint = std::make_shared<const store::Endpoint>(std::move(d.endpoint));
+      state.site_id = d.site_id;
+      const int made = std::max(d.attempts, attempts[d.message_id]);
+      messages.push_back(
+          OutgoingMessage{d.message_id, made + 1,
+                          std::make_shared<const store::StoredEvent>(
+                              store::StoredEvent{std::move(d.event), std::move(d.site_id)})});
+    }
+    for (const int64_t id : unread) {
+      if (!found.contains(id)) Forget(index, id);  // gone: its endpoint was deleted, or purged
+    }
+    std::sort(messages.begin(), messages.end(),
+              [](const OutgoingMessage& a, const OutgoingMessage& b) { return a.id < b.id; });
+  } else {
+    state.site_id = messages.front().event->site_id;
+  }
+  if (messages.empty()) return;
+  if (state.endpoint == nullptr) return;  // deleted
+  if (!state.endpoint->enabled) {
+    Park(index);
+    return;
+  }
+  Send& send = StartSend(index, now_ms, out);
+  counts_.attempts += messages.size() - 1;  // one attempt per message
+  send.batch = batch;
+  send.messages = std::move(messages);
+  Publish(index, out);
+}
+
+Send& Scheduler::StartSend(uint32_t index, int64_t now_ms, SchedulerOutput* out) {
+  EndpointState& state = endpoints_[index];
+  const store::Endpoint& target = *state.endpoint;
+  state.max_in_flight = std::max(1, target.max_in_flight);
+  state.bucket.SetRate(target.rate_limit);
+  state.circuit.AllowRequest(now_ms);
+  state.bucket.TryTake(now_ms);
+  ++state.in_flight;
+  ++counts_.in_flight;
+  ++counts_.attempts;
+  Send& send = out->sends.emplace_back();
+  send.endpoint = index;
+  send.target = state.endpoint;
+  send.site_id = state.site_id;
+  return send;
+}
+
 void Scheduler::WakeAt(int64_t when_ms, uint32_t endpoint) {
-  timers_.push(Timer{when_ms, 0, endpoint, endpoints_[endpoint].generation, 0});
+  timers_.push(Timer{when_ms, Due{}, endpoint, endpoints_[endpoint].generation});
 }
 
 // The event of a first attempt of a message ingest just made, from memory; null to read the
@@ -322,8 +473,7 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
       // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
       // database being busy, and the message is tried again shortly.
       if (delivery.status().code() != model::StatusCode::kNotFound) {
-        timers_.push(Timer{now_ms + kStoreRetryMs, message_id, endpoint, state.generation,
-                           message.attempts});
+        timers_.push(Timer{now_ms + kStoreRetryMs, message, endpoint, state.generation});
       } else {
         Forget(endpoint, message_id);
       }
@@ -344,22 +494,12 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
   } else {
     state.site_id = event->site_id;
   }
-  const store::Endpoint& target = *state.endpoint;
-  state.max_in_flight = std::max(1, target.max_in_flight);
-  state.bucket.SetRate(target.rate_limit);
-  if (!target.enabled) {
+  if (!state.endpoint->enabled) {
     Park(endpoint);
     return;
   }
-  state.circuit.AllowRequest(now_ms);
-  state.bucket.TryTake(now_ms);
-  ++state.in_flight;
-  ++counts_.in_flight;
-  ++counts_.attempts;
-  Send& send = out->sends.emplace_back();
-  send.endpoint = endpoint;
-  send.target = state.endpoint;
-  send.site_id = state.site_id;
+  Send& send = StartSend(endpoint, now_ms, out);
+  send.batch = message.batch;
   send.messages.push_back(OutgoingMessage{message_id, attempts + 1, std::move(event)});
   Publish(endpoint, out);
 }
@@ -430,6 +570,19 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     }
   }
 
+  // One decision for the request: a batch is retried, or fails, as a whole.
+  std::optional<std::chrono::milliseconds> delay;
+  if (!success && state.enabled && !c.messages.empty()) {
+    std::uniform_real_distribution<double> uniform(0.0, 1.0);
+    delay = options_.schedule.DelayAfter(c.messages.front().attempt, uniform(rng_));
+    if (delay && (r.status == 429 || r.status == 503) && !r.retry_after.empty()) {
+      // The receiver asked for a pause: wait at least that long, within the schedule's range.
+      if (auto asked = ParseRetryAfter(r.retry_after, now_ms)) {
+        *delay = std::max(*delay, std::min(*asked, options_.schedule.longest()));
+      }
+    }
+  }
+  std::vector<Due> retried;
   for (const OutgoingMessage& m : c.messages) {
     store::AttemptRecord& record = out->records.emplace_back();
     record.message_id = m.id;
@@ -452,23 +605,23 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
       ++counts_.endpoint_waits;
       continue;
     }
-    std::uniform_real_distribution<double> uniform(0.0, 1.0);
-    auto delay = options_.schedule.DelayAfter(record.attempt, uniform(rng_));
-    if (delay && (r.status == 429 || r.status == 503) && !r.retry_after.empty()) {
-      // The receiver asked for a pause: wait at least that long, within the schedule's range.
-      if (auto asked = ParseRetryAfter(r.retry_after, now_ms)) {
-        *delay = std::max(*delay, std::min(*asked, options_.schedule.longest()));
-      }
-    }
     if (delay) {
       record.new_status = store::MessageStatus::kPending;
       record.next_attempt_ms = now_ms + delay->count();
-      Schedule(record.next_attempt_ms, Due{m.id, record.attempt}, index, now_ms);
+      retried.push_back(Due{m.id, record.attempt, c.batch});
       ++counts_.retries;
     } else {
       record.new_status = store::MessageStatus::kFailed;
       out->finished.emplace_back(index, m.id);
       ++counts_.failed;
+    }
+  }
+  if (!retried.empty()) {
+    const int64_t due_ms = now_ms + delay->count();
+    if (c.batch > 0) {
+      ScheduleBatch(index, c.batch, std::move(retried), due_ms, now_ms);
+    } else {
+      for (const Due& m : retried) Schedule(due_ms, m, index, now_ms);
     }
   }
   Publish(index, out);

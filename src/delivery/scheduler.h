@@ -61,13 +61,17 @@ struct OutgoingMessage {
   std::shared_ptr<const store::StoredEvent> event;
 };
 
-// A request the scheduler wants sent: to one endpoint, as it is now. One message today; the
-// vector is where a batch will go.
+// A request the scheduler wants sent: to one endpoint, as it is now. One message, or a batch:
+// its messages in id order, sent as one JSON array once their batch number is durable
+// (Store::AssignBatch), so that a resend after a crash carries the same members under the same
+// webhook-id.
 struct Send {
   uint32_t endpoint = 0;  // the scheduler's handle, given back in the Completion
   std::shared_ptr<const store::Endpoint> target;
   std::string site_id;
   std::vector<OutgoingMessage> messages;
+  // A positive batch number (store::DueMessage::batch), or one message's kUnbatched or kAlone.
+  int64_t batch = store::kUnbatched;
 };
 
 // The outcome of a Send.
@@ -76,6 +80,7 @@ struct Completion {
   std::vector<OutgoingMessage> messages;  // as sent (the events may be dropped)
   int64_t started_ms = 0;
   OutboundResult result;
+  int64_t batch = store::kUnbatched;  // as in the Send
 };
 
 // An endpoint the rules took out of delivery; the caller stores the change.
@@ -138,25 +143,33 @@ class Scheduler {
   EndpointRuntime Runtime(const std::string& endpoint_id, int64_t now_ms) const;
 
  private:
-  // A message in memory: its id, and the attempts made so far as this node knows them (the
-  // store's count may lag behind while the last attempt's record waits for its commit).
+  // A message in memory: its id, the attempts made so far as this node knows them (the
+  // store's count may lag behind while the last attempt's record waits for its commit), and its
+  // batch (store::DueMessage::batch). In `ready` and in timers, an entry with a batch number
+  // stands for the whole batch, whose members wait in EndpointState::batches.
   struct Due {
-    int64_t id;
-    int attempts;
+    int64_t id = 0;
+    int attempts = 0;
+    int64_t batch = store::kUnbatched;
+    int64_t ready_ms = 0;  // when it joined `ready`: a batch being filled waits from its first
   };
   struct Timer {
     int64_t due_ms;
-    // 0: wake the endpoint (its rate limit or circuit allows again); -1: reload its messages.
-    int64_t message_id;
+    // id 0: wake the endpoint (its rate limit or circuit allows again), unless it names a
+    // batch; kReloadTimer: reload its messages.
+    Due message;
     uint32_t endpoint;
     uint32_t generation;  // the endpoint's generation when set; stale once it was parked
-    int attempts = 0;     // of the message
     bool operator>(const Timer& o) const { return due_ms > o.due_ms; }
   };
   struct EndpointState {
     std::string id;
-    std::deque<Due> ready;    // due now, in order
-    uint32_t generation = 0;  // bumped each time the endpoint is parked (disabled)
+    std::deque<Due> ready;  // due now, in order
+    // The members of batches fixed already (retries, and batches found pending at start), by
+    // batch number, in id order: one entry in `ready` or a timer sends them all.
+    std::unordered_map<int64_t, std::vector<Due>> batches;
+    int64_t fill_wake_ms = 0;  // the wake-up set for a batch being filled, 0 when none
+    uint32_t generation = 0;   // bumped each time the endpoint is parked (disabled)
     int in_flight = 0;
     int max_in_flight = 16;
     bool enabled = true;  // delivering: enabled by its owner, and (shared) this node's lease
@@ -185,6 +198,18 @@ class Scheduler {
   void LaunchReady(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
   // Sends one message, unless it turned out to need no sending (delivered, gone, parked).
   void Launch(uint32_t endpoint, Due message, int64_t now_ms, SchedulerOutput* out);
+  // Forms a new batch from the unbatched messages at the front of `ready` when it is full, or
+  // its first message has waited max_wait_ms, or something else waits behind it; true when it
+  // took them.
+  bool FillBatch(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
+  // Sends the members of batch `batch` that still need sending as one request.
+  void LaunchBatch(uint32_t endpoint, int64_t batch, std::vector<Due> members, int64_t now_ms,
+                   SchedulerOutput* out);
+  // Puts a batch's members back to wait for `due_ms`, merged with any already waiting.
+  void ScheduleBatch(uint32_t endpoint, int64_t batch, std::vector<Due> members, int64_t due_ms,
+                     int64_t now_ms);
+  // The accounting shared by every request that goes: limits, circuit, counts.
+  Send& StartSend(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
   std::shared_ptr<const store::StoredEvent> TakeFresh(EndpointState& state, int64_t message_id);
   void WakeAt(int64_t when_ms, uint32_t endpoint);
   void Disable(uint32_t endpoint, std::string reason, SchedulerOutput* out);

@@ -94,9 +94,9 @@ class SchedulerTest : public ::testing::Test {
   SchedulerOutput Complete(const Send& send, OutboundResult result, int64_t now_ms,
                            int64_t started_ms = -1) {
     SchedulerOutput out;
-    scheduler_->Complete(
-        Completion{send.endpoint, send.messages, started_ms < 0 ? now_ms : started_ms, result},
-        now_ms, &out);
+    scheduler_->Complete(Completion{send.endpoint, send.messages,
+                                    started_ms < 0 ? now_ms : started_ms, result, send.batch},
+                         now_ms, &out);
     return out;
   }
 
@@ -113,6 +113,33 @@ class SchedulerTest : public ::testing::Test {
       }
     }
     return sent;
+  }
+
+  // Turns batching on for `endpoint`, as PATCH does.
+  void Batch(const store::Endpoint& endpoint, int max_events, int max_wait_ms) {
+    store::EndpointPatch patch;
+    patch.batch = store::BatchOptions{max_events, max_wait_ms};
+    ASSERT_TRUE(store_->UpdateEndpoint(site_, endpoint.id, patch, kT0).ok());
+  }
+
+  // Fixes a batch's members in the store, as the dispatcher does before sending it.
+  void Assign(const Send& send) {
+    std::vector<int64_t> ids;
+    for (const OutgoingMessage& m : send.messages) ids.push_back(m.id);
+    std::promise<model::Status> done;
+    store_->AssignBatch(ids, send.batch, [&](model::Status s) { done.set_value(s); });
+    ASSERT_TRUE(done.get_future().get().ok());
+  }
+
+  static std::vector<int64_t> Ids(const Send& send) {
+    std::vector<int64_t> ids;
+    for (const OutgoingMessage& m : send.messages) ids.push_back(m.id);
+    return ids;
+  }
+  static std::vector<int64_t> Ids(const std::vector<store::DueMessage>& messages) {
+    std::vector<int64_t> ids;
+    for (const store::DueMessage& m : messages) ids.push_back(m.id);
+    return ids;
   }
 
   std::string dir_;
@@ -425,6 +452,133 @@ TEST_F(SchedulerTest, SharingTheDatabaseOnlyTheLeaseHolderDelivers) {
   EXPECT_EQ(failed.records[0].new_status, store::MessageStatus::kPending);
   EXPECT_EQ(scheduler_->NextWakeMs(), std::nullopt) << "no retry from a node without the lease";
   EXPECT_EQ(scheduler_->counts().in_flight, 1u);
+}
+
+TEST_F(SchedulerTest, ABatchFillsAcrossIngestsUpToMaxEvents) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Batch(ep, 5, 1'000);
+  Start("1s");
+  const auto first = Ingest(3);
+  Admit(first);
+  EXPECT_TRUE(Poll(kT0).sends.empty()) << "3 of 5: waits for more";
+  EXPECT_EQ(scheduler_->NextWakeMs(), kT0 + 1'000);
+  const auto second = Ingest(4, kT0 + 10);
+  Admit(second, kT0 + 10);
+  SchedulerOutput out = Poll(kT0 + 10);
+  ASSERT_EQ(out.sends.size(), 1u) << "full at 5: goes at once";
+  const Send batch = out.sends[0];
+  EXPECT_EQ(batch.batch, first[0].id) << "named after its first message";
+  EXPECT_EQ(Ids(batch), (std::vector<int64_t>{first[0].id, first[1].id, first[2].id, second[0].id,
+                                              second[1].id}));
+  for (const OutgoingMessage& m : batch.messages) EXPECT_EQ(m.attempt, 1);
+  EXPECT_EQ(scheduler_->counts().in_flight, 1u) << "one request";
+
+  // The other two wait for max_wait_ms from when they were ready, then go as they are.
+  EXPECT_TRUE(Poll(kT0 + 1'009).sends.empty());
+  out = Poll(kT0 + 1'010);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(Ids(out.sends[0]), (std::vector<int64_t>{second[2].id, second[3].id}));
+  EXPECT_EQ(out.sends[0].batch, second[2].id);
+
+  SchedulerOutput done = Complete(batch, Answer(204), kT0 + 20);
+  ASSERT_EQ(done.records.size(), 5u) << "one record per message";
+  for (const store::AttemptRecord& r : done.records) {
+    EXPECT_EQ(r.new_status, store::MessageStatus::kDelivered);
+  }
+  EXPECT_EQ(scheduler_->counts().delivered, 5u);
+}
+
+TEST_F(SchedulerTest, MaxWaitZeroSendsWhatIsReadyAtOnce) {
+  const store::Endpoint ep = AddEndpoint("/a", /*max_in_flight=*/1);
+  Batch(ep, 100, 0);
+  Start("1s");
+  Admit(Ingest(1));
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].messages.size(), 1u);
+  // While it is out, the one request allowed is taken: what comes meanwhile goes together.
+  Admit(Ingest(7));
+  EXPECT_TRUE(Poll(kT0).sends.empty());
+  Complete(out.sends[0], Answer(200), kT0 + 1);
+  out = Poll(kT0 + 1);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].messages.size(), 7u);
+}
+
+TEST_F(SchedulerTest, AFailedBatchIsRetriedWholeOnTheSchedule) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Batch(ep, 10, 0);
+  Start("10s,1m");
+  const auto messages = Ingest(4);
+  Admit(messages);
+  const Send first = Poll(kT0).sends.at(0);
+  SchedulerOutput out = Complete(first, Answer(500), kT0);
+  ASSERT_EQ(out.records.size(), 4u);
+  const int64_t retry_at = out.records[0].next_attempt_ms;
+  for (const store::AttemptRecord& r : out.records) {
+    EXPECT_EQ(r.new_status, store::MessageStatus::kPending);
+    EXPECT_EQ(r.next_attempt_ms, retry_at) << "one decision for the batch";
+  }
+  // Newer events do not join a batch that is fixed already.
+  Admit(Ingest(2, kT0 + 1), kT0 + 1);
+  SchedulerOutput later = Poll(kT0 + 1);
+  ASSERT_EQ(later.sends.size(), 1u);
+  EXPECT_EQ(later.sends[0].messages.size(), 2u);
+
+  out = Poll(retry_at);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].batch, first.batch);
+  EXPECT_EQ(Ids(out.sends[0]), Ids(messages));
+  for (const OutgoingMessage& m : out.sends[0].messages) EXPECT_EQ(m.attempt, 2);
+  out = Complete(out.sends[0], Answer(502), retry_at);
+  const Send third = Poll(out.records[0].next_attempt_ms).sends.at(0);
+  out = Complete(third, Answer(500), out.records[0].next_attempt_ms);
+  for (const store::AttemptRecord& r : out.records) {
+    EXPECT_EQ(r.new_status, store::MessageStatus::kFailed) << "the schedule ran out";
+  }
+}
+
+TEST_F(SchedulerTest, ABatchFoundPendingAtStartGoesAgainAsItWas) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Batch(ep, 3, 0);
+  Start("1s");
+  const auto messages = Ingest(5);
+  Admit(messages);
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 2u);  // 3 and 2
+  Assign(out.sends[0]);
+  Assign(out.sends[1]);
+  // A crash before any outcome is recorded; more events came in the meantime.
+  const auto later = Ingest(2, kT0 + 5);
+  Start("1s");
+  out = Poll(kT0 + 10);
+  ASSERT_EQ(out.sends.size(), 3u);
+  std::map<int64_t, std::vector<int64_t>> sent;
+  for (const Send& s : out.sends) sent[s.batch] = Ids(s);
+  EXPECT_EQ(sent[messages[0].id],
+            (std::vector<int64_t>{messages[0].id, messages[1].id, messages[2].id}));
+  EXPECT_EQ(sent[messages[3].id], (std::vector<int64_t>{messages[3].id, messages[4].id}))
+      << "the same members under the same id, though there was room for more";
+  EXPECT_EQ(sent[later[0].id], Ids(later));
+}
+
+TEST_F(SchedulerTest, ARedeliveredMessageGoesAlone) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Batch(ep, 10, 0);
+  Start("1s");
+  const auto messages = Ingest(3);
+  Admit(messages);
+  const Send batch = Poll(kT0).sends.at(0);
+  Assign(batch);
+  Complete(batch, Answer(204), kT0 + 1);
+  auto requeued = store_->RequeueMessage(site_, messages[1].id, kT0 + 2);
+  ASSERT_TRUE(requeued.ok());
+  EXPECT_EQ(requeued->batch, store::kAlone);
+  scheduler_->Admit(*requeued, kT0 + 2);
+  SchedulerOutput out = Poll(kT0 + 2);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].batch, store::kAlone);
+  EXPECT_EQ(Ids(out.sends[0]), std::vector<int64_t>{messages[1].id});
 }
 
 }  // namespace

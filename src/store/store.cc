@@ -17,6 +17,10 @@ std::string FormatEventId(const std::string& instance_id, int64_t row_id) {
   return "evt_" + instance_id + std::to_string(row_id);
 }
 
+std::string FormatBatchId(const std::string& instance_id, int64_t batch) {
+  return "bat_" + instance_id + std::to_string(batch);
+}
+
 std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::string_view text) {
   const std::string prefix = "msg_" + instance_id;
   if (text.substr(0, prefix.size()) != prefix) return std::nullopt;
@@ -64,6 +68,10 @@ std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_
     columns.push_back(
         {"disabled_reason", *patch.enabled ? std::string() : patch.disabled_reason.value_or("")});
     columns.push_back({"disabled_at", *patch.enabled ? int64_t{0} : now_ms});
+  }
+  if (patch.batch) {
+    columns.push_back({"batch_max_events", int64_t{patch.batch->max_events}});
+    columns.push_back({"batch_max_wait_ms", int64_t{patch.batch->max_wait_ms}});
   }
   if (patch.max_in_flight) columns.push_back({"max_in_flight", int64_t{*patch.max_in_flight}});
   if (patch.rate_limit) columns.push_back({"rate_limit", *patch.rate_limit});

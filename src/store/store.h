@@ -77,6 +77,17 @@ struct SiteToken {
   TokenScope scope = TokenScope::kAdmin;
 };
 
+// An endpoint's batching: off (max_events 0), or up to max_events (1..1000) events per request,
+// the first of them waiting at most max_wait_ms (0..60000) for the rest.
+struct BatchOptions {
+  int max_events = 0;
+  int max_wait_ms = 0;
+  bool on() const { return max_events > 0; }
+  bool operator==(const BatchOptions&) const = default;
+};
+inline constexpr int kMaxBatchEvents = 1000;
+inline constexpr int kMaxBatchWaitMs = 60'000;
+
 struct Endpoint {
   std::string id;
   std::string site_id;
@@ -86,6 +97,9 @@ struct Endpoint {
   // Which events by their fields (DESIGN section 3); empty: all of them.
   model::FieldFilter field_filter;
   model::PayloadFormat format = model::PayloadFormat::kIzooto;
+  // Batched delivery (DESIGN section 1): up to `max_events` events in one request, waiting at
+  // most `max_wait_ms` for them. Off when max_events is 0.
+  BatchOptions batch;
   bool enabled = true;
   int max_in_flight = 16;
   double rate_limit = 0;  // requests per second; 0 = unlimited
@@ -109,6 +123,7 @@ struct EndpointPatch {
   std::optional<model::EventFilter> filter;
   std::optional<model::FieldFilter> field_filter;
   std::optional<model::PayloadFormat> format;
+  std::optional<BatchOptions> batch;  // max_events 0 turns batching off
   // Disabling records the time and `disabled_reason` ("" if unset); enabling clears both.
   std::optional<bool> enabled;
   std::optional<std::string> disabled_reason;
@@ -138,7 +153,16 @@ struct DueMessage {
   int64_t due_ms = 0;
   int attempts = 0;
   std::shared_ptr<const StoredEvent> stored;
+  // Which request it goes in: kUnbatched, kAlone, or the batch it was first sent in.
+  int64_t batch = 0;
 };
+
+// A message's `batch` (the messages.batch_id column): not yet sent in a batch (a batching
+// endpoint may put it in one), to be sent alone (redelivered), or a positive batch number: the
+// id of the batch's first message, fixed before the batch is first sent so that every resend,
+// after a crash too, carries the same members under the same webhook-id.
+inline constexpr int64_t kUnbatched = 0;
+inline constexpr int64_t kAlone = -1;
 
 struct AppendResult {
   size_t accepted = 0;
@@ -190,6 +214,7 @@ struct Message {
   int64_t created_at_ms = 0;
   int last_status_code = 0;
   std::string last_error;
+  int64_t batch = kUnbatched;  // as DueMessage::batch
   model::Event event;
 };
 
@@ -337,6 +362,11 @@ class Store {
   virtual void RecordAttempts(std::vector<AttemptRecord> records,
                               std::function<void(model::Status)> done) = 0;
 
+  // Fixes the members of a batch before it is first sent: sets their `batch` to `batch`, in one
+  // transaction, group-committed like AppendEvents; `done` runs once that is durable.
+  virtual void AssignBatch(std::vector<int64_t> message_ids, int64_t batch,
+                           std::function<void(model::Status)> done) = 0;
+
   // Pending messages in id order after `after_id`, for the dispatcher's start-up.
   virtual model::StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) = 0;
   // The same for one endpoint, for when it is enabled again.
@@ -351,7 +381,8 @@ class Store {
   virtual model::StatusOr<Message> GetMessage(const std::string& site_id, int64_t message_id) = 0;
   virtual model::StatusOr<std::vector<Attempt>> ListAttempts(int64_t message_id) = 0;
 
-  // Makes a message pending again, due at `now_ms`, keeping its id and attempts.
+  // Makes a message pending again, due at `now_ms`, keeping its id and attempts; it goes alone
+  // (kAlone), not in a batch.
   virtual model::StatusOr<DueMessage> RequeueMessage(const std::string& site_id, int64_t message_id,
                                                      int64_t now_ms) = 0;
 
@@ -387,6 +418,8 @@ class Store {
 std::string FormatMessageId(const std::string& instance_id, int64_t row_id);
 std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::string_view text);
 std::string FormatEventId(const std::string& instance_id, int64_t row_id);
+// Batch ids (the webhook-id of a batch): "bat_" + instance id + the batch number.
+std::string FormatBatchId(const std::string& instance_id, int64_t batch);
 
 struct StoreOptions {
   std::string database;  // "sqlite://<path>" (or a bare path), or "postgres://..."

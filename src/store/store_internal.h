@@ -116,4 +116,18 @@ void EnqueueAttempts(WriteQueue<Connection>& queue, std::vector<AttemptRecord> r
   queue.Enqueue(std::move(op));
 }
 
+// AssignBatch as a queued write: someone waits on it (the batch goes once it is durable), so it
+// does not wait for others to share its commit.
+template <typename Connection, typename Apply>
+void EnqueueBatchAssignment(WriteQueue<Connection>& queue, std::vector<int64_t> message_ids,
+                            int64_t batch, Apply apply, std::function<void(model::Status)> done) {
+  WriteOp<Connection> op;
+  op.weight = message_ids.size();
+  op.apply = [ids = std::move(message_ids), batch, apply = std::move(apply)](Connection& c) {
+    return apply(c, ids, batch);
+  };
+  op.done = std::move(done);
+  queue.Enqueue(std::move(op));
+}
+
 }  // namespace pushhook::store::internal

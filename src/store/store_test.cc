@@ -1321,7 +1321,10 @@ TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
   store_.reset();
   // Undone: the campaign sketches and every migration after them.
   ASSERT_NO_FATAL_FAILURE(
-      RunSql("DROP TABLE stats_uniques_campaign; ALTER TABLE endpoints DROP COLUMN field_filter; " +
+      RunSql("DROP TABLE stats_uniques_campaign; ALTER TABLE endpoints DROP COLUMN field_filter; "
+             "ALTER TABLE endpoints DROP COLUMN batch_max_events; "
+             "ALTER TABLE endpoints DROP COLUMN batch_max_wait_ms; "
+             "ALTER TABLE messages DROP COLUMN batch_id; " +
              std::string(Postgres() ? "UPDATE pushhook_schema SET version = 7"
                                     : "PRAGMA user_version = 6")));
   ASSERT_NO_FATAL_FAILURE(Reopen());

@@ -176,6 +176,19 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByText('filter.utm_source[0] is 300 bytes; at most 256').waitFor();
   assert.deepEqual((await s.api(endpointPath)).filter, { cid: ['spring', 'autumn'] }, 'a refused filter changed nothing');
   await page.getByLabel('utm_source', { exact: true }).fill('');
+  // Batches: on with a size and a wait, shown back; a size out of range is the API's 400.
+  await page.getByLabel('Events a request (empty: one at a time)').fill('100');
+  await page.getByLabel('Longest wait for a batch to fill (ms)').fill('250');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await waitFor(async () => JSON.stringify((await s.api(endpointPath)).batch) === JSON.stringify({ max_events: 100, max_wait_ms: 250 }),
+    { what: 'the saved batch' });
+  await page.getByTestId('batch').filter({ hasText: 'up to 100 events a request, waiting at most 250 ms for them' }).waitFor();
+  await page.getByLabel('Events a request (empty: one at a time)').fill('5000');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText("field 'batch.max_events' must be an integer from 1 to 1000").waitFor();
+  await page.getByLabel('Events a request (empty: one at a time)').fill('');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await waitFor(async () => (await s.api(endpointPath)).batch === null, { what: 'batching turned off' });
   for (const name of ['View', 'Click', 'Dismiss']) await page.getByRole('checkbox', { name }).uncheck();
   await page.getByRole('button', { name: 'Save' }).click();
   await page.getByText('field \'events\' must be a non-empty array of "View", "Click" and "Dismiss"').waitFor();
@@ -220,8 +233,8 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await waitFor(() => fs.existsSync(again.out) && fs.readFileSync(again.out, 'utf8').length > 0, { what: 'the receiver to store it' });
   await waitFor(async () => (await text(page, 'message-status')) === 'delivered', { what: 'the page to show it delivered' });
   await screenshot(page, 'dashboard-message');
-  assert.deepEqual(errors, Array(2).fill('console: Failed to load resource: the server responded with a status of 400 (Bad Request)'),
-    'no console error, exception or CSP violation but the two refused saves');
+  assert.deepEqual(errors, Array(3).fill('console: Failed to load resource: the server responded with a status of 400 (Bad Request)'),
+    'no console error, exception or CSP violation but the three refused saves');
 });
 
 itest('a read token sees its own site only and is offered no action', { skip: SKIP, timeout: 120_000 }, async (fx) => {

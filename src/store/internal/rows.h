@@ -18,8 +18,8 @@ namespace pushhook::store::internal {
 inline constexpr const char* kEndpointColumns =
     "id, site_id, url, description, events, payload_format, enabled, max_in_flight, rate_limit, "
     "secret, previous_secret, previous_secret_expires_at, created_at, updated_at, "
-    "disabled_reason, disabled_at, field_filter";
-inline constexpr int kEndpointColumnCount = 17;
+    "disabled_reason, disabled_at, field_filter, batch_max_events, batch_max_wait_ms";
+inline constexpr int kEndpointColumnCount = 19;
 
 // Qualified with `e.`, for joins; event_id may be NULL (no client id) and is then named after
 // the row, whose id is the last column.
@@ -90,6 +90,8 @@ Endpoint ReadEndpoint(const Row& row, int first, const model::SecretBox& box) {
   if (auto filter = util::FieldFilterFromText(row.Text(first + 16)); filter.ok()) {
     e.field_filter = std::move(filter.value());
   }
+  e.batch.max_events = static_cast<int>(row.Int(first + 17));
+  e.batch.max_wait_ms = static_cast<int>(row.Int(first + 18));
   return e;
 }
 

@@ -103,7 +103,7 @@ StatusOr<SiteToken> PostgresStore::FindSiteToken(const std::string& token_hash) 
 StatusOr<Endpoint> PostgresStore::CreateEndpoint(Endpoint e) {
   e.id = "ep_" + model::RandomToken(20);
   auto r = Query(std::string("INSERT INTO endpoints(") + kEndpointColumns +
-                     ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+                     ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)",
                  EndpointParams(e));
   if (!r.ok()) return r.status();
   NotifyEndpoint(e.id);
@@ -188,7 +188,9 @@ Params PostgresStore::EndpointParams(const Endpoint& e) const {
       .Add(e.updated_at_ms)
       .Add(e.disabled_reason)
       .Add(e.disabled_at_ms)
-      .Add(e.field_filter.ToJson());
+      .Add(e.field_filter.ToJson())
+      .Add(e.batch.max_events)
+      .Add(e.batch.max_wait_ms);
   return p;
 }
 

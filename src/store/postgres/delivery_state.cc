@@ -12,7 +12,7 @@ namespace pushhook::store::postgres {
 
 StatusOr<std::vector<DueMessage>> PostgresStore::LoadPending(int64_t after_id, int limit) {
   auto r = Query(
-      "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
       "WHERE status = 0 AND id > $1 ORDER BY id LIMIT $2",
       Params().Add(after_id).Add(limit));
   if (!r.ok()) return r.status();
@@ -22,7 +22,7 @@ StatusOr<std::vector<DueMessage>> PostgresStore::LoadPending(int64_t after_id, i
 StatusOr<std::vector<DueMessage>> PostgresStore::LoadPendingForEndpoint(
     const std::string& endpoint_id, int64_t after_id, int limit) {
   auto r = Query(
-      "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
       "WHERE endpoint_id = $3 AND status = 0 AND id > $1 ORDER BY id LIMIT $2",
       Params().Add(after_id).Add(limit).Add(endpoint_id));
   if (!r.ok()) return r.status();
@@ -52,12 +52,13 @@ StatusOr<std::vector<Delivery>> PostgresStore::LoadDeliveries(const std::vector<
 }
 
 StatusOr<std::vector<Message>> PostgresStore::ListMessages(const MessageQuery& q) {
-  std::string sql = std::string(
-                        "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
-                        "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
-                    kEventColumns +
-                    " FROM messages m JOIN events e ON e.id = m.event_rowid "
-                    "WHERE m.site_id = $1";
+  std::string sql =
+      std::string(
+          "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+          "m.next_attempt_at, m.created_at, m.last_status, m.last_error, m.batch_id, ") +
+      kEventColumns +
+      " FROM messages m JOIN events e ON e.id = m.event_rowid "
+      "WHERE m.site_id = $1";
   Params params;
   params.Add(q.site_id);
   int n = 1;
@@ -87,12 +88,13 @@ StatusOr<std::vector<Message>> PostgresStore::ListMessages(const MessageQuery& q
 }
 
 StatusOr<Message> PostgresStore::GetMessage(const std::string& site_id, int64_t message_id) {
-  auto r = Query(std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
-                             "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
-                     kEventColumns +
-                     " FROM messages m JOIN events e ON e.id = m.event_rowid "
-                     "WHERE m.id = $1 AND m.site_id = $2",
-                 Params().Add(message_id).Add(site_id));
+  auto r = Query(
+      std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                  "m.next_attempt_at, m.created_at, m.last_status, m.last_error, m.batch_id, ") +
+          kEventColumns +
+          " FROM messages m JOIN events e ON e.id = m.event_rowid "
+          "WHERE m.id = $1 AND m.site_id = $2",
+      Params().Add(message_id).Add(site_id));
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return model::NotFound("message not found");
   return ReadMessage(*r, 0);
@@ -116,13 +118,14 @@ StatusOr<std::vector<Attempt>> PostgresStore::ListAttempts(int64_t message_id) {
 StatusOr<DueMessage> PostgresStore::RequeueMessage(const std::string& site_id, int64_t message_id,
                                                    int64_t now_ms) {
   auto r = Query(
-      "UPDATE messages SET status = 0, next_attempt_at = $1 WHERE id = $2 AND site_id = $3 "
+      "UPDATE messages SET status = 0, next_attempt_at = $1, batch_id = -1 "
+      "WHERE id = $2 AND site_id = $3 "
       "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
       "RETURNING id, endpoint_id, attempts",
       Params().Add(now_ms).Add(message_id).Add(site_id));
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return model::NotFound("message not found");
-  DueMessage due{r->Int(0, 0), r->String(0, 1), now_ms, static_cast<int>(r->Int(0, 2)), {}};
+  DueMessage due{r->Int(0, 0), r->String(0, 1), now_ms, static_cast<int>(r->Int(0, 2)), {}, kAlone};
   NotifyMessages(due.endpoint_id, due.id, due.id);
   return due;
 }
@@ -236,7 +239,8 @@ Message PostgresStore::ReadMessage(const Result& r, int row) const {
   m.created_at_ms = r.Int(row, 6);
   m.last_status_code = static_cast<int>(r.Int(row, 7));
   m.last_error = r.String(row, 8);
-  m.event = ReadEvent(r, row, 9, instance_id_);
+  m.batch = r.Int(row, 9);
+  m.event = ReadEvent(r, row, 10, instance_id_);
   return m;
 }
 

@@ -157,6 +157,11 @@ class PostgresStore final : public Store, public Coordination {
                       std::function<void(Status)> done) override {
     internal::EnqueueAttempts(writes_, std::move(records), ApplyAttempts, std::move(done));
   }
+  void AssignBatch(std::vector<int64_t> message_ids, int64_t batch,
+                   std::function<void(Status)> done) override {
+    internal::EnqueueBatchAssignment(writes_, std::move(message_ids), batch, ApplyBatch,
+                                     std::move(done));
+  }
 
   StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override;
   StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(const std::string& endpoint_id,
@@ -239,6 +244,7 @@ class PostgresStore final : public Store, public Coordination {
   // update the same rows at once lock them in the same order, and so never deadlock.
   Status FlushAggregates(Connection& c);
   static Status ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records);
+  static Status ApplyBatch(Connection& c, const std::vector<int64_t>& message_ids, int64_t batch);
 
   // One transaction for every queued write; a deadlock with another node's transaction (two
   // requests with the same event ids in another order) runs it again.

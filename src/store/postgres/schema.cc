@@ -190,6 +190,13 @@ GROUP BY site_id, cid;
 ALTER TABLE endpoints ADD COLUMN field_filter jsonb NOT NULL DEFAULT '{}';
 CREATE INDEX endpoints_by_filter ON endpoints USING gin (field_filter jsonb_path_ops);
 )sql",
+    // 10: batched delivery (DESIGN section 1): an endpoint's batch options, and the batch each
+    // message went in (DueMessage::batch).
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN batch_max_events int NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN batch_max_wait_ms int NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN batch_id bigint NOT NULL DEFAULT 0;
+)sql",
 };
 
 }  // namespace

@@ -187,4 +187,14 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
   return r.status();
 }
 
+Status PostgresStore::ApplyBatch(Connection& c, const std::vector<int64_t>& message_ids,
+                                 int64_t batch) {
+  ArrayLiteral ids;
+  for (const int64_t id : message_ids) ids.Add(id);
+  return c
+      .Query("UPDATE messages SET batch_id = $1 WHERE id = ANY($2::bigint[])",
+             Params().Add(batch).Add(ids.Finish()))
+      .status();
+}
+
 }  // namespace pushhook::store::postgres

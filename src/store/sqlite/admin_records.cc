@@ -134,7 +134,7 @@ StatusOr<Endpoint> SqliteStore::CreateEndpoint(Endpoint e) {
   const std::string sealed_previous = box_.Seal(e.previous_secret);
   Status s = WriteSync([&](Connection& c) {
     auto st = c.Prepare(std::string("INSERT INTO endpoints(") + kEndpointColumns +
-                        ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                        ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return st.status();
     const std::string_view format = model::PayloadFormatName(e.format);
     return (*st)
@@ -155,6 +155,8 @@ StatusOr<Endpoint> SqliteStore::CreateEndpoint(Endpoint e) {
         .Bind(15, e.disabled_reason)
         .Bind(16, e.disabled_at_ms)
         .Bind(17, e.field_filter.ToJson())
+        .Bind(18, e.batch.max_events)
+        .Bind(19, e.batch.max_wait_ms)
         .Run();
   });
   if (!s.ok()) return s;

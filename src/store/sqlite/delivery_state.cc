@@ -11,7 +11,7 @@ namespace pushhook::store::sqlite {
 
 StatusOr<std::vector<DueMessage>> SqliteStore::LoadPending(int64_t after_id, int limit) {
   return QueryPending(
-      "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
       "WHERE status = 0 AND id > ?1 ORDER BY id LIMIT ?2",
       after_id, limit, std::nullopt);
 }
@@ -19,7 +19,7 @@ StatusOr<std::vector<DueMessage>> SqliteStore::LoadPending(int64_t after_id, int
 StatusOr<std::vector<DueMessage>> SqliteStore::LoadPendingForEndpoint(
     const std::string& endpoint_id, int64_t after_id, int limit) {
   return QueryPending(
-      "SELECT id, endpoint_id, next_attempt_at, attempts FROM messages "
+      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
       "WHERE endpoint_id = ?3 AND status = 0 AND id > ?1 ORDER BY id LIMIT ?2",
       after_id, limit, endpoint_id);
 }
@@ -35,8 +35,12 @@ StatusOr<std::vector<DueMessage>> SqliteStore::QueryPending(
     if (endpoint_id) (*st)->Bind(3, *endpoint_id);
     Status step;
     while ((*st)->Step(&step)) {
-      out.push_back(DueMessage{
-          (*st)->Int(0), (*st)->Text(1), (*st)->Int(2), static_cast<int>((*st)->Int(3)), {}});
+      out.push_back(DueMessage{(*st)->Int(0),
+                               (*st)->Text(1),
+                               (*st)->Int(2),
+                               static_cast<int>((*st)->Int(3)),
+                               {},
+                               (*st)->Int(4)});
     }
     (*st)->Reset();
     return step;
@@ -74,11 +78,11 @@ StatusOr<Delivery> SqliteStore::LoadDelivery(int64_t message_id) {
 }
 
 StatusOr<std::vector<Message>> SqliteStore::ListMessages(const MessageQuery& q) {
-  std::string sql = std::string(
-                        "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
-                        "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
-                    kEventColumns +
-                    " FROM messages m JOIN events e ON e.id = m.event_rowid WHERE m.site_id = ?";
+  std::string sql =
+      std::string(
+          "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+          "m.next_attempt_at, m.created_at, m.last_status, m.last_error, m.batch_id, ") +
+      kEventColumns + " FROM messages m JOIN events e ON e.id = m.event_rowid WHERE m.site_id = ?";
   if (q.before_id > 0) sql += " AND m.id < ?2";
   if (q.endpoint_id) sql += " AND m.endpoint_id = ?3";
   if (q.status) sql += " AND m.status = ?4";
@@ -107,12 +111,12 @@ StatusOr<std::vector<Message>> SqliteStore::ListMessages(const MessageQuery& q) 
 StatusOr<Message> SqliteStore::GetMessage(const std::string& site_id, int64_t message_id) {
   std::optional<Message> message;
   Status s = Read([&](Connection& c) {
-    auto st =
-        c.Prepare(std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
-                              "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
-                  kEventColumns +
-                  " FROM messages m JOIN events e ON e.id = m.event_rowid "
-                  "WHERE m.id = ? AND m.site_id = ?");
+    auto st = c.Prepare(
+        std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                    "m.next_attempt_at, m.created_at, m.last_status, m.last_error, m.batch_id, ") +
+        kEventColumns +
+        " FROM messages m JOIN events e ON e.id = m.event_rowid "
+        "WHERE m.id = ? AND m.site_id = ?");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, message_id).Bind(2, site_id);
     Status step;
@@ -151,7 +155,8 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
   DueMessage due;
   Status s = WriteSync([&](Connection& c) {
     auto st = c.Prepare(
-        "UPDATE messages SET status = 0, next_attempt_at = ? WHERE id = ? AND site_id = ? "
+        "UPDATE messages SET status = 0, next_attempt_at = ?, batch_id = -1 "
+        "WHERE id = ? AND site_id = ? "
         "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
         "RETURNING id, endpoint_id, attempts");
     if (!st.ok()) return st.status();
@@ -159,7 +164,8 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
     Status step;
     const bool found = (*st)->Step(&step);
     if (found)
-      due = DueMessage{(*st)->Int(0), (*st)->Text(1), now_ms, static_cast<int>((*st)->Int(2)), {}};
+      due = DueMessage{(*st)->Int(0), (*st)->Text(1), now_ms, static_cast<int>((*st)->Int(2)), {},
+                       kAlone};
     (*st)->Reset();
     if (!step.ok()) return step;
     return found ? Status::Ok() : model::NotFound("message not found");
@@ -269,7 +275,8 @@ Message SqliteStore::ReadMessage(const Statement& s) const {
   m.created_at_ms = s.Int(6);
   m.last_status_code = static_cast<int>(s.Int(7));
   m.last_error = s.Text(8);
-  m.event = ReadEvent(s, 9, instance_id_);
+  m.batch = s.Int(9);
+  m.event = ReadEvent(s, 10, instance_id_);
   return m;
 }
 

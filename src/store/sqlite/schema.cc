@@ -165,6 +165,13 @@ CREATE TABLE stats_uniques_campaign(
     R"sql(
 ALTER TABLE endpoints ADD COLUMN field_filter TEXT NOT NULL DEFAULT '{}';
 )sql",
+    // 9: batched delivery (DESIGN section 1): an endpoint's batch options, and the batch each
+    // message went in (DueMessage::batch).
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN batch_max_events INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN batch_max_wait_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN batch_id INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;

@@ -105,6 +105,11 @@ class SqliteStore final : public Store {
                       std::function<void(Status)> done) override {
     internal::EnqueueAttempts(writes_, std::move(records), ApplyAttempts, std::move(done));
   }
+  void AssignBatch(std::vector<int64_t> message_ids, int64_t batch,
+                   std::function<void(Status)> done) override {
+    internal::EnqueueBatchAssignment(writes_, std::move(message_ids), batch, ApplyBatch,
+                                     std::move(done));
+  }
 
   StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override;
   StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(const std::string& endpoint_id,
@@ -170,6 +175,7 @@ class SqliteStore final : public Store {
   // Adds `batches` to the statistics tables, inside the caller's transaction.
   Status FlushAggregates(Connection& c, const SiteAggregates& batches);
   static Status ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records);
+  static Status ApplyBatch(Connection& c, const std::vector<int64_t>& message_ids, int64_t batch);
   // Sites of "SELECT <kSiteColumns> FROM sites <rest>", `arg` bound to ?1.
   StatusOr<std::vector<Site>> QuerySites(const std::string& rest,
                                          const std::optional<std::string>& arg);

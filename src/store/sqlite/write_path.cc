@@ -169,4 +169,14 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
   return Status::Ok();
 }
 
+Status SqliteStore::ApplyBatch(Connection& c, const std::vector<int64_t>& message_ids,
+                               int64_t batch) {
+  auto update = c.Prepare("UPDATE messages SET batch_id = ? WHERE id = ?");
+  if (!update.ok()) return update.status();
+  for (const int64_t id : message_ids) {
+    if (Status s = (*update)->Bind(1, batch).Bind(2, id).Run(); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
 }  // namespace pushhook::store::sqlite

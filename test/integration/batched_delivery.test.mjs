@@ -1,0 +1,251 @@
+// DESIGN section 1, batches: an endpoint with `batch: {max_events, max_wait_ms}` gets its events
+// as one compact JSON array per request, signed once, under the batch's own webhook-id (bat_…);
+// batches fill across ingest requests, wait at most max_wait_ms, are retried whole, survive
+// kill -9 with the same members under the same id, and a redelivered message goes alone.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
+import { Webhook as SvixWebhook } from 'svix';
+import {
+  expectStatus, itest, listItems, makeEvent, payloadFor, request, sleep, stop, waitFor, webhookHeaders,
+} from '../helpers/harness.mjs';
+import { slow, startMisbehavingReceiver } from '../helpers/misbehaving_receiver.mjs';
+
+const eventsOf = (n, prefix, from = 0) =>
+  Array.from({ length: n }, (_, i) => makeEvent(from + i, { event_id: `${prefix}-${from + i}` }));
+
+itest('batches: one signed array per request, filled across ingests, verified by standardwebhooks and svix@1', async (fx) => {
+  const recorder = await fx.startRecorder();
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Batches');
+  const endpoint = await serve.createEndpoint(site.id, {
+    url: `${recorder.url}/batch`, batch: { max_events: 5, max_wait_ms: 60_000 },
+  });
+  assert.deepEqual(endpoint.batch, { max_events: 5, max_wait_ms: 60_000 });
+
+  // Two requests, 2 and 3 events: one batch of 5, in ingest order.
+  const events = eventsOf(5, 'b');
+  expectStatus(await serve.ingest(site.ingest_key, events.slice(0, 2)), 202, 'first ingest');
+  await sleep(300);
+  assert.equal(recorder.requests.length, 0, 'a batch of 2 waits for more (max_wait_ms is a minute)');
+  expectStatus(await serve.ingest(site.ingest_key, events.slice(2)), 202, 'second ingest');
+  await waitFor(() => recorder.requests.length >= 1, { what: 'the batch' });
+  const [delivery] = recorder.requests;
+  assert.equal(delivery.headers['content-type'], 'application/json');
+  const headers = webhookHeaders(delivery);
+  assert.match(headers['webhook-id'], /^bat_[A-Za-z0-9]+$/);
+  assert.equal(delivery.body, `[${events.map((e) => payloadFor(e)).join(',')}]`, 'the compact array, in ingest order');
+  const expected = events.map((e) => JSON.parse(payloadFor(e)));
+  assert.deepEqual(new StandardWebhook(endpoint.secret).verify(delivery.body, headers), expected);
+  assert.deepEqual(new SvixWebhook(endpoint.secret).verify(delivery.body, headers), expected);
+  assert.throws(() => new StandardWebhook(endpoint.secret).verify(delivery.body.replace('cookie-000000', 'cookie-000009'), headers));
+
+  // The message log: one message per event, each with the batch it went in.
+  const log = await waitFor(async () => {
+    const page = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages`), 200, 'messages'));
+    return page.length === 5 && page.every((m) => m.status === 'delivered') && page;
+  }, { what: 'five delivered messages' });
+  for (const m of log) assert.equal(m.batch_id, headers['webhook-id']);
+
+  // Redeliver one: it goes alone, as a single object under its own message id.
+  const one = log.find((m) => m.event.cookie_id === events[3].cookie_id);
+  expectStatus(await serve.api('POST', `/v1/sites/${site.id}/messages/${one.id}/redeliver`), 202, 'redeliver');
+  await waitFor(() => recorder.requests.length >= 2, { what: 'the redelivery' });
+  const alone = recorder.requests[1];
+  assert.equal(alone.headers['webhook-id'], one.id);
+  assert.equal(alone.body, payloadFor(events[3]));
+  assert.deepEqual(new StandardWebhook(endpoint.secret).verify(alone.body, webhookHeaders(alone)), expected[3]);
+  const after = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${one.id}`), 200, 'the message');
+  assert.equal(after.batch_id, null, 'sent alone');
+
+  // pushhook receive stores each element of the batch once, however often it arrives.
+  const receive = await fx.startReceive({ secret: endpoint.secret });
+  for (let i = 0; i < 2; i += 1) {
+    const res = await request(receive.url, 'POST', '/batch', {
+      body: delivery.body, headers: { ...headers, 'content-type': 'application/json' },
+    });
+    assert.equal(res.status, 204, `receive answered ${res.status} ${res.text}`);
+  }
+  await waitFor(() => {
+    try {
+      return readFileSync(receive.out, 'utf8').trim().split('\n').length === 5;
+    } catch {
+      return false;
+    }
+  }, { what: 'five stored elements' });
+  await sleep(200);
+  const stored = readFileSync(receive.out, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  assert.equal(stored.length, 5, 'each element once');
+
+  // PATCH batch null: one event per request again.
+  const off = expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`, { batch: null }), 200, 'PATCH batch null');
+  assert.equal(off.batch, null);
+  const single = makeEvent(99, { event_id: 'b-99' });
+  expectStatus(await serve.ingest(site.ingest_key, single), 202, 'ingest after PATCH');
+  await waitFor(() => recorder.requests.length >= 3, { what: 'the single delivery' });
+  assert.equal(recorder.requests[2].body, payloadFor(single));
+  assert.match(recorder.requests[2].headers['webhook-id'], /^msg_/);
+});
+
+itest('batches: one that does not fill goes after max_wait_ms, not before; max_wait_ms 0 goes at once', async (fx) => {
+  const recorder = await fx.startRecorder();
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Batch wait');
+  const waiting = await serve.createEndpoint(site.id, { url: `${recorder.url}/wait`, batch: { max_events: 100, max_wait_ms: 1_500 } });
+  await serve.createEndpoint(site.id, { url: `${recorder.url}/now`, batch: { max_events: 100 } });
+  assert.deepEqual(waiting.batch, { max_events: 100, max_wait_ms: 1_500 });
+  const events = eventsOf(3, 'w');
+  const sentAt = Date.now();
+  expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
+  const ackedAt = Date.now();
+  const at = (path) => recorder.requests.filter((r) => r.url === path);
+  await waitFor(() => at('/now').length === 1, { what: 'the max_wait_ms 0 batch' });
+  assert.ok(at('/now')[0].at - sentAt < 1_000, `max_wait_ms 0 took ${at('/now')[0].at - sentAt} ms`);
+  assert.equal(JSON.parse(at('/now')[0].body).length, 3);
+  await waitFor(() => at('/wait').length === 1, { what: 'the waiting batch', timeoutMs: 10_000 });
+  const waited = at('/wait')[0].at - ackedAt;
+  assert.ok(waited >= 1_400, `sent ${waited} ms after the ingest was acknowledged: before max_wait_ms`);
+  assert.equal(JSON.parse(at('/wait')[0].body).length, 3, 'as it was when the wait ran out');
+});
+
+itest('batches: a failing batch is retried whole, same id and body, until a 2xx', async (fx) => {
+  const recorder = await fx.startRecorder({ respond: (_, i) => (i < 2 ? 500 : 204) });
+  const serve = await fx.startServe({ retrySchedule: '200ms,200ms,200ms' });
+  const site = await serve.createSite('Batch retry');
+  await serve.createEndpoint(site.id, { url: `${recorder.url}/r`, batch: { max_events: 10 } });
+  expectStatus(await serve.ingest(site.ingest_key, eventsOf(4, 'r')), 202, 'ingest');
+  const log = await waitFor(async () => {
+    const page = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages`), 200, 'messages'));
+    return page.length === 4 && page.every((m) => m.status === 'delivered') && page;
+  }, { what: 'four delivered messages' });
+  assert.equal(recorder.requests.length, 3, 'two failures, then the 204');
+  const ids = new Set(recorder.requests.map((r) => r.headers['webhook-id']));
+  assert.equal(ids.size, 1, `one webhook-id across retries: ${[...ids]}`);
+  assert.equal(new Set(recorder.requests.map((r) => r.body)).size, 1, 'the same body each time');
+  for (const m of log) assert.equal(m.attempts, 3);
+  const attempts = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${log[0].id}/attempts`), 200, 'attempts'));
+  assert.deepEqual(attempts.map((a) => a.status_code), [500, 500, 204]);
+});
+
+itest('batches: every bad batch is a 400 naming what is wrong, and changes nothing', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Bad batches');
+  const recorder = await fx.startRecorder();
+  const endpoint = await serve.createEndpoint(site.id, { url: `${recorder.url}/h`, batch: { max_events: 7, max_wait_ms: 9 } });
+  const shape = 'field \'batch\' must be null or an object {"max_events": 1..1000, "max_wait_ms": 0..60000}';
+  const events = 'field \'batch.max_events\' must be an integer from 1 to 1000';
+  const wait = 'field \'batch.max_wait_ms\' must be an integer from 0 to 60000';
+  const cases = [
+    [5, shape], ['on', shape], [true, shape], [[100], shape],
+    [{}, events], [{ max_wait_ms: 5 }, events], [{ max_events: 0 }, events], [{ max_events: 1001 }, events],
+    [{ max_events: '10' }, events], [{ max_events: 2.5 }, events], [{ max_events: null }, events],
+    [{ max_events: 10, max_wait_ms: -1 }, wait], [{ max_events: 10, max_wait_ms: 60_001 }, wait],
+    [{ max_events: 10, max_wait_ms: 0.5 }, wait], [{ max_events: 10, max_wait_ms: '1' }, wait],
+    [{ max_events: 10, size: 3 }, 'unknown field \'batch.size\': batch takes max_events and max_wait_ms'],
+  ];
+  for (const [batch, message] of cases) {
+    for (const [method, path] of [['POST', `/v1/sites/${site.id}/endpoints`], ['PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`]]) {
+      const res = await serve.api(method, path, { url: `${recorder.url}/x`, batch });
+      assert.equal(res.status, 400, `${method} batch ${JSON.stringify(batch)}: ${res.status} ${res.text}`);
+      assert.deepEqual(res.json, { error: { code: 'invalid_request', message } }, `${method} batch ${JSON.stringify(batch)}`);
+    }
+  }
+  const list = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/endpoints`), 200, 'endpoints'));
+  assert.equal(list.length, 1, 'no endpoint was made');
+  assert.deepEqual(list[0].batch, { max_events: 7, max_wait_ms: 9 }, 'nor changed');
+  assert.equal(list[0].url, `${recorder.url}/h`);
+  // The limits themselves are fine.
+  const edge = expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`,
+    { batch: { max_events: 1000, max_wait_ms: 60_000 } }), 200, 'PATCH at the limits');
+  assert.deepEqual(edge.batch, { max_events: 1000, max_wait_ms: 60_000 });
+});
+
+// Under continuous ingest into a batching endpoint whose receiver is slow (so batches are in
+// flight), kill -9 the server three times and restart it on the same data: every acknowledged
+// event reaches the receiver, and de-duplicated by webhook-id + index each is seen exactly once.
+itest('batches: kill -9 with batches in flight loses nothing; by webhook-id + index each event is seen once', { timeout: 100_000 }, async (fx, t) => {
+  const rx = await startMisbehavingReceiver({ behaviour: slow(40), t });
+  const opts = { retrySchedule: '200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms' };
+  let serve = await fx.startServe(opts);
+  const { dataDir, adminToken } = serve;
+  const site = await serve.createSite('Batch crash');
+  await serve.createEndpoint(site.id, {
+    url: `${rx.url}/hooks`, payload_format: 'extended', batch: { max_events: 50, max_wait_ms: 100 }, max_in_flight: 4,
+  });
+  const posted = new Set();
+  const acked = new Set();
+  let running = true;
+  let n = 0;
+  const ingestLoop = (async () => {
+    const deadline = Date.now() + 60_000;
+    while (running && Date.now() < deadline) {
+      const batch = eventsOf(25, 'k', n);
+      n += 25;
+      for (const e of batch) posted.add(e.event_id);
+      for (;;) {
+        let answer = null;
+        try {
+          answer = await request(serve.baseUrl, 'POST', '/v1/events', {
+            body: JSON.stringify(batch), headers: { 'content-type': 'application/json', 'x-pushhook-key': site.ingest_key },
+          });
+        } catch {
+          // down: not acknowledged; posted again with the same event_ids
+        }
+        if (answer?.status === 202) {
+          for (const e of batch) acked.add(e.event_id);
+          break;
+        }
+        if (Date.now() > deadline) throw new Error('a request could not be acknowledged');
+        await sleep(20);
+      }
+      await sleep(10);
+    }
+  })();
+  try {
+    for (let kill = 0; kill < 3; kill += 1) {
+      await sleep(1_200);
+      const killed = await stop(serve, 'SIGKILL');
+      assert.equal(killed.signal, 'SIGKILL');
+      serve = await fx.startServe({ ...opts, dataDir, adminToken });
+      t.diagnostic(`kill ${kill + 1}: ${acked.size} acknowledged, ${rx.requests.length} requests received`);
+    }
+    await sleep(800);
+  } finally {
+    running = false;
+    await ingestLoop;
+  }
+  assert.ok(acked.size >= 300, `only ${acked.size} events acknowledged`);
+
+  const elements = new Map(); // `${webhook-id}#${index}` -> event_id
+  const keysOf = new Map(); // event_id -> Set of keys
+  let scanned = 0;
+  const scan = () => {
+    for (; scanned < rx.requests.length; scanned += 1) {
+      const r = rx.requests[scanned];
+      const body = JSON.parse(r.body);
+      assert.ok(Array.isArray(body), `a batching endpoint got a single object under ${r.webhookId}`);
+      assert.match(r.webhookId, /^bat_/);
+      body.forEach((element, index) => {
+        const key = `${r.webhookId}#${index}`;
+        const known = elements.get(key);
+        assert.ok(known === undefined || known === element.event_id, `${key} carried ${known} and then ${element.event_id}`);
+        elements.set(key, element.event_id);
+        if (!keysOf.has(element.event_id)) keysOf.set(element.event_id, new Set());
+        keysOf.get(element.event_id).add(key);
+      });
+    }
+  };
+  await waitFor(() => {
+    scan();
+    for (const id of acked) if (!keysOf.has(id)) return false;
+    return true;
+  }, { timeoutMs: 40_000, intervalMs: 200, what: `all ${acked.size} acknowledged events delivered` });
+  await sleep(800);
+  scan();
+  const twice = [...keysOf].filter(([, keys]) => keys.size > 1).map(([id, keys]) => `${id}: ${[...keys]}`);
+  assert.deepEqual(twice, [], 'events seen under more than one webhook-id + index');
+  const unknown = [...keysOf.keys()].filter((id) => !posted.has(id));
+  assert.deepEqual(unknown, [], 'events that were never posted');
+  const repeats = rx.requests.length - new Set(rx.requests.map((r) => r.webhookId)).size;
+  t.diagnostic(`${acked.size} events acknowledged; ${rx.requests.length} requests, ${repeats} of them resends of a batch`);
+});
