@@ -43,13 +43,13 @@ export async function figureBatches() {
   try {
     for (const [name, batch] of Object.entries(variants)) {
       setups[name] = await EndToEnd.create(`fig11-${name}`, 1, { endpoint: name === 'batched' ? { batch } : {} });
-      await setups[name].run(Math.min(events, 20_000), { timeoutMs: 60_000 }); // warm-up
+      await setups[name].run(Math.min(events[name], 20_000), { timeoutMs: 60_000 }); // warm-up
     }
     for (let rep = 0; rep < opts.reps; ++rep) {
       for (const name of Object.keys(variants)) {
-        const r = await setups[name].run(events, { timeoutMs: 120_000 });
+        const r = await setups[name].run(events[name], { timeoutMs: 120_000 });
         runs.end_to_end[name].push(r);
-        const d = await drain(setups[name], events);
+        const d = await drain(setups[name], events[name]);
         runs.drain[name].push(d);
         log(`fig 11 rep ${rep + 1}, ${name}: end to end ${r.webhooks_per_second.toFixed(0)} events/s ` +
           `(${r.stored}/${r.webhooks} in ${r.seconds.toFixed(2)} s, ingest ${r.ingest_seconds.toFixed(2)} s); ` +

@@ -387,14 +387,19 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
       return;
     }
     std::unordered_set<int64_t> found;
+    bool endpoint_read = false;
     for (store::Delivery& d : *loaded) {
       found.insert(d.message_id);
       if (d.status != store::MessageStatus::kPending) {
         Forget(index, d.message_id);  // finished meanwhile
         continue;
       }
-      state.endpoint = std::make_shared<const store::Endpoint>(std::move(d.endpoint));
-      state.site_id = d.site_id;
+      if (!endpoint_read) {
+        // Read just now: the freshest endpoint there is (the same for every member).
+        state.endpoint = std::make_shared<const store::Endpoint>(std::move(d.endpoint));
+        state.site_id = d.site_id;
+        endpoint_read = true;
+      }
       const int made = std::max(d.attempts, attempts[d.message_id]);
       messages.push_back(
           OutgoingMessage{d.message_id, made + 1,

@@ -118,6 +118,7 @@ class SqliteStore final : public Store {
                                                  int limit,
                                                  const std::optional<std::string>& endpoint_id);
   StatusOr<Delivery> LoadDelivery(int64_t message_id) override;
+  StatusOr<std::vector<Delivery>> LoadDeliveries(const std::vector<int64_t>& ids) override;
   StatusOr<std::vector<Message>> ListMessages(const MessageQuery& q) override;
   StatusOr<Message> GetMessage(const std::string& site_id, int64_t message_id) override;
   StatusOr<std::vector<Attempt>> ListAttempts(int64_t message_id) override;
