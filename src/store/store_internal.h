@@ -116,8 +116,8 @@ void EnqueueAttempts(WriteQueue<Connection>& queue, std::vector<AttemptRecord> r
   queue.Enqueue(std::move(op));
 }
 
-// AssignBatch as a queued write: someone waits on it (the batch goes once it is durable), so it
-// does not wait for others to share its commit.
+// AssignBatch as a queued write: someone waits on it (the batch goes once it is committed), so
+// it does not wait for others to share its commit; and it need not wait for a sync of its own.
 template <typename Connection, typename Apply>
 void EnqueueBatchAssignment(WriteQueue<Connection>& queue, std::vector<int64_t> message_ids,
                             int64_t batch, Apply apply, std::function<void(model::Status)> done) {
@@ -127,6 +127,7 @@ void EnqueueBatchAssignment(WriteQueue<Connection>& queue, std::vector<int64_t> 
     return apply(c, ids, batch);
   };
   op.done = std::move(done);
+  op.must_sync = false;
   queue.Enqueue(std::move(op));
 }
 

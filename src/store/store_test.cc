@@ -796,6 +796,38 @@ TEST_P(StoreTest, LoadDeliveriesReadsABatchAndLeavesOutWhatIsGone) {
   EXPECT_EQ(loaded[1].site_id, site.id);
 }
 
+// A batch's members, fixed before it is first sent, come back as they were after a restart; a
+// redelivered member goes alone.
+TEST_P(StoreTest, ABatchsMembersAreFixedAcrossARestartAndARedeliveredOneGoesAlone) {
+  auto site = Value(store_->CreateSite("a"));
+  Endpoint e = MakeEndpoint(site.id);
+  EndpointPatch patch;
+  patch.batch = BatchOptions{100, 50};
+  EXPECT_EQ(Value(store_->UpdateEndpoint(site.id, e.id, patch, 1)).batch, (BatchOptions{100, 50}));
+  AppendResult r = Append(
+      site.id, {MakeEvent(model::Action::kView, "one"), MakeEvent(model::Action::kView, "two"),
+                MakeEvent(model::Action::kView, "three")});
+  ASSERT_EQ(r.messages.size(), 3u);
+  const int64_t batch = r.messages[0].id;
+  std::promise<model::Status> assigned;
+  store_->AssignBatch({r.messages[0].id, r.messages[1].id}, batch,
+                      [&](model::Status s) { assigned.set_value(s); });
+  ASSERT_TRUE(assigned.get_future().get().ok());
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  auto pending = Value(store_->LoadPendingForEndpoint(e.id, 0, 10));
+  ASSERT_EQ(pending.size(), 3u);
+  EXPECT_EQ(pending[0].batch, batch);
+  EXPECT_EQ(pending[1].batch, batch);
+  EXPECT_EQ(pending[2].batch, kUnbatched);
+  EXPECT_EQ(Value(store_->GetMessage(site.id, r.messages[1].id)).batch, batch);
+  EXPECT_EQ(Value(store_->GetEndpointById(e.id)).batch, (BatchOptions{100, 50}));
+  auto requeued = Value(store_->RequeueMessage(site.id, r.messages[1].id, 2));
+  EXPECT_EQ(requeued.batch, kAlone);
+  EXPECT_EQ(Value(store_->LoadPending(0, 10))[1].batch, kAlone);
+  EXPECT_EQ(FormatBatchId(store_->instance_id(), batch),
+            "bat_" + store_->instance_id() + std::to_string(batch));
+}
+
 TEST_P(StoreTest, RequeueMakesAFinishedMessagePendingAgain) {
   auto site = store_->CreateSite("a");
   auto other = store_->CreateSite("b");

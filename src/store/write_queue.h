@@ -45,7 +45,20 @@ struct WriteOp {
   // Whether nobody waits on this write's durability (attempt records: the webhook was already
   // sent), so that it may wait a few milliseconds to share a commit with others.
   bool deferrable = false;
+  // Whether its commit must reach the disk, or only survive this process: a batch's members
+  // (AssignBatch) lost to a power cut cost duplicates at the receiver, never an event, and a
+  // transaction of nothing else commits without waiting for a sync.
+  bool must_sync = true;
 };
+
+// Whether any write of `batch` must reach the disk when it commits.
+template <typename Op>
+bool AnyMustSync(const std::vector<Op>& batch) {
+  for (const Op& op : batch) {
+    if (op.must_sync) return true;
+  }
+  return false;
+}
 
 template <typename Connection>
 class WriteQueue {

@@ -84,6 +84,9 @@ Status PostgresStore::CommitBatch(std::vector<PgWriteQueue::Op>& batch,
     results->assign(batch.size(), Status::Ok());
     s = c.healthy() ? Status::Ok() : c.Reconnect();
     if (s.ok()) s = c.Exec("BEGIN");
+    // Nothing that must reach the disk (WriteOp::must_sync): the server need not wait for its
+    // WAL flush before answering the commit.
+    if (s.ok() && !AnyMustSync(batch)) s = c.Exec("SET LOCAL synchronous_commit TO off");
     for (size_t i = 0; s.ok() && i < batch.size(); ++i) {
       (*results)[i] = batch[i].apply(c);
       s = (*results)[i];

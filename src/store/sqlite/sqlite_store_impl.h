@@ -190,6 +190,9 @@ class SqliteStore final : public Store {
   // append reads them again (they are rare; appends are not).
   Status WriteSync(std::function<Status(Connection&)> apply);
   Status CommitBatch(std::vector<SqliteWriteQueue::Op>& batch, std::vector<Status>* results);
+  // CommitBatch's transaction, at the connection's synchronous setting.
+  Status CommitInTransaction(Connection& c, std::vector<SqliteWriteQueue::Op>& batch,
+                             std::vector<Status>* results);
 
   // Statistics are written with the events' transaction only now and then (FlushDue): the
   // pages of the statistics tables then change once per flush rather than once per commit. In
