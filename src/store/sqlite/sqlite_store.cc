@@ -67,7 +67,7 @@ Status SqliteStore::CommitBatch(std::vector<SqliteWriteQueue::Op>& batch,
   // does not undo; the next synced commit carries it to the disk.
   const bool relaxed = options_.durability_full && !AnyMustSync(batch);
   if (relaxed) c.Exec("PRAGMA synchronous=NORMAL").IgnoreError();
-  const Status committed = CommitInTransaction(c, batch, results);
+  Status committed = CommitInTransaction(c, batch, results);
   if (relaxed) c.Exec("PRAGMA synchronous=FULL").IgnoreError();
   return committed;
 }
