@@ -147,6 +147,7 @@ void Dispatcher::Run() {
     Deliver(mail, now, &out);
     // After the grace period: what finished is recorded; what is still out stays pending.
     if (!halted && !stopping) scheduler_.Poll(now, &out);
+    scheduler_.Publish(&out);
     CarryOut(out);
     if (halted) return;
   }

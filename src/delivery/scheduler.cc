@@ -415,7 +415,10 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
     state.site_id = messages.front().event->site_id;
   }
   if (messages.empty()) return;
-  if (state.endpoint == nullptr) return;  // deleted
+  if (state.endpoint == nullptr) {  // deleted: its messages were failed in the store
+    for (const OutgoingMessage& m : messages) Forget(index, m.id);
+    return;
+  }
   if (!state.endpoint->enabled) {
     Park(index);
     return;
@@ -424,7 +427,7 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
   counts_.attempts += messages.size() - 1;  // one attempt per message
   send.batch = batch;
   send.messages = std::move(messages);
-  Publish(index, out);
+  Changed(index);
 }
 
 Send& Scheduler::StartSend(uint32_t index, int64_t now_ms, SchedulerOutput* out) {
@@ -506,7 +509,7 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
   Send& send = StartSend(endpoint, now_ms, out);
   send.batch = message.batch;
   send.messages.push_back(OutgoingMessage{message_id, attempts + 1, std::move(event)});
-  Publish(endpoint, out);
+  Changed(endpoint);
 }
 
 void Scheduler::Disable(uint32_t index, std::string reason, SchedulerOutput* out) {
@@ -515,14 +518,25 @@ void Scheduler::Disable(uint32_t index, std::string reason, SchedulerOutput* out
   out->disables.push_back(DisableEndpoint{state.id, state.site_id, std::move(reason)});
 }
 
-void Scheduler::Publish(uint32_t index, SchedulerOutput* out) const {
-  const EndpointState& state = endpoints_[index];
-  EndpointRuntime runtime;
-  runtime.circuit_opened = state.circuit.state(0) != CircuitBreaker::State::kClosed;
-  runtime.circuit_open_until_ms = state.circuit.open_until_ms();
-  runtime.in_flight = state.in_flight;
-  runtime.queued = state.ready.size();
-  out->runtime.emplace_back(state.id, runtime);
+void Scheduler::Changed(uint32_t index) {
+  EndpointState& state = endpoints_[index];
+  if (state.changed) return;
+  state.changed = true;
+  changed_.push_back(index);
+}
+
+void Scheduler::Publish(SchedulerOutput* out) {
+  for (const uint32_t index : changed_) {
+    EndpointState& state = endpoints_[index];
+    state.changed = false;
+    EndpointRuntime runtime;
+    runtime.circuit_opened = state.circuit.state(0) != CircuitBreaker::State::kClosed;
+    runtime.circuit_open_until_ms = state.circuit.open_until_ms();
+    runtime.in_flight = state.in_flight;
+    runtime.queued = state.ready.size();
+    out->runtime.emplace_back(state.id, runtime);
+  }
+  changed_.clear();
 }
 
 EndpointRuntime Scheduler::Runtime(const std::string& endpoint_id, int64_t now_ms) const {
@@ -629,7 +643,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
       for (const Due& m : retried) Schedule(due_ms, m, index, now_ms);
     }
   }
-  Publish(index, out);
+  Changed(index);
 }
 
 }  // namespace pushhook::delivery

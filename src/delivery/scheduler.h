@@ -99,7 +99,7 @@ struct SchedulerOutput {
   // Shared database: finished messages (endpoint, id) to hand back through Recorded() once their
   // records are durable; until then they stay held, so that no notice admits them again.
   std::vector<std::pair<uint32_t, int64_t>> finished;
-  // Endpoints whose runtime changed (for the admin API), with their runtime now.
+  // Endpoints whose runtime changed (for the admin API), with their runtime now: Publish().
   std::vector<std::pair<std::string, EndpointRuntime>> runtime;
 
   bool empty() const {
@@ -133,6 +133,9 @@ class Scheduler {
   void Complete(Completion completion, int64_t now_ms, SchedulerOutput* out);
   // Fires due timers and launches what each endpoint's limits allow now.
   void Poll(int64_t now_ms, SchedulerOutput* out);
+  // Puts the runtime of each endpoint changed since the last call into `out` (once however
+  // often it changed: a burst of completions costs one entry an endpoint, not one each).
+  void Publish(SchedulerOutput* out);
   // When Poll has something to do next, or nullopt when only an input can bring work.
   std::optional<int64_t> NextWakeMs() const;
 
@@ -179,7 +182,8 @@ class Scheduler {
     // The endpoint as last read, and messages just made by ingest with their events.
     std::shared_ptr<const store::Endpoint> endpoint;
     std::unordered_map<int64_t, std::shared_ptr<const store::StoredEvent>> fresh;
-    bool queued = false;  // in runnable_
+    bool queued = false;   // in runnable_
+    bool changed = false;  // in changed_
     std::string site_id;
     CircuitBreaker circuit;
     util::TokenBucket bucket;
@@ -213,7 +217,8 @@ class Scheduler {
   std::shared_ptr<const store::StoredEvent> TakeFresh(EndpointState& state, int64_t message_id);
   void WakeAt(int64_t when_ms, uint32_t endpoint);
   void Disable(uint32_t endpoint, std::string reason, SchedulerOutput* out);
-  void Publish(uint32_t endpoint, SchedulerOutput* out) const;
+  // Notes that the endpoint's runtime changed, for the next Publish().
+  void Changed(uint32_t endpoint);
   void CountBacklog(int64_t now_ms);
 
   store::Store& store_;
@@ -222,6 +227,7 @@ class Scheduler {
   std::vector<EndpointState> endpoints_;
   std::unordered_map<std::string, uint32_t> endpoint_index_;
   std::deque<uint32_t> runnable_;
+  std::vector<uint32_t> changed_;  // endpoints whose runtime the next Publish() reports
   std::mt19937_64 rng_;
   int64_t max_admitted_id_ = 0;
   int64_t backlog_counted_ms_ = INT64_MIN / 2;  // long ago, without overflowing a difference
