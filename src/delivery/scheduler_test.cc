@@ -570,7 +570,13 @@ TEST_F(SchedulerTest, ARedeliveredMessageGoesAlone) {
   Admit(messages);
   const Send batch = Poll(kT0).sends.at(0);
   Assign(batch);
-  Complete(batch, Answer(204), kT0 + 1);
+  EXPECT_EQ(store_->RequeueMessage(site_, messages[1].id, kT0 + 1).status().code(),
+            model::StatusCode::kAlreadyExists)
+      << "not while its batch is pending";
+  SchedulerOutput done = Complete(batch, Answer(204), kT0 + 1);
+  std::promise<model::Status> recorded;
+  store_->RecordAttempts(done.records, [&](model::Status s) { recorded.set_value(s); });
+  ASSERT_TRUE(recorded.get_future().get().ok());
   auto requeued = store_->RequeueMessage(site_, messages[1].id, kT0 + 2);
   ASSERT_TRUE(requeued.ok());
   EXPECT_EQ(requeued->batch, store::kAlone);

@@ -65,6 +65,10 @@ inline constexpr const char* kCampaignColumns =
     "cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals, title";
 CampaignsSql ListCampaignsSql(const CampaignQuery& query, char marker);
 
+// RequeueMessage's refusal of a message pending in a batch (kAlreadyExists, 409): the batch is
+// retried whole under its id, and taking one member out would shift the others' indexes.
+model::Status WaitingInBatch(const std::string& instance_id, int64_t batch);
+
 // A new site named `name`: fresh id, ingest key and beacon secret.
 Site NewSite(const std::string& name, int64_t now_ms);
 

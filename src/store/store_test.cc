@@ -821,9 +821,27 @@ TEST_P(StoreTest, ABatchsMembersAreFixedAcrossARestartAndARedeliveredOneGoesAlon
   EXPECT_EQ(pending[2].batch, kUnbatched);
   EXPECT_EQ(Value(store_->GetMessage(site.id, r.messages[1].id)).batch, batch);
   EXPECT_EQ(Value(store_->GetEndpointById(e.id)).batch, (BatchOptions{100, 50}));
+  // Pending in its batch: it stays there, or the batch's resends would shift its members.
+  auto refused = store_->RequeueMessage(site.id, r.messages[1].id, 2);
+  EXPECT_EQ(refused.status().code(), model::StatusCode::kAlreadyExists);
+  EXPECT_EQ(refused.status().message(),
+            "the message is waiting in batch " + FormatBatchId(store_->instance_id(), batch) +
+                ", which is retried whole; redeliver it once the batch has finished");
+  std::vector<AttemptRecord> records;
+  for (const int64_t id : {r.messages[0].id, r.messages[1].id}) {
+    AttemptRecord& record = records.emplace_back();
+    record.message_id = id;
+    record.attempt = 1;
+    record.status_code = 204;
+    record.new_status = MessageStatus::kDelivered;
+  }
+  std::promise<model::Status> recorded;
+  store_->RecordAttempts(records, [&](model::Status s) { recorded.set_value(s); });
+  ASSERT_TRUE(recorded.get_future().get().ok());
+  // Delivered with its batch: redelivered alone.
   auto requeued = Value(store_->RequeueMessage(site.id, r.messages[1].id, 2));
   EXPECT_EQ(requeued.batch, kAlone);
-  EXPECT_EQ(Value(store_->LoadPending(0, 10))[1].batch, kAlone);
+  EXPECT_EQ(Value(store_->LoadPending(0, 10))[0].batch, kAlone);
   EXPECT_EQ(FormatBatchId(store_->instance_id(), batch),
             "bat_" + store_->instance_id() + std::to_string(batch));
 }

@@ -114,6 +114,13 @@ itest('batches: a failing batch is retried whole, same id and body, until a 2xx'
   const site = await serve.createSite('Batch retry');
   await serve.createEndpoint(site.id, { url: `${recorder.url}/r`, batch: { max_events: 10 } });
   expectStatus(await serve.ingest(site.ingest_key, eventsOf(4, 'r')), 202, 'ingest');
+  // While the batch waits for its retry, one member cannot be taken out of it.
+  await waitFor(() => recorder.requests.length >= 1, { what: 'the first attempt' });
+  const [waiting] = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages?limit=1`), 200, 'messages'));
+  const refused = await serve.api('POST', `/v1/sites/${site.id}/messages/${waiting.id}/redeliver`);
+  assert.equal(refused.status, 409, refused.text);
+  assert.deepEqual(refused.json, { error: { code: 'conflict', message:
+    `the message is waiting in batch ${recorder.requests[0].headers['webhook-id']}, which is retried whole; redeliver it once the batch has finished` } });
   const log = await waitFor(async () => {
     const page = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages`), 200, 'messages'));
     return page.length === 4 && page.every((m) => m.status === 'delivered') && page;

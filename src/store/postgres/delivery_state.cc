@@ -119,12 +119,21 @@ StatusOr<DueMessage> PostgresStore::RequeueMessage(const std::string& site_id, i
                                                    int64_t now_ms) {
   auto r = Query(
       "UPDATE messages SET status = 0, next_attempt_at = $1, batch_id = -1 "
-      "WHERE id = $2 AND site_id = $3 "
+      "WHERE id = $2 AND site_id = $3 AND NOT (status = 0 AND batch_id > 0) "
       "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
       "RETURNING id, endpoint_id, attempts",
       Params().Add(now_ms).Add(message_id).Add(site_id));
   if (!r.ok()) return r.status();
-  if (r->rows() == 0) return model::NotFound("message not found");
+  if (r->rows() == 0) {
+    // Pending in a batch: taking it out would change the batch that is retried under its id.
+    auto batched = Query(
+        "SELECT batch_id FROM messages WHERE id = $1 AND site_id = $2 AND status = 0 AND "
+        "batch_id > 0",
+        Params().Add(message_id).Add(site_id));
+    if (!batched.ok()) return batched.status();
+    if (batched->rows() > 0) return internal::WaitingInBatch(instance_id_, batched->Int(0, 0));
+    return model::NotFound("message not found");
+  }
   DueMessage due{r->Int(0, 0), r->String(0, 1), now_ms, static_cast<int>(r->Int(0, 2)), {}, kAlone};
   NotifyMessages(due.endpoint_id, due.id, due.id);
   return due;

@@ -189,7 +189,7 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
   Status s = WriteSync([&](Connection& c) {
     auto st = c.Prepare(
         "UPDATE messages SET status = 0, next_attempt_at = ?, batch_id = -1 "
-        "WHERE id = ? AND site_id = ? "
+        "WHERE id = ? AND site_id = ? AND NOT (status = 0 AND batch_id > 0) "
         "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
         "RETURNING id, endpoint_id, attempts");
     if (!st.ok()) return st.status();
@@ -201,7 +201,19 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
                        kAlone};
     (*st)->Reset();
     if (!step.ok()) return step;
-    return found ? Status::Ok() : model::NotFound("message not found");
+    if (found) return Status::Ok();
+    // Pending in a batch: taking it out would change the batch that is retried under its id.
+    auto batched = c.Prepare(
+        "SELECT batch_id FROM messages WHERE id = ? AND site_id = ? AND status = 0 AND "
+        "batch_id > 0");
+    if (!batched.ok()) return batched.status();
+    (*batched)->Bind(1, message_id).Bind(2, site_id);
+    std::optional<int64_t> batch;
+    if ((*batched)->Step(&step)) batch = (*batched)->Int(0);
+    (*batched)->Reset();
+    if (!step.ok()) return step;
+    if (batch) return internal::WaitingInBatch(instance_id_, *batch);
+    return model::NotFound("message not found");
   });
   if (!s.ok()) return s;
   return due;
