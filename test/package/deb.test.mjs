@@ -72,10 +72,11 @@ itest('installed with apt-get, it runs as its unit would, and remove and purge t
       '--inh-caps=-all', 'sh', '-c', 'umask 0077 && exec /usr/bin/pushhook serve --config /etc/pushhook/pushhook.toml'],
     { cwd: state, env: { PUSHHOOK_LISTEN: `127.0.0.1:${port}` } });
     fx.onCleanup(() => stopProcess(serve, 'SIGKILL'));
+    // Serve listens before its store is open: /readyz answers 503 until the migrations are done.
     let ready = null;
-    for (let i = 0; i < 100 && !ready; i += 1) {
+    for (let i = 0; i < 100 && ready !== 200; i += 1) {
       ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status, () => null);
-      if (!ready) await sleep(100);
+      if (ready !== 200) await sleep(100);
       if (serve.exitInfo) break;
     }
     assert.equal(ready, 200, `/readyz; serve said:\n${serve.stderr}`);
