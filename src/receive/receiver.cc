@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>
@@ -155,8 +156,10 @@ class Receiver::Impl {
         (*output)->Close().IgnoreError();
         return ids.status();
       }
-      seen_ids_.reserve(ids->size());
-      for (std::string& id : *ids) seen_ids_.insert(std::move(id));
+      for (std::string& id : *ids) {
+        IdShard& shard = ShardOf(id);
+        shard.seen.insert(std::move(id));
+      }
       output_ = std::move(*output);
     }
     http::ServerLimits limits;
@@ -351,23 +354,24 @@ class Receiver::Impl {
     }
 
     {
-      std::lock_guard lock(ids_mu_);
-      if (seen_ids_.contains(accepted.webhook_id)) {
+      IdShard& shard = ShardOf(accepted.webhook_id);
+      std::lock_guard lock(shard.mu);
+      if (shard.seen.contains(accepted.webhook_id)) {
         duplicates_.fetch_add(1, std::memory_order_relaxed);
         return respond(http::Response::Empty(204));
       }
       // The same id is being written right now: answer this copy with that write's outcome, so
       // a 204 never stands for a payload that did not reach the disk.
-      if (auto it = in_flight_.find(accepted.webhook_id); it != in_flight_.end()) {
+      if (auto it = shard.in_flight.find(accepted.webhook_id); it != shard.in_flight.end()) {
         it->second.push_back(std::move(respond));
         return;
       }
       if (!output_) {
-        seen_ids_.insert(std::move(accepted.webhook_id));
+        shard.seen.insert(std::move(accepted.webhook_id));
         stored_.fetch_add(accepted.payloads.size(), std::memory_order_relaxed);
         return respond(http::Response::Empty(204));
       }
-      in_flight_.try_emplace(accepted.webhook_id);
+      shard.in_flight.try_emplace(accepted.webhook_id);
     }
 
     std::unique_lock lock(queue_mu_);
@@ -395,10 +399,11 @@ class Receiver::Impl {
               http::Responder respond) {
     std::vector<http::Responder> waiters;
     {
-      std::lock_guard lock(ids_mu_);
-      auto node = in_flight_.extract(request.webhook_id);
+      IdShard& shard = ShardOf(request.webhook_id);
+      std::lock_guard lock(shard.mu);
+      auto node = shard.in_flight.extract(request.webhook_id);
       waiters = std::move(node.mapped());
-      if (status.ok()) seen_ids_.insert(std::move(node.key()));
+      if (status.ok()) shard.seen.insert(std::move(node.key()));
     }
     if (status.ok()) {
       stored_.fetch_add(request.payloads.size(), std::memory_order_relaxed);
@@ -490,9 +495,19 @@ class Receiver::Impl {
   bool started_ = false;
   bool stopped_ = false;
 
-  std::mutex ids_mu_;                         // held for a hash lookup only, never across a write
-  std::unordered_set<std::string> seen_ids_;  // stored (or, without output, accepted)
-  std::unordered_map<std::string, std::vector<http::Responder>> in_flight_;  // id -> duplicates
+  // The webhook ids seen, split by hash so that the HTTP threads seldom wait for each other: one
+  // lock for all of them made a futex call of most requests. A lock is held for a hash lookup
+  // only, never across a write.
+  struct alignas(64) IdShard {
+    std::mutex mu;
+    std::unordered_set<std::string> seen;  // stored (or, without output, accepted)
+    std::unordered_map<std::string, std::vector<http::Responder>> in_flight;  // id -> duplicates
+  };
+  static constexpr size_t kIdShards = 16;
+  IdShard& ShardOf(std::string_view webhook_id) {
+    return id_shards_[std::hash<std::string_view>{}(webhook_id) % kIdShards];
+  }
+  std::array<IdShard, kIdShards> id_shards_;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
