@@ -45,9 +45,9 @@ struct WriteOp {
   // Whether nobody waits on this write's durability (attempt records: the webhook was already
   // sent), so that it may wait a few milliseconds to share a commit with others.
   bool deferrable = false;
-  // Whether its commit must reach the disk, or only survive this process: a batch's members
-  // (AssignBatch) lost to a power cut cost duplicates at the receiver, never an event, and a
-  // transaction of nothing else commits without waiting for a sync.
+  // Whether its commit must reach the disk, or only survive this process: attempt records and a
+  // batch's members (AssignBatch) lost to a power cut cost duplicates at the receiver, never an
+  // event, and a transaction of nothing else commits without waiting for a sync.
   bool must_sync = true;
 };
 
