@@ -9,8 +9,11 @@ namespace pushhook::delivery {
 namespace {
 
 constexpr int kPendingPage = 10'000;
-// The most deliveries read in one call when a batch of ready messages is about to go.
+// The most deliveries read in one call when messages about to go are not in memory, how far
+// into the ready queue it looks for them, and how many may wait in memory over all endpoints.
 constexpr size_t kPrefetchMax = 256;
+constexpr size_t kPrefetchScan = 4 * kPrefetchMax;
+constexpr size_t kMaxReadAhead = 4096;
 // A timer's message id that means "load the endpoint's pending messages again".
 constexpr int64_t kReloadTimer = -1;
 // Events kept in memory for first attempts (about 0.5 KiB each). Beyond it, and for every
@@ -196,6 +199,12 @@ void Scheduler::Park(uint32_t index) {
   state.held.clear();
   fresh_count_ -= state.fresh.size();
   state.fresh.clear();
+  DropReadAhead(state);
+}
+
+void Scheduler::DropReadAhead(EndpointState& state) {
+  read_ahead_count_ -= state.read_ahead.size();
+  state.read_ahead.clear();
 }
 
 void Scheduler::Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms) {
@@ -268,34 +277,48 @@ void Scheduler::CountBacklog(int64_t now_ms) {
   counts_.open_circuits = open;
 }
 
-// Reads, in one call, the deliveries of the ready messages about to go that are not in memory
-// (a node delivering messages another node stored, retries): one round trip for the batch
-// instead of one per message.
+// Reads, in one call, the next ready messages that are not in memory, when the one about to go
+// is among them: ingest outran delivery past kMaxFresh, a node delivers what another stored,
+// retries. One read for up to kPrefetchMax messages rather than one each, on this thread.
 void Scheduler::Prefetch(uint32_t index, int64_t now_ms) {
   EndpointState& state = endpoints_[index];
-  prefetched_.clear();
-  if (!state.enabled || state.ready.size() < 2 || !state.circuit.CanRequest(now_ms) ||
+  if (!state.enabled || state.ready.size() < 2 || state.in_flight >= state.max_in_flight ||
+      !state.circuit.CanRequest(now_ms) ||
       state.circuit.state(now_ms) != CircuitBreaker::State::kClosed ||
       state.bucket.NextTokenMs(now_ms) > now_ms) {
     return;
   }
-  const size_t room = static_cast<size_t>(std::max(0, state.max_in_flight - state.in_flight));
+  // Batches read their members when they go (LaunchBatch).
+  const bool batching = state.endpoint != nullptr && state.endpoint->batch.on();
+  const auto alone = [batching](const Due& due) {
+    return due.batch == store::kAlone || (due.batch == store::kUnbatched && !batching);
+  };
+  const auto in_memory = [&state](int64_t id) {
+    return state.fresh.contains(id) || state.read_ahead.contains(id);
+  };
+  if (!alone(state.ready.front()) || in_memory(state.ready.front().id)) return;
+  const size_t budget = std::min(kPrefetchMax, kMaxReadAhead - read_ahead_count_);
   std::vector<int64_t> ids;
-  // The messages that will go now are the first `room` ones, those in memory among them.
-  const size_t going = std::min({state.ready.size(), room, kPrefetchMax});
-  for (size_t i = 0; i < going; ++i) {
-    const Due& due = state.ready[i];
-    // Batches read their members when they go (LaunchBatch).
-    if (due.batch > 0 || (due.batch == store::kUnbatched && state.endpoint != nullptr &&
-                          state.endpoint->batch.on())) {
-      break;
-    }
-    if (!state.fresh.contains(due.id)) ids.push_back(due.id);
+  const size_t scan = std::min(state.ready.size(), kPrefetchScan);
+  for (size_t i = 0; i < scan && ids.size() < budget && alone(state.ready[i]); ++i) {
+    if (!in_memory(state.ready[i].id)) ids.push_back(state.ready[i].id);
   }
-  if (ids.size() < 2) return;
+  if (ids.size() < 2) return;  // the launch reads its own
   auto loaded = store_.LoadDeliveries(ids);
-  if (!loaded.ok()) return;  // each Launch reads its own, and handles the error
-  for (store::Delivery& d : *loaded) prefetched_.emplace(d.message_id, std::move(d));
+  if (!loaded.ok() || loaded->empty()) return;  // each Launch reads its own, and handles errors
+  // Read just now: the freshest endpoint there is.
+  state.endpoint = std::make_shared<const store::Endpoint>(std::move(loaded->front().endpoint));
+  state.site_id = loaded->front().site_id;
+  for (store::Delivery& d : *loaded) {
+    // A message found finished is read again when its turn comes, and forgotten then.
+    if (d.status != store::MessageStatus::kPending) continue;
+    auto event = std::make_shared<const store::StoredEvent>(
+        store::StoredEvent{std::move(d.event), std::move(d.site_id)});
+    if (state.read_ahead.try_emplace(d.message_id, ReadAhead{d.attempts, std::move(event)})
+            .second) {
+      ++read_ahead_count_;
+    }
+  }
 }
 
 void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out) {
@@ -470,13 +493,16 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
   // From memory (just ingested: nothing copied), read ahead with others (Prefetch), or read now.
   std::shared_ptr<const store::StoredEvent> event = TakeFresh(state, message_id);
   int attempts = message.attempts;
+  if (event == nullptr && state.endpoint != nullptr) {
+    if (auto node = state.read_ahead.extract(message_id)) {
+      --read_ahead_count_;
+      event = std::move(node.mapped().event);
+      // As below: this node's count is ahead of the store's until its record is committed.
+      attempts = std::max(node.mapped().attempts, message.attempts);
+    }
+  }
   if (event == nullptr) {
-    const auto prefetched = prefetched_.find(message_id);
-    model::StatusOr<store::Delivery> delivery =
-        prefetched != prefetched_.end()
-            ? model::StatusOr<store::Delivery>(std::move(prefetched->second))
-            : store_.LoadDelivery(message_id);
-    if (prefetched != prefetched_.end()) prefetched_.erase(prefetched);
+    model::StatusOr<store::Delivery> delivery = store_.LoadDelivery(message_id);
     if (!delivery.ok()) {
       // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
       // database being busy, and the message is tried again shortly.

@@ -165,6 +165,11 @@ class Scheduler {
     uint32_t generation;  // the endpoint's generation when set; stale once it was parked
     bool operator>(const Timer& o) const { return due_ms > o.due_ms; }
   };
+  // A pending message's event and attempt count, read before it goes.
+  struct ReadAhead {
+    int attempts = 0;
+    std::shared_ptr<const store::StoredEvent> event;
+  };
   struct EndpointState {
     std::string id;
     std::deque<Due> ready;  // due now, in order
@@ -182,6 +187,8 @@ class Scheduler {
     // The endpoint as last read, and messages just made by ingest with their events.
     std::shared_ptr<const store::Endpoint> endpoint;
     std::unordered_map<int64_t, std::shared_ptr<const store::StoredEvent>> fresh;
+    // Pending messages read from the store ahead of their turn (Prefetch), by id.
+    std::unordered_map<int64_t, ReadAhead> read_ahead;
     bool queued = false;   // in runnable_
     bool changed = false;  // in changed_
     std::string site_id;
@@ -198,6 +205,7 @@ class Scheduler {
   void MarkRunnable(uint32_t endpoint);
   void Refresh(uint32_t endpoint, int64_t now_ms);
   void Park(uint32_t endpoint);
+  void DropReadAhead(EndpointState& state);
   void Prefetch(uint32_t endpoint, int64_t now_ms);
   void LaunchReady(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
   // Sends one message, unless it turned out to need no sending (delivered, gone, parked).
@@ -231,9 +239,8 @@ class Scheduler {
   std::mt19937_64 rng_;
   int64_t max_admitted_id_ = 0;
   int64_t backlog_counted_ms_ = INT64_MIN / 2;  // long ago, without overflowing a difference
-  size_t fresh_count_ = 0;  // events held in EndpointState::fresh, at most kMaxFresh
-  // Deliveries read ahead for the endpoint being launched (LaunchReady), by message id.
-  std::unordered_map<int64_t, store::Delivery> prefetched_;
+  size_t fresh_count_ = 0;       // events held in EndpointState::fresh, at most kMaxFresh
+  size_t read_ahead_count_ = 0;  // held in EndpointState::read_ahead, at most kMaxReadAhead
   DeliveryCounts counts_;
 };
 

@@ -401,6 +401,46 @@ TEST_F(SchedulerTest, MessagesLeftInTheStoreAreLoadedAtStart) {
   EXPECT_EQ(sent.begin()->second, 4);
 }
 
+TEST_F(SchedulerTest, MessagesNotInMemoryAreReadAheadAndEachGoesOnceWithItsOwnEvent) {
+  AddEndpoint("/a", /*max_in_flight=*/2);
+  std::vector<model::Event> events(600);  // more than one read ahead takes
+  for (size_t i = 0; i < events.size(); ++i) {
+    events[i].cookie_id = "c";
+    events[i].cid = std::to_string(i);
+  }
+  std::promise<std::vector<store::DueMessage>> promise;
+  store_->AppendEvents(site_, events, kT0, [&](auto r) { promise.set_value(r.value().messages); });
+  const std::vector<store::DueMessage> messages = promise.get_future().get();
+  Start("1s");  // loaded from the store: no event in memory
+
+  std::map<int64_t, std::string> cid_of;
+  for (size_t i = 0; i < messages.size(); ++i) cid_of[messages[i].id] = std::to_string(i);
+  std::map<int64_t, std::vector<int>> attempts;  // by message id
+  bool failed_one = false;
+  for (int64_t now = kT0; now <= kT0 + 5'000; now += 1'000) {
+    for (int round = 0; round < 1000; ++round) {
+      SchedulerOutput out = Poll(now);
+      if (out.sends.empty()) break;
+      for (const Send& send : out.sends) {
+        ASSERT_EQ(send.messages.size(), 1u);
+        const OutgoingMessage& m = send.messages[0];
+        ASSERT_NE(m.event, nullptr);
+        EXPECT_EQ(m.event->event.cid, cid_of[m.id]) << "message " << m.id;
+        attempts[m.id].push_back(m.attempt);
+        // The first answer fails: its retry must count from the attempt made.
+        Complete(send, Answer(failed_one ? 204 : 500), now);
+        failed_one = true;
+      }
+    }
+  }
+  ASSERT_EQ(attempts.size(), messages.size());
+  EXPECT_EQ(attempts[messages[0].id], (std::vector<int>{1, 2}));
+  for (size_t i = 1; i < messages.size(); ++i) {
+    EXPECT_EQ(attempts[messages[i].id], std::vector<int>{1}) << "message " << messages[i].id;
+  }
+  EXPECT_EQ(scheduler_->counts().delivered, messages.size());
+}
+
 TEST_F(SchedulerTest, ADisabledEndpointsMessagesWaitInTheStoreUntilItIsEnabled) {
   const store::Endpoint ep = AddEndpoint("/a");
   Start("1s");
