@@ -122,6 +122,15 @@ class SchedulerTest : public ::testing::Test {
     ASSERT_TRUE(store_->UpdateEndpoint(site_, endpoint.id, patch, kT0).ok());
   }
 
+  // One endpoint with batch {max_events, max_wait_ms}, and the scheduler started.
+  store::Endpoint StartBatching(int max_events, int max_wait_ms, const std::string& schedule = "1s",
+                                int max_in_flight = 16) {
+    const store::Endpoint ep = AddEndpoint("/a", max_in_flight);
+    Batch(ep, max_events, max_wait_ms);
+    Start(schedule);
+    return ep;
+  }
+
   // Fixes a batch's members in the store, as the dispatcher does before sending it.
   void Assign(const Send& send) {
     std::vector<int64_t> ids;
@@ -495,9 +504,7 @@ TEST_F(SchedulerTest, SharingTheDatabaseOnlyTheLeaseHolderDelivers) {
 }
 
 TEST_F(SchedulerTest, ABatchFillsAcrossIngestsUpToMaxEvents) {
-  const store::Endpoint ep = AddEndpoint("/a");
-  Batch(ep, 5, 1'000);
-  Start("1s");
+  StartBatching(5, 1'000);
   const auto first = Ingest(3);
   Admit(first);
   EXPECT_TRUE(Poll(kT0).sends.empty()) << "3 of 5: waits for more";
@@ -529,9 +536,7 @@ TEST_F(SchedulerTest, ABatchFillsAcrossIngestsUpToMaxEvents) {
 }
 
 TEST_F(SchedulerTest, MaxWaitZeroSendsWhatIsReadyAtOnce) {
-  const store::Endpoint ep = AddEndpoint("/a", /*max_in_flight=*/1);
-  Batch(ep, 100, 0);
-  Start("1s");
+  StartBatching(100, 0, "1s", /*max_in_flight=*/1);
   Admit(Ingest(1));
   SchedulerOutput out = Poll(kT0);
   ASSERT_EQ(out.sends.size(), 1u);
@@ -546,9 +551,7 @@ TEST_F(SchedulerTest, MaxWaitZeroSendsWhatIsReadyAtOnce) {
 }
 
 TEST_F(SchedulerTest, AFailedBatchIsRetriedWholeOnTheSchedule) {
-  const store::Endpoint ep = AddEndpoint("/a");
-  Batch(ep, 10, 0);
-  Start("10s,1m");
+  StartBatching(10, 0, "10s,1m");
   const auto messages = Ingest(4);
   Admit(messages);
   const Send first = Poll(kT0).sends.at(0);
@@ -579,9 +582,7 @@ TEST_F(SchedulerTest, AFailedBatchIsRetriedWholeOnTheSchedule) {
 }
 
 TEST_F(SchedulerTest, ABatchFoundPendingAtStartGoesAgainAsItWas) {
-  const store::Endpoint ep = AddEndpoint("/a");
-  Batch(ep, 3, 0);
-  Start("1s");
+  StartBatching(3, 0);
   const auto messages = Ingest(5);
   Admit(messages);
   SchedulerOutput out = Poll(kT0);
@@ -603,9 +604,7 @@ TEST_F(SchedulerTest, ABatchFoundPendingAtStartGoesAgainAsItWas) {
 }
 
 TEST_F(SchedulerTest, ARedeliveredMessageGoesAlone) {
-  const store::Endpoint ep = AddEndpoint("/a");
-  Batch(ep, 10, 0);
-  Start("1s");
+  StartBatching(10, 0);
   const auto messages = Ingest(3);
   Admit(messages);
   const Send batch = Poll(kT0).sends.at(0);

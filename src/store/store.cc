@@ -21,16 +21,6 @@ std::string FormatBatchId(const std::string& instance_id, int64_t batch) {
   return "bat_" + instance_id + std::to_string(batch);
 }
 
-namespace internal {
-
-model::Status WaitingInBatch(const std::string& instance_id, int64_t batch) {
-  return {model::StatusCode::kAlreadyExists,
-          "the message is waiting in batch " + FormatBatchId(instance_id, batch) +
-              ", which is retried whole; redeliver it once the batch has finished"};
-}
-
-}  // namespace internal
-
 std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::string_view text) {
   const std::string prefix = "msg_" + instance_id;
   if (text.substr(0, prefix.size()) != prefix) return std::nullopt;
@@ -62,6 +52,12 @@ CampaignSortValue CampaignSortValueOf(const CampaignSummary& c, CampaignSort sor
 }
 
 namespace internal {
+
+model::Status WaitingInBatch(const std::string& instance_id, int64_t batch) {
+  return {model::StatusCode::kAlreadyExists,
+          "the message is waiting in batch " + FormatBatchId(instance_id, batch) +
+              ", which is retried whole; redeliver it once the batch has finished"};
+}
 
 std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_t now_ms,
                                               const model::SecretBox& box) {
