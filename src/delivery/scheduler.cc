@@ -184,6 +184,7 @@ void Scheduler::Forget(uint32_t index, int64_t message_id) {
   EndpointState& state = endpoints_[index];
   state.held.erase(message_id);
   fresh_count_ -= state.fresh.erase(message_id);
+  read_ahead_count_ -= state.read_ahead.erase(message_id);
 }
 
 void Scheduler::Park(uint32_t index) {
@@ -391,12 +392,13 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
   EndpointState& state = endpoints_[index];
   std::vector<OutgoingMessage> messages;
   messages.reserve(members.size());
-  // From memory where ingest just made them, the rest read in one call.
+  // From memory where ingest just made them (or they were read ahead), the rest in one read.
   std::vector<int64_t> unread;
   std::unordered_map<int64_t, int> attempts;
   for (const Due& m : members) {
-    if (auto event = TakeFresh(state, m.id)) {
-      messages.push_back(OutgoingMessage{m.id, m.attempts + 1, std::move(event)});
+    int made = m.attempts;
+    if (auto event = TakeInMemory(state, m.id, &made)) {
+      messages.push_back(OutgoingMessage{m.id, made + 1, std::move(event)});
     } else {
       unread.push_back(m.id);
       attempts.emplace(m.id, m.attempts);
@@ -474,33 +476,30 @@ void Scheduler::WakeAt(int64_t when_ms, uint32_t endpoint) {
   timers_.push(Timer{when_ms, Due{}, endpoint, endpoints_[endpoint].generation});
 }
 
-// The event of a first attempt of a message ingest just made, from memory; null to read the
-// message from the store.
-std::shared_ptr<const store::StoredEvent> Scheduler::TakeFresh(EndpointState& state,
-                                                               int64_t message_id) {
-  const auto it = state.fresh.find(message_id);
-  if (it == state.fresh.end()) return nullptr;
-  std::shared_ptr<const store::StoredEvent> stored = std::move(it->second);
-  state.fresh.erase(it);
-  --fresh_count_;
-  if (state.endpoint == nullptr) return nullptr;
-  return stored;
+// The event of a message in memory: made by ingest just now, or read ahead (Prefetch), whose
+// attempt count then raises `attempts` (this node's count of a message it retries is ahead of
+// the store's until the last attempt's record is committed). Null when it must be read now.
+std::shared_ptr<const store::StoredEvent> Scheduler::TakeInMemory(EndpointState& state,
+                                                                  int64_t message_id,
+                                                                  int* attempts) {
+  std::shared_ptr<const store::StoredEvent> event;
+  if (auto fresh = state.fresh.extract(message_id)) {
+    --fresh_count_;
+    event = std::move(fresh.mapped());
+  } else if (auto read = state.read_ahead.extract(message_id)) {
+    --read_ahead_count_;
+    event = std::move(read.mapped().event);
+    *attempts = std::max(*attempts, read.mapped().attempts);
+  }
+  return state.endpoint == nullptr ? nullptr : event;
 }
 
 void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, SchedulerOutput* out) {
   const int64_t message_id = message.id;
   EndpointState& state = endpoints_[endpoint];
-  // From memory (just ingested: nothing copied), read ahead with others (Prefetch), or read now.
-  std::shared_ptr<const store::StoredEvent> event = TakeFresh(state, message_id);
+  // From memory (just ingested: nothing copied; or read ahead with others), or read now.
   int attempts = message.attempts;
-  if (event == nullptr && state.endpoint != nullptr) {
-    if (auto node = state.read_ahead.extract(message_id)) {
-      --read_ahead_count_;
-      event = std::move(node.mapped().event);
-      // As below: this node's count is ahead of the store's until its record is committed.
-      attempts = std::max(node.mapped().attempts, message.attempts);
-    }
-  }
+  std::shared_ptr<const store::StoredEvent> event = TakeInMemory(state, message_id, &attempts);
   if (event == nullptr) {
     model::StatusOr<store::Delivery> delivery = store_.LoadDelivery(message_id);
     if (!delivery.ok()) {

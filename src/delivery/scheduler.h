@@ -222,7 +222,8 @@ class Scheduler {
                      int64_t now_ms);
   // The accounting shared by every request that goes: limits, circuit, counts.
   Send& StartSend(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
-  std::shared_ptr<const store::StoredEvent> TakeFresh(EndpointState& state, int64_t message_id);
+  std::shared_ptr<const store::StoredEvent> TakeInMemory(EndpointState& state, int64_t message_id,
+                                                         int* attempts);
   void WakeAt(int64_t when_ms, uint32_t endpoint);
   void Disable(uint32_t endpoint, std::string reason, SchedulerOutput* out);
   // Notes that the endpoint's runtime changed, for the next Publish().

@@ -71,9 +71,9 @@ class SchedulerTest : public ::testing::Test {
   // Stores `n` events; the answer's messages, one per event and endpoint.
   std::vector<store::DueMessage> Ingest(int n, int64_t now_ms = kT0) {
     std::vector<model::Event> events(static_cast<size_t>(n));
-    for (auto& e : events) {
-      e.cookie_id = "c";
-      e.cid = "1";
+    for (size_t i = 0; i < events.size(); ++i) {
+      events[i].cookie_id = "c";
+      events[i].cid = std::to_string(i);  // tells the events apart
     }
     std::promise<std::vector<store::DueMessage>> promise;
     store_->AppendEvents(site_, events, now_ms,
@@ -120,6 +120,13 @@ class SchedulerTest : public ::testing::Test {
     store::EndpointPatch patch;
     patch.batch = store::BatchOptions{max_events, max_wait_ms};
     ASSERT_TRUE(store_->UpdateEndpoint(site_, endpoint.id, patch, kT0).ok());
+  }
+
+  // Each message's event's cid: its index among the messages of one Ingest().
+  static std::map<int64_t, std::string> CidsOf(const std::vector<store::DueMessage>& messages) {
+    std::map<int64_t, std::string> cids;
+    for (size_t i = 0; i < messages.size(); ++i) cids[messages[i].id] = std::to_string(i);
+    return cids;
   }
 
   // One endpoint with batch {max_events, max_wait_ms}, and the scheduler started.
@@ -412,18 +419,10 @@ TEST_F(SchedulerTest, MessagesLeftInTheStoreAreLoadedAtStart) {
 
 TEST_F(SchedulerTest, MessagesNotInMemoryAreReadAheadAndEachGoesOnceWithItsOwnEvent) {
   AddEndpoint("/a", /*max_in_flight=*/2);
-  std::vector<model::Event> events(600);  // more than one read ahead takes
-  for (size_t i = 0; i < events.size(); ++i) {
-    events[i].cookie_id = "c";
-    events[i].cid = std::to_string(i);
-  }
-  std::promise<std::vector<store::DueMessage>> promise;
-  store_->AppendEvents(site_, events, kT0, [&](auto r) { promise.set_value(r.value().messages); });
-  const std::vector<store::DueMessage> messages = promise.get_future().get();
+  const std::vector<store::DueMessage> messages = Ingest(600);  // more than one read ahead takes
   Start("1s");  // loaded from the store: no event in memory
 
-  std::map<int64_t, std::string> cid_of;
-  for (size_t i = 0; i < messages.size(); ++i) cid_of[messages[i].id] = std::to_string(i);
+  const std::map<int64_t, std::string> cid_of = CidsOf(messages);
   std::map<int64_t, std::vector<int>> attempts;  // by message id
   bool failed_one = false;
   for (int64_t now = kT0; now <= kT0 + 5'000; now += 1'000) {
@@ -434,7 +433,7 @@ TEST_F(SchedulerTest, MessagesNotInMemoryAreReadAheadAndEachGoesOnceWithItsOwnEv
         ASSERT_EQ(send.messages.size(), 1u);
         const OutgoingMessage& m = send.messages[0];
         ASSERT_NE(m.event, nullptr);
-        EXPECT_EQ(m.event->event.cid, cid_of[m.id]) << "message " << m.id;
+        EXPECT_EQ(m.event->event.cid, cid_of.at(m.id)) << "message " << m.id;
         attempts[m.id].push_back(m.attempt);
         // The first answer fails: its retry must count from the attempt made.
         Complete(send, Answer(failed_one ? 204 : 500), now);
@@ -448,6 +447,37 @@ TEST_F(SchedulerTest, MessagesNotInMemoryAreReadAheadAndEachGoesOnceWithItsOwnEv
     EXPECT_EQ(attempts[messages[i].id], std::vector<int>{1}) << "message " << messages[i].id;
   }
   EXPECT_EQ(scheduler_->counts().delivered, messages.size());
+}
+
+TEST_F(SchedulerTest, MessagesReadAheadGoInBatchesWhenBatchingIsTurnedOn) {
+  const store::Endpoint ep = AddEndpoint("/a", /*max_in_flight=*/1);
+  const std::vector<store::DueMessage> messages = Ingest(300);
+  Start("1s");
+  SchedulerOutput out = Poll(kT0);  // one goes; the next ones are read ahead
+  ASSERT_EQ(out.sends.size(), 1u);
+  Complete(out.sends[0], Answer(204), kT0);
+  Batch(ep, 100, 0);
+  scheduler_->EndpointChanged(ep.id, kT0);
+
+  const std::map<int64_t, std::string> cid_of = CidsOf(messages);
+  std::map<int64_t, int> sent = {{out.sends[0].messages[0].id, 1}};
+  for (int round = 0; round < 100; ++round) {
+    out = Poll(kT0 + 1);
+    if (out.sends.empty()) break;
+    ASSERT_EQ(out.sends.size(), 1u);
+    const Send& batch = out.sends[0];
+    EXPECT_GT(batch.batch, 0);
+    EXPECT_LE(batch.messages.size(), 100u);
+    Assign(batch);
+    for (const OutgoingMessage& m : batch.messages) {
+      EXPECT_EQ(m.event->event.cid, cid_of.at(m.id)) << "message " << m.id;
+      EXPECT_EQ(m.attempt, 1);
+      ++sent[m.id];
+    }
+    Complete(batch, Answer(204), kT0 + 1);
+  }
+  EXPECT_EQ(sent.size(), messages.size());
+  for (const auto& [id, times] : sent) EXPECT_EQ(times, 1) << "message " << id;
 }
 
 TEST_F(SchedulerTest, ADisabledEndpointsMessagesWaitInTheStoreUntilItIsEnabled) {
