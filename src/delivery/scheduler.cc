@@ -27,6 +27,13 @@ constexpr int64_t kBacklogEveryMs = 100;
 
 bool IsSuccess(int status) { return status >= 200 && status < 300; }
 
+// A delivery read from the store, as the event its attempt sends (it gives up its event and
+// site id).
+std::shared_ptr<const store::StoredEvent> EventOf(store::Delivery& d) {
+  return std::make_shared<const store::StoredEvent>(
+      store::StoredEvent{std::move(d.event), std::move(d.site_id)});
+}
+
 }  // namespace
 
 Scheduler::Scheduler(store::Store& store, SchedulerOptions options)
@@ -307,16 +314,11 @@ void Scheduler::Prefetch(uint32_t index, int64_t now_ms) {
   if (ids.size() < 2) return;  // the launch reads its own
   auto loaded = store_.LoadDeliveries(ids);
   if (!loaded.ok() || loaded->empty()) return;  // each Launch reads its own, and handles errors
-  // Read just now: the freshest endpoint there is.
-  state.endpoint = std::make_shared<const store::Endpoint>(std::move(loaded->front().endpoint));
-  state.site_id = loaded->front().site_id;
+  TakeEndpoint(state, loaded->front());
   for (store::Delivery& d : *loaded) {
     // A message found finished is read again when its turn comes, and forgotten then.
     if (d.status != store::MessageStatus::kPending) continue;
-    auto event = std::make_shared<const store::StoredEvent>(
-        store::StoredEvent{std::move(d.event), std::move(d.site_id)});
-    if (state.read_ahead.try_emplace(d.message_id, ReadAhead{d.attempts, std::move(event)})
-            .second) {
+    if (state.read_ahead.try_emplace(d.message_id, ReadAhead{d.attempts, EventOf(d)}).second) {
       ++read_ahead_count_;
     }
   }
@@ -420,16 +422,11 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
         continue;
       }
       if (!endpoint_read) {
-        // Read just now: the freshest endpoint there is (the same for every member).
-        state.endpoint = std::make_shared<const store::Endpoint>(std::move(d.endpoint));
-        state.site_id = d.site_id;
+        TakeEndpoint(state, d);  // the same for every member
         endpoint_read = true;
       }
       const int made = std::max(d.attempts, attempts[d.message_id]);
-      messages.push_back(
-          OutgoingMessage{d.message_id, made + 1,
-                          std::make_shared<const store::StoredEvent>(
-                              store::StoredEvent{std::move(d.event), std::move(d.site_id)})});
+      messages.push_back(OutgoingMessage{d.message_id, made + 1, EventOf(d)});
     }
     for (const int64_t id : unread) {
       if (!found.contains(id)) Forget(index, id);  // gone: its endpoint was deleted, or purged
@@ -476,6 +473,12 @@ void Scheduler::WakeAt(int64_t when_ms, uint32_t endpoint) {
   timers_.push(Timer{when_ms, Due{}, endpoint, endpoints_[endpoint].generation});
 }
 
+// The endpoint as a delivery just read it: the freshest there is.
+void Scheduler::TakeEndpoint(EndpointState& state, store::Delivery& delivery) {
+  state.endpoint = std::make_shared<const store::Endpoint>(std::move(delivery.endpoint));
+  state.site_id = delivery.site_id;
+}
+
 // The event of a message in memory: made by ingest just now, or read ahead (Prefetch), whose
 // attempt count then raises `attempts` (this node's count of a message it retries is ahead of
 // the store's until the last attempt's record is committed). Null when it must be read now.
@@ -516,14 +519,11 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
       Forget(endpoint, message_id);  // finished meanwhile (by this node, or the last owner)
       return;
     }
-    // Read just now: the freshest endpoint there is.
-    state.endpoint = std::make_shared<const store::Endpoint>(std::move(delivery->endpoint));
-    state.site_id = delivery->site_id;
+    TakeEndpoint(state, *delivery);
     // This node's count of a message it retries is ahead of the store's until the last
     // attempt's record is committed: numbering from the store's would repeat an attempt number.
     attempts = std::max(delivery->attempts, message.attempts);
-    event = std::make_shared<const store::StoredEvent>(
-        store::StoredEvent{std::move(delivery->event), delivery->site_id});
+    event = EventOf(*delivery);
   } else {
     state.site_id = event->site_id;
   }

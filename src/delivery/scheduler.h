@@ -222,6 +222,7 @@ class Scheduler {
                      int64_t now_ms);
   // The accounting shared by every request that goes: limits, circuit, counts.
   Send& StartSend(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
+  void TakeEndpoint(EndpointState& state, store::Delivery& delivery);
   std::shared_ptr<const store::StoredEvent> TakeInMemory(EndpointState& state, int64_t message_id,
                                                          int* attempts);
   void WakeAt(int64_t when_ms, uint32_t endpoint);
