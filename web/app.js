@@ -123,6 +123,7 @@ async function route() {
     rerender: () => route(),
   };
   const here = location.hash;
+  const focused = document.activeElement;
   try {
     await view(main, ctx);
   } catch (error) {
@@ -134,7 +135,10 @@ async function route() {
     }
     replace(main, views.errorNotice(error, 'page'));
   }
-  main.focus({ preventScroll: true });
+  // The new page takes the focus, unless the person moved it while the page loaded (to a link of
+  // the menu, say): taking it back would send their next key somewhere else.
+  const now = document.activeElement;
+  if (now === focused || now === null || now === document.body) main.focus({ preventScroll: true });
   return undefined;
 }
 
