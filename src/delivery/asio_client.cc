@@ -2,6 +2,7 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -322,16 +323,22 @@ class AsioClient::Impl {
     return target;
   }
 
-  // Gives waiting requests of `host` an idle connection or a new one, within the limits.
+  // Gives waiting requests of `host` an idle connection or a new one, within the limits. A
+  // request going again because a kept connection failed under it takes a new one: the idle
+  // connections beside it have waited as long, and the receiver has likely closed them too.
   void Pump(Host& host) {
     while (!host.waiting.empty()) {
-      if (!host.idle.empty()) {
-        ConnectionPtr c = std::move(host.idle.back());
-        host.idle.pop_back();
-        Begin(c, TakeWaiting(host));
-        continue;
+      const bool fresh = host.waiting.front()->retried;
+      if (!fresh) {
+        if (ConnectionPtr c = TakeIdle(host)) {
+          Begin(c, TakeWaiting(host));
+          continue;
+        }
       }
-      if (host.open >= options_.max_connections_per_host) return;
+      if (host.open >= options_.max_connections_per_host) {
+        if (!fresh || host.idle.empty()) return;
+        Discard(*host.idle.front());  // the longest idle makes room
+      }
       if (open_ >= options_.max_total_connections && !CloseAnIdleConnection()) {
         if (!host.starved) {
           host.starved = true;
@@ -345,6 +352,27 @@ class AsioClient::Impl {
       connections_.emplace(c.get(), c);
       Begin(c, TakeWaiting(host));
     }
+  }
+
+  // The most recently used idle connection that is still open at the other end, if any; those
+  // the receiver has closed meanwhile are closed here too.
+  ConnectionPtr TakeIdle(Host& host) {
+    while (!host.idle.empty()) {
+      ConnectionPtr c = std::move(host.idle.back());
+      host.idle.pop_back();
+      if (!HungUp(*c)) return c;
+      Discard(*c);
+    }
+    return nullptr;
+  }
+
+  // Whether the receiver has closed an idle connection, or sent on it unasked (which leaves it
+  // unusable just the same): either way its socket has something to read. A FIN that is still
+  // on its way is not seen; MayRetry covers that.
+  static bool HungUp(Connection& c) {
+    if (c.buffer.size() > 0) return true;
+    pollfd p{c.socket.native_handle(), POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) != 0;
   }
 
   static std::unique_ptr<Transfer> TakeWaiting(Host& host) {

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,15 +51,24 @@ class LoopbackSocket {
   uint16_t port_ = 0;
 };
 
+// When a CountingServer hangs up on a connection it answered (it never says so in the answer).
+enum class Hangup {
+  kNever,
+  kAfterAnswering,   // at once
+  kWhenIdle,         // after kIdleHangupMs without a request, as receivers' keep-alive timeouts do
+  kOnSecondRequest,  // instead of answering it: the hang-up and the request cross
+};
+constexpr int kIdleHangupMs = 100;
+
 // A bare HTTP/1.1 responder for what http::Server does not expose: how many TCP connections
 // were accepted, and answers written byte by byte. Answers every request with `response` (200
-// "ok" by default) and keeps the connection open, unless told to close it after each answer.
+// "ok" by default) and keeps the connection open, or hangs up as `hangup` says.
 class CountingServer {
  public:
   static constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-  explicit CountingServer(std::string response = std::string(kOk), bool close_after = false)
-      : listener_(16), response_(std::move(response)), close_after_(close_after) {
+  explicit CountingServer(std::string response = std::string(kOk), Hangup hangup = Hangup::kNever)
+      : listener_(16), response_(std::move(response)), hangup_(hangup) {
     accept_thread_ = std::thread([this] { AcceptLoop(); });
   }
   ~CountingServer() {
@@ -98,7 +108,15 @@ class CountingServer {
   void Serve(int fd) {
     std::string buffer;
     char chunk[4096];
+    int answered = 0;
     while (true) {
+      if (hangup_ == Hangup::kWhenIdle && answered > 0 && buffer.empty()) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, kIdleHangupMs) == 0) {
+          shutdown(fd, SHUT_RDWR);
+          return;
+        }
+      }
       const ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
       if (n <= 0) return;
       buffer.append(chunk, static_cast<size_t>(n));
@@ -118,9 +136,14 @@ class CountingServer {
           std::lock_guard lock(mutex_);
           last_head_ = header;
         }
+        if (hangup_ == Hangup::kOnSecondRequest && answered == 1) {
+          shutdown(fd, SHUT_RDWR);
+          return;
+        }
         requests_.fetch_add(1);
         if (send(fd, response_.data(), response_.size(), MSG_NOSIGNAL) < 0) return;
-        if (close_after_) {
+        ++answered;
+        if (hangup_ == Hangup::kAfterAnswering) {
           shutdown(fd, SHUT_RDWR);
           return;
         }
@@ -130,7 +153,7 @@ class CountingServer {
 
   LoopbackSocket listener_;
   const std::string response_;
-  const bool close_after_;
+  const Hangup hangup_;
   std::string last_head_;  // guarded by mutex_
   std::thread accept_thread_;
   std::atomic<int> accepted_{0};
@@ -147,12 +170,17 @@ ClientOptions LoopbackOptions() {
   return options;
 }
 
-OutboundResult SendAndWait(HttpClient& client, OutboundRequest request) {
-  std::promise<OutboundResult> promise;
-  auto future = promise.get_future();
+// Sends `request`; its result comes through the future.
+std::future<OutboundResult> Send(HttpClient& client, OutboundRequest request) {
+  auto promise = std::make_shared<std::promise<OutboundResult>>();
+  auto future = promise->get_future();
   client.Send(std::move(request),
-              [&promise](OutboundResult result) { promise.set_value(std::move(result)); });
-  return future.get();
+              [promise](OutboundResult result) { promise->set_value(std::move(result)); });
+  return future;
+}
+
+OutboundResult SendAndWait(HttpClient& client, OutboundRequest request) {
+  return Send(client, std::move(request)).get();
 }
 
 OutboundRequest Post(std::string url, std::string body = "{}") {
@@ -431,7 +459,7 @@ TEST(AsioClientReuseTest, SequentialRequestsShareOneConnection) {
 TEST(AsioClientReuseTest, AKeptConnectionTheReceiverClosedIsReplacedOnce) {
   // The server answers without "Connection: close" and then hangs up: the client learns it only
   // when it reuses the connection, and sends that request again on a new one.
-  CountingServer server(std::string(CountingServer::kOk), /*close_after=*/true);
+  CountingServer server(std::string(CountingServer::kOk), Hangup::kAfterAnswering);
   AsioClient client(LoopbackOptions());
   for (int i = 0; i < 3; ++i) {
     // Let the hang-up arrive before the next request goes out on the kept connection.
@@ -440,6 +468,40 @@ TEST(AsioClientReuseTest, AKeptConnectionTheReceiverClosedIsReplacedOnce) {
     EXPECT_EQ(result.status, 200) << i << ": " << result.error;
   }
   EXPECT_EQ(server.requests(), 3);
+  EXPECT_EQ(server.accepted(), 3);
+}
+
+TEST(AsioClientReuseTest, IdleConnectionsTheReceiverClosedAreNotUsed) {
+  // Several connections open at once, then all idle past the receiver's keep-alive timeout (a
+  // Node server's is 5 s): each request after that goes out on a new connection, at once,
+  // rather than on the closed ones, one failure (and one attempt of the message) each.
+  CountingServer server(std::string(CountingServer::kOk), Hangup::kWhenIdle);
+  AsioClient client(LoopbackOptions());
+  std::vector<std::future<OutboundResult>> burst;
+  for (int i = 0; i < 4; ++i) burst.push_back(Send(client, Post(server.Url(), std::to_string(i))));
+  for (auto& f : burst) ASSERT_EQ(f.get().status, 200);
+  const int opened = server.accepted();
+  std::this_thread::sleep_for(milliseconds(3 * kIdleHangupMs));
+  for (int i = 0; i < 3; ++i) {
+    const OutboundResult result =
+        SendAndWait(client, Post(server.Url(), "after " + std::to_string(i)));
+    EXPECT_EQ(result.status, 200) << i << ": " << result.error;
+  }
+  EXPECT_EQ(server.accepted(), opened + 1) << "one new connection, kept for the three";
+}
+
+TEST(AsioClientReuseTest, ARequestSentAgainGoesOnANewConnection) {
+  // Two kept connections, each of which the receiver closes as the next request arrives (the
+  // hang-up and the request crossed): the request sent again must not take the other one,
+  // which fails the same way, but a new connection.
+  CountingServer server(std::string(CountingServer::kOk), Hangup::kOnSecondRequest);
+  AsioClient client(LoopbackOptions());
+  std::vector<std::future<OutboundResult>> burst;
+  for (int i = 0; i < 2; ++i) burst.push_back(Send(client, Post(server.Url(), std::to_string(i))));
+  for (auto& f : burst) ASSERT_EQ(f.get().status, 200);
+  ASSERT_EQ(server.accepted(), 2) << "the test needs two kept connections";
+  const OutboundResult result = SendAndWait(client, Post(server.Url(), "again"));
+  EXPECT_EQ(result.status, 200) << result.error;
   EXPECT_EQ(server.accepted(), 3);
 }
 
@@ -475,7 +537,7 @@ TEST(AsioClientResponseTest, ReadsChunkedInterimAndCloseDelimitedResponses) {
   };
   for (const Case& c : cases) {
     // Closing after each answer ends the close-delimited body.
-    CountingServer server(c.response, /*close_after=*/true);
+    CountingServer server(c.response, Hangup::kAfterAnswering);
     AsioClient client(LoopbackOptions());
     const OutboundResult result = SendAndWait(client, Post(server.Url()));
     EXPECT_EQ(result.status, c.status) << c.response << "\n" << result.error;
@@ -484,7 +546,7 @@ TEST(AsioClientResponseTest, ReadsChunkedInterimAndCloseDelimitedResponses) {
 }
 
 TEST(AsioClientResponseTest, AGarbledResponseIsNamedAsSuch) {
-  CountingServer server("SMTP ready\r\n\r\n", /*close_after=*/true);
+  CountingServer server("SMTP ready\r\n\r\n", Hangup::kAfterAnswering);
   AsioClient client(LoopbackOptions());
   const OutboundResult result = SendAndWait(client, Post(server.Url()));
   EXPECT_EQ(result.status, 0);

@@ -43,8 +43,9 @@ function normalise(action) {
 }
 
 // Starts the receiver. `behaviour`: a function (record, index) => action, or an action; 204 by
-// default. Pass node:test's `t` to have it closed after the test whatever its outcome.
-export async function startMisbehavingReceiver({ behaviour = 204, t } = {}) {
+// default. `keepAliveMs`: how long an idle connection stays open (Node's default is 5 s). Pass
+// node:test's `t` to have it closed after the test whatever its outcome.
+export async function startMisbehavingReceiver({ behaviour = 204, keepAliveMs = 5_000, t } = {}) {
   let script = behaviour;
   const requests = [];
   const pendingTimers = new Set();
@@ -139,7 +140,7 @@ export async function startMisbehavingReceiver({ behaviour = 204, t } = {}) {
       for (const finish of openOnSocket.get(socket)) finish('socket closed');
     });
   });
-  server.keepAliveTimeout = 5_000;
+  server.keepAliveTimeout = keepAliveMs;
   // Hung requests must stay hung for as long as the client waits.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;

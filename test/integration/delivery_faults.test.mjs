@@ -19,8 +19,8 @@ const SLACK_MS = 40; // timer and scheduling slack on a busy machine
 
 // A receiver scripted with `behaviour`, a server with `schedule` and `args`, and a site with one
 // endpoint (extra fields in `endpoint`) pointing at the receiver.
-async function setup(fx, t, { behaviour = 204, schedule = '200ms,200ms,200ms', args = [], endpoint = {} } = {}) {
-  const rx = await startMisbehavingReceiver({ behaviour, t });
+async function setup(fx, t, { behaviour = 204, schedule = '200ms,200ms,200ms', args = [], endpoint = {}, keepAliveMs } = {}) {
+  const rx = await startMisbehavingReceiver({ behaviour, keepAliveMs, t });
   const serve = await fx.startServe({ retrySchedule: schedule, args });
   const { site, endpoint: ep, key } = await siteWithEndpoint(serve, `${rx.url}/hooks`, endpoint);
   return { rx, serve, site, ep, key };
@@ -247,6 +247,28 @@ itest('a slow (300 ms) answer within the timeout is delivered, with its latency 
   assert.ok(attempt.latency_ms < 5_000, `latency_ms ${attempt.latency_ms}`);
   await sleep(500);
   assert.equal(rx.requests.length, 1);
+});
+
+itest('a receiver that closes idle connections: the next event still goes through on its first attempt', async (fx, t) => {
+  // Answers that take a while open several connections at once; then all of them sit idle past
+  // the receiver's keep-alive timeout and it closes them (Node closes an idle connection about
+  // 1 s after its keepAliveTimeout: 300 ms here, 5 s by default).
+  const { rx, serve, site, key } = await setup(fx, t, { behaviour: slow(150), keepAliveMs: 300, schedule: '5s' });
+  await ingest(serve, key, Array.from({ length: 4 }, (_, i) => makeEvent(i)));
+  await waitFor(async () => (await allMessages(serve, site.id, { status: 'delivered' })).length === 4, {
+    timeoutMs: 10_000,
+    what: 'the first four deliveries',
+  });
+  assert.ok(rx.maxInFlight >= 2, `the first four went over ${rx.maxInFlight} connection(s); the test needs several`);
+  await sleep(2_500);
+  rx.setBehaviour(204);
+  await ingest(serve, key, makeEvent(4));
+  const delivered = await waitFor(async () => {
+    const all = await allMessages(serve, site.id, { status: 'delivered' });
+    return all.length === 5 ? all : null;
+  }, { timeoutMs: 4_000, what: 'the fifth event delivered well before the 5 s retry' });
+  for (const m of delivered) assert.equal(m.attempts, 1, `message ${m.id} took ${m.attempts} attempts`);
+  assert.equal(rx.requests.length, 5, 'each event reached the receiver once');
 });
 
 itest('a 302 redirect is a failure and is not followed', async (fx, t) => {
