@@ -279,8 +279,8 @@ void Dispatcher::Completed(Completion completion) {
   if (wake) cv_.notify_all();
 }
 
-// The headers of DESIGN section 4: content type, user agent and the Standard Webhooks trio,
-// signed with the endpoint's secret and, while it is still valid, its previous one.
+// The headers of DESIGN section 4 (the client adds user-agent): content type and the Standard
+// Webhooks trio, signed with the endpoint's secret and, while it is still valid, its previous one.
 void Dispatcher::Sign(OutboundRequest& request, const store::Endpoint& endpoint,
                       const std::string& msg_id, int64_t now_ms) const {
   const int64_t timestamp = now_ms / 1000;
@@ -291,9 +291,8 @@ void Dispatcher::Sign(OutboundRequest& request, const store::Endpoint& endpoint,
   }
   // Built in place: a braced list would copy each of its strings.
   request.headers.clear();
-  request.headers.reserve(5);
+  request.headers.reserve(4);
   request.headers.emplace_back("content-type", "application/json");
-  request.headers.emplace_back("user-agent", "pushhook/" PUSHHOOK_VERSION);
   request.headers.emplace_back("webhook-id", msg_id);
   request.headers.emplace_back("webhook-timestamp", std::to_string(timestamp));
   request.headers.emplace_back("webhook-signature",

@@ -277,7 +277,7 @@ export async function startReceive(opts) {
 }
 
 // A webhook receiver on 127.0.0.1 that records every request (method, url, lowercased headers,
-// raw body) and answers what `respond(record, index)` says: a status, or {status, headers, body}.
+// the headers as sent, raw body) and answers what `respond(record, index)` says: a status, or {status, headers, body}.
 // By default it answers 204.
 export async function startRecorder({ port = 0, respond = () => 204 } = {}) {
   const requests = [];
@@ -290,6 +290,7 @@ export async function startRecorder({ port = 0, respond = () => 204 } = {}) {
         method: req.method,
         url: req.url,
         headers: { ...req.headers },
+        rawHeaders: req.rawHeaders, // as sent: names in their case, repeats kept
         raw,
         body: raw.toString('utf8'),
         at: Date.now(),

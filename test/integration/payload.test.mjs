@@ -23,6 +23,9 @@ itest('the sample event arrives byte-for-byte, compact, in the documented key or
   assert.equal(delivery.body, SAMPLE_PAYLOAD);
   assert.match(delivery.headers['content-type'], /^application\/json(\s*;.*)?$/);
   assert.match(delivery.headers['user-agent'], /^pushhook\//);
+  // Each header once: Node keeps only the first of a repeated user-agent in `headers`.
+  const names = delivery.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+  assert.deepEqual(names.filter((n, i) => names.indexOf(n) !== i), [], `repeated headers in ${names.join(', ')}`);
   assert.match(delivery.headers['webhook-id'], /^msg_\S+$/);
   assert.match(delivery.headers['webhook-timestamp'], /^\d+$/);
   const timestamp = Number(delivery.headers['webhook-timestamp']);
