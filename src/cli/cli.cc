@@ -185,8 +185,11 @@ void AddSettingFlags(CLI::App& command, std::map<std::string, std::string>& valu
                              ") [" + key + ", " + EnvName(key) + "]";
     CLI::Option* option;
     if (key == "delivery.allow_http" || key == "delivery.allow_private_destinations") {
-      option = command.add_flag_callback(
-          std::string(setting.flag), [&values, key] { values[key] = "true"; }, help);
+      // `--allow-http` alone, or with =true or =false (CLI11 counts a false as -1): a flag
+      // may turn off what the file or the environment turned on.
+      option = command.add_flag_function(
+          std::string(setting.flag),
+          [&values, key](std::int64_t count) { values[key] = count > 0 ? "true" : "false"; }, help);
     } else {
       option = command.add_option(std::string(setting.flag), values[key], help);
     }

@@ -159,3 +159,18 @@ itest('bench runs the repository harness against this binary and passes its opti
   assert.equal(missing.code, 1, `bench without its harness: exit ${missing.code}`);
   assert.match(missing.stderr, /harness \(bench\/run\.mjs\) was not found at PUSHHOOK_BENCH_HARNESS/);
 });
+
+itest('--allow-http=false turns off what the environment turned on; =true and the bare flag turn it on', async (fx) => {
+  const env = { PUSHHOOK_DELIVERY_ALLOW_HTTP: 'true', PUSHHOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS: 'true' };
+  const endpoint = { url: 'http://127.0.0.1:9/hooks' };
+  for (const [args, status] of [[['--allow-http=false'], 422], [['--allow-http=0'], 422], [[], 201], [['--allow-http=true'], 201]]) {
+    const serve = await fx.startServe({ dev: false, env, args });
+    const site = await serve.createSite();
+    const answer = await serve.api('POST', `/v1/sites/${site.id}/endpoints`, endpoint);
+    assert.equal(answer.status, status, `serve ${args.join(' ')} with ${JSON.stringify(env)}: ${JSON.stringify(answer.body)}`);
+    await stop(serve);
+  }
+  const unset = await fx.startServe({ dev: false, env: { PUSHHOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS: 'true' }, args: ['--allow-http'] });
+  const site = await unset.createSite();
+  assert.equal((await unset.api('POST', `/v1/sites/${site.id}/endpoints`, endpoint)).status, 201, 'the bare flag allows http');
+});
