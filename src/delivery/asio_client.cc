@@ -818,6 +818,15 @@ class AsioClient::Impl {
   Clock::time_point sweep_due_;
 };
 
+model::Status AsioClient::CheckCaFile(const std::string& path) {
+  ssl::context context(ssl::context::tls_client);
+  boost::system::error_code ec;
+  context.load_verify_file(path, ec);
+  if (!ec) return model::Status::Ok();
+  return model::InvalidArgument("delivery.ca_file (--ca-file) cannot be used: " + path + ": " +
+                                ec.message());
+}
+
 AsioClient::AsioClient(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 AsioClient::~AsioClient() = default;
 void AsioClient::Send(OutboundRequest request, std::function<void(OutboundResult)> done) {

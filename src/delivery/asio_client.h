@@ -10,20 +10,26 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "delivery/http_client.h"
+#include "model/status.h"
 
 namespace pushhook::delivery {
 
 class AsioClient final : public HttpClient {
  public:
   // Starts the client's thread. A CA file that cannot be read does not throw: every https
-  // request then fails with "cannot use the CA file: ...".
+  // request then fails with "cannot use the CA file: ...". CheckCaFile() finds that at start.
   explicit AsioClient(ClientOptions options);
   // Stop(), then frees everything. Must not run on the client's own thread (in a `done`).
   ~AsioClient() override;
   AsioClient(const AsioClient&) = delete;
   AsioClient& operator=(const AsioClient&) = delete;
+
+  // Whether `path` holds CA certificates the client can verify with: an InvalidArgument that
+  // names the file and the reason if not.
+  static model::Status CheckCaFile(const std::string& path);
 
   // After Stop(), `done` runs at once on the caller's thread with error "client stopped".
   void Send(OutboundRequest request, std::function<void(OutboundResult)> done) override;

@@ -68,6 +68,9 @@ class App::Impl {
         return s;
       }
     }
+    if (!config_.ca_file.empty()) {
+      if (model::Status s = delivery::AsioClient::CheckCaFile(config_.ca_file); !s.ok()) return s;
+    }
     if (model::Status s = http_->Listen(config_.listen); !s.ok()) return s;
 
     std::error_code ec;

@@ -174,3 +174,16 @@ itest('--allow-http=false turns off what the environment turned on; =true and th
   const site = await unset.createSite();
   assert.equal((await unset.api('POST', `/v1/sites/${site.id}/endpoints`, endpoint)).status, 201, 'the bare flag allows http');
 });
+
+itest('a --ca-file that is missing or holds no certificate exits 2 at start, naming the file', async (fx) => {
+  const dir = fx.tempDir('pushhook-config-');
+  const garbage = path.join(dir, 'garbage.pem');
+  fs.writeFileSync(garbage, 'not a certificate\n');
+  for (const [file, reason] of [[path.join(dir, 'missing.pem'), /No such file/], [garbage, /no certificate/]]) {
+    const result = await run(fx, ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'data'), '--ca-file', file]);
+    assertBadConfig(result, /ca_file|--ca-file/, `--ca-file ${file}`);
+    assert.ok(result.stderr.includes(file), `the reason names ${file}: ${result.stderr}`);
+    assert.match(result.stderr, reason);
+  }
+  assert.ok(!fs.existsSync(path.join(dir, 'data')), 'nothing was written into the data folder');
+});
