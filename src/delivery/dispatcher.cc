@@ -131,7 +131,12 @@ void Dispatcher::Run() {
       const auto has_work = [this] { return halted_ || !mailbox_.empty(); };
       if (!has_work()) {
         // The scheduler belongs to this thread; reading it here, under the lock, is still ours.
-        const std::optional<int64_t> wake = stopping_ ? std::nullopt : scheduler_.NextWakeMs();
+        std::optional<int64_t> wake;
+        if (!stopping_) {
+          wake = scheduler_.NextWakeMs();
+          const std::optional<int64_t> count = scheduler_.NextCountMs();
+          if (count && (!wake || *count < *wake)) wake = count;
+        }
         if (!wake) {
           cv_.wait(lock, has_work);
         } else if (const int64_t wait = *wake - clock_.NowMs(); wait > 0) {

@@ -104,8 +104,7 @@ void Scheduler::LoadEndpointPending(uint32_t index, int64_t now_ms) {
       // next restart.
       util::Log(util::LogLevel::kError, "cannot load an endpoint's waiting messages",
                 {{"endpoint_id", endpoints_[index].id}, {"error", page.status().message()}});
-      timers_.push(Timer{now_ms + kStoreRetryMs, Due{.id = kReloadTimer}, index,
-                         endpoints_[index].generation});
+      SetTimer(now_ms + kStoreRetryMs, Due{.id = kReloadTimer}, index);
       return;
     }
     for (const store::DueMessage& m : *page) {
@@ -117,6 +116,7 @@ void Scheduler::LoadEndpointPending(uint32_t index, int64_t now_ms) {
 }
 
 void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
+  backlog_stale_ = true;
   const uint32_t index = Intern(m.endpoint_id, now_ms);
   EndpointState& state = endpoints_[index];
   if (options_.shared) {
@@ -201,6 +201,7 @@ void Scheduler::Park(uint32_t index) {
   EndpointState& state = endpoints_[index];
   state.enabled = false;
   ++state.generation;
+  state.timed = 0;  // its timers are stale now
   state.ready.clear();
   state.batches.clear();
   state.fill_wake_ms = 0;
@@ -221,8 +222,14 @@ void Scheduler::Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t
     endpoints_[endpoint].ready.push_back(message);
     MarkRunnable(endpoint);
   } else {
-    timers_.push(Timer{due_ms, message, endpoint, endpoints_[endpoint].generation});
+    SetTimer(due_ms, message, endpoint);
   }
+}
+
+void Scheduler::SetTimer(int64_t due_ms, Due message, uint32_t endpoint) {
+  EndpointState& state = endpoints_[endpoint];
+  if (message.id > 0) ++state.timed;
+  timers_.push(Timer{due_ms, message, endpoint, state.generation});
 }
 
 void Scheduler::MarkRunnable(uint32_t endpoint) {
@@ -239,6 +246,7 @@ void Scheduler::Poll(int64_t now_ms, SchedulerOutput* out) {
     timers_.pop();
     EndpointState& target = endpoints_[t.endpoint];
     if (t.generation != target.generation) continue;  // set before the endpoint was parked
+    if (t.message.id > 0) --target.timed;
     if (t.message.id == kReloadTimer) {
       LoadEndpointPending(t.endpoint, now_ms);
       continue;
@@ -270,18 +278,30 @@ std::optional<int64_t> Scheduler::NextWakeMs() const {
   return timers_.top().due_ms;
 }
 
+std::optional<int64_t> Scheduler::NextCountMs() const {
+  if (!backlog_stale_) return std::nullopt;
+  return backlog_counted_ms_ + kBacklogEveryMs;
+}
+
 void Scheduler::CountBacklog(int64_t now_ms) {
-  if (now_ms - backlog_counted_ms_ < kBacklogEveryMs) return;
+  if (now_ms - backlog_counted_ms_ < kBacklogEveryMs) {
+    backlog_stale_ = true;
+    return;
+  }
   backlog_counted_ms_ = now_ms;
+  backlog_stale_ = false;
+  size_t timed = 0;
   size_t waiting = 0;
   uint64_t open = 0;
   for (const EndpointState& e : endpoints_) {
+    timed += e.timed;
+    // A batch's entry in `ready` stands for its members, counted with the batch.
     waiting += e.ready.size();
     for (const auto& [batch, members] : e.batches) waiting += members.size();
     open += e.circuit.state(now_ms) == CircuitBreaker::State::kOpen;
   }
-  counts_.scheduled = timers_.size();
-  counts_.backlog = timers_.size() + waiting + counts_.in_flight;
+  counts_.scheduled = timed;
+  counts_.backlog = timed + waiting + counts_.in_flight;
   counts_.open_circuits = open;
 }
 
@@ -469,9 +489,7 @@ Send& Scheduler::StartSend(uint32_t index, int64_t now_ms, SchedulerOutput* out)
   return send;
 }
 
-void Scheduler::WakeAt(int64_t when_ms, uint32_t endpoint) {
-  timers_.push(Timer{when_ms, Due{}, endpoint, endpoints_[endpoint].generation});
-}
+void Scheduler::WakeAt(int64_t when_ms, uint32_t endpoint) { SetTimer(when_ms, Due{}, endpoint); }
 
 // The endpoint as a delivery just read it: the freshest there is.
 void Scheduler::TakeEndpoint(EndpointState& state, store::Delivery& delivery) {
@@ -509,7 +527,7 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
       // Gone (its endpoint was deleted, or it was purged) is final; anything else is the
       // database being busy, and the message is tried again shortly.
       if (delivery.status().code() != model::StatusCode::kNotFound) {
-        timers_.push(Timer{now_ms + kStoreRetryMs, message, endpoint, state.generation});
+        SetTimer(now_ms + kStoreRetryMs, message, endpoint);
       } else {
         Forget(endpoint, message_id);
       }
@@ -583,6 +601,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   EndpointState& state = endpoints_[index];
   --state.in_flight;
   --counts_.in_flight;
+  backlog_stale_ = true;
   MarkRunnable(index);
 
   const double seconds = static_cast<double>(r.latency.count()) / 1e6;

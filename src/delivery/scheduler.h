@@ -138,6 +138,11 @@ class Scheduler {
   void Publish(SchedulerOutput* out);
   // When Poll has something to do next, or nullopt when only an input can bring work.
   std::optional<int64_t> NextWakeMs() const;
+  // When Poll should count the backlog again, having counted it before the last input changed
+  // it (counts are taken at most every 100 ms); nullopt while the counts are current. Waiting
+  // for the earlier of this and NextWakeMs() keeps the gauges from staying where the last
+  // burst left them.
+  std::optional<int64_t> NextCountMs() const;
 
   int64_t max_admitted_id() const { return max_admitted_id_; }
   // Counts as of the last call; in_flight and backlog are gauges.
@@ -180,6 +185,7 @@ class Scheduler {
     uint32_t generation = 0;   // bumped each time the endpoint is parked (disabled)
     int in_flight = 0;
     int max_in_flight = 16;
+    size_t timed = 0;     // messages waiting in timers_ for their time (not batches, not wake-ups)
     bool enabled = true;  // delivering: enabled by its owner, and (shared) this node's lease
     bool owned = true;    // shared database: this node holds the endpoint's lease
     // Shared database: ids due, scheduled or in flight, so that each is admitted once.
@@ -230,6 +236,8 @@ class Scheduler {
   // Notes that the endpoint's runtime changed, for the next Publish().
   void Changed(uint32_t endpoint);
   void CountBacklog(int64_t now_ms);
+  // Puts `message` in timers_ for `due_ms`, counted in its endpoint's `timed`.
+  void SetTimer(int64_t due_ms, Due message, uint32_t endpoint);
 
   store::Store& store_;
   const SchedulerOptions options_;
@@ -241,6 +249,8 @@ class Scheduler {
   std::mt19937_64 rng_;
   int64_t max_admitted_id_ = 0;
   int64_t backlog_counted_ms_ = INT64_MIN / 2;  // long ago, without overflowing a difference
+  // A call since the last count may have changed it (NextCountMs).
+  bool backlog_stale_ = false;
   size_t fresh_count_ = 0;       // events held in EndpointState::fresh, at most kMaxFresh
   size_t read_ahead_count_ = 0;  // held in EndpointState::read_ahead, at most kMaxReadAhead
   DeliveryCounts counts_;

@@ -352,6 +352,39 @@ TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
   EXPECT_EQ(scheduler_->counts().delivered, 3u);
 }
 
+TEST_F(SchedulerTest, TheBacklogCountsWaitingMessagesAndComesBackToZero) {
+  // The queue-depth gauge: messages due, in flight or scheduled, and nothing else (not the
+  // rate limit's wake-ups); and once the last one is delivered, zero, without another input.
+  AddEndpoint("/a", 16, /*rate_limit=*/1.0);
+  Start("1s");
+  Admit(Ingest(3));
+  int64_t now = kT0;
+  size_t delivered = 0;
+  for (int round = 0; round < 20; ++round) {
+    SchedulerOutput out = Poll(now);
+    EXPECT_EQ(scheduler_->counts().backlog, 3 - delivered) << "at +" << now - kT0 << " ms";
+    for (const Send& s : out.sends) {
+      Complete(s, Answer(204), now);
+      ++delivered;
+    }
+    if (delivered == 3) break;
+    const std::optional<int64_t> wake = scheduler_->NextWakeMs();
+    ASSERT_TRUE(wake.has_value());
+    now = std::max(*wake, now + 100);  // counts are taken at most every 100 ms
+  }
+  ASSERT_EQ(delivered, 3u);
+  // The last count was taken before the last completion: the scheduler asks to count again,
+  // and then has nothing left to wake for.
+  EXPECT_EQ(scheduler_->NextWakeMs(), std::nullopt);
+  const std::optional<int64_t> count = scheduler_->NextCountMs();
+  ASSERT_TRUE(count.has_value());
+  EXPECT_LE(*count, now + 100);
+  Poll(std::max(*count, now));
+  EXPECT_EQ(scheduler_->counts().backlog, 0u);
+  EXPECT_EQ(scheduler_->counts().scheduled, 0u);
+  EXPECT_EQ(scheduler_->NextCountMs(), std::nullopt);
+}
+
 TEST_F(SchedulerTest, TheRateLimitSpacesRequests) {
   AddEndpoint("/a", 100, 2);  // two a second; the bucket holds one second's worth
   Start("1s");

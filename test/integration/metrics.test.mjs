@@ -49,3 +49,28 @@ itest('metrics count ingest, deliveries by outcome and attempt latency', async (
   assert.ok(value(text, 'pushhook_delivery_queue_depth') >= 0);
   assert.equal(value(text, 'pushhook_delivery_open_circuits'), 0);
 });
+
+itest('queue depth counts the messages waiting, and comes back to 0 once they are delivered', async (fx) => {
+  const recorder = await fx.startRecorder();
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Depth');
+  const ep = await serve.createEndpoint(site.id, { url: `${recorder.url}/d` });
+  const depth = async () => value((await request(serve.baseUrl, 'GET', '/metrics')).text, 'pushhook_delivery_queue_depth');
+  const settled = async (n, what) => {
+    await waitFor(async () => (await depth()) === n, { timeoutMs: 3_000, what });
+    // And stays there: nothing counted twice or left behind.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await depth(), n, what);
+  };
+  expectStatus(await serve.ingest(site.ingest_key, [1, 2, 3, 4, 5].map((n) => makeEvent(n))), 202, 'ingest');
+  await waitFor(() => recorder.requests.length === 5, { what: 'five deliveries' });
+  await settled(0, 'queue depth back to 0 after the last delivery');
+
+  // A disabled endpoint's messages wait in the store, not in the delivery queue.
+  expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${ep.id}`, { enabled: false }), 200, 'disable');
+  expectStatus(await serve.ingest(site.ingest_key, [6, 7, 8].map((n) => makeEvent(n))), 202, 'ingest');
+  await settled(0, 'queue depth 0 with the endpoint disabled');
+  expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${ep.id}`, { enabled: true }), 200, 'enable');
+  await waitFor(() => recorder.requests.length === 8, { what: 'the three that waited' });
+  await settled(0, 'queue depth back to 0 after those');
+});
