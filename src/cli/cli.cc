@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <boost/version.hpp>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +32,20 @@
 
 namespace pushhook::cli {
 namespace {
+
+// A check that an option's value is a number within [min, max], saying so in words.
+CLI::Validator Between(double min, double max, const std::string& what) {
+  return CLI::Validator(
+      [min, max, what](std::string& in) -> std::string {
+        double value = 0;
+        const auto [end, ec] = std::from_chars(in.data(), in.data() + in.size(), value);
+        if (ec == std::errc() && end == in.data() + in.size() && value >= min && value <= max) {
+          return "";
+        }
+        return "must be " + what + ", got '" + in + "'";
+      },
+      what);
+}
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
@@ -269,13 +284,21 @@ int Main(int argc, char** argv) {
   CLI::App* send = app.add_subcommand("send", "emit test or load events to a server");
   send->add_option("--server", send_options.server, "the server's base URL")->capture_default_str();
   send->add_option("--key", send_options.key, "the site's ingest key")->required();
-  send->add_option("--count", send_options.count, "events to send")->capture_default_str();
-  send->add_option("--rate", send_options.rate, "requests per second (0: as fast as possible)")
+  // Ranges checked as numbers: a negative count would otherwise wrap to 2^64 - 1.
+  send->add_option("--count", send_options.count, "events to send")
+      ->check(Between(1, 1e12, "a whole number of events from 1"))
       ->capture_default_str();
-  send->add_option("--batch", send_options.batch, "events per request")->capture_default_str();
+  send->add_option("--rate", send_options.rate, "requests per second (0: as fast as possible)")
+      ->check(Between(0, 1e9, "a number of requests per second, 0 or more"))
+      ->capture_default_str();
+  send->add_option("--batch", send_options.batch, "events per request")
+      ->check(Between(1, 1e6, "a number of events per request from 1"))
+      ->capture_default_str();
   send->add_option("--connections", send_options.connections, "keep-alive connections")
+      ->check(Between(1, 1e4, "a number of connections from 1 to 10000"))
       ->capture_default_str();
   send->add_option("--max-seconds", send_options.max_seconds, "stop after this long")
+      ->check(Between(0.001, 1e9, "a number of seconds above 0"))
       ->capture_default_str();
   send->add_option("--cid", send_options.cid, "campaign id of the events")->capture_default_str();
   send->add_option("--campaigns", send_options.campaigns,

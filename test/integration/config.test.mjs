@@ -187,3 +187,18 @@ itest('a --ca-file that is missing or holds no certificate exits 2 at start, nam
   }
   assert.ok(!fs.existsSync(path.join(dir, 'data')), 'nothing was written into the data folder');
 });
+
+itest('send refuses counts, batches and limits out of range with exit 2, sending nothing', async (fx) => {
+  for (const [flag, value, pattern] of [
+    ['--count', '-1', /--count: must be a whole number of events from 1, got '-1'/],
+    ['--count', '0', /--count: must be a whole number/],
+    ['--batch', '0', /--batch: must be a number of events per request from 1, got '0'/],
+    ['--connections', '0', /--connections: must be a number of connections from 1 to 10000/],
+    ['--max-seconds', '0', /--max-seconds: must be a number of seconds above 0/],
+    ['--rate', '-1', /--rate: must be a number of requests per second, 0 or more/],
+  ]) {
+    // Port 1 on loopback: nothing listens there, and nothing is tried before the check.
+    const result = await run(fx, ['send', '--server', 'http://127.0.0.1:1', '--key', 'k', flag, value], { timeoutMs: 5_000 });
+    assertBadConfig(result, pattern, `send ${flag} ${value}`);
+  }
+});
