@@ -41,6 +41,7 @@ std::vector<std::string> Router::Routes() const {
 void Router::Handle(Request&& request, Responder respond) const {
   const std::vector<std::string_view> parts = Split(request.path);
   bool path_matched = false;
+  std::string allowed;  // the methods the path takes, for a 405's Allow
   for (const Route& route : routes_) {
     if (route.segments.size() != parts.size()) continue;
     std::vector<std::string> params;
@@ -56,14 +57,21 @@ void Router::Handle(Request&& request, Responder respond) const {
     }
     if (!match) continue;
     path_matched = true;
-    if (route.method != request.method) continue;
+    if (route.method != request.method) {
+      if (!allowed.empty()) allowed += ", ";
+      allowed += route.method;
+      continue;
+    }
     request.path_params = std::move(params);
     route.handler(std::move(request), std::move(respond));
     return;
   }
   if (path_matched) {
-    respond(Response::Error(405, "method_not_allowed",
-                            "method " + request.method + " is not allowed on " + request.path));
+    Response response = Response::Error(405, "method_not_allowed",
+                                        "method " + request.method + " is not allowed on " +
+                                            request.path + " (allowed: " + allowed + ")");
+    response.With("allow", allowed);
+    respond(std::move(response));
   } else {
     respond(Response::Error(404, "not_found", "no route for " + request.path));
   }

@@ -32,6 +32,9 @@ TEST(RouterTest, UnknownPathIs404AndWrongMethodIs405) {
   const Response r = Call(router, "DELETE", "/v1/sites");
   EXPECT_EQ(r.status, 405);
   EXPECT_NE(r.body.find(R"("code":"method_not_allowed")"), std::string::npos);
+  ASSERT_EQ(r.headers.size(), 1u);
+  EXPECT_EQ(r.headers[0].first, "allow");
+  EXPECT_EQ(r.headers[0].second, "GET") << "a 405 names the methods the path takes";
 }
 
 TEST(RouterTest, LiteralSegmentsMustMatchExactly) {

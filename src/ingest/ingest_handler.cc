@@ -22,7 +22,12 @@ std::string MediaType(std::string_view content_type) {
 
 }  // namespace
 
-void AddCorsHeaders(http::Response& response) { response.With("access-control-allow-origin", "*"); }
+// Any origin may post (the key is the credential), and a script may read Retry-After from a
+// 429 or 503, which CORS hides unless it is exposed.
+void AddCorsHeaders(http::Response& response) {
+  response.With("access-control-allow-origin", "*");
+  response.With("access-control-expose-headers", "retry-after");
+}
 
 IngestHandler::IngestHandler(store::Store& store, const model::Clock& clock, IngestLimits limits,
                              double requests_per_key_per_second, CommittedCallback on_committed,

@@ -91,3 +91,31 @@ itest("the transport's own answers on the ingest route carry CORS", async (fx, t
     assert.equal(await exchange(serve.port, ''), '');
   });
 });
+
+itest("a worker can read Retry-After from a 429: the ingest route exposes it", async (fx) => {
+  const serve = await fx.startServe({ args: ['--ingest-rate-limit', '1'] });
+  const site = await serve.createSite('Exposed');
+  const body = '{"action":"View","cookie_id":"c","cid":"1"}';
+  const post = () => rawRequest(
+    serve.port,
+    `POST /v1/events?key=${site.ingest_key} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: ${ORIGIN}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}`,
+    body,
+  );
+  let refused;
+  for (let i = 0; i < 10 && !refused; i += 1) {
+    const answer = await post();
+    if (answer.status === 429) refused = answer;
+  }
+  assert.ok(refused, 'ten requests at once over a limit of one a second: one was refused');
+  assert.match(refused.headers['retry-after'] ?? '', /^\d+$/);
+  assert.equal(refused.headers['access-control-allow-origin'], '*');
+  assert.match(refused.headers['access-control-expose-headers'] ?? '', /(^|,\s*)retry-after(\s*,|$)/i);
+});
+
+itest('a method a route does not take answers 405 naming the ones it does (Allow)', async (fx) => {
+  const serve = await fx.startServe();
+  const answer = await serve.api('DELETE', '/v1/sites');
+  assert.equal(answer.status, 405);
+  assert.equal(answer.json?.error?.code, 'method_not_allowed');
+  assert.deepEqual((answer.headers.get('allow') ?? '').split(/,\s*/).sort(), ['GET', 'POST']);
+});

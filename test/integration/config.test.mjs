@@ -167,7 +167,7 @@ itest('--allow-http=false turns off what the environment turned on; =true and th
     const serve = await fx.startServe({ dev: false, env, args });
     const site = await serve.createSite();
     const answer = await serve.api('POST', `/v1/sites/${site.id}/endpoints`, endpoint);
-    assert.equal(answer.status, status, `serve ${args.join(' ')} with ${JSON.stringify(env)}: ${JSON.stringify(answer.body)}`);
+    assert.equal(answer.status, status, `serve ${args.join(' ')} with ${JSON.stringify(env)}: ${answer.text}`);
     await stop(serve);
   }
   const unset = await fx.startServe({ dev: false, env: { PUSHHOOK_DELIVERY_ALLOW_PRIVATE_DESTINATIONS: 'true' }, args: ['--allow-http'] });
