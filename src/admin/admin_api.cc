@@ -745,6 +745,9 @@ void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
 }
 
 void AdminApi::Redeliver(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  auto body = ParseObject(request.body, &error);
+  if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
   const std::string& site_id = request.path_params[0];
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));

@@ -151,6 +151,13 @@ itest('admin API: tokens, sites, endpoints', async (fx, t) => {
     assertError(emptyFilter, 400, 'no event type');
     assert.equal(emptyFilter.json.error.message, 'field \'events\' must be a non-empty array of "View", "Click" and "Dismiss"');
     assertError(await serve.api('POST', '/v1/sites', '{"name":'), 400, 'malformed JSON');
+    // A route that takes no fields refuses them too, before it looks anything up.
+    const redeliver = `/v1/sites/${siteA.id}/messages/msg_none/redeliver`;
+    const unknown = await serve.api('POST', redeliver, { now: true });
+    assertError(unknown, 400, 'a field on redeliver');
+    assert.equal(unknown.json.error.message, "unknown field 'now'");
+    assertError(await serve.api('POST', redeliver, 'garbage'), 400, 'malformed JSON on redeliver');
+    assertError(await serve.api('POST', redeliver), 404, 'redeliver of a message that does not exist');
   });
 });
 
