@@ -18,6 +18,8 @@ namespace {
 
 constexpr int kDefaultCampaignPage = 50;
 constexpr int kMaxCampaignPage = 500;
+// The most campaigns one CSV export holds.
+constexpr size_t kMaxCsvCampaigns = 100'000;
 // The standard error of the unique-subscriber sketch (model::HyperLogLog).
 constexpr double kUniqueSubscribersError = 0.0163;
 // At most this many buckets in one series, so that a minute series over years is refused.
@@ -343,6 +345,7 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
       return respond(BadRequest("cursor is not one this server gave for this sort and order"));
     }
   }
+  if (WantsCsv(request)) return CampaignsCsv(std::move(query), request, std::move(respond));
   auto campaigns = store_.ListCampaigns(query);
   if (!campaigns.ok()) return respond(http::Response::FromStatus(campaigns.status()));
   json::array data;
@@ -364,6 +367,40 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
   }
   respond(http::Response::Json(
       200, util::ToJsonText(json::object{{"data", std::move(data)}, {"next_cursor", next}})));
+}
+
+// The campaign list as CSV: every campaign the query matches, page after page (up to
+// kMaxCsvCampaigns), unless the request named a page size; an export is for a spreadsheet, which
+// has no cursor to follow.
+void ReportingApi::CampaignsCsv(store::CampaignQuery query, const http::Request& request,
+                                http::Responder respond) {
+  const bool one_page = request.QueryParam("limit").has_value();
+  if (!one_page) query.limit = kMaxCampaignPage;
+  std::string csv = CsvRecord({"cid", "title", "views", "clicks", "clicks_button_0",
+                               "clicks_button_1", "clicks_button_2", "ctr", "dismissals",
+                               "unique_subscribers", "first_active_at", "last_active_at"});
+  for (size_t rows = 0; rows < kMaxCsvCampaigns;) {
+    auto campaigns = store_.ListCampaigns(query);
+    if (!campaigns.ok()) return respond(http::Response::FromStatus(campaigns.status()));
+    for (const auto& c : *campaigns) {
+      const model::Counters& n = c.counters;
+      csv += CsvRecord(
+          {c.cid, c.title, std::to_string(n.views), std::to_string(n.clicks),
+           std::to_string(n.clicks_by_button[0]), std::to_string(n.clicks_by_button[1]),
+           std::to_string(n.clicks_by_button[2]), Decimal(ClickThroughRate(n.views, n.clicks)),
+           std::to_string(n.dismissals), std::to_string(std::llround(c.unique_subscribers)),
+           model::FormatRfc3339Ms(c.first_active_ms), model::FormatRfc3339Ms(c.last_active_ms)});
+    }
+    rows += campaigns->size();
+    if (one_page || campaigns->size() < static_cast<size_t>(query.limit)) break;
+    query.after = store::CampaignCursor{store::CampaignSortValueOf(campaigns->back(), query.sort),
+                                        campaigns->back().cid};
+  }
+  http::Response response;
+  response.status = 200;
+  response.body = std::move(csv);
+  response.With("content-type", "text/csv; charset=utf-8");
+  respond(std::move(response));
 }
 
 }  // namespace pushhook::reporting

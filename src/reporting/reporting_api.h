@@ -25,6 +25,8 @@ class ReportingApi {
  private:
   void Stats(http::Request&& request, http::Responder respond);
   void Campaigns(http::Request&& request, http::Responder respond);
+  void CampaignsCsv(store::CampaignQuery query, const http::Request& request,
+                    http::Responder respond);
 
   store::Store& store_;
   const admin::Authenticator& auth_;

@@ -295,6 +295,25 @@ itest(`stats answers (JSON and CSV) equal counts made from random event streams 
     if (JSON.stringify(paged.items.map((c) => c.cid)) !== JSON.stringify(one.data.map((c) => c.cid))) {
       diffs.push(`pages of 2 list ${JSON.stringify(paged.items.map((c) => c.cid))}, one page ${JSON.stringify(one.data.map((c) => c.cid))}`);
     }
+    // As CSV, without a limit: every campaign, the same rows as the JSON page.
+    const csvCampaigns = await request(serve.baseUrl, 'GET', `/v1/sites/${encodeURIComponent(site.id)}/campaigns`, {
+      token: serve.adminToken,
+      headers: { accept: 'text/csv' },
+    });
+    if (!(csvCampaigns.headers.get('content-type') ?? '').startsWith('text/csv')) {
+      diffs.push(`CSV campaigns: content-type ${csvCampaigns.headers.get('content-type')}`);
+    } else {
+      const [head, ...rows] = parseCsv(csvCampaigns.text);
+      const columns = ['cid', 'title', 'views', 'clicks', 'clicks_button_0', 'clicks_button_1', 'clicks_button_2',
+        'ctr', 'dismissals', 'unique_subscribers', 'first_active_at', 'last_active_at'];
+      if (JSON.stringify(head) !== JSON.stringify(columns)) diffs.push(`CSV campaigns header ${JSON.stringify(head)}`);
+      const fromJson = one.data.map((c) => [c.cid, c.title, c.views, c.clicks, c.clicks_by_button['0'], c.clicks_by_button['1'],
+        c.clicks_by_button['2'], c.ctr, c.dismissals, c.unique_subscribers, c.first_active_at, c.last_active_at].map(String));
+      const asNumbers = (r) => r.map((v, i) => (i === 7 ? Number(v).toFixed(6) : v));
+      if (JSON.stringify(rows.map(asNumbers)) !== JSON.stringify(fromJson.map(asNumbers))) {
+        diffs.push(`CSV campaigns rows differ from JSON: ${JSON.stringify(rows.slice(0, 2))} vs ${JSON.stringify(fromJson.slice(0, 2))}`);
+      }
+    }
     if (diffs.length) jsonFailures.push(`${tag}: GET /v1/sites/{site}/campaigns:\n    ${diffs.join('\n    ')}`);
   }
   t.diagnostic(`${queriesAsked} queries; unique subscribers compared on ${uniquesCompared}, worst relative error ` +
@@ -797,4 +816,33 @@ itest('pushhook stats prints a campaign\'s totals (exit 0) and exits 2 without a
   assert.equal(without.code, 2, `no token: exit 2 (stdout ${without.stdout}, stderr ${without.stderr})`);
   assert.match(without.stderr, /token/i, 'says that a token is missing');
   assert.equal(without.stdout, '', 'prints no table');
+});
+
+itest('the campaigns CSV holds every campaign, past the 500 of a JSON page', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Many campaigns');
+  const N = 1_201;
+  for (let first = 0; first < N; first += 500) {
+    const events = [];
+    for (let i = first; i < Math.min(N, first + 500); i += 1) {
+      events.push({ action: 'View', cookie_id: `s${i}`, cid: `camp-${String(i).padStart(4, '0')}`, notification_title: `T, "${i}"` });
+    }
+    expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
+  }
+  const answer = await request(serve.baseUrl, 'GET', `/v1/sites/${site.id}/campaigns?sort=cid`, {
+    token: serve.adminToken,
+    headers: { accept: 'text/csv' },
+  });
+  assert.equal(answer.status, 200, answer.text.slice(0, 300));
+  const [head, ...rows] = parseCsv(answer.text);
+  assert.equal(head[0], 'cid');
+  assert.equal(rows.length, N, 'one row per campaign');
+  assert.deepEqual(rows.map((r) => r[0]), Array.from({ length: N }, (_, i) => `camp-${String(i).padStart(4, '0')}`));
+  assert.equal(rows[7][1], 'T, "7"', 'a title with a comma and quotes comes back whole');
+  // With a limit, one page, as the JSON answer.
+  const page = await request(serve.baseUrl, 'GET', `/v1/sites/${site.id}/campaigns?sort=cid&limit=3`, {
+    token: serve.adminToken,
+    headers: { accept: 'text/csv' },
+  });
+  assert.equal(parseCsv(page.text).length, 4);
 });
