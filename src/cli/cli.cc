@@ -250,8 +250,9 @@ int Main(int argc, char** argv) {
       ->required();
   receive->add_option(
       "--out", receive_options.out_path,
-      "where to store payloads: *.db for SQLite, anything else for NDJSON (default: "
-      "none, only counts)");
+      "where to store payloads: *.db for SQLite, anything else for NDJSON, with the webhook "
+      "ids stored in <out>.ids so that a restart still drops duplicates (default: none, only "
+      "counts)");
   std::string receive_delay;
   receive->add_option(
       "--delay", receive_delay,

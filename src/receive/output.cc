@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <string_view>
 
 namespace pushhook::receive {
@@ -142,10 +143,13 @@ class SqliteOutput : public Output {
   sqlite3_stmt* insert_ = nullptr;
 };
 
+// Payloads one per line in `path`. Beside a regular file, `path`.ids keeps the webhook ids
+// stored, one per line, so that de-duplication survives a restart (the payloads alone do not
+// say which request they came in); a pipe or a device (--out /dev/stdout) has none.
 class NdjsonOutput : public Output {
  public:
-  NdjsonOutput(std::string path, int fd, bool sync)
-      : path_(std::move(path)), fd_(fd), sync_(sync) {}
+  NdjsonOutput(std::string path, int fd, int ids_fd, bool sync)
+      : path_(std::move(path)), fd_(fd), ids_fd_(ids_fd), sync_(sync) {}
   // The receiver closes, and reports, before it lets go; here Close is a no-op or a last
   // resort after an error already reported.
   ~NdjsonOutput() override { Close().IgnoreError(); }
@@ -153,44 +157,60 @@ class NdjsonOutput : public Output {
   NdjsonOutput& operator=(const NdjsonOutput&) = delete;
 
   model::StatusOr<std::vector<std::string>> StoredIds() override {
-    return std::vector<std::string>();
+    std::vector<std::string> ids;
+    if (ids_fd_ < 0) return ids;
+    std::ifstream in(IdsPath());
+    if (!in) return model::Unavailable("cannot read " + IdsPath());
+    // A last line without its newline was cut short by a crash: not an id that was stored.
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!in.eof() && !line.empty()) ids.push_back(std::move(line));
+    }
+    return ids;
   }
 
   model::Status Append(std::span<const AcceptedRequest> requests) override {
     buffer_.clear();
+    ids_.clear();
     for (const AcceptedRequest& request : requests) {
       for (const std::string& payload : request.payloads) {
         buffer_ += payload;
         buffer_.push_back('\n');
       }
+      ids_ += request.webhook_id;
+      ids_.push_back('\n');
     }
     struct stat before;
-    if (fstat(fd_, &before) != 0) return Errno("cannot stat");
-    std::string_view rest = buffer_;
-    while (!rest.empty()) {
-      const ssize_t n = write(fd_, rest.data(), rest.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        model::Status error = Errno("cannot write to");
-        // Cut a partial batch off, so that the file holds whole lines only and a retry of the
-        // same requests does not leave half a payload behind. (A pipe or device cannot be.)
-        if (S_ISREG(before.st_mode) && ftruncate(fd_, before.st_size) != 0) {
-          return model::Unavailable(error.message() + "; and cannot truncate it back");
+    if (fstat(fd_, &before) != 0) return Errno(path_, "cannot stat");
+    if (model::Status s = WriteAll(fd_, path_, buffer_, before); !s.ok()) return s;
+    if (ids_fd_ >= 0) {
+      struct stat ids_before;
+      model::Status s = fstat(ids_fd_, &ids_before) == 0
+                            ? WriteAll(ids_fd_, IdsPath(), ids_, ids_before)
+                            : Errno(IdsPath(), "cannot stat");
+      if (!s.ok()) {
+        // Payloads whose ids were not kept would be stored again after a restart: take them
+        // back, and the sender's retry brings them.
+        if (ftruncate(fd_, before.st_size) != 0) {
+          return model::Unavailable(s.message() + "; and cannot truncate " + path_ + " back");
         }
-        return error;
+        return s;
       }
-      rest.remove_prefix(static_cast<size_t>(n));
     }
-    if (sync_ && fdatasync(fd_) != 0 && !NotSyncable()) return Errno("cannot sync");
+    if (sync_ && fdatasync(fd_) != 0 && !NotSyncable()) return Errno(path_, "cannot sync");
+    if (sync_ && ids_fd_ >= 0 && fdatasync(ids_fd_) != 0) return Errno(IdsPath(), "cannot sync");
     return model::Status::Ok();
   }
 
   model::Status Close() override {
-    if (fd_ < 0) return model::Status::Ok();
     model::Status status;
-    if (fsync(fd_) != 0 && !NotSyncable()) status = Errno("cannot sync");
-    if (close(fd_) != 0 && status.ok()) status = Errno("cannot close");
-    fd_ = -1;
+    for (int* fd : {&fd_, &ids_fd_}) {
+      if (*fd < 0) continue;
+      const std::string& name = fd == &fd_ ? path_ : IdsPath();
+      if (fsync(*fd) != 0 && !NotSyncable() && status.ok()) status = Errno(name, "cannot sync");
+      if (close(*fd) != 0 && status.ok()) status = Errno(name, "cannot close");
+      *fd = -1;
+    }
     return status;
   }
 
@@ -199,15 +219,61 @@ class NdjsonOutput : public Output {
   // to sync.
   static bool NotSyncable() { return errno == EINVAL || errno == EROFS; }
 
-  model::Status Errno(std::string_view what) const {
-    return model::Unavailable(std::string(what) + " " + path_ + ": " + std::strerror(errno));
+  static model::Status Errno(const std::string& path, std::string_view what) {
+    return model::Unavailable(std::string(what) + " " + path + ": " + std::strerror(errno));
   }
+
+  // Writes all of `bytes` to `fd`, or cuts off what it wrote (so that the file holds whole
+  // lines only, and a retry of the same requests leaves nothing half written; a pipe or a
+  // device cannot be cut) and says why.
+  static model::Status WriteAll(int fd, const std::string& path, std::string_view bytes,
+                                const struct stat& before) {
+    while (!bytes.empty()) {
+      const ssize_t n = write(fd, bytes.data(), bytes.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        model::Status error = Errno(path, "cannot write to");
+        if (S_ISREG(before.st_mode) && ftruncate(fd, before.st_size) != 0) {
+          return model::Unavailable(error.message() + "; and cannot truncate it back");
+        }
+        return error;
+      }
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return model::Status::Ok();
+  }
+
+  std::string IdsPath() const { return path_ + ".ids"; }
 
   std::string path_;
   int fd_;
+  int ids_fd_;
   bool sync_;
   std::string buffer_;
+  std::string ids_;
 };
+
+// Cuts off a last line without its newline (a crash while it was written), so that the next
+// line appended starts on a line of its own. False, with errno, when the file cannot be read or
+// cut.
+bool CutPartialLine(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  off_t end = st.st_size;
+  char chunk[4096];
+  while (end > 0) {
+    const off_t start = end > static_cast<off_t>(sizeof chunk) ? end - sizeof chunk : 0;
+    const ssize_t n = pread(fd, chunk, static_cast<size_t>(end - start), start);
+    if (n != end - start) return false;
+    for (ssize_t i = n; i > 0; --i) {
+      if (chunk[i - 1] != '\n') continue;
+      const off_t whole = start + i;
+      return whole == st.st_size || ftruncate(fd, whole) == 0;
+    }
+    end = start;
+  }
+  return st.st_size == 0 || ftruncate(fd, 0) == 0;
+}
 
 }  // namespace
 
@@ -231,7 +297,19 @@ model::StatusOr<std::unique_ptr<Output>> OpenOutput(const std::string& path, boo
   if (fd < 0) {
     return model::Unavailable("cannot open " + path + ": " + std::strerror(errno));
   }
-  return std::unique_ptr<Output>(std::make_unique<NdjsonOutput>(path, fd, sync));
+  struct stat st;
+  int ids_fd = -1;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    const std::string ids = path + ".ids";
+    ids_fd = open(ids.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (ids_fd < 0 || !CutPartialLine(ids_fd)) {
+      const int error = errno;
+      close(fd);
+      if (ids_fd >= 0) close(ids_fd);
+      return model::Unavailable("cannot open " + ids + ": " + std::strerror(error));
+    }
+  }
+  return std::unique_ptr<Output>(std::make_unique<NdjsonOutput>(path, fd, ids_fd, sync));
 }
 
 }  // namespace pushhook::receive

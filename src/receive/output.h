@@ -1,6 +1,7 @@
 // Where the receiver keeps what it accepted: a SQLite file (path ending in ".db") or an NDJSON
-// file (one payload per line, appended). An Output is used by one thread at a time — the
-// receiver's writer thread — and owns its database connection or file descriptor.
+// file (one payload per line, appended; the webhook ids stored in <path>.ids). An Output is used by
+// one thread at a time — the receiver's writer thread — and owns its database connection or file
+// descriptor.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +27,7 @@ class Output {
   virtual ~Output() = default;
 
   // The webhook ids an earlier run stored, so that de-duplication survives a restart. NDJSON
-  // keeps payloads only, so it has none.
+  // keeps them beside the payloads, in <path>.ids (none for a pipe or a device).
   virtual model::StatusOr<std::vector<std::string>> StoredIds() = 0;
 
   // Writes every payload of `requests` or none of them. Once it returns OK the data survives a

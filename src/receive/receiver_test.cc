@@ -382,14 +382,35 @@ TEST_F(ReceiverTest, SqliteStoresEachPayloadAndDedupSurvivesRestart) {
                                             {"msg_3", 0, R"({"c":3})"}}));
 }
 
-TEST_F(ReceiverTest, NdjsonAppendsAcrossRestarts) {
+TEST_F(ReceiverTest, NdjsonAppendsAcrossRestartsAndItsDedupSurvivesThem) {
   StartReceiver(Options("events.ndjson"));
   EXPECT_EQ(PostSigned("msg_1", R"({"a":1})").status, 204);
+  EXPECT_EQ(PostSigned("msg_2", R"([{"b":2},{"c":3}])").status, 204);
   receiver_->Stop();
+  // A sender that resends after a crash of its own: each request is stored once, whatever
+  // the receiver did in between.
   StartReceiver(Options("events.ndjson"));
-  EXPECT_EQ(PostSigned("msg_2", R"({"b":2})").status, 204);
+  EXPECT_EQ(PostSigned("msg_1", R"({"a":1})").status, 204);
+  EXPECT_EQ(PostSigned("msg_2", R"([{"b":2},{"c":3}])").status, 204);
+  EXPECT_EQ(PostSigned("msg_3", R"({"d":4})").status, 204);
+  EXPECT_EQ(receiver_->counts(), (ReceiverCounts{3, 1, 2, 0}));
   receiver_->Stop();
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "{\"a\":1}\n{\"b\":2}\n");
+  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n{\"d\":4}\n");
+  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson.ids"), "msg_1\nmsg_2\nmsg_3\n");
+}
+
+TEST_F(ReceiverTest, AnNdjsonIdCutShortByACrashIsNotTakenAsStored) {
+  // The crash came between the payload and the end of its id's line: the resend is stored.
+  {
+    std::ofstream ids(dir_ + "/events.ndjson.ids");
+    ids << "msg_1\nmsg_";
+  }
+  StartReceiver(Options("events.ndjson"));
+  EXPECT_EQ(PostSigned("msg_1", R"({"a":1})").status, 204);
+  EXPECT_EQ(PostSigned("msg_2", R"({"b":2})").status, 204);
+  EXPECT_EQ(receiver_->counts(), (ReceiverCounts{2, 1, 1, 0}));
+  receiver_->Stop();
+  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson.ids"), "msg_1\nmsg_2\n") << "the cut line is gone";
 }
 
 // /dev/full fails every write with ENOSPC: the disk-full path without a test seam.
