@@ -53,6 +53,10 @@ std::optional<ParseError> CheckBeacons(const SiteBeacons& site, std::vector<mode
           code = kBeaconInvalid;
           message = "is not a token of this site for this event's cid, reference_id and cookie_id";
           break;
+        case model::BeaconVerdict::kTooFarAhead:
+          code = kBeaconInvalid;
+          message = "expires more than 30 days from now; a token may live at most 30 days";
+          break;
       }
     }
     if (error.details.empty()) error.code = code;

@@ -94,6 +94,15 @@ TEST_F(BeaconCheckTest, ForgedMismatchedAndExpiredTokensAreNamedEach) {
   std::vector<model::Event> expired{Event()};
   expired[0].beacon = Token(site_.key, expired[0], kNowS - 1);
   EXPECT_EQ(CheckBeacons(site_, expired, kNowMs)->code, kBeaconExpired);
+
+  // Signed right, for the right fields, but beyond the 30 days a token may live: said so.
+  std::vector<model::Event> far{Event()};
+  far[0].beacon = Token(site_.key, far[0], kNowS + 31 * 24 * 3600);
+  const auto too_far = CheckBeacons(site_, far, kNowMs);
+  ASSERT_TRUE(too_far.has_value());
+  EXPECT_EQ(too_far->code, kBeaconInvalid);
+  EXPECT_EQ(too_far->details.at(0).message,
+            "expires more than 30 days from now; a token may live at most 30 days");
 }
 
 TEST_F(BeaconCheckTest, ThePreviousSecretVerifiesUntilTheOverlapEnds) {

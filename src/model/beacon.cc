@@ -61,7 +61,7 @@ BeaconVerdict CheckBeaconToken(std::string_view token, std::span<const std::stri
   }
   if (!signed_by_a_key) return BeaconVerdict::kInvalid;
   if (expires > now_unix_s + kMaxBeaconTtlSeconds + kBeaconClockSkewSeconds) {
-    return BeaconVerdict::kInvalid;
+    return BeaconVerdict::kTooFarAhead;
   }
   if (now_unix_s >= expires) return BeaconVerdict::kExpired;
   return BeaconVerdict::kValid;

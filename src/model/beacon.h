@@ -46,8 +46,9 @@ std::string MakeBeaconToken(std::string_view key, const BeaconSubject& subject,
 
 enum class BeaconVerdict {
   kValid,
-  kInvalid,  // malformed, forged, made for other fields or another site, or too far ahead
-  kExpired,  // correctly signed, but its time is over
+  kInvalid,      // malformed, forged, or made for other fields or another site
+  kTooFarAhead,  // correctly signed, but expiring more than kMaxBeaconTtlSeconds from now
+  kExpired,      // correctly signed, but its time is over
 };
 
 // Checks `token` for `subject` against each of `keys` (the site's secret and, during a rotation's

@@ -58,14 +58,14 @@ TEST(BeaconTest, AForgedOrMalformedTokenIsInvalidEvenWhenExpired) {
             BeaconVerdict::kInvalid);
 }
 
-TEST(BeaconTest, ATokenBeyondThirtyDaysIsInvalid) {
+TEST(BeaconTest, ATokenBeyondThirtyDaysIsTooFarAhead) {
   const std::string key = Keys()[0];
   const int64_t now = 1'800'000'000;
   const std::string longest = MakeBeaconToken(key, kSubject, now + kMaxBeaconTtlSeconds);
   EXPECT_EQ(CheckBeaconToken(longest, Keys(), kSubject, now), BeaconVerdict::kValid);
   const std::string too_long =
       MakeBeaconToken(key, kSubject, now + kMaxBeaconTtlSeconds + kBeaconClockSkewSeconds + 1);
-  EXPECT_EQ(CheckBeaconToken(too_long, Keys(), kSubject, now), BeaconVerdict::kInvalid);
+  EXPECT_EQ(CheckBeaconToken(too_long, Keys(), kSubject, now), BeaconVerdict::kTooFarAhead);
 }
 
 TEST(BeaconTest, EitherKeyOfARotationVerifies) {
