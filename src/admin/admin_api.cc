@@ -493,6 +493,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   e.batch = fields.batch.value_or(store::BatchOptions{});
   e.format = fields.format.value_or(model::PayloadFormat::kIzooto);
   e.enabled = fields.enabled.value_or(true);
+  e.disabled_reason = fields.disabled_reason.value_or("");  // "enabled": false says why
   e.max_in_flight = fields.max_in_flight.value_or(16);
   e.rate_limit = fields.rate_limit.value_or(0);
   e.secret = model::NewSecret();

@@ -187,3 +187,16 @@ itest('with no PUSHHOOK_ADMIN_TOKEN, an operator token is generated into <data-d
   assert.ok(!serve.stderr.includes(token), 'the token is never logged');
   assert.ok(serve.stderr.includes('admin-token'), 'the log says where the token is');
 });
+
+itest('an endpoint disabled at creation says why, as one disabled by PATCH does', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Reasons');
+  const created = await serve.createEndpoint(site.id, { url: 'http://127.0.0.1:9/off', enabled: false });
+  assert.equal(created.enabled, false);
+  assert.equal(created.disabled_reason, 'disabled through the admin API');
+  const on = await serve.createEndpoint(site.id, { url: 'http://127.0.0.1:9/on' });
+  assert.equal(on.disabled_reason, null, 'an enabled endpoint has no reason');
+  const patched = expectStatus(
+    await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${on.id}`, { enabled: false }), 200, 'PATCH');
+  assert.equal(patched.disabled_reason, created.disabled_reason);
+});
