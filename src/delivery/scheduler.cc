@@ -518,9 +518,14 @@ std::shared_ptr<const store::StoredEvent> Scheduler::TakeInMemory(EndpointState&
 void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, SchedulerOutput* out) {
   const int64_t message_id = message.id;
   EndpointState& state = endpoints_[endpoint];
+  // A redelivery goes at once while the message's retry timer still stands: when the timer
+  // comes, the message is in flight already, or has been attempted since the timer was set.
+  // Either way the later attempt's outcome decides what follows, and this entry is dropped.
+  if (state.sending.contains(message_id)) return;
   // From memory (just ingested: nothing copied; or read ahead with others), or read now.
   int attempts = message.attempts;
   std::shared_ptr<const store::StoredEvent> event = TakeInMemory(state, message_id, &attempts);
+  if (attempts > message.attempts) return;  // read ahead, and attempted since this was set
   if (event == nullptr) {
     model::StatusOr<store::Delivery> delivery = store_.LoadDelivery(message_id);
     if (!delivery.ok()) {
@@ -537,6 +542,7 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
       Forget(endpoint, message_id);  // finished meanwhile (by this node, or the last owner)
       return;
     }
+    if (delivery->attempts > message.attempts) return;  // attempted since this was set
     TakeEndpoint(state, *delivery);
     // This node's count of a message it retries is ahead of the store's until the last
     // attempt's record is committed: numbering from the store's would repeat an attempt number.
@@ -552,6 +558,7 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
   Send& send = StartSend(endpoint, now_ms, out);
   send.batch = message.batch;
   send.messages.push_back(OutgoingMessage{message_id, attempts + 1, std::move(event)});
+  state.sending.insert(message_id);
   Changed(endpoint);
 }
 
@@ -602,6 +609,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   --state.in_flight;
   --counts_.in_flight;
   backlog_stale_ = true;
+  if (c.messages.size() == 1) state.sending.erase(c.messages.front().id);
   MarkRunnable(index);
 
   const double seconds = static_cast<double>(r.latency.count()) / 1e6;

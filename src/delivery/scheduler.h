@@ -185,7 +185,8 @@ class Scheduler {
     uint32_t generation = 0;   // bumped each time the endpoint is parked (disabled)
     int in_flight = 0;
     int max_in_flight = 16;
-    size_t timed = 0;     // messages waiting in timers_ for their time (not batches, not wake-ups)
+    size_t timed = 0;  // messages waiting in timers_ for their time (not batches, not wake-ups)
+    std::unordered_set<int64_t> sending;  // messages in flight alone (Launch)
     bool enabled = true;  // delivering: enabled by its owner, and (shared) this node's lease
     bool owned = true;    // shared database: this node holds the endpoint's lease
     // Shared database: ids due, scheduled or in flight, so that each is admitted once.

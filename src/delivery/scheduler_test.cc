@@ -689,5 +689,74 @@ TEST_F(SchedulerTest, ARedeliveredMessageGoesAlone) {
   EXPECT_EQ(Ids(out.sends[0]), std::vector<int64_t>{messages[1].id});
 }
 
+TEST_F(SchedulerTest, AMessageRedeliveredWhileItWaitsForARetryGoesOnceAtATime) {
+  // Redeliver sends a message that waits for its retry now. Its retry timer still stands: it
+  // must neither send the message beside the redelivery still in flight, nor repeat an attempt
+  // number once the redelivery's own outcome has set what comes next.
+  AddEndpoint("/a");
+  Start("10s,10s,10s");
+  const auto messages = Ingest(1);
+  Admit(messages);
+  const auto record = [&](const SchedulerOutput& out) {
+    std::promise<model::Status> recorded;
+    store_->RecordAttempts(out.records, [&](model::Status s) { recorded.set_value(s); });
+    ASSERT_TRUE(recorded.get_future().get().ok());
+  };
+  const Send first = Poll(kT0).sends.at(0);
+  SchedulerOutput failed = Complete(first, Answer(500), kT0);
+  record(failed);
+  const int64_t retry_at = failed.records.at(0).next_attempt_ms;
+
+  auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1000);
+  ASSERT_TRUE(requeued.ok());
+  scheduler_->Admit(*requeued, kT0 + 1000);
+  const Send redelivery = Poll(kT0 + 1000).sends.at(0);
+  EXPECT_EQ(redelivery.messages.at(0).attempt, 2);
+  EXPECT_TRUE(Poll(retry_at).sends.empty()) << "the retry's timer came while it was in flight";
+
+  SchedulerOutput again = Complete(redelivery, Answer(500), retry_at);
+  record(again);
+  const int64_t next_at = again.records.at(0).next_attempt_ms;
+  std::vector<int> attempts;
+  for (int64_t t = next_at; t <= next_at + 60'000; t += 1'000) {
+    for (const Send& s : Poll(t).sends) attempts.push_back(s.messages.at(0).attempt);
+  }
+  EXPECT_EQ(attempts, std::vector<int>{3}) << "one third attempt, once";
+}
+
+TEST_F(SchedulerTest, ARetryTimerAnEarlierRedeliveryOvertookIsDropped) {
+  // The redelivery failed before the retry's time came, and set its own retry: the old timer
+  // then stands for an attempt already made.
+  AddEndpoint("/a");
+  Start("10s,10s,10s");
+  const auto messages = Ingest(1);
+  Admit(messages);
+  const auto record = [&](const SchedulerOutput& out) {
+    std::promise<model::Status> recorded;
+    store_->RecordAttempts(out.records, [&](model::Status s) { recorded.set_value(s); });
+    ASSERT_TRUE(recorded.get_future().get().ok());
+  };
+  record(Complete(Poll(kT0).sends.at(0), Answer(500), kT0));
+  auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1000);
+  ASSERT_TRUE(requeued.ok());
+  scheduler_->Admit(*requeued, kT0 + 1000);
+  record(Complete(Poll(kT0 + 1000).sends.at(0), Answer(500), kT0 + 1001));
+  // The receiver keeps failing: the schedule's attempts follow, each once and a step (10 s,
+  // less its 20 % jitter) after the one before, then the end.
+  std::vector<int> attempts;
+  std::vector<int64_t> times{kT0 + 1001};
+  for (int64_t t = kT0 + 1002; t <= kT0 + 120'000; t += 500) {
+    for (const Send& s : Poll(t).sends) {
+      attempts.push_back(s.messages.at(0).attempt);
+      times.push_back(t);
+      record(Complete(s, Answer(500), t));
+    }
+  }
+  EXPECT_EQ(attempts, (std::vector<int>{3, 4}));
+  for (size_t i = 1; i < times.size(); ++i) {
+    EXPECT_GE(times[i] - times[i - 1], 8'000) << "attempt " << i + 2 << " came early";
+  }
+}
+
 }  // namespace
 }  // namespace pushhook::delivery
