@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <string_view>
+#include <tuple>
 
 namespace pushhook::receive {
 namespace {
@@ -304,8 +305,9 @@ model::StatusOr<std::unique_ptr<Output>> OpenOutput(const std::string& path, boo
     ids_fd = open(ids.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (ids_fd < 0 || !CutPartialLine(ids_fd)) {
       const int error = errno;
-      close(fd);
-      if (ids_fd >= 0) close(ids_fd);
+      // Only read from or not written yet: closing them cannot lose anything.
+      std::ignore = close(fd);
+      if (ids_fd >= 0) std::ignore = close(ids_fd);
       return model::Unavailable("cannot open " + ids + ": " + std::strerror(error));
     }
   }
