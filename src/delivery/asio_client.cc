@@ -50,6 +50,10 @@ constexpr milliseconds kBusySweep{5};
 constexpr milliseconds kIdleSweep{1000};
 // An idle connection is closed after this long (receivers commonly drop theirs after 60-120 s).
 constexpr auto kIdleLifetime = std::chrono::seconds(55);
+// An idle connection is looked at before reuse (HungUp) once it has waited this long: one
+// reused sooner is still open at the other end (keep-alive timeouts are a second or more), and
+// under load that saves a system call per request.
+constexpr auto kCheckIdleAfter = milliseconds(500);
 // Parsed URLs kept: about as many as the endpoints that receive webhooks at once.
 constexpr size_t kMaxTargets = 4096;
 
@@ -371,6 +375,7 @@ class AsioClient::Impl {
   // on its way is not seen; MayRetry covers that.
   static bool HungUp(Connection& c) {
     if (c.buffer.size() > 0) return true;
+    if (Clock::now() - c.idle_since < kCheckIdleAfter) return false;
     pollfd p{c.socket.native_handle(), POLLIN | POLLRDHUP, 0};
     return ::poll(&p, 1, 0) != 0;
   }

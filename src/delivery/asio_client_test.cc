@@ -481,7 +481,8 @@ TEST(AsioClientReuseTest, IdleConnectionsTheReceiverClosedAreNotUsed) {
   for (int i = 0; i < 4; ++i) burst.push_back(Send(client, Post(server.Url(), std::to_string(i))));
   for (auto& f : burst) ASSERT_EQ(f.get().status, 200);
   const int opened = server.accepted();
-  std::this_thread::sleep_for(milliseconds(3 * kIdleHangupMs));
+  // Past the hang-up, and past the half second after which the client looks before reuse.
+  std::this_thread::sleep_for(milliseconds(800));
   for (int i = 0; i < 3; ++i) {
     const OutboundResult result =
         SendAndWait(client, Post(server.Url(), "after " + std::to_string(i)));
