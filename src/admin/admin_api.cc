@@ -47,6 +47,21 @@ http::Response MessageError(const model::Status& status, std::string_view id) {
   return http::Response::FromStatus(status);
 }
 
+// Request bodies are JSON: one sent as another media type (XML, a form's parts) is refused
+// (415). No content-type at all is read as JSON, and so are the defaults of the usual clients
+// for a body of text: fetch's text/plain, and curl -d's application/x-www-form-urlencoded.
+std::optional<http::Response> RefuseMediaType(const http::Request& request) {
+  if (request.body.find_first_not_of(" \t\r\n") == std::string::npos) return std::nullopt;
+  const std::string type = http::MediaType(request.Header("content-type"));
+  if (type.empty() || type == "application/json" || type.ends_with("+json") ||
+      type == "text/plain" || type == "application/x-www-form-urlencoded") {
+    return std::nullopt;
+  }
+  return http::Response::Error(
+      415, "unsupported_media_type",
+      "the request body must be JSON (content-type: application/json), not " + type);
+}
+
 std::optional<json::object> ParseObject(const std::string& body, http::Response* error) {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
   json::error_code ec;
@@ -307,6 +322,7 @@ AdminApi::AdminApi(store::Store& store, delivery::DeliveryService& delivery,
 void AdminApi::Register(http::Router& router) {
   const auto bind = [this](void (AdminApi::*method)(http::Request&&, http::Responder)) {
     return [this, method](http::Request&& r, http::Responder respond) {
+      if (auto refused = RefuseMediaType(r)) return respond(std::move(*refused));
       (this->*method)(std::move(r), std::move(respond));
     };
   };

@@ -1,5 +1,7 @@
 #include "http/http_types.h"
 
+#include <cctype>
+
 #include "model/json_string.h"
 
 namespace pushhook::http {
@@ -143,6 +145,15 @@ std::string_view ErrorCodeOf(model::StatusCode code) {
       return "internal";
   }
   return "internal";
+}
+
+std::string MediaType(std::string_view content_type) {
+  std::string type(content_type.substr(0, content_type.find(';')));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
+  const size_t start = type.find_first_not_of(" \t");
+  type.erase(0, start == std::string::npos ? type.size() : start);
+  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return type;
 }
 
 }  // namespace pushhook::http

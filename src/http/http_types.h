@@ -58,6 +58,10 @@ std::optional<std::string> PercentDecode(std::string_view s, bool plus_is_space)
 
 // The HTTP status and the error code name (as in DESIGN section 3) of a StatusCode.
 int HttpStatusOf(model::StatusCode code);
+
+// A content-type's media type, lowercase and without parameters: "Application/JSON;
+// charset=utf-8" -> "application/json".
+std::string MediaType(std::string_view content_type);
 std::string_view ErrorCodeOf(model::StatusCode code);
 
 }  // namespace pushhook::http

@@ -10,16 +10,6 @@ http::Response WithCors(http::Response response) {
   return response;
 }
 
-// Lowercase media type without parameters: "Application/JSON; charset=utf-8" -> "application/json".
-std::string MediaType(std::string_view content_type) {
-  std::string type(content_type.substr(0, content_type.find(';')));
-  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.pop_back();
-  size_t start = type.find_first_not_of(" \t");
-  type.erase(0, start == std::string::npos ? type.size() : start);
-  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return type;
-}
-
 }  // namespace
 
 // Any origin may post (the key is the credential), and a script may read Retry-After from a
@@ -130,7 +120,7 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
                                 .With("retry-after", "5")));
   }
 
-  const std::string type = MediaType(request.Header("content-type"));
+  const std::string type = http::MediaType(request.Header("content-type"));
   BodyKind kind;
   if (type == "application/x-ndjson") {
     kind = BodyKind::kNdjson;

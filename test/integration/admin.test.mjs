@@ -159,6 +159,25 @@ itest('admin API: tokens, sites, endpoints', async (fx, t) => {
     assertError(await serve.api('POST', redeliver, 'garbage'), 400, 'malformed JSON on redeliver');
     assertError(await serve.api('POST', redeliver), 404, 'redeliver of a message that does not exist');
   });
+
+  await t.test('a body sent as another media type answers 415; fetch\'s and curl -d\'s defaults are read as JSON', async () => {
+    const post = (contentType) => request(serve.baseUrl, 'POST', '/v1/sites', {
+      body: JSON.stringify({ name: `typed ${contentType}` }),
+      headers: contentType === undefined ? {} : { 'content-type': contentType },
+      token: serve.adminToken,
+    });
+    for (const type of ['application/xml', 'text/csv', 'multipart/form-data; boundary=x']) {
+      const answer = await post(type);
+      assertError(answer, 415, type);
+      assert.equal(answer.json.error.code, 'unsupported_media_type');
+      assert.equal(answer.json.error.message,
+        `the request body must be JSON (content-type: application/json), not ${type.split(';')[0]}`);
+    }
+    for (const type of ['application/json', 'Application/JSON; charset=utf-8', 'text/plain;charset=UTF-8',
+      'application/x-www-form-urlencoded']) {
+      expectStatus(await post(type), 201, type);
+    }
+  });
 });
 
 itest('without --dev, http:// and literal loopback URLs are refused at registration', async (fx) => {
