@@ -191,6 +191,16 @@ OutboundRequest Post(std::string url, std::string body = "{}") {
   return request;
 }
 
+// Sends `n` requests to `url` at once and waits for every answer: as many kept connections as
+// the client opened for them (up to `n`).
+std::vector<OutboundResult> SendAtOnce(HttpClient& client, const std::string& url, int n) {
+  std::vector<std::future<OutboundResult>> sent;
+  for (int i = 0; i < n; ++i) sent.push_back(Send(client, Post(url, std::to_string(i))));
+  std::vector<OutboundResult> results;
+  for (auto& f : sent) results.push_back(f.get());
+  return results;
+}
+
 // A loopback receiver on pushhook's own http::Server. Paths choose the answer:
 // /status/N, /big/N (N bytes of body), /retry-after, /redirect, /target, /hang (never answers
 // until the test ends).
@@ -477,9 +487,7 @@ TEST(AsioClientReuseTest, IdleConnectionsTheReceiverClosedAreNotUsed) {
   // rather than on the closed ones, one failure (and one attempt of the message) each.
   CountingServer server(std::string(CountingServer::kOk), Hangup::kWhenIdle);
   AsioClient client(LoopbackOptions());
-  std::vector<std::future<OutboundResult>> burst;
-  for (int i = 0; i < 4; ++i) burst.push_back(Send(client, Post(server.Url(), std::to_string(i))));
-  for (auto& f : burst) ASSERT_EQ(f.get().status, 200);
+  for (const OutboundResult& r : SendAtOnce(client, server.Url(), 4)) ASSERT_EQ(r.status, 200);
   const int opened = server.accepted();
   // Past the hang-up, and past the half second after which the client looks before reuse.
   std::this_thread::sleep_for(milliseconds(800));
@@ -497,9 +505,7 @@ TEST(AsioClientReuseTest, ARequestSentAgainGoesOnANewConnection) {
   // which fails the same way, but a new connection.
   CountingServer server(std::string(CountingServer::kOk), Hangup::kOnSecondRequest);
   AsioClient client(LoopbackOptions());
-  std::vector<std::future<OutboundResult>> burst;
-  for (int i = 0; i < 2; ++i) burst.push_back(Send(client, Post(server.Url(), std::to_string(i))));
-  for (auto& f : burst) ASSERT_EQ(f.get().status, 200);
+  for (const OutboundResult& r : SendAtOnce(client, server.Url(), 2)) ASSERT_EQ(r.status, 200);
   ASSERT_EQ(server.accepted(), 2) << "the test needs two kept connections";
   const OutboundResult result = SendAndWait(client, Post(server.Url(), "again"));
   EXPECT_EQ(result.status, 200) << result.error;

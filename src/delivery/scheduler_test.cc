@@ -139,6 +139,13 @@ class SchedulerTest : public ::testing::Test {
   }
 
   // Fixes a batch's members in the store, as the dispatcher does before sending it.
+  // Writes the attempt records of `out`, as the dispatcher does.
+  void Record(const SchedulerOutput& out) {
+    std::promise<model::Status> recorded;
+    store_->RecordAttempts(out.records, [&](model::Status s) { recorded.set_value(s); });
+    ASSERT_TRUE(recorded.get_future().get().ok());
+  }
+
   void Assign(const Send& send) {
     std::vector<int64_t> ids;
     for (const OutgoingMessage& m : send.messages) ids.push_back(m.id);
@@ -697,14 +704,9 @@ TEST_F(SchedulerTest, AMessageRedeliveredWhileItWaitsForARetryGoesOnceAtATime) {
   Start("10s,10s,10s");
   const auto messages = Ingest(1);
   Admit(messages);
-  const auto record = [&](const SchedulerOutput& out) {
-    std::promise<model::Status> recorded;
-    store_->RecordAttempts(out.records, [&](model::Status s) { recorded.set_value(s); });
-    ASSERT_TRUE(recorded.get_future().get().ok());
-  };
   const Send first = Poll(kT0).sends.at(0);
   SchedulerOutput failed = Complete(first, Answer(500), kT0);
-  record(failed);
+  Record(failed);
   const int64_t retry_at = failed.records.at(0).next_attempt_ms;
 
   auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1000);
@@ -715,7 +717,7 @@ TEST_F(SchedulerTest, AMessageRedeliveredWhileItWaitsForARetryGoesOnceAtATime) {
   EXPECT_TRUE(Poll(retry_at).sends.empty()) << "the retry's timer came while it was in flight";
 
   SchedulerOutput again = Complete(redelivery, Answer(500), retry_at);
-  record(again);
+  Record(again);
   const int64_t next_at = again.records.at(0).next_attempt_ms;
   std::vector<int> attempts;
   for (int64_t t = next_at; t <= next_at + 60'000; t += 1'000) {
@@ -731,16 +733,11 @@ TEST_F(SchedulerTest, ARetryTimerAnEarlierRedeliveryOvertookIsDropped) {
   Start("10s,10s,10s");
   const auto messages = Ingest(1);
   Admit(messages);
-  const auto record = [&](const SchedulerOutput& out) {
-    std::promise<model::Status> recorded;
-    store_->RecordAttempts(out.records, [&](model::Status s) { recorded.set_value(s); });
-    ASSERT_TRUE(recorded.get_future().get().ok());
-  };
-  record(Complete(Poll(kT0).sends.at(0), Answer(500), kT0));
+  Record(Complete(Poll(kT0).sends.at(0), Answer(500), kT0));
   auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1000);
   ASSERT_TRUE(requeued.ok());
   scheduler_->Admit(*requeued, kT0 + 1000);
-  record(Complete(Poll(kT0 + 1000).sends.at(0), Answer(500), kT0 + 1001));
+  Record(Complete(Poll(kT0 + 1000).sends.at(0), Answer(500), kT0 + 1001));
   // The receiver keeps failing: the schedule's attempts follow, each once and a step (10 s,
   // less its 20 % jitter) after the one before, then the end.
   std::vector<int> attempts;
@@ -749,7 +746,7 @@ TEST_F(SchedulerTest, ARetryTimerAnEarlierRedeliveryOvertookIsDropped) {
     for (const Send& s : Poll(t).sends) {
       attempts.push_back(s.messages.at(0).attempt);
       times.push_back(t);
-      record(Complete(s, Answer(500), t));
+      Record(Complete(s, Answer(500), t));
     }
   }
   EXPECT_EQ(attempts, (std::vector<int>{3, 4}));
