@@ -68,7 +68,7 @@ std::optional<ParseError> CheckBeacons(const SiteBeacons& site, std::vector<mode
   }
   for (model::Event& e : events) {
     if (e.beacon.empty()) continue;
-    e.event_id = model::BeaconEventId(e.beacon, e.action, e.clicked_button);
+    e.replay_key = model::BeaconReplayKey(e.beacon, e.action, e.clicked_button);
     e.beacon.clear();
   }
   return std::nullopt;

@@ -35,14 +35,15 @@ class BeaconCheckTest : public ::testing::Test {
   SiteBeacons site_;
 };
 
-TEST_F(BeaconCheckTest, AValidTokenNamesTheEventAndIsDropped) {
+TEST_F(BeaconCheckTest, AValidTokenKeysTheEventAndIsDropped) {
   std::vector<model::Event> events{Event(), Event(model::Action::kView, 0)};
   events[0].beacon = Token(site_.key, events[0], kNowS + 60);
   events[1].beacon = events[0].beacon;
   ASSERT_FALSE(CheckBeacons(site_, events, kNowMs).has_value());
-  EXPECT_EQ(events[0].event_id, model::BeaconEventId(Token(site_.key, events[0], kNowS + 60),
-                                                     model::Action::kClick, 1));
-  EXPECT_NE(events[0].event_id, events[1].event_id) << "one token counts each action once";
+  EXPECT_EQ(events[0].replay_key, model::BeaconReplayKey(Token(site_.key, events[0], kNowS + 60),
+                                                         model::Action::kClick, 1));
+  EXPECT_EQ(events[0].event_id, "client-id") << "the client's key still reaches the payload";
+  EXPECT_NE(events[0].replay_key, events[1].replay_key) << "one token counts each action once";
   EXPECT_TRUE(events[0].beacon.empty());
   EXPECT_TRUE(events[1].beacon.empty());
 }

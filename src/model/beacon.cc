@@ -67,7 +67,7 @@ BeaconVerdict CheckBeaconToken(std::string_view token, std::span<const std::stri
   return BeaconVerdict::kValid;
 }
 
-std::string BeaconEventId(std::string_view token, Action action, int clicked_button) {
+std::string BeaconReplayKey(std::string_view token, Action action, int clicked_button) {
   // The signature part identifies the token; a digest keeps the id short and of one alphabet.
   const std::string digest = Sha256Hex(token).substr(0, 32);
   return "bcn_" + digest + "_" + std::string(ActionName(action)) + "_" +

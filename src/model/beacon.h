@@ -56,9 +56,9 @@ enum class BeaconVerdict {
 BeaconVerdict CheckBeaconToken(std::string_view token, std::span<const std::string> keys,
                                const BeaconSubject& subject, int64_t now_unix_s);
 
-// The idempotency key of an event that carries a valid token: one token counts each (action,
-// button) once, whatever event_id the client sent (DESIGN section 2a), so a replayed click is
-// answered as a duplicate.
-std::string BeaconEventId(std::string_view token, Action action, int clicked_button);
+// The replay key of an event that carries a valid token: one token counts each (action, button)
+// once, whatever event_id the client sent (DESIGN section 2a), so a replayed click is answered
+// as a duplicate while the client's own event_id still reaches the payload.
+std::string BeaconReplayKey(std::string_view token, Action action, int clicked_button);
 
 }  // namespace pushhook::model

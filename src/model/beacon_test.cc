@@ -88,11 +88,11 @@ TEST(BeaconTest, SecretsAreBsecAndBase64Of32Bytes) {
   EXPECT_FALSE(DecodeBeaconSecret("bsec_%%%").has_value());
 }
 
-TEST(BeaconTest, OneTokenGivesOneIdPerActionAndButton) {
-  const std::string click2 = BeaconEventId(kToken, Action::kClick, 2);
-  EXPECT_EQ(click2, BeaconEventId(kToken, Action::kClick, 2));
-  EXPECT_NE(click2, BeaconEventId(kToken, Action::kClick, 1));
-  EXPECT_NE(click2, BeaconEventId(kToken, Action::kView, 0));
+TEST(BeaconTest, OneTokenGivesOneReplayKeyPerActionAndButton) {
+  const std::string click2 = BeaconReplayKey(kToken, Action::kClick, 2);
+  EXPECT_EQ(click2, BeaconReplayKey(kToken, Action::kClick, 2));
+  EXPECT_NE(click2, BeaconReplayKey(kToken, Action::kClick, 1));
+  EXPECT_NE(click2, BeaconReplayKey(kToken, Action::kView, 0));
   EXPECT_LE(click2.size(), kMaxEventId);
 }
 

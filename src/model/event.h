@@ -37,6 +37,9 @@ struct Event {
   // The signed beacon token the browser sent (DESIGN section 2a), "" when none. Checked on
   // ingest, then dropped: never stored, never in a payload.
   std::string beacon;
+  // What counts a beaconed event once (BeaconReplayKey), "" for an event without a token.
+  // Stored beside event_id with an index of its own, never in a payload.
+  std::string replay_key;
 };
 
 enum class PayloadFormat { kIzooto, kExtended };

@@ -656,6 +656,36 @@ TEST_P(StoreTest, EventsWithoutAnIdAreNeverDuplicates) {
   EXPECT_NE(a, b);
 }
 
+// A beaconed event is counted once by its replay key and once by its event_id, each on its own,
+// and keeps the client's event_id for its payload (DESIGN section 2a).
+TEST_P(StoreTest, ReplayKeysAndEventIdsEachCountAnEventOnce) {
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  const auto keyed = [](std::string_view event_id, std::string_view replay_key) {
+    model::Event e = MakeEvent(model::Action::kClick, std::string(event_id));
+    e.replay_key = replay_key;
+    return e;
+  };
+  AppendResult first = Append(site->id, {keyed("mine-1", "bcn_k1"), keyed("", "bcn_k2")});
+  EXPECT_EQ(first.accepted, 2u);
+  ASSERT_EQ(first.messages.size(), 2u);
+  EXPECT_EQ(Value(store_->LoadDelivery(first.messages[0].id)).event.event_id, "mine-1");
+  EXPECT_EQ(Value(store_->LoadDelivery(first.messages[1].id)).event.event_id.rfind("bcn_", 0),
+            std::string::npos)
+      << "the replay key is never an event's id";
+
+  AppendResult again = Append(site->id, {keyed("mine-2", "bcn_k1"),  // the same token
+                                         keyed("mine-1", "bcn_k3"),  // the same event_id
+                                         keyed("mine-3", "bcn_k3"),  // new
+                                         keyed("mine-4", "bcn_k3"),  // the same token again
+                                         keyed("mine-5", "")});
+  EXPECT_EQ(again.accepted, 2u);
+  EXPECT_EQ(again.duplicates, 3u);
+  // Another site's replay keys are its own.
+  auto other = store_->CreateSite("b");
+  EXPECT_EQ(Append(other->id, {keyed("mine-1", "bcn_k1")}).accepted, 1u);
+}
+
 TEST_P(StoreTest, ConcurrentAppendsOfOneEventIdAcceptItOnce) {
   auto site = store_->CreateSite("a");
   MakeEndpoint(site->id);
@@ -1346,6 +1376,30 @@ TEST_P(StoreTest, CampaignUniqueSubscribersAddUpAcrossArrivals) {
   EXPECT_NEAR(Value(store_->QueryStats(q)).unique_subscribers, 2, 0.01) << "the first hour";
 }
 
+constexpr const char* kUndoReplayKeys =
+    "DROP INDEX events_by_replay_key; ALTER TABLE events DROP COLUMN replay_key; ";
+
+// A database from before replay keys stored a beaconed event's key as its event_id: migrating
+// moves it over, so a replay of a token counted before the upgrade is still a duplicate.
+TEST_P(StoreTest, MigratingMovesBeaconIdsToReplayKeys) {
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  Append(site->id, {MakeEvent(model::Action::kClick, "bcn_0123_Click_1"),
+                    MakeEvent(model::Action::kView, "client-id")});
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(
+      RunSql(kUndoReplayKeys + std::string(Postgres() ? "UPDATE pushhook_schema SET version = 10"
+                                                      : "PRAGMA user_version = 9")));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  model::Event replay = MakeEvent(model::Action::kClick, "another-id");
+  replay.replay_key = "bcn_0123_Click_1";
+  model::Event fresh = MakeEvent(model::Action::kClick, "");
+  fresh.replay_key = "client-id";  // only keys that were beacons' move over
+  AppendResult r = Append(site->id, {replay, fresh});
+  EXPECT_EQ(r.duplicates, 1u);
+  EXPECT_EQ(r.accepted, 1u);
+}
+
 // A database from before campaign sketches gets them from its hourly sketches when it migrates.
 TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
   auto site = store_->CreateSite("a");
@@ -1370,13 +1424,14 @@ TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
   Append(site->id, events, 1000);
   store_.reset();
   // Undone: the campaign sketches and every migration after them.
-  ASSERT_NO_FATAL_FAILURE(
-      RunSql("DROP TABLE stats_uniques_campaign; ALTER TABLE endpoints DROP COLUMN field_filter; "
-             "ALTER TABLE endpoints DROP COLUMN batch_max_events; "
-             "ALTER TABLE endpoints DROP COLUMN batch_max_wait_ms; "
-             "ALTER TABLE messages DROP COLUMN batch_id; " +
-             std::string(Postgres() ? "UPDATE pushhook_schema SET version = 7"
-                                    : "PRAGMA user_version = 6")));
+  ASSERT_NO_FATAL_FAILURE(RunSql(std::string("DROP TABLE stats_uniques_campaign; ") +
+                                 "ALTER TABLE endpoints DROP COLUMN field_filter; "
+                                 "ALTER TABLE endpoints DROP COLUMN batch_max_events; "
+                                 "ALTER TABLE endpoints DROP COLUMN batch_max_wait_ms; "
+                                 "ALTER TABLE messages DROP COLUMN batch_id; " +
+                                 kUndoReplayKeys +
+                                 std::string(Postgres() ? "UPDATE pushhook_schema SET version = 7"
+                                                        : "PRAGMA user_version = 6")));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   std::map<std::string, double> uniques;
   for (const CampaignSummary& c : Campaigns(site->id)) uniques[c.cid] = c.unique_subscribers;

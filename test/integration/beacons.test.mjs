@@ -51,7 +51,9 @@ itest('signed beacons: checked, counted once, refused with a reason, by the site
   const read = expectStatus(await serve.api('GET', `/v1/sites/${site.id}`), 200, 'GET site');
   assert.equal(read.beacon_secret, undefined, 'never shown on a read');
   assert.equal(read.beacons, 'optional');
-  await serve.createEndpoint(site.id, { url: `${recorder.url}/hooks`, events: ['View', 'Click', 'Dismiss'] });
+  await serve.createEndpoint(site.id, {
+    url: `${recorder.url}/hooks`, events: ['View', 'Click', 'Dismiss'], payload_format: 'extended',
+  });
 
   const tokenFor = (event, secret = site.beacon_secret, expires = inAWeek()) =>
     beaconToken(secret, site.id, event.cid, event.reference_id, event.cookie_id, expires);
@@ -69,12 +71,14 @@ itest('signed beacons: checked, counted once, refused with a reason, by the site
   };
   const invalid = 'is not a token of this site for this event\'s cid, reference_id and cookie_id';
 
-  await t.test('optional: a valid token passes, and is never forwarded', async () => {
+  await t.test('optional: a valid token passes, keeps the event_id, and is never forwarded', async () => {
     const click = signed(1, { action: 'Click', clicked_button: 2, event_id: 'click-1' });
     expectStatus(await serve.ingest(site.ingest_key, click), 202, 'POST a signed click');
     await waitFor(() => recorder.requests.length >= 1, { what: 'the signed click' });
     assert.ok(!recorder.requests[0].body.includes('beacon'), recorder.requests[0].body);
-    assert.equal(JSON.parse(recorder.requests[0].body).clicked_button, 2);
+    const delivered = JSON.parse(recorder.requests[0].body);
+    assert.equal(delivered.clicked_button, 2);
+    assert.equal(delivered.event_id, 'click-1', 'the client\'s event_id, not the token\'s key');
     // The same token again, whatever event_id says, is the same click.
     const replay = await serve.ingest(site.ingest_key, { ...click, event_id: 'click-1-again' });
     assert.deepEqual(expectStatus(replay, 202, 'POST the replay'), { accepted: 0, duplicates: 1 });
@@ -82,6 +86,9 @@ itest('signed beacons: checked, counted once, refused with a reason, by the site
     const view = { ...click, action: 'View', clicked_button: 0, event_id: 'view-1' };
     assert.deepEqual(expectStatus(await serve.ingest(site.ingest_key, view), 202, 'POST its view'),
       { accepted: 1, duplicates: 0 });
+    // Another token under an event_id the site has: a duplicate, as it is without tokens.
+    assert.deepEqual(expectStatus(await serve.ingest(site.ingest_key, signed(3, { event_id: 'click-1' })), 202,
+      'POST another token under a known event_id'), { accepted: 0, duplicates: 1 });
     // No token: accepted as before.
     expectStatus(await serve.ingest(site.ingest_key, makeEvent(2)), 202, 'POST without a token');
   });

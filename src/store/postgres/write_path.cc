@@ -36,12 +36,17 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
                                   AppendResult* result) {
   *result = AppendResult{};  // a transaction that is run again starts over
   ArrayLiteral event_id, action, cookie_id, cid, title, reference_id, utm_campaign, utm_content,
-      utm_medium, utm_source, utm_term, clicked_button, occurred_at;
+      utm_medium, utm_source, utm_term, clicked_button, occurred_at, replay_key;
   for (const model::Event& e : events) {
     if (e.event_id.empty()) {
       event_id.AddNull();
     } else {
       event_id.Add(e.event_id);
+    }
+    if (e.replay_key.empty()) {
+      replay_key.AddNull();
+    } else {
+      replay_key.Add(e.replay_key);
     }
     action.Add(internal::ActionColumn(e.action));
     cookie_id.Add(e.cookie_id);
@@ -56,22 +61,23 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
     clicked_button.Add(e.clicked_button);
     occurred_at.Add(e.occurred_at_ms);
   }
-  // One statement stores the request's events, skips the site's duplicates, and makes a
-  // message for each (stored event, endpoint that takes its action). A disabled endpoint gets
+  // One statement stores the request's events, skips the site's duplicates (by event_id or by
+  // replay key: the conflict names no index, so either counts), and makes a message for each
+  // (stored event, endpoint that takes its action). A disabled endpoint gets
   // its messages too: they wait, pending, until it is enabled again (DESIGN section 4).
   auto r = c.Query(
       "WITH input AS (SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], "
       "  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], "
-      "  $12::text[], $13::int[], $14::bigint[]) WITH ORDINALITY AS u(event_id, action, "
-      "  cookie_id, cid, notification_title, reference_id, utm_campaign, utm_content, "
-      "  utm_medium, utm_source, utm_term, clicked_button, occurred_at, n)), "
+      "  $12::text[], $13::int[], $14::bigint[], $16::text[]) WITH ORDINALITY AS u(event_id, "
+      "  action, cookie_id, cid, notification_title, reference_id, utm_campaign, utm_content, "
+      "  utm_medium, utm_source, utm_term, clicked_button, occurred_at, replay_key, n)), "
       "ins AS (INSERT INTO events(site_id, event_id, action, cookie_id, cid, "
       "  notification_title, reference_id, utm_campaign, utm_content, utm_medium, utm_source, "
-      "  utm_term, clicked_button, occurred_at, received_at) "
+      "  utm_term, clicked_button, occurred_at, received_at, replay_key) "
       "  SELECT $1, event_id, action, cookie_id, cid, notification_title, reference_id, "
       "  utm_campaign, utm_content, utm_medium, utm_source, utm_term, clicked_button, "
-      "  occurred_at, $15 FROM input ORDER BY n "
-      "  ON CONFLICT (site_id, event_id) WHERE event_id IS NOT NULL DO NOTHING "
+      "  occurred_at, $15, replay_key FROM input ORDER BY n "
+      "  ON CONFLICT DO NOTHING "
       "  RETURNING id, action, cookie_id, cid, reference_id, utm_campaign, utm_content, "
       "  utm_medium, utm_source, utm_term, clicked_button, occurred_at, notification_title, "
       "  event_id), "
@@ -107,7 +113,8 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
           .Add(utm_term.Finish())
           .Add(clicked_button.Finish())
           .Add(occurred_at.Finish())
-          .Add(now_ms));
+          .Add(now_ms)
+          .Add(replay_key.Finish()));
   if (!r.ok()) return r.status();
   model::AggregateBatch* aggregates = options_.aggregates ? &tx_aggregates_[site_id] : nullptr;
   // Rows: each stored event (as stored) with one of its messages, or with none.

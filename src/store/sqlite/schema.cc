@@ -172,6 +172,14 @@ ALTER TABLE endpoints ADD COLUMN batch_max_events INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE endpoints ADD COLUMN batch_max_wait_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN batch_id INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 10: a beaconed event's replay key beside the client's event_id (DESIGN section 2a), which
+    // it used to replace. Keys stored as event ids before move over, so replays stay refused.
+    R"sql(
+ALTER TABLE events ADD COLUMN replay_key TEXT;
+UPDATE events SET replay_key = event_id WHERE event_id GLOB 'bcn_*';
+CREATE UNIQUE INDEX events_by_replay_key ON events(site_id, replay_key)
+  WHERE replay_key IS NOT NULL;
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;

@@ -19,8 +19,8 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
   auto insert_event = c.Prepare(
       "INSERT OR IGNORE INTO events(site_id, event_id, action, cookie_id, cid, "
       "notification_title, reference_id, utm_campaign, utm_content, utm_medium, utm_source, "
-      "utm_term, clicked_button, occurred_at, received_at) "
-      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      "utm_term, clicked_button, occurred_at, received_at, replay_key) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!insert_event.ok()) return insert_event.status();
   auto insert_message = c.Prepare(
       "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
@@ -50,6 +50,11 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
         .Bind(13, e.clicked_button)
         .Bind(14, e.occurred_at_ms)
         .Bind(15, now_ms);
+    if (e.replay_key.empty()) {
+      ev.BindNull(16);
+    } else {
+      ev.Bind(16, e.replay_key);
+    }
     if (Status s = ev.Run(); !s.ok()) return s;
     if (c.Changes() == 0) {
       ++result->duplicates;
