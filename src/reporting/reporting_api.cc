@@ -72,6 +72,14 @@ bool WantsCsv(const http::Request& request) {
   return false;
 }
 
+http::Response CsvResponse(std::string csv) {
+  http::Response response;
+  response.status = 200;
+  response.body = std::move(csv);
+  response.With("content-type", "text/csv; charset=utf-8");
+  return response;
+}
+
 struct SortName {
   std::string_view name;
   store::CampaignSort sort;
@@ -179,6 +187,13 @@ std::string CsvRecord(const std::vector<std::string>& fields) {
   return out;
 }
 
+std::string SpreadsheetText(std::string text) {
+  if (!text.empty() && std::string_view("=+-@\t\r").find(text.front()) != std::string_view::npos) {
+    text.insert(text.begin(), '\'');
+  }
+  return text;
+}
+
 ReportingApi::ReportingApi(store::Store& store, const admin::Authenticator& auth)
     : store_(store), auth_(auth) {}
 
@@ -254,10 +269,10 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
     if (query.group_by) {
       csv += CsvRecord({*query.group_by, "views", "clicks", "ctr", "dismissals"});
       for (const auto& g : r.groups) {
-        csv +=
-            CsvRecord({g.key, std::to_string(g.counters.views), std::to_string(g.counters.clicks),
-                       Decimal(ClickThroughRate(g.counters.views, g.counters.clicks)),
-                       std::to_string(g.counters.dismissals)});
+        csv += CsvRecord({SpreadsheetText(g.key), std::to_string(g.counters.views),
+                          std::to_string(g.counters.clicks),
+                          Decimal(ClickThroughRate(g.counters.views, g.counters.clicks)),
+                          std::to_string(g.counters.dismissals)});
       }
     } else {
       csv += CsvRecord({"bucket", "views", "clicks", "clicks_button_0", "clicks_button_1",
@@ -271,11 +286,7 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
                        Decimal(ClickThroughRate(n.views, n.clicks)), std::to_string(n.dismissals)});
       }
     }
-    http::Response response;
-    response.status = 200;
-    response.body = std::move(csv);
-    response.With("content-type", "text/csv; charset=utf-8");
-    return respond(std::move(response));
+    return respond(CsvResponse(std::move(csv)));
   }
 
   json::array series;
@@ -385,10 +396,11 @@ void ReportingApi::CampaignsCsv(store::CampaignQuery query, const http::Request&
     for (const auto& c : *campaigns) {
       const model::Counters& n = c.counters;
       csv += CsvRecord(
-          {c.cid, c.title, std::to_string(n.views), std::to_string(n.clicks),
-           std::to_string(n.clicks_by_button[0]), std::to_string(n.clicks_by_button[1]),
-           std::to_string(n.clicks_by_button[2]), Decimal(ClickThroughRate(n.views, n.clicks)),
-           std::to_string(n.dismissals), std::to_string(std::llround(c.unique_subscribers)),
+          {SpreadsheetText(c.cid), SpreadsheetText(c.title), std::to_string(n.views),
+           std::to_string(n.clicks), std::to_string(n.clicks_by_button[0]),
+           std::to_string(n.clicks_by_button[1]), std::to_string(n.clicks_by_button[2]),
+           Decimal(ClickThroughRate(n.views, n.clicks)), std::to_string(n.dismissals),
+           std::to_string(std::llround(c.unique_subscribers)),
            model::FormatRfc3339Ms(c.first_active_ms), model::FormatRfc3339Ms(c.last_active_ms)});
     }
     rows += campaigns->size();
@@ -396,11 +408,7 @@ void ReportingApi::CampaignsCsv(store::CampaignQuery query, const http::Request&
     query.after = store::CampaignCursor{store::CampaignSortValueOf(campaigns->back(), query.sort),
                                         campaigns->back().cid};
   }
-  http::Response response;
-  response.status = 200;
-  response.body = std::move(csv);
-  response.With("content-type", "text/csv; charset=utf-8");
-  respond(std::move(response));
+  respond(CsvResponse(std::move(csv)));
 }
 
 }  // namespace pushhook::reporting

@@ -35,6 +35,11 @@ class ReportingApi {
 // One CSV record (RFC 4180): fields quoted when they hold a comma, quote or line break.
 std::string CsvRecord(const std::vector<std::string>& fields);
 
+// Text that came from events (a cid, a title, a UTM value) made safe to open in a spreadsheet:
+// one that begins with = + - @, a tab or a carriage return would be read as a formula, so it
+// gets a leading apostrophe (OWASP's advice on CSV injection). Numbers are not passed here.
+std::string SpreadsheetText(std::string text);
+
 // Clicks per view, 0 when there are no views.
 double ClickThroughRate(int64_t views, int64_t clicks);
 

@@ -12,6 +12,15 @@ TEST(CsvTest, QuotesOnlyWhatNeedsQuoting) {
   EXPECT_EQ(CsvRecord({""}), "\r\n");
 }
 
+TEST(CsvTest, TextThatAFormulaWouldReadGetsAnApostrophe) {
+  for (const char* formula : {"=HYPERLINK(\"http://x\")", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx"}) {
+    EXPECT_EQ(SpreadsheetText(formula), std::string("'") + formula);
+  }
+  for (const char* text : {"", "campaign 1", "1123123", "a=b", " =1"}) {
+    EXPECT_EQ(SpreadsheetText(text), text);
+  }
+}
+
 TEST(CtrTest, IsZeroWithoutViews) {
   EXPECT_EQ(ClickThroughRate(0, 5), 0.0);
   EXPECT_DOUBLE_EQ(ClickThroughRate(10, 3), 0.3);

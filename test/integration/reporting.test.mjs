@@ -846,3 +846,28 @@ itest('the campaigns CSV holds every campaign, past the 500 of a JSON page', asy
   });
   assert.equal(parseCsv(page.text).length, 4);
 });
+
+itest('CSV exports open in a spreadsheet as text, never as a formula', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Formulas');
+  const formula = '=HYPERLINK("http://evil.example/","click")';
+  expectStatus(await serve.ingest(site.ingest_key, [
+    { action: 'View', cookie_id: 's1', cid: '@cmd', notification_title: formula, utm_source: '+1' },
+    { action: 'View', cookie_id: 's2', cid: '100', notification_title: 'a = b', utm_source: '-1' },
+  ]), 202, 'ingest');
+  const csv = async (query) => {
+    const answer = await request(serve.baseUrl, 'GET', `/v1/sites/${site.id}/${query}`, {
+      token: serve.adminToken,
+      headers: { accept: 'text/csv' },
+    });
+    assert.equal(answer.status, 200, answer.text.slice(0, 300));
+    return parseCsv(answer.text).slice(1);
+  };
+  const campaigns = await csv('campaigns?sort=cid');
+  assert.deepEqual(campaigns.map((r) => [r[0], r[1]]), [['100', 'a = b'], ["'@cmd", `'${formula}`]]);
+  const groups = await csv('stats?group_by=utm_source');
+  assert.deepEqual(groups.map((r) => r[0]).sort(), ["'+1", "'-1"]);
+  // The JSON answers carry the text as it came.
+  const json = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/campaigns?sort=cid`), 200, 'campaigns');
+  assert.deepEqual(json.data.map((c) => c.title), ['a = b', formula]);
+});
