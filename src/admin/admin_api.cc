@@ -446,7 +446,8 @@ void AdminApi::RotateBeaconSecret(http::Request&& request, http::Responder respo
   if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
   if (options_.site_changed) options_.site_changed(site_id);
   json::object out = SiteJson(*site, /*with_beacon_secret=*/true);
-  out["previous_beacon_secret_expires_at"] = Rfc3339(site->previous_beacon_secret_until_ms);
+  out["previous_beacon_secret_expires_at"] =
+      Rfc3339(site->previous_beacon_secrets.front().until_ms);
   respond(JsonResponse(200, out));
 }
 
@@ -648,13 +649,13 @@ void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
   const int64_t now = clock_.NowMs();
   store::EndpointPatch patch;
   patch.secret = model::NewSecret();
-  patch.previous_secret = current->secret;
-  patch.previous_secret_expires_ms = now + options_.secret_overlap.count();
+  patch.previous_secrets = store::RotatedOut(current->secret, now + options_.secret_overlap.count(),
+                                             current->previous_secrets, now);
   auto updated = store_.UpdateEndpoint(site_id, current->id, patch, now);
   if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
   delivery_.EndpointChanged(updated->id);  // signs with the new secret from now on
   json::object out = EndpointJson(*updated, true);
-  out["previous_secret_expires_at"] = Rfc3339(updated->previous_secret_expires_ms);
+  out["previous_secret_expires_at"] = Rfc3339(updated->previous_secrets.front().until_ms);
   respond(JsonResponse(200, out));
 }
 

@@ -285,14 +285,15 @@ void Dispatcher::Completed(Completion completion) {
 }
 
 // The headers of DESIGN section 4 (the client adds user-agent): content type and the Standard
-// Webhooks trio, signed with the endpoint's secret and, while it is still valid, its previous one.
+// Webhooks trio, signed with the endpoint's secret and each previous one still in its overlap.
 void Dispatcher::Sign(OutboundRequest& request, const store::Endpoint& endpoint,
                       const std::string& msg_id, int64_t now_ms) const {
   const int64_t timestamp = now_ms / 1000;
   std::vector<std::string> keys;
   if (auto key = model::DecodeSecret(endpoint.secret)) keys.push_back(std::move(*key));
-  if (!endpoint.previous_secret.empty() && endpoint.previous_secret_expires_ms > now_ms) {
-    if (auto key = model::DecodeSecret(endpoint.previous_secret)) keys.push_back(std::move(*key));
+  for (const store::PreviousSecret& previous : endpoint.previous_secrets) {
+    if (previous.until_ms <= now_ms) continue;
+    if (auto key = model::DecodeSecret(previous.secret)) keys.push_back(std::move(*key));
   }
   // Built in place: a braced list would copy each of its strings.
   request.headers.clear();

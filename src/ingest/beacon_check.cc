@@ -1,7 +1,7 @@
 #include "ingest/beacon_check.h"
 
-#include <array>
-#include <span>
+#include <string>
+#include <vector>
 
 #include "model/beacon.h"
 
@@ -12,8 +12,11 @@ SiteBeacons SiteBeacons::Of(const store::Site& site) {
   beacons.site_id = site.id;
   beacons.mode = site.beacons;
   beacons.key = model::DecodeBeaconSecret(site.beacon_secret).value_or("");
-  beacons.previous_key = model::DecodeBeaconSecret(site.previous_beacon_secret).value_or("");
-  beacons.previous_until_ms = site.previous_beacon_secret_until_ms;
+  for (const store::PreviousSecret& previous : site.previous_beacon_secrets) {
+    if (auto key = model::DecodeBeaconSecret(previous.secret)) {
+      beacons.previous.push_back({std::move(*key), previous.until_ms});
+    }
+  }
   return beacons;
 }
 
@@ -23,13 +26,11 @@ std::optional<ParseError> CheckBeacons(const SiteBeacons& site, std::vector<mode
     for (model::Event& e : events) e.beacon.clear();
     return std::nullopt;
   }
-  std::array<std::string, 2> keys;
-  size_t key_count = 0;
-  if (!site.key.empty()) keys[key_count++] = site.key;
-  if (!site.previous_key.empty() && now_ms < site.previous_until_ms) {
-    keys[key_count++] = site.previous_key;
+  std::vector<std::string> valid_keys;
+  if (!site.key.empty()) valid_keys.push_back(site.key);
+  for (const SiteBeacons::PreviousKey& previous : site.previous) {
+    if (now_ms < previous.until_ms) valid_keys.push_back(previous.key);
   }
-  const std::span<const std::string> valid_keys(keys.data(), key_count);
 
   ParseError error;
   for (size_t i = 0; i < events.size(); ++i) {

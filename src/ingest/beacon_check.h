@@ -21,17 +21,21 @@ inline constexpr std::string_view kBeaconRequired = "beacon_required";
 struct SiteBeacons {
   std::string site_id;
   store::BeaconMode mode = store::BeaconMode::kOptional;
-  std::string key;           // of the current secret; "" when the site has none yet
-  std::string previous_key;  // of the rotated-out secret, until previous_until_ms
-  int64_t previous_until_ms = 0;
+  std::string key;  // of the current secret; "" when the site has none yet
+  // Of the rotated-out secrets, each verifying until its time.
+  struct PreviousKey {
+    std::string key;
+    int64_t until_ms = 0;
+  };
+  std::vector<PreviousKey> previous;
 
   static SiteBeacons Of(const store::Site& site);
 };
 
 // Checks every event of a request against `site` at `now_ms`. All or nothing, like parsing: a
 // refusal names each bad event (field "beacon") and its code is that of the first. When every
-// event passes, each event with a valid token takes the token's idempotency key as its
-// event_id, so that a replayed token counts once per (action, button); every token is dropped.
+// event passes, each event with a valid token takes the token's replay key, so that a replayed
+// token counts once per (action, button); every token is dropped.
 std::optional<ParseError> CheckBeacons(const SiteBeacons& site, std::vector<model::Event>& events,
                                        int64_t now_ms);
 

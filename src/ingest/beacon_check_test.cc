@@ -106,16 +106,20 @@ TEST_F(BeaconCheckTest, ForgedMismatchedAndExpiredTokensAreNamedEach) {
             "expires more than 30 days from now; a token may live at most 30 days");
 }
 
-TEST_F(BeaconCheckTest, ThePreviousSecretVerifiesUntilTheOverlapEnds) {
-  const std::string old_key(32, 'o');
-  site_.previous_key = old_key;
-  site_.previous_until_ms = kNowMs + 1000;
-  std::vector<model::Event> events{Event()};
-  events[0].beacon = Token(old_key, events[0], kNowS + 60);
-  EXPECT_FALSE(CheckBeacons(site_, events, kNowMs).has_value());
-  events = {Event()};
-  events[0].beacon = Token(old_key, events[0], kNowS + 60);
-  EXPECT_EQ(CheckBeacons(site_, events, kNowMs + 1000)->code, kBeaconInvalid);
+TEST_F(BeaconCheckTest, EachPreviousSecretVerifiesUntilItsOverlapEnds) {
+  const std::string older_key(32, 'p'), old_key(32, 'o');
+  site_.previous = {{old_key, kNowMs + 2000}, {older_key, kNowMs + 1000}};
+  const auto passes = [&](const std::string& key, int64_t now_ms) {
+    std::vector<model::Event> events{Event()};
+    events[0].beacon = Token(key, events[0], kNowS + 60);
+    return !CheckBeacons(site_, events, now_ms).has_value();
+  };
+  EXPECT_TRUE(passes(old_key, kNowMs));
+  EXPECT_TRUE(passes(older_key, kNowMs));
+  EXPECT_TRUE(passes(old_key, kNowMs + 1000));
+  EXPECT_FALSE(passes(older_key, kNowMs + 1000));
+  EXPECT_FALSE(passes(old_key, kNowMs + 2000));
+  EXPECT_TRUE(passes(site_.key, kNowMs + 2000));
 }
 
 TEST_F(BeaconCheckTest, OffIgnoresEvenAForgedToken) {
@@ -136,7 +140,13 @@ TEST_F(BeaconCheckTest, SiteBeaconsDecodeTheSecrets) {
   EXPECT_EQ(beacons.mode, store::BeaconMode::kRequired);
   ASSERT_EQ(beacons.key.size(), 32u);
   EXPECT_EQ(beacons.key[31], '\x1f');
-  EXPECT_TRUE(beacons.previous_key.empty());
+  EXPECT_TRUE(beacons.previous.empty());
+  site.previous_beacon_secrets = {{"bsec_AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", 7},
+                                  {"not a secret", 8}};
+  const SiteBeacons rotated = SiteBeacons::Of(site);
+  ASSERT_EQ(rotated.previous.size(), 1u) << "a secret that does not decode verifies nothing";
+  EXPECT_EQ(rotated.previous[0].key[0], '\x01');
+  EXPECT_EQ(rotated.previous[0].until_ms, 7);
 }
 
 }  // namespace

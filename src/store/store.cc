@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <charconv>
 
 #include "model/beacon.h"
@@ -51,7 +53,48 @@ CampaignSortValue CampaignSortValueOf(const CampaignSummary& c, CampaignSort sor
   return c.last_active_ms;
 }
 
+std::vector<PreviousSecret> RotatedOut(std::string current, int64_t until_ms,
+                                       const std::vector<PreviousSecret>& previous,
+                                       int64_t now_ms) {
+  std::vector<PreviousSecret> out;
+  out.push_back({std::move(current), until_ms});
+  for (const PreviousSecret& p : previous) {
+    if (out.size() == kMaxPreviousSecrets) break;
+    if (p.until_ms > now_ms && !p.secret.empty()) out.push_back(p);
+  }
+  return out;
+}
+
 namespace internal {
+
+std::string SealPreviousSecrets(const std::vector<PreviousSecret>& secrets,
+                                const model::SecretBox& box) {
+  boost::json::array list;
+  for (const PreviousSecret& p : secrets) {
+    list.push_back(boost::json::object{{"secret", box.Seal(p.secret)}, {"until", p.until_ms}});
+  }
+  return boost::json::serialize(list);
+}
+
+std::vector<PreviousSecret> OpenPreviousSecrets(std::string_view text,
+                                                const model::SecretBox& box) {
+  std::vector<PreviousSecret> out;
+  boost::system::error_code ec;
+  const boost::json::value list = boost::json::parse(text, ec);
+  if (ec || !list.is_array()) return out;
+  for (const boost::json::value& item : list.get_array()) {
+    const boost::json::object* entry = item.if_object();
+    const boost::json::value* secret = entry ? entry->if_contains("secret") : nullptr;
+    const boost::json::value* until = entry ? entry->if_contains("until") : nullptr;
+    if (secret == nullptr || !secret->is_string() || until == nullptr || !until->is_int64()) {
+      continue;
+    }
+    // A secret that does not open (another key) is left out: it signs nothing.
+    std::optional<std::string> opened = box.Open(secret->get_string());
+    if (opened && !opened->empty()) out.push_back({std::move(*opened), until->get_int64()});
+  }
+  return out;
+}
 
 model::Status WaitingInBatch(const std::string& instance_id, int64_t batch) {
   return {model::StatusCode::kAlreadyExists,
@@ -82,10 +125,8 @@ std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_
   if (patch.max_in_flight) columns.push_back({"max_in_flight", int64_t{*patch.max_in_flight}});
   if (patch.rate_limit) columns.push_back({"rate_limit", *patch.rate_limit});
   if (patch.secret) columns.push_back({"secret", box.Seal(*patch.secret)});
-  if (patch.previous_secret)
-    columns.push_back({"previous_secret", box.Seal(*patch.previous_secret)});
-  if (patch.previous_secret_expires_ms) {
-    columns.push_back({"previous_secret_expires_at", *patch.previous_secret_expires_ms});
+  if (patch.previous_secrets) {
+    columns.push_back({"previous_secrets", SealPreviousSecrets(*patch.previous_secrets, box)});
   }
   columns.push_back({"updated_at", now_ms});
   return columns;

@@ -48,6 +48,25 @@ inline std::optional<BeaconMode> ParseBeaconMode(std::string_view name) {
   return std::nullopt;
 }
 
+// A secret that a rotation replaced: it still signs (an endpoint's) or verifies (a site's beacon
+// secret) until `until_ms`, beside the one in force, so that a receiver or a push backend has
+// time to change over.
+struct PreviousSecret {
+  std::string secret;
+  int64_t until_ms = 0;
+  bool operator==(const PreviousSecret&) const = default;
+};
+
+// How many previous secrets a rotation keeps: rotating again within the overlap (a second
+// rotation, a double click) keeps the ones before valid for their own 24 h, up to this many.
+inline constexpr size_t kMaxPreviousSecrets = 5;
+
+// The previous secrets once `current` is rotated out at `now_ms`: `current`, valid until
+// `until_ms`, first, then those of `previous` still valid at `now_ms`, newest first, at most
+// kMaxPreviousSecrets in all.
+std::vector<PreviousSecret> RotatedOut(std::string current, int64_t until_ms,
+                                       const std::vector<PreviousSecret>& previous, int64_t now_ms);
+
 struct Site {
   std::string id;
   std::string name;
@@ -55,10 +74,9 @@ struct Site {
   int64_t created_at_ms = 0;
   BeaconMode beacons = BeaconMode::kOptional;
   // "bsec_…", opened (kept sealed at rest like endpoint secrets). After a rotation the previous
-  // secret still verifies tokens until previous_beacon_secret_until_ms.
+  // ones still verify tokens, each until its time; newest first.
   std::string beacon_secret;
-  std::string previous_beacon_secret;
-  int64_t previous_beacon_secret_until_ms = 0;
+  std::vector<PreviousSecret> previous_beacon_secrets;
 };
 
 struct SitePatch {
@@ -104,9 +122,8 @@ struct Endpoint {
   int max_in_flight = 16;
   double rate_limit = 0;  // requests per second; 0 = unlimited
   std::string secret;
-  // The secret in force before the last rotation, and until when it still signs.
-  std::string previous_secret;
-  int64_t previous_secret_expires_ms = 0;
+  // The secrets in force before the last rotations, each signing until its time; newest first.
+  std::vector<PreviousSecret> previous_secrets;
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
   // Why and since when it is disabled: "" when enabled, or when an admin disabled it; the
@@ -129,10 +146,9 @@ struct EndpointPatch {
   std::optional<std::string> disabled_reason;
   std::optional<int> max_in_flight;
   std::optional<double> rate_limit;
-  // Rotation: the new secret, and the old one with the time it stops signing.
+  // Rotation: the new secret, and the previous ones (RotatedOut) with the times they stop signing.
   std::optional<std::string> secret;
-  std::optional<std::string> previous_secret;
-  std::optional<int64_t> previous_secret_expires_ms;
+  std::optional<std::vector<PreviousSecret>> previous_secrets;
 };
 
 enum class MessageStatus { kPending = 0, kDelivered = 1, kFailed = 2 };

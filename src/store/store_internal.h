@@ -39,6 +39,12 @@ inline TokenScope TokenScopeFromName(std::string_view name) {
   return name == "admin" ? TokenScope::kAdmin : TokenScope::kRead;
 }
 
+// Previous secrets as stored: a JSON array of {"secret": <sealed with box>, "until": <ms>}.
+// An entry that does not read or does not open is left out.
+std::string SealPreviousSecrets(const std::vector<PreviousSecret>& secrets,
+                                const model::SecretBox& box);
+std::vector<PreviousSecret> OpenPreviousSecrets(std::string_view text, const model::SecretBox& box);
+
 // One column an UPDATE sets, and its value.
 struct ColumnValue {
   std::string_view column;

@@ -253,10 +253,22 @@ TEST_P(StoreTest, SitesKeepBeaconSecretsAndModes) {
 
   const Site rotated = Value(store_->RotateBeaconSecret(site.id, 5000));
   EXPECT_NE(rotated.beacon_secret, site.beacon_secret);
-  EXPECT_EQ(rotated.previous_beacon_secret, site.beacon_secret);
-  EXPECT_EQ(rotated.previous_beacon_secret_until_ms, 5000 + kBeaconSecretOverlapMs);
+  EXPECT_EQ(rotated.previous_beacon_secrets,
+            (std::vector<PreviousSecret>{{site.beacon_secret, 5000 + kBeaconSecretOverlapMs}}));
   EXPECT_EQ(Value(store_->FindSiteByIngestKey(site.ingest_key)).beacon_secret,
             rotated.beacon_secret);
+  // Again within the overlap: both earlier secrets keep their own time, sealed at rest too.
+  const Site again = Value(store_->RotateBeaconSecret(site.id, 6000));
+  EXPECT_EQ(Value(store_->GetSite(site.id)).previous_beacon_secrets,
+            (std::vector<PreviousSecret>{{rotated.beacon_secret, 6000 + kBeaconSecretOverlapMs},
+                                         {site.beacon_secret, 5000 + kBeaconSecretOverlapMs}}));
+  EXPECT_EQ(StoredBytes("test").find(rotated.beacon_secret.substr(5)), std::string::npos)
+      << "a previous beacon secret is stored in the clear";
+  // Once the first overlap is over, a rotation drops the secret it covered.
+  const int64_t later = 5000 + kBeaconSecretOverlapMs;
+  EXPECT_EQ(Value(store_->RotateBeaconSecret(site.id, later)).previous_beacon_secrets,
+            (std::vector<PreviousSecret>{{again.beacon_secret, later + kBeaconSecretOverlapMs},
+                                         {rotated.beacon_secret, 6000 + kBeaconSecretOverlapMs}}));
   EXPECT_EQ(store_->RotateBeaconSecret("site_nope", 0).status().code(),
             model::StatusCode::kNotFound);
 }
@@ -509,7 +521,7 @@ TEST_P(StoreTest, UpdateEndpointChangesOnlyTheFieldsItSets) {
     EXPECT_TRUE(read.enabled);
     EXPECT_EQ(read.rate_limit, 0);
     EXPECT_EQ(read.secret, e.secret);
-    EXPECT_EQ(read.previous_secret, "");
+    EXPECT_TRUE(read.previous_secrets.empty());
   }
 
   EndpointPatch more;
@@ -591,19 +603,17 @@ TEST_P(StoreTest, UpdateEndpointRotatesTheSecretOnlyOnItsOwnSite) {
   Endpoint e = MakeEndpoint(site->id);
   EndpointPatch rotation;
   rotation.secret = "whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4";
-  rotation.previous_secret = e.secret;
-  rotation.previous_secret_expires_ms = 86'400'000;
+  rotation.previous_secrets = {{e.secret, 86'400'000}, {"whsec_b2xkZXIgc2VjcmV0IG9sZGVy", 1000}};
   EXPECT_EQ(store_->UpdateEndpoint(other->id, e.id, rotation, 50).status().code(),
             model::StatusCode::kNotFound);
   EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).secret, e.secret);
-  EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).previous_secret, "");
+  EXPECT_TRUE(Value(store_->GetEndpoint(site->id, e.id)).previous_secrets.empty());
 
   ASSERT_TRUE(store_->UpdateEndpoint(site->id, e.id, rotation, 60).ok());
   auto rotated = store_->GetEndpointById(e.id);
   ASSERT_TRUE(rotated.ok()) << rotated.status().message();
   EXPECT_EQ(rotated->secret, "whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4");
-  EXPECT_EQ(rotated->previous_secret, e.secret);
-  EXPECT_EQ(rotated->previous_secret_expires_ms, 86'400'000);
+  EXPECT_EQ(rotated->previous_secrets, *rotation.previous_secrets);
   EXPECT_EQ(rotated->url, e.url);
 
   ASSERT_TRUE(store_->DeleteEndpoint(site->id, e.id).ok());
@@ -768,8 +778,7 @@ TEST_P(StoreTest, LoadDeliveryCarriesTheEventAndTheEndpointWithItsSecretOpened) 
   e.site_id = site->id;
   e.url = "http://127.0.0.1:9/deliver";
   e.secret = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
-  e.previous_secret = "whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4";
-  e.previous_secret_expires_ms = 123'456;
+  e.previous_secrets = {{"whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4", 123'456}};
   e.format = model::PayloadFormat::kExtended;
   auto created = store_->CreateEndpoint(e);
   ASSERT_TRUE(created.ok()) << created.status().message();
@@ -798,8 +807,7 @@ TEST_P(StoreTest, LoadDeliveryCarriesTheEventAndTheEndpointWithItsSecretOpened) 
   EXPECT_EQ(d->endpoint.url, "http://127.0.0.1:9/deliver");
   EXPECT_EQ(d->endpoint.format, model::PayloadFormat::kExtended);
   EXPECT_EQ(d->endpoint.secret, e.secret);
-  EXPECT_EQ(d->endpoint.previous_secret, e.previous_secret);
-  EXPECT_EQ(d->endpoint.previous_secret_expires_ms, 123'456);
+  EXPECT_EQ(d->endpoint.previous_secrets, e.previous_secrets);
 
   Record({{r.messages[0].id, 1, 2000, 503, 10, "", "", MessageStatus::kPending, 7000}});
   EXPECT_EQ(Value(store_->LoadDelivery(r.messages[0].id)).attempts, 1);
@@ -1376,8 +1384,40 @@ TEST_P(StoreTest, CampaignUniqueSubscribersAddUpAcrossArrivals) {
   EXPECT_NEAR(Value(store_->QueryStats(q)).unique_subscribers, 2, 0.01) << "the first hour";
 }
 
+// Each undoes one migration, on either backend.
 constexpr const char* kUndoReplayKeys =
     "DROP INDEX events_by_replay_key; ALTER TABLE events DROP COLUMN replay_key; ";
+constexpr const char* kUndoPreviousSecrets =
+    "ALTER TABLE endpoints ADD COLUMN previous_secret TEXT NOT NULL DEFAULT ''; "
+    "ALTER TABLE endpoints ADD COLUMN previous_secret_expires_at BIGINT NOT NULL DEFAULT 0; "
+    "ALTER TABLE endpoints DROP COLUMN previous_secrets; "
+    "ALTER TABLE sites ADD COLUMN beacon_secret_previous TEXT NOT NULL DEFAULT ''; "
+    "ALTER TABLE sites ADD COLUMN beacon_secret_previous_until BIGINT NOT NULL DEFAULT 0; "
+    "ALTER TABLE sites DROP COLUMN previous_beacon_secrets; ";
+
+// A database from before lists of previous secrets kept one of each: migrating keeps it.
+TEST_P(StoreTest, MigratingKeepsTheOnePreviousSecretOfEach) {
+  auto site = store_->CreateSite("a");
+  const Endpoint e = MakeEndpoint(site->id);
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(RunSql(
+      kUndoPreviousSecrets +
+      std::string(
+          "UPDATE endpoints SET previous_secret = 'whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4', "
+          "previous_secret_expires_at = 777; "
+          "UPDATE sites SET beacon_secret_previous = "
+          "'bsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', "
+          "beacon_secret_previous_until = 888; ") +
+      (Postgres() ? "UPDATE pushhook_schema SET version = 11" : "PRAGMA user_version = 10")));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).previous_secrets,
+            (std::vector<PreviousSecret>{{"whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4", 777}}));
+  EXPECT_EQ(
+      Value(store_->GetSite(site->id)).previous_beacon_secrets,
+      (std::vector<PreviousSecret>{{"bsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", 888}}));
+  auto other = store_->CreateSite("b");
+  EXPECT_TRUE(Value(store_->GetSite(other->id)).previous_beacon_secrets.empty());
+}
 
 // A database from before replay keys stored a beaconed event's key as its event_id: migrating
 // moves it over, so a replay of a token counted before the upgrade is still a duplicate.
@@ -1388,8 +1428,8 @@ TEST_P(StoreTest, MigratingMovesBeaconIdsToReplayKeys) {
                     MakeEvent(model::Action::kView, "client-id")});
   store_.reset();
   ASSERT_NO_FATAL_FAILURE(
-      RunSql(kUndoReplayKeys + std::string(Postgres() ? "UPDATE pushhook_schema SET version = 10"
-                                                      : "PRAGMA user_version = 9")));
+      RunSql(kUndoPreviousSecrets + std::string(kUndoReplayKeys) +
+             (Postgres() ? "UPDATE pushhook_schema SET version = 10" : "PRAGMA user_version = 9")));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   model::Event replay = MakeEvent(model::Action::kClick, "another-id");
   replay.replay_key = "bcn_0123_Click_1";
@@ -1429,7 +1469,7 @@ TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
                                  "ALTER TABLE endpoints DROP COLUMN batch_max_events; "
                                  "ALTER TABLE endpoints DROP COLUMN batch_max_wait_ms; "
                                  "ALTER TABLE messages DROP COLUMN batch_id; " +
-                                 kUndoReplayKeys +
+                                 kUndoPreviousSecrets + kUndoReplayKeys +
                                  std::string(Postgres() ? "UPDATE pushhook_schema SET version = 7"
                                                         : "PRAGMA user_version = 6")));
   ASSERT_NO_FATAL_FAILURE(Reopen());

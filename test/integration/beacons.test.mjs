@@ -137,6 +137,13 @@ itest('signed beacons: checked, counted once, refused with a reason, by the site
     const fresh = makeEvent(31);
     expectStatus(await serve.ingest(site.ingest_key, { ...fresh, beacon: tokenFor(fresh, rotated.beacon_secret) }), 202,
       'a token of the new secret');
+    // Again within the overlap: tokens of all three secrets pass.
+    const again = expectStatus(await serve.api('POST', `/v1/sites/${site.id}/rotate-beacon-secret`), 200, 'rotate again');
+    for (const [n, secret] of [[32, site.beacon_secret], [33, rotated.beacon_secret], [34, again.beacon_secret]]) {
+      const event = makeEvent(n);
+      expectStatus(await serve.ingest(site.ingest_key, { ...event, beacon: tokenFor(event, secret) }), 202,
+        `a token of secret ${n - 31} after two rotations`);
+    }
   });
 
   await t.test('off ignores tokens, even forged ones', async () => {

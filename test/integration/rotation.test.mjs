@@ -1,8 +1,8 @@
 // Issue 4 and DESIGN section 4, secret rotation: `POST …/endpoints/{id}/rotate-secret` answers the
 // endpoint with its new secret and when the previous one stops signing (24 h later by default).
-// Until then every delivery carries two signatures, so a receiver that still has the old secret
-// and one that already has the new one both verify it: with the npm `standardwebhooks` package,
-// and with `pushhook receive`.
+// Until then every delivery carries two signatures (three after a second rotation within the 24 h),
+// so a receiver that still has an old secret and one that already has the new one both verify it:
+// with the npm `standardwebhooks` package, and with `pushhook receive`.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
@@ -87,6 +87,20 @@ itest('after rotate-secret, deliveries carry both signatures and verify with eit
     assert.ok(sent.headers['webhook-id'].startsWith('msg_test_'));
     new Webhook(newSecret).verify(sent.body, webhookHeaders(sent));
     new Webhook(oldSecret).verify(sent.body, webhookHeaders(sent));
+  });
+
+  await t.test('a second rotation within the overlap keeps the first secret signing too', async () => {
+    const again = expectStatus(await rotate(serve, site.id, endpoint.id), 200, 'rotate again');
+    assert.ok(Date.parse(again.previous_secret_expires_at) >= expiresAt, 'the newest previous secret\'s time');
+    const count = recorder.requests.length;
+    expectStatus(await serve.ingest(site.ingest_key, SAMPLE_EVENT), 202, 'ingest after the second rotation');
+    await waitFor(() => recorder.requests.length > count, { what: 'the delivery after the second rotation' });
+    const sent = recorder.requests.at(-1);
+    const headers2 = webhookHeaders(sent);
+    assert.equal(headers2['webhook-signature'].split(' ').length, 3, headers2['webhook-signature']);
+    for (const secret of [again.secret, newSecret, oldSecret]) {
+      assert.deepEqual(new Webhook(secret).verify(sent.body, headers2), SAMPLE_EVENT);
+    }
   });
 });
 

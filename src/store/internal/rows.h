@@ -17,9 +17,9 @@ namespace pushhook::store::internal {
 
 inline constexpr const char* kEndpointColumns =
     "id, site_id, url, description, events, payload_format, enabled, max_in_flight, rate_limit, "
-    "secret, previous_secret, previous_secret_expires_at, created_at, updated_at, "
-    "disabled_reason, disabled_at, field_filter, batch_max_events, batch_max_wait_ms";
-inline constexpr int kEndpointColumnCount = 19;
+    "secret, previous_secrets, created_at, updated_at, disabled_reason, disabled_at, "
+    "field_filter, batch_max_events, batch_max_wait_ms";
+inline constexpr int kEndpointColumnCount = 18;
 
 // Qualified with `e.`, for joins; event_id may be NULL (no client id) and is then named after
 // the row, whose id is the last column.
@@ -47,8 +47,7 @@ inline model::Action ActionFromColumn(int64_t value) {
 }
 
 inline constexpr const char* kSiteColumns =
-    "id, name, ingest_key, created_at, beacons, beacon_secret, beacon_secret_previous, "
-    "beacon_secret_previous_until";
+    "id, name, ingest_key, created_at, beacons, beacon_secret, previous_beacon_secrets";
 
 // A site from kSiteColumns starting at column `first`; its beacon secrets opened with `box`.
 template <typename Row>
@@ -60,8 +59,7 @@ Site ReadSite(const Row& row, int first, const model::SecretBox& box) {
   s.created_at_ms = row.Int(first + 3);
   s.beacons = ParseBeaconMode(row.Text(first + 4)).value_or(BeaconMode::kOptional);
   s.beacon_secret = box.Open(row.Text(first + 5)).value_or("");
-  s.previous_beacon_secret = box.Open(row.Text(first + 6)).value_or("");
-  s.previous_beacon_secret_until_ms = row.Int(first + 7);
+  s.previous_beacon_secrets = OpenPreviousSecrets(row.Text(first + 6), box);
   return s;
 }
 
@@ -80,18 +78,17 @@ Endpoint ReadEndpoint(const Row& row, int first, const model::SecretBox& box) {
   e.rate_limit = row.Double(first + 8);
   // A secret that does not open (another key) reads as empty, and signs nothing.
   e.secret = box.Open(row.Text(first + 9)).value_or("");
-  e.previous_secret = box.Open(row.Text(first + 10)).value_or("");
-  e.previous_secret_expires_ms = row.Int(first + 11);
-  e.created_at_ms = row.Int(first + 12);
-  e.updated_at_ms = row.Int(first + 13);
-  e.disabled_reason = row.Text(first + 14);
-  e.disabled_at_ms = row.Int(first + 15);
+  e.previous_secrets = OpenPreviousSecrets(row.Text(first + 10), box);
+  e.created_at_ms = row.Int(first + 11);
+  e.updated_at_ms = row.Int(first + 12);
+  e.disabled_reason = row.Text(first + 13);
+  e.disabled_at_ms = row.Int(first + 14);
   // Written by FieldFilter::ToJson; a row that does not read (never expected) filters nothing.
-  if (auto filter = util::FieldFilterFromText(row.Text(first + 16)); filter.ok()) {
+  if (auto filter = util::FieldFilterFromText(row.Text(first + 15)); filter.ok()) {
     e.field_filter = std::move(filter.value());
   }
-  e.batch.max_events = static_cast<int>(row.Int(first + 17));
-  e.batch.max_wait_ms = static_cast<int>(row.Int(first + 18));
+  e.batch.max_events = static_cast<int>(row.Int(first + 16));
+  e.batch.max_wait_ms = static_cast<int>(row.Int(first + 17));
   return e;
 }
 

@@ -54,17 +54,41 @@ StatusOr<Site> PostgresStore::UpdateSite(const std::string& site_id, const SiteP
 }
 
 StatusOr<Site> PostgresStore::RotateBeaconSecret(const std::string& site_id, int64_t now_ms) {
-  auto r = Query(std::string("UPDATE sites SET beacon_secret_previous = beacon_secret, "
-                             "beacon_secret_previous_until = $2, beacon_secret = $3 "
-                             "WHERE id = $1 RETURNING ") +
-                     internal::kSiteColumns,
-                 Params()
-                     .Add(site_id)
-                     .Add(now_ms + kBeaconSecretOverlapMs)
-                     .Add(box_.Seal(model::NewBeaconSecret())));
-  if (!r.ok()) return r.status();
-  if (r->rows() == 0) return model::NotFound("site " + site_id + " not found");
-  return internal::ReadSite(ResultRow{*r, 0}, 0, box_);
+  std::optional<Site> rotated;
+  // The row is locked from the read to the write: no rotation on another node is lost.
+  Status s = WithConnection([&](Connection& c) -> Status {
+    rotated.reset();
+    Status tx = c.Exec("BEGIN");
+    std::optional<Site> site;
+    if (tx.ok()) {
+      auto r = c.Query(
+          std::string("SELECT ") + internal::kSiteColumns + " FROM sites WHERE id = $1 FOR UPDATE",
+          Params().Add(site_id));
+      tx = r.status();
+      if (r.ok() && r->rows() > 0) site = internal::ReadSite(ResultRow{*r, 0}, 0, box_);
+    }
+    if (tx.ok() && site) {
+      auto r =
+          c.Query(std::string("UPDATE sites SET beacon_secret = $2, previous_beacon_secrets = $3 "
+                              "WHERE id = $1 RETURNING ") +
+                      internal::kSiteColumns,
+                  Params()
+                      .Add(site_id)
+                      .Add(box_.Seal(model::NewBeaconSecret()))
+                      .Add(internal::SealPreviousSecrets(
+                          RotatedOut(site->beacon_secret, now_ms + kBeaconSecretOverlapMs,
+                                     site->previous_beacon_secrets, now_ms),
+                          box_)));
+      tx = r.status();
+      if (r.ok()) rotated = internal::ReadSite(ResultRow{*r, 0}, 0, box_);
+    }
+    if (tx.ok()) tx = c.Exec("COMMIT");
+    if (!tx.ok() && c.healthy()) c.Exec("ROLLBACK").IgnoreError();
+    return tx;
+  });
+  if (!s.ok()) return s;
+  if (!rotated) return model::NotFound("site " + site_id + " not found");
+  return std::move(*rotated);
 }
 
 Status PostgresStore::GiveSitesBeaconSecrets() {
@@ -103,7 +127,7 @@ StatusOr<SiteToken> PostgresStore::FindSiteToken(const std::string& token_hash) 
 StatusOr<Endpoint> PostgresStore::CreateEndpoint(Endpoint e) {
   e.id = "ep_" + model::RandomToken(20);
   auto r = Query(std::string("INSERT INTO endpoints(") + kEndpointColumns +
-                     ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)",
+                     ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)",
                  EndpointParams(e));
   if (!r.ok()) return r.status();
   NotifyEndpoint(e.id);
@@ -182,8 +206,7 @@ Params PostgresStore::EndpointParams(const Endpoint& e) const {
       .Add(e.max_in_flight)
       .Add(e.rate_limit)
       .Add(box_.Seal(e.secret))
-      .Add(box_.Seal(e.previous_secret))
-      .Add(e.previous_secret_expires_ms)
+      .Add(internal::SealPreviousSecrets(e.previous_secrets, box_))
       .Add(e.created_at_ms)
       .Add(e.updated_at_ms)
       .Add(e.disabled_reason)

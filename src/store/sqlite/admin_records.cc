@@ -62,18 +62,28 @@ StatusOr<Site> SqliteStore::UpdateSite(const std::string& site_id, const SitePat
 
 StatusOr<Site> SqliteStore::RotateBeaconSecret(const std::string& site_id, int64_t now_ms) {
   const std::string secret = model::NewBeaconSecret();
+  // Read and written in one transaction of the one writer: no rotation is lost to another.
   Status s = WriteSync([&](Connection& c) {
-    auto st = c.Prepare(
-        "UPDATE sites SET beacon_secret_previous = beacon_secret, "
-        "beacon_secret_previous_until = ?2, beacon_secret = ?3 WHERE id = ?1");
-    if (!st.ok()) return st.status();
-    Status run = (*st)
-                     ->Bind(1, site_id)
-                     .Bind(2, now_ms + kBeaconSecretOverlapMs)
-                     .Bind(3, box_.Seal(secret))
-                     .Run();
-    if (run.ok() && c.Changes() == 0) return model::NotFound("site " + site_id + " not found");
-    return run;
+    auto read =
+        c.Prepare(std::string("SELECT ") + internal::kSiteColumns + " FROM sites WHERE id = ?");
+    if (!read.ok()) return read.status();
+    Status step;
+    std::optional<Site> site;
+    if ((*read)->Bind(1, site_id).Step(&step)) site = internal::ReadSite(**read, 0, box_);
+    (*read)->Reset();
+    if (!step.ok()) return step;
+    if (!site) return model::NotFound("site " + site_id + " not found");
+    auto write = c.Prepare(
+        "UPDATE sites SET beacon_secret = ?2, previous_beacon_secrets = ?3 WHERE id = ?1");
+    if (!write.ok()) return write.status();
+    return (*write)
+        ->Bind(1, site_id)
+        .Bind(2, box_.Seal(secret))
+        .Bind(3, internal::SealPreviousSecrets(
+                     RotatedOut(site->beacon_secret, now_ms + kBeaconSecretOverlapMs,
+                                site->previous_beacon_secrets, now_ms),
+                     box_))
+        .Run();
   });
   if (!s.ok()) return s;
   return GetSite(site_id);
@@ -131,10 +141,10 @@ StatusOr<SiteToken> SqliteStore::FindSiteToken(const std::string& token_hash) {
 StatusOr<Endpoint> SqliteStore::CreateEndpoint(Endpoint e) {
   e.id = "ep_" + model::RandomToken(20);
   const std::string sealed_secret = box_.Seal(e.secret);
-  const std::string sealed_previous = box_.Seal(e.previous_secret);
+  const std::string sealed_previous = internal::SealPreviousSecrets(e.previous_secrets, box_);
   Status s = WriteSync([&](Connection& c) {
     auto st = c.Prepare(std::string("INSERT INTO endpoints(") + kEndpointColumns +
-                        ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                        ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st.ok()) return st.status();
     const std::string_view format = model::PayloadFormatName(e.format);
     return (*st)
@@ -149,14 +159,13 @@ StatusOr<Endpoint> SqliteStore::CreateEndpoint(Endpoint e) {
         .Bind(9, e.rate_limit)
         .Bind(10, sealed_secret)
         .Bind(11, sealed_previous)
-        .Bind(12, e.previous_secret_expires_ms)
-        .Bind(13, e.created_at_ms)
-        .Bind(14, e.updated_at_ms)
-        .Bind(15, e.disabled_reason)
-        .Bind(16, e.disabled_at_ms)
-        .Bind(17, e.field_filter.ToJson())
-        .Bind(18, e.batch.max_events)
-        .Bind(19, e.batch.max_wait_ms)
+        .Bind(12, e.created_at_ms)
+        .Bind(13, e.updated_at_ms)
+        .Bind(14, e.disabled_reason)
+        .Bind(15, e.disabled_at_ms)
+        .Bind(16, e.field_filter.ToJson())
+        .Bind(17, e.batch.max_events)
+        .Bind(18, e.batch.max_wait_ms)
         .Run();
   });
   if (!s.ok()) return s;

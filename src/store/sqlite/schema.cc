@@ -180,6 +180,22 @@ UPDATE events SET replay_key = event_id WHERE event_id GLOB 'bcn_*';
 CREATE UNIQUE INDEX events_by_replay_key ON events(site_id, replay_key)
   WHERE replay_key IS NOT NULL;
 )sql",
+    // 11: every previous secret a rotation keeps (store::PreviousSecret), not just the last: a
+    // JSON array of {"secret": <sealed>, "until": <ms>}, taking over the one-secret columns.
+    R"sql(
+ALTER TABLE endpoints ADD COLUMN previous_secrets TEXT NOT NULL DEFAULT '[]';
+UPDATE endpoints SET previous_secrets = json_array(json_object(
+    'secret', previous_secret, 'until', previous_secret_expires_at))
+  WHERE previous_secret <> '';
+ALTER TABLE endpoints DROP COLUMN previous_secret;
+ALTER TABLE endpoints DROP COLUMN previous_secret_expires_at;
+ALTER TABLE sites ADD COLUMN previous_beacon_secrets TEXT NOT NULL DEFAULT '[]';
+UPDATE sites SET previous_beacon_secrets = json_array(json_object(
+    'secret', beacon_secret_previous, 'until', beacon_secret_previous_until))
+  WHERE beacon_secret_previous <> '';
+ALTER TABLE sites DROP COLUMN beacon_secret_previous;
+ALTER TABLE sites DROP COLUMN beacon_secret_previous_until;
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;
