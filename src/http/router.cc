@@ -57,9 +57,12 @@ void Router::Handle(Request&& request, Responder respond) const {
     }
     if (!match) continue;
     path_matched = true;
-    if (route.method != request.method) {
+    // HEAD is GET without the body (the server leaves it out), as RFC 9110 asks of every GET.
+    const bool head_of_get = request.method == "HEAD" && route.method == "GET";
+    if (route.method != request.method && !head_of_get) {
       if (!allowed.empty()) allowed += ", ";
       allowed += route.method;
+      if (route.method == "GET") allowed += ", HEAD";
       continue;
     }
     request.path_params = std::move(params);

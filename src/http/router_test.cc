@@ -37,7 +37,18 @@ TEST(RouterTest, UnknownPathIs404AndWrongMethodIs405) {
   const auto allow = std::find_if(r.headers.begin(), r.headers.end(),
                                   [](const auto& h) { return h.first == "allow"; });
   ASSERT_NE(allow, r.headers.end()) << "a 405 names the methods the path takes";
-  EXPECT_EQ(allow->second, "GET");
+  EXPECT_EQ(allow->second, "GET, HEAD");
+}
+
+TEST(RouterTest, HeadIsAnsweredByTheGetRoute) {
+  Router router;
+  router.Add("GET", "/", [](Request&& r, Responder respond) {
+    respond(Response::Json(200, "{\"as\":\"" + r.method + "\"}"));
+  });
+  router.Add("POST", "/events",
+             [](Request&&, Responder respond) { respond(Response::Empty(202)); });
+  EXPECT_EQ(Call(router, "HEAD", "/").body, R"({"as":"HEAD"})");
+  EXPECT_EQ(Call(router, "HEAD", "/events").status, 405) << "only a GET route answers HEAD";
 }
 
 TEST(RouterTest, LiteralSegmentsMustMatchExactly) {

@@ -47,8 +47,9 @@ Request ToRequest(const bhttp::request<bhttp::string_body>& in, std::string remo
 
 // The HTTP/1.1 answer to `response`, serialised in one buffer for one write. 1xx, 204 and 304
 // answers carry no Content-Length (RFC 9110 section 8.6); an HTTP/1.0 client is told when the
-// connection stays open, an HTTP/1.1 client when it does not.
-std::string Serialize(const Response& response, unsigned version, bool keep_alive) {
+// connection stays open, an HTTP/1.1 client when it does not. The answer to a HEAD request
+// leaves the body out and keeps its Content-Length (RFC 9110 section 9.3.2).
+std::string Serialize(const Response& response, unsigned version, bool keep_alive, bool head) {
   const int status = response.status;
   const std::string_view reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
   std::string out;
@@ -74,7 +75,7 @@ std::string Serialize(const Response& response, unsigned version, bool keep_aliv
   if (version == 10 && keep_alive) out.append("Connection: keep-alive\r\n");
   if (version != 10 && !keep_alive) out.append("Connection: close\r\n");
   out.append("\r\n");
-  out.append(response.body);
+  if (!head) out.append(response.body);
   return out;
 }
 
@@ -227,6 +228,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return socket_.close(ec);
     }
     parser_.emplace();
+    head_ = false;
     parser_->header_limit(static_cast<uint32_t>(shared_.limits.max_header_bytes));
     parser_->body_limit(shared_.limits.max_body_bytes);
     // A keep-alive connection waits idle_timeout for the first byte; a header must then be
@@ -297,6 +299,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto message = parser_->release();
     keep_alive_ = message.keep_alive();
     version_ = message.version();
+    head_ = message.method() == bhttp::verb::head;
     Request request = ToRequest(message, remote_);
     request.body = std::move(message.body());
     // The responder may run on any thread: it hops back onto this connection's worker. Once
@@ -372,7 +375,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(Response response, bool keep_alive) {
-    out_ = Serialize(response, version_, keep_alive);
+    out_ = Serialize(response, version_, keep_alive, head_);
     SetDeadline(shared_.limits.body_timeout);
     WithStream([this, keep_alive](auto& stream) {
       asio::async_write(stream, asio::buffer(out_),
@@ -435,6 +438,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Clock::time_point deadline_ = Clock::time_point::max();
   bool timed_out_ = false;
   bool keep_alive_ = false;
+  bool head_ = false;  // the request being answered is a HEAD: its answer has no body
   bool first_request_ = true;
   bool waiting_for_request_ = false;  // a read for the next request is pending
   bool tls_established_ = false;

@@ -111,6 +111,17 @@ TEST(ServerWireTest, PipelinedAnswersInOrderWithTheRightFraming) {
   EXPECT_EQ(old.find("HTTP/1.0 200 OK"), 0u) << old;
   EXPECT_NE(old.find("Connection: keep-alive\r\n"), std::string::npos) << old;
   EXPECT_NE(old.find("{\"body\":\"b\"}"), std::string::npos) << old;
+
+  // A HEAD's answer says how long the body would be and leaves it out: the next answer follows
+  // its header at once.
+  const std::string head = Exchange(server.port(),
+                                    "HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+                                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                    "Connection: close\r\n\r\nhi",
+                                    "HTTP/1.1 ", 2);
+  EXPECT_EQ(head.find("HTTP/1.1 200 OK\r\n"), 0u) << head;
+  EXPECT_NE(head.find("Content-Length: 11\r\n\r\nHTTP/1.1 200 OK\r\n"), std::string::npos) << head;
+  EXPECT_NE(head.find("{\"body\":\"hi\"}"), std::string::npos) << head;
   server.Stop();
 }
 

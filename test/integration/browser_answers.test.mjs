@@ -117,5 +117,18 @@ itest('a method a route does not take answers 405 naming the ones it does (Allow
   const answer = await serve.api('DELETE', '/v1/sites');
   assert.equal(answer.status, 405);
   assert.equal(answer.json?.error?.code, 'method_not_allowed');
-  assert.deepEqual((answer.headers.get('allow') ?? '').split(/,\s*/).sort(), ['GET', 'POST']);
+  assert.deepEqual((answer.headers.get('allow') ?? '').split(/,\s*/).sort(), ['GET', 'HEAD', 'POST']);
+});
+
+itest('HEAD answers as GET would, without the body', async (fx) => {
+  const serve = await fx.startServe();
+  for (const path of ['/', '/healthz', '/openapi.json']) {
+    const get = await fetch(`${serve.baseUrl}${path}`);
+    const getBody = await get.arrayBuffer();
+    const head = await fetch(`${serve.baseUrl}${path}`, { method: 'HEAD' });
+    assert.equal(head.status, get.status, `HEAD ${path}`);
+    assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), `HEAD ${path}`);
+    assert.equal(Number(head.headers.get('content-length')), getBody.byteLength, `HEAD ${path}: the GET body's length`);
+    assert.equal((await head.arrayBuffer()).byteLength, 0, `HEAD ${path}: no body`);
+  }
 });
