@@ -72,6 +72,12 @@ bool WantsCsv(const http::Request& request) {
   return false;
 }
 
+// A row's unique subscribers for a CSV cell: "" where the answer has none (minute buckets,
+// UTM groups).
+std::string Uniques(const store::StatsRow& row) {
+  return row.unique_subscribers ? std::to_string(std::llround(*row.unique_subscribers)) : "";
+}
+
 http::Response CsvResponse(std::string csv) {
   http::Response response;
   response.status = 200;
@@ -267,23 +273,24 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
   if (WantsCsv(request)) {
     std::string csv;
     if (query.group_by) {
-      csv += CsvRecord({*query.group_by, "views", "clicks", "ctr", "dismissals"});
+      csv += CsvRecord(
+          {*query.group_by, "views", "clicks", "ctr", "dismissals", "unique_subscribers"});
       for (const auto& g : r.groups) {
         csv += CsvRecord({SpreadsheetText(g.key), std::to_string(g.counters.views),
                           std::to_string(g.counters.clicks),
                           Decimal(ClickThroughRate(g.counters.views, g.counters.clicks)),
-                          std::to_string(g.counters.dismissals)});
+                          std::to_string(g.counters.dismissals), Uniques(g)});
       }
     } else {
       csv += CsvRecord({"bucket", "views", "clicks", "clicks_button_0", "clicks_button_1",
-                        "clicks_button_2", "ctr", "dismissals"});
+                        "clicks_button_2", "ctr", "dismissals", "unique_subscribers"});
       for (const auto& s : r.series) {
         const model::Counters& n = s.counters;
-        csv +=
-            CsvRecord({BucketTime(bucket_start(s)), std::to_string(n.views),
-                       std::to_string(n.clicks), std::to_string(n.clicks_by_button[0]),
-                       std::to_string(n.clicks_by_button[1]), std::to_string(n.clicks_by_button[2]),
-                       Decimal(ClickThroughRate(n.views, n.clicks)), std::to_string(n.dismissals)});
+        csv += CsvRecord(
+            {BucketTime(bucket_start(s)), std::to_string(n.views), std::to_string(n.clicks),
+             std::to_string(n.clicks_by_button[0]), std::to_string(n.clicks_by_button[1]),
+             std::to_string(n.clicks_by_button[2]), Decimal(ClickThroughRate(n.views, n.clicks)),
+             std::to_string(n.dismissals), Uniques(s)});
       }
     }
     return respond(CsvResponse(std::move(csv)));
@@ -292,12 +299,14 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
   json::array series;
   for (const auto& s : r.series) {
     const model::Counters& n = s.counters;
-    series.push_back(json::object{{"bucket", BucketTime(bucket_start(s))},
-                                  {"views", n.views},
-                                  {"clicks", n.clicks},
-                                  {"clicks_by_button", ButtonsJson(n)},
-                                  {"ctr", ClickThroughRate(n.views, n.clicks)},
-                                  {"dismissals", n.dismissals}});
+    json::object item{{"bucket", BucketTime(bucket_start(s))},
+                      {"views", n.views},
+                      {"clicks", n.clicks},
+                      {"clicks_by_button", ButtonsJson(n)},
+                      {"ctr", ClickThroughRate(n.views, n.clicks)},
+                      {"dismissals", n.dismissals}};
+    if (s.unique_subscribers) item["unique_subscribers"] = std::llround(*s.unique_subscribers);
+    series.push_back(std::move(item));
   }
   json::object body{
       {"totals", json::object{{"views", r.totals.views},
@@ -311,11 +320,13 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
   if (query.group_by) {
     json::array groups;
     for (const auto& g : r.groups) {
-      groups.push_back(json::object{{"key", g.key},
-                                    {"views", g.counters.views},
-                                    {"clicks", g.counters.clicks},
-                                    {"ctr", ClickThroughRate(g.counters.views, g.counters.clicks)},
-                                    {"dismissals", g.counters.dismissals}});
+      json::object item{{"key", g.key},
+                        {"views", g.counters.views},
+                        {"clicks", g.counters.clicks},
+                        {"ctr", ClickThroughRate(g.counters.views, g.counters.clicks)},
+                        {"dismissals", g.counters.dismissals}};
+      if (g.unique_subscribers) item["unique_subscribers"] = std::llround(*g.unique_subscribers);
+      groups.push_back(std::move(item));
     }
     body["groups"] = std::move(groups);
   }

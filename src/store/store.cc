@@ -227,6 +227,45 @@ model::Status MigrationFailed(int number, const model::Status& error) {
   return model::Internal("migration " + std::to_string(number) + " failed: " + error.message());
 }
 
+UniquesMerger::UniquesMerger(const StatsQuery& query, const StatsResult& result)
+    : bucket_ms_(query.bucket_ms % model::kHourMs == 0 && result.series.size() <= kMaxUniqueRows
+                     ? query.bucket_ms
+                     : 0),
+      group_by_(result.groups.size() > kMaxUniqueRows ? nullptr
+                : query.group_by == "cid"             ? "cid"
+                : query.group_by == "reference_id"    ? "reference_id"
+                                                      : nullptr) {}
+
+void UniquesMerger::Add(int64_t hour, std::string_view cid, std::string_view reference_id,
+                        const model::HyperLogLog& sketch) {
+  total_.Merge(sketch);
+  if (bucket_ms_ > 0) buckets_[model::BucketStart(hour, bucket_ms_)].Merge(sketch);
+  if (group_by_ != nullptr) {
+    const std::string_view key = std::string_view(group_by_) == "cid" ? cid : reference_id;
+    auto it = groups_.find(key);
+    if (it == groups_.end()) it = groups_.emplace(std::string(key), model::HyperLogLog()).first;
+    it->second.Merge(sketch);
+  }
+}
+
+void UniquesMerger::Finish(StatsResult* result) {
+  result->unique_subscribers = total_.Estimate();
+  if (bucket_ms_ > 0) {
+    for (StatsRow& row : result->series) {
+      int64_t start = 0;
+      std::from_chars(row.key.data(), row.key.data() + row.key.size(), start);
+      const auto it = buckets_.find(start);
+      row.unique_subscribers = it == buckets_.end() ? 0.0 : it->second.Estimate();
+    }
+  }
+  if (group_by_ != nullptr) {
+    for (StatsRow& row : result->groups) {
+      const auto it = groups_.find(row.key);
+      row.unique_subscribers = it == groups_.end() ? 0.0 : it->second.Estimate();
+    }
+  }
+}
+
 std::vector<StatsRow> ButtonGroups(const model::Counters& totals) {
   std::vector<StatsRow> groups;
   for (size_t b = 0; b < totals.clicks_by_button.size(); ++b) {

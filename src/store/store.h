@@ -280,7 +280,15 @@ struct StatsQuery {
 struct StatsRow {
   std::string key;  // the bucket's start (Unix ms, as text) or the group's value
   model::Counters counters;
+  // A HyperLogLog estimate over the hours the row covers: for buckets of whole hours (hour,
+  // day) and groups by cid or reference_id, when the answer has at most kMaxUniqueRows of them;
+  // nullopt otherwise (minute buckets, UTM groups: no sketch is kept at that grain).
+  std::optional<double> unique_subscribers = std::nullopt;
 };
+
+// The most series buckets, or groups, that get unique subscribers of their own: each holds a
+// 4 KiB sketch while the hourly ones are merged.
+inline constexpr size_t kMaxUniqueRows = 2000;
 
 struct StatsResult {
   model::Counters totals;

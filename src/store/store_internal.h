@@ -4,6 +4,7 @@
 // src/store.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -11,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "model/hyperloglog.h"
 #include "model/secret_box.h"
 #include "store/store.h"
 #include "store/write_queue.h"
@@ -87,6 +89,25 @@ model::Status MigrationFailed(int number, const model::Status& error);
 
 // group_by=button: clicks per button, each group with every view (the denominator of its CTR).
 std::vector<StatsRow> ButtonGroups(const model::Counters& totals);
+
+// A stats answer's unique subscribers, from the hourly sketches its filters select (stored per
+// site, cid, reference_id and hour): the total, each series bucket of whole hours and each
+// group by cid or reference_id (StatsRow::unique_subscribers). Made once the answer's series
+// and groups are read; each sketch is Added once; Finish writes the estimates into `result`.
+class UniquesMerger {
+ public:
+  UniquesMerger(const StatsQuery& query, const StatsResult& result);
+  void Add(int64_t hour, std::string_view cid, std::string_view reference_id,
+           const model::HyperLogLog& sketch);
+  void Finish(StatsResult* result);
+
+ private:
+  int64_t bucket_ms_;     // 0: series buckets get no estimate
+  const char* group_by_;  // "cid", "reference_id" or nullptr
+  model::HyperLogLog total_;
+  std::map<int64_t, model::HyperLogLog> buckets_;
+  std::map<std::string, model::HyperLogLog, std::less<>> groups_;
+};
 
 // The dimension number of a UTM field named by group_by, or nullopt.
 std::optional<int> UtmFieldNumber(std::string_view name);

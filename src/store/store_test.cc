@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
@@ -1129,18 +1130,34 @@ TEST_P(StoreTest, StatsAddUpTotalsSeriesAndGroups) {
   EXPECT_EQ(Text(all->series[1]), std::to_string(4 * kH) + ": " + Text(1, 1, 0, 0, 1));
   EXPECT_EQ(Text(all->series[2]), std::to_string(5 * kH) + ": " + Text(0, 1, 0, 0, 1));
   EXPECT_TRUE(all->groups.empty());
+  // Unique subscribers per bucket, from the hourly sketches (views and clicks alike).
+  const auto uniques = [](const std::vector<StatsRow>& rows) {
+    std::string out;
+    for (const StatsRow& row : rows) {
+      out += row.unique_subscribers ? std::to_string(std::llround(*row.unique_subscribers)) : "-";
+    }
+    return out;
+  };
+  EXPECT_EQ(uniques(all->series), "121");
+  q.bucket_ms = model::kDayMs;
+  EXPECT_EQ(uniques(Value(store_->QueryStats(q)).series), "3");
+  q.bucket_ms = model::kMinuteMs;
+  EXPECT_EQ(uniques(Value(store_->QueryStats(q)).series), "-----") << "no sketch per minute";
+  q.bucket_ms = model::kHourMs;
 
   q.group_by = "cid";
   auto by_cid = Value(store_->QueryStats(q));
   ASSERT_EQ(by_cid.groups.size(), 2u);
   EXPECT_EQ(Text(by_cid.groups[0]), "a: " + Text(1, 2, 1, 0, 1));
   EXPECT_EQ(Text(by_cid.groups[1]), "b: " + Text(1, 1, 0, 0, 1));
+  EXPECT_EQ(uniques(by_cid.groups), "21");
 
   q.group_by = "reference_id";
   auto by_run = Value(store_->QueryStats(q));
   ASSERT_EQ(by_run.groups.size(), 2u);
   EXPECT_EQ(Text(by_run.groups[0]), "r1: " + Text(2, 2, 1, 0, 1));
   EXPECT_EQ(Text(by_run.groups[1]), "r2: " + Text(0, 1, 0, 0, 1));
+  EXPECT_EQ(uniques(by_run.groups), "21");
 
   // By button, each group carries all views: the denominator of its click-through rate.
   q.group_by = "button";
@@ -1157,6 +1174,7 @@ TEST_P(StoreTest, StatsAddUpTotalsSeriesAndGroups) {
   EXPECT_EQ(ViewsAndClicks(by_source.groups[0]), ": 0/1");
   EXPECT_EQ(ViewsAndClicks(by_source.groups[1]), "ads: 1/1");
   EXPECT_EQ(ViewsAndClicks(by_source.groups[2]), "news: 1/1");
+  EXPECT_EQ(uniques(by_source.groups), "---") << "no sketch per UTM value";
 
   q.group_by = "colour";
   EXPECT_EQ(store_->QueryStats(q).status().code(), model::StatusCode::kInvalidArgument);

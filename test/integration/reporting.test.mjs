@@ -113,8 +113,9 @@ function diffCsv(res, json, q) {
     return [...out, `CSV does not parse: ${err.message}`];
   }
   const header = q.groupBy
-    ? [q.groupBy, 'views', 'clicks', 'ctr', 'dismissals']
-    : ['bucket', 'views', 'clicks', 'clicks_button_0', 'clicks_button_1', 'clicks_button_2', 'ctr', 'dismissals'];
+    ? [q.groupBy, 'views', 'clicks', 'ctr', 'dismissals', 'unique_subscribers']
+    : ['bucket', 'views', 'clicks', 'clicks_button_0', 'clicks_button_1', 'clicks_button_2', 'ctr', 'dismissals',
+      'unique_subscribers'];
   if (JSON.stringify(records[0]) !== JSON.stringify(header)) {
     out.push(`CSV header: expected ${JSON.stringify(header)}, got ${JSON.stringify(records[0])}`);
     return out;
@@ -124,6 +125,12 @@ function diffCsv(res, json, q) {
   if (rows.length !== items.length) out.push(`CSV: ${rows.length} rows, JSON has ${items.length}`);
   const int = (where, field, value) => {
     if (field !== String(value)) out.push(`CSV ${where}: expected ${value}, got ${JSON.stringify(field)}`);
+  };
+  // Empty where the JSON item has none (minute buckets, button and UTM groups).
+  const uniques = (where, field, value) => {
+    if (field !== (value === undefined ? '' : String(value))) {
+      out.push(`CSV ${where}: expected ${value ?? '""'}, got ${JSON.stringify(field)}`);
+    }
   };
   const ratio = (where, field, value) => {
     const n = Number(field);
@@ -141,6 +148,7 @@ function diffCsv(res, json, q) {
       int(`${where} clicks`, row[2], item.clicks);
       ratio(`${where} ctr`, row[3], item.ctr);
       int(`${where} dismissals`, row[4], item.dismissals);
+      uniques(`${where} unique_subscribers`, row[5], item.unique_subscribers);
     } else {
       if (row[0] !== item.bucket) out.push(`CSV row ${i + 1} bucket: expected ${item.bucket}, got ${JSON.stringify(row[0])}`);
       const where = `row ${item.bucket}`;
@@ -149,6 +157,7 @@ function diffCsv(res, json, q) {
       for (const b of [0, 1, 2]) int(`${where} clicks_button_${b}`, row[3 + b], item.clicks_by_button[String(b)]);
       ratio(`${where} ctr`, row[6], item.ctr);
       int(`${where} dismissals`, row[7], item.dismissals);
+      uniques(`${where} unique_subscribers`, row[8], item.unique_subscribers);
     }
   }
   return out;
@@ -870,4 +879,39 @@ itest('CSV exports open in a spreadsheet as text, never as a formula', async (fx
   // The JSON answers carry the text as it came.
   const json = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/campaigns?sort=cid`), 200, 'campaigns');
   assert.deepEqual(json.data.map((c) => c.title), ['a = b', formula]);
+});
+
+itest('unique subscribers per hour or day bucket and per campaign or run, in JSON and CSV', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Reach');
+  const hour = 3600_000;
+  const base = Date.parse('2026-11-27T20:00:00Z');
+  const view = (cookie, cid, run, at) => ({ action: 'View', cookie_id: cookie, cid, reference_id: run, occurred_at: at });
+  expectStatus(await serve.ingest(site.ingest_key, [
+    view('s1', 'a', 'r1', base), view('s2', 'a', 'r1', base + 60_000), view('s1', 'b', 'r2', base + 120_000),
+    view('s1', 'a', 'r1', base + hour), view('s3', 'b', 'r2', base + hour + 5_000),
+  ]), 202, 'ingest');
+  const stats = async (query) => expectStatus(
+    await serve.api('GET', `/v1/sites/${site.id}/stats?from=${base}&to=${base + 2 * hour}&${query}`), 200, query);
+  const hourly = await stats('bucket=hour&group_by=cid');
+  assert.equal(hourly.totals.unique_subscribers, 3);
+  assert.deepEqual(hourly.series.map((s) => [s.bucket, s.unique_subscribers]),
+    [['2026-11-27T20:00:00Z', 2], ['2026-11-27T21:00:00Z', 2]]);
+  assert.deepEqual(hourly.groups.map((g) => [g.key, g.unique_subscribers]), [['a', 2], ['b', 2]]);
+  const daily = await stats('bucket=day&group_by=reference_id');
+  assert.deepEqual(daily.series.map((s) => s.unique_subscribers), [3]);
+  assert.deepEqual(daily.groups.map((g) => [g.key, g.unique_subscribers]), [['r1', 2], ['r2', 2]]);
+  // No sketch is kept per minute or per UTM value: the field is absent, not made up.
+  const minutes = await stats('bucket=minute&group_by=utm_source');
+  assert.ok(minutes.series.every((s) => !('unique_subscribers' in s)), JSON.stringify(minutes.series[0]));
+  assert.ok(minutes.groups.every((g) => !('unique_subscribers' in g)), JSON.stringify(minutes.groups[0]));
+
+  const csv = await request(serve.baseUrl, 'GET', `/v1/sites/${site.id}/stats?from=${base}&to=${base + 2 * hour}&bucket=hour`, {
+    token: serve.adminToken,
+    headers: { accept: 'text/csv' },
+  });
+  const [head, ...rows] = parseCsv(csv.text);
+  const column = head.indexOf('unique_subscribers');
+  assert.ok(column > 0, head.join(','));
+  assert.deepEqual(rows.map((r) => r[column]), ['2', '2']);
 });

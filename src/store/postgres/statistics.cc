@@ -138,13 +138,16 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
       uwhere += " AND reference_id = $" + std::to_string(++m);
       params.Add(*q.reference_id);
     }
-    auto r = Query("SELECT sketch FROM stats_uniques_hour" + uwhere, params);
+    auto r =
+        Query("SELECT hour, cid, reference_id, sketch FROM stats_uniques_hour" + uwhere, params);
     if (!r.ok()) return r.status();
-    model::HyperLogLog merged;
+    internal::UniquesMerger uniques(q, result);
     for (int i = 0; i < r->rows(); ++i) {
-      if (auto h = model::HyperLogLog::Deserialize(r->Bytes(i, 0))) merged.Merge(*h);
+      if (auto h = model::HyperLogLog::Deserialize(r->Bytes(i, 3))) {
+        uniques.Add(r->Int(i, 0), r->Text(i, 1), r->Text(i, 2), *h);
+      }
     }
-    result.unique_subscribers = merged.Estimate();
+    uniques.Finish(&result);
   }
   return result;
 }

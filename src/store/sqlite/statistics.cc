@@ -148,7 +148,8 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
       std::string uwhere = " WHERE site_id = ?1 AND hour >= ?2 AND hour < ?3";
       if (q.cid) uwhere += " AND cid = ?4";
       if (q.reference_id) uwhere += " AND reference_id = ?5";
-      auto st = c.Prepare("SELECT sketch FROM stats_uniques_hour" + uwhere);
+      auto st =
+          c.Prepare("SELECT hour, cid, reference_id, sketch FROM stats_uniques_hour" + uwhere);
       if (!st.ok()) return st.status();
       (*st)
           ->Bind(1, q.site_id)
@@ -156,13 +157,15 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
           .Bind(3, q.to_ms);
       if (q.cid) (*st)->Bind(4, *q.cid);
       if (q.reference_id) (*st)->Bind(5, *q.reference_id);
-      model::HyperLogLog merged;
+      internal::UniquesMerger uniques(q, result);
       while ((*st)->Step(&step)) {
-        if (auto h = model::HyperLogLog::Deserialize((*st)->Text(0))) merged.Merge(*h);
+        if (auto h = model::HyperLogLog::Deserialize((*st)->Text(3))) {
+          uniques.Add((*st)->Int(0), (*st)->Text(1), (*st)->Text(2), *h);
+        }
       }
       (*st)->Reset();
       if (!step.ok()) return step;
-      result.unique_subscribers = merged.Estimate();
+      uniques.Finish(&result);
     }
     return Status::Ok();
   });
