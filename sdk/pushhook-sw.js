@@ -4,16 +4,17 @@
 //   importScripts('/pushhook-sw.js');            // or: import './pushhook-sw.mjs' in a module worker
 //   Pushhook.init({endpoint: 'https://pushhook.example.com/v1/events', key: 'pk_…'});
 //   self.addEventListener('push', (event) => {
-//     const message = event.data.json();
+//     const message = event.data ? event.data.json() : {};
 //     event.waitUntil(Pushhook.show(message.title, message.options));
 //   });
 //
 // The campaign fields come from the notification's `data.pushhook` ({cid, cookie_id,
 // reference_id, utm_*, beacon}), which the push backend puts in the push message; notifications
 // without it are not reported. Every event is written to IndexedDB before it is sent and leaves
-// it only when pushhook answers 202, so a subscriber who is offline, or a pushhook that is
-// restarting, costs nothing: the queue is sent again with the next event, when the worker next
-// starts, and on Background Sync where the browser has it.
+// it on a 202, or when pushhook refuses that very event for good (README, "What each answer
+// does"); a subscriber who is offline, or a pushhook that is restarting, costs nothing: the queue
+// is sent again with the next event, when the worker next starts, and on Background Sync where
+// the browser has it, whose own backoff paces the retries.
 //
 // No dependencies; runs as a classic worker script or, imported for its side effect, in a module
 // worker (it is strict-mode code that only assigns self.Pushhook).
@@ -21,24 +22,60 @@
   'use strict';
 
   const DB_NAME = 'pushhook';
-  const DB_STORE = 'queue';
+  const DB_VERSION = 2;  // 2 added the 'state' store
+  const DB_QUEUE = 'queue';
+  const DB_STATE = 'state';
   const SYNC_TAG = 'pushhook-flush';
   // Events kept while pushhook cannot be reached; beyond it the oldest give way.
   const MAX_QUEUE = 1000;
   // Events per request: what the ingest API takes in one go comfortably.
   const MAX_BATCH = 100;
-  // A keepalive request's body may not exceed 64 KiB in Chromium; stay under it.
+  // Chromium refuses a keepalive request whose body exceeds 64 KiB (UTF-8 bytes); batches stay
+  // under this, and an event that alone exceeds it goes without keepalive.
   const MAX_BATCH_BYTES = 60 * 1024;
-  const STRING_FIELDS = ['cid', 'cookie_id', 'reference_id', 'utm_campaign', 'utm_content',
-    'utm_medium', 'utm_source', 'utm_term'];
+  // The ingest API's limits (DESIGN section 1), in UTF-8 bytes.
+  const MAX_TITLE_BYTES = 1024;
+  const MAX_UTM_BYTES = 256;
+  const ID_FIELDS = ['cid', 'cookie_id', 'reference_id'];
+  const UTM_FIELDS = ['utm_campaign', 'utm_content', 'utm_medium', 'utm_source', 'utm_term'];
+  // Fields that ingest also takes as a JSON number (a non-negative integer).
+  const NUMBER_FIELDS = ['cid', 'reference_id'];
+  // 401 codes that refuse the events they name for good.
+  const BEACON_CODES = ['beacon_invalid', 'beacon_expired', 'beacon_required'];
+  // The longest Retry-After honoured: a bogus "a year" must not silence a subscriber for good.
+  const MAX_PAUSE_MS = 60 * 60 * 1000;
+  // A request that neither answers nor fails is abandoned after this (the events stay queued).
+  const REQUEST_TIMEOUT_MS = 30 * 1000;
+  // An event whose request keeps being answered with something other than 202 (and not 429 or
+  // 503, which only ask for patience) is given up after this many answers and this age, so that
+  // one event a proxy always refuses cannot hold back the queue behind it for ever.
+  const GIVE_UP_TRIES = 10;
+  const GIVE_UP_AGE_MS = 3 * 24 * 60 * 60 * 1000;
+
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
 
   let config = null;
   // Flushes run one after another, so that two never send the same events; a flush asked for
   // while one runs waits for it, then sends what came meanwhile.
   let chain = Promise.resolve();
   let next = null;  // the flush waiting its turn, shared by everyone who asks meanwhile
+  let syncing = 0;  // sync events of ours running in this worker
 
   // --- pure logic (exposed as Pushhook._internal for the SDK's own tests) --------------------
+
+  function utf8Length(text) {
+    return encoder.encode(text).length;
+  }
+
+  // `text` as well-formed UTF-16 (a lone surrogate becomes U+FFFD, which JSON parsers take),
+  // cut to at most `maxBytes` UTF-8 bytes at a character boundary.
+  function cutUtf8(text, maxBytes = Infinity) {
+    const bytes = encoder.encode(text);
+    let end = Math.min(bytes.length, maxBytes);
+    while (end < bytes.length && end > 0 && (bytes[end] & 0xc0) === 0x80) end -= 1;
+    return decoder.decode(bytes.subarray(0, end));
+  }
 
   // The clicked button's position: 1 or 2 for the first or second action, 0 for the body.
   // An action id that is not among the notification's first two actions counts as the body.
@@ -48,32 +85,47 @@
     return index === 0 || index === 1 ? index + 1 : 0;
   }
 
-  // The ingest event for a notification, or null when it carries no `data.pushhook`.
+  // A campaign field as ingest takes it: a string as it is, a non-negative integer as its
+  // decimal string for cid and reference_id; anything else is left out, with a warning,
+  // rather than made into a string nobody sent ("[object Object]").
+  function fieldValue(name, value) {
+    if (value === undefined || value === null) return '';
+    if (typeof value === 'string') return value;
+    if (NUMBER_FIELDS.includes(name) && Number.isSafeInteger(value) && value >= 0) return String(value);
+    console.warn(`pushhook: data.pushhook.${name} is not a string (${typeof value}); left out`);
+    return undefined;
+  }
+
+  // The ingest event for a notification, or null when it carries no `data.pushhook`. The title
+  // and UTM fields are cut to what ingest takes; ids are not (a cut id would be another id).
   function buildEvent(action, notification, clickedButton, eventId, now) {
     const fields = notification && notification.data && notification.data.pushhook;
     if (!fields || typeof fields !== 'object') return null;
+    const title = typeof notification.title === 'string' ? notification.title : '';
     const event = {
       action,
-      notification_title: typeof notification.title === 'string' ? notification.title : '',
+      notification_title: cutUtf8(title, MAX_TITLE_BYTES),
       clicked_button: action === 'Click' ? clickedButton : 0,
       event_id: eventId,
       occurred_at: now,
     };
-    for (const name of STRING_FIELDS) {
-      const value = fields[name];
-      event[name] = value === undefined || value === null ? '' : String(value);
+    for (const name of [...ID_FIELDS, ...UTM_FIELDS]) {
+      const value = fieldValue(name, fields[name]);
+      if (value === undefined) continue;
+      event[name] = cutUtf8(value, UTM_FIELDS.includes(name) ? MAX_UTM_BYTES : Infinity);
     }
     if (typeof fields.beacon === 'string' && fields.beacon !== '') event.beacon = fields.beacon;
     return event;
   }
 
-  // Splits queued events into request bodies of at most MAX_BATCH events and MAX_BATCH_BYTES.
+  // Splits queued events into request bodies of at most MAX_BATCH events and MAX_BATCH_BYTES
+  // UTF-8 bytes; an event larger than that on its own makes a batch of one.
   function makeBatches(events) {
     const batches = [];
     let current = [];
     let bytes = 2;  // the brackets
     for (const event of events) {
-      const size = JSON.stringify(event).length + 1;  // and a comma
+      const size = utf8Length(JSON.stringify(event)) + 1;  // and a comma
       if (current.length > 0 && (current.length === MAX_BATCH || bytes + size > MAX_BATCH_BYTES)) {
         batches.push(current);
         current = [];
@@ -86,24 +138,50 @@
     return batches;
   }
 
-  // What to do with a batch after an answer: 'sent' (202), 'drop' (refused for good: any other
-  // 4xx but 429; sending it again would be refused again) or 'keep' (429, 5xx, no answer).
-  function decide(status) {
-    if (status === 202) return 'sent';
-    if (status >= 400 && status < 500 && status !== 429) return 'drop';
-    return 'keep';
-  }
-
-  // The positions of the events a refusal names (its error.details), when they are some but not
-  // all of a batch of `count`; otherwise null, and the refusal is the whole batch's. Ingest is
-  // all or nothing, so the events it did not name were not stored and can go again alone.
-  function refusedOnly(body, count) {
+  // The positions (0 ≤ i < count) that a refusal's error.details names.
+  function namedEvents(body, count) {
     const details = body && body.error && Array.isArray(body.error.details) ? body.error.details : [];
     const named = new Set();
     for (const detail of details) {
-      if (Number.isInteger(detail.index) && detail.index >= 0 && detail.index < count) named.add(detail.index);
+      const index = detail && detail.index;
+      if (Number.isInteger(index) && index >= 0 && index < count) named.add(index);
     }
-    return named.size > 0 && named.size < count ? named : null;
+    return named;
+  }
+
+  // What to do with a batch of `count` events after an answer (status 0: no answer at all):
+  //   {verdict: 'sent'}           202: the events are durable at pushhook;
+  //   {verdict: 'drop-named', named}  400 invalid_event, or 401 beacon_*: those events will be
+  //                               refused whenever they are sent; the others were not stored
+  //                               (all or nothing) and go again;
+  //   {verdict: 'split'}          413 for several events: send each half;
+  //   {verdict: 'drop'}           413 for one event: it can never fit;
+  //   {verdict: 'retry'}          anything else (401 other, 403, 404, 408, 429, 5xx, a proxy's
+  //                               200, no answer): keep them and try later.
+  function decide(status, body, count) {
+    if (status === 202) return { verdict: 'sent' };
+    if (status === 413) return { verdict: count > 1 ? 'split' : 'drop' };
+    const code = body && body.error ? body.error.code : undefined;
+    if ((status === 400 && code === 'invalid_event') || (status === 401 && BEACON_CODES.includes(code))) {
+      const named = namedEvents(body, count);
+      if (named.size > 0) return { verdict: 'drop-named', named };
+    }
+    return { verdict: 'retry' };
+  }
+
+  // Milliseconds a Retry-After header value (delta-seconds or an HTTP date) asks to wait from
+  // `now`, within [0, MAX_PAUSE_MS]; 0 when absent or unreadable.
+  function retryAfterMs(value, now) {
+    if (typeof value !== 'string' || value.trim() === '') return 0;
+    const text = value.trim();
+    const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+    return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_PAUSE_MS) : 0;
+  }
+
+  // Whether a queued record ({event, tries}) that was just answered with a failure is given up.
+  function givesUp(record, now) {
+    const occurred = Number(record.event.occurred_at);
+    return record.tries >= GIVE_UP_TRIES && !(now - occurred < GIVE_UP_AGE_MS);
   }
 
   // How many of the oldest queued events must go to keep the queue within MAX_QUEUE.
@@ -116,6 +194,8 @@
   }
 
   // --- IndexedDB queue -------------------------------------------------------------------------
+  // 'queue' holds {event, tries} records (version 1 held bare events; both are read), in order;
+  // 'state' holds 'paused_until', the time before which no request goes (Retry-After).
 
   function request(req) {
     return new Promise((resolve, reject) => {
@@ -125,9 +205,16 @@
   }
 
   function openDb() {
-    const open = indexedDB.open(DB_NAME, 1);
-    open.onupgradeneeded = () => open.result.createObjectStore(DB_STORE, { autoIncrement: true });
-    return request(open);
+    const open = indexedDB.open(DB_NAME, DB_VERSION);
+    open.onupgradeneeded = () => {
+      const db = open.result;
+      if (!db.objectStoreNames.contains(DB_QUEUE)) db.createObjectStore(DB_QUEUE, { autoIncrement: true });
+      if (!db.objectStoreNames.contains(DB_STATE)) db.createObjectStore(DB_STATE);
+    };
+    return request(open).then((db) => {
+      db.onversionchange = () => db.close();  // a newer SDK in a newer worker wants to upgrade
+      return db;
+    });
   }
 
   function done(tx) {
@@ -142,9 +229,9 @@
   async function enqueue(event) {
     const db = await openDb();
     try {
-      const tx = db.transaction(DB_STORE, 'readwrite');
-      const store = tx.objectStore(DB_STORE);
-      store.add(event);
+      const tx = db.transaction(DB_QUEUE, 'readwrite');
+      const store = tx.objectStore(DB_QUEUE);
+      store.add({ event, tries: 0 });
       const excess = overflow(await request(store.count()));
       if (excess > 0) {
         console.warn(`pushhook: the queue is full (${MAX_QUEUE} events); dropped the ${excess} oldest`);
@@ -165,33 +252,95 @@
     }
   }
 
-  // The queued events in order, with their keys.
+  // The queued records in order ({key, event, tries}), and the pause.
   async function readQueue(db) {
-    const tx = db.transaction(DB_STORE, 'readonly');
-    const store = tx.objectStore(DB_STORE);
-    const [keys, values] = await Promise.all([request(store.getAllKeys()), request(store.getAll())]);
-    return keys.map((key, i) => ({ key, event: values[i] }));
+    const tx = db.transaction([DB_QUEUE, DB_STATE], 'readonly');
+    const store = tx.objectStore(DB_QUEUE);
+    const [keys, values, pausedUntil] = await Promise.all([request(store.getAllKeys()),
+      request(store.getAll()), request(tx.objectStore(DB_STATE).get('paused_until'))]);
+    const records = keys.map((key, i) => {
+      const value = values[i];
+      if (value && value.event) return { key, event: value.event, tries: value.tries || 0 };
+      return { key, event: value, tries: 0 };
+    });
+    return { records, pausedUntil: Number(pausedUntil) || 0 };
   }
 
-  async function remove(db, keys) {
-    const tx = db.transaction(DB_STORE, 'readwrite');
-    const store = tx.objectStore(DB_STORE);
-    for (const key of keys) store.delete(key);
+  async function remove(db, records) {
+    const tx = db.transaction(DB_QUEUE, 'readwrite');
+    const store = tx.objectStore(DB_QUEUE);
+    for (const record of records) store.delete(record.key);
+    await done(tx);
+  }
+
+  // After a failed request: remembers the pause it asked for, counts a try on each of its
+  // events and gives up those that have had enough (GIVE_UP_TRIES and GIVE_UP_AGE_MS).
+  async function noteFailure(db, records, answer) {
+    const counts = answer.status !== 0 && answer.status !== 429 && answer.status !== 503;
+    if (!counts && answer.retryAfterMs === 0) return;
+    const now = Date.now();
+    const tx = db.transaction([DB_QUEUE, DB_STATE], 'readwrite');
+    if (answer.retryAfterMs > 0) tx.objectStore(DB_STATE).put(now + answer.retryAfterMs, 'paused_until');
+    let given = 0;
+    for (const record of counts ? records : []) {
+      record.tries += 1;
+      if (givesUp(record, now)) {
+        tx.objectStore(DB_QUEUE).delete(record.key);
+        given += 1;
+      } else {
+        tx.objectStore(DB_QUEUE).put({ event: record.event, tries: record.tries }, record.key);
+      }
+    }
+    if (given > 0) {
+      console.warn(`pushhook: gave up ${given} events refused ${GIVE_UP_TRIES} times (HTTP ${answer.status})`);
+    }
     await done(tx);
   }
 
   // --- sending -------------------------------------------------------------------------------
 
-  // Sends what is queued, batch by batch, until the queue is empty or pushhook cannot take more
-  // now. Never rejects: what was not sent stays queued for the next flush.
+  // POSTs `events`; resolves (never rejects) to {status, body, retryAfterMs}, status 0 when no
+  // answer came (offline, refused, timed out).
+  async function post(events) {
+    const body = JSON.stringify(events);
+    const timeout = typeof AbortSignal.timeout === 'function' ? AbortSignal.timeout(REQUEST_TIMEOUT_MS) : undefined;
+    try {
+      const response = await fetch(ingestUrl(config.endpoint, config.key), {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body,
+        keepalive: utf8Length(body) <= MAX_BATCH_BYTES,
+        credentials: 'omit',
+        signal: timeout,
+      });
+      // Read the body even of a 202: until it is, Chromium counts the request against the 64 KiB
+      // that keepalive requests in flight may carry in all, and refuses the next batch.
+      const text = await response.text();
+      let json = null;
+      try {
+        json = response.status === 202 ? null : JSON.parse(text);
+      } catch (error) {
+        // Not JSON (a proxy's HTML page): the status alone decides.
+      }
+      const pause = retryAfterMs(response.headers.get('retry-after'), Date.now());
+      return { status: response.status, body: json, retryAfterMs: pause };
+    } catch (error) {
+      return { status: 0, body: null, retryAfterMs: 0 };
+    }
+  }
+
+  // Sends what is queued. Resolves (never rejects) to 'done' when the queue is empty, 'paused'
+  // when a Retry-After still holds, 'retry' when a request failed, 'error' when the queue could
+  // not be read; all but 'done' leave the rest queued for a later flush.
   function flush() {
-    if (!config) return Promise.resolve();
+    if (!config) return Promise.resolve('done');
     if (!next) {
       next = chain.then(() => {
         next = null;
         return sendQueued();
       }).catch((error) => {
         console.warn('pushhook: could not send queued events:', error);
+        return 'error';
       });
       chain = next;
     }
@@ -201,61 +350,80 @@
   async function sendQueued() {
     const db = await openDb();
     try {
-      const queued = await readQueue(db);
-      const byId = new Map(queued.map((q) => [q.event.event_id, q.key]));
-      for (const batch of makeBatches(queued.map((q) => q.event))) {
-        let status = 0;
-        let body = null;
-        try {
-          const response = await fetch(ingestUrl(config.endpoint, config.key), {
-            method: 'POST',
-            headers: { 'content-type': 'text/plain' },
-            body: JSON.stringify(batch),
-            keepalive: true,
-            credentials: 'omit',
-          });
-          status = response.status;
-          if (status !== 202) body = await response.json().catch(() => null);
-        } catch (error) {
-          status = 0;  // offline, DNS, refused: try again later
-        }
-        const verdict = decide(status);
-        if (verdict === 'keep') {
-          await registerSync();
-          return;
-        }
-        if (verdict === 'drop') {
-          const code = body && body.error && body.error.code ? ` ${body.error.code}` : '';
-          const only = refusedOnly(body, batch.length);
-          if (only) {
-            // A forged token or a bad field in one event does not cost the others theirs.
-            console.warn(`pushhook: dropped ${only.size} events the server refused (HTTP ${status}${code})`);
-            await remove(db, batch.filter((_, i) => only.has(i)).map((event) => byId.get(event.event_id)));
-            return sendQueued();
-          }
-          console.warn(`pushhook: dropped ${batch.length} events the server refused (HTTP ${status}${code})`);
-        }
-        await remove(db, batch.map((event) => byId.get(event.event_id)));
+      const { records, pausedUntil } = await readQueue(db);
+      if (records.length === 0) return 'done';
+      if (Date.now() < pausedUntil) return 'paused';
+      const byId = new Map(records.map((r) => [r.event.event_id, r]));
+      for (const batch of makeBatches(records.map((r) => r.event))) {
+        if (!(await sendBatch(db, batch.map((event) => byId.get(event.event_id))))) return 'retry';
       }
+      return 'done';
     } finally {
       db.close();
     }
   }
 
+  // Sends one batch of records; true when none of them needs sending any more.
+  async function sendBatch(db, records) {
+    const answer = await post(records.map((r) => r.event));
+    const { verdict, named } = decide(answer.status, answer.body, records.length);
+    const code = answer.body && answer.body.error && answer.body.error.code ? ` ${answer.body.error.code}` : '';
+    if (verdict === 'sent') {
+      await remove(db, records);
+      return true;
+    }
+    if (verdict === 'drop') {
+      console.warn(`pushhook: dropped an event too large for the server (HTTP 413${code})`);
+      await remove(db, records);
+      return true;
+    }
+    if (verdict === 'split') {
+      const half = Math.ceil(records.length / 2);
+      return (await sendBatch(db, records.slice(0, half))) && sendBatch(db, records.slice(half));
+    }
+    if (verdict === 'drop-named') {
+      // A bad field or a forged token in one event does not cost the others theirs.
+      console.warn(`pushhook: dropped ${named.size} events the server refused (HTTP ${answer.status}${code})`);
+      await remove(db, records.filter((_, i) => named.has(i)));
+      const rest = records.filter((_, i) => !named.has(i));
+      return rest.length === 0 || sendBatch(db, rest);
+    }
+    await noteFailure(db, records, answer);
+    return false;
+  }
+
+  // Asks the browser for a Background Sync, once: not while one of ours runs (re-registering
+  // during a sync event makes Chromium fire it again at once) nor while one is pending (its
+  // backoff would restart).
   async function registerSync() {
+    const sync = self.registration && self.registration.sync;
+    if (!sync || syncing > 0) return;
     try {
-      if (self.registration && self.registration.sync) await self.registration.sync.register(SYNC_TAG);
+      if ((await sync.getTags()).includes(SYNC_TAG)) return;
+      await sync.register(SYNC_TAG);
     } catch (error) {
       // No Background Sync here (or no permission): the next event or start flushes instead.
     }
   }
 
-  // Queues an event and sends the queue. Resolves when the send settles either way.
+  // Queues an event and sends the queue. Resolves when the send settles either way; never
+  // rejects. Without a usable IndexedDB the event is sent once, directly, and not kept.
   async function report(action, notification, clickedButton) {
-    const event = buildEvent(action, notification, clickedButton, crypto.randomUUID(), Date.now());
-    if (!event) return;
-    await enqueue(event);
-    await flush();
+    try {
+      const event = buildEvent(action, notification, clickedButton, crypto.randomUUID(), Date.now());
+      if (!event || !config) return;
+      try {
+        await enqueue(event);
+      } catch (error) {
+        console.warn('pushhook: cannot queue events (no IndexedDB); sending this one once:', error);
+        const answer = await post([event]);
+        if (answer.status !== 202) console.warn(`pushhook: a ${action} was not delivered (HTTP ${answer.status})`);
+        return;
+      }
+      if ((await flush()) !== 'done') await registerSync();
+    } catch (error) {
+      console.warn(`pushhook: could not report a ${action}:`, error);
+    }
   }
 
   // Keeps the worker alive for `promise` when the event allows it. A synthetic event (one a
@@ -264,9 +432,20 @@
     try {
       event.waitUntil(promise);
     } catch (error) {
-      // Not dispatched by the browser: nothing to extend.
+      promise.catch(() => {});  // not dispatched by the browser: nobody else will see it fail
     }
     return promise;
+  }
+
+  // A sync event's work: it fails while events remain, so that the browser tries again later
+  // on its own backoff (Chromium: after 5 and then 15 minutes), instead of at once.
+  function syncFlush() {
+    syncing += 1;
+    return flush().then((outcome) => {
+      if (outcome !== 'done') throw new Error(`pushhook: events remain queued (${outcome}); the browser syncs again later`);
+    }).finally(() => {
+      syncing -= 1;
+    });
   }
 
   // --- public API ----------------------------------------------------------------------------
@@ -286,15 +465,18 @@
         if (config.dismiss) keepAlive(event, report('Dismiss', event.notification, 0));
       });
       self.addEventListener('sync', (event) => {
-        if (event.tag === SYNC_TAG) keepAlive(event, flush());
+        if (event.tag === SYNC_TAG) keepAlive(event, syncFlush());
       });
     }
-    // The worker just started: send what an earlier life of it could not.
+    // The worker just started: send what an earlier life of it could not. This runs outside any
+    // event, so the browser may stop the worker part way; whatever was not acknowledged stays
+    // queued, and the event that started the worker flushes again under its own waitUntil.
     return flush();
   }
 
-  // Shows the notification and reports its View; resolves once the report has settled (sent or
-  // safely queued), so `event.waitUntil(Pushhook.show(…))` keeps the worker alive for both.
+  // Shows the notification and reports its View; resolves once the report has settled (sent,
+  // safely queued, or failed), so `event.waitUntil(Pushhook.show(…))` keeps the worker alive for
+  // both. Rejects only when the notification cannot be shown, never because of the report.
   async function show(title, options = {}) {
     await self.registration.showNotification(title, options);
     await report('View', { title, data: options.data, actions: options.actions }, 0);
@@ -304,7 +486,8 @@
     init,
     show,
     flush,
-    _internal: Object.freeze({ buttonIndex, buildEvent, makeBatches, decide, refusedOnly, overflow,
-      ingestUrl, MAX_QUEUE, MAX_BATCH, MAX_BATCH_BYTES }),
+    _internal: Object.freeze({ buttonIndex, buildEvent, cutUtf8, makeBatches, decide, namedEvents,
+      retryAfterMs, givesUp, overflow, ingestUrl, MAX_QUEUE, MAX_BATCH, MAX_BATCH_BYTES,
+      MAX_TITLE_BYTES, MAX_UTM_BYTES, MAX_PAUSE_MS, GIVE_UP_TRIES, GIVE_UP_AGE_MS }),
   });
 })();

@@ -3,7 +3,11 @@ import { Pushhook } from '../pushhook-sw.mjs';
 
 const params = new URL(self.location.href).searchParams;
 if (params.get('endpoint') && params.get('key')) {
-  Pushhook.init({ endpoint: params.get('endpoint'), key: params.get('key') });
+  Pushhook.init({
+    endpoint: params.get('endpoint'),
+    key: params.get('key'),
+    dismiss: params.get('dismiss') === '1',
+  });
 }
 
 self.addEventListener('push', (event) => {

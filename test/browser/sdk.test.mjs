@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import { startStaticServer } from '../../sdk/example/serve.mjs';
 import { haveChromium, openBrowser, screenshot, serviceWorkerRegistration } from '../helpers/browser.mjs';
-import { freePort, itest, payloadFor, stop, waitFor } from '../helpers/harness.mjs';
+import { freePort, itest, payloadFor, sleep, stop, waitFor } from '../helpers/harness.mjs';
 
 const SKIP = haveChromium() ? false : 'Chromium is not installed (scripts/install-deps installs it)';
 const COOKIE = '7e32b7a1-acfc-45db-83fb-766d2a8a2bce';
@@ -26,12 +27,72 @@ function expected(action, title, clickedButton = 0) {
   return payloadFor({ action, notification_title: title, clicked_button: clickedButton, ...CAMPAIGN });
 }
 
+// What sits between browsers and pushhook (a load balancer, a CDN, a deploy in progress), on
+// 127.0.0.1: it forwards to `target`, or, while `front.answer` says so, answers itself: 'reset'
+// drops the connection, {status, headers, body} is sent as the answer. Every POST it gets is in
+// `front.posts` ({at, bytes, events, status}).
+async function startFront(fx, target) {
+  const front = { answer: null, posts: [] };
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const post = { at: Date.now(), bytes: body.length, events: [], status: null };
+      if (req.method === 'POST') {
+        try {
+          post.events = JSON.parse(body.toString('utf8'));
+        } catch {
+          post.events = null;
+        }
+        front.posts.push(post);
+      }
+      const answer = front.answer;
+      if (answer === 'reset') {
+        req.socket.destroy();
+        return;
+      }
+      if (answer) {
+        post.status = answer.status;
+        res.writeHead(answer.status, {
+          'access-control-allow-origin': '*', 'access-control-expose-headers': 'retry-after', ...answer.headers,
+        });
+        res.end(answer.body ?? '');
+        return;
+      }
+      const upstream = http.request(target + req.url, { method: req.method, headers: req.headers }, (up) => {
+        const got = [];
+        up.on('data', (chunk) => got.push(chunk));
+        up.on('end', () => {
+          post.status = up.statusCode;
+          res.writeHead(up.statusCode, up.headers);
+          res.end(Buffer.concat(got));
+        });
+      });
+      upstream.on('error', () => req.socket.destroy());
+      upstream.end(body);
+    });
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  fx.onCleanup(() => new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(() => resolve());
+  }));
+  front.url = `http://127.0.0.1:${server.address().port}`;
+  return front;
+}
+
 // pushhook serve on a fixed port (the worker keeps its URL across a restart), a site whose
 // endpoint is a `pushhook receive`, the example site, and Chromium with notifications allowed.
-async function setUp(fx, { worker = 'sw.js', module = false, events = ['View', 'Click'] } = {}) {
+// With `front`, the worker posts to pushhook through startFront's stand-in.
+async function setUp(fx, { worker = 'sw.js', module = false, events = ['View', 'Click'], front: withFront = false, serveArgs = [] } = {}) {
   const servePort = await freePort();
   const dataDir = fx.tempDir('pushhook-sdk-');
-  const serve = await fx.startServe({ dataDir, listen: `127.0.0.1:${servePort}` });
+  const serve = await fx.startServe({ dataDir, listen: `127.0.0.1:${servePort}`, args: serveArgs });
+  const front = withFront ? await startFront(fx, serve.baseUrl) : null;
   const receivePort = await freePort();
   const site = await serve.createSite('SDK');
   const endpoint = await serve.createEndpoint(site.id, { url: `http://127.0.0.1:${receivePort}/hooks`, events });
@@ -44,14 +105,18 @@ async function setUp(fx, { worker = 'sw.js', module = false, events = ['View', '
   await page.goto(`${example.url}/example/`);
   const scope = `${example.url}/example/`;
   const registered = serviceWorkerRegistration(session, scope);
-  const params = new URLSearchParams({ endpoint: `${serve.baseUrl}/v1/events`, key: site.ingest_key, dismiss: '1' });
+  const ingest = front ? front.url : serve.baseUrl;
+  const params = new URLSearchParams({ endpoint: `${ingest}/v1/events`, key: site.ingest_key, dismiss: '1' });
   await page.evaluate(async ({ url, module }) => {
     await navigator.serviceWorker.register(url, module ? { type: 'module' } : {});
     await navigator.serviceWorker.ready;
   }, { url: `${worker}?${params}`, module });
   const registrationId = await registered;
   const deliver = (data) => session.send('ServiceWorker.deliverPushMessage', { origin: example.url, registrationId, data });
-  return { serve, servePort, dataDir, site, receive, example, context, page, session, errors, deliver };
+  return {
+    serve, servePort, dataDir, site, receive, example, context, page, session, errors, deliver, front,
+    worker: () => context.serviceWorkers()[0],
+  };
 }
 
 // What `pushhook receive` has stored so far, one body per line.
@@ -79,11 +144,26 @@ function queued(page) {
       const all = db.transaction('queue').objectStore('queue').getAll();
       all.onsuccess = () => {
         db.close();
-        resolve(all.result);
+        resolve(all.result.map((record) => record.event));  // records are {event, tries}
       };
       all.onerror = () => reject(all.error);
     };
   }));
+}
+
+// Asks the worker to send its queue now (the example worker's 'flush' message).
+function flushWorker(page) {
+  return page.evaluate(async () => {
+    const registration = await navigator.serviceWorker.ready;
+    registration.active.postMessage({ type: 'flush' });
+  });
+}
+
+async function waitQueued(page, count, what) {
+  return waitFor(async () => {
+    const q = await queued(page);
+    return q.length === count ? q : null;
+  }, { timeoutMs: 20_000, what });
 }
 
 itest('a push shows a notification and reaches the webhook receiver as a View', { skip: SKIP }, async (fx) => {
@@ -186,10 +266,7 @@ itest('with pushhook down, a View waits in IndexedDB through a worker restart an
   // pushhook comes back on the same address; the next start of the worker sends the queue.
   const back = await fx.startServe({ dataDir: s.dataDir, listen: `127.0.0.1:${s.servePort}`, adminToken: s.serve.adminToken });
   assert.equal(back.port, s.servePort);
-  await s.page.evaluate(async () => {
-    const registration = await navigator.serviceWorker.ready;
-    registration.active.postMessage({ type: 'flush' });
-  });
+  await flushWorker(s.page);
   const lines = await waitReceived(s.receive, 1, 'the queued View after pushhook is back');
   assert.equal(lines[0], expected('View', 'While you were away'));
   await waitFor(async () => ((await queued(s.page)).length === 0 ? true : null), { what: 'the queue to empty' });
@@ -223,4 +300,189 @@ itest('the example page registers its worker and shows a notification from a but
   await s.page.setViewportSize({ width: 390, height: 800 });
   await screenshot(s.page, 'sdk-example-390');
   assert.deepEqual(s.errors, []);
+});
+
+// Shows `count` notifications from inside the worker (faster than that many pushes), each with
+// the campaign fields and title `titleOf(i)`; `extra` is merged into data.pushhook.
+function showMany(s, count, titleOf, extra = {}) {
+  return s.worker().evaluate(async ({ count, titles, fields }) => {
+    for (let i = 0; i < count; i += 1) {
+      await Pushhook.show(titles[i], { tag: 'many', data: { pushhook: fields } });
+    }
+  }, { count, titles: Array.from({ length: count }, (_, i) => titleOf(i)), fields: { ...CAMPAIGN, ...extra } });
+}
+
+itest('with Background Sync, a 503 with Retry-After costs one request, and the queue goes once the pause is over', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx, { front: true });
+  await s.context.grantPermissions(['notifications', 'background-sync'], { origin: s.example.url });
+  s.front.answer = { status: 503, headers: { 'retry-after': '5' }, body: '{"error":{"code":"overloaded","message":"busy"}}' };
+  await s.deliver(push('During the overload'));
+  await waitFor(() => s.front.posts.length >= 1, { what: 'the first request' });
+  const start = s.front.posts[0].at;
+  // The failed send asked for a Background Sync, which Chromium fires at once; the sync must not
+  // send again (the pause holds) nor ask for itself again, but fail so the browser backs off.
+  const tags = await waitFor(async () => {
+    const t = await s.worker().evaluate(() => self.registration.sync.getTags());
+    return t.includes('pushhook-flush') ? t : null;
+  }, { what: 'the sync registration' });
+  assert.deepEqual(tags, ['pushhook-flush']);
+  await sleep(Math.max(0, start + 1_500 - Date.now()));
+  assert.equal(s.front.posts.length, 1, 'no loop of requests');
+
+  // pushhook is fine again, but Retry-After said 5 s: a View that comes meanwhile waits with the first.
+  s.front.answer = null;
+  await s.deliver(push('During the pause'));
+  await waitQueued(s.page, 2, 'both Views queued');
+  await sleep(Math.max(0, start + 5_300 - Date.now()));
+  assert.equal(s.front.posts.length, 1, 'nothing sent before Retry-After ran out');
+
+  await flushWorker(s.page);
+  const lines = await waitReceived(s.receive, 2, 'both Views after the pause');
+  // pushhook delivers the two of one request side by side, in either order.
+  assert.deepEqual([...lines].sort(), [expected('View', 'During the overload'), expected('View', 'During the pause')].sort());
+  assert.equal(s.front.posts.length, 2);
+  assert.deepEqual(s.front.posts[1].events.map((e) => e.notification_title), ['During the overload', 'During the pause']);
+  assert.equal(s.front.posts[1].status, 202);
+  await waitQueued(s.page, 0, 'the queue to empty');
+});
+
+itest('multibyte events over 64 KiB in all arrive in requests under the keepalive limit, and a huge one goes alone', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx, { front: true });
+  s.front.answer = 'reset';
+  // 250 Japanese characters: 750 bytes of UTF-8, 250 units of UTF-16.
+  const title = 'カートに残っている商品がまもなく売り切れます'.repeat(12).slice(0, 250);
+  await showMany(s, 100, (i) => `${i} ${title}`);
+  const waiting = await waitQueued(s.page, 100, '100 events queued');
+  assert.ok(Buffer.byteLength(JSON.stringify(waiting)) > 64 * 1024, 'more than one keepalive body');
+  const before = s.front.posts.length;
+  s.front.answer = null;
+  await flushWorker(s.page);
+  const lines = await waitReceived(s.receive, 100, 'the 100 Views');
+  const titles = lines.map((line) => JSON.parse(line).notification_title);
+  assert.deepEqual([...titles].sort(), Array.from({ length: 100 }, (_, i) => `${i} ${title}`).sort());
+  await waitQueued(s.page, 0, 'the queue to empty');
+  const sent = s.front.posts.slice(before);
+  assert.ok(sent.length >= 2, `split into several requests (${sent.length})`);
+  for (const post of sent) {
+    assert.ok(post.bytes <= 60 * 1024, `a request of ${post.bytes} bytes`);
+    assert.equal(post.status, 202);
+  }
+  assert.equal(sent.reduce((n, post) => n + post.events.length, 0), 100, 'each event once');
+
+  // One event larger than a keepalive body (a 70 KB cookie_id, which pushhook refuses as too
+  // long) is still sent, alone, and dropped on pushhook's 400 instead of staying for ever.
+  await showMany(s, 1, () => 'Huge', { cookie_id: 'u'.repeat(70_000) });
+  const huge = await waitFor(() => s.front.posts.find((post) => post.bytes > 64 * 1024), { what: 'the huge request' });
+  assert.equal(huge.events.length, 1);
+  await waitFor(() => huge.status, { what: 'its answer' });
+  assert.equal(huge.status, 400);
+  await waitQueued(s.page, 0, 'the refused event to leave the queue');
+});
+
+itest('a title over 1,024 bytes and a UTM field over 256 bytes arrive cut at a character boundary', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx);
+  const title = 'L'.repeat(1023) + '日本';  // 1,029 bytes; '日' would straddle the limit
+  await s.deliver(push(title, { utm_term: 'é'.repeat(200), reference_id: 123422 }));
+  const [line] = await waitReceived(s.receive, 1, 'the View');
+  const payload = JSON.parse(line);
+  assert.equal(payload.notification_title, 'L'.repeat(1023));
+  assert.equal(payload.utm_term, 'é'.repeat(128), '256 bytes');
+  assert.equal(payload.reference_id, '123422', 'a number is taken for reference_id');
+  assert.equal(payload.cid, CAMPAIGN.cid);
+  await waitQueued(s.page, 0, 'the queue to empty');
+});
+
+itest('without IndexedDB, show() still resolves and the View is sent directly', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx);
+  const outcome = await s.worker().evaluate(async (fields) => {
+    // As in some private modes: opening a database fails.
+    Object.defineProperty(self, 'indexedDB', {
+      configurable: true,
+      get: () => ({
+        open() {
+          const req = {};
+          setTimeout(() => {
+            req.error = new DOMException('no IndexedDB here', 'InvalidStateError');
+            if (req.onerror) req.onerror();
+          }, 0);
+          return req;
+        },
+      }),
+    });
+    try {
+      await Pushhook.show('No IndexedDB', { data: { pushhook: fields } });
+      return 'resolved';
+    } catch (error) {
+      return `rejected: ${error.message}`;
+    }
+  }, CAMPAIGN);
+  assert.equal(outcome, 'resolved');
+  assert.deepEqual(await waitReceived(s.receive, 1, 'the View'), [expected('View', 'No IndexedDB')]);
+});
+
+itest('a 404, 408, 401 or 200 from what sits in front of pushhook keeps the events until a 202', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx, { front: true });
+  const answers = [
+    ['During a deploy', { status: 404, headers: { 'content-type': 'text/html' }, body: '<h1>Not Found</h1>' }],
+    ['Timed out', { status: 408 }],
+    ['Wrong key', { status: 401, headers: { 'content-type': 'application/json' }, body: '{"error":{"code":"unauthorized","message":"unknown key"}}' }],
+    ['From a cache', { status: 200, body: '{}' }],
+  ];
+  for (const [i, [title, answer]] of answers.entries()) {
+    s.front.answer = answer;
+    await s.deliver(push(title));
+    // Each send carries the whole queue: everything refused so far, and the new one. (Chromium
+    // itself may send a request again after a 408.)
+    const post = await waitFor(() => s.front.posts.find((p) => p.events.some((e) => e.notification_title === title)),
+      { what: `the request answered ${answer.status}` });
+    assert.deepEqual(post.events.map((e) => e.notification_title), answers.slice(0, i + 1).map(([t]) => t));
+  }
+  await waitQueued(s.page, 4, 'all four still queued');
+  const before = s.front.posts.length;
+  s.front.answer = null;
+  await flushWorker(s.page);
+  const lines = await waitReceived(s.receive, 4, 'the four Views');
+  assert.deepEqual([...lines].sort(), answers.map(([title]) => expected('View', title)).sort());
+  await waitQueued(s.page, 0, 'the queue to empty');
+  assert.deepEqual(s.front.posts.slice(before).map((p) => [p.events.length, p.status]), [[4, 202]]);
+  assert.equal(received(s.receive).length, 4, 'each once');
+});
+
+itest('a 400 drops only the event it names; the others in the request arrive', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx, { front: true });
+  s.front.answer = 'reset';
+  await s.deliver(push('Good one'));
+  await s.deliver(push('Bad one', { cid: '' }));
+  await s.deliver(push('Good two'));
+  await waitQueued(s.page, 3, 'three queued');
+  const before = s.front.posts.length;
+  s.front.answer = null;
+  await flushWorker(s.page);
+  const good = [expected('View', 'Good one'), expected('View', 'Good two')].sort();
+  assert.deepEqual([...await waitReceived(s.receive, 2, 'the good ones')].sort(), good);
+  await waitQueued(s.page, 0, 'the queue to empty');
+  const sent = s.front.posts.slice(before);
+  assert.deepEqual(sent.map((post) => [post.events.length, post.status]), [[3, 400], [2, 202]]);
+  assert.deepEqual(sent[1].events.map((e) => e.notification_title), ['Good one', 'Good two']);
+  assert.deepEqual(received(s.receive).sort(), good, 'the bad one was not sent again');
+});
+
+itest('a 413 splits the request in halves until it fits; every event arrives once', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx, { front: true, serveArgs: ['--max-body-bytes', '8192'] });
+  s.front.answer = 'reset';
+  await showMany(s, 30, (i) => `Queued ${i}`);
+  await waitQueued(s.page, 30, '30 queued');
+  const before = s.front.posts.length;
+  s.front.answer = null;
+  await flushWorker(s.page);
+  const lines = await waitReceived(s.receive, 30, 'the 30 Views');
+  assert.deepEqual([...lines].sort(), Array.from({ length: 30 }, (_, i) => expected('View', `Queued ${i}`)).sort());
+  await waitQueued(s.page, 0, 'the queue to empty');
+  const sent = s.front.posts.slice(before);
+  assert.deepEqual(sent[0].events.length, 30);
+  assert.equal(sent[0].status, 413);
+  const accepted = sent.filter((post) => post.status === 202);
+  assert.equal(accepted.reduce((n, post) => n + post.events.length, 0), 30, 'each event once');
+  for (const post of sent) assert.ok(post.status === 413 || post.status === 202, `HTTP ${post.status}`);
+  assert.ok(accepted.every((post) => post.bytes <= 8192));
 });

@@ -82,10 +82,17 @@ export function spawnTracked(name, cmd, args, { cwd, env = {}, logFile, stderrLi
     exitInfo: null,
   };
   if (proc.pid !== undefined) live.set(proc.pid, handle);
+  // 'exit' can come before the last of the child's output has been read: what it wrote last
+  // (often the reason it exited) is awaited until its pipes close, for a second at most, since a
+  // grandchild that holds them open would keep them open for its whole life.
+  const drained = new Promise((resolve) => {
+    proc.once('close', resolve);
+    proc.once('exit', () => setTimeout(resolve, 1000).unref());
+  });
   handle.exited = new Promise((resolve) => {
     proc.once('exit', (code, signal) => {
       live.delete(proc.pid);
-      resolve({ code, signal });
+      drained.then(() => resolve({ code, signal }));
     });
     // A process that could not be started emits 'error' and no 'exit'.
     proc.once('error', (error) => {
@@ -104,7 +111,7 @@ export function spawnTracked(name, cmd, args, { cwd, env = {}, logFile, stderrLi
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (chunk) => {
     const at = Date.now();
-    log?.write(chunk);
+    if (log && !log.writableEnded) log.write(chunk);
     handle.stderr += chunk;
     if (handle.stderr.length > stderrLimit) handle.stderr = handle.stderr.slice(-stderrLimit);
     partial += chunk;
@@ -130,7 +137,7 @@ export function spawnTracked(name, cmd, args, { cwd, env = {}, logFile, stderrLi
   proc.stdout.on('data', (chunk) => {
     handle.stdout += chunk;
   });
-  proc.once('exit', () => log?.end());
+  drained.then(() => log?.end());
   return handle;
 }
 

@@ -5,7 +5,23 @@ import test from 'node:test';
 
 globalThis.self = globalThis;  // the SDK assigns self.Pushhook, as in a worker
 const { Pushhook } = await import('../../sdk/pushhook-sw.mjs');
-const { buttonIndex, buildEvent, makeBatches, decide, refusedOnly, overflow, ingestUrl } = Pushhook._internal;
+const {
+  buttonIndex, buildEvent, cutUtf8, makeBatches, decide, namedEvents, retryAfterMs, givesUp, overflow, ingestUrl,
+} = Pushhook._internal;
+const bytes = (text) => Buffer.byteLength(text, 'utf8');
+
+// Runs `fn` with console.warn recorded; returns what it warned.
+function warnings(fn) {
+  const seen = [];
+  const original = console.warn;
+  console.warn = (...args) => seen.push(args.join(' '));
+  try {
+    fn();
+  } finally {
+    console.warn = original;
+  }
+  return seen;
+}
 
 const ACTIONS = [{ action: 'read', title: 'Read' }, { action: 'later', title: 'Later' }];
 const NOTIFICATION = {
@@ -63,26 +79,129 @@ test('requests carry at most 100 events and stay under the keepalive limit', () 
   const big = Array.from({ length: 100 }, (_, i) => ({ event_id: String(i), notification_title: 'x'.repeat(1000) }));
   const cut = makeBatches(big);
   assert.ok(cut.length > 1);
-  for (const b of cut) assert.ok(JSON.stringify(b).length <= Pushhook._internal.MAX_BATCH_BYTES, 'under 60 KiB');
+  for (const b of cut) assert.ok(bytes(JSON.stringify(b)) <= Pushhook._internal.MAX_BATCH_BYTES, 'under 60 KiB');
   assert.deepEqual(cut.flat(), big);
   assert.deepEqual(makeBatches([]), []);
 });
 
-test('202 removes the events; a refusal drops them; 429, 5xx and no answer keep them', () => {
-  assert.equal(decide(202), 'sent');
-  for (const status of [400, 401, 403, 404, 413, 415, 422]) assert.equal(decide(status), 'drop', String(status));
-  for (const status of [429, 500, 502, 503, 0]) assert.equal(decide(status), 'keep', String(status));
-  assert.equal(decide(200), 'keep', 'anything but 202 is not an acknowledgement');
+test('batches are measured in UTF-8 bytes, not UTF-16 units', () => {
+  // 100 events with 250-character Japanese titles (750 bytes, within ingest's 1,024): about
+  // 30 K UTF-16 units but 80 KB of UTF-8, more than a keepalive request may carry as one.
+  const title = 'カートに残っている商品がまもなく売り切れます'.repeat(12).slice(0, 250);
+  const events = Array.from({ length: 100 }, (_, i) => ({ event_id: String(i), notification_title: title, cid: 'c' }));
+  assert.ok(JSON.stringify(events).length < Pushhook._internal.MAX_BATCH_BYTES);
+  assert.ok(bytes(JSON.stringify(events)) > 64 * 1024);
+  const batches = makeBatches(events);
+  assert.ok(batches.length >= 2);
+  for (const b of batches) assert.ok(bytes(JSON.stringify(b)) <= Pushhook._internal.MAX_BATCH_BYTES);
+  assert.deepEqual(batches.flat(), events);
 });
 
-test('a refusal that names some events of a batch drops only those', () => {
-  const refusal = (indexes) => ({ error: { code: 'beacon_invalid', details: indexes.map((index) => ({ index, field: 'beacon', message: 'm' })) } });
-  assert.deepEqual([...refusedOnly(refusal([0, 2]), 3)], [0, 2]);
-  assert.equal(refusedOnly(refusal([0, 1, 2]), 3), null, 'all of them: the batch goes');
-  assert.equal(refusedOnly(refusal([]), 3), null, 'none named: the batch goes');
-  assert.equal(refusedOnly(refusal([5, -1, 1.5]), 3), null, 'indexes outside the batch name nothing');
-  assert.equal(refusedOnly({ error: { code: 'unauthorized' } }, 3), null);
-  assert.equal(refusedOnly(null, 3), null, 'no JSON body');
+test('an event larger than a keepalive body alone goes in a batch of its own', () => {
+  const huge = { event_id: 'huge', cookie_id: 'u'.repeat(70_000) };
+  const batches = makeBatches([{ event_id: 'a' }, huge, { event_id: 'b' }]);
+  assert.deepEqual(batches.map((b) => b.map((e) => e.event_id)), [['a'], ['huge'], ['b']]);
+});
+
+test('202 sends; 413 splits, or drops a single event; everything else keeps and retries', () => {
+  assert.deepEqual(decide(202, null, 5), { verdict: 'sent' });
+  assert.deepEqual(decide(413, null, 5), { verdict: 'split' });
+  assert.deepEqual(decide(413, null, 1), { verdict: 'drop' });
+  for (const status of [0, 200, 204, 401, 403, 404, 408, 409, 415, 422, 429, 500, 502, 503]) {
+    assert.deepEqual(decide(status, { error: { code: 'x' } }, 3), { verdict: 'retry' }, String(status));
+  }
+  // A proxy's HTML 404 during a deploy, or a wrong key: not the events' fault.
+  assert.deepEqual(decide(404, null, 3), { verdict: 'retry' });
+  assert.deepEqual(decide(401, { error: { code: 'unauthorized', details: [{ index: 0 }] } }, 3), { verdict: 'retry' });
+});
+
+test('400 invalid_event and 401 beacon_* drop only the events they name', () => {
+  const refusal = (code, indexes) => ({ error: { code, details: indexes.map((index) => ({ index, field: 'f', message: 'm' })) } });
+  assert.deepEqual([...decide(400, refusal('invalid_event', [0, 2]), 3).named], [0, 2]);
+  assert.deepEqual([...decide(400, refusal('invalid_event', [0, 1, 2]), 3).named], [0, 1, 2], 'all named: all go');
+  for (const code of ['beacon_invalid', 'beacon_expired', 'beacon_required']) {
+    const d = decide(401, refusal(code, [1]), 3);
+    assert.equal(d.verdict, 'drop-named', code);
+    assert.deepEqual([...d.named], [1]);
+  }
+  assert.deepEqual(decide(400, refusal('invalid_event', []), 3), { verdict: 'retry' }, 'none named: kept');
+  assert.deepEqual(decide(400, refusal('invalid_json', [0]), 3), { verdict: 'retry' }, 'not about events');
+  assert.deepEqual(decide(400, refusal('invalid_event', [5, -1, 1.5]), 3), { verdict: 'retry' }, 'outside the batch');
+  assert.deepEqual([...namedEvents(null, 3)], []);
+  assert.deepEqual([...namedEvents({ error: { details: [null, { index: 2 }] } }, 3)], [2]);
+});
+
+test('Retry-After is read as seconds or as a date, and capped', () => {
+  const now = Date.parse('2025-01-01T00:00:00Z');
+  assert.equal(retryAfterMs('30', now), 30_000);
+  assert.equal(retryAfterMs(' 0 ', now), 0);
+  assert.equal(retryAfterMs('Wed, 01 Jan 2025 00:00:10 GMT', now), 10_000);
+  assert.equal(retryAfterMs('Tue, 31 Dec 2024 23:00:00 GMT', now), 0, 'a date in the past');
+  assert.equal(retryAfterMs('31536000', now), Pushhook._internal.MAX_PAUSE_MS, 'a year is capped');
+  assert.equal(retryAfterMs(null, now), 0);
+  assert.equal(retryAfterMs('soon', now), 0);
+  assert.equal(retryAfterMs('-5', now), 0);
+});
+
+test('an event is given up only after enough refusals and enough time', () => {
+  const { GIVE_UP_TRIES, GIVE_UP_AGE_MS } = Pushhook._internal;
+  const now = 10 * GIVE_UP_AGE_MS;
+  const old = now - GIVE_UP_AGE_MS;
+  assert.equal(givesUp({ event: { occurred_at: old }, tries: GIVE_UP_TRIES }, now), true);
+  assert.equal(givesUp({ event: { occurred_at: old }, tries: GIVE_UP_TRIES - 1 }, now), false, 'too few tries');
+  assert.equal(givesUp({ event: { occurred_at: old + 1 }, tries: 1000 }, now), false, 'too recent');
+});
+
+test('text is cut to a byte limit at a UTF-8 character boundary, and made well-formed', () => {
+  assert.equal(cutUtf8('abc', 10), 'abc');
+  assert.equal(cutUtf8('abcdef', 3), 'abc');
+  assert.equal(cutUtf8('ab日', 4), 'ab', 'a 3-byte character that does not fit goes whole');
+  assert.equal(cutUtf8('ab日', 5), 'ab日');
+  assert.equal(cutUtf8('a😀', 4), 'a', 'a 4-byte character too');
+  assert.equal(cutUtf8('x\ud800y'), 'x\ufffdy', 'a lone surrogate, which a JSON parser may refuse');
+  const title = 'L'.repeat(1023) + '日本';
+  assert.equal(cutUtf8(title, 1024), 'L'.repeat(1023));
+});
+
+test('the title is cut to 1,024 bytes and UTM fields to 256; ids are never cut', () => {
+  const long = 'é'.repeat(300);  // 600 bytes
+  const e = buildEvent('View', {
+    title: '日'.repeat(400),  // 1,200 bytes
+    data: { pushhook: { cid: 'c'.repeat(100), cookie_id: 'u'.repeat(200), reference_id: 'r'.repeat(80), utm_term: long, utm_source: long } },
+  }, 0, 'id', 1);
+  assert.equal(e.notification_title, '日'.repeat(341));
+  assert.equal(bytes(e.notification_title), 1023);
+  assert.equal(e.utm_term, 'é'.repeat(128));
+  assert.equal(e.utm_source, 'é'.repeat(128));
+  assert.equal(e.cid, 'c'.repeat(100), 'a cut id would name another campaign: ingest refuses it instead');
+  assert.equal(e.cookie_id, 'u'.repeat(200));
+  assert.equal(e.reference_id, 'r'.repeat(80));
+});
+
+test('campaign fields of another type are left out with a warning, not made into strings', () => {
+  let e;
+  const warned = warnings(() => {
+    e = buildEvent('View', {
+      title: 't',
+      data: { pushhook: { cid: { id: 5 }, cookie_id: true, reference_id: 77, utm_source: ['a', 'b'], utm_term: 5, utm_medium: 'm' } },
+    }, 0, 'id', 1);
+  });
+  assert.equal('cid' in e, false);
+  assert.equal('cookie_id' in e, false);
+  assert.equal(e.reference_id, '77', 'numbers are taken for cid and reference_id');
+  assert.equal('utm_source' in e, false);
+  assert.equal('utm_term' in e, false, 'but not for the other fields');
+  assert.equal(e.utm_medium, 'm');
+  assert.equal(warned.length, 4);
+  for (const field of ['cid', 'cookie_id', 'utm_source', 'utm_term']) {
+    assert.ok(warned.some((w) => w.includes(`data.pushhook.${field} `)), field);
+  }
+  const odd = warnings(() => {
+    e = buildEvent('View', { title: 't', data: { pushhook: { cid: -1, reference_id: 1.5 } } }, 0, 'id', 1);
+  });
+  assert.equal('cid' in e, false, 'ingest takes non-negative integers only');
+  assert.equal('reference_id' in e, false);
+  assert.equal(odd.length, 2);
 });
 
 test('the queue keeps the newest 1,000 events', () => {
