@@ -24,7 +24,9 @@ export function forgetToken() {
   sessionStorage.removeItem(TOKEN_KEY);
 }
 
-async function call(method, path, { token, body, accept = 'application/json' } = {}) {
+// `signal` aborts the request: the promise then rejects with an AbortError (see isAbort), and an
+// answer that arrives after the abort is never returned.
+async function call(method, path, { token, body, accept = 'application/json', signal } = {}) {
   const headers = { accept, authorization: `Bearer ${token ?? savedToken() ?? ''}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   let response;
@@ -35,12 +37,15 @@ async function call(method, path, { token, body, accept = 'application/json' } =
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
+      signal,
     });
-  } catch {
+  } catch (error) {
+    if (signal?.aborted) throw error;
     throw new ApiError(0, 'unreachable', 'The server did not answer. Is pushhook running?');
   }
   if (accept === 'text/csv' && response.ok) return response.blob();
   const text = await response.text();
+  signal?.throwIfAborted();
   let json = null;
   try {
     json = text ? JSON.parse(text) : null;
@@ -61,6 +66,20 @@ export const api = {
   patch: (path, body) => call('PATCH', path, { body }),
   csv: (path) => call('GET', path, { accept: 'text/csv' }),
 };
+
+export const isAbort = (error) => error?.name === 'AbortError';
+
+// For a control whose newest request alone counts (a select, a sort, a search): each call aborts
+// the request started by the previous call and gives the signal for the next one, which the
+// view's own signal (gone when the person leaves the page) aborts too.
+export function newestOnly(viewSignal) {
+  let controller = null;
+  return () => {
+    controller?.abort();
+    controller = new AbortController();
+    return AbortSignal.any([viewSignal, controller.signal]);
+  };
+}
 
 // "/v1/sites/<site>" + rest, each id percent-encoded.
 export function sitePath(site, ...rest) {

@@ -10,7 +10,14 @@ import * as views from '/assets/views.js';
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 let session = null; // {who, sites}
-let timers = [];
+// The page on screen. Leaving it aborts its requests and stops its timers, so a late answer
+// never paints over the page the person went to.
+let current = null;
+
+function leave() {
+  current?.abort();
+  current = null;
+}
 
 const ROUTES = [
   [/^overview$/, views.overview, 'Overview'],
@@ -67,9 +74,11 @@ async function start() {
 }
 
 function signOut() {
+  leave();
   forgetToken();
   session = null;
-  location.hash = '';
+  // Not `location.hash = ''`: its hashchange would route to a sign-in form without the notice.
+  history.replaceState(null, '', location.pathname);
   signIn(notice('info', 'Signed out.'));
 }
 
@@ -77,10 +86,10 @@ function shell(site, section) {
   const picker = session.sites.length > 1 ? h('select', { id: 'site', 'aria-label': 'Site', onchange: (event) => {
     location.hash = `#/s/${event.target.value}/overview`;
   } }, session.sites.map((s) => h('option', { value: s.id, selected: s.id === site }, s.name || s.id))) : null;
-  const current = session.sites.find((s) => s.id === site);
+  const named = session.sites.find((s) => s.id === site);
   replace(nav,
     h('span', { class: 'brand' }, 'pushhook'),
-    picker ?? h('span', { class: 'site', 'data-testid': 'site-name' }, current?.name ?? site),
+    picker ?? h('span', { class: 'site', 'data-testid': 'site-name' }, named?.name ?? site),
     ROUTES.filter((r) => r[2]).map(([pattern, , label]) => {
       const name = pattern.source.slice(1, -1);
       return h('a', { href: `#/s/${site}/${name}`, 'aria-current': section.startsWith(name) ? 'page' : null }, label);
@@ -89,9 +98,9 @@ function shell(site, section) {
     h('button', { type: 'button', onclick: signOut }, 'Sign out'));
 }
 
-async function route() {
-  for (const id of timers) clearInterval(id);
-  timers = [];
+// `after`: what the action that re-rendered this page did, for the view to announce.
+async function route(after) {
+  leave();
   if (!savedToken()) return signIn();
   if (!session) return start();
   if (session.sites.length === 0) {
@@ -113,28 +122,41 @@ async function route() {
   const found = ROUTES.map(([pattern, view]) => [path.match(pattern), view]).find(([m]) => m);
   if (!found) return replace(main, notice('error', 'No such page.', 'Pick one from the menu above.'));
   const [match, view] = found;
+  current = new AbortController();
+  const { signal } = current;
   const ctx = {
     site,
     who: session.who,
     canChange: session.who.scope === 'admin',
     params: match.slice(1).map(decodeURIComponent),
     query: new URLSearchParams(search),
-    every: (ms, fn) => timers.push(setInterval(() => fn().catch(() => {}), ms)),
-    rerender: () => route(),
+    signal,
+    get: (url) => api.get(url, { signal }),
+    // Calls fn every ms while this page is on screen (errors are fn's to show).
+    every: (ms, fn) => {
+      if (signal.aborted) return;
+      const id = setInterval(() => fn().catch(() => {}), ms);
+      signal.addEventListener('abort', () => clearInterval(id));
+    },
+    after,
+    rerender: (said) => {
+      if (!signal.aborted) route(said);
+    },
   };
-  const here = location.hash;
   const focused = document.activeElement;
   try {
     await view(main, ctx);
   } catch (error) {
-    if (location.hash !== here) return undefined;
+    if (signal.aborted) return undefined;
     if (error instanceof ApiError && error.status === 401) {
+      leave();
       forgetToken();
       session = null;
       return signIn(notice('error', 'That token is no longer accepted.', 'Sign in again.'));
     }
     replace(main, views.errorNotice(error, 'page'));
   }
+  if (signal.aborted) return undefined;
   // The new page takes the focus, unless the person moved it while the page loaded (to a link of
   // the menu, say): taking it back would send their next key somewhere else.
   const now = document.activeElement;

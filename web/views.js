@@ -1,8 +1,10 @@
 // One function per view. Each gets the view's element, the context ({site, who, canChange,
-// params, every}) and fills the element from the API; numbers are the API's, never recomputed
-// differently. Event text goes in as text (dom.js).
+// params, query, signal, get, every, after, rerender}: see route() in app.js) and fills the
+// element from the API; numbers are the API's, never recomputed differently. Event text goes in as
+// text (dom.js). Every request a view makes carries the view's signal (ctx.get does), so once the
+// person has gone to another page none of its answers paints anything.
 
-import { api, ApiError, query, sitePath } from '/assets/api.js';
+import { api, ApiError, isAbort, newestOnly, query, sitePath } from '/assets/api.js';
 import { formatCount, formatPercent, formatTime, h, loading, notice, replace } from '/assets/dom.js';
 import uPlot from '/assets/uPlot.esm.js';
 
@@ -22,6 +24,29 @@ export function errorNotice(error, what) {
   return notice('error', `Could not load ${what}.`, error.message);
 }
 
+// The error of an action, titled by it: "Replay failed: …".
+function actionError(action, error) {
+  const why = error instanceof ApiError && error.status === 403 ? `this token may not do that. ${error.message}` : error.message;
+  return notice('error', `${action} failed: ${why}`);
+}
+
+// A live region that shows an action's result and takes the focus, so that it is both seen (it
+// scrolls into view) and read out.
+function resultRegion() {
+  const region = h('div', { class: 'result', 'aria-live': 'polite', tabindex: -1 });
+  region.show = (content) => {
+    replace(region, content);
+    region.focus();
+  };
+  return region;
+}
+
+// Long text (an id, a URL, a title) cut to one line with an ellipsis; the whole of it in the
+// title attribute. `href` makes it a link.
+function clipped(text, href) {
+  return h(href ? 'a' : 'span', { class: 'clip', href, title: text || null }, text);
+}
+
 function tile(label, value, testId) {
   return h('div', { class: 'tile' }, h('span', { class: 'label' }, label),
     h('span', { class: 'value', 'data-testid': testId }, value));
@@ -31,29 +56,42 @@ function tile(label, value, testId) {
 const NUMERIC = new Set(['Views', 'Clicks', 'CTR', 'Dismissals', 'Unique subscribers', 'Attempts', 'Latency', 'Pending', 'Failed',
   'Failed messages', 'Success (24 h)', 'p50 / p99']);
 
-function table(headers, rows, { caption } = {}) {
-  const numeric = (x) => NUMERIC.has(typeof x === 'string' ? x : x.dataset?.label);
-  return h('table', {}, caption ? h('caption', {}, caption) : null,
-    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col', class: numeric(x) ? 'num' : null }, x)))),
-    h('tbody', {}, rows));
+// A table in its own box, which scrolls sideways when the table is wider than the screen (the
+// page never does). `sorted`: {label, order} puts aria-sort on that column's header.
+function table(headers, rows, { caption, sorted } = {}) {
+  const label = (x) => (typeof x === 'string' ? x : x.dataset?.label);
+  return h('div', { class: 'table-box' }, h('table', {}, caption ? h('caption', {}, caption) : null,
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', {
+      scope: 'col', class: NUMERIC.has(label(x)) ? 'num' : null,
+      'aria-sort': sorted && sorted.label === label(x) ? sorted.order : null,
+    }, x)))),
+    h('tbody', {}, rows)));
 }
+
+// "15:41:13", in UTC like every time on the dashboard.
+const clock = (date) => date.toISOString().slice(11, 19);
 
 // ---- Overview -------------------------------------------------------------------------------
 
-// The site's totals and the endpoints that need attention, refreshed every 10 s; the server's
-// rates (operator only) every 5 s.
+// The site's totals and the endpoints that need attention, refreshed every 10 s (a notice says
+// when a refresh fails and how old the figures are); the server's rates (operator only) every 5 s.
 export async function overview(el, ctx) {
   replace(el, h('h1', {}, 'Overview'), loading('the overview'));
   const site = h('div');
+  const stale = h('div');
   const server = h('section', { 'aria-labelledby': 'server-h' });
+  let drawnAt = null;
   const draw = async () => {
     const [stats, endpoints, failed] = await Promise.all([
-      api.get(sitePath(ctx.site, 'stats')),
-      api.get(sitePath(ctx.site, 'endpoints')),
-      api.get(sitePath(ctx.site, 'messages') + query({ status: 'failed', limit: 100 })),
+      ctx.get(sitePath(ctx.site, 'stats')),
+      ctx.get(sitePath(ctx.site, 'endpoints')),
+      ctx.get(sitePath(ctx.site, 'messages') + query({ status: 'failed', limit: 100 })),
     ]);
     const health = await Promise.all(endpoints.data.map((e) =>
-      api.get(sitePath(ctx.site, 'endpoints', e.id, 'stats')).then((s) => ({ endpoint: e, stats: s }))));
+      ctx.get(sitePath(ctx.site, 'endpoints', e.id, 'stats')).then((s) => ({ endpoint: e, stats: s }))));
+    // The list counts up to 100; past that, the endpoints' own counts give the number.
+    const failedCount = failed.data.length < 100 ? failed.data.length
+      : health.length > 0 ? health.reduce((sum, { stats }) => sum + stats.failed, 0) : null;
     const failing = health.filter(({ stats }) => stats.state !== 'enabled' || stats.circuit !== 'closed' || stats.failed > 0);
     const t = stats.totals;
     replace(site,
@@ -63,20 +101,31 @@ export async function overview(el, ctx) {
         tile('CTR', formatPercent(t.ctr), 'site-ctr'),
         tile('Dismissals', formatCount(t.dismissals), 'site-dismissals'),
         tile('Unique subscribers', formatCount(t.unique_subscribers), 'site-unique'),
-        tile('Failed messages', failed.data.length >= 100 ? '100+' : formatCount(failed.data.length), 'failed-messages')),
+        tile('Failed messages', failedCount === null ? '100+' : formatCount(failedCount), 'failed-messages')),
       h('h2', {}, 'Endpoints that need attention'),
       endpoints.data.length === 0
         ? notice('info', 'No endpoint yet.', 'Register a webhook URL under Endpoints to start deliveries.')
         : failing.length === 0
           ? notice('ok', `All ${endpoints.data.length} endpoint(s) are healthy.`)
-          : table(['Endpoint', 'State', 'Circuit', 'Failed messages', 'Why'], failing.map(({ endpoint, stats }) =>
-            h('tr', {}, h('td', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${endpoint.id}` }, endpoint.url)),
-              h('td', {}, stats.state), h('td', {}, stats.circuit), h('td', { class: 'num' }, formatCount(stats.failed)),
-              h('td', {}, endpoint.disabled_reason ?? '')))));
+          : table(['Endpoint', 'Failed messages', 'State', 'Circuit', 'Why'], failing.map(({ endpoint, stats }) =>
+            h('tr', {}, h('td', {}, clipped(endpoint.url, `#/s/${ctx.site}/endpoints/${endpoint.id}`)),
+              h('td', { class: 'num' }, formatCount(stats.failed)), h('td', {}, stats.state), h('td', {}, stats.circuit),
+              h('td', { class: 'text' }, endpoint.disabled_reason ?? '')))));
+    drawnAt = new Date();
+  };
+  const refresh = async () => {
+    try {
+      await draw();
+      replace(stale);
+    } catch (error) {
+      if (ctx.signal.aborted || stale.firstChild) return;
+      replace(stale, notice('error', `Could not refresh: these figures are from ${clock(drawnAt)} UTC.`,
+        `${error.message} Trying again every 10 s.`));
+    }
   };
   await draw();
-  replace(el, h('h1', {}, 'Overview'), site, ctx.who.token === 'operator' ? server : null);
-  ctx.every(10_000, draw);
+  replace(el, h('h1', {}, 'Overview'), stale, site, ctx.who.token === 'operator' ? server : null);
+  ctx.every(10_000, refresh);
   if (ctx.who.token === 'operator') await serverRates(server, ctx);
 }
 
@@ -86,9 +135,10 @@ async function serverRates(section, ctx) {
   const draw = async () => {
     let text;
     try {
-      const response = await fetch('/metrics', { cache: 'no-store' });
+      const response = await fetch('/metrics', { cache: 'no-store', signal: ctx.signal });
       text = await response.text();
-    } catch {
+    } catch (error) {
+      if (ctx.signal.aborted) throw error;
       replace(section, h('h2', { id: 'server-h' }, 'Server'), notice('error', 'The server is unreachable.'));
       return;
     }
@@ -99,7 +149,7 @@ async function serverRates(section, ctx) {
     };
     const now = { at: Date.now(), ingested: value('pushhook_ingest_events_total{result="accepted"}'),
       delivered: value('pushhook_delivery_attempts_total{outcome="delivered"}') };
-    const rate = (key) => (previous ? ((now[key] - previous[key]) * 1000) / (now.at - previous.at) : null);
+    const rate = (key) => (previous && now.at > previous.at ? ((now[key] - previous[key]) * 1000) / (now.at - previous.at) : null);
     const shown = (r) => (r === null ? 'measuring…' : `${r.toFixed(1)} /s`);
     replace(section, h('h2', { id: 'server-h' }, 'Server (all sites)'), h('div', { class: 'tiles' },
       tile('Ingest', shown(rate('ingested')), 'ingest-rate'),
@@ -116,9 +166,10 @@ async function serverRates(section, ctx) {
 
 // [label, the API's sort name (null: not sortable), the cell]. Sorting and searching are the
 // server's (GET /campaigns ?sort, ?order, ?q), so they span every campaign, not the loaded ones.
+// The title goes under the cid, so that on a phone the first numbers fit beside them.
 const CAMPAIGN_COLUMNS = [
-  ['Campaign', 'cid', (c, site) => h('a', { href: `#/s/${site}/campaigns/${encodeURIComponent(c.cid)}` }, c.cid)],
-  ['Title', null, (c) => c.title],
+  ['Campaign', 'cid', (c, site) => [clipped(c.cid, `#/s/${site}/campaigns/${encodeURIComponent(c.cid)}`),
+    c.title ? h('span', { class: 'clip sub', title: c.title }, c.title) : null]],
   ['Views', 'views', (c) => formatCount(c.views)],
   ['Clicks', 'clicks', (c) => formatCount(c.clicks)],
   ['CTR', 'ctr', (c) => formatPercent(c.ctr)],
@@ -130,7 +181,10 @@ const PAGE = 50;
 
 export async function campaigns(el, ctx) {
   replace(el, h('h1', {}, 'Campaigns'), loading('campaigns'));
-  const state = { rows: [], cursor: null, sort: 'last_active', order: 'desc', q: '', generation: 0 };
+  // focusSort: the header whose button was clicked, given the focus back once the rows are in.
+  const state = { rows: [], cursor: null, sort: 'last_active', order: 'desc', q: '', focusSort: null };
+  const fresh = newestOnly(ctx.signal);
+  let signal = fresh();
   const body = h('div');
   const more = h('button', { type: 'button', onclick: () => load().catch(showError) }, 'Load more');
   let typing = null;
@@ -141,22 +195,23 @@ export async function campaigns(el, ctx) {
       typing = setTimeout(() => restart({ q: search.value.trim() }), 250);
     },
   });
-  const showError = (error) => replace(body, errorNotice(error, 'campaigns'));
-  // Loads the next page; an answer to a list that has since changed (a newer search or sort) is
-  // dropped.
+  const showError = (error) => {
+    if (!isAbort(error)) replace(body, errorNotice(error, 'campaigns'));
+  };
+  // Loads the next page. A newer search or sort aborts it (restart), so no answer to an older
+  // list is shown.
   const load = async () => {
-    const generation = state.generation;
     more.disabled = true;
     const page = await api.get(sitePath(ctx.site, 'campaigns') + query({
       limit: PAGE, cursor: state.cursor, sort: state.sort, order: state.order, q: state.q || null,
-    }));
-    if (generation !== state.generation) return;
+    }), { signal });
     state.rows.push(...page.data);
     state.cursor = page.next_cursor;
     render();
   };
   const restart = (changes) => {
-    Object.assign(state, changes, { rows: [], cursor: null, generation: state.generation + 1 });
+    Object.assign(state, { focusSort: null }, changes, { rows: [], cursor: null });
+    signal = fresh();
     replace(body, loading('campaigns'));
     more.hidden = true;
     load().catch(showError);
@@ -177,16 +232,20 @@ export async function campaigns(el, ctx) {
       const firstOrder = sort === 'cid' ? 'asc' : 'desc';
       return h('button', {
         type: 'button', class: 'sort', 'data-label': label, 'data-sort': sort,
-        'aria-sort': active ? (state.order === 'desc' ? 'descending' : 'ascending') : null,
-        onclick: () => restart({ sort, order: active ? (state.order === 'desc' ? 'asc' : 'desc') : firstOrder }),
+        onclick: () => restart({ sort, order: active ? (state.order === 'desc' ? 'asc' : 'desc') : firstOrder, focusSort: sort }),
       }, label, active ? (state.order === 'desc' ? ' ↓' : ' ↑') : '');
     });
     const caption = `${formatCount(state.rows.length)} campaign(s)${state.q ? ` whose id or title contains “${state.q}”` : ''}` +
       (state.cursor ? ', more below' : '');
+    const sortedLabel = CAMPAIGN_COLUMNS.find(([, sort]) => sort === state.sort)[0];
     replace(body, table(header, state.rows.map((c) => h('tr', { 'data-cid': c.cid },
       CAMPAIGN_COLUMNS.map(([label, , cell]) =>
-        h('td', { class: label === 'Title' ? 'title' : NUMERIC.has(label) ? 'num' : null }, cell(c, ctx.site))))),
-    { caption }));
+        h('td', { class: NUMERIC.has(label) ? 'num' : null }, cell(c, ctx.site))))),
+    { caption, sorted: { label: sortedLabel, order: state.order === 'desc' ? 'descending' : 'ascending' } }));
+    // The clicked header's button was rebuilt: the focus goes back to it, not to the page's top.
+    const lost = document.activeElement === null || document.activeElement === document.body;
+    if (state.focusSort && lost) body.querySelector(`button[data-sort="${state.focusSort}"]`)?.focus();
+    state.focusSort = null;
   };
   await load();
   replace(el, h('h1', {}, 'Campaigns'), h('label', { for: 'campaign-search' }, 'Search '), search, body, more);
@@ -200,14 +259,21 @@ export async function campaign(el, ctx) {
     ['reference_id', ...UTM_FIELDS].map((g) => h('option', { value: g }, g)));
   const csv = h('button', { type: 'button', onclick: () => download().catch((e) => alert(e.message)) }, 'Download CSV');
   const content = h('div');
+  const fresh = newestOnly(ctx.signal);
+  // A change of bucket or grouping aborts the draw still waiting for an older choice's answers,
+  // so the figures shown are always those of the choices shown.
   const draw = async () => {
-    const base = { cid, bucket: bucket.value };
+    const signal = fresh();
+    const size = bucket.value;
+    const field = groupBy.value;
     const [series, groups] = await Promise.all([
-      api.get(sitePath(ctx.site, 'stats') + query(base)),
-      api.get(sitePath(ctx.site, 'stats') + query({ cid, group_by: groupBy.value })),
+      api.get(sitePath(ctx.site, 'stats') + query({ cid, bucket: size }), { signal }),
+      api.get(sitePath(ctx.site, 'stats') + query({ cid, group_by: field }), { signal }),
     ]);
     const t = series.totals;
     const chart = h('div', { class: 'chart', 'data-testid': 'chart' });
+    // Groups by run carry their own unique subscribers; UTM groups have none (no sketch per value).
+    const uniques = groups.groups.some((g) => g.unique_subscribers !== undefined);
     replace(content,
       h('div', { class: 'tiles' },
         tile('Views', formatCount(t.views), 'views'), tile('Clicks', formatCount(t.clicks), 'clicks'),
@@ -218,13 +284,15 @@ export async function campaign(el, ctx) {
       table(['Button', 'Clicks'], ['0', '1', '2'].map((b) => h('tr', {},
         h('td', {}, b === '0' ? 'the notification itself' : `button ${b}`),
         h('td', { class: 'num', 'data-testid': `button-${b}` }, formatCount(t.clicks_by_button[b]))))),
-      h('h2', {}, `By ${groupBy.value}`),
+      h('h2', {}, `By ${field}`),
       groups.groups.length === 0 ? notice('info', 'Nothing to group yet.') :
-        table([groupBy.value, 'Views', 'Clicks', 'CTR', 'Dismissals'], groups.groups.map((g) => h('tr', {},
-          h('td', {}, g.key === '' ? '(none)' : g.key), h('td', { class: 'num' }, formatCount(g.views)),
-          h('td', { class: 'num' }, formatCount(g.clicks)), h('td', { class: 'num' }, formatPercent(g.ctr)),
-          h('td', { class: 'num' }, formatCount(g.dismissals))))));
-    if (series.series.length > 0) drawChart(chart, series.series, BUCKET_SECONDS[bucket.value]);
+        table([field, 'Views', 'Clicks', 'CTR', 'Dismissals', ...(uniques ? ['Unique subscribers'] : [])],
+          groups.groups.map((g) => h('tr', {},
+            h('td', {}, g.key === '' ? '(none)' : clipped(g.key)), h('td', { class: 'num' }, formatCount(g.views)),
+            h('td', { class: 'num' }, formatCount(g.clicks)), h('td', { class: 'num' }, formatPercent(g.ctr)),
+            h('td', { class: 'num' }, formatCount(g.dismissals)),
+            ...(uniques ? [h('td', { class: 'num' }, formatCount(g.unique_subscribers))] : [])))));
+    if (series.series.length > 0) drawChart(chart, series.series, BUCKET_SECONDS[size]);
   };
   const download = async () => {
     const blob = await api.csv(sitePath(ctx.site, 'stats') + query({ cid, bucket: bucket.value }));
@@ -235,44 +303,71 @@ export async function campaign(el, ctx) {
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
   };
-  const redraw = () => draw().catch((e) => replace(content, errorNotice(e, 'campaign statistics')));
+  const redraw = () => draw().catch((e) => {
+    if (!isAbort(e)) replace(content, errorNotice(e, 'campaign statistics'));
+  });
   bucket.addEventListener('change', redraw);
   groupBy.addEventListener('change', redraw);
+  // The notification's title is in the campaigns list (found by a search for the cid), not in
+  // the statistics; without it the page still shows.
+  const listed = new Blob([cid]).size > 256 ? Promise.resolve('') // longer than a search may be
+    : ctx.get(sitePath(ctx.site, 'campaigns') + query({ q: cid, limit: 500 }))
+      .then((page) => page.data.find((c) => c.cid === cid)?.title ?? '', () => '');
   await draw();
+  const title = await listed;
   replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/campaigns` }, '← Campaigns')),
-    h('h1', {}, `Campaign ${cid}`),
+    h('h1', {}, `Campaign ${cid}`), title ? h('p', { class: 'subtitle', 'data-testid': 'campaign-title' }, title) : null,
     h('div', { class: 'controls' }, h('label', { for: 'bucket' }, 'Bucket '), bucket,
       h('label', { for: 'group-by' }, 'Group by '), groupBy, csv),
     content);
 }
 
 const BUCKET_SECONDS = { minute: 60, hour: 3600, day: 86400 };
+// uPlot's dates are read through this: a Date whose local fields hold the UTC time.
+const utcDate = (seconds) => uPlot.tzDate(new Date(seconds * 1000), 'UTC');
+const dayLabel = uPlot.fmtDate('{YYYY}-{MM}-{DD}');
+const timeLabel = uPlot.fmtDate('{HH}:{mm}');
 
-// Views and clicks per bucket; the x axis spans the buckets (one bucket either side), the y axis
-// starts at zero, so a single bucket still reads as a point in time with its count.
+// Views and clicks per bucket on the left axis, CTR on its own axis at the right; times in UTC,
+// like the tables and the CSV. The x axis spans the buckets (one bucket either side), the y axes
+// start at zero, so a single bucket still reads as a point in time with its count.
 function drawChart(el, series, bucketSeconds) {
   const x = series.map((s) => Date.parse(s.bucket) / 1000);
+  const ctr = series.map((s) => s.ctr * 100);
   const top = Math.max(1, ...series.map((s) => Math.max(s.views, s.clicks)));
+  const topCtr = Math.max(1, ...ctr);
   const width = Math.max(300, Math.min(1100, el.parentElement?.clientWidth || document.body.clientWidth - 48));
+  const percent = (v) => (v === null || v === undefined ? '--' : `${v.toFixed(1)} %`); // '--': uPlot's own blank
+  // "14:00", with the date under the first tick and under midnight; the date alone for days.
+  const tick = (split, i) => {
+    const date = utcDate(split);
+    if (bucketSeconds >= 86400) return dayLabel(date);
+    const midnight = date.getHours() === 0 && date.getMinutes() === 0;
+    return i === 0 || midnight ? `${timeLabel(date)}\n${dayLabel(date)}` : timeLabel(date);
+  };
   // eslint-disable-next-line no-new
   new uPlot({
     width, height: 260,
+    tzDate: utcDate,
     scales: {
       x: { time: true, range: () => [x[0] - bucketSeconds, x[x.length - 1] + bucketSeconds] },
       y: { range: () => [0, Math.ceil(top * 1.15)] },
+      ctr: { range: () => [0, Math.ceil(topCtr * 1.15)] },
     },
-    series: [{}, { label: 'Views', stroke: '#2563eb', width: 2, points: { size: 7 } },
-      { label: 'Clicks', stroke: '#d97706', width: 2, points: { size: 7 } }],
-    axes: [{}, { label: 'events' }],
-  }, [x, series.map((s) => s.views), series.map((s) => s.clicks)], el);
+    series: [{ label: 'Time', value: '{YYYY}-{MM}-{DD} {HH}:{mm} UTC' }, { label: 'Views', stroke: '#2563eb', width: 2, points: { size: 7 } },
+      { label: 'Clicks', stroke: '#d97706', width: 2, points: { size: 7 } },
+      { label: 'CTR', scale: 'ctr', stroke: '#059669', width: 2, dash: [6, 4], points: { size: 7 }, value: (u, v) => percent(v) }],
+    axes: [{ label: 'UTC', values: (u, splits) => splits.map(tick) }, { label: 'events' },
+      { scale: 'ctr', side: 1, label: 'CTR', grid: { show: false }, values: (u, splits) => splits.map((v) => `${v} %`) }],
+  }, [x, series.map((s) => s.views), series.map((s) => s.clicks), ctr], el);
 }
 
 // ---- Endpoints ------------------------------------------------------------------------------
 
 export async function endpoints(el, ctx) {
   replace(el, h('h1', {}, 'Endpoints'), loading('endpoints'));
-  const list = await api.get(sitePath(ctx.site, 'endpoints'));
-  const stats = await Promise.all(list.data.map((e) => api.get(sitePath(ctx.site, 'endpoints', e.id, 'stats'))));
+  const list = await ctx.get(sitePath(ctx.site, 'endpoints'));
+  const stats = await Promise.all(list.data.map((e) => ctx.get(sitePath(ctx.site, 'endpoints', e.id, 'stats'))));
   replace(el, h('h1', {}, 'Endpoints'), list.data.length === 0
     ? notice('info', 'No endpoint yet.', ctx.canChange
       ? 'Register one with POST /v1/sites/{site}/endpoints {"url": …} (see the README), then it appears here.'
@@ -280,7 +375,7 @@ export async function endpoints(el, ctx) {
     : table(['URL', 'State', 'Circuit', 'Success (24 h)', 'p50 / p99', 'Pending', 'Failed'], list.data.map((e, i) => {
       const s = stats[i];
       return h('tr', { 'data-endpoint': e.id },
-        h('td', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${e.id}` }, e.url)),
+        h('td', {}, clipped(e.url, `#/s/${ctx.site}/endpoints/${e.id}`)),
         h('td', {}, h('span', { class: `state ${s.state}` }, s.state)), h('td', {}, s.circuit),
         h('td', { class: 'num' }, s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts)),
         h('td', { class: 'num' }, `${s.latency_ms.p50.toFixed(1)} / ${s.latency_ms.p99.toFixed(1)} ms`),
@@ -292,20 +387,30 @@ export async function endpoint(el, ctx) {
   const id = ctx.params[0];
   const path = (...rest) => sitePath(ctx.site, 'endpoints', id, ...rest);
   replace(el, h('h1', {}, 'Endpoint'), loading('the endpoint'));
-  const [e, s, recent] = await Promise.all([api.get(path()), api.get(path('stats')),
-    api.get(sitePath(ctx.site, 'messages') + query({ endpoint: id, limit: 20 }))]);
-  const result = h('div', { 'aria-live': 'polite', class: 'result' });
-  const act = (label, fn) => h('button', { type: 'button', onclick: async (event) => {
-    event.target.disabled = true;
-    try {
-      await fn();
-    } catch (error) {
-      replace(result, errorNotice(error, 'endpoint'));
-    } finally {
-      event.target.disabled = false;
-    }
-  } }, label);
-  const reload = () => ctx.rerender();
+  const [e, s, recent] = await Promise.all([ctx.get(path()), ctx.get(path('stats')),
+    ctx.get(sitePath(ctx.site, 'messages') + query({ endpoint: id, limit: 20 }))]);
+  // Results show right under the actions (and under Save for the settings), and take the focus.
+  const result = resultRegion();
+  const saved = resultRegion();
+  // fn answers what to show, or null (nothing done: the focus goes back to the button); after a
+  // reload the new page announces what was done.
+  const act = (label, fn) => {
+    const button = h('button', { type: 'button', onclick: async () => {
+      button.disabled = true;
+      let shown;
+      try {
+        shown = await fn();
+      } catch (error) {
+        shown = actionError(label, error);
+      }
+      button.disabled = false;
+      if (!button.isConnected) return;
+      if (shown) result.show(shown);
+      else button.focus();
+    } }, label);
+    return button;
+  };
+  const reload = (text, at = 'actions') => ctx.rerender({ text, at });
   const since = h('input', { type: 'datetime-local', id: 'replay-since' });
   const until = h('input', { type: 'datetime-local', id: 'replay-until' });
   const replayCid = h('input', { type: 'text', id: 'replay-cid', placeholder: 'every campaign' });
@@ -314,18 +419,24 @@ export async function endpoint(el, ctx) {
     h('h2', { id: 'actions-h' }, 'Actions'),
     h('div', { class: 'controls' },
       e.enabled
-        ? act('Disable', async () => { await api.patch(path(), { enabled: false }); reload(); })
-        : act('Enable', async () => { await api.patch(path(), { enabled: true }); reload(); }),
+        ? act('Disable', async () => {
+          await api.patch(path(), { enabled: false });
+          reload('Disabled: nothing is sent to this endpoint until it is enabled again.');
+        })
+        : act('Enable', async () => {
+          await api.patch(path(), { enabled: true });
+          reload('Enabled: deliveries to this endpoint resume.');
+        }),
       act('Send test', async () => {
         const r = await api.post(path('test'));
-        replace(result, notice(r.success ? 'ok' : 'error', r.success ? `Delivered: HTTP ${r.status_code} in ${r.latency_ms} ms.`
-          : `Not delivered: ${r.error}`, r.response_body ? `The receiver said: ${r.response_body}` : null));
+        return notice(r.success ? 'ok' : 'error', r.success ? `Delivered: HTTP ${r.status_code} in ${r.latency_ms} ms.`
+          : `Not delivered: ${r.error}`, r.response_body ? `The receiver said: ${r.response_body}` : null);
       }),
       act('Rotate secret', async () => {
-        if (!confirm('Make a new signing secret? The old one keeps signing beside it for 24 hours.')) return;
+        if (!confirm('Make a new signing secret? The old one keeps signing beside it for 24 hours.')) return null;
         const r = await api.post(path('rotate-secret'));
-        replace(result, h('div', { class: 'notice ok', role: 'status' }, h('strong', {}, 'The new secret, shown this once:'),
-          h('p', {}, h('code', { 'data-testid': 'new-secret' }, r.secret))));
+        return h('div', { class: 'notice ok' }, h('strong', {}, 'The new secret, shown this once:'),
+          h('p', {}, h('code', { 'data-testid': 'new-secret' }, r.secret)));
       })),
     h('form', { class: 'controls', onsubmit: (event) => event.preventDefault() },
       h('label', { for: 'replay-since' }, 'Replay from (UTC) '), since,
@@ -336,8 +447,8 @@ export async function endpoint(el, ctx) {
         const body = { since: utc(since), until: utc(until) };
         if (replayCid.value.trim()) body.cid = replayCid.value.trim();
         const r = await api.post(path('replay'), body);
-        replace(result, notice('ok', `Replaying ${formatCount(r.replayed)} event(s) to this endpoint.`));
-      }))) : null;
+        return notice('ok', `Replaying ${formatCount(r.replayed)} event(s) to this endpoint.`);
+      })), result) : null;
   replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/endpoints` }, '← Endpoints')),
     h('h1', {}, e.url),
     e.description ? h('p', {}, e.description) : null,
@@ -353,8 +464,9 @@ export async function endpoint(el, ctx) {
       h('dt', {}, 'Rate limit'), h('dd', {}, e.rate_limit === null ? 'none' : `${e.rate_limit} /s`),
       h('dt', {}, 'Filter'), h('dd', { 'data-testid': 'filter' }, describeFilter(e.filter)),
       h('dt', {}, 'Batches'), h('dd', { 'data-testid': 'batch' }, describeBatch(e.batch))),
-    actions, ctx.canChange ? editForm(e, path(), result, reload) : null, result,
+    actions, ctx.canChange ? editForm(e, path(), saved, reload) : null,
     h('h2', {}, 'Recent messages'), messageTable(recent.data, ctx));
+  if (ctx.after) (ctx.after.at === 'save' ? saved : result).show(notice('ok', ctx.after.text));
 }
 
 // The fields an endpoint's filter may name (DESIGN section 3), in the payload's order.
@@ -376,7 +488,7 @@ function describeBatch(batch) {
 }
 
 // What an endpoint receives and how fast: events, filter, batches, description, rate limit, max
-// in flight. The API's 400 (its message names the field) is shown as it is.
+// in flight. The API's 400 (its message names the field) is shown as it is, in `result`.
 function editForm(e, path, result, reload) {
   const events = ['View', 'Click', 'Dismiss'].map((name) => h('label', { class: 'check' },
     h('input', { type: 'checkbox', name: 'events', value: name, checked: e.events.includes(name) }), ` ${name}`));
@@ -414,9 +526,9 @@ function editForm(e, path, result, reload) {
     };
     try {
       await api.patch(path, body);
-      reload();
+      reload('Saved.', 'save');
     } catch (error) {
-      replace(result, errorNotice(error, 'endpoint'));
+      result.show(actionError('Save', error));
     }
   };
   return h('form', { class: 'edit', onsubmit: save, 'aria-labelledby': 'edit-h' },
@@ -431,7 +543,7 @@ function editForm(e, path, result, reload) {
     h('fieldset', { class: 'batch' }, h('legend', {}, 'Batches: several events in one request'),
       h('label', { for: 'edit-batch-events' }, 'Events a request (empty: one at a time)'), batchEvents,
       h('label', { for: 'edit-batch-wait' }, 'Longest wait for a batch to fill (ms)'), batchWait),
-    h('div', {}, h('button', { type: 'submit' }, 'Save')));
+    h('div', {}, h('button', { type: 'submit' }, 'Save')), h('div', {}, result));
 }
 
 // ---- Messages -------------------------------------------------------------------------------
@@ -440,10 +552,10 @@ function messageTable(rows, ctx) {
   if (rows.length === 0) return notice('info', 'No messages here.');
   return table(['Message', 'Status', 'Attempts', 'Last answer', 'Campaign', 'Title', 'Created'], rows.map((m) =>
     h('tr', { 'data-message': m.id },
-      h('td', {}, h('a', { href: `#/s/${ctx.site}/messages/${m.id}` }, m.id)),
+      h('td', {}, clipped(m.id, `#/s/${ctx.site}/messages/${m.id}`)),
       h('td', {}, h('span', { class: `state ${m.status}` }, m.status)), h('td', { class: 'num' }, String(m.attempts)),
-      h('td', { class: 'text' }, m.last_status_code ? `HTTP ${m.last_status_code}` : m.last_error || ''),
-      h('td', {}, m.event?.cid ?? ''), h('td', { class: 'title' }, m.event?.notification_title ?? ''),
+      h('td', {}, clipped(m.last_status_code ? `HTTP ${m.last_status_code}` : m.last_error || '')),
+      h('td', {}, clipped(m.event?.cid ?? '')), h('td', { class: 'title' }, clipped(m.event?.notification_title ?? '')),
       h('td', {}, formatTime(m.created_at)))));
 }
 
@@ -455,19 +567,25 @@ export async function messages(el, ctx) {
   const more = h('button', { type: 'button' }, 'Load more');
   let cursor = null;
   let rows = [];
+  // A change of status aborts what an older one still waits for.
+  const fresh = newestOnly(ctx.signal);
+  let signal = null;
   const load = async (reset) => {
     if (reset) {
       cursor = null;
       rows = [];
+      signal = fresh();
       replace(list, loading('messages'));
     }
-    const page = await api.get(sitePath(ctx.site, 'messages') + query({ status: status.value, limit: 50, cursor }));
+    const page = await api.get(sitePath(ctx.site, 'messages') + query({ status: status.value, limit: 50, cursor }), { signal });
     rows = rows.concat(page.data);
     cursor = page.next_cursor;
     more.hidden = !cursor;
     replace(list, messageTable(rows, ctx));
   };
-  const fail = (e) => replace(list, errorNotice(e, 'messages'));
+  const fail = (e) => {
+    if (!isAbort(e)) replace(list, errorNotice(e, 'messages'));
+  };
   status.addEventListener('change', () => load(true).catch(fail));
   more.addEventListener('click', () => load(false).catch(fail));
   replace(el, h('h1', {}, 'Messages'), h('div', { class: 'controls' }, h('label', { for: 'message-status' }, 'Status '), status), list, more);
@@ -478,15 +596,17 @@ export async function message(el, ctx) {
   const id = ctx.params[0];
   const path = (...rest) => sitePath(ctx.site, 'messages', id, ...rest);
   replace(el, h('h1', {}, `Message ${id}`), loading('the message'));
-  const [m, attempts] = await Promise.all([api.get(path()), api.get(path('attempts'))]);
-  const result = h('div', { 'aria-live': 'polite' });
-  const redeliver = ctx.canChange ? h('button', { type: 'button', onclick: async () => {
+  const [m, attempts] = await Promise.all([ctx.get(path()), ctx.get(path('attempts'))]);
+  const result = resultRegion();
+  // The page is read again a second later, for the new attempt; it says what was done.
+  const redeliver = ctx.canChange ? h('button', { type: 'button', onclick: async (event) => {
+    event.target.disabled = true;
     try {
       await api.post(path('redeliver'));
-      replace(result, notice('ok', 'Sent again: the new attempt appears below in a moment.'));
-      setTimeout(() => ctx.rerender(), 1000);
+      setTimeout(() => ctx.rerender({ text: 'Sent again: the new attempt is listed below once it is made.' }), 1000);
     } catch (error) {
-      replace(result, errorNotice(error, 'message'));
+      event.target.disabled = false;
+      result.show(actionError('Redeliver', error));
     }
   } }, 'Redeliver') : null;
   replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/messages` }, '← Messages')),
@@ -503,4 +623,5 @@ export async function message(el, ctx) {
         h('td', {}, String(a.attempt)), h('td', {}, formatTime(a.at)),
         h('td', {}, a.status_code ? `HTTP ${a.status_code}` : '–'), h('td', { class: 'num' }, `${a.latency_ms} ms`),
         h('td', { class: 'text' }, a.error), h('td', { class: 'text' }, h('code', {}, a.response_body))))));
+  if (ctx.after) result.show(notice('ok', ctx.after.text));
 }

@@ -10,6 +10,7 @@ import { SAMPLE_EVENT, expectStatus, freePort, itest, makeEvent, stop, waitFor }
 
 const SKIP = haveChromium() ? false : 'Chromium is not installed (scripts/install-deps installs it)';
 const HOSTILE_TITLE = '<img src=x onerror="window.__pwned=1">';
+const LONG_CID = `bulk-${'x'.repeat(59)}`; // 64 bytes, the longest cid
 
 // A site with two campaigns of known events, one endpoint on a live `pushhook receive` and one
 // on a port where nothing listens (its messages fail).
@@ -41,6 +42,12 @@ async function signIn(page, baseUrl, token) {
 }
 
 const text = (page, testId) => page.getByTestId(testId).textContent();
+// A campaign's row: its cid and title (one cell, the title under the cid), then its five numbers.
+async function campaignRow(page, cid) {
+  const row = page.locator(`tr[data-cid="${cid}"]`);
+  const title = (await row.locator('.sub').count()) === 0 ? '' : await row.locator('.sub').textContent();
+  return [await row.locator('td a').first().textContent(), title, ...(await row.locator('td').allTextContents()).slice(1, 6)];
+}
 const count = (n) => new Intl.NumberFormat('en-US').format(n);
 const percent = (r) => `${(r * 100).toFixed(1)} %`;
 
@@ -59,7 +66,9 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   await page.getByTestId('queue-depth').waitFor();
   await screenshot(page, 'dashboard-overview');
   // The overview follows new events by itself (it polls every 10 s).
-  expectStatus(await s.serve.ingest(s.site.ingest_key, [makeEvent(500, { cid: 'autumn' })]), 202, 'one more view');
+  const oneMore = makeEvent(500, { cid: 'autumn' });
+  expectStatus(await s.serve.ingest(s.site.ingest_key, [oneMore]), 202, 'one more view');
+  s.events.push(oneMore);
   const later = (await s.api(`/v1/sites/${s.site.id}/stats`)).totals;
   assert.equal(later.views, totals.views + 1);
   await waitFor(async () => (await text(page, 'site-views')) === count(later.views), { timeoutMs: 15_000, what: 'the overview to show the new view' });
@@ -68,8 +77,7 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   const campaigns = (await s.api(`/v1/sites/${s.site.id}/campaigns`)).data;
   await page.locator('tr[data-cid]').first().waitFor();
   for (const c of campaigns) {
-    const cells = await page.locator(`tr[data-cid="${c.cid}"] td`).allTextContents();
-    assert.deepEqual(cells.slice(0, 7), [c.cid, c.title, count(c.views), count(c.clicks), percent(c.ctr),
+    assert.deepEqual(await campaignRow(page, c.cid), [c.cid, c.title, count(c.views), count(c.clicks), percent(c.ctr),
       count(c.dismissals), count(c.unique_subscribers)]);
   }
   const shown = () => page.locator('tr[data-cid]').evaluateAll((rows) => rows.map((r) => r.dataset.cid));
@@ -83,7 +91,9 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   await showsSoon(byViews, 'sorted by views, most first');
   await page.getByRole('button', { name: /^Views/ }).click();
   await showsSoon([...byViews].reverse(), 'a second click reverses it');
-  assert.equal(await page.locator('th button[aria-sort="ascending"]').textContent(), 'Views ↑');
+  assert.equal(await page.locator('th[aria-sort="ascending"]').textContent(), 'Views ↑');
+  assert.equal(await page.locator('th[aria-sort]').count(), 1, 'aria-sort is on the sorted column\'s <th> alone');
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.sort), 'views', 'the focus stays on the header clicked');
   await page.getByLabel('Search').fill('aut');
   await showsSoon(['autumn'], 'the search keeps only "autumn"');
   await page.getByLabel('Search').fill('ONERROR');
@@ -103,8 +113,12 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   for (const b of ['0', '1', '2']) assert.equal(await text(page, `button-${b}`), count(spring.clicks_by_button[b]));
   await page.locator('.chart canvas').waitFor();
   assert.ok((await page.locator('.chart canvas').boundingBox()).width > 200, 'the chart draws');
+  // By run, each group has its unique subscribers too; by a UTM field, none is kept.
+  await page.getByLabel('Group by').selectOption('reference_id');
+  await page.getByRole('columnheader', { name: 'Unique subscribers' }).waitFor();
   await page.getByLabel('Group by').selectOption('utm_source');
   await page.getByRole('cell', { name: 'izooto' }).waitFor();
+  assert.equal(await page.getByRole('columnheader', { name: 'Unique subscribers' }).count(), 0);
   const download = page.waitForEvent('download');
   await page.getByRole('button', { name: 'Download CSV' }).click();
   const csv = fs.readFileSync(await (await download).path(), 'utf8');
@@ -118,6 +132,15 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   assert.equal(await page.locator('main img').count(), 0, 'no element was made from event text');
   assert.equal(await page.evaluate(() => window.__pwned), undefined);
   await screenshot(page, 'dashboard-messages');
+
+  // Past 100 failed messages (where the overview's list stops), and a campaign whose id and title
+  // are long unbroken text.
+  const bulk = [];
+  for (let i = 0; i < 90; ++i) bulk.push(makeEvent(200 + i, { cid: LONG_CID, notification_title: 'T'.repeat(200) }));
+  expectStatus(await s.serve.ingest(s.site.ingest_key, bulk), 202, 'ingest');
+  s.events.push(...bulk);
+  await waitFor(async () => (await s.api(`/v1/sites/${s.site.id}/endpoints/${s.dead.id}/stats`)).failed === s.events.length,
+    { timeoutMs: 30_000, what: `the dead endpoint's ${s.events.length} messages to fail` });
 
   // Each view on a phone's width (390 px): nothing wider than the screen but a table, which
   // scrolls in its own box.
@@ -134,9 +157,19 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   ]) {
     await page.goto(`${s.serve.baseUrl}/#/s/${s.site.id}/${route}`);
     await page.locator(ready).first().waitFor();
+    if (name === 'overview') assert.equal(await text(page, 'failed-messages'), count(s.events.length), 'past 100, the endpoints\' own counts');
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${name} at 390 px is ${overflow} px wider than the screen`);
     await screenshot(page, `dashboard-${name}-390`);
+  }
+  // A long cid is cut (whole in its tooltip), and a campaign's views, clicks and CTR are in view.
+  await page.goto(`${s.serve.baseUrl}/#/s/${s.site.id}/campaigns`);
+  const long = page.locator(`tr[data-cid="${LONG_CID}"]`);
+  await long.waitFor();
+  assert.equal(await long.locator('a').getAttribute('title'), LONG_CID);
+  for (const cell of await long.locator('td.num').all().then((cells) => cells.slice(0, 3))) {
+    const box = await cell.boundingBox();
+    assert.ok(box.x + box.width <= 390, `a number ends at ${box.x + box.width} px, past the screen`);
   }
   assert.deepEqual(errors, [], 'no console error, exception or CSP violation');
 });
@@ -144,7 +177,14 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
 itest('endpoint actions change what the API says, and redeliver reaches a live receiver', { skip: SKIP, timeout: 120_000 }, async (fx) => {
   const s = await seed(fx);
   const { page, errors } = await openBrowser(fx);
-  page.on('dialog', (dialog) => dialog.accept());
+  let confirmIt = true;
+  page.on('dialog', (dialog) => (confirmIt ? dialog.accept() : dialog.dismiss()));
+  // The element with the focus: its text, whether it is an action's result, whether it is in view.
+  const focused = () => page.evaluate(() => {
+    const el = document.activeElement;
+    const box = el.getBoundingClientRect();
+    return { text: el.textContent, result: el.classList.contains('result'), inView: box.top >= 0 && box.bottom <= window.innerHeight };
+  });
   await signIn(page, s.serve.baseUrl, s.serve.adminToken);
   await page.getByTestId('site-views').waitFor();
   const endpointPath = `/v1/sites/${s.site.id}/endpoints/${s.live.id}`;
@@ -156,14 +196,18 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByRole('button', { name: 'Disable' }).click();
   await page.getByRole('button', { name: 'Enable' }).waitFor();
   assert.equal((await s.api(endpointPath)).enabled, false, 'Disable disabled it');
+  assert.match((await focused()).text, /^Disabled: /, 'the re-rendered page says what was done, where the focus is');
   await page.getByRole('button', { name: 'Enable' }).click();
   await page.getByRole('button', { name: 'Disable' }).waitFor();
   assert.equal((await s.api(endpointPath)).enabled, true, 'Enable enabled it');
+  assert.match((await focused()).text, /^Enabled: /);
 
   await page.getByRole('checkbox', { name: 'Dismiss' }).check();
   await page.getByLabel('Rate limit (requests/s)').fill('25');
   await page.getByRole('button', { name: 'Save' }).click();
   await waitFor(async () => (await s.api(endpointPath)).rate_limit === 25, { what: 'the saved rate limit' });
+  await page.getByText('Saved.').waitFor();
+  assert.deepEqual(await focused(), { text: 'Saved.', result: true, inView: true });
   assert.deepEqual((await s.api(endpointPath)).events, ['View', 'Click', 'Dismiss']);
   // The filter: one value per line; what the API then holds is shown back.
   await page.getByLabel('cid', { exact: true }).fill('spring\n autumn \n\n');
@@ -173,7 +217,7 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByTestId('filter').filter({ hasText: 'cid: spring, autumn' }).waitFor();
   await page.getByLabel('utm_source', { exact: true }).fill('x'.repeat(300));
   await page.getByRole('button', { name: 'Save' }).click();
-  await page.getByText('filter.utm_source[0] is 300 bytes; at most 256').waitFor();
+  await page.getByText('Save failed: filter.utm_source[0] is 300 bytes; at most 256').waitFor();
   assert.deepEqual((await s.api(endpointPath)).filter, { cid: ['spring', 'autumn'] }, 'a refused filter changed nothing');
   await page.getByLabel('utm_source', { exact: true }).fill('');
   // Batches: on with a size and a wait, shown back; a size out of range is the API's 400.
@@ -196,14 +240,28 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.reload();
   await page.getByRole('button', { name: 'Send test' }).waitFor();
 
+  // Each action's result shows under the actions and takes the focus (it is in view and read out).
   await page.getByRole('button', { name: 'Send test' }).click();
   await page.getByText(/^Delivered: HTTP 2\d\d/).waitFor();
+  let now = await focused();
+  assert.ok(now.result && now.inView && /^Delivered: HTTP 2\d\d/.test(now.text), JSON.stringify(now));
 
+  confirmIt = false;
+  await page.getByRole('button', { name: 'Rotate secret' }).click();
+  await waitFor(async () => (await focused()).text === 'Rotate secret', { what: 'the focus back on Rotate secret, when not confirmed' });
+  confirmIt = true;
   const before = (await s.api(endpointPath)).updated_at;
   await page.getByRole('button', { name: 'Rotate secret' }).click();
   const secret = await page.getByTestId('new-secret').textContent();
   assert.match(secret, /^whsec_[A-Za-z0-9+/=]{32,}$/);
   assert.notEqual((await s.api(endpointPath)).updated_at, before, 'the API saw the rotation');
+  now = await focused();
+  assert.ok(now.result && now.inView && now.text.includes(secret), `the new secret, shown once, has the focus and is in view: ${JSON.stringify(now)}`);
+  await screenshot(page, 'dashboard-endpoint-rotated');
+
+  await page.getByRole('button', { name: 'Replay' }).click();
+  await page.getByText('Replay failed: Give both ends of the window.').waitFor();
+  assert.equal((await focused()).text, 'Replay failed: Give both ends of the window.', 'an action\'s error is titled by it');
 
   const since = new Date(Date.now() - 3600_000).toISOString().slice(0, 16);
   const until = new Date(Date.now() + 3600_000).toISOString().slice(0, 16);
@@ -212,6 +270,7 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByLabel('campaign', { exact: true }).fill('autumn');
   await page.getByRole('button', { name: 'Replay' }).click();
   await page.getByText('Replaying 3 event(s) to this endpoint.').waitFor();
+  assert.equal((await focused()).text, 'Replaying 3 event(s) to this endpoint.');
   await screenshot(page, 'dashboard-endpoint');
 
   const failed = (await s.api(`/v1/sites/${s.site.id}/messages?status=failed&endpoint=${s.dead.id}&limit=1`)).data[0];
@@ -224,6 +283,7 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByTestId('message-status').waitFor();
   assert.equal(await text(page, 'message-status'), 'failed');
   await page.getByRole('button', { name: 'Redeliver' }).click();
+  await page.getByText('Sent again: the new attempt is listed below once it is made.').waitFor();
   await waitFor(async () => {
     const m = await s.api(`/v1/sites/${s.site.id}/messages/${failed.id}`);
     return m.status === 'delivered' ? m : null;
@@ -235,6 +295,117 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await screenshot(page, 'dashboard-message');
   assert.deepEqual(errors, Array(3).fill('console: Failed to load resource: the server responded with a status of 400 (Bad Request)'),
     'no console error, exception or CSP violation but the three refused saves');
+});
+
+// Holds the page's requests whose URL matches `pattern` until released. `asked` resolves with the
+// first one; release() lets it go on, waits until it has ended (answered, or aborted by the page),
+// and gives the page a moment to paint whatever it would paint with it.
+async function hold(page, pattern) {
+  let seen;
+  const asked = new Promise((resolve) => { seen = resolve; });
+  let go;
+  const released = new Promise((resolve) => { go = resolve; });
+  const handler = async (route) => {
+    seen(route.request());
+    await released;
+    await route.continue().catch(() => {}); // the page may have aborted it
+  };
+  await page.route(pattern, handler);
+  return {
+    asked,
+    release: async () => {
+      const request = await asked;
+      go();
+      const response = await request.response().catch(() => null);
+      await response?.finished().catch(() => {});
+      await page.unroute(pattern, handler);
+      // A painted answer shows within a frame or two; nothing here can be awaited for its absence.
+      await page.waitForTimeout(150);
+    },
+  };
+}
+
+itest('a slow answer never paints over what was chosen after it, and stale figures say so', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const s = await seed(fx);
+  const { browser, page, errors } = await openBrowser(fx);
+  await page.clock.install();
+  await signIn(page, s.serve.baseUrl, s.serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  const base = `${s.serve.baseUrl}/#/s/${s.site.id}`;
+  const heading = () => page.locator('main h1').allTextContents();
+  const currentLink = () => page.locator('nav a[aria-current="page"]').textContent();
+
+  // A campaign still loading when the person picks Messages.
+  const campaignStats = await hold(page, /\/stats\?cid=spring&bucket=hour$/);
+  await page.goto(`${base}/campaigns/spring`);
+  await campaignStats.asked;
+  await page.getByRole('link', { name: 'Messages' }).click();
+  await page.locator('tr[data-message]').first().waitFor();
+  await campaignStats.release();
+  assert.deepEqual(await heading(), ['Messages'], 'the late campaign did not replace the messages');
+  assert.equal(await currentLink(), 'Messages');
+
+  // Group by changed twice: the table under "By utm_medium" lists utm_medium's values.
+  await page.goto(`${base}/campaigns/spring`);
+  await page.locator('.chart canvas').waitFor();
+  const bySource = await hold(page, /group_by=utm_source/);
+  await page.getByLabel('Group by').selectOption('utm_source');
+  await bySource.asked;
+  await page.getByLabel('Group by').selectOption('utm_medium');
+  await page.getByRole('heading', { name: 'By utm_medium' }).waitFor();
+  await bySource.release();
+  const groups = page.locator('main table').last();
+  const want = (await s.api(`/v1/sites/${s.site.id}/stats?cid=spring&group_by=utm_medium`)).groups.map((g) => g.key || '(none)');
+  assert.equal(await page.locator('main h2').last().textContent(), 'By utm_medium');
+  assert.equal(await groups.locator('th').first().textContent(), 'utm_medium');
+  assert.deepEqual(await groups.locator('tbody tr td:first-child').allTextContents(), want);
+  assert.equal(await page.getByLabel('Group by').inputValue(), 'utm_medium');
+
+  // The overview left while it loads: it neither paints nor starts polling.
+  await page.getByRole('link', { name: 'Campaigns', exact: true }).click();
+  await page.locator('tr[data-cid]').first().waitFor();
+  const siteStats = new RegExp(`/v1/sites/${s.site.id}/stats$`);
+  const overviewStats = await hold(page, siteStats);
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await overviewStats.asked;
+  await page.getByRole('link', { name: 'Endpoints' }).click();
+  await page.locator('tr[data-endpoint]').first().waitFor();
+  await overviewStats.release();
+  const polls = [];
+  page.on('request', (request) => { if (siteStats.test(request.url())) polls.push(request.url()); });
+  await page.clock.runFor(25_000);
+  await page.waitForTimeout(150);
+  assert.deepEqual(await heading(), ['Endpoints']);
+  assert.deepEqual(polls, [], 'no overview polling on the endpoints page');
+
+  // The overview cannot refresh: it says since when its figures are; then it recovers.
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await page.getByTestId('site-views').waitFor();
+  await page.route(siteStats, (route) => route.abort());
+  await page.clock.runFor(10_000);
+  const stale = page.getByText(/^Could not refresh: these figures are from \d\d:\d\d:\d\d UTC\.$/);
+  await stale.waitFor();
+  await screenshot(page, 'dashboard-overview-stale');
+  await page.unroute(siteStats);
+  await page.clock.runFor(10_000);
+  await stale.waitFor({ state: 'detached' });
+  assert.deepEqual(errors.filter((e) => !/net::ERR_FAILED/.test(e)), [], 'no console error but the refused refreshes');
+
+  // Another time zone: the chart's times are still UTC, like the tables and the CSV.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'America/Los_Angeles' });
+  const la = await context.newPage();
+  await signIn(la, s.serve.baseUrl, s.serve.adminToken);
+  await la.getByTestId('site-views').waitFor();
+  await la.goto(`${base}/campaigns/spring`);
+  await la.locator('.chart .u-over').hover();
+  const bucket = (await s.api(`/v1/sites/${s.site.id}/stats?cid=spring&bucket=hour`)).series[0].bucket;
+  const legend = la.locator('.u-legend .u-series').first().locator('.u-value');
+  await waitFor(async () => (await legend.textContent()) === `${bucket.slice(0, 10)} ${bucket.slice(11, 16)} UTC`,
+    { what: `the chart to read ${bucket} in UTC` }).catch(async (error) => {
+    throw new Error(`${error.message}; it reads ${await legend.textContent()}`);
+  });
+  assert.notEqual(await la.evaluate(() => new Date().getTimezoneOffset()), 0, 'the browser is not on UTC');
+  await screenshot(la, 'dashboard-campaign-los-angeles');
 });
 
 itest('a read token sees its own site only and is offered no action', { skip: SKIP, timeout: 120_000 }, async (fx) => {
@@ -263,6 +434,11 @@ itest('a read token sees its own site only and is offered no action', { skip: SK
   assert.equal(asked, 404, 'and the API the page uses will not give them either');
   await screenshot(page, 'dashboard-read-token');
   assert.deepEqual(errors.filter((e) => !/status of 404/.test(e)), [], 'no console error but the 404 asked for');
+
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByLabel('Operator or site token').waitFor();
+  await page.evaluate(() => new Promise((resolve) => { setTimeout(resolve, 100); })); // past any hashchange
+  assert.equal(await page.getByText('Signed out.').count(), 1, 'the sign-in form says the person signed out');
 });
 
 itest('after the README\'s quick start, the dashboard shows its click', { skip: SKIP, timeout: 120_000 }, async (fx) => {
@@ -280,8 +456,7 @@ itest('after the README\'s quick start, the dashboard shows its click', { skip: 
   await page.getByRole('link', { name: 'Campaigns' }).focus();
   await page.keyboard.press('Enter');
   await page.locator('tr[data-cid]').first().waitFor();
-  const cells = await page.locator(`tr[data-cid="${SAMPLE_EVENT.cid}"] td`).allTextContents();
-  assert.deepEqual(cells.slice(0, 4), [SAMPLE_EVENT.cid, SAMPLE_EVENT.notification_title, '0', '1']);
+  assert.deepEqual((await campaignRow(page, SAMPLE_EVENT.cid)).slice(0, 4), [SAMPLE_EVENT.cid, SAMPLE_EVENT.notification_title, '0', '1']);
   await page.getByRole('link', { name: SAMPLE_EVENT.cid }).click();
   assert.equal(await text(page, 'button-2'), '1', 'the click was on button 2');
   assert.deepEqual(errors, []);
