@@ -336,7 +336,8 @@ function drawChart(el, series, bucketSeconds) {
   const ctr = series.map((s) => s.ctr * 100);
   const top = Math.max(1, ...series.map((s) => Math.max(s.views, s.clicks)));
   const topCtr = Math.max(1, ...ctr);
-  const width = Math.max(300, Math.min(1100, el.parentElement?.clientWidth || document.body.clientWidth - 48));
+  const widthFor = (room) => Math.max(300, Math.min(1100, room - 16));
+  const width = widthFor(el.clientWidth || document.body.clientWidth - 48);
   const percent = (v) => (v === null || v === undefined ? '--' : `${v.toFixed(1)} %`); // '--': uPlot's own blank
   // "14:00", with the date under the first tick and under midnight; the date alone for days.
   const tick = (split, i) => {
@@ -345,8 +346,7 @@ function drawChart(el, series, bucketSeconds) {
     const midnight = date.getHours() === 0 && date.getMinutes() === 0;
     return i === 0 || midnight ? `${timeLabel(date)}\n${dayLabel(date)}` : timeLabel(date);
   };
-  // eslint-disable-next-line no-new
-  new uPlot({
+  const plot = new uPlot({
     width, height: 260,
     tzDate: utcDate,
     scales: {
@@ -360,6 +360,11 @@ function drawChart(el, series, bucketSeconds) {
     axes: [{ label: 'UTC', values: (u, splits) => splits.map(tick) }, { label: 'events' },
       { scale: 'ctr', side: 1, label: 'CTR', grid: { show: false }, values: (u, splits) => splits.map((v) => `${v} %`) }],
   }, [x, series.map((s) => s.views), series.map((s) => s.clicks), ctr], el);
+  // The chart follows its box when the window is resized or a phone turns.
+  new ResizeObserver(() => {
+    const fits = widthFor(el.clientWidth);
+    if (el.isConnected && fits !== plot.width) plot.setSize({ width: fits, height: 260 });
+  }).observe(el);
 }
 
 // ---- Endpoints ------------------------------------------------------------------------------

@@ -112,7 +112,15 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   assert.equal(await text(page, 'clicks'), count(spring.clicks));
   for (const b of ['0', '1', '2']) assert.equal(await text(page, `button-${b}`), count(spring.clicks_by_button[b]));
   await page.locator('.chart canvas').waitFor();
-  assert.ok((await page.locator('.chart canvas').boundingBox()).width > 200, 'the chart draws');
+  const drawn = (await page.locator('.chart canvas').boundingBox()).width;
+  assert.ok(drawn > 200, 'the chart draws');
+  // A narrower window: the chart follows its box, then grows back.
+  await page.setViewportSize({ width: 700, height: 900 });
+  await waitFor(async () => (await page.locator('.chart canvas').boundingBox()).width <= 700 - 48,
+    { what: 'the chart to fit a 700 px window' });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await waitFor(async () => (await page.locator('.chart canvas').boundingBox()).width === drawn,
+    { what: 'the chart to take its width again' });
   // By run, each group has its unique subscribers too; by a UTM field, none is kept.
   await page.getByLabel('Group by').selectOption('reference_id');
   await page.getByRole('columnheader', { name: 'Unique subscribers' }).waitFor();
