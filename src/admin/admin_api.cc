@@ -108,6 +108,13 @@ std::optional<std::string> StringField(const json::object& body, std::string_vie
 
 std::string Rfc3339(int64_t ms) { return model::FormatRfc3339Ms(ms); }
 
+// When the secret a rotation just replaced stops being valid (the newest previous one), or
+// null when there is none (the replaced secret could not be opened, so it is not kept).
+json::value PreviousUntil(const std::vector<store::PreviousSecret>& previous) {
+  if (previous.empty()) return nullptr;
+  return json::value(Rfc3339(previous.front().until_ms));
+}
+
 // A site as the API shows it; its beacon secret only where DESIGN says it is shown (creation
 // and rotation), never on a read.
 json::object SiteJson(const store::Site& site, bool with_beacon_secret = false) {
@@ -446,8 +453,7 @@ void AdminApi::RotateBeaconSecret(http::Request&& request, http::Responder respo
   if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
   if (options_.site_changed) options_.site_changed(site_id);
   json::object out = SiteJson(*site, /*with_beacon_secret=*/true);
-  out["previous_beacon_secret_expires_at"] =
-      Rfc3339(site->previous_beacon_secrets.front().until_ms);
+  out["previous_beacon_secret_expires_at"] = PreviousUntil(site->previous_beacon_secrets);
   respond(JsonResponse(200, out));
 }
 
@@ -644,18 +650,12 @@ void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
   const std::string& site_id = request.path_params[0];
   auto body = ParseObject(request.body, &error);
   if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
-  auto current = store_.GetEndpoint(site_id, request.path_params[1]);
-  if (!current.ok()) return respond(http::Response::FromStatus(current.status()));
-  const int64_t now = clock_.NowMs();
-  store::EndpointPatch patch;
-  patch.secret = model::NewSecret();
-  patch.previous_secrets = store::RotatedOut(current->secret, now + options_.secret_overlap.count(),
-                                             current->previous_secrets, now);
-  auto updated = store_.UpdateEndpoint(site_id, current->id, patch, now);
+  auto updated = store_.RotateEndpointSecret(site_id, request.path_params[1], clock_.NowMs(),
+                                             options_.secret_overlap.count());
   if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
   delivery_.EndpointChanged(updated->id);  // signs with the new secret from now on
   json::object out = EndpointJson(*updated, true);
-  out["previous_secret_expires_at"] = Rfc3339(updated->previous_secrets.front().until_ms);
+  out["previous_secret_expires_at"] = PreviousUntil(updated->previous_secrets);
   respond(JsonResponse(200, out));
 }
 

@@ -57,7 +57,8 @@ std::vector<PreviousSecret> RotatedOut(std::string current, int64_t until_ms,
                                        const std::vector<PreviousSecret>& previous,
                                        int64_t now_ms) {
   std::vector<PreviousSecret> out;
-  out.push_back({std::move(current), until_ms});
+  // A secret that did not open reads as "" and signs nothing: nothing to keep.
+  if (!current.empty()) out.push_back({std::move(current), until_ms});
   for (const PreviousSecret& p : previous) {
     if (out.size() == kMaxPreviousSecrets) break;
     if (p.until_ms > now_ms && !p.secret.empty()) out.push_back(p);
@@ -231,17 +232,17 @@ UniquesMerger::UniquesMerger(const StatsQuery& query, const StatsResult& result)
     : bucket_ms_(query.bucket_ms % model::kHourMs == 0 && result.series.size() <= kMaxUniqueRows
                      ? query.bucket_ms
                      : 0),
-      group_by_(result.groups.size() > kMaxUniqueRows ? nullptr
-                : query.group_by == "cid"             ? "cid"
-                : query.group_by == "reference_id"    ? "reference_id"
-                                                      : nullptr) {}
+      group_by_(result.groups.size() > kMaxUniqueRows ? Group::kNone
+                : query.group_by == "cid"             ? Group::kCid
+                : query.group_by == "reference_id"    ? Group::kReferenceId
+                                                      : Group::kNone) {}
 
 void UniquesMerger::Add(int64_t hour, std::string_view cid, std::string_view reference_id,
                         const model::HyperLogLog& sketch) {
   total_.Merge(sketch);
   if (bucket_ms_ > 0) buckets_[model::BucketStart(hour, bucket_ms_)].Merge(sketch);
-  if (group_by_ != nullptr) {
-    const std::string_view key = std::string_view(group_by_) == "cid" ? cid : reference_id;
+  if (group_by_ != Group::kNone) {
+    const std::string_view key = group_by_ == Group::kCid ? cid : reference_id;
     auto it = groups_.find(key);
     if (it == groups_.end()) it = groups_.emplace(std::string(key), model::HyperLogLog()).first;
     it->second.Merge(sketch);
@@ -258,7 +259,7 @@ void UniquesMerger::Finish(StatsResult* result) {
       row.unique_subscribers = it == buckets_.end() ? 0.0 : it->second.Estimate();
     }
   }
-  if (group_by_ != nullptr) {
+  if (group_by_ != Group::kNone) {
     for (StatsRow& row : result->groups) {
       const auto it = groups_.find(row.key);
       row.unique_subscribers = it == groups_.end() ? 0.0 : it->second.Estimate();

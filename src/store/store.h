@@ -61,9 +61,9 @@ struct PreviousSecret {
 // rotation, a double click) keeps the ones before valid for their own 24 h, up to this many.
 inline constexpr size_t kMaxPreviousSecrets = 5;
 
-// The previous secrets once `current` is rotated out at `now_ms`: `current`, valid until
-// `until_ms`, first, then those of `previous` still valid at `now_ms`, newest first, at most
-// kMaxPreviousSecrets in all.
+// The previous secrets once `current` is rotated out at `now_ms`: `current` (unless empty),
+// valid until `until_ms`, first, then those of `previous` still valid at `now_ms`, newest first,
+// at most kMaxPreviousSecrets in all.
 std::vector<PreviousSecret> RotatedOut(std::string current, int64_t until_ms,
                                        const std::vector<PreviousSecret>& previous, int64_t now_ms);
 
@@ -371,6 +371,12 @@ class Store {
   virtual model::StatusOr<Endpoint> UpdateEndpoint(const std::string& site_id,
                                                    const std::string& endpoint_id,
                                                    const EndpointPatch& patch, int64_t now_ms) = 0;
+  // Gives the endpoint a new secret; the one it replaces signs until now_ms + overlap_ms beside
+  // those rotated out before (RotatedOut). Read and written in one transaction, so that two
+  // rotations at once both keep what they replaced. Answers the endpoint with its new secret.
+  virtual model::StatusOr<Endpoint> RotateEndpointSecret(const std::string& site_id,
+                                                         const std::string& endpoint_id,
+                                                         int64_t now_ms, int64_t overlap_ms) = 0;
   virtual model::Status DeleteEndpoint(const std::string& site_id,
                                        const std::string& endpoint_id) = 0;
 

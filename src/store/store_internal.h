@@ -102,8 +102,9 @@ class UniquesMerger {
   void Finish(StatsResult* result);
 
  private:
-  int64_t bucket_ms_;     // 0: series buckets get no estimate
-  const char* group_by_;  // "cid", "reference_id" or nullptr
+  int64_t bucket_ms_;  // 0: series buckets get no estimate
+  enum class Group { kNone, kCid, kReferenceId };
+  Group group_by_;
   model::HyperLogLog total_;
   std::map<int64_t, model::HyperLogLog> buckets_;
   std::map<std::string, model::HyperLogLog, std::less<>> groups_;

@@ -15,6 +15,7 @@
 #include <latch>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "model/beacon.h"
@@ -596,6 +597,47 @@ TEST_P(StoreTest, DisablingRecordsWhyAndWhenAndEnablingClearsBoth) {
   EXPECT_EQ(enabled.disabled_reason, "");
   EXPECT_EQ(enabled.disabled_at_ms, 0);
   EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).disabled_at_ms, 0);
+}
+
+// Rotations at once each keep what they replaced: every secret any of them answered still signs,
+// up to kMaxPreviousSecrets; another site's endpoint is not found.
+TEST_P(StoreTest, ConcurrentRotationsLoseNoSecret) {
+  auto site = store_->CreateSite("a");
+  auto other = store_->CreateSite("b");
+  const Endpoint e = MakeEndpoint(site->id);
+  EXPECT_EQ(store_->RotateEndpointSecret(other->id, e.id, 1000, 5000).status().code(),
+            model::StatusCode::kNotFound);
+  constexpr int kRotations = 4;
+  std::vector<std::string> answered(kRotations);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRotations; ++i) {
+    threads.emplace_back([&, i] {
+      answered[i] = Value(store_->RotateEndpointSecret(site->id, e.id, 1000 + i, 5000)).secret;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  const Endpoint after = Value(store_->GetEndpoint(site->id, e.id));
+  std::set<std::string> signing{after.secret};
+  for (const PreviousSecret& p : after.previous_secrets) signing.insert(p.secret);
+  EXPECT_EQ(signing.size(), static_cast<size_t>(kRotations + 1));
+  EXPECT_TRUE(signing.contains(e.secret));
+  for (const std::string& secret : answered) EXPECT_TRUE(signing.contains(secret)) << secret;
+  // A sixth rotation and more keep the newest five.
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(store_->RotateEndpointSecret(site->id, e.id, 2000, 5000).ok());
+  EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).previous_secrets.size(),
+            kMaxPreviousSecrets);
+}
+
+TEST(RotatedOutTest, KeepsTheValidNewestFirstAndNothingEmpty) {
+  const std::vector<PreviousSecret> before{{"b", 300}, {"c", 100}, {"d", 400}};
+  EXPECT_EQ(RotatedOut("a", 500, before, 200),
+            (std::vector<PreviousSecret>{{"a", 500}, {"b", 300}, {"d", 400}}));
+  EXPECT_EQ(RotatedOut("", 500, before, 200), (std::vector<PreviousSecret>{{"b", 300}, {"d", 400}}))
+      << "a secret that did not open is not kept";
+  std::vector<PreviousSecret> many;
+  for (int i = 0; i < 9; ++i) many.push_back({"s" + std::to_string(i), 1000});
+  EXPECT_EQ(RotatedOut("new", 1000, many, 0).size(), kMaxPreviousSecrets);
 }
 
 TEST_P(StoreTest, UpdateEndpointRotatesTheSecretOnlyOnItsOwnSite) {

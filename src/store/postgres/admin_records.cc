@@ -7,6 +7,7 @@
 
 #include "model/beacon.h"
 #include "model/random.h"
+#include "model/signature.h"
 #include "store/postgres/postgres_store_impl.h"
 
 namespace pushhook::store::postgres {
@@ -161,9 +162,11 @@ StatusOr<std::vector<Endpoint>> PostgresStore::ListEndpoints(const std::string& 
                         Params().Add(site_id));
 }
 
-StatusOr<Endpoint> PostgresStore::UpdateEndpoint(const std::string& site_id,
-                                                 const std::string& endpoint_id,
-                                                 const EndpointPatch& patch, int64_t now_ms) {
+// The UPDATE of `patch` and its parameters.
+std::pair<std::string, Params> PostgresStore::PatchEndpointSql(const std::string& site_id,
+                                                               const std::string& endpoint_id,
+                                                               const EndpointPatch& patch,
+                                                               int64_t now_ms) const {
   const std::vector<internal::ColumnValue> columns =
       internal::EndpointPatchColumns(patch, now_ms, box_);
   Params params;
@@ -171,11 +174,55 @@ StatusOr<Endpoint> PostgresStore::UpdateEndpoint(const std::string& site_id,
     std::visit([&](const auto& value) { params.Add(value); }, column.value);
   }
   params.Add(endpoint_id).Add(site_id);
-  auto r = Query(internal::UpdateEndpointSql(columns, '$'), params);
+  return {internal::UpdateEndpointSql(columns, '$'), std::move(params)};
+}
+
+StatusOr<Endpoint> PostgresStore::UpdateEndpoint(const std::string& site_id,
+                                                 const std::string& endpoint_id,
+                                                 const EndpointPatch& patch, int64_t now_ms) {
+  const auto [sql, params] = PatchEndpointSql(site_id, endpoint_id, patch, now_ms);
+  auto r = Query(sql, params);
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return model::NotFound("endpoint " + endpoint_id + " not found");
   NotifyEndpoint(endpoint_id);
   return ReadEndpoint(*r, 0, 0, box_);
+}
+
+StatusOr<Endpoint> PostgresStore::RotateEndpointSecret(const std::string& site_id,
+                                                       const std::string& endpoint_id,
+                                                       int64_t now_ms, int64_t overlap_ms) {
+  std::optional<Endpoint> rotated;
+  // The row is locked from the read to the write: no rotation on another node is lost.
+  Status s = WithConnection([&](Connection& c) -> Status {
+    rotated.reset();
+    Status tx = c.Exec("BEGIN");
+    std::optional<Endpoint> current;
+    if (tx.ok()) {
+      auto r = c.Query(std::string("SELECT ") + kEndpointColumns +
+                           " FROM endpoints WHERE id = $1 AND site_id = $2 AND deleted = 0 "
+                           "FOR UPDATE",
+                       Params().Add(endpoint_id).Add(site_id));
+      tx = r.status();
+      if (r.ok() && r->rows() > 0) current = ReadEndpoint(*r, 0, 0, box_);
+    }
+    if (tx.ok() && current) {
+      EndpointPatch patch;
+      patch.secret = model::NewSecret();
+      patch.previous_secrets =
+          RotatedOut(current->secret, now_ms + overlap_ms, current->previous_secrets, now_ms);
+      const auto [sql, params] = PatchEndpointSql(site_id, endpoint_id, patch, now_ms);
+      auto r = c.Query(sql, params);
+      tx = r.status();
+      if (r.ok() && r->rows() > 0) rotated = ReadEndpoint(*r, 0, 0, box_);
+    }
+    if (tx.ok()) tx = c.Exec("COMMIT");
+    if (!tx.ok() && c.healthy()) c.Exec("ROLLBACK").IgnoreError();
+    return tx;
+  });
+  if (!s.ok()) return s;
+  if (!rotated) return model::NotFound("endpoint " + endpoint_id + " not found");
+  NotifyEndpoint(endpoint_id);
+  return std::move(*rotated);
 }
 
 Status PostgresStore::DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) {

@@ -141,6 +141,9 @@ class PostgresStore final : public Store, public Coordination {
   StatusOr<std::vector<Endpoint>> ListEndpoints(const std::string& site_id) override;
   StatusOr<Endpoint> UpdateEndpoint(const std::string& site_id, const std::string& endpoint_id,
                                     const EndpointPatch& patch, int64_t now_ms) override;
+  StatusOr<Endpoint> RotateEndpointSecret(const std::string& site_id,
+                                          const std::string& endpoint_id, int64_t now_ms,
+                                          int64_t overlap_ms) override;
   Status DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) override;
   void AppendEvents(const std::string& site_id, std::vector<model::Event> events, int64_t now_ms,
                     AppendCallback done) override {
@@ -225,6 +228,9 @@ class PostgresStore final : public Store, public Coordination {
   // Sites of "SELECT <kSiteColumns> FROM sites <rest>".
   StatusOr<std::vector<Site>> QuerySites(const std::string& rest, const Params& params);
   StatusOr<std::vector<Endpoint>> QueryEndpoints(const std::string& sql, const Params& params);
+  std::pair<std::string, Params> PatchEndpointSql(const std::string& site_id,
+                                                  const std::string& endpoint_id,
+                                                  const EndpointPatch& patch, int64_t now_ms) const;
 
   // Runs `fn` on a pooled connection, reconnecting one that broke.
   Status WithConnection(const std::function<Status(Connection&)>& fn);

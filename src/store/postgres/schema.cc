@@ -206,17 +206,18 @@ CREATE UNIQUE INDEX events_by_replay_key ON events(site_id, replay_key)
   WHERE replay_key IS NOT NULL;
 )sql",
     // 12: every previous secret a rotation keeps (store::PreviousSecret), not just the last: a
-    // JSON array of {"secret": <sealed>, "until": <ms>}, taking over the one-secret columns.
+    // JSON array of {"secret": <sealed>, "until": <ms>}, taking over the one-secret columns. A
+    // row never rotated holds a sealed empty secret and no time: it has nothing to keep.
     R"sql(
 ALTER TABLE endpoints ADD COLUMN previous_secrets text NOT NULL DEFAULT '[]';
 UPDATE endpoints SET previous_secrets = json_build_array(json_build_object(
     'secret', previous_secret, 'until', previous_secret_expires_at))::text
-  WHERE previous_secret <> '';
+  WHERE previous_secret <> '' AND previous_secret_expires_at > 0;
 ALTER TABLE endpoints DROP COLUMN previous_secret, DROP COLUMN previous_secret_expires_at;
 ALTER TABLE sites ADD COLUMN previous_beacon_secrets text NOT NULL DEFAULT '[]';
 UPDATE sites SET previous_beacon_secrets = json_build_array(json_build_object(
     'secret', beacon_secret_previous, 'until', beacon_secret_previous_until))::text
-  WHERE beacon_secret_previous <> '';
+  WHERE beacon_secret_previous <> '' AND beacon_secret_previous_until > 0;
 ALTER TABLE sites DROP COLUMN beacon_secret_previous, DROP COLUMN beacon_secret_previous_until;
 )sql",
 };

@@ -5,6 +5,7 @@
 
 #include "model/beacon.h"
 #include "model/random.h"
+#include "model/signature.h"
 #include "store/sqlite/sqlite_store_impl.h"
 
 namespace pushhook::store::sqlite {
@@ -198,28 +199,62 @@ StatusOr<std::vector<Endpoint>> SqliteStore::ListEndpoints(const std::string& si
                         site_id, std::nullopt);
 }
 
+// Applies `patch` in the writer's transaction; `updated` is left empty when no such endpoint.
+Status SqliteStore::PatchEndpoint(Connection& c, const std::string& site_id,
+                                  const std::string& endpoint_id, const EndpointPatch& patch,
+                                  int64_t now_ms, std::optional<Endpoint>* updated) {
+  const std::vector<internal::ColumnValue> columns =
+      internal::EndpointPatchColumns(patch, now_ms, box_);
+  auto st = c.Prepare(internal::UpdateEndpointSql(columns, '?'));
+  if (!st.ok()) return st.status();
+  int n = 0;
+  for (const internal::ColumnValue& column : columns) {
+    std::visit([&](const auto& value) { (*st)->Bind(++n, value); }, column.value);
+  }
+  (*st)->Bind(n + 1, endpoint_id).Bind(n + 2, site_id);
+  Status step;
+  if ((*st)->Step(&step)) *updated = ReadEndpoint(**st, 0, box_);
+  (*st)->Reset();
+  return step;
+}
+
 StatusOr<Endpoint> SqliteStore::UpdateEndpoint(const std::string& site_id,
                                                const std::string& endpoint_id,
                                                const EndpointPatch& patch, int64_t now_ms) {
-  const std::vector<internal::ColumnValue> columns =
-      internal::EndpointPatchColumns(patch, now_ms, box_);
   std::optional<Endpoint> updated;
   Status s = WriteSync([&](Connection& c) {
-    auto st = c.Prepare(internal::UpdateEndpointSql(columns, '?'));
-    if (!st.ok()) return st.status();
-    int n = 0;
-    for (const internal::ColumnValue& column : columns) {
-      std::visit([&](const auto& value) { (*st)->Bind(++n, value); }, column.value);
-    }
-    (*st)->Bind(n + 1, endpoint_id).Bind(n + 2, site_id);
-    Status step;
-    if ((*st)->Step(&step)) updated = ReadEndpoint(**st, 0, box_);
-    (*st)->Reset();
-    return step;
+    return PatchEndpoint(c, site_id, endpoint_id, patch, now_ms, &updated);
   });
   if (!s.ok()) return s;
   if (!updated) return model::NotFound("endpoint " + endpoint_id + " not found");
   return std::move(*updated);
+}
+
+StatusOr<Endpoint> SqliteStore::RotateEndpointSecret(const std::string& site_id,
+                                                     const std::string& endpoint_id, int64_t now_ms,
+                                                     int64_t overlap_ms) {
+  std::optional<Endpoint> rotated;
+  // Read and written in one transaction of the one writer: no rotation is lost to another.
+  Status s = WriteSync([&](Connection& c) {
+    auto read = c.Prepare(std::string("SELECT ") + kEndpointColumns +
+                          " FROM endpoints WHERE id = ? AND site_id = ? AND deleted = 0");
+    if (!read.ok()) return read.status();
+    Status step;
+    std::optional<Endpoint> current;
+    if ((*read)->Bind(1, endpoint_id).Bind(2, site_id).Step(&step)) {
+      current = ReadEndpoint(**read, 0, box_);
+    }
+    (*read)->Reset();
+    if (!step.ok() || !current) return step;
+    EndpointPatch patch;
+    patch.secret = model::NewSecret();
+    patch.previous_secrets =
+        RotatedOut(current->secret, now_ms + overlap_ms, current->previous_secrets, now_ms);
+    return PatchEndpoint(c, site_id, endpoint_id, patch, now_ms, &rotated);
+  });
+  if (!s.ok()) return s;
+  if (!rotated) return model::NotFound("endpoint " + endpoint_id + " not found");
+  return std::move(*rotated);
 }
 
 Status SqliteStore::DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) {

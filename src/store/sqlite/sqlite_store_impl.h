@@ -89,6 +89,9 @@ class SqliteStore final : public Store {
   StatusOr<std::vector<Endpoint>> ListEndpoints(const std::string& site_id) override;
   StatusOr<Endpoint> UpdateEndpoint(const std::string& site_id, const std::string& endpoint_id,
                                     const EndpointPatch& patch, int64_t now_ms) override;
+  StatusOr<Endpoint> RotateEndpointSecret(const std::string& site_id,
+                                          const std::string& endpoint_id, int64_t now_ms,
+                                          int64_t overlap_ms) override;
   Status DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) override;
   void AppendEvents(const std::string& site_id, std::vector<model::Event> events, int64_t now_ms,
                     AppendCallback done) override {
@@ -180,6 +183,9 @@ class SqliteStore final : public Store {
   // Sites of "SELECT <kSiteColumns> FROM sites <rest>", `arg` bound to ?1.
   StatusOr<std::vector<Site>> QuerySites(const std::string& rest,
                                          const std::optional<std::string>& arg);
+  Status PatchEndpoint(Connection& c, const std::string& site_id, const std::string& endpoint_id,
+                       const EndpointPatch& patch, int64_t now_ms,
+                       std::optional<Endpoint>* updated);
   StatusOr<std::vector<Endpoint>> QueryEndpoints(const std::string& sql, const std::string& arg1,
                                                  const std::optional<std::string>& arg2);
 
