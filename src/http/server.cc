@@ -247,6 +247,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec, size_t) {
     waiting_for_request_ = false;
     if (ec) return FailRead(ec);
+    NoteHead();
     if (plain_on_tls_port_) {
       return WriteError(400, "https_required",
                         "this port serves HTTPS only: send the request to the https:// URL");
@@ -299,7 +300,6 @@ class Session : public std::enable_shared_from_this<Session> {
     auto message = parser_->release();
     keep_alive_ = message.keep_alive();
     version_ = message.version();
-    head_ = message.method() == bhttp::verb::head;
     Request request = ToRequest(message, remote_);
     request.body = std::move(message.body());
     // The responder may run on any thread: it hops back onto this connection's worker. Once
@@ -313,7 +313,13 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Whether the request is a HEAD, as soon as its request line is parsed (the method stays
+  // `unknown` until then): the answers the server writes itself (413, 431, 408) leave out their
+  // body for a HEAD too.
+  void NoteHead() { head_ = parser_ && parser_->get().method() == bhttp::verb::head; }
+
   void FailRead(beast::error_code ec) {
+    NoteHead();
     if (ec == bhttp::error::body_limit) {
       return WriteError(413, "payload_too_large", BodyLimitMessage());
     }

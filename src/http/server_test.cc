@@ -122,6 +122,18 @@ TEST(ServerWireTest, PipelinedAnswersInOrderWithTheRightFraming) {
   EXPECT_EQ(head.find("HTTP/1.1 200 OK\r\n"), 0u) << head;
   EXPECT_NE(head.find("Content-Length: 11\r\n\r\nHTTP/1.1 200 OK\r\n"), std::string::npos) << head;
   EXPECT_NE(head.find("{\"body\":\"hi\"}"), std::string::npos) << head;
+  // The server's own answers too: a HEAD whose body would be too large gets a bodiless 413.
+  ServerLimits small;
+  small.max_body_bytes = 10;
+  Server limited(small, [](Request&&, Responder respond) { respond(Response::Empty(204)); });
+  ASSERT_TRUE(limited.Listen("127.0.0.1:0").ok());
+  limited.Start(1);
+  // Read until the server hangs up, which it does after its 413.
+  const std::string refused = Exchange(
+      limited.port(), "HEAD /x HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\n", "<never>");
+  EXPECT_EQ(refused.find("HTTP/1.1 413"), 0u) << refused;
+  EXPECT_NE(refused.find("\r\n\r\n<closed>"), std::string::npos) << "no body: " << refused;
+  limited.Stop();
   server.Stop();
 }
 
