@@ -47,8 +47,9 @@ void IngestHandler::HandlePreflight(http::Request&&, http::Responder respond) {
   respond(std::move(response));
 }
 
-model::StatusOr<SiteBeacons> IngestHandler::SiteOfKey(const std::string& key, int64_t now_ms) {
-  std::optional<SiteBeacons> stale;
+model::StatusOr<std::shared_ptr<const SiteBeacons>> IngestHandler::SiteOfKey(const std::string& key,
+                                                                             int64_t now_ms) {
+  std::shared_ptr<const SiteBeacons> stale;
   {
     std::shared_lock lock(keys_mu_);
     if (auto it = site_by_key_.find(key); it != site_by_key_.end()) {
@@ -58,10 +59,10 @@ model::StatusOr<SiteBeacons> IngestHandler::SiteOfKey(const std::string& key, in
   }
   auto site = store_.FindSiteByIngestKey(key);
   if (!site.ok()) {
-    if (stale && site.status().code() != model::StatusCode::kNotFound) return *stale;
+    if (stale && site.status().code() != model::StatusCode::kNotFound) return stale;
     return site.status();
   }
-  SiteBeacons beacons = SiteBeacons::Of(*site);
+  auto beacons = std::make_shared<const SiteBeacons>(SiteBeacons::Of(*site));
   std::unique_lock lock(keys_mu_);
   site_by_key_.insert_or_assign(key, CachedSite{beacons, now_ms});
   return beacons;
@@ -70,7 +71,7 @@ model::StatusOr<SiteBeacons> IngestHandler::SiteOfKey(const std::string& key, in
 void IngestHandler::SiteChanged(const std::string& site_id) {
   std::unique_lock lock(keys_mu_);
   std::erase_if(site_by_key_,
-                [&](const auto& entry) { return entry.second.beacons.site_id == site_id; });
+                [&](const auto& entry) { return entry.second.beacons->site_id == site_id; });
 }
 
 IngestHandler::Counts IngestHandler::counts() const {
@@ -95,7 +96,7 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
     return respond(WithCors(http::Response::Error(
         401, "unauthorized", "missing ingest key: send header x-pushhook-key or query ?key=")));
   }
-  const model::StatusOr<SiteBeacons> site = SiteOfKey(key, clock_.NowMs());
+  const model::StatusOr<std::shared_ptr<const SiteBeacons>> site = SiteOfKey(key, clock_.NowMs());
   if (!site.ok()) {
     // A key the store could not look up is not an unknown key: the client should retry.
     if (site.status().code() != model::StatusCode::kNotFound) {
@@ -140,11 +141,11 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
     return respond(WithCors(http::Response::Json(status, error->ToJson())));
   }
   std::vector<model::Event> events = std::move(std::get<ParsedBatch>(parsed).events);
-  if (auto refused = CheckBeacons(*site, events, now_ms)) {
+  if (auto refused = CheckBeacons(**site, events, now_ms)) {
     return respond(WithCors(http::Response::Json(401, refused->ToJson())));
   }
   store_.AppendEvents(
-      site->site_id, std::move(events), now_ms,
+      (*site)->site_id, std::move(events), now_ms,
       [this, respond = std::move(respond)](model::StatusOr<store::AppendResult> result) {
         if (!result.ok()) {
           return respond(WithCors(http::Response::FromStatus(result.status())));

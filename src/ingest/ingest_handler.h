@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -59,12 +60,13 @@ class IngestHandler {
 
  private:
   struct CachedSite {
-    SiteBeacons beacons;
+    std::shared_ptr<const SiteBeacons> beacons;  // shared with the requests using it: no copy
     int64_t fetched_ms = 0;
   };
   // The site of an ingest key, from the cache or the store: kNotFound for an unknown key, another
   // code for a database that could not say (a stale cached entry is used then).
-  model::StatusOr<SiteBeacons> SiteOfKey(const std::string& key, int64_t now_ms);
+  model::StatusOr<std::shared_ptr<const SiteBeacons>> SiteOfKey(const std::string& key,
+                                                                int64_t now_ms);
   // Milliseconds until `key` may send again, 0 if it may send now (and takes its token).
   int64_t RateLimitWait(const std::string& key, int64_t now_ms);
 
