@@ -108,6 +108,22 @@ std::optional<std::string> StringField(const json::object& body, std::string_vie
 
 std::string Rfc3339(int64_t ms) { return model::FormatRfc3339Ms(ms); }
 
+// A rotation's body: {} or {"expire_previous": true}, which ends the secrets rotated out at once
+// (a leaked secret) rather than after their overlap. False, with `error` set, for another body.
+bool ReadRotation(const std::string& body, bool* expire_previous, http::Response* error) {
+  auto object = ParseObject(body, error);
+  if (!object || !CheckFields(*object, {"expire_previous"}, error)) return false;
+  *expire_previous = false;
+  if (const json::value* v = object->if_contains("expire_previous")) {
+    if (!v->is_bool()) {
+      *error = BadRequest("field 'expire_previous' must be true or false");
+      return false;
+    }
+    *expire_previous = v->as_bool();
+  }
+  return true;
+}
+
 // When the secret a rotation just replaced stops being valid (the newest previous one), or
 // null when there is none (the replaced secret could not be opened, so it is not kept).
 json::value PreviousUntil(const std::vector<store::PreviousSecret>& previous) {
@@ -447,9 +463,10 @@ void AdminApi::UpdateSite(http::Request&& request, http::Responder respond) {
 void AdminApi::RotateBeaconSecret(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  auto body = ParseObject(request.body, &error);
-  if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
-  auto site = store_.RotateBeaconSecret(site_id, clock_.NowMs());
+  bool expire_previous = false;
+  if (!ReadRotation(request.body, &expire_previous, &error)) return respond(std::move(error));
+  auto site = store_.RotateBeaconSecret(site_id, clock_.NowMs(),
+                                        expire_previous ? 0 : store::kBeaconSecretOverlapMs);
   if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
   if (options_.site_changed) options_.site_changed(site_id);
   json::object out = SiteJson(*site, /*with_beacon_secret=*/true);
@@ -648,10 +665,10 @@ void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {
 void AdminApi::RotateSecret(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
-  auto body = ParseObject(request.body, &error);
-  if (!body || !CheckFields(*body, {}, &error)) return respond(std::move(error));
+  bool expire_previous = false;
+  if (!ReadRotation(request.body, &expire_previous, &error)) return respond(std::move(error));
   auto updated = store_.RotateEndpointSecret(site_id, request.path_params[1], clock_.NowMs(),
-                                             options_.secret_overlap.count());
+                                             expire_previous ? 0 : options_.secret_overlap.count());
   if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
   delivery_.EndpointChanged(updated->id);  // signs with the new secret from now on
   json::object out = EndpointJson(*updated, true);

@@ -66,6 +66,13 @@ std::vector<PreviousSecret> RotatedOut(std::string current, int64_t until_ms,
   return out;
 }
 
+std::vector<PreviousSecret> AfterRotation(std::string current,
+                                          const std::vector<PreviousSecret>& previous,
+                                          int64_t now_ms, int64_t overlap_ms) {
+  if (overlap_ms <= 0) return {};
+  return RotatedOut(std::move(current), now_ms + overlap_ms, previous, now_ms);
+}
+
 namespace internal {
 
 std::string SealPreviousSecrets(const std::vector<PreviousSecret>& secrets,

@@ -66,6 +66,11 @@ inline constexpr size_t kMaxPreviousSecrets = 5;
 // at most kMaxPreviousSecrets in all.
 std::vector<PreviousSecret> RotatedOut(std::string current, int64_t until_ms,
                                        const std::vector<PreviousSecret>& previous, int64_t now_ms);
+// The previous secrets after a rotation at `now_ms` with `overlap_ms`: RotatedOut, or none when
+// the overlap is 0.
+std::vector<PreviousSecret> AfterRotation(std::string current,
+                                          const std::vector<PreviousSecret>& previous,
+                                          int64_t now_ms, int64_t overlap_ms);
 
 struct Site {
   std::string id;
@@ -351,8 +356,10 @@ class Store {
   virtual model::StatusOr<std::vector<Site>> ListSites() = 0;
   virtual model::StatusOr<Site> UpdateSite(const std::string& site_id, const SitePatch& patch) = 0;
   // Gives the site a new beacon secret; the current one verifies tokens until now_ms plus
-  // kBeaconSecretOverlapMs. Answers the site with its new secret.
-  virtual model::StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms) = 0;
+  // overlap_ms (kBeaconSecretOverlapMs by default) beside those rotated out before; an overlap
+  // of 0 ends them all now (a leaked secret). Answers the site with its new secret.
+  virtual model::StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms,
+                                                   int64_t overlap_ms) = 0;
   // kNotFound for a key no site has; another code when the database could not say.
   virtual model::StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) = 0;
 
@@ -372,8 +379,9 @@ class Store {
                                                    const std::string& endpoint_id,
                                                    const EndpointPatch& patch, int64_t now_ms) = 0;
   // Gives the endpoint a new secret; the one it replaces signs until now_ms + overlap_ms beside
-  // those rotated out before (RotatedOut). Read and written in one transaction, so that two
-  // rotations at once both keep what they replaced. Answers the endpoint with its new secret.
+  // those rotated out before (RotatedOut); an overlap of 0 ends them all now (a leaked secret).
+  // Read and written in one transaction, so that two rotations at once both keep what they
+  // replaced. Answers the endpoint with its new secret.
   virtual model::StatusOr<Endpoint> RotateEndpointSecret(const std::string& site_id,
                                                          const std::string& endpoint_id,
                                                          int64_t now_ms, int64_t overlap_ms) = 0;

@@ -253,14 +253,14 @@ TEST_P(StoreTest, SitesKeepBeaconSecretsAndModes) {
   EXPECT_EQ(renamed.beacons, BeaconMode::kRequired) << "a rename kept the mode";
   EXPECT_EQ(store_->UpdateSite("site_nope", patch).status().code(), model::StatusCode::kNotFound);
 
-  const Site rotated = Value(store_->RotateBeaconSecret(site.id, 5000));
+  const Site rotated = Value(store_->RotateBeaconSecret(site.id, 5000, kBeaconSecretOverlapMs));
   EXPECT_NE(rotated.beacon_secret, site.beacon_secret);
   EXPECT_EQ(rotated.previous_beacon_secrets,
             (std::vector<PreviousSecret>{{site.beacon_secret, 5000 + kBeaconSecretOverlapMs}}));
   EXPECT_EQ(Value(store_->FindSiteByIngestKey(site.ingest_key)).beacon_secret,
             rotated.beacon_secret);
   // Again within the overlap: both earlier secrets keep their own time, sealed at rest too.
-  const Site again = Value(store_->RotateBeaconSecret(site.id, 6000));
+  const Site again = Value(store_->RotateBeaconSecret(site.id, 6000, kBeaconSecretOverlapMs));
   EXPECT_EQ(Value(store_->GetSite(site.id)).previous_beacon_secrets,
             (std::vector<PreviousSecret>{{rotated.beacon_secret, 6000 + kBeaconSecretOverlapMs},
                                          {site.beacon_secret, 5000 + kBeaconSecretOverlapMs}}));
@@ -268,11 +268,14 @@ TEST_P(StoreTest, SitesKeepBeaconSecretsAndModes) {
       << "a previous beacon secret is stored in the clear";
   // Once the first overlap is over, a rotation drops the secret it covered.
   const int64_t later = 5000 + kBeaconSecretOverlapMs;
-  EXPECT_EQ(Value(store_->RotateBeaconSecret(site.id, later)).previous_beacon_secrets,
+  EXPECT_EQ(Value(store_->RotateBeaconSecret(site.id, later, kBeaconSecretOverlapMs))
+                .previous_beacon_secrets,
             (std::vector<PreviousSecret>{{again.beacon_secret, later + kBeaconSecretOverlapMs},
                                          {rotated.beacon_secret, 6000 + kBeaconSecretOverlapMs}}));
-  EXPECT_EQ(store_->RotateBeaconSecret("site_nope", 0).status().code(),
+  EXPECT_EQ(store_->RotateBeaconSecret("site_nope", 0, kBeaconSecretOverlapMs).status().code(),
             model::StatusCode::kNotFound);
+  // No overlap (a leaked secret): every earlier secret ends now.
+  EXPECT_TRUE(Value(store_->RotateBeaconSecret(site.id, later, 0)).previous_beacon_secrets.empty());
 }
 
 TEST_P(StoreTest, TokensMapToTheirSite) {
@@ -622,11 +625,13 @@ TEST_P(StoreTest, ConcurrentRotationsLoseNoSecret) {
   EXPECT_EQ(signing.size(), static_cast<size_t>(kRotations + 1));
   EXPECT_TRUE(signing.contains(e.secret));
   for (const std::string& secret : answered) EXPECT_TRUE(signing.contains(secret)) << secret;
-  // A sixth rotation and more keep the newest five.
+  // A sixth rotation and more keep the newest five; one without overlap ends them all.
   for (int i = 0; i < 3; ++i)
     ASSERT_TRUE(store_->RotateEndpointSecret(site->id, e.id, 2000, 5000).ok());
   EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).previous_secrets.size(),
             kMaxPreviousSecrets);
+  EXPECT_TRUE(
+      Value(store_->RotateEndpointSecret(site->id, e.id, 3000, 0)).previous_secrets.empty());
 }
 
 TEST(RotatedOutTest, KeepsTheValidNewestFirstAndNothingEmpty) {

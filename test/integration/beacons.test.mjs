@@ -144,6 +144,16 @@ itest('signed beacons: checked, counted once, refused with a reason, by the site
       expectStatus(await serve.ingest(site.ingest_key, { ...event, beacon: tokenFor(event, secret) }), 202,
         `a token of secret ${n - 31} after two rotations`);
     }
+    // expire_previous: the old ones stop at once (a leaked secret).
+    const cut = expectStatus(await serve.api('POST', `/v1/sites/${site.id}/rotate-beacon-secret`, { expire_previous: true }),
+      200, 'rotate with expire_previous');
+    assert.equal(cut.previous_beacon_secret_expires_at, null);
+    const stale = makeEvent(35);
+    await refused({ ...stale, beacon: tokenFor(stale, again.beacon_secret) }, 'beacon_invalid',
+      [{ index: 0, field: 'beacon', message: invalid }]);
+    const current = makeEvent(36);
+    expectStatus(await serve.ingest(site.ingest_key, { ...current, beacon: tokenFor(current, cut.beacon_secret) }), 202,
+      'a token of the new secret');
   });
 
   await t.test('off ignores tokens, even forged ones', async () => {

@@ -102,6 +102,24 @@ itest('after rotate-secret, deliveries carry both signatures and verify with eit
       assert.deepEqual(new Webhook(secret).verify(sent.body, headers2), SAMPLE_EVENT);
     }
   });
+
+  await t.test('expire_previous: a leaked secret stops signing at once', async () => {
+    for (const [body, message] of [[{ expire_previous: 'yes' }, "field 'expire_previous' must be true or false"],
+      [{ overlap: 0 }, "unknown field 'overlap'"]]) {
+      const refused = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${endpoint.id}/rotate-secret`, body);
+      assert.equal(expectStatus(refused, 400, JSON.stringify(body)).error.message, message);
+    }
+    const cut = expectStatus(await serve.api('POST', `/v1/sites/${site.id}/endpoints/${endpoint.id}/rotate-secret`,
+      { expire_previous: true }), 200, 'rotate with expire_previous');
+    assert.equal(cut.previous_secret_expires_at, null);
+    const count = recorder.requests.length;
+    expectStatus(await serve.ingest(site.ingest_key, SAMPLE_EVENT), 202, 'ingest after the cut');
+    await waitFor(() => recorder.requests.length > count, { what: 'the delivery after the cut' });
+    const sent = recorder.requests.at(-1);
+    assert.equal(webhookHeaders(sent)['webhook-signature'].split(' ').length, 1);
+    assert.deepEqual(new Webhook(cut.secret).verify(sent.body, webhookHeaders(sent)), SAMPLE_EVENT);
+    assert.throws(() => new Webhook(newSecret).verify(sent.body, webhookHeaders(sent)), WebhookVerificationError);
+  });
 });
 
 itest('pushhook receive with only the old secret, or only the new one, takes deliveries after rotation', async (fx) => {

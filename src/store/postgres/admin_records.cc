@@ -54,7 +54,8 @@ StatusOr<Site> PostgresStore::UpdateSite(const std::string& site_id, const SiteP
   return internal::ReadSite(ResultRow{*r, 0}, 0, box_);
 }
 
-StatusOr<Site> PostgresStore::RotateBeaconSecret(const std::string& site_id, int64_t now_ms) {
+StatusOr<Site> PostgresStore::RotateBeaconSecret(const std::string& site_id, int64_t now_ms,
+                                                 int64_t overlap_ms) {
   std::optional<Site> rotated;
   // The row is locked from the read to the write: no rotation on another node is lost.
   Status s = WithConnection([&](Connection& c) -> Status {
@@ -77,8 +78,8 @@ StatusOr<Site> PostgresStore::RotateBeaconSecret(const std::string& site_id, int
                       .Add(site_id)
                       .Add(box_.Seal(model::NewBeaconSecret()))
                       .Add(internal::SealPreviousSecrets(
-                          RotatedOut(site->beacon_secret, now_ms + kBeaconSecretOverlapMs,
-                                     site->previous_beacon_secrets, now_ms),
+                          AfterRotation(site->beacon_secret, site->previous_beacon_secrets, now_ms,
+                                        overlap_ms),
                           box_)));
       tx = r.status();
       if (r.ok()) rotated = internal::ReadSite(ResultRow{*r, 0}, 0, box_);
@@ -209,7 +210,7 @@ StatusOr<Endpoint> PostgresStore::RotateEndpointSecret(const std::string& site_i
       EndpointPatch patch;
       patch.secret = model::NewSecret();
       patch.previous_secrets =
-          RotatedOut(current->secret, now_ms + overlap_ms, current->previous_secrets, now_ms);
+          AfterRotation(current->secret, current->previous_secrets, now_ms, overlap_ms);
       const auto [sql, params] = PatchEndpointSql(site_id, endpoint_id, patch, now_ms);
       auto r = c.Query(sql, params);
       tx = r.status();

@@ -128,7 +128,8 @@ class PostgresStore final : public Store, public Coordination {
     return QuerySites("ORDER BY created_at, id", Params());
   }
   StatusOr<Site> UpdateSite(const std::string& site_id, const SitePatch& patch) override;
-  StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms) override;
+  StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms,
+                                    int64_t overlap_ms) override;
 
   StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) override;
   Status AddSiteToken(const std::string& site_id, const std::string& token_hash,

@@ -61,7 +61,8 @@ StatusOr<Site> SqliteStore::UpdateSite(const std::string& site_id, const SitePat
   return GetSite(site_id);
 }
 
-StatusOr<Site> SqliteStore::RotateBeaconSecret(const std::string& site_id, int64_t now_ms) {
+StatusOr<Site> SqliteStore::RotateBeaconSecret(const std::string& site_id, int64_t now_ms,
+                                               int64_t overlap_ms) {
   const std::string secret = model::NewBeaconSecret();
   // Read and written in one transaction of the one writer: no rotation is lost to another.
   Status s = WriteSync([&](Connection& c) {
@@ -81,8 +82,8 @@ StatusOr<Site> SqliteStore::RotateBeaconSecret(const std::string& site_id, int64
         ->Bind(1, site_id)
         .Bind(2, box_.Seal(secret))
         .Bind(3, internal::SealPreviousSecrets(
-                     RotatedOut(site->beacon_secret, now_ms + kBeaconSecretOverlapMs,
-                                site->previous_beacon_secrets, now_ms),
+                     AfterRotation(site->beacon_secret, site->previous_beacon_secrets, now_ms,
+                                   overlap_ms),
                      box_))
         .Run();
   });
@@ -249,7 +250,7 @@ StatusOr<Endpoint> SqliteStore::RotateEndpointSecret(const std::string& site_id,
     EndpointPatch patch;
     patch.secret = model::NewSecret();
     patch.previous_secrets =
-        RotatedOut(current->secret, now_ms + overlap_ms, current->previous_secrets, now_ms);
+        AfterRotation(current->secret, current->previous_secrets, now_ms, overlap_ms);
     return PatchEndpoint(c, site_id, endpoint_id, patch, now_ms, &rotated);
   });
   if (!s.ok()) return s;
