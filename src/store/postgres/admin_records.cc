@@ -58,35 +58,27 @@ StatusOr<Site> PostgresStore::RotateBeaconSecret(const std::string& site_id, int
                                                  int64_t overlap_ms) {
   std::optional<Site> rotated;
   // The row is locked from the read to the write: no rotation on another node is lost.
-  Status s = WithConnection([&](Connection& c) -> Status {
+  Status s = InTransaction([&](Connection& c) -> Status {
     rotated.reset();
-    Status tx = c.Exec("BEGIN");
-    std::optional<Site> site;
-    if (tx.ok()) {
-      auto r = c.Query(
-          std::string("SELECT ") + internal::kSiteColumns + " FROM sites WHERE id = $1 FOR UPDATE",
-          Params().Add(site_id));
-      tx = r.status();
-      if (r.ok() && r->rows() > 0) site = internal::ReadSite(ResultRow{*r, 0}, 0, box_);
-    }
-    if (tx.ok() && site) {
-      auto r =
-          c.Query(std::string("UPDATE sites SET beacon_secret = $2, previous_beacon_secrets = $3 "
-                              "WHERE id = $1 RETURNING ") +
-                      internal::kSiteColumns,
-                  Params()
-                      .Add(site_id)
-                      .Add(box_.Seal(model::NewBeaconSecret()))
-                      .Add(internal::SealPreviousSecrets(
-                          AfterRotation(site->beacon_secret, site->previous_beacon_secrets, now_ms,
-                                        overlap_ms),
-                          box_)));
-      tx = r.status();
-      if (r.ok()) rotated = internal::ReadSite(ResultRow{*r, 0}, 0, box_);
-    }
-    if (tx.ok()) tx = c.Exec("COMMIT");
-    if (!tx.ok() && c.healthy()) c.Exec("ROLLBACK").IgnoreError();
-    return tx;
+    auto read = c.Query(
+        std::string("SELECT ") + internal::kSiteColumns + " FROM sites WHERE id = $1 FOR UPDATE",
+        Params().Add(site_id));
+    if (!read.ok()) return read.status();
+    if (read->rows() == 0) return Status::Ok();  // not found: nothing to write
+    const Site site = internal::ReadSite(ResultRow{*read, 0}, 0, box_);
+    auto write = c.Query(
+        std::string("UPDATE sites SET beacon_secret = $2, previous_beacon_secrets = $3 "
+                    "WHERE id = $1 RETURNING ") +
+            internal::kSiteColumns,
+        Params()
+            .Add(site_id)
+            .Add(box_.Seal(model::NewBeaconSecret()))
+            .Add(internal::SealPreviousSecrets(
+                AfterRotation(site.beacon_secret, site.previous_beacon_secrets, now_ms, overlap_ms),
+                box_)));
+    if (!write.ok()) return write.status();
+    rotated = internal::ReadSite(ResultRow{*write, 0}, 0, box_);
+    return Status::Ok();
   });
   if (!s.ok()) return s;
   if (!rotated) return model::NotFound("site " + site_id + " not found");
@@ -194,31 +186,24 @@ StatusOr<Endpoint> PostgresStore::RotateEndpointSecret(const std::string& site_i
                                                        int64_t now_ms, int64_t overlap_ms) {
   std::optional<Endpoint> rotated;
   // The row is locked from the read to the write: no rotation on another node is lost.
-  Status s = WithConnection([&](Connection& c) -> Status {
+  Status s = InTransaction([&](Connection& c) -> Status {
     rotated.reset();
-    Status tx = c.Exec("BEGIN");
-    std::optional<Endpoint> current;
-    if (tx.ok()) {
-      auto r = c.Query(std::string("SELECT ") + kEndpointColumns +
-                           " FROM endpoints WHERE id = $1 AND site_id = $2 AND deleted = 0 "
-                           "FOR UPDATE",
-                       Params().Add(endpoint_id).Add(site_id));
-      tx = r.status();
-      if (r.ok() && r->rows() > 0) current = ReadEndpoint(*r, 0, 0, box_);
-    }
-    if (tx.ok() && current) {
-      EndpointPatch patch;
-      patch.secret = model::NewSecret();
-      patch.previous_secrets =
-          AfterRotation(current->secret, current->previous_secrets, now_ms, overlap_ms);
-      const auto [sql, params] = PatchEndpointSql(site_id, endpoint_id, patch, now_ms);
-      auto r = c.Query(sql, params);
-      tx = r.status();
-      if (r.ok() && r->rows() > 0) rotated = ReadEndpoint(*r, 0, 0, box_);
-    }
-    if (tx.ok()) tx = c.Exec("COMMIT");
-    if (!tx.ok() && c.healthy()) c.Exec("ROLLBACK").IgnoreError();
-    return tx;
+    auto read = c.Query(std::string("SELECT ") + kEndpointColumns +
+                            " FROM endpoints WHERE id = $1 AND site_id = $2 AND deleted = 0 "
+                            "FOR UPDATE",
+                        Params().Add(endpoint_id).Add(site_id));
+    if (!read.ok()) return read.status();
+    if (read->rows() == 0) return Status::Ok();  // not found: nothing to write
+    const Endpoint current = ReadEndpoint(*read, 0, 0, box_);
+    EndpointPatch patch;
+    patch.secret = model::NewSecret();
+    patch.previous_secrets =
+        AfterRotation(current.secret, current.previous_secrets, now_ms, overlap_ms);
+    const auto [sql, params] = PatchEndpointSql(site_id, endpoint_id, patch, now_ms);
+    auto write = c.Query(sql, params);
+    if (!write.ok()) return write.status();
+    if (write->rows() > 0) rotated = ReadEndpoint(*write, 0, 0, box_);
+    return Status::Ok();
   });
   if (!s.ok()) return s;
   if (!rotated) return model::NotFound("endpoint " + endpoint_id + " not found");

@@ -25,13 +25,7 @@ StatusOr<std::vector<DueMessage>> PostgresStore::LoadPendingSince(
 
 StatusOr<LeaseRound> PostgresStore::KeepLeases(const LeaseRequest& request) {
   LeaseRound round;
-  Status s = WithConnection([&](Connection& c) -> Status {
-    Status tx = c.Exec("BEGIN");
-    if (tx.ok()) tx = LeaseRoundIn(c, request, &round);
-    if (tx.ok()) tx = c.Exec("COMMIT");
-    if (!tx.ok() && c.healthy()) c.Exec("ROLLBACK").IgnoreError();
-    return tx;
-  });
+  Status s = InTransaction([&](Connection& c) { return LeaseRoundIn(c, request, &round); });
   if (!s.ok()) return s;
   return round;
 }

@@ -60,6 +60,16 @@ Status PostgresStore::WithConnection(const std::function<Status(Connection&)>& f
   return s;
 }
 
+Status PostgresStore::InTransaction(const std::function<Status(Connection&)>& fn) {
+  return WithConnection([&fn](Connection& c) {
+    Status s = c.Exec("BEGIN");
+    if (s.ok()) s = fn(c);
+    if (s.ok()) s = c.Exec("COMMIT");
+    if (!s.ok() && c.healthy()) c.Exec("ROLLBACK").IgnoreError();
+    return s;
+  });
+}
+
 StatusOr<Result> PostgresStore::Query(const std::string& sql, const Params& params) {
   std::optional<Result> result;
   Status s = WithConnection([&](Connection& c) {

@@ -235,6 +235,9 @@ class PostgresStore final : public Store, public Coordination {
 
   // Runs `fn` on a pooled connection, reconnecting one that broke.
   Status WithConnection(const std::function<Status(Connection&)>& fn);
+  // Runs `fn` in a transaction of its own on a pooled connection: committed if `fn` succeeds,
+  // rolled back otherwise (and run again on a fresh connection as WithConnection does).
+  Status InTransaction(const std::function<Status(Connection&)>& fn);
   StatusOr<Result> Query(const std::string& sql, const Params& params = {});
   void NotifyEndpoint(const std::string& endpoint_id);
   void NotifyMessages(const std::string& endpoint_id, int64_t first, int64_t last);
