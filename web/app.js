@@ -31,6 +31,7 @@ const ROUTES = [
 
 function signIn(problem) {
   replace(nav);
+  nav.hidden = true; // an empty "Main" landmark would be announced with nothing in it
   const token = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'off', required: true, autofocus: true });
   const form = h('form', { class: 'sign-in', onsubmit: async (event) => {
     event.preventDefault();
@@ -87,6 +88,7 @@ function shell(site, section) {
     location.hash = `#/s/${event.target.value}/overview`;
   } }, session.sites.map((s) => h('option', { value: s.id, selected: s.id === site }, s.name || s.id))) : null;
   const named = session.sites.find((s) => s.id === site);
+  nav.hidden = false;
   replace(nav,
     h('span', { class: 'brand' }, 'pushhook'),
     picker ?? h('span', { class: 'site', 'data-testid': 'site-name' }, named?.name ?? site),
@@ -104,6 +106,7 @@ async function route(after) {
   if (!savedToken()) return signIn();
   if (!session) return start();
   if (session.sites.length === 0) {
+    nav.hidden = false;
     replace(nav, h('span', { class: 'brand' }, 'pushhook'), h('button', { type: 'button', onclick: signOut }, 'Sign out'));
     return replace(main, notice('info', 'No site yet.',
       'Make one with: curl -X POST http://<this server>/v1/sites -H "authorization: Bearer <operator token>" -d \'{"name":"My site"}\', then reload.'));

@@ -447,6 +447,7 @@ itest('a read token sees its own site only and is offered no action', { skip: SK
   await page.getByLabel('Operator or site token').waitFor();
   await page.evaluate(() => new Promise((resolve) => { setTimeout(resolve, 100); })); // past any hashchange
   assert.equal(await page.getByText('Signed out.').count(), 1, 'the sign-in form says the person signed out');
+  assert.equal(await page.getByRole('navigation').count(), 0, 'no empty menu landmark on the sign-in form');
 });
 
 itest('after the README\'s quick start, the dashboard shows its click', { skip: SKIP, timeout: 120_000 }, async (fx) => {
