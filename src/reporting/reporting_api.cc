@@ -1,5 +1,7 @@
 #include "reporting/reporting_api.h"
 
+#include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
@@ -194,9 +196,15 @@ std::string CsvRecord(const std::vector<std::string>& fields) {
 }
 
 std::string SpreadsheetText(std::string text) {
-  if (!text.empty() && std::string_view("=+-@\t\r").find(text.front()) != std::string_view::npos) {
-    text.insert(text.begin(), '\'');
-  }
+  // The full-width forms of = + - @ (U+FF1D, U+FF0B, U+FF0D, U+FF20), which spreadsheets in
+  // East Asian locales read as their ASCII twins.
+  constexpr std::array<std::string_view, 4> kFullWidth = {"\uFF1D", "\uFF0B", "\uFF0D", "\uFF20"};
+  const bool formula =
+      (!text.empty() &&
+       std::string_view("=+-@\t\r").find(text.front()) != std::string_view::npos) ||
+      std::any_of(kFullWidth.begin(), kFullWidth.end(),
+                  [&text](std::string_view sign) { return text.starts_with(sign); });
+  if (formula) text.insert(text.begin(), '\'');
   return text;
 }
 

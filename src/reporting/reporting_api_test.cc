@@ -13,10 +13,12 @@ TEST(CsvTest, QuotesOnlyWhatNeedsQuoting) {
 }
 
 TEST(CsvTest, TextThatAFormulaWouldReadGetsAnApostrophe) {
-  for (const char* formula : {"=HYPERLINK(\"http://x\")", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx"}) {
+  for (const char* formula :
+       {"=HYPERLINK(\"http://x\")", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx",
+        "\uFF1DHYPERLINK(\"http://x\")", "\uFF0B1", "\uFF0D1", "\uFF20SUM(A1)"}) {
     EXPECT_EQ(SpreadsheetText(formula), std::string("'") + formula);
   }
-  for (const char* text : {"", "campaign 1", "1123123", "a=b", " =1"}) {
+  for (const char* text : {"", "campaign 1", "1123123", "a=b", " =1", "\uFF21", "a\uFF1D1"}) {
     EXPECT_EQ(SpreadsheetText(text), text);
   }
 }
