@@ -486,3 +486,71 @@ itest('a 413 splits the request in halves until it fits; every event arrives onc
   for (const post of sent) assert.ok(post.status === 413 || post.status === 202, `HTTP ${post.status}`);
   assert.ok(accepted.every((post) => post.bytes <= 8192));
 });
+
+// Rewrites the queued records whose title `change` names: change[title](record) edits the
+// {event, tries} record in place (the page shares the worker's IndexedDB).
+function editQueued(page, change) {
+  return page.evaluate((edits) => new Promise((resolve, reject) => {
+    const open = indexedDB.open('pushhook');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction('queue', 'readwrite');
+      const cursor = tx.objectStore('queue').openCursor();
+      cursor.onsuccess = () => {
+        const at = cursor.result;
+        if (!at) return;
+        const edit = edits[at.value.event.notification_title];
+        if (edit) at.update({ ...at.value, ...edit, event: { ...at.value.event, ...edit.event } });
+        at.continue();
+      };
+      tx.oncomplete = () => {
+        db.close();
+        resolve();
+      };
+      tx.onerror = () => reject(tx.error);
+    };
+  }), change);
+}
+
+// How many times each queued event has been refused, by title.
+function queuedTries(page) {
+  return page.evaluate(() => new Promise((resolve, reject) => {
+    const open = indexedDB.open('pushhook');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const all = db.transaction('queue').objectStore('queue').getAll();
+      all.onsuccess = () => {
+        db.close();
+        resolve(Object.fromEntries(all.result.map((r) => [r.event.notification_title, r.tries])));
+      };
+      all.onerror = () => reject(all.error);
+    };
+  }));
+}
+
+itest('an event refused 10 times and over 3 days old is given up; a younger one is kept and arrives', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx, { front: true });
+  s.front.answer = { status: 404, headers: { 'content-type': 'text/html' }, body: '<h1>Not Found</h1>' };
+  await s.deliver(push('Given up'));
+  await waitFor(async () => ((await queuedTries(s.page))['Given up'] >= 1 ? true : null), { what: 'the first refusal counted' });
+  await s.deliver(push('Still young'));
+  await waitFor(async () => ((await queuedTries(s.page))['Still young'] >= 1 ? true : null), { what: 'the second refusal counted' });
+  // Nine refusals each; only the first is also older than three days.
+  const fourDaysAgo = Date.now() - 4 * 24 * 60 * 60 * 1000;
+  await editQueued(s.page, { 'Given up': { tries: 9, event: { occurred_at: fourDaysAgo } }, 'Still young': { tries: 9 } });
+  await s.deliver(push('Fresh'));
+  await waitFor(async () => {
+    const tries = await queuedTries(s.page);
+    return tries['Given up'] === undefined && tries['Still young'] === 10 && tries.Fresh === 1 ? tries : null;
+  }, { what: 'the old event given up at its tenth refusal, the others kept' });
+  const before = s.front.posts.length;
+  s.front.answer = null;
+  await flushWorker(s.page);
+  const lines = await waitReceived(s.receive, 2, 'the two kept Views');
+  assert.deepEqual([...lines].sort(), [expected('View', 'Still young'), expected('View', 'Fresh')].sort());
+  await waitQueued(s.page, 0, 'the queue to empty');
+  assert.deepEqual(s.front.posts.slice(before).map((p) => [p.events.map((e) => e.notification_title).sort(), p.status]),
+    [[['Fresh', 'Still young'], 202]]);
+});
