@@ -95,6 +95,43 @@ itest('backup under write load: the copy holds every event acknowledged before i
     { cid: ['kept'] });
 });
 
+itest('a restored copy gives new events ids of their own: none that the source gave out after the backup', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Ids');
+  const receive = await fx.startRecorder();
+  await serve.createEndpoint(site.id, { url: `${receive.url}/hooks`, payload_format: 'extended' });
+  const batchReceive = await fx.startRecorder();
+  await serve.createEndpoint(site.id, { url: `${batchReceive.url}/hooks`, batch: { max_events: 10, max_wait_ms: 0 } });
+  // What each recorder got, as [webhook-id, event_id] pairs for the single one.
+  const sent = () => receive.requests.map((r) => [r.headers['webhook-id'], JSON.parse(r.body).event_id]);
+  const post = async (n) => {
+    expectStatus(await serve.ingest(site.ingest_key, [makeEvent(n)]), 202, `event ${n}`);
+    await waitFor(() => receive.requests.length >= n && batchReceive.requests.length >= n, { what: `event ${n} delivered` });
+  };
+  await post(1);
+  const out = path.join(fx.tempDir('pushhook-backup-ids-'), 'copy.db');
+  const backup = await runPushhook(fx, ['backup', '--data-dir', serve.dataDir, '--out', out]);
+  assert.equal(backup.code, 0, backup.stderr);
+  // After the snapshot the source goes on: these ids reach the receivers, which keep them.
+  await post(2);
+  await stop(serve, 'SIGTERM');
+
+  const restored = fx.tempDir('pushhook-restored-ids-');
+  fs.copyFileSync(out, path.join(restored, 'pushhook.db'));
+  fs.copyFileSync(path.join(serve.dataDir, 'secrets-key'), path.join(restored, 'secrets-key'));
+  const second = await fx.startServe({ dataDir: restored, adminToken: serve.adminToken });
+  expectStatus(await second.ingest(site.ingest_key, [makeEvent(3)]), 202, 'event 3');
+  await waitFor(() => receive.requests.length >= 3 && batchReceive.requests.length >= 3, { what: 'event 3 delivered' });
+  const [first, afterBackup, afterRestore] = sent();
+  assert.notEqual(afterRestore[0], afterBackup[0], 'message ids');
+  assert.notEqual(afterRestore[1], afterBackup[1], 'event ids');
+  const batches = batchReceive.requests.map((r) => r.headers['webhook-id']);
+  assert.equal(new Set(batches).size, 3, `batch ids: ${batches}`);
+  // The copy's own rows keep theirs: the first message is found under the id it was sent with.
+  const log = expectStatus(await second.api('GET', `/v1/sites/${site.id}/messages/${first[0]}`), 200, 'the first message');
+  assert.equal(log.id, first[0]);
+});
+
 itest('backup refuses what it cannot copy, with a reason and exit 2', async (fx) => {
   const dir = fx.tempDir('pushhook-backup-bad-');
   const missing = await runPushhook(fx, ['backup', '--data-dir', path.join(dir, 'nothing'), '--out', path.join(dir, 'x.db')]);
@@ -129,10 +166,17 @@ itest('PostgreSQL: a pg_dump restored into a new database serves the same sites,
     const { url: target } = await freshDatabase(fx);
     await execFileAsync('pg_restore', ['--no-owner', '--dbname', target, dump]);
     assert.equal(await psql(target, 'SELECT count(*) FROM events'), '300');
+    // README's next step, taken from it verbatim: new ids from the next multiple of 2^40.
+    const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const renumber = readme.match(/psql --dbname pushhook_restored --command "([^"]+)"/)[1];
+    await psql(target, renumber);
 
     const [restored] = await startNodes(fx, { database: target, count: 1, secretsKey, adminToken: node.adminToken, prefix: 'restored' });
     const statsAfter = expectStatus(await restored.api('GET', `/v1/sites/${site.id}/stats`), 200, 'stats').totals;
     assert.deepEqual(statsAfter, statsBefore);
     const tested = expectStatus(await restored.api('POST', `/v1/sites/${site.id}/endpoints/${endpoint.id}/test`), 200, 'send test');
     assert.equal(tested.success, true, JSON.stringify(tested));
+    expectStatus(await restored.ingest(site.ingest_key, [makeEvent(300, { event_id: 'pg-after' })]), 202, 'ingest');
+    assert.equal(await psql(target, 'SELECT max(id) > 2^40 FROM messages'), 't', 'a new message numbered past 2^40');
+    assert.equal(await psql(target, 'SELECT max(id) > 2^40 FROM events'), 't', 'a new event numbered past 2^40');
   });

@@ -28,6 +28,22 @@ model::Status SyncFile(const std::string& path) {
 // At most this long waiting out a lock the copy cannot take (a checkpoint in progress).
 constexpr auto kBusyLimit = std::chrono::seconds(30);
 
+// Moves the copy's event and message counters to the start of their next id epoch (the bits
+// above bit 40: about 10^12 ids an epoch). The source may go on after the snapshot, giving ids
+// past it to webhooks that receivers keep; a copy counting on from the same place would give a
+// new event one of those ids (msg_…, evt_…, bat_…), and a receiver de-duplicating by webhook-id
+// would drop it. The ids of the rows in the copy are unchanged.
+model::Status StartNextIdEpoch(Connection& copy) {
+  return copy.Exec(R"sql(
+BEGIN;
+UPDATE sqlite_sequence SET seq = ((seq >> 40) + 1) << 40 WHERE name IN ('events', 'messages');
+INSERT INTO sqlite_sequence(name, seq)
+  SELECT name, 1 << 40 FROM (SELECT 'events' AS name UNION ALL SELECT 'messages')
+  WHERE name NOT IN (SELECT name FROM sqlite_sequence);
+COMMIT;
+)sql");
+}
+
 }  // namespace
 
 model::Status Backup(const std::string& source, const std::string& destination, int pages_per_step,
@@ -86,6 +102,7 @@ model::Status Backup(const std::string& source, const std::string& destination, 
     if (result.ok() && finished != SQLITE_OK) {
       result = ErrorStatus((*dst)->raw(), finished, "backup");
     }
+    if (result.ok()) result = StartNextIdEpoch(**dst);
     // The copy keeps the source's WAL mode; fold its log into the file so that the one file is
     // the whole copy.
     if (result.ok()) result = (*dst)->Exec("PRAGMA wal_checkpoint(TRUNCATE)");

@@ -30,7 +30,9 @@ struct BackupProgress {
 // `destination` with SQLite's online backup API: `pages_per_step` pages at a time, all read
 // from one snapshot (a read transaction held for the whole copy, which in WAL mode blocks no
 // writer), so the copy is the database as it was at one instant. `progress` is called after
-// each step. The destination is synced before this returns; it must not exist.
+// each step. The destination is synced before this returns; it must not exist. The copy's new
+// events and messages count on from the next multiple of 2^40, so that serving it (a restore)
+// never reuses an id that the source gave out after the snapshot.
 model::Status Backup(const std::string& source, const std::string& destination, int pages_per_step,
                      const std::function<void(const BackupProgress&)>& progress);
 
