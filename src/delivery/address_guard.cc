@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <boost/url/parse.hpp>
+#include <charconv>
 #include <cstring>
 #include <initializer_list>
 #include <optional>
@@ -193,12 +194,27 @@ std::optional<AddressClass> LiteralHostClass(const boost::urls::url_view& url) {
 
 }  // namespace
 
+bool IsTcpPort(std::string_view port) {
+  unsigned number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  return ec == std::errc() && end == port.data() + port.size() && number >= 1 && number <= 65535;
+}
+
 model::Status CheckWebhookUrl(std::string_view text, DestinationPolicy policy) {
   if (text.size() > kMaxUrlBytes) {
     return model::InvalidArgument("url must be at most " + std::to_string(kMaxUrlBytes) + " bytes");
   }
   auto parsed = boost::urls::parse_absolute_uri(text);
-  if (!parsed) return model::InvalidArgument("url is not an absolute URL: " + std::string(text));
+  if (!parsed) {
+    // An absolute URI has no fragment; say so rather than that the whole URL is wrong.
+    if (auto with_fragment = boost::urls::parse_uri(text);
+        with_fragment && with_fragment->has_fragment()) {
+      return model::InvalidArgument("url must not carry a fragment (#" +
+                                    std::string(with_fragment->encoded_fragment()) +
+                                    "): receivers never see it");
+    }
+    return model::InvalidArgument("url is not an absolute URL: " + std::string(text));
+  }
   const auto& url = *parsed;
   const std::string scheme(url.scheme());
   if (scheme != "https" && scheme != "http") {
@@ -207,6 +223,9 @@ model::Status CheckWebhookUrl(std::string_view text, DestinationPolicy policy) {
   if (url.encoded_host().empty())
     return model::InvalidArgument("url has no host: " + std::string(text));
   if (url.has_userinfo()) return model::InvalidArgument("url must not carry user information");
+  if (url.has_port() && !url.port().empty() && !IsTcpPort(url.port())) {
+    return model::InvalidArgument("url port must be 1 to 65535, not " + std::string(url.port()));
+  }
   if (scheme == "http" && !policy.allow_http) {
     return {model::StatusCode::kUnprocessable,
             "url must use https; plain http needs delivery.allow_http (or serve --dev)"};

@@ -51,8 +51,13 @@ struct DestinationPolicy {
   bool allow_private_destinations = false;  // delivery.allow_private_destinations
 };
 
+// Whether `port`, the digits after a URL's host, names a TCP port (1 to 65535). An empty one
+// (`host:`) stands for the scheme's default and is not asked about here.
+bool IsTcpPort(std::string_view port);
+
 // Checks a webhook URL as registration can, before any lookup: an absolute http(s) URL of at
-// most 2,048 bytes with a host and no user information (InvalidArgument otherwise), https
+// most 2,048 bytes with a host, a TCP port if any, and neither user information nor a fragment
+// (InvalidArgument otherwise), https
 // unless the policy allows http, and a host that is not private on its face (localhost, or a
 // literal address of a non-public class, in any numeric form resolvers accept), unless the
 // policy allows private destinations (kUnprocessable). Messages name the setting that would allow

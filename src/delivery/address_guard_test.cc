@@ -186,9 +186,25 @@ TEST(CheckWebhookUrlTest, RefusesMalformedUrlsWithTheReason) {
   EXPECT_EQ(message("ftp://example.com/x"), "url must use https (or http where allowed), not ftp");
   EXPECT_EQ(message("https:///path"), "url has no host: https:///path");
   EXPECT_EQ(message("https://user:pw@example.com/"), "url must not carry user information");
+  EXPECT_EQ(message("https://example.com:99999/"), "url port must be 1 to 65535, not 99999");
+  EXPECT_EQ(message("https://example.com:65536/"), "url port must be 1 to 65535, not 65536");
+  EXPECT_EQ(message("https://example.com:0/"), "url port must be 1 to 65535, not 0");
+  EXPECT_EQ(message("https://example.com/x#frag"),
+            "url must not carry a fragment (#frag): receivers never see it");
   EXPECT_EQ(message("https://example.com/" + std::string(2048, 'a')),
             "url must be at most 2048 bytes");
   EXPECT_TRUE(CheckWebhookUrl("https://example.com/hooks?x=1", open).ok());
+  EXPECT_TRUE(CheckWebhookUrl("https://example.com:65535/", open).ok());
+  EXPECT_TRUE(CheckWebhookUrl("https://example.com:1/", open).ok());
+  EXPECT_TRUE(CheckWebhookUrl("https://example.com:/", open).ok());  // the default port
+}
+
+TEST(IsTcpPortTest, TakesOneTo65535InDigitsOnly) {
+  for (const char* port : {"1", "80", "8443", "65535", "00080"})
+    EXPECT_TRUE(IsTcpPort(port)) << port;
+  for (const char* port : {"", "0", "65536", "99999", "4294967297", "-1", "+80", "80a", " 80"}) {
+    EXPECT_FALSE(IsTcpPort(port)) << port;
+  }
 }
 
 TEST(CheckWebhookUrlTest, PlainHttpNeedsThePolicy) {

@@ -106,8 +106,9 @@ std::string ParseTarget(std::string_view url, bool allow_http, Target& target,
   target.tls = scheme == "https";
   const uint16_t default_port = target.tls ? 443 : 80;
   target.port = default_port;
-  if (u.has_port()) {
-    if (u.port_number() == 0) return "malformed URL (invalid port)";
+  if (u.has_port() && !u.port().empty()) {
+    // port_number() keeps only the low 16 bits: 99999 would be port 34463.
+    if (!IsTcpPort(u.port())) return "malformed URL (invalid port)";
     target.port = u.port_number();
   }
   target.host = Lowercase(u.encoded_host_address());

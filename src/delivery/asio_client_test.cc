@@ -580,6 +580,10 @@ TEST(AsioClientResponseTest, RefusesUrlsItCannotSendTo) {
   EXPECT_EQ(SendAndWait(client, Post("http://user:pw@127.0.0.1:1/")).error,
             "malformed URL (user information is not supported)");
   EXPECT_EQ(SendAndWait(client, Post("http://127.0.0.1:0/")).error, "malformed URL (invalid port)");
+  // Not port 34463 (99999's low 16 bits), which a URL stored before registration checked ports
+  // would otherwise reach.
+  EXPECT_EQ(SendAndWait(client, Post("http://127.0.0.1:99999/")).error,
+            "malformed URL (invalid port)");
   EXPECT_EQ(SendAndWait(client, Post("http://[::1/")).error.rfind("malformed URL: ", 0), 0u);
   EXPECT_EQ(SendAndWait(client, Post("http:///path")).error, "malformed URL (no host)");
 }

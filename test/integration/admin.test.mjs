@@ -195,6 +195,27 @@ itest('without --dev, http:// and literal loopback URLs are refused at registrat
   await serve.createEndpoint(site.id, { url: 'https://hooks.example.com/in' });
 });
 
+itest('a URL whose port is outside 1 to 65535, or that carries a fragment, is refused with the reason', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Ports');
+  const base = `/v1/sites/${site.id}/endpoints`;
+  const refused = [
+    ['http://127.0.0.1:99999/hooks', 'url port must be 1 to 65535, not 99999'],
+    ['http://127.0.0.1:65536/hooks', 'url port must be 1 to 65535, not 65536'],
+    ['http://127.0.0.1:0/hooks', 'url port must be 1 to 65535, not 0'],
+    ['https://hooks.example.com/in#top', 'url must not carry a fragment (#top): receivers never see it'],
+  ];
+  for (const [url, message] of refused) {
+    const res = await serve.api('POST', base, { url });
+    assertError(res, 400, url);
+    assert.deepEqual([res.json.error.code, res.json.error.message], ['invalid_request', message], url);
+  }
+  const endpoint = await serve.createEndpoint(site.id, { url: 'http://127.0.0.1:65535/hooks' });
+  const patched = await serve.api('PATCH', `${base}/${endpoint.id}`, { url: 'http://127.0.0.1:99999/hooks' });
+  assertError(patched, 400, 'PATCH');
+  assert.equal(patched.json.error.message, 'url port must be 1 to 65535, not 99999');
+});
+
 itest('with no PUSHHOOK_ADMIN_TOKEN, an operator token is generated into <data-dir>/admin-token, mode 0600', async (fx) => {
   const serve = await fx.startServe({ adminToken: null });
   const file = path.join(serve.dataDir, 'admin-token');
