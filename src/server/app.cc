@@ -89,10 +89,21 @@ class App::Impl {
     store_options.durability_full = config_.durability_full;
     store_options.pool_size = config_.database_pool;
     store_options.aggregates = config_.reporting_aggregates;
+    const std::filesystem::path key_file = std::filesystem::path(config_.data_dir) / "secrets-key";
+    const bool new_key = config_.secrets_key.empty() && !std::filesystem::exists(key_file, ec);
     auto secrets_key = LoadOrCreateSecretsKey(config_.secrets_key, config_.data_dir);
     if (!secrets_key.ok()) return secrets_key.status();
     store_options.secrets_key = std::move(secrets_key.value());
     auto store = store::OpenStore(store_options);
+    if (!store.ok() && new_key && store::IsWrongSecretsKey(store.status())) {
+      // A database restored without its key: the key just made can never open it, and left
+      // behind it would be mistaken for the right one at the next start.
+      std::filesystem::remove(key_file, ec);
+      return model::InvalidArgument(
+          "this database's endpoint secrets were sealed with a secrets key, and there is none "
+          "here: put the key that sealed them in " +
+          key_file.string() + " (keep it with your backups) or set PUSHHOOK_SECRETS_KEY");
+    }
     if (!store.ok()) return store.status();
     store_ = std::move(store.value());
 

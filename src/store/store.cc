@@ -296,10 +296,15 @@ std::optional<int> UtmFieldNumber(std::string_view name) {
 }  // namespace internal
 
 model::Status WrongSecretsKey() {
-  return model::Status(model::StatusCode::kUnprocessable,
+  return model::Status(model::StatusCode::kInvalidArgument,
                        "the secrets key is not the one that sealed this database's endpoint "
                        "secrets: use that key (PUSHHOOK_SECRETS_KEY, or <data_dir>/secrets-key); "
                        "every node sharing a database needs the same one");
+}
+
+bool IsWrongSecretsKey(const model::Status& status) {
+  return status.code() == model::StatusCode::kInvalidArgument &&
+         status.message() == WrongSecretsKey().message();
 }
 
 // A store that serves one node alone has no leases, nobody else's changes, and no need for a

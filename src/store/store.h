@@ -470,7 +470,9 @@ struct StoreOptions {
   bool aggregates = true;
 };
 
-// The error of a store opened with another secrets key than the one that sealed its secrets.
+// The error of a store opened with another secrets key than the one that sealed its secrets: a
+// configuration error (InvalidArgument), which IsWrongSecretsKey tells from the others.
 model::Status WrongSecretsKey();
+bool IsWrongSecretsKey(const model::Status& status);
 
 }  // namespace pushhook::store

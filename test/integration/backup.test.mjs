@@ -132,6 +132,34 @@ itest('a restored copy gives new events ids of their own: none that the source g
   assert.equal(log.id, first[0]);
 });
 
+itest('a copy served without its secrets key: exit 2 with the reason, no key left behind; its files are 0600', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Keys');
+  await serve.createEndpoint(site.id, { url: 'http://127.0.0.1:9/hooks' });  // a sealed secret
+  const out = path.join(fx.tempDir('pushhook-backup-keys-'), 'copy.db');
+  const backup = await runPushhook(fx, ['backup', '--data-dir', serve.dataDir, '--out', out]);
+  assert.equal(backup.code, 0, backup.stderr);
+  // Whatever the caller's umask, what pushhook writes is its user's alone.
+  const mode = (file) => (fs.statSync(file).mode & 0o777).toString(8);
+  assert.deepEqual(['pushhook.db', 'pushhook.db-wal', 'secrets-key'].map((f) => mode(path.join(serve.dataDir, f))).concat(mode(out)),
+    ['600', '600', '600', '600']);
+  await stop(serve, 'SIGTERM');
+
+  const restored = fx.tempDir('pushhook-restored-nokey-');
+  fs.copyFileSync(out, path.join(restored, 'pushhook.db'));
+  const started = await runPushhook(fx, ['serve', '--dev', '--data-dir', restored, '--listen', '127.0.0.1:0'],
+    { PUSHHOOK_ADMIN_TOKEN: serve.adminToken });
+  assert.equal(started.code, 2, started.stderr);
+  assert.equal(started.stderr.trim().split('\n').at(-1),
+    "pushhook: this database's endpoint secrets were sealed with a secrets key, and there is none here: " +
+    `put the key that sealed them in ${restored}/secrets-key (keep it with your backups) or set PUSHHOOK_SECRETS_KEY`);
+  assert.deepEqual(fs.readdirSync(restored).filter((f) => !f.startsWith('pushhook.db')), [], 'no generated key is left');
+  // With the key, the same copy serves.
+  fs.copyFileSync(path.join(serve.dataDir, 'secrets-key'), path.join(restored, 'secrets-key'));
+  const second = await fx.startServe({ dataDir: restored, adminToken: serve.adminToken });
+  expectStatus(await second.api('GET', '/readyz'), 200, 'ready with its key');
+});
+
 itest('backup refuses what it cannot copy, with a reason and exit 2', async (fx) => {
   const dir = fx.tempDir('pushhook-backup-bad-');
   const missing = await runPushhook(fx, ['backup', '--data-dir', path.join(dir, 'nothing'), '--out', path.join(dir, 'x.db')]);
