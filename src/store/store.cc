@@ -110,6 +110,11 @@ model::Status WaitingInBatch(const std::string& instance_id, int64_t batch) {
               ", which is retried whole; redeliver it once the batch has finished"};
 }
 
+model::Status EndpointDeleted() {
+  return {model::StatusCode::kAlreadyExists,
+          "the message's endpoint was deleted: there is nowhere to send it"};
+}
+
 std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_t now_ms,
                                               const model::SecretBox& box) {
   std::vector<ColumnValue> columns;

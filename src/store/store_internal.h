@@ -77,6 +77,10 @@ CampaignsSql ListCampaignsSql(const CampaignQuery& query, char marker);
 // retried whole under its id, and taking one member out would shift the others' indexes.
 model::Status WaitingInBatch(const std::string& instance_id, int64_t batch);
 
+// RequeueMessage's refusal of a message whose endpoint was deleted (kAlreadyExists, 409): it is
+// there to read, and there is nowhere to send it.
+model::Status EndpointDeleted();
+
 // A new site named `name`: fresh id, ingest key and beacon secret.
 Site NewSite(const std::string& name, int64_t now_ms);
 

@@ -691,8 +691,13 @@ TEST_P(StoreTest, DeleteEndpointFailsItsPendingMessages) {
   EXPECT_EQ(failed->last_error, "endpoint deleted");
   EXPECT_EQ(Ids(Value(store_->LoadPending(0, 10))), to_kept);
   EXPECT_TRUE(Value(store_->LoadPendingForEndpoint(gone.id, 0, 10)).empty());
-  // A message of a deleted endpoint has nowhere to go again.
-  EXPECT_EQ(store_->RequeueMessage(site->id, to_gone[1], 3000).status().code(),
+  // A message of a deleted endpoint has nowhere to go again, and is still there to read.
+  for (const int64_t id : to_gone) {
+    const model::Status refused = store_->RequeueMessage(site->id, id, 3000).status();
+    EXPECT_EQ(refused.code(), model::StatusCode::kAlreadyExists);
+    EXPECT_EQ(refused.message(), "the message's endpoint was deleted: there is nowhere to send it");
+  }
+  EXPECT_EQ(store_->RequeueMessage(site->id, to_kept[0] + 1000, 3000).status().code(),
             model::StatusCode::kNotFound);
 }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { expectStatus, itest, listItems, request, waitFor } from '../helpers/harness.mjs';
+import { expectStatus, itest, listItems, makeEvent, request, waitFor } from '../helpers/harness.mjs';
 
 function assertError(res, status, what) {
   assert.equal(res.status, status, `${what}: ${res.status} ${res.text}`);
@@ -193,6 +193,22 @@ itest('without --dev, http:// and literal loopback URLs are refused at registrat
   }
   // An https URL with a public host name is fine (nothing is resolved or fetched at registration).
   await serve.createEndpoint(site.id, { url: 'https://hooks.example.com/in' });
+});
+
+itest('redelivering a message of a deleted endpoint is a 409 that says so; the message stays readable', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Deleted');
+  const receive = await fx.startRecorder({ respond: () => 500 });
+  const endpoint = await serve.createEndpoint(site.id, { url: `${receive.url}/hooks` });
+  expectStatus(await serve.ingest(site.ingest_key, [makeEvent(1)]), 202, 'ingest');
+  await waitFor(() => receive.requests.length >= 1, { what: 'the first attempt' });
+  const id = receive.requests[0].headers['webhook-id'];
+  expectStatus(await serve.api('DELETE', `/v1/sites/${site.id}/endpoints/${endpoint.id}`), 204, 'delete');
+  const message = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${id}`), 200, 'the message');
+  assert.deepEqual([message.status, message.last_error], ['failed', 'endpoint deleted']);
+  const res = await serve.api('POST', `/v1/sites/${site.id}/messages/${id}/redeliver`);
+  assertError(res, 409, 'redeliver');
+  assert.deepEqual(res.json.error, { code: 'conflict', message: "the message's endpoint was deleted: there is nowhere to send it" });
 });
 
 itest('a URL whose port is outside 1 to 65535, or that carries a fragment, is refused with the reason', async (fx) => {

@@ -125,13 +125,18 @@ StatusOr<DueMessage> PostgresStore::RequeueMessage(const std::string& site_id, i
       Params().Add(now_ms).Add(message_id).Add(site_id));
   if (!r.ok()) return r.status();
   if (r->rows() == 0) {
-    // Pending in a batch: taking it out would change the batch that is retried under its id.
-    auto batched = Query(
-        "SELECT batch_id FROM messages WHERE id = $1 AND site_id = $2 AND status = 0 AND "
-        "batch_id > 0",
+    // Why not: its endpoint is gone, or it is pending in a batch (taking it out would change the
+    // batch that is retried under its id), or there is no such message.
+    auto why = Query(
+        "SELECT (coalesce(e.deleted, 1) <> 0)::int, (m.status = 0 AND m.batch_id > 0)::int, "
+        "m.batch_id "
+        "FROM messages m LEFT JOIN endpoints e ON e.id = m.endpoint_id "
+        "WHERE m.id = $1 AND m.site_id = $2",
         Params().Add(message_id).Add(site_id));
-    if (!batched.ok()) return batched.status();
-    if (batched->rows() > 0) return internal::WaitingInBatch(instance_id_, batched->Int(0, 0));
+    if (!why.ok()) return why.status();
+    if (why->rows() == 0) return model::NotFound("message not found");
+    if (why->Int(0, 0) != 0) return internal::EndpointDeleted();
+    if (why->Int(0, 1) != 0) return internal::WaitingInBatch(instance_id_, why->Int(0, 2));
     return model::NotFound("message not found");
   }
   DueMessage due{r->Int(0, 0), r->String(0, 1), now_ms, static_cast<int>(r->Int(0, 2)), {}, kAlone};

@@ -202,18 +202,24 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
     (*st)->Reset();
     if (!step.ok()) return step;
     if (found) return Status::Ok();
-    // Pending in a batch: taking it out would change the batch that is retried under its id.
-    auto batched = c.Prepare(
-        "SELECT batch_id FROM messages WHERE id = ? AND site_id = ? AND status = 0 AND "
-        "batch_id > 0");
-    if (!batched.ok()) return batched.status();
-    (*batched)->Bind(1, message_id).Bind(2, site_id);
-    std::optional<int64_t> batch;
-    if ((*batched)->Step(&step)) batch = (*batched)->Int(0);
-    (*batched)->Reset();
+    // Why not: its endpoint is gone, or it is pending in a batch (taking it out would change the
+    // batch that is retried under its id), or there is no such message.
+    auto why = c.Prepare(
+        "SELECT e.deleted IS NOT 0, m.status = 0 AND m.batch_id > 0, m.batch_id FROM messages m "
+        "LEFT JOIN endpoints e ON e.id = m.endpoint_id WHERE m.id = ? AND m.site_id = ?");
+    if (!why.ok()) return why.status();
+    (*why)->Bind(1, message_id).Bind(2, site_id);
+    Status refusal = model::NotFound("message not found");
+    if ((*why)->Step(&step)) {
+      if ((*why)->Int(0) != 0) {
+        refusal = internal::EndpointDeleted();
+      } else if ((*why)->Int(1) != 0) {
+        refusal = internal::WaitingInBatch(instance_id_, (*why)->Int(2));
+      }
+    }
+    (*why)->Reset();
     if (!step.ok()) return step;
-    if (batch) return internal::WaitingInBatch(instance_id_, *batch);
-    return model::NotFound("message not found");
+    return refusal;
   });
   if (!s.ok()) return s;
   return due;
