@@ -2,7 +2,10 @@
 
 #include <toml++/toml.h>
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <limits>
 
 #include "model/base64.h"
@@ -237,6 +240,10 @@ std::optional<std::string> TomlText(const toml::node& node) {
 }
 
 Status ApplyToml(server::ServeConfig& c, const std::string& path) {
+  // toml++ reports an unreadable file as a parse error "at line 0"; say what the system said.
+  if (std::ifstream file(path); !file) {
+    return InvalidArgument("config file " + path + " cannot be read: " + std::strerror(errno));
+  }
   toml::table table;
   try {
     table = toml::parse_file(path);

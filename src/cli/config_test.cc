@@ -142,6 +142,9 @@ TEST_F(ConfigTest, BadValuesGiveOneLineReasons) {
   const std::string broken = WriteToml("listen = \n");
   EXPECT_NE(LoadServeConfig(broken, Env({}), {}, false).status().message().find("line 1"),
             std::string::npos);
+  const std::string missing = dir_ + "/missing.toml";
+  EXPECT_EQ(LoadServeConfig(missing, Env({}), {}, false).status().message(),
+            "config file " + missing + " cannot be read: No such file or directory");
 }
 
 // Found by fuzz/toml_config_fuzz.cc: the reason quoted the file's own characters, newlines too.
