@@ -1,6 +1,6 @@
 // The dashboard's shell: sign-in, the site picker, navigation, and the hash routes
 //   #/s/<site>/overview | campaigns | campaigns/<cid> | endpoints | endpoints/<id>
-//   | messages | messages/<id>
+//   | messages[?status=failed|pending|delivered|all] | messages/<id>
 // Ids go in the URL; the token never does.
 
 import { api, ApiError, forgetToken, saveToken, savedToken } from '/assets/api.js';
@@ -111,12 +111,11 @@ async function route(after) {
     return replace(main, notice('info', 'No site yet.',
       'Make one with: curl -X POST http://<this server>/v1/sites -H "authorization: Bearer <operator token>" -d \'{"name":"My site"}\', then reload.'));
   }
-  const [, site, rest = 'overview'] = location.hash.match(/^#\/s\/([^/?]+)\/?([^?]*)/) ?? [];
+  const [, site, path, search] = location.hash.match(/^#\/s\/([^/?]+)\/?([^?]*)\??(.*)$/) ?? [];
   if (!site) {
     location.hash = `#/s/${session.sites[0].id}/overview`;
     return undefined;
   }
-  const [path, search = ''] = `${rest}`.split('?');
   shell(site, path);
   if (!session.sites.some((s) => s.id === site)) {
     return replace(main, notice('error', 'No such site.',

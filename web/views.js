@@ -47,9 +47,11 @@ function clipped(text, href) {
   return h(href ? 'a' : 'span', { class: 'clip', href, title: text || null }, text);
 }
 
-function tile(label, value, testId) {
-  return h('div', { class: 'tile' }, h('span', { class: 'label' }, label),
-    h('span', { class: 'value', 'data-testid': testId }, value));
+// `value`: its text, or its parts (["809", "(±1.6 %)"]): a narrow tile breaks the line between
+// parts, never inside one, so a number stays with its unit. `href` makes the whole tile a link.
+function tile(label, value, testId, href) {
+  return h(href ? 'a' : 'div', { class: 'tile', href }, h('span', { class: 'label' }, label),
+    h('span', { class: 'value', 'data-testid': testId }, [value].flat().map((part, i) => [i > 0 ? ' ' : null, h('span', {}, part)])));
 }
 
 // Headers whose column holds numbers are right-aligned over them.
@@ -101,7 +103,8 @@ export async function overview(el, ctx) {
         tile('CTR', formatPercent(t.ctr), 'site-ctr'),
         tile('Dismissals', formatCount(t.dismissals), 'site-dismissals'),
         tile('Unique subscribers', formatCount(t.unique_subscribers), 'site-unique'),
-        tile('Failed messages', failedCount === null ? '100+' : formatCount(failedCount), 'failed-messages')),
+        tile('Failed messages', failedCount === null ? '100+' : formatCount(failedCount), 'failed-messages',
+          `#/s/${ctx.site}/messages?status=failed`)),
       h('h2', {}, 'Endpoints that need attention'),
       endpoints.data.length === 0
         ? notice('info', 'No endpoint yet.', 'Register a webhook URL under Endpoints to start deliveries.')
@@ -257,7 +260,10 @@ export async function campaign(el, ctx) {
   const bucket = h('select', { id: 'bucket' }, ['minute', 'hour', 'day'].map((b) => h('option', { value: b, selected: b === 'hour' }, b)));
   const groupBy = h('select', { id: 'group-by' },
     ['reference_id', ...UTM_FIELDS].map((g) => h('option', { value: g }, g)));
-  const csv = h('button', { type: 'button', onclick: () => download().catch((e) => alert(e.message)) }, 'Download CSV');
+  // A failed download says why under the button and takes the focus, as an action's result does.
+  const csvResult = resultRegion();
+  const csv = h('button', { type: 'button', onclick: () => download().then(() => replace(csvResult),
+    (e) => csvResult.show(actionError('Download CSV', e))) }, 'Download CSV');
   const content = h('div');
   const fresh = newestOnly(ctx.signal);
   // A change of bucket or grouping aborts the draw still waiting for an older choice's answers,
@@ -278,7 +284,7 @@ export async function campaign(el, ctx) {
       h('div', { class: 'tiles' },
         tile('Views', formatCount(t.views), 'views'), tile('Clicks', formatCount(t.clicks), 'clicks'),
         tile('CTR', formatPercent(t.ctr), 'ctr'), tile('Dismissals', formatCount(t.dismissals), 'dismissals'),
-        tile('Unique subscribers', `${formatCount(t.unique_subscribers)} (±${(t.unique_subscribers_error * 100).toFixed(1)} %)`, 'unique')),
+        tile('Unique subscribers', [formatCount(t.unique_subscribers), `(±${(t.unique_subscribers_error * 100).toFixed(1)} %)`], 'unique')),
       h('h2', {}, 'Over time'), series.series.length === 0 ? notice('info', 'No events in this window.') : chart,
       h('h2', {}, 'Clicks by button'),
       table(['Button', 'Clicks'], ['0', '1', '2'].map((b) => h('tr', {},
@@ -319,7 +325,7 @@ export async function campaign(el, ctx) {
     h('h1', {}, `Campaign ${cid}`), title ? h('p', { class: 'subtitle', 'data-testid': 'campaign-title' }, title) : null,
     h('div', { class: 'controls' }, h('label', { for: 'bucket' }, 'Bucket '), bucket,
       h('label', { for: 'group-by' }, 'Group by '), groupBy, csv),
-    content);
+    csvResult, content);
 }
 
 const BUCKET_SECONDS = { minute: 60, hour: 3600, day: 86400 };
@@ -416,6 +422,32 @@ export async function endpoint(el, ctx) {
     return button;
   };
   const reload = (text, at = 'actions') => ctx.rerender({ text, at });
+  // Rotating asks first, where results show: what it does, and whether the old secrets end now
+  // (a leak). Cancel or Escape gives the focus back to the button; neither stops a rotation
+  // already asked for, whose secret is shown once.
+  const rotate = h('button', { type: 'button', onclick: () => {
+    const expire = h('input', { type: 'checkbox' });
+    const go = act('Rotate', async () => {
+      const r = await api.post(path('rotate-secret'), expire.checked ? { expire_previous: true } : undefined);
+      return h('div', { class: 'notice ok' }, h('strong', {}, 'The new secret, shown this once:'),
+        h('p', {}, h('code', { 'data-testid': 'new-secret' }, r.secret)),
+        h('p', { 'data-testid': 'old-secrets' }, r.previous_secret_expires_at
+          ? `The old secret signs beside it until ${formatTime(r.previous_secret_expires_at)}.` : 'The old secrets no longer sign.'));
+    });
+    const cancel = () => {
+      if (go.disabled) return;
+      replace(result);
+      rotate.focus();
+    };
+    const ask = h('div', { class: 'notice confirm', role: 'group', 'aria-labelledby': 'rotate-what', tabindex: -1,
+      onkeydown: (event) => event.key === 'Escape' && cancel() },
+    h('p', { id: 'rotate-what' },
+      'A new signing secret replaces this one. The old one keeps signing beside it for 24 hours, so receivers can switch over.'),
+    h('label', { class: 'check' }, expire, ' End the old secrets now (use this when a secret leaked)'),
+    h('div', { class: 'controls' }, go, h('button', { type: 'button', onclick: cancel }, 'Cancel')));
+    replace(result, ask);
+    ask.focus();
+  } }, 'Rotate secret');
   const since = h('input', { type: 'datetime-local', id: 'replay-since' });
   const until = h('input', { type: 'datetime-local', id: 'replay-until' });
   const replayCid = h('input', { type: 'text', id: 'replay-cid', placeholder: 'every campaign' });
@@ -437,12 +469,7 @@ export async function endpoint(el, ctx) {
         return notice(r.success ? 'ok' : 'error', r.success ? `Delivered: HTTP ${r.status_code} in ${r.latency_ms} ms.`
           : `Not delivered: ${r.error}`, r.response_body ? `The receiver said: ${r.response_body}` : null);
       }),
-      act('Rotate secret', async () => {
-        if (!confirm('Make a new signing secret? The old one keeps signing beside it for 24 hours.')) return null;
-        const r = await api.post(path('rotate-secret'));
-        return h('div', { class: 'notice ok' }, h('strong', {}, 'The new secret, shown this once:'),
-          h('p', {}, h('code', { 'data-testid': 'new-secret' }, r.secret)));
-      })),
+      rotate),
     h('form', { class: 'controls', onsubmit: (event) => event.preventDefault() },
       h('label', { for: 'replay-since' }, 'Replay from (UTC) '), since,
       h('label', { for: 'replay-until' }, ' to '), until,
@@ -460,7 +487,7 @@ export async function endpoint(el, ctx) {
     h('div', { class: 'tiles' },
       tile('State', s.state, 'state'), tile('Circuit', s.circuit, 'circuit'),
       tile('Success (24 h)', s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts), 'success'),
-      tile('p50 / p99', `${s.latency_ms.p50.toFixed(1)} / ${s.latency_ms.p99.toFixed(1)} ms`, 'latency'),
+      tile('p50 / p99', [`${s.latency_ms.p50.toFixed(1)} /`, `${s.latency_ms.p99.toFixed(1)} ms`], 'latency'),
       tile('Pending', formatCount(s.pending), 'pending'), tile('Failed', formatCount(s.failed), 'failed')),
     e.disabled_reason ? notice('error', `Disabled since ${formatTime(e.disabled_at)}.`, e.disabled_reason) : null,
     h('dl', {}, h('dt', {}, 'Events'), h('dd', {}, e.events.join(', ')),
@@ -564,10 +591,12 @@ function messageTable(rows, ctx) {
       h('td', {}, formatTime(m.created_at)))));
 }
 
+// The status shown is in the URL (#/s/<site>/messages?status=pending; none: failed), so a reload
+// keeps it and Back goes to the one chosen before.
 export async function messages(el, ctx) {
+  const chosen = ctx.query.get('status') ?? 'failed';
   const status = h('select', { id: 'message-status' },
-    [['failed', 'failed'], ['pending', 'pending'], ['delivered', 'delivered'], ['', 'all']].map(([value, label]) =>
-      h('option', { value, selected: value === (ctx.query.get('status') ?? 'failed') }, label)));
+    ['failed', 'pending', 'delivered', 'all'].map((value) => h('option', { value, selected: value === chosen }, value)));
   const list = h('div');
   const more = h('button', { type: 'button' }, 'Load more');
   let cursor = null;
@@ -582,7 +611,8 @@ export async function messages(el, ctx) {
       signal = fresh();
       replace(list, loading('messages'));
     }
-    const page = await api.get(sitePath(ctx.site, 'messages') + query({ status: status.value, limit: 50, cursor }), { signal });
+    const page = await api.get(sitePath(ctx.site, 'messages') +
+      query({ status: status.value === 'all' ? null : status.value, limit: 50, cursor }), { signal });
     rows = rows.concat(page.data);
     cursor = page.next_cursor;
     more.hidden = !cursor;
@@ -591,7 +621,11 @@ export async function messages(el, ctx) {
   const fail = (e) => {
     if (!isAbort(e)) replace(list, errorNotice(e, 'messages'));
   };
-  status.addEventListener('change', () => load(true).catch(fail));
+  // A new history entry without a new page: the select keeps the focus while the list reloads.
+  status.addEventListener('change', () => {
+    history.pushState(null, '', `#/s/${ctx.site}/messages${query({ status: status.value })}`);
+    load(true).catch(fail);
+  });
   more.addEventListener('click', () => load(false).catch(fail));
   replace(el, h('h1', {}, 'Messages'), h('div', { class: 'controls' }, h('label', { for: 'message-status' }, 'Status '), status), list, more);
   await load(true);

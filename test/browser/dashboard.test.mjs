@@ -48,6 +48,21 @@ async function campaignRow(page, cid) {
   const title = (await row.locator('.sub').count()) === 0 ? '' : await row.locator('.sub').textContent();
   return [await row.locator('td a').first().textContent(), title, ...(await row.locator('td').allTextContents()).slice(1, 6)];
 }
+// The element with the focus: its text, whether it is an action's result, whether it is in view.
+const focused = (page) => page.evaluate(() => {
+  const el = document.activeElement;
+  const box = el.getBoundingClientRect();
+  return { text: el.textContent, result: el.classList.contains('result'), inView: box.top >= 0 && box.bottom <= window.innerHeight };
+});
+// Fails the test if the page opens an alert, confirm or prompt: the dashboard asks and answers in the page.
+function noDialogs(page) {
+  const dialogs = [];
+  page.on('dialog', (dialog) => {
+    dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
+  return dialogs;
+}
 const count = (n) => new Intl.NumberFormat('en-US').format(n);
 const percent = (r) => `${(r * 100).toFixed(1)} %`;
 
@@ -185,14 +200,7 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
 itest('endpoint actions change what the API says, and redeliver reaches a live receiver', { skip: SKIP, timeout: 120_000 }, async (fx) => {
   const s = await seed(fx);
   const { page, errors } = await openBrowser(fx);
-  let confirmIt = true;
-  page.on('dialog', (dialog) => (confirmIt ? dialog.accept() : dialog.dismiss()));
-  // The element with the focus: its text, whether it is an action's result, whether it is in view.
-  const focused = () => page.evaluate(() => {
-    const el = document.activeElement;
-    const box = el.getBoundingClientRect();
-    return { text: el.textContent, result: el.classList.contains('result'), inView: box.top >= 0 && box.bottom <= window.innerHeight };
-  });
+  const dialogs = noDialogs(page);
   await signIn(page, s.serve.baseUrl, s.serve.adminToken);
   await page.getByTestId('site-views').waitFor();
   const endpointPath = `/v1/sites/${s.site.id}/endpoints/${s.live.id}`;
@@ -204,18 +212,18 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByRole('button', { name: 'Disable' }).click();
   await page.getByRole('button', { name: 'Enable' }).waitFor();
   assert.equal((await s.api(endpointPath)).enabled, false, 'Disable disabled it');
-  assert.match((await focused()).text, /^Disabled: /, 'the re-rendered page says what was done, where the focus is');
+  assert.match((await focused(page)).text, /^Disabled: /, 'the re-rendered page says what was done, where the focus is');
   await page.getByRole('button', { name: 'Enable' }).click();
   await page.getByRole('button', { name: 'Disable' }).waitFor();
   assert.equal((await s.api(endpointPath)).enabled, true, 'Enable enabled it');
-  assert.match((await focused()).text, /^Enabled: /);
+  assert.match((await focused(page)).text, /^Enabled: /);
 
   await page.getByRole('checkbox', { name: 'Dismiss' }).check();
   await page.getByLabel('Rate limit (requests/s)').fill('25');
   await page.getByRole('button', { name: 'Save' }).click();
   await waitFor(async () => (await s.api(endpointPath)).rate_limit === 25, { what: 'the saved rate limit' });
   await page.getByText('Saved.').waitFor();
-  assert.deepEqual(await focused(), { text: 'Saved.', result: true, inView: true });
+  assert.deepEqual(await focused(page), { text: 'Saved.', result: true, inView: true });
   assert.deepEqual((await s.api(endpointPath)).events, ['View', 'Click', 'Dismiss']);
   // The filter: one value per line; what the API then holds is shown back.
   await page.getByLabel('cid', { exact: true }).fill('spring\n autumn \n\n');
@@ -251,25 +259,13 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   // Each action's result shows under the actions and takes the focus (it is in view and read out).
   await page.getByRole('button', { name: 'Send test' }).click();
   await page.getByText(/^Delivered: HTTP 2\d\d/).waitFor();
-  let now = await focused();
+  const now = await focused(page);
   assert.ok(now.result && now.inView && /^Delivered: HTTP 2\d\d/.test(now.text), JSON.stringify(now));
 
-  confirmIt = false;
-  await page.getByRole('button', { name: 'Rotate secret' }).click();
-  await waitFor(async () => (await focused()).text === 'Rotate secret', { what: 'the focus back on Rotate secret, when not confirmed' });
-  confirmIt = true;
-  const before = (await s.api(endpointPath)).updated_at;
-  await page.getByRole('button', { name: 'Rotate secret' }).click();
-  const secret = await page.getByTestId('new-secret').textContent();
-  assert.match(secret, /^whsec_[A-Za-z0-9+/=]{32,}$/);
-  assert.notEqual((await s.api(endpointPath)).updated_at, before, 'the API saw the rotation');
-  now = await focused();
-  assert.ok(now.result && now.inView && now.text.includes(secret), `the new secret, shown once, has the focus and is in view: ${JSON.stringify(now)}`);
-  await screenshot(page, 'dashboard-endpoint-rotated');
 
   await page.getByRole('button', { name: 'Replay' }).click();
   await page.getByText('Replay failed: Give both ends of the window.').waitFor();
-  assert.equal((await focused()).text, 'Replay failed: Give both ends of the window.', 'an action\'s error is titled by it');
+  assert.equal((await focused(page)).text, 'Replay failed: Give both ends of the window.', 'an action\'s error is titled by it');
 
   const since = new Date(Date.now() - 3600_000).toISOString().slice(0, 16);
   const until = new Date(Date.now() + 3600_000).toISOString().slice(0, 16);
@@ -278,7 +274,7 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByLabel('campaign', { exact: true }).fill('autumn');
   await page.getByRole('button', { name: 'Replay' }).click();
   await page.getByText('Replaying 3 event(s) to this endpoint.').waitFor();
-  assert.equal((await focused()).text, 'Replaying 3 event(s) to this endpoint.');
+  assert.equal((await focused(page)).text, 'Replaying 3 event(s) to this endpoint.');
   await screenshot(page, 'dashboard-endpoint');
 
   const failed = (await s.api(`/v1/sites/${s.site.id}/messages?status=failed&endpoint=${s.dead.id}&limit=1`)).data[0];
@@ -303,6 +299,227 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await screenshot(page, 'dashboard-message');
   assert.deepEqual(errors, Array(3).fill('console: Failed to load resource: the server responded with a status of 400 (Bad Request)'),
     'no console error, exception or CSP violation but the three refused saves');
+  assert.deepEqual(dialogs, []);
+});
+
+itest('rotating a secret asks in the page first, and ending the old secrets stops them signing', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const s = await seed(fx);
+  const { page, errors } = await openBrowser(fx);
+  const dialogs = noDialogs(page);
+  const rotations = [];
+  page.on('request', (request) => { if (request.url().endsWith('/rotate-secret')) rotations.push(request.postData()); });
+  await signIn(page, s.serve.baseUrl, s.serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  const endpointPath = `/v1/sites/${s.site.id}/endpoints/${s.live.id}`;
+  await page.goto(`${s.serve.baseUrl}/#/s/${s.site.id}/endpoints/${s.live.id}`);
+  const rotate = page.getByRole('button', { name: 'Rotate secret' });
+  const question = page.getByRole('group', { name: /^A new signing secret replaces this one\. The old one keeps signing beside it for 24 hours/ });
+  const hasFocus = (locator) => locator.evaluate((el) => el === document.activeElement);
+  // The receiver knows the secret the endpoint was made with: a test delivery shows whether it still signs.
+  const sendTest = async () => {
+    await page.getByRole('button', { name: 'Send test' }).click();
+    const said = page.locator('.result strong').filter({ hasText: /^(Delivered|Not delivered):/ });
+    await said.waitFor();
+    return said.textContent();
+  };
+
+  // Asked, then not: nothing is sent, and the focus is back on the button.
+  await rotate.click();
+  await question.waitFor();
+  assert.ok(await hasFocus(question), 'the question takes the focus');
+  assert.equal(await page.locator('.result[aria-live]').getByRole('group').count(), 1, 'it is in the actions\' live region');
+  await screenshot(page, 'dashboard-endpoint-rotate-asked');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await screenshot(page, 'dashboard-endpoint-rotate-asked-390');
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await question.getByRole('button', { name: 'Cancel' }).click();
+  await question.waitFor({ state: 'detached' });
+  assert.ok(await hasFocus(rotate), 'Cancel gives the focus back to Rotate secret');
+  await page.keyboard.press('Enter');
+  await question.waitFor();
+  await page.keyboard.press('Tab');
+  assert.ok(await hasFocus(question.getByRole('checkbox', { name: 'End the old secrets now (use this when a secret leaked)' })));
+  await page.keyboard.press('Escape');
+  await question.waitFor({ state: 'detached' });
+  assert.ok(await hasFocus(rotate), 'Escape gives the focus back to Rotate secret');
+  assert.deepEqual(rotations, [], 'no rotation was asked of the server');
+
+  // Rotated, the old secret kept: the new one is shown once, and the old one still signs.
+  const before = (await s.api(endpointPath)).updated_at;
+  await rotate.click();
+  await question.getByRole('button', { name: 'Rotate' }).click();
+  const first = await page.getByTestId('new-secret').textContent();
+  assert.match(first, /^whsec_[A-Za-z0-9+/=]{32,}$/);
+  assert.deepEqual(rotations, ['{}']);
+  assert.notEqual((await s.api(endpointPath)).updated_at, before, 'the API saw the rotation');
+  assert.match(await text(page, 'old-secrets'), /^The old secret signs beside it until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\.$/);
+  const now = await focused(page);
+  assert.ok(now.result && now.inView && now.text.includes(first), `the new secret, shown once, has the focus and is in view: ${JSON.stringify(now)}`);
+  await screenshot(page, 'dashboard-endpoint-rotated');
+  assert.match(await sendTest(), /^Delivered: HTTP 2\d\d/, 'the old secret still signs beside the new one');
+
+  // Rotated with the old secrets ended (a leak): the receiver that knows only the first secret refuses.
+  await rotate.click();
+  await question.getByRole('checkbox', { name: 'End the old secrets now (use this when a secret leaked)' }).check();
+  await question.getByRole('button', { name: 'Rotate' }).click();
+  await page.getByText('The old secrets no longer sign.').waitFor();
+  const second = await page.getByTestId('new-secret').textContent();
+  assert.notEqual(second, first);
+  assert.deepEqual(rotations, ['{}', '{"expire_previous":true}']);
+  assert.equal(await sendTest(), 'Not delivered: HTTP 401', 'no signature the old receiver knows');
+  // The secret shown is the one that signs: a receiver given it accepts.
+  const port = await freePort();
+  await fx.startReceive({ secret: second, listen: `127.0.0.1:${port}` });
+  expectStatus(await s.serve.api('PATCH', endpointPath, { url: `http://127.0.0.1:${port}/hooks` }), 200, 'PATCH the url');
+  await page.reload();
+  assert.match(await sendTest(), /^Delivered: HTTP 2\d\d/);
+  assert.deepEqual(errors, []);
+  assert.deepEqual(dialogs, []);
+});
+
+itest('a CSV download that fails says why beside its button, in the page', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-') });
+  const site = await serve.createSite('CSV shop');
+  expectStatus(await serve.ingest(site.ingest_key, SAMPLE_EVENT), 202, 'a click');
+  const { page, errors } = await openBrowser(fx);
+  const dialogs = noDialogs(page);
+  await signIn(page, serve.baseUrl, serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  await page.goto(`${serve.baseUrl}/#/s/${site.id}/campaigns/${SAMPLE_EVENT.cid}`);
+  await page.getByTestId('views').waitFor();
+  // The CSV alone fails: the chart's figures come from the same route, as JSON.
+  const stats = /\/stats\?cid=/;
+  const busy = (route) => (route.request().headers().accept === 'text/csv'
+    ? route.fulfill({ status: 503, json: { error: { code: 'unavailable', message: 'The store is busy: try again in a moment.' } } })
+    : route.continue());
+  await page.route(stats, busy);
+  const button = page.getByRole('button', { name: 'Download CSV' });
+  await button.click();
+  const said = 'Download CSV failed: The store is busy: try again in a moment.';
+  await page.getByText(said).waitFor();
+  assert.deepEqual(await focused(page), { text: said, result: true, inView: true }, 'the notice has the focus, in a live region');
+  assert.equal(await page.locator('.result[aria-live] [role="alert"]').textContent(), said);
+  assert.equal(await button.evaluate((b) => b.closest('.controls').nextElementSibling.textContent), said, 'right under the button');
+  await screenshot(page, 'dashboard-campaign-csv-failed');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await screenshot(page, 'dashboard-campaign-csv-failed-390');
+
+  // Once the server answers again, the file comes and the notice goes.
+  await page.unroute(stats, busy);
+  const download = page.waitForEvent('download');
+  await button.click();
+  assert.match(fs.readFileSync(await (await download).path(), 'utf8'), /^bucket,views,clicks/);
+  await page.getByText(said).waitFor({ state: 'detached' });
+  assert.deepEqual(dialogs, [], 'no alert');
+  assert.deepEqual(errors.filter((e) => !/status of 503/.test(e)), []);
+});
+
+itest('the messages\' status is in the URL: a reload keeps it, and Back goes to the one before', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const s = await seed(fx);
+  await waitFor(async () => (await s.api(`/v1/sites/${s.site.id}/messages?status=delivered&endpoint=${s.live.id}`)).data.length === s.events.length,
+    { timeoutMs: 30_000, what: 'the live endpoint\'s messages to be delivered' });
+  const { page, errors } = await openBrowser(fx);
+  await signIn(page, s.serve.baseUrl, s.serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  const select = page.getByLabel('Status');
+  const shown = () => page.locator('tr[data-message]').evaluateAll((rows) => rows.map((r) => r.dataset.message));
+  // The page lists what the API lists for that status, and its select says which.
+  const shows = async (status) => {
+    const want = (await s.api(`/v1/sites/${s.site.id}/messages?limit=50${status === 'all' ? '' : `&status=${status}`}`)).data.map((m) => m.id);
+    assert.ok(want.length > 0);
+    await waitFor(async () => (await select.inputValue()) === status && JSON.stringify(await shown()) === JSON.stringify(want),
+      { what: `the ${status} messages` }).catch(async (error) => {
+      throw new Error(`${error.message}; the select says ${await select.inputValue()}, at ${page.url()}`);
+    });
+  };
+
+  // The overview's count of failed messages leads to them.
+  await page.getByRole('link', { name: /^Failed messages/ }).click();
+  await shows('failed');
+  assert.ok(page.url().endsWith(`#/s/${s.site.id}/messages?status=failed`), page.url());
+  await select.focus();
+  await select.selectOption('delivered');
+  await shows('delivered');
+  assert.ok(page.url().endsWith('/messages?status=delivered'), page.url());
+  assert.ok(await select.evaluate((el) => el === document.activeElement), 'the select keeps the focus');
+  await page.reload();
+  await shows('delivered');
+  await screenshot(page, 'dashboard-messages-delivered');
+  await select.selectOption('all');
+  await shows('all');
+  assert.ok(page.url().endsWith('/messages?status=all'), page.url());
+  await page.goBack();
+  await shows('delivered');
+  await page.goBack();
+  await shows('failed');
+  await page.goForward();
+  await shows('delivered');
+  // The menu's Messages: the failed ones, as before.
+  await page.getByRole('link', { name: 'Messages' }).click();
+  await shows('failed');
+  assert.deepEqual(errors, []);
+});
+
+// The lines each tile's value is laid out on, as text, and whether each part of it stays in its tile.
+const tileLines = (page) => page.locator('.tile .value').evaluateAll((values) => values.map((value) => {
+  const lines = [];
+  let top = null;
+  const walker = document.createTreeWalker(value, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.length; ++i) {
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + 1);
+      const box = range.getBoundingClientRect();
+      if (lines.length === 0 || (box.width > 0 && box.top > top + 1)) {
+        lines.push('');
+        top = box.top;
+      }
+      lines[lines.length - 1] += node.data[i];
+    }
+  }
+  const tile = value.closest('.tile').getBoundingClientRect();
+  const inside = [...value.children].every((part) => part.getBoundingClientRect().right <= tile.right);
+  return { lines: lines.map((line) => line.trim()), inside };
+}));
+
+itest('a tile\'s value breaks between its parts only, never between a number and its unit', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const s = await seed(fx);
+  const { page, errors } = await openBrowser(fx);
+  await signIn(page, s.serve.baseUrl, s.serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  // Figures as wide as they come: a slow receiver's latencies, a campaign's thousands of subscribers.
+  const widen = (changes) => async (route) => {
+    const response = await route.fetch();
+    const json = await response.json();
+    await route.fulfill({ response, json: changes(json) });
+  };
+  await page.route(new RegExp(`/endpoints/${s.live.id}/stats$`), widen((j) => ({ ...j, latency_ms: { ...j.latency_ms, p50: 12.3, p99: 45.6 } })));
+  await page.route(/\/stats\?cid=spring&bucket=hour$/,
+    widen((j) => ({ ...j, totals: { ...j.totals, unique_subscribers: 12809, unique_subscribers_error: 0.016 } })));
+  for (const [name, route, wide] of [['endpoint', `endpoints/${s.live.id}`, ['latency', '12.3 / 45.6 ms']],
+    ['campaign', 'campaigns/spring', ['unique', '12,809 (±1.6 %)']]]) {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${s.serve.baseUrl}/#/s/${s.site.id}/${route}`);
+    await page.getByTestId(wide[0]).waitFor();
+    assert.equal(await text(page, wide[0]), wide[1]);
+    // Every width from a phone's to a desktop's: a line may break before "(±…" or after "/" only.
+    let broken = 0;
+    for (let width = 1280; width >= 390; width -= 5) {
+      await page.setViewportSize({ width, height: 900 });
+      for (const { lines, inside } of await tileLines(page)) {
+        const bad = lines.some((line, i) => i > 0 && !line.startsWith('(') && !lines[i - 1].endsWith('/'));
+        assert.ok(!bad, `at ${width} px a value breaks inside a part: ${JSON.stringify(lines)}`);
+        assert.ok(inside, `at ${width} px a part of ${JSON.stringify(lines)} sticks out of its tile`);
+        if (lines.length > 1) broken += 1;
+      }
+      if (width === 390) await screenshot(page, `dashboard-tiles-${name}-390`);
+    }
+    assert.ok(broken > 0, `${wide[1]} has to break somewhere between 390 and 1280 px for this test to mean anything`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await screenshot(page, `dashboard-tiles-${name}-1280`);
+  }
+  assert.deepEqual(errors, []);
 });
 
 // Holds the page's requests whose URL matches `pattern` until released. `asked` resolves with the
