@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/payload.h"
@@ -17,7 +18,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-size_t Discard(char*, size_t size, size_t n, void*) { return size * n; }
+// The start of an answer, enough to say why a request was refused.
+constexpr size_t kAnswerBytes = 512;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -25,13 +27,21 @@ int64_t NowMs() {
       .count();
 }
 
-// One connection's worth of state: an easy handle reused for keep-alive, and the body in flight.
+// One connection's worth of state: an easy handle reused for keep-alive, the body in flight,
+// and the start of its answer.
 struct Slot {
   CURL* easy = nullptr;
   std::string body;
+  std::string answer;
   uint64_t events = 0;
   bool busy = false;
 };
+
+size_t KeepAnswerStart(char* data, size_t size, size_t n, void* user) {
+  std::string& answer = static_cast<Slot*>(user)->answer;
+  answer.append(data, std::min(size * n, kAnswerBytes - std::min(answer.size(), kAnswerBytes)));
+  return size * n;
+}
 
 }  // namespace
 
@@ -49,7 +59,8 @@ SendReport Send(const SendOptions& options) {
     slot.easy = curl_easy_init();
     curl_easy_setopt(slot.easy, CURLOPT_URL, url.c_str());
     curl_easy_setopt(slot.easy, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(slot.easy, CURLOPT_WRITEFUNCTION, Discard);
+    curl_easy_setopt(slot.easy, CURLOPT_WRITEFUNCTION, KeepAnswerStart);
+    curl_easy_setopt(slot.easy, CURLOPT_WRITEDATA, &slot);
     curl_easy_setopt(slot.easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(slot.easy, CURLOPT_TIMEOUT_MS, 30'000L);
     curl_easy_setopt(slot.easy, CURLOPT_PRIVATE, &slot);
@@ -103,6 +114,7 @@ SendReport Send(const SendOptions& options) {
       }
       if (n > 1) slot.body.push_back(']');
       slot.events = n;
+      slot.answer.clear();
       slot.busy = true;
       sent_events += n;
       ++launched_requests;
@@ -122,10 +134,21 @@ SendReport Send(const SendOptions& options) {
       if (msg->data.result != CURLE_OK) {
         ++report.errors;
         report.refused += slot->events;
+        if (report.first_refusal.empty()) {
+          report.first_refusal = curl_easy_strerror(msg->data.result);
+        }
       } else if (status == 202) {
         report.accepted += slot->events;
       } else {
         report.refused += slot->events;
+        if (report.first_refusal.empty()) {
+          // On one line, whatever a proxy's page holds.
+          std::string answer = slot->answer;
+          std::replace_if(
+              answer.begin(), answer.end(),
+              [](char c) { return static_cast<unsigned char>(c) < 0x20; }, ' ');
+          report.first_refusal = "HTTP " + std::to_string(status) + ": " + answer;
+        }
       }
       curl_multi_remove_handle(multi, msg->easy_handle);
       slot->busy = false;
@@ -165,6 +188,9 @@ int RunSendCommand(const SendOptions& options) {
       static_cast<unsigned long long>(r.requests), static_cast<unsigned long long>(r.accepted),
       static_cast<unsigned long long>(r.refused), static_cast<unsigned long long>(r.errors),
       r.seconds, r.seconds > 0 ? static_cast<double>(r.accepted) / r.seconds : 0.0);
+  if (!r.first_refusal.empty()) {
+    std::fprintf(stderr, "pushhook send: the first request refused: %s\n", r.first_refusal.c_str());
+  }
   return r.accepted == options.count ? 0 : 1;
 }
 

@@ -29,6 +29,9 @@ struct SendReport {
   uint64_t refused = 0;   // events of requests answered otherwise
   uint64_t errors = 0;    // requests that got no answer
   double seconds = 0;
+  // Why the first refused request was refused: "HTTP 401: {…}" (the answer's start), or the
+  // transport's error; empty when none was.
+  std::string first_refusal;
 };
 
 SendReport Send(const SendOptions& options);

@@ -202,3 +202,16 @@ itest('send refuses counts, batches and limits out of range with exit 2, sending
     assertBadConfig(result, pattern, `send ${flag} ${value}`);
   }
 });
+
+itest('send says why its requests were refused: the server\'s answer, or what kept it from one', async (fx) => {
+  const serve = await fx.startServe();
+  const refused = await run(fx, ['send', '--server', serve.baseUrl, '--key', 'pk_not_a_key', '--count', '3']);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stdout, /"accepted":0,"refused":3/);
+  assert.equal(refused.stderr.trim(),
+    'pushhook send: the first request refused: HTTP 401: {"error":{"code":"unauthorized","message":"unknown ingest key"}}');
+  // Port 1 on loopback: nothing listens there.
+  const unreachable = await run(fx, ['send', '--server', 'http://127.0.0.1:1', '--key', 'k', '--count', '1']);
+  assert.equal(unreachable.code, 1);
+  assert.equal(unreachable.stderr.trim(), 'pushhook send: the first request refused: Couldn\'t connect to server');
+});
