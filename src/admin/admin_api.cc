@@ -4,6 +4,7 @@
 
 #include "delivery/address_guard.h"
 #include "model/digest.h"
+#include "model/event.h"
 #include "model/payload.h"
 #include "model/random.h"
 #include "model/rfc3339.h"
@@ -104,6 +105,19 @@ std::optional<std::string> StringField(const json::object& body, std::string_vie
     return std::nullopt;
   }
   return std::string(v->as_string());
+}
+
+// A replay's cid or reference_id, taken as ingest takes them: a string, or an integer in decimal.
+std::optional<std::string> CampaignField(const json::object& body, std::string_view name,
+                                         http::Response* error) {
+  const json::value* v = body.if_contains(name);
+  if (v != nullptr && v->is_int64()) return std::to_string(v->as_int64());
+  if (v != nullptr && v->is_uint64()) return std::to_string(v->as_uint64());
+  if (v != nullptr && !v->is_string()) {
+    *error = BadRequest("field '" + std::string(name) + "' must be a string or an integer");
+    return std::nullopt;
+  }
+  return StringField(body, name, name == "cid" ? model::kMaxCid : model::kMaxReferenceId, error);
 }
 
 std::string Rfc3339(int64_t ms) { return model::FormatRfc3339Ms(ms); }
@@ -738,7 +752,7 @@ void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) 
   query.since_ms = *since;
   query.until_ms = *until;
   for (const char* name : {"cid", "reference_id"}) {
-    auto value = StringField(*body, name, 64, &error);
+    auto value = CampaignField(*body, name, &error);
     if (error.status != 200) return respond(std::move(error));
     if (value) (std::string_view(name) == "cid" ? query.cid : query.reference_id) = *value;
   }

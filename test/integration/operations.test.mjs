@@ -186,6 +186,18 @@ itest('replay re-sends exactly the events of the window (and of one cid or run),
   assert.equal(other.requests.length, 7, 'a replay to one endpoint sends nothing to another');
   const bad = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: 'yesterday', until: end });
   assert.equal(bad.status, 400);
+
+  // A numeric cid, as ingest takes it.
+  await ingest(serve, site.ingest_key, [makeEvent(30, { cid: 42, event_id: 'ev-30' })]);
+  await waitFor(() => rx.requests.length >= before + 3, { what: 'the numeric campaign\'s event' });
+  before = rx.requests.length;
+  const numeric = await replay({ since: start - 1_000, until: Date.now() + 1_000, cid: 42 });
+  assert.equal(numeric.replayed, 1);
+  await waitFor(() => rx.requests.length >= before + 1, { what: 'the replayed numeric campaign' });
+  assert.deepEqual(eventIdsOf(rx.requests.slice(before)), ['ev-30']);
+  const mistyped = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: start, until: end, cid: true });
+  assert.equal(mistyped.status, 400);
+  assert.equal(mistyped.json.error.message, "field 'cid' must be a string or an integer");
 });
 
 itest('test route: sends a signed sample now and answers with the attempt (204 and 500 receivers)', async (fx, t) => {
