@@ -374,7 +374,7 @@ void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out
       LaunchBatch(index, due.batch, std::move(going), now_ms, out);
       continue;
     }
-    if (due.batch == store::kUnbatched && state.endpoint != nullptr && state.endpoint->batch.on()) {
+    if (Batchable(due) && state.endpoint != nullptr && state.endpoint->batch.on()) {
       if (!FillBatch(index, now_ms, out)) break;
       continue;
     }
@@ -388,7 +388,7 @@ bool Scheduler::FillBatch(uint32_t index, int64_t now_ms, SchedulerOutput* out) 
   const store::BatchOptions options = state.endpoint->batch;
   const size_t most = static_cast<size_t>(options.max_events);
   size_t n = 0;
-  while (n < state.ready.size() && n < most && state.ready[n].batch == store::kUnbatched) ++n;
+  while (n < state.ready.size() && n < most && Batchable(state.ready[n])) ++n;
   // Full, or something that is not to be batched waits behind it: no reason to wait longer.
   const bool full = n == most || n < state.ready.size();
   const int64_t deadline = state.ready.front().ready_ms + options.max_wait_ms;

@@ -217,6 +217,12 @@ class Scheduler {
   void LaunchReady(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
   // Sends one message, unless it turned out to need no sending (delivered, gone, parked).
   void Launch(uint32_t endpoint, Due message, int64_t now_ms, SchedulerOutput* out);
+  // Whether a message may go in a new batch: one never sent. A message sent alone before its
+  // endpoint turned batching on keeps going alone, under the webhook-id it was first sent with
+  // (DESIGN 4: the same on every retry), or a receiver would store it twice.
+  static bool Batchable(const Due& due) {
+    return due.batch == store::kUnbatched && due.attempts == 0;
+  }
   // Forms a new batch from the unbatched messages at the front of `ready` when it is full, or
   // its first message has waited max_wait_ms, or something else waits behind it; true when it
   // took them.

@@ -673,6 +673,40 @@ TEST_F(SchedulerTest, ABatchFoundPendingAtStartGoesAgainAsItWas) {
   EXPECT_EQ(sent[later[0].id], Ids(later));
 }
 
+TEST_F(SchedulerTest, AMessageSentAloneBeforeBatchingWasTurnedOnKeepsGoingAlone) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Start("10s,1m");
+  const auto tried = Ingest(2);
+  Admit(tried);
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 2u);
+  SchedulerOutput failed = Complete(out.sends[0], Answer(500), kT0);
+  const SchedulerOutput failed_too = Complete(out.sends[1], Answer(500), kT0);
+  failed.records.insert(failed.records.end(), failed_too.records.begin(), failed_too.records.end());
+  Record(failed);
+  const int64_t retry_at = failed.records[0].next_attempt_ms;
+  Batch(ep, 10, 0);
+  scheduler_->EndpointChanged(ep.id, kT0 + 1);
+  const auto fresh = Ingest(3, kT0 + 1);
+  Admit(fresh, kT0 + 1);
+
+  out = Poll(std::max(retry_at, failed.records[1].next_attempt_ms));
+  std::vector<std::vector<int64_t>> alone;
+  std::vector<int64_t> batched;
+  for (const Send& send : out.sends) {
+    if (send.batch > 0) {
+      batched = Ids(send);
+    } else {
+      EXPECT_EQ(send.batch, store::kUnbatched) << "its webhook-id stays msg_…";
+      alone.push_back(Ids(send));
+      EXPECT_EQ(send.messages[0].attempt, 2);
+    }
+  }
+  std::sort(alone.begin(), alone.end());
+  EXPECT_EQ(alone, (std::vector<std::vector<int64_t>>{{tried[0].id}, {tried[1].id}}));
+  EXPECT_EQ(batched, Ids(fresh)) << "the new ones go in a batch";
+}
+
 TEST_F(SchedulerTest, ARedeliveredMessageGoesAlone) {
   StartBatching(10, 0);
   const auto messages = Ingest(3);

@@ -134,6 +134,36 @@ itest('batches: a failing batch is retried whole, same id and body, until a 2xx'
   assert.deepEqual(attempts.map((a) => a.status_code), [500, 500, 204]);
 });
 
+itest('batches: a message sent alone before batching was turned on is retried alone, under its own id', async (fx) => {
+  const recorder = await fx.startRecorder({ respond: (_, i) => (i < 2 ? 500 : 204) });
+  const serve = await fx.startServe({ retrySchedule: '1s,1s,1s' });
+  const site = await serve.createSite('Batch on mid-retry');
+  const endpoint = await serve.createEndpoint(site.id, { url: `${recorder.url}/r` });
+  const before = eventsOf(2, 'alone');
+  expectStatus(await serve.ingest(site.ingest_key, before), 202, 'ingest');
+  await waitFor(() => recorder.requests.length >= 2, { what: 'both first attempts, refused' });
+  expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`,
+    { batch: { max_events: 5, max_wait_ms: 0 } }), 200, 'turn batching on');
+  const after = eventsOf(2, 'batched', 2);
+  expectStatus(await serve.ingest(site.ingest_key, after), 202, 'ingest after');
+  await waitFor(async () => {
+    const page = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages`), 200, 'messages'));
+    return page.length === 4 && page.every((m) => m.status === 'delivered');
+  }, { what: 'four delivered messages' });
+  // Each of the first two went twice, each time alone under its msg_ id; the new ones in a batch.
+  const byId = new Map();
+  for (const r of recorder.requests) byId.set(r.headers['webhook-id'], [...(byId.get(r.headers['webhook-id']) ?? []), r.body]);
+  for (const event of before) {
+    const sends = [...byId].filter(([, bodies]) => bodies.some((b) => b === payloadFor(event)));
+    assert.equal(sends.length, 1, `${event.event_id} under one webhook-id: ${sends.map(([id]) => id)}`);
+    assert.match(sends[0][0], /^msg_/);
+    assert.equal(sends[0][1].length, 2, 'refused once, then delivered');
+  }
+  const batches = [...byId.keys()].filter((id) => id.startsWith('bat_'));
+  assert.equal(batches.length, 1);
+  assert.equal(byId.get(batches[0])[0], `[${after.map((e) => payloadFor(e)).join(',')}]`);
+});
+
 itest('batches: every bad batch is a 400 naming what is wrong, and changes nothing', async (fx) => {
   const serve = await fx.startServe();
   const site = await serve.createSite('Bad batches');
