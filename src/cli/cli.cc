@@ -117,6 +117,18 @@ std::string SubcommandNames(CLI::App& app) {
   return out;
 }
 
+// The first --option of `argv` (after the subcommand's name) that `sub` does not know.
+std::optional<std::string> UnknownOption(CLI::App& sub, int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!arg.starts_with("--")) continue;
+    const std::string name(arg.substr(0, arg.find('=')));
+    if (sub.get_option_no_throw(name) == nullptr) return name;
+  }
+  return std::nullopt;
+}
+
 // Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread started after it, so that
 // the main thread can wait for them with sigwait while the others never see them.
 sigset_t BlockServeSignals() {
@@ -378,6 +390,15 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::RequiredError& e) {
+    // CLI11 looks for missing options before unknown ones; a misspelt option is the likelier
+    // mistake, and the reason for the missing one.
+    if (is_subcommand(argv[1])) {
+      if (auto unknown = UnknownOption(*app.get_subcommand(argv[1]), argc, argv)) {
+        return Usage("The following argument was not expected: " + *unknown);
+      }
+    }
+    return Usage(e.what());
   } catch (const CLI::ParseError& e) {
     return Usage(e.what());
   }

@@ -215,3 +215,13 @@ itest('send says why its requests were refused: the server\'s answer, or what ke
   assert.equal(unreachable.code, 1);
   assert.equal(unreachable.stderr.trim(), 'pushhook send: the first request refused: Couldn\'t connect to server');
 });
+
+itest('a misspelt option is named, even where a required one is missing', async (fx) => {
+  for (const [args, pattern] of [
+    [['receive', '--secrett', 'whsec_x'], /^pushhook: The following argument was not expected: --secrett$/],
+    [['beacon', '--sitee=s', '--cid', 'c'], /^pushhook: The following argument was not expected: --sitee$/],
+    [['receive'], /^pushhook: --secret is required$/],
+  ]) {
+    assertBadConfig(await run(fx, args, { timeoutMs: 5_000 }), pattern, args.join(' '));
+  }
+});
