@@ -57,11 +57,10 @@ bool IsTcpPort(std::string_view port);
 
 // Checks a webhook URL as registration can, before any lookup: an absolute http(s) URL of at
 // most 2,048 bytes with a host, a TCP port if any, and neither user information nor a fragment
-// (InvalidArgument otherwise), https
-// unless the policy allows http, and a host that is not private on its face (localhost, or a
-// literal address of a non-public class, in any numeric form resolvers accept), unless the
-// policy allows private destinations (kUnprocessable). Messages name the setting that would allow
-// it.
+// (InvalidArgument otherwise), https unless the policy allows http, and a host that is not
+// private on its face (localhost, or a literal address of a non-public class, in any numeric form
+// resolvers accept), unless the policy allows private destinations (kUnprocessable). Messages
+// name the setting that would allow it.
 model::Status CheckWebhookUrl(std::string_view url, DestinationPolicy policy);
 
 }  // namespace pushhook::delivery
