@@ -129,8 +129,8 @@ async function waitReceived(receive, count, what) {
   return waitFor(() => (received(receive).length >= count ? received(receive) : null), { timeoutMs: 15_000, what });
 }
 
-// Events waiting in the worker's queue (the page shares the origin's IndexedDB).
-function queued(page) {
+// The records of the worker's queue, {event, tries} (the page shares the origin's IndexedDB).
+function queuedRecords(page) {
   return page.evaluate(() => new Promise((resolve, reject) => {
     const open = indexedDB.open('pushhook');
     open.onerror = () => reject(open.error);
@@ -144,11 +144,16 @@ function queued(page) {
       const all = db.transaction('queue').objectStore('queue').getAll();
       all.onsuccess = () => {
         db.close();
-        resolve(all.result.map((record) => record.event));  // records are {event, tries}
+        resolve(all.result);
       };
       all.onerror = () => reject(all.error);
     };
   }));
+}
+
+// Events waiting in the worker's queue.
+async function queued(page) {
+  return (await queuedRecords(page)).map((record) => record.event);
 }
 
 // Asks the worker to send its queue now (the example worker's 'flush' message).
@@ -514,20 +519,8 @@ function editQueued(page, change) {
 }
 
 // How many times each queued event has been refused, by title.
-function queuedTries(page) {
-  return page.evaluate(() => new Promise((resolve, reject) => {
-    const open = indexedDB.open('pushhook');
-    open.onerror = () => reject(open.error);
-    open.onsuccess = () => {
-      const db = open.result;
-      const all = db.transaction('queue').objectStore('queue').getAll();
-      all.onsuccess = () => {
-        db.close();
-        resolve(Object.fromEntries(all.result.map((r) => [r.event.notification_title, r.tries])));
-      };
-      all.onerror = () => reject(all.error);
-    };
-  }));
+async function queuedTries(page) {
+  return Object.fromEntries((await queuedRecords(page)).map((r) => [r.event.notification_title, r.tries]));
 }
 
 itest('an event refused 10 times and over 3 days old is given up; a younger one is kept and arrives', { skip: SKIP }, async (fx) => {
