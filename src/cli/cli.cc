@@ -15,7 +15,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <map>
+#include <memory>
 
 #include "build_info.h"
 #include "cli/backup_command.h"
@@ -199,29 +202,250 @@ int Migrate(const std::string& config_path, const std::map<std::string, std::str
   return 0;
 }
 
-// Adds a flag for each setting that has one; values land in `values` keyed by setting key.
-void AddSettingFlags(CLI::App& command, std::map<std::string, std::string>& values,
-                     std::vector<std::pair<std::string, CLI::Option*>>& options) {
-  for (const Setting& setting : Settings()) {
-    if (setting.flag.empty()) continue;
-    const std::string key(setting.key);
-    std::string_view default_text = setting.default_text;
-    if (default_text.starts_with('('))
-      default_text = default_text.substr(1, default_text.size() - 2);
-    const std::string help = std::string(setting.help) + " (default: " + std::string(default_text) +
-                             ") [" + key + ", " + EnvName(key) + "]";
-    CLI::Option* option;
-    if (key == "delivery.allow_http" || key == "delivery.allow_private_destinations") {
-      // `--allow-http` alone, or with =true or =false (CLI11 counts a false as -1): a flag
-      // may turn off what the file or the environment turned on.
-      option = command.add_flag_function(
-          std::string(setting.flag),
-          [&values, key](std::int64_t count) { values[key] = count > 0 ? "true" : "false"; }, help);
-    } else {
-      option = command.add_option(std::string(setting.flag), values[key], help);
+// The command-line flags of the settings (DESIGN section 8) on one subcommand: values keyed
+// by setting key. Given() is what the command line itself set, which overrides the file and
+// the environment.
+class SettingFlags {
+ public:
+  void AddTo(CLI::App& command) {
+    for (const Setting& setting : Settings()) {
+      if (setting.flag.empty()) continue;
+      const std::string key(setting.key);
+      std::string_view default_text = setting.default_text;
+      if (default_text.starts_with('('))
+        default_text = default_text.substr(1, default_text.size() - 2);
+      const std::string help = std::string(setting.help) +
+                               " (default: " + std::string(default_text) + ") [" + key + ", " +
+                               EnvName(key) + "]";
+      CLI::Option* option;
+      if (key == "delivery.allow_http" || key == "delivery.allow_private_destinations") {
+        // `--allow-http` alone, or with =true or =false (CLI11 counts a false as -1): a flag
+        // may turn off what the file or the environment turned on.
+        option = command.add_flag_function(
+            std::string(setting.flag),
+            [this, key](std::int64_t count) { values_[key] = count > 0 ? "true" : "false"; }, help);
+      } else {
+        option = command.add_option(std::string(setting.flag), values_[key], help);
+      }
+      options_.emplace_back(key, option);
     }
-    options.emplace_back(key, option);
   }
+
+  std::map<std::string, std::string> Given() const {
+    std::map<std::string, std::string> out;
+    for (const auto& [key, option] : options_) {
+      if (option->count() > 0) out[key] = values_.at(key);
+    }
+    return out;
+  }
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::vector<std::pair<std::string, CLI::Option*>> options_;
+};
+
+// A subcommand once registered: its CLI11 node, and what runs when the command line names it.
+// `run` owns the values that the options were bound to.
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+void AddConfigOption(CLI::App& command, std::string& path) {
+  command.add_option("--config", path, "TOML configuration file (default: none) [PUSHHOOK_CONFIG]");
+}
+
+Command AddServe(CLI::App& app) {
+  struct Args {
+    std::string config_path;
+    SettingFlags flags;
+    bool dev = false;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* serve = app.add_subcommand("serve", "take events and deliver webhooks");
+  AddConfigOption(*serve, args->config_path);
+  args->flags.AddTo(*serve);
+  serve->add_flag("--dev", args->dev,
+                  "development: allow http and private destinations (for a local receiver)");
+  return {serve, [args] { return Serve(args->config_path, args->flags.Given(), args->dev); }};
+}
+
+Command AddMigrate(CLI::App& app) {
+  struct Args {
+    std::string config_path;
+    SettingFlags flags;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* migrate = app.add_subcommand("migrate", "create or upgrade the database, then exit");
+  AddConfigOption(*migrate, args->config_path);
+  args->flags.AddTo(*migrate);
+  return {migrate, [args] { return Migrate(args->config_path, args->flags.Given()); }};
+}
+
+Command AddReceive(CLI::App& app) {
+  struct Args {
+    receive::ReceiverOptions options;
+    std::string delay;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* receive =
+      app.add_subcommand("receive", "verify, de-duplicate and store webhooks (the receiving side)");
+  receive->add_option("--listen", args->options.listen, "address to listen on, host:port")
+      ->capture_default_str();
+  receive
+      ->add_option("--secret", args->options.secrets,
+                   "whsec_ secret to verify with (repeat for rotated secrets)")
+      ->required();
+  receive->add_option(
+      "--out", args->options.out_path,
+      "where to store payloads: *.db for SQLite, anything else for NDJSON, with the webhook "
+      "ids stored in <out>.ids so that a restart still drops duplicates (default: none, only "
+      "counts)");
+  receive->add_option(
+      "--delay", args->delay,
+      "answer each request this long after it arrives (a slow receiver, e.g. 200ms; "
+      "default: at once)");
+  receive->add_option("--tls-cert", args->options.tls_cert_file,
+                      "serve HTTPS with this PEM certificate (the chain, leaf first); re-read on "
+                      "SIGHUP (default: none, plain HTTP)");
+  receive->add_option("--tls-key", args->options.tls_key_file,
+                      "the PEM private key of --tls-cert, unencrypted; re-read on SIGHUP "
+                      "(default: none)");
+  return {receive, [args] {
+            if (!args->delay.empty()) {
+              auto delay = model::ParseDuration(args->delay);
+              if (!delay) {
+                return Usage("--delay must be a duration such as 200ms, got '" + args->delay + "'");
+              }
+              args->options.respond_delay = *delay;
+            }
+            return receive::RunReceive(args->options);
+          }};
+}
+
+Command AddStats(CLI::App& app) {
+  auto options = std::make_shared<StatsCommandOptions>();
+  CLI::App* stats =
+      app.add_subcommand("stats", "print a campaign's statistics from a running server");
+  stats->add_option("--server", options->server, "the server's base URL")->capture_default_str();
+  stats->add_option("--site", options->site, "site id")->required();
+  stats->add_option("--cid", options->cid, "campaign id (default: all campaigns)");
+  stats->add_option("--reference-id", options->reference_id, "run id (default: every run)");
+  stats->add_option("--from", options->from, "start, RFC 3339 or Unix ms (default: all time)");
+  stats->add_option("--to", options->to, "end, RFC 3339 or Unix ms (default: no end)");
+  stats->add_option("--bucket", options->bucket, "minute, hour or day")->capture_default_str();
+  stats->add_option("--group-by", options->group_by,
+                    "cid, reference_id, button or a utm_* field (default: no groups)");
+  stats->add_option("--token", options->token,
+                    "operator or site token (default: PUSHHOOK_ADMIN_TOKEN)");
+  return {stats, [options] {
+            if (options->token.empty()) {
+              options->token = RealEnv("PUSHHOOK_ADMIN_TOKEN").value_or("");
+            }
+            return RunStatsCommand(*options);
+          }};
+}
+
+Command AddSend(CLI::App& app) {
+  auto options = std::make_shared<SendOptions>();
+  CLI::App* send = app.add_subcommand("send", "emit test or load events to a server");
+  send->add_option("--server", options->server, "the server's base URL")->capture_default_str();
+  send->add_option("--key", options->key, "the site's ingest key")->required();
+  // Ranges checked as numbers: a negative count would otherwise wrap to 2^64 - 1.
+  send->add_option("--count", options->count, "events to send")
+      ->check(Between(1, 1e12, "a whole number of events from 1"))
+      ->capture_default_str();
+  send->add_option("--rate", options->rate, "requests per second (0: as fast as possible)")
+      ->check(Between(0, 1e9, "a number of requests per second, 0 or more"))
+      ->capture_default_str();
+  send->add_option("--batch", options->batch, "events per request")
+      ->check(Between(1, 1e6, "a number of events per request from 1"))
+      ->capture_default_str();
+  send->add_option("--connections", options->connections, "keep-alive connections")
+      ->check(Between(1, 1e4, "a number of connections from 1 to 10000"))
+      ->capture_default_str();
+  send->add_option("--max-seconds", options->max_seconds, "stop after this long")
+      ->check(Between(0.001, 1e9, "a number of seconds above 0"))
+      ->capture_default_str();
+  send->add_option("--cid", options->cid, "campaign id of the events")->capture_default_str();
+  send->add_option("--campaigns", options->campaigns,
+                   "spread the events over this many campaigns: <cid>-0, <cid>-1, ...")
+      ->check(CLI::Range(1u, 1'000'000u))
+      ->capture_default_str();
+  send->add_option("--action", options->action, "View, Click or Dismiss")
+      ->check(CLI::IsMember({"View", "Click", "Dismiss"}))
+      ->capture_default_str();
+  return {send, [options] { return RunSendCommand(*options); }};
+}
+
+Command AddBackup(CLI::App& app) {
+  struct Args {
+    BackupOptions options;
+    std::string config_path;
+    std::map<std::string, std::string> values;  // data_dir and database, by setting key
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* backup = app.add_subcommand(
+      "backup",
+      "copy a running server's SQLite store, consistently, into one file (serve on the copy "
+      "restores it)");
+  backup->add_option("--out", args->options.out, "the file to write")->required();
+  backup->add_flag("--force", args->options.force, "replace --out if it exists (default: refuse)");
+  backup->add_option("--config", args->config_path,
+                     "the TOML configuration file serve uses (default: none) [PUSHHOOK_CONFIG]");
+  backup->add_option(
+      "--data-dir", args->values["data_dir"],
+      "serve's data folder (default: ./pushhook-data) [data_dir, PUSHHOOK_DATA_DIR]");
+  backup->add_option("--database", args->values["database"],
+                     "serve's database, sqlite://<path> (default: sqlite://<data_dir>/pushhook.db) "
+                     "[database, PUSHHOOK_DATABASE]");
+  return {backup, [args] {
+            std::map<std::string, std::string> flags;
+            for (const auto& [key, value] : args->values) {
+              if (!value.empty()) flags[key] = value;
+            }
+            auto config = LoadServeConfig(args->config_path, RealEnv, flags, false);
+            if (!config.ok()) return Usage(config.status().message());
+            return RunBackupCommand(*config, args->options);
+          }};
+}
+
+Command AddBeacon(CLI::App& app) {
+  auto options = std::make_shared<BeaconCommandOptions>();
+  CLI::App* beacon = app.add_subcommand(
+      "beacon", "make a signed beacon token for one subscriber of a campaign run (DESIGN 2a)");
+  beacon->add_option("--secret", options->secret, "the site's bsec_ beacon secret")->required();
+  beacon->add_option("--site", options->site, "site id")->required();
+  beacon->add_option("--cid", options->cid, "campaign id")->required();
+  beacon->add_option("--reference-id", options->reference_id, "run id (default: \"\")");
+  beacon->add_option("--cookie-id", options->cookie_id, "the subscriber's cookie_id")->required();
+  beacon->add_option("--ttl", options->ttl, "how long the token lives, at most 30d")
+      ->capture_default_str();
+  beacon->add_option(
+      "--expires", options->expires,
+      "expiry as Unix seconds, instead of now + ttl (for test vectors; default: now + "
+      "--ttl)");
+  return {beacon, [options] {
+            const auto now = std::chrono::system_clock::now().time_since_epoch();
+            return RunBeaconCommand(*options,
+                                    std::chrono::duration_cast<std::chrono::seconds>(now).count());
+          }};
+}
+
+Command AddBench(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand(
+      "bench",
+      "run the benchmark harness (bench/run.mjs, see BENCHMARKS.md) against this binary; "
+      "everything after `bench` goes to it, e.g. `pushhook bench --smoke`; `bench/run --help` "
+      "lists its options");
+  bench->prefix_command();
+  return {bench, [bench] { return RunBench(bench->remaining()); }};
+}
+
+Command AddVersion(CLI::App& app) {
+  CLI::App* version = app.add_subcommand(
+      "version", "print the version, the commit and the versions of the libraries it runs on");
+  return {version, [] { return PrintVersion(); }};
 }
 
 }  // namespace
@@ -230,148 +454,14 @@ int Main(int argc, char** argv) {
   CLI::App app{"pushhook: reporting webhooks for web-push campaigns"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "pushhook " PUSHHOOK_VERSION " (" PUSHHOOK_COMMIT ")");
-
-  std::string config_path;
-  std::map<std::string, std::string> flag_values;
-  std::vector<std::pair<std::string, CLI::Option*>> flag_options;
-  bool dev = false;
-  CLI::App* serve = app.add_subcommand("serve", "take events and deliver webhooks");
-  serve->add_option("--config", config_path,
-                    "TOML configuration file (default: none) [PUSHHOOK_CONFIG]");
-  AddSettingFlags(*serve, flag_values, flag_options);
-  serve->add_flag("--dev", dev,
-                  "development: allow http and private destinations (for a local receiver)");
-
-  std::string migrate_config;
-  std::map<std::string, std::string> migrate_values;
-  std::vector<std::pair<std::string, CLI::Option*>> migrate_options;
-  CLI::App* migrate = app.add_subcommand("migrate", "create or upgrade the database, then exit");
-  migrate->add_option("--config", migrate_config,
-                      "TOML configuration file (default: none) [PUSHHOOK_CONFIG]");
-  AddSettingFlags(*migrate, migrate_values, migrate_options);
-
-  receive::ReceiverOptions receive_options;
-  std::string tolerance = "5m";
-  CLI::App* receive =
-      app.add_subcommand("receive", "verify, de-duplicate and store webhooks (the receiving side)");
-  receive->add_option("--listen", receive_options.listen, "address to listen on, host:port")
-      ->capture_default_str();
-  receive
-      ->add_option("--secret", receive_options.secrets,
-                   "whsec_ secret to verify with (repeat for rotated secrets)")
-      ->required();
-  receive->add_option(
-      "--out", receive_options.out_path,
-      "where to store payloads: *.db for SQLite, anything else for NDJSON, with the webhook "
-      "ids stored in <out>.ids so that a restart still drops duplicates (default: none, only "
-      "counts)");
-  std::string receive_delay;
-  receive->add_option(
-      "--delay", receive_delay,
-      "answer each request this long after it arrives (a slow receiver, e.g. 200ms; "
-      "default: at once)");
-  receive->add_option("--tls-cert", receive_options.tls_cert_file,
-                      "serve HTTPS with this PEM certificate (the chain, leaf first); re-read on "
-                      "SIGHUP (default: none, plain HTTP)");
-  receive->add_option("--tls-key", receive_options.tls_key_file,
-                      "the PEM private key of --tls-cert, unencrypted; re-read on SIGHUP "
-                      "(default: none)");
-
-  StatsCommandOptions stats_options;
-  CLI::App* stats =
-      app.add_subcommand("stats", "print a campaign's statistics from a running server");
-  stats->add_option("--server", stats_options.server, "the server's base URL")
-      ->capture_default_str();
-  stats->add_option("--site", stats_options.site, "site id")->required();
-  stats->add_option("--cid", stats_options.cid, "campaign id (default: all campaigns)");
-  stats->add_option("--reference-id", stats_options.reference_id, "run id (default: every run)");
-  stats->add_option("--from", stats_options.from, "start, RFC 3339 or Unix ms (default: all time)");
-  stats->add_option("--to", stats_options.to, "end, RFC 3339 or Unix ms (default: no end)");
-  stats->add_option("--bucket", stats_options.bucket, "minute, hour or day")->capture_default_str();
-  stats->add_option("--group-by", stats_options.group_by,
-                    "cid, reference_id, button or a utm_* field (default: no groups)");
-  stats->add_option("--token", stats_options.token,
-                    "operator or site token (default: PUSHHOOK_ADMIN_TOKEN)");
-
-  SendOptions send_options;
-  CLI::App* send = app.add_subcommand("send", "emit test or load events to a server");
-  send->add_option("--server", send_options.server, "the server's base URL")->capture_default_str();
-  send->add_option("--key", send_options.key, "the site's ingest key")->required();
-  // Ranges checked as numbers: a negative count would otherwise wrap to 2^64 - 1.
-  send->add_option("--count", send_options.count, "events to send")
-      ->check(Between(1, 1e12, "a whole number of events from 1"))
-      ->capture_default_str();
-  send->add_option("--rate", send_options.rate, "requests per second (0: as fast as possible)")
-      ->check(Between(0, 1e9, "a number of requests per second, 0 or more"))
-      ->capture_default_str();
-  send->add_option("--batch", send_options.batch, "events per request")
-      ->check(Between(1, 1e6, "a number of events per request from 1"))
-      ->capture_default_str();
-  send->add_option("--connections", send_options.connections, "keep-alive connections")
-      ->check(Between(1, 1e4, "a number of connections from 1 to 10000"))
-      ->capture_default_str();
-  send->add_option("--max-seconds", send_options.max_seconds, "stop after this long")
-      ->check(Between(0.001, 1e9, "a number of seconds above 0"))
-      ->capture_default_str();
-  send->add_option("--cid", send_options.cid, "campaign id of the events")->capture_default_str();
-  send->add_option("--campaigns", send_options.campaigns,
-                   "spread the events over this many campaigns: <cid>-0, <cid>-1, ...")
-      ->check(CLI::Range(1u, 1'000'000u))
-      ->capture_default_str();
-  send->add_option("--action", send_options.action, "View, Click or Dismiss")
-      ->check(CLI::IsMember({"View", "Click", "Dismiss"}))
-      ->capture_default_str();
-
-  BackupOptions backup_options;
-  std::string backup_config;
-  std::map<std::string, std::string> backup_values;
-  CLI::App* backup = app.add_subcommand(
-      "backup",
-      "copy a running server's SQLite store, consistently, into one file (serve on the copy "
-      "restores it)");
-  backup->add_option("--out", backup_options.out, "the file to write")->required();
-  backup->add_flag("--force", backup_options.force, "replace --out if it exists (default: refuse)");
-  backup->add_option("--config", backup_config,
-                     "the TOML configuration file serve uses (default: none) [PUSHHOOK_CONFIG]");
-  backup->add_option(
-      "--data-dir", backup_values["data_dir"],
-      "serve's data folder (default: ./pushhook-data) [data_dir, PUSHHOOK_DATA_DIR]");
-  backup->add_option("--database", backup_values["database"],
-                     "serve's database, sqlite://<path> (default: sqlite://<data_dir>/pushhook.db) "
-                     "[database, PUSHHOOK_DATABASE]");
-
-  BeaconCommandOptions beacon_options;
-  CLI::App* beacon = app.add_subcommand(
-      "beacon", "make a signed beacon token for one subscriber of a campaign run (DESIGN 2a)");
-  beacon->add_option("--secret", beacon_options.secret, "the site's bsec_ beacon secret")
-      ->required();
-  beacon->add_option("--site", beacon_options.site, "site id")->required();
-  beacon->add_option("--cid", beacon_options.cid, "campaign id")->required();
-  beacon->add_option("--reference-id", beacon_options.reference_id, "run id (default: \"\")");
-  beacon->add_option("--cookie-id", beacon_options.cookie_id, "the subscriber's cookie_id")
-      ->required();
-  beacon->add_option("--ttl", beacon_options.ttl, "how long the token lives, at most 30d")
-      ->capture_default_str();
-  beacon->add_option(
-      "--expires", beacon_options.expires,
-      "expiry as Unix seconds, instead of now + ttl (for test vectors; default: now + "
-      "--ttl)");
-
-  CLI::App* bench = app.add_subcommand(
-      "bench",
-      "run the benchmark harness (bench/run.mjs, see BENCHMARKS.md) against this binary; "
-      "everything after `bench` goes to it, e.g. `pushhook bench --smoke`; `bench/run --help` "
-      "lists its options");
-  bench->prefix_command();
-
-  CLI::App* version = app.add_subcommand(
-      "version", "print the version, the commit and the versions of the libraries it runs on");
+  const Command commands[] = {AddServe(app),  AddMigrate(app), AddReceive(app),
+                              AddStats(app),  AddSend(app),    AddBackup(app),
+                              AddBeacon(app), AddBench(app),   AddVersion(app)};
 
   // A first word that is no subcommand says so (CLI11 would say only that one is required).
   const auto is_subcommand = [&](std::string_view name) {
-    const auto subs = app.get_subcommands({});
-    return std::any_of(subs.begin(), subs.end(),
-                       [&](const CLI::App* sub) { return sub->get_name() == name; });
+    return std::any_of(std::begin(commands), std::end(commands),
+                       [&](const Command& command) { return command.app->get_name() == name; });
   };
   if (argc > 1 && argv[1][0] != '-' && !is_subcommand(argv[1])) {
     return Usage("unknown subcommand '" + std::string(argv[1]) + "'; the subcommands are " +
@@ -403,48 +493,9 @@ int Main(int argc, char** argv) {
     return Usage(e.what());
   }
 
-  // Only flags given on the command line override the file and the environment.
-  const auto given = [](const std::map<std::string, std::string>& values,
-                        const std::vector<std::pair<std::string, CLI::Option*>>& options) {
-    std::map<std::string, std::string> out;
-    for (const auto& [key, option] : options) {
-      if (option->count() > 0) out[key] = values.at(key);
-    }
-    return out;
-  };
-  if (serve->parsed()) return Serve(config_path, given(flag_values, flag_options), dev);
-  if (migrate->parsed()) return Migrate(migrate_config, given(migrate_values, migrate_options));
-  if (receive->parsed()) {
-    if (!receive_delay.empty()) {
-      auto delay = model::ParseDuration(receive_delay);
-      if (!delay)
-        return Usage("--delay must be a duration such as 200ms, got '" + receive_delay + "'");
-      receive_options.respond_delay = *delay;
-    }
-    return receive::RunReceive(receive_options);
+  for (const Command& command : commands) {
+    if (command.app->parsed()) return command.run();
   }
-  if (send->parsed()) return RunSendCommand(send_options);
-  if (backup->parsed()) {
-    std::map<std::string, std::string> flags;
-    for (const auto& [key, value] : backup_values) {
-      if (!value.empty()) flags[key] = value;
-    }
-    auto config = LoadServeConfig(backup_config, RealEnv, flags, false);
-    if (!config.ok()) return Usage(config.status().message());
-    return RunBackupCommand(*config, backup_options);
-  }
-  if (beacon->parsed()) {
-    const auto now = std::chrono::system_clock::now().time_since_epoch();
-    return RunBeaconCommand(beacon_options,
-                            std::chrono::duration_cast<std::chrono::seconds>(now).count());
-  }
-  if (bench->parsed()) return RunBench(bench->remaining());
-  if (stats->parsed()) {
-    if (stats_options.token.empty())
-      stats_options.token = RealEnv("PUSHHOOK_ADMIN_TOKEN").value_or("");
-    return RunStatsCommand(stats_options);
-  }
-  if (version->parsed()) return PrintVersion();
   return Usage("a subcommand is required: " + SubcommandNames(app));
 }
 
