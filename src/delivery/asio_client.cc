@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "delivery/address_guard.h"
+#include "model/utf8.h"
 
 namespace pushhook::delivery {
 namespace {
@@ -602,7 +603,9 @@ class AsioClient::Impl {
     }
     OutboundResult result;
     result.status = status;
-    result.body_prefix = std::move(response.body().prefix);
+    // Kept as text: the store's text columns and the admin API's JSON take nothing else.
+    const PrefixBody::value_type& body = response.body();
+    result.body_prefix = model::ToValidUtf8(body.prefix, /*cut=*/body.bytes > body.prefix.size());
     if (const auto retry_after = response.find(http::field::retry_after);
         retry_after != response.end()) {
       result.retry_after = std::string(retry_after->value());

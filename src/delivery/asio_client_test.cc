@@ -202,8 +202,8 @@ std::vector<OutboundResult> SendAtOnce(HttpClient& client, const std::string& ur
 }
 
 // A loopback receiver on pushhook's own http::Server. Paths choose the answer:
-// /status/N, /big/N (N bytes of body), /retry-after, /redirect, /target, /hang (never answers
-// until the test ends).
+// /status/N, /big/N (N bytes of body), /not-text, /retry-after, /redirect, /target, /hang
+// (never answers until the test ends).
 class AsioClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -244,6 +244,11 @@ class AsioClientTest : public ::testing::Test {
       const size_t size = std::stoul(r.path.substr(5));
       response.body.resize(size);
       for (size_t i = 0; i < size; ++i) response.body[i] = static_cast<char>('a' + i % 26);
+    } else if (r.path == "/not-text") {
+      // What a gzip or Latin-1 answer looks like: NUL, bytes that are not UTF-8, and a
+      // three-byte character cut by the 1 KiB that is kept.
+      response.body =
+          std::string("\x1f\x8b\0caf\xE9 ", 8) + std::string(1014, 'x') + "\xE2\x82\xAC!";
     } else if (r.path == "/retry-after") {
       response = http::Response::Empty(429).With("Retry-After", r.QueryParam("v").value_or("120"));
     } else if (r.path == "/redirect") {
@@ -318,6 +323,17 @@ TEST_F(AsioClientTest, KeepsOnlyTheFirstKibibyteOfTheBody) {
   ASSERT_EQ(result.body_prefix.size(), 1024u);
   EXPECT_EQ(result.body_prefix.substr(0, 5), "abcde");
   EXPECT_EQ(result.body_prefix[1023], static_cast<char>('a' + 1023 % 26));
+}
+
+// The kept body goes into the store's text columns and the admin API's JSON: PostgreSQL refuses
+// NUL and ill-formed UTF-8 in text, and such a refusal would fail every write committed with it.
+TEST_F(AsioClientTest, KeepsTheBodyAsWellFormedUtf8WithoutNul) {
+  AsioClient client(LoopbackOptions());
+  const OutboundResult result = SendAndWait(client, Post(Url("/not-text")));
+  EXPECT_EQ(result.status, 200);
+  const std::string r = "\xEF\xBF\xBD";  // U+FFFD
+  EXPECT_EQ(result.body_prefix, "\x1f" + r + r + "caf" + r + " " + std::string(1014, 'x'))
+      << "the euro sign the 1 KiB cut through is left out, not replaced";
 }
 
 TEST_F(AsioClientTest, AHugeBodyStillCountsAsTheResponse) {

@@ -50,8 +50,8 @@ struct OutboundResult {
   // Empty when a response was received; else a clear reason: "connection refused ...", "timed
   // out after 15000 ms", "destination 10.0.0.1 is a private address (...)".
   std::string error;
-  std::string body_prefix;               // the first 1 KiB of the response body, no more
-  std::string retry_after;               // the Retry-After response header, if any
+  std::string body_prefix;  // the first 1 KiB of the response body, as UTF-8 (model::ToValidUtf8)
+  std::string retry_after;  // the Retry-After response header, if any
   std::chrono::microseconds latency{0};  // from Send() to the result
 };
 

@@ -1,5 +1,5 @@
 // The small encodings under the payload and the signatures: JSON strings, RFC 3339, base64,
-// SHA-256 hex and random tokens.
+// SHA-256 hex, random tokens, and text made well-formed UTF-8.
 #include <gtest/gtest.h>
 
 #include "model/base64.h"
@@ -7,6 +7,7 @@
 #include "model/json_string.h"
 #include "model/random.h"
 #include "model/rfc3339.h"
+#include "model/utf8.h"
 
 namespace pushhook::model {
 namespace {
@@ -70,6 +71,37 @@ TEST(RandomTest, TokenIsBase62OfRequestedLength) {
   EXPECT_EQ(t.find_first_not_of("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
             std::string::npos);
   EXPECT_NE(RandomToken(33), t);
+}
+
+TEST(ToValidUtf8Test, KeepsWellFormedTextAsItIs) {
+  const std::string text =
+      "plain, caf\xC3\xA9, \xE2\x82\xAC, \xF0\x9F\x98\x80, \xEF\xBF\xBF, \xF4\x8F\xBF\xBF";
+  EXPECT_EQ(ToValidUtf8(text), text);
+  EXPECT_EQ(ToValidUtf8(text, /*cut=*/true), text);
+  EXPECT_EQ(ToValidUtf8(""), "");
+}
+
+TEST(ToValidUtf8Test, ReplacesNulAndEachIllFormedSubpartWithOneReplacementCharacter) {
+  const std::string r = "\xEF\xBF\xBD";
+  EXPECT_EQ(ToValidUtf8(std::string("a\0b", 3)), "a" + r + "b");
+  EXPECT_EQ(ToValidUtf8("\xFF\xFE"), r + r);                  // never lead bytes
+  EXPECT_EQ(ToValidUtf8("\xC0\xAF"), r + r);                  // overlong: C0 leads nothing
+  EXPECT_EQ(ToValidUtf8("\xE0\x80\x80"), r + r + r);          // overlong: E0 needs A0..BF next
+  EXPECT_EQ(ToValidUtf8("\xED\xA0\x80"), r + r + r);          // a UTF-16 surrogate
+  EXPECT_EQ(ToValidUtf8("\xF4\x90\x80\x80"), r + r + r + r);  // above U+10FFFF
+  EXPECT_EQ(ToValidUtf8("\xE2\x82x"), r + "x");               // a truncated sequence is one subpart
+  EXPECT_EQ(ToValidUtf8("\x80z"), r + "z");                   // a lone continuation byte
+  EXPECT_EQ(ToValidUtf8("\x1f\x8b\x08"), "\x1f" + r + "\x08");  // the start of a gzip body
+}
+
+TEST(ToValidUtf8Test, ACutDropsTheCharacterItWentThroughAndOnlyThatOne) {
+  const std::string r = "\xEF\xBF\xBD";
+  EXPECT_EQ(ToValidUtf8("ab\xE2\x82", /*cut=*/true), "ab");
+  EXPECT_EQ(ToValidUtf8("ab\xF0\x9F\x98", /*cut=*/true), "ab");
+  EXPECT_EQ(ToValidUtf8("ab\xE2\x82", /*cut=*/false), "ab" + r);
+  // Ill-formed bytes at the end are not a cut character: they are replaced either way.
+  EXPECT_EQ(ToValidUtf8("ab\xFF", /*cut=*/true), "ab" + r);
+  EXPECT_EQ(ToValidUtf8("ab\xE0\x80", /*cut=*/true), "ab" + r + r);
 }
 
 }  // namespace

@@ -1,0 +1,17 @@
+// Text from outside that must become text every consumer takes: a receiver's answer is any
+// bytes, while PostgreSQL's text columns refuse ill-formed UTF-8 and NUL, and JSON must be
+// well-formed UTF-8. Pure function; safe from any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace pushhook::model {
+
+// `bytes` as well-formed UTF-8 (RFC 3629) without NUL: each NUL, and each ill-formed sequence
+// (its maximal subpart, as Unicode's recommended practice counts it), becomes U+FFFD. With
+// `cut`, the bytes are the start of something longer, and an incomplete sequence at their very
+// end is dropped rather than replaced: it is a character the cut went through.
+std::string ToValidUtf8(std::string_view bytes, bool cut = false);
+
+}  // namespace pushhook::model
