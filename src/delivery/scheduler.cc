@@ -14,8 +14,10 @@ constexpr int kPendingPage = 10'000;
 constexpr size_t kPrefetchMax = 256;
 constexpr size_t kPrefetchScan = 4 * kPrefetchMax;
 constexpr size_t kMaxReadAhead = 4096;
-// A timer's message id that means "load the endpoint's pending messages again".
+// Timers' message ids that mean "load the endpoint's pending messages again" and "read the
+// endpoint again".
 constexpr int64_t kReloadTimer = -1;
+constexpr int64_t kRefreshTimer = -2;
 // Events kept in memory for first attempts (about 0.5 KiB each). Beyond it, and for every
 // message loaded from the store, an attempt reads its message, event and endpoint back.
 constexpr size_t kMaxFresh = 20'000;
@@ -69,10 +71,19 @@ uint32_t Scheduler::Intern(const std::string& endpoint_id, int64_t now_ms) {
 void Scheduler::Refresh(uint32_t index, int64_t now_ms) {
   EndpointState& state = endpoints_[index];
   auto endpoint = store_.GetEndpointById(state.id);
-  if (!endpoint.ok()) {
+  if (!endpoint.ok() && endpoint.status().code() == model::StatusCode::kNotFound) {
     // Deleted: its messages were marked failed in the store; forget them here.
     Park(index);
     state.endpoint.reset();
+    return;
+  }
+  if (!endpoint.ok()) {
+    // The database is busy or away: read it again shortly. Meanwhile an endpoint read before
+    // delivers as it was, and one never read waits, its messages in the store.
+    util::Log(util::LogLevel::kError, "cannot read an endpoint",
+              {{"endpoint_id", state.id}, {"error", endpoint.status().message()}});
+    if (state.endpoint == nullptr) Park(index);
+    SetTimer(now_ms + kStoreRetryMs, Due{.id = kRefreshTimer}, index);
     return;
   }
   state.max_in_flight = std::max(1, endpoint->max_in_flight);
@@ -119,9 +130,10 @@ void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
   backlog_stale_ = true;
   const uint32_t index = Intern(m.endpoint_id, now_ms);
   EndpointState& state = endpoints_[index];
+  // Disabled, or (shared) not this node's to deliver: the store keeps it, for when the
+  // endpoint is enabled again or for its owner. Memory keeps nothing for it.
+  if (!state.enabled) return;
   if (options_.shared) {
-    // Not this node's to deliver: the store keeps it for its owner.
-    if (!state.enabled) return;
     if (!state.held.insert(m.id).second) {
       // Here already: a notice of another node's transaction can name this node's own new
       // messages before its ingest hands them over. Keep the event that comes now, so that the
@@ -251,6 +263,10 @@ void Scheduler::Poll(int64_t now_ms, SchedulerOutput* out) {
       LoadEndpointPending(t.endpoint, now_ms);
       continue;
     }
+    if (t.message.id == kRefreshTimer) {
+      Refresh(t.endpoint, now_ms);
+      continue;
+    }
     if (t.message.id != 0 || t.message.batch > 0) {
       Due due = t.message;
       due.ready_ms = now_ms;
@@ -369,6 +385,12 @@ void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out
       const auto members = state.batches.find(due.batch);
       // None: its members went with an earlier entry of the same batch.
       if (members == state.batches.end()) continue;
+      if (state.batches_sending.contains(due.batch)) {
+        // Still in flight from before the endpoint was parked and enabled again: that
+        // request's outcome decides what follows, as for a message in flight alone (Launch).
+        state.batches.erase(members);
+        continue;
+      }
       std::vector<Due> going = std::move(members->second);
       state.batches.erase(members);
       LaunchBatch(index, due.batch, std::move(going), now_ms, out);
@@ -405,12 +427,12 @@ bool Scheduler::FillBatch(uint32_t index, int64_t now_ms, SchedulerOutput* out) 
   std::sort(members.begin(), members.end(), [](const Due& a, const Due& b) { return a.id < b.id; });
   const int64_t batch = members.front().id;
   for (Due& m : members) m.batch = batch;
-  LaunchBatch(index, batch, std::move(members), now_ms, out);
+  LaunchBatch(index, batch, std::move(members), now_ms, out, /*forming=*/true);
   return true;
 }
 
 void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> members, int64_t now_ms,
-                            SchedulerOutput* out) {
+                            SchedulerOutput* out, bool forming) {
   EndpointState& state = endpoints_[index];
   std::vector<OutgoingMessage> messages;
   messages.reserve(members.size());
@@ -456,6 +478,16 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
   } else {
     state.site_id = messages.front().event->site_id;
   }
+  if (forming) {
+    std::unordered_set<std::string_view> events;
+    std::vector<Due> later;
+    std::erase_if(messages, [&](const OutgoingMessage& m) {
+      if (events.insert(m.event->event.event_id).second) return false;
+      later.push_back(Due{.id = m.id, .ready_ms = now_ms});
+      return true;
+    });
+    state.ready.insert(state.ready.begin(), later.begin(), later.end());
+  }
   if (messages.empty()) return;
   if (state.endpoint == nullptr) {  // deleted: its messages were failed in the store
     for (const OutgoingMessage& m : messages) Forget(index, m.id);
@@ -469,6 +501,7 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
   counts_.attempts += messages.size() - 1;  // one attempt per message
   send.batch = batch;
   send.messages = std::move(messages);
+  state.batches_sending.insert(batch);
   Changed(index);
 }
 
@@ -609,7 +642,11 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   --state.in_flight;
   --counts_.in_flight;
   backlog_stale_ = true;
-  if (c.messages.size() == 1) state.sending.erase(c.messages.front().id);
+  if (c.batch > 0) {
+    state.batches_sending.erase(c.batch);
+  } else if (c.messages.size() == 1) {
+    state.sending.erase(c.messages.front().id);
+  }
   MarkRunnable(index);
 
   const double seconds = static_cast<double>(r.latency.count()) / 1e6;
@@ -627,7 +664,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     if (error.empty()) error = "HTTP " + std::to_string(r.status);
     state.circuit.OnFailure(now_ms);
     if (state.failing_since_ms == 0) state.failing_since_ms = c.started_ms;
-    if (r.status == 410) {
+    if (state.enabled && r.status == 410) {
       // Gone: the receiver asks for no more. Its messages wait for the endpoint to be enabled.
       Disable(index, "the receiver answered 410 Gone", out);
     } else if (state.enabled && IsPermanent(r.error_kind)) {

@@ -164,7 +164,7 @@ class Scheduler {
   struct Timer {
     int64_t due_ms;
     // id 0: wake the endpoint (its rate limit or circuit allows again), unless it names a
-    // batch; kReloadTimer: reload its messages.
+    // batch; kReloadTimer: reload its messages; kRefreshTimer: read the endpoint again.
     Due message;
     uint32_t endpoint;
     uint32_t generation;  // the endpoint's generation when set; stale once it was parked
@@ -186,7 +186,8 @@ class Scheduler {
     int in_flight = 0;
     int max_in_flight = 16;
     size_t timed = 0;  // messages waiting in timers_ for their time (not batches, not wake-ups)
-    std::unordered_set<int64_t> sending;  // messages in flight alone (Launch)
+    std::unordered_set<int64_t> sending;          // messages in flight alone (Launch)
+    std::unordered_set<int64_t> batches_sending;  // batches in flight (LaunchBatch)
     bool enabled = true;  // delivering: enabled by its owner, and (shared) this node's lease
     bool owned = true;    // shared database: this node holds the endpoint's lease
     // Shared database: ids due, scheduled or in flight, so that each is admitted once.
@@ -227,9 +228,11 @@ class Scheduler {
   // its first message has waited max_wait_ms, or something else waits behind it; true when it
   // took them.
   bool FillBatch(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
-  // Sends the members of batch `batch` that still need sending as one request.
+  // Sends the members of batch `batch` that still need sending as one request. `forming`: a new
+  // batch (FillBatch), in which each event goes at most once (DESIGN 1); a second message of an
+  // event in it (a replay's) waits in `ready` for the next batch.
   void LaunchBatch(uint32_t endpoint, int64_t batch, std::vector<Due> members, int64_t now_ms,
-                   SchedulerOutput* out);
+                   SchedulerOutput* out, bool forming = false);
   // Puts a batch's members back to wait for `due_ms`, merged with any already waiting.
   void ScheduleBatch(uint32_t endpoint, int64_t batch, std::vector<Due> members, int64_t due_ms,
                      int64_t now_ms);

@@ -3,6 +3,7 @@
 #include "delivery/scheduler.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -274,6 +275,17 @@ TEST_F(SchedulerTest, GoneDisablesTheEndpointAtOnceAndItsMessagesWait) {
   EXPECT_TRUE(Poll(kT0 + 3'600'000).sends.empty());
 }
 
+TEST_F(SchedulerTest, ABurstOfGoneAnswersDisablesTheEndpointOnce) {
+  AddEndpoint("/a");
+  Start("1s");
+  Admit(Ingest(3));
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 3u);
+  size_t disables = 0;
+  for (const Send& send : out.sends) disables += Complete(send, Answer(410), kT0).disables.size();
+  EXPECT_EQ(disables, 1u) << "each a write on the dispatcher's thread: one is enough";
+}
+
 TEST_F(SchedulerTest, ARefusedDestinationOrABadUrlDisablesInsteadOfRetrying) {
   AddEndpoint("/a");
   AddEndpoint("/b");
@@ -536,6 +548,62 @@ TEST_F(SchedulerTest, ADisabledEndpointsMessagesWaitInTheStoreUntilItIsEnabled) 
   EXPECT_EQ(DrainAt(kT0 + 1, 204).begin()->second, 3);
 }
 
+// Events are kept in memory for first attempts up to a bound shared by every endpoint: those of
+// an endpoint that sends nothing must not take it up.
+TEST_F(SchedulerTest, ADisabledEndpointKeepsNoEventsInMemory) {
+  const store::Endpoint off = AddEndpoint("/off");
+  const store::Endpoint on = AddEndpoint("/on");
+  Start("1s");
+  store::EndpointPatch disable;
+  disable.enabled = false;
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, off.id, disable, kT0).ok());
+  scheduler_->EndpointChanged(off.id, kT0);
+  // More than the 20,000 events the scheduler keeps, all for the disabled endpoint.
+  for (const store::DueMessage& m : Ingest(20'001)) {
+    if (m.endpoint_id == off.id) scheduler_->Admit(m, kT0);
+  }
+  EXPECT_TRUE(Poll(kT0).sends.empty());
+  std::vector<store::DueMessage> next = Ingest(1);
+  std::erase_if(next, [&](const store::DueMessage& m) { return m.endpoint_id != on.id; });
+  ASSERT_EQ(next.size(), 1u);
+  Admit(next);
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].messages[0].event.get(), next[0].stored.get()) << "not read back";
+}
+
+// The database cannot answer for a moment (here: the endpoints table is away, as a busy or
+// unreachable database would be). That is not a deletion: an endpoint read before keeps
+// delivering as it was, one never read waits in the store, and both are read again a second
+// later.
+TEST_F(SchedulerTest, AnEndpointTheStoreCannotReadIsReadAgainNotTakenForDeleted) {
+  const store::Endpoint known = AddEndpoint("/known");
+  Start("1s");
+  Admit(Ingest(1));
+  for (const Send& send : Poll(kT0).sends) Complete(send, Answer(204), kT0);
+  const store::Endpoint added = AddEndpoint("/added");
+  const auto messages = Ingest(2);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ + "/s.db").c_str(), &db), SQLITE_OK);
+  const auto exec = [db](const char* sql) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  };
+  exec("ALTER TABLE endpoints RENAME TO endpoints_away");
+  scheduler_->EndpointChanged(known.id, kT0);
+  Admit(messages);
+  std::map<std::string, int> sent = DrainAt(kT0, 204);
+  EXPECT_EQ(sent[known.url], 2) << "read before: delivers as it was";
+  EXPECT_EQ(sent[added.url], 0) << "never read: waits";
+  exec("ALTER TABLE endpoints_away RENAME TO endpoints");
+  sqlite3_close(db);
+
+  EXPECT_TRUE(DrainAt(kT0 + 999, 204).empty());
+  sent = DrainAt(kT0 + 1'000, 204);
+  EXPECT_EQ(sent[added.url], 2) << "read again a second later, with what waited in the store";
+  EXPECT_EQ(sent[known.url], 0);
+}
+
 TEST_F(SchedulerTest, ADeletedEndpointsMessagesAreNotSent) {
   const store::Endpoint ep = AddEndpoint("/a");
   Start("1s");
@@ -618,6 +686,60 @@ TEST_F(SchedulerTest, MaxWaitZeroSendsWhatIsReadyAtOnce) {
   out = Poll(kT0 + 1);
   ASSERT_EQ(out.sends.size(), 1u);
   EXPECT_EQ(out.sends[0].messages.size(), 7u);
+}
+
+// A replay can make a second message of an event while the first waits for its batch: each
+// event goes at most once per batch (DESIGN 1), the second in the next one.
+TEST_F(SchedulerTest, ABatchCarriesEachEventOnce) {
+  const store::Endpoint ep = StartBatching(10, 1'000);
+  const auto messages = Ingest(2);
+  store::ReplayQuery replay;
+  replay.site_id = site_;
+  replay.endpoint_id = ep.id;
+  replay.until_ms = kT0 + 1;
+  const auto again = store_->ReplayEvents(replay, kT0).value();
+  ASSERT_EQ(again.size(), 2u);
+  Admit(messages);
+  Admit(again);
+  const auto event_ids = [](const Send& send) {
+    std::vector<std::string> ids;
+    for (const OutgoingMessage& m : send.messages) ids.push_back(m.event->event.event_id);
+    return ids;
+  };
+  SchedulerOutput out = Poll(kT0 + 1'000);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(Ids(out.sends[0]), Ids(messages));
+  const std::vector<std::string> first = event_ids(out.sends[0]);
+  EXPECT_NE(first[0], first[1]);
+  EXPECT_TRUE(Poll(kT0 + 1'999).sends.empty()) << "the second batch fills as any other";
+  out = Poll(kT0 + 2'000);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(Ids(out.sends[0]), Ids(again));
+  EXPECT_EQ(event_ids(out.sends[0]), first);
+}
+
+// Parked and enabled again while a batch is out, the endpoint finds the batch's members pending
+// in the store: they go again when that request's outcome says so, not beside it.
+TEST_F(SchedulerTest, ABatchInFlightIsNotSentAgainWhenTheEndpointIsEnabledAgain) {
+  const store::Endpoint ep = StartBatching(3, 0);
+  Admit(Ingest(3));
+  const Send batch = Poll(kT0).sends.at(0);
+  Assign(batch);
+  store::EndpointPatch patch;
+  patch.enabled = false;
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0).ok());
+  scheduler_->EndpointChanged(ep.id, kT0);
+  patch.enabled = true;
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0 + 1).ok());
+  scheduler_->EndpointChanged(ep.id, kT0 + 1);
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty()) << "the batch is still out";
+  SchedulerOutput out = Complete(batch, Answer(500), kT0 + 2);
+  ASSERT_EQ(out.records.size(), 3u);
+  const int64_t retry_at = out.records[0].next_attempt_ms;
+  out = Poll(retry_at);
+  ASSERT_EQ(out.sends.size(), 1u) << "retried once, whole";
+  EXPECT_EQ(out.sends[0].batch, batch.batch);
+  EXPECT_EQ(Ids(out.sends[0]), Ids(batch));
 }
 
 TEST_F(SchedulerTest, AFailedBatchIsRetriedWholeOnTheSchedule) {
