@@ -216,13 +216,21 @@ model::Status CheckWebhookUrl(std::string_view text, DestinationPolicy policy) {
     return model::InvalidArgument("url is not an absolute URL: " + std::string(text));
   }
   const auto& url = *parsed;
-  const std::string scheme(url.scheme());
+  std::string scheme(url.scheme());  // case-insensitive (RFC 3986 3.1)
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (scheme != "https" && scheme != "http") {
     return model::InvalidArgument("url must use https (or http where allowed), not " + scheme);
   }
   if (url.encoded_host().empty())
     return model::InvalidArgument("url has no host: " + std::string(text));
   if (url.has_userinfo()) return model::InvalidArgument("url must not carry user information");
+  // Boost.URL ends a port at its first non-digit and reads the rest as the path: "host:abc/x"
+  // has no port and the path "abc/x", and was sent to port 80. After a host, a path starts with
+  // "/" (RFC 3986 3.3), so one that does not is the rest of the port.
+  if (const std::string_view path = url.encoded_path(); !path.empty() && path.front() != '/') {
+    return model::InvalidArgument("url port must be 1 to 65535, not " + std::string(url.port()) +
+                                  std::string(path.substr(0, path.find('/'))));
+  }
   if (url.has_port() && !url.port().empty() && !IsTcpPort(url.port())) {
     return model::InvalidArgument("url port must be 1 to 65535, not " + std::string(url.port()));
   }

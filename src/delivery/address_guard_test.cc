@@ -189,6 +189,10 @@ TEST(CheckWebhookUrlTest, RefusesMalformedUrlsWithTheReason) {
   EXPECT_EQ(message("https://example.com:99999/"), "url port must be 1 to 65535, not 99999");
   EXPECT_EQ(message("https://example.com:65536/"), "url port must be 1 to 65535, not 65536");
   EXPECT_EQ(message("https://example.com:0/"), "url port must be 1 to 65535, not 0");
+  EXPECT_EQ(message("http://127.0.0.1:abc/v"), "url port must be 1 to 65535, not abc");
+  EXPECT_EQ(message("http://127.0.0.1:18150:99/v"), "url port must be 1 to 65535, not 18150:99");
+  EXPECT_EQ(message("http://127.0.0.1:+80"), "url port must be 1 to 65535, not +80");
+  EXPECT_EQ(message("http://[::1]:8x/"), "url port must be 1 to 65535, not 8x");
   EXPECT_EQ(message("https://example.com/x#frag"),
             "url must not carry a fragment (#frag): receivers never see it");
   EXPECT_EQ(message("https://example.com/" + std::string(2048, 'a')),
@@ -197,6 +201,8 @@ TEST(CheckWebhookUrlTest, RefusesMalformedUrlsWithTheReason) {
   EXPECT_TRUE(CheckWebhookUrl("https://example.com:65535/", open).ok());
   EXPECT_TRUE(CheckWebhookUrl("https://example.com:1/", open).ok());
   EXPECT_TRUE(CheckWebhookUrl("https://example.com:/", open).ok());  // the default port
+  EXPECT_TRUE(CheckWebhookUrl("HTTPS://example.com/", open).ok());   // schemes ignore case
+  EXPECT_TRUE(CheckWebhookUrl("https://example.com?x=1", open).ok());
 }
 
 TEST(IsTcpPortTest, TakesOneTo65535InDigitsOnly) {

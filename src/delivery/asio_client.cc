@@ -118,6 +118,8 @@ std::string ParseTarget(std::string_view url, bool allow_http, Target& target,
   target.host_header = ipv6 ? "[" + target.host + "]" : target.host;
   if (target.port != default_port) target.host_header += ":" + std::to_string(target.port);
   target.path = std::string(u.encoded_path());
+  // "host:abc/x": Boost.URL reads "abc/x" as the path (CheckWebhookUrl says more).
+  if (!target.path.empty() && target.path.front() != '/') return "malformed URL (invalid port)";
   if (target.path.empty()) target.path = "/";
   if (u.has_query()) target.path += "?" + std::string(u.encoded_query());
   target.origin = scheme + "://" + target.host_header;

@@ -600,6 +600,9 @@ TEST(AsioClientResponseTest, RefusesUrlsItCannotSendTo) {
   // would otherwise reach.
   EXPECT_EQ(SendAndWait(client, Post("http://127.0.0.1:99999/")).error,
             "malformed URL (invalid port)");
+  // Not port 80 with the request target "abc/v".
+  EXPECT_EQ(SendAndWait(client, Post("http://127.0.0.1:abc/v")).error,
+            "malformed URL (invalid port)");
   EXPECT_EQ(SendAndWait(client, Post("http://[::1/")).error.rfind("malformed URL: ", 0), 0u);
   EXPECT_EQ(SendAndWait(client, Post("http:///path")).error, "malformed URL (no host)");
 }
