@@ -39,12 +39,15 @@ model::StatusOr<model::FieldFilter> FieldFilterFromJson(const json::value& value
       const std::string where = name + "[" + std::to_string(values.size()) + "]";
       if (item.is_string()) {
         values.emplace_back(item.as_string());
-      } else if (numbers_too && item.is_int64()) {
+      } else if (numbers_too && item.is_int64() && item.as_int64() >= 0) {
         values.push_back(std::to_string(item.as_int64()));
       } else if (numbers_too && item.is_uint64()) {
         values.push_back(std::to_string(item.as_uint64()));
       } else {
-        return model::InvalidArgument(where + " must be a string");
+        // As ingest takes the field: a number only where an event may carry one.
+        return model::InvalidArgument(where + (numbers_too
+                                                   ? " must be a string or a non-negative integer"
+                                                   : " must be a string"));
       }
       if (values.back().size() > limit) {
         return model::InvalidArgument(where + " is " + std::to_string(values.back().size()) +

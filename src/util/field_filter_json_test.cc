@@ -33,8 +33,13 @@ TEST(FieldFilterJsonTest, EachRuleHasItsMessage) {
   EXPECT_EQ(Read(R"({"cid":[]})"), "filter.cid must be a non-empty array of strings");
   EXPECT_EQ(Read(R"({"cid":"a"})"), "filter.cid must be a non-empty array of strings");
   EXPECT_EQ(Read(R"({"utm_source":[1]})"), "filter.utm_source[0] must be a string");
-  EXPECT_EQ(Read(R"({"cid":["a",null]})"), "filter.cid[1] must be a string");
-  EXPECT_EQ(Read(R"({"cid":[1.5]})"), "filter.cid[0] must be a string");
+  EXPECT_EQ(Read(R"({"cid":["a",null]})"),
+            "filter.cid[1] must be a string or a non-negative integer");
+  EXPECT_EQ(Read(R"({"cid":[1.5]})"), "filter.cid[0] must be a string or a non-negative integer");
+  // Ingest refuses a negative cid: a filter on one would never match.
+  EXPECT_EQ(Read(R"({"cid":[-5]})"), "filter.cid[0] must be a string or a non-negative integer");
+  EXPECT_EQ(Read(R"({"reference_id":[7,-1]})"),
+            "filter.reference_id[1] must be a string or a non-negative integer");
   EXPECT_EQ(Read(R"({"cid":[""]})"), "filter.cid[0] is empty; every event has a cid");
   EXPECT_EQ(Read(R"({"cid":[")" + std::string(65, 'c') + R"("]})"),
             "filter.cid[0] is 65 bytes; at most 64");

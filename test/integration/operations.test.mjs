@@ -197,7 +197,16 @@ itest('replay re-sends exactly the events of the window (and of one cid or run),
   assert.deepEqual(eventIdsOf(rx.requests.slice(before)), ['ev-30']);
   const mistyped = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: start, until: end, cid: true });
   assert.equal(mistyped.status, 400);
-  assert.equal(mistyped.json.error.message, "field 'cid' must be a string or an integer");
+  assert.equal(mistyped.json.error.message, "field 'cid' must be a string or a non-negative integer");
+  // As ingest takes a cid: never negative, never empty.
+  for (const [cid, message] of [
+    [-5, "field 'cid' must be a string or a non-negative integer"],
+    ['', "field 'cid' must not be empty (leave it out for every campaign)"],
+  ]) {
+    const refused = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: start, until: end, cid });
+    assert.equal(refused.status, 400, `cid ${JSON.stringify(cid)}: ${refused.text}`);
+    assert.equal(refused.json.error.message, message);
+  }
 });
 
 itest('test route: sends a signed sample now and answers with the attempt (204 and 500 receivers)', async (fx, t) => {
