@@ -20,6 +20,10 @@ namespace {
 constexpr size_t kMaxNameBytes = 256;
 constexpr size_t kMaxDescriptionBytes = 1024;
 constexpr int kMaxInFlightLimit = 1000;
+// rate_limit's range, requests per second: from one in about 17 minutes (below it the bucket's
+// arithmetic would overflow its wait) to far more than one endpoint's connections carry.
+constexpr double kMinRateLimit = 0.001;
+constexpr double kMaxRateLimit = 1'000'000;
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 250;
 // The fields an endpoint's create and update bodies may carry.
@@ -340,8 +344,11 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
   if (const json::value* v = body.if_contains("rate_limit")) {
     if (v->is_null()) {
       patch->rate_limit = 0;
-    } else if (!v->is_number() || v->to_number<double>() <= 0) {
-      *error = BadRequest("field 'rate_limit' must be a positive number of requests per second");
+    } else if (!v->is_number() || v->to_number<double>() < kMinRateLimit ||
+               v->to_number<double>() > kMaxRateLimit) {
+      *error = BadRequest(
+          "field 'rate_limit' must be a number of requests per second from 0.001 to 1000000, "
+          "or null for no limit");
       return false;
     } else {
       patch->rate_limit = v->to_number<double>();

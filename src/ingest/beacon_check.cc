@@ -68,7 +68,9 @@ std::optional<ParseError> CheckBeacons(const SiteBeacons& site, std::vector<mode
       }
     }
     if (error.details.empty()) error.code = code;
-    error.details.push_back(FieldError{i, "beacon", std::move(message)});
+    if (error.details.size() < kMaxErrorDetails) {
+      error.details.push_back(FieldError{i, "beacon", std::move(message)});
+    }
   }
   if (!error.details.empty()) {
     error.message = "a beacon token did not pass; nothing of the request was stored";

@@ -68,6 +68,15 @@ TEST_F(BeaconCheckTest, RequiredRefusesAnEventWithoutOne) {
       R"("message":"is required: this site takes only events with a signed beacon token"}]}})");
 }
 
+TEST_F(BeaconCheckTest, AtMostAHundredEventsAreNamed) {
+  site_.mode = store::BeaconMode::kRequired;
+  std::vector<model::Event> events(150, Event());
+  const auto error = CheckBeacons(site_, events, kNowMs);
+  ASSERT_TRUE(error.has_value());
+  ASSERT_EQ(error->details.size(), kMaxErrorDetails);
+  EXPECT_EQ(error->details.back().index, 99u);
+}
+
 TEST_F(BeaconCheckTest, ForgedMismatchedAndExpiredTokensAreNamedEach) {
   std::vector<model::Event> events{Event(), Event(), Event(), Event(), Event()};
   events[0].beacon = Token(std::string(32, 'x'), events[0], kNowS + 60);  // another key

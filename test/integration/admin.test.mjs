@@ -219,6 +219,9 @@ itest('a URL whose port is outside 1 to 65535, or that carries a fragment, is re
     ['http://127.0.0.1:99999/hooks', 'url port must be 1 to 65535, not 99999'],
     ['http://127.0.0.1:65536/hooks', 'url port must be 1 to 65535, not 65536'],
     ['http://127.0.0.1:0/hooks', 'url port must be 1 to 65535, not 0'],
+    // Not port 80: Boost.URL ends a port at its first non-digit.
+    ['http://127.0.0.1:abc/hooks', 'url port must be 1 to 65535, not abc'],
+    ['http://127.0.0.1:18150:99/hooks', 'url port must be 1 to 65535, not 18150:99'],
     ['https://hooks.example.com/in#top', 'url must not carry a fragment (#top): receivers never see it'],
   ];
   for (const [url, message] of refused) {
@@ -230,6 +233,23 @@ itest('a URL whose port is outside 1 to 65535, or that carries a fragment, is re
   const patched = await serve.api('PATCH', `${base}/${endpoint.id}`, { url: 'http://127.0.0.1:99999/hooks' });
   assertError(patched, 400, 'PATCH');
   assert.equal(patched.json.error.message, 'url port must be 1 to 65535, not 99999');
+});
+
+itest('rate_limit takes 0.001 to 1000000 requests per second, or null', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Rates');
+  const base = `/v1/sites/${site.id}/endpoints`;
+  const message = "field 'rate_limit' must be a number of requests per second from 0.001 to 1000000, or null for no limit";
+  // 1e-17 once made the wait for a token overflow, and the limit let everything through.
+  for (const rate_limit of [0, -1, 1e-17, 0.0009, 1000001, '5', true]) {
+    const res = await serve.api('POST', base, { url: 'http://127.0.0.1:9/hooks', rate_limit });
+    assertError(res, 400, `rate_limit ${rate_limit}`);
+    assert.equal(res.json.error.message, message);
+  }
+  const slow = await serve.createEndpoint(site.id, { url: 'http://127.0.0.1:9/hooks', rate_limit: 0.001 });
+  assert.equal(slow.rate_limit, 0.001);
+  const fast = await serve.api('PATCH', `${base}/${slow.id}`, { rate_limit: 1000000 });
+  assert.equal(expectStatus(fast, 200, 'PATCH').rate_limit, 1000000);
 });
 
 itest('with no PUSHHOOK_ADMIN_TOKEN, an operator token is generated into <data-dir>/admin-token, mode 0600', async (fx) => {
