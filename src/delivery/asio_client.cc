@@ -516,13 +516,20 @@ class AsioClient::Impl {
     asio::ip::make_address(target.host, ec);
     const bool literal = !ec;
     // Verify the certificate against the host we meant: its name, or its address.
+    // Should OpenSSL refuse the name, the handshake would check the chain but not whose it is:
+    // no request goes then.
     X509_VERIFY_PARAM* param = SSL_get0_param(native);
+    bool named = false;
     if (literal) {
-      X509_VERIFY_PARAM_set1_ip_asc(param, target.host.c_str());
+      named = X509_VERIFY_PARAM_set1_ip_asc(param, target.host.c_str()) == 1;
     } else {
-      SSL_set_tlsext_host_name(native, target.host.c_str());
       X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      X509_VERIFY_PARAM_set1_host(param, target.host.c_str(), target.host.size());
+      named = SSL_set_tlsext_host_name(native, target.host.c_str()) == 1 &&
+              X509_VERIFY_PARAM_set1_host(param, target.host.c_str(), target.host.size()) == 1;
+    }
+    if (!named) {
+      return Abandon(*c, OutboundError::kTls,
+                     "cannot set " + target.host + " as the name to verify the certificate for");
     }
     c->tls->async_handshake(
         ssl::stream_base::client, [this, c](const boost::system::error_code& error) {

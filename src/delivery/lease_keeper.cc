@@ -137,7 +137,10 @@ void LeaseKeeper::Round() {
       }
       status_.connected = false;
       failed_ = true;
-      if (started - last_renewed_ >= options_.lease * 2 / 3 && !owned_.empty()) {
+      // Measured now, not from the round's start: a round that hung until its leases ran out
+      // must not leave them taken for held.
+      if (std::chrono::steady_clock::now() - last_renewed_ >= options_.lease * 2 / 3 &&
+          !owned_.empty()) {
         lost.assign(owned_.begin(), owned_.end());
         owned_.clear();
       }

@@ -55,6 +55,12 @@ void PostgresStore::Notify(const std::vector<std::string>& chunks) {
 // One lease round, inside the caller's transaction. Times are the database's, so that nodes
 // whose clocks differ still agree on when a lease expires.
 Status PostgresStore::LeaseRoundIn(Connection& c, const LeaseRequest& request, LeaseRound* round) {
+  // A round that waits on a lock for longer than a third of the lease fails instead, and its
+  // node pauses delivery before its leases can run out under it (LeaseKeeper).
+  const int64_t timeout_ms = std::max<int64_t>(100, request.lease_ms / 3);
+  if (auto r = c.Query("SET LOCAL statement_timeout = " + std::to_string(timeout_ms)); !r.ok()) {
+    return r.status();
+  }
   auto now_row = c.Query(std::string("SELECT ") + kNowMs);
   if (!now_row.ok()) return now_row.status();
   const int64_t now = now_row->Int(0, 0);
