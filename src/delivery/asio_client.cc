@@ -82,9 +82,8 @@ struct Target {
   std::string head;    // "POST /hooks?x=1 HTTP/1.1\r\nHost: ...\r\nUser-Agent: ...\r\n"
 };
 
-// The target of `url`, or the reason it cannot be sent to; refuses what the options refuse.
-// The reason `url` cannot be sent to, or "": kRefused for what policy forbids, kInvalidRequest
-// for what is malformed.
+// Fills `target` from `url` and answers "", or answers the reason it cannot be sent to, with
+// `kind` kRefused for what policy forbids and kInvalidRequest for what is malformed.
 std::string ParseTarget(std::string_view url, bool allow_http, Target& target,
                         OutboundError& kind) {
   kind = OutboundError::kInvalidRequest;

@@ -401,7 +401,10 @@ class Store {
                               std::function<void(model::Status)> done) = 0;
 
   // Fixes the members of a batch before it is first sent: sets their `batch` to `batch`, in one
-  // transaction, group-committed like AppendEvents; `done` runs once that is durable.
+  // transaction, group-committed like AppendEvents; `done` runs once it is committed. The
+  // commit does not wait for a sync of its own (SQLite synchronous=NORMAL, PostgreSQL
+  // synchronous_commit off): it survives a crash of the process; a power cut can lose it, and
+  // then the members go again in a batch of another id: duplicates at worst, never a lost event.
   virtual void AssignBatch(std::vector<int64_t> message_ids, int64_t batch,
                            std::function<void(model::Status)> done) = 0;
 
