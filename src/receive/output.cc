@@ -294,13 +294,21 @@ model::StatusOr<std::unique_ptr<Output>> OpenOutput(const std::string& path, boo
     if (auto s = output->Init(sync); !s.ok()) return s;
     return std::unique_ptr<Output>(std::move(output));
   }
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  // Read and write where it may (a file), so that a line a crash cut short can be cut off;
+  // write only where that is all it may (/dev/stdout on some terminals).
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
     return model::Unavailable("cannot open " + path + ": " + std::strerror(errno));
   }
   struct stat st;
   int ids_fd = -1;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (!CutPartialLine(fd)) {
+      const int error = errno;
+      std::ignore = close(fd);
+      return model::Unavailable("cannot open " + path + ": " + std::strerror(error));
+    }
     const std::string ids = path + ".ids";
     ids_fd = open(ids.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (ids_fd < 0 || !CutPartialLine(ids_fd)) {

@@ -413,6 +413,18 @@ TEST_F(ReceiverTest, AnNdjsonIdCutShortByACrashIsNotTakenAsStored) {
   EXPECT_EQ(ReadFile(dir_ + "/events.ndjson.ids"), "msg_1\nmsg_2\n") << "the cut line is gone";
 }
 
+TEST_F(ReceiverTest, AnNdjsonPayloadCutShortByACrashIsCutOff) {
+  // The crash came in the middle of a payload's line: the next one must not be glued to it.
+  {
+    std::ofstream out(dir_ + "/events.ndjson");
+    out << "{\"a\":1}\n{\"b\":";
+  }
+  StartReceiver(Options("events.ndjson"));
+  EXPECT_EQ(PostSigned("msg_2", R"({"b":2})").status, 204);
+  receiver_->Stop();
+  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "{\"a\":1}\n{\"b\":2}\n");
+}
+
 // /dev/full fails every write with ENOSPC: the disk-full path without a test seam.
 TEST_F(ReceiverTest, FailedWriteIs503AndLeavesTheIdNew) {
   ReceiverOptions options = Options();
