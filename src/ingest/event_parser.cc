@@ -562,7 +562,9 @@ class Handler {
         if (kind == NumberKind::kInt64 && value >= 0 && value <= 2) {
           event_->clicked_button = static_cast<int>(value);
         } else {
-          Fail(spec.name, "must be 0, 1 or 2");
+          // 1.0 may have the right value, but is typed strictly as everything else.
+          Fail(spec.name,
+               kind == NumberKind::kDouble ? "must be the integer 0, 1 or 2" : "must be 0, 1 or 2");
         }
         break;
       case Field::kOccurredAt:
@@ -649,6 +651,9 @@ std::string DescribeJsonError(json::error_code ec, std::string_view body, size_t
   }
   if (ec == json::error::incomplete) return "unexpected end of input";
   if (ec == json::error::extra_data) return "unexpected data after the JSON value";
+  if (ec == json::error::syntax && body.substr(offset).starts_with("\xEF\xBB\xBF")) {
+    return "a byte order mark (U+FEFF), which JSON does not take; send the JSON without it";
+  }
   if (ec == json::error::syntax && offset < body.size() &&
       static_cast<unsigned char>(body[offset]) >= 0x80) {
     return "invalid UTF-8";

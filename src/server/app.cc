@@ -57,6 +57,14 @@ class App::Impl {
     http_ = std::make_unique<http::Server>(
         server_limits,
         [this](http::Request&& r, http::Responder respond) {
+          if (r.path == kEventsPath && r.method != "POST" && r.method != "OPTIONS") {
+            // The router's 405 on ingest's route carries its CORS headers, as every answer
+            // there does: a worker can read why.
+            respond = [respond = std::move(respond)](http::Response response) {
+              ingest::AddCorsHeaders(response);
+              respond(std::move(response));
+            };
+          }
           router_.Handle(std::move(r), std::move(respond));
         },
         [](std::string_view path, http::Response& response) {

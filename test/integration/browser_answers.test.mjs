@@ -77,6 +77,14 @@ itest("the transport's own answers on the ingest route carry CORS", async (fx, t
     assert.match(raw, /\r\naccess-control-allow-origin: \*\r\n/i, raw);
   });
 
+  await t.test('405: a method the route does not take', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE', 'PATCH']) {
+      const answer = await rawRequest(serve.port, `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: ${ORIGIN}\r\ncontent-length: 0`);
+      assertCors(answer, 405, 'method_not_allowed', `405 for ${method}`);
+      assert.equal(answer.headers.allow, 'POST, OPTIONS', method);
+    }
+  });
+
   await t.test("other routes' transport answers carry no CORS header", async () => {
     const answer = await rawRequest(
       serve.port,
