@@ -648,14 +648,18 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
     if (!id) return respond(BadRequest("cursor is not one this server gave"));
     query.before_id = *id;
   }
+  // One more than the page, to know whether another follows: the last page says so itself
+  // rather than leading to an empty one.
+  const auto page = static_cast<size_t>(query.limit);
+  ++query.limit;
   auto messages = store_.ListMessages(query);
   if (!messages.ok()) return respond(http::Response::FromStatus(messages.status()));
+  const bool more = messages->size() > page;
+  if (more) messages->pop_back();
   json::array data;
   for (const store::Message& m : *messages) data.push_back(MessageJson(store_, m));
   json::value next;
-  if (messages->size() == static_cast<size_t>(query.limit)) {
-    next = store::FormatMessageId(store_.instance_id(), messages->back().id);
-  }
+  if (more) next = store::FormatMessageId(store_.instance_id(), messages->back().id);
   respond(JsonResponse(200, json::object{{"data", std::move(data)}, {"next_cursor", next}}));
 }
 

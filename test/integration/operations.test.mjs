@@ -77,6 +77,10 @@ itest('message log: filters by endpoint, status and cid; cursor paging is stable
     cursor = page.next_cursor;
   }
   assert.deepEqual(pages.map((p) => p.length), [7, 7, 7, 7, 2]);
+  // A last page that is full says that it is the last: no empty page after it.
+  const exact = await listMessages(serve, site.id, { endpoint: epGood.id, limit: 2, cursor: pages[3].at(-1).id });
+  assert.equal(exact.data.length, 2);
+  assert.equal(exact.next_cursor, null, 'the last page, full, has no next_cursor');
   const paged = pages.flat().map((m) => m.id);
   assert.deepEqual(paged, whole.map((m) => m.id), 'the pages, end to end, are the log as it was');
   const created = pages.flat().map((m) => Date.parse(m.created_at));
