@@ -31,6 +31,12 @@ int RunBeaconCommand(const BeaconCommandOptions& options, int64_t now_unix_s) {
     return Usage("--cookie-id must be 1 to " + std::to_string(model::kMaxCookieId) + " bytes");
   }
   int64_t expires = options.expires;
+  if (expires > now_unix_s + model::kMaxBeaconTtlSeconds) {
+    // Made on purpose for a test vector, perhaps: printed, with what ingest will say of it.
+    std::fprintf(stderr,
+                 "pushhook beacon: warning: --expires is more than 30 days from now; ingest "
+                 "refuses such a token (beacon_invalid) until it is within 30 days\n");
+  }
   if (expires == 0) {
     const auto ttl = model::ParseDuration(options.ttl);
     if (!ttl || ttl->count() <= 0) {

@@ -419,12 +419,14 @@ Command AddBeacon(CLI::App& app) {
   beacon->add_option("--cid", options->cid, "campaign id")->required();
   beacon->add_option("--reference-id", options->reference_id, "run id (default: \"\")");
   beacon->add_option("--cookie-id", options->cookie_id, "the subscriber's cookie_id")->required();
-  beacon->add_option("--ttl", options->ttl, "how long the token lives, at most 30d")
-      ->capture_default_str();
-  beacon->add_option(
-      "--expires", options->expires,
-      "expiry as Unix seconds, instead of now + ttl (for test vectors; default: now + "
-      "--ttl)");
+  CLI::Option* ttl =
+      beacon->add_option("--ttl", options->ttl, "how long the token lives, at most 30d")
+          ->capture_default_str();
+  beacon
+      ->add_option("--expires", options->expires,
+                   "expiry as Unix seconds, instead of now + ttl (for test vectors; default: now "
+                   "+ --ttl)")
+      ->excludes(ttl);
   return {beacon, [options] {
             const auto now = std::chrono::system_clock::now().time_since_epoch();
             return RunBeaconCommand(*options,

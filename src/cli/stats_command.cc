@@ -53,6 +53,35 @@ std::string Int(const json::value& v) {
   return v.is_int64() ? std::to_string(v.as_int64()) : std::to_string(v.to_number<int64_t>());
 }
 
+// A row's count that older servers may not send.
+std::string IntOr0(const json::object& row, std::string_view name) {
+  const json::value* v = row.if_contains(name);
+  return v != nullptr && v->is_number() ? Int(*v) : "0";
+}
+
+// A group's key as one cell of one line: control characters (a UTM value may hold a newline)
+// shown as escapes, "" as (none).
+std::string KeyCell(std::string_view key) {
+  if (key.empty()) return "(none)";
+  std::string out;
+  for (const char c : key) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string FormatStatsTable(const std::string& stats_json, const StatsCommandOptions& options) {
@@ -70,20 +99,22 @@ std::string FormatStatsTable(const std::string& stats_json, const StatsCommandOp
                  Percent(totals.at("ctr").to_number<double>()),
                  "~" + Int(totals.at("unique_subscribers")), Int(buttons.at("0")),
                  Int(buttons.at("1")), Int(buttons.at("2")), Int(totals.at("dismissals"))}});
-  std::vector<std::vector<std::string>> series{{options.bucket, "views", "clicks", "ctr"}};
+  std::vector<std::vector<std::string>> series{
+      {options.bucket, "views", "clicks", "ctr", "dismissals"}};
   for (const json::value& row : doc.at("series").as_array()) {
     const json::object& r = row.as_object();
     series.push_back({std::string(r.at("bucket").as_string()), Int(r.at("views")),
-                      Int(r.at("clicks")), Percent(r.at("ctr").to_number<double>())});
+                      Int(r.at("clicks")), Percent(r.at("ctr").to_number<double>()),
+                      IntOr0(r, "dismissals")});
   }
   out += "\n" + Table(series);
   if (const json::value* groups = doc.as_object().if_contains("groups")) {
-    std::vector<std::vector<std::string>> rows{{options.group_by, "views", "clicks", "ctr"}};
+    std::vector<std::vector<std::string>> rows{
+        {options.group_by, "views", "clicks", "ctr", "dismissals"}};
     for (const json::value& row : groups->as_array()) {
       const json::object& r = row.as_object();
-      const std::string key(r.at("key").as_string());
-      rows.push_back({key.empty() ? "(none)" : key, Int(r.at("views")), Int(r.at("clicks")),
-                      Percent(r.at("ctr").to_number<double>())});
+      rows.push_back({KeyCell(r.at("key").as_string()), Int(r.at("views")), Int(r.at("clicks")),
+                      Percent(r.at("ctr").to_number<double>()), IntOr0(r, "dismissals")});
     }
     out += "\n" + Table(rows);
   }

@@ -30,6 +30,18 @@ itest('beacon --expires prints the README test vector', async (fx) => {
   assert.equal(r.stdout, `${VECTOR}\n`);
 });
 
+itest('beacon --expires far ahead warns that ingest refuses it; with --ttl it is a usage error', async (fx) => {
+  const far = Math.floor(Date.now() / 1000) + 31 * 24 * 3600;
+  const r = await run(fx, ['--secret', SECRET, ...SUBJECT, '--expires', String(far)]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^v1\.\d+\.[A-Za-z0-9_-]+\n$/);
+  assert.match(r.stderr, /warning: --expires is more than 30 days from now; ingest refuses such a token/);
+  const both = await run(fx, ['--secret', SECRET, ...SUBJECT, '--expires', '1798761600', '--ttl', '1d']);
+  assert.equal(both.code, 2, both.stderr);
+  assert.match(both.stderr, /--ttl excludes --expires|--expires excludes --ttl/);
+  assert.equal(both.stdout, '');
+});
+
 itest('beacon --ttl signs an expiry that far ahead, verifiable with node:crypto', async (fx) => {
   const before = Math.floor(Date.now() / 1000);
   const r = await run(fx, ['--secret', SECRET, ...SUBJECT, '--ttl', '2h']);
