@@ -29,14 +29,14 @@ StatusOr<Site> SqliteStore::CreateSite(const std::string& name) {
 }
 
 StatusOr<Site> SqliteStore::GetSite(const std::string& site_id) {
-  auto sites = QuerySites("WHERE id = ?1", site_id);
+  auto sites = QuerySites("WHERE id = ?1", site_id, admin_readers_);
   if (!sites.ok()) return sites.status();
   if (sites->empty()) return model::NotFound("site " + site_id + " not found");
   return std::move(sites->front());
 }
 
 StatusOr<Site> SqliteStore::FindSiteByIngestKey(const std::string& ingest_key) {
-  auto sites = QuerySites("WHERE ingest_key = ?1", ingest_key);
+  auto sites = QuerySites("WHERE ingest_key = ?1", ingest_key, hot_path_readers_);
   if (!sites.ok()) return sites.status();
   if (sites->empty()) return model::NotFound("no site has this ingest key");
   return std::move(sites->front());
@@ -92,7 +92,7 @@ StatusOr<Site> SqliteStore::RotateBeaconSecret(const std::string& site_id, int64
 }
 
 Status SqliteStore::GiveSitesBeaconSecrets() {
-  auto sites = QuerySites("WHERE beacon_secret = ''", std::nullopt);
+  auto sites = QuerySites("WHERE beacon_secret = ''", std::nullopt, admin_readers_);
   if (!sites.ok()) return sites.status();
   for (const Site& site : *sites) {
     Status s = WriteSync([&](Connection& c) {
@@ -178,7 +178,7 @@ StatusOr<Endpoint> SqliteStore::GetEndpoint(const std::string& site_id,
                                             const std::string& endpoint_id) {
   auto found = QueryEndpoints(std::string("SELECT ") + kEndpointColumns +
                                   " FROM endpoints WHERE id = ? AND site_id = ? AND deleted = 0",
-                              endpoint_id, site_id);
+                              endpoint_id, site_id, admin_readers_);
   if (!found.ok()) return found.status();
   if (found->empty()) return model::NotFound("endpoint " + endpoint_id + " not found");
   return std::move(found->front());
@@ -187,7 +187,7 @@ StatusOr<Endpoint> SqliteStore::GetEndpoint(const std::string& site_id,
 StatusOr<Endpoint> SqliteStore::GetEndpointById(const std::string& endpoint_id) {
   auto found = QueryEndpoints(
       std::string("SELECT ") + kEndpointColumns + " FROM endpoints WHERE id = ? AND deleted = 0",
-      endpoint_id, std::nullopt);
+      endpoint_id, std::nullopt, hot_path_readers_);
   if (!found.ok()) return found.status();
   if (found->empty()) return model::NotFound("endpoint " + endpoint_id + " not found");
   return std::move(found->front());
@@ -197,7 +197,7 @@ StatusOr<std::vector<Endpoint>> SqliteStore::ListEndpoints(const std::string& si
   return QueryEndpoints(std::string("SELECT ") + kEndpointColumns +
                             " FROM endpoints WHERE site_id = ? AND deleted = 0 "
                             "ORDER BY created_at, id",
-                        site_id, std::nullopt);
+                        site_id, std::nullopt, admin_readers_);
 }
 
 // Applies `patch` in the writer's transaction; `updated` is left empty when no such endpoint.
@@ -279,9 +279,10 @@ Status SqliteStore::DeleteEndpoint(const std::string& site_id, const std::string
 }
 
 StatusOr<std::vector<Site>> SqliteStore::QuerySites(const std::string& rest,
-                                                    const std::optional<std::string>& arg) {
+                                                    const std::optional<std::string>& arg,
+                                                    Readers& readers) {
   std::vector<Site> out;
-  Status s = Read([&](Connection& c) {
+  Status s = ReadOn(readers, [&](Connection& c) {
     auto st = c.Prepare(std::string("SELECT ") + internal::kSiteColumns + " FROM sites " + rest);
     if (!st.ok()) return st.status();
     if (arg) (*st)->Bind(1, *arg);
@@ -294,10 +295,12 @@ StatusOr<std::vector<Site>> SqliteStore::QuerySites(const std::string& rest,
   return out;
 }
 
-StatusOr<std::vector<Endpoint>> SqliteStore::QueryEndpoints(
-    const std::string& sql, const std::string& arg1, const std::optional<std::string>& arg2) {
+StatusOr<std::vector<Endpoint>> SqliteStore::QueryEndpoints(const std::string& sql,
+                                                            const std::string& arg1,
+                                                            const std::optional<std::string>& arg2,
+                                                            Readers& readers) {
   std::vector<Endpoint> out;
-  Status s = Read([&](Connection& c) {
+  Status s = ReadOn(readers, [&](Connection& c) {
     auto st = c.Prepare(sql);
     if (!st.ok()) return st.status();
     (*st)->Bind(1, arg1);

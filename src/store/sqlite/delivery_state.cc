@@ -28,7 +28,7 @@ StatusOr<std::vector<DueMessage>> SqliteStore::QueryPending(
     const std::string& sql, int64_t after_id, int limit,
     const std::optional<std::string>& endpoint_id) {
   std::vector<DueMessage> out;
-  Status s = Read([&](Connection& c) {
+  Status s = ReadHotPath([&](Connection& c) {
     auto st = c.Prepare(sql);
     if (!st.ok()) return st.status();
     (*st)->Bind(1, after_id).Bind(2, limit);
@@ -68,7 +68,7 @@ StatusOr<std::vector<Delivery>> SqliteStore::LoadDeliveries(const std::vector<in
       std::string("SELECT ") + kEndpointColumns + " FROM endpoints WHERE id = ?";
   std::vector<Delivery> out;
   out.reserve(ids.size());
-  Status s = Read([&](Connection& c) {
+  Status s = ReadHotPath([&](Connection& c) {
     auto message = c.Prepare(kMessageSql);
     if (!message.ok()) return message.status();
     auto endpoint = c.Prepare(kEndpointSql);

@@ -18,12 +18,13 @@ Status SqliteStore::Open() {
   if (s.ok()) s = Migrate();
   if (s.ok() && options_.aggregates) s = RecoverAggregates();
   if (!s.ok()) return s;
-  for (int i = 0; i < kReaders; ++i) {
+  for (int i = 0; i < kAdminReaders + kHotPathReaders; ++i) {
     auto reader = Connection::Open(path_, false);
     if (!reader.ok()) return reader.status();
     s = reader.value()->Exec("PRAGMA query_only=1");
     if (!s.ok()) return s;
-    readers_.push_back(std::move(reader.value()));
+    (i < kAdminReaders ? admin_readers_ : hot_path_readers_)
+        .free.push_back(std::move(reader.value()));
   }
   writes_.Start("ph-store-write");
   // A store opened without the secrets key (migrate, backup) seals nothing, so it leaves the
@@ -32,21 +33,20 @@ Status SqliteStore::Open() {
   return Status::Ok();
 }
 
-// Runs `fn` on a free read connection.
-Status SqliteStore::Read(const std::function<Status(Connection&)>& fn) {
+Status SqliteStore::ReadOn(Readers& readers, const std::function<Status(Connection&)>& fn) {
   std::unique_ptr<Connection> conn;
   {
-    std::unique_lock lock(readers_mu_);
-    readers_cv_.wait(lock, [this] { return !readers_.empty(); });
-    conn = std::move(readers_.back());
-    readers_.pop_back();
+    std::unique_lock lock(readers.mu);
+    readers.cv.wait(lock, [&readers] { return !readers.free.empty(); });
+    conn = std::move(readers.free.back());
+    readers.free.pop_back();
   }
   Status s = fn(*conn);
   {
-    std::lock_guard lock(readers_mu_);
-    readers_.push_back(std::move(conn));
+    std::lock_guard lock(readers.mu);
+    readers.free.push_back(std::move(conn));
   }
-  readers_cv_.notify_one();
+  readers.cv.notify_one();
   return s;
 }
 

@@ -73,7 +73,7 @@ class SqliteStore final : public Store {
   StatusOr<Site> CreateSite(const std::string& name) override;
   StatusOr<Site> GetSite(const std::string& site_id) override;
   StatusOr<std::vector<Site>> ListSites() override {
-    return QuerySites("ORDER BY created_at, id", std::nullopt);
+    return QuerySites("ORDER BY created_at, id", std::nullopt, admin_readers_);
   }
   StatusOr<Site> UpdateSite(const std::string& site_id, const SitePatch& patch) override;
   StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms,
@@ -141,7 +141,16 @@ class SqliteStore final : public Store {
   }
 
  private:
-  static constexpr int kReaders = 4;
+  // The read connections come in two pools. The hot path's (the dispatcher's reads, ingest's
+  // key lookup) is one that admin and reporting queries, however slow, never hold: a few
+  // dashboards reading a big site's log cannot stop delivery.
+  static constexpr int kAdminReaders = 3;
+  static constexpr int kHotPathReaders = 2;
+  struct Readers {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::unique_ptr<Connection>> free;  // guarded by mu
+  };
   static int64_t NowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -183,15 +192,22 @@ class SqliteStore final : public Store {
   static Status ApplyBatch(Connection& c, const std::vector<int64_t>& message_ids, int64_t batch);
   // Sites of "SELECT <kSiteColumns> FROM sites <rest>", `arg` bound to ?1.
   StatusOr<std::vector<Site>> QuerySites(const std::string& rest,
-                                         const std::optional<std::string>& arg);
+                                         const std::optional<std::string>& arg, Readers& readers);
   Status PatchEndpoint(Connection& c, const std::string& site_id, const std::string& endpoint_id,
                        const EndpointPatch& patch, int64_t now_ms,
                        std::optional<Endpoint>* updated);
   StatusOr<std::vector<Endpoint>> QueryEndpoints(const std::string& sql, const std::string& arg1,
-                                                 const std::optional<std::string>& arg2);
+                                                 const std::optional<std::string>& arg2,
+                                                 Readers& readers);
 
-  // Runs `fn` on a free read connection.
-  Status Read(const std::function<Status(Connection&)>& fn);
+  // Runs `fn` on a free read connection of `readers`, waiting for one if need be.
+  static Status ReadOn(Readers& readers, const std::function<Status(Connection&)>& fn);
+  // Admin and reporting reads.
+  Status Read(const std::function<Status(Connection&)>& fn) { return ReadOn(admin_readers_, fn); }
+  // The dispatcher's and ingest's reads.
+  Status ReadHotPath(const std::function<Status(Connection&)>& fn) {
+    return ReadOn(hot_path_readers_, fn);
+  }
 
   // Admin writes, endpoints' among them: each forgets the writer's fan-out targets, so the next
   // append reads them again (they are rare; appends are not).
@@ -248,9 +264,8 @@ class SqliteStore final : public Store {
   std::string instance_id_;
   std::unique_ptr<Connection> writer_conn_;
   SqliteWriteQueue writes_;
-  std::mutex readers_mu_;
-  std::condition_variable readers_cv_;
-  std::vector<std::unique_ptr<Connection>> readers_;  // guarded by readers_mu_
+  Readers admin_readers_;
+  Readers hot_path_readers_;
 };
 
 }  // namespace pushhook::store::sqlite
