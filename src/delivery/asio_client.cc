@@ -1,5 +1,7 @@
 #include "delivery/asio_client.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -21,6 +23,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/url/parse.hpp>
 #include <cctype>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -57,6 +60,115 @@ constexpr auto kIdleLifetime = std::chrono::seconds(55);
 constexpr auto kCheckIdleAfter = milliseconds(500);
 // Parsed URLs kept: about as many as the endpoints that receive webhooks at once.
 constexpr size_t kMaxTargets = 4096;
+// Name lookups that may wait on name servers at once.
+constexpr int kLookupThreads = 4;
+
+NameLookup SystemLookup(const std::string& host, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  NameLookup out;
+  if (const int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found);
+      rc != 0) {
+    out.error = gai_strerror(rc);
+    return out;
+  }
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN];
+    const void* address = nullptr;
+    if (a->ai_family == AF_INET) {
+      address = &reinterpret_cast<const sockaddr_in*>(a->ai_addr)->sin_addr;
+    } else if (a->ai_family == AF_INET6) {
+      address = &reinterpret_cast<const sockaddr_in6*>(a->ai_addr)->sin6_addr;
+    }
+    if (address != nullptr && inet_ntop(a->ai_family, address, text, sizeof text) != nullptr) {
+      out.addresses.emplace_back(text);
+    }
+  }
+  freeaddrinfo(found);
+  return out;
+}
+
+// Name lookups on threads of their own. getaddrinfo blocks for as long as the name servers
+// take (seconds, for a domain whose servers drop queries), and Asio's resolver runs an
+// io_context's lookups one after another on one thread: one endpoint's slow name would hold up
+// every other endpoint's new connections. The threads are detached, so Stop() never waits for
+// a name server; a lookup that returns after it ends without its `done`.
+class NameLookups {
+ public:
+  using Lookup = std::function<NameLookup(const std::string& host, uint16_t port)>;
+  using Done = std::function<void(NameLookup)>;
+
+  NameLookups(int threads, Lookup lookup) : shared_(std::make_shared<Shared>()) {
+    shared_->lookup = lookup ? std::move(lookup) : Lookup(SystemLookup);
+    for (int i = 0; i < threads; ++i) std::thread([shared = shared_] { Work(*shared); }).detach();
+  }
+  ~NameLookups() { Stop(); }
+  NameLookups(const NameLookups&) = delete;
+  NameLookups& operator=(const NameLookups&) = delete;
+
+  // `done` runs on a lookup thread, unless Stop() came first.
+  void Resolve(std::string host, uint16_t port, Done done) {
+    {
+      std::lock_guard lock(shared_->mu);
+      if (shared_->stopping) return;
+      shared_->jobs.push_back(Job{std::move(host), port, std::move(done)});
+    }
+    shared_->cv.notify_one();
+  }
+
+  // From its return on, no `done` runs.
+  void Stop() {
+    {
+      std::lock_guard lock(shared_->mu);
+      shared_->stopping = true;
+      shared_->jobs.clear();
+    }
+    shared_->cv.notify_all();
+    std::lock_guard calling(shared_->calling);  // a `done` running now has returned
+  }
+
+ private:
+  struct Job {
+    std::string host;
+    uint16_t port = 0;
+    Done done;
+  };
+  struct Shared {
+    Lookup lookup;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Job> jobs;   // guarded by mu
+    bool stopping = false;  // guarded by mu
+    std::mutex calling;     // held while a `done` runs
+  };
+
+  static void Work(Shared& shared) {
+    pthread_setname_np(pthread_self(), "ph-lookup");
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lock(shared.mu);
+        shared.cv.wait(lock, [&shared] { return shared.stopping || !shared.jobs.empty(); });
+        if (shared.stopping) return;
+        job = std::move(shared.jobs.front());
+        shared.jobs.pop_front();
+      }
+      NameLookup found = shared.lookup(job.host, job.port);
+      std::lock_guard calling(shared.calling);
+      {
+        std::lock_guard lock(shared.mu);
+        if (shared.stopping) return;
+      }
+      job.done(std::move(found));
+    }
+  }
+
+  std::shared_ptr<Shared> shared_;
+};
 
 std::string Lowercase(std::string_view s) {
   std::string out(s);
@@ -193,11 +305,10 @@ struct Host;
 enum class Phase { kIdle, kResolving, kConnecting, kHandshaking, kExchanging };
 
 struct Connection {
-  Connection(asio::io_context& io, Host& owner) : socket(io), resolver(io), host(&owner) {}
+  Connection(asio::io_context& io, Host& owner) : socket(io), host(&owner) {}
 
   tcp::socket socket;
   std::optional<ssl::stream<tcp::socket&>> tls;
-  tcp::resolver resolver;
   Host* host;
   Phase phase = Phase::kIdle;
   bool closed = false;
@@ -434,18 +545,22 @@ class AsioClient::Impl {
       return Connect(c);
     }
     c->phase = Phase::kResolving;
-    c->resolver.async_resolve(
-        target.host, std::to_string(target.port), tcp::resolver::numeric_service,
-        [this, c](const boost::system::error_code& error, tcp::resolver::results_type results) {
-          if (c->closed) return;
-          if (error) {
-            return Abandon(*c, OutboundError::kDns,
-                           "could not resolve the host name: " + c->transfer->target->host + ": " +
-                               error.message());
-          }
-          for (const auto& entry : results) c->endpoints.push_back(entry.endpoint());
-          Connect(c);
-        });
+    lookups_.Resolve(target.host, target.port, [this, c](NameLookup found) {
+      asio::post(io_, [this, c, found = std::move(found)] {
+        if (c->closed) return;  // abandoned meanwhile (its connect timeout, Stop)
+        if (!found.error.empty()) {
+          return Abandon(
+              *c, OutboundError::kDns,
+              "could not resolve the host name: " + c->transfer->target->host + ": " + found.error);
+        }
+        for (const std::string& text : found.addresses) {
+          boost::system::error_code bad;
+          const asio::ip::address address = asio::ip::make_address(text, bad);
+          if (!bad) c->endpoints.emplace_back(address, c->transfer->target->port);
+        }
+        Connect(c);
+      });
+    });
   }
 
   // Tries the next address the guard allows.
@@ -693,7 +808,6 @@ class AsioClient::Impl {
   void Discard(Connection& c) {
     c.closed = true;
     boost::system::error_code ignored;
-    c.resolver.cancel();
     c.socket.close(ignored);
     Host& host = *c.host;
     std::erase_if(host.idle, [&](const ConnectionPtr& idle) { return idle.get() == &c; });
@@ -811,6 +925,8 @@ class AsioClient::Impl {
 
   const ClientOptions options_;
   asio::io_context io_{1};
+  // After io_: stopped (and so done posting to io_) before io_ goes.
+  NameLookups lookups_{kLookupThreads, options_.lookup};
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   ssl::context tls_context_;
   std::string ca_error_;  // why https cannot be verified, if it cannot

@@ -433,6 +433,38 @@ TEST(AsioClientGuardTest, RefusesANameThatResolvesToLoopbackBeforeConnecting) {
   EXPECT_EQ(server.accepted(), 0);
 }
 
+// A name whose servers do not answer holds up its own request only: another name's goes
+// meanwhile (Asio's own resolver would look the two up one after the other).
+TEST_F(AsioClientTest, ASlowNameLookupHoldsUpNoOtherRequest) {
+  std::mutex mutex;
+  std::condition_variable released;
+  bool release = false;
+  ClientOptions options = LoopbackOptions();
+  options.lookup = [&](const std::string& host, uint16_t) {
+    if (host == "slow.test") {
+      std::unique_lock lock(mutex);
+      released.wait(lock, [&] { return release; });
+    }
+    if (host == "nowhere.test") return NameLookup{{}, "Name or service not known"};
+    return NameLookup{{"127.0.0.1"}, ""};
+  };
+  AsioClient client(options);
+  const std::string port = std::to_string(server_->port());
+  std::future<OutboundResult> slow = Send(client, Post("http://slow.test:" + port + "/status/200"));
+  EXPECT_EQ(SendAndWait(client, Post("http://fast.test:" + port + "/status/204")).status, 204);
+  const OutboundResult nowhere = SendAndWait(client, Post("http://nowhere.test:" + port + "/"));
+  EXPECT_EQ(nowhere.error_kind, OutboundError::kDns);
+  EXPECT_EQ(nowhere.error,
+            "could not resolve the host name: nowhere.test: Name or service not known");
+  EXPECT_EQ(slow.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  released.notify_all();
+  EXPECT_EQ(slow.get().status, 200);
+}
+
 TEST_F(AsioClientTest, RefusesPlainHttpUnlessAllowed) {
   ClientOptions options = LoopbackOptions();
   options.allow_http = false;

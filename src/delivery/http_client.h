@@ -56,6 +56,12 @@ struct OutboundResult {
 };
 
 // How a client may send: what it refuses, and how many connections it keeps.
+// A host name's addresses as text ("192.0.2.1", "2001:db8::1"), or why it has none.
+struct NameLookup {
+  std::vector<std::string> addresses;
+  std::string error;  // "" when the name was found
+};
+
 struct ClientOptions {
   std::string ca_file;  // "" = the system store
   // Private, loopback, link-local... destinations (see address_guard.h) are refused unless this
@@ -66,6 +72,9 @@ struct ClientOptions {
   size_t max_connections_per_host = 64;
   size_t max_total_connections = 1024;
   std::string user_agent = "pushhook/" PUSHHOOK_VERSION;
+  // How a host name becomes addresses: getaddrinfo unless a test gives another. Runs on one of
+  // the client's lookup threads, several at once, never on the thread that sends.
+  std::function<NameLookup(const std::string& host, uint16_t port)> lookup;
 };
 
 // Implementations say how they share threads; the contract of Send() holds for all.
