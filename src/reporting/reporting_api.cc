@@ -3,15 +3,18 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 #include <variant>
 
 #include "model/base64.h"
 #include "model/rfc3339.h"
+#include "model/utf8.h"
 #include "util/json_text.h"
 
 namespace pushhook::reporting {
@@ -57,21 +60,65 @@ json::object ButtonsJson(const model::Counters& n) {
       {"0", n.clicks_by_button[0]}, {"1", n.clicks_by_button[1]}, {"2", n.clicks_by_button[2]}};
 }
 
-// True when the accept header lists text/csv with a non-zero quality.
-bool WantsCsv(const http::Request& request) {
-  std::string_view accept = request.Header("accept");
-  while (!accept.empty()) {
-    const size_t comma = accept.find(',');
-    std::string_view range = accept.substr(0, comma);
-    accept = comma == std::string_view::npos ? std::string_view() : accept.substr(comma + 1);
-    while (!range.empty() && range.front() == ' ') range.remove_prefix(1);
-    if (range.substr(0, 8) != "text/csv") continue;
-    const size_t q = range.find("q=");
-    if (q == std::string_view::npos) return true;
-    const std::string_view quality = range.substr(q + 2);
-    return quality.find_first_not_of("0.") != std::string_view::npos && !quality.empty();
+// An invalid query parameter's value, quoted in its error message: well-formed UTF-8, since the
+// message goes into a JSON body, cut to at most kMaxQuotedValue bytes where a character starts.
+constexpr size_t kMaxQuotedValue = 64;
+
+std::string QuotedValue(std::string_view value) {
+  std::string text = model::ToValidUtf8(value);
+  size_t end = std::min(text.size(), kMaxQuotedValue);
+  while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  text.resize(end);
+  return "'" + text + "'";
+}
+
+std::string_view TrimWhitespace(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+// `text` split at each `separator` outside a quoted string (RFC 9110 section 5.6.4).
+std::vector<std::string_view> SplitOutsideQuotes(std::string_view text, char separator) {
+  std::vector<std::string_view> parts;
+  bool quoted = false;
+  size_t start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (quoted && text[i] == '\\') {
+      ++i;
+    } else if (text[i] == '"') {
+      quoted = !quoted;
+    } else if (text[i] == separator && !quoted) {
+      parts.push_back(text.substr(start, i - start));
+      start = i + 1;
+    }
   }
-  return false;
+  parts.push_back(text.substr(std::min(start, text.size())));
+  return parts;
+}
+
+// A qvalue (RFC 9110 section 12.4.2: "0" to "1" with at most three decimals) in thousandths,
+// or nullopt when it is not one.
+std::optional<int> ParseQuality(std::string_view text) {
+  if (text.empty() || (text[0] != '0' && text[0] != '1')) return std::nullopt;
+  int thousandths = text[0] == '1' ? 1000 : 0;
+  if (text.size() == 1) return thousandths;
+  if (text[1] != '.' || text.size() > 5) return std::nullopt;
+  int scale = 100;
+  for (char c : text.substr(2)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    thousandths += (c - '0') * scale;
+    scale /= 10;
+  }
+  if (thousandths > 1000) return std::nullopt;
+  return thousandths;
 }
 
 // A row's unique subscribers for a CSV cell: "" where the answer has none (minute buckets,
@@ -175,6 +222,55 @@ double ClickThroughRate(int64_t views, int64_t clicks) {
   return views == 0 ? 0.0 : static_cast<double>(clicks) / static_cast<double>(views);
 }
 
+bool WantsCsv(std::string_view accept) {
+  // For text/csv ([0]) and application/json ([1]): how specific the most specific range that
+  // matches it is (3 type/subtype, 2 type/*, 1 */*, 0 none), and that range's quality in
+  // thousandths. The most specific range decides (RFC 9110 section 12.5.1); a type no range
+  // matches is not acceptable.
+  struct Match {
+    int specificity = 0;
+    int quality = 0;
+  };
+  constexpr std::array<std::pair<std::string_view, std::string_view>, 2> kTypes = {
+      {{"text", "csv"}, {"application", "json"}}};
+  std::array<Match, 2> best;
+  for (std::string_view element : SplitOutsideQuotes(accept, ',')) {
+    const std::vector<std::string_view> parts = SplitOutsideQuotes(element, ';');
+    const std::string_view range = TrimWhitespace(parts[0]);
+    const size_t slash = range.find('/');
+    if (slash == std::string_view::npos) continue;
+    const std::string_view type = range.substr(0, slash), subtype = range.substr(slash + 1);
+    if (type.empty() || subtype.empty() || (type == "*" && subtype != "*")) continue;
+    std::optional<int> quality = 1000;
+    for (size_t p = 1; p < parts.size(); ++p) {
+      const std::string_view parameter = TrimWhitespace(parts[p]);
+      const size_t equals = parameter.find('=');
+      if (equals == std::string_view::npos ||
+          !EqualsIgnoringCase(TrimWhitespace(parameter.substr(0, equals)), "q")) {
+        continue;
+      }
+      quality = ParseQuality(TrimWhitespace(parameter.substr(equals + 1)));
+      break;  // what follows the weight are extensions, not the media type's parameters
+    }
+    if (!quality) continue;  // a malformed weight: the range is not one we can read
+    for (size_t t = 0; t < kTypes.size(); ++t) {
+      int specificity = 0;
+      if (type == "*") {
+        specificity = 1;
+      } else if (EqualsIgnoringCase(type, kTypes[t].first)) {
+        specificity = subtype == "*" ? 2 : EqualsIgnoringCase(subtype, kTypes[t].second) ? 3 : 0;
+      }
+      Match& m = best[t];
+      if (specificity > m.specificity) {
+        m = Match{specificity, *quality};
+      } else if (specificity > 0 && specificity == m.specificity) {
+        m.quality = std::max(m.quality, *quality);
+      }
+    }
+  }
+  return best[0].quality > best[1].quality;
+}
+
 std::string CsvRecord(const std::vector<std::string>& fields) {
   std::string out;
   for (size_t i = 0; i < fields.size(); ++i) {
@@ -250,7 +346,7 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
   } else if (bucket == "day") {
     query.bucket_ms = model::kDayMs;
   } else {
-    return respond(BadRequest("bucket must be minute, hour or day"));
+    return respond(BadRequest("bucket must be minute, hour or day, not " + QuotedValue(bucket)));
   }
   if (auto group = request.QueryParam("group_by"); group && !group->empty()) {
     static const std::vector<std::string> kGroups = {"cid",         "reference_id", "button",
@@ -259,7 +355,8 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
     if (std::find(kGroups.begin(), kGroups.end(), *group) == kGroups.end()) {
       return respond(
           BadRequest("group_by must be one of cid, reference_id, button, utm_source, utm_medium, "
-                     "utm_campaign, utm_content, utm_term"));
+                     "utm_campaign, utm_content, utm_term, not " +
+                     QuotedValue(*group)));
     }
     query.group_by = *group;
   }
@@ -278,16 +375,18 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
     return ms;
   };
 
-  if (WantsCsv(request)) {
+  if (WantsCsv(request.Header("accept"))) {
     std::string csv;
     if (query.group_by) {
-      csv += CsvRecord(
-          {*query.group_by, "views", "clicks", "ctr", "dismissals", "unique_subscribers"});
+      csv += CsvRecord({*query.group_by, "views", "clicks", "clicks_button_0", "clicks_button_1",
+                        "clicks_button_2", "ctr", "dismissals", "unique_subscribers"});
       for (const auto& g : r.groups) {
-        csv += CsvRecord({SpreadsheetText(g.key), std::to_string(g.counters.views),
-                          std::to_string(g.counters.clicks),
-                          Decimal(ClickThroughRate(g.counters.views, g.counters.clicks)),
-                          std::to_string(g.counters.dismissals), Uniques(g)});
+        const model::Counters& n = g.counters;
+        csv += CsvRecord(
+            {SpreadsheetText(g.key), std::to_string(n.views), std::to_string(n.clicks),
+             std::to_string(n.clicks_by_button[0]), std::to_string(n.clicks_by_button[1]),
+             std::to_string(n.clicks_by_button[2]), Decimal(ClickThroughRate(n.views, n.clicks)),
+             std::to_string(n.dismissals), Uniques(g)});
       }
     } else {
       csv += CsvRecord({"bucket", "views", "clicks", "clicks_button_0", "clicks_button_1",
@@ -328,11 +427,13 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
   if (query.group_by) {
     json::array groups;
     for (const auto& g : r.groups) {
+      const model::Counters& n = g.counters;
       json::object item{{"key", g.key},
-                        {"views", g.counters.views},
-                        {"clicks", g.counters.clicks},
-                        {"ctr", ClickThroughRate(g.counters.views, g.counters.clicks)},
-                        {"dismissals", g.counters.dismissals}};
+                        {"views", n.views},
+                        {"clicks", n.clicks},
+                        {"clicks_by_button", ButtonsJson(n)},
+                        {"ctr", ClickThroughRate(n.views, n.clicks)},
+                        {"dismissals", n.dismissals}};
       if (g.unique_subscribers) item["unique_subscribers"] = std::llround(*g.unique_subscribers);
       groups.push_back(std::move(item));
     }
@@ -360,13 +461,18 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
   }
   if (auto text = request.QueryParam("sort"); text && !text->empty()) {
     auto sort = ParseCampaignSort(*text);
-    if (!sort) return respond(BadRequest(std::string("sort must be ") + kSortChoices));
+    if (!sort) {
+      return respond(
+          BadRequest(std::string("sort must be ") + kSortChoices + ", not " + QuotedValue(*text)));
+    }
     query.sort = *sort;
   }
   // Numbers and times read largest first; campaign ids in their order.
   query.descending = query.sort != store::CampaignSort::kCid;
   if (auto text = request.QueryParam("order"); text && !text->empty()) {
-    if (*text != "asc" && *text != "desc") return respond(BadRequest("order must be asc or desc"));
+    if (*text != "asc" && *text != "desc") {
+      return respond(BadRequest("order must be asc or desc, not " + QuotedValue(*text)));
+    }
     query.descending = *text == "desc";
   }
   if (auto text = request.QueryParam("cursor"); text && !text->empty()) {
@@ -375,7 +481,8 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
       return respond(BadRequest("cursor is not one this server gave for this sort and order"));
     }
   }
-  if (WantsCsv(request)) return CampaignsCsv(std::move(query), request, std::move(respond));
+  if (WantsCsv(request.Header("accept")))
+    return CampaignsCsv(std::move(query), request, std::move(respond));
   auto campaigns = store_.ListCampaigns(query);
   if (!campaigns.ok()) return respond(http::Response::FromStatus(campaigns.status()));
   json::array data;

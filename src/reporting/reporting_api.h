@@ -8,6 +8,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "admin/auth.h"
@@ -39,6 +40,12 @@ std::string CsvRecord(const std::vector<std::string>& fields);
 // one that begins with = + - @, a tab or a carriage return would be read as a formula, so it
 // gets a leading apostrophe (OWASP's advice on CSV injection). Numbers are not passed here.
 std::string SpreadsheetText(std::string text);
+
+// Whether an accept header (RFC 9110 section 12.5.1) asks for CSV: when text/csv's quality is
+// above application/json's, each taken from the most specific media range that matches it
+// (text/csv, text/* or */*; application/json, application/* or */*). An absent header, equal
+// qualities or a type no range lists (quality 0) keep JSON.
+bool WantsCsv(std::string_view accept);
 
 // Clicks per view, 0 when there are no views.
 double ClickThroughRate(int64_t views, int64_t clicks);

@@ -23,6 +23,60 @@ TEST(CsvTest, TextThatAFormulaWouldReadGetsAnApostrophe) {
   }
 }
 
+TEST(AcceptTest, NoHeaderOrJsonAloneIsJson) {
+  for (const char* accept : {"", "application/json", "*/*", "application/*", "text/html", ",,"}) {
+    EXPECT_FALSE(WantsCsv(accept)) << accept;
+  }
+}
+
+TEST(AcceptTest, CsvAloneOrAnyTextIsCsv) {
+  for (const char* accept : {"text/csv", "text/*", "TEXT/CSV", " text/csv ; charset=utf-8 ",
+                             "text/csv;q=0.001", "text/csv, */*;q=0.9", "text/*;q=1, */*;q=0.5",
+                             "text/csv;q=1.000, application/json;q=0.999"}) {
+    EXPECT_TRUE(WantsCsv(accept)) << accept;
+  }
+}
+
+TEST(AcceptTest, CsvOnlyWhenItsQualityIsAboveJsons) {
+  EXPECT_FALSE(WantsCsv("text/csv;q=0.1, application/json"));
+  EXPECT_FALSE(WantsCsv("application/json, text/csv")) << "equal qualities keep JSON";
+  EXPECT_FALSE(WantsCsv("text/csv, */*")) << "*/* covers JSON";
+  EXPECT_FALSE(WantsCsv("text/csv;q=0.5, application/*;q=0.5"));
+  EXPECT_TRUE(WantsCsv("text/csv;q=0.6, application/*;q=0.5"));
+  EXPECT_TRUE(WantsCsv("application/json;q=0.2, text/csv;q=0.3"));
+  EXPECT_FALSE(WantsCsv("application/json;q=0.3, text/csv;q=0.2"));
+  // The most specific range decides: here JSON's own range wins over */*.
+  EXPECT_TRUE(WantsCsv("*/*, application/json;q=0.5"));
+  EXPECT_FALSE(WantsCsv("text/*;q=0.2, */*;q=0.9"));
+  EXPECT_TRUE(WantsCsv("text/*;q=0.2, */*;q=0.1"));
+}
+
+TEST(AcceptTest, QualityZeroIsNotAcceptable) {
+  for (const char* accept : {"text/csv;q=0", "text/csv; q=0.000", "text/csv;Q=0.0",
+                             "text/csv;q=0, */*", "*/*;q=0.5, text/csv;q=0", "text/*;q=0"}) {
+    EXPECT_FALSE(WantsCsv(accept)) << accept;
+  }
+  EXPECT_TRUE(WantsCsv("application/json;q=0, */*;q=0.1")) << "only CSV is acceptable";
+}
+
+TEST(AcceptTest, WhitespaceCaseAndParametersAreRead) {
+  EXPECT_FALSE(WantsCsv("Text/CSV ; Q=0.1 ,\tApplication/JSON"));
+  EXPECT_TRUE(WantsCsv("application/json ;\tq=0.1 , text/csv ; header=present ; q=0.2"));
+  // A comma inside a quoted parameter value does not end the range.
+  EXPECT_TRUE(WantsCsv("text/csv;x=\"a, application/json\";q=0.5, application/json;q=0.4"));
+  // The weight ends the media type's parameters; what follows is an extension.
+  EXPECT_TRUE(WantsCsv("text/csv;q=0.5;q=0, application/json;q=0.4"));
+}
+
+TEST(AcceptTest, AMalformedWeightLeavesItsRangeOut) {
+  for (const char* weight : {"1.5", "2", "0.1234", "-0.5", ".5", "0,5", "x", ""}) {
+    const std::string accept = std::string("text/csv;q=") + weight + ", application/json;q=0.1";
+    EXPECT_FALSE(WantsCsv(accept)) << accept;
+  }
+  EXPECT_TRUE(WantsCsv("text/csv;q=1., application/json;q=0.1")) << "\"1.\" is a qvalue";
+  EXPECT_FALSE(WantsCsv("*/csv")) << "not a media range";
+}
+
 TEST(CtrTest, IsZeroWithoutViews) {
   EXPECT_EQ(ClickThroughRate(0, 5), 0.0);
   EXPECT_DOUBLE_EQ(ClickThroughRate(10, 3), 0.3);

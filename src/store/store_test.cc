@@ -204,11 +204,6 @@ std::string Text(int64_t views, int64_t clicks, int64_t b0, int64_t b1, int64_t 
   return Text(n);
 }
 std::string Text(const StatsRow& row) { return row.key + ": " + Text(row.counters); }
-// Views and clicks only: UTM groups count no buttons.
-std::string ViewsAndClicks(const StatsRow& row) {
-  return row.key + ": " + std::to_string(row.counters.views) + "/" +
-         std::to_string(row.counters.clicks);
-}
 
 std::string Text(const model::Event& e) {
   return std::string(model::ActionName(e.action)) + "|" + e.cookie_id + "|" + e.cid + "|" +
@@ -1223,9 +1218,9 @@ TEST_P(StoreTest, StatsAddUpTotalsSeriesAndGroups) {
   q.group_by = "utm_source";
   auto by_source = Value(store_->QueryStats(q));
   ASSERT_EQ(by_source.groups.size(), 3u);
-  EXPECT_EQ(ViewsAndClicks(by_source.groups[0]), ": 0/1");
-  EXPECT_EQ(ViewsAndClicks(by_source.groups[1]), "ads: 1/1");
-  EXPECT_EQ(ViewsAndClicks(by_source.groups[2]), "news: 1/1");
+  EXPECT_EQ(Text(by_source.groups[0]), ": " + Text(0, 1, 0, 0, 1));
+  EXPECT_EQ(Text(by_source.groups[1]), "ads: " + Text(1, 1, 0, 0, 1));
+  EXPECT_EQ(Text(by_source.groups[2]), "news: " + Text(1, 1, 1, 0, 0));
   EXPECT_EQ(uniques(by_source.groups), "---") << "no sketch per UTM value";
 
   q.group_by = "colour";
@@ -1455,6 +1450,9 @@ TEST_P(StoreTest, CampaignUniqueSubscribersAddUpAcrossArrivals) {
 }
 
 // Each undoes one migration, on either backend.
+constexpr const char* kUndoUtmButtons =
+    "ALTER TABLE stats_utm_minute DROP COLUMN b0; ALTER TABLE stats_utm_minute DROP COLUMN b1; "
+    "ALTER TABLE stats_utm_minute DROP COLUMN b2; ";
 constexpr const char* kUndoReplayKeys =
     "DROP INDEX events_by_replay_key; ALTER TABLE events DROP COLUMN replay_key; ";
 constexpr const char* kUndoPreviousSecrets =
@@ -1465,13 +1463,56 @@ constexpr const char* kUndoPreviousSecrets =
     "ALTER TABLE sites ADD COLUMN beacon_secret_previous_until BIGINT NOT NULL DEFAULT 0; "
     "ALTER TABLE sites DROP COLUMN previous_beacon_secrets; ";
 
+// A database from before UTM rows counted buttons gets them where they are known: a row that
+// holds all of its minute's clicks has the minute's buttons; rows that share a minute's clicks
+// keep 0, since nothing says which button each value's clicks were on.
+TEST_P(StoreTest, MigratingGivesUtmRowsTheButtonsOfTheirMinuteWhereTheyAreKnown) {
+  auto site = store_->CreateSite("a");
+  const auto click = [](int button, std::string source, int64_t at) {
+    model::Event e = MakeEvent(model::Action::kClick, "");
+    e.clicked_button = button;
+    e.utm_source = std::move(source);
+    e.occurred_at_ms = at;
+    return e;
+  };
+  constexpr int64_t kM = model::kMinuteMs;
+  // Minute 0: every click from "news". Minute 1: "news" and "ads" share the clicks.
+  Append(site->id, {click(0, "news", 1000), click(2, "news", 2000), click(2, "news", 3000),
+                    click(1, "news", kM), click(2, "ads", kM + 1000)});
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(
+      RunSql(kUndoUtmButtons + std::string(Postgres() ? "UPDATE pushhook_schema SET version = 12"
+                                                      : "PRAGMA user_version = 11")));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  StatsQuery q;
+  q.site_id = site->id;
+  q.from_ms = 0;
+  q.to_ms = kM;
+  q.group_by = "utm_source";
+  const auto groups = [&]() {
+    std::string out;
+    for (const StatsRow& row : Value(store_->QueryStats(q)).groups) out += Text(row) + "; ";
+    return out;
+  };
+  EXPECT_EQ(groups(), "news: " + Text(0, 3, 1, 0, 2) + "; ");
+  q.from_ms = kM;
+  q.to_ms = 2 * kM;
+  EXPECT_EQ(groups(), "ads: " + Text(0, 1, 0, 0, 0) + "; news: " + Text(0, 1, 0, 0, 0) + "; ");
+  q.group_by = "utm_medium";  // absent from every event: one value holds the minute's clicks
+  EXPECT_EQ(groups(), ": " + Text(0, 2, 0, 1, 1) + "; ");
+  // What arrives after the upgrade is counted by button.
+  Append(site->id, {click(1, "ads", kM + 2000)});
+  q.group_by = "utm_source";
+  EXPECT_EQ(groups(), "ads: " + Text(0, 2, 0, 1, 0) + "; news: " + Text(0, 1, 0, 0, 0) + "; ");
+}
+
 // A database from before lists of previous secrets kept one of each: migrating keeps it.
 TEST_P(StoreTest, MigratingKeepsTheOnePreviousSecretOfEach) {
   auto site = store_->CreateSite("a");
   const Endpoint e = MakeEndpoint(site->id);
   store_.reset();
   ASSERT_NO_FATAL_FAILURE(RunSql(
-      kUndoPreviousSecrets +
+      kUndoUtmButtons + std::string(kUndoPreviousSecrets) +
       std::string(
           "UPDATE endpoints SET previous_secret = 'whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4', "
           "previous_secret_expires_at = 777; "
@@ -1498,7 +1539,7 @@ TEST_P(StoreTest, MigratingMovesBeaconIdsToReplayKeys) {
                     MakeEvent(model::Action::kView, "client-id")});
   store_.reset();
   ASSERT_NO_FATAL_FAILURE(
-      RunSql(kUndoPreviousSecrets + std::string(kUndoReplayKeys) +
+      RunSql(kUndoUtmButtons + std::string(kUndoPreviousSecrets) + kUndoReplayKeys +
              (Postgres() ? "UPDATE pushhook_schema SET version = 10" : "PRAGMA user_version = 9")));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   model::Event replay = MakeEvent(model::Action::kClick, "another-id");
@@ -1539,7 +1580,7 @@ TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
                                  "ALTER TABLE endpoints DROP COLUMN batch_max_events; "
                                  "ALTER TABLE endpoints DROP COLUMN batch_max_wait_ms; "
                                  "ALTER TABLE messages DROP COLUMN batch_id; " +
-                                 kUndoPreviousSecrets + kUndoReplayKeys +
+                                 kUndoUtmButtons + kUndoPreviousSecrets + kUndoReplayKeys +
                                  std::string(Postgres() ? "UPDATE pushhook_schema SET version = 7"
                                                         : "PRAGMA user_version = 6")));
   ASSERT_NO_FATAL_FAILURE(Reopen());

@@ -112,10 +112,8 @@ function diffCsv(res, json, q) {
   } catch (err) {
     return [...out, `CSV does not parse: ${err.message}`];
   }
-  const header = q.groupBy
-    ? [q.groupBy, 'views', 'clicks', 'ctr', 'dismissals', 'unique_subscribers']
-    : ['bucket', 'views', 'clicks', 'clicks_button_0', 'clicks_button_1', 'clicks_button_2', 'ctr', 'dismissals',
-      'unique_subscribers'];
+  const header = [q.groupBy ?? 'bucket', 'views', 'clicks', 'clicks_button_0', 'clicks_button_1', 'clicks_button_2',
+    'ctr', 'dismissals', 'unique_subscribers'];
   if (JSON.stringify(records[0]) !== JSON.stringify(header)) {
     out.push(`CSV header: expected ${JSON.stringify(header)}, got ${JSON.stringify(records[0])}`);
     return out;
@@ -146,9 +144,10 @@ function diffCsv(res, json, q) {
       const where = `row ${JSON.stringify(item.key)}`;
       int(`${where} views`, row[1], item.views);
       int(`${where} clicks`, row[2], item.clicks);
-      ratio(`${where} ctr`, row[3], item.ctr);
-      int(`${where} dismissals`, row[4], item.dismissals);
-      uniques(`${where} unique_subscribers`, row[5], item.unique_subscribers);
+      for (const b of [0, 1, 2]) int(`${where} clicks_button_${b}`, row[3 + b], item.clicks_by_button?.[String(b)]);
+      ratio(`${where} ctr`, row[6], item.ctr);
+      int(`${where} dismissals`, row[7], item.dismissals);
+      uniques(`${where} unique_subscribers`, row[8], item.unique_subscribers);
     } else {
       if (row[0] !== item.bucket) out.push(`CSV row ${i + 1} bucket: expected ${item.bucket}, got ${JSON.stringify(row[0])}`);
       const where = `row ${item.bucket}`;
@@ -158,6 +157,23 @@ function diffCsv(res, json, q) {
       ratio(`${where} ctr`, row[6], item.ctr);
       int(`${where} dismissals`, row[7], item.dismissals);
       uniques(`${where} unique_subscribers`, row[8], item.unique_subscribers);
+    }
+  }
+  return out;
+}
+
+// Differences between the groups' clicks_by_button and the model's (diffStats compares the
+// groups' views, clicks and dismissals): a button group counts its own button only.
+function diffGroupButtons(json, want, q) {
+  if (!q.groupBy || !Array.isArray(json?.groups)) return [];
+  const out = [];
+  for (const row of json.groups) {
+    const n = want.groups.get(row.key);
+    if (!n) continue; // diffStats names it
+    const expected = q.groupBy === 'button' ? [0, 1, 2].map((b) => (String(b) === row.key ? n.clicks : 0)) : n.b;
+    const got = [0, 1, 2].map((b) => row.clicks_by_button?.[String(b)]);
+    if (JSON.stringify(got) !== JSON.stringify(expected)) {
+      out.push(`groups[${JSON.stringify(row.key)}].clicks_by_button: expected ${JSON.stringify(expected)}, got ${JSON.stringify(got)}`);
     }
   }
   return out;
@@ -287,7 +303,7 @@ itest(`stats answers (JSON and CSV) equal counts made from random event streams 
         uniquesCompared += 1;
         worstUniques = Math.max(worstUniques, Math.abs(res.json?.totals?.unique_subscribers - want.uniques) / want.uniques);
       }
-      const diffs = diffStats(res.json, want, q, { uniques });
+      const diffs = [...diffStats(res.json, want, q, { uniques }), ...diffGroupButtons(res.json, want, q)];
       if (diffs.length) jsonFailures.push(`${where}:\n    ${diffs.slice(0, 8).join('\n    ')}${diffs.length > 8 ? `\n    … ${diffs.length - 8} more` : ''}`);
       const csvRes = await getStats(serve, site.id, qs, { csv: true });
       csvQuotedFields += (csvRes.text.match(/(^|,)"/gm) ?? []).length;
@@ -659,6 +675,29 @@ itest('stats refuses queries it cannot answer with 400', async (fx) => {
     assert.equal(res.status, 400, `?${qs}: ${res.status} ${res.text.slice(0, 200)}`);
     assert.equal(typeof res.json?.error?.code, 'string', `?${qs}: an error body`);
   }
+  // A bad bucket or group_by is named in the message, cut to 64 bytes where a character starts.
+  const groupChoices = 'group_by must be one of cid, reference_id, button, utm_source, utm_medium, utm_campaign, ' +
+    'utm_content, utm_term, not';
+  const statsRefusals = [
+    ['bucket=week', "bucket must be minute, hour or day, not 'week'"],
+    ['bucket=', "bucket must be minute, hour or day, not ''"],
+    ['group_by=bogus', `${groupChoices} 'bogus'`],
+    ['group_by=CID', `${groupChoices} 'CID'`],
+    [`group_by=${'y'.repeat(64)}`, `${groupChoices} '${'y'.repeat(64)}'`],
+    [`group_by=${'y'.repeat(65)}`, `${groupChoices} '${'y'.repeat(64)}'`],
+    // 1 + 40 × 2 bytes: the 64th byte is the first half of an é, so 63 bytes are kept.
+    [`group_by=x${encodeURIComponent('é'.repeat(40))}`, `${groupChoices} 'x${'é'.repeat(31)}'`],
+    [`bucket=${encodeURIComponent('🔔'.repeat(17))}`, `bucket must be minute, hour or day, not '${'🔔'.repeat(16)}'`],
+    // Bytes that are not UTF-8 become U+FFFD, so that the answer stays JSON.
+    ['group_by=a%FFb%E2%82', `${groupChoices} 'a\uFFFDb\uFFFD'`],
+  ];
+  for (const [qs, message] of statsRefusals) {
+    const res = await fetch(`${serve.baseUrl}/v1/sites/${site.id}/stats?${qs}`, { headers: { authorization: `Bearer ${serve.adminToken}` } });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    assert.equal(res.status, 400, `?${qs}`);
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes); // throws on bytes that are not UTF-8
+    assert.equal(JSON.parse(text).error.message, message, `?${qs}`);
+  }
   for (const params of ['?limit=0', '?limit=x', '?cursor=not-a-cursor']) {
     assert.equal((await getCampaigns(serve, site.id, params)).status, 400, `campaigns${params}`);
   }
@@ -667,8 +706,9 @@ itest('stats refuses queries it cannot answer with 400', async (fx) => {
   const byViews = expectStatus(await getCampaigns(serve, site.id, '?sort=views&limit=1'), 200, 'sorted by views');
   assert.equal(typeof byViews.next_cursor, 'string');
   const refusals = [
-    ['?sort=title', 'sort must be last_active, views, clicks, ctr, dismissals or cid'],
-    ['?order=up', 'order must be asc or desc'],
+    ['?sort=title', "sort must be last_active, views, clicks, ctr, dismissals or cid, not 'title'"],
+    ['?order=up', "order must be asc or desc, not 'up'"],
+    [`?order=${'u'.repeat(100)}`, `order must be asc or desc, not '${'u'.repeat(64)}'`],
     [`?q=${'x'.repeat(257)}`, 'q must be at most 256 bytes'],
     [`?sort=clicks&limit=1&cursor=${encodeURIComponent(byViews.next_cursor)}`, 'cursor is not one this server gave for this sort and order'],
     [`?sort=views&order=asc&limit=1&cursor=${encodeURIComponent(byViews.next_cursor)}`, 'cursor is not one this server gave for this sort and order'],
@@ -914,4 +954,63 @@ itest('unique subscribers per hour or day bucket and per campaign or run, in JSO
   const column = head.indexOf('unique_subscribers');
   assert.ok(column > 0, head.join(','));
   assert.deepEqual(rows.map((r) => r[column]), ['2', '2']);
+});
+
+itest('every group counts clicks per button, in JSON and CSV; a button group its own button only', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Buttons');
+  const at = Date.parse('2026-11-27T20:00:00Z');
+  const click = (button, cid, run, source, k) => ({
+    action: 'Click', cookie_id: `c${k}`, cid, reference_id: run, utm_source: source, clicked_button: button, occurred_at: at + k,
+  });
+  expectStatus(await serve.ingest(site.ingest_key, [
+    { action: 'View', cookie_id: 'v', cid: 'a', reference_id: 'r1', utm_source: 'news', occurred_at: at },
+    click(0, 'a', 'r1', 'news', 1), click(2, 'a', 'r1', 'news', 2), click(2, 'a', 'r2', 'ads', 3),
+    click(1, 'b', 'r2', 'ads', 4), click(1, 'b', 'r2', '', 5),
+  ]), 202, 'ingest');
+  const expected = {
+    cid: [['a', 1, 3, [1, 0, 2]], ['b', 0, 2, [0, 2, 0]]],
+    reference_id: [['r1', 1, 2, [1, 0, 1]], ['r2', 0, 3, [0, 2, 1]]],
+    utm_source: [['', 0, 1, [0, 1, 0]], ['ads', 0, 2, [0, 1, 1]], ['news', 1, 2, [1, 0, 1]]],
+    button: [['0', 1, 1, [1, 0, 0]], ['1', 1, 2, [0, 2, 0]], ['2', 1, 2, [0, 0, 2]]],
+  };
+  const range = `from=${at}&to=${at + 3600_000}`;
+  for (const [groupBy, rows] of Object.entries(expected)) {
+    const json = expectStatus(await getStats(serve, site.id, `${range}&group_by=${groupBy}`), 200, groupBy);
+    assert.deepEqual(json.groups.map((g) => [g.key, g.views, g.clicks, [0, 1, 2].map((b) => g.clicks_by_button[String(b)])]),
+      rows, `JSON groups by ${groupBy}`);
+    const csv = await getStats(serve, site.id, `${range}&group_by=${groupBy}`, { csv: true });
+    const [head, ...records] = parseCsv(csv.text);
+    assert.deepEqual(head, [groupBy, 'views', 'clicks', 'clicks_button_0', 'clicks_button_1', 'clicks_button_2', 'ctr',
+      'dismissals', 'unique_subscribers'], `CSV header by ${groupBy}`);
+    assert.deepEqual(records.map((r) => r.slice(0, 6)), rows.map(([key, views, clicks, b]) => [key, views, clicks, ...b].map(String)),
+      `CSV groups by ${groupBy}`);
+  }
+});
+
+itest('accept chooses CSV only when text/csv has a higher quality than JSON', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Negotiation');
+  const cases = [
+    [undefined, 'json'],
+    ['text/csv', 'csv'],
+    ['text/*', 'csv'],
+    ['text/csv;q=0.1, application/json', 'json'],
+    ['application/json;q=0.5, TEXT/CSV ; Q=0.9', 'csv'],
+    ['text/csv, application/json', 'json'],
+    ['text/csv, */*', 'json'],
+    ['text/csv;q=0.8, application/*;q=0.7', 'csv'],
+    ['text/csv;q=0, */*;q=0.1', 'json'],
+  ];
+  for (const [accept, want] of cases) {
+    for (const route of ['stats', 'campaigns']) {
+      const res = await request(serve.baseUrl, 'GET', `/v1/sites/${site.id}/${route}`, {
+        token: serve.adminToken,
+        headers: accept === undefined ? {} : { accept },
+      });
+      assert.equal(res.status, 200, `${route} with accept ${accept}: ${res.text.slice(0, 200)}`);
+      const type = res.headers.get('content-type') ?? '';
+      assert.ok(type.startsWith(want === 'csv' ? 'text/csv' : 'application/json'), `${route} with accept ${accept}: ${type}`);
+    }
+  }
 });

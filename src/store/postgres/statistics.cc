@@ -111,18 +111,12 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
     if (!field) return model::InvalidArgument("cannot group by " + *q.group_by);
     Params params = filters;
     params.Add(*field);
-    auto r = Query(
-        "SELECT value, coalesce(sum(views),0)::bigint, coalesce(sum(clicks),0)::bigint, "
-        "coalesce(sum(dismissals),0)::bigint FROM stats_utm_minute" +
-            where + " AND field = " + next + " GROUP BY value ORDER BY value",
-        params);
+    auto r = Query("SELECT value, " + std::string(kSums) + " FROM stats_utm_minute" + where +
+                       " AND field = " + next + " GROUP BY value ORDER BY value",
+                   params);
     if (!r.ok()) return r.status();
     for (int i = 0; i < r->rows(); ++i) {
-      model::Counters c;
-      c.views = r->Int(i, 1);
-      c.clicks = r->Int(i, 2);
-      c.dismissals = r->Int(i, 3);
-      result.groups.push_back(StatsRow{r->String(i, 0), c});
+      result.groups.push_back(StatsRow{r->String(i, 0), read_counters(*r, i, 1)});
     }
   }
   {
@@ -231,7 +225,7 @@ Status PostgresStore::FlushAggregates(Connection& c) {
       if (!r.ok()) return r.status();
     }
     if (!batch.utm.empty()) {
-      ArrayLiteral field, value, cid, ref, minute, views, clicks, dismissals;
+      ArrayLiteral field, value, cid, ref, minute, views, clicks, b0, b1, b2, dismissals;
       for (const auto& [key, n] : batch.utm) {
         field.Add(key.field);
         value.Add(key.value);
@@ -240,15 +234,21 @@ Status PostgresStore::FlushAggregates(Connection& c) {
         minute.Add(key.minute.minute_ms);
         views.Add(n.views);
         clicks.Add(n.clicks);
+        b0.Add(n.clicks_by_button[0]);
+        b1.Add(n.clicks_by_button[1]);
+        b2.Add(n.clicks_by_button[2]);
         dismissals.Add(n.dismissals);
       }
       auto r = c.Query(
           "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, "
-          "views, clicks, dismissals) SELECT $1, * FROM unnest($2::int[], $3::text[], "
-          "$4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) "
+          "views, clicks, b0, b1, b2, dismissals) SELECT $1, * FROM unnest($2::int[], "
+          "$3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], "
+          "$9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[]) "
           "ON CONFLICT (site_id, field, cid, reference_id, minute, value) DO UPDATE SET "
           "views = stats_utm_minute.views + excluded.views, "
           "clicks = stats_utm_minute.clicks + excluded.clicks, "
+          "b0 = stats_utm_minute.b0 + excluded.b0, b1 = stats_utm_minute.b1 + excluded.b1, "
+          "b2 = stats_utm_minute.b2 + excluded.b2, "
           "dismissals = stats_utm_minute.dismissals + excluded.dismissals",
           Params()
               .Add(site)
@@ -259,6 +259,9 @@ Status PostgresStore::FlushAggregates(Connection& c) {
               .Add(minute.Finish())
               .Add(views.Finish())
               .Add(clicks.Finish())
+              .Add(b0.Finish())
+              .Add(b1.Finish())
+              .Add(b2.Finish())
               .Add(dismissals.Finish()));
       if (!r.ok()) return r.status();
     }

@@ -197,6 +197,18 @@ UPDATE sites SET previous_beacon_secrets = json_array(json_object(
 ALTER TABLE sites DROP COLUMN beacon_secret_previous;
 ALTER TABLE sites DROP COLUMN beacon_secret_previous_until;
 )sql",
+    // 12: clicks per button by UTM value (DESIGN section 6), as stats_minute has them. A row
+    // stored before holds all of its minute's clicks, or it shares them with other values of
+    // its field: only in the first case are its buttons known, those of the minute.
+    R"sql(
+ALTER TABLE stats_utm_minute ADD COLUMN b0 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stats_utm_minute ADD COLUMN b1 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stats_utm_minute ADD COLUMN b2 INTEGER NOT NULL DEFAULT 0;
+UPDATE stats_utm_minute AS u SET b0 = m.b0, b1 = m.b1, b2 = m.b2
+  FROM stats_minute AS m
+  WHERE u.clicks > 0 AND m.site_id = u.site_id AND m.cid = u.cid
+    AND m.reference_id = u.reference_id AND m.minute = u.minute AND m.clicks = u.clicks;
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;

@@ -127,19 +127,13 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
     } else if (q.group_by) {
       const std::optional<int> field = internal::UtmFieldNumber(*q.group_by);
       if (!field) return model::InvalidArgument("cannot group by " + *q.group_by);
-      auto st = c.Prepare(
-          "SELECT value, coalesce(sum(views),0), coalesce(sum(clicks),0), "
-          "coalesce(sum(dismissals),0) FROM stats_utm_minute" +
-          where + " AND field = ?6 GROUP BY value ORDER BY value");
+      auto st = c.Prepare("SELECT value, " + std::string(kSums) + " FROM stats_utm_minute" + where +
+                          " AND field = ?6 GROUP BY value ORDER BY value");
       if (!st.ok()) return st.status();
       bind_filters(**st);
       (*st)->Bind(6, *field);
       while ((*st)->Step(&step)) {
-        model::Counters n;
-        n.views = (*st)->Int(1);
-        n.clicks = (*st)->Int(2);
-        n.dismissals = (*st)->Int(3);
-        result.groups.push_back(StatsRow{(*st)->Text(0), n});
+        result.groups.push_back(StatsRow{(*st)->Text(0), read_counters(**st, 1)});
       }
       (*st)->Reset();
       if (!step.ok()) return step;
@@ -230,8 +224,9 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
       "dismissals = dismissals + excluded.dismissals");
   auto utm = c.Prepare(
       "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, views, "
-      "clicks, dismissals) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-      "views = views + excluded.views, clicks = clicks + excluded.clicks, "
+      "clicks, b0, b1, b2, dismissals) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
+      "views = views + excluded.views, clicks = clicks + excluded.clicks, b0 = b0 + excluded.b0, "
+      "b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, "
       "dismissals = dismissals + excluded.dismissals");
   auto campaign = c.Prepare(
       "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
@@ -279,7 +274,10 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
                      .Bind(6, key.minute.minute_ms)
                      .Bind(7, n.views)
                      .Bind(8, n.clicks)
-                     .Bind(9, n.dismissals)
+                     .Bind(9, n.clicks_by_button[0])
+                     .Bind(10, n.clicks_by_button[1])
+                     .Bind(11, n.clicks_by_button[2])
+                     .Bind(12, n.dismissals)
                      .Run();
       if (!s.ok()) return s;
     }
