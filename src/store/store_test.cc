@@ -1014,6 +1014,31 @@ TEST_P(StoreTest, ReplayMakesMessagesForTheEventsInTheWindow) {
   EXPECT_TRUE(Value(store_->ReplayEvents(q, 9000)).empty());
 }
 
+// SQLite makes a replay's messages 5,000 at a time: every event once, in order, across pages.
+TEST_P(StoreTest, AReplayOfManyEventsMakesOneMessageForEach) {
+  auto site = store_->CreateSite("a");
+  std::vector<model::Event> events;
+  for (int i = 0; i < 12'001; ++i) {
+    events.push_back(MakeEvent(model::Action::kView, "e" + std::to_string(i)));
+    events.back().occurred_at_ms = 100;
+  }
+  Append(site->id, events);
+  Endpoint late = MakeEndpoint(site->id);
+  ReplayQuery q;
+  q.site_id = site->id;
+  q.endpoint_id = late.id;
+  q.since_ms = 0;
+  q.until_ms = 1000;
+  const std::vector<DueMessage> replayed = Value(store_->ReplayEvents(q, 9000));
+  ASSERT_EQ(replayed.size(), events.size());
+  EXPECT_TRUE(std::is_sorted(replayed.begin(), replayed.end(),
+                             [](const DueMessage& a, const DueMessage& b) { return a.id < b.id; }));
+  EXPECT_EQ(Value(store_->LoadDelivery(replayed.front().id)).event.event_id, "e0");
+  EXPECT_EQ(Value(store_->LoadDelivery(replayed.back().id)).event.event_id, "e12000");
+  q.max_events = 7'000;
+  EXPECT_EQ(Value(store_->ReplayEvents(q, 9000)).size(), 7'000u) << "max_events still holds";
+}
+
 // A replay sends only the actions the endpoint takes, as ingest does.
 TEST_P(StoreTest, ReplayKeepsToTheEndpointsEvents) {
   auto site = store_->CreateSite("a");

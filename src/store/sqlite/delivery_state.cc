@@ -227,19 +227,21 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
   return due;
 }
 
+// The events are found on a read connection, and their messages made kReplayPage at a time,
+// each page a write of its own: no index has occurred_at, and the scan with up to max_events
+// inserts must not hold the one writer, and every ingest queued behind it, for seconds. A
+// crash half-way leaves the pages made so far, as if the window had been smaller.
 StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q, int64_t now_ms) {
-  std::vector<DueMessage> out;
-  Status s = WriteSync([&](Connection& c) {
+  std::vector<int64_t> events;
+  Status found = Read([&](Connection& c) {
     std::string sql =
-        "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
-        "created_at) SELECT id, site_id, ?1, 0, ?2, ?2 FROM events WHERE site_id = ?3 AND "
-        "occurred_at >= ?4 AND occurred_at < ?5 AND "
+        "SELECT id FROM events WHERE site_id = ?2 AND occurred_at >= ?3 AND occurred_at < ?4 AND "
         // Only the actions the endpoint takes: a replay never sends a Dismiss to an endpoint
         // that did not ask for one.
         "((SELECT events FROM endpoints WHERE id = ?1) & (1 << action)) <> 0";
-    if (q.cid) sql += " AND cid = ?6";
-    if (q.reference_id) sql += " AND reference_id = ?7";
-    // The endpoint's filter: each named field's list as a JSON array, ?9 onwards.
+    if (q.cid) sql += " AND cid = ?5";
+    if (q.reference_id) sql += " AND reference_id = ?6";
+    // The endpoint's filter: each named field's list as a JSON array, ?8 onwards.
     std::vector<std::string> lists;
     for (int f = 0; f < model::kFilterFields; ++f) {
       const auto field = static_cast<model::FilterField>(f);
@@ -247,27 +249,56 @@ StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q
       if (values == nullptr) continue;
       model::AppendJsonStringArray(lists.emplace_back(), *values);
       sql += " AND " + std::string(model::FilterFieldName(field)) +
-             " IN (SELECT value FROM json_each(?" + std::to_string(8 + lists.size()) + "))";
+             " IN (SELECT value FROM json_each(?" + std::to_string(7 + lists.size()) + "))";
     }
-    sql += " ORDER BY id LIMIT ?8 RETURNING id";
+    sql += " ORDER BY id LIMIT ?7";
     auto st = c.Prepare(sql);
     if (!st.ok()) return st.status();
     Statement& stmt = **st;
     stmt.Bind(1, q.endpoint_id)
-        .Bind(2, now_ms)
-        .Bind(3, q.site_id)
-        .Bind(4, q.since_ms)
-        .Bind(5, q.until_ms)
-        .Bind(8, static_cast<int64_t>(q.max_events));
-    if (q.cid) stmt.Bind(6, *q.cid);
-    if (q.reference_id) stmt.Bind(7, *q.reference_id);
-    for (size_t i = 0; i < lists.size(); ++i) stmt.Bind(static_cast<int>(9 + i), lists[i]);
+        .Bind(2, q.site_id)
+        .Bind(3, q.since_ms)
+        .Bind(4, q.until_ms)
+        .Bind(7, static_cast<int64_t>(q.max_events));
+    if (q.cid) stmt.Bind(5, *q.cid);
+    if (q.reference_id) stmt.Bind(6, *q.reference_id);
+    for (size_t i = 0; i < lists.size(); ++i) stmt.Bind(static_cast<int>(8 + i), lists[i]);
     Status step;
-    while (stmt.Step(&step)) out.push_back(DueMessage{stmt.Int(0), q.endpoint_id, now_ms, 0, {}});
+    while (stmt.Step(&step)) events.push_back(stmt.Int(0));
     stmt.Reset();
     return step;
   });
-  if (!s.ok()) return s;
+  if (!found.ok()) return found;
+
+  std::vector<DueMessage> out;
+  out.reserve(events.size());
+  for (size_t first = 0; first < events.size(); first += kReplayPage) {
+    std::string page = "[";
+    for (size_t i = first; i < std::min(events.size(), first + kReplayPage); ++i) {
+      if (i > first) page += ',';
+      page += std::to_string(events[i]);
+    }
+    page += ']';
+    std::vector<DueMessage> made_here;
+    Status made = writes_.Run([&](Connection& c) {
+      made_here.clear();
+      auto st = c.Prepare(
+          "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
+          "created_at) SELECT id, site_id, ?1, 0, ?2, ?2 FROM events WHERE id IN "
+          "(SELECT value FROM json_each(?3)) ORDER BY id RETURNING id");
+      if (!st.ok()) return st.status();
+      Statement& stmt = **st;
+      stmt.Bind(1, q.endpoint_id).Bind(2, now_ms).Bind(3, page);
+      Status step;
+      while (stmt.Step(&step)) {
+        made_here.push_back(DueMessage{stmt.Int(0), q.endpoint_id, now_ms, 0, {}});
+      }
+      stmt.Reset();
+      return step;
+    });
+    if (!made.ok()) return made;
+    out.insert(out.end(), made_here.begin(), made_here.end());
+  }
   return out;
 }
 
