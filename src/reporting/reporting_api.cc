@@ -483,8 +483,14 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
   }
   if (WantsCsv(request.Header("accept")))
     return CampaignsCsv(std::move(query), request, std::move(respond));
+  // One more than the page, to know whether another follows: a full last page says that it is
+  // the last rather than leading to an empty one.
+  const auto page = static_cast<size_t>(query.limit);
+  ++query.limit;
   auto campaigns = store_.ListCampaigns(query);
   if (!campaigns.ok()) return respond(http::Response::FromStatus(campaigns.status()));
+  const bool more = campaigns->size() > page;
+  if (more) campaigns->pop_back();
   json::array data;
   for (const auto& c : *campaigns) {
     data.push_back(json::object{{"cid", c.cid},
@@ -499,9 +505,7 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
                                 {"last_active_at", model::FormatRfc3339Ms(c.last_active_ms)}});
   }
   json::value next;
-  if (campaigns->size() == static_cast<size_t>(query.limit)) {
-    next = EncodeCursor(query, campaigns->back());
-  }
+  if (more) next = EncodeCursor(query, campaigns->back());
   respond(http::Response::Json(
       200, util::ToJsonText(json::object{{"data", std::move(data)}, {"next_cursor", next}})));
 }

@@ -55,7 +55,10 @@ async function allCampaigns(serve, siteId, limit, token = serve.adminToken) {
     assert.ok(body.data.length <= limit, `a page of limit ${limit} holds ${body.data.length} campaigns`);
     pages.push(body.data.length);
     items.push(...body.data);
-    if (body.next_cursor === null || body.next_cursor === undefined) return { items, pages };
+    if (body.next_cursor === null || body.next_cursor === undefined) {
+      assert.ok(body.data.length > 0 || page === 0, 'a full page before the last said that it was the last');
+      return { items, pages };
+    }
     assert.equal(typeof body.next_cursor, 'string', 'next_cursor is a string or null');
     assert.ok(body.data.length > 0, 'a page with a next_cursor is not empty');
     cursor = body.next_cursor;
