@@ -130,6 +130,17 @@ class SchedulerTest : public ::testing::Test {
     return cids;
   }
 
+  // One endpoint, the scheduler started with `schedule`, and the first attempts of `n` fresh
+  // messages, all sent at kT0.
+  std::vector<Send> SendFresh(int n, const std::string& schedule) {
+    AddEndpoint("/a");
+    Start(schedule);
+    Admit(Ingest(n));
+    SchedulerOutput out = Poll(kT0);
+    EXPECT_EQ(out.sends.size(), static_cast<size_t>(n));
+    return out.sends;
+  }
+
   // One endpoint with batch {max_events, max_wait_ms}, and the scheduler started.
   store::Endpoint StartBatching(int max_events, int max_wait_ms, const std::string& schedule = "1s",
                                 int max_in_flight = 16) {
@@ -232,16 +243,13 @@ TEST_F(SchedulerTest, FailuresFollowTheJitteredScheduleUntilItRunsOut) {
 }
 
 TEST_F(SchedulerTest, RetryAfterWaitsAtLeastThatLongButNoLongerThanTheLongestStep) {
-  AddEndpoint("/a");
-  Start("1s,10s");
-  Admit(Ingest(2));
-  SchedulerOutput out = Poll(kT0);
-  ASSERT_EQ(out.sends.size(), 2u);
+  const std::vector<Send> sends = SendFresh(2, "1s,10s");
+  ASSERT_EQ(sends.size(), 2u);
   // Asked for 2 s, more than the first step's 0.8-1.2 s: exactly 2 s.
-  SchedulerOutput a = Complete(out.sends[0], Answer(503, "2"), kT0);
+  SchedulerOutput a = Complete(sends[0], Answer(503, "2"), kT0);
   EXPECT_EQ(a.records[0].next_attempt_ms, kT0 + 2'000);
   // Asked for an hour: capped at the schedule's longest step, 10 s.
-  SchedulerOutput b = Complete(out.sends[1], Answer(429, "3600"), kT0);
+  SchedulerOutput b = Complete(sends[1], Answer(429, "3600"), kT0);
   EXPECT_EQ(b.records[0].next_attempt_ms, kT0 + 10'000);
 }
 
@@ -276,13 +284,10 @@ TEST_F(SchedulerTest, GoneDisablesTheEndpointAtOnceAndItsMessagesWait) {
 }
 
 TEST_F(SchedulerTest, ABurstOfGoneAnswersDisablesTheEndpointOnce) {
-  AddEndpoint("/a");
-  Start("1s");
-  Admit(Ingest(3));
-  SchedulerOutput out = Poll(kT0);
-  ASSERT_EQ(out.sends.size(), 3u);
   size_t disables = 0;
-  for (const Send& send : out.sends) disables += Complete(send, Answer(410), kT0).disables.size();
+  for (const Send& send : SendFresh(3, "1s")) {
+    disables += Complete(send, Answer(410), kT0).disables.size();
+  }
   EXPECT_EQ(disables, 1u) << "each a write on the dispatcher's thread: one is enough";
 }
 
