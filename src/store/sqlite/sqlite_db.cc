@@ -21,29 +21,35 @@ model::Status ErrorStatus(sqlite3* db, int rc, std::string_view what) {
 
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
-Statement& Statement::Bind(int index, int64_t value) {
-  sqlite3_bind_int64(stmt_, index, value);
+Statement& Statement::Bound(int rc, int index) {
+  if (rc != SQLITE_OK && bind_error_.ok()) {
+    bind_error_ = ErrorStatus(nullptr, rc, "sqlite bind of parameter " + std::to_string(index));
+  }
   return *this;
+}
+
+Statement& Statement::Bind(int index, int64_t value) {
+  return Bound(sqlite3_bind_int64(stmt_, index, value), index);
 }
 Statement& Statement::Bind(int index, double value) {
-  sqlite3_bind_double(stmt_, index, value);
-  return *this;
+  return Bound(sqlite3_bind_double(stmt_, index, value), index);
 }
 Statement& Statement::Bind(int index, std::string_view value) {
-  sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
-  return *this;
+  return Bound(
+      sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_STATIC, SQLITE_UTF8),
+      index);
 }
 Statement& Statement::BindBlob(int index, std::string_view bytes) {
-  sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC);
-  return *this;
+  return Bound(sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_STATIC), index);
 }
 
-Statement& Statement::BindNull(int index) {
-  sqlite3_bind_null(stmt_, index);
-  return *this;
-}
+Statement& Statement::BindNull(int index) { return Bound(sqlite3_bind_null(stmt_, index), index); }
 
 bool Statement::Step(model::Status* status) {
+  if (!bind_error_.ok()) {
+    *status = bind_error_;
+    return false;
+  }
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc != SQLITE_DONE) *status = ErrorStatus(sqlite3_db_handle(stmt_), rc, "sqlite step");
@@ -55,12 +61,14 @@ model::Status Statement::Run() {
   while (Step(&status)) {
   }
   sqlite3_reset(stmt_);
+  bind_error_ = model::Status::Ok();
   return status;
 }
 
 void Statement::Reset() {
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
+  bind_error_ = model::Status::Ok();
 }
 
 int64_t Statement::Int(int column) const { return sqlite3_column_int64(stmt_, column); }

@@ -24,8 +24,9 @@ class Statement {
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
 
-  // Binds by 1-based position. Strings are copied by SQLite only when they must outlive the call:
-  // callers keep them alive until Step() returns.
+  // Binds by 1-based position. Strings and blobs are not copied (SQLITE_STATIC): callers keep
+  // them alive until Reset(). A bind that fails (no such position, a value too big) makes the
+  // next Step() or Run() fail with its error, rather than run with a parameter left NULL.
   Statement& Bind(int index, int64_t value);
   Statement& Bind(int index, int value) { return Bind(index, static_cast<int64_t>(value)); }
   Statement& Bind(int index, double value);
@@ -45,7 +46,10 @@ class Statement {
   bool IsNull(int column) const;
 
  private:
+  Statement& Bound(int rc, int index);
+
   sqlite3_stmt* stmt_;
+  model::Status bind_error_;  // the first failed bind since Reset()
 };
 
 class Connection {
