@@ -95,40 +95,43 @@ NameLookup SystemLookup(const std::string& host, uint16_t port) {
 // Name lookups on threads of their own. getaddrinfo blocks for as long as the name servers
 // take (seconds, for a domain whose servers drop queries), and Asio's resolver runs an
 // io_context's lookups one after another on one thread: one endpoint's slow name would hold up
-// every other endpoint's new connections. The threads are detached, so Stop() never waits for
-// a name server; a lookup that returns after it ends without its `done`.
+// every other endpoint's new connections. Stop() joins the threads, so it waits for lookups
+// under way, as Asio's resolver does when its io_context goes.
 class NameLookups {
  public:
   using Lookup = std::function<NameLookup(const std::string& host, uint16_t port)>;
   using Done = std::function<void(NameLookup)>;
 
-  NameLookups(int threads, Lookup lookup) : shared_(std::make_shared<Shared>()) {
-    shared_->lookup = lookup ? std::move(lookup) : Lookup(SystemLookup);
-    for (int i = 0; i < threads; ++i) std::thread([shared = shared_] { Work(*shared); }).detach();
+  NameLookups(int threads, Lookup lookup)
+      : lookup_(lookup ? std::move(lookup) : Lookup(SystemLookup)) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
   }
   ~NameLookups() { Stop(); }
   NameLookups(const NameLookups&) = delete;
   NameLookups& operator=(const NameLookups&) = delete;
 
-  // `done` runs on a lookup thread, unless Stop() came first.
+  // `done` runs on a lookup thread, unless Stop() comes first.
   void Resolve(std::string host, uint16_t port, Done done) {
     {
-      std::lock_guard lock(shared_->mu);
-      if (shared_->stopping) return;
-      shared_->jobs.push_back(Job{std::move(host), port, std::move(done)});
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+      jobs_.push_back(Job{std::move(host), port, std::move(done)});
     }
-    shared_->cv.notify_one();
+    cv_.notify_one();
   }
 
-  // From its return on, no `done` runs.
+  // Drops the lookups not begun and joins the threads; from its return on, no `done` runs.
+  // Not from a `done`.
   void Stop() {
     {
-      std::lock_guard lock(shared_->mu);
-      shared_->stopping = true;
-      shared_->jobs.clear();
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      jobs_.clear();
     }
-    shared_->cv.notify_all();
-    std::lock_guard calling(shared_->calling);  // a `done` running now has returned
+    cv_.notify_all();
+    for (std::thread& thread : threads_) {
+      if (thread.joinable()) thread.join();
+    }
   }
 
  private:
@@ -137,37 +140,28 @@ class NameLookups {
     uint16_t port = 0;
     Done done;
   };
-  struct Shared {
-    Lookup lookup;
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<Job> jobs;   // guarded by mu
-    bool stopping = false;  // guarded by mu
-    std::mutex calling;     // held while a `done` runs
-  };
 
-  static void Work(Shared& shared) {
+  void Work() {
     pthread_setname_np(pthread_self(), "ph-lookup");
     for (;;) {
       Job job;
       {
-        std::unique_lock lock(shared.mu);
-        shared.cv.wait(lock, [&shared] { return shared.stopping || !shared.jobs.empty(); });
-        if (shared.stopping) return;
-        job = std::move(shared.jobs.front());
-        shared.jobs.pop_front();
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (stopping_) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
       }
-      NameLookup found = shared.lookup(job.host, job.port);
-      std::lock_guard calling(shared.calling);
-      {
-        std::lock_guard lock(shared.mu);
-        if (shared.stopping) return;
-      }
-      job.done(std::move(found));
+      job.done(lookup_(job.host, job.port));
     }
   }
 
-  std::shared_ptr<Shared> shared_;
+  const Lookup lookup_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;   // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+  std::vector<std::thread> threads_;
 };
 
 std::string Lowercase(std::string_view s) {
@@ -545,22 +539,29 @@ class AsioClient::Impl {
       return Connect(c);
     }
     c->phase = Phase::kResolving;
-    lookups_.Resolve(target.host, target.port, [this, c](NameLookup found) {
-      asio::post(io_, [this, c, found = std::move(found)] {
-        if (c->closed) return;  // abandoned meanwhile (its connect timeout, Stop)
-        if (!found.error.empty()) {
-          return Abandon(
-              *c, OutboundError::kDns,
-              "could not resolve the host name: " + c->transfer->target->host + ": " + found.error);
-        }
-        for (const std::string& text : found.addresses) {
-          boost::system::error_code bad;
-          const asio::ip::address address = asio::ip::make_address(text, bad);
-          if (!bad) c->endpoints.emplace_back(address, c->transfer->target->port);
-        }
-        Connect(c);
+    // Weakly: a lookup thread must never hold a connection's last reference, whose release
+    // would destroy the connection there, beside the client's thread.
+    std::weak_ptr<Connection> weak = c;
+    lookups_.Resolve(target.host, target.port, [this, weak](NameLookup found) {
+      asio::post(io_, [this, weak, found = std::move(found)] {
+        if (const ConnectionPtr live = weak.lock()) Resolved(live, found);
       });
     });
+  }
+
+  void Resolved(const ConnectionPtr& c, const NameLookup& found) {
+    if (c->closed) return;  // abandoned meanwhile (its connect timeout, Stop)
+    const Target& target = *c->transfer->target;
+    if (!found.error.empty()) {
+      return Abandon(*c, OutboundError::kDns,
+                     "could not resolve the host name: " + target.host + ": " + found.error);
+    }
+    for (const std::string& text : found.addresses) {
+      boost::system::error_code bad;
+      const asio::ip::address address = asio::ip::make_address(text, bad);
+      if (!bad) c->endpoints.emplace_back(address, target.port);
+    }
+    Connect(c);
   }
 
   // Tries the next address the guard allows.
@@ -925,7 +926,7 @@ class AsioClient::Impl {
 
   const ClientOptions options_;
   asio::io_context io_{1};
-  // After io_: stopped (and so done posting to io_) before io_ goes.
+  // After io_: joined (and so done posting to io_) before io_ goes.
   NameLookups lookups_{kLookupThreads, options_.lookup};
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   ssl::context tls_context_;

@@ -465,6 +465,29 @@ TEST_F(AsioClientTest, ASlowNameLookupHoldsUpNoOtherRequest) {
   EXPECT_EQ(slow.get().status, 200);
 }
 
+// Stopping waits for a lookup under way (as Asio's resolver does), and what it finds is dropped.
+TEST_F(AsioClientTest, StoppingDuringALookupWaitsForItAndSendsNothing) {
+  std::atomic<bool> release = false;
+  ClientOptions options = LoopbackOptions();
+  options.lookup = [&](const std::string&, uint16_t) {
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return NameLookup{{"127.0.0.1"}, ""};
+  };
+  std::future<OutboundResult> pending;
+  std::thread releaser;
+  {
+    AsioClient client(options);
+    pending = Send(client, Post("http://slow.test:" + std::to_string(server_->port()) + "/"));
+    releaser = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      release = true;
+    });
+  }
+  releaser.join();
+  EXPECT_EQ(pending.get().error, "client stopped");
+  EXPECT_EQ(RequestCount(), 0u);
+}
+
 TEST_F(AsioClientTest, RefusesPlainHttpUnlessAllowed) {
   ClientOptions options = LoopbackOptions();
   options.allow_http = false;
