@@ -8,24 +8,23 @@
 #include <sqlite3.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
-#include <string_view>
-#include <variant>
 #include <vector>
 
 #include "ingest/event_parser.h"
 #include "model/event.h"
 #include "store/open_store.h"
 #include "store/store.h"
+#include "util/testing/temp_dir.h"
 
 namespace {
 
 namespace model = pushhook::model;
 namespace store = pushhook::store;
+
+using pushhook::util::testing::TempDir;
 
 constexpr int kBatch = 1000;
 
@@ -33,24 +32,6 @@ constexpr int kBatch = 1000;
 // no global mutex around every allocation's statistics.
 const int kMemStatusOff = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 constexpr int64_t kNowMs = 1'795'000'000'000;
-
-// A temporary folder, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "pushhook-bench.XXXXXX");
-    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string File(std::string_view name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 model::Event SampleEvent() {
   const std::string body =
@@ -99,7 +80,7 @@ void InsertBatches(benchmark::State& state, sqlite3* db, const char* sql, Bind b
 
 // The floor: 350-byte rows of one blob, the reference that issue 6 quotes (390 k rows/s).
 void BM_SqliteInsertBlob350(benchmark::State& state) {
-  TempDir dir;
+  TempDir dir{"pushhook-bench"};
   sqlite3* db = OpenDurable(dir.File("blob.db"), state);
   sqlite3_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB NOT NULL)", nullptr, nullptr,
                nullptr);
@@ -115,7 +96,7 @@ BENCHMARK(BM_SqliteInsertBlob350)->UseRealTime()->Unit(benchmark::kMicrosecond);
 // without AUTOINCREMENT, bound column by column as the store binds them.
 void BM_SqliteInsertEventRow(benchmark::State& state) {
   const bool autoincrement = state.range(0) != 0;
-  TempDir dir;
+  TempDir dir{"pushhook-bench"};
   sqlite3* db = OpenDurable(dir.File("events.db"), state);
   const std::string ddl = std::string("CREATE TABLE events(id INTEGER PRIMARY KEY") +
                           (autoincrement ? " AUTOINCREMENT" : "") +
@@ -166,7 +147,7 @@ BENCHMARK(BM_SqliteInsertEventRow)
 // A fresh SQLite store in a temporary folder, with one site and `endpoints` endpoints on it;
 // null (and the benchmark skipped) if any of that fails.
 struct BenchStore {
-  TempDir dir;  // first in, last out: the store closes before its folder goes
+  TempDir dir{"pushhook-bench"};  // first in, last out: the store closes before its folder goes
   std::unique_ptr<store::Store> store;
   std::string site_id;
 };

@@ -1,11 +1,10 @@
 #include "cli/config.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
+
+#include "util/testing/temp_dir.h"
 
 namespace pushhook::cli {
 namespace {
@@ -20,18 +19,12 @@ EnvLookup Env(std::map<std::string, std::string> vars) {
 
 class ConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char dir[] = "/tmp/pushhook-config-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string WriteToml(const std::string& text) {
-    const std::string path = dir_ + "/pushhook.toml";
+    const std::string path = dir_.File("pushhook.toml");
     std::ofstream(path) << text;
     return path;
   }
-  std::string dir_;
+  util::testing::TempDir dir_{"pushhook-config"};
 };
 
 TEST_F(ConfigTest, DefaultsMatchTheDesign) {
@@ -142,7 +135,7 @@ TEST_F(ConfigTest, BadValuesGiveOneLineReasons) {
   const std::string broken = WriteToml("listen = \n");
   EXPECT_NE(LoadServeConfig(broken, Env({}), {}, false).status().message().find("line 1"),
             std::string::npos);
-  const std::string missing = dir_ + "/missing.toml";
+  const std::string missing = dir_.File("missing.toml");
   EXPECT_EQ(LoadServeConfig(missing, Env({}), {}, false).status().message(),
             "config file " + missing + " cannot be read: No such file or directory");
 }

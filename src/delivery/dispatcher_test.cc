@@ -1,14 +1,13 @@
 #include "delivery/dispatcher.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <future>
 
 #include "model/signature.h"
 #include "store/open_store.h"
 #include "util/testing/file_size_limit.h"
+#include "util/testing/temp_dir.h"
 
 namespace pushhook::delivery {
 namespace {
@@ -110,11 +109,8 @@ OutboundResult Status(int code, std::string retry_after = "") {
 class DispatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/pushhook-dispatch-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
     store::StoreOptions options;
-    options.database = "sqlite://" + dir_ + "/d.db";
+    options.database = "sqlite://" + dir_.File("d.db");
     store_ = std::move(store::OpenStore(options).value());
     site_ = store_->CreateSite("s")->id;
   }
@@ -122,7 +118,6 @@ class DispatcherTest : public ::testing::Test {
     if (dispatcher_) dispatcher_->Stop(0ms);
     dispatcher_.reset();
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   void StartDispatcher(const std::string& schedule) {
@@ -154,7 +149,7 @@ class DispatcherTest : public ::testing::Test {
     return promise.get_future().get();
   }
 
-  std::string dir_;
+  util::testing::TempDir dir_{"pushhook-dispatch"};
   model::SystemClock clock_;
   std::unique_ptr<store::Store> store_;
   std::string site_;
@@ -193,7 +188,7 @@ TEST_F(DispatcherTest, RetriesWithTheSameIdUntilSuccess) {
   dispatcher_.reset();
   store_.reset();  // flush attempt records
   store::StoreOptions options;
-  options.database = "sqlite://" + dir_ + "/d.db";
+  options.database = "sqlite://" + dir_.File("d.db");
   store_ = std::move(store::OpenStore(options).value());
   auto attempts = store_->ListAttempts(messages[0].id).value();
   ASSERT_EQ(attempts.size(), 3u);

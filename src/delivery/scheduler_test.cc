@@ -4,13 +4,12 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <future>
 
 #include "model/signature.h"
 #include "store/open_store.h"
+#include "util/testing/temp_dir.h"
 
 namespace pushhook::delivery {
 namespace {
@@ -37,18 +36,14 @@ OutboundResult Failure(OutboundError kind, std::string error) {
 class SchedulerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/pushhook-scheduler-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
     store::StoreOptions options;
-    options.database = "sqlite://" + dir_ + "/s.db";
+    options.database = "sqlite://" + dir_.File("s.db");
     store_ = std::move(store::OpenStore(options).value());
     site_ = store_->CreateSite("s")->id;
   }
   void TearDown() override {
     scheduler_.reset();
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   void Start(const std::string& schedule, SchedulerOptions options = {}) {
@@ -177,7 +172,7 @@ class SchedulerTest : public ::testing::Test {
     return ids;
   }
 
-  std::string dir_;
+  util::testing::TempDir dir_{"pushhook-scheduler"};
   std::unique_ptr<store::Store> store_;
   std::string site_;
   std::unique_ptr<Scheduler> scheduler_;
@@ -590,7 +585,7 @@ TEST_F(SchedulerTest, AnEndpointTheStoreCannotReadIsReadAgainNotTakenForDeleted)
   const auto messages = Ingest(2);
 
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ + "/s.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open(dir_.File("s.db").c_str(), &db), SQLITE_OK);
   const auto exec = [db](const char* sql) {
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
   };

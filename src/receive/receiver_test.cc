@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +15,7 @@
 #include <thread>
 
 #include "model/signature.h"
+#include "util/testing/temp_dir.h"
 
 namespace pushhook::receive {
 namespace {
@@ -109,9 +109,6 @@ constexpr char kPayload[] =
 class ReceiverTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir_template[] = "/tmp/pushhook-receive-test-XXXXXX";
-    ASSERT_NE(mkdtemp(dir_template), nullptr);
-    dir_ = dir_template;
     secret_ = model::NewSecret();
     curl_ = curl_easy_init();
   }
@@ -119,14 +116,13 @@ class ReceiverTest : public ::testing::Test {
   void TearDown() override {
     curl_easy_cleanup(curl_);
     if (receiver_) receiver_->Stop();
-    std::filesystem::remove_all(dir_);
   }
 
   ReceiverOptions Options(const std::string& out_name = "") {
     ReceiverOptions options;
     options.listen = "127.0.0.1:0";
     options.secrets = {secret_};
-    if (!out_name.empty()) options.out_path = dir_ + "/" + out_name;
+    if (!out_name.empty()) options.out_path = dir_.File(out_name);
     return options;
   }
 
@@ -142,7 +138,7 @@ class ReceiverTest : public ::testing::Test {
                 SignedHeaders({secret_}, id, NowSeconds(), body));
   }
 
-  std::string dir_;
+  util::testing::TempDir dir_{"pushhook-receive-test"};
   std::string secret_;
   std::string base_url_;
   CURL* curl_ = nullptr;
@@ -155,7 +151,7 @@ TEST_F(ReceiverTest, ValidRequestIs204AndItsBytesAreOneNdjsonLine) {
   EXPECT_EQ(reply.status, 204);
   EXPECT_EQ(reply.body, "");
   // The answer is sent after the write, so the line is there already.
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), std::string(kPayload) + "\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), std::string(kPayload) + "\n");
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{1, 1, 0, 0}));
 }
 
@@ -173,7 +169,7 @@ TEST_F(ReceiverTest, AcceptsAnyPath) {
   StartReceiver(Options("events.ndjson"));
   EXPECT_EQ(PostSigned("msg_a", R"({"a":1})", "/hooks/pushhook?x=1").status, 204);
   EXPECT_EQ(PostSigned("msg_b", R"({"b":2})", "/").status, 204);
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "{\"a\":1}\n{\"b\":2}\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\":1}\n{\"b\":2}\n");
 }
 
 TEST_F(ReceiverTest, BadSignatureIs401WithTheErrorBody) {
@@ -184,7 +180,7 @@ TEST_F(ReceiverTest, BadSignatureIs401WithTheErrorBody) {
   EXPECT_EQ(reply.status, 401);
   EXPECT_EQ(reply.body,
             R"({"error":{"code":"invalid_signature","message":"no signature matches"}})");
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "");
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{1, 0, 0, 1}));
 }
 
@@ -227,7 +223,7 @@ TEST_F(ReceiverTest, TimestampOutsideToleranceIs401EitherWay) {
   }
   // Within tolerance the same id is still new: rejected requests mark nothing as seen.
   EXPECT_EQ(PostSigned("msg_1", kPayload).status, 204);
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), std::string(kPayload) + "\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), std::string(kPayload) + "\n");
 }
 
 TEST_F(ReceiverTest, MalformedTimestampIs401) {
@@ -245,7 +241,7 @@ TEST_F(ReceiverTest, DuplicateIdIs204AndStoredOnce) {
   StartReceiver(Options("events.ndjson"));
   EXPECT_EQ(PostSigned("msg_dup", kPayload).status, 204);
   EXPECT_EQ(PostSigned("msg_dup", kPayload).status, 204);
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), std::string(kPayload) + "\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), std::string(kPayload) + "\n");
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{2, 1, 1, 0}));
 }
 
@@ -268,7 +264,7 @@ TEST_F(ReceiverTest, ConcurrentCopiesOfOneIdAreStoredOnce) {
   for (auto& t : senders) t.join();
   for (CURL* handle : handles) curl_easy_cleanup(handle);
   for (long status : statuses) EXPECT_EQ(status, 204);
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), std::string(kPayload) + "\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), std::string(kPayload) + "\n");
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{kCopies, 1, kCopies - 1, 0}));
 }
 
@@ -276,7 +272,7 @@ TEST_F(ReceiverTest, BatchStoresEachElementCompactly) {
   StartReceiver(Options("events.ndjson"));
   const std::string batch = "[\n  {\"a\": 1, \"s\": \"x y\"},\n  {\"b\": [true, null]}\n]\n";
   EXPECT_EQ(PostSigned("msg_batch", batch).status, 204);
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "{\"a\":1,\"s\":\"x y\"}\n{\"b\":[true,null]}\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\":1,\"s\":\"x y\"}\n{\"b\":[true,null]}\n");
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{1, 2, 0, 0}));
 }
 
@@ -284,7 +280,7 @@ TEST_F(ReceiverTest, MultiLineObjectBecomesOneCompactLine) {
   StartReceiver(Options("events.ndjson"));
   EXPECT_EQ(PostSigned("msg_1", "{\n  \"a\": \"b\"\n}\n").status, 204);
   EXPECT_EQ(PostSigned("msg_2", "  {\"c\": 1}  ").status, 204);
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "{\"a\":\"b\"}\n{\"c\": 1}\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\":\"b\"}\n{\"c\": 1}\n");
 }
 
 TEST_F(ReceiverTest, RotatedSecretVerifiesWithTheOneTheReceiverKnows) {
@@ -294,7 +290,7 @@ TEST_F(ReceiverTest, RotatedSecretVerifiesWithTheOneTheReceiverKnows) {
   const Reply reply = Send(curl_, "POST", base_url_ + "/", kPayload,
                            SignedHeaders({old_secret, secret_}, "msg_rot", now, kPayload));
   EXPECT_EQ(reply.status, 204);
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), std::string(kPayload) + "\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), std::string(kPayload) + "\n");
 }
 
 TEST_F(ReceiverTest, AnyOfSeveralSecretsVerifies) {
@@ -322,7 +318,7 @@ TEST_F(ReceiverTest, StandardWebhooksReferenceVectorVerifies) {
            {"webhook-id: msg_p5jXN8AQM9LWM0D4loKWxJek", "webhook-timestamp: 1614265330",
             "webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="});
   EXPECT_EQ(reply.status, 204);
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), body + "\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), body + "\n");
 }
 
 TEST_F(ReceiverTest, VerifiedBodyThatIsNotJsonIs400) {
@@ -340,7 +336,7 @@ TEST_F(ReceiverTest, VerifiedBodyThatIsNotJsonIs400) {
   EXPECT_EQ(bad_element.body,
             R"({"error":{"code":"invalid_payload","message":"batch element 1 is a string, )"
             R"(not a JSON object"}})");
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "");
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{3, 0, 0, 3}));
 }
 
@@ -358,11 +354,11 @@ TEST_F(ReceiverTest, WithoutOutputStillDeduplicatesAndCounts) {
   EXPECT_EQ(PostSigned("msg_1", "[{},{}]").status, 204);
   EXPECT_EQ(PostSigned("msg_1", "[{},{}]").status, 204);
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{2, 2, 1, 0}));
-  EXPECT_TRUE(std::filesystem::is_empty(dir_));
+  EXPECT_TRUE(std::filesystem::is_empty(dir_.path()));
 }
 
 TEST_F(ReceiverTest, SqliteStoresEachPayloadAndDedupSurvivesRestart) {
-  const std::string db = dir_ + "/events.db";
+  const std::string db = dir_.File("events.db");
   StartReceiver(Options("events.db"));
   EXPECT_EQ(PostSigned("msg_1", kPayload).status, 204);
   EXPECT_EQ(PostSigned("msg_2", R"([{"a":1},{"b":2}])").status, 204);
@@ -395,14 +391,14 @@ TEST_F(ReceiverTest, NdjsonAppendsAcrossRestartsAndItsDedupSurvivesThem) {
   EXPECT_EQ(PostSigned("msg_3", R"({"d":4})").status, 204);
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{3, 1, 2, 0}));
   receiver_->Stop();
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n{\"d\":4}\n");
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson.ids"), "msg_1\nmsg_2\nmsg_3\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n{\"d\":4}\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson.ids")), "msg_1\nmsg_2\nmsg_3\n");
 }
 
 TEST_F(ReceiverTest, AnNdjsonIdCutShortByACrashIsNotTakenAsStored) {
   // The crash came between the payload and the end of its id's line: the resend is stored.
   {
-    std::ofstream ids(dir_ + "/events.ndjson.ids");
+    std::ofstream ids(dir_.File("events.ndjson.ids"));
     ids << "msg_1\nmsg_";
   }
   StartReceiver(Options("events.ndjson"));
@@ -410,19 +406,19 @@ TEST_F(ReceiverTest, AnNdjsonIdCutShortByACrashIsNotTakenAsStored) {
   EXPECT_EQ(PostSigned("msg_2", R"({"b":2})").status, 204);
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{2, 1, 1, 0}));
   receiver_->Stop();
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson.ids"), "msg_1\nmsg_2\n") << "the cut line is gone";
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson.ids")), "msg_1\nmsg_2\n") << "the cut line is gone";
 }
 
 TEST_F(ReceiverTest, AnNdjsonPayloadCutShortByACrashIsCutOff) {
   // The crash came in the middle of a payload's line: the next one must not be glued to it.
   {
-    std::ofstream out(dir_ + "/events.ndjson");
+    std::ofstream out(dir_.File("events.ndjson"));
     out << "{\"a\":1}\n{\"b\":";
   }
   StartReceiver(Options("events.ndjson"));
   EXPECT_EQ(PostSigned("msg_2", R"({"b":2})").status, 204);
   receiver_->Stop();
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), "{\"a\":1}\n{\"b\":2}\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\":1}\n{\"b\":2}\n");
 }
 
 // /dev/full fails every write with ENOSPC: the disk-full path without a test seam.
@@ -525,7 +521,7 @@ TEST_F(RunReceiveTest, LogsListeningCountsAndExitsZeroOnSigterm) {
                         R"("rejected":0})");
   runner.join();
   EXPECT_EQ(code, 0);
-  EXPECT_EQ(ReadFile(dir_ + "/events.ndjson"), std::string(kPayload) + "\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), std::string(kPayload) + "\n");
 }
 
 TEST_F(RunReceiveTest, BadOptionsExitTwoAndListenFailureExitsOne) {

@@ -2,19 +2,17 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
-#include <filesystem>
 #include <fstream>
 #include <future>
 #include <latch>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -24,6 +22,7 @@
 #include "store/open_store.h"
 #include "store/testing/pg_test_db.h"
 #include "util/testing/file_size_limit.h"
+#include "util/testing/temp_dir.h"
 
 namespace pushhook::store {
 namespace {
@@ -56,9 +55,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       if (!server->has_value()) GTEST_SKIP() << "PUSHHOOK_TEST_POSTGRES_DIR not set";
       server_url_ = **server;
     } else {
-      char dir[] = "/tmp/pushhook-store-XXXXXX";
-      ASSERT_NE(mkdtemp(dir), nullptr);
-      dir_ = dir;
+      dir_.emplace("pushhook-store");
     }
     auto url = DatabaseUrl("test");
     ASSERT_TRUE(url.ok()) << url.status().message();
@@ -74,7 +71,6 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       EXPECT_TRUE(dropped.ok()) << dropped.message();
     }
     databases_.clear();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
   void Reopen() {
     store_.reset();
@@ -88,7 +84,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   // The URL of this test's database `name`, made on first use: a file in the test's folder, or
   // a database of its own on the PostgreSQL server.
   model::StatusOr<std::string> DatabaseUrl(const std::string& name) {
-    if (!Postgres()) return "sqlite://" + dir_ + "/" + name + ".db";
+    if (!Postgres()) return "sqlite://" + dir_->File(name + ".db");
     std::unique_ptr<testing::PgTestDatabase>& database = databases_[name];
     if (database == nullptr) {
       auto created = testing::PgTestDatabase::Create(server_url_);
@@ -107,7 +103,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     }
     std::string bytes;
     for (const char* suffix : {".db", ".db-wal"}) {
-      std::ifstream file(dir_ + "/" + name + suffix, std::ios::binary);
+      std::ifstream file(dir_->File(name + suffix), std::ios::binary);
       bytes.append(std::istreambuf_iterator<char>(file), {});
     }
     return bytes;
@@ -121,7 +117,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       return;
     }
     sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir_ + "/test.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_open(dir_->File("test.db").c_str(), &db), SQLITE_OK);
     char* error = nullptr;
     const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
     const std::string message = error ? error : "";
@@ -184,7 +180,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   }
 
   StoreOptions options_;
-  std::string dir_;
+  std::optional<util::testing::TempDir> dir_;  // SQLite only
   std::string server_url_;
   std::map<std::string, std::unique_ptr<testing::PgTestDatabase>> databases_;
   std::unique_ptr<Store> store_;

@@ -2,9 +2,8 @@
 #include "store/sqlite/sqlite_db.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
+#include "util/testing/temp_dir.h"
 
 namespace pushhook::store::sqlite {
 namespace {
@@ -12,19 +11,11 @@ namespace {
 class SqliteDbTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/pushhook-sqlite-db-XXXXXX";
-    ASSERT_NE(mkdtemp(dir), nullptr);
-    dir_ = dir;
-    auto opened = Connection::Open(dir_ + "/t.db", false);
+    auto opened = Connection::Open(dir_.File("t.db"), false);
     ASSERT_TRUE(opened.ok()) << opened.status().message();
     db_ = std::move(opened.value());
   }
-  void TearDown() override {
-    db_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  std::string dir_;
+  util::testing::TempDir dir_{"pushhook-sqlite-db"};  // first in, last out
   std::unique_ptr<Connection> db_;
 };
 
