@@ -8,6 +8,12 @@
 #include "store/sqlite/sqlite_store_impl.h"
 
 namespace pushhook::store::sqlite {
+namespace {
+
+// Messages a replay makes in one write (ReplayEvents).
+constexpr size_t kReplayPage = 5000;
+
+}  // namespace
 
 StatusOr<std::vector<DueMessage>> SqliteStore::LoadPending(int64_t after_id, int limit) {
   return QueryPending(

@@ -145,8 +145,6 @@ class SqliteStore final : public Store {
   // key lookup) is one that admin and reporting queries, however slow, never hold: a few
   // dashboards reading a big site's log cannot stop delivery.
   static constexpr int kAdminReaders = 3;
-  // Messages a replay makes in one write (ReplayEvents).
-  static constexpr size_t kReplayPage = 5000;
   static constexpr int kHotPathReaders = 2;
   struct Readers {
     std::mutex mu;
