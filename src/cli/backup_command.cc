@@ -68,8 +68,7 @@ bool SyncDirectory(const std::filesystem::path& dir) {
 }  // namespace
 
 int RunBackupCommand(const server::ServeConfig& config, const BackupOptions& options) {
-  const std::string database =
-      config.database.empty() ? "sqlite://" + config.data_dir + "/pushhook.db" : config.database;
+  const std::string database = config.DatabaseUrl();
   std::string_view source = database;
   if (source.starts_with("postgres://") || source.starts_with("postgresql://")) {
     return Fail(kExitUsage,
@@ -85,6 +84,14 @@ int RunBackupCommand(const server::ServeConfig& config, const BackupOptions& opt
   if (!std::filesystem::exists(std::string(source), ec)) {
     return Fail(kExitUsage, "no database at " + std::string(source) +
                                 " (is --data-dir or --database the one serve uses?)");
+  }
+  // Replacing the database or its log with the copy would unlink what a running serve writes
+  // to: everything it acknowledged afterwards would be gone at its next start.
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    if (std::filesystem::equivalent(out, std::string(source) + suffix, ec)) {
+      return Fail(kExitUsage, "--out " + options.out + " is the database " + std::string(source) +
+                                  suffix + " itself; write the copy to another file");
+    }
   }
   // Written beside the destination, then renamed: a reader of --out never sees half a copy.
   const std::filesystem::path partial = out.string() + ".partial-" + model::RandomToken(8);

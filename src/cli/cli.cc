@@ -189,8 +189,7 @@ int Migrate(const std::string& config_path, const std::map<std::string, std::str
   auto config = LoadServeConfig(config_path, RealEnv, flags, false);
   if (!config.ok()) return Usage(config.status().message());
   store::StoreOptions options;
-  options.database =
-      config->database.empty() ? "sqlite://" + config->data_dir + "/pushhook.db" : config->database;
+  options.database = config->DatabaseUrl();
   std::error_code ec;
   std::filesystem::create_directories(config->data_dir, ec);
   auto store = store::OpenStore(options);

@@ -91,9 +91,7 @@ class App::Impl {
     if (!token.ok()) return token.status();
 
     store::StoreOptions store_options;
-    store_options.database = config_.database.empty()
-                                 ? "sqlite://" + config_.data_dir + "/pushhook.db"
-                                 : config_.database;
+    store_options.database = config_.DatabaseUrl();
     store_options.durability_full = config_.durability_full;
     store_options.pool_size = config_.database_pool;
     store_options.aggregates = config_.reporting_aggregates;

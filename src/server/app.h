@@ -59,6 +59,12 @@ struct ServeConfig {
   // Serve HTTPS with these PEM files (both or neither; "" = plain HTTP).
   std::string tls_cert_file;
   std::string tls_key_file;
+
+  // The store's URL: `database`, or the SQLite file in the data folder. serve, migrate and
+  // backup all ask this, so that they find the same database.
+  std::string DatabaseUrl() const {
+    return database.empty() ? "sqlite://" + data_dir + "/pushhook.db" : database;
+  }
 };
 
 class App {

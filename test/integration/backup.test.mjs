@@ -175,6 +175,25 @@ itest('backup refuses what it cannot copy, with a reason and exit 2', async (fx)
   assert.deepEqual(fs.readdirSync(dir), [], 'nothing was written');
 });
 
+itest('backup never writes over the live database or its log, even with --force', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Live');
+  expectStatus(await serve.ingest(site.ingest_key, [makeEvent(1, { event_id: 'live-1' })]), 202, 'ingest');
+  const db = path.join(serve.dataDir, 'pushhook.db');
+  for (const target of [db, `${db}-wal`]) {
+    const refused = await runPushhook(fx, ['backup', '--data-dir', serve.dataDir, '--out', target, '--force']);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(refused.stderr.trim(), `pushhook backup: --out ${target} is the database ${target} itself; ` +
+      'write the copy to another file');
+  }
+  assert.ok(fs.existsSync(`${db}-wal`), 'the running server keeps its log');
+  // What it acknowledged after the refusals is still there after a restart.
+  expectStatus(await serve.ingest(site.ingest_key, [makeEvent(2, { event_id: 'live-2' })]), 202, 'ingest');
+  await stop(serve, 'SIGTERM');
+  assert.deepEqual(await sqliteJson(db, 'SELECT event_id FROM events ORDER BY id'),
+    [{ event_id: 'live-1' }, { event_id: 'live-2' }]);
+});
+
 itest('PostgreSQL: a pg_dump restored into a new database serves the same sites, endpoints and statistics',
   { skip: postgresSkipReason(), timeout: 120_000 }, async (fx) => {
     const { url } = await freshDatabase(fx);
