@@ -548,7 +548,8 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   store::EndpointPatch fields;
   if (!ReadEndpointFields(*body, &fields, options_, &error)) return respond(std::move(error));
   auto existing = store_.ListEndpoints(site_id);
-  if (existing.ok() && existing->size() >= options_.max_endpoints_per_site) {
+  if (!existing.ok()) return respond(http::Response::FromStatus(existing.status()));
+  if (existing->size() >= options_.max_endpoints_per_site) {
     return respond(http::Response::Error(
         409, "conflict",
         "site already has " + std::to_string(existing->size()) + " endpoints, the most allowed"));
@@ -774,6 +775,10 @@ void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) 
     auto value = CampaignField(*body, name, &error);
     if (error.status != 200) return respond(std::move(error));
     if (value) (std::string_view(name) == "cid" ? query.cid : query.reference_id) = *value;
+  }
+  if (auto reason = options_.overloaded ? options_.overloaded() : std::nullopt) {
+    return respond(http::Response::Error(503, "unavailable", *reason + "; retry later")
+                       .With("retry-after", "5"));
   }
   auto messages = store_.ReplayEvents(query, clock_.NowMs());
   if (!messages.ok()) return respond(http::Response::FromStatus(messages.status()));

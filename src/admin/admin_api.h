@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "admin/auth.h"
@@ -26,6 +27,9 @@ struct AdminOptions {
   // Told of a site whose beacon mode or secret changed, so that ingest on this node stops using
   // what it cached of it.
   std::function<void(const std::string& site_id)> site_changed;
+  // Why the node should take no more work now (ingest's back-pressure), or nullopt; replay asks
+  // it too, so that one site's replays cannot fill the backlog every site's ingest shares.
+  std::function<std::optional<std::string>()> overloaded;
 };
 
 class AdminApi {

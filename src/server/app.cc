@@ -152,10 +152,10 @@ class App::Impl {
     admin::AdminOptions admin_options;
     admin_options.allow_http = config_.allow_http;
     admin_options.allow_private_destinations = config_.allow_private_destinations;
-    admin_options.secret_overlap = std::chrono::hours(24);
     admin_options.site_changed = [this](const std::string& site_id) {
       ingest_->SiteChanged(site_id);
     };
+    admin_options.overloaded = [this] { return Overloaded(); };
     admin_ =
         std::make_unique<admin::AdminApi>(*store_, *dispatcher_, *auth_, clock_, admin_options);
     reporting_ = std::make_unique<reporting::ReportingApi>(*store_, *auth_);

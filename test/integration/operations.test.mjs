@@ -354,7 +354,7 @@ itest('back-pressure: over --max-backlog ingest answers 503 with Retry-After, an
     retrySchedule: '200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms',
     args: ['--max-backlog', '10', '--delivery-timeout', '2s', '--circuit-threshold', '10000', '--shutdown-grace', '500ms'],
   });
-  const { site, key } = await siteWithEndpoint(serve, `${rx.url}/hooks`, { max_in_flight: 2, payload_format: 'extended' });
+  const { site, endpoint, key } = await siteWithEndpoint(serve, `${rx.url}/hooks`, { max_in_flight: 2, payload_format: 'extended' });
 
   const acked = new Set();
   const refused = new Set();
@@ -385,6 +385,12 @@ itest('back-pressure: over --max-backlog ingest answers 503 with Retry-After, an
   // Still over the limit: still refused.
   const { answer: again } = await post();
   assert.equal(again.status, 503);
+  // A replay would add to the backlog every site's ingest shares: refused alike, nothing made.
+  const replay = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${endpoint.id}/replay`,
+    { since: 0, until: '2100-01-01T00:00:00Z' });
+  assert.equal(replay.status, 503, replay.text);
+  assert.deepEqual(replay.json, { error: { code: 'unavailable', message: 'too many messages are waiting for delivery; retry later' } });
+  assert.equal(replay.headers.get('retry-after'), '5');
 
   // The receiver recovers; the hung attempts time out, the retries are answered, the backlog
   // drains and ingest is accepted again without anyone touching the server.
