@@ -741,9 +741,12 @@ std::optional<int64_t> TimeField(const json::object& body, std::string_view name
     *error = BadRequest("field '" + std::string(name) + "' is required");
     return std::nullopt;
   }
-  int64_t ms = 0;
-  if (v->is_int64() && v->as_int64() >= 0) return v->as_int64();
-  if (v->is_string() && model::ParseRfc3339(std::string(v->as_string()), &ms)) return ms;
+  if (v->is_int64() && v->as_int64() >= 0 && v->as_int64() <= model::kMaxRfc3339Ms) {
+    return v->as_int64();
+  }
+  if (v->is_string()) {
+    if (auto ms = model::ParseTimeParam(std::string_view(v->as_string()))) return ms;
+  }
   *error =
       BadRequest("field '" + std::string(name) + "' must be an RFC 3339 time or Unix milliseconds");
   return std::nullopt;

@@ -53,6 +53,26 @@ TEST(Rfc3339Test, RejectsMalformedRfc3339) {
   }
 }
 
+TEST(Rfc3339Test, TimeParamsAreRfc3339OrMillisecondsRfc3339CanWrite) {
+  EXPECT_EQ(ParseTimeParam("1970-01-01T00:00:01Z"), 1000);
+  EXPECT_EQ(ParseTimeParam("1795809600000"), 1795809600000);
+  EXPECT_EQ(ParseTimeParam("-1000"), -1000);
+  int64_t first = 0;
+  int64_t last = 0;
+  ASSERT_TRUE(ParseRfc3339("0000-01-01T00:00:00Z", &first));
+  ASSERT_TRUE(ParseRfc3339("9999-12-31T23:59:59.999Z", &last));
+  EXPECT_EQ(first, kMinRfc3339Ms);
+  EXPECT_EQ(last, kMaxRfc3339Ms);
+  EXPECT_EQ(ParseTimeParam(std::to_string(kMinRfc3339Ms)), kMinRfc3339Ms);
+  EXPECT_EQ(ParseTimeParam(std::to_string(kMaxRfc3339Ms)), kMaxRfc3339Ms);
+  for (const std::string& bad :
+       {std::string(""), std::string("yesterday"), std::string("12x"), std::string("+5"),
+        std::string(" 5"), std::to_string(kMinRfc3339Ms - 1), std::to_string(kMaxRfc3339Ms + 1),
+        std::string("-9223372036854775808"), std::string("99999999999999999999")}) {
+    EXPECT_EQ(ParseTimeParam(bad), std::nullopt) << bad;
+  }
+}
+
 TEST(Base64Test, RoundTripsEveryLength) {
   std::string bytes;
   for (int i = 0; i < 40; ++i) {

@@ -1,6 +1,7 @@
 #include "model/rfc3339.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 namespace pushhook::model {
@@ -110,6 +111,16 @@ bool ParseRfc3339(std::string_view s, int64_t* unix_ms) {
                        std::min(second, 59) - static_cast<int64_t>(offset_minutes) * 60;
   *unix_ms = secs * 1000 + millis;
   return true;
+}
+
+std::optional<int64_t> ParseTimeParam(std::string_view text) {
+  int64_t ms = 0;
+  if (ParseRfc3339(text, &ms)) return ms;
+  const char* const end = text.data() + text.size();
+  const auto [stop, ec] = std::from_chars(text.data(), end, ms);
+  if (text.empty() || ec != std::errc() || stop != end) return std::nullopt;
+  if (ms < kMinRfc3339Ms || ms > kMaxRfc3339Ms) return std::nullopt;
+  return ms;
 }
 
 }  // namespace pushhook::model

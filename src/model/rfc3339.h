@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -13,5 +14,13 @@ std::string FormatRfc3339Ms(int64_t unix_ms);
 
 // Parses RFC 3339 (with offset or Z, optional fraction) into Unix milliseconds.
 bool ParseRfc3339(std::string_view text, int64_t* unix_ms);
+
+// The Unix milliseconds that RFC 3339 text can write: the years 0000 to 9999.
+inline constexpr int64_t kMinRfc3339Ms = -62'167'219'200'000;
+inline constexpr int64_t kMaxRfc3339Ms = 253'402'300'799'999;
+
+// A time an API takes: RFC 3339 text, or decimal Unix milliseconds from kMinRfc3339Ms to
+// kMaxRfc3339Ms (a wider number would overflow what is computed from it).
+std::optional<int64_t> ParseTimeParam(std::string_view text);
 
 }  // namespace pushhook::model

@@ -46,15 +46,6 @@ std::string Decimal(double v) {
   return buf;
 }
 
-// A time given as RFC 3339 or Unix milliseconds.
-std::optional<int64_t> ParseTime(const std::string& text) {
-  int64_t ms = 0;
-  if (model::ParseRfc3339(text, &ms)) return ms;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
-  if (ec == std::errc() && end == text.data() + text.size() && !text.empty()) return ms;
-  return std::nullopt;
-}
-
 json::object ButtonsJson(const model::Counters& n) {
   return json::object{
       {"0", n.clicks_by_button[0]}, {"1", n.clicks_by_button[1]}, {"2", n.clicks_by_button[2]}};
@@ -330,10 +321,12 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
   for (const char* name : {"from", "to"}) {
     auto text = request.QueryParam(name);
     if (!text || text->empty()) continue;
-    auto t = ParseTime(*text);
+    auto t = model::ParseTimeParam(*text);
     if (!t) {
-      return respond(
-          BadRequest(std::string(name) + " must be an RFC 3339 time or Unix milliseconds"));
+      return respond(BadRequest(std::string(name) +
+                                " must be an RFC 3339 time or Unix milliseconds, years 0000 to "
+                                "9999, not " +
+                                QuotedValue(*text)));
     }
     (std::string_view(name) == "from" ? query.from_ms : query.to_ms) = *t;
   }

@@ -693,6 +693,10 @@ itest('stats refuses queries it cannot answer with 400', async (fx) => {
     [`bucket=${encodeURIComponent('🔔'.repeat(17))}`, `bucket must be minute, hour or day, not '${'🔔'.repeat(16)}'`],
     // Bytes that are not UTF-8 become U+FFFD, so that the answer stays JSON.
     ['group_by=a%FFb%E2%82', `${groupChoices} 'a\uFFFDb\uFFFD'`],
+    // Unix milliseconds past what RFC 3339 can write would overflow the minute rounding.
+    ['from=yesterday', "from must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not 'yesterday'"],
+    ['from=-9223372036854775808', "from must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '-9223372036854775808'"],
+    ['to=253402300800000', "to must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '253402300800000'"],
   ];
   for (const [qs, message] of statsRefusals) {
     const res = await fetch(`${serve.baseUrl}/v1/sites/${site.id}/stats?${qs}`, { headers: { authorization: `Bearer ${serve.adminToken}` } });
