@@ -293,7 +293,10 @@ Command AddReceive(CLI::App& app) {
       ->capture_default_str();
   receive
       ->add_option("--secret", args->options.secrets,
-                   "whsec_ secret to verify with (repeat for rotated secrets)")
+                   "whsec_ secret to verify with (repeat for rotated secrets; or in "
+                   "PUSHHOOK_RECEIVE_SECRET, kept out of the process list)")
+      ->envname("PUSHHOOK_RECEIVE_SECRET")
+      ->delimiter(' ')
       ->required();
   receive->add_option(
       "--out", args->options.out_path,

@@ -281,14 +281,15 @@ class Receiver::Impl {
   void Handle(http::Request&& request, http::Responder respond) {
     if (options_.respond_delay.count() > 0) respond = Delayed(std::move(respond));
     if (request.method == "POST") return HandleWebhook(std::move(request), std::move(respond));
-    if (request.path == "/healthz" && request.method == "GET") {
+    // HEAD as GET without the body (the server leaves it out), for uptime checks and curl -I.
+    if (request.path == "/healthz" && (request.method == "GET" || request.method == "HEAD")) {
       return respond(http::Response::Json(200, R"({"status":"ok"})"));
     }
     respond(http::Response::Error(405, "method_not_allowed",
                                   "method " + request.method +
                                       " is not allowed: webhooks are POSTed to any path, and "
                                       "GET /healthz answers 200")
-                .With("allow", request.path == "/healthz" ? "GET, POST" : "POST"));
+                .With("allow", request.path == "/healthz" ? "GET, HEAD, POST" : "POST"));
   }
 
   // A responder that holds its answer until respond_delay after the request arrived.
@@ -412,8 +413,7 @@ class Receiver::Impl {
       for (auto& waiter : waiters) waiter(http::Response::Empty(204));
       return;
     }
-    http::Response response = http::Response::FromStatus(status);
-    if (response.status == 503) response.With("retry-after", "1");
+    http::Response response = http::Response::FromStatus(status);  // 503 with Retry-After
     for (auto& waiter : waiters) waiter(response);
     respond(std::move(response));
   }

@@ -28,7 +28,14 @@ size_t Collect(char* data, size_t size, size_t n, void* out) {
 struct Reply {
   long status = 0;
   std::string body;
+  std::string headers;  // as received, lower-cased names and all
 };
+
+size_t Count(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
 
 int64_t NowSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -44,13 +51,16 @@ Reply Send(CURL* curl, const std::string& method, const std::string& url, const 
   for (const auto& header : headers) list = curl_slist_append(list, header.c_str());
   list = curl_slist_append(list, "Expect:");
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOBODY, method == "HEAD" ? 1L : 0L);
   if (method == "POST") {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  } else {
+  } else if (method != "HEAD") {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   }
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, Collect);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &reply.headers);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply.body);
@@ -345,7 +355,14 @@ TEST_F(ReceiverTest, HealthzIs200AndOtherMethodsAre405) {
   const Reply health = Send(curl_, "GET", base_url_ + "/healthz", "", {});
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.body, R"({"status":"ok"})");
+  // HEAD for uptime checks and curl -I: GET's answer without its body.
+  const Reply head = Send(curl_, "HEAD", base_url_ + "/healthz", "", {});
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.body, "");
   EXPECT_EQ(Send(curl_, "GET", base_url_ + "/", "", {}).status, 405);
+  const Reply removed = Send(curl_, "DELETE", base_url_ + "/healthz", "", {});
+  EXPECT_EQ(removed.status, 405);
+  EXPECT_EQ(Count(removed.headers, "allow: GET, HEAD, POST\r\n"), 1u) << removed.headers;
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{0, 0, 0, 0}));
 }
 
@@ -431,6 +448,7 @@ TEST_F(ReceiverTest, FailedWriteIs503AndLeavesTheIdNew) {
     EXPECT_EQ(reply.status, 503) << "attempt " << attempt;
     EXPECT_NE(reply.body.find(R"("code":"unavailable")"), std::string::npos) << reply.body;
     EXPECT_NE(reply.body.find("No space left on device"), std::string::npos) << reply.body;
+    EXPECT_EQ(Count(reply.headers, "retry-after:"), 1u) << reply.headers;
   }
   // Neither stored nor a duplicate: the sender's retry is treated as new every time.
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{2, 0, 0, 0}));

@@ -257,8 +257,11 @@ export async function startServe(opts = {}) {
 
 // Starts `pushhook receive` on 127.0.0.1:0 with `secret`, writing to `out`.
 export async function startReceive(opts) {
-  const { secret, dir = makeTempDir('pushhook-receive-'), out = path.join(dir, 'received.ndjson'), listen = '127.0.0.1:0', args = [] } = opts;
-  const handle = spawnPushhook(['receive', '--listen', listen, '--secret', secret, '--out', out, ...args], {
+  // Without `secret`, the secrets come from `env` (PUSHHOOK_RECEIVE_SECRET).
+  const { secret, env, dir = makeTempDir('pushhook-receive-'), out = path.join(dir, 'received.ndjson'), listen = '127.0.0.1:0', args = [] } = opts;
+  const secretArgs = secret === undefined ? [] : ['--secret', secret];
+  const handle = spawnPushhook(['receive', '--listen', listen, ...secretArgs, '--out', out, ...args], {
+    env,
     cwd: dir,
     logFile: path.join(dir, 'receive.log'),
     name: 'pushhook receive',

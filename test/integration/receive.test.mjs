@@ -37,6 +37,28 @@ itest('50 events through serve into pushhook receive end up as 50 NDJSON lines',
   assert.deepEqual(lines(receiver.out).sort(), events.map(payloadFor).sort());
 });
 
+itest('pushhook receive takes its secrets from PUSHHOOK_RECEIVE_SECRET, out of the process list', async (fx) => {
+  const secret = () => `whsec_${Buffer.from(randomToken(), 'hex').toString('base64')}`;
+  const [old, current, stranger] = [secret(), secret(), secret()];
+  const receiver = await fx.startReceive({ env: { PUSHHOOK_RECEIVE_SECRET: `${old} ${current}` } });
+  assert.ok(!fs.readFileSync(`/proc/${receiver.pid}/cmdline`, 'utf8').includes('whsec_'), 'no secret in argv');
+  const post = (key, id) => {
+    const when = new Date();
+    return request(receiver.url, 'POST', '/hooks', {
+      body: SAMPLE_PAYLOAD,
+      headers: {
+        'content-type': 'application/json',
+        'webhook-id': id,
+        'webhook-timestamp': String(Math.floor(when.getTime() / 1000)),
+        'webhook-signature': new Webhook(key).sign(id, when, SAMPLE_PAYLOAD),
+      },
+    });
+  };
+  assert.equal((await post(old, 'msg_env_1')).status, 204, 'the first secret of the list');
+  assert.equal((await post(current, 'msg_env_2')).status, 204, 'the second');
+  assert.equal((await post(stranger, 'msg_env_3')).status, 401, 'one it was not given');
+});
+
 itest('pushhook receive answers 401 to bad signatures and stores a webhook-id once', async (fx) => {
   const secret = `whsec_${Buffer.from(randomToken(), 'hex').toString('base64')}`;
   const receiver = await fx.startReceive({ secret });
