@@ -87,10 +87,11 @@ int RunBackupCommand(const server::ServeConfig& config, const BackupOptions& opt
   }
   // Replacing the database or its log with the copy would unlink what a running serve writes
   // to: everything it acknowledged afterwards would be gone at its next start.
-  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal", ".lock"}) {
     if (std::filesystem::equivalent(out, std::string(source) + suffix, ec)) {
-      return Fail(kExitUsage, "--out " + options.out + " is the database " + std::string(source) +
-                                  suffix + " itself; write the copy to another file");
+      return Fail(kExitUsage, "--out " + options.out + " would replace the database " +
+                                  std::string(source) +
+                                  " or one of its files; write the copy to another file");
     }
   }
   // Written beside the destination, then renamed: a reader of --out never sees half a copy.

@@ -195,7 +195,8 @@ int Migrate(const std::string& config_path, const std::map<std::string, std::str
   auto store = store::OpenStore(options);
   if (!store.ok()) {
     util::Log(util::LogLevel::kError, "migration failed", {{"error", store.status().message()}});
-    return kExitFailure;
+    // A database in use by a running serve is the operator's to sort out, as serve says too.
+    return store.status().code() == model::StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
   }
   util::Log(util::LogLevel::kInfo, "migrations done", {});
   return 0;

@@ -180,11 +180,11 @@ itest('backup never writes over the live database or its log, even with --force'
   const site = await serve.createSite('Live');
   expectStatus(await serve.ingest(site.ingest_key, [makeEvent(1, { event_id: 'live-1' })]), 202, 'ingest');
   const db = path.join(serve.dataDir, 'pushhook.db');
-  for (const target of [db, `${db}-wal`]) {
+  for (const target of [db, `${db}-wal`, `${db}.lock`]) {
     const refused = await runPushhook(fx, ['backup', '--data-dir', serve.dataDir, '--out', target, '--force']);
     assert.equal(refused.code, 2, refused.stderr);
-    assert.equal(refused.stderr.trim(), `pushhook backup: --out ${target} is the database ${target} itself; ` +
-      'write the copy to another file');
+    assert.equal(refused.stderr.trim(), `pushhook backup: --out ${target} would replace the database ${db} ` +
+      'or one of its files; write the copy to another file');
   }
   assert.ok(fs.existsSync(`${db}-wal`), 'the running server keeps its log');
   // What it acknowledged after the refusals is still there after a restart.

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { itest, stop } from '../helpers/harness.mjs';
+import { expectStatus, itest, makeEvent, stop } from '../helpers/harness.mjs';
 
 // Runs pushhook to completion (killing it after `timeoutMs`): {code, signal, stdout, stderr}.
 async function run(fx, args, { env = {}, timeoutMs = 15_000 } = {}) {
@@ -214,6 +214,23 @@ itest('send says why its requests were refused: the server\'s answer, or what ke
   const unreachable = await run(fx, ['send', '--server', 'http://127.0.0.1:1', '--key', 'k', '--count', '1']);
   assert.equal(unreachable.code, 1);
   assert.equal(unreachable.stderr.trim(), 'pushhook send: the first request refused: Couldn\'t connect to server');
+});
+
+itest('a second serve, or migrate, on a database a serve is using exits 2 and names its pid', async (fx) => {
+  const first = await fx.startServe();
+  const site = await first.createSite('First');
+  const db = path.join(first.dataDir, 'pushhook.db');
+  const escaped = db.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const inUse = new RegExp(`the database ${escaped} is in use by another pushhook process \\(pid ${first.pid}\\): ` +
+    'an SQLite database is served by one process at a time');
+  const env = { PUSHHOOK_ADMIN_TOKEN: first.adminToken };
+  assertBadConfig(await run(fx, ['serve', '--listen', '127.0.0.1:0', '--data-dir', first.dataDir], { env }), inUse, 'serve');
+  assertBadConfig(await run(fx, ['migrate', '--data-dir', first.dataDir], { env }), inUse, 'migrate');
+  expectStatus(await first.ingest(site.ingest_key, [makeEvent(1)]), 202, 'the first one still takes events');
+  // The lock goes with the process that held it.
+  await stop(first, 'SIGTERM');
+  const after = await run(fx, ['migrate', '--data-dir', first.dataDir], { env });
+  assert.equal(after.code, 0, after.stderr);
 });
 
 itest('a misspelt option is named, even where a required one is missing', async (fx) => {

@@ -10,6 +10,10 @@ Status SqliteStore::Open() {
   auto writer = Connection::Open(path_, false);
   if (!writer.ok()) return writer.status();
   writer_conn_ = std::move(writer.value());
+  // Before anything is written or counted: SQLite opened the file, so its folder exists.
+  auto lock = DatabaseLock::Acquire(path_);
+  if (!lock.ok()) return lock.status();
+  lock_ = std::move(lock.value());
   Status s = writer_conn_->Exec("PRAGMA journal_mode=WAL");
   if (s.ok()) {
     s = writer_conn_->Exec(options_.durability_full ? "PRAGMA synchronous=FULL"

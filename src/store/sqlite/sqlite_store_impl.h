@@ -25,6 +25,7 @@
 
 #include "model/secret_box.h"
 #include "store/internal/rows.h"
+#include "store/sqlite/database_lock.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/store.h"
 #include "store/store_internal.h"
@@ -262,6 +263,7 @@ class SqliteStore final : public Store {
   // Fan-out targets by site (Targets()); writer thread only.
   std::unordered_map<std::string, SiteTargets> targets_by_site_;
   std::string instance_id_;
+  std::unique_ptr<DatabaseLock> lock_;  // before the connections: released after they close
   std::unique_ptr<Connection> writer_conn_;
   SqliteWriteQueue writes_;
   Readers admin_readers_;
