@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "http/tls_context.h"
+#include "util/log.h"
 
 namespace pushhook::http {
 namespace {
@@ -303,14 +304,27 @@ class Session : public std::enable_shared_from_this<Session> {
     Request request = ToRequest(message, remote_);
     request.body = std::move(message.body());
     // The responder may run on any thread: it hops back onto this connection's worker. Once
-    // the gate is closing, the answer ends the connection.
-    shared_.handler(std::move(request), [self = shared_from_this()](Response response) {
+    // the gate is closing, the answer ends the connection. It answers once: a handler that
+    // throws after handing it on is answered by whichever comes first.
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    Responder respond = [self = shared_from_this(), answered](Response response) {
+      if (answered->exchange(true)) return;
       asio::dispatch(self->socket_.get_executor(), [self,
                                                     response = std::move(response)]() mutable {
         self->Write(std::move(response),
                     self->keep_alive_ && !self->shared_.draining.load(std::memory_order_relaxed));
       });
-    });
+    };
+    const std::string method = request.method;
+    const std::string path = request.path;
+    try {
+      shared_.handler(std::move(request), respond);
+    } catch (const std::exception& e) {
+      // A bug in one handler costs its request a 500, not every tenant the process.
+      util::Log(util::LogLevel::kError, "a request handler failed",
+                {{"method", method}, {"path", path}, {"error", e.what()}});
+      respond(Response::Error(500, "internal", "internal error; it is in the server's log"));
+    }
   }
 
   // Whether the request is a HEAD, as soon as its request line is parsed (the method stays

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -61,6 +62,36 @@ TEST_F(ServerTest, BodyOverTheLimitIs413) {
   EXPECT_EQ(r.status, 413);
   EXPECT_NE(r.body.find(R"("code":"payload_too_large")"), std::string::npos);
   EXPECT_EQ(CurlPost(curl_, url_, std::string(1000, 'x')).status, 200);
+}
+
+// A handler that throws answers its request 500 (once, even when it answered before throwing),
+// and the server goes on serving: one bug must not end every tenant's service.
+TEST(ServerFaultTest, AHandlerThatThrowsCostsItsRequestA500NotTheProcess) {
+  Server server(ServerLimits{}, [](Request&& r, Responder respond) {
+    if (r.path == "/throw") throw std::runtime_error("a bug");
+    if (r.path == "/answer-then-throw") {
+      respond(Response::Json(200, R"({"first":true})"));
+      throw std::runtime_error("a bug after the answer");
+    }
+    respond(Response::Json(200, R"({"ok":true})"));
+  });
+  ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
+  server.Start(2);
+  const std::string base = "http://127.0.0.1:" + std::to_string(server.port());
+  CURL* curl = curl_easy_init();
+  const auto thrown = CurlPost(curl, base + "/throw", "");
+  EXPECT_EQ(thrown.status, 500);
+  EXPECT_EQ(
+      thrown.body,
+      R"({"error":{"code":"internal","message":"internal error; it is in the server's log"}})");
+  const auto answered = CurlPost(curl, base + "/answer-then-throw", "");
+  EXPECT_EQ(answered.status, 200);
+  EXPECT_EQ(answered.body, R"({"first":true})");
+  const auto next = CurlPost(curl, base + "/fine", "");
+  EXPECT_EQ(next.status, 200);
+  EXPECT_EQ(next.body, R"({"ok":true})");
+  curl_easy_cleanup(curl);
+  server.Stop();
 }
 
 // The answer as it goes on the wire, which the server writes itself: pipelined requests answered
