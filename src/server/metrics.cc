@@ -1,5 +1,6 @@
 #include "server/metrics.h"
 
+#include <charconv>
 #include <sstream>
 #include <string_view>
 
@@ -14,6 +15,13 @@ class Exposition {
   template <typename T>
   void Sample(std::string_view series, T value) {
     out_ << series << ' ' << value << '\n';
+  }
+  // Shortest text that reads back as the same double: a stream's six significant digits would
+  // stop a growing sum (seconds of latency) from moving once it passed a million.
+  void Sample(std::string_view series, double value) {
+    char text[32];
+    const auto [end, ec] = std::to_chars(text, text + sizeof text, value);
+    out_ << series << ' ' << std::string_view(text, static_cast<size_t>(end - text)) << '\n';
   }
   std::string Text() const { return out_.str(); }
 

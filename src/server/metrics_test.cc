@@ -43,6 +43,9 @@ TEST(MetricsTest, TheLatencyHistogramIsCumulativeAndEndsAtInf) {
   EXPECT_TRUE(Has(text, "pushhook_delivery_attempt_duration_seconds_bucket{le=\"+Inf\"} 6"));
   EXPECT_TRUE(Has(text, "pushhook_delivery_attempt_duration_seconds_count 6"));
   EXPECT_TRUE(Has(text, "pushhook_delivery_attempt_duration_seconds_sum 12.5"));
+  // A sum past a million keeps every digit, so that rate(_sum) still moves.
+  s.delivery.latency_sum_seconds = 1234567.891;
+  EXPECT_TRUE(Has(PrometheusText(s), "pushhook_delivery_attempt_duration_seconds_sum 1234567.891"));
 }
 
 TEST(MetricsTest, ASharedDatabaseAddsTheClusterGauges) {
