@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "model/json_string.h"
+#include "model/utf8.h"
 
 namespace pushhook::http {
 
@@ -46,7 +47,8 @@ Response Response::Error(int status, std::string_view code, std::string_view mes
   std::string body = "{\"error\":{\"code\":";
   model::AppendJsonString(body, code);
   body += ",\"message\":";
-  model::AppendJsonString(body, message);
+  // Messages quote what came in (a percent-decoded id in a path is any bytes); JSON is UTF-8.
+  model::AppendJsonString(body, model::ToValidUtf8(message));
   body += "}}";
   return Json(status, std::move(body));
 }

@@ -19,6 +19,11 @@ TEST(HttpTypesTest, ErrorBodyIsEscapedJson) {
   const Response r = Response::Error(400, "invalid_request", "bad \"name\"");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.body, R"({"error":{"code":"invalid_request","message":"bad \"name\""}})");
+  // A message quoting bytes that are not UTF-8 (a percent-decoded path: /v1/sites/%FF%FE) stays
+  // JSON: each ill-formed byte becomes U+FFFD.
+  EXPECT_EQ(Response::Error(404, "not_found", "site \xFF\xFE not found").body,
+            "{\"error\":{\"code\":\"not_found\",\"message\":\"site \xEF\xBF\xBD\xEF\xBF\xBD not "
+            "found\"}}");
 }
 
 TEST(HttpTypesTest, StatusCodesMapToHttp) {

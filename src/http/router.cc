@@ -1,5 +1,7 @@
 #include "http/router.h"
 
+#include "model/utf8.h"
+
 namespace pushhook::http {
 namespace {
 
@@ -48,8 +50,11 @@ void Router::Handle(Request&& request, Responder respond) const {
     bool match = true;
     for (size_t i = 0; i < parts.size() && match; ++i) {
       if (route.segments[i] == "{}") {
+        // An id is text: bytes that are not UTF-8, or a NUL, name nothing (and PostgreSQL's
+        // text parameters would refuse them, answering an error instead of a 404).
         auto decoded = PercentDecode(parts[i], false);
-        match = decoded.has_value() && !decoded->empty();
+        match =
+            decoded.has_value() && !decoded->empty() && model::ToValidUtf8(*decoded) == *decoded;
         if (match) params.push_back(std::move(*decoded));
       } else {
         match = route.segments[i] == parts[i];

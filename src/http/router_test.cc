@@ -24,6 +24,10 @@ TEST(RouterTest, MatchesPlaceholdersAndDecodesThem) {
   const Response r = Call(router, "GET", "/v1/sites/site_1/endpoints/ep%2F2");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "site_1|ep/2");
+  EXPECT_EQ(Call(router, "GET", "/v1/sites/s%C3%A9/endpoints/e").body, "s\xC3\xA9|e");
+  // Bytes that are not UTF-8, or a NUL, name nothing: 404, and the handler never sees them.
+  EXPECT_EQ(Call(router, "GET", "/v1/sites/%FF%FE/endpoints/e").status, 404);
+  EXPECT_EQ(Call(router, "GET", "/v1/sites/s/endpoints/a%00b").status, 404);
 }
 
 TEST(RouterTest, UnknownPathIs404AndWrongMethodIs405) {
