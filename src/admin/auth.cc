@@ -1,7 +1,5 @@
 #include "admin/auth.h"
 
-#include <algorithm>
-
 #include "model/digest.h"
 
 namespace pushhook::admin {
@@ -14,8 +12,7 @@ std::optional<Scope> Authenticator::Authenticate(const http::Request& request,
   std::string_view header = request.Header("authorization");
   constexpr std::string_view kBearer = "Bearer ";
   if (header.size() <= kBearer.size() ||
-      !std::equal(kBearer.begin(), kBearer.end(), header.begin(),
-                  [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      !http::EqualsIgnoringCase(header.substr(0, kBearer.size()), kBearer)) {
     *error = http::Response::Error(401, "unauthorized",
                                    "missing bearer token: send authorization: Bearer <token>");
     return std::nullopt;

@@ -1,5 +1,6 @@
 #include "http/http_types.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "model/json_string.h"
@@ -147,6 +148,13 @@ std::string_view ErrorCodeOf(model::StatusCode code) {
       return "internal";
   }
   return "internal";
+}
+
+bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
 }
 
 std::string MediaType(std::string_view content_type) {

@@ -62,6 +62,9 @@ int HttpStatusOf(model::StatusCode code);
 // A content-type's media type, lowercase and without parameters: "Application/JSON;
 // charset=utf-8" -> "application/json".
 std::string MediaType(std::string_view content_type);
+
+// Whether two HTTP tokens (an auth scheme, a parameter name) are equal, ignoring ASCII case.
+bool EqualsIgnoringCase(std::string_view a, std::string_view b);
 std::string_view ErrorCodeOf(model::StatusCode code);
 
 }  // namespace pushhook::http

@@ -26,6 +26,14 @@ TEST(HttpTypesTest, ErrorBodyIsEscapedJson) {
             "found\"}}");
 }
 
+TEST(HttpTypesTest, TokensCompareIgnoringAsciiCaseOnly) {
+  EXPECT_TRUE(EqualsIgnoringCase("Bearer ", "bEARER "));
+  EXPECT_FALSE(EqualsIgnoringCase("Bearer", "Bearer "));
+  // Bytes past ASCII compare as themselves (std::tolower of a negative char was undefined).
+  EXPECT_TRUE(EqualsIgnoringCase("\xC3\xA9", "\xC3\xA9"));
+  EXPECT_FALSE(EqualsIgnoringCase("\xC3\xA9", "\xC3\x89"));
+}
+
 TEST(HttpTypesTest, StatusCodesMapToHttp) {
   EXPECT_EQ(Response::FromStatus(model::NotFound("x")).status, 404);
   EXPECT_EQ(Response::FromStatus(model::Unavailable("x")).status, 503);

@@ -47,7 +47,6 @@ enum class PayloadFormat { kIzooto, kExtended };
 std::string_view PayloadFormatName(PayloadFormat format);
 bool ParsePayloadFormat(std::string_view name, PayloadFormat* out);
 
-// Which actions an endpoint takes; empty means all.
 // The actions an endpoint takes: by default View and Click, so that a receiver written for the
 // original payload never meets a Dismiss.
 struct EventFilter {

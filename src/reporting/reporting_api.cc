@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
-#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -67,13 +66,6 @@ std::string_view TrimWhitespace(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
   return text;
-}
-
-bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) ==
-           std::tolower(static_cast<unsigned char>(y));
-  });
 }
 
 // `text` split at each `separator` outside a quoted string (RFC 9110 section 5.6.4).
@@ -237,7 +229,7 @@ bool WantsCsv(std::string_view accept) {
       const std::string_view parameter = TrimWhitespace(parts[p]);
       const size_t equals = parameter.find('=');
       if (equals == std::string_view::npos ||
-          !EqualsIgnoringCase(TrimWhitespace(parameter.substr(0, equals)), "q")) {
+          !http::EqualsIgnoringCase(TrimWhitespace(parameter.substr(0, equals)), "q")) {
         continue;
       }
       quality = ParseQuality(TrimWhitespace(parameter.substr(equals + 1)));
@@ -248,8 +240,10 @@ bool WantsCsv(std::string_view accept) {
       int specificity = 0;
       if (type == "*") {
         specificity = 1;
-      } else if (EqualsIgnoringCase(type, kTypes[t].first)) {
-        specificity = subtype == "*" ? 2 : EqualsIgnoringCase(subtype, kTypes[t].second) ? 3 : 0;
+      } else if (http::EqualsIgnoringCase(type, kTypes[t].first)) {
+        specificity = subtype == "*"                                        ? 2
+                      : http::EqualsIgnoringCase(subtype, kTypes[t].second) ? 3
+                                                                            : 0;
       }
       Match& m = best[t];
       if (specificity > m.specificity) {
