@@ -31,7 +31,11 @@ int RunBeaconCommand(const BeaconCommandOptions& options, int64_t now_unix_s) {
     return Usage("--cookie-id must be 1 to " + std::to_string(model::kMaxCookieId) + " bytes");
   }
   int64_t expires = options.expires;
-  if (expires > now_unix_s + model::kMaxBeaconTtlSeconds) {
+  if (expires < 0) {
+    return Usage("--expires must be Unix seconds, got " + std::to_string(expires));
+  }
+  // Ingest's bound, its allowance for clock skew included (model::CheckBeaconToken).
+  if (expires > now_unix_s + model::kMaxBeaconTtlSeconds + model::kBeaconClockSkewSeconds) {
     // Made on purpose for a test vector, perhaps: printed, with what ingest will say of it.
     std::fprintf(stderr,
                  "pushhook beacon: warning: --expires is more than 30 days from now; ingest "
@@ -43,6 +47,8 @@ int RunBeaconCommand(const BeaconCommandOptions& options, int64_t now_unix_s) {
       return Usage("--ttl must be a duration such as 7d or 12h, got '" + options.ttl + "'");
     }
     const int64_t seconds = ttl->count() / 1000;
+    // A token's time is whole seconds, and one that expires now is refused at once.
+    if (seconds < 1) return Usage("--ttl must be at least 1s, got '" + options.ttl + "'");
     if (seconds > model::kMaxBeaconTtlSeconds) return Usage("--ttl must be at most 30d");
     expires = now_unix_s + seconds;
   }

@@ -82,12 +82,8 @@ std::string KeyCell(std::string_view key) {
   return out;
 }
 
-}  // namespace
-
-std::string FormatStatsTable(const std::string& stats_json, const StatsCommandOptions& options) {
-  json::error_code ec;
-  json::value doc = json::parse(stats_json, ec);
-  if (ec || !doc.is_object() || !doc.as_object().contains("totals")) return "";
+// The tables of a stats document; throws when a field is missing or of another type.
+std::string StatsTable(const json::value& doc, const StatsCommandOptions& options) {
   const json::object& totals = doc.at("totals").as_object();
   std::string out = "campaign " + (options.cid.empty() ? std::string("(all)") : options.cid);
   if (!options.reference_id.empty()) out += ", run " + options.reference_id;
@@ -119,6 +115,21 @@ std::string FormatStatsTable(const std::string& stats_json, const StatsCommandOp
     out += "\n" + Table(rows);
   }
   return out;
+}
+
+}  // namespace
+
+std::string FormatStatsTable(const std::string& stats_json, const StatsCommandOptions& options) {
+  json::error_code ec;
+  json::value doc = json::parse(stats_json, ec);
+  if (ec || !doc.is_object() || !doc.as_object().contains("totals")) return "";
+  // A document of another shape (an older or newer server, a proxy's page) is not a stats
+  // document, as the caller then says: not a crash.
+  try {
+    return StatsTable(doc, options);
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 int RunStatsCommand(const StatsCommandOptions& options) {

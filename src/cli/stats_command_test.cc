@@ -34,6 +34,14 @@ TEST(StatsCommandTest, FormatsTotalsSeriesAndGroupsAsAlignedTables) {
 TEST(StatsCommandTest, MalformedAnswerGivesNoTable) {
   EXPECT_EQ(FormatStatsTable("{}", {}), "");
   EXPECT_EQ(FormatStatsTable("not json", {}), "");
+  // Totals without the fields a table needs, or of another type: no table, and no abort.
+  EXPECT_EQ(FormatStatsTable(R"({"totals":{"views":1}})", {}), "");
+  EXPECT_EQ(FormatStatsTable(R"({"totals":[]})", {}), "");
+  EXPECT_EQ(FormatStatsTable(R"({"totals":{"views":"1","clicks":0,"ctr":0,)"
+                             R"("unique_subscribers":0,"dismissals":0,)"
+                             R"("clicks_by_button":{"0":0,"1":0,"2":0}},"series":[]})",
+                             {}),
+            "");
 }
 
 }  // namespace

@@ -62,6 +62,9 @@ itest('beacon refuses bad input with exit 2 and one line naming it', async (fx) 
     [['--secret', 'whsec_AAAA', ...SUBJECT], /^pushhook beacon: --secret must be a beacon secret, bsec_ followed by base64$/],
     [['--secret', SECRET, ...SUBJECT, '--ttl', '31d'], /^pushhook beacon: --ttl must be at most 30d$/],
     [['--secret', SECRET, ...SUBJECT, '--ttl', 'soon'], /^pushhook beacon: --ttl must be a duration such as 7d or 12h, got 'soon'$/],
+    // A token's time is whole seconds: 500ms would expire as it is printed.
+    [['--secret', SECRET, ...SUBJECT, '--ttl', '500ms'], /^pushhook beacon: --ttl must be at least 1s, got '500ms'$/],
+    [['--secret', SECRET, ...SUBJECT, '--expires=-5'], /^pushhook beacon: --expires must be Unix seconds, got -5$/],
     [['--secret', SECRET, '--site', 's', '--cid', 'x'.repeat(65), '--cookie-id', 'u'], /^pushhook beacon: --cid must be 1 to 64 bytes$/],
     [['--secret', SECRET, '--site', 's', '--cid', 'c', '--cookie-id', 'u'.repeat(129)], /^pushhook beacon: --cookie-id must be 1 to 128 bytes$/],
     [['--secret', SECRET, '--site', 's', '--cid', 'c'], /cookie-id/],
