@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 
 #include "model/json_string.h"
 #include "model/rfc3339.h"
@@ -13,6 +15,19 @@ namespace pushhook::util {
 namespace {
 
 std::atomic<LogLevel> g_min_level{LogLevel::kInfo};
+std::mutex g_write_mu;
+
+// Writes a whole line, one line at a time: a pipe takes at most PIPE_BUF bytes in one piece,
+// and a write may be cut short or interrupted.
+void WriteLine(std::string_view line) {
+  std::lock_guard lock(g_write_mu);
+  while (!line.empty()) {
+    const ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // stderr is gone: there is nowhere else to say so
+    line.remove_prefix(static_cast<size_t>(n));
+  }
+}
 
 std::string_view LevelName(LogLevel level) {
   switch (level) {
@@ -76,8 +91,7 @@ void LogFields(LogLevel level, std::string_view message, std::span<const LogFiel
   line += LevelName(level);
   line += '"';
   AppendFields(line, message, fields);
-  // One write per line so that lines from different threads never interleave.
-  [[maybe_unused]] const ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+  WriteLine(line);
 }
 
 }  // namespace pushhook::util

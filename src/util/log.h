@@ -1,6 +1,6 @@
 // Structured logs: one JSON object per line on stderr, with a level. Callers pass fields as
 // key/value pairs; nothing secret (tokens, secrets, signatures) is ever passed here.
-// Thread safe: each line is written with one write(2).
+// Thread safe: lines are written whole, one at a time.
 #pragma once
 
 #include <cstdint>
