@@ -22,11 +22,10 @@ namespace {
 
 constexpr int kDefaultCampaignPage = 50;
 constexpr int kMaxCampaignPage = 500;
-// The most campaigns one CSV export holds.
-constexpr size_t kMaxCsvCampaigns = 100'000;
 // The standard error of the unique-subscriber sketch (model::HyperLogLog).
 constexpr double kUniqueSubscribersError = 0.0163;
-// At most this many buckets in one series, so that a minute series over years is refused.
+// At most this many buckets in one answer's series. Checked on the rows the store made, which
+// are the buckets that hold events: a long range of empty minutes costs nothing to refuse.
 constexpr int64_t kMaxSeriesBuckets = 100'000;
 
 http::Response BadRequest(std::string message) {
@@ -289,8 +288,9 @@ std::string SpreadsheetText(std::string text) {
   return text;
 }
 
-ReportingApi::ReportingApi(store::Store& store, const admin::Authenticator& auth)
-    : store_(store), auth_(auth) {}
+ReportingApi::ReportingApi(store::Store& store, const admin::Authenticator& auth,
+                           size_t max_csv_campaigns)
+    : store_(store), auth_(auth), max_csv_campaigns_(max_csv_campaigns) {}
 
 void ReportingApi::Register(http::Router& router) {
   // Authorised for {site} before the handlers run (Authenticator::SiteScoped).
@@ -498,16 +498,27 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
 }
 
 // The campaign list as CSV: every campaign the query matches, page after page (up to
-// kMaxCsvCampaigns), unless the request named a page size; an export is for a spreadsheet, which
-// has no cursor to follow.
+// max_csv_campaigns_), unless the request named a page size; an export is for a spreadsheet,
+// which has no cursor to follow. An export cut at the cap says so in x-pushhook-truncated.
 void ReportingApi::CampaignsCsv(store::CampaignQuery query, const http::Request& request,
                                 http::Responder respond) {
-  const bool one_page = request.QueryParam("limit").has_value();
+  const auto limit = request.QueryParam("limit");
+  const bool one_page = limit.has_value() && !limit->empty();
   if (!one_page) query.limit = kMaxCampaignPage;
   std::string csv = CsvRecord({"cid", "title", "views", "clicks", "clicks_button_0",
                                "clicks_button_1", "clicks_button_2", "ctr", "dismissals",
                                "unique_subscribers", "first_active_at", "last_active_at"});
-  for (size_t rows = 0; rows < kMaxCsvCampaigns;) {
+  bool truncated = false;
+  for (size_t rows = 0;;) {
+    if (!one_page && rows >= max_csv_campaigns_) {
+      query.limit = 1;  // one more than the cap, to tell a cut export from one that fits
+      auto more = store_.ListCampaigns(query);
+      if (!more.ok()) return respond(http::Response::FromStatus(more.status()));
+      truncated = !more->empty();
+      break;
+    }
+    query.limit = static_cast<int>(
+        std::min<size_t>(static_cast<size_t>(query.limit), max_csv_campaigns_ - rows));
     auto campaigns = store_.ListCampaigns(query);
     if (!campaigns.ok()) return respond(http::Response::FromStatus(campaigns.status()));
     for (const auto& c : *campaigns) {
@@ -525,7 +536,9 @@ void ReportingApi::CampaignsCsv(store::CampaignQuery query, const http::Request&
     query.after = store::CampaignCursor{store::CampaignSortValueOf(campaigns->back(), query.sort),
                                         campaigns->back().cid};
   }
-  respond(CsvResponse(std::move(csv)));
+  http::Response response = CsvResponse(std::move(csv));
+  if (truncated) response.With("x-pushhook-truncated", "true");
+  respond(std::move(response));
 }
 
 }  // namespace pushhook::reporting

@@ -19,7 +19,11 @@ namespace pushhook::reporting {
 
 class ReportingApi {
  public:
-  ReportingApi(store::Store& store, const admin::Authenticator& auth);
+  // The most campaigns one CSV export holds; past it the export says it was cut.
+  static constexpr size_t kMaxCsvCampaigns = 100'000;
+
+  ReportingApi(store::Store& store, const admin::Authenticator& auth,
+               size_t max_csv_campaigns = kMaxCsvCampaigns);
 
   void Register(http::Router& router);
 
@@ -31,6 +35,7 @@ class ReportingApi {
 
   store::Store& store_;
   const admin::Authenticator& auth_;
+  const size_t max_csv_campaigns_;
 };
 
 // One CSV record (RFC 4180): fields quoted when they hold a comma, quote or line break.

@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
+
+#include "model/digest.h"
+#include "store/open_store.h"
+#include "util/testing/temp_dir.h"
+
 namespace pushhook::reporting {
 namespace {
 
@@ -80,6 +86,75 @@ TEST(AcceptTest, AMalformedWeightLeavesItsRangeOut) {
 TEST(CtrTest, IsZeroWithoutViews) {
   EXPECT_EQ(ClickThroughRate(0, 5), 0.0);
   EXPECT_DOUBLE_EQ(ClickThroughRate(10, 3), 0.3);
+}
+
+// The campaign export over a real store, with a cap of 2 campaigns: an export cut at the cap
+// says so in a header; one that fits exactly, or a page asked for by size, does not.
+class CampaignsCsvTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store::StoreOptions options;
+    options.database = "sqlite://" + dir_.File("r.db");
+    store_ = std::move(store::OpenStore(options).value());
+    site_ = store_->CreateSite("s")->id;
+    auth_ = std::make_unique<admin::Authenticator>(*store_, model::Sha256Hex("tok"));
+  }
+  void AddCampaigns(int n) {
+    std::vector<model::Event> events(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      events[static_cast<size_t>(i)].cookie_id = "c";
+      events[static_cast<size_t>(i)].cid = "camp-" + std::to_string(added_++);
+    }
+    std::promise<bool> done;
+    store_->AppendEvents(site_, events, 1'800'000'000'000, [&](auto r) { done.set_value(r.ok()); });
+    ASSERT_TRUE(done.get_future().get());
+  }
+  http::Response Export(const std::string& query = "") {
+    ReportingApi api(*store_, *auth_, 2);
+    http::Router router;
+    api.Register(router);
+    http::Request request;
+    request.method = "GET";
+    request.path = "/v1/sites/" + site_ + "/campaigns";
+    request.query = query;
+    request.headers.emplace_back("authorization", "Bearer tok");
+    request.headers.emplace_back("accept", "text/csv");
+    std::promise<http::Response> answer;
+    router.Handle(std::move(request), [&](http::Response r) { answer.set_value(std::move(r)); });
+    return answer.get_future().get();
+  }
+  static std::string Header(const http::Response& r, std::string_view name) {
+    for (const auto& [key, value] : r.headers) {
+      if (key == name) return value;
+    }
+    return "";
+  }
+  static size_t Rows(const http::Response& r) {
+    return static_cast<size_t>(std::count(r.body.begin(), r.body.end(), '\n')) - 1;  // header
+  }
+
+  util::testing::TempDir dir_{"pushhook-reporting"};
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<admin::Authenticator> auth_;
+  std::string site_;
+  int added_ = 0;
+};
+
+TEST_F(CampaignsCsvTest, AnExportCutAtTheCapSaysSo) {
+  AddCampaigns(2);
+  http::Response fits = Export();
+  ASSERT_EQ(fits.status, 200) << fits.body;
+  EXPECT_EQ(Rows(fits), 2u);
+  EXPECT_EQ(Header(fits, "x-pushhook-truncated"), "");
+  AddCampaigns(1);
+  http::Response cut = Export();
+  ASSERT_EQ(cut.status, 200) << cut.body;
+  EXPECT_EQ(Rows(cut), 2u);
+  EXPECT_EQ(Header(cut, "x-pushhook-truncated"), "true");
+  // A page of a size the caller chose is what was asked for, not a cut export.
+  http::Response page = Export("limit=1");
+  EXPECT_EQ(Rows(page), 1u);
+  EXPECT_EQ(Header(page, "x-pushhook-truncated"), "");
 }
 
 }  // namespace
