@@ -94,6 +94,10 @@ int RunBackupCommand(const server::ServeConfig& config, const BackupOptions& opt
                                   " or one of its files; write the copy to another file");
     }
   }
+  const std::filesystem::path folder = out.parent_path().empty() ? "." : out.parent_path();
+  if (!std::filesystem::is_directory(folder, ec)) {
+    return Fail(kExitUsage, "--out " + options.out + ": there is no folder " + folder.string());
+  }
   // Written beside the destination, then renamed: a reader of --out never sees half a copy.
   const std::filesystem::path partial = out.string() + ".partial-" + model::RandomToken(8);
   const auto started = std::chrono::steady_clock::now();
@@ -114,7 +118,9 @@ int RunBackupCommand(const server::ServeConfig& config, const BackupOptions& opt
   }
   if (!s.ok()) {
     std::filesystem::remove(partial, ec);
-    return Fail(kExitFailure, s.message());
+    // A source that is not a database is the operator's to fix, as serve says too.
+    return Fail(s.code() == model::StatusCode::kInvalidArgument ? kExitUsage : kExitFailure,
+                s.message());
   }
   if (!SyncDirectory(out.parent_path())) {
     return Fail(kExitFailure, "cannot sync the folder of " + options.out);

@@ -169,6 +169,17 @@ itest('backup refuses what it cannot copy, with a reason and exit 2', async (fx)
   const pg = await runPushhook(fx, ['backup', '--database', 'postgres://127.0.0.1:1/x', '--out', path.join(dir, 'x.db')]);
   assert.equal(pg.code, 2);
   assert.equal(pg.stderr.trim(), 'pushhook backup: the store is PostgreSQL: back it up with pg_dump (README, "Backup and restore")');
+  const sources = fx.tempDir('pushhook-backup-sources-');
+  const notDb = path.join(sources, 'notes.txt');
+  fs.writeFileSync(notDb, 'these are notes, not a database\n');
+  const text = await runPushhook(fx, ['backup', '--database', `sqlite://${notDb}`, '--out', path.join(dir, 'x.db')]);
+  assert.equal(text.code, 2);
+  assert.equal(text.stderr.trim(), `pushhook backup: ${notDb} is not an SQLite database (is it the file serve uses?)`);
+  const db = path.join(sources, 'real.db');
+  await execFileAsync('sqlite3', [db, 'CREATE TABLE t(x)']);
+  const nowhere = await runPushhook(fx, ['backup', '--database', `sqlite://${db}`, '--out', path.join(dir, 'no', 'x.db')]);
+  assert.equal(nowhere.code, 2);
+  assert.equal(nowhere.stderr.trim(), `pushhook backup: --out ${path.join(dir, 'no', 'x.db')}: there is no folder ${path.join(dir, 'no')}`);
   const usage = await runPushhook(fx, ['backup']);
   assert.equal(usage.code, 2, usage.stderr);
   assert.match(usage.stderr, /--out is required/);

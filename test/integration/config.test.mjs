@@ -233,6 +233,20 @@ itest('a second serve, or migrate, on a database a serve is using exits 2 and na
   assert.equal(after.code, 0, after.stderr);
 });
 
+itest('a --database that is not an SQLite database, or has no folder, exits 2 saying so', async (fx) => {
+  const dir = fx.tempDir('pushhook-notdb-');
+  const notDb = path.join(dir, 'notes.db');
+  fs.writeFileSync(notDb, 'these are notes, not a database\n');
+  for (const command of [['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'data')], ['migrate']]) {
+    const args = [...command, '--database', `sqlite://${notDb}`];
+    const env = { PUSHHOOK_ADMIN_TOKEN: 'tok', PUSHHOOK_SECRETS_KEY: Buffer.alloc(32, 7).toString('base64') };
+    assertBadConfig(await run(fx, args, { env }),
+      new RegExp(`${notDb.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not an SQLite database \\(is it the file serve uses\\?\\)`), args.join(' '));
+  }
+  const nowhere = ['migrate', '--database', `sqlite://${path.join(dir, 'no', 'x.db')}`];
+  assertBadConfig(await run(fx, nowhere), /cannot open database .*no\/x\.db: unable to open database file \(does its folder exist, and may pushhook write there\?\)/, nowhere.join(' '));
+});
+
 itest('a misspelt option is named, even where a required one is missing', async (fx) => {
   for (const [args, pattern] of [
     [['receive', '--secrett', 'whsec_x'], /^pushhook: The following argument was not expected: --secrett$/],

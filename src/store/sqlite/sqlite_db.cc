@@ -93,9 +93,20 @@ model::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string&
   const int flags =
       (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
       SQLITE_OPEN_NOMUTEX;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  // The file is read at the first statement: one now tells a path that is not a database
+  // (the operator's to fix, as bad configuration) from a failure later.
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(db, "SELECT 1 FROM sqlite_schema LIMIT 1", nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) {
     model::Status status = ErrorStatus(db, rc, "cannot open database " + path);
+    if ((rc & 0xff) == SQLITE_NOTADB) {
+      status =
+          model::InvalidArgument(path + " is not an SQLite database (is it the file serve uses?)");
+    } else if ((rc & 0xff) == SQLITE_CANTOPEN) {
+      status = model::InvalidArgument(status.message() +
+                                      " (does its folder exist, and may pushhook write there?)");
+    }
     sqlite3_close(db);
     return status;
   }
