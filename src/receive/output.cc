@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string_view>
 #include <tuple>
+#include <unordered_map>
 
 namespace pushhook::receive {
 namespace {
@@ -52,14 +53,19 @@ class SqliteOutput : public Output {
     return model::Status::Ok();
   }
 
-  model::StatusOr<std::vector<std::string>> StoredIds() override {
+  model::StatusOr<std::vector<StoredWebhook>> StoredIds() override {
     sqlite3_stmt* select = nullptr;
-    if (auto s = Prepare("SELECT DISTINCT webhook_id FROM received", &select); !s.ok()) return s;
-    std::vector<std::string> ids;
+    if (auto s =
+            Prepare("SELECT webhook_id, max(idx) + 1 FROM received GROUP BY webhook_id", &select);
+        !s.ok()) {
+      return s;
+    }
+    std::vector<StoredWebhook> ids;
     int rc;
     while ((rc = sqlite3_step(select)) == SQLITE_ROW) {
       const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(select, 0));
-      ids.emplace_back(text, static_cast<size_t>(sqlite3_column_bytes(select, 0)));
+      ids.push_back({std::string(text, static_cast<size_t>(sqlite3_column_bytes(select, 0))),
+                     static_cast<size_t>(sqlite3_column_int64(select, 1))});
     }
     sqlite3_finalize(select);
     if (rc != SQLITE_DONE) return Error("cannot read stored webhook ids");
@@ -74,7 +80,8 @@ class SqliteOutput : public Output {
         const std::string& payload = request.payloads[i];
         sqlite3_bind_text(insert_, 1, request.webhook_id.data(),
                           static_cast<int>(request.webhook_id.size()), SQLITE_STATIC);
-        sqlite3_bind_int64(insert_, 2, static_cast<sqlite3_int64>(i));
+        const size_t index = request.first_index + i;
+        sqlite3_bind_int64(insert_, 2, static_cast<sqlite3_int64>(index));
         sqlite3_bind_int64(insert_, 3, request.received_at_ms);
         sqlite3_bind_text(insert_, 4, payload.data(), static_cast<int>(payload.size()),
                           SQLITE_STATIC);
@@ -144,8 +151,8 @@ class SqliteOutput : public Output {
   sqlite3_stmt* insert_ = nullptr;
 };
 
-// Payloads one per line in `path`. Beside a regular file, `path`.ids keeps the webhook ids
-// stored, one per line, so that de-duplication survives a restart (the payloads alone do not
+// Payloads one per line in `path`. Beside a regular file, `path`.ids keeps each payload's
+// webhook id, one per line, so that de-duplication survives a restart (the payloads alone do not
 // say which request they came in); a pipe or a device (--out /dev/stdout) has none.
 class NdjsonOutput : public Output {
  public:
@@ -157,16 +164,20 @@ class NdjsonOutput : public Output {
   NdjsonOutput(const NdjsonOutput&) = delete;
   NdjsonOutput& operator=(const NdjsonOutput&) = delete;
 
-  model::StatusOr<std::vector<std::string>> StoredIds() override {
-    std::vector<std::string> ids;
+  model::StatusOr<std::vector<StoredWebhook>> StoredIds() override {
+    std::vector<StoredWebhook> ids;
     if (ids_fd_ < 0) return ids;
     std::ifstream in(IdsPath());
     if (!in) return model::Unavailable("cannot read " + IdsPath());
-    // A last line without its newline was cut short by a crash: not an id that was stored.
+    // A webhook's payloads are stored in index order, one id line each: its count of lines is
+    // how many. A last line without its newline was cut short by a crash: not stored.
+    std::unordered_map<std::string, size_t> elements;
     std::string line;
     while (std::getline(in, line)) {
-      if (!in.eof() && !line.empty()) ids.push_back(std::move(line));
+      if (!in.eof() && !line.empty()) ++elements[std::move(line)];
     }
+    ids.reserve(elements.size());
+    for (auto& [id, count] : elements) ids.push_back({id, count});
     return ids;
   }
 
@@ -177,9 +188,9 @@ class NdjsonOutput : public Output {
       for (const std::string& payload : request.payloads) {
         buffer_ += payload;
         buffer_.push_back('\n');
+        ids_ += request.webhook_id;
+        ids_.push_back('\n');
       }
-      ids_ += request.webhook_id;
-      ids_.push_back('\n');
     }
     struct stat before;
     if (fstat(fd_, &before) != 0) return Errno(path_, "cannot stat");

@@ -14,21 +14,29 @@
 
 namespace pushhook::receive {
 
-// One verified, de-duplicated webhook request: its id and the payloads it carried (one for a
-// single object, one per element for a batch).
+// One verified, de-duplicated webhook request: its id and the payloads it carried that were not
+// stored before (one for a single object, one per element for a batch), the first of them at
+// `first_index` of its body: a payload is known by its webhook id and its index.
 struct AcceptedRequest {
   std::string webhook_id;
   int64_t received_at_ms = 0;
   std::vector<std::string> payloads;
+  size_t first_index = 0;
+};
+
+// What an earlier run stored of a webhook: the payloads at indexes 0 to elements - 1.
+struct StoredWebhook {
+  std::string webhook_id;
+  size_t elements = 0;
 };
 
 class Output {
  public:
   virtual ~Output() = default;
 
-  // The webhook ids an earlier run stored, so that de-duplication survives a restart. NDJSON
-  // keeps them beside the payloads, in <path>.ids (none for a pipe or a device).
-  virtual model::StatusOr<std::vector<std::string>> StoredIds() = 0;
+  // What an earlier run stored, so that de-duplication survives a restart. NDJSON keeps the ids
+  // beside the payloads, in <path>.ids, one line per payload (none for a pipe or a device).
+  virtual model::StatusOr<std::vector<StoredWebhook>> StoredIds() = 0;
 
   // Writes every payload of `requests` or none of them. Once it returns OK the data survives a
   // crash of this process; with `sync` (see OpenOutput) it survives a power loss too.

@@ -21,7 +21,6 @@
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include "http/http_types.h"
@@ -156,9 +155,9 @@ class Receiver::Impl {
         (*output)->Close().IgnoreError();
         return ids.status();
       }
-      for (std::string& id : *ids) {
-        IdShard& shard = ShardOf(id);
-        shard.seen.insert(std::move(id));
+      for (StoredWebhook& stored : *ids) {
+        IdShard& shard = ShardOf(stored.webhook_id);
+        shard.seen.insert_or_assign(std::move(stored.webhook_id), stored.elements);
       }
       output_ = std::move(*output);
     }
@@ -355,24 +354,39 @@ class Receiver::Impl {
     }
 
     {
+      // A payload is known by its webhook id and index (DESIGN section 1): a resend stores
+      // nothing, and a batch sent again with more elements stores only those past the ones
+      // already stored.
       IdShard& shard = ShardOf(accepted.webhook_id);
       std::lock_guard lock(shard.mu);
-      if (shard.seen.contains(accepted.webhook_id)) {
+      const auto seen = shard.seen.find(accepted.webhook_id);
+      const size_t stored = seen == shard.seen.end() ? 0 : seen->second;
+      const size_t elements = accepted.payloads.size();
+      if (elements <= stored && seen != shard.seen.end()) {
         duplicates_.fetch_add(1, std::memory_order_relaxed);
         return respond(http::Response::Empty(204));
       }
       // The same id is being written right now: answer this copy with that write's outcome, so
-      // a 204 never stands for a payload that did not reach the disk.
+      // a 204 never stands for a payload that did not reach the disk; a copy with more
+      // elements than that write is asked to come back once it is done.
       if (auto it = shard.in_flight.find(accepted.webhook_id); it != shard.in_flight.end()) {
-        it->second.push_back(std::move(respond));
+        if (elements > it->second.elements) {
+          rejected_.fetch_add(1, std::memory_order_relaxed);
+          return respond(http::Response::FromStatus(model::Unavailable(
+              "webhook " + accepted.webhook_id + " is being stored; send it again")));
+        }
+        it->second.waiters.push_back(std::move(respond));
         return;
       }
+      accepted.payloads.erase(accepted.payloads.begin(),
+                              accepted.payloads.begin() + static_cast<std::ptrdiff_t>(stored));
+      accepted.first_index = stored;
       if (!output_) {
-        shard.seen.insert(std::move(accepted.webhook_id));
+        shard.seen.insert_or_assign(std::move(accepted.webhook_id), elements);
         stored_.fetch_add(accepted.payloads.size(), std::memory_order_relaxed);
         return respond(http::Response::Empty(204));
       }
-      shard.in_flight.try_emplace(accepted.webhook_id);
+      shard.in_flight.try_emplace(accepted.webhook_id, InFlight{elements, {}});
     }
 
     std::unique_lock lock(queue_mu_);
@@ -403,8 +417,8 @@ class Receiver::Impl {
       IdShard& shard = ShardOf(request.webhook_id);
       std::lock_guard lock(shard.mu);
       auto node = shard.in_flight.extract(request.webhook_id);
-      waiters = std::move(node.mapped());
-      if (status.ok()) shard.seen.insert(std::move(node.key()));
+      waiters = std::move(node.mapped().waiters);
+      if (status.ok()) shard.seen.insert_or_assign(std::move(node.key()), node.mapped().elements);
     }
     if (status.ok()) {
       stored_.fetch_add(request.payloads.size(), std::memory_order_relaxed);
@@ -495,13 +509,19 @@ class Receiver::Impl {
   bool started_ = false;
   bool stopped_ = false;
 
+  // A webhook being written: up to which element, and the copies that wait for its outcome.
+  struct InFlight {
+    size_t elements = 0;
+    std::vector<http::Responder> waiters;
+  };
   // The webhook ids seen, split by hash so that the HTTP threads seldom wait for each other: one
   // lock for all of them made a futex call of most requests. A lock is held for a hash lookup
   // only, never across a write.
   struct alignas(64) IdShard {
     std::mutex mu;
-    std::unordered_set<std::string> seen;  // stored (or, without output, accepted)
-    std::unordered_map<std::string, std::vector<http::Responder>> in_flight;  // id -> duplicates
+    // id -> how many of its payloads are stored (or, without output, accepted)
+    std::unordered_map<std::string, size_t> seen;
+    std::unordered_map<std::string, InFlight> in_flight;
   };
   static constexpr size_t kIdShards = 16;
   IdShard& ShardOf(std::string_view webhook_id) {

@@ -409,7 +409,41 @@ TEST_F(ReceiverTest, NdjsonAppendsAcrossRestartsAndItsDedupSurvivesThem) {
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{3, 1, 2, 0}));
   receiver_->Stop();
   EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n{\"d\":4}\n");
-  EXPECT_EQ(ReadFile(dir_.File("events.ndjson.ids")), "msg_1\nmsg_2\nmsg_3\n");
+  // One id line per payload: a batch's count of lines is how many of its elements are stored.
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson.ids")), "msg_1\nmsg_2\nmsg_2\nmsg_3\n");
+}
+
+// DESIGN section 1: a payload is known by webhook-id + index. A batch sent again under its id
+// with more elements (a sender that re-forms it) stores only the elements past those stored,
+// across a restart too; sent again with the same or fewer, nothing.
+TEST_F(ReceiverTest, ABatchSentAgainWithMoreElementsStoresOnlyTheNewOnes) {
+  for (const std::string out : {"grow.ndjson", "grow.db"}) {
+    SCOPED_TRACE(out);
+    StartReceiver(Options(out));
+    EXPECT_EQ(PostSigned("bat_g", R"([{"g":0},{"g":1}])").status, 204);
+    EXPECT_EQ(PostSigned("bat_g", R"([{"g":0},{"g":1},{"g":2}])").status, 204);
+    EXPECT_EQ(PostSigned("bat_g", R"([{"g":0}])").status, 204);
+    EXPECT_EQ(receiver_->counts(), (ReceiverCounts{3, 3, 1, 0}));
+    receiver_->Stop();
+    StartReceiver(Options(out));
+    EXPECT_EQ(PostSigned("bat_g", R"([{"g":0},{"g":1},{"g":2}])").status, 204);
+    EXPECT_EQ(PostSigned("bat_g", R"([{"g":0},{"g":1},{"g":2},{"g":3}])").status, 204);
+    EXPECT_EQ(receiver_->counts(), (ReceiverCounts{2, 1, 1, 0}));
+    receiver_->Stop();
+  }
+  EXPECT_EQ(ReadFile(dir_.File("grow.ndjson")), "{\"g\":0}\n{\"g\":1}\n{\"g\":2}\n{\"g\":3}\n");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("grow.db").c_str(), &db), SQLITE_OK);
+  std::string rows;
+  sqlite3_exec(
+      db, "SELECT idx, payload FROM received WHERE webhook_id = 'bat_g' ORDER BY idx",
+      [](void* out, int, char** values, char**) {
+        *static_cast<std::string*>(out) += std::string(values[0]) + "=" + values[1] + ";";
+        return 0;
+      },
+      &rows, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(rows, R"(0={"g":0};1={"g":1};2={"g":2};3={"g":3};)");
 }
 
 TEST_F(ReceiverTest, AnNdjsonIdCutShortByACrashIsNotTakenAsStored) {
