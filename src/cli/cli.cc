@@ -337,6 +337,9 @@ Command AddStats(CLI::App& app) {
   stats->add_option("--from", options->from, "start, RFC 3339 or Unix ms (default: all time)");
   stats->add_option("--to", options->to, "end, RFC 3339 or Unix ms (default: no end)");
   stats->add_option("--bucket", options->bucket, "minute, hour or day")->capture_default_str();
+  stats->add_option("--ca-file", options->ca_file,
+                    "PEM certificates to trust for an https --server, such as a private CA "
+                    "(default: the system's)");
   stats->add_option("--group-by", options->group_by,
                     "cid, reference_id, button or a utm_* field (default: no groups)");
   stats->add_option("--token", options->token,
@@ -371,6 +374,9 @@ Command AddSend(CLI::App& app) {
       ->check(Between(0.001, 1e9, "a number of seconds above 0"))
       ->capture_default_str();
   send->add_option("--cid", options->cid, "campaign id of the events")->capture_default_str();
+  send->add_option("--ca-file", options->ca_file,
+                   "PEM certificates to trust for an https --server, such as a private CA "
+                   "(default: the system's)");
   send->add_option("--campaigns", options->campaigns,
                    "spread the events over this many campaigns: <cid>-0, <cid>-1, ...")
       ->check(CLI::Range(1u, 1'000'000u))

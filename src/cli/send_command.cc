@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/request_failure.h"
 #include "model/payload.h"
 #include "model/random.h"
 
@@ -64,6 +65,8 @@ SendReport Send(const SendOptions& options) {
     curl_easy_setopt(slot.easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(slot.easy, CURLOPT_TIMEOUT_MS, 30'000L);
     curl_easy_setopt(slot.easy, CURLOPT_PRIVATE, &slot);
+    if (!options.ca_file.empty())
+      curl_easy_setopt(slot.easy, CURLOPT_CAINFO, options.ca_file.c_str());
   }
 
   uint64_t sent_events = 0;
@@ -135,7 +138,7 @@ SendReport Send(const SendOptions& options) {
         ++report.errors;
         report.refused += slot->events;
         if (report.first_refusal.empty()) {
-          report.first_refusal = curl_easy_strerror(msg->data.result);
+          report.first_refusal = RequestFailure(msg->data.result);
         }
       } else if (status == 202) {
         report.accepted += slot->events;

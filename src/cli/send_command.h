@@ -21,6 +21,7 @@ struct SendOptions {
   // With N > 1, the events go round N campaigns: <cid>-0 ... <cid>-(N-1), each titled.
   uint32_t campaigns = 1;
   std::string action = "Click";
+  std::string ca_file;  // PEM certificates to trust for an https --server; "" = the system's
 };
 
 struct SendReport {

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <vector>
 
+#include "cli/request_failure.h"
+
 namespace pushhook::cli {
 namespace {
 
@@ -158,6 +160,7 @@ int RunStatsCommand(const StatsCommandOptions& options) {
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Collect);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 30'000L);
+  if (!options.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options.ca_file.c_str());
   const CURLcode rc = curl_easy_perform(curl);
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -165,7 +168,7 @@ int RunStatsCommand(const StatsCommandOptions& options) {
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK) {
     std::fprintf(stderr, "pushhook: cannot reach %s: %s\n", options.server.c_str(),
-                 curl_easy_strerror(rc));
+                 RequestFailure(rc).c_str());
     return 1;
   }
   if (status != 200) {

@@ -17,6 +17,7 @@ struct StatsCommandOptions {
   std::string to;
   std::string bucket = "hour";
   std::string group_by;
+  std::string ca_file;  // PEM certificates to trust for an https --server; "" = the system's
 };
 
 // Prints the table to stdout; returns the exit code (0, 1 on a failed request, 2 on bad usage).

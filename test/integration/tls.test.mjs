@@ -79,6 +79,19 @@ itest('serve over HTTPS takes an ingest and delivers it; plain HTTP on its port 
   assert.match(JSON.parse(plain.text).error.message, /https:\/\//);
   assert.equal(plain.headers['access-control-allow-origin'], '*');
 
+  // The command-line clients over https: they trust a private CA given with --ca-file, and
+  // without it they say what to do.
+  const base = `https://127.0.0.1:${serve.port}`;
+  const sent = await run(fx, ['send', '--server', base, '--key', site.ingest_key, '--count', '2', '--ca-file', certs.caFile]);
+  assert.equal(sent.code, 0, sent.stderr);
+  const stats = ['stats', '--server', base, '--site', site.id, '--token', serve.adminToken];
+  const trusted = await run(fx, [...stats, '--ca-file', certs.caFile]);
+  assert.equal(trusted.code, 0, trusted.stderr);
+  const untrusted = await run(fx, stats);
+  assert.equal(untrusted.code, 1);
+  assert.equal(untrusted.stderr.trim(), `pushhook: cannot reach ${base}: SSL peer certificate or SSH remote key was not OK ` +
+    "(the server's certificate is not trusted here: --ca-file names the CA that signed it)");
+
   // Garbage, and a TLS handshake that breaks off: the connection is closed without a word.
   for (const bytes of [Buffer.from([0, 1, 2, 3, 4, 5]), Buffer.from([0x16, 3, 1, 0, 5, 1, 2])]) {
     const got = await new Promise((resolve) => {
