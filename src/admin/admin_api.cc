@@ -558,14 +558,15 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   e.site_id = site_id;
   e.url = *fields.url;
   e.description = fields.description.value_or("");
-  e.filter = fields.filter.value_or(model::EventFilter{});
-  e.field_filter = fields.field_filter.value_or(model::FieldFilter{});
-  e.batch = fields.batch.value_or(store::BatchOptions{});
-  e.format = fields.format.value_or(model::PayloadFormat::kIzooto);
-  e.enabled = fields.enabled.value_or(true);
+  // What the request leaves out keeps store::Endpoint's defaults, the ones DESIGN names.
+  e.filter = fields.filter.value_or(e.filter);
+  e.field_filter = fields.field_filter.value_or(e.field_filter);
+  e.batch = fields.batch.value_or(e.batch);
+  e.format = fields.format.value_or(e.format);
+  e.enabled = fields.enabled.value_or(e.enabled);
   e.disabled_reason = fields.disabled_reason.value_or("");  // "enabled": false says why
-  e.max_in_flight = fields.max_in_flight.value_or(16);
-  e.rate_limit = fields.rate_limit.value_or(0);
+  e.max_in_flight = fields.max_in_flight.value_or(e.max_in_flight);
+  e.rate_limit = fields.rate_limit.value_or(e.rate_limit);
   e.secret = model::NewSecret();
   e.created_at_ms = e.updated_at_ms = clock_.NowMs();
   auto created = store_.CreateEndpoint(std::move(e));
