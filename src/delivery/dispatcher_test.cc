@@ -5,7 +5,7 @@
 #include <future>
 
 #include "model/signature.h"
-#include "store/open_store.h"
+#include "store/testing/test_store.h"
 #include "util/testing/file_size_limit.h"
 #include "util/testing/temp_dir.h"
 
@@ -109,9 +109,7 @@ OutboundResult Status(int code, std::string retry_after = "") {
 class DispatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store::StoreOptions options;
-    options.database = "sqlite://" + dir_.File("d.db");
-    store_ = std::move(store::OpenStore(options).value());
+    store_ = store::testing::OpenTestStore(dir_);
     site_ = store_->CreateSite("s")->id;
   }
   void TearDown() override {
@@ -187,9 +185,7 @@ TEST_F(DispatcherTest, RetriesWithTheSameIdUntilSuccess) {
   dispatcher_->Stop(1s);
   dispatcher_.reset();
   store_.reset();  // flush attempt records
-  store::StoreOptions options;
-  options.database = "sqlite://" + dir_.File("d.db");
-  store_ = std::move(store::OpenStore(options).value());
+  store_ = store::testing::OpenTestStore(dir_);
   auto attempts = store_->ListAttempts(messages[0].id).value();
   ASSERT_EQ(attempts.size(), 3u);
   EXPECT_EQ(attempts[0].status_code, 500);

@@ -8,7 +8,7 @@
 #include <future>
 
 #include "model/signature.h"
-#include "store/open_store.h"
+#include "store/testing/test_store.h"
 #include "util/testing/temp_dir.h"
 
 namespace pushhook::delivery {
@@ -36,9 +36,7 @@ OutboundResult Failure(OutboundError kind, std::string error) {
 class SchedulerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store::StoreOptions options;
-    options.database = "sqlite://" + dir_.File("s.db");
-    store_ = std::move(store::OpenStore(options).value());
+    store_ = store::testing::OpenTestStore(dir_);
     site_ = store_->CreateSite("s")->id;
   }
   void TearDown() override {
@@ -585,7 +583,7 @@ TEST_F(SchedulerTest, AnEndpointTheStoreCannotReadIsReadAgainNotTakenForDeleted)
   const auto messages = Ingest(2);
 
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("s.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open(dir_.File("test.db").c_str(), &db), SQLITE_OK);
   const auto exec = [db](const char* sql) {
     ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
   };

@@ -5,7 +5,7 @@
 #include <future>
 
 #include "model/digest.h"
-#include "store/open_store.h"
+#include "store/testing/test_store.h"
 #include "util/testing/temp_dir.h"
 
 namespace pushhook::reporting {
@@ -93,9 +93,7 @@ TEST(CtrTest, IsZeroWithoutViews) {
 class CampaignsCsvTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    store::StoreOptions options;
-    options.database = "sqlite://" + dir_.File("r.db");
-    store_ = std::move(store::OpenStore(options).value());
+    store_ = store::testing::OpenTestStore(dir_);
     site_ = store_->CreateSite("s")->id;
     auth_ = std::make_unique<admin::Authenticator>(*store_, model::Sha256Hex("tok"));
   }
