@@ -801,6 +801,8 @@ void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
       return respond(BadRequest("since must be an RFC 3339 time"));
     }
   }
+  // Attempts are counted by the hour: the answer says from when it counted.
+  since = model::BucketStart(since, model::kHourMs);
   auto stats = store_.GetEndpointStats(endpoint->id, since);
   if (!stats.ok()) return respond(http::Response::FromStatus(stats.status()));
   const delivery::EndpointRuntime runtime = delivery_.Runtime(endpoint->id);

@@ -431,7 +431,8 @@ class Store {
   virtual model::StatusOr<std::vector<DueMessage>> ReplayEvents(const ReplayQuery& query,
                                                                 int64_t now_ms) = 0;
 
-  // Attempt statistics of one endpoint since `since_ms`.
+  // Attempt statistics of one endpoint from the start of `since_ms`'s hour: attempts are counted
+  // by the hour, and latencies within about 9 % (store/internal/attempt_stats.h).
   virtual model::StatusOr<EndpointStats> GetEndpointStats(const std::string& endpoint_id,
                                                           int64_t since_ms) = 0;
 

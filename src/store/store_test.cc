@@ -19,6 +19,7 @@
 #include "model/beacon.h"
 #include "model/signature.h"
 #include "store/coordination.h"
+#include "store/internal/attempt_stats.h"
 #include "store/open_store.h"
 #include "store/testing/pg_test_db.h"
 #include "util/testing/file_size_limit.h"
@@ -207,6 +208,67 @@ std::string Text(const model::Event& e) {
          "|" + e.utm_medium + "|" + e.utm_source + "|" + e.utm_term + "|" +
          std::to_string(e.clicked_button) + "|" + e.event_id + "|" +
          std::to_string(e.occurred_at_ms);
+}
+
+// The latency GetEndpointStats answers for an attempt of `latency_us`: the geometric middle of
+// its bucket, a quarter of a doubling wide, worked out here in floating point.
+int64_t BucketMiddle(int64_t latency_us) {
+  const double bucket = std::floor(4 * std::log2(static_cast<double>(latency_us)));
+  return std::llround(std::exp2((bucket + 0.5) / 4));
+}
+
+TEST(LatencyBucketTest, IsFloorOfFourTimesLog2AtEveryEdge) {
+  EXPECT_EQ(internal::LatencyBucket(-5), 0);
+  EXPECT_EQ(internal::LatencyBucket(0), 0);
+  EXPECT_EQ(internal::LatencyBucket(1), 0);
+  EXPECT_EQ(internal::LatencyBucket(2), 4);
+  EXPECT_EQ(internal::LatencyBucket(3), 6);  // 4 * log2(3) = 6.34
+  for (int k = 3; k < 63; ++k) {
+    const int64_t power = int64_t{1} << k;
+    EXPECT_EQ(internal::LatencyBucket(power), 4 * k) << k;
+    EXPECT_EQ(internal::LatencyBucket(power - 1), 4 * k - 1) << k;
+  }
+  EXPECT_EQ(internal::LatencyBucket(INT64_MAX), 4 * 62 + 3);
+  // The least integers at or above 2^(k + j/4), worked out with exact integers: each starts
+  // bucket 4k + j, and the integer below it is in the bucket before.
+  const std::vector<std::pair<int, std::vector<int64_t>>> starts = {
+      {3, {10, 12, 14}},
+      {9, {609, 725, 862}},
+      {20, {1'246'975, 1'482'911, 1'763'488}},
+      {31, {2'553'802'834, 3'037'000'500, 3'611'622'603}},
+      {33, {10'215'211'335, 12'148'002'000, 14'446'490'412}},
+      {45, {41'841'505'624'943, 49'758'216'191'608, 59'172'824'724'904}},
+  };
+  for (const auto& [k, firsts] : starts) {
+    for (int j = 1; j <= 3; ++j) {
+      const int64_t first = firsts[static_cast<size_t>(j - 1)];
+      EXPECT_EQ(internal::LatencyBucket(first), 4 * k + j) << first;
+      EXPECT_EQ(internal::LatencyBucket(first - 1), 4 * k + j - 1) << first - 1;
+    }
+  }
+}
+
+// From 1 ms up, where rounding the middle to whole µs no longer matters.
+TEST(LatencyBucketTest, AMiddleIsInItsBucketWithinNinePercentOfEitherEnd) {
+  for (int bucket = 40; bucket < 250; ++bucket) {
+    const double low = std::exp2(bucket / 4.0);
+    const double high = std::exp2((bucket + 1) / 4.0);
+    const int64_t middle = internal::LatencyBucketMiddle(bucket);
+    EXPECT_LE(static_cast<double>(middle) / low, 1.091) << bucket;
+    EXPECT_LE(high / static_cast<double>(middle), 1.091) << bucket;
+    EXPECT_EQ(internal::LatencyBucket(middle), bucket) << bucket;
+  }
+}
+
+TEST(LatencyBucketTest, APercentileIsTheMiddleOfTheBucketAtItsRank) {
+  EXPECT_EQ(internal::LatencyPercentile({}, 0.5), 0);
+  // 100 attempts: rank floor(0.5 * 100) = 50 is in bucket 40, rank 99 in bucket 80.
+  const internal::LatencyHistogram histogram{{0, 1}, {40, 98}, {80, 1}};
+  EXPECT_EQ(internal::LatencyPercentile(histogram, 0.0), internal::LatencyBucketMiddle(0));
+  EXPECT_EQ(internal::LatencyPercentile(histogram, 0.5), internal::LatencyBucketMiddle(40));
+  EXPECT_EQ(internal::LatencyPercentile(histogram, 0.98), internal::LatencyBucketMiddle(40));
+  EXPECT_EQ(internal::LatencyPercentile(histogram, 0.99), internal::LatencyBucketMiddle(80));
+  EXPECT_EQ(internal::LatencyPercentile(histogram, 1.0), internal::LatencyBucketMiddle(80));
 }
 
 TEST_P(StoreTest, SitesAreFoundByIdAndIngestKey) {
@@ -1065,7 +1127,8 @@ TEST_P(StoreTest, EndpointStatsCountAttemptsAndLatencyPercentiles) {
   Endpoint e = MakeEndpoint(site->id, model::EventFilter{true, false});
   Endpoint other = MakeEndpoint(site->id, model::EventFilter{false, true});
   // 101 attempts with latencies 10, 20, ... 1010 µs, recorded out of order. With 101 values the
-  // usual percentile definitions agree: p50 is the 51st (510), p99 the 100th (1000).
+  // usual percentile definitions agree: p50 is the 51st (510), p99 the 100th (1000), each
+  // answered as the middle of its latency bucket.
   std::vector<model::Event> events;
   for (int i = 1; i <= 101; ++i) {
     events.push_back(MakeEvent(model::Action::kView, std::to_string(i)));
@@ -1101,17 +1164,113 @@ TEST_P(StoreTest, EndpointStatsCountAttemptsAndLatencyPercentiles) {
   EXPECT_EQ(stats->attempts, 101u);
   EXPECT_EQ(stats->successes, 60u);
   EXPECT_EQ(stats->failures, 41u);
-  EXPECT_EQ(stats->latency_p50_us, 510);
-  EXPECT_EQ(stats->latency_p99_us, 1000);
+  EXPECT_EQ(stats->latency_p50_us, BucketMiddle(510));
+  EXPECT_EQ(stats->latency_p99_us, BucketMiddle(1000));
+  EXPECT_NEAR(stats->latency_p50_us, 510, 51);
+  EXPECT_NEAR(stats->latency_p99_us, 1000, 100);
   EXPECT_EQ(stats->pending, 30u);
   EXPECT_EQ(stats->failed_messages, 11u);
-  // Attempts before `since` do not count; the messages' states do.
-  auto later = Value(store_->GetEndpointStats(e.id, 10'001));
+  // Attempts before `since`'s hour do not count; the messages' states do.
+  auto later = Value(store_->GetEndpointStats(e.id, model::kHourMs));
   EXPECT_EQ(later.attempts, 0u);
   EXPECT_EQ(later.latency_p50_us, 0);
   EXPECT_EQ(later.latency_p99_us, 0);
   EXPECT_EQ(later.pending, 30u);
   EXPECT_EQ(later.failed_messages, 11u);
+}
+
+// Attempts are counted by the hour: those in the hour that holds `since` count, even before it,
+// and those in earlier hours do not.
+TEST_P(StoreTest, EndpointStatsCountFromTheStartOfSincesHour) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  AppendResult r =
+      Append(site->id, {MakeEvent(model::Action::kView, "1"), MakeEvent(model::Action::kView, "2"),
+                        MakeEvent(model::Action::kView, "3")});
+  ASSERT_EQ(r.messages.size(), 3u);
+  constexpr int64_t kHour5 = 5 * model::kHourMs;
+  Record({{r.messages[0].id, 1, kHour5 - 1, 204, 100, "", "", MessageStatus::kDelivered, 0},
+          {r.messages[1].id, 1, kHour5, 500, 2000, "", "", MessageStatus::kFailed, 0},
+          {r.messages[2].id, 1, kHour5 + 59 * model::kMinuteMs, 204, 3000, "", "",
+           MessageStatus::kDelivered, 0}});
+  auto stats = Value(store_->GetEndpointStats(e.id, kHour5 + 30 * model::kMinuteMs));
+  EXPECT_EQ(stats.attempts, 2u);
+  EXPECT_EQ(stats.successes, 1u);
+  EXPECT_EQ(stats.failures, 1u);
+  EXPECT_EQ(stats.latency_p50_us, BucketMiddle(3000)) << "rank floor(0.5 * 2) = 1: the slower";
+  EXPECT_EQ(stats.latency_p99_us, BucketMiddle(3000));
+  EXPECT_EQ(Value(store_->GetEndpointStats(e.id, kHour5 - 1)).attempts, 3u);
+  EXPECT_EQ(Value(store_->GetEndpointStats(e.id, kHour5 + model::kHourMs)).attempts, 0u);
+}
+
+// A message delivered again after it finished adds its second attempt to the counts, and moves
+// between the pending and failed counts as its state does.
+TEST_P(StoreTest, EndpointStatsCountARedeliveryAndTheMessagesStates) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  Endpoint other = MakeEndpoint(site->id);
+  AppendResult r =
+      Append(site->id, {MakeEvent(model::Action::kView, "1"), MakeEvent(model::Action::kView, "2"),
+                        MakeEvent(model::Action::kView, "3")});
+  std::vector<int64_t> ids;
+  for (const DueMessage& m : r.messages) {
+    if (m.endpoint_id == e.id) ids.push_back(m.id);
+  }
+  ASSERT_EQ(ids.size(), 3u);
+  // One failed, one pending after a failed attempt, one never tried; the other endpoint's
+  // messages are all pending.
+  Record({{ids[0], 1, 2000, 0, 10'000, "refused", "", MessageStatus::kFailed, 2000},
+          {ids[1], 1, 2000, 503, 20'000, "", "", MessageStatus::kPending, 9000}});
+  auto before = Value(store_->GetEndpointStats(e.id, 0));
+  EXPECT_EQ(before.attempts, 2u);
+  EXPECT_EQ(before.successes, 0u);
+  EXPECT_EQ(before.failures, 2u);
+  EXPECT_EQ(before.pending, 2u);
+  EXPECT_EQ(before.failed_messages, 1u);
+  EXPECT_EQ(Value(store_->GetEndpointStats(other.id, 0)).pending, 3u);
+
+  ASSERT_TRUE(store_->RequeueMessage(site->id, ids[0], 3000).ok());
+  EXPECT_EQ(Value(store_->GetEndpointStats(e.id, 0)).failed_messages, 0u);
+  Record({{ids[0], 2, 3000, 200, 10'000, "", "", MessageStatus::kDelivered, 3000}});
+  auto after = Value(store_->GetEndpointStats(e.id, 0));
+  EXPECT_EQ(after.attempts, 3u);
+  EXPECT_EQ(after.successes, 1u);
+  EXPECT_EQ(after.failures, 2u);
+  EXPECT_EQ(after.pending, 2u);
+  EXPECT_EQ(after.failed_messages, 0u);
+  EXPECT_EQ(after.latency_p50_us, BucketMiddle(10'000));
+  EXPECT_EQ(after.latency_p99_us, BucketMiddle(20'000));
+  EXPECT_EQ(Value(store_->GetEndpointStats(other.id, 0)).attempts, 0u);
+}
+
+// The hourly counts go with the delivered messages: those of hours before the delivered
+// cut-off's hour are purged, a deleted endpoint's too; the cut-off's hour stays.
+TEST_P(StoreTest, PurgeDeletesAttemptCountsOfHoursBeforeTheDeliveredCutOff) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  Endpoint gone = MakeEndpoint(site->id);
+  AppendResult r = Append(
+      site->id, {MakeEvent(model::Action::kView, "1"), MakeEvent(model::Action::kView, "2")});
+  ASSERT_EQ(r.messages.size(), 4u);
+  std::vector<AttemptRecord> records;
+  for (const DueMessage& m : r.messages) {
+    const bool first = m.id == r.messages[0].id || m.id == r.messages[1].id;
+    const int64_t at = first ? model::kHourMs + 10 : 3 * model::kHourMs + 10;
+    records.push_back({m.id, 1, at, 204, 100, "", "", MessageStatus::kPending, 0});
+  }
+  Record(records);
+  ASSERT_TRUE(store_->DeleteEndpoint(site->id, gone.id).ok());
+  const auto attempts = [&](const Endpoint& endpoint) {
+    return Value(store_->GetEndpointStats(endpoint.id, 0)).attempts;
+  };
+  ASSERT_EQ(attempts(e) + attempts(gone), 4u);
+
+  EXPECT_EQ(Value(store_->PurgeMessages(model::kHourMs + 1, 0, 100)), 0u);
+  EXPECT_EQ(attempts(e) + attempts(gone), 4u) << "the cut-off's hour stays";
+  EXPECT_EQ(Value(store_->PurgeMessages(2 * model::kHourMs + 1, 0, 100)), 0u);
+  EXPECT_EQ(attempts(e), 1u);
+  EXPECT_EQ(attempts(gone), 1u);
+  EXPECT_EQ(Value(store_->GetEndpointStats(e.id, 3 * model::kHourMs)).attempts, 1u);
 }
 
 TEST_P(StoreTest, PurgeDeletesFinishedMessagesOlderThanTheirCutOff) {
@@ -1471,6 +1630,8 @@ TEST_P(StoreTest, CampaignUniqueSubscribersAddUpAcrossArrivals) {
 }
 
 // Each undoes one migration, on either backend.
+constexpr const char* kUndoAttemptStats =
+    "DROP TABLE attempt_stats_hour; DROP INDEX messages_failed_by_endpoint; ";
 constexpr const char* kUndoUtmButtons =
     "ALTER TABLE stats_utm_minute DROP COLUMN b0; ALTER TABLE stats_utm_minute DROP COLUMN b1; "
     "ALTER TABLE stats_utm_minute DROP COLUMN b2; ";
@@ -1483,6 +1644,47 @@ constexpr const char* kUndoPreviousSecrets =
     "ALTER TABLE sites ADD COLUMN beacon_secret_previous TEXT NOT NULL DEFAULT ''; "
     "ALTER TABLE sites ADD COLUMN beacon_secret_previous_until BIGINT NOT NULL DEFAULT 0; "
     "ALTER TABLE sites DROP COLUMN previous_beacon_secrets; ";
+
+// A database from before hourly attempt counts gets them from the attempts it stored when it
+// migrates: the same answers as counting them as they were recorded.
+TEST_P(StoreTest, MigratingCountsTheAttemptsAlreadyStored) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  Endpoint other = MakeEndpoint(site->id);
+  std::vector<model::Event> events;
+  for (int i = 0; i < 40; ++i) events.push_back(MakeEvent(model::Action::kView, std::to_string(i)));
+  AppendResult r = Append(site->id, events);
+  std::vector<AttemptRecord> records;
+  for (size_t i = 0; i < r.messages.size(); ++i) {
+    const int64_t at = static_cast<int64_t>(i % 3) * model::kHourMs + 7;
+    const int code = i % 4 == 0 ? 500 : 200;
+    const MessageStatus status = i % 5 == 0 ? MessageStatus::kFailed : MessageStatus::kDelivered;
+    records.push_back(
+        {r.messages[i].id, 1, at, code, static_cast<int64_t>(i * i * 37 + 5), "", "", status, at});
+  }
+  Record(records);
+  const auto answers = [&]() {
+    std::string out;
+    for (const Endpoint& endpoint : {e, other}) {
+      for (int64_t since : {int64_t{0}, model::kHourMs, 2 * model::kHourMs}) {
+        const EndpointStats s = Value(store_->GetEndpointStats(endpoint.id, since));
+        out += std::to_string(s.attempts) + "/" + std::to_string(s.successes) + "/" +
+               std::to_string(s.failures) + "/" + std::to_string(s.latency_p50_us) + "/" +
+               std::to_string(s.latency_p99_us) + "/" + std::to_string(s.pending) + "/" +
+               std::to_string(s.failed_messages) + " ";
+      }
+    }
+    return out;
+  };
+  const std::string counted = answers();
+  ASSERT_EQ(Value(store_->GetEndpointStats(e.id, 0)).attempts, 40u);
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(
+      RunSql(kUndoAttemptStats + std::string(Postgres() ? "UPDATE pushhook_schema SET version = 13"
+                                                        : "PRAGMA user_version = 12")));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(answers(), counted);
+}
 
 // A database from before UTM rows counted buttons gets them where they are known: a row that
 // holds all of its minute's clicks has the minute's buttons; rows that share a minute's clicks
@@ -1501,9 +1703,9 @@ TEST_P(StoreTest, MigratingGivesUtmRowsTheButtonsOfTheirMinuteWhereTheyAreKnown)
   Append(site->id, {click(0, "news", 1000), click(2, "news", 2000), click(2, "news", 3000),
                     click(1, "news", kM), click(2, "ads", kM + 1000)});
   store_.reset();
-  ASSERT_NO_FATAL_FAILURE(
-      RunSql(kUndoUtmButtons + std::string(Postgres() ? "UPDATE pushhook_schema SET version = 12"
-                                                      : "PRAGMA user_version = 11")));
+  ASSERT_NO_FATAL_FAILURE(RunSql(
+      kUndoAttemptStats + std::string(kUndoUtmButtons) +
+      (Postgres() ? "UPDATE pushhook_schema SET version = 12" : "PRAGMA user_version = 11")));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   StatsQuery q;
   q.site_id = site->id;
@@ -1533,7 +1735,7 @@ TEST_P(StoreTest, MigratingKeepsTheOnePreviousSecretOfEach) {
   const Endpoint e = MakeEndpoint(site->id);
   store_.reset();
   ASSERT_NO_FATAL_FAILURE(RunSql(
-      kUndoUtmButtons + std::string(kUndoPreviousSecrets) +
+      kUndoAttemptStats + std::string(kUndoUtmButtons) + kUndoPreviousSecrets +
       std::string(
           "UPDATE endpoints SET previous_secret = 'whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4', "
           "previous_secret_expires_at = 777; "
@@ -1559,9 +1761,9 @@ TEST_P(StoreTest, MigratingMovesBeaconIdsToReplayKeys) {
   Append(site->id, {MakeEvent(model::Action::kClick, "bcn_0123_Click_1"),
                     MakeEvent(model::Action::kView, "client-id")});
   store_.reset();
-  ASSERT_NO_FATAL_FAILURE(
-      RunSql(kUndoUtmButtons + std::string(kUndoPreviousSecrets) + kUndoReplayKeys +
-             (Postgres() ? "UPDATE pushhook_schema SET version = 10" : "PRAGMA user_version = 9")));
+  ASSERT_NO_FATAL_FAILURE(RunSql(
+      kUndoAttemptStats + std::string(kUndoUtmButtons) + kUndoPreviousSecrets + kUndoReplayKeys +
+      (Postgres() ? "UPDATE pushhook_schema SET version = 10" : "PRAGMA user_version = 9")));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   model::Event replay = MakeEvent(model::Action::kClick, "another-id");
   replay.replay_key = "bcn_0123_Click_1";
@@ -1601,7 +1803,8 @@ TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
                                  "ALTER TABLE endpoints DROP COLUMN batch_max_events; "
                                  "ALTER TABLE endpoints DROP COLUMN batch_max_wait_ms; "
                                  "ALTER TABLE messages DROP COLUMN batch_id; " +
-                                 kUndoUtmButtons + kUndoPreviousSecrets + kUndoReplayKeys +
+                                 kUndoAttemptStats + kUndoUtmButtons + kUndoPreviousSecrets +
+                                 kUndoReplayKeys +
                                  std::string(Postgres() ? "UPDATE pushhook_schema SET version = 7"
                                                         : "PRAGMA user_version = 6")));
   ASSERT_NO_FATAL_FAILURE(Reopen());

@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "model/random.h"
+#include "store/internal/attempt_stats.h"
 #include "store/postgres/postgres_store_impl.h"
 
 namespace pushhook::store::postgres {
@@ -199,25 +200,30 @@ StatusOr<EndpointStats> PostgresStore::GetEndpointStats(const std::string& endpo
                                                         int64_t since_ms) {
   EndpointStats stats;
   auto r = Query(
-      "SELECT count(*), count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299), "
-      "coalesce(percentile_disc(0.5) WITHIN GROUP (ORDER BY a.latency_us), 0), "
-      "coalesce(percentile_disc(0.99) WITHIN GROUP (ORDER BY a.latency_us), 0) "
-      "FROM attempts a JOIN messages m ON m.id = a.message_id "
-      "WHERE m.endpoint_id = $1 AND a.at >= $2",
-      Params().Add(endpoint_id).Add(since_ms));
+      "SELECT latency_bucket, sum(attempts), sum(successes) FROM attempt_stats_hour "
+      "WHERE endpoint_id = $1 AND hour >= $2 GROUP BY latency_bucket",
+      Params().Add(endpoint_id).Add(internal::AttemptHour(since_ms)));
   if (!r.ok()) return r.status();
-  stats.attempts = static_cast<uint64_t>(r->Int(0, 0));
-  stats.successes = static_cast<uint64_t>(r->Int(0, 1));
+  internal::LatencyHistogram latencies;
+  for (int i = 0; i < r->rows(); ++i) {
+    const auto attempts = static_cast<uint64_t>(r->Int(i, 1));
+    latencies[static_cast<int>(r->Int(i, 0))] += attempts;
+    stats.attempts += attempts;
+    stats.successes += static_cast<uint64_t>(r->Int(i, 2));
+  }
   stats.failures = stats.attempts - stats.successes;
-  stats.latency_p50_us = r->Int(0, 2);
-  stats.latency_p99_us = r->Int(0, 3);
-  auto counts = Query(
-      "SELECT count(*) FILTER (WHERE status = 0), count(*) FILTER (WHERE status = 2) "
-      "FROM messages WHERE endpoint_id = $1",
-      Params().Add(endpoint_id));
-  if (!counts.ok()) return counts.status();
-  stats.pending = static_cast<uint64_t>(counts->Int(0, 0));
-  stats.failed_messages = static_cast<uint64_t>(counts->Int(0, 1));
+  stats.latency_p50_us = internal::LatencyPercentile(latencies, 0.50);
+  stats.latency_p99_us = internal::LatencyPercentile(latencies, 0.99);
+  // Each status is written out, not bound, so that its partial index serves the count.
+  for (const auto& [sql, count] :
+       {std::pair{"SELECT count(*) FROM messages WHERE endpoint_id = $1 AND status = 0",
+                  &stats.pending},
+        std::pair{"SELECT count(*) FROM messages WHERE endpoint_id = $1 AND status = 2",
+                  &stats.failed_messages}}) {
+    auto counted = Query(sql, Params().Add(endpoint_id));
+    if (!counted.ok()) return counted.status();
+    *count = static_cast<uint64_t>(counted->Int(0, 0));
+  }
   return stats;
 }
 

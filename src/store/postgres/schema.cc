@@ -1,4 +1,5 @@
 #include "model/random.h"
+#include "store/internal/attempt_stats.h"
 #include "store/postgres/postgres_store_impl.h"
 
 namespace pushhook::store::postgres {
@@ -231,7 +232,72 @@ UPDATE stats_utm_minute AS u SET b0 = m.b0, b1 = m.b1, b2 = m.b2
   WHERE u.clicks > 0 AND m.site_id = u.site_id AND m.cid = u.cid
     AND m.reference_id = u.reference_id AND m.minute = u.minute AND m.clicks = u.clicks;
 )sql",
+    // 14: an endpoint's attempts counted by hour and latency bucket as they are recorded
+    // (internal/attempt_stats.h), and its failed messages indexed as its pending ones are, so
+    // that GetEndpointStats reads neither table whole. Attempts stored before this are counted
+    // by BackfillAttemptStats, with the buckets the writers use.
+    R"sql(
+CREATE TABLE attempt_stats_hour(
+  endpoint_id text NOT NULL,
+  hour bigint NOT NULL,
+  latency_bucket integer NOT NULL,
+  attempts bigint NOT NULL,
+  successes bigint NOT NULL,
+  PRIMARY KEY(endpoint_id, hour, latency_bucket));
+CREATE INDEX messages_failed_by_endpoint ON messages(endpoint_id, id) WHERE status = 2;
+)sql",
 };
+
+constexpr int kAttemptStatsMigration = 14;
+
+// Attempts read per round trip and rows written per statement by BackfillAttemptStats: a
+// result is held whole in memory, and the attempts table may hold tens of millions.
+constexpr int kBackfillPage = 10'000;
+
+// Fills attempt_stats_hour from the attempts stored, inside the migration's transaction.
+Status BackfillAttemptStats(Connection& c) {
+  Status s = c.Exec(
+      "DECLARE attempts_to_count NO SCROLL CURSOR FOR SELECT m.endpoint_id, a.at, a.latency_us, "
+      "a.status_code FROM attempts a JOIN messages m ON m.id = a.message_id");
+  if (!s.ok()) return s;
+  internal::AttemptStatsRows rows;
+  for (;;) {
+    auto page = c.Query("FETCH " + std::to_string(kBackfillPage) + " FROM attempts_to_count");
+    if (!page.ok()) return page.status();
+    for (int i = 0; i < page->rows(); ++i) {
+      internal::CountAttempt(rows, page->String(i, 0), page->Int(i, 1), page->Int(i, 2),
+                             static_cast<int>(page->Int(i, 3)));
+    }
+    if (page->rows() < kBackfillPage) break;
+  }
+  if (s = c.Exec("CLOSE attempts_to_count"); !s.ok()) return s;
+  ArrayLiteral endpoint, hour, bucket, attempts, successes;
+  const auto write = [&]() -> Status {
+    if (endpoint.size() == 0) return Status::Ok();
+    auto r = c.Query(
+        "INSERT INTO attempt_stats_hour(endpoint_id, hour, latency_bucket, attempts, successes) "
+        "SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::bigint[], $5::bigint[])",
+        Params()
+            .Add(endpoint.Finish())
+            .Add(hour.Finish())
+            .Add(bucket.Finish())
+            .Add(attempts.Finish())
+            .Add(successes.Finish()));
+    endpoint = hour = bucket = attempts = successes = ArrayLiteral();
+    return r.status();
+  };
+  for (const auto& [key, counts] : rows) {
+    endpoint.Add(key.endpoint_id);
+    hour.Add(key.hour);
+    bucket.Add(key.latency_bucket);
+    attempts.Add(counts.attempts);
+    successes.Add(counts.successes);
+    if (endpoint.size() == static_cast<size_t>(kBackfillPage)) {
+      if (s = write(); !s.ok()) return s;
+    }
+  }
+  return write();
+}
 
 }  // namespace
 
@@ -257,6 +323,7 @@ Status PostgresStore::Migrate() {
   }
   for (; version < kLatest && s.ok(); ++version) {
     s = c.Exec(kMigrations[version]);
+    if (s.ok() && version + 1 == kAttemptStatsMigration) s = BackfillAttemptStats(c);
     if (s.ok() && version == 0) {
       s = c.Query("INSERT INTO meta(key, value) VALUES('instance', $1)",
                   Params().Add(model::RandomToken(8)))

@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "model/random.h"
+#include "store/internal/attempt_stats.h"
 #include "store/postgres/postgres_store_impl.h"
 
 namespace pushhook::store::postgres {
@@ -157,7 +158,8 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
 }
 
 Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
-  ArrayLiteral id, attempt, at, code, latency, error, response, status, next;
+  ArrayLiteral id, attempt, at, code, latency, error, response, status, next, hour, bucket,
+      succeeded;
   for (const AttemptRecord& r : records) {
     id.Add(r.message_id);
     attempt.Add(r.attempt);
@@ -168,19 +170,31 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
     response.Add(r.response_prefix);
     status.Add(static_cast<int>(r.new_status));
     next.Add(r.next_attempt_ms);
+    hour.Add(internal::AttemptHour(r.at_ms));
+    bucket.Add(internal::LatencyBucket(r.latency_us));
+    succeeded.Add(internal::AttemptSucceeded(r.status_code) ? 1 : 0);
   }
+  // The updated messages name the endpoints whose hourly counts the attempts join: one row per
+  // (endpoint, hour, bucket), in key order so that writers on several nodes lock rows alike. A
+  // message deleted meanwhile updates nothing and is not counted.
   auto r = c.Query(
-      "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], "
-      "  $5::bigint[], $6::text[], $7::text[], $8::int[], $9::bigint[]) AS u(id, attempt, at, "
-      "  code, latency, error, response, status, next)), "
-      "recorded AS (INSERT INTO attempts(message_id, attempt, at, status_code, latency_us, "
-      "  error, response) SELECT id, attempt, at, code, latency, error, response FROM u "
-      "  ON CONFLICT (message_id, attempt) DO UPDATE SET at = excluded.at, "
-      "  status_code = excluded.status_code, latency_us = excluded.latency_us, "
-      "  error = excluded.error, response = excluded.response) "
-      "UPDATE messages m SET status = u.status, attempts = u.attempt, "
-      "  next_attempt_at = u.next, last_status = u.code, last_error = u.error "
-      "FROM u WHERE m.id = u.id",
+      std::string(
+          "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], "
+          "  $5::bigint[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::bigint[], "
+          "  $11::int[], $12::int[]) AS u(id, attempt, at, code, latency, error, response, "
+          "  status, next, hour, bucket, succeeded)), "
+          "recorded AS (INSERT INTO attempts(message_id, attempt, at, status_code, latency_us, "
+          "  error, response) SELECT id, attempt, at, code, latency, error, response FROM u "
+          "  ON CONFLICT (message_id, attempt) DO UPDATE SET at = excluded.at, "
+          "  status_code = excluded.status_code, latency_us = excluded.latency_us, "
+          "  error = excluded.error, response = excluded.response), "
+          "updated AS (UPDATE messages m SET status = u.status, attempts = u.attempt, "
+          "  next_attempt_at = u.next, last_status = u.code, last_error = u.error "
+          "  FROM u WHERE m.id = u.id RETURNING m.id, m.endpoint_id) "
+          "INSERT INTO attempt_stats_hour(endpoint_id, hour, latency_bucket, attempts, "
+          "  successes) SELECT updated.endpoint_id, u.hour, u.bucket, count(*), sum(u.succeeded) "
+          "  FROM u JOIN updated ON updated.id = u.id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3") +
+          internal::kUpsertAttemptStatsTail,
       Params()
           .Add(id.Finish())
           .Add(attempt.Finish())
@@ -190,7 +204,10 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
           .Add(error.Finish())
           .Add(response.Finish())
           .Add(status.Finish())
-          .Add(next.Finish()));
+          .Add(next.Finish())
+          .Add(hour.Finish())
+          .Add(bucket.Finish())
+          .Add(succeeded.Finish()));
   return r.status();
 }
 

@@ -5,6 +5,7 @@
 
 #include "model/json_string.h"
 #include "model/random.h"
+#include "store/internal/attempt_stats.h"
 #include "store/sqlite/sqlite_store_impl.h"
 
 namespace pushhook::store::sqlite {
@@ -311,46 +312,41 @@ StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q
 StatusOr<EndpointStats> SqliteStore::GetEndpointStats(const std::string& endpoint_id,
                                                       int64_t since_ms) {
   EndpointStats stats;
-  std::vector<int64_t> latencies;
+  internal::LatencyHistogram latencies;
   Status s = Read([&](Connection& c) {
     auto st = c.Prepare(
-        "SELECT a.status_code, a.latency_us FROM attempts a JOIN messages m "
-        "ON m.id = a.message_id WHERE m.endpoint_id = ? AND a.at >= ?");
+        "SELECT latency_bucket, sum(attempts), sum(successes) FROM attempt_stats_hour "
+        "WHERE endpoint_id = ? AND hour >= ? GROUP BY latency_bucket");
     if (!st.ok()) return st.status();
-    (*st)->Bind(1, endpoint_id).Bind(2, since_ms);
+    (*st)->Bind(1, endpoint_id).Bind(2, internal::AttemptHour(since_ms));
     Status step;
     while ((*st)->Step(&step)) {
-      const int64_t code = (*st)->Int(0);
-      ++stats.attempts;
-      (code >= 200 && code < 300 ? stats.successes : stats.failures)++;
-      latencies.push_back((*st)->Int(1));
+      const auto attempts = static_cast<uint64_t>((*st)->Int(1));
+      latencies[static_cast<int>((*st)->Int(0))] += attempts;
+      stats.attempts += attempts;
+      stats.successes += static_cast<uint64_t>((*st)->Int(2));
     }
     (*st)->Reset();
     if (!step.ok()) return step;
-    auto counts = c.Prepare(
-        "SELECT coalesce(sum(status = 0), 0), coalesce(sum(status = 2), 0) FROM messages "
-        "WHERE endpoint_id = ?");
-    if (!counts.ok()) return counts.status();
-    (*counts)->Bind(1, endpoint_id);
-    if ((*counts)->Step(&step)) {
-      stats.pending = static_cast<uint64_t>((*counts)->Int(0));
-      stats.failed_messages = static_cast<uint64_t>((*counts)->Int(1));
+    // Each status is written out, not bound, so that its partial index serves the count.
+    for (const auto& [sql, count] :
+         {std::pair{"SELECT count(*) FROM messages WHERE endpoint_id = ? AND status = 0",
+                    &stats.pending},
+          std::pair{"SELECT count(*) FROM messages WHERE endpoint_id = ? AND status = 2",
+                    &stats.failed_messages}}) {
+      auto counted = c.Prepare(sql);
+      if (!counted.ok()) return counted.status();
+      (*counted)->Bind(1, endpoint_id);
+      if ((*counted)->Step(&step)) *count = static_cast<uint64_t>((*counted)->Int(0));
+      (*counted)->Reset();
+      if (!step.ok()) return step;
     }
-    (*counts)->Reset();
-    return step;
+    return Status::Ok();
   });
   if (!s.ok()) return s;
-  if (!latencies.empty()) {
-    const auto at = [&](double q) {
-      const size_t k = std::min(latencies.size() - 1,
-                                static_cast<size_t>(q * static_cast<double>(latencies.size())));
-      std::nth_element(latencies.begin(), latencies.begin() + static_cast<long>(k),
-                       latencies.end());
-      return latencies[k];
-    };
-    stats.latency_p50_us = at(0.50);
-    stats.latency_p99_us = at(0.99);
-  }
+  stats.failures = stats.attempts - stats.successes;
+  stats.latency_p50_us = internal::LatencyPercentile(latencies, 0.50);
+  stats.latency_p99_us = internal::LatencyPercentile(latencies, 0.99);
   return stats;
 }
 

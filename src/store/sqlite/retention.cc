@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "model/random.h"
+#include "store/internal/attempt_stats.h"
 #include "store/sqlite/sqlite_store_impl.h"
 
 namespace pushhook::store::sqlite {
@@ -33,7 +34,14 @@ StatusOr<size_t> SqliteStore::PurgeMessages(int64_t delivered_before_ms, int64_t
       if (Status r = (*del_message)->Bind(1, id).Run(); !r.ok()) return r;
     }
     purged = ids.size();
-    return Status::Ok();
+    // Attempt counts go by the hour with the delivered messages they counted. Endpoints are
+    // only ever soft-deleted, so every counted endpoint is listed, and each one's rows are a
+    // range of the primary key.
+    auto del_stats = c.Prepare(
+        "DELETE FROM attempt_stats_hour WHERE endpoint_id IN (SELECT id FROM endpoints) "
+        "AND hour < ?");
+    if (!del_stats.ok()) return del_stats.status();
+    return (*del_stats)->Bind(1, internal::AttemptHour(delivered_before_ms)).Run();
   });
   if (!s.ok()) return s;
   return purged;

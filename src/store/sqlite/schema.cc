@@ -2,6 +2,7 @@
 
 #include "model/hyperloglog.h"
 #include "model/random.h"
+#include "store/internal/attempt_stats.h"
 #include "store/sqlite/sqlite_store_impl.h"
 
 namespace pushhook::store::sqlite {
@@ -209,9 +210,24 @@ UPDATE stats_utm_minute AS u SET b0 = m.b0, b1 = m.b1, b2 = m.b2
   WHERE u.clicks > 0 AND m.site_id = u.site_id AND m.cid = u.cid
     AND m.reference_id = u.reference_id AND m.minute = u.minute AND m.clicks = u.clicks;
 )sql",
+    // 13: an endpoint's attempts counted by hour and latency bucket as they are recorded
+    // (internal/attempt_stats.h), and its failed messages indexed as its pending ones are, so
+    // that GetEndpointStats reads neither table whole. Attempts stored before this are counted
+    // by BackfillAttemptStats: SQL has no exact log2 to bucket them with.
+    R"sql(
+CREATE TABLE attempt_stats_hour(
+  endpoint_id TEXT NOT NULL,
+  hour INTEGER NOT NULL,
+  latency_bucket INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  successes INTEGER NOT NULL,
+  PRIMARY KEY(endpoint_id, hour, latency_bucket)) WITHOUT ROWID;
+CREATE INDEX messages_failed_by_endpoint ON messages(endpoint_id, id) WHERE status = 2;
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;
+constexpr int kAttemptStatsMigration = 13;
 
 // Fills stats_uniques_campaign from stats_uniques_hour, inside the migration's transaction.
 Status BackfillCampaignSketches(Connection& c) {
@@ -245,6 +261,23 @@ Status BackfillCampaignSketches(Connection& c) {
   return put();
 }
 
+// Fills attempt_stats_hour from the attempts stored, inside the migration's transaction.
+Status BackfillAttemptStats(Connection& c) {
+  auto read = c.Prepare(
+      "SELECT m.endpoint_id, a.at, a.latency_us, a.status_code FROM attempts a "
+      "JOIN messages m ON m.id = a.message_id");
+  if (!read.ok()) return read.status();
+  internal::AttemptStatsRows rows;
+  Status step;
+  while ((*read)->Step(&step)) {
+    internal::CountAttempt(rows, (*read)->Text(0), (*read)->Int(1), (*read)->Int(2),
+                           static_cast<int>((*read)->Int(3)));
+  }
+  (*read)->Reset();
+  if (!step.ok()) return step;
+  return AddAttemptStats(c, rows);
+}
+
 }  // namespace
 
 Status SqliteStore::Migrate() {
@@ -266,6 +299,7 @@ Status SqliteStore::Migrate() {
     if (s.ok() && version + 1 == kCampaignSketchesMigration) {
       s = BackfillCampaignSketches(*writer_conn_);
     }
+    if (s.ok() && version + 1 == kAttemptStatsMigration) s = BackfillAttemptStats(*writer_conn_);
     if (s.ok()) s = writer_conn_->Exec("PRAGMA user_version = " + std::to_string(version + 1));
     if (s.ok()) s = writer_conn_->Exec("COMMIT");
     if (!s.ok()) {

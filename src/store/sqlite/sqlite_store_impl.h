@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "model/secret_box.h"
+#include "store/internal/attempt_stats.h"
 #include "store/internal/rows.h"
 #include "store/sqlite/database_lock.h"
 #include "store/sqlite/sqlite_db.h"
@@ -47,6 +48,10 @@ using SqliteWriteQueue = WriteQueue<Connection>;
 
 // "a, b" -> "p.a, p.b": a column list qualified for a join.
 std::string Qualified(std::string_view columns, std::string_view prefix);
+
+// Adds `rows` to attempt_stats_hour (internal/attempt_stats.h): a write's attempts, or the
+// migration's backfill of those stored before.
+Status AddAttemptStats(Connection& c, const internal::AttemptStatsRows& rows);
 
 class SqliteStore final : public Store {
  public:

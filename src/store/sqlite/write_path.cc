@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "model/random.h"
+#include "store/internal/attempt_stats.h"
 #include "store/sqlite/sqlite_store_impl.h"
 #include "util/field_filter_json.h"
 
@@ -148,8 +149,9 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
   if (!insert.ok()) return insert.status();
   auto update = c.Prepare(
       "UPDATE messages SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, "
-      "last_error = ? WHERE id = ?");
+      "last_error = ? WHERE id = ? RETURNING endpoint_id");
   if (!update.ok()) return update.status();
+  internal::AttemptStatsRows stats;
   for (const AttemptRecord& r : records) {
     Status s = (*insert)
                    ->Bind(1, r.message_id)
@@ -161,14 +163,37 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
                    .Bind(7, r.response_prefix)
                    .Run();
     if (!s.ok()) return s;
-    s = (*update)
-            ->Bind(1, static_cast<int>(r.new_status))
-            .Bind(2, r.attempt)
-            .Bind(3, r.next_attempt_ms)
-            .Bind(4, r.status_code)
-            .Bind(5, r.error)
-            .Bind(6, r.message_id)
-            .Run();
+    (*update)
+        ->Bind(1, static_cast<int>(r.new_status))
+        .Bind(2, r.attempt)
+        .Bind(3, r.next_attempt_ms)
+        .Bind(4, r.status_code)
+        .Bind(5, r.error)
+        .Bind(6, r.message_id);
+    // A message deleted meanwhile returns no row, and its attempt is not counted.
+    if ((*update)->Step(&s)) {
+      internal::CountAttempt(stats, (*update)->Text(0), r.at_ms, r.latency_us, r.status_code);
+    }
+    (*update)->Reset();
+    if (!s.ok()) return s;
+  }
+  return AddAttemptStats(c, stats);
+}
+
+Status AddAttemptStats(Connection& c, const internal::AttemptStatsRows& rows) {
+  auto add = c.Prepare(
+      std::string("INSERT INTO attempt_stats_hour(endpoint_id, hour, latency_bucket, attempts, "
+                  "successes) VALUES(?,?,?,?,?)") +
+      internal::kUpsertAttemptStatsTail);
+  if (!add.ok()) return add.status();
+  for (const auto& [key, counts] : rows) {
+    Status s = (*add)
+                   ->Bind(1, key.endpoint_id)
+                   .Bind(2, key.hour)
+                   .Bind(3, key.latency_bucket)
+                   .Bind(4, counts.attempts)
+                   .Bind(5, counts.successes)
+                   .Run();
     if (!s.ok()) return s;
   }
   return Status::Ok();
