@@ -797,9 +797,9 @@ void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
   if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
   int64_t since = clock_.NowMs() - 24LL * 3600 * 1000;
   if (auto text = request.QueryParam("since"); text && !text->empty()) {
-    if (!model::ParseRfc3339(*text, &since)) {
-      return respond(BadRequest("since must be an RFC 3339 time"));
-    }
+    const auto given = model::ParseTimeParam(*text);
+    if (!given) return respond(BadRequest("since must be an RFC 3339 time or Unix milliseconds"));
+    since = *given;
   }
   // Attempts are counted by the hour: the answer says from when it counted.
   since = model::BucketStart(since, model::kHourMs);
