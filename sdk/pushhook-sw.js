@@ -189,6 +189,17 @@
     return Math.max(0, queued - max);
   }
 
+  // What to tell the site's engineer when ingest refuses a batch for a reason waiting will not
+  // fix by itself (a wrong key, a wrong endpoint): the events stay queued and go again later,
+  // but silence would leave nobody knowing why nothing arrives. Null for any other answer.
+  function refusalWarning(status, body) {
+    if (status < 400 || status >= 500 || status === 408 || status === 429) return null;
+    const error = body && body.error ? body.error : {};
+    const why = [error.code, error.message].filter((part) => typeof part === 'string' && part !== '').join(': ');
+    return `pushhook: ingest refused the events (HTTP ${status}${why ? ` ${why}` : ''}); ` +
+      'they stay queued and are sent again later';
+  }
+
   function ingestUrl(endpoint, key) {
     return endpoint + (endpoint.includes('?') ? '&' : '?') + 'key=' + encodeURIComponent(key);
   }
@@ -388,6 +399,8 @@
       const rest = records.filter((_, i) => !named.has(i));
       return rest.length === 0 || sendBatch(db, rest);
     }
+    const warning = refusalWarning(answer.status, answer.body);
+    if (warning) console.warn(warning);
     await noteFailure(db, records, answer);
     return false;
   }
@@ -454,6 +467,21 @@
     if (!options || typeof options.endpoint !== 'string' || typeof options.key !== 'string') {
       throw new TypeError('Pushhook.init needs {endpoint, key}');
     }
+    // A relative endpoint would post the events, and the key, to the site's own server.
+    let url = null;
+    try {
+      url = new URL(options.endpoint);
+    } catch (error) {
+      // not absolute: refused below
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+      throw new TypeError('Pushhook.init: endpoint must be an absolute http or https URL, such as ' +
+        `https://pushhook.example.com/v1/events, not ${JSON.stringify(options.endpoint)}`);
+    }
+    if (options.key === '') throw new TypeError('Pushhook.init: key must be the site\'s ingest key, not empty');
+    if (options.dismiss !== undefined && typeof options.dismiss !== 'boolean') {
+      throw new TypeError(`Pushhook.init: dismiss must be true or false, not ${JSON.stringify(options.dismiss)}`);
+    }
     const first = config === null;
     config = { endpoint: options.endpoint, key: options.key, dismiss: options.dismiss === true };
     if (first) {
@@ -478,6 +506,7 @@
   // safely queued, or failed), so `event.waitUntil(Pushhook.show(…))` keeps the worker alive for
   // both. Rejects only when the notification cannot be shown, never because of the report.
   async function show(title, options = {}) {
+    if (!config) console.warn('pushhook: show() before init(): this View is not reported');
     await self.registration.showNotification(title, options);
     await report('View', { title, data: options.data, actions: options.actions }, 0);
   }
@@ -487,7 +516,7 @@
     show,
     flush,
     _internal: Object.freeze({ buttonIndex, buildEvent, cutUtf8, makeBatches, decide, namedEvents,
-      retryAfterMs, givesUp, overflow, ingestUrl, MAX_QUEUE, MAX_BATCH, MAX_BATCH_BYTES,
+      retryAfterMs, givesUp, overflow, ingestUrl, refusalWarning, MAX_QUEUE, MAX_BATCH, MAX_BATCH_BYTES,
       MAX_TITLE_BYTES, MAX_UTM_BYTES, MAX_PAUSE_MS, GIVE_UP_TRIES, GIVE_UP_AGE_MS }),
   });
 })();

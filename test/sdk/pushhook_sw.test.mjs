@@ -7,6 +7,7 @@ globalThis.self = globalThis;  // the SDK assigns self.Pushhook, as in a worker
 const { Pushhook } = await import('../../sdk/pushhook-sw.mjs');
 const {
   buttonIndex, buildEvent, cutUtf8, makeBatches, decide, namedEvents, retryAfterMs, givesUp, overflow, ingestUrl,
+  refusalWarning,
 } = Pushhook._internal;
 const bytes = (text) => Buffer.byteLength(text, 'utf8');
 
@@ -220,4 +221,40 @@ test('the ingest key goes in the query, escaped', () => {
 test('init refuses a configuration without endpoint or key', () => {
   assert.throws(() => Pushhook.init({ endpoint: 'https://h/v1/events' }), /Pushhook.init needs \{endpoint, key\}/);
   assert.throws(() => Pushhook.init(), TypeError);
+});
+
+// A relative endpoint would post the events and the key to the site's own server; an empty key
+// or a dismiss read from text would fail without a word. Each is refused, saying what it got.
+test('init refuses an endpoint that is not an absolute http(s) URL, an empty key, a dismiss that is not a boolean', () => {
+  const refused = (options, message) => assert.throws(() => Pushhook.init(options), { name: 'TypeError', message });
+  for (const endpoint of ['pushhook.example.com/v1/events', '/v1/events', 'ftp://h/v1/events', '']) {
+    refused({ endpoint, key: 'pk_1' }, 'Pushhook.init: endpoint must be an absolute http or https URL, such as ' +
+      `https://pushhook.example.com/v1/events, not ${JSON.stringify(endpoint)}`);
+  }
+  refused({ endpoint: 'https://h/v1/events', key: '' }, "Pushhook.init: key must be the site's ingest key, not empty");
+  refused({ endpoint: 'https://h/v1/events', key: 'pk_1', dismiss: 'true' }, 'Pushhook.init: dismiss must be true or false, not "true"');
+});
+
+test('show before init shows the notification and says its View is not reported', async () => {
+  const shown = [];
+  globalThis.registration = { showNotification: async (title) => { shown.push(title); } };
+  const seen = [];
+  const original = console.warn;
+  console.warn = (...args) => seen.push(args.join(' '));
+  try {
+    await Pushhook.show('Hello', {});
+  } finally {
+    console.warn = original;
+    delete globalThis.registration;
+  }
+  assert.deepEqual(shown, ['Hello']);
+  assert.deepEqual(seen, ['pushhook: show() before init(): this View is not reported']);
+});
+
+test('a refusal that waiting will not fix is told to the console; the rest are not', () => {
+  assert.equal(refusalWarning(401, { error: { code: 'unauthorized', message: 'unknown ingest key' } }),
+    'pushhook: ingest refused the events (HTTP 401 unauthorized: unknown ingest key); they stay queued and are sent again later');
+  assert.equal(refusalWarning(404, null),
+    'pushhook: ingest refused the events (HTTP 404); they stay queued and are sent again later');
+  for (const status of [0, 202, 408, 429, 500, 503]) assert.equal(refusalWarning(status, null), null, String(status));
 });
