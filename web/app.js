@@ -101,6 +101,15 @@ function shell(site, section) {
 }
 
 // `after`: what the action that re-rendered this page did, for the view to announce.
+// A route's percent-decoded parts, or null when one is not valid percent-encoding.
+function decodedParams(match) {
+  try {
+    return match.slice(1).map(decodeURIComponent);
+  } catch (error) {
+    return null;
+  }
+}
+
 async function route(after) {
   leave();
   if (!savedToken()) return signIn();
@@ -122,15 +131,17 @@ async function route(after) {
       `This token sees ${session.sites.map((s) => s.name || s.id).join(', ')}: pick from the menu above.`));
   }
   const found = ROUTES.map(([pattern, view]) => [path.match(pattern), view]).find(([m]) => m);
-  if (!found) return replace(main, notice('error', 'No such page.', 'Pick one from the menu above.'));
-  const [match, view] = found;
+  // A hand-made link may hold a bare % (#/s/…/campaigns/50%off): not a page either.
+  const params = found && decodedParams(found[0]);
+  if (!params) return replace(main, notice('error', 'No such page.', 'Pick one from the menu above.'));
+  const [, view] = found;
   current = new AbortController();
   const { signal } = current;
   const ctx = {
     site,
     who: session.who,
     canChange: session.who.scope === 'admin',
-    params: match.slice(1).map(decodeURIComponent),
+    params,
     query: new URLSearchParams(search),
     signal,
     get: (url) => api.get(url, { signal }),

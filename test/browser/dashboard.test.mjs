@@ -653,6 +653,9 @@ itest('a read token sees its own site only and is offered no action', { skip: SK
   await page.goto(`${s.serve.baseUrl}/#/s/${s.site.id}/campaigns`);
   await page.getByText('No such site.').waitFor();
   assert.equal(await page.locator('tr[data-cid]').count(), 0, 'another site\'s campaigns stay unseen');
+  // A hand-edited link with a bare % is no page, not an exception over the last page.
+  await page.goto(`${s.serve.baseUrl}/#/s/${other.id}/campaigns/50%off`);
+  await page.getByText('No such page.').waitFor();
   const asked = await page.evaluate(async (url) => (await fetch(url, {
     headers: { authorization: `Bearer ${sessionStorage.getItem('pushhook.token')}` } })).status,
   `/v1/sites/${s.site.id}/campaigns`);
