@@ -101,6 +101,14 @@ function shell(site, section) {
 }
 
 // `after`: what the action that re-rendered this page did, for the view to announce.
+// The server no longer takes the token signed in with: back to the sign-in form, saying so.
+function tokenRefused() {
+  leave();
+  forgetToken();
+  session = null;
+  return signIn(notice('error', 'That token is no longer accepted.', 'Sign in again.'));
+}
+
 // A route's percent-decoded parts, or null when one is not valid percent-encoding.
 function decodedParams(match) {
   try {
@@ -148,7 +156,11 @@ async function route(after) {
     // Calls fn every ms while this page is on screen (errors are fn's to show).
     every: (ms, fn) => {
       if (signal.aborted) return;
-      const id = setInterval(() => fn().catch(() => {}), ms);
+      // fn shows its own errors, but a token refused meanwhile (rotated, revoked) ends the
+      // session as it does when a page is opened: figures that look live must not stay up.
+      const id = setInterval(() => fn().catch((error) => {
+        if (!signal.aborted && error instanceof ApiError && error.status === 401) tokenRefused();
+      }), ms);
       signal.addEventListener('abort', () => clearInterval(id));
     },
     after,
@@ -161,12 +173,7 @@ async function route(after) {
     await view(main, ctx);
   } catch (error) {
     if (signal.aborted) return undefined;
-    if (error instanceof ApiError && error.status === 401) {
-      leave();
-      forgetToken();
-      session = null;
-      return signIn(notice('error', 'That token is no longer accepted.', 'Sign in again.'));
-    }
+    if (error instanceof ApiError && error.status === 401) return tokenRefused();
     replace(main, views.errorNotice(error, 'page'));
   }
   if (signal.aborted) return undefined;

@@ -121,9 +121,11 @@ export async function overview(el, ctx) {
       await draw();
       replace(stale);
     } catch (error) {
-      if (ctx.signal.aborted || stale.firstChild) return;
+      if (ctx.signal.aborted) return;
+      if (error.status === 401) throw error;  // the token is gone: ctx.every signs out
+      if (stale.firstChild) return;
       replace(stale, notice('error', `Could not refresh: these figures are from ${clock(drawnAt)} UTC.`,
-        `${error.message} Trying again every 10 s.`));
+        `${error.message.replace(/[.!?]?$/, '.')} Trying again every 10 s.`));
     }
   };
   await draw();

@@ -709,6 +709,15 @@ itest('a refused token and an unreachable server each say what to do', { skip: S
   await page.getByText('No campaigns yet.').waitFor();
   assert.equal(site.name, 'Fresh');
 
+  // A token the server stops taking while the overview refreshes itself (10 s) signs the page
+  // out, as on navigation, rather than leaving old figures up with a retry note.
+  await page.getByRole('link', { name: 'Overview' }).click();
+  await page.getByTestId('site-views').waitFor();
+  await page.evaluate(() => sessionStorage.setItem('pushhook.token', 'a-token-since-rotated'));
+  await page.getByText('That token is no longer accepted.').waitFor({ timeout: 20_000 });
+  await signIn(page, serve.baseUrl, serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+
   await stop(serve);
   await page.getByRole('link', { name: 'Endpoints' }).click();
   await page.getByText('The server is unreachable.').waitFor();
