@@ -331,6 +331,16 @@ export async function campaign(el, ctx) {
 }
 
 const BUCKET_SECONDS = { minute: 60, hour: 3600, day: 86400 };
+// An axis's width from its widest tick label: uPlot's fixed default leaves room for about four
+// digits, and six or seven ("1,000,000") ran under the axis title.
+const axisSize = (u, values, axisIndex) => {
+  const axis = u.axes[axisIndex];
+  if (!values) return 50;
+  u.ctx.font = axis.font[0];
+  const widest = Math.max(0, ...values.map((v) => u.ctx.measureText(String(v)).width)) / uPlot.pxRatio;
+  return Math.max(50, Math.ceil(widest + axis.gap + axis.ticks.size + 8));
+};
+
 // uPlot's dates are read through this: a Date whose local fields hold the UTC time.
 const utcDate = (seconds) => uPlot.tzDate(new Date(seconds * 1000), 'UTC');
 const dayLabel = uPlot.fmtDate('{YYYY}-{MM}-{DD}');
@@ -365,8 +375,8 @@ function drawChart(el, series, bucketSeconds) {
     series: [{ label: 'Time', value: '{YYYY}-{MM}-{DD} {HH}:{mm} UTC' }, { label: 'Views', stroke: '#2563eb', width: 2, points: { size: 7 } },
       { label: 'Clicks', stroke: '#d97706', width: 2, points: { size: 7 } },
       { label: 'CTR', scale: 'ctr', stroke: '#059669', width: 2, dash: [6, 4], points: { size: 7 }, value: (u, v) => percent(v) }],
-    axes: [{ label: 'UTC', values: (u, splits) => splits.map(tick) }, { label: 'events' },
-      { scale: 'ctr', side: 1, label: 'CTR', grid: { show: false }, values: (u, splits) => splits.map((v) => `${v} %`) }],
+    axes: [{ label: 'UTC', values: (u, splits) => splits.map(tick) }, { label: 'events', size: axisSize },
+      { scale: 'ctr', side: 1, label: 'CTR', grid: { show: false }, size: axisSize, values: (u, splits) => splits.map((v) => `${v} %`) }],
   }, [x, series.map((s) => s.views), series.map((s) => s.clicks), ctr], el);
   // The chart follows its box when the window is resized or a phone turns.
   new ResizeObserver(() => {
