@@ -70,6 +70,15 @@ function table(headers, rows, { caption, sorted } = {}) {
     h('tbody', {}, rows)));
 }
 
+// After "Load more": the first row it added takes the focus, so that a keyboard or screen reader
+// goes on from there, not from the page's top (the button itself goes with the last page).
+function focusRow(container, index) {
+  const row = container.querySelectorAll('tbody tr')[index];
+  if (!row) return;
+  row.tabIndex = -1;
+  row.focus();
+}
+
 // "15:41:13", in UTC like every time on the dashboard.
 const clock = (date) => date.toISOString().slice(11, 19);
 
@@ -191,7 +200,10 @@ export async function campaigns(el, ctx) {
   const fresh = newestOnly(ctx.signal);
   let signal = fresh();
   const body = h('div');
-  const more = h('button', { type: 'button', onclick: () => load().catch(showError) }, 'Load more');
+  const more = h('button', { type: 'button', onclick: () => {
+    const first = state.rows.length;
+    load().then(() => focusRow(body, first), showError);
+  } }, 'Load more');
   let typing = null;
   const search = h('input', {
     type: 'search', id: 'campaign-search', placeholder: 'cid or title contains…', maxlength: 256,
@@ -638,7 +650,10 @@ export async function messages(el, ctx) {
     history.pushState(null, '', `#/s/${ctx.site}/messages${query({ status: status.value })}`);
     load(true).catch(fail);
   });
-  more.addEventListener('click', () => load(false).catch(fail));
+  more.addEventListener('click', () => {
+    const first = rows.length;
+    load(false).then(() => focusRow(list, first), fail);
+  });
   replace(el, h('h1', {}, 'Messages'), h('div', { class: 'controls' }, h('label', { for: 'message-status' }, 'Status '), status), list, more);
   await load(true);
 }

@@ -691,6 +691,26 @@ itest('after the README\'s quick start, the dashboard shows its click', { skip: 
   assert.deepEqual(errors, []);
 });
 
+itest('"Load more" from the keyboard: the first row it adds takes the focus', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-') });
+  const site = await serve.createSite('Many campaigns');
+  const events = Array.from({ length: 60 }, (_, i) => makeEvent(i, { action: 'View', cid: `c-${i}` }));
+  expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
+  const { page, errors } = await openBrowser(fx);
+  await signIn(page, serve.baseUrl, serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  await page.getByRole('link', { name: 'Campaigns' }).click();
+  await page.locator('tr[data-cid]').nth(49).waitFor();
+  const more = page.getByRole('button', { name: 'Load more' });
+  await more.focus();
+  await page.keyboard.press('Enter');
+  await page.locator('tr[data-cid]').nth(59).waitFor();
+  assert.equal(await more.isHidden(), true, 'the last page is in, and the button gone');
+  assert.equal(await page.evaluate(() => document.activeElement === document.querySelectorAll('tr[data-cid]')[50]), true,
+    'the focus is on the first row the button added, not on the page\'s top');
+  assert.deepEqual(errors, []);
+});
+
 itest('a refused token and an unreachable server each say what to do', { skip: SKIP, timeout: 120_000 }, async (fx) => {
   const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-') });
   const { page } = await openBrowser(fx);
