@@ -134,7 +134,7 @@ export async function overview(el, ctx) {
       if (error.status === 401) throw error;  // the token is gone: ctx.every signs out
       if (stale.firstChild) return;
       replace(stale, notice('error', `Could not refresh: these figures are from ${clock(drawnAt)} UTC.`,
-        `${error.message.replace(/[.!?]?$/, '.')} Trying again every 10 s.`));
+        `${/[.!?]$/.test(error.message) ? error.message : `${error.message}.`} Trying again every 10 s.`));
     }
   };
   await draw();

@@ -610,6 +610,8 @@ itest('a slow answer never paints over what was chosen after it, and stale figur
   await page.clock.runFor(10_000);
   const stale = page.getByText(/^Could not refresh: these figures are from \d\d:\d\d:\d\d UTC\.$/);
   await stale.waitFor();
+  assert.equal(await page.getByText('The server did not answer. Is pushhook running? Trying again every 10 s.').count(), 1,
+    'the reason and the retry, each a sentence of its own');
   await screenshot(page, 'dashboard-overview-stale');
   await page.unroute(siteStats);
   await page.clock.runFor(10_000);
