@@ -100,7 +100,6 @@ function shell(site, section) {
     h('button', { type: 'button', onclick: signOut }, 'Sign out'));
 }
 
-// `after`: what the action that re-rendered this page did, for the view to announce.
 // The server no longer takes the token signed in with: back to the sign-in form, saying so.
 function tokenRefused() {
   leave();
@@ -118,6 +117,7 @@ function decodedParams(match) {
   }
 }
 
+// `after`: what the action that re-rendered this page did, for the view to announce.
 async function route(after) {
   leave();
   if (!savedToken()) return signIn();

@@ -5,7 +5,7 @@
 // Full-page screenshots of each view land in build/screenshots/dashboard-*.png.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { haveChromium, openBrowser, screenshot } from '../helpers/browser.mjs';
+import { SCREENSHOTS, haveChromium, openBrowser, screenshot } from '../helpers/browser.mjs';
 import { SAMPLE_EVENT, expectStatus, freePort, itest, makeEvent, stop, waitFor } from '../helpers/harness.mjs';
 
 const SKIP = haveChromium() ? false : 'Chromium is not installed (scripts/install-deps installs it)';
@@ -616,7 +616,16 @@ itest('a slow answer never paints over what was chosen after it, and stale figur
   await page.unroute(siteStats);
   await page.clock.runFor(10_000);
   await stale.waitFor({ state: 'detached' });
-  assert.deepEqual(errors.filter((e) => !/net::ERR_FAILED/.test(e)), [], 'no console error but the refused refreshes');
+  // A server's message without a full stop gets one before the retry note.
+  await page.route(siteStats, (route) => route.fulfill({ status: 503, contentType: 'application/json',
+    body: JSON.stringify({ error: { code: 'unavailable', message: 'the store is busy' } }) }));
+  await page.clock.runFor(10_000);
+  await stale.waitFor();
+  assert.equal(await page.getByText('the store is busy. Trying again every 10 s.', { exact: true }).count(), 1);
+  await page.unroute(siteStats);
+  await page.clock.runFor(10_000);
+  await stale.waitFor({ state: 'detached' });
+  assert.deepEqual(errors.filter((e) => !/net::ERR_FAILED|status of 503/.test(e)), [], 'no console error but the refused refreshes');
 
   // Another time zone: the chart's times are still UTC, like the tables and the CSV.
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'America/Los_Angeles' });
@@ -656,8 +665,12 @@ itest('a read token sees its own site only and is offered no action', { skip: SK
   await page.getByText('No such site.').waitFor();
   assert.equal(await page.locator('tr[data-cid]').count(), 0, 'another site\'s campaigns stay unseen');
   // A hand-edited link with a bare % is no page, not an exception over the last page.
+  await page.goto(`${s.serve.baseUrl}/#/s/${other.id}/campaigns`);
+  await page.getByText('No campaigns yet.').waitFor();
   await page.goto(`${s.serve.baseUrl}/#/s/${other.id}/campaigns/50%off`);
   await page.getByText('No such page.').waitFor();
+  assert.equal(await page.getByText('No campaigns yet.').count(), 0, 'the list it came from is gone');
+  assert.equal(await page.locator('nav a[aria-current="page"]').textContent(), 'Campaigns', 'the menu says where the URL is');
   const asked = await page.evaluate(async (url) => (await fetch(url, {
     headers: { authorization: `Bearer ${sessionStorage.getItem('pushhook.token')}` } })).status,
   `/v1/sites/${s.site.id}/campaigns`);
@@ -693,29 +706,113 @@ itest('after the README\'s quick start, the dashboard shows its click', { skip: 
   assert.deepEqual(errors, []);
 });
 
-itest('"Load more" from the keyboard: the first row it adds takes the focus', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+itest('"Load more" from the keyboard, on campaigns and messages: the first row it adds takes the focus', { skip: SKIP, timeout: 120_000 }, async (fx) => {
   const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-') });
   const site = await serve.createSite('Many campaigns');
+  // 60 events for an endpoint where nothing listens: 60 messages too.
+  await serve.createEndpoint(site.id, { url: `http://127.0.0.1:${await freePort()}/gone` });
   const events = Array.from({ length: 60 }, (_, i) => makeEvent(i, { action: 'View', cid: `c-${i}` }));
   expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
   const { page, errors } = await openBrowser(fx);
   await signIn(page, serve.baseUrl, serve.adminToken);
   await page.getByTestId('site-views').waitFor();
-  await page.getByRole('link', { name: 'Campaigns' }).click();
-  await page.locator('tr[data-cid]').nth(49).waitFor();
-  const more = page.getByRole('button', { name: 'Load more' });
-  await more.focus();
-  await page.keyboard.press('Enter');
-  await page.locator('tr[data-cid]').nth(59).waitFor();
-  assert.equal(await more.isHidden(), true, 'the last page is in, and the button gone');
-  assert.equal(await page.evaluate(() => document.activeElement === document.querySelectorAll('tr[data-cid]')[50]), true,
-    'the focus is on the first row the button added, not on the page\'s top');
+  const focusedRow = (selector) => page.evaluate((sel) => [...document.querySelectorAll(sel)].indexOf(document.activeElement), selector);
+  for (const [link, selector, url] of [['Campaigns', 'tr[data-cid]', 'campaigns'], ['Messages', 'tr[data-message]', 'messages?status=all']]) {
+    await page.goto(`${serve.baseUrl}/#/s/${site.id}/${url}`);
+    await page.locator(selector).nth(49).waitFor();
+    const more = page.getByRole('button', { name: 'Load more' });
+    await more.focus();
+    await page.keyboard.press('Enter');
+    await page.locator(selector).nth(59).waitFor();
+    assert.equal(await more.isHidden(), true, `${link}: the last page is in, and the button gone`);
+    assert.equal(await focusedRow(selector), 50, `${link}: the focus is on the first row the button added, not on the page's top`);
+    // The next Tab goes on from there, into that row's link.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate((sel) => document.activeElement.closest(sel) === document.querySelectorAll(sel)[50], selector), true,
+      `${link}: Tab goes on from the row`);
+  }
+  await screenshot(page, 'dashboard-messages-load-more');
+  assert.deepEqual(errors, []);
+});
+
+// The y axis is as wide as its widest tick label: "150,000" and "1,234,567" never run under the
+// axis title "events". Checked in the chart's own pixels: left of the y axis's box, where uPlot
+// puts the title, the only ink is the title's, one narrow upright block.
+itest('the chart\'s tick labels stay clear of the axis title at six and seven digits, wide and narrow', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-'), args: ['--durability', 'normal'] });
+  const site = await serve.createSite('Big campaign');
+  const total = 150_000;
+  for (let sent = 0; sent < total; sent += 2500) {
+    const events = Array.from({ length: 2500 }, (_, i) => ({ action: 'View', cid: 'big', cookie_id: `u-${sent + i}` }));
+    expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
+  }
+  const { page, errors } = await openBrowser(fx);
+  await signIn(page, serve.baseUrl, serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  // The ink left of the y axis's box, over the plot's height: its rows as runs (gaps of a few
+  // pixels, as between letters, do not part a run), and the span of its columns (CSS px).
+  const titleBand = () => page.evaluate(() => {
+    const canvas = document.querySelector('.chart canvas');
+    const box = canvas.getBoundingClientRect();
+    const plot = document.querySelector('.chart .u-over').getBoundingClientRect();
+    const yAxis = document.querySelectorAll('.chart .u-axis')[1].getBoundingClientRect(); // x, y, CTR
+    const ratio = canvas.width / box.width;
+    const width = Math.round((yAxis.left - box.left) * ratio);
+    const top = Math.round((plot.top - box.top) * ratio);
+    const height = Math.round(plot.height * ratio);
+    const pixels = canvas.getContext('2d').getImageData(0, top, width, height).data;
+    const rows = [];
+    let left = Infinity;
+    let right = -Infinity;
+    for (let y = 0; y < height; y += 1) {
+      let inked = false;
+      for (let x = 0; x < width; x += 1) {
+        if (pixels[(y * width + x) * 4 + 3] <= 64) continue;
+        inked = true;
+        left = Math.min(left, x);
+        right = Math.max(right, x);
+      }
+      if (!inked) continue;
+      const last = rows[rows.length - 1];
+      if (last && y - last[1] <= 4 * ratio) last[1] = y; // the gap between two letters of the title
+      else rows.push([y, y]);
+    }
+    return { band: width / ratio, rows: rows.map(([from, to]) => [from / ratio, to / ratio]), columns: (right - left + 1) / ratio };
+  });
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  // A series of one hour with `views`: the real answer, scaled for 1,234,567.
+  for (const views of [total, 1_234_567]) {
+    await page.unroute(/\/stats\?cid=big&bucket=hour$/);
+    if (views !== total) {
+      await page.route(/\/stats\?cid=big&bucket=hour$/, async (route) => {
+        const response = await route.fetch();
+        const json = await response.json();
+        json.series[0].views = views;
+        json.totals.views = views;
+        await route.fulfill({ response, json });
+      });
+    }
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.goto(`${serve.baseUrl}/#/s/${site.id}/campaigns/big`);
+      await page.reload();
+      assert.equal(await page.getByTestId('views').textContent(), count(views));
+      await page.locator('.chart canvas').waitFor();
+      const ink = await titleBand();
+      const where = `${views} at ${width} px (${JSON.stringify(ink)})`;
+      assert.equal(ink.rows.length, 1, `${where}: one block of ink, the title's; no tick label reaches into its band`);
+      assert.ok(ink.rows[0][1] - ink.rows[0][0] > 25, `${where}: the block is the title, upright`);
+      assert.ok(ink.columns <= 16, `${where}: one line of text wide`);
+      await page.locator('.chart').screenshot({ path: `${SCREENSHOTS}/dashboard-chart-${views}-${width}.png` });
+    }
+  }
   assert.deepEqual(errors, []);
 });
 
 itest('a refused token and an unreachable server each say what to do', { skip: SKIP, timeout: 120_000 }, async (fx) => {
   const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-') });
   const { page } = await openBrowser(fx);
+  await page.clock.install();
   await signIn(page, serve.baseUrl, 'not-a-token');
   await page.getByText('That token was refused.').waitFor();
   await screenshot(page, 'dashboard-refused');
@@ -736,7 +833,17 @@ itest('a refused token and an unreachable server each say what to do', { skip: S
   await page.getByRole('link', { name: 'Overview' }).click();
   await page.getByTestId('site-views').waitFor();
   await page.evaluate(() => sessionStorage.setItem('pushhook.token', 'a-token-since-rotated'));
-  await page.getByText('That token is no longer accepted.').waitFor({ timeout: 20_000 });
+  await page.clock.runFor(10_000);
+  await page.getByText('That token is no longer accepted.').waitFor();
+  assert.equal(await page.getByText('Sign in again.').count(), 1);
+  assert.equal(await page.getByTestId('site-views').count(), 0, 'no figure that looks live stays up');
+  await screenshot(page, 'dashboard-token-gone');
+  // And the refreshes stop: the site's figures (10 s) and the server's rates (5 s) alike.
+  const asked = [];
+  page.on('request', (request) => asked.push(request.url()));
+  await page.clock.runFor(60_000);
+  await page.waitForTimeout(150);
+  assert.deepEqual(asked, [], 'nothing asked after the sign-out');
   await signIn(page, serve.baseUrl, serve.adminToken);
   await page.getByTestId('site-views').waitFor();
 

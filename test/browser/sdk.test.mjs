@@ -87,8 +87,12 @@ async function startFront(fx, target) {
 
 // pushhook serve on a fixed port (the worker keeps its URL across a restart), a site whose
 // endpoint is a `pushhook receive`, the example site, and Chromium with notifications allowed.
-// With `front`, the worker posts to pushhook through startFront's stand-in.
-async function setUp(fx, { worker = 'sw.js', module = false, events = ['View', 'Click'], front: withFront = false, serveArgs = [] } = {}) {
+// With `front`, the worker posts to pushhook through startFront's stand-in; `key` replaces the
+// site's ingest key in the worker's configuration; `init: false` registers the example worker
+// without one, so that it never calls Pushhook.init. `warnings` collects what the worker passes
+// to console.warn, as its console (DevTools, Application, Service workers) shows it.
+async function setUp(fx, { worker = 'sw.js', module = false, events = ['View', 'Click'], front: withFront = false, serveArgs = [],
+  key = null, init = true } = {}) {
   const servePort = await freePort();
   const dataDir = fx.tempDir('pushhook-sdk-');
   const serve = await fx.startServe({ dataDir, listen: `127.0.0.1:${servePort}`, args: serveArgs });
@@ -100,21 +104,25 @@ async function setUp(fx, { worker = 'sw.js', module = false, events = ['View', '
   const example = await startStaticServer();
   fx.onCleanup(() => example.close());
   const { context, page, errors } = await openBrowser(fx);
+  const warnings = [];
+  context.on('serviceworker', (sw) => sw.on('console', (message) => {
+    if (message.type() === 'warning') warnings.push(message.text());
+  }));
   await context.grantPermissions(['notifications'], { origin: example.url });
   const session = await context.newCDPSession(page);
   await page.goto(`${example.url}/example/`);
   const scope = `${example.url}/example/`;
   const registered = serviceWorkerRegistration(session, scope);
   const ingest = front ? front.url : serve.baseUrl;
-  const params = new URLSearchParams({ endpoint: `${ingest}/v1/events`, key: site.ingest_key, dismiss: '1' });
+  const params = new URLSearchParams({ endpoint: `${ingest}/v1/events`, key: key ?? site.ingest_key, dismiss: '1' });
   await page.evaluate(async ({ url, module }) => {
     await navigator.serviceWorker.register(url, module ? { type: 'module' } : {});
     await navigator.serviceWorker.ready;
-  }, { url: `${worker}?${params}`, module });
+  }, { url: init ? `${worker}?${params}` : worker, module });
   const registrationId = await registered;
   const deliver = (data) => session.send('ServiceWorker.deliverPushMessage', { origin: example.url, registrationId, data });
   return {
-    serve, servePort, dataDir, site, receive, example, context, page, session, errors, deliver, front,
+    serve, servePort, dataDir, site, receive, example, context, page, session, errors, deliver, front, warnings,
     worker: () => context.serviceWorkers()[0],
   };
 }
@@ -546,4 +554,83 @@ itest('an event refused 10 times and over 3 days old is given up; a younger one 
   await waitQueued(s.page, 0, 'the queue to empty');
   assert.deepEqual(s.front.posts.slice(before).map((p) => [p.events.map((e) => e.notification_title).sort(), p.status]),
     [[['Fresh', 'Still young'], 202]]);
+});
+
+// A configuration that cannot work is refused where it is written, in the worker, with the value
+// it got: a relative endpoint would post the events and the key to the site's own server.
+itest('init refuses, naming the value, an endpoint that is not an absolute http(s) URL, an empty key and a dismiss that is not a boolean', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx);
+  const endpoint = `${s.serve.baseUrl}/v1/events`;
+  const key = s.site.ingest_key;
+  const outcomes = await s.worker().evaluate((configurations) => configurations.map((options) => {
+    try {
+      Pushhook.init(options);
+      return 'accepted';
+    } catch (error) {
+      return `${error.name}: ${error.message}`;
+    }
+  }), [
+    { endpoint: 'pushhook.example.com/v1/events', key }, // the scheme left out
+    { endpoint: '/v1/events', key }, // a path on the site's own server
+    { endpoint: 'ftp://127.0.0.1/v1/events', key },
+    { endpoint, key: '' },
+    { endpoint, key, dismiss: 'true' },
+    { endpoint, key: undefined },
+  ]);
+  const notAbsolute = (value) => 'TypeError: Pushhook.init: endpoint must be an absolute http or https URL, ' +
+    `such as https://pushhook.example.com/v1/events, not "${value}"`;
+  assert.deepEqual(outcomes, [
+    notAbsolute('pushhook.example.com/v1/events'),
+    notAbsolute('/v1/events'),
+    notAbsolute('ftp://127.0.0.1/v1/events'),
+    "TypeError: Pushhook.init: key must be the site's ingest key, not empty",
+    'TypeError: Pushhook.init: dismiss must be true or false, not "true"',
+    'TypeError: Pushhook.init needs {endpoint, key}',
+  ]);
+  // None of them replaced the configuration the worker started with.
+  await s.deliver(push('After the refusals'));
+  assert.deepEqual(await waitReceived(s.receive, 1, 'the View'), [expected('View', 'After the refusals')]);
+  assert.deepEqual(s.warnings, []);
+});
+
+itest('a wrong ingest key warns once per flush with the status and pushhook\'s message; the events stay queued', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx, { front: true, key: 'pk_this_is_not_the_key' });
+  const refused = 'pushhook: ingest refused the events (HTTP 401 unauthorized: unknown ingest key); ' +
+    'they stay queued and are sent again later';
+  await s.deliver(push('First'));
+  await waitFor(() => s.warnings.length >= 1, { what: 'the first warning' });
+  // The second flush sends both events in one request: one warning for it, not one per event.
+  await s.deliver(push('Second'));
+  await waitFor(() => s.warnings.length >= 2, { what: 'the second warning' });
+  assert.deepEqual(s.front.posts.map((p) => [p.events.map((e) => e.notification_title), p.status]),
+    [[['First'], 401], [['First', 'Second'], 401]]);
+  // The warning comes before the refusal is counted: wait for the count.
+  await waitFor(async () => ((await queuedTries(s.page)).Second === 1 ? true : null), { what: 'the second refusal counted' });
+  assert.deepEqual(await queuedTries(s.page), { First: 2, Second: 1 }, 'both kept');
+
+  // A 500 only asks for patience: it is counted, but says nothing new.
+  s.front.answer = { status: 500, headers: { 'content-type': 'application/json' }, body: '{"error":{"code":"internal","message":"boom"}}' };
+  await s.deliver(push('Third'));
+  await waitFor(async () => ((await queuedTries(s.page)).Third === 1 ? true : null), { what: 'the 500 counted' });
+  assert.deepEqual(s.warnings, [refused, refused]);
+
+  // With the right key the queue goes, each event once.
+  s.front.answer = null;
+  await s.worker().evaluate((options) => Pushhook.init(options),
+    { endpoint: `${s.front.url}/v1/events`, key: s.site.ingest_key, dismiss: true });
+  const lines = await waitReceived(s.receive, 3, 'the three Views');
+  assert.deepEqual([...lines].sort(), ['First', 'Second', 'Third'].map((t) => expected('View', t)).sort());
+  await waitQueued(s.page, 0, 'the queue to empty');
+  assert.deepEqual(s.warnings, [refused, refused]);
+});
+
+itest('show() before init() shows the notification and warns that its View is not reported', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx, { init: false });
+  await s.deliver(push('Before init'));
+  await waitFor(() => s.warnings.length >= 1, { what: 'the warning' });
+  assert.deepEqual(s.warnings, ['pushhook: show() before init(): this View is not reported']);
+  const shown = await s.worker().evaluate(async () => (await self.registration.getNotifications()).map((n) => n.title));
+  assert.deepEqual(shown, ['Before init']);
+  assert.deepEqual(await queued(s.page), [], 'nothing queued');
+  assert.deepEqual(received(s.receive), []);
 });
