@@ -147,10 +147,16 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
       "INSERT OR REPLACE INTO attempts(message_id, attempt, at, status_code, latency_us, error, "
       "response) VALUES(?,?,?,?,?,?,?)");
   if (!insert.ok()) return insert.status();
+  // Not `UPDATE … RETURNING endpoint_id`: SQLite gathers RETURNING rows in a temporary table of
+  // their own, opened and closed on every run, which cost the writer more than the insert and
+  // the update together (callgrind, BM_StoreDeliver: 51 k instructions per record against 30 k
+  // with this read).
   auto update = c.Prepare(
       "UPDATE messages SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, "
-      "last_error = ? WHERE id = ? RETURNING endpoint_id");
+      "last_error = ? WHERE id = ?");
   if (!update.ok()) return update.status();
+  auto endpoint = c.Prepare("SELECT endpoint_id FROM messages WHERE id = ?");
+  if (!endpoint.ok()) return endpoint.status();
   internal::AttemptStatsRows stats;
   for (const AttemptRecord& r : records) {
     Status s = (*insert)
@@ -163,18 +169,22 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
                    .Bind(7, r.response_prefix)
                    .Run();
     if (!s.ok()) return s;
-    (*update)
-        ->Bind(1, static_cast<int>(r.new_status))
-        .Bind(2, r.attempt)
-        .Bind(3, r.next_attempt_ms)
-        .Bind(4, r.status_code)
-        .Bind(5, r.error)
-        .Bind(6, r.message_id);
-    // A message deleted meanwhile returns no row, and its attempt is not counted.
-    if ((*update)->Step(&s)) {
-      internal::CountAttempt(stats, (*update)->Text(0), r.at_ms, r.latency_us, r.status_code);
+    s = (*update)
+            ->Bind(1, static_cast<int>(r.new_status))
+            .Bind(2, r.attempt)
+            .Bind(3, r.next_attempt_ms)
+            .Bind(4, r.status_code)
+            .Bind(5, r.error)
+            .Bind(6, r.message_id)
+            .Run();
+    if (!s.ok()) return s;
+    // A message deleted meanwhile updates nothing, and its attempt is not counted.
+    if (c.Changes() == 0) continue;
+    (*endpoint)->Bind(1, r.message_id);
+    if ((*endpoint)->Step(&s)) {
+      internal::CountAttempt(stats, (*endpoint)->Text(0), r.at_ms, r.latency_us, r.status_code);
     }
-    (*update)->Reset();
+    (*endpoint)->Reset();
     if (!s.ok()) return s;
   }
   return AddAttemptStats(c, stats);
