@@ -636,15 +636,9 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
       return respond(BadRequest("status must be pending, delivered or failed"));
     }
   }
-  if (auto limit = request.QueryParam("limit"); limit && !limit->empty()) {
-    char* end = nullptr;
-    const long n = std::strtol(limit->c_str(), &end, 10);
-    if (*end != '\0' || n < 1 || n > kMaxPageSize) {
-      return respond(
-          BadRequest("limit must be an integer from 1 to " + std::to_string(kMaxPageSize)));
-    }
-    query.limit = static_cast<int>(n);
-  }
+  const auto limit = request.PageLimit(query.limit, kMaxPageSize);
+  if (!limit.ok()) return respond(BadRequest(limit.status().message()));
+  query.limit = *limit;
   if (auto cursor = request.QueryParam("cursor"); cursor && !cursor->empty()) {
     auto id = store::ParseMessageId(store_.instance_id(), *cursor);
     if (!id) return respond(BadRequest("cursor is not one this server gave"));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 
 #include "model/json_string.h"
 #include "model/utf8.h"
@@ -28,6 +29,17 @@ std::optional<std::string> Request::QueryParam(std::string_view name) const {
     return PercentDecode(pair.substr(eq + 1), true);
   }
   return std::nullopt;
+}
+
+model::StatusOr<int> Request::PageLimit(int fallback, int max) const {
+  const auto text = QueryParam("limit");
+  if (!text || text->empty()) return fallback;
+  int n = 0;
+  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+  if (ec != std::errc() || end != text->data() + text->size() || n < 1 || n > max) {
+    return model::InvalidArgument("limit must be an integer from 1 to " + std::to_string(max));
+  }
+  return n;
 }
 
 Response Response::Json(int status, std::string body) {

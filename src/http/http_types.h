@@ -30,6 +30,9 @@ struct Request {
   std::string_view Header(std::string_view lowercase_name) const;
   // The percent-decoded value of the first query parameter of that name.
   std::optional<std::string> QueryParam(std::string_view name) const;
+  // A paged list's `limit` parameter: `fallback` when it is absent or empty, or an
+  // invalid-argument status naming the range 1..`max`.
+  model::StatusOr<int> PageLimit(int fallback, int max) const;
 };
 
 struct Response {

@@ -15,6 +15,25 @@ TEST(HttpTypesTest, QueryParamsArePercentDecoded) {
   EXPECT_EQ(r.QueryParam("x"), std::nullopt);
 }
 
+TEST(HttpTypesTest, APageLimitIsAWholeNumberInItsRange) {
+  const auto limit = [](std::string query) {
+    Request r;
+    r.query = std::move(query);
+    return r.PageLimit(50, 1000);
+  };
+  EXPECT_EQ(*limit(""), 50);
+  EXPECT_EQ(*limit("limit="), 50);
+  EXPECT_EQ(*limit("limit=1"), 1);
+  EXPECT_EQ(*limit("cursor=x&limit=1000"), 1000);
+  for (const char* bad : {"limit=0", "limit=1001", "limit=-1", "limit=%2B5", "limit=%205",
+                          "limit=5x", "limit=1e3", "limit=99999999999"}) {
+    const auto refused = limit(bad);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.status().code(), model::StatusCode::kInvalidArgument);
+    EXPECT_EQ(refused.status().message(), "limit must be an integer from 1 to 1000") << bad;
+  }
+}
+
 TEST(HttpTypesTest, ErrorBodyIsEscapedJson) {
   const Response r = Response::Error(400, "invalid_request", "bad \"name\"");
   EXPECT_EQ(r.status, 400);

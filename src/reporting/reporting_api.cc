@@ -432,13 +432,9 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
 void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
   store::CampaignQuery query;
   query.site_id = request.path_params[0];
-  query.limit = kDefaultCampaignPage;
-  if (auto text = request.QueryParam("limit"); text && !text->empty()) {
-    if (!ParseWhole(*text, query.limit) || query.limit < 1 || query.limit > kMaxCampaignPage) {
-      return respond(
-          BadRequest("limit must be an integer from 1 to " + std::to_string(kMaxCampaignPage)));
-    }
-  }
+  const auto limit = request.PageLimit(kDefaultCampaignPage, kMaxCampaignPage);
+  if (!limit.ok()) return respond(BadRequest(limit.status().message()));
+  query.limit = *limit;
   if (auto text = request.QueryParam("q")) {
     if (text->size() > kMaxCampaignSearch) {
       return respond(

@@ -86,10 +86,13 @@ itest('message log: filters by endpoint, status and cid; cursor paging is stable
   const created = pages.flat().map((m) => Date.parse(m.created_at));
   for (let i = 1; i < created.length; i += 1) assert.ok(created[i] <= created[i - 1], 'newest first');
 
-  for (const bad of ['status=bogus', 'limit=0', 'limit=100000', 'cursor=not-a-cursor']) {
+  const limits = 'limit must be an integer from 1 to 250';
+  for (const [bad, message] of [['status=bogus', 'status must be pending, delivered or failed'], ['limit=0', limits],
+    ['limit=251', limits], ['limit=%205', limits], ['limit=5x', limits], ['cursor=not-a-cursor', 'cursor is not one this server gave']]) {
     const answer = await serve.api('GET', `/v1/sites/${site.id}/messages?${bad}`);
     assert.equal(answer.status, 400, `?${bad} answered ${answer.status}`);
-    assert.equal(typeof answer.json?.error?.code, 'string');
+    assert.equal(answer.json?.error?.code, 'invalid_request', `?${bad}`);
+    assert.equal(answer.json?.error?.message, message, `?${bad}`);
   }
 });
 

@@ -705,7 +705,7 @@ itest('stats refuses queries it cannot answer with 400', async (fx) => {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes); // throws on bytes that are not UTF-8
     assert.equal(JSON.parse(text).error.message, message, `?${qs}`);
   }
-  for (const params of ['?limit=0', '?limit=x', '?cursor=not-a-cursor']) {
+  for (const params of ['?limit=0', '?limit=x', '?limit=501', '?cursor=not-a-cursor']) {
     assert.equal((await getCampaigns(serve, site.id, params)).status, 400, `campaigns${params}`);
   }
   // Each rule of the list's options, with the message a user reads.
@@ -717,6 +717,8 @@ itest('stats refuses queries it cannot answer with 400', async (fx) => {
     ['?order=up', "order must be asc or desc, not 'up'"],
     [`?order=${'u'.repeat(100)}`, `order must be asc or desc, not '${'u'.repeat(64)}'`],
     [`?q=${'x'.repeat(257)}`, 'q must be at most 256 bytes'],
+    ['?limit=501', 'limit must be an integer from 1 to 500'],
+    ['?limit=1.5', 'limit must be an integer from 1 to 500'],
     [`?sort=clicks&limit=1&cursor=${encodeURIComponent(byViews.next_cursor)}`, 'cursor is not one this server gave for this sort and order'],
     [`?sort=views&order=asc&limit=1&cursor=${encodeURIComponent(byViews.next_cursor)}`, 'cursor is not one this server gave for this sort and order'],
   ];
