@@ -1157,7 +1157,15 @@ TEST_P(StoreTest, EndpointStatsCountAttemptsAndLatencyPercentiles) {
                        status, 20'000});
   }
   records.push_back({other_message, 1, 10'000, 500, 999'999, "", "", MessageStatus::kPending, 0});
-  Record(records);
+  // Each record its own write, all queued at once as the dispatcher queues them: the writer
+  // commits several in one transaction, whose counts must add up.
+  std::vector<std::future<model::Status>> recorded;
+  for (AttemptRecord& record : records) {
+    auto done = std::make_shared<std::promise<model::Status>>();
+    recorded.push_back(done->get_future());
+    store_->RecordAttempts({std::move(record)}, [done](model::Status st) { done->set_value(st); });
+  }
+  for (auto& f : recorded) ASSERT_TRUE(f.get().ok());
 
   auto stats = store_->GetEndpointStats(e.id, 10'000);
   ASSERT_TRUE(stats.ok()) << stats.status().message();

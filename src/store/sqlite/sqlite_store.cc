@@ -133,6 +133,15 @@ Status SqliteStore::CommitInTransaction(Connection& c, std::vector<SqliteWriteQu
       return flushed;
     }
   }
+  if (!tx_attempt_stats_.empty()) {
+    if (Status counted = AddAttemptStats(c, tx_attempt_stats_); !counted.ok()) {
+      Rollback(c);
+      for (auto& r : *results) {
+        if (r.ok()) r = model::Unavailable("attempt counts update failed: " + counted.message());
+      }
+      return counted;
+    }
+  }
   Status commit = c.Run("COMMIT");
   if (!commit.ok()) {
     Rollback(c);

@@ -113,7 +113,10 @@ class SqliteStore final : public Store {
 
   void RecordAttempts(std::vector<AttemptRecord> records,
                       std::function<void(Status)> done) override {
-    internal::EnqueueAttempts(writes_, std::move(records), ApplyAttempts, std::move(done));
+    internal::EnqueueAttempts(
+        writes_, std::move(records),
+        [this](Connection& c, const std::vector<AttemptRecord>& r) { return ApplyAttempts(c, r); },
+        std::move(done));
   }
   void AssignBatch(std::vector<int64_t> message_ids, int64_t batch,
                    std::function<void(Status)> done) override {
@@ -194,7 +197,7 @@ class SqliteStore final : public Store {
 
   // Adds `batches` to the statistics tables, inside the caller's transaction.
   Status FlushAggregates(Connection& c, const SiteAggregates& batches);
-  static Status ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records);
+  Status ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records);
   static Status ApplyBatch(Connection& c, const std::vector<int64_t>& message_ids, int64_t batch);
   // Sites of "SELECT <kSiteColumns> FROM sites <rest>", `arg` bound to ?1.
   StatusOr<std::vector<Site>> QuerySites(const std::string& rest,
@@ -258,6 +261,9 @@ class SqliteStore final : public Store {
   SiteAggregates tx_aggregates_;
   size_t tx_aggregated_events_ = 0;
   int64_t tx_last_event_ = 0;  // the last event row this transaction stored
+  // The attempts this transaction recorded, by endpoint, hour and latency bucket: written once
+  // before its commit, however many records' writes it carries; writer thread only.
+  internal::AttemptStatsRows tx_attempt_stats_;
   // Committed statistics not yet written (FlushDue); writer thread only.
   SiteAggregates held_aggregates_;
   size_t held_events_ = 0;

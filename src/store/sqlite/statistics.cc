@@ -348,6 +348,7 @@ void SqliteStore::Committed(bool flushed) {
 // Forgets what the writer gathered for the transaction being built.
 void SqliteStore::DiscardTransaction() {
   tx_aggregates_.clear();
+  tx_attempt_stats_.clear();
   tx_aggregated_events_ = 0;
   tx_last_event_ = 0;
 }

@@ -157,7 +157,6 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
   if (!update.ok()) return update.status();
   auto endpoint = c.Prepare("SELECT endpoint_id FROM messages WHERE id = ?");
   if (!endpoint.ok()) return endpoint.status();
-  internal::AttemptStatsRows stats;
   for (const AttemptRecord& r : records) {
     Status s = (*insert)
                    ->Bind(1, r.message_id)
@@ -182,12 +181,13 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
     if (c.Changes() == 0) continue;
     (*endpoint)->Bind(1, r.message_id);
     if ((*endpoint)->Step(&s)) {
-      internal::CountAttempt(stats, (*endpoint)->Text(0), r.at_ms, r.latency_us, r.status_code);
+      internal::CountAttempt(tx_attempt_stats_, (*endpoint)->Text(0), r.at_ms, r.latency_us,
+                             r.status_code);
     }
     (*endpoint)->Reset();
     if (!s.ok()) return s;
   }
-  return AddAttemptStats(c, stats);
+  return Status::Ok();
 }
 
 Status AddAttemptStats(Connection& c, const internal::AttemptStatsRows& rows) {
