@@ -43,16 +43,14 @@ Scheduler::Scheduler(store::Store& store, SchedulerOptions options)
 
 model::Status Scheduler::LoadAll(int64_t now_ms) {
   if (options_.shared) return model::Status::Ok();
-  int64_t after = 0;
-  for (;;) {
-    auto page = store_.LoadPending(after, kPendingPage);
-    if (!page.ok()) return page.status();
-    for (const store::DueMessage& m : *page) {
-      Admit(m, now_ms);
-      after = m.id;
-    }
-    if (page->size() < static_cast<size_t>(kPendingPage)) return model::Status::Ok();
+  auto endpoints = store_.ListPendingEndpoints();
+  if (!endpoints.ok()) return endpoints.status();
+  for (const std::string& endpoint_id : *endpoints) {
+    const uint32_t index = Intern(endpoint_id, now_ms);
+    // A disabled endpoint's messages wait in the store (Refresh parked it).
+    if (endpoints_[index].enabled) LoadEndpointPending(index, now_ms);
   }
+  return model::Status::Ok();
 }
 
 uint32_t Scheduler::Intern(const std::string& endpoint_id, int64_t now_ms) {

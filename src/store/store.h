@@ -408,9 +408,11 @@ class Store {
   virtual void AssignBatch(std::vector<int64_t> message_ids, int64_t batch,
                            std::function<void(model::Status)> done) = 0;
 
-  // Pending messages in id order after `after_id`, for the dispatcher's start-up.
-  virtual model::StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) = 0;
-  // The same for one endpoint, for when it is enabled again.
+  // The endpoints that have pending messages, in id order: the dispatcher's start-up reads each
+  // one's with LoadPendingForEndpoint.
+  virtual model::StatusOr<std::vector<std::string>> ListPendingEndpoints() = 0;
+  // An endpoint's pending messages in id order after `after_id`: at start-up, and when it is
+  // enabled again.
   virtual model::StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(
       const std::string& endpoint_id, int64_t after_id, int limit) = 0;
   virtual model::StatusOr<Delivery> LoadDelivery(int64_t message_id) = 0;

@@ -164,6 +164,19 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(recorded.ok()) << recorded.message();
   }
 
+  // Every pending message in id order, read as the dispatcher's start-up reads them: endpoint
+  // by endpoint.
+  std::vector<DueMessage> AllPending() {
+    std::vector<DueMessage> all;
+    for (const std::string& endpoint : Value(store_->ListPendingEndpoints())) {
+      auto mine = Value(store_->LoadPendingForEndpoint(endpoint, 0, 100'000));
+      all.insert(all.end(), mine.begin(), mine.end());
+    }
+    std::sort(all.begin(), all.end(),
+              [](const DueMessage& x, const DueMessage& y) { return x.id < y.id; });
+    return all;
+  }
+
   static model::Event MakeEvent(model::Action action, std::string event_id) {
     model::Event e;
     e.action = action;
@@ -405,7 +418,7 @@ TEST_P(StoreTest, ConcurrentAppendsAllCommitAndAnswerOnce) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(accepted.load(), kThreads * kPerThread);
-  EXPECT_EQ(store_->LoadPending(0, 10000)->size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(AllPending().size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
 // The disk fills: a transaction cannot commit. Every write in it is refused with 503 (nothing
@@ -427,10 +440,10 @@ TEST_P(StoreTest, ATransactionThatCannotCommitRefusesItsWritesAndIsCounted) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), model::StatusCode::kUnavailable) << refused.status().message();
   EXPECT_EQ(store_->counts().commit_failures, 1u);
-  EXPECT_TRUE(Value(store_->LoadPending(0, 10)).empty()) << "a refused event left a message";
+  EXPECT_TRUE(AllPending().empty()) << "a refused event left a message";
 
   EXPECT_EQ(Append(site->id, {big}).accepted, 1u) << "the same event, once there is room";
-  EXPECT_EQ(Value(store_->LoadPending(0, 10)).size(), 1u);
+  EXPECT_EQ(AllPending().size(), 1u);
   EXPECT_EQ(store_->counts().commit_failures, 1u);
 }
 
@@ -465,12 +478,11 @@ TEST_P(StoreTest, AttemptsMoveMessagesAndSurviveReopen) {
   ASSERT_TRUE(done.get_future().get().ok());
 
   ASSERT_NO_FATAL_FAILURE(Reopen());
-  auto pending = store_->LoadPending(0, 10);
-  ASSERT_TRUE(pending.ok());
-  ASSERT_EQ(pending->size(), 1u);
-  EXPECT_EQ(pending->front().id, r.messages[1].id);
-  EXPECT_EQ(pending->front().due_ms, 9000);
-  EXPECT_EQ(pending->front().attempts, 1);
+  const std::vector<DueMessage> pending = AllPending();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending.front().id, r.messages[1].id);
+  EXPECT_EQ(pending.front().due_ms, 9000);
+  EXPECT_EQ(pending.front().attempts, 1);
   auto attempts = store_->ListAttempts(r.messages[1].id);
   ASSERT_EQ(attempts->size(), 1u);
   EXPECT_EQ(attempts->front().status_code, 500);
@@ -742,7 +754,7 @@ TEST_P(StoreTest, DeleteEndpointFailsItsPendingMessages) {
   auto failed = store_->GetMessage(site->id, to_gone[1]);
   EXPECT_EQ(failed->status, MessageStatus::kFailed);
   EXPECT_EQ(failed->last_error, "endpoint deleted");
-  EXPECT_EQ(Ids(Value(store_->LoadPending(0, 10))), to_kept);
+  EXPECT_EQ(Ids(AllPending()), to_kept);
   EXPECT_TRUE(Value(store_->LoadPendingForEndpoint(gone.id, 0, 10)).empty());
   // A message of a deleted endpoint has nowhere to go again, and is still there to read.
   for (const int64_t id : to_gone) {
@@ -821,7 +833,7 @@ TEST_P(StoreTest, ConcurrentAppendsOfOneEventIdAcceptItOnce) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(accepted.load(), kThreads + 1);
   EXPECT_EQ(duplicates.load(), kThreads - 1);
-  EXPECT_EQ(Value(store_->LoadPending(0, 100)).size(), static_cast<size_t>(kThreads + 1));
+  EXPECT_EQ(AllPending().size(), static_cast<size_t>(kThreads + 1));
 }
 
 TEST_P(StoreTest, DisabledEndpointsStillGetMessages) {
@@ -836,7 +848,7 @@ TEST_P(StoreTest, DisabledEndpointsStillGetMessages) {
   EXPECT_EQ(Ids(Value(store_->LoadPendingForEndpoint(e.id, 0, 10))), Ids(r.messages));
 }
 
-TEST_P(StoreTest, LoadPendingPagesInIdOrderAfterACursor) {
+TEST_P(StoreTest, PendingMessagesAreListedByEndpointAndPagedInIdOrder) {
   auto site = store_->CreateSite("a");
   Endpoint a = MakeEndpoint(site->id);
   Endpoint b = MakeEndpoint(site->id);
@@ -856,24 +868,28 @@ TEST_P(StoreTest, LoadPendingPagesInIdOrderAfterACursor) {
   if (to_a[1] == all[2]) to_a.erase(to_a.begin() + 1);
   all.erase(all.begin() + 2);
 
-  auto page1 = store_->LoadPending(0, 3);
-  ASSERT_TRUE(page1.ok()) << page1.status().message();
-  ASSERT_EQ(Ids(*page1), std::vector<int64_t>(all.begin(), all.begin() + 3));
-  EXPECT_EQ(page1->front().due_ms, 1000);
-  EXPECT_EQ(page1->front().attempts, 0);
-  auto page2 = Value(store_->LoadPending(page1->back().id, 3));
-  ASSERT_EQ(Ids(page2), std::vector<int64_t>(all.begin() + 3, all.begin() + 6));
-  auto page3 = Value(store_->LoadPending(page2.back().id, 3));
-  EXPECT_EQ(Ids(page3), std::vector<int64_t>(all.begin() + 6, all.end()));
-  EXPECT_TRUE(Value(store_->LoadPending(all.back(), 3)).empty());
+  std::vector<std::string> endpoints{a.id, b.id};
+  std::sort(endpoints.begin(), endpoints.end());
+  EXPECT_EQ(Value(store_->ListPendingEndpoints()), endpoints);
+  EXPECT_EQ(Ids(AllPending()), all);
 
   auto a1 = store_->LoadPendingForEndpoint(a.id, 0, 2);
   ASSERT_TRUE(a1.ok()) << a1.status().message();
   ASSERT_EQ(Ids(*a1), std::vector<int64_t>(to_a.begin(), to_a.begin() + 2));
+  EXPECT_EQ(a1->front().due_ms, 1000);
+  EXPECT_EQ(a1->front().attempts, 0);
   for (const DueMessage& m : *a1) EXPECT_EQ(m.endpoint_id, a.id);
   auto a2 = Value(store_->LoadPendingForEndpoint(a.id, a1->back().id, 10));
   EXPECT_EQ(Ids(a2), std::vector<int64_t>(to_a.begin() + 2, to_a.end()));
   EXPECT_TRUE(Value(store_->LoadPendingForEndpoint(b.id, all.back(), 10)).empty());
+
+  // An endpoint none of whose messages wait is not listed.
+  std::vector<AttemptRecord> delivered;
+  for (const int64_t id : to_a) {
+    delivered.push_back({id, 1, 3000, 200, 10, "", "", MessageStatus::kDelivered, 3000});
+  }
+  Record(delivered);
+  EXPECT_EQ(Value(store_->ListPendingEndpoints()), std::vector<std::string>{b.id});
 }
 
 TEST_P(StoreTest, LoadDeliveryCarriesTheEventAndTheEndpointWithItsSecretOpened) {
@@ -985,7 +1001,7 @@ TEST_P(StoreTest, ABatchsMembersAreFixedAcrossARestartAndARedeliveredOneGoesAlon
   // Delivered with its batch: redelivered alone.
   auto requeued = Value(store_->RequeueMessage(site.id, r.messages[1].id, 2));
   EXPECT_EQ(requeued.batch, kAlone);
-  EXPECT_EQ(Value(store_->LoadPending(0, 10))[0].batch, kAlone);
+  EXPECT_EQ(AllPending().at(0).batch, kAlone);
   EXPECT_EQ(FormatBatchId(store_->instance_id(), batch),
             "bat_" + store_->instance_id() + std::to_string(batch));
 }
@@ -998,7 +1014,7 @@ TEST_P(StoreTest, RequeueMakesAFinishedMessagePendingAgain) {
   ASSERT_EQ(r.messages.size(), 1u);
   const int64_t id = r.messages[0].id;
   Record({{id, 1, 2000, 500, 10, "", "", MessageStatus::kFailed, 2000}});
-  EXPECT_TRUE(Value(store_->LoadPending(0, 10)).empty());
+  EXPECT_TRUE(AllPending().empty());
 
   EXPECT_EQ(store_->RequeueMessage(other->id, id, 5000).status().code(),
             model::StatusCode::kNotFound);
@@ -1012,11 +1028,11 @@ TEST_P(StoreTest, RequeueMakesAFinishedMessagePendingAgain) {
   EXPECT_EQ(due->endpoint_id, e.id);
   EXPECT_EQ(due->due_ms, 5000);
   EXPECT_EQ(due->attempts, 1);
-  auto pending = store_->LoadPending(0, 10);
-  ASSERT_EQ(pending->size(), 1u);
-  EXPECT_EQ(pending->front().id, id);
-  EXPECT_EQ(pending->front().due_ms, 5000);
-  EXPECT_EQ(pending->front().attempts, 1);
+  const std::vector<DueMessage> pending = AllPending();
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending.front().id, id);
+  EXPECT_EQ(pending.front().due_ms, 5000);
+  EXPECT_EQ(pending.front().attempts, 1);
   EXPECT_EQ(Value(store_->GetMessage(site->id, id)).status, MessageStatus::kPending);
   EXPECT_EQ(Value(store_->ListAttempts(id)).size(), 1u);
 }
@@ -1975,7 +1991,7 @@ TEST_P(SharedStoreTest, AnEventSentToTwoNodesAtOnceIsStoredOnce) {
   const auto [accepted_b, messages_b] = second.get();
   EXPECT_EQ(accepted_a + accepted_b, 300u);
   EXPECT_EQ(messages_a + messages_b, 300u);
-  EXPECT_EQ(Value(store_->LoadPending(0, 1000)).size(), 300u);
+  EXPECT_EQ(AllPending().size(), 300u);
 }
 
 TEST_P(SharedStoreTest, LeasesSplitEndpointsFairlyAndMoveWhenAHolderStops) {

@@ -11,13 +11,13 @@
 
 namespace pushhook::store::postgres {
 
-StatusOr<std::vector<DueMessage>> PostgresStore::LoadPending(int64_t after_id, int limit) {
-  auto r = Query(
-      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
-      "WHERE status = 0 AND id > $1 ORDER BY id LIMIT $2",
-      Params().Add(after_id).Add(limit));
+StatusOr<std::vector<std::string>> PostgresStore::ListPendingEndpoints() {
+  auto r = Query("SELECT DISTINCT endpoint_id FROM messages WHERE status = 0 ORDER BY 1", Params());
   if (!r.ok()) return r.status();
-  return ReadDue(*r);
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(r->rows()));
+  for (int i = 0; i < r->rows(); ++i) out.push_back(r->String(i, 0));
+  return out;
 }
 
 StatusOr<std::vector<DueMessage>> PostgresStore::LoadPendingForEndpoint(

@@ -167,7 +167,7 @@ class PostgresStore final : public Store, public Coordination {
                                      std::move(done));
   }
 
-  StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override;
+  StatusOr<std::vector<std::string>> ListPendingEndpoints() override;
   StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(const std::string& endpoint_id,
                                                            int64_t after_id, int limit) override;
   StatusOr<Delivery> LoadDelivery(int64_t message_id) override;

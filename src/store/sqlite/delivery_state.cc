@@ -16,30 +16,42 @@ constexpr size_t kReplayPage = 5000;
 
 }  // namespace
 
-StatusOr<std::vector<DueMessage>> SqliteStore::LoadPending(int64_t after_id, int limit) {
-  return QueryPending(
-      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
-      "WHERE status = 0 AND id > ?1 ORDER BY id LIMIT ?2",
-      after_id, limit, std::nullopt);
+StatusOr<std::vector<std::string>> SqliteStore::ListPendingEndpoints() {
+  std::vector<std::string> out;
+  Status s = ReadHotPath([&](Connection& c) {
+    // One seek in messages_pending_by_endpoint per endpoint, not a walk of every pending
+    // message (there is no index of all pending messages by id: it cost every message an index
+    // entry written at ingest and removed at delivery, for this read at start-up).
+    auto st = c.Prepare(
+        "SELECT endpoint_id FROM messages WHERE status = 0 AND endpoint_id > ? "
+        "ORDER BY endpoint_id LIMIT 1");
+    if (!st.ok()) return st.status();
+    std::string after;
+    for (;;) {
+      (*st)->Bind(1, after);
+      Status step;
+      std::optional<std::string> next;
+      if ((*st)->Step(&step)) next = (*st)->Text(0);
+      (*st)->Reset();
+      if (!step.ok()) return step;
+      if (!next) return Status::Ok();
+      after = *next;
+      out.push_back(std::move(*next));
+    }
+  });
+  if (!s.ok()) return s;
+  return out;
 }
 
 StatusOr<std::vector<DueMessage>> SqliteStore::LoadPendingForEndpoint(
     const std::string& endpoint_id, int64_t after_id, int limit) {
-  return QueryPending(
-      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
-      "WHERE endpoint_id = ?3 AND status = 0 AND id > ?1 ORDER BY id LIMIT ?2",
-      after_id, limit, endpoint_id);
-}
-
-StatusOr<std::vector<DueMessage>> SqliteStore::QueryPending(
-    const std::string& sql, int64_t after_id, int limit,
-    const std::optional<std::string>& endpoint_id) {
   std::vector<DueMessage> out;
   Status s = ReadHotPath([&](Connection& c) {
-    auto st = c.Prepare(sql);
+    auto st = c.Prepare(
+        "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
+        "WHERE endpoint_id = ?3 AND status = 0 AND id > ?1 ORDER BY id LIMIT ?2");
     if (!st.ok()) return st.status();
-    (*st)->Bind(1, after_id).Bind(2, limit);
-    if (endpoint_id) (*st)->Bind(3, *endpoint_id);
+    (*st)->Bind(1, after_id).Bind(2, limit).Bind(3, endpoint_id);
     Status step;
     while ((*st)->Step(&step)) {
       out.push_back(DueMessage{(*st)->Int(0),

@@ -224,6 +224,12 @@ CREATE TABLE attempt_stats_hour(
   PRIMARY KEY(endpoint_id, hour, latency_bucket)) WITHOUT ROWID;
 CREATE INDEX messages_failed_by_endpoint ON messages(endpoint_id, id) WHERE status = 2;
 )sql",
+    // 14: no index of every pending message by id. Its only reader was the dispatcher's
+    // start-up, which now reads each endpoint's (ListPendingEndpoints), and each message paid
+    // for it twice: an entry written at ingest and removed at delivery.
+    R"sql(
+DROP INDEX IF EXISTS messages_pending;
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;

@@ -124,12 +124,9 @@ class SqliteStore final : public Store {
                                      std::move(done));
   }
 
-  StatusOr<std::vector<DueMessage>> LoadPending(int64_t after_id, int limit) override;
+  StatusOr<std::vector<std::string>> ListPendingEndpoints() override;
   StatusOr<std::vector<DueMessage>> LoadPendingForEndpoint(const std::string& endpoint_id,
                                                            int64_t after_id, int limit) override;
-  StatusOr<std::vector<DueMessage>> QueryPending(const std::string& sql, int64_t after_id,
-                                                 int limit,
-                                                 const std::optional<std::string>& endpoint_id);
   StatusOr<Delivery> LoadDelivery(int64_t message_id) override;
   StatusOr<std::vector<Delivery>> LoadDeliveries(const std::vector<int64_t>& ids) override;
   StatusOr<std::vector<Message>> ListMessages(const MessageQuery& q) override;
