@@ -20,6 +20,34 @@ std::vector<std::string_view> Split(std::string_view path) {
   return parts;
 }
 
+// Whether `text` decodes to UTF-8 without a NUL: what a name or an id may be.
+bool IsText(const std::optional<std::string>& decoded) {
+  return decoded.has_value() && decoded->find('\0') == std::string::npos &&
+         model::ToValidUtf8(*decoded) == *decoded;
+}
+
+// What is wrong with the query string, or "" when every name and value in it decodes to text.
+// A parameter that cannot be read is refused rather than skipped: `?cid=50%off` would
+// otherwise answer for every campaign as if it were one.
+std::string QueryProblem(std::string_view query) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    const std::string_view name = pair.substr(0, eq);
+    const bool readable =
+        IsText(PercentDecode(name, true)) &&
+        (eq == std::string_view::npos || IsText(PercentDecode(pair.substr(eq + 1), true)));
+    if (!readable) {
+      constexpr size_t kShown = 64;
+      return "query parameter '" + std::string(name.substr(0, kShown)) +
+             "' is not percent-encoded UTF-8 text (a % is written %25)";
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 void Router::Add(std::string method, std::string_view pattern, Handler handler) {
@@ -53,8 +81,7 @@ void Router::Handle(Request&& request, Responder respond) const {
         // An id is text: bytes that are not UTF-8, or a NUL, name nothing (and PostgreSQL's
         // text parameters would refuse them, answering an error instead of a 404).
         auto decoded = PercentDecode(parts[i], false);
-        match =
-            decoded.has_value() && !decoded->empty() && model::ToValidUtf8(*decoded) == *decoded;
+        match = IsText(decoded) && !decoded->empty();
         if (match) params.push_back(std::move(*decoded));
       } else {
         match = route.segments[i] == parts[i];
@@ -69,6 +96,9 @@ void Router::Handle(Request&& request, Responder respond) const {
       allowed += route.method;
       if (route.method == "GET") allowed += ", HEAD";
       continue;
+    }
+    if (std::string problem = QueryProblem(request.query); !problem.empty()) {
+      return respond(Response::Error(400, "invalid_request", problem));
     }
     request.path_params = std::move(params);
     route.handler(std::move(request), std::move(respond));

@@ -30,6 +30,41 @@ TEST(RouterTest, MatchesPlaceholdersAndDecodesThem) {
   EXPECT_EQ(Call(router, "GET", "/v1/sites/s/endpoints/a%00b").status, 404);
 }
 
+TEST(RouterTest, AQueryThatCannotBeReadIsRefusedBeforeTheHandler) {
+  Router router;
+  int calls = 0;
+  router.Add("GET", "/v1/stats", [&calls](Request&&, Responder respond) {
+    ++calls;
+    respond(Response::Empty(204));
+  });
+  const auto call = [&router](std::string query) {
+    Request request;
+    request.method = "GET";
+    request.path = "/v1/stats";
+    request.query = std::move(query);
+    Response out;
+    router.Handle(std::move(request), [&out](Response r) { out = std::move(r); });
+    return out;
+  };
+  for (const char* fine : {"", "cid=50%25off", "cid=a+b&x", "q=%C3%A9", "empty=&=v"}) {
+    EXPECT_EQ(call(fine).status, 204) << fine;
+  }
+  EXPECT_EQ(calls, 5);
+  const std::pair<const char*, const char*> refused[] = {
+      {"cid=50%off", "cid"}, {"from=1&cid=%zz", "cid"}, {"bucket=%", "bucket"},
+      {"cid=%FF%FE", "cid"}, {"cid=a%00b", "cid"},      {"c%ZZd=1", "c%ZZd"},
+  };
+  for (const auto& [query, name] : refused) {
+    const Response r = call(query);
+    EXPECT_EQ(r.status, 400) << query;
+    EXPECT_EQ(r.body, "{\"error\":{\"code\":\"invalid_request\",\"message\":\"query parameter '" +
+                          std::string(name) +
+                          "' is not percent-encoded UTF-8 text (a % is written %25)\"}}")
+        << query;
+  }
+  EXPECT_EQ(calls, 5) << "the handler never saw a query it could not read";
+}
+
 TEST(RouterTest, UnknownPathIs404AndWrongMethodIs405) {
   Router router;
   router.Add("GET", "/v1/sites",

@@ -88,7 +88,8 @@ itest('message log: filters by endpoint, status and cid; cursor paging is stable
 
   const limits = 'limit must be an integer from 1 to 250';
   for (const [bad, message] of [['status=bogus', 'status must be pending, delivered or failed'], ['limit=0', limits],
-    ['limit=251', limits], ['limit=%205', limits], ['limit=5x', limits], ['cursor=not-a-cursor', 'cursor is not one this server gave']]) {
+    ['limit=251', limits], ['limit=%205', limits], ['limit=5x', limits], ['cursor=not-a-cursor', 'cursor is not one this server gave'],
+    ['cid=50%off', "query parameter 'cid' is not percent-encoded UTF-8 text (a % is written %25)"]]) {
     const answer = await serve.api('GET', `/v1/sites/${site.id}/messages?${bad}`);
     assert.equal(answer.status, 400, `?${bad} answered ${answer.status}`);
     assert.equal(answer.json?.error?.code, 'invalid_request', `?${bad}`);
