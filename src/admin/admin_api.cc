@@ -622,6 +622,13 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
   query.site_id = site_id;
   query.limit = kDefaultPageSize;
   if (auto endpoint = request.QueryParam("endpoint"); endpoint && !endpoint->empty()) {
+    // Not an empty page: a mistyped id, or another site's, would read as an endpoint that
+    // never had a message.
+    if (auto found = store_.GetEndpoint(site_id, *endpoint); !found.ok()) {
+      return respond(found.status().code() == model::StatusCode::kNotFound
+                         ? NotFoundResponse("endpoint", *endpoint)
+                         : http::Response::FromStatus(found.status()));
+    }
     query.endpoint_id = *endpoint;
   }
   if (auto cid = request.QueryParam("cid"); cid && !cid->empty()) query.cid = *cid;

@@ -95,6 +95,15 @@ itest('message log: filters by endpoint, status and cid; cursor paging is stable
     assert.equal(answer.json?.error?.code, 'invalid_request', `?${bad}`);
     assert.equal(answer.json?.error?.message, message, `?${bad}`);
   }
+  // An endpoint filter names one of the site's endpoints: a mistyped id, or another site's, is
+  // not an endpoint without messages.
+  const other = await serve.createSite('other');
+  const othersEndpoint = await serve.createEndpoint(other.id, { url: 'http://127.0.0.1:9/x' });
+  for (const id of ['ep_nope', othersEndpoint.id]) {
+    const answer = await serve.api('GET', `/v1/sites/${site.id}/messages?endpoint=${id}`);
+    assert.equal(answer.status, 404, `?endpoint=${id}`);
+    assert.deepEqual(answer.json, { error: { code: 'not_found', message: `endpoint ${id} not found` } });
+  }
 });
 
 itest('attempts route: status, latency, error and the first 1 KiB of the response body', async (fx, t) => {
