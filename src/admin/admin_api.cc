@@ -831,6 +831,16 @@ void AdminApi::Redeliver(http::Request&& request, http::Responder respond) {
   const std::string& site_id = request.path_params[0];
   auto id = store::ParseMessageId(store_.instance_id(), request.path_params[1]);
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
+  // A disabled endpoint sends nothing until it is enabled: the message would wait, not go now,
+  // and a 202 would say otherwise (a deleted one is refused by RequeueMessage).
+  auto message = store_.GetMessage(site_id, *id);
+  if (!message.ok()) return respond(MessageError(message.status(), request.path_params[1]));
+  if (auto endpoint = store_.GetEndpoint(site_id, message->endpoint_id);
+      endpoint.ok() && !endpoint->enabled) {
+    return respond(http::Response::Error(
+        409, "conflict",
+        "the message's endpoint " + endpoint->id + " is disabled: enable it before redelivering"));
+  }
   auto due = store_.RequeueMessage(site_id, *id, clock_.NowMs());
   if (!due.ok()) return respond(MessageError(due.status(), request.path_params[1]));
   delivery_.Enqueue({*due});

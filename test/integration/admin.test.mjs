@@ -211,6 +211,31 @@ itest('redelivering a message of a deleted endpoint is a 409 that says so; the m
   assert.deepEqual(res.json.error, { code: 'conflict', message: "the message's endpoint was deleted: there is nowhere to send it" });
 });
 
+itest('redelivering a message of a disabled endpoint is a 409 until the endpoint is enabled', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Disabled');
+  const receive = await fx.startRecorder({ respond: () => 204 });
+  const endpoint = await serve.createEndpoint(site.id, { url: `${receive.url}/hooks` });
+  expectStatus(await serve.ingest(site.ingest_key, [makeEvent(1)]), 202, 'ingest');
+  await waitFor(() => receive.requests.length >= 1, { what: 'the delivery' });
+  const id = receive.requests[0].headers['webhook-id'];
+  const path = `/v1/sites/${site.id}/endpoints/${endpoint.id}`;
+  expectStatus(await serve.api('PATCH', path, { enabled: false }), 200, 'disable');
+  const refused = await serve.api('POST', `/v1/sites/${site.id}/messages/${id}/redeliver`);
+  assertError(refused, 409, 'redeliver to a disabled endpoint');
+  assert.deepEqual(refused.json.error, {
+    code: 'conflict',
+    message: `the message's endpoint ${endpoint.id} is disabled: enable it before redelivering`,
+  });
+  const message = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${id}`), 200, 'the message');
+  assert.equal(message.status, 'delivered', 'the refusal left the message as it was');
+
+  expectStatus(await serve.api('PATCH', path, { enabled: true }), 200, 'enable');
+  expectStatus(await serve.api('POST', `/v1/sites/${site.id}/messages/${id}/redeliver`), 202, 'redeliver once enabled');
+  await waitFor(() => receive.requests.length >= 2, { what: 'the redelivery' });
+  assert.equal(receive.requests[1].headers['webhook-id'], id);
+});
+
 itest('a URL whose port is outside 1 to 65535, or that carries a fragment, is refused with the reason', async (fx) => {
   const serve = await fx.startServe();
   const site = await serve.createSite('Ports');
