@@ -569,6 +569,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   e.rate_limit = fields.rate_limit.value_or(e.rate_limit);
   e.secret = model::NewSecret();
   e.created_at_ms = e.updated_at_ms = clock_.NowMs();
+  if (!e.enabled) e.disabled_at_ms = e.created_at_ms;  // as a PATCH that disables records it
   auto created = store_.CreateEndpoint(std::move(e));
   if (!created.ok()) return respond(http::Response::FromStatus(created.status()));
   delivery_.EndpointChanged(created->id);

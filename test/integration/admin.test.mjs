@@ -129,6 +129,12 @@ itest('admin API: tokens, sites, endpoints', async (fx, t) => {
     assert.equal(reread.description, 'second');
     assert.equal(reread.enabled, false);
     assert.deepEqual(reread.events, ['View']);
+    assert.equal(reread.disabled_reason, 'disabled through the admin API');
+    assert.ok(Math.abs(Date.parse(reread.disabled_at) - Date.now()) < 60_000, `disabled_at ${reread.disabled_at}`);
+    // Created disabled: the same reason and time as a PATCH that disables.
+    const createdOff = expectStatus(await serve.api('POST', base, { url: 'http://127.0.0.1:9/off', enabled: false }), 201, 'POST disabled');
+    assert.deepEqual([createdOff.enabled, createdOff.disabled_reason], [false, 'disabled through the admin API']);
+    assert.equal(createdOff.disabled_at, createdOff.created_at);
 
     const deleted = await serve.api('DELETE', `${base}/${created.id}`);
     assert.ok([200, 204].includes(deleted.status), `DELETE: ${deleted.status} ${deleted.text}`);
