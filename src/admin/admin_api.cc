@@ -233,8 +233,11 @@ json::object MessageJson(const store::Store& store, const store::Message& m) {
 }
 
 // An endpoint's `batch` (DESIGN section 1): null for off, or {max_events: 1..1000,
-// max_wait_ms: 0..60000 (default 0: send what is waiting, never wait for more)}.
-model::StatusOr<store::BatchOptions> ReadBatch(const json::value& v) {
+// max_wait_ms: 0..60000 (default 0: send what is waiting, never wait for more)}. A field left
+// out keeps its value in `current` when that is on, as a merge patch would: a PATCH of
+// {"batch": {"max_events": 5}} does not also reset the endpoint's wait.
+model::StatusOr<store::BatchOptions> ReadBatch(const json::value& v,
+                                               const store::BatchOptions& current) {
   if (v.is_null()) return store::BatchOptions{};
   static const std::string kShape = "field 'batch' must be null or an object {\"max_events\": 1.." +
                                     std::to_string(store::kMaxBatchEvents) +
@@ -248,14 +251,17 @@ model::StatusOr<store::BatchOptions> ReadBatch(const json::value& v) {
                                     "': batch takes max_events and max_wait_ms");
     }
   }
-  store::BatchOptions batch;
+  store::BatchOptions batch = current;
   const json::value* events = o.if_contains("max_events");
-  if (events == nullptr || !events->is_int64() || events->as_int64() < 1 ||
-      events->as_int64() > store::kMaxBatchEvents) {
+  if (events == nullptr && current.on()) {
+    // Kept, with its wait unless the object names one.
+  } else if (events == nullptr || !events->is_int64() || events->as_int64() < 1 ||
+             events->as_int64() > store::kMaxBatchEvents) {
     return model::InvalidArgument("field 'batch.max_events' must be an integer from 1 to " +
                                   std::to_string(store::kMaxBatchEvents));
+  } else {
+    batch.max_events = static_cast<int>(events->as_int64());
   }
-  batch.max_events = static_cast<int>(events->as_int64());
   if (const json::value* wait = o.if_contains("max_wait_ms")) {
     if (!wait->is_int64() || wait->as_int64() < 0 || wait->as_int64() > store::kMaxBatchWaitMs) {
       return model::InvalidArgument("field 'batch.max_wait_ms' must be an integer from 0 to " +
@@ -266,9 +272,11 @@ model::StatusOr<store::BatchOptions> ReadBatch(const json::value& v) {
   return batch;
 }
 
-// Reads the optional endpoint fields shared by create and update into `patch`.
+// Reads the optional endpoint fields shared by create and update into `patch`; `batch` is
+// the endpoint's batching as it stands (off for a new one).
 bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
-                        const AdminOptions& options, http::Response* error) {
+                        const AdminOptions& options, const store::BatchOptions& batch,
+                        http::Response* error) {
   if (const json::value* v = body.if_contains("url")) {
     if (!v->is_string()) {
       *error = BadRequest("field 'url' must be a string");
@@ -355,12 +363,12 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
     }
   }
   if (const json::value* v = body.if_contains("batch")) {
-    auto batch = ReadBatch(*v);
-    if (!batch.ok()) {
-      *error = BadRequest(batch.status().message());
+    auto read = ReadBatch(*v, batch);
+    if (!read.ok()) {
+      *error = BadRequest(read.status().message());
       return false;
     }
-    patch->batch = *batch;
+    patch->batch = *read;
   }
   return true;
 }
@@ -546,7 +554,7 @@ void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) 
   }
   if (!body->contains("url")) return respond(BadRequest("field 'url' is required"));
   store::EndpointPatch fields;
-  if (!ReadEndpointFields(*body, &fields, options_, &error)) return respond(std::move(error));
+  if (!ReadEndpointFields(*body, &fields, options_, {}, &error)) return respond(std::move(error));
   auto existing = store_.ListEndpoints(site_id);
   if (!existing.ok()) return respond(http::Response::FromStatus(existing.status()));
   if (existing->size() >= options_.max_endpoints_per_site) {
@@ -599,8 +607,17 @@ void AdminApi::UpdateEndpoint(http::Request&& request, http::Responder respond) 
   if (!body || !CheckFields(*body, kEndpointFields, &error)) {
     return respond(std::move(error));
   }
+  // A batch object merges into the endpoint's batching, which is read first for it.
+  store::BatchOptions batch;
+  if (const json::value* v = body->if_contains("batch"); v != nullptr && v->is_object()) {
+    auto current = store_.GetEndpoint(site_id, request.path_params[1]);
+    if (!current.ok()) return respond(http::Response::FromStatus(current.status()));
+    batch = current->batch;
+  }
   store::EndpointPatch patch;
-  if (!ReadEndpointFields(*body, &patch, options_, &error)) return respond(std::move(error));
+  if (!ReadEndpointFields(*body, &patch, options_, batch, &error)) {
+    return respond(std::move(error));
+  }
   auto updated = store_.UpdateEndpoint(site_id, request.path_params[1], patch, clock_.NowMs());
   if (!updated.ok()) return respond(http::Response::FromStatus(updated.status()));
   delivery_.EndpointChanged(updated->id);

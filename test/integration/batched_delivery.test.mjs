@@ -172,9 +172,14 @@ itest('batches: every bad batch is a 400 naming what is wrong, and changes nothi
   const shape = 'field \'batch\' must be null or an object {"max_events": 1..1000, "max_wait_ms": 0..60000}';
   const events = 'field \'batch.max_events\' must be an integer from 1 to 1000';
   const wait = 'field \'batch.max_wait_ms\' must be an integer from 0 to 60000';
+  // A new endpoint's batch names max_events; a PATCH of a batching one may leave it out (below).
+  for (const batch of [{}, { max_wait_ms: 5 }]) {
+    const res = await serve.api('POST', `/v1/sites/${site.id}/endpoints`, { url: `${recorder.url}/x`, batch });
+    assert.deepEqual([res.status, res.json], [400, { error: { code: 'invalid_request', message: events } }], JSON.stringify(batch));
+  }
   const cases = [
     [5, shape], ['on', shape], [true, shape], [[100], shape],
-    [{}, events], [{ max_wait_ms: 5 }, events], [{ max_events: 0 }, events], [{ max_events: 1001 }, events],
+    [{ max_events: 0 }, events], [{ max_events: 1001 }, events],
     [{ max_events: '10' }, events], [{ max_events: 2.5 }, events], [{ max_events: null }, events],
     [{ max_events: 10, max_wait_ms: -1 }, wait], [{ max_events: 10, max_wait_ms: 60_001 }, wait],
     [{ max_events: 10, max_wait_ms: 0.5 }, wait], [{ max_events: 10, max_wait_ms: '1' }, wait],
@@ -195,6 +200,22 @@ itest('batches: every bad batch is a 400 naming what is wrong, and changes nothi
   const edge = expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`,
     { batch: { max_events: 1000, max_wait_ms: 60_000 } }), 200, 'PATCH at the limits');
   assert.deepEqual(edge.batch, { max_events: 1000, max_wait_ms: 60_000 });
+
+  // A PATCH's batch object merges into the endpoint's: what it leaves out stays as it was.
+  const path = `/v1/sites/${site.id}/endpoints/${endpoint.id}`;
+  const merges = [
+    [{ max_events: 5 }, { max_events: 5, max_wait_ms: 60_000 }],
+    [{ max_wait_ms: 0 }, { max_events: 5, max_wait_ms: 0 }],
+    [{}, { max_events: 5, max_wait_ms: 0 }],
+    [null, null],
+  ];
+  for (const [batch, expected] of merges) {
+    const patched = expectStatus(await serve.api('PATCH', path, { batch }), 200, `PATCH batch ${JSON.stringify(batch)}`);
+    assert.deepEqual(patched.batch, expected, `PATCH batch ${JSON.stringify(batch)}`);
+  }
+  // Off again, there is nothing to merge into: max_events is needed.
+  const res = await serve.api('PATCH', path, { batch: { max_wait_ms: 10 } });
+  assert.deepEqual([res.status, res.json], [400, { error: { code: 'invalid_request', message: events } }]);
 });
 
 // Under continuous ingest into a batching endpoint whose receiver is slow (so batches are in
