@@ -824,7 +824,11 @@ void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
   since = model::BucketStart(since, model::kHourMs);
   auto stats = store_.GetEndpointStats(endpoint->id, since);
   if (!stats.ok()) return respond(http::Response::FromStatus(stats.status()));
-  const delivery::EndpointRuntime runtime = delivery_.Runtime(endpoint->id);
+  delivery::EndpointRuntime runtime = delivery_.Runtime(endpoint->id);
+  if (!runtime.circuit_opened && stats->circuit_open_for_ms) {
+    // Another node delivers for it (shared database): its circuit, as of its last lease round.
+    runtime.circuit = *stats->circuit_open_for_ms > 0 ? "open" : "half_open";
+  }
   const std::string state = !endpoint->enabled          ? "disabled"
                             : runtime.circuit == "open" ? "circuit_open"
                                                         : "enabled";

@@ -22,6 +22,7 @@ struct EndpointRuntime {
   std::string circuit = "closed";  // closed, open, half_open
   bool circuit_opened = false;     // open or half-open: the breaker has tripped
   int64_t circuit_open_until_ms = 0;
+  int64_t circuit_open_for_ms = 0;  // as Runtime() answers: how long it stays open from now
   int in_flight = 0;
   size_t queued = 0;
 };

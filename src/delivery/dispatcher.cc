@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "model/payload.h"
@@ -116,7 +117,9 @@ EndpointRuntime Dispatcher::Runtime(const std::string& endpoint_id) const {
   }
   // The circuit's state is a function of time: name it as of now, not as of the last change.
   if (runtime.circuit_opened) {
-    runtime.circuit = clock_.NowMs() < runtime.circuit_open_until_ms ? "open" : "half_open";
+    const int64_t now_ms = clock_.NowMs();
+    runtime.circuit = now_ms < runtime.circuit_open_until_ms ? "open" : "half_open";
+    runtime.circuit_open_for_ms = std::max<int64_t>(0, runtime.circuit_open_until_ms - now_ms);
   }
   return runtime;
 }

@@ -123,6 +123,15 @@ void LeaseKeeper::Round() {
     if (delivery_.Runtime(id).in_flight == 0) drained.push_back(id);
   }
   request.release = drained;
+  std::vector<std::string> owned;
+  {
+    std::lock_guard lock(mu_);
+    owned.assign(owned_.begin(), owned_.end());
+  }
+  for (const std::string& id : owned) {
+    const EndpointRuntime runtime = delivery_.Runtime(id);
+    if (runtime.circuit_opened) request.open_circuits.emplace_back(id, runtime.circuit_open_for_ms);
+  }
   const auto started = std::chrono::steady_clock::now();
   auto round = coordination_.KeepLeases(request);
   if (!round.ok()) {

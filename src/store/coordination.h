@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/status.h"
@@ -31,6 +32,10 @@ struct LeaseRequest {
   int64_t lease_ms = 10'000;
   std::vector<std::string> release;
   bool leaving = false;  // release everything and drop out of the live nodes; claim nothing
+  // Held endpoints whose circuit is open, each with how many more ms it stays open (0 once it
+  // lets a probe through): written with the lease, so that every node's endpoint statistics
+  // show the state of the node that delivers.
+  std::vector<std::pair<std::string, int64_t>> open_circuits;
 };
 
 struct LeaseRound {

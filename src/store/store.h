@@ -268,6 +268,10 @@ struct EndpointStats {
   int64_t latency_p99_us = 0;
   uint64_t pending = 0;
   uint64_t failed_messages = 0;
+  // Shared database: the circuit of the node that holds the endpoint's lease, as of its last
+  // lease round: how many more ms it stays open (0 or less: it lets a probe through); nullopt
+  // when closed, unheld, or on SQLite (one node, whose own state is the answer).
+  std::optional<int64_t> circuit_open_for_ms;
 };
 
 // A reporting question (DESIGN section 6). Times are occurred_at, [from, to).

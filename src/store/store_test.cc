@@ -1999,8 +1999,8 @@ TEST_P(SharedStoreTest, LeasesSplitEndpointsFairlyAndMoveWhenAHolderStops) {
   ASSERT_NE(other, nullptr);
   auto site = Value(store_->CreateSite("a"));
   for (int i = 0; i < 4; ++i) MakeEndpoint(site.id);
-  LeaseRequest a{"node-a", 600, {}, false};
-  LeaseRequest b{"node-b", 600, {}, false};
+  LeaseRequest a{"node-a", 600, {}, false, {}};
+  LeaseRequest b{"node-b", 600, {}, false, {}};
 
   // Alone, a node takes every endpoint.
   LeaseRound round = Value(store_->coordination()->KeepLeases(a));
@@ -2024,7 +2024,7 @@ TEST_P(SharedStoreTest, LeasesSplitEndpointsFairlyAndMoveWhenAHolderStops) {
   EXPECT_EQ(round.nodes.size(), 2u);
   for (const NodeInfo& node : round.nodes) EXPECT_EQ(node.endpoints, 2) << node.node_id;
   // A third node with none: the others' share drops to the floor (1), its own is the ceiling.
-  LeaseRequest c{"node-c", 600, {}, false};
+  LeaseRequest c{"node-c", 600, {}, false, {}};
   auto third = OpenAnother();
   ASSERT_NE(third, nullptr);
   EXPECT_EQ(Value(third->coordination()->KeepLeases(c)).share, 2);
@@ -2043,6 +2043,39 @@ TEST_P(SharedStoreTest, LeasesSplitEndpointsFairlyAndMoveWhenAHolderStops) {
   b.leaving = true;
   Value(other->coordination()->KeepLeases(b));
   EXPECT_EQ(Value(store_->coordination()->KeepLeases(a)).held.size(), 4u);
+}
+
+// Every node answers an endpoint's statistics with the circuit of the node that delivers for
+// it, as that node last wrote it with its lease.
+TEST_P(SharedStoreTest, TheLeaseHoldersOpenCircuitIsSeenFromEveryNode) {
+  auto other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  auto site = Value(store_->CreateSite("a"));
+  const Endpoint e = MakeEndpoint(site.id);
+  LeaseRequest a{"node-a", 60'000, {}, false, {}};
+  ASSERT_EQ(Value(store_->coordination()->KeepLeases(a)).held, std::vector<std::string>{e.id});
+  EXPECT_EQ(Value(other->GetEndpointStats(e.id, 0)).circuit_open_for_ms, std::nullopt);
+
+  a.open_circuits = {{e.id, 30'000}};
+  Value(store_->coordination()->KeepLeases(a));
+  const auto open_for = Value(other->GetEndpointStats(e.id, 0)).circuit_open_for_ms;
+  ASSERT_TRUE(open_for.has_value());
+  EXPECT_GT(*open_for, 20'000);
+  EXPECT_LE(*open_for, 30'000);
+  // Letting a probe through: open for 0 more ms.
+  a.open_circuits = {{e.id, 0}};
+  Value(store_->coordination()->KeepLeases(a));
+  EXPECT_LE(Value(other->GetEndpointStats(e.id, 0)).circuit_open_for_ms.value_or(1), 0);
+  // Closed again: the next round says so.
+  a.open_circuits.clear();
+  Value(store_->coordination()->KeepLeases(a));
+  EXPECT_EQ(Value(other->GetEndpointStats(e.id, 0)).circuit_open_for_ms, std::nullopt);
+  // A node that leaves takes its circuits with its leases.
+  a.open_circuits = {{e.id, 30'000}};
+  Value(store_->coordination()->KeepLeases(a));
+  a.leaving = true;
+  Value(store_->coordination()->KeepLeases(a));
+  EXPECT_EQ(Value(other->GetEndpointStats(e.id, 0)).circuit_open_for_ms, std::nullopt);
 }
 
 TEST_P(SharedStoreTest, ANodeHearsOfTheOtherNodesMessagesAndEndpoints) {

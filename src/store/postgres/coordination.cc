@@ -87,11 +87,25 @@ Status PostgresStore::LeaseRoundIn(Connection& c, const LeaseRequest& request, L
              Params().Add(request.node_id).Add(release.Finish()));
     if (!r.ok()) return r.status();
   }
-  // Renew what this node holds; forget leases on deleted endpoints; forget long-dead nodes.
-  if (auto r = step("UPDATE endpoint_leases SET expires_at = $2 WHERE node_id = $1",
+  // Renew what this node holds, with its circuits' state; forget leases on deleted endpoints;
+  // forget long-dead nodes.
+  if (auto r = step("UPDATE endpoint_leases SET expires_at = $2, circuit_open_until = NULL WHERE "
+                    "node_id = $1",
                     Params().Add(request.node_id).Add(until));
       !r.ok()) {
     return r.status();
+  }
+  if (!request.open_circuits.empty()) {
+    ArrayLiteral ids, open_for;
+    for (const auto& [id, ms] : request.open_circuits) {
+      ids.Add(id);
+      open_for.Add(ms);
+    }
+    auto r = step(
+        "UPDATE endpoint_leases l SET circuit_open_until = $2 + c.ms FROM unnest($3::text[], "
+        "$4::bigint[]) AS c(id, ms) WHERE l.node_id = $1 AND l.endpoint_id = c.id",
+        Params().Add(request.node_id).Add(now).Add(ids.Finish()).Add(open_for.Finish()));
+    if (!r.ok()) return r.status();
   }
   if (auto r = step("DELETE FROM endpoint_leases l USING endpoints e WHERE e.id = "
                     "l.endpoint_id AND e.deleted = 1 AND l.node_id = $1",
@@ -131,7 +145,8 @@ Status PostgresStore::LeaseRoundIn(Connection& c, const LeaseRequest& request, L
     // Leases whose holder stopped renewing, skipping rows another node is taking right now;
     // then endpoints that never had a lease.
     auto taken = step(
-        "UPDATE endpoint_leases SET node_id = $1, expires_at = $2 WHERE endpoint_id IN ("
+        "UPDATE endpoint_leases SET node_id = $1, expires_at = $2, circuit_open_until = NULL "
+        "WHERE endpoint_id IN ("
         "  SELECT l.endpoint_id FROM endpoint_leases l JOIN endpoints e ON e.id = "
         "  l.endpoint_id AND e.deleted = 0 WHERE l.expires_at <= $3 "
         "  ORDER BY l.endpoint_id LIMIT $4 FOR UPDATE OF l SKIP LOCKED)",

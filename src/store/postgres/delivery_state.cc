@@ -224,6 +224,12 @@ StatusOr<EndpointStats> PostgresStore::GetEndpointStats(const std::string& endpo
     if (!counted.ok()) return counted.status();
     *count = static_cast<uint64_t>(counted->Int(0, 0));
   }
+  auto circuit = Query(std::string("SELECT circuit_open_until - ") + kNowMs +
+                           " FROM endpoint_leases WHERE endpoint_id = $1 AND expires_at > " +
+                           kNowMs + " AND circuit_open_until IS NOT NULL",
+                       Params().Add(endpoint_id));
+  if (!circuit.ok()) return circuit.status();
+  if (circuit->rows() > 0) stats.circuit_open_for_ms = circuit->Int(0, 0);
   return stats;
 }
 

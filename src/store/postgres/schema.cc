@@ -246,6 +246,11 @@ CREATE TABLE attempt_stats_hour(
   PRIMARY KEY(endpoint_id, hour, latency_bucket));
 CREATE INDEX messages_failed_by_endpoint ON messages(endpoint_id, id) WHERE status = 2;
 )sql",
+    // 15: until when the lease holder's circuit for the endpoint is open (NULL: closed), so that
+    // every node answers an endpoint's statistics with the state of the node that delivers.
+    R"sql(
+ALTER TABLE endpoint_leases ADD COLUMN IF NOT EXISTS circuit_open_until bigint;
+)sql",
 };
 
 constexpr int kAttemptStatsMigration = 14;
