@@ -91,7 +91,14 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
     respond_to_client(std::move(r));
   };
   std::string key(request.Header("x-pushhook-key"));
-  if (key.empty()) key = request.QueryParam("key").value_or("");
+  const std::string query_key = request.QueryParam("key").value_or("");
+  if (!key.empty() && !query_key.empty() && key != query_key) {
+    // Either could be the site meant: storing the events under one of them would be a guess.
+    return respond(WithCors(http::Response::Error(
+        401, "unauthorized",
+        "two different ingest keys: the x-pushhook-key header and ?key= must agree, or send one")));
+  }
+  if (key.empty()) key = query_key;
   if (key.empty()) {
     return respond(WithCors(http::Response::Error(
         401, "unauthorized", "missing ingest key: send header x-pushhook-key or query ?key=")));

@@ -40,6 +40,23 @@ itest('ingest authentication and CORS', async (fx, t) => {
     assert.deepEqual(expectStatus(res, 202, 'query key'), { accepted: 1, duplicates: 0 });
   });
 
+  await t.test('two different keys answer 401 and store nothing; the same key twice is fine', async () => {
+    // An event_id tells afterwards whether the refused request stored the event anywhere.
+    const tagged = JSON.stringify({ ...SAMPLE_EVENT, event_id: 'two-keys' });
+    const send = (urlPath, headers) =>
+      request(serve.baseUrl, 'POST', urlPath, { body: tagged, headers: { 'content-type': 'application/json', ...headers } });
+    const res = await send(`/v1/events?key=${encodeURIComponent(site.ingest_key)}`, { 'x-pushhook-key': other.ingest_key });
+    assert.equal(res.status, 401);
+    assert.deepEqual(res.json, { error: { code: 'unauthorized',
+      message: 'two different ingest keys: the x-pushhook-key header and ?key= must agree, or send one' } });
+    for (const s of [other, site]) {
+      const stored = await send('/v1/events', { 'x-pushhook-key': s.ingest_key });
+      assert.deepEqual(expectStatus(stored, 202, s.name), { accepted: 1, duplicates: 0 }, `${s.name} had not stored it`);
+    }
+    const same = await send(`/v1/events?key=${encodeURIComponent(site.ingest_key)}`, { 'x-pushhook-key': site.ingest_key });
+    assert.deepEqual(expectStatus(same, 202, 'the same key twice'), { accepted: 0, duplicates: 1 });
+  });
+
   await t.test('another site\'s key is accepted for that site only', async () => {
     const res = await post('/v1/events', { 'content-type': 'application/json', 'x-pushhook-key': other.ingest_key });
     assert.deepEqual(expectStatus(res, 202, 'other site key'), { accepted: 1, duplicates: 0 });
