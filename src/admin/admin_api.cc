@@ -1,6 +1,8 @@
 #include "admin/admin_api.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <set>
 
 #include "delivery/address_guard.h"
 #include "model/digest.h"
@@ -209,7 +211,10 @@ std::string_view StatusName(store::MessageStatus s) {
   return "pending";
 }
 
-json::object MessageJson(const store::Store& store, const store::Message& m) {
+// `waiting_for_endpoint`: the message is pending for an endpoint that is disabled, so that it
+// has no next attempt until someone enables it (its stored time is when it was parked).
+json::object MessageJson(const store::Store& store, const store::Message& m,
+                         bool waiting_for_endpoint) {
   json::value payload = json::parse(model::Payload(m.event, model::PayloadFormat::kIzooto, ""));
   json::object& event = payload.as_object();
   event["event_id"] = m.event.event_id;
@@ -219,7 +224,7 @@ json::object MessageJson(const store::Store& store, const store::Message& m) {
       {"endpoint_id", m.endpoint_id},
       {"status", StatusName(m.status)},
       {"attempts", m.attempts},
-      {"next_attempt_at", m.status == store::MessageStatus::kPending
+      {"next_attempt_at", m.status == store::MessageStatus::kPending && !waiting_for_endpoint
                               ? json::value(Rfc3339(m.next_attempt_ms))
                               : json::value()},
       {"created_at", Rfc3339(m.created_at_ms)},
@@ -678,7 +683,21 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
   const bool more = messages->size() > page;
   if (more) messages->pop_back();
   json::array data;
-  for (const store::Message& m : *messages) data.push_back(MessageJson(store_, m));
+  // Pending messages of a disabled endpoint have no next attempt: the site's endpoints are read
+  // once, and only for a page that has pending messages.
+  std::set<std::string> disabled;
+  if (std::any_of(messages->begin(), messages->end(), [](const store::Message& m) {
+        return m.status == store::MessageStatus::kPending;
+      })) {
+    auto endpoints = store_.ListEndpoints(site_id);
+    if (!endpoints.ok()) return respond(http::Response::FromStatus(endpoints.status()));
+    for (const store::Endpoint& e : *endpoints) {
+      if (!e.enabled) disabled.insert(e.id);
+    }
+  }
+  for (const store::Message& m : *messages) {
+    data.push_back(MessageJson(store_, m, disabled.contains(m.endpoint_id)));
+  }
   json::value next;
   if (more) next = store::FormatMessageId(store_.instance_id(), messages->back().id);
   respond(JsonResponse(200, json::object{{"data", std::move(data)}, {"next_cursor", next}}));
@@ -690,7 +709,12 @@ void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto message = store_.GetMessage(site_id, *id);
   if (!message.ok()) return respond(MessageError(message.status(), request.path_params[1]));
-  respond(JsonResponse(200, MessageJson(store_, *message)));
+  bool waiting = false;
+  if (message->status == store::MessageStatus::kPending) {
+    auto endpoint = store_.GetEndpoint(site_id, message->endpoint_id);
+    waiting = endpoint.ok() && !endpoint->enabled;
+  }
+  respond(JsonResponse(200, MessageJson(store_, *message, waiting)));
 }
 
 void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {

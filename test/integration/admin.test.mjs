@@ -242,6 +242,23 @@ itest('redelivering a message of a disabled endpoint is a 409 until the endpoint
   assert.equal(receive.requests[1].headers['webhook-id'], id);
 });
 
+itest('a message waiting for a disabled endpoint has no next attempt until it is enabled', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Waiting');
+  const receive = await fx.startRecorder({ respond: () => 204 });
+  const endpoint = await serve.createEndpoint(site.id, { url: `${receive.url}/hooks`, enabled: false });
+  expectStatus(await serve.ingest(site.ingest_key, [makeEvent(1)]), 202, 'ingest');
+  const log = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages`), 200, 'the log');
+  assert.equal(log.data.length, 1);
+  assert.deepEqual([log.data[0].status, log.data[0].next_attempt_at], ['pending', null], 'in the list');
+  const one = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${log.data[0].id}`), 200, 'the message');
+  assert.deepEqual([one.status, one.next_attempt_at], ['pending', null], 'read alone');
+
+  expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`, { enabled: true }), 200, 'enable');
+  await waitFor(() => receive.requests.length >= 1, { what: 'the delivery once enabled' });
+  assert.equal(receive.requests[0].headers['webhook-id'], log.data[0].id);
+});
+
 itest('a URL whose port is outside 1 to 65535, or that carries a fragment, is refused with the reason', async (fx) => {
   const serve = await fx.startServe();
   const site = await serve.createSite('Ports');
