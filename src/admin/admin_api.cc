@@ -645,13 +645,6 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
   query.site_id = site_id;
   query.limit = kDefaultPageSize;
   if (auto endpoint = request.QueryParam("endpoint"); endpoint && !endpoint->empty()) {
-    // Not an empty page: a mistyped id, or another site's, would read as an endpoint that
-    // never had a message.
-    if (auto found = store_.GetEndpoint(site_id, *endpoint); !found.ok()) {
-      return respond(found.status().code() == model::StatusCode::kNotFound
-                         ? NotFoundResponse("endpoint", *endpoint)
-                         : http::Response::FromStatus(found.status()));
-    }
     query.endpoint_id = *endpoint;
   }
   if (auto cid = request.QueryParam("cid"); cid && !cid->empty()) query.cid = *cid;
@@ -680,6 +673,16 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
   ++query.limit;
   auto messages = store_.ListMessages(query);
   if (!messages.ok()) return respond(http::Response::FromStatus(messages.status()));
+  if (messages->empty() && query.endpoint_id) {
+    // Not an empty page for an endpoint filter that names none of the site's endpoints (a
+    // typo, another site's): it would read as an endpoint that never had a message. A deleted
+    // endpoint's messages stay listed under its id while there are some.
+    if (auto found = store_.GetEndpoint(site_id, *query.endpoint_id); !found.ok()) {
+      return respond(found.status().code() == model::StatusCode::kNotFound
+                         ? NotFoundResponse("endpoint", *query.endpoint_id)
+                         : http::Response::FromStatus(found.status()));
+    }
+  }
   const bool more = messages->size() > page;
   if (more) messages->pop_back();
   json::array data;

@@ -212,6 +212,10 @@ itest('redelivering a message of a deleted endpoint is a 409 that says so; the m
   expectStatus(await serve.api('DELETE', `/v1/sites/${site.id}/endpoints/${endpoint.id}`), 204, 'delete');
   const message = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${id}`), 200, 'the message');
   assert.deepEqual([message.status, message.last_error], ['failed', 'endpoint deleted']);
+  // Still listed under the deleted endpoint's id, while it has messages.
+  const listed = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages?endpoint=${endpoint.id}`), 200, 'by endpoint');
+  assert.deepEqual(listed.data.map((m) => m.id), [id]);
+  assertError(await serve.api('GET', `/v1/sites/${site.id}/messages?endpoint=${endpoint.id}&status=pending`), 404, 'none pending');
   const res = await serve.api('POST', `/v1/sites/${site.id}/messages/${id}/redeliver`);
   assertError(res, 409, 'redeliver');
   assert.deepEqual(res.json.error, { code: 'conflict', message: "the message's endpoint was deleted: there is nowhere to send it" });
