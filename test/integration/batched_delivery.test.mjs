@@ -77,14 +77,27 @@ itest('batches: one signed array per request, filled across ingests, verified by
   const stored = readFileSync(receive.out, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
   assert.equal(stored.length, 5, 'each element once');
 
-  // PATCH batch null: one event per request again.
+  // The test send reaches a batching endpoint as its batches do: an array (of one).
+  const tested = expectStatus(await serve.api('POST', `/v1/sites/${site.id}/endpoints/${endpoint.id}/test`), 200, 'POST test');
+  assert.equal(tested.success, true);
+  assert.equal(recorder.requests.length, 3);
+  const test = recorder.requests[2];
+  assert.match(test.headers['webhook-id'], /^bat_test_[A-Za-z0-9]+$/);
+  const [sample, ...more] = new StandardWebhook(endpoint.secret).verify(test.body, webhookHeaders(test));
+  assert.equal(more.length, 0, test.body);
+  assert.equal(sample.cid, 'test');
+
+  // PATCH batch null: one event per request again, and so is the test send.
   const off = expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`, { batch: null }), 200, 'PATCH batch null');
   assert.equal(off.batch, null);
   const single = makeEvent(99, { event_id: 'b-99' });
   expectStatus(await serve.ingest(site.ingest_key, single), 202, 'ingest after PATCH');
-  await waitFor(() => recorder.requests.length >= 3, { what: 'the single delivery' });
-  assert.equal(recorder.requests[2].body, payloadFor(single));
-  assert.match(recorder.requests[2].headers['webhook-id'], /^msg_/);
+  await waitFor(() => recorder.requests.length >= 4, { what: 'the single delivery' });
+  assert.equal(recorder.requests[3].body, payloadFor(single));
+  assert.match(recorder.requests[3].headers['webhook-id'], /^msg_/);
+  expectStatus(await serve.api('POST', `/v1/sites/${site.id}/endpoints/${endpoint.id}/test`), 200, 'POST test unbatched');
+  assert.equal(JSON.parse(recorder.requests[4].body).cid, 'test', 'a single object again');
+  assert.match(recorder.requests[4].headers['webhook-id'], /^msg_test_/);
 });
 
 itest('batches: one that does not fill goes after max_wait_ms, not before; max_wait_ms 0 goes at once', async (fx) => {
