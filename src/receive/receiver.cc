@@ -108,7 +108,9 @@ std::optional<http::Response> SplitPayloads(std::string&& body, std::vector<std:
   const json::value value = parser.release();
   if (value.is_object()) {
     const std::string_view trimmed = TrimJsonWhitespace(body);
-    if (trimmed.find_first_of("\r\n") != std::string_view::npos) {
+    // Two scans, not find_first_of: that calls memchr over the set once per byte of the body.
+    if (trimmed.find('\n') != std::string_view::npos ||
+        trimmed.find('\r') != std::string_view::npos) {
       out->push_back(json::serialize(value));
     } else if (trimmed.size() == body.size()) {
       out->push_back(std::move(body));
