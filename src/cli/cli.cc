@@ -308,6 +308,12 @@ Command AddReceive(CLI::App& app) {
       "--delay", args->delay,
       "answer each request this long after it arrives (a slow receiver, e.g. 200ms; "
       "default: at once)");
+  receive
+      ->add_option("--max-body-bytes", args->options.max_body_bytes,
+                   "largest request body taken; a larger one is answered 413 (default: the "
+                   "largest batch that serve can send)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30))
+      ->capture_default_str();
   receive->add_option("--tls-cert", args->options.tls_cert_file,
                       "serve HTTPS with this PEM certificate (the chain, leaf first); re-read on "
                       "SIGHUP (default: none, plain HTTP)");

@@ -10,6 +10,12 @@
 
 namespace pushhook::model {
 
+// The longest payload one event can make: every byte of every field escaped as "\u00XX" (six
+// bytes), plus the keys, quotes and separators, a site id and the extended format's time. A
+// receiver of batches sizes its body limit from it (payload_test checks the bound).
+inline constexpr size_t kMaxPayloadBytes =
+    6 * (kMaxCookieId + kMaxCid + kMaxTitle + kMaxReferenceId + 5 * kMaxUtm + kMaxEventId) + 512;
+
 // Appends the payload of `event` in `format`. `site_id` is used by the extended format only.
 void AppendPayload(std::string& out, const Event& event, PayloadFormat format,
                    std::string_view site_id);

@@ -55,5 +55,22 @@ TEST(PayloadTest, ExtendedFormatAppendsEventSiteAndTime) {
       << p;
 }
 
+TEST(PayloadTest, TheLongestPayloadIsWithinItsBound) {
+  // A control character is the costliest byte: "\u0001" is six.
+  const auto longest = [](size_t n) { return std::string(n, '\x01'); };
+  Event e;
+  e.action = Action::kDismiss;
+  e.cookie_id = longest(kMaxCookieId);
+  e.cid = longest(kMaxCid);
+  e.notification_title = longest(kMaxTitle);
+  e.reference_id = longest(kMaxReferenceId);
+  e.utm_campaign = e.utm_content = e.utm_medium = e.utm_source = e.utm_term = longest(kMaxUtm);
+  e.event_id = longest(kMaxEventId);
+  e.occurred_at_ms = kMaxRfc3339Ms;
+  const std::string p = Payload(e, PayloadFormat::kExtended, "site_" + std::string(16, 'x'));
+  EXPECT_LE(p.size(), kMaxPayloadBytes);
+  EXPECT_GT(p.size(), kMaxPayloadBytes - 512) << "the bound has room to spare: tighten it";
+}
+
 }  // namespace
 }  // namespace pushhook::model

@@ -90,9 +90,49 @@ http::Response InvalidSignature(std::string_view message) {
   return http::Response::Error(401, "invalid_signature", message);
 }
 
-// Splits a verified body into the payloads to store: the body itself for one object (its bytes as
-// received, unless it spans several lines, which an NDJSON line cannot), or each element of a
-// batch array, serialised compactly. Answers the 400 to send when the body is not one of those.
+// The top-level elements of a JSON array, as the bytes they were sent as. `array` is valid JSON
+// (the parser has read it), so only strings and nesting need following.
+std::vector<std::string_view> ArrayElements(std::string_view array) {
+  std::vector<std::string_view> elements;
+  const size_t open = array.find('[');
+  size_t start = open + 1;
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = start; i < array.size(); ++i) {
+    const char c = array[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, a quote included
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (depth > 0 && (c == '}' || c == ']')) {
+      --depth;
+    } else if (depth == 0 && (c == ',' || c == ']')) {
+      const std::string_view element = TrimJsonWhitespace(array.substr(start, i - start));
+      if (!element.empty()) elements.push_back(element);
+      start = i + 1;
+      if (c == ']') break;
+    }
+  }
+  return elements;
+}
+
+bool SpansLines(std::string_view text) {
+  // Two scans, not find_first_of: that calls memchr over the set once per byte of the text.
+  return text.find('\n') != std::string_view::npos || text.find('\r') != std::string_view::npos;
+}
+
+// Splits a verified body into the payloads to store, each as its bytes were signed and sent: the
+// body for one object, or each element of a batch array. A payload that spans several lines,
+// which an NDJSON line cannot, is stored serialised compactly instead. Answers the 400 to send
+// when the body is not an object or an array of objects.
 std::optional<http::Response> SplitPayloads(std::string&& body, std::vector<std::string>* out) {
   unsigned char scratch[4096];
   json::monotonic_resource resource(scratch, sizeof(scratch));
@@ -108,9 +148,7 @@ std::optional<http::Response> SplitPayloads(std::string&& body, std::vector<std:
   const json::value value = parser.release();
   if (value.is_object()) {
     const std::string_view trimmed = TrimJsonWhitespace(body);
-    // Two scans, not find_first_of: that calls memchr over the set once per byte of the body.
-    if (trimmed.find('\n') != std::string_view::npos ||
-        trimmed.find('\r') != std::string_view::npos) {
+    if (SpansLines(trimmed)) {
       out->push_back(json::serialize(value));
     } else if (trimmed.size() == body.size()) {
       out->push_back(std::move(body));
@@ -125,16 +163,22 @@ std::optional<http::Response> SplitPayloads(std::string&& body, std::vector<std:
                                      std::string(KindName(value.kind())));
   }
   const json::array& batch = value.get_array();
-  out->reserve(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     if (!batch[i].is_object()) {
-      out->clear();
       return http::Response::Error(400, "invalid_payload",
                                    "batch element " + std::to_string(i) + " is " +
                                        std::string(KindName(batch[i].kind())) +
                                        ", not a JSON object");
     }
-    out->push_back(json::serialize(batch[i]));
+  }
+  const std::vector<std::string_view> elements = ArrayElements(body);
+  out->reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (elements.size() == batch.size() && !SpansLines(elements[i])) {
+      out->emplace_back(elements[i]);
+    } else {
+      out->push_back(json::serialize(batch[i]));
+    }
   }
   return std::nullopt;
 }
@@ -166,9 +210,11 @@ class Receiver::Impl {
     http::ServerLimits limits;
     limits.max_body_bytes = options_.max_body_bytes;
     server_ = std::make_unique<http::Server>(
-        limits, [this](http::Request&& request, http::Responder respond) {
+        limits,
+        [this](http::Request&& request, http::Responder respond) {
           Handle(std::move(request), std::move(respond));
-        });
+        },
+        [this](std::string_view, http::Response& answer) { RefusedByServer(answer); });
     if (!options_.tls_cert_file.empty()) {
       if (auto s = server_->EnableTls(options_.tls_cert_file, options_.tls_key_file); !s.ok()) {
         server_.reset();
@@ -329,9 +375,15 @@ class Receiver::Impl {
   void HandleWebhook(http::Request&& request, http::Responder respond) {
     received_.fetch_add(1, std::memory_order_relaxed);
     const int64_t received_at_ms = NowMs();
-    const std::string_view id = request.Header("webhook-id");
-    const std::string_view timestamp_text = request.Header("webhook-timestamp");
-    const std::string_view signature = request.Header("webhook-signature");
+    // Svix's SDKs send the same three values as svix-id, svix-timestamp and svix-signature,
+    // and verify either set: so does this receiver.
+    const auto header = [&request](std::string_view standard, std::string_view svix) {
+      const std::string_view value = request.Header(standard);
+      return value.empty() ? request.Header(svix) : value;
+    };
+    const std::string_view id = header("webhook-id", "svix-id");
+    const std::string_view timestamp_text = header("webhook-timestamp", "svix-timestamp");
+    const std::string_view signature = header("webhook-signature", "svix-signature");
     if (id.empty()) return Reject(respond, InvalidSignature("missing webhook-id header"));
     if (timestamp_text.empty()) {
       return Reject(respond, InvalidSignature("missing webhook-timestamp header"));
@@ -404,6 +456,24 @@ class Receiver::Impl {
     queue_responders_.push_back(std::move(respond));
     lock.unlock();
     queue_cv_.notify_one();
+  }
+
+  // A request the HTTP server answered itself, before it reached HandleWebhook: too large, a
+  // header too long, malformed, or too slow. It is counted as received and rejected, and a
+  // 413 is logged (at most once a second): the sender's webhook is lost to this receiver, and
+  // a sender that retries gets the same answer every time.
+  void RefusedByServer(const http::Response& answer) {
+    received_.fetch_add(1, std::memory_order_relaxed);
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    if (answer.status != 413) return;
+    const int64_t now = NowMs();
+    int64_t last = last_refusal_log_ms_.load(std::memory_order_relaxed);
+    if (now - last < 1000 ||
+        !last_refusal_log_ms_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+      return;
+    }
+    LogError("refused a request body over " + std::to_string(options_.max_body_bytes) +
+             " bytes (413): raise --max-body-bytes to take it");
   }
 
   void Reject(const http::Responder& respond, http::Response response) {
@@ -541,6 +611,7 @@ class Receiver::Impl {
   std::atomic<uint64_t> stored_{0};
   std::atomic<uint64_t> duplicates_{0};
   std::atomic<uint64_t> rejected_{0};
+  std::atomic<int64_t> last_refusal_log_ms_{0};
 };
 
 Receiver::Receiver(ReceiverOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

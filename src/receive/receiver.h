@@ -14,9 +14,16 @@
 #include <string>
 #include <vector>
 
+#include "model/payload.h"
 #include "model/status.h"
 
 namespace pushhook::receive {
+
+// The largest batch `pushhook serve` sends: store::kMaxBatchEvents (1,000) of the longest
+// payloads, comma-separated in brackets (receiver_test holds it to the store's limit). About
+// 16 MiB, and only when every byte of every field needs escaping; typical batches of 1,000 are
+// under 1 MiB.
+inline constexpr size_t kMaxBatchBodyBytes = 1000 * (model::kMaxPayloadBytes + 1) + 1;
 
 struct ReceiverOptions {
   std::string listen = "127.0.0.1:9000";
@@ -28,8 +35,9 @@ struct ReceiverOptions {
   // How far webhook-timestamp may be from now, in either direction.
   std::chrono::seconds tolerance{300};
   int threads = 2;
-  // Largest request body taken (a batch of many payloads is one body); larger answers 413.
-  size_t max_body_bytes = 4 << 20;
+  // Largest request body taken; larger answers 413. By default the largest batch that
+  // `pushhook serve` can send, so that no batch it makes is refused here.
+  size_t max_body_bytes = kMaxBatchBodyBytes;
   // fsync every write before answering, so a stored payload survives a power loss and not only a
   // crash of this process. Costs throughput.
   bool sync_writes = false;

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "model/signature.h"
+#include "store/store.h"
 #include "util/testing/temp_dir.h"
 
 namespace pushhook::receive {
@@ -278,12 +279,33 @@ TEST_F(ReceiverTest, ConcurrentCopiesOfOneIdAreStoredOnce) {
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{kCopies, 1, kCopies - 1, 0}));
 }
 
-TEST_F(ReceiverTest, BatchStoresEachElementCompactly) {
+TEST_F(ReceiverTest, BatchStoresEachElementAsItWasSent) {
   StartReceiver(Options("events.ndjson"));
-  const std::string batch = "[\n  {\"a\": 1, \"s\": \"x y\"},\n  {\"b\": [true, null]}\n]\n";
+  // Escapes, decimals and spacing are kept byte for byte; a string holding , ] } and an escaped
+  // quote does not end its element; an element that spans lines is made compact.
+  const std::string batch =
+      "[ {\"t\":\"\\u00e9\\/\\u2028 ok\",\"n\":1.50} ,{\"s\":\"a,]}\\\" b\", \"o\":{\"x\":[1,{}]}},"
+      "\n{\n  \"m\": 2\n}\n]\n";
   EXPECT_EQ(PostSigned("msg_batch", batch).status, 204);
-  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\":1,\"s\":\"x y\"}\n{\"b\":[true,null]}\n");
-  EXPECT_EQ(receiver_->counts(), (ReceiverCounts{1, 2, 0, 0}));
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")),
+            "{\"t\":\"\\u00e9\\/\\u2028 ok\",\"n\":1.50}\n"
+            "{\"s\":\"a,]}\\\" b\", \"o\":{\"x\":[1,{}]}}\n"
+            "{\"m\":2}\n");
+  EXPECT_EQ(receiver_->counts(), (ReceiverCounts{1, 3, 0, 0}));
+}
+
+// serve's largest batch: store::kMaxBatchEvents of the longest payloads.
+static_assert(kMaxBatchBodyBytes == store::kMaxBatchEvents * (model::kMaxPayloadBytes + 1) + 1);
+
+TEST_F(ReceiverTest, ABodyOverTheLimitIs413AndCountedAsRejected) {
+  ReceiverOptions options = Options("events.ndjson");
+  options.max_body_bytes = 64;
+  StartReceiver(options);
+  const Reply reply = PostSigned("msg_big", kPayload);
+  EXPECT_EQ(reply.status, 413);
+  EXPECT_NE(reply.body.find("request body exceeds 64 bytes"), std::string::npos) << reply.body;
+  EXPECT_EQ(receiver_->counts(), (ReceiverCounts{1, 0, 0, 1}));
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "");
 }
 
 TEST_F(ReceiverTest, MultiLineObjectBecomesOneCompactLine) {
@@ -291,6 +313,19 @@ TEST_F(ReceiverTest, MultiLineObjectBecomesOneCompactLine) {
   EXPECT_EQ(PostSigned("msg_1", "{\n  \"a\": \"b\"\n}\n").status, 204);
   EXPECT_EQ(PostSigned("msg_2", "  {\"c\": 1}  ").status, 204);
   EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\":\"b\"}\n{\"c\": 1}\n");
+}
+
+TEST_F(ReceiverTest, SvixHeadersVerifyAsTheStandardOnesDo) {
+  StartReceiver(Options("events.ndjson"));
+  std::vector<std::string> headers = SignedHeaders({secret_}, "msg_svix", NowSeconds(), kPayload);
+  for (std::string& h : headers) {
+    if (h.starts_with("webhook-")) h.replace(0, 8, "svix-");
+  }
+  EXPECT_EQ(Send(curl_, "POST", base_url_ + "/", kPayload, headers).status, 204);
+  headers.back() = "svix-signature: v1,AAAA";
+  const Reply forged = Send(curl_, "POST", base_url_ + "/", kPayload, headers);
+  EXPECT_EQ(forged.status, 401);
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), std::string(kPayload) + "\n");
 }
 
 TEST_F(ReceiverTest, RotatedSecretVerifiesWithTheOneTheReceiverKnows) {

@@ -100,6 +100,42 @@ itest('batches: one signed array per request, filled across ingests, verified by
   assert.match(recorder.requests[4].headers['webhook-id'], /^msg_test_/);
 });
 
+itest('batches: the largest batch serve can make reaches pushhook receive, each element as it was sent', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Largest batch');
+  // A control character is the costliest byte to send (\u0001 is six): 1,000 events whose
+  // title and UTM fields are full of them make a batch of about 14 MB.
+  const filler = (n, i) => `${i}`.padEnd(n, '\u0001"');
+  const events = Array.from({ length: 1000 }, (_, i) => makeEvent(i, {
+    event_id: `big-${i}`,
+    notification_title: filler(1024, i),
+    ...Object.fromEntries(['utm_campaign', 'utm_content', 'utm_medium', 'utm_source', 'utm_term'].map((k) => [k, filler(256, i)])),
+  }));
+  // The receiver needs the endpoint's secret: the endpoint is made first, nothing sent yet.
+  const endpoint = await serve.createEndpoint(site.id, {
+    url: 'http://127.0.0.1:9/big', batch: { max_events: 1000, max_wait_ms: 60_000 },
+  });
+  const rx = await fx.startReceive({ secret: endpoint.secret });
+  expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`, { url: `${rx.url}/big` }), 200, 'point at the receiver');
+  // 50 events per request keep each ingest under its 1 MiB limit; the batch fills across them.
+  for (let i = 0; i < events.length; i += 50) {
+    expectStatus(await serve.ingest(site.ingest_key, events.slice(i, i + 50)), 202, `ingest from ${i}`);
+  }
+  const lines = () => {
+    try {
+      return readFileSync(rx.out, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  await waitFor(() => lines().length === 1000, { what: '1,000 stored elements', timeoutMs: 30_000 });
+  const stored = lines();
+  assert.equal(stored[7], payloadFor(events[7]), 'stored as it was signed and sent');
+  assert.deepEqual(stored.map((l) => JSON.parse(l).notification_title), events.map((e) => e.notification_title));
+  const page = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages?limit=5`), 200, 'messages'));
+  assert.ok(page.every((m) => m.status === 'delivered' && m.batch_id !== null), JSON.stringify(page.map((m) => [m.status, m.batch_id])));
+});
+
 itest('batches: one that does not fill goes after max_wait_ms, not before; max_wait_ms 0 goes at once', async (fx) => {
   const recorder = await fx.startRecorder();
   const serve = await fx.startServe();
