@@ -6,9 +6,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parser.hpp>
-#include <boost/json/serialize.hpp>
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
@@ -28,11 +25,10 @@
 #include "model/json_string.h"
 #include "model/signature.h"
 #include "receive/output.h"
+#include "receive/payloads.h"
 
 namespace pushhook::receive {
 namespace {
-
-namespace json = boost::json;
 
 // Requests waiting for the writer; beyond this the receiver answers 503 rather than grow without
 // bound while the disk is slow.
@@ -59,128 +55,8 @@ void LogError(std::string_view message) {
   LogLine(line);
 }
 
-std::string_view TrimJsonWhitespace(std::string_view s) {
-  constexpr std::string_view kWhitespace = " \t\r\n";
-  const size_t begin = s.find_first_not_of(kWhitespace);
-  if (begin == std::string_view::npos) return {};
-  return s.substr(begin, s.find_last_not_of(kWhitespace) - begin + 1);
-}
-
-std::string_view KindName(json::kind kind) {
-  switch (kind) {
-    case json::kind::object:
-      return "an object";
-    case json::kind::array:
-      return "an array";
-    case json::kind::string:
-      return "a string";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::null:
-      return "null";
-    case json::kind::int64:
-    case json::kind::uint64:
-    case json::kind::double_:
-      return "a number";
-  }
-  return "a value";
-}
-
 http::Response InvalidSignature(std::string_view message) {
   return http::Response::Error(401, "invalid_signature", message);
-}
-
-// The top-level elements of a JSON array, as the bytes they were sent as. `array` is valid JSON
-// (the parser has read it), so only strings and nesting need following.
-std::vector<std::string_view> ArrayElements(std::string_view array) {
-  std::vector<std::string_view> elements;
-  const size_t open = array.find('[');
-  size_t start = open + 1;
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = start; i < array.size(); ++i) {
-    const char c = array[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // the escaped character, a quote included
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (depth > 0 && (c == '}' || c == ']')) {
-      --depth;
-    } else if (depth == 0 && (c == ',' || c == ']')) {
-      const std::string_view element = TrimJsonWhitespace(array.substr(start, i - start));
-      if (!element.empty()) elements.push_back(element);
-      start = i + 1;
-      if (c == ']') break;
-    }
-  }
-  return elements;
-}
-
-bool SpansLines(std::string_view text) {
-  // Two scans, not find_first_of: that calls memchr over the set once per byte of the text.
-  return text.find('\n') != std::string_view::npos || text.find('\r') != std::string_view::npos;
-}
-
-// Splits a verified body into the payloads to store, each as its bytes were signed and sent: the
-// body for one object, or each element of a batch array. A payload that spans several lines,
-// which an NDJSON line cannot, is stored serialised compactly instead. Answers the 400 to send
-// when the body is not an object or an array of objects.
-std::optional<http::Response> SplitPayloads(std::string&& body, std::vector<std::string>* out) {
-  unsigned char scratch[4096];
-  json::monotonic_resource resource(scratch, sizeof(scratch));
-  json::parser parser(&resource);
-  parser.reset(&resource);
-  json::error_code ec;
-  const size_t consumed = parser.write(body.data(), body.size(), ec);
-  if (ec) {
-    return http::Response::Error(
-        400, "invalid_json",
-        "body is not valid JSON: " + ec.message() + " at byte " + std::to_string(consumed));
-  }
-  const json::value value = parser.release();
-  if (value.is_object()) {
-    const std::string_view trimmed = TrimJsonWhitespace(body);
-    if (SpansLines(trimmed)) {
-      out->push_back(json::serialize(value));
-    } else if (trimmed.size() == body.size()) {
-      out->push_back(std::move(body));
-    } else {
-      out->emplace_back(trimmed);
-    }
-    return std::nullopt;
-  }
-  if (!value.is_array()) {
-    return http::Response::Error(400, "invalid_payload",
-                                 "body must be a JSON object or an array of objects, not " +
-                                     std::string(KindName(value.kind())));
-  }
-  const json::array& batch = value.get_array();
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (!batch[i].is_object()) {
-      return http::Response::Error(400, "invalid_payload",
-                                   "batch element " + std::to_string(i) + " is " +
-                                       std::string(KindName(batch[i].kind())) +
-                                       ", not a JSON object");
-    }
-  }
-  const std::vector<std::string_view> elements = ArrayElements(body);
-  out->reserve(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (elements.size() == batch.size() && !SpansLines(elements[i])) {
-      out->emplace_back(elements[i]);
-    } else {
-      out->push_back(json::serialize(batch[i]));
-    }
-  }
-  return std::nullopt;
 }
 
 }  // namespace

@@ -282,7 +282,8 @@ TEST_F(ReceiverTest, ConcurrentCopiesOfOneIdAreStoredOnce) {
 TEST_F(ReceiverTest, BatchStoresEachElementAsItWasSent) {
   StartReceiver(Options("events.ndjson"));
   // Escapes, decimals and spacing are kept byte for byte; a string holding , ] } and an escaped
-  // quote does not end its element; an element that spans lines is made compact.
+  // quote does not end its element; an element that spans lines loses its line breaks and the
+  // indentation after them, nothing else.
   const std::string batch =
       "[ {\"t\":\"\\u00e9\\/\\u2028 ok\",\"n\":1.50} ,{\"s\":\"a,]}\\\" b\", \"o\":{\"x\":[1,{}]}},"
       "\n{\n  \"m\": 2\n}\n]\n";
@@ -290,7 +291,7 @@ TEST_F(ReceiverTest, BatchStoresEachElementAsItWasSent) {
   EXPECT_EQ(ReadFile(dir_.File("events.ndjson")),
             "{\"t\":\"\\u00e9\\/\\u2028 ok\",\"n\":1.50}\n"
             "{\"s\":\"a,]}\\\" b\", \"o\":{\"x\":[1,{}]}}\n"
-            "{\"m\":2}\n");
+            "{\"m\": 2}\n");
   EXPECT_EQ(receiver_->counts(), (ReceiverCounts{1, 3, 0, 0}));
 }
 
@@ -308,11 +309,11 @@ TEST_F(ReceiverTest, ABodyOverTheLimitIs413AndCountedAsRejected) {
   EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "");
 }
 
-TEST_F(ReceiverTest, MultiLineObjectBecomesOneCompactLine) {
+TEST_F(ReceiverTest, MultiLineObjectLosesOnlyItsLineBreaks) {
   StartReceiver(Options("events.ndjson"));
-  EXPECT_EQ(PostSigned("msg_1", "{\n  \"a\": \"b\"\n}\n").status, 204);
+  EXPECT_EQ(PostSigned("msg_1", "{\r\n  \"a\": \"b\",\n\t\"n\": 1.50\n}\n").status, 204);
   EXPECT_EQ(PostSigned("msg_2", "  {\"c\": 1}  ").status, 204);
-  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\":\"b\"}\n{\"c\": 1}\n");
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), "{\"a\": \"b\",\"n\": 1.50}\n{\"c\": 1}\n");
 }
 
 TEST_F(ReceiverTest, SvixHeadersVerifyAsTheStandardOnesDo) {
