@@ -699,6 +699,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     record.error = error;
     record.response_prefix = r.body_prefix;
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
+    record.counts_request = &m == &c.messages.front();
     if (success) {
       record.new_status = store::MessageStatus::kDelivered;
       out->finished.emplace_back(index, m.id);

@@ -214,6 +214,9 @@ struct AttemptRecord {
   std::string response_prefix;  // first 1 KiB of the answer's body
   MessageStatus new_status = MessageStatus::kPending;
   int64_t next_attempt_ms = 0;  // when still pending; when it finished, once delivered or failed
+  // The record that stands for its HTTP request in the endpoint's statistics (attempts,
+  // successes, latency): the only one of a lone message, the first of a batch's.
+  bool counts_request = true;
 };
 
 struct Attempt {

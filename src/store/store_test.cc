@@ -1227,6 +1227,30 @@ TEST_P(StoreTest, EndpointStatsCountFromTheStartOfSincesHour) {
   EXPECT_EQ(Value(store_->GetEndpointStats(e.id, kHour5 + model::kHourMs)).attempts, 0u);
 }
 
+// A batch is one request: its members' records count it once in the endpoint's statistics,
+// while each member is delivered.
+TEST_P(StoreTest, EndpointStatsCountABatchAsOneRequest) {
+  auto site = store_->CreateSite("a");
+  Endpoint e = MakeEndpoint(site->id);
+  AppendResult r =
+      Append(site->id, {MakeEvent(model::Action::kView, "1"), MakeEvent(model::Action::kView, "2"),
+                        MakeEvent(model::Action::kView, "3")});
+  ASSERT_EQ(r.messages.size(), 3u);
+  std::vector<AttemptRecord> batch;
+  for (const DueMessage& m : r.messages) {
+    batch.push_back({m.id, 1, 2000, 204, 5000, "", "", MessageStatus::kDelivered, 2000});
+    batch.back().counts_request = batch.size() == 1;
+  }
+  Record(batch);
+  auto stats = Value(store_->GetEndpointStats(e.id, 0));
+  EXPECT_EQ(stats.attempts, 1u);
+  EXPECT_EQ(stats.successes, 1u);
+  EXPECT_EQ(stats.pending, 0u);
+  for (const DueMessage& m : r.messages) {
+    EXPECT_EQ(Value(store_->GetMessage(site->id, m.id)).status, MessageStatus::kDelivered);
+  }
+}
+
 // A message delivered again after it finished adds its second attempt to the counts, and moves
 // between the pending and failed counts as its state does.
 TEST_P(StoreTest, EndpointStatsCountARedeliveryAndTheMessagesStates) {

@@ -46,6 +46,10 @@ itest('batches: one signed array per request, filled across ingests, verified by
     return page.length === 5 && page.every((m) => m.status === 'delivered') && page;
   }, { what: 'five delivered messages' });
   for (const m of log) assert.equal(m.batch_id, headers['webhook-id']);
+  // The endpoint's statistics count requests: one batch is one attempt.
+  const stats = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/endpoints/${endpoint.id}/stats`), 200, 'endpoint stats');
+  assert.equal(stats.attempts, 1, JSON.stringify(stats));
+  assert.equal(stats.successes, 1, JSON.stringify(stats));
 
   // Redeliver one: it goes alone, as a single object under its own message id.
   const one = log.find((m) => m.event.cookie_id === events[3].cookie_id);

@@ -159,7 +159,7 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
 
 Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
   ArrayLiteral id, attempt, at, code, latency, error, response, status, next, hour, bucket,
-      succeeded;
+      succeeded, counted;
   for (const AttemptRecord& r : records) {
     id.Add(r.message_id);
     attempt.Add(r.attempt);
@@ -173,16 +173,18 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
     hour.Add(internal::AttemptHour(r.at_ms));
     bucket.Add(internal::LatencyBucket(r.latency_us));
     succeeded.Add(internal::AttemptSucceeded(r.status_code) ? 1 : 0);
+    counted.Add(r.counts_request ? 1 : 0);
   }
   // The updated messages name the endpoints whose hourly counts the attempts join: one row per
   // (endpoint, hour, bucket), in key order so that writers on several nodes lock rows alike. A
-  // message deleted meanwhile updates nothing and is not counted.
+  // message deleted meanwhile updates nothing and is not counted, nor is a batch's request
+  // counted again for its other members.
   auto r = c.Query(
       std::string(
           "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], "
           "  $5::bigint[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::bigint[], "
-          "  $11::int[], $12::int[]) AS u(id, attempt, at, code, latency, error, response, "
-          "  status, next, hour, bucket, succeeded)), "
+          "  $11::int[], $12::int[], $13::int[]) AS u(id, attempt, at, code, latency, error, "
+          "  response, status, next, hour, bucket, succeeded, counted)), "
           "recorded AS (INSERT INTO attempts(message_id, attempt, at, status_code, latency_us, "
           "  error, response) SELECT id, attempt, at, code, latency, error, response FROM u "
           "  ON CONFLICT (message_id, attempt) DO UPDATE SET at = excluded.at, "
@@ -193,7 +195,8 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
           "  FROM u WHERE m.id = u.id RETURNING m.id, m.endpoint_id) "
           "INSERT INTO attempt_stats_hour(endpoint_id, hour, latency_bucket, attempts, "
           "  successes) SELECT updated.endpoint_id, u.hour, u.bucket, count(*), sum(u.succeeded) "
-          "  FROM u JOIN updated ON updated.id = u.id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3") +
+          "  FROM u JOIN updated ON updated.id = u.id WHERE u.counted = 1 "
+          "  GROUP BY 1, 2, 3 ORDER BY 1, 2, 3") +
           internal::kUpsertAttemptStatsTail,
       Params()
           .Add(id.Finish())
@@ -207,7 +210,8 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
           .Add(next.Finish())
           .Add(hour.Finish())
           .Add(bucket.Finish())
-          .Add(succeeded.Finish()));
+          .Add(succeeded.Finish())
+          .Add(counted.Finish()));
   return r.status();
 }
 

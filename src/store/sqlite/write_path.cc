@@ -177,8 +177,9 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
             .Bind(6, r.message_id)
             .Run();
     if (!s.ok()) return s;
-    // A message deleted meanwhile updates nothing, and its attempt is not counted.
-    if (c.Changes() == 0) continue;
+    // A message deleted meanwhile updates nothing, and its attempt is not counted; nor is a
+    // batch's request counted again for its other members.
+    if (c.Changes() == 0 || !r.counts_request) continue;
     (*endpoint)->Bind(1, r.message_id);
     if ((*endpoint)->Step(&s)) {
       internal::CountAttempt(tx_attempt_stats_, (*endpoint)->Text(0), r.at_ms, r.latency_us,
