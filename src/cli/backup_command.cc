@@ -68,6 +68,9 @@ bool SyncDirectory(const std::filesystem::path& dir) {
 }  // namespace
 
 int RunBackupCommand(const server::ServeConfig& config, const BackupOptions& options) {
+  // Refused before the copy: an empty name would be found wanting only at the rename, after the
+  // whole database was read.
+  if (options.out.empty()) return Fail(kExitUsage, "--out must be a file's path, got ''");
   const std::string database = config.DatabaseUrl();
   std::string_view source = database;
   if (source.starts_with("postgres://") || source.starts_with("postgresql://")) {

@@ -15,7 +15,8 @@ struct BackupOptions {
 };
 
 // Runs the backup of the store `config` names; returns the exit code (0, 1, or 2 for bad usage:
-// a PostgreSQL store, an existing --out without --force, no database where config points).
+// an empty --out, a PostgreSQL store, an existing --out without --force, no database where
+// config points).
 int RunBackupCommand(const server::ServeConfig& config, const BackupOptions& options);
 
 }  // namespace pushhook::cli

@@ -148,19 +148,27 @@ int Serve(const std::string& config_path, const std::map<std::string, std::strin
           bool dev) {
   auto config = LoadServeConfig(config_path, RealEnv, flags, dev);
   if (!config.ok()) return Usage(config.status().message());
+  const sigset_t signals = BlockServeSignals();
+  const bool tls = !config->tls_cert_file.empty();
+  server::App app(std::move(config.value()));
+  // Up to here nothing is logged or written, and bad settings (a TLS file, the listen address)
+  // are told in one plain line like a bad flag. From the first log line on, stderr holds JSON
+  // lines only (DESIGN section 8): fatal errors too, with the exit code their kind gives.
+  if (model::Status s = app.Listen(); !s.ok()) {
+    if (s.code() == model::StatusCode::kInvalidArgument) return Usage(s.message());
+    util::Log(util::LogLevel::kError, "cannot start", {{"error", s.message()}});
+    return kExitFailure;
+  }
   if (dev) {
     util::Log(util::LogLevel::kWarn,
               "--dev: plain http and private destinations are allowed; do not expose this server",
               {});
   }
-  const sigset_t signals = BlockServeSignals();
-  const bool tls = !config->tls_cert_file.empty();
-  server::App app(std::move(config.value()));
   if (model::Status s = app.Start(); !s.ok()) {
-    // Bad configuration found at start (a TLS file, the data folder) is one line, as any other.
-    if (s.code() == model::StatusCode::kInvalidArgument) return Usage(s.message());
     util::Log(util::LogLevel::kError, "cannot start", {{"error", s.message()}});
-    return kExitFailure;
+    // Bad configuration found at start (the data folder, a database that is not this binary's
+    // to open, a wrong secrets key) is the operator's to fix: exit 2.
+    return s.code() == model::StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
   }
   // Under systemd (Type=notify), ready now that it listens; elsewhere NOTIFY_SOCKET is unset and
   // this does nothing.
@@ -195,7 +203,8 @@ int Migrate(const std::string& config_path, const std::map<std::string, std::str
   auto store = store::OpenStore(options);
   if (!store.ok()) {
     util::Log(util::LogLevel::kError, "migration failed", {{"error", store.status().message()}});
-    // A database in use by a running serve is the operator's to sort out, as serve says too.
+    // A database in use by a running serve, or one that a newer pushhook upgraded, is the
+    // operator's to sort out, as serve says too.
     return store.status().code() == model::StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
   }
   util::Log(util::LogLevel::kInfo, "migrations done", {});

@@ -1,13 +1,16 @@
 #include "cli/config.h"
 
+#include <arpa/inet.h>
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <fstream>
 #include <limits>
 
+#include "http/server.h"
 #include "model/base64.h"
 #include "model/duration.h"
 
@@ -102,9 +105,29 @@ model::StatusOr<std::chrono::milliseconds> ParsePositiveDuration(std::string_vie
   return *d;
 }
 
+// What the server accepts as the host to listen on: an IPv4 or IPv6 address (with a scope, as in
+// fe80::1%eth0), or localhost.
+bool IsIpAddress(const std::string& host) {
+  if (host == "localhost") return true;
+  unsigned char address[sizeof(in6_addr)];
+  if (::inet_pton(AF_INET, host.c_str(), address) == 1) return true;
+  return ::inet_pton(AF_INET6, host.substr(0, host.find('%')).c_str(), address) == 1;
+}
+
 // Applies one setting's text value, whatever source it came from.
 Status Apply(server::ServeConfig& c, std::string_view key, const std::string& value) {
   if (key == "listen") {
+    // Checked here as the server reads it (http::Server::Listen), so that a bad address is
+    // refused with the name of the flag, variable or file that gave it.
+    std::string host;
+    uint16_t port = 0;
+    if (!http::SplitHostPort(value, &host, &port)) {
+      return InvalidArgument("listen must be host:port, got '" + value + "'");
+    }
+    if (!IsIpAddress(host)) {
+      return InvalidArgument("listen must be an IP address (or localhost) and a port, got '" +
+                             value + "'");
+    }
     c.listen = value;
   } else if (key == "data_dir") {
     if (value.empty()) return InvalidArgument("data_dir must not be empty");
@@ -239,7 +262,18 @@ std::optional<std::string> TomlText(const toml::node& node) {
   return std::nullopt;
 }
 
-Status ApplyToml(server::ServeConfig& c, const std::string& path) {
+// One setting's value as the winning source gave it, and that source as an error names it: the
+// flag, the variable, or the file. `problem` is set when the file held no value a text could
+// stand for; like a bad value, it only matters if no later source overrides it.
+struct GivenValue {
+  std::string text;
+  std::string source;
+  std::optional<std::string> problem;
+};
+
+// Reads the settings of the TOML file at `path` into `given`. A key that is no setting, or a
+// secret in the file, is refused at once: those are mistakes whatever the other sources say.
+Status ReadToml(const std::string& path, std::map<std::string, GivenValue>& given) {
   // toml++ reports an unreadable file as a parse error "at line 0"; say what the system said.
   if (std::ifstream file(path); !file) {
     return InvalidArgument("config file " + path + " cannot be read: " + std::strerror(errno));
@@ -252,6 +286,7 @@ Status ApplyToml(server::ServeConfig& c, const std::string& path) {
     return InvalidArgument("config file " + path + " line " + std::to_string(where.line) + ": " +
                            std::string(e.description()));
   }
+  const std::string source = "config file " + path;
   Status status;
   const auto visit = [&](const toml::table& t, const std::string& prefix, auto& self) -> void {
     for (const auto& [name, node] : t) {
@@ -264,20 +299,20 @@ Status ApplyToml(server::ServeConfig& c, const std::string& path) {
       const auto setting = std::find_if(kSettings.begin(), kSettings.end(),
                                         [&](const Setting& s) { return s.key == key; });
       if (setting == kSettings.end()) {
-        status = InvalidArgument("config file " + path + ": unknown key " + key);
+        status = InvalidArgument(source + ": unknown key " + key);
         return;
       }
       if (setting->env_only) {
-        status = InvalidArgument("config file " + path + ": " + key +
-                                 " is a secret and may only come from " + EnvName(key));
+        status = InvalidArgument(source + ": " + key + " is a secret and may only come from " +
+                                 EnvName(key));
         return;
       }
       auto text = TomlText(node);
-      if (!text) {
-        status = InvalidArgument("config file " + path + ": " + key + " has the wrong type");
-        return;
+      if (text) {
+        given[key] = {*text, source, std::nullopt};
+      } else {
+        given[key] = {"", source, key + " has the wrong type"};
       }
-      status = Apply(c, key, *text);
     }
   };
   visit(table, "", visit);
@@ -318,21 +353,39 @@ std::string EnvName(std::string_view key) {
 model::StatusOr<server::ServeConfig> LoadServeConfig(
     const std::string& config_path, const EnvLookup& env,
     const std::map<std::string, std::string>& flags, bool dev) {
-  server::ServeConfig config;
+  // Each layer replaces what the one below it gave, and only the value that wins is checked: a
+  // bad value that a flag overrides is no error, and an error names where its value was set.
+  std::map<std::string, GivenValue> given;
   std::string path = config_path;
   if (path.empty()) path = env("PUSHHOOK_CONFIG").value_or("");
   if (!path.empty()) {
-    if (Status s = ApplyToml(config, path); !s.ok()) return OneLine(s);
+    if (Status s = ReadToml(path, given); !s.ok()) return OneLine(s);
   }
   for (const Setting& setting : kSettings) {
     if (auto value = env(EnvName(setting.key))) {
-      if (Status s = Apply(config, setting.key, *value); !s.ok()) {
-        return OneLine(InvalidArgument(EnvName(setting.key) + ": " + s.message()));
-      }
+      given[std::string(setting.key)] = {*value, EnvName(setting.key), std::nullopt};
     }
   }
   for (const auto& [key, value] : flags) {
-    if (Status s = Apply(config, key, value); !s.ok()) return OneLine(s);
+    const auto setting = std::find_if(kSettings.begin(), kSettings.end(),
+                                      [&](const Setting& s) { return s.key == key; });
+    if (setting == kSettings.end()) return OneLine(InvalidArgument("unknown setting " + key));
+    given[key] = {value, std::string(setting->flag), std::nullopt};
+  }
+  // In the order of --help, so that of several bad values the same one is named first.
+  server::ServeConfig config;
+  for (const Setting& setting : kSettings) {
+    const auto it = given.find(std::string(setting.key));
+    if (it == given.end()) continue;
+    const GivenValue& value = it->second;
+    Status s =
+        value.problem ? InvalidArgument(*value.problem) : Apply(config, setting.key, value.text);
+    if (!s.ok()) {
+      // A setting without a flag (retention.*) is given as one only by code; its message names
+      // the key.
+      return OneLine(
+          InvalidArgument(value.source.empty() ? s.message() : value.source + ": " + s.message()));
+    }
   }
   if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
     const bool has_cert = !config.tls_cert_file.empty();

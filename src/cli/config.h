@@ -1,7 +1,9 @@
 // Configuration of `pushhook serve` (DESIGN section 8): a TOML file, overridden by PUSHHOOK_*
 // environment variables, overridden by flags. Every key has one name in all three forms
 // (delivery.retry_schedule <-> PUSHHOOK_DELIVERY_RETRY_SCHEDULE <-> --retry-schedule), and every
-// source goes through the same parser, so a value means the same wherever it is set.
+// source goes through the same parser, so a value means the same wherever it is set. Only the
+// value that wins is checked, and its error names where it was set: "--durability: …",
+// "PUSHHOOK_DURABILITY: …" or "config file <path>: …".
 // Pure functions; errors are InvalidArgument with a one-line reason (exit code 2).
 #pragma once
 

@@ -103,6 +103,68 @@ TEST_F(ConfigTest, FlagsOverrideEnvironmentOverridesFile) {
   EXPECT_EQ(with_flags->delivery_timeout, std::chrono::seconds(3));
 }
 
+// A bad value is no error where a later source overrides it; the value that is used is checked,
+// and its error names the flag, the variable or the file that set it.
+TEST_F(ConfigTest, OnlyTheValueUsedIsCheckedAndItsErrorNamesItsSource) {
+  const std::string path = WriteToml(
+      "durability = \"bogus\"\nlisten = \"nowhere:80\"\n[delivery]\ntimeout = \"soon\"\n"
+      "allow_http = 2024-01-01\n");
+  const auto c = LoadServeConfig(path,
+                                 Env({{"PUSHHOOK_DURABILITY", "bogus"},
+                                      {"PUSHHOOK_DELIVERY_TIMEOUT", "bogus"},
+                                      {"PUSHHOOK_DATA_DIR", ""},
+                                      {"PUSHHOOK_LISTEN", "localhost"},
+                                      {"PUSHHOOK_DELIVERY_ALLOW_HTTP", "yes"}}),
+                                 {{"durability", "normal"},
+                                  {"delivery.timeout", "5s"},
+                                  {"data_dir", "/srv/ph"},
+                                  {"listen", "127.0.0.1:0"}},
+                                 false);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_FALSE(c->durability_full);
+  EXPECT_EQ(c->delivery_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c->data_dir, "/srv/ph");
+  EXPECT_EQ(c->listen, "127.0.0.1:0");
+  EXPECT_TRUE(c->allow_http);
+
+  const auto reason = [&](const std::map<std::string, std::string>& env,
+                          const std::map<std::string, std::string>& flags) {
+    return LoadServeConfig(path, Env(env), flags, false).status().message();
+  };
+  const std::map<std::string, std::string> fine_file_values = {
+      {"listen", "127.0.0.1:0"}, {"delivery.timeout", "5s"}, {"delivery.allow_http", "true"}};
+  EXPECT_EQ(reason({}, fine_file_values),
+            "config file " + path + ": durability must be full or normal, got 'bogus'");
+  EXPECT_EQ(reason({{"PUSHHOOK_DURABILITY", "full"}},
+                   {{"delivery.timeout", "5s"}, {"delivery.allow_http", "true"}}),
+            "config file " + path +
+                ": listen must be an IP address (or localhost) and a port, "
+                "got 'nowhere:80'");
+  EXPECT_EQ(reason({{"PUSHHOOK_DURABILITY", "full"}},
+                   {{"listen", "127.0.0.1:0"}, {"delivery.allow_http", "true"}}),
+            "config file " + path +
+                ": delivery.timeout must be a duration such as 500ms, 15s or 7d, got 'soon'");
+  EXPECT_EQ(reason({{"PUSHHOOK_DURABILITY", "full"}},
+                   {{"listen", "[::1]:0"}, {"delivery.timeout", "5s"}}),
+            "config file " + path + ": delivery.allow_http has the wrong type");
+  EXPECT_EQ(
+      reason({{"PUSHHOOK_LISTEN", "localhost"}},
+             {{"durability", "full"}, {"delivery.timeout", "5s"}, {"delivery.allow_http", "true"}}),
+      "PUSHHOOK_LISTEN: listen must be host:port, got 'localhost'");
+  EXPECT_EQ(LoadServeConfig("", Env({{"PUSHHOOK_DATA_DIR", ""}}), {}, false).status().message(),
+            "PUSHHOOK_DATA_DIR: data_dir must not be empty");
+  EXPECT_EQ(LoadServeConfig("", Env({}), {{"listen", "999.1.1.1:80"}}, false).status().message(),
+            "--listen: listen must be an IP address (or localhost) and a port, got "
+            "'999.1.1.1:80'");
+  EXPECT_EQ(LoadServeConfig("", Env({}), {{"data_dir", ""}}, false).status().message(),
+            "--data-dir: data_dir must not be empty");
+
+  // A key that is no setting is a typo, not a value to override: still refused.
+  const std::string typo = WriteToml("durabilty = \"full\"\n");
+  EXPECT_EQ(LoadServeConfig(typo, Env({}), {{"durability", "full"}}, false).status().message(),
+            "config file " + typo + ": unknown key durabilty");
+}
+
 TEST_F(ConfigTest, DevAllowsHttpAndPrivateDestinations) {
   auto c = LoadServeConfig("", Env({}), {}, true);
   ASSERT_TRUE(c.ok());
@@ -112,7 +174,7 @@ TEST_F(ConfigTest, DevAllowsHttpAndPrivateDestinations) {
 
 TEST_F(ConfigTest, BadValuesGiveOneLineReasons) {
   EXPECT_EQ(LoadServeConfig("", Env({}), {{"durability", "bogus"}}, false).status().message(),
-            "durability must be full or normal, got 'bogus'");
+            "--durability: durability must be full or normal, got 'bogus'");
   EXPECT_EQ(LoadServeConfig("", Env({{"PUSHHOOK_DELIVERY_TIMEOUT", "soon"}}), {}, false)
                 .status()
                 .message(),
@@ -185,11 +247,14 @@ TEST_F(ConfigTest, ClusterSettingsTakeTheirThreeFormsAndRefuseNonsense) {
   const auto reason = [](const std::string& key, const std::string& value) {
     return LoadServeConfig("", Env({}), {{key, value}}, false).status().message();
   };
-  EXPECT_EQ(reason("cluster.lease", "100ms"), "cluster.lease must be at least 300ms, got '100ms'");
-  EXPECT_EQ(reason("database_pool", "0"), "database_pool must be a positive integer, got '0'");
-  EXPECT_EQ(reason("database_pool", "101"), "database_pool must be at most 100, got '101'");
+  EXPECT_EQ(reason("cluster.lease", "100ms"),
+            "--lease: cluster.lease must be at least 300ms, got '100ms'");
+  EXPECT_EQ(reason("database_pool", "0"),
+            "--database-pool: database_pool must be a positive integer, got '0'");
+  EXPECT_EQ(reason("database_pool", "101"),
+            "--database-pool: database_pool must be at most 100, got '101'");
   EXPECT_EQ(reason("cluster.node_id", "a b"),
-            "cluster.node_id must be 1 to 64 characters without spaces, got 'a b'");
+            "--node-id: cluster.node_id must be 1 to 64 characters without spaces, got 'a b'");
 }
 
 TEST_F(ConfigTest, AdminTokenComesFromTheEnvironment) {

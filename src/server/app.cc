@@ -46,7 +46,7 @@ class App::Impl {
 
   ~Impl() { Stop(); }
 
-  model::Status Start() {
+  model::Status Listen() {
     // The HTTP server first: bad TLS files and a listen address that cannot be bound are found
     // before anything is created on disk. Connections that arrive before Start() wait in the
     // listening socket's backlog.
@@ -80,37 +80,124 @@ class App::Impl {
       if (model::Status s = delivery::AsioClient::CheckCaFile(config_.ca_file); !s.ok()) return s;
     }
     if (model::Status s = http_->Listen(config_.listen); !s.ok()) return s;
+    listening_ = true;
+    return model::Status::Ok();
+  }
 
+  model::Status Start() {
+    if (!listening_) {
+      if (model::Status s = Listen(); !s.ok()) return s;
+    }
+    model::Status s = OpenAndServe();
+    if (!s.ok()) {
+      // A start that fails leaves no key file it made behind (README): the next start would
+      // take a key that seals nothing, or a token nobody was told of, for the real one.
+      for (const std::filesystem::path& file : made_files_) {
+        std::error_code ec;
+        std::filesystem::remove(file, ec);
+      }
+    }
+    made_files_.clear();
+    return s;
+  }
+
+  uint16_t port() const { return http_ ? http_->port() : 0; }
+
+  std::vector<std::string> Routes() const { return router_.Routes(); }
+
+  model::Status ReloadTls() {
+    if (config_.tls_cert_file.empty() || !http_) {
+      return model::InvalidArgument("not serving HTTPS: there is no certificate to reload");
+    }
+    return http_->ReloadTls();
+  }
+
+  void Stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    accepting_ = false;
+    // Requests in flight and deliveries in flight share the grace period.
+    const auto deadline = std::chrono::steady_clock::now() + config_.shutdown_grace;
+    {
+      std::lock_guard lock(housekeeping_mu_);
+      housekeeping_stop_ = true;
+    }
+    housekeeping_cv_.notify_all();
+    if (housekeeping_.joinable()) housekeeping_.join();
+    // The gate: no new connections, and every request already taken is answered while the
+    // store still runs (ingest answers once its group commit is durable). Only then stop.
+    if (http_) {
+      if (!http_->Drain(deadline)) {
+        Log(LogLevel::kWarn, "shutdown grace over: closing connections with requests in flight",
+            {{"grace_ms", config_.shutdown_grace.count()}});
+      }
+      http_->Stop();
+    }
+    if (leases_) leases_->Stop(false);  // no new endpoints while deliveries finish
+    if (dispatcher_) {
+      dispatcher_->Stop(std::max<std::chrono::milliseconds>(
+          std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            deadline - std::chrono::steady_clock::now())));
+    }
+    if (client_) client_->Stop();
+    // Deliveries are over: give the endpoints back so that other nodes take them at once.
+    if (leases_) leases_->Stop(true);
+    // The store's destructor drains queued writes (attempt records, late ingest commits) to
+    // disk; their callbacks may still reach the dispatcher, so the dispatcher goes after it.
+    // The store's notices reach the lease keeper until the store is gone.
+    store_.reset();
+    leases_.reset();
+    dispatcher_.reset();
+  }
+
+ private:
+  // The part of Start() after Listen(): key files, store, dispatcher, routes. Key files it makes
+  // are put in made_files_ while a failure should still take them back.
+  model::Status OpenAndServe() {
     std::error_code ec;
     std::filesystem::create_directories(config_.data_dir, ec);
     if (ec) {
       return model::InvalidArgument("cannot create data directory " + config_.data_dir + ": " +
                                     ec.message());
     }
-    auto token = LoadOrCreateOperatorToken(config_.admin_token, config_.data_dir);
+    const std::filesystem::path data_dir(config_.data_dir);
+    const std::filesystem::path token_file = data_dir / "admin-token";
+    const std::filesystem::path key_file = data_dir / "secrets-key";
+    // Only a file this start creates is ever taken back; one that was there stays as it is.
+    const bool had_token_file = std::filesystem::exists(token_file, ec);
+    const bool had_key_file = std::filesystem::exists(key_file, ec);
+    bool made_token = false;
+    auto token = LoadOrCreateOperatorToken(config_.admin_token, config_.data_dir, &made_token);
     if (!token.ok()) return token.status();
+    if (made_token && !had_token_file) made_files_.push_back(token_file);
 
     store::StoreOptions store_options;
     store_options.database = config_.DatabaseUrl();
     store_options.durability_full = config_.durability_full;
     store_options.pool_size = config_.database_pool;
     store_options.aggregates = config_.reporting_aggregates;
-    const std::filesystem::path key_file = std::filesystem::path(config_.data_dir) / "secrets-key";
-    const bool new_key = config_.secrets_key.empty() && !std::filesystem::exists(key_file, ec);
-    auto secrets_key = LoadOrCreateSecretsKey(config_.secrets_key, config_.data_dir);
+    bool made_key = false;
+    auto secrets_key = LoadOrCreateSecretsKey(config_.secrets_key, config_.data_dir, &made_key);
     if (!secrets_key.ok()) return secrets_key.status();
+    if (made_key && !had_key_file) made_files_.push_back(key_file);
     store_options.secrets_key = std::move(secrets_key.value());
     auto store = store::OpenStore(store_options);
-    if (!store.ok() && new_key && store::IsWrongSecretsKey(store.status())) {
-      // A database restored without its key: the key just made can never open it, and left
-      // behind it would be mistaken for the right one at the next start.
-      std::filesystem::remove(key_file, ec);
+    if (!store.ok() && made_key && store::IsWrongSecretsKey(store.status())) {
+      // A database restored without its key: the key just made can never open it (Start takes
+      // it back).
       return model::InvalidArgument(
           "this database's endpoint secrets were sealed with a secrets key, and there is none "
           "here: put the key that sealed them in " +
           key_file.string() + " (keep it with your backups) or set PUSHHOOK_SECRETS_KEY");
     }
     if (!store.ok()) return store.status();
+    if (made_key) {
+      // The store now holds this key's check: from here on the key is the database's, and
+      // stays whatever happens next.
+      std::erase(made_files_, key_file);
+      Log(LogLevel::kInfo, "generated the key that seals endpoint secrets",
+          {{"path", key_file.string()}});
+    }
     store_ = std::move(store.value());
 
     delivery::ClientOptions client_options;
@@ -194,6 +281,11 @@ class App::Impl {
       respond(http::Response::Json(200, R"({"status":"ready"})"));
     });
 
+    if (made_token) {
+      // Said only now that nothing can fail any more: a token a failed start made is gone again.
+      Log(LogLevel::kWarn, "no operator token configured: generated one",
+          {{"path", token_file.string()}, {"hint", "read it from that file (mode 0600)"}});
+    }
     http_->Start(config_.http_threads);
     accepting_ = true;
     housekeeping_ = std::thread([this] { Housekeeping(); });
@@ -205,55 +297,6 @@ class App::Impl {
     return model::Status::Ok();
   }
 
-  uint16_t port() const { return http_ ? http_->port() : 0; }
-  std::vector<std::string> Routes() const { return router_.Routes(); }
-
-  model::Status ReloadTls() {
-    if (config_.tls_cert_file.empty() || !http_) {
-      return model::InvalidArgument("not serving HTTPS: there is no certificate to reload");
-    }
-    return http_->ReloadTls();
-  }
-
-  void Stop() {
-    if (stopped_) return;
-    stopped_ = true;
-    accepting_ = false;
-    // Requests in flight and deliveries in flight share the grace period.
-    const auto deadline = std::chrono::steady_clock::now() + config_.shutdown_grace;
-    {
-      std::lock_guard lock(housekeeping_mu_);
-      housekeeping_stop_ = true;
-    }
-    housekeeping_cv_.notify_all();
-    if (housekeeping_.joinable()) housekeeping_.join();
-    // The gate: no new connections, and every request already taken is answered while the
-    // store still runs (ingest answers once its group commit is durable). Only then stop.
-    if (http_) {
-      if (!http_->Drain(deadline)) {
-        Log(LogLevel::kWarn, "shutdown grace over: closing connections with requests in flight",
-            {{"grace_ms", config_.shutdown_grace.count()}});
-      }
-      http_->Stop();
-    }
-    if (leases_) leases_->Stop(false);  // no new endpoints while deliveries finish
-    if (dispatcher_) {
-      dispatcher_->Stop(std::max<std::chrono::milliseconds>(
-          std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(
-                                            deadline - std::chrono::steady_clock::now())));
-    }
-    if (client_) client_->Stop();
-    // Deliveries are over: give the endpoints back so that other nodes take them at once.
-    if (leases_) leases_->Stop(true);
-    // The store's destructor drains queued writes (attempt records, late ingest commits) to
-    // disk; their callbacks may still reach the dispatcher, so the dispatcher goes after it.
-    // The store's notices reach the lease keeper until the store is gone.
-    store_.reset();
-    leases_.reset();
-    dispatcher_.reset();
-  }
-
- private:
   MetricsSnapshot Metrics() const {
     MetricsSnapshot snapshot{ingest_->counts(), dispatcher_->counts(), store_->counts(),
                              std::nullopt};
@@ -372,10 +415,14 @@ class App::Impl {
   std::condition_variable housekeeping_cv_;
   bool housekeeping_stop_ = false;  // guarded by housekeeping_mu_
   bool stopped_ = false;
+  bool listening_ = false;
+  // The key files this start made while a failure should still take them back (Start).
+  std::vector<std::filesystem::path> made_files_;
 };
 
 App::App(ServeConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
 App::~App() = default;
+model::Status App::Listen() { return impl_->Listen(); }
 model::Status App::Start() { return impl_->Start(); }
 uint16_t App::port() const { return impl_->port(); }
 std::vector<std::string> App::Routes() const { return impl_->Routes(); }

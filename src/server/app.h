@@ -2,7 +2,7 @@
 // client, built from one ServeConfig and started and stopped in the right order. This is the
 // one place that knows every component.
 //
-// Thread safety: Start(), Stop() and ReloadTls() from one thread (main).
+// Thread safety: Listen(), Start(), Stop() and ReloadTls() from one thread (main).
 #pragma once
 
 #include <chrono>
@@ -72,8 +72,14 @@ class App {
   explicit App(ServeConfig config);
   ~App();
 
-  // Opens the store, runs migrations, loads pending messages and starts serving. A Status with
-  // kInvalidArgument means bad configuration (exit 2); anything else is a failure (exit 1).
+  // Checks what needs no data folder (the TLS files, the CA file) and binds the listen address.
+  // It writes nothing and logs nothing, so that its errors can be told like a bad flag's. A
+  // Status with kInvalidArgument means bad configuration (exit 2); anything else is a failure.
+  model::Status Listen();
+  // Listens (if Listen() was not called), reads or makes the key files, opens the store, runs
+  // migrations, loads pending messages and starts serving. A Status with kInvalidArgument means
+  // bad configuration (exit 2); anything else is a failure (exit 1). A start that fails leaves
+  // no key file that it made behind, unless the store already holds the key's check.
   model::Status Start();
   uint16_t port() const;
   // The routes it serves (http::Router::Routes), once started.

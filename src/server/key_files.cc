@@ -70,7 +70,8 @@ model::Status WriteFileAtomically(const std::string& path, std::string_view cont
 }
 
 model::StatusOr<std::string> LoadOrCreateOperatorToken(const std::string& configured,
-                                                       const std::string& data_dir) {
+                                                       const std::string& data_dir, bool* made) {
+  if (made != nullptr) *made = false;
   if (!configured.empty()) return configured;
   const std::filesystem::path path = std::filesystem::path(data_dir) / "admin-token";
   if (std::string token = ReadFirstLine(path); !token.empty()) {
@@ -79,21 +80,20 @@ model::StatusOr<std::string> LoadOrCreateOperatorToken(const std::string& config
   }
   const std::string token = "pha_" + model::RandomToken(40);
   if (model::Status s = WriteFileAtomically(path.string(), token + "\n"); !s.ok()) return s;
-  Log(LogLevel::kWarn, "no operator token configured: generated one",
-      {{"path", path.string()}, {"hint", "read it from that file (mode 0600)"}});
+  if (made != nullptr) *made = true;
   return token;
 }
 
 model::StatusOr<std::string> LoadOrCreateSecretsKey(const std::string& configured_base64,
-                                                    const std::string& data_dir) {
+                                                    const std::string& data_dir, bool* made) {
+  if (made != nullptr) *made = false;
   std::string encoded = configured_base64;
   const std::filesystem::path path = std::filesystem::path(data_dir) / "secrets-key";
   if (encoded.empty()) encoded = ReadFirstLine(path);
   if (encoded.empty()) {
     encoded = model::Base64Encode(model::RandomBytes(model::SecretBox::kKeyBytes));
     if (model::Status s = WriteFileAtomically(path.string(), encoded + "\n"); !s.ok()) return s;
-    Log(LogLevel::kInfo, "generated the key that seals endpoint secrets",
-        {{"path", path.string()}});
+    if (made != nullptr) *made = true;
   }
   auto key = model::Base64Decode(encoded);
   if (!key || key->size() != model::SecretBox::kKeyBytes) {

@@ -17,13 +17,17 @@ namespace pushhook::server {
 model::Status WriteFileAtomically(const std::string& path, std::string_view content);
 
 // The operator token: `configured` if set, else the one in <data_dir>/admin-token, else a new one
-// written there.
+// written there. `*made` (when given) says whether it was new: the caller, which may still fail
+// to start and take the file back, is the one to tell the operator where it is.
 model::StatusOr<std::string> LoadOrCreateOperatorToken(const std::string& configured,
-                                                       const std::string& data_dir);
+                                                       const std::string& data_dir,
+                                                       bool* made = nullptr);
 
 // The 32 raw bytes of the secrets key: `configured_base64` if set, else <data_dir>/secrets-key,
-// else a new key written there. A key that is not base64 of 32 bytes is an InvalidArgument.
+// else a new key written there (`*made`, when given, says so, as for the token). A key that is
+// not base64 of 32 bytes is an InvalidArgument.
 model::StatusOr<std::string> LoadOrCreateSecretsKey(const std::string& configured_base64,
-                                                    const std::string& data_dir);
+                                                    const std::string& data_dir,
+                                                    bool* made = nullptr);
 
 }  // namespace pushhook::server

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "model/base64.h"
+#include "server/app.h"
 #include "util/testing/file_size_limit.h"
 
 namespace pushhook::server {
@@ -91,6 +92,58 @@ TEST_F(KeyFilesTest, TheOperatorTokenIsMadeOnceAndKept) {
   auto configured = LoadOrCreateOperatorToken("pha_configured", dir_.string());
   ASSERT_TRUE(configured.ok());
   EXPECT_EQ(*configured, "pha_configured");
+}
+
+TEST_F(KeyFilesTest, MadeSaysWhetherTheCallWroteANewFile) {
+  bool made = false;
+  ASSERT_TRUE(LoadOrCreateOperatorToken("", dir_.string(), &made).ok());
+  EXPECT_TRUE(made);
+  ASSERT_TRUE(LoadOrCreateOperatorToken("", dir_.string(), &made).ok());
+  EXPECT_FALSE(made);
+  ASSERT_TRUE(LoadOrCreateOperatorToken("pha_configured", dir_.string(), &made).ok());
+  EXPECT_FALSE(made);
+  ASSERT_TRUE(LoadOrCreateSecretsKey("", dir_.string(), &made).ok());
+  EXPECT_TRUE(made);
+  ASSERT_TRUE(LoadOrCreateSecretsKey("", dir_.string(), &made).ok());
+  EXPECT_FALSE(made);
+}
+
+// README: a database that cannot start leaves no new key behind. A start that fails (here on a
+// file that is no database) takes back the key files it made; one that was there before stays.
+TEST_F(KeyFilesTest, AStartThatFailsTakesBackTheKeyFilesItMadeAndOnlyThose) {
+  const fs::path db = dir_ / "pushhook.db";
+  std::ofstream(db) << "these are notes, not a database\n";
+  ServeConfig config;
+  config.listen = "127.0.0.1:0";
+  config.data_dir = dir_.string();
+  {
+    App app(config);
+    const model::Status started = app.Start();
+    EXPECT_EQ(started.code(), model::StatusCode::kInvalidArgument);
+    EXPECT_EQ(started.message(),
+              db.string() + " is not an SQLite database (is it the file serve uses?)");
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "secrets-key"));
+  EXPECT_FALSE(fs::exists(dir_ / "admin-token"));
+
+  std::ofstream(dir_ / "admin-token") << "pha_kept\n";
+  {
+    App app(config);
+    EXPECT_EQ(app.Start().code(), model::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(Read("admin-token"), "pha_kept\n");
+  EXPECT_FALSE(fs::exists(dir_ / "secrets-key"));
+
+  // On a database it can open, the start keeps what it made.
+  fs::remove(db);
+  {
+    App app(config);
+    const model::Status started = app.Start();
+    ASSERT_TRUE(started.ok()) << started.message();
+    app.Stop();
+  }
+  EXPECT_EQ(Read("admin-token"), "pha_kept\n");
+  EXPECT_TRUE(fs::exists(dir_ / "secrets-key"));
 }
 
 }  // namespace

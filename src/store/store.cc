@@ -231,9 +231,11 @@ Site NewSite(const std::string& name, int64_t now_ms) {
 
 model::Status CheckSchemaVersion(int version, int latest) {
   if (version <= latest) return model::Status::Ok();
-  return model::Status(model::StatusCode::kUnprocessable,
-                       "database schema version " + std::to_string(version) +
-                           " is newer than this pushhook knows (" + std::to_string(latest) + ")");
+  // Bad configuration rather than a failure (exit code 2, as for a file that is no database):
+  // this binary is the wrong one for this data, and trying again will not change that.
+  return model::InvalidArgument("database schema version " + std::to_string(version) +
+                                " is newer than this pushhook knows (" + std::to_string(latest) +
+                                "): run the pushhook that upgraded it");
 }
 
 model::Status MigrationFailed(int number, const model::Status& error) {

@@ -150,9 +150,16 @@ itest('a copy served without its secrets key: exit 2 with the reason, no key lef
   const started = await runPushhook(fx, ['serve', '--dev', '--data-dir', restored, '--listen', '127.0.0.1:0'],
     { PUSHHOOK_ADMIN_TOKEN: serve.adminToken });
   assert.equal(started.code, 2, started.stderr);
-  assert.equal(started.stderr.trim().split('\n').at(-1),
-    "pushhook: this database's endpoint secrets were sealed with a secrets key, and there is none here: " +
-    `put the key that sealed them in ${restored}/secrets-key (keep it with your backups) or set PUSHHOOK_SECRETS_KEY`);
+  // Every line a JSON log line, the error too; none tells of the key that was taken back.
+  const lines = started.stderr.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.at(-1), {
+    ...lines.at(-1),
+    level: 'error',
+    msg: 'cannot start',
+    error: "this database's endpoint secrets were sealed with a secrets key, and there is none here: " +
+      `put the key that sealed them in ${restored}/secrets-key (keep it with your backups) or set PUSHHOOK_SECRETS_KEY`,
+  });
+  assert.deepEqual(lines.filter((l) => /generated/.test(l.msg)), [], started.stderr);
   assert.deepEqual(fs.readdirSync(restored).filter((f) => !f.startsWith('pushhook.db')), [], 'no generated key is left');
   // With the key, the same copy serves.
   fs.copyFileSync(path.join(serve.dataDir, 'secrets-key'), path.join(restored, 'secrets-key'));
@@ -180,6 +187,10 @@ itest('backup refuses what it cannot copy, with a reason and exit 2', async (fx)
   const nowhere = await runPushhook(fx, ['backup', '--database', `sqlite://${db}`, '--out', path.join(dir, 'no', 'x.db')]);
   assert.equal(nowhere.code, 2);
   assert.equal(nowhere.stderr.trim(), `pushhook backup: --out ${path.join(dir, 'no', 'x.db')}: there is no folder ${path.join(dir, 'no')}`);
+  // An empty --out is refused before anything is read.
+  const empty = await runPushhook(fx, ['backup', '--database', `sqlite://${db}`, '--out', '']);
+  assert.equal(empty.code, 2, empty.stderr);
+  assert.equal(empty.stderr.trim(), "pushhook backup: --out must be a file's path, got ''");
   const usage = await runPushhook(fx, ['backup']);
   assert.equal(usage.code, 2, usage.stderr);
   assert.match(usage.stderr, /--out is required/);

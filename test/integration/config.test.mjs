@@ -1,9 +1,14 @@
 // DESIGN section 8: configuration in its three forms (flag, PUSHHOOK_* variable, TOML file),
 // exit code 2 with a one-line reason for bad configuration, --help, graceful SIGTERM.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { expectStatus, itest, makeEvent, stop } from '../helpers/harness.mjs';
+import { freshDatabase, postgresSkipReason, psql } from '../helpers/postgres.mjs';
+
+const execFileAsync = promisify(execFile);
 
 // Runs pushhook to completion (killing it after `timeoutMs`): {code, signal, stdout, stderr}.
 async function run(fx, args, { env = {}, timeoutMs = 15_000 } = {}) {
@@ -30,6 +35,118 @@ function assertBadConfig(result, pattern, what) {
   assert.equal(lines.length, 1, `${what}: a one-line reason on stderr, got:\n${result.stderr}`);
   assert.match(lines[0], pattern, `${what}: the reason names the problem`);
 }
+
+// A start-up failure of serve found once it has begun to log: exit 2, and every line on stderr a
+// JSON log line (DESIGN section 8), the last one the error: exactly `error`, a string, or
+// matching it, a RegExp. Returns the lines.
+function assertStartRefused(result, error, what) {
+  assert.equal(result.code, 2, `${what}: exit code ${result.code} (signal ${result.signal}); stderr:\n${result.stderr}`);
+  const lines = result.stderr.trim().split('\n').map((l) => {
+    try {
+      return JSON.parse(l);
+    } catch {
+      return assert.fail(`${what}: a line that is no JSON log line: ${l}`);
+    }
+  });
+  assert.deepEqual(lines.filter((l) => l.level === 'error'), [lines.at(-1)], `${what}: one error, the last line`);
+  assert.equal(lines.at(-1).msg, 'cannot start', what);
+  if (error instanceof RegExp) {
+    assert.match(lines.at(-1).error, error, what);
+  } else {
+    assert.equal(lines.at(-1).error, error, what);
+  }
+  return lines;
+}
+
+const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+itest('a value that a later source overrides is no error; the value used is checked and names its source', async (fx) => {
+  const dir = fx.tempDir('pushhook-config-');
+  const file = path.join(dir, 'pushhook.toml');
+  fs.writeFileSync(file, 'durability = "bogus"\nlisten = "999.1.1.1:80"\n\n[delivery]\ntimeout = "soon"\n');
+  // File, then environment, then flags: each bad value is overridden, and serve starts.
+  const serve = await fx.startServe({
+    args: ['--config', file, '--durability', 'full', '--delivery-timeout', '5s'],
+    env: { PUSHHOOK_DURABILITY: 'bogus', PUSHHOOK_DELIVERY_TIMEOUT: 'bogus', PUSHHOOK_DATA_DIR: '', PUSHHOOK_LISTEN: 'nowhere' },
+  });
+  expectStatus(await serve.api('GET', '/readyz'), 200, 'serving with the values that won');
+
+  const listen = ['--listen', '127.0.0.1:0'];
+  for (const [args, env, reason] of [
+    [[...listen, '--durability', 'bogus'], {}, "--durability: durability must be full or normal, got 'bogus'"],
+    [listen, { PUSHHOOK_DURABILITY: 'bogus' }, "PUSHHOOK_DURABILITY: durability must be full or normal, got 'bogus'"],
+    [['--config', file, '--delivery-timeout', '5s'], { PUSHHOOK_DURABILITY: 'full' },
+      `config file ${file}: listen must be an IP address (or localhost) and a port, got '999.1.1.1:80'`],
+    [[...listen, '--config', file, '--durability', 'full'], {},
+      `config file ${file}: delivery.timeout must be a duration such as 500ms, 15s or 7d, got 'soon'`],
+    [[...listen, '--config', file, '--delivery-timeout', '5s'], {},
+      `config file ${file}: durability must be full or normal, got 'bogus'`],
+    [['--config', file, '--durability', 'normal', '--delivery-timeout', '5s'], { PUSHHOOK_LISTEN: 'nowhere' },
+      "PUSHHOOK_LISTEN: listen must be host:port, got 'nowhere'"],
+    [['--listen', 'localhost'], {}, "--listen: listen must be host:port, got 'localhost'"],
+    [[...listen, '--data-dir', ''], {}, '--data-dir: data_dir must not be empty'],
+  ]) {
+    const result = await run(fx, ['serve', ...args], { env });
+    assertBadConfig(result, new RegExp(`^pushhook: ${escapeRegExp(reason)}$`), `serve ${args.join(' ')} ${JSON.stringify(env)}`);
+    assert.ok(!fs.existsSync(path.join(result.cwd, 'pushhook-data')), 'nothing was written');
+  }
+  // A key that is no setting is a typo, whatever else sets that value.
+  const typo = path.join(dir, 'typo.toml');
+  fs.writeFileSync(typo, 'durabilty = "full"\n');
+  assertBadConfig(await run(fx, ['serve', ...listen, '--config', typo, '--durability', 'full']),
+    new RegExp(`^pushhook: config file ${escapeRegExp(typo)}: unknown key durabilty$`), 'an unknown key');
+});
+
+itest('a serve that cannot open its database exits 2 with one JSON error line, leaving no key it made', async (fx) => {
+  // A database a newer pushhook upgraded: schema version 99.
+  const newer = fx.tempDir('pushhook-newer-');
+  const migrated = await run(fx, ['migrate', '--data-dir', newer]);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  await execFileAsync('sqlite3', [path.join(newer, 'pushhook.db'), 'PRAGMA user_version = 99']);
+  const newerReason = /^database schema version 99 is newer than this pushhook knows \(\d+\): run the pushhook that upgraded it$/;
+  // A data folder whose pushhook.db is no SQLite file.
+  const notDb = fx.tempDir('pushhook-notdb-');
+  fs.writeFileSync(path.join(notDb, 'pushhook.db'), 'these are notes, not a database\n');
+
+  for (const [dir, reason] of [[newer, newerReason], [notDb, `${path.join(notDb, 'pushhook.db')} is not an SQLite database (is it the file serve uses?)`]]) {
+    const before = fs.readdirSync(dir).sort();
+    // No PUSHHOOK_ADMIN_TOKEN and no secrets-key: serve makes both before it opens the database.
+    const result = await run(fx, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dir]);
+    const lines = assertStartRefused(result, reason, `serve on ${dir}`);
+    assert.deepEqual(lines.filter((l) => /generated/.test(l.msg)), [], 'no log line tells of a key that is gone');
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => f === 'secrets-key' || f === 'admin-token'), [],
+      `no generated key is left in ${dir}`);
+    assert.deepEqual(fs.readdirSync(dir).filter((f) => !f.startsWith('pushhook.db')).sort(),
+      before.filter((f) => !f.startsWith('pushhook.db')), 'the folder is as it was');
+  }
+  // Files that were there before stay as they were.
+  fs.writeFileSync(path.join(notDb, 'admin-token'), 'pha_mine\n');
+  assert.equal((await run(fx, ['serve', '--listen', '127.0.0.1:0', '--data-dir', notDb])).code, 2);
+  assert.equal(fs.readFileSync(path.join(notDb, 'admin-token'), 'utf8'), 'pha_mine\n');
+  assert.ok(!fs.existsSync(path.join(notDb, 'secrets-key')), 'the key made by the failed start is gone');
+
+  // migrate refuses the newer schema with exit 2 too.
+  const migrate = await run(fx, ['migrate', '--data-dir', newer]);
+  assert.equal(migrate.code, 2, migrate.stderr);
+  const line = JSON.parse(migrate.stderr.trim());
+  assert.equal(line.level, 'error');
+  assert.equal(line.msg, 'migration failed');
+  assert.match(line.error, newerReason);
+});
+
+itest('PostgreSQL: serve and migrate on a schema a newer pushhook made exit 2', { skip: postgresSkipReason() }, async (fx) => {
+  const { url } = await freshDatabase(fx);
+  const migrated = await run(fx, ['migrate', '--database', url]);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  await psql(url, 'UPDATE pushhook_schema SET version = 99');
+  const reason = /^database schema version 99 is newer than this pushhook knows \(\d+\): run the pushhook that upgraded it$/;
+  const migrate = await run(fx, ['migrate', '--database', url]);
+  assert.equal(migrate.code, 2, migrate.stderr);
+  assert.match(JSON.parse(migrate.stderr.trim()).error, reason);
+  const serve = await run(fx, ['serve', '--listen', '127.0.0.1:0', '--data-dir', 'data', '--database', url]);
+  assertStartRefused(serve, reason, 'serve');
+  assert.deepEqual(fs.readdirSync(path.join(serve.cwd, 'data')), [], 'no key file is left behind');
+});
 
 itest('serve --durability bogus exits 2 with a one-line reason', async (fx) => {
   const result = await run(fx, ['serve', '--listen', '127.0.0.1:0', '--data-dir', 'data', '--durability', 'bogus']);
@@ -224,7 +341,8 @@ itest('a second serve, or migrate, on a database a serve is using exits 2 and na
   const inUse = new RegExp(`the database ${escaped} is in use by another pushhook process \\(pid ${first.pid}\\): ` +
     'an SQLite database is served by one process at a time');
   const env = { PUSHHOOK_ADMIN_TOKEN: first.adminToken };
-  assertBadConfig(await run(fx, ['serve', '--listen', '127.0.0.1:0', '--data-dir', first.dataDir], { env }), inUse, 'serve');
+  assertStartRefused(await run(fx, ['serve', '--listen', '127.0.0.1:0', '--data-dir', first.dataDir], { env }),
+    new RegExp(`^${inUse.source}$`), 'serve');
   assertBadConfig(await run(fx, ['migrate', '--data-dir', first.dataDir], { env }), inUse, 'migrate');
   expectStatus(await first.ingest(site.ingest_key, [makeEvent(1)]), 202, 'the first one still takes events');
   // The lock goes with the process that held it.
@@ -237,12 +355,12 @@ itest('a --database that is not an SQLite database, or has no folder, exits 2 sa
   const dir = fx.tempDir('pushhook-notdb-');
   const notDb = path.join(dir, 'notes.db');
   fs.writeFileSync(notDb, 'these are notes, not a database\n');
-  for (const command of [['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'data')], ['migrate']]) {
-    const args = [...command, '--database', `sqlite://${notDb}`];
-    const env = { PUSHHOOK_ADMIN_TOKEN: 'tok', PUSHHOOK_SECRETS_KEY: Buffer.alloc(32, 7).toString('base64') };
-    assertBadConfig(await run(fx, args, { env }),
-      new RegExp(`${notDb.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not an SQLite database \\(is it the file serve uses\\?\\)`), args.join(' '));
-  }
+  const env = { PUSHHOOK_ADMIN_TOKEN: 'tok', PUSHHOOK_SECRETS_KEY: Buffer.alloc(32, 7).toString('base64') };
+  const reason = `${notDb} is not an SQLite database (is it the file serve uses?)`;
+  const serveArgs = ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dir, 'data'), '--database', `sqlite://${notDb}`];
+  assertStartRefused(await run(fx, serveArgs, { env }), reason, serveArgs.join(' '));
+  const migrateArgs = ['migrate', '--database', `sqlite://${notDb}`];
+  assertBadConfig(await run(fx, migrateArgs, { env }), new RegExp(escapeRegExp(reason)), migrateArgs.join(' '));
   const nowhere = ['migrate', '--database', `sqlite://${path.join(dir, 'no', 'x.db')}`];
   assertBadConfig(await run(fx, nowhere), /cannot open database .*no\/x\.db: unable to open database file \(does its folder exist, and may pushhook write there\?\)/, nowhere.join(' '));
 });
