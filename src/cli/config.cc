@@ -366,11 +366,13 @@ model::StatusOr<server::ServeConfig> LoadServeConfig(
       given[std::string(setting.key)] = {*value, EnvName(setting.key), std::nullopt};
     }
   }
-  for (const auto& [key, value] : flags) {
+  for (const auto& flag : flags) {
+    // Not a structured binding: clang 14 (the sanitizer and fuzz builds) cannot capture one.
+    const std::string& key = flag.first;
     const auto setting = std::find_if(kSettings.begin(), kSettings.end(),
                                       [&](const Setting& s) { return s.key == key; });
     if (setting == kSettings.end()) return OneLine(InvalidArgument("unknown setting " + key));
-    given[key] = {value, std::string(setting->flag), std::nullopt};
+    given[key] = {flag.second, std::string(setting->flag), std::nullopt};
   }
   // In the order of --help, so that of several bad values the same one is named first.
   server::ServeConfig config;
