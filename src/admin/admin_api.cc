@@ -171,6 +171,13 @@ json::object SiteJson(const store::Site& site, bool with_beacon_secret = false) 
   return out;
 }
 
+// A site token as the API lists it: never the token or its hash.
+json::object TokenJson(const store::SiteTokenInfo& token) {
+  return json::object{{"id", token.id},
+                      {"scope", token.scope == store::TokenScope::kRead ? "read" : "admin"},
+                      {"created_at", Rfc3339(token.created_at_ms)}};
+}
+
 json::object EndpointJson(const store::Endpoint& e, bool with_secret) {
   json::array events;
   if (e.filter.view) events.emplace_back("View");
@@ -403,7 +410,11 @@ void AdminApi::Register(http::Router& router) {
   router.Add("PATCH", "/v1/sites/{site}", site_scoped(&AdminApi::UpdateSite));
   router.Add("POST", "/v1/sites/{site}/rotate-beacon-secret",
              site_scoped(&AdminApi::RotateBeaconSecret));
+  router.Add("POST", "/v1/sites/{site}/rotate-ingest-key", site_scoped(&AdminApi::RotateIngestKey));
+  // The token routes authorise for themselves: what a token may do there depends on its scope.
   router.Add("POST", "/v1/sites/{site}/tokens", bind(&AdminApi::CreateToken));
+  router.Add("GET", "/v1/sites/{site}/tokens", bind(&AdminApi::ListTokens));
+  router.Add("DELETE", "/v1/sites/{site}/tokens/{id}", bind(&AdminApi::RevokeToken));
   router.Add("POST", "/v1/sites/{site}/endpoints", site_scoped(&AdminApi::CreateEndpoint));
   router.Add("GET", "/v1/sites/{site}/endpoints", site_scoped(&AdminApi::ListEndpoints));
   router.Add("GET", "/v1/sites/{site}/endpoints/{id}", site_scoped(&AdminApi::GetEndpoint));
@@ -516,6 +527,23 @@ void AdminApi::RotateBeaconSecret(http::Request&& request, http::Responder respo
   respond(JsonResponse(200, out));
 }
 
+void AdminApi::RotateIngestKey(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  bool expire_previous = false;
+  if (!ReadRotation(request.body, &expire_previous, &error)) return respond(std::move(error));
+  const int64_t now_ms = clock_.NowMs();
+  const int64_t overlap_ms = expire_previous ? 0 : store::kIngestKeyOverlapMs;
+  auto site = store_.RotateIngestKey(site_id, now_ms, overlap_ms);
+  if (!site.ok()) return respond(http::Response::FromStatus(site.status()));
+  // Ingest here drops the keys it cached, so that a key expired at once is refused at once.
+  if (options_.site_changed) options_.site_changed(site_id);
+  json::object out = SiteJson(*site);
+  out["previous_ingest_key_expires_at"] =
+      overlap_ms > 0 ? json::value(Rfc3339(now_ms + overlap_ms)) : json::value();
+  respond(JsonResponse(200, out));
+}
+
 void AdminApi::CreateToken(http::Request&& request, http::Responder respond) {
   http::Response error;
   const std::string& site_id = request.path_params[0];
@@ -540,14 +568,62 @@ void AdminApi::CreateToken(http::Request&& request, http::Responder respond) {
                            "read tokens"));
   }
   const std::string token = "pht_" + model::RandomToken(40);
-  if (model::Status s = store_.AddSiteToken(site_id, model::Sha256Hex(token), token_scope);
-      !s.ok()) {
+  auto added = store_.AddSiteToken(site_id, model::Sha256Hex(token), token_scope);
+  if (!added.ok()) return respond(http::Response::FromStatus(added.status()));
+  json::object out = TokenJson(*added);
+  out["token"] = token;
+  out["site_id"] = site_id;
+  respond(JsonResponse(201, out));
+}
+
+void AdminApi::ListTokens(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  auto scope = auth_.AuthorizeSite(request, site_id, &error);
+  if (!scope) return respond(std::move(error));
+  // The list shows which admin tokens exist and since when: nothing a marketer's token needs.
+  if (scope->read_only) {
+    return respond(http::Response::Error(
+        403, "forbidden",
+        "this token may only read statistics, campaigns, endpoints and messages"));
+  }
+  auto tokens = store_.ListSiteTokens(site_id);
+  if (!tokens.ok()) return respond(http::Response::FromStatus(tokens.status()));
+  json::array data;
+  for (const store::SiteTokenInfo& t : *tokens) data.push_back(TokenJson(t));
+  respond(JsonResponse(200, json::object{{"data", std::move(data)}}));
+}
+
+void AdminApi::RevokeToken(http::Request&& request, http::Responder respond) {
+  http::Response error;
+  const std::string& site_id = request.path_params[0];
+  const std::string& token_id = request.path_params[1];
+  auto scope = auth_.AuthorizeSite(request, site_id, &error);
+  if (!scope) return respond(std::move(error));
+  if (scope->read_only) {
+    return respond(http::Response::Error(403, "forbidden",
+                                         "this token may only read: changes need an admin token"));
+  }
+  // A site's admin token may withdraw what it hands out (read tokens) and itself, as CreateToken
+  // lets it make only read tokens; admin tokens are the operator's to make and to revoke.
+  if (!scope->is_operator && token_id != scope->token_id) {
+    auto tokens = store_.ListSiteTokens(site_id);
+    if (!tokens.ok()) return respond(http::Response::FromStatus(tokens.status()));
+    const auto target =
+        std::find_if(tokens->begin(), tokens->end(),
+                     [&](const store::SiteTokenInfo& t) { return t.id == token_id; });
+    if (target == tokens->end()) return respond(NotFoundResponse("token", token_id));
+    if (target->scope == store::TokenScope::kAdmin) {
+      return respond(http::Response::Error(
+          403, "forbidden",
+          "only the operator token revokes admin tokens; a site token may revoke read tokens "
+          "and itself"));
+    }
+  }
+  if (model::Status s = store_.DeleteSiteToken(site_id, token_id); !s.ok()) {
     return respond(http::Response::FromStatus(s));
   }
-  respond(JsonResponse(
-      201, json::object{{"token", token},
-                        {"site_id", site_id},
-                        {"scope", token_scope == store::TokenScope::kRead ? "read" : "admin"}}));
+  respond(http::Response::Empty(204));
 }
 
 void AdminApi::CreateEndpoint(http::Request&& request, http::Responder respond) {

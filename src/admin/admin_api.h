@@ -24,8 +24,8 @@ struct AdminOptions {
   size_t max_endpoints_per_site = 1000;
   // How long a rotated-out secret keeps signing beside the new one.
   std::chrono::milliseconds secret_overlap{24LL * 3600 * 1000};
-  // Told of a site whose beacon mode or secret changed, so that ingest on this node stops using
-  // what it cached of it.
+  // Told of a site whose beacon mode, beacon secret or ingest key changed, so that ingest on
+  // this node stops using what it cached of it.
   std::function<void(const std::string& site_id)> site_changed;
   // Why the node should take no more work now (ingest's back-pressure), or nullopt; replay asks
   // it too, so that one site's replays cannot fill the backlog every site's ingest shares.
@@ -47,7 +47,10 @@ class AdminApi {
   void GetSite(http::Request&& request, http::Responder respond);
   void UpdateSite(http::Request&& request, http::Responder respond);
   void RotateBeaconSecret(http::Request&& request, http::Responder respond);
+  void RotateIngestKey(http::Request&& request, http::Responder respond);
   void CreateToken(http::Request&& request, http::Responder respond);
+  void ListTokens(http::Request&& request, http::Responder respond);
+  void RevokeToken(http::Request&& request, http::Responder respond);
   void CreateEndpoint(http::Request&& request, http::Responder respond);
   void ListEndpoints(http::Request&& request, http::Responder respond);
   void GetEndpoint(http::Request&& request, http::Responder respond);

@@ -18,10 +18,12 @@ std::optional<Scope> Authenticator::Authenticate(const http::Request& request,
     return std::nullopt;
   }
   const std::string hash = model::Sha256Hex(header.substr(kBearer.size()));
-  if (model::ConstantTimeEquals(hash, operator_token_hash_)) return Scope{true, "", false};
+  if (model::ConstantTimeEquals(hash, operator_token_hash_)) return Scope{true, "", false, ""};
+  // Read on every request, never cached: a revoked token is refused from the next one.
   auto token = store_.FindSiteToken(hash);
   if (token.ok()) {
-    return Scope{false, std::move(token->site_id), token->scope == store::TokenScope::kRead};
+    return Scope{false, std::move(token->site_id), token->scope == store::TokenScope::kRead,
+                 store::SiteTokenId(hash)};
   }
   *error = token.status().code() == model::StatusCode::kNotFound
                ? http::Response::Error(401, "unauthorized", "unknown token")

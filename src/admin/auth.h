@@ -17,6 +17,7 @@ struct Scope {
   bool is_operator = false;
   std::string site_id;     // for a site token
   bool read_only = false;  // a site token of scope "read": it may look, not change
+  std::string token_id;    // a site token's public id (store::SiteTokenId), so it may revoke itself
 };
 
 class Authenticator {

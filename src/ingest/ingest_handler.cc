@@ -32,7 +32,8 @@ IngestHandler::IngestHandler(store::Store& store, const model::Clock& clock, Ing
 int64_t IngestHandler::RateLimitWait(const std::string& key, int64_t now_ms) {
   if (key_rate_ <= 0) return 0;
   std::lock_guard lock(buckets_mu_);
-  // Only keys that a site owns get here, so the map is bounded by the number of sites.
+  // Only keys that a site owns, or owned before a rotation, get here: the map grows with sites
+  // and rotations, not with what strangers send.
   auto [it, inserted] = buckets_.try_emplace(key, key_rate_);
   if (it->second.TryTake(now_ms)) return 0;
   return std::max<int64_t>(1, it->second.NextTokenMs(now_ms) - now_ms);
@@ -57,9 +58,15 @@ model::StatusOr<std::shared_ptr<const SiteBeacons>> IngestHandler::SiteOfKey(con
       stale = it->second.beacons;
     }
   }
-  auto site = store_.FindSiteByIngestKey(key);
+  auto site = store_.FindSiteByIngestKey(key, now_ms);
   if (!site.ok()) {
-    if (stale && site.status().code() != model::StatusCode::kNotFound) return stale;
+    if (site.status().code() != model::StatusCode::kNotFound) {
+      if (stale) return stale;
+    } else if (stale) {
+      // A key rotated out whose time is over: refused from now on, and not kept.
+      std::unique_lock lock(keys_mu_);
+      site_by_key_.erase(key);
+    }
     return site.status();
   }
   auto beacons = std::make_shared<const SiteBeacons>(SiteBeacons::Of(*site));

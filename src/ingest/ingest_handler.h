@@ -51,11 +51,13 @@ class IngestHandler {
   Counts counts() const;
   void HandlePreflight(http::Request&& request, http::Responder respond);
 
-  // Forgets what the cache holds of `site_id` (its beacon mode or secret changed on this node).
+  // Forgets what the cache holds of `site_id` (its beacon mode, beacon secret or ingest key
+  // changed on this node).
   void SiteChanged(const std::string& site_id);
 
-  // How long a cached site's beacon settings are used before the store is asked again: a
-  // change made through another node takes effect within this.
+  // How long a cached site's beacon settings, and a cached key, are used before the store is
+  // asked again: a change made through another node (a rotated-out key expiring too) takes
+  // effect within this.
   static constexpr int64_t kSiteRefreshMs = 5000;
 
  private:
@@ -77,7 +79,8 @@ class IngestHandler {
   const OverloadCheck overloaded_;
 
   std::shared_mutex keys_mu_;
-  // Ingest keys never change owner; what may change is the site's beacon settings.
+  // An ingest key never changes owner; what may change is the site's beacon settings, and
+  // whether the key is still accepted (a rotation replaces it, SiteChanged drops its entry).
   std::unordered_map<std::string, CachedSite> site_by_key_;  // guarded by keys_mu_
 
   const double key_rate_;

@@ -100,6 +100,24 @@ struct SiteToken {
   TokenScope scope = TokenScope::kAdmin;
 };
 
+// A site token's public id: "tok_" + the first 16 hex digits of its SHA-256. It names a token in
+// a list and in a revocation without the token, or the whole hash, ever being shown again.
+inline std::string SiteTokenId(std::string_view token_hash) {
+  return "tok_" + std::string(token_hash.substr(0, 16));
+}
+
+// A site token as it is listed: what it is called and may do, never the token or its hash.
+struct SiteTokenInfo {
+  std::string id;  // SiteTokenId
+  TokenScope scope = TokenScope::kAdmin;
+  int64_t created_at_ms = 0;
+  bool operator==(const SiteTokenInfo&) const = default;
+};
+
+// How long an ingest key that a rotation replaced is still accepted: the service workers in
+// subscribers' browsers hold the key they were installed with until they update.
+inline constexpr int64_t kIngestKeyOverlapMs = 24LL * 3600 * 1000;
+
 // An endpoint's batching: off (max_events 0), or up to max_events (1..1000) events per request,
 // the first of them waiting at most max_wait_ms (0..60000) for the rest.
 struct BatchOptions {
@@ -367,14 +385,30 @@ class Store {
   // of 0 ends them all now (a leaked secret). Answers the site with its new secret.
   virtual model::StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms,
                                                    int64_t overlap_ms) = 0;
+  // Gives the site a new ingest key; the one it replaces is still accepted until now_ms plus
+  // overlap_ms (kIngestKeyOverlapMs by default), beside those replaced before that are still
+  // valid; an overlap of 0 ends them all now (a leaked key). Answers the site with its new key.
+  virtual model::StatusOr<Site> RotateIngestKey(const std::string& site_id, int64_t now_ms,
+                                                int64_t overlap_ms) = 0;
+  // The site whose ingest key, or whose replaced key still valid at `now_ms`, is `ingest_key`.
   // kNotFound for a key no site has; another code when the database could not say.
-  virtual model::StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) = 0;
+  virtual model::StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key,
+                                                    int64_t now_ms) = 0;
 
-  // Site tokens are kept as their SHA-256; the plain token is never stored.
-  virtual model::Status AddSiteToken(const std::string& site_id, const std::string& token_hash,
-                                     TokenScope scope) = 0;
+  // Site tokens are kept as their SHA-256; the plain token is never stored. Answers the token
+  // as ListSiteTokens shows it.
+  virtual model::StatusOr<SiteTokenInfo> AddSiteToken(const std::string& site_id,
+                                                      const std::string& token_hash,
+                                                      TokenScope scope) = 0;
   // kNotFound for an unknown token; another code when the database could not say.
   virtual model::StatusOr<SiteToken> FindSiteToken(const std::string& token_hash) = 0;
+  // The site's tokens, newest first.
+  virtual model::StatusOr<std::vector<SiteTokenInfo>> ListSiteTokens(
+      const std::string& site_id) = 0;
+  // Revokes the site's token with id `token_id` (SiteTokenId): the next request that shows it is
+  // refused. kNotFound when the site has no such token.
+  virtual model::Status DeleteSiteToken(const std::string& site_id,
+                                        const std::string& token_id) = 0;
 
   virtual model::StatusOr<Endpoint> CreateEndpoint(Endpoint endpoint) = 0;
   virtual model::StatusOr<Endpoint> GetEndpoint(const std::string& site_id,

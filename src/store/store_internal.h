@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/hyperloglog.h"
+#include "model/random.h"
 #include "model/secret_box.h"
 #include "store/store.h"
 #include "store/write_queue.h"
@@ -84,8 +85,29 @@ model::Status EndpointDeleted();
 // A new site named `name`: fresh id, ingest key and beacon secret.
 Site NewSite(const std::string& name, int64_t now_ms);
 
-// Refuses (kUnprocessable) a database whose schema `version` is newer than the `latest` this
-// build knows: a newer pushhook migrated it, and this one would misread it.
+// A fresh ingest key, as NewSite makes them; for a rotation.
+inline std::string NewIngestKey() { return "pk_" + model::RandomToken(32); }
+
+// The 16 hex digits of a token hash that SiteTokenId `id` carries, or nullopt for text that is
+// no token id (and so names no token).
+inline std::optional<std::string> TokenHashPrefix(std::string_view id) {
+  constexpr std::string_view kPrefix = "tok_";
+  constexpr size_t kDigits = 16;
+  if (id.size() != kPrefix.size() + kDigits || !id.starts_with(kPrefix)) return std::nullopt;
+  id.remove_prefix(kPrefix.size());
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return std::nullopt;
+  }
+  return std::string(id);
+}
+
+// How the stores answer a revocation of a token the site does not have.
+inline model::Status TokenNotFound(const std::string& token_id) {
+  return model::NotFound("token " + token_id + " not found");
+}
+
+// Refuses (kInvalidArgument: exit 2) a database whose schema `version` is newer than the `latest`
+// this build knows: a newer pushhook migrated it, and this one would misread it.
 model::Status CheckSchemaVersion(int version, int latest);
 
 // The error of migration `number` (1-based) that failed with `error`.

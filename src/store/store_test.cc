@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "model/beacon.h"
+#include "model/digest.h"
 #include "model/signature.h"
 #include "store/coordination.h"
 #include "store/internal/attempt_stats.h"
@@ -290,8 +291,9 @@ TEST_P(StoreTest, SitesAreFoundByIdAndIngestKey) {
   EXPECT_EQ(site->id.rfind("site_", 0), 0u);
   EXPECT_EQ(site->ingest_key.rfind("pk_", 0), 0u);
   EXPECT_EQ(store_->GetSite(site->id)->name, "Shop");
-  EXPECT_EQ(store_->FindSiteByIngestKey(site->ingest_key)->id, site->id);
-  EXPECT_EQ(store_->FindSiteByIngestKey("pk_nope").status().code(), model::StatusCode::kNotFound);
+  EXPECT_EQ(store_->FindSiteByIngestKey(site->ingest_key, 0)->id, site->id);
+  EXPECT_EQ(store_->FindSiteByIngestKey("pk_nope", 0).status().code(),
+            model::StatusCode::kNotFound);
   EXPECT_EQ(store_->GetSite("site_nope").status().code(), model::StatusCode::kNotFound);
   EXPECT_EQ(store_->ListSites()->size(), 1u);
 }
@@ -323,7 +325,7 @@ TEST_P(StoreTest, SitesKeepBeaconSecretsAndModes) {
   EXPECT_NE(rotated.beacon_secret, site.beacon_secret);
   EXPECT_EQ(rotated.previous_beacon_secrets,
             (std::vector<PreviousSecret>{{site.beacon_secret, 5000 + kBeaconSecretOverlapMs}}));
-  EXPECT_EQ(Value(store_->FindSiteByIngestKey(site.ingest_key)).beacon_secret,
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(site.ingest_key, 5000)).beacon_secret,
             rotated.beacon_secret);
   // Again within the overlap: both earlier secrets keep their own time, sealed at rest too.
   const Site again = Value(store_->RotateBeaconSecret(site.id, 6000, kBeaconSecretOverlapMs));
@@ -352,8 +354,89 @@ TEST_P(StoreTest, TokensMapToTheirSite) {
   EXPECT_EQ(Value(store_->FindSiteToken("hash1")).scope, TokenScope::kAdmin);
   EXPECT_EQ(Value(store_->FindSiteToken("hash3")).scope, TokenScope::kRead);
   EXPECT_EQ(store_->FindSiteToken("hash2").status().code(), model::StatusCode::kNotFound);
-  EXPECT_EQ(store_->AddSiteToken("site_missing", "h", TokenScope::kAdmin).code(),
+  EXPECT_EQ(store_->AddSiteToken("site_missing", "h", TokenScope::kAdmin).status().code(),
             model::StatusCode::kNotFound);
+}
+
+// Tokens are listed by a public id made of their hash, newest first, and revoked by it: only
+// the site's own, and a revoked token is unknown from then on.
+TEST_P(StoreTest, TokensAreListedAndRevokedByTheirId) {
+  const Site site = Value(store_->CreateSite("a"));
+  const Site other = Value(store_->CreateSite("b"));
+  const std::string admin_hash = model::Sha256Hex("pht_admin");
+  const std::string read_hash = model::Sha256Hex("pht_read");
+  const SiteTokenInfo admin = Value(store_->AddSiteToken(site.id, admin_hash, TokenScope::kAdmin));
+  EXPECT_EQ(admin.id, "tok_" + admin_hash.substr(0, 16));
+  EXPECT_EQ(admin.scope, TokenScope::kAdmin);
+  EXPECT_GT(admin.created_at_ms, 0);
+  const SiteTokenInfo read = Value(store_->AddSiteToken(site.id, read_hash, TokenScope::kRead));
+  ASSERT_TRUE(
+      store_->AddSiteToken(other.id, model::Sha256Hex("pht_other"), TokenScope::kAdmin).ok());
+
+  const std::vector<SiteTokenInfo> listed = Value(store_->ListSiteTokens(site.id));
+  ASSERT_EQ(listed.size(), 2u) << "another site's token is not listed";
+  EXPECT_TRUE(std::find(listed.begin(), listed.end(), admin) != listed.end());
+  EXPECT_TRUE(std::find(listed.begin(), listed.end(), read) != listed.end());
+  EXPECT_GE(listed[0].created_at_ms, listed[1].created_at_ms) << "newest first";
+
+  EXPECT_EQ(store_->DeleteSiteToken(other.id, read.id).code(), model::StatusCode::kNotFound)
+      << "another site's id names nothing";
+  EXPECT_EQ(store_->DeleteSiteToken(site.id, "tok_0000000000000000").code(),
+            model::StatusCode::kNotFound);
+  EXPECT_EQ(store_->DeleteSiteToken(site.id, admin_hash).code(), model::StatusCode::kNotFound)
+      << "the hash is not an id";
+  const model::Status revoked = store_->DeleteSiteToken(site.id, read.id);
+  ASSERT_TRUE(revoked.ok()) << revoked.message();
+  EXPECT_EQ(store_->FindSiteToken(read_hash).status().code(), model::StatusCode::kNotFound);
+  EXPECT_EQ(Value(store_->FindSiteToken(admin_hash)).site_id, site.id);
+  EXPECT_EQ(Value(store_->ListSiteTokens(site.id)), std::vector<SiteTokenInfo>{admin});
+  const model::Status again = store_->DeleteSiteToken(site.id, read.id);
+  EXPECT_EQ(again.code(), model::StatusCode::kNotFound);
+  EXPECT_EQ(again.message(), "token " + read.id + " not found");
+}
+
+// A rotated-out ingest key is still accepted until its time, beside the new one; a second
+// rotation keeps the first's key until its own time; no overlap refuses every earlier key now.
+TEST_P(StoreTest, ARotatedIngestKeyIsAcceptedUntilItsTime) {
+  const Site site = Value(store_->CreateSite("Shop"));
+  const Site other = Value(store_->CreateSite("Other"));
+  const Site first = Value(store_->RotateIngestKey(site.id, 1000, kIngestKeyOverlapMs));
+  EXPECT_NE(first.ingest_key, site.ingest_key);
+  EXPECT_EQ(first.ingest_key.rfind("pk_", 0), 0u);
+  EXPECT_EQ(Value(store_->GetSite(site.id)).ingest_key, first.ingest_key);
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(first.ingest_key, 2000)).id, site.id);
+  const int64_t first_until = 1000 + kIngestKeyOverlapMs;
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(site.ingest_key, first_until - 1)).id, site.id);
+  EXPECT_EQ(store_->FindSiteByIngestKey(site.ingest_key, first_until).status().code(),
+            model::StatusCode::kNotFound);
+
+  const Site second = Value(store_->RotateIngestKey(site.id, 5000, kIngestKeyOverlapMs));
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(site.ingest_key, first_until - 1)).id, site.id)
+      << "a second rotation keeps the first's key until its own time";
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(first.ingest_key, 5000 + kIngestKeyOverlapMs - 1)).id,
+            site.id);
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(second.ingest_key, 6000)).id, site.id);
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(other.ingest_key, 6000)).id, other.id);
+  // A rotation after the first key's time drops it for good, whatever the time asked about.
+  ASSERT_TRUE(store_->RotateIngestKey(site.id, first_until, kIngestKeyOverlapMs).ok());
+  EXPECT_EQ(store_->FindSiteByIngestKey(site.ingest_key, 0).status().code(),
+            model::StatusCode::kNotFound);
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(first.ingest_key, first_until)).id, site.id);
+
+  // No overlap (a leaked key): the key replaced and every earlier one are refused at once.
+  const Site leaked = Value(store_->RotateIngestKey(site.id, first_until + 1, 0));
+  for (const std::string& key : {first.ingest_key, second.ingest_key}) {
+    EXPECT_EQ(store_->FindSiteByIngestKey(key, 0).status().code(), model::StatusCode::kNotFound)
+        << key;
+  }
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(leaked.ingest_key, first_until + 1)).id, site.id);
+  EXPECT_EQ(store_->RotateIngestKey("site_nope", 0, kIngestKeyOverlapMs).status().code(),
+            model::StatusCode::kNotFound);
+  // The keys replaced outlive a restart.
+  const Site kept = Value(store_->RotateIngestKey(site.id, 9000, kIngestKeyOverlapMs));
+  Reopen();
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(leaked.ingest_key, 9000)).id, site.id);
+  EXPECT_EQ(Value(store_->FindSiteByIngestKey(kept.ingest_key, 9000)).id, site.id);
 }
 
 TEST_P(StoreTest, EndpointsAreScopedToTheirSite) {

@@ -33,11 +33,49 @@ StatusOr<Site> PostgresStore::GetSite(const std::string& site_id) {
   return std::move(sites->front());
 }
 
-StatusOr<Site> PostgresStore::FindSiteByIngestKey(const std::string& ingest_key) {
-  auto sites = QuerySites("WHERE ingest_key = $1", Params().Add(ingest_key));
+StatusOr<Site> PostgresStore::FindSiteByIngestKey(const std::string& ingest_key, int64_t now_ms) {
+  // One statement: the current key through its unique index, else a replaced one through the
+  // primary key of previous_ingest_keys.
+  auto sites = QuerySites(
+      "WHERE id = coalesce((SELECT s.id FROM sites s WHERE s.ingest_key = $1), "
+      "(SELECT p.site_id FROM previous_ingest_keys p WHERE p.ingest_key = $1 AND p.until_ms > $2))",
+      Params().Add(ingest_key).Add(now_ms));
   if (!sites.ok()) return sites.status();
   if (sites->empty()) return model::NotFound("no site has this ingest key");
   return std::move(sites->front());
+}
+
+StatusOr<Site> PostgresStore::RotateIngestKey(const std::string& site_id, int64_t now_ms,
+                                              int64_t overlap_ms) {
+  std::optional<Site> rotated;
+  // The row is locked from the read to the write: no rotation on another node is lost.
+  Status s = InTransaction([&](Connection& c) -> Status {
+    rotated.reset();
+    auto read =
+        c.Query("SELECT ingest_key FROM sites WHERE id = $1 FOR UPDATE", Params().Add(site_id));
+    if (!read.ok()) return read.status();
+    if (read->rows() == 0) return Status::Ok();  // not found: nothing to write
+    const std::string current = read->String(0, 0);
+    // Keys whose time is over go now; with no overlap (a leaked key), every earlier key goes.
+    auto expire = c.Query("DELETE FROM previous_ingest_keys WHERE site_id = $1 AND until_ms <= $2",
+                          Params().Add(site_id).Add(overlap_ms > 0 ? now_ms : INT64_MAX));
+    if (!expire.ok()) return expire.status();
+    if (overlap_ms > 0) {
+      auto keep = c.Query(
+          "INSERT INTO previous_ingest_keys(ingest_key, site_id, until_ms) VALUES($1, $2, $3)",
+          Params().Add(current).Add(site_id).Add(now_ms + overlap_ms));
+      if (!keep.ok()) return keep.status();
+    }
+    auto write = c.Query(std::string("UPDATE sites SET ingest_key = $2 WHERE id = $1 RETURNING ") +
+                             internal::kSiteColumns,
+                         Params().Add(site_id).Add(internal::NewIngestKey()));
+    if (!write.ok()) return write.status();
+    rotated = internal::ReadSite(ResultRow{*write, 0}, 0, box_);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (!rotated) return model::NotFound("site " + site_id + " not found");
+  return std::move(*rotated);
 }
 
 StatusOr<Site> PostgresStore::UpdateSite(const std::string& site_id, const SitePatch& patch) {
@@ -97,17 +135,44 @@ Status PostgresStore::GiveSitesBeaconSecrets() {
   return Status::Ok();
 }
 
-Status PostgresStore::AddSiteToken(const std::string& site_id, const std::string& token_hash,
-                                   TokenScope scope) {
+StatusOr<SiteTokenInfo> PostgresStore::AddSiteToken(const std::string& site_id,
+                                                    const std::string& token_hash,
+                                                    TokenScope scope) {
   if (auto site = GetSite(site_id); !site.ok()) return site.status();
-  return Query(
-             "INSERT INTO site_tokens(token_hash, site_id, created_at, scope) VALUES($1,$2,$3,$4)",
-             Params()
-                 .Add(token_hash)
-                 .Add(site_id)
-                 .Add(NowMs())
-                 .Add(internal::TokenScopeName(scope)))
-      .status();
+  const SiteTokenInfo token{SiteTokenId(token_hash), scope, NowMs()};
+  auto r =
+      Query("INSERT INTO site_tokens(token_hash, site_id, created_at, scope) VALUES($1,$2,$3,$4)",
+            Params()
+                .Add(token_hash)
+                .Add(site_id)
+                .Add(token.created_at_ms)
+                .Add(internal::TokenScopeName(scope)));
+  if (!r.ok()) return r.status();
+  return token;
+}
+
+StatusOr<std::vector<SiteTokenInfo>> PostgresStore::ListSiteTokens(const std::string& site_id) {
+  auto r = Query(
+      "SELECT token_hash, scope, created_at FROM site_tokens WHERE site_id = $1 "
+      "ORDER BY created_at DESC, token_hash DESC",
+      Params().Add(site_id));
+  if (!r.ok()) return r.status();
+  std::vector<SiteTokenInfo> out;
+  for (int i = 0; i < r->rows(); ++i) {
+    out.push_back(SiteTokenInfo{SiteTokenId(r->Text(i, 0)),
+                                internal::TokenScopeFromName(r->Text(i, 1)), r->Int(i, 2)});
+  }
+  return out;
+}
+
+Status PostgresStore::DeleteSiteToken(const std::string& site_id, const std::string& token_id) {
+  const std::optional<std::string> prefix = internal::TokenHashPrefix(token_id);
+  if (!prefix) return internal::TokenNotFound(token_id);
+  auto r = Query("DELETE FROM site_tokens WHERE site_id = $1 AND left(token_hash, 16) = $2",
+                 Params().Add(site_id).Add(*prefix));
+  if (!r.ok()) return r.status();
+  if (r->affected() == 0) return internal::TokenNotFound(token_id);
+  return Status::Ok();
 }
 
 StatusOr<SiteToken> PostgresStore::FindSiteToken(const std::string& token_hash) {

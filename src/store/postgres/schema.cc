@@ -251,6 +251,16 @@ CREATE INDEX messages_failed_by_endpoint ON messages(endpoint_id, id) WHERE stat
     R"sql(
 ALTER TABLE endpoint_leases ADD COLUMN IF NOT EXISTS circuit_open_until bigint;
 )sql",
+    // 16: ingest keys that a rotation replaced, each accepted until its time (DESIGN section 3),
+    // looked up by key when ingest's cache misses. Written to run again: the migration tests
+    // rewind the version and run every later migration a second time.
+    R"sql(
+CREATE TABLE IF NOT EXISTS previous_ingest_keys(
+  ingest_key text PRIMARY KEY,
+  site_id text NOT NULL REFERENCES sites(id),
+  until_ms bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS previous_ingest_keys_by_site ON previous_ingest_keys(site_id);
+)sql",
 };
 
 constexpr int kAttemptStatsMigration = 14;

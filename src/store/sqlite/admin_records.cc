@@ -35,11 +35,63 @@ StatusOr<Site> SqliteStore::GetSite(const std::string& site_id) {
   return std::move(sites->front());
 }
 
-StatusOr<Site> SqliteStore::FindSiteByIngestKey(const std::string& ingest_key) {
-  auto sites = QuerySites("WHERE ingest_key = ?1", ingest_key, hot_path_readers_);
-  if (!sites.ok()) return sites.status();
-  if (sites->empty()) return model::NotFound("no site has this ingest key");
-  return std::move(sites->front());
+StatusOr<Site> SqliteStore::FindSiteByIngestKey(const std::string& ingest_key, int64_t now_ms) {
+  std::optional<Site> site;
+  // One statement: the current key through its unique index, else a replaced one through the
+  // primary key of previous_ingest_keys.
+  Status s = ReadHotPath([&](Connection& c) {
+    auto st = c.Prepare(std::string("SELECT ") + internal::kSiteColumns +
+                        " FROM sites WHERE id = coalesce("
+                        "(SELECT id FROM sites WHERE ingest_key = ?1), "
+                        "(SELECT site_id FROM previous_ingest_keys "
+                        "WHERE ingest_key = ?1 AND until_ms > ?2))");
+    if (!st.ok()) return st.status();
+    Status step;
+    if ((*st)->Bind(1, ingest_key).Bind(2, now_ms).Step(&step)) {
+      site = internal::ReadSite(**st, 0, box_);
+    }
+    (*st)->Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  if (!site) return model::NotFound("no site has this ingest key");
+  return std::move(*site);
+}
+
+StatusOr<Site> SqliteStore::RotateIngestKey(const std::string& site_id, int64_t now_ms,
+                                            int64_t overlap_ms) {
+  const std::string key = internal::NewIngestKey();
+  // Read and written in one transaction of the one writer: no rotation is lost to another.
+  Status s = WriteSync([&](Connection& c) {
+    auto read = c.Prepare("SELECT ingest_key FROM sites WHERE id = ?");
+    if (!read.ok()) return read.status();
+    Status step;
+    std::optional<std::string> current;
+    if ((*read)->Bind(1, site_id).Step(&step)) current = (*read)->Text(0);
+    (*read)->Reset();
+    if (!step.ok()) return step;
+    if (!current) return model::NotFound("site " + site_id + " not found");
+    // Keys whose time is over go now; with no overlap (a leaked key), every earlier key goes.
+    auto expire =
+        c.Prepare("DELETE FROM previous_ingest_keys WHERE site_id = ?1 AND until_ms <= ?2");
+    if (!expire.ok()) return expire.status();
+    const int64_t expired_before = overlap_ms > 0 ? now_ms : INT64_MAX;
+    if (Status run = (*expire)->Bind(1, site_id).Bind(2, expired_before).Run(); !run.ok()) {
+      return run;
+    }
+    if (overlap_ms > 0) {
+      auto keep = c.Prepare(
+          "INSERT INTO previous_ingest_keys(ingest_key, site_id, until_ms) VALUES(?,?,?)");
+      if (!keep.ok()) return keep.status();
+      Status run = (*keep)->Bind(1, *current).Bind(2, site_id).Bind(3, now_ms + overlap_ms).Run();
+      if (!run.ok()) return run;
+    }
+    auto write = c.Prepare("UPDATE sites SET ingest_key = ?2 WHERE id = ?1");
+    if (!write.ok()) return write.status();
+    return (*write)->Bind(1, site_id).Bind(2, key).Run();
+  });
+  if (!s.ok()) return s;
+  return GetSite(site_id);
 }
 
 StatusOr<Site> SqliteStore::UpdateSite(const std::string& site_id, const SitePatch& patch) {
@@ -106,19 +158,55 @@ Status SqliteStore::GiveSitesBeaconSecrets() {
   return Status::Ok();
 }
 
-Status SqliteStore::AddSiteToken(const std::string& site_id, const std::string& token_hash,
-                                 TokenScope scope) {
+StatusOr<SiteTokenInfo> SqliteStore::AddSiteToken(const std::string& site_id,
+                                                  const std::string& token_hash, TokenScope scope) {
   if (auto site = GetSite(site_id); !site.ok()) return site.status();
-  return WriteSync([&](Connection& c) {
+  const SiteTokenInfo token{SiteTokenId(token_hash), scope, NowMs()};
+  Status s = WriteSync([&](Connection& c) {
     auto st = c.Prepare(
         "INSERT INTO site_tokens(token_hash, site_id, created_at, scope) VALUES(?,?,?,?)");
     if (!st.ok()) return st.status();
     return (*st)
         ->Bind(1, token_hash)
         .Bind(2, site_id)
-        .Bind(3, NowMs())
+        .Bind(3, token.created_at_ms)
         .Bind(4, internal::TokenScopeName(scope))
         .Run();
+  });
+  if (!s.ok()) return s;
+  return token;
+}
+
+StatusOr<std::vector<SiteTokenInfo>> SqliteStore::ListSiteTokens(const std::string& site_id) {
+  std::vector<SiteTokenInfo> out;
+  Status s = Read([&](Connection& c) {
+    auto st = c.Prepare(
+        "SELECT token_hash, scope, created_at FROM site_tokens WHERE site_id = ? "
+        "ORDER BY created_at DESC, token_hash DESC");
+    if (!st.ok()) return st.status();
+    (*st)->Bind(1, site_id);
+    Status step;
+    while ((*st)->Step(&step)) {
+      out.push_back(SiteTokenInfo{SiteTokenId((*st)->Text(0)),
+                                  internal::TokenScopeFromName((*st)->Text(1)), (*st)->Int(2)});
+    }
+    (*st)->Reset();
+    return step;
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status SqliteStore::DeleteSiteToken(const std::string& site_id, const std::string& token_id) {
+  const std::optional<std::string> prefix = internal::TokenHashPrefix(token_id);
+  if (!prefix) return internal::TokenNotFound(token_id);
+  return WriteSync([&](Connection& c) {
+    auto st =
+        c.Prepare("DELETE FROM site_tokens WHERE site_id = ? AND substr(token_hash, 1, 16) = ?");
+    if (!st.ok()) return st.status();
+    Status run = (*st)->Bind(1, site_id).Bind(2, *prefix).Run();
+    if (run.ok() && c.Changes() == 0) return internal::TokenNotFound(token_id);
+    return run;
   });
 }
 

@@ -230,6 +230,16 @@ CREATE INDEX messages_failed_by_endpoint ON messages(endpoint_id, id) WHERE stat
     R"sql(
 DROP INDEX IF EXISTS messages_pending;
 )sql",
+    // 15: ingest keys that a rotation replaced, each accepted until its time (DESIGN section 3),
+    // looked up by key when ingest's cache misses. Written to run again: the migration tests
+    // rewind the version and run every later migration a second time.
+    R"sql(
+CREATE TABLE IF NOT EXISTS previous_ingest_keys(
+  ingest_key TEXT PRIMARY KEY,
+  site_id TEXT NOT NULL REFERENCES sites(id),
+  until_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS previous_ingest_keys_by_site ON previous_ingest_keys(site_id);
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;

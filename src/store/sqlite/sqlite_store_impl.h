@@ -85,10 +85,14 @@ class SqliteStore final : public Store {
   StatusOr<Site> RotateBeaconSecret(const std::string& site_id, int64_t now_ms,
                                     int64_t overlap_ms) override;
 
-  StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key) override;
-  Status AddSiteToken(const std::string& site_id, const std::string& token_hash,
-                      TokenScope scope) override;
+  StatusOr<Site> RotateIngestKey(const std::string& site_id, int64_t now_ms,
+                                 int64_t overlap_ms) override;
+  StatusOr<Site> FindSiteByIngestKey(const std::string& ingest_key, int64_t now_ms) override;
+  StatusOr<SiteTokenInfo> AddSiteToken(const std::string& site_id, const std::string& token_hash,
+                                       TokenScope scope) override;
   StatusOr<SiteToken> FindSiteToken(const std::string& token_hash) override;
+  StatusOr<std::vector<SiteTokenInfo>> ListSiteTokens(const std::string& site_id) override;
+  Status DeleteSiteToken(const std::string& site_id, const std::string& token_id) override;
   StatusOr<Endpoint> CreateEndpoint(Endpoint e) override;
   StatusOr<Endpoint> GetEndpoint(const std::string& site_id,
                                  const std::string& endpoint_id) override;
