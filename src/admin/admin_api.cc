@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <set>
+#include <limits>
+#include <map>
 
 #include "delivery/address_guard.h"
 #include "model/digest.h"
@@ -218,10 +219,22 @@ std::string_view StatusName(store::MessageStatus s) {
   return "pending";
 }
 
-// `waiting_for_endpoint`: the message is pending for an endpoint that is disabled, so that it
-// has no next attempt until someone enables it (its stored time is when it was parked).
+// What a pending message's endpoint says of its next attempt: kEndpointDisabled while the
+// endpoint is disabled (no next attempt until someone enables it; the message's stored time is
+// when it was parked), the end of the pause while its circuit is open on this node (nothing is
+// sent before it, whatever the message's schedule), else 0 (the schedule decides).
+constexpr int64_t kEndpointDisabled = std::numeric_limits<int64_t>::max();
+
+int64_t EndpointNotBeforeMs(const store::Endpoint& endpoint,
+                            const delivery::DeliveryService& delivery, int64_t now_ms) {
+  if (!endpoint.enabled) return kEndpointDisabled;
+  const delivery::EndpointRuntime runtime = delivery.Runtime(endpoint.id);
+  return runtime.circuit == "open" ? now_ms + runtime.circuit_open_for_ms : 0;
+}
+
+// `not_before_ms`: EndpointNotBeforeMs of the message's endpoint (0 for a finished message).
 json::object MessageJson(const store::Store& store, const store::Message& m,
-                         bool waiting_for_endpoint) {
+                         int64_t not_before_ms) {
   json::value payload = json::parse(model::Payload(m.event, model::PayloadFormat::kIzooto, ""));
   json::object& event = payload.as_object();
   event["event_id"] = m.event.event_id;
@@ -231,9 +244,10 @@ json::object MessageJson(const store::Store& store, const store::Message& m,
       {"endpoint_id", m.endpoint_id},
       {"status", StatusName(m.status)},
       {"attempts", m.attempts},
-      {"next_attempt_at", m.status == store::MessageStatus::kPending && !waiting_for_endpoint
-                              ? json::value(Rfc3339(m.next_attempt_ms))
-                              : json::value()},
+      {"next_attempt_at",
+       m.status == store::MessageStatus::kPending && not_before_ms != kEndpointDisabled
+           ? json::value(Rfc3339(std::max(m.next_attempt_ms, not_before_ms)))
+           : json::value()},
       {"created_at", Rfc3339(m.created_at_ms)},
       {"last_status_code",
        m.last_status_code == 0 ? json::value() : json::value(m.last_status_code)},
@@ -762,20 +776,25 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
   const bool more = messages->size() > page;
   if (more) messages->pop_back();
   json::array data;
-  // Pending messages of a disabled endpoint have no next attempt: the site's endpoints are read
-  // once, and only for a page that has pending messages.
-  std::set<std::string> disabled;
-  if (std::any_of(messages->begin(), messages->end(), [](const store::Message& m) {
-        return m.status == store::MessageStatus::kPending;
-      })) {
+  // A pending message's next attempt waits for its endpoint (disabled, or its circuit open):
+  // the site's endpoints are read once, and only for a page that has pending messages.
+  std::map<std::string, int64_t> not_before;  // endpoint id -> EndpointNotBeforeMs
+  for (const store::Message& m : *messages) {
+    if (m.status == store::MessageStatus::kPending) not_before.emplace(m.endpoint_id, 0);
+  }
+  if (!not_before.empty()) {
     auto endpoints = store_.ListEndpoints(site_id);
     if (!endpoints.ok()) return respond(http::Response::FromStatus(endpoints.status()));
+    const int64_t now_ms = clock_.NowMs();
     for (const store::Endpoint& e : *endpoints) {
-      if (!e.enabled) disabled.insert(e.id);
+      if (auto it = not_before.find(e.id); it != not_before.end()) {
+        it->second = EndpointNotBeforeMs(e, delivery_, now_ms);
+      }
     }
   }
   for (const store::Message& m : *messages) {
-    data.push_back(MessageJson(store_, m, disabled.contains(m.endpoint_id)));
+    const auto it = not_before.find(m.endpoint_id);
+    data.push_back(MessageJson(store_, m, it == not_before.end() ? 0 : it->second));
   }
   json::value next;
   if (more) next = store::FormatMessageId(store_.instance_id(), messages->back().id);
@@ -788,12 +807,12 @@ void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto message = store_.GetMessage(site_id, *id);
   if (!message.ok()) return respond(MessageError(message.status(), request.path_params[1]));
-  bool waiting = false;
+  int64_t not_before_ms = 0;
   if (message->status == store::MessageStatus::kPending) {
     auto endpoint = store_.GetEndpoint(site_id, message->endpoint_id);
-    waiting = endpoint.ok() && !endpoint->enabled;
+    if (endpoint.ok()) not_before_ms = EndpointNotBeforeMs(*endpoint, delivery_, clock_.NowMs());
   }
-  respond(JsonResponse(200, MessageJson(store_, *message, waiting)));
+  respond(JsonResponse(200, MessageJson(store_, *message, not_before_ms)));
 }
 
 void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {

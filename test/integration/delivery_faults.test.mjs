@@ -361,6 +361,30 @@ itest('circuit breaker: 3 consecutive failures open it for ~1 s, then one probe;
   assert.equal(after.state, 'enabled');
 });
 
+// While the circuit is open nothing goes before its pause ends: the message log says so, rather
+// than show a retry time that has passed.
+itest('circuit breaker: while it is open, next_attempt_at is not before the pause ends', async (fx, t) => {
+  const { rx, serve, site, ep, key } = await setup(fx, t, {
+    behaviour: 500,
+    schedule: Array(10).fill('200ms').join(','),
+    args: ['--circuit-threshold', '3', '--circuit-pause', '30s'],
+    endpoint: { max_in_flight: 1 },
+  });
+  await ingest(serve, key, Array.from({ length: 5 }, (_, i) => makeEvent(i)));
+  await waitFor(async () => (await getStats(serve, site.id, ep.id)).circuit === 'open', {
+    timeoutMs: 10_000, what: 'the circuit to open after three failures',
+  });
+  const openedAt = Date.now();
+  const pending = await allMessages(serve, site.id, { status: 'pending' });
+  assert.equal(pending.length, 5);
+  for (const m of [...pending, await getMessage(serve, site.id, pending[0].id)]) {
+    const next = Date.parse(m.next_attempt_at);
+    assert.ok(next >= openedAt + 25_000, `${m.id}: next_attempt_at ${m.next_attempt_at} is inside the 30 s pause`);
+    assert.ok(next <= openedAt + 31_000, `${m.id}: next_attempt_at ${m.next_attempt_at} is after the pause ends`);
+  }
+  assert.equal(rx.requests.length, 3, 'nothing sent while open');
+});
+
 // The realistic case: a receiver dies with many requests in flight. Those failures land while
 // the circuit is already open; they must not stretch the first pause (it doubles per failed probe).
 itest('circuit breaker: a burst of concurrent failures opens the circuit for the first pause, not longer', async (fx, t) => {
