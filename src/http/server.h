@@ -36,10 +36,11 @@ struct ServerLimits {
   size_t max_connections = 10'000;
 };
 
-// Adds headers to the answers the server writes itself, without calling the handler (413, 431,
-// 400 for a malformed request or plain HTTP on the TLS port, 408), given the request's path as
-// far as it arrived: a route's rule, such as the CORS headers of ingest, then covers every
-// answer on that route. Called on the connection's thread; must be cheap and thread-safe.
+// Sees each answer the server writes itself, without calling the handler (413, 431, 400 for a
+// malformed request or plain HTTP on the TLS port, 408), given the request's path as far as it
+// arrived, and may add headers to it: a route's rule, such as the CORS headers of ingest, then
+// covers every answer on that route, and `pushhook receive` counts these refusals with its
+// own. Called on the connection's thread; must be cheap and thread-safe.
 using OwnAnswerHeaders = std::function<void(std::string_view path, Response& response)>;
 
 class Server {
