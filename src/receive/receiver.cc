@@ -23,6 +23,7 @@
 #include "http/http_types.h"
 #include "http/server.h"
 #include "model/json_string.h"
+#include "model/rfc3339.h"
 #include "model/signature.h"
 #include "receive/output.h"
 #include "receive/payloads.h"
@@ -41,8 +42,10 @@ int64_t NowMs() {
       .count();
 }
 
-void LogLine(const std::string& line) {
-  std::string out = line;
+// Writes `line`, a JSON object, with the time first, as serve's log lines have it (util::Log).
+void LogLine(std::string_view line) {
+  std::string out = "{\"ts\":\"" + model::FormatRfc3339Ms(NowMs()) + "\",";
+  out += line.substr(1);
   out.push_back('\n');
   // One write per line, so lines from several threads do not interleave.
   std::fwrite(out.data(), 1, out.size(), stderr);

@@ -200,8 +200,11 @@ itest('bad TLS files or flags: exit 2 with one line that names the file', async 
   const secret = `whsec_${Buffer.from(randomToken(), 'hex').toString('base64')}`;
   const receiveRefused = await run(fx, ['receive', '--listen', '127.0.0.1:0', '--secret', secret, '--tls-cert', certs.certFile]);
   assert.equal(receiveRefused.code, 2, receiveRefused.stderr);
-  assert.deepEqual(receiveRefused.stderr.trim().split('\n').map((l) => JSON.parse(l)),
-    [{ level: 'error', msg: `--tls-cert ${certs.certFile} is given without --tls-key: HTTPS needs both` }]);
+  const refusedLines = receiveRefused.stderr.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(refusedLines.length, 1, receiveRefused.stderr);
+  const { ts, ...refusedLine } = refusedLines[0];
+  assert.match(ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'the time, as serve logs it');
+  assert.deepEqual(refusedLine, { level: 'error', msg: `--tls-cert ${certs.certFile} is given without --tls-key: HTTPS needs both` });
   const receiveMismatch = await run(fx, ['receive', '--listen', '127.0.0.1:0', '--secret', secret,
     '--tls-cert', certs.certFile, '--tls-key', other.keyFile]);
   assert.equal(receiveMismatch.code, 2, receiveMismatch.stderr);
