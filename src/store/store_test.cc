@@ -1950,6 +1950,58 @@ TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
   EXPECT_EQ(Campaigns(site->id).size(), 4u) << "the migrated store takes events";
 }
 
+// Receivers de-duplicate by webhook-id (msg_<id>): an id is never given twice, even once the
+// rows that had the newest ids are deleted (retention) and the store restarts.
+TEST_P(StoreTest, IdsAreNotGivenAgainAfterTheirRowsAreDeletedAndTheStoreRestarts) {
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  const AppendResult first =
+      Append(site->id, {MakeEvent(model::Action::kView, ""), MakeEvent(model::Action::kClick, "")});
+  ASSERT_EQ(first.messages.size(), 2u);
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(RunSql("DELETE FROM messages; DELETE FROM events;"));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  const AppendResult second = Append(site->id, {MakeEvent(model::Action::kView, "")});
+  ASSERT_EQ(second.messages.size(), 1u);
+  EXPECT_GT(second.messages[0].id, first.messages[1].id);
+  for (const DueMessage& old : first.messages) {
+    EXPECT_NE(second.messages[0].stored->event.event_id, old.stored->event.event_id);
+  }
+}
+
+// Schema 16 took the ids of events and messages from SQLite's AUTOINCREMENT to the writer
+// (row_ids.h): a database from before keeps its rows under their ids, and its new rows start
+// past every id its sqlite_sequence had given, also those whose rows are deleted.
+TEST_P(StoreTest, MigratingToWriterGivenIdsStartsPastTheOldSequence) {
+  if (Postgres()) GTEST_SKIP() << "PostgreSQL's ids come from its sequences";
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  const AppendResult stored = Append(
+      site->id, {MakeEvent(model::Action::kView, "e1"), MakeEvent(model::Action::kView, "e2")});
+  ASSERT_EQ(stored.messages.size(), 2u);
+  const int64_t kept = stored.messages[0].id;
+  const int64_t deleted = stored.messages[1].id;
+  store_.reset();
+  // As schema 15 left it: the sequence past the newest row, which retention deleted.
+  ASSERT_NO_FATAL_FAILURE(
+      RunSql("DELETE FROM meta WHERE key IN ('next_event_id', 'next_message_id'); "
+             "DELETE FROM messages WHERE id = " +
+             std::to_string(deleted) +
+             "; "
+             "DELETE FROM events WHERE event_id = 'e2'; "
+             "INSERT INTO sqlite_sequence(name, seq) VALUES('events', 700), ('messages', 900); "
+             "PRAGMA user_version = 15"));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  const Message old = Value(store_->GetMessage(site->id, kept));
+  EXPECT_EQ(old.event.event_id, "e1");
+  const AppendResult next = Append(site->id, {MakeEvent(model::Action::kView, "")});
+  ASSERT_EQ(next.messages.size(), 1u);
+  EXPECT_EQ(next.messages[0].id, 901);
+  // And the event the same: its generated event_id carries its row id.
+  EXPECT_TRUE(next.messages[0].stored->event.event_id.ends_with("701"))
+      << next.messages[0].stored->event.event_id;
+}
+
 // Fan-out sends an event to an endpoint only when every field its filter names holds a listed
 // value: cids through the index, the other fields beside it; a change of filter applies to the
 // next event, and a replay sends what the filter would have let through.

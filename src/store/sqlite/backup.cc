@@ -32,14 +32,19 @@ constexpr auto kBusyLimit = std::chrono::seconds(30);
 // above bit 40: about 10^12 ids an epoch). The source may go on after the snapshot, giving ids
 // past it to webhooks that receivers keep; a copy counting on from the same place would give a
 // new event one of those ids (msg_…, evt_…, bat_…), and a receiver de-duplicating by webhook-id
-// would drop it. The ids of the rows in the copy are unchanged.
+// would drop it. The ids of the rows in the copy are unchanged. The counters are meta's marks
+// (row_ids.h); in a database from before schema 16, SQLite's sqlite_sequence, which migration
+// 16 turns into the marks.
 model::Status StartNextIdEpoch(Connection& copy) {
   return copy.Exec(R"sql(
 BEGIN;
+UPDATE meta SET value = ((CAST(value AS INTEGER) >> 40) + 1) << 40
+  WHERE key IN ('next_event_id', 'next_message_id');
 UPDATE sqlite_sequence SET seq = ((seq >> 40) + 1) << 40 WHERE name IN ('events', 'messages');
 INSERT INTO sqlite_sequence(name, seq)
   SELECT name, 1 << 40 FROM (SELECT 'events' AS name UNION ALL SELECT 'messages')
-  WHERE name NOT IN (SELECT name FROM sqlite_sequence);
+  WHERE name NOT IN (SELECT name FROM sqlite_sequence)
+    AND NOT EXISTS (SELECT 1 FROM meta WHERE key = 'next_event_id');
 COMMIT;
 )sql");
 }

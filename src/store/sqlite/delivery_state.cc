@@ -292,28 +292,24 @@ StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q
   std::vector<DueMessage> out;
   out.reserve(events.size());
   for (size_t first = 0; first < events.size(); first += kReplayPage) {
-    std::string page = "[";
-    for (size_t i = first; i < std::min(events.size(), first + kReplayPage); ++i) {
-      if (i > first) page += ',';
-      page += std::to_string(events[i]);
-    }
-    page += ']';
+    const size_t end = std::min(events.size(), first + kReplayPage);
     std::vector<DueMessage> made_here;
     Status made = writes_.Run([&](Connection& c) {
       made_here.clear();
+      // An event that retention deleted since the read makes no message.
       auto st = c.Prepare(
-          "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
-          "created_at) SELECT id, site_id, ?1, 0, ?2, ?2 FROM events WHERE id IN "
-          "(SELECT value FROM json_each(?3)) ORDER BY id RETURNING id");
+          "INSERT INTO messages(id, event_rowid, site_id, endpoint_id, status, next_attempt_at, "
+          "created_at) SELECT ?1, id, site_id, ?2, 0, ?3, ?3 FROM events WHERE id = ?4");
       if (!st.ok()) return st.status();
       Statement& stmt = **st;
-      stmt.Bind(1, q.endpoint_id).Bind(2, now_ms).Bind(3, page);
-      Status step;
-      while (stmt.Step(&step)) {
-        made_here.push_back(DueMessage{stmt.Int(0), q.endpoint_id, now_ms, 0, {}});
+      for (size_t i = first; i < end; ++i) {
+        stmt.Bind(1, message_ids_.Peek()).Bind(2, q.endpoint_id).Bind(3, now_ms).Bind(4, events[i]);
+        if (Status s = stmt.Run(); !s.ok()) return s;
+        if (c.Changes() == 1) {
+          made_here.push_back(DueMessage{message_ids_.Take(), q.endpoint_id, now_ms, 0, {}});
+        }
       }
-      stmt.Reset();
-      return step;
+      return Status::Ok();
     });
     if (!made.ok()) return made;
     out.insert(out.end(), made_here.begin(), made_here.end());

@@ -240,6 +240,73 @@ CREATE TABLE IF NOT EXISTS previous_ingest_keys(
   until_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS previous_ingest_keys_by_site ON previous_ingest_keys(site_id);
 )sql",
+    // 16: events and messages without AUTOINCREMENT, which read and rewrote sqlite_sequence in
+    // every insert: the writer gives their ids (row_ids.h), resuming at meta's marks. Each
+    // mark starts past every id the table's sequence or rows ever held. Rebuilding a table is
+    // the only way SQLite has to drop AUTOINCREMENT; the rows keep their ids.
+    R"sql(
+INSERT INTO meta(key, value) SELECT 'next_event_id', 1 + max(
+    coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+    coalesce((SELECT max(id) FROM events), 0),
+    coalesce((SELECT value FROM meta WHERE key = 'next_event_id') - 1, 0)) WHERE true
+  ON CONFLICT(key) DO UPDATE SET value = excluded.value;
+INSERT INTO meta(key, value) SELECT 'next_message_id', 1 + max(
+    coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0),
+    coalesce((SELECT max(id) FROM messages), 0),
+    coalesce((SELECT value FROM meta WHERE key = 'next_message_id') - 1, 0)) WHERE true
+  ON CONFLICT(key) DO UPDATE SET value = excluded.value;
+CREATE TABLE events_16(
+  id INTEGER PRIMARY KEY,
+  site_id TEXT NOT NULL,
+  event_id TEXT,
+  action INTEGER NOT NULL,
+  cookie_id TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  notification_title TEXT NOT NULL,
+  reference_id TEXT NOT NULL,
+  utm_campaign TEXT NOT NULL,
+  utm_content TEXT NOT NULL,
+  utm_medium TEXT NOT NULL,
+  utm_source TEXT NOT NULL,
+  utm_term TEXT NOT NULL,
+  clicked_button INTEGER NOT NULL,
+  occurred_at INTEGER NOT NULL,
+  received_at INTEGER NOT NULL,
+  replay_key TEXT);
+INSERT INTO events_16(id, site_id, event_id, action, cookie_id, cid, notification_title,
+    reference_id, utm_campaign, utm_content, utm_medium, utm_source, utm_term, clicked_button,
+    occurred_at, received_at, replay_key)
+  SELECT id, site_id, event_id, action, cookie_id, cid, notification_title, reference_id,
+    utm_campaign, utm_content, utm_medium, utm_source, utm_term, clicked_button, occurred_at,
+    received_at, replay_key FROM events ORDER BY id;
+DROP TABLE events;
+ALTER TABLE events_16 RENAME TO events;
+CREATE UNIQUE INDEX events_by_client_id ON events(site_id, event_id) WHERE event_id IS NOT NULL;
+CREATE UNIQUE INDEX events_by_replay_key ON events(site_id, replay_key)
+  WHERE replay_key IS NOT NULL;
+CREATE TABLE messages_16(
+  id INTEGER PRIMARY KEY,
+  event_rowid INTEGER NOT NULL,
+  site_id TEXT NOT NULL,
+  endpoint_id TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_status INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  batch_id INTEGER NOT NULL DEFAULT 0);
+INSERT INTO messages_16(id, event_rowid, site_id, endpoint_id, status, attempts,
+    next_attempt_at, created_at, last_status, last_error, batch_id)
+  SELECT id, event_rowid, site_id, endpoint_id, status, attempts, next_attempt_at, created_at,
+    last_status, last_error, batch_id FROM messages ORDER BY id;
+DROP TABLE messages;
+ALTER TABLE messages_16 RENAME TO messages;
+CREATE INDEX messages_pending_by_endpoint ON messages(endpoint_id, id) WHERE status = 0;
+CREATE INDEX messages_finished ON messages(status, next_attempt_at) WHERE status != 0;
+CREATE INDEX messages_by_site ON messages(site_id, id);
+CREATE INDEX messages_failed_by_endpoint ON messages(endpoint_id, id) WHERE status = 2;
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;

@@ -20,6 +20,8 @@ Status SqliteStore::Open() {
                                                     : "PRAGMA synchronous=NORMAL");
   }
   if (s.ok()) s = Migrate();
+  if (s.ok()) s = event_ids_.Load(*writer_conn_);
+  if (s.ok()) s = message_ids_.Load(*writer_conn_);
   if (s.ok() && options_.aggregates) s = RecoverAggregates();
   if (!s.ok()) return s;
   for (int i = 0; i < kAdminReaders + kHotPathReaders; ++i) {
@@ -142,7 +144,9 @@ Status SqliteStore::CommitInTransaction(Connection& c, std::vector<SqliteWriteQu
       return counted;
     }
   }
-  Status commit = c.Run("COMMIT");
+  Status commit = event_ids_.Reserve(c);
+  if (commit.ok()) commit = message_ids_.Reserve(c);
+  if (commit.ok()) commit = c.Run("COMMIT");
   if (!commit.ok()) {
     Rollback(c);
     for (auto& r : *results) {
@@ -150,6 +154,8 @@ Status SqliteStore::CommitInTransaction(Connection& c, std::vector<SqliteWriteQu
     }
     return commit;
   }
+  event_ids_.Committed();
+  message_ids_.Committed();
   Committed(flush);
   return Status::Ok();
 }
@@ -160,6 +166,8 @@ void SqliteStore::Rollback(Connection& c) {
   // I/O error): either way none of it holds.
   c.Run("ROLLBACK").IgnoreError();
   targets_by_site_.clear();
+  event_ids_.RolledBack();
+  message_ids_.RolledBack();
   DiscardTransaction();
 }
 

@@ -27,6 +27,7 @@
 #include "store/internal/attempt_stats.h"
 #include "store/internal/rows.h"
 #include "store/sqlite/database_lock.h"
+#include "store/sqlite/row_ids.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/store.h"
 #include "store/store_internal.h"
@@ -262,6 +263,9 @@ class SqliteStore final : public Store {
   SiteAggregates tx_aggregates_;
   size_t tx_aggregated_events_ = 0;
   int64_t tx_last_event_ = 0;  // the last event row this transaction stored
+  // The ids of new events and messages (row_ids.h); writer thread only.
+  RowIds event_ids_{"next_event_id"};
+  RowIds message_ids_{"next_message_id"};
   // The attempts this transaction recorded, by endpoint, hour and latency bucket: written once
   // before its commit, however many records' writes it carries; writer thread only.
   internal::AttemptStatsRows tx_attempt_stats_;

@@ -20,12 +20,12 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
   auto insert_event = c.Prepare(
       "INSERT OR IGNORE INTO events(site_id, event_id, action, cookie_id, cid, "
       "notification_title, reference_id, utm_campaign, utm_content, utm_medium, utm_source, "
-      "utm_term, clicked_button, occurred_at, received_at, replay_key) "
-      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      "utm_term, clicked_button, occurred_at, received_at, replay_key, id) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!insert_event.ok()) return insert_event.status();
   auto insert_message = c.Prepare(
       "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
-      "created_at) VALUES(?,?,?,0,?,?)");
+      "created_at, id) VALUES(?,?,?,0,?,?,?)");
   if (!insert_message.ok()) return insert_message.status();
   Statement& ev = **insert_event;
   Statement& msg = **insert_message;
@@ -56,6 +56,7 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
     } else {
       ev.Bind(16, e.replay_key);
     }
+    ev.Bind(17, event_ids_.Peek());
     if (Status s = ev.Run(); !s.ok()) return s;
     if (c.Changes() == 0) {
       ++result->duplicates;
@@ -63,17 +64,23 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
     }
     ++result->accepted;
     accepted.push_back(&e);
-    const int64_t event_row = c.LastInsertRowId();
+    const int64_t event_row = event_ids_.Take();
     last_event_row = event_row;
     std::shared_ptr<const StoredEvent> stored;
     Status fanned = Status::Ok();
     (*targets)->ForEachTaking(e, [&](const Target& t) {
       if (!fanned.ok()) return;
-      msg.Bind(1, event_row).Bind(2, site_id).Bind(3, t.id).Bind(4, now_ms).Bind(5, now_ms);
+      const int64_t message_row = message_ids_.Take();
+      msg.Bind(1, event_row)
+          .Bind(2, site_id)
+          .Bind(3, t.id)
+          .Bind(4, now_ms)
+          .Bind(5, now_ms)
+          .Bind(6, message_row);
       fanned = msg.Run();
       if (!fanned.ok()) return;
       if (stored == nullptr) stored = Stored(e, site_id, event_row);
-      result->messages.push_back(DueMessage{c.LastInsertRowId(), t.id, now_ms, 0, stored});
+      result->messages.push_back(DueMessage{message_row, t.id, now_ms, 0, stored});
     });
     if (!fanned.ok()) return fanned;
   }
