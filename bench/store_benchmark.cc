@@ -267,6 +267,7 @@ void BM_StoreDeliver(benchmark::State& state) {
     for (size_t i = 0; i < result->messages.size(); ++i) {
       store::AttemptRecord r;
       r.message_id = result->messages[i].id;
+      r.endpoint_id = result->messages[i].endpoint_id;
       r.attempt = 1;
       r.at_ms = kNowMs;
       r.status_code = 204;

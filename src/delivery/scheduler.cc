@@ -692,6 +692,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   for (const OutgoingMessage& m : c.messages) {
     store::AttemptRecord& record = out->records.emplace_back();
     record.message_id = m.id;
+    if (&m == &c.messages.front()) record.endpoint_id = state.id;
     record.attempt = m.attempt;
     record.at_ms = c.started_ms;
     record.status_code = r.status;

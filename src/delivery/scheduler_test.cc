@@ -640,7 +640,7 @@ TEST_F(SchedulerTest, SharingTheDatabaseOnlyTheLeaseHolderDelivers) {
 }
 
 TEST_F(SchedulerTest, ABatchFillsAcrossIngestsUpToMaxEvents) {
-  StartBatching(5, 1'000);
+  const store::Endpoint ep = StartBatching(5, 1'000);
   const auto first = Ingest(3);
   Admit(first);
   EXPECT_TRUE(Poll(kT0).sends.empty()) << "3 of 5: waits for more";
@@ -667,7 +667,9 @@ TEST_F(SchedulerTest, ABatchFillsAcrossIngestsUpToMaxEvents) {
   ASSERT_EQ(done.records.size(), 5u) << "one record per message";
   for (const store::AttemptRecord& r : done.records) {
     EXPECT_EQ(r.new_status, store::MessageStatus::kDelivered);
+    EXPECT_EQ(r.counts_request, &r == &done.records.front()) << "one request";
   }
+  EXPECT_EQ(done.records.front().endpoint_id, ep.id) << "the endpoint whose statistics it joins";
   EXPECT_EQ(scheduler_->counts().delivered, 5u);
 }
 

@@ -235,6 +235,9 @@ struct AttemptRecord {
   // The record that stands for its HTTP request in the endpoint's statistics (attempts,
   // successes, latency): the only one of a lone message, the first of a batch's.
   bool counts_request = true;
+  // The message's endpoint, whose statistics the counted record's request joins (SQLite; on
+  // PostgreSQL the update answers it).
+  std::string endpoint_id = {};
 };
 
 struct Attempt {

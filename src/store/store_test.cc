@@ -154,10 +154,25 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
                          [&](model::StatusOr<AppendResult> r) { promise.set_value(std::move(r)); });
     auto result = promise.get_future().get();
     EXPECT_TRUE(result.ok()) << result.status().message();
-    return result.ok() ? result.value() : AppendResult{};
+    if (!result.ok()) return AppendResult{};
+    std::lock_guard lock(endpoint_of_mu_);  // some tests append from several threads
+    for (const DueMessage& m : result->messages) endpoint_of_[m.id] = m.endpoint_id;
+    return result.value();
+  }
+
+  // Gives each record its message's endpoint, as the dispatcher does, from the messages that
+  // Append() made.
+  void NameEndpoints(std::vector<AttemptRecord>& records) {
+    std::lock_guard lock(endpoint_of_mu_);
+    for (AttemptRecord& record : records) {
+      if (auto it = endpoint_of_.find(record.message_id); it != endpoint_of_.end()) {
+        record.endpoint_id = it->second;
+      }
+    }
   }
 
   void Record(std::vector<AttemptRecord> records) {
+    NameEndpoints(records);
     std::promise<model::Status> promise;
     store_->RecordAttempts(std::move(records),
                            [&](model::Status s) { promise.set_value(std::move(s)); });
@@ -199,6 +214,8 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   std::string server_url_;
   std::map<std::string, std::unique_ptr<testing::PgTestDatabase>> databases_;
   std::unique_ptr<Store> store_;
+  std::mutex endpoint_of_mu_;
+  std::map<int64_t, std::string> endpoint_of_;  // each message Append() made, its endpoint
 };
 
 // Counters as text, so that a mismatch shows every field.
@@ -1258,6 +1275,7 @@ TEST_P(StoreTest, EndpointStatsCountAttemptsAndLatencyPercentiles) {
   records.push_back({other_message, 1, 10'000, 500, 999'999, "", "", MessageStatus::kPending, 0});
   // Each record its own write, all queued at once as the dispatcher queues them: the writer
   // commits several in one transaction, whose counts must add up.
+  NameEndpoints(records);
   std::vector<std::future<model::Status>> recorded;
   for (AttemptRecord& record : records) {
     auto done = std::make_shared<std::promise<model::Status>>();
