@@ -148,7 +148,6 @@ model::StatusOr<Statement*> Connection::Prepare(std::string_view sql) {
   return it->second.get();
 }
 
-int64_t Connection::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
 int Connection::Changes() const { return sqlite3_changes(db_); }
 
 }  // namespace pushhook::store::sqlite

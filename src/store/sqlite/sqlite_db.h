@@ -64,7 +64,6 @@ class Connection {
   model::Status Run(std::string_view sql);
   // A cached prepared statement, reset and with bindings cleared, ready to bind.
   model::StatusOr<Statement*> Prepare(std::string_view sql);
-  int64_t LastInsertRowId() const;
   int Changes() const;
   sqlite3* raw() const { return db_; }
 
