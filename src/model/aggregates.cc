@@ -1,6 +1,7 @@
 #include "model/aggregates.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace pushhook::model {
 
@@ -58,14 +59,38 @@ void Counters::Add(const Counters& other) {
   }
 }
 
+namespace {
+
+// The entry of `map` whose key has `fields`, made with the key `make_key()` if there is none.
+template <typename Map, typename FieldsOfKey, typename MakeKey>
+typename Map::mapped_type& EntryFor(Map& map, const FieldsOfKey& fields, const MakeKey& make_key) {
+  auto it = map.lower_bound(fields);
+  if (it == map.end() || map.key_comp()(fields, it->first)) {
+    it = map.emplace_hint(it, std::piecewise_construct, std::forward_as_tuple(make_key()),
+                          std::forward_as_tuple());
+  }
+  return it->second;
+}
+
+}  // namespace
+
 void AggregateBatch::Add(const Event& event, int64_t received_ms) {
-  MinuteKey minute{event.cid, event.reference_id, BucketStart(event.occurred_at_ms, kMinuteMs)};
+  const std::string_view cid = event.cid;
+  const std::string_view reference_id = event.reference_id;
+  const int64_t minute_ms = BucketStart(event.occurred_at_ms, kMinuteMs);
+  const auto minute_key = [&] { return MinuteKey{event.cid, event.reference_id, minute_ms}; };
+  EntryFor(minutes, MinuteFields(cid, reference_id, minute_ms), minute_key).Add(event);
   for (int f = 0; f < kUtmFields; ++f) {
     // An absent UTM value ("") is a group of its own, so that groups add up to the totals.
-    utm[UtmKey{minute, f, UtmValue(event, static_cast<UtmField>(f))}].Add(event);
+    const std::string& value = UtmValue(event, static_cast<UtmField>(f));
+    EntryFor(utm, UtmFields(cid, reference_id, minute_ms, f, value), [&] {
+      return UtmKey{minute_key(), f, value};
+    }).Add(event);
   }
-  subscribers[HourKey{event.cid, event.reference_id, BucketStart(event.occurred_at_ms, kHourMs)}]
-      .Add(event.cookie_id);
+  const int64_t hour_ms = BucketStart(event.occurred_at_ms, kHourMs);
+  EntryFor(subscribers, HourFields(cid, reference_id, hour_ms), [&] {
+    return HourKey{event.cid, event.reference_id, hour_ms};
+  }).Add(event.cookie_id);
   CampaignDelta& campaign = campaigns[event.cid];
   campaign.counters.Add(event);
   campaign.first_active_ms =
@@ -75,7 +100,6 @@ void AggregateBatch::Add(const Event& event, int64_t received_ms) {
     campaign.title = event.notification_title;
     campaign.title_at_ms = received_ms;
   }
-  minutes[std::move(minute)].Add(event);
 }
 
 std::map<std::string, HyperLogLog> AggregateBatch::CampaignSubscribers() const {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 #include "model/event.h"
@@ -57,6 +58,31 @@ struct HourKey {
   auto operator<=>(const HourKey&) const = default;
 };
 
+// The keys' fields in their order, as views: what the maps below are ordered by, and what
+// AggregateBatch::Add looks an event up with, so that an event folded into an entry that
+// exists copies no string (a key of the map's own is made only for a new entry).
+using MinuteFields = std::tuple<std::string_view, std::string_view, int64_t>;
+using UtmFields = std::tuple<std::string_view, std::string_view, int64_t, int, std::string_view>;
+using HourFields = std::tuple<std::string_view, std::string_view, int64_t>;
+inline MinuteFields Fields(const MinuteKey& k) { return {k.cid, k.reference_id, k.minute_ms}; }
+inline UtmFields Fields(const UtmKey& k) {
+  return {k.minute.cid, k.minute.reference_id, k.minute.minute_ms, k.field, k.value};
+}
+inline HourFields Fields(const HourKey& k) { return {k.cid, k.reference_id, k.hour_ms}; }
+template <typename... T>
+const std::tuple<T...>& Fields(const std::tuple<T...>& fields) {
+  return fields;
+}
+
+// Orders keys as their own operator<=> does, and compares them with their fields' views.
+struct ByFields {
+  using is_transparent = void;
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return (Fields(a) <=> Fields(b)) < 0;
+  }
+};
+
 struct CampaignDelta {
   Counters counters;
   int64_t first_active_ms = 0;  // the earliest arrival folded in; 0 before the first
@@ -68,9 +94,9 @@ struct CampaignDelta {
 };
 
 struct AggregateBatch {
-  std::map<MinuteKey, Counters> minutes;
-  std::map<UtmKey, Counters> utm;
-  std::map<HourKey, HyperLogLog> subscribers;
+  std::map<MinuteKey, Counters, ByFields> minutes;
+  std::map<UtmKey, Counters, ByFields> utm;
+  std::map<HourKey, HyperLogLog, ByFields> subscribers;
   std::map<std::string, CampaignDelta> campaigns;  // by cid
 
   // Folds in one stored (not duplicate) event that arrived at `received_ms`.
