@@ -372,6 +372,11 @@ Status SqliteStore::Migrate() {
   if (!step.ok()) return step;
   constexpr int kLatest = static_cast<int>(std::size(kMigrations));
   if (Status known = internal::CheckSchemaVersion(version, kLatest); !known.ok()) return known;
+  if (version > 0 && version < kLatest) {
+    // Some migrations rewrite whole tables (16: about 6 s per million events and messages here).
+    util::Log(util::LogLevel::kInfo, "upgrading the database schema",
+              {{"from", std::to_string(version)}, {"to", std::to_string(kLatest)}});
+  }
   for (; version < kLatest; ++version) {
     Status s = writer_conn_->Exec("BEGIN IMMEDIATE");
     if (s.ok()) s = writer_conn_->Exec(kMigrations[version]);
