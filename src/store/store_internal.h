@@ -139,15 +139,16 @@ class UniquesMerger {
 // The dimension number of a UTM field named by group_by, or nullopt.
 std::optional<int> UtmFieldNumber(std::string_view name);
 
-// AppendEvents as a queued write: `apply(connection, events, result)` runs in the shared
-// transaction; `done` gets the result once it is durable.
-template <typename Connection, typename Apply>
-void EnqueueAppend(WriteQueue<Connection>& queue, std::vector<model::Event> events, Apply apply,
+// AppendEvents as a queued write of `events` (as the caller prepared them, `count` events):
+// `apply(connection, events, result)` runs in the shared transaction; `done` gets the result
+// once it is durable.
+template <typename Connection, typename Events, typename Apply>
+void EnqueueAppend(WriteQueue<Connection>& queue, Events events, size_t count, Apply apply,
                    AppendCallback done) {
   auto result = std::make_shared<AppendResult>();
-  auto shared = std::make_shared<std::vector<model::Event>>(std::move(events));
+  auto shared = std::make_shared<Events>(std::move(events));
   WriteOp<Connection> op;
-  op.weight = shared->size();
+  op.weight = count;
   op.apply = [shared, result, apply = std::move(apply)](Connection& c) {
     return apply(c, *shared, result.get());
   };

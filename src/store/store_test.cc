@@ -1469,6 +1469,40 @@ TEST_P(StoreTest, PurgeStopsAtItsLimit) {
   EXPECT_EQ(Value(store_->PurgeMessages(1000, 1000, 2)), 0u);
 }
 
+// A request that repeats stored events counts only its new ones, in every table the
+// statistics have: the totals, a UTM group and the campaign list. Big enough that its
+// statistics are gathered before the writer sees it (PreparedAppend::kAggregatedFrom).
+TEST_P(StoreTest, StatsCountOnlyTheNewEventsOfARequestWithDuplicates) {
+  auto site = store_->CreateSite("a");
+  const auto event = [](model::Action action, int id) {
+    model::Event e = MakeEvent(action, std::to_string(id));
+    e.cid = "spring";
+    e.utm_source = "news";
+    e.cookie_id = "s-" + e.event_id;
+    e.occurred_at_ms = 10'000;
+    return e;
+  };
+  const model::Action kView = model::Action::kView, kClick = model::Action::kClick;
+  EXPECT_EQ(Append(site->id, {event(kView, 1), event(kClick, 2)}).accepted, 2u);
+  std::vector<model::Event> mixed = {event(kView, 1), event(kClick, 2)};
+  for (int id = 3; id <= 20; ++id) mixed.push_back(event(kView, id));
+  const AppendResult r = Append(site->id, mixed);
+  EXPECT_EQ(r.accepted, 18u);
+  EXPECT_EQ(r.duplicates, 2u);
+  StatsQuery q;
+  q.site_id = site->id;
+  q.from_ms = 0;
+  q.to_ms = model::kHourMs;
+  EXPECT_EQ(Text(Value(store_->QueryStats(q)).totals), Text(19, 1, 1, 0, 0));
+  q.group_by = "utm_source";
+  const StatsResult grouped = Value(store_->QueryStats(q));
+  ASSERT_EQ(grouped.groups.size(), 1u);
+  EXPECT_EQ(Text(grouped.groups[0]), "news: " + Text(19, 1, 1, 0, 0));
+  const std::vector<CampaignSummary> campaigns = Campaigns(site->id);
+  ASSERT_EQ(campaigns.size(), 1u);
+  EXPECT_EQ(Text(campaigns[0].counters), Text(19, 1, 1, 0, 0));
+}
+
 TEST_P(StoreTest, StatsAddUpTotalsSeriesAndGroups) {
   auto site = store_->CreateSite("a");
   auto other = store_->CreateSite("b");

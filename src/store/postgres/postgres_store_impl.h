@@ -152,8 +152,9 @@ class PostgresStore final : public Store, public Coordination {
   Status DeleteEndpoint(const std::string& site_id, const std::string& endpoint_id) override;
   void AppendEvents(const std::string& site_id, std::vector<model::Event> events, int64_t now_ms,
                     AppendCallback done) override {
+    const size_t count = events.size();
     internal::EnqueueAppend(
-        writes_, std::move(events),
+        writes_, std::move(events), count,
         [this, site_id, now_ms](Connection& c, const std::vector<model::Event>& stored,
                                 AppendResult* result) {
           return ApplyAppend(c, site_id, stored, now_ms, result);

@@ -10,8 +10,28 @@
 
 namespace pushhook::store::sqlite {
 
+void SqliteStore::AppendEvents(const std::string& site_id, std::vector<model::Event> events,
+                               int64_t now_ms, AppendCallback done) {
+  PreparedAppend append;
+  append.events.reserve(events.size());
+  append.client_ids.reserve(events.size());
+  const bool aggregate = options_.aggregates && events.size() >= PreparedAppend::kAggregatedFrom;
+  for (model::Event& e : events) {
+    if (aggregate) append.aggregates.Add(e, now_ms);
+    append.client_ids.push_back(!e.event_id.empty());
+    append.events.push_back(std::make_shared<StoredEvent>(StoredEvent{std::move(e), site_id}));
+  }
+  const size_t count = append.events.size();
+  internal::EnqueueAppend(
+      writes_, std::move(append), count,
+      [this, site_id, now_ms](Connection& c, const PreparedAppend& prepared, AppendResult* result) {
+        return ApplyAppend(c, site_id, prepared, now_ms, result);
+      },
+      std::move(done));
+}
+
 Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
-                                const std::vector<model::Event>& events, int64_t now_ms,
+                                const PreparedAppend& append, int64_t now_ms,
                                 AppendResult* result) {
   // The site's endpoints as of this transaction decide the fan-out. A disabled endpoint gets
   // its messages too: they wait, pending, until it is enabled again (DESIGN section 4).
@@ -30,13 +50,16 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
   Statement& ev = **insert_event;
   Statement& msg = **insert_message;
   std::vector<const model::Event*> accepted;
+  accepted.reserve(append.events.size());
   int64_t last_event_row = 0;
-  for (const model::Event& e : events) {
+  for (size_t i = 0; i < append.events.size(); ++i) {
+    StoredEvent& stored = *append.events[i];
+    const model::Event& e = stored.event;
     ev.Bind(1, site_id);
-    if (e.event_id.empty()) {
-      ev.BindNull(2);
-    } else {
+    if (append.client_ids[i]) {
       ev.Bind(2, e.event_id);
+    } else {
+      ev.BindNull(2);
     }
     ev.Bind(3, internal::ActionColumn(e.action))
         .Bind(4, e.cookie_id)
@@ -66,7 +89,8 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
     accepted.push_back(&e);
     const int64_t event_row = event_ids_.Take();
     last_event_row = event_row;
-    std::shared_ptr<const StoredEvent> stored;
+    // Its messages share it: what the dispatcher sends needs no read of the event.
+    if (!append.client_ids[i]) stored.event.event_id = FormatEventId(instance_id_, event_row);
     Status fanned = Status::Ok();
     (*targets)->ForEachTaking(e, [&](const Target& t) {
       if (!fanned.ok()) return;
@@ -79,17 +103,20 @@ Status SqliteStore::ApplyAppend(Connection& c, const std::string& site_id,
           .Bind(6, message_row);
       fanned = msg.Run();
       if (!fanned.ok()) return;
-      if (stored == nullptr) stored = Stored(e, site_id, event_row);
-      result->messages.push_back(DueMessage{message_row, t.id, now_ms, 0, stored});
+      result->messages.push_back(DueMessage{message_row, t.id, now_ms, 0, append.events[i]});
     });
     if (!fanned.ok()) return fanned;
   }
   // Counted only once this request's writes all succeeded; flushed before the commit.
-  if (options_.aggregates) {
+  if (options_.aggregates && !accepted.empty()) {
     model::AggregateBatch& aggregates = tx_aggregates_[site_id];
-    for (const model::Event* e : accepted) aggregates.Add(*e, now_ms);
+    if (result->duplicates == 0 && !append.aggregates.empty()) {
+      aggregates.Merge(append.aggregates);
+    } else {
+      for (const model::Event* e : accepted) aggregates.Add(*e, now_ms);
+    }
     tx_aggregated_events_ += accepted.size();
-    if (!accepted.empty()) tx_last_event_ = last_event_row;
+    tx_last_event_ = last_event_row;
   }
   return Status::Ok();
 }
@@ -139,14 +166,6 @@ StatusOr<const SqliteStore::SiteTargets*> SqliteStore::Targets(Connection& c,
   (*st)->Reset();
   if (!step.ok()) return step;
   return &targets_by_site_.insert_or_assign(site_id, std::move(targets)).first->second;
-}
-
-std::shared_ptr<const StoredEvent> SqliteStore::Stored(const model::Event& e,
-                                                       const std::string& site_id,
-                                                       int64_t event_row) const {
-  auto stored = std::make_shared<StoredEvent>(StoredEvent{e, site_id});
-  if (e.event_id.empty()) stored->event.event_id = FormatEventId(instance_id_, event_row);
-  return stored;
 }
 
 Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
