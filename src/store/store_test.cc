@@ -593,6 +593,40 @@ TEST_P(StoreTest, AttemptsMoveMessagesAndSurviveReopen) {
             model::StatusCode::kNotFound);
 }
 
+// Every attempt of a message is listed, in order, with all it recorded, however many there
+// were (SQLite keeps the latest in the message's row and moves it out when another comes).
+TEST_P(StoreTest, AttemptsAreListedInOrderWithAllTheyRecorded) {
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  const int64_t id = Append(site->id, {MakeEvent(model::Action::kView, "x")}).messages.at(0).id;
+  const auto attempt = [&](int n, int code, std::string error, std::string body,
+                           MessageStatus status) {
+    return AttemptRecord{
+        id, n, 1000 * n, code, 100 + n, std::move(error), std::move(body), status, 5000 * n};
+  };
+  const auto listed = [&] {
+    std::string out;
+    for (const Attempt& a : Value(store_->ListAttempts(id))) {
+      out += std::to_string(a.attempt) + "@" + std::to_string(a.at_ms) + ":" +
+             std::to_string(a.status_code) + "/" + std::to_string(a.latency_us) + "/" + a.error +
+             "/" + a.response_prefix + " ";
+    }
+    return out;
+  };
+  Record({attempt(1, 0, "connection refused", "", MessageStatus::kPending)});
+  EXPECT_EQ(listed(), "1@1000:0/101/connection refused/ ");
+  Record({attempt(2, 503, "", "busy", MessageStatus::kPending)});
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  Record({attempt(3, 204, "", "", MessageStatus::kDelivered)});
+  EXPECT_EQ(listed(), "1@1000:0/101/connection refused/ 2@2000:503/102//busy 3@3000:204/103// ");
+  // The same attempt recorded again (a record written twice) is listed once, as last written.
+  Record({attempt(3, 200, "", "ok", MessageStatus::kDelivered)});
+  EXPECT_EQ(listed(), "1@1000:0/101/connection refused/ 2@2000:503/102//busy 3@3000:200/103//ok ");
+  const Message m = Value(store_->GetMessage(site->id, id));
+  EXPECT_EQ(m.attempts, 3);
+  EXPECT_EQ(m.last_status_code, 200);
+}
+
 TEST_P(StoreTest, MessageLogFiltersAndPagesNewestFirst) {
   auto site = store_->CreateSite("a");
   Endpoint ep = MakeEndpoint(site->id);
@@ -1812,7 +1846,15 @@ TEST_P(StoreTest, CampaignUniqueSubscribersAddUpAcrossArrivals) {
   EXPECT_NEAR(Value(store_->QueryStats(q)).unique_subscribers, 2, 0.01) << "the first hour";
 }
 
-// Each undoes one migration, on either backend.
+// Each undoes one migration, on either backend; the first SQLite's 17, which every SQLite
+// rewind below runs again.
+constexpr const char* kUndoLatestAttemptInRow =
+    "INSERT OR REPLACE INTO attempts(message_id, attempt, at, status_code, latency_us, error, "
+    "response) SELECT id, last_attempt, last_at, last_status, last_latency_us, last_error, "
+    "last_response FROM messages WHERE last_attempt > 0; "
+    "ALTER TABLE messages DROP COLUMN last_attempt; ALTER TABLE messages DROP COLUMN last_at; "
+    "ALTER TABLE messages DROP COLUMN last_latency_us; "
+    "ALTER TABLE messages DROP COLUMN last_response; ";
 constexpr const char* kUndoAttemptStats =
     "DROP TABLE attempt_stats_hour; DROP INDEX messages_failed_by_endpoint; ";
 constexpr const char* kUndoUtmButtons =
@@ -1862,9 +1904,10 @@ TEST_P(StoreTest, MigratingCountsTheAttemptsAlreadyStored) {
   const std::string counted = answers();
   ASSERT_EQ(Value(store_->GetEndpointStats(e.id, 0)).attempts, 40u);
   store_.reset();
-  ASSERT_NO_FATAL_FAILURE(
-      RunSql(kUndoAttemptStats + std::string(Postgres() ? "UPDATE pushhook_schema SET version = 13"
-                                                        : "PRAGMA user_version = 12")));
+  ASSERT_NO_FATAL_FAILURE(RunSql(
+      kUndoAttemptStats +
+      std::string(Postgres() ? "UPDATE pushhook_schema SET version = 13"
+                             : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 12"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(answers(), counted);
 }
@@ -1886,9 +1929,10 @@ TEST_P(StoreTest, MigratingGivesUtmRowsTheButtonsOfTheirMinuteWhereTheyAreKnown)
   Append(site->id, {click(0, "news", 1000), click(2, "news", 2000), click(2, "news", 3000),
                     click(1, "news", kM), click(2, "ads", kM + 1000)});
   store_.reset();
-  ASSERT_NO_FATAL_FAILURE(RunSql(
-      kUndoAttemptStats + std::string(kUndoUtmButtons) +
-      (Postgres() ? "UPDATE pushhook_schema SET version = 12" : "PRAGMA user_version = 11")));
+  ASSERT_NO_FATAL_FAILURE(
+      RunSql(kUndoAttemptStats + std::string(kUndoUtmButtons) +
+             (Postgres() ? "UPDATE pushhook_schema SET version = 12"
+                         : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 11"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   StatsQuery q;
   q.site_id = site->id;
@@ -1917,15 +1961,16 @@ TEST_P(StoreTest, MigratingKeepsTheOnePreviousSecretOfEach) {
   auto site = store_->CreateSite("a");
   const Endpoint e = MakeEndpoint(site->id);
   store_.reset();
-  ASSERT_NO_FATAL_FAILURE(RunSql(
-      kUndoAttemptStats + std::string(kUndoUtmButtons) + kUndoPreviousSecrets +
-      std::string(
-          "UPDATE endpoints SET previous_secret = 'whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4', "
-          "previous_secret_expires_at = 777; "
-          "UPDATE sites SET beacon_secret_previous = "
-          "'bsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', "
-          "beacon_secret_previous_until = 888; ") +
-      (Postgres() ? "UPDATE pushhook_schema SET version = 11" : "PRAGMA user_version = 10")));
+  ASSERT_NO_FATAL_FAILURE(
+      RunSql(kUndoAttemptStats + std::string(kUndoUtmButtons) + kUndoPreviousSecrets +
+             std::string(
+                 "UPDATE endpoints SET previous_secret = 'whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4', "
+                 "previous_secret_expires_at = 777; "
+                 "UPDATE sites SET beacon_secret_previous = "
+                 "'bsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', "
+                 "beacon_secret_previous_until = 888; ") +
+             (Postgres() ? "UPDATE pushhook_schema SET version = 11"
+                         : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 10"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).previous_secrets,
             (std::vector<PreviousSecret>{{"whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4", 777}}));
@@ -1946,7 +1991,8 @@ TEST_P(StoreTest, MigratingMovesBeaconIdsToReplayKeys) {
   store_.reset();
   ASSERT_NO_FATAL_FAILURE(RunSql(
       kUndoAttemptStats + std::string(kUndoUtmButtons) + kUndoPreviousSecrets + kUndoReplayKeys +
-      (Postgres() ? "UPDATE pushhook_schema SET version = 10" : "PRAGMA user_version = 9")));
+      (Postgres() ? "UPDATE pushhook_schema SET version = 10"
+                  : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 9"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   model::Event replay = MakeEvent(model::Action::kClick, "another-id");
   replay.replay_key = "bcn_0123_Click_1";
@@ -1981,15 +2027,15 @@ TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
   Append(site->id, events, 1000);
   store_.reset();
   // Undone: the campaign sketches and every migration after them.
-  ASSERT_NO_FATAL_FAILURE(RunSql(std::string("DROP TABLE stats_uniques_campaign; ") +
-                                 "ALTER TABLE endpoints DROP COLUMN field_filter; "
-                                 "ALTER TABLE endpoints DROP COLUMN batch_max_events; "
-                                 "ALTER TABLE endpoints DROP COLUMN batch_max_wait_ms; "
-                                 "ALTER TABLE messages DROP COLUMN batch_id; " +
-                                 kUndoAttemptStats + kUndoUtmButtons + kUndoPreviousSecrets +
-                                 kUndoReplayKeys +
-                                 std::string(Postgres() ? "UPDATE pushhook_schema SET version = 7"
-                                                        : "PRAGMA user_version = 6")));
+  ASSERT_NO_FATAL_FAILURE(RunSql(
+      std::string("DROP TABLE stats_uniques_campaign; ") +
+      "ALTER TABLE endpoints DROP COLUMN field_filter; "
+      "ALTER TABLE endpoints DROP COLUMN batch_max_events; "
+      "ALTER TABLE endpoints DROP COLUMN batch_max_wait_ms; "
+      "ALTER TABLE messages DROP COLUMN batch_id; " +
+      kUndoAttemptStats + kUndoUtmButtons + kUndoPreviousSecrets + kUndoReplayKeys +
+      std::string(Postgres() ? "UPDATE pushhook_schema SET version = 7"
+                             : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 6"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   std::map<std::string, double> uniques;
   for (const CampaignSummary& c : Campaigns(site->id)) uniques[c.cid] = c.unique_subscribers;
@@ -2052,6 +2098,27 @@ TEST_P(StoreTest, MigratingToWriterGivenIdsStartsPastTheOldSequence) {
   // And the event the same: its generated event_id carries its row id.
   EXPECT_TRUE(next.messages[0].stored->event.event_id.ends_with("701"))
       << next.messages[0].stored->event.event_id;
+}
+
+// Messages attempted before migration 17 keep their attempts in attempts; one attempted again
+// after it lists the old ones and the new.
+TEST_P(StoreTest, MigratingKeepsEarlierAttemptsListedBesideNewOnes) {
+  if (Postgres()) GTEST_SKIP() << "SQLite's migration 17";
+  auto site = store_->CreateSite("a");
+  MakeEndpoint(site->id);
+  const int64_t id = Append(site->id, {MakeEvent(model::Action::kView, "x")}).messages.at(0).id;
+  Record({{id, 1, 1000, 500, 10, "", "a", MessageStatus::kPending, 2000},
+          {id, 2, 2000, 502, 20, "", "b", MessageStatus::kPending, 3000}});
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(
+      RunSql(kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 16")));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  Record({{id, 3, 3000, 204, 30, "", "c", MessageStatus::kDelivered, 3000}});
+  std::string bodies;
+  for (const Attempt& a : Value(store_->ListAttempts(id))) {
+    bodies += std::to_string(a.attempt) + a.response_prefix;
+  }
+  EXPECT_EQ(bodies, "1a2b3c");
 }
 
 // Fan-out sends an event to an endpoint only when every field its filter names holds a listed

@@ -186,9 +186,13 @@ StatusOr<Message> SqliteStore::GetMessage(const std::string& site_id, int64_t me
 StatusOr<std::vector<Attempt>> SqliteStore::ListAttempts(int64_t message_id) {
   std::vector<Attempt> out;
   Status s = Read([&](Connection& c) {
+    // The latest in the message's row (migration 17), the others in attempts.
     auto st = c.Prepare(
         "SELECT attempt, at, status_code, latency_us, error, response FROM attempts "
-        "WHERE message_id = ? ORDER BY attempt");
+        "WHERE message_id = ?1 AND attempt NOT IN "
+        "(SELECT last_attempt FROM messages WHERE id = ?1) "
+        "UNION ALL SELECT last_attempt, last_at, last_status, last_latency_us, last_error, "
+        "last_response FROM messages WHERE id = ?1 AND last_attempt > 0 ORDER BY 1");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, message_id);
     Status step;

@@ -307,6 +307,15 @@ CREATE INDEX messages_finished ON messages(status, next_attempt_at) WHERE status
 CREATE INDEX messages_by_site ON messages(site_id, id);
 CREATE INDEX messages_failed_by_endpoint ON messages(endpoint_id, id) WHERE status = 2;
 )sql",
+    // 17: a message's latest attempt in its own row (number last_attempt, 0 for none), the ones
+    // before it in attempts: a delivery that succeeds at once writes no attempts row, only the
+    // message's, which it rewrote anyway. Rows from before keep all theirs in attempts.
+    R"sql(
+ALTER TABLE messages ADD COLUMN last_attempt INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN last_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN last_latency_us INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN last_response TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;

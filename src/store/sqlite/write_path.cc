@@ -169,33 +169,35 @@ StatusOr<const SqliteStore::SiteTargets*> SqliteStore::Targets(Connection& c,
 }
 
 Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
-  auto insert = c.Prepare(
+  // A message's latest attempt is kept in its row (migration 17); a later one first moves it
+  // to attempts. Attempt numbers only grow, so a first attempt has nothing to move.
+  auto move_latest = c.Prepare(
       "INSERT OR REPLACE INTO attempts(message_id, attempt, at, status_code, latency_us, error, "
-      "response) VALUES(?,?,?,?,?,?,?)");
-  if (!insert.ok()) return insert.status();
+      "response) SELECT id, last_attempt, last_at, last_status, last_latency_us, last_error, "
+      "last_response FROM messages WHERE id = ? AND last_attempt > 0 AND last_attempt <> ?");
+  if (!move_latest.ok()) return move_latest.status();
   auto update = c.Prepare(
       "UPDATE messages SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, "
-      "last_error = ? WHERE id = ?");
+      "last_error = ?, last_attempt = ?, last_at = ?, last_latency_us = ?, last_response = ? "
+      "WHERE id = ?");
   if (!update.ok()) return update.status();
   for (const AttemptRecord& r : records) {
-    Status s = (*insert)
-                   ->Bind(1, r.message_id)
+    if (r.attempt > 1) {
+      Status moved = (*move_latest)->Bind(1, r.message_id).Bind(2, r.attempt).Run();
+      if (!moved.ok()) return moved;
+    }
+    Status s = (*update)
+                   ->Bind(1, static_cast<int>(r.new_status))
                    .Bind(2, r.attempt)
-                   .Bind(3, r.at_ms)
+                   .Bind(3, r.next_attempt_ms)
                    .Bind(4, r.status_code)
-                   .Bind(5, r.latency_us)
-                   .Bind(6, r.error)
-                   .Bind(7, r.response_prefix)
+                   .Bind(5, r.error)
+                   .Bind(6, r.attempt)
+                   .Bind(7, r.at_ms)
+                   .Bind(8, r.latency_us)
+                   .Bind(9, r.response_prefix)
+                   .Bind(10, r.message_id)
                    .Run();
-    if (!s.ok()) return s;
-    s = (*update)
-            ->Bind(1, static_cast<int>(r.new_status))
-            .Bind(2, r.attempt)
-            .Bind(3, r.next_attempt_ms)
-            .Bind(4, r.status_code)
-            .Bind(5, r.error)
-            .Bind(6, r.message_id)
-            .Run();
     if (!s.ok()) return s;
     // A message deleted meanwhile updates nothing, and its attempt is not counted; nor is a
     // batch's request counted again for its other members.
