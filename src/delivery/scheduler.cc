@@ -19,8 +19,12 @@ constexpr size_t kMaxReadAhead = 4096;
 constexpr int64_t kReloadTimer = -1;
 constexpr int64_t kRefreshTimer = -2;
 // Events kept in memory for first attempts (about 0.5 KiB each). Beyond it, and for every
-// message loaded from the store, an attempt reads its message, event and endpoint back.
-constexpr size_t kMaxFresh = 20'000;
+// message loaded from the store, an attempt reads its message, event and endpoint back, which
+// costs the dispatcher about as much again per webhook as the rest of its work: at 20,000, a
+// burst that ingest stored faster than delivery went (figure 3) was delivered a fifth slower.
+// The price is memory: serve's RSS with a million messages waiting for a dead endpoint (figure
+// 5) is 117 MiB, against 72 MiB at 20,000.
+constexpr size_t kMaxFresh = 100'000;
 // How long a read the database could not answer waits before it is tried again.
 constexpr int64_t kStoreRetryMs = 1000;
 // The backlog is for back-pressure and metrics: a tenth of a second stale is fine, and counting
