@@ -247,6 +247,20 @@ BENCHMARK(BM_StoreAppendSingles)
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 
+// The record of `m`'s first attempt, answered 204 in 0.9 ms.
+store::AttemptRecord Delivered(const store::DueMessage& m) {
+  store::AttemptRecord r;
+  r.message_id = m.id;
+  r.endpoint_id = m.endpoint_id;
+  r.attempt = 1;
+  r.at_ms = kNowMs;
+  r.status_code = 204;
+  r.latency_us = 900;
+  r.new_status = store::MessageStatus::kDelivered;
+  r.next_attempt_ms = kNowMs;
+  return r;
+}
+
 // A delivery's whole life in the store, per message: stored with its event (1 endpoint), then
 // its successful attempt recorded, in groups of range(0) records as the dispatcher hands them
 // over (every completion since its last turn), all groups queued at once.
@@ -265,16 +279,7 @@ void BM_StoreDeliver(benchmark::State& state) {
     std::vector<std::future<model::Status>> recorded;
     std::vector<store::AttemptRecord> records;
     for (size_t i = 0; i < result->messages.size(); ++i) {
-      store::AttemptRecord r;
-      r.message_id = result->messages[i].id;
-      r.endpoint_id = result->messages[i].endpoint_id;
-      r.attempt = 1;
-      r.at_ms = kNowMs;
-      r.status_code = 204;
-      r.latency_us = 900;
-      r.new_status = store::MessageStatus::kDelivered;
-      r.next_attempt_ms = kNowMs;
-      records.push_back(std::move(r));
+      records.push_back(Delivered(result->messages[i]));
       if (records.size() == group || i + 1 == result->messages.size()) {
         auto done = std::make_shared<std::promise<model::Status>>();
         recorded.push_back(done->get_future());
@@ -322,16 +327,8 @@ void BM_StoreDeliverBatched(benchmark::State& state) {
       }
       std::vector<store::AttemptRecord> records;
       for (const store::DueMessage& m : result->messages) {
-        store::AttemptRecord& r = records.emplace_back();
-        r.message_id = m.id;
-        r.endpoint_id = m.endpoint_id;
-        r.attempt = 1;
-        r.at_ms = kNowMs;
-        r.status_code = 204;
-        r.latency_us = 900;
-        r.new_status = store::MessageStatus::kDelivered;
-        r.next_attempt_ms = kNowMs;
-        r.counts_request = records.size() == 1;
+        records.push_back(Delivered(m));
+        records.back().counts_request = records.size() == 1;
       }
       auto done = std::make_shared<std::promise<model::Status>>();
       recorded.push_back(done->get_future());
