@@ -261,7 +261,8 @@ void Dispatcher::SendNow(OutboundRequest request, Completion pending) {
 // dispatcher's thread; the store's writer only hands it to the client.
 void Dispatcher::Launch(Send send) {
   OutboundRequest request = Build(send);
-  Completion pending{send.endpoint, std::move(send.messages), clock_.NowMs(), {}, send.batch};
+  Completion pending{send.endpoint, std::move(send.messages), clock_.NowMs(), {}, send.batch,
+                     send.splits};
   if (send.batch <= 0) return SendNow(std::move(request), std::move(pending));
   std::vector<int64_t> ids;
   ids.reserve(pending.messages.size());

@@ -91,6 +91,7 @@ void Scheduler::Refresh(uint32_t index, int64_t now_ms) {
   state.max_in_flight = std::max(1, endpoint->max_in_flight);
   state.bucket.SetRate(endpoint->rate_limit);
   state.site_id = endpoint->site_id;
+  state.batch_cap = 0;  // its URL or its batch may have changed: learned again if need be
   const bool enabled = endpoint->enabled;
   state.endpoint = std::make_shared<const store::Endpoint>(std::move(endpoint.value()));
   if (!enabled || !state.owned) {
@@ -410,7 +411,8 @@ void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out
 bool Scheduler::FillBatch(uint32_t index, int64_t now_ms, SchedulerOutput* out) {
   EndpointState& state = endpoints_[index];
   const store::BatchOptions options = state.endpoint->batch;
-  const size_t most = static_cast<size_t>(options.max_events);
+  size_t most = static_cast<size_t>(options.max_events);
+  if (state.batch_cap > 0) most = std::min(most, state.batch_cap);
   size_t n = 0;
   while (n < state.ready.size() && n < most && Batchable(state.ready[n])) ++n;
   // Full, or something that is not to be batched waits behind it: no reason to wait longer.
@@ -502,6 +504,7 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
   Send& send = StartSend(index, now_ms, out);
   counts_.attempts += messages.size() - 1;  // one attempt per message
   send.batch = batch;
+  send.splits = members.front().splits;
   send.messages = std::move(messages);
   state.batches_sending.insert(batch);
   Changed(index);
@@ -658,10 +661,21 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   counts_.latency_sum_seconds += seconds;
 
   const bool success = IsSuccess(r.status);
+  // A batch refused as too large (413) goes again at once as two halves, and new batches are
+  // no larger than the first half: the receiver is up and answering, so neither the circuit
+  // nor the retry schedule counts it. A single message refused so is retried as any failure.
+  const size_t members = c.messages.size();
+  const bool split = r.status == 413 && c.batch > 0 && members > 1 && state.enabled;
+  const size_t first_half = (members + 1) / 2;
   std::string error = r.error;
   if (success) {
     state.circuit.OnSuccess();
     state.failing_since_ms = 0;
+  } else if (split) {
+    error = "HTTP 413: the receiver refused a batch of " + std::to_string(members) +
+            " events as too large; they go again at once, as batches of " +
+            std::to_string(first_half) + " and " + std::to_string(members - first_half);
+    state.batch_cap = state.batch_cap == 0 ? first_half : std::min(state.batch_cap, first_half);
   } else {
     if (error.empty()) error = "HTTP " + std::to_string(r.status);
     state.circuit.OnFailure(now_ms);
@@ -682,9 +696,9 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
 
   // One decision for the request: a batch is retried, or fails, as a whole.
   std::optional<std::chrono::milliseconds> delay;
-  if (!success && state.enabled && !c.messages.empty()) {
+  if (!success && !split && state.enabled && !c.messages.empty()) {
     std::uniform_real_distribution<double> uniform(0.0, 1.0);
-    delay = options_.schedule.DelayAfter(c.messages.front().attempt, uniform(rng_));
+    delay = options_.schedule.DelayAfter(c.messages.front().attempt - c.splits, uniform(rng_));
     if (delay && (r.status == 429 || r.status == 503) && !r.retry_after.empty()) {
       // The receiver asked for a pause: wait at least that long, within the schedule's range.
       if (auto asked = ParseRetryAfter(r.retry_after, now_ms)) {
@@ -711,6 +725,12 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
       ++counts_.delivered;
       continue;
     }
+    if (split) {
+      record.new_status = store::MessageStatus::kPending;
+      retried.push_back(Due{m.id, record.attempt, c.batch, 0, c.splits + 1});
+      ++counts_.retries;
+      continue;
+    }
     if (!state.enabled) {
       // A disabled endpoint's messages wait without using up their retries' schedule.
       record.new_status = store::MessageStatus::kPending;
@@ -720,7 +740,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     if (delay) {
       record.new_status = store::MessageStatus::kPending;
       record.next_attempt_ms = now_ms + delay->count();
-      retried.push_back(Due{m.id, record.attempt, c.batch});
+      retried.push_back(Due{m.id, record.attempt, c.batch, 0, c.splits});
       ++counts_.retries;
     } else {
       record.new_status = store::MessageStatus::kFailed;
@@ -728,7 +748,17 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
       ++counts_.failed;
     }
   }
-  if (!retried.empty()) {
+  if (split) {
+    // The members are in id order: the first half keeps the batch's number, the second is
+    // named after its first message, as FillBatch names a batch. The dispatcher fixes the
+    // second's members under it before sending (Store::AssignBatch).
+    std::vector<Due> second(retried.begin() + static_cast<ptrdiff_t>(first_half), retried.end());
+    retried.resize(first_half);
+    const int64_t second_batch = second.front().id;
+    for (Due& m : second) m.batch = second_batch;
+    ScheduleBatch(index, c.batch, std::move(retried), now_ms, now_ms);
+    ScheduleBatch(index, second_batch, std::move(second), now_ms, now_ms);
+  } else if (!retried.empty()) {
     const int64_t due_ms = now_ms + delay->count();
     if (c.batch > 0) {
       ScheduleBatch(index, c.batch, std::move(retried), due_ms, now_ms);

@@ -72,6 +72,9 @@ struct Send {
   std::vector<OutgoingMessage> messages;
   // A positive batch number (store::DueMessage::batch), or one message's kUnbatched or kAlone.
   int64_t batch = store::kUnbatched;
+  // The attempts of its messages that were a larger batch refused as too large (413): they
+  // do not use up the retry schedule.
+  int splits = 0;
 };
 
 // The outcome of a Send.
@@ -81,6 +84,7 @@ struct Completion {
   int64_t started_ms = 0;
   OutboundResult result;
   int64_t batch = store::kUnbatched;  // as in the Send
+  int splits = 0;                     // as in the Send
 };
 
 // An endpoint the rules took out of delivery; the caller stores the change.
@@ -160,6 +164,7 @@ class Scheduler {
     int attempts = 0;
     int64_t batch = store::kUnbatched;
     int64_t ready_ms = 0;  // when it joined `ready`: a batch being filled waits from its first
+    int splits = 0;        // as in Send; this node's count, lost on a restart
   };
   struct Timer {
     int64_t due_ms;
@@ -182,7 +187,10 @@ class Scheduler {
     // batch number, in id order: one entry in `ready` or a timer sends them all.
     std::unordered_map<int64_t, std::vector<Due>> batches;
     int64_t fill_wake_ms = 0;  // the wake-up set for a batch being filled, 0 when none
-    uint32_t generation = 0;   // bumped each time the endpoint is parked (disabled)
+    // The receiver refused a batch as too large (413): new batches are at most this many
+    // events until the endpoint is read again. 0: its max_events.
+    size_t batch_cap = 0;
+    uint32_t generation = 0;  // bumped each time the endpoint is parked (disabled)
     int in_flight = 0;
     int max_in_flight = 16;
     size_t timed = 0;  // messages waiting in timers_ for their time (not batches, not wake-ups)

@@ -88,9 +88,10 @@ class SchedulerTest : public ::testing::Test {
   SchedulerOutput Complete(const Send& send, OutboundResult result, int64_t now_ms,
                            int64_t started_ms = -1) {
     SchedulerOutput out;
-    scheduler_->Complete(Completion{send.endpoint, send.messages,
-                                    started_ms < 0 ? now_ms : started_ms, result, send.batch},
-                         now_ms, &out);
+    scheduler_->Complete(
+        Completion{send.endpoint, send.messages, started_ms < 0 ? now_ms : started_ms, result,
+                   send.batch, send.splits},
+        now_ms, &out);
     return out;
   }
 
@@ -771,6 +772,83 @@ TEST_F(SchedulerTest, AFailedBatchIsRetriedWholeOnTheSchedule) {
   for (const store::AttemptRecord& r : out.records) {
     EXPECT_EQ(r.new_status, store::MessageStatus::kFailed) << "the schedule ran out";
   }
+}
+
+// A receiver whose body limit a batch exceeds answers 413 to it on every retry: the batch goes
+// again at once as two halves, halved again until each fits, and later batches start at the
+// size that fit. The circuit stays closed and the splits leave the retry schedule whole.
+TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
+  Batch(AddEndpoint("/a"), 10, 0);
+  SchedulerOptions options;
+  options.circuit = CircuitOptions{2, 5s, 60s};  // two failures in a row open it
+  Start("10s", options);
+  const auto messages = Ingest(7);
+  Admit(messages);
+  const Send whole = Poll(kT0).sends.at(0);
+  ASSERT_EQ(whole.messages.size(), 7u);
+  SchedulerOutput out = Complete(whole, Answer(413), kT0 + 1);
+  ASSERT_EQ(out.records.size(), 7u);
+  for (const store::AttemptRecord& r : out.records) {
+    EXPECT_EQ(r.new_status, store::MessageStatus::kPending);
+    EXPECT_EQ(r.next_attempt_ms, kT0 + 1) << "at once";
+    EXPECT_EQ(r.status_code, 413);
+    EXPECT_EQ(r.error,
+              "HTTP 413: the receiver refused a batch of 7 events as too large; they go again "
+              "at once, as batches of 4 and 3");
+  }
+  out = Poll(kT0 + 1);
+  ASSERT_EQ(out.sends.size(), 2u);
+  std::map<int64_t, std::vector<int64_t>> sent;
+  for (const Send& s : out.sends) {
+    sent[s.batch] = Ids(s);
+    for (const OutgoingMessage& m : s.messages) EXPECT_EQ(m.attempt, 2);
+  }
+  const std::vector<int64_t> ids = Ids(messages);
+  EXPECT_EQ(sent[whole.batch], std::vector<int64_t>(ids.begin(), ids.begin() + 4))
+      << "the first half keeps the batch's id";
+  EXPECT_EQ(sent[ids[4]], std::vector<int64_t>(ids.begin() + 4, ids.end()))
+      << "the second is named after its first message";
+
+  // The first half is still too large: its halves of 2 go; the second half fits.
+  const Send& four = out.sends[0].batch == whole.batch ? out.sends[0] : out.sends[1];
+  const Send& three = out.sends[0].batch == whole.batch ? out.sends[1] : out.sends[0];
+  Complete(three, Answer(204), kT0 + 2);
+  Complete(four, Answer(413), kT0 + 2);
+  out = Poll(kT0 + 2);
+  ASSERT_EQ(out.sends.size(), 2u);
+  EXPECT_EQ(out.sends[0].messages.size(), 2u);
+  EXPECT_EQ(out.sends[1].messages.size(), 2u);
+  // Two of the three attempts so far were splits: a failure of the third is retried on the
+  // schedule's one step, not taken for the schedule's end.
+  SchedulerOutput failed = Complete(out.sends[0], Answer(500), kT0 + 3);
+  ASSERT_EQ(failed.records.size(), 2u);
+  EXPECT_EQ(failed.records[0].attempt, 3);
+  EXPECT_EQ(failed.records[0].new_status, store::MessageStatus::kPending);
+  EXPECT_GE(failed.records[0].next_attempt_ms, kT0 + 3 + 8'000);
+  EXPECT_EQ(scheduler_->Runtime(whole.target->id, kT0 + 3).circuit, "closed")
+      << "one failure in a row (the 500): the 413 before it is not counted";
+  Complete(out.sends[1], Answer(200), kT0 + 3);
+  EXPECT_EQ(scheduler_->counts().delivered, 5u);
+
+  // New batches start at the size that fit, not at max_events.
+  Admit(Ingest(5, kT0 + 4), kT0 + 4);
+  out = Poll(kT0 + 4);
+  ASSERT_EQ(out.sends.size(), 3u);
+  EXPECT_EQ(out.sends[0].messages.size(), 2u);
+  EXPECT_EQ(out.sends[1].messages.size(), 2u);
+  EXPECT_EQ(out.sends[2].messages.size(), 1u);
+}
+
+// A single event refused as too large cannot be split: it is retried on the schedule.
+TEST_F(SchedulerTest, ABatchOfOneRefusedAsTooLargeFollowsTheSchedule) {
+  StartBatching(10, 0, "10s");
+  Admit(Ingest(1));
+  const Send one = Poll(kT0).sends.at(0);
+  SchedulerOutput out = Complete(one, Answer(413), kT0);
+  ASSERT_EQ(out.records.size(), 1u);
+  EXPECT_EQ(out.records[0].error, "HTTP 413");
+  EXPECT_GE(out.records[0].next_attempt_ms, kT0 + 8'000);
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty());
 }
 
 TEST_F(SchedulerTest, ABatchFoundPendingAtStartGoesAgainAsItWas) {

@@ -140,6 +140,67 @@ itest('batches: the largest batch serve can make reaches pushhook receive, each 
   assert.ok(page.every((m) => m.status === 'delivered' && m.batch_id !== null), JSON.stringify(page.map((m) => [m.status, m.batch_id])));
 });
 
+// Receivers often cap a request's body (Express takes 100 KB by default, nginx 1 MB): a batch
+// refused with 413 goes again at once in halves until each fits, and later batches start at the
+// size that fit, so no event waits on the retry schedule for a limit it can never pass.
+itest('batches: a batch refused as too large (413) goes again at once in halves, each event stored once', async (fx) => {
+  const serve = await fx.startServe({ retrySchedule: '1h' });
+  const site = await serve.createSite('Batch split');
+  // Payloads of one length: the receiver takes a batch of 13 and refuses one of 14.
+  const round = (from, n) => Array.from({ length: n }, (_, i) => makeEvent(from + i, {
+    event_id: `split-${from + i}`, notification_title: `Title ${String(from + i).padStart(4, '0')}`,
+  }));
+  const first = round(0, 100);
+  const length = payloadFor(first[0]).length;
+  assert.ok(first.every((e) => payloadFor(e).length === length));
+  const limit = 13 * length + 12 + 2;
+  const endpoint = await serve.createEndpoint(site.id, {
+    url: 'http://127.0.0.1:9/split', batch: { max_events: 100, max_wait_ms: 60_000 },
+  });
+  const rx = await fx.startReceive({ secret: endpoint.secret, args: ['--max-body-bytes', String(limit)] });
+  expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`, { url: `${rx.url}/split` }), 200, 'point at the receiver');
+  const stored = () => {
+    try {
+      return readFileSync(rx.out, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  const delivered = async (n) => {
+    const page = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages?limit=${n}`), 200, 'messages'));
+    return page.length === n && page.every((m) => m.status === 'delivered') && page;
+  };
+
+  // 100 events, one full batch: 100 and 50 are refused, 25 are refused, 13 and 12 are taken.
+  expectStatus(await serve.ingest(site.ingest_key, first), 202, 'first ingest');
+  await waitFor(() => stored().length >= 100, { what: '100 stored elements' });
+  const log = await waitFor(() => delivered(100), { what: '100 delivered messages' });
+  await sleep(200);
+  assert.deepEqual(stored().sort(), first.map((e) => payloadFor(e)).sort(), 'each event stored once');
+  const batches = new Set(log.map((m) => m.batch_id));
+  assert.ok(!batches.has(null), 'each went in a batch');
+  assert.equal(batches.size, 8, `100 = 4 × 13 + 4 × 12: ${[...batches]}`);
+  for (const m of log) assert.equal(m.attempts, 4, '100, 50, 25, then 13 or 12');
+  const oldest = log.at(-1);
+  const attempts = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${oldest.id}/attempts`), 200, 'attempts'));
+  assert.deepEqual(attempts.map((a) => a.status_code), [413, 413, 413, 204]);
+  assert.equal(attempts[0].error, 'HTTP 413: the receiver refused a batch of 100 events as too large; they go again at once, as batches of 50 and 50');
+  const stats = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/endpoints/${endpoint.id}/stats`), 200, 'endpoint stats');
+  assert.equal(stats.circuit, 'closed', JSON.stringify(stats));
+
+  // The next 104 go in batches of 13 from the start, each in one attempt (and none waits
+  // max_wait_ms for more: 104 is 8 × 13).
+  const second = round(100, 104);
+  expectStatus(await serve.ingest(site.ingest_key, second), 202, 'second ingest');
+  const next = await waitFor(async () => {
+    const page = await delivered(204);
+    return page && page.slice(0, 104);
+  }, { what: '204 delivered messages' });
+  for (const m of next) assert.equal(m.attempts, 1, JSON.stringify(m));
+  assert.equal(new Set(next.map((m) => m.batch_id)).size, 8);
+  await waitFor(() => stored().length >= 204, { what: '204 stored elements' });
+});
+
 itest('batches: one that does not fill goes after max_wait_ms, not before; max_wait_ms 0 goes at once', async (fx) => {
   const recorder = await fx.startRecorder();
   const serve = await fx.startServe();
