@@ -662,8 +662,9 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
 
   const bool success = IsSuccess(r.status);
   // A batch refused as too large (413) goes again at once as two halves, and new batches are
-  // no larger than the first half: the receiver is up and answering, so neither the circuit
-  // nor the retry schedule counts it. A single message refused so is retried as any failure.
+  // no larger than the first half. The receiver is up and answering: to the circuit that is a
+  // success (which also ends a half-open probe), and the retry schedule does not count it. A
+  // single message refused so is retried as any failure.
   const size_t members = c.messages.size();
   const bool split = r.status == 413 && c.batch > 0 && members > 1 && state.enabled;
   const size_t first_half = (members + 1) / 2;
@@ -672,6 +673,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     state.circuit.OnSuccess();
     state.failing_since_ms = 0;
   } else if (split) {
+    state.circuit.OnSuccess();
     error = "HTTP 413: the receiver refused a batch of " + std::to_string(members) +
             " events as too large; they go again at once, as batches of " +
             std::to_string(first_half) + " and " + std::to_string(members - first_half);

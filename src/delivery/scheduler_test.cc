@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 
 #include <future>
+#include <map>
+#include <set>
 
 #include "model/signature.h"
 #include "store/testing/test_store.h"
@@ -837,6 +839,27 @@ TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
   EXPECT_EQ(out.sends[0].messages.size(), 2u);
   EXPECT_EQ(out.sends[1].messages.size(), 2u);
   EXPECT_EQ(out.sends[2].messages.size(), 1u);
+}
+
+// The circuit's probe may be a batch: a 413 to it shows the receiver up, so the circuit closes
+// and the halves go, rather than wait for an outcome the probe never reports.
+TEST_F(SchedulerTest, ABatchProbeRefusedAsTooLargeClosesTheCircuit) {
+  Batch(AddEndpoint("/a"), 10, 0);
+  SchedulerOptions options;
+  options.circuit = CircuitOptions{1, 5s, 60s};
+  Start("1s,1s,1s", options);
+  Admit(Ingest(1));
+  Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
+  Admit(Ingest(4, kT0 + 1), kT0 + 1);
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty()) << "open";
+  SchedulerOutput probe = Poll(kT0 + 5'000);
+  ASSERT_EQ(probe.sends.size(), 1u);
+  ASSERT_EQ(probe.sends[0].messages.size(), 4u) << "the waiting batch is the probe";
+  Complete(probe.sends[0], Answer(413), kT0 + 5'001);
+  EXPECT_EQ(scheduler_->Runtime(probe.sends[0].target->id, kT0 + 5'001).circuit, "closed");
+  std::multiset<size_t> sizes;
+  for (const Send& s : Poll(kT0 + 5'001).sends) sizes.insert(s.messages.size());
+  EXPECT_EQ(sizes, (std::multiset<size_t>{1, 2, 2})) << "the halves, and the first event's retry";
 }
 
 // A single event refused as too large cannot be split: it is retried on the schedule.
