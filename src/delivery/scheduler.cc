@@ -721,6 +721,12 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     record.response_prefix = r.body_prefix;
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
     record.counts_request = &m == &c.messages.front();
+    if (split) {
+      // Each half is fixed under its number with this record, before either half goes, so that
+      // after a crash no member of the second half is taken for one of the first.
+      const bool second = static_cast<size_t>(&m - c.messages.data()) >= first_half;
+      record.batch = second ? c.messages[first_half].id : c.batch;
+    }
     if (success) {
       record.new_status = store::MessageStatus::kDelivered;
       out->finished.emplace_back(index, m.id);
@@ -729,7 +735,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     }
     if (split) {
       record.new_status = store::MessageStatus::kPending;
-      retried.push_back(Due{m.id, record.attempt, c.batch, 0, c.splits + 1});
+      retried.push_back(Due{m.id, record.attempt, record.batch, 0, c.splits + 1});
       ++counts_.retries;
       continue;
     }
@@ -751,13 +757,12 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     }
   }
   if (split) {
-    // The members are in id order: the first half keeps the batch's number, the second is
-    // named after its first message, as FillBatch names a batch. The dispatcher fixes the
-    // second's members under it before sending (Store::AssignBatch).
+    // The members are in id order: the first half keeps the batch's number (the receiver took
+    // nothing under it), the second is named after its first message, as FillBatch names a
+    // batch.
     std::vector<Due> second(retried.begin() + static_cast<ptrdiff_t>(first_half), retried.end());
     retried.resize(first_half);
-    const int64_t second_batch = second.front().id;
-    for (Due& m : second) m.batch = second_batch;
+    const int64_t second_batch = second.front().batch;
     ScheduleBatch(index, c.batch, std::move(retried), now_ms, now_ms);
     ScheduleBatch(index, second_batch, std::move(second), now_ms, now_ms);
   } else if (!retried.empty()) {

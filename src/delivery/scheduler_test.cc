@@ -790,7 +790,10 @@ TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
   ASSERT_EQ(whole.messages.size(), 7u);
   SchedulerOutput out = Complete(whole, Answer(413), kT0 + 1);
   ASSERT_EQ(out.records.size(), 7u);
+  const std::vector<int64_t> ids = Ids(messages);
   for (const store::AttemptRecord& r : out.records) {
+    EXPECT_EQ(r.batch, r.message_id < ids[4] ? whole.batch : ids[4])
+        << "each half fixed under its number with the record";
     EXPECT_EQ(r.new_status, store::MessageStatus::kPending);
     EXPECT_EQ(r.next_attempt_ms, kT0 + 1) << "at once";
     EXPECT_EQ(r.status_code, 413);
@@ -805,7 +808,6 @@ TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
     sent[s.batch] = Ids(s);
     for (const OutgoingMessage& m : s.messages) EXPECT_EQ(m.attempt, 2);
   }
-  const std::vector<int64_t> ids = Ids(messages);
   EXPECT_EQ(sent[whole.batch], std::vector<int64_t>(ids.begin(), ids.begin() + 4))
       << "the first half keeps the batch's id";
   EXPECT_EQ(sent[ids[4]], std::vector<int64_t>(ids.begin() + 4, ids.end()))

@@ -238,6 +238,9 @@ struct AttemptRecord {
   // The message's endpoint, whose statistics the counted record's request joins (SQLite; on
   // PostgreSQL the update answers it).
   std::string endpoint_id = {};
+  // Positive: the batch the message goes in from now on, fixed with this record (the half of
+  // a batch refused as too large). 0 leaves its batch as it is.
+  int64_t batch = 0;
 };
 
 struct Attempt {

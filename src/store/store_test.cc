@@ -1140,6 +1140,39 @@ TEST_P(StoreTest, ABatchsMembersAreFixedAcrossARestartAndARedeliveredOneGoesAlon
             "bat_" + store_->instance_id() + std::to_string(batch));
 }
 
+// A batch refused as too large is split: the attempt's record fixes each half under its own
+// number, in the record's transaction, so that a restart resends each half as it was.
+TEST_P(StoreTest, AnAttemptRecordMovesItsMessageToTheBatchItNames) {
+  auto site = Value(store_->CreateSite("a"));
+  Endpoint e = MakeEndpoint(site.id);
+  AppendResult r = Append(
+      site.id, {MakeEvent(model::Action::kView, "one"), MakeEvent(model::Action::kView, "two"),
+                MakeEvent(model::Action::kView, "three")});
+  ASSERT_EQ(r.messages.size(), 3u);
+  const int64_t batch = r.messages[0].id;
+  std::promise<model::Status> assigned;
+  store_->AssignBatch({r.messages[0].id, r.messages[1].id, r.messages[2].id}, batch,
+                      [&](model::Status s) { assigned.set_value(s); });
+  ASSERT_TRUE(assigned.get_future().get().ok());
+  std::vector<AttemptRecord> records;
+  for (const DueMessage& m : r.messages) {
+    AttemptRecord& record = records.emplace_back();
+    record.message_id = m.id;
+    record.attempt = 1;
+    record.status_code = 413;
+    record.new_status = MessageStatus::kPending;
+    record.batch = m.id == r.messages[2].id ? m.id : 0;  // 0: stays where it is
+  }
+  Record(records);
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  auto pending = Value(store_->LoadPendingForEndpoint(e.id, 0, 10));
+  ASSERT_EQ(pending.size(), 3u);
+  EXPECT_EQ(pending[0].batch, batch);
+  EXPECT_EQ(pending[1].batch, batch);
+  EXPECT_EQ(pending[2].batch, r.messages[2].id);
+  EXPECT_EQ(Value(store_->GetMessage(site.id, r.messages[2].id)).batch, r.messages[2].id);
+}
+
 TEST_P(StoreTest, RequeueMakesAFinishedMessagePendingAgain) {
   auto site = store_->CreateSite("a");
   auto other = store_->CreateSite("b");

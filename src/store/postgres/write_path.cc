@@ -159,7 +159,7 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
 
 Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
   ArrayLiteral id, attempt, at, code, latency, error, response, status, next, hour, bucket,
-      succeeded, counted;
+      succeeded, counted, batch;
   for (const AttemptRecord& r : records) {
     id.Add(r.message_id);
     attempt.Add(r.attempt);
@@ -174,6 +174,7 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
     bucket.Add(internal::LatencyBucket(r.latency_us));
     succeeded.Add(internal::AttemptSucceeded(r.status_code) ? 1 : 0);
     counted.Add(r.counts_request ? 1 : 0);
+    batch.Add(r.batch);
   }
   // The updated messages name the endpoints whose hourly counts the attempts join: one row per
   // (endpoint, hour, bucket), in key order so that writers on several nodes lock rows alike. A
@@ -183,15 +184,16 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
       std::string(
           "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], "
           "  $5::bigint[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::bigint[], "
-          "  $11::int[], $12::int[], $13::int[]) AS u(id, attempt, at, code, latency, error, "
-          "  response, status, next, hour, bucket, succeeded, counted)), "
+          "  $11::int[], $12::int[], $13::int[], $14::bigint[]) AS u(id, attempt, at, code, "
+          "  latency, error, response, status, next, hour, bucket, succeeded, counted, batch)), "
           "recorded AS (INSERT INTO attempts(message_id, attempt, at, status_code, latency_us, "
           "  error, response) SELECT id, attempt, at, code, latency, error, response FROM u "
           "  ON CONFLICT (message_id, attempt) DO UPDATE SET at = excluded.at, "
           "  status_code = excluded.status_code, latency_us = excluded.latency_us, "
           "  error = excluded.error, response = excluded.response), "
           "updated AS (UPDATE messages m SET status = u.status, attempts = u.attempt, "
-          "  next_attempt_at = u.next, last_status = u.code, last_error = u.error "
+          "  next_attempt_at = u.next, last_status = u.code, last_error = u.error, "
+          "  batch_id = CASE WHEN u.batch > 0 THEN u.batch ELSE m.batch_id END "
           "  FROM u WHERE m.id = u.id RETURNING m.id, m.endpoint_id) "
           "INSERT INTO attempt_stats_hour(endpoint_id, hour, latency_bucket, attempts, "
           "  successes) SELECT updated.endpoint_id, u.hour, u.bucket, count(*), sum(u.succeeded) "
@@ -211,7 +213,8 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
           .Add(hour.Finish())
           .Add(bucket.Finish())
           .Add(succeeded.Finish())
-          .Add(counted.Finish()));
+          .Add(counted.Finish())
+          .Add(batch.Finish()));
   return r.status();
 }
 
