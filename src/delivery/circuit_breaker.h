@@ -28,6 +28,9 @@ class CircuitBreaker {
   bool CanRequest(int64_t now_ms) const;
   void OnSuccess();
   void OnFailure(int64_t now_ms);
+  // An outcome that says nothing of the receiver's health: only a probe it ended is released,
+  // so that the next request probes.
+  void OnInconclusive() { probe_in_flight_ = false; }
 
   State state(int64_t now_ms) const;
   // When an open circuit lets its probe through.

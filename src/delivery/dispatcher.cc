@@ -166,6 +166,9 @@ void Dispatcher::Deliver(Mailbox& mail, int64_t now_ms, SchedulerOutput* out) {
   for (const std::string& id : mail.gained) scheduler_.Gained(id, now_ms);
   if (mail.resync) scheduler_.Resync(now_ms);
   for (const auto& [endpoint, id] : mail.recorded) scheduler_.Recorded(endpoint, id);
+  for (const auto& [split, durable] : mail.split_records) {
+    scheduler_.SplitRecorded(split, durable, now_ms);
+  }
   for (const std::string& id : mail.changed) scheduler_.EndpointChanged(id, now_ms);
   for (const store::DueMessage& m : mail.messages) scheduler_.Admit(m, now_ms);
   // A record per message: room for them all at once, not grown (and copied) one at a time.
@@ -181,19 +184,25 @@ void Dispatcher::CarryOut(SchedulerOutput& out) {
     // or the backstop could read it as pending meanwhile and send it again.
     std::vector<std::pair<uint32_t, int64_t>> finished;
     if (options_.shared) finished = std::move(out.finished);
+    // The halves of a split batch go once the records that fix them are durable.
+    std::vector<std::pair<SplitBatch, bool>> splits;
+    for (const SplitBatch& split : out.splits) splits.emplace_back(split, false);
     store_.RecordAttempts(std::move(out.records),
-                          [this, finished = std::move(finished)](model::Status status) {
+                          [this, finished = std::move(finished),
+                           splits = std::move(splits)](model::Status status) mutable {
                             if (!status.ok()) {
                               // The attempts were made, but the store keeps the messages pending:
                               // after a restart they are sent again, which receivers de-duplicate
                               // by webhook-id (at-least-once).
                               record_failures_.Report(clock_.NowMs(), status.message());
                             }
-                            if (finished.empty() && status.ok()) return;
+                            if (finished.empty() && splits.empty() && status.ok()) return;
+                            for (auto& [split, durable] : splits) durable = status.ok();
                             {
                               std::lock_guard lock(mu_);
                               counts_.record_failures = record_failures_.count();
                               Append(mailbox_.recorded, std::vector(finished));
+                              Append(mailbox_.split_records, std::move(splits));
                             }
                             cv_.notify_all();
                           });

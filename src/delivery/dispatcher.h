@@ -64,11 +64,13 @@ class Dispatcher final : public DeliveryService {
     std::vector<std::string> lost;
     // Shared database: finished messages (endpoint, id) whose records are durable.
     std::vector<std::pair<uint32_t, int64_t>> recorded;
+    // Split batches whose records were written (true) or could not be (false).
+    std::vector<std::pair<SplitBatch, bool>> split_records;
     bool resync = false;
 
     bool empty() const {
       return messages.empty() && completions.empty() && changed.empty() && gained.empty() &&
-             lost.empty() && recorded.empty() && !resync;
+             lost.empty() && recorded.empty() && split_records.empty() && !resync;
     }
   };
 

@@ -201,6 +201,35 @@ void Scheduler::Resync(int64_t now_ms) {
 
 void Scheduler::Recorded(uint32_t endpoint, int64_t message_id) { Forget(endpoint, message_id); }
 
+void Scheduler::SplitRecorded(const SplitBatch& split, bool durable, int64_t now_ms) {
+  EndpointState& state = endpoints_[split.endpoint];
+  const auto take = [&state](int64_t batch) {
+    std::vector<Due> members;
+    if (auto it = state.splitting.find(batch); it != state.splitting.end()) {
+      members = std::move(it->second);
+      state.splitting.erase(it);
+    }
+    return members;
+  };
+  std::vector<Due> first = take(split.first);
+  std::vector<Due> second = take(split.second);
+  if (first.empty() && second.empty()) return;  // parked meanwhile: they wait in the store
+  if (durable) {
+    if (!first.empty())
+      ScheduleBatch(split.endpoint, split.first, std::move(first), now_ms, now_ms);
+    if (!second.empty()) {
+      ScheduleBatch(split.endpoint, split.second, std::move(second), now_ms, now_ms);
+    }
+    return;
+  }
+  // The store still has every member in the first batch: it goes again whole, and is split
+  // again if it is refused again.
+  for (Due& m : second) m.batch = split.first;
+  first.insert(first.end(), second.begin(), second.end());
+  std::sort(first.begin(), first.end(), [](const Due& a, const Due& b) { return a.id < b.id; });
+  ScheduleBatch(split.endpoint, split.first, std::move(first), now_ms + kStoreRetryMs, now_ms);
+}
+
 void Scheduler::Forget(uint32_t index, int64_t message_id) {
   if (!options_.shared) return;
   EndpointState& state = endpoints_[index];
@@ -219,6 +248,7 @@ void Scheduler::Park(uint32_t index) {
   state.timed = 0;  // its timers are stale now
   state.ready.clear();
   state.batches.clear();
+  state.splitting.clear();
   state.fill_wake_ms = 0;
   state.held.clear();
   fresh_count_ -= state.fresh.size();
@@ -317,6 +347,7 @@ void Scheduler::CountBacklog(int64_t now_ms) {
     // A batch's entry in `ready` stands for its members, counted with the batch.
     waiting += e.ready.size();
     for (const auto& [batch, members] : e.batches) waiting += members.size();
+    for (const auto& [batch, members] : e.splitting) waiting += members.size();
     open += e.circuit.state(now_ms) == CircuitBreaker::State::kOpen;
   }
   counts_.scheduled = timed;
@@ -662,9 +693,9 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
 
   const bool success = IsSuccess(r.status);
   // A batch refused as too large (413) goes again at once as two halves, and new batches are
-  // no larger than the first half. The receiver is up and answering: to the circuit that is a
-  // success (which also ends a half-open probe), and the retry schedule does not count it. A
-  // single message refused so is retried as any failure.
+  // no larger than the first half. That answer does not count against the endpoint (neither
+  // the circuit nor the retry schedule), nor for it: a proxy may answer 413 for a receiver that
+  // is down. A single message refused so is retried as any failure.
   const size_t members = c.messages.size();
   const bool split = r.status == 413 && c.batch > 0 && members > 1 && state.enabled;
   const size_t first_half = (members + 1) / 2;
@@ -673,7 +704,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     state.circuit.OnSuccess();
     state.failing_since_ms = 0;
   } else if (split) {
-    state.circuit.OnSuccess();
+    state.circuit.OnInconclusive();
     error = "HTTP 413: the receiver refused a batch of " + std::to_string(members) +
             " events as too large; they go again at once, as batches of " +
             std::to_string(first_half) + " and " + std::to_string(members - first_half);
@@ -759,12 +790,15 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   if (split) {
     // The members are in id order: the first half keeps the batch's number (the receiver took
     // nothing under it), the second is named after its first message, as FillBatch names a
-    // batch.
+    // batch. Members read again while the batch was out (an endpoint parked and enabled) are
+    // this request's: its outcome decides, as in LaunchReady.
     std::vector<Due> second(retried.begin() + static_cast<ptrdiff_t>(first_half), retried.end());
     retried.resize(first_half);
-    const int64_t second_batch = second.front().batch;
-    ScheduleBatch(index, c.batch, std::move(retried), now_ms, now_ms);
-    ScheduleBatch(index, second_batch, std::move(second), now_ms, now_ms);
+    const SplitBatch halves{index, c.batch, second.front().batch};
+    state.batches.erase(c.batch);
+    state.splitting[halves.first] = std::move(retried);
+    state.splitting[halves.second] = std::move(second);
+    out->splits.push_back(halves);
   } else if (!retried.empty()) {
     const int64_t due_ms = now_ms + delay->count();
     if (c.batch > 0) {

@@ -94,8 +94,19 @@ struct DisableEndpoint {
   std::string reason;
 };
 
+// A batch refused as too large (413), split in two: `first` (the batch's own number) and
+// `second`. The attempt's records fix each member in its half; the halves go once those records
+// are durable (Scheduler::SplitRecorded), so that no resend after a crash can carry a member of
+// one half under the other's webhook-id.
+struct SplitBatch {
+  uint32_t endpoint = 0;
+  int64_t first = 0;
+  int64_t second = 0;
+};
+
 // What the caller must carry out after a call, in this order: write `records` (one transaction
-// may hold them all), store `disables`, send `sends`.
+// may hold them all), store `disables`, send `sends`; once `records` are written, hand each of
+// `splits` back through SplitRecorded().
 struct SchedulerOutput {
   std::vector<Send> sends;
   std::vector<store::AttemptRecord> records;
@@ -105,10 +116,11 @@ struct SchedulerOutput {
   std::vector<std::pair<uint32_t, int64_t>> finished;
   // Endpoints whose runtime changed (for the admin API), with their runtime now: Publish().
   std::vector<std::pair<std::string, EndpointRuntime>> runtime;
+  std::vector<SplitBatch> splits;
 
   bool empty() const {
     return sends.empty() && records.empty() && disables.empty() && finished.empty() &&
-           runtime.empty();
+           runtime.empty() && splits.empty();
   }
 };
 
@@ -132,6 +144,9 @@ class Scheduler {
   void Resync(int64_t now_ms);
   // Shared database: a finished message's record is durable; it may be forgotten.
   void Recorded(uint32_t endpoint, int64_t message_id);
+  // The records of a split batch were written (`durable`) or not: its halves go now, or, their
+  // members still the whole batch's in the store, the whole batch goes again shortly.
+  void SplitRecorded(const SplitBatch& split, bool durable, int64_t now_ms);
 
   // The outcome of a Send: the attempt record, and a retry, a finish or a disable.
   void Complete(Completion completion, int64_t now_ms, SchedulerOutput* out);
@@ -186,6 +201,8 @@ class Scheduler {
     // The members of batches fixed already (retries, and batches found pending at start), by
     // batch number, in id order: one entry in `ready` or a timer sends them all.
     std::unordered_map<int64_t, std::vector<Due>> batches;
+    // The halves of split batches waiting for their records (SplitBatch), by batch number.
+    std::unordered_map<int64_t, std::vector<Due>> splitting;
     int64_t fill_wake_ms = 0;  // the wake-up set for a batch being filled, 0 when none
     // The receiver refused a batch as too large (413): new batches are at most this many
     // events until the endpoint is read again. 0: its max_events.

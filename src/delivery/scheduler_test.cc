@@ -97,6 +97,12 @@ class SchedulerTest : public ::testing::Test {
     return out;
   }
 
+  // Hands the scheduler back the split batches of `out`, as the dispatcher does once their
+  // records are written (`durable`) or could not be.
+  void SplitsRecorded(const SchedulerOutput& out, bool durable, int64_t now_ms) {
+    for (const SplitBatch& split : out.splits) scheduler_->SplitRecorded(split, durable, now_ms);
+  }
+
   // Sends everything each poll allows, answering each with `status`, until nothing is due at
   // `now_ms`; how many requests went to `url`.
   std::map<std::string, int> DrainAt(int64_t now_ms, int status) {
@@ -801,6 +807,9 @@ TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
               "HTTP 413: the receiver refused a batch of 7 events as too large; they go again "
               "at once, as batches of 4 and 3");
   }
+  ASSERT_EQ(out.splits.size(), 1u);
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty()) << "the halves wait for the records that fix them";
+  SplitsRecorded(out, true, kT0 + 1);
   out = Poll(kT0 + 1);
   ASSERT_EQ(out.sends.size(), 2u);
   std::map<int64_t, std::vector<int64_t>> sent;
@@ -817,7 +826,7 @@ TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
   const Send& four = out.sends[0].batch == whole.batch ? out.sends[0] : out.sends[1];
   const Send& three = out.sends[0].batch == whole.batch ? out.sends[1] : out.sends[0];
   Complete(three, Answer(204), kT0 + 2);
-  Complete(four, Answer(413), kT0 + 2);
+  SplitsRecorded(Complete(four, Answer(413), kT0 + 2), true, kT0 + 2);
   out = Poll(kT0 + 2);
   ASSERT_EQ(out.sends.size(), 2u);
   EXPECT_EQ(out.sends[0].messages.size(), 2u);
@@ -831,6 +840,7 @@ TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
   EXPECT_GE(failed.records[0].next_attempt_ms, kT0 + 3 + 8'000);
   EXPECT_EQ(scheduler_->Runtime(whole.target->id, kT0 + 3).circuit, "closed")
       << "one failure in a row (the 500): the 413 before it is not counted";
+  EXPECT_EQ(scheduler_->counts().retries, 7u + 4u + 2u) << "the splits, and the 500";
   Complete(out.sends[1], Answer(200), kT0 + 3);
   EXPECT_EQ(scheduler_->counts().delivered, 5u);
 
@@ -843,13 +853,13 @@ TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
   EXPECT_EQ(out.sends[2].messages.size(), 1u);
 }
 
-// The circuit's probe may be a batch: a 413 to it shows the receiver up, so the circuit closes
-// and the halves go, rather than wait for an outcome the probe never reports.
-TEST_F(SchedulerTest, ABatchProbeRefusedAsTooLargeClosesTheCircuit) {
+// The circuit's probe may be a batch: a 413 to it says nothing of the receiver's health, but
+// the circuit must not wait for an outcome that probe never reports: one of the halves probes.
+TEST_F(SchedulerTest, ABatchProbeRefusedAsTooLargeLetsAHalfProbe) {
   Batch(AddEndpoint("/a"), 10, 0);
   SchedulerOptions options;
   options.circuit = CircuitOptions{1, 5s, 60s};
-  Start("1s,1s,1s", options);
+  Start("1m", options);
   Admit(Ingest(1));
   Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
   Admit(Ingest(4, kT0 + 1), kT0 + 1);
@@ -857,11 +867,60 @@ TEST_F(SchedulerTest, ABatchProbeRefusedAsTooLargeClosesTheCircuit) {
   SchedulerOutput probe = Poll(kT0 + 5'000);
   ASSERT_EQ(probe.sends.size(), 1u);
   ASSERT_EQ(probe.sends[0].messages.size(), 4u) << "the waiting batch is the probe";
-  Complete(probe.sends[0], Answer(413), kT0 + 5'001);
-  EXPECT_EQ(scheduler_->Runtime(probe.sends[0].target->id, kT0 + 5'001).circuit, "closed");
-  std::multiset<size_t> sizes;
-  for (const Send& s : Poll(kT0 + 5'001).sends) sizes.insert(s.messages.size());
-  EXPECT_EQ(sizes, (std::multiset<size_t>{1, 2, 2})) << "the halves, and the first event's retry";
+  const std::string endpoint = probe.sends[0].target->id;
+  SplitsRecorded(Complete(probe.sends[0], Answer(413), kT0 + 5'001), true, kT0 + 5'001);
+  EXPECT_EQ(scheduler_->Runtime(endpoint, kT0 + 5'001).circuit, "half_open");
+  SchedulerOutput half = Poll(kT0 + 5'001);
+  ASSERT_EQ(half.sends.size(), 1u) << "one half probes, the other waits for its outcome";
+  EXPECT_EQ(half.sends[0].messages.size(), 2u);
+  Complete(half.sends[0], Answer(204), kT0 + 5'002);
+  EXPECT_EQ(scheduler_->Runtime(endpoint, kT0 + 5'002).circuit, "closed");
+  SchedulerOutput rest = Poll(kT0 + 5'002);
+  ASSERT_EQ(rest.sends.size(), 1u);
+  EXPECT_EQ(rest.sends[0].messages.size(), 2u);
+}
+
+// When the 413's records cannot be written, the store still has every member in the batch: it
+// goes again whole, under its id, shortly, and is split once its records are written.
+TEST_F(SchedulerTest, ASplitWhoseRecordsAreNotWrittenGoesAgainWhole) {
+  StartBatching(10, 0, "10s");
+  const auto messages = Ingest(4);
+  Admit(messages);
+  const Send whole = Poll(kT0).sends.at(0);
+  SchedulerOutput out = Complete(whole, Answer(413), kT0);
+  SplitsRecorded(out, false, kT0 + 1);
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty());
+  out = Poll(kT0 + 1'001);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].batch, whole.batch);
+  EXPECT_EQ(Ids(out.sends[0]), Ids(messages));
+  out = Complete(out.sends[0], Answer(413), kT0 + 1'002);
+  SplitsRecorded(out, true, kT0 + 1'002);
+  EXPECT_EQ(Poll(kT0 + 1'002).sends.size(), 2u);
+}
+
+// Parked and enabled again while a batch is out, the endpoint reads the batch's members again;
+// refused as too large, the batch goes as its halves only, not whole beside them.
+TEST_F(SchedulerTest, ABatchReadAgainWhileOutIsSplitNotSentWhole) {
+  const store::Endpoint ep = StartBatching(10, 0);
+  const auto messages = Ingest(4);
+  Admit(messages);
+  const Send batch = Poll(kT0).sends.at(0);
+  Assign(batch);
+  store::EndpointPatch patch;
+  patch.enabled = false;
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0).ok());
+  scheduler_->EndpointChanged(ep.id, kT0);
+  patch.enabled = true;
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0 + 1).ok());
+  scheduler_->EndpointChanged(ep.id, kT0 + 1);
+  SchedulerOutput out = Complete(batch, Answer(413), kT0 + 2);
+  Record(out);
+  SplitsRecorded(out, true, kT0 + 2);
+  out = Poll(kT0 + 2);
+  ASSERT_EQ(out.sends.size(), 2u);
+  EXPECT_EQ(out.sends[0].messages.size() + out.sends[1].messages.size(), 4u);
+  EXPECT_EQ(out.sends[0].messages.size(), 2u);
 }
 
 // A single event refused as too large cannot be split: it is retried on the schedule.
