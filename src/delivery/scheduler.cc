@@ -148,10 +148,11 @@ void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
   KeepEvent(state, m);
   max_admitted_id_ = std::max(max_admitted_id_, m.id);
   const int64_t due_ms = std::max(m.due_ms, now_ms);
+  const Due due{m.id, m.attempts, m.batch, 0, m.splits};
   if (m.batch > 0) {
-    ScheduleBatch(index, m.batch, {Due{m.id, m.attempts, m.batch}}, due_ms, now_ms);
+    ScheduleBatch(index, m.batch, {due}, due_ms, now_ms);
   } else {
-    Schedule(due_ms, Due{m.id, m.attempts, m.batch}, index, now_ms);
+    Schedule(due_ms, due, index, now_ms);
   }
 }
 
@@ -626,6 +627,7 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
   }
   Send& send = StartSend(endpoint, now_ms, out);
   send.batch = message.batch;
+  send.splits = message.splits;
   send.messages.push_back(OutgoingMessage{message_id, attempts + 1, std::move(event)});
   state.sending.insert(message_id);
   Changed(endpoint);
@@ -752,6 +754,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     record.response_prefix = r.body_prefix;
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
     record.counts_request = &m == &c.messages.front();
+    record.splits = split ? c.splits + 1 : c.splits;
     if (split) {
       // Each half is fixed under its number with this record, before either half goes, so that
       // after a crash no member of the second half is taken for one of the first.

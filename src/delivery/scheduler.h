@@ -179,7 +179,7 @@ class Scheduler {
     int attempts = 0;
     int64_t batch = store::kUnbatched;
     int64_t ready_ms = 0;  // when it joined `ready`: a batch being filled waits from its first
-    int splits = 0;        // as in Send; this node's count, lost on a restart
+    int splits = 0;        // as in Send (store::DueMessage::splits)
   };
   struct Timer {
     int64_t due_ms;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <future>
 #include <map>
 #include <set>
@@ -921,6 +922,31 @@ TEST_F(SchedulerTest, ABatchReadAgainWhileOutIsSplitNotSentWhole) {
   ASSERT_EQ(out.sends.size(), 2u);
   EXPECT_EQ(out.sends[0].messages.size() + out.sends[1].messages.size(), 4u);
   EXPECT_EQ(out.sends[0].messages.size(), 2u);
+}
+
+// The splits are counted in the store: after a restart, a batch split twice still has the
+// whole schedule ahead of it.
+TEST_F(SchedulerTest, SplitsStillLeaveTheScheduleWholeAfterARestart) {
+  StartBatching(10, 0, "10s");
+  Admit(Ingest(4));
+  SchedulerOutput out = Complete(Poll(kT0).sends.at(0), Answer(413), kT0);
+  Record(out);
+  SplitsRecorded(out, true, kT0);
+  out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 2u);
+  out = Complete(out.sends[0], Answer(413), kT0 + 1);
+  Record(out);
+  Start("10s");  // a restart: the halves of one and one, and the half of two, from the store
+  out = Poll(kT0 + 2);
+  ASSERT_EQ(out.sends.size(), 3u);
+  const auto twice = std::find_if(out.sends.begin(), out.sends.end(),
+                                  [](const Send& s) { return s.messages.size() == 1; });
+  ASSERT_NE(twice, out.sends.end());
+  EXPECT_EQ(twice->messages[0].attempt, 3) << "its third attempt, after two splits";
+  out = Complete(*twice, Answer(500), kT0 + 3);
+  ASSERT_EQ(out.records.size(), 1u);
+  EXPECT_EQ(out.records[0].new_status, store::MessageStatus::kPending)
+      << "the schedule's one step is still ahead";
 }
 
 // A single event refused as too large cannot be split: it is retried on the schedule.

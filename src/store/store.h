@@ -194,6 +194,9 @@ struct DueMessage {
   std::shared_ptr<const StoredEvent> stored;
   // Which request it goes in: kUnbatched, kAlone, or the batch it was first sent in.
   int64_t batch = 0;
+  // Of its attempts, those that were a batch refused as too large (413) and split: they do not
+  // use up the retry schedule.
+  int splits = 0;
 };
 
 // A message's `batch` (the messages.batch_id column): not yet sent in a batch (a batching
@@ -241,6 +244,7 @@ struct AttemptRecord {
   // Positive: the batch the message goes in from now on, fixed with this record (the half of
   // a batch refused as too large). 0 leaves its batch as it is.
   int64_t batch = 0;
+  int splits = 0;  // DueMessage::splits, this attempt's included
 };
 
 struct Attempt {

@@ -1141,8 +1141,9 @@ TEST_P(StoreTest, ABatchsMembersAreFixedAcrossARestartAndARedeliveredOneGoesAlon
 }
 
 // A batch refused as too large is split: the attempt's record fixes each half under its own
-// number, in the record's transaction, so that a restart resends each half as it was.
-TEST_P(StoreTest, AnAttemptRecordMovesItsMessageToTheBatchItNames) {
+// number, in the record's transaction, so that a restart resends each half as it was, and
+// counts the split, which does not use up the retry schedule.
+TEST_P(StoreTest, AnAttemptRecordFixesItsMessagesBatchAndSplits) {
   auto site = Value(store_->CreateSite("a"));
   Endpoint e = MakeEndpoint(site.id);
   AppendResult r = Append(
@@ -1162,6 +1163,7 @@ TEST_P(StoreTest, AnAttemptRecordMovesItsMessageToTheBatchItNames) {
     record.status_code = 413;
     record.new_status = MessageStatus::kPending;
     record.batch = m.id == r.messages[2].id ? m.id : 0;  // 0: stays where it is
+    record.splits = 1;
   }
   Record(records);
   ASSERT_NO_FATAL_FAILURE(Reopen());
@@ -1170,6 +1172,7 @@ TEST_P(StoreTest, AnAttemptRecordMovesItsMessageToTheBatchItNames) {
   EXPECT_EQ(pending[0].batch, batch);
   EXPECT_EQ(pending[1].batch, batch);
   EXPECT_EQ(pending[2].batch, r.messages[2].id);
+  for (const DueMessage& m : pending) EXPECT_EQ(m.splits, 1);
   EXPECT_EQ(Value(store_->GetMessage(site.id, r.messages[2].id)).batch, r.messages[2].id);
 }
 
@@ -1879,9 +1882,10 @@ TEST_P(StoreTest, CampaignUniqueSubscribersAddUpAcrossArrivals) {
   EXPECT_NEAR(Value(store_->QueryStats(q)).unique_subscribers, 2, 0.01) << "the first hour";
 }
 
-// Each undoes one migration, on either backend; the first SQLite's 17, which every SQLite
-// rewind below runs again.
-constexpr const char* kUndoLatestAttemptInRow =
+// Each undoes one migration, on either backend; the first SQLite's 18 and 17, which every
+// SQLite rewind below runs again.
+constexpr const char* kUndoMessageColumns =
+    "ALTER TABLE messages DROP COLUMN splits; "
     "INSERT OR REPLACE INTO attempts(message_id, attempt, at, status_code, latency_us, error, "
     "response) SELECT id, last_attempt, last_at, last_status, last_latency_us, last_error, "
     "last_response FROM messages WHERE last_attempt > 0; "
@@ -1940,7 +1944,7 @@ TEST_P(StoreTest, MigratingCountsTheAttemptsAlreadyStored) {
   ASSERT_NO_FATAL_FAILURE(RunSql(
       kUndoAttemptStats +
       std::string(Postgres() ? "UPDATE pushhook_schema SET version = 13"
-                             : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 12"))));
+                             : kUndoMessageColumns + std::string("PRAGMA user_version = 12"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(answers(), counted);
 }
@@ -1965,7 +1969,7 @@ TEST_P(StoreTest, MigratingGivesUtmRowsTheButtonsOfTheirMinuteWhereTheyAreKnown)
   ASSERT_NO_FATAL_FAILURE(
       RunSql(kUndoAttemptStats + std::string(kUndoUtmButtons) +
              (Postgres() ? "UPDATE pushhook_schema SET version = 12"
-                         : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 11"))));
+                         : kUndoMessageColumns + std::string("PRAGMA user_version = 11"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   StatsQuery q;
   q.site_id = site->id;
@@ -2003,7 +2007,7 @@ TEST_P(StoreTest, MigratingKeepsTheOnePreviousSecretOfEach) {
                  "'bsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=', "
                  "beacon_secret_previous_until = 888; ") +
              (Postgres() ? "UPDATE pushhook_schema SET version = 11"
-                         : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 10"))));
+                         : kUndoMessageColumns + std::string("PRAGMA user_version = 10"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(Value(store_->GetEndpoint(site->id, e.id)).previous_secrets,
             (std::vector<PreviousSecret>{{"whsec_ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4", 777}}));
@@ -2025,7 +2029,7 @@ TEST_P(StoreTest, MigratingMovesBeaconIdsToReplayKeys) {
   ASSERT_NO_FATAL_FAILURE(RunSql(
       kUndoAttemptStats + std::string(kUndoUtmButtons) + kUndoPreviousSecrets + kUndoReplayKeys +
       (Postgres() ? "UPDATE pushhook_schema SET version = 10"
-                  : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 9"))));
+                  : kUndoMessageColumns + std::string("PRAGMA user_version = 9"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   model::Event replay = MakeEvent(model::Action::kClick, "another-id");
   replay.replay_key = "bcn_0123_Click_1";
@@ -2068,7 +2072,7 @@ TEST_P(StoreTest, MigratingFillsCampaignSketchesFromHourlyOnes) {
       "ALTER TABLE messages DROP COLUMN batch_id; " +
       kUndoAttemptStats + kUndoUtmButtons + kUndoPreviousSecrets + kUndoReplayKeys +
       std::string(Postgres() ? "UPDATE pushhook_schema SET version = 7"
-                             : kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 6"))));
+                             : kUndoMessageColumns + std::string("PRAGMA user_version = 6"))));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   std::map<std::string, double> uniques;
   for (const CampaignSummary& c : Campaigns(site->id)) uniques[c.cid] = c.unique_subscribers;
@@ -2143,8 +2147,7 @@ TEST_P(StoreTest, MigratingKeepsEarlierAttemptsListedBesideNewOnes) {
   Record({{id, 1, 1000, 500, 10, "", "a", MessageStatus::kPending, 2000},
           {id, 2, 2000, 502, 20, "", "b", MessageStatus::kPending, 3000}});
   store_.reset();
-  ASSERT_NO_FATAL_FAILURE(
-      RunSql(kUndoLatestAttemptInRow + std::string("PRAGMA user_version = 16")));
+  ASSERT_NO_FATAL_FAILURE(RunSql(kUndoMessageColumns + std::string("PRAGMA user_version = 16")));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   Record({{id, 3, 3000, 204, 30, "", "c", MessageStatus::kDelivered, 3000}});
   std::string bodies;

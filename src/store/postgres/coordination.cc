@@ -16,7 +16,7 @@ StatusOr<std::vector<DueMessage>> PostgresStore::LoadPendingSince(
   for (const std::string& id : endpoints) ids.Add(id);
   if (ids.size() == 0) return std::vector<DueMessage>{};
   auto r = Query(
-      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
+      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id, splits FROM messages "
       "WHERE status = 0 AND id > $1 AND endpoint_id = ANY($3::text[]) ORDER BY id LIMIT $2",
       Params().Add(after_id).Add(limit).Add(ids.Finish()));
   if (!r.ok()) return r.status();

@@ -23,7 +23,7 @@ StatusOr<std::vector<std::string>> PostgresStore::ListPendingEndpoints() {
 StatusOr<std::vector<DueMessage>> PostgresStore::LoadPendingForEndpoint(
     const std::string& endpoint_id, int64_t after_id, int limit) {
   auto r = Query(
-      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
+      "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id, splits FROM messages "
       "WHERE endpoint_id = $3 AND status = 0 AND id > $1 ORDER BY id LIMIT $2",
       Params().Add(after_id).Add(limit).Add(endpoint_id));
   if (!r.ok()) return r.status();
@@ -122,7 +122,7 @@ StatusOr<DueMessage> PostgresStore::RequeueMessage(const std::string& site_id, i
       "UPDATE messages SET status = 0, next_attempt_at = $1, batch_id = -1 "
       "WHERE id = $2 AND site_id = $3 AND NOT (status = 0 AND batch_id > 0) "
       "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
-      "RETURNING id, endpoint_id, attempts",
+      "RETURNING id, endpoint_id, attempts, splits",
       Params().Add(now_ms).Add(message_id).Add(site_id));
   if (!r.ok()) return r.status();
   if (r->rows() == 0) {
@@ -140,7 +140,13 @@ StatusOr<DueMessage> PostgresStore::RequeueMessage(const std::string& site_id, i
     if (why->Int(0, 1) != 0) return internal::WaitingInBatch(instance_id_, why->Int(0, 2));
     return model::NotFound("message not found");
   }
-  DueMessage due{r->Int(0, 0), r->String(0, 1), now_ms, static_cast<int>(r->Int(0, 2)), {}, kAlone};
+  DueMessage due{r->Int(0, 0),
+                 r->String(0, 1),
+                 now_ms,
+                 static_cast<int>(r->Int(0, 2)),
+                 {},
+                 kAlone,
+                 static_cast<int>(r->Int(0, 3))};
   NotifyMessages(due.endpoint_id, due.id, due.id);
   return due;
 }

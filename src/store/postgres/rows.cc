@@ -17,8 +17,13 @@ std::vector<DueMessage> ReadDue(const Result& r) {
   std::vector<DueMessage> out;
   out.reserve(static_cast<size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) {
-    out.push_back(DueMessage{
-        r.Int(i, 0), r.String(i, 1), r.Int(i, 2), static_cast<int>(r.Int(i, 3)), {}, r.Int(i, 4)});
+    out.push_back(DueMessage{r.Int(i, 0),
+                             r.String(i, 1),
+                             r.Int(i, 2),
+                             static_cast<int>(r.Int(i, 3)),
+                             {},
+                             r.Int(i, 4),
+                             static_cast<int>(r.Int(i, 5))});
   }
   return out;
 }

@@ -261,6 +261,11 @@ CREATE TABLE IF NOT EXISTS previous_ingest_keys(
   until_ms bigint NOT NULL);
 CREATE INDEX IF NOT EXISTS previous_ingest_keys_by_site ON previous_ingest_keys(site_id);
 )sql",
+    // 17: how many of a message's attempts were a batch refused as too large and split, which
+    // do not use up its retry schedule (DueMessage::splits).
+    R"sql(
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS splits integer NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr int kAttemptStatsMigration = 14;

@@ -48,7 +48,7 @@ StatusOr<std::vector<DueMessage>> SqliteStore::LoadPendingForEndpoint(
   std::vector<DueMessage> out;
   Status s = ReadHotPath([&](Connection& c) {
     auto st = c.Prepare(
-        "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id FROM messages "
+        "SELECT id, endpoint_id, next_attempt_at, attempts, batch_id, splits FROM messages "
         "WHERE endpoint_id = ?3 AND status = 0 AND id > ?1 ORDER BY id LIMIT ?2");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, after_id).Bind(2, limit).Bind(3, endpoint_id);
@@ -59,7 +59,8 @@ StatusOr<std::vector<DueMessage>> SqliteStore::LoadPendingForEndpoint(
                                (*st)->Int(2),
                                static_cast<int>((*st)->Int(3)),
                                {},
-                               (*st)->Int(4)});
+                               (*st)->Int(4),
+                               static_cast<int>((*st)->Int(5))});
     }
     (*st)->Reset();
     return step;
@@ -216,14 +217,19 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
         "UPDATE messages SET status = 0, next_attempt_at = ?, batch_id = -1 "
         "WHERE id = ? AND site_id = ? AND NOT (status = 0 AND batch_id > 0) "
         "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
-        "RETURNING id, endpoint_id, attempts");
+        "RETURNING id, endpoint_id, attempts, splits");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, now_ms).Bind(2, message_id).Bind(3, site_id);
     Status step;
     const bool found = (*st)->Step(&step);
     if (found)
-      due = DueMessage{(*st)->Int(0), (*st)->Text(1), now_ms, static_cast<int>((*st)->Int(2)), {},
-                       kAlone};
+      due = DueMessage{(*st)->Int(0),
+                       (*st)->Text(1),
+                       now_ms,
+                       static_cast<int>((*st)->Int(2)),
+                       {},
+                       kAlone,
+                       static_cast<int>((*st)->Int(3))};
     (*st)->Reset();
     if (!step.ok()) return step;
     if (found) return Status::Ok();

@@ -316,6 +316,11 @@ ALTER TABLE messages ADD COLUMN last_at INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN last_latency_us INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN last_response TEXT NOT NULL DEFAULT '';
 )sql",
+    // 18: how many of a message's attempts were a batch refused as too large and split, which
+    // do not use up its retry schedule (DueMessage::splits).
+    R"sql(
+ALTER TABLE messages ADD COLUMN splits INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;
