@@ -28,9 +28,12 @@ class CircuitBreaker {
   bool CanRequest(int64_t now_ms) const;
   void OnSuccess();
   void OnFailure(int64_t now_ms);
-  // An outcome that says nothing of the receiver's health: only a probe it ended is released,
-  // so that the next request probes.
-  void OnInconclusive() { probe_in_flight_ = false; }
+  // An outcome that says nothing of the receiver's health, of a request that started at
+  // `started_ms`: if that request was the probe (only a probe starts once the pause is over),
+  // the next request probes.
+  void OnInconclusive(int64_t started_ms) {
+    if (started_ms >= open_until_ms_) probe_in_flight_ = false;
+  }
 
   State state(int64_t now_ms) const;
   // When an open circuit lets its probe through.

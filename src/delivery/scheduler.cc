@@ -27,6 +27,8 @@ constexpr int64_t kRefreshTimer = -2;
 constexpr size_t kMaxFresh = 100'000;
 // How long a read the database could not answer waits before it is tried again.
 constexpr int64_t kStoreRetryMs = 1000;
+// Full batches taken in a row at a learned cap before it doubles (Scheduler::EndpointState).
+constexpr int kCapRelaxAfter = 64;
 // The backlog is for back-pressure and metrics: a tenth of a second stale is fine, and counting
 // every endpoint's queues on every call would not be.
 constexpr int64_t kBacklogEveryMs = 100;
@@ -92,6 +94,7 @@ void Scheduler::Refresh(uint32_t index, int64_t now_ms) {
   state.bucket.SetRate(endpoint->rate_limit);
   state.site_id = endpoint->site_id;
   state.batch_cap = 0;  // its URL or its batch may have changed: learned again if need be
+  state.taken_at_cap = 0;
   const bool enabled = endpoint->enabled;
   state.endpoint = std::make_shared<const store::Endpoint>(std::move(endpoint.value()));
   if (!enabled || !state.owned) {
@@ -136,6 +139,9 @@ void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
   // Disabled, or (shared) not this node's to deliver: the store keeps it, for when the
   // endpoint is enabled again or for its owner. Memory keeps nothing for it.
   if (!state.enabled) return;
+  // A half of a split batch waiting for its records: read again from the store (a reload),
+  // it is already here, and goes with its half.
+  if (m.batch > 0 && state.splitting.contains(m.batch)) return;
   if (options_.shared) {
     if (!state.held.insert(m.id).second) {
       // Here already: a notice of another node's transaction can name this node's own new
@@ -705,12 +711,18 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   if (success) {
     state.circuit.OnSuccess();
     state.failing_since_ms = 0;
+    if (state.batch_cap > 0 && c.batch > 0 && members >= state.batch_cap &&
+        ++state.taken_at_cap >= kCapRelaxAfter) {
+      state.batch_cap *= 2;
+      state.taken_at_cap = 0;
+    }
   } else if (split) {
-    state.circuit.OnInconclusive();
+    state.circuit.OnInconclusive(c.started_ms);
     error = "HTTP 413: the receiver refused a batch of " + std::to_string(members) +
             " events as too large; they go again at once, as batches of " +
             std::to_string(first_half) + " and " + std::to_string(members - first_half);
     state.batch_cap = state.batch_cap == 0 ? first_half : std::min(state.batch_cap, first_half);
+    state.taken_at_cap = 0;
   } else {
     if (error.empty()) error = "HTTP " + std::to_string(r.status);
     state.circuit.OnFailure(now_ms);
@@ -755,11 +767,13 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
     record.counts_request = &m == &c.messages.front();
     record.splits = split ? c.splits + 1 : c.splits;
-    if (split) {
-      // Each half is fixed under its number with this record, before either half goes, so that
-      // after a crash no member of the second half is taken for one of the first.
-      const bool second = static_cast<size_t>(&m - c.messages.data()) >= first_half;
-      record.batch = second ? c.messages[first_half].id : c.batch;
+    if (split && static_cast<size_t>(&m - c.messages.data()) >= first_half) {
+      // The second half is fixed under its number with this record, before either half goes,
+      // so that after a crash none of its members is taken for one of the first half's. Only
+      // from this batch: a record that comes late (another node's, on a shared database) must
+      // not move back a message that has moved on since.
+      record.batch = c.messages[first_half].id;
+      record.batch_from = c.batch;
     }
     if (success) {
       record.new_status = store::MessageStatus::kDelivered;

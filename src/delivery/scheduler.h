@@ -205,8 +205,11 @@ class Scheduler {
     std::unordered_map<int64_t, std::vector<Due>> splitting;
     int64_t fill_wake_ms = 0;  // the wake-up set for a batch being filled, 0 when none
     // The receiver refused a batch as too large (413): new batches are at most this many
-    // events until the endpoint is read again. 0: its max_events.
+    // events, doubled after kCapRelaxAfter full ones in a row are taken (one event too large on
+    // its own must not pin the endpoint to batches of one), and forgotten when the endpoint is
+    // read again. 0: its max_events.
     size_t batch_cap = 0;
+    int taken_at_cap = 0;     // full batches taken since the cap was last set
     uint32_t generation = 0;  // bumped each time the endpoint is parked (disabled)
     int in_flight = 0;
     int max_in_flight = 16;

@@ -799,8 +799,9 @@ TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
   ASSERT_EQ(out.records.size(), 7u);
   const std::vector<int64_t> ids = Ids(messages);
   for (const store::AttemptRecord& r : out.records) {
-    EXPECT_EQ(r.batch, r.message_id < ids[4] ? whole.batch : ids[4])
-        << "each half fixed under its number with the record";
+    EXPECT_EQ(r.batch, r.message_id < ids[4] ? 0 : ids[4])
+        << "the second half fixed under its number with the record";
+    EXPECT_EQ(r.batch_from, r.message_id < ids[4] ? 0 : whole.batch);
     EXPECT_EQ(r.new_status, store::MessageStatus::kPending);
     EXPECT_EQ(r.next_attempt_ms, kT0 + 1) << "at once";
     EXPECT_EQ(r.status_code, 413);
@@ -929,11 +930,14 @@ TEST_F(SchedulerTest, ABatchReadAgainWhileOutIsSplitNotSentWhole) {
 TEST_F(SchedulerTest, SplitsStillLeaveTheScheduleWholeAfterARestart) {
   StartBatching(10, 0, "10s");
   Admit(Ingest(4));
-  SchedulerOutput out = Complete(Poll(kT0).sends.at(0), Answer(413), kT0);
+  const Send whole = Poll(kT0).sends.at(0);
+  Assign(whole);
+  SchedulerOutput out = Complete(whole, Answer(413), kT0);
   Record(out);
   SplitsRecorded(out, true, kT0);
   out = Poll(kT0);
   ASSERT_EQ(out.sends.size(), 2u);
+  for (const Send& half : out.sends) Assign(half);
   out = Complete(out.sends[0], Answer(413), kT0 + 1);
   Record(out);
   Start("10s");  // a restart: the halves of one and one, and the half of two, from the store
@@ -947,6 +951,67 @@ TEST_F(SchedulerTest, SplitsStillLeaveTheScheduleWholeAfterARestart) {
   ASSERT_EQ(out.records.size(), 1u);
   EXPECT_EQ(out.records[0].new_status, store::MessageStatus::kPending)
       << "the schedule's one step is still ahead";
+}
+
+// A 413 to a batch sent before the circuit opened says nothing about the probe out now: the
+// probe stays the only request until its own outcome.
+TEST_F(SchedulerTest, ALate413DoesNotReleaseTheProbe) {
+  Batch(AddEndpoint("/a"), 10, 0);
+  SchedulerOptions options;
+  options.circuit = CircuitOptions{1, 5s, 60s};
+  Start("1m", options);
+  Admit(Ingest(4));
+  const Send early = Poll(kT0).sends.at(0);
+  Admit(Ingest(1, kT0 + 1), kT0 + 1);
+  const Send failing = Poll(kT0 + 1).sends.at(0);
+  Complete(failing, Answer(500), kT0 + 2);  // opens the circuit until kT0 + 5'002
+  Admit(Ingest(2, kT0 + 3), kT0 + 3);
+  SchedulerOutput probe = Poll(kT0 + 5'002);
+  ASSERT_EQ(probe.sends.size(), 1u);
+  SplitsRecorded(Complete(early, Answer(413), kT0 + 5'003, /*started_ms=*/kT0), true, kT0 + 5'003);
+  EXPECT_TRUE(Poll(kT0 + 5'003).sends.empty()) << "the probe is still out";
+  Complete(probe.sends[0], Answer(204), kT0 + 5'004);
+  EXPECT_EQ(Poll(kT0 + 5'004).sends.size(), 2u) << "closed: the halves go";
+}
+
+// Read again from the store while its records are written (a reload), a split batch's
+// members stay in their halves: the batch does not go whole beside them.
+TEST_F(SchedulerTest, ASplitBatchReadAgainBeforeItsRecordsGoesInHalvesOnly) {
+  const store::Endpoint ep = StartBatching(10, 0);
+  Admit(Ingest(4));
+  const Send batch = Poll(kT0).sends.at(0);
+  Assign(batch);
+  SchedulerOutput out = Complete(batch, Answer(413), kT0 + 1);
+  Admit(store_->LoadPendingForEndpoint(ep.id, 0, 10).value(), kT0 + 1);
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty());
+  Record(out);
+  SplitsRecorded(out, true, kT0 + 2);
+  out = Poll(kT0 + 2);
+  ASSERT_EQ(out.sends.size(), 2u);
+  EXPECT_EQ(out.sends[0].messages.size() + out.sends[1].messages.size(), 4u);
+}
+
+// A learned cap is not for ever: after 64 full batches in a row taken at it, it doubles.
+TEST_F(SchedulerTest, ALearnedCapDoublesAfterFullBatchesAreTaken) {
+  StartBatching(8, 0);
+  Admit(Ingest(4));
+  int64_t now = kT0;
+  SchedulerOutput out = Complete(Poll(now).sends.at(0), Answer(413), now);
+  SplitsRecorded(out, true, now);
+  for (const Send& s : Poll(now).sends) Complete(s, Answer(204), now);  // cap 2: two taken
+  for (int i = 2; i < 64; ++i) {
+    ++now;
+    Admit(Ingest(2, now), now);
+    out = Poll(now);
+    ASSERT_EQ(out.sends.size(), 1u);
+    ASSERT_EQ(out.sends[0].messages.size(), 2u) << "at the cap, batch " << i;
+    Complete(out.sends[0], Answer(204), now);
+  }
+  ++now;
+  Admit(Ingest(8, now), now);
+  out = Poll(now);
+  ASSERT_EQ(out.sends.size(), 2u);
+  EXPECT_EQ(out.sends[0].messages.size(), 4u) << "doubled";
 }
 
 // A single event refused as too large cannot be split: it is retried on the schedule.

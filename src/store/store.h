@@ -241,9 +241,10 @@ struct AttemptRecord {
   // The message's endpoint, whose statistics the counted record's request joins (SQLite; on
   // PostgreSQL the update answers it).
   std::string endpoint_id = {};
-  // Positive: the batch the message goes in from now on, fixed with this record (the half of
-  // a batch refused as too large). 0 leaves its batch as it is.
+  // Positive: the batch the message goes in from now on (the second half of a batch refused as
+  // too large), if it is still in `batch_from`, the batch it was sent in. 0 leaves its batch.
   int64_t batch = 0;
+  int64_t batch_from = 0;
   int splits = 0;  // DueMessage::splits, this attempt's included
 };
 

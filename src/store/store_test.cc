@@ -1140,9 +1140,10 @@ TEST_P(StoreTest, ABatchsMembersAreFixedAcrossARestartAndARedeliveredOneGoesAlon
             "bat_" + store_->instance_id() + std::to_string(batch));
 }
 
-// A batch refused as too large is split: the attempt's record fixes each half under its own
-// number, in the record's transaction, so that a restart resends each half as it was, and
-// counts the split, which does not use up the retry schedule.
+// A batch refused as too large is split: the attempt's record fixes the second half under its
+// own number, in the record's transaction, so that a restart resends each half as it was, and
+// counts the split, which does not use up the retry schedule. A message moves only from the
+// batch the record was sent in: a late record does not move back one that moved on.
 TEST_P(StoreTest, AnAttemptRecordFixesItsMessagesBatchAndSplits) {
   auto site = Value(store_->CreateSite("a"));
   Endpoint e = MakeEndpoint(site.id);
@@ -1162,7 +1163,13 @@ TEST_P(StoreTest, AnAttemptRecordFixesItsMessagesBatchAndSplits) {
     record.attempt = 1;
     record.status_code = 413;
     record.new_status = MessageStatus::kPending;
-    record.batch = m.id == r.messages[2].id ? m.id : 0;  // 0: stays where it is
+    if (m.id == r.messages[2].id) {
+      record.batch = m.id;
+      record.batch_from = batch;
+    } else if (m.id == r.messages[1].id) {
+      record.batch = m.id;  // a late record, from a batch the message is no longer in
+      record.batch_from = batch + 1000;
+    }  // else 0: stays where it is
     record.splits = 1;
   }
   Record(records);

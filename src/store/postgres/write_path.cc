@@ -159,7 +159,7 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
 
 Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
   ArrayLiteral id, attempt, at, code, latency, error, response, status, next, hour, bucket,
-      succeeded, counted, batch, splits;
+      succeeded, counted, batch, batch_from, splits;
   for (const AttemptRecord& r : records) {
     id.Add(r.message_id);
     attempt.Add(r.attempt);
@@ -175,6 +175,7 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
     succeeded.Add(internal::AttemptSucceeded(r.status_code) ? 1 : 0);
     counted.Add(r.counts_request ? 1 : 0);
     batch.Add(r.batch);
+    batch_from.Add(r.batch_from);
     splits.Add(r.splits);
   }
   // The updated messages name the endpoints whose hourly counts the attempts join: one row per
@@ -185,9 +186,9 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
       std::string(
           "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], "
           "  $5::bigint[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::bigint[], "
-          "  $11::int[], $12::int[], $13::int[], $14::bigint[], $15::int[]) AS u(id, attempt, at, "
-          "  code, latency, error, response, status, next, hour, bucket, succeeded, counted, "
-          "  batch, splits)), "
+          "  $11::int[], $12::int[], $13::int[], $14::bigint[], $15::bigint[], $16::int[]) "
+          "  AS u(id, attempt, at, code, latency, error, response, status, next, hour, bucket, "
+          "  succeeded, counted, batch, batch_from, splits)), "
           "recorded AS (INSERT INTO attempts(message_id, attempt, at, status_code, latency_us, "
           "  error, response) SELECT id, attempt, at, code, latency, error, response FROM u "
           "  ON CONFLICT (message_id, attempt) DO UPDATE SET at = excluded.at, "
@@ -195,7 +196,8 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
           "  error = excluded.error, response = excluded.response), "
           "updated AS (UPDATE messages m SET status = u.status, attempts = u.attempt, "
           "  next_attempt_at = u.next, last_status = u.code, last_error = u.error, "
-          "  batch_id = CASE WHEN u.batch > 0 THEN u.batch ELSE m.batch_id END, "
+          "  batch_id = CASE WHEN u.batch > 0 AND m.batch_id = u.batch_from THEN u.batch "
+          "  ELSE m.batch_id END, "
           "  splits = u.splits "
           "  FROM u WHERE m.id = u.id RETURNING m.id, m.endpoint_id) "
           "INSERT INTO attempt_stats_hour(endpoint_id, hour, latency_bucket, attempts, "
@@ -218,6 +220,7 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
           .Add(succeeded.Finish())
           .Add(counted.Finish())
           .Add(batch.Finish())
+          .Add(batch_from.Finish())
           .Add(splits.Finish()));
   return r.status();
 }

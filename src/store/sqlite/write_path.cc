@@ -179,7 +179,7 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
   auto update = c.Prepare(
       "UPDATE messages SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, "
       "last_error = ?, last_attempt = ?, last_at = ?, last_latency_us = ?, last_response = ?, "
-      "batch_id = iif(?11 > 0, ?11, batch_id), splits = ?12 WHERE id = ?10");
+      "batch_id = iif(?11 > 0 AND batch_id = ?13, ?11, batch_id), splits = ?12 WHERE id = ?10");
   if (!update.ok()) return update.status();
   for (const AttemptRecord& r : records) {
     if (r.attempt > 1) {
@@ -199,6 +199,7 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
                    .Bind(10, r.message_id)
                    .Bind(11, r.batch)
                    .Bind(12, r.splits)
+                   .Bind(13, r.batch_from)
                    .Run();
     if (!s.ok()) return s;
     // A message deleted meanwhile updates nothing, and its attempt is not counted; nor is a
