@@ -153,6 +153,27 @@ class SchedulerTest : public ::testing::Test {
     return ep;
   }
 
+  // Disables `endpoint` at `at` and enables it again a millisecond later, as PATCH does, telling
+  // the scheduler each time: it parks the endpoint, then reads its pending messages again.
+  void DisableAndEnable(const store::Endpoint& endpoint, int64_t at) {
+    store::EndpointPatch patch;
+    patch.enabled = false;
+    ASSERT_TRUE(store_->UpdateEndpoint(site_, endpoint.id, patch, at).ok());
+    scheduler_->EndpointChanged(endpoint.id, at);
+    patch.enabled = true;
+    ASSERT_TRUE(store_->UpdateEndpoint(site_, endpoint.id, patch, at + 1).ok());
+    scheduler_->EndpointChanged(endpoint.id, at + 1);
+  }
+
+  // One endpoint batching up to 10 events at once, whose circuit opens for 5 s after `failures`
+  // in a row, and the scheduler started with `schedule`.
+  void StartBatchingWithCircuit(int failures, const std::string& schedule) {
+    Batch(AddEndpoint("/a"), 10, 0);
+    SchedulerOptions options;
+    options.circuit = CircuitOptions{failures, 5s, 60s};
+    Start(schedule, options);
+  }
+
   // Fixes a batch's members in the store, as the dispatcher does before sending it.
   // Writes the attempt records of `out`, as the dispatcher does.
   void Record(const SchedulerOutput& out) {
@@ -735,13 +756,7 @@ TEST_F(SchedulerTest, ABatchInFlightIsNotSentAgainWhenTheEndpointIsEnabledAgain)
   Admit(Ingest(3));
   const Send batch = Poll(kT0).sends.at(0);
   Assign(batch);
-  store::EndpointPatch patch;
-  patch.enabled = false;
-  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0).ok());
-  scheduler_->EndpointChanged(ep.id, kT0);
-  patch.enabled = true;
-  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0 + 1).ok());
-  scheduler_->EndpointChanged(ep.id, kT0 + 1);
+  ASSERT_NO_FATAL_FAILURE(DisableAndEnable(ep, kT0));
   EXPECT_TRUE(Poll(kT0 + 1).sends.empty()) << "the batch is still out";
   SchedulerOutput out = Complete(batch, Answer(500), kT0 + 2);
   ASSERT_EQ(out.records.size(), 3u);
@@ -787,10 +802,7 @@ TEST_F(SchedulerTest, AFailedBatchIsRetriedWholeOnTheSchedule) {
 // again at once as two halves, halved again until each fits, and later batches start at the
 // size that fit. The circuit stays closed and the splits leave the retry schedule whole.
 TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
-  Batch(AddEndpoint("/a"), 10, 0);
-  SchedulerOptions options;
-  options.circuit = CircuitOptions{2, 5s, 60s};  // two failures in a row open it
-  Start("10s", options);
+  StartBatchingWithCircuit(2, "10s");  // two failures in a row open it
   const auto messages = Ingest(7);
   Admit(messages);
   const Send whole = Poll(kT0).sends.at(0);
@@ -858,10 +870,7 @@ TEST_F(SchedulerTest, ABatchRefusedAsTooLargeGoesAgainAtOnceInHalves) {
 // The circuit's probe may be a batch: a 413 to it says nothing of the receiver's health, but
 // the circuit must not wait for an outcome that probe never reports: one of the halves probes.
 TEST_F(SchedulerTest, ABatchProbeRefusedAsTooLargeLetsAHalfProbe) {
-  Batch(AddEndpoint("/a"), 10, 0);
-  SchedulerOptions options;
-  options.circuit = CircuitOptions{1, 5s, 60s};
-  Start("1m", options);
+  StartBatchingWithCircuit(1, "1m");
   Admit(Ingest(1));
   Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
   Admit(Ingest(4, kT0 + 1), kT0 + 1);
@@ -909,13 +918,7 @@ TEST_F(SchedulerTest, ABatchReadAgainWhileOutIsSplitNotSentWhole) {
   Admit(messages);
   const Send batch = Poll(kT0).sends.at(0);
   Assign(batch);
-  store::EndpointPatch patch;
-  patch.enabled = false;
-  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0).ok());
-  scheduler_->EndpointChanged(ep.id, kT0);
-  patch.enabled = true;
-  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0 + 1).ok());
-  scheduler_->EndpointChanged(ep.id, kT0 + 1);
+  ASSERT_NO_FATAL_FAILURE(DisableAndEnable(ep, kT0));
   SchedulerOutput out = Complete(batch, Answer(413), kT0 + 2);
   Record(out);
   SplitsRecorded(out, true, kT0 + 2);
@@ -956,10 +959,7 @@ TEST_F(SchedulerTest, SplitsStillLeaveTheScheduleWholeAfterARestart) {
 // A 413 to a batch sent before the circuit opened says nothing about the probe out now: the
 // probe stays the only request until its own outcome.
 TEST_F(SchedulerTest, ALate413DoesNotReleaseTheProbe) {
-  Batch(AddEndpoint("/a"), 10, 0);
-  SchedulerOptions options;
-  options.circuit = CircuitOptions{1, 5s, 60s};
-  Start("1m", options);
+  StartBatchingWithCircuit(1, "1m");
   Admit(Ingest(4));
   const Send early = Poll(kT0).sends.at(0);
   Admit(Ingest(1, kT0 + 1), kT0 + 1);

@@ -171,6 +171,14 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     }
   }
 
+  // Fixes `ids` as the members of batch `batch`, as the dispatcher does before sending it.
+  void AssignBatch(std::vector<int64_t> ids, int64_t batch) {
+    std::promise<model::Status> assigned;
+    store_->AssignBatch(std::move(ids), batch, [&](model::Status s) { assigned.set_value(s); });
+    const model::Status status = assigned.get_future().get();
+    EXPECT_TRUE(status.ok()) << status.message();
+  }
+
   void Record(std::vector<AttemptRecord> records) {
     NameEndpoints(records);
     std::promise<model::Status> promise;
@@ -1103,10 +1111,7 @@ TEST_P(StoreTest, ABatchsMembersAreFixedAcrossARestartAndARedeliveredOneGoesAlon
                 MakeEvent(model::Action::kView, "three")});
   ASSERT_EQ(r.messages.size(), 3u);
   const int64_t batch = r.messages[0].id;
-  std::promise<model::Status> assigned;
-  store_->AssignBatch({r.messages[0].id, r.messages[1].id}, batch,
-                      [&](model::Status s) { assigned.set_value(s); });
-  ASSERT_TRUE(assigned.get_future().get().ok());
+  ASSERT_NO_FATAL_FAILURE(AssignBatch({r.messages[0].id, r.messages[1].id}, batch));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   auto pending = Value(store_->LoadPendingForEndpoint(e.id, 0, 10));
   ASSERT_EQ(pending.size(), 3u);
@@ -1152,10 +1157,8 @@ TEST_P(StoreTest, AnAttemptRecordFixesItsMessagesBatchAndSplits) {
                 MakeEvent(model::Action::kView, "three")});
   ASSERT_EQ(r.messages.size(), 3u);
   const int64_t batch = r.messages[0].id;
-  std::promise<model::Status> assigned;
-  store_->AssignBatch({r.messages[0].id, r.messages[1].id, r.messages[2].id}, batch,
-                      [&](model::Status s) { assigned.set_value(s); });
-  ASSERT_TRUE(assigned.get_future().get().ok());
+  ASSERT_NO_FATAL_FAILURE(
+      AssignBatch({r.messages[0].id, r.messages[1].id, r.messages[2].id}, batch));
   std::vector<AttemptRecord> records;
   for (const DueMessage& m : r.messages) {
     AttemptRecord& record = records.emplace_back();
