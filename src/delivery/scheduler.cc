@@ -783,7 +783,8 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     }
     if (split) {
       record.new_status = store::MessageStatus::kPending;
-      retried.push_back(Due{m.id, record.attempt, record.batch, 0, c.splits + 1});
+      const int64_t half = record.batch > 0 ? record.batch : c.batch;
+      retried.push_back(Due{m.id, record.attempt, half, 0, c.splits + 1});
       ++counts_.retries;
       continue;
     }
