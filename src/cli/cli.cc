@@ -323,6 +323,11 @@ Command AddReceive(CLI::App& app) {
                    "largest batch that serve can send)")
       ->check(CLI::Range(size_t{1}, size_t{1} << 30))
       ->capture_default_str();
+  receive
+      ->add_option("--threads", args->options.threads,
+                   "threads that serve HTTP (more help only with many TLS handshakes at once)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   receive->add_option("--tls-cert", args->options.tls_cert_file,
                       "serve HTTPS with this PEM certificate (the chain, leaf first); re-read on "
                       "SIGHUP (default: none, plain HTTP)");

@@ -38,8 +38,10 @@ Request ToRequest(const bhttp::request<bhttp::string_body>& in, std::string remo
   out.headers.reserve(8);
   for (const auto& field : in) {
     std::string name(field.name_string());
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    // Field names are tokens (RFC 9110 section 5.1): ASCII, lowercased without the C locale.
+    for (char& c : name) {
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
     out.headers.emplace_back(std::move(name), std::string(field.value()));
   }
   out.remote_address = std::move(remote);

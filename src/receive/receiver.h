@@ -34,6 +34,7 @@ struct ReceiverOptions {
   std::string out_path;
   // How far webhook-timestamp may be from now, in either direction.
   std::chrono::seconds tolerance{300};
+  // Threads that serve HTTP (`--threads`).
   int threads = 2;
   // Largest request body taken; larger answers 413. By default the largest batch that
   // `pushhook serve` can send, so that no batch it makes is refused here.

@@ -88,3 +88,32 @@ itest('pushhook receive answers 401 to bad signatures and stores a webhook-id on
   await sleep(300);
   assert.deepEqual(lines(receiver.out), [SAMPLE_PAYLOAD, payloadFor(makeEvent(7))]);
 });
+
+itest('pushhook receive serves on --threads threads, two by default, and refuses a count out of range', async (fx) => {
+  const httpThreads = (pid) => fs.readdirSync(`/proc/${pid}/task`)
+    .filter((task) => fs.readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim() === 'ph-http').length;
+  const secret = `whsec_${Buffer.from(randomToken(), 'hex').toString('base64')}`;
+  const byDefault = await fx.startReceive({ secret });
+  assert.equal(httpThreads(byDefault.pid), 2);
+  const four = await fx.startReceive({ secret, args: ['--threads', '4'] });
+  assert.equal(httpThreads(four.pid), 4);
+  const id = 'msg_threads_1';
+  const when = new Date();
+  const answer = await request(four.url, 'POST', '/hooks', {
+    body: SAMPLE_PAYLOAD,
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': id,
+      'webhook-timestamp': String(Math.floor(when.getTime() / 1000)),
+      'webhook-signature': new Webhook(secret).sign(id, when, SAMPLE_PAYLOAD),
+    },
+  });
+  assert.equal(answer.status, 204);
+
+  for (const threads of ['0', '65']) {
+    const refused = fx.spawn(['receive', '--secret', secret, '--threads', threads], { name: `receive --threads ${threads}` });
+    const exited = await refused.exited;
+    assert.equal(exited.code, 2);
+    assert.match(refused.stderr, new RegExp(`--threads: Value ${threads} not in range 1 to 64`));
+  }
+});
