@@ -525,7 +525,12 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
     std::vector<Due> later;
     std::erase_if(messages, [&](const OutgoingMessage& m) {
       if (events.insert(m.event->event.event_id).second) return false;
-      later.push_back(Due{.id = m.id, .ready_ms = now_ms});
+      // It keeps the time it became ready: the next batch waits max_wait_ms from its first
+      // member's arrival, not from this batch's departure.
+      const auto member = std::lower_bound(members.begin(), members.end(), m.id,
+                                           [](const Due& d, int64_t id) { return d.id < id; });
+      const bool found = member != members.end() && member->id == m.id;
+      later.push_back(Due{.id = m.id, .ready_ms = found ? member->ready_ms : now_ms});
       return true;
     });
     state.ready.insert(state.ready.begin(), later.begin(), later.end());

@@ -720,7 +720,8 @@ TEST_F(SchedulerTest, MaxWaitZeroSendsWhatIsReadyAtOnce) {
 }
 
 // A replay can make a second message of an event while the first waits for its batch: each
-// event goes at most once per batch (DESIGN 1), the second in the next one.
+// event goes at most once per batch (DESIGN 1), the second in the next one, which has waited
+// max_wait_ms since its first member arrived, and not that again after the first batch left.
 TEST_F(SchedulerTest, ABatchCarriesEachEventOnce) {
   const store::Endpoint ep = StartBatching(10, 1'000);
   const auto messages = Ingest(2);
@@ -737,16 +738,38 @@ TEST_F(SchedulerTest, ABatchCarriesEachEventOnce) {
     for (const OutgoingMessage& m : send.messages) ids.push_back(m.event->event.event_id);
     return ids;
   };
+  EXPECT_TRUE(Poll(kT0 + 999).sends.empty());
   SchedulerOutput out = Poll(kT0 + 1'000);
-  ASSERT_EQ(out.sends.size(), 1u);
+  ASSERT_EQ(out.sends.size(), 2u);
   EXPECT_EQ(Ids(out.sends[0]), Ids(messages));
   const std::vector<std::string> first = event_ids(out.sends[0]);
   EXPECT_NE(first[0], first[1]);
-  EXPECT_TRUE(Poll(kT0 + 1'999).sends.empty()) << "the second batch fills as any other";
-  out = Poll(kT0 + 2'000);
-  ASSERT_EQ(out.sends.size(), 1u);
-  EXPECT_EQ(Ids(out.sends[0]), Ids(again));
-  EXPECT_EQ(event_ids(out.sends[0]), first);
+  EXPECT_EQ(Ids(out.sends[1]), Ids(again));
+  EXPECT_EQ(event_ids(out.sends[1]), first);
+}
+
+// A message that waits for its endpoint's first batch is not sent alone on request: it would
+// reach the receiver under two webhook-ids. Once its batch has gone, it may be.
+TEST_F(SchedulerTest, AMessageWaitingForItsFirstBatchIsNotRedelivered) {
+  StartBatching(10, 60'000);
+  const auto messages = Ingest(2);
+  Admit(messages);
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty());
+  const model::Status refused = store_->RequeueMessage(site_, messages[0].id, kT0 + 1).status();
+  EXPECT_EQ(refused.code(), model::StatusCode::kAlreadyExists);
+  EXPECT_EQ(refused.message(),
+            "the message has not been sent yet: it goes in its endpoint's next batch, within the "
+            "endpoint's max_wait_ms; redeliver it once that batch has been sent");
+  const Send batch = Poll(kT0 + 60'000).sends.at(0);
+  EXPECT_EQ(Ids(batch), Ids(messages)) << "both, in one batch";
+  Assign(batch);
+  Record(Complete(batch, Answer(204), kT0 + 60'001));
+  auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 60'002);
+  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
+  scheduler_->Admit(*requeued, kT0 + 60'002);
+  const Send alone = Poll(kT0 + 60'002).sends.at(0);
+  EXPECT_EQ(alone.batch, store::kAlone);
+  EXPECT_EQ(Ids(alone), std::vector<int64_t>{messages[0].id});
 }
 
 // Parked and enabled again while a batch is out, the endpoint finds the batch's members pending

@@ -110,6 +110,12 @@ model::Status WaitingInBatch(const std::string& instance_id, int64_t batch) {
               ", which is retried whole; redeliver it once the batch has finished"};
 }
 
+model::Status WaitingForBatch() {
+  return {model::StatusCode::kAlreadyExists,
+          "the message has not been sent yet: it goes in its endpoint's next batch, within the "
+          "endpoint's max_wait_ms; redeliver it once that batch has been sent"};
+}
+
 model::Status EndpointDeleted() {
   return {model::StatusCode::kAlreadyExists,
           "the message's endpoint was deleted: there is nowhere to send it"};

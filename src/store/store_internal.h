@@ -78,6 +78,10 @@ CampaignsSql ListCampaignsSql(const CampaignQuery& query, char marker);
 // retried whole under its id, and taking one member out would shift the others' indexes.
 model::Status WaitingInBatch(const std::string& instance_id, int64_t batch);
 
+// RequeueMessage's refusal of a message never sent that waits for its endpoint's next batch
+// (kAlreadyExists, 409): sent alone now as well, the receiver would get it under two webhook-ids.
+model::Status WaitingForBatch();
+
 // RequeueMessage's refusal of a message whose endpoint was deleted (kAlreadyExists, 409): it is
 // there to read, and there is nowhere to send it.
 model::Status EndpointDeleted();

@@ -1143,6 +1143,17 @@ TEST_P(StoreTest, ABatchsMembersAreFixedAcrossARestartAndARedeliveredOneGoesAlon
   EXPECT_EQ(AllPending().at(0).batch, kAlone);
   EXPECT_EQ(FormatBatchId(store_->instance_id(), batch),
             "bat_" + store_->instance_id() + std::to_string(batch));
+  // Never sent, it waits for its endpoint's next batch: sent alone as well, it would reach the
+  // receiver under two webhook-ids. Without batching, it may go now.
+  auto waiting = store_->RequeueMessage(site.id, r.messages[2].id, 3);
+  EXPECT_EQ(waiting.status().code(), model::StatusCode::kAlreadyExists);
+  EXPECT_EQ(waiting.status().message(),
+            "the message has not been sent yet: it goes in its endpoint's next batch, within the "
+            "endpoint's max_wait_ms; redeliver it once that batch has been sent");
+  EndpointPatch off;
+  off.batch = BatchOptions{};
+  ASSERT_TRUE(store_->UpdateEndpoint(site.id, e.id, off, 4).ok());
+  EXPECT_EQ(Value(store_->RequeueMessage(site.id, r.messages[2].id, 5)).batch, kAlone);
 }
 
 // A batch refused as too large is split: the attempt's record fixes the second half under its

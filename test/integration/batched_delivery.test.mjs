@@ -213,6 +213,13 @@ itest('batches: one that does not fill goes after max_wait_ms, not before; max_w
   expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
   const ackedAt = Date.now();
   const at = (path) => recorder.requests.filter((r) => r.url === path);
+  // Sent alone now as well, a waiting member would reach the receiver under two webhook-ids.
+  const pending = listItems(expectStatus(await serve.api('GET',
+    `/v1/sites/${site.id}/messages?endpoint=${waiting.id}&limit=1`), 200, 'messages'));
+  const refused = await serve.api('POST', `/v1/sites/${site.id}/messages/${pending[0].id}/redeliver`);
+  assert.equal(refused.status, 409, refused.text);
+  assert.deepEqual(refused.json, { error: { code: 'conflict', message:
+    "the message has not been sent yet: it goes in its endpoint's next batch, within the endpoint's max_wait_ms; redeliver it once that batch has been sent" } });
   await waitFor(() => at('/now').length === 1, { what: 'the max_wait_ms 0 batch' });
   assert.ok(at('/now')[0].at - sentAt < 1_000, `max_wait_ms 0 took ${at('/now')[0].at - sentAt} ms`);
   assert.equal(JSON.parse(at('/now')[0].body).length, 3);
@@ -220,6 +227,8 @@ itest('batches: one that does not fill goes after max_wait_ms, not before; max_w
   const waited = at('/wait')[0].at - ackedAt;
   assert.ok(waited >= 1_400, `sent ${waited} ms after the ingest was acknowledged: before max_wait_ms`);
   assert.equal(JSON.parse(at('/wait')[0].body).length, 3, 'as it was when the wait ran out');
+  await sleep(300);
+  assert.equal(at('/wait').length, 1, 'each message went once');
 });
 
 itest('batches: a failing batch is retried whole, same id and body, until a 2xx', async (fx) => {

@@ -122,15 +122,19 @@ StatusOr<DueMessage> PostgresStore::RequeueMessage(const std::string& site_id, i
       "UPDATE messages SET status = 0, next_attempt_at = $1, batch_id = -1 "
       "WHERE id = $2 AND site_id = $3 AND NOT (status = 0 AND batch_id > 0) "
       "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
+      "AND NOT (status = 0 AND batch_id = 0 AND attempts = 0 AND "
+      "(SELECT batch_max_events FROM endpoints e WHERE e.id = messages.endpoint_id) > 0) "
       "RETURNING id, endpoint_id, attempts, splits",
       Params().Add(now_ms).Add(message_id).Add(site_id));
   if (!r.ok()) return r.status();
   if (r->rows() == 0) {
     // Why not: its endpoint is gone, or it is pending in a batch (taking it out would change the
-    // batch that is retried under its id), or there is no such message.
+    // batch that is retried under its id), or it waits for its first batch, or there is no such
+    // message.
     auto why = Query(
         "SELECT (coalesce(e.deleted, 1) <> 0)::int, (m.status = 0 AND m.batch_id > 0)::int, "
-        "m.batch_id "
+        "m.batch_id, "
+        "(m.status = 0 AND m.batch_id = 0 AND m.attempts = 0 AND e.batch_max_events > 0)::int "
         "FROM messages m LEFT JOIN endpoints e ON e.id = m.endpoint_id "
         "WHERE m.id = $1 AND m.site_id = $2",
         Params().Add(message_id).Add(site_id));
@@ -138,6 +142,7 @@ StatusOr<DueMessage> PostgresStore::RequeueMessage(const std::string& site_id, i
     if (why->rows() == 0) return model::NotFound("message not found");
     if (why->Int(0, 0) != 0) return internal::EndpointDeleted();
     if (why->Int(0, 1) != 0) return internal::WaitingInBatch(instance_id_, why->Int(0, 2));
+    if (why->Int(0, 3) != 0) return internal::WaitingForBatch();
     return model::NotFound("message not found");
   }
   DueMessage due{r->Int(0, 0),

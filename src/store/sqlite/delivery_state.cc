@@ -217,6 +217,8 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
         "UPDATE messages SET status = 0, next_attempt_at = ?, batch_id = -1 "
         "WHERE id = ? AND site_id = ? AND NOT (status = 0 AND batch_id > 0) "
         "AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted = 0) "
+        "AND NOT (status = 0 AND batch_id = 0 AND attempts = 0 AND "
+        "(SELECT batch_max_events FROM endpoints e WHERE e.id = messages.endpoint_id) > 0) "
         "RETURNING id, endpoint_id, attempts, splits");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, now_ms).Bind(2, message_id).Bind(3, site_id);
@@ -234,10 +236,13 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
     if (!step.ok()) return step;
     if (found) return Status::Ok();
     // Why not: its endpoint is gone, or it is pending in a batch (taking it out would change the
-    // batch that is retried under its id), or there is no such message.
+    // batch that is retried under its id), or it waits for its first batch, or there is no such
+    // message.
     auto why = c.Prepare(
-        "SELECT e.deleted IS NOT 0, m.status = 0 AND m.batch_id > 0, m.batch_id FROM messages m "
-        "LEFT JOIN endpoints e ON e.id = m.endpoint_id WHERE m.id = ? AND m.site_id = ?");
+        "SELECT e.deleted IS NOT 0, m.status = 0 AND m.batch_id > 0, m.batch_id, "
+        "m.status = 0 AND m.batch_id = 0 AND m.attempts = 0 AND e.batch_max_events > 0 "
+        "FROM messages m LEFT JOIN endpoints e ON e.id = m.endpoint_id "
+        "WHERE m.id = ? AND m.site_id = ?");
     if (!why.ok()) return why.status();
     (*why)->Bind(1, message_id).Bind(2, site_id);
     Status refusal = model::NotFound("message not found");
@@ -246,6 +251,8 @@ StatusOr<DueMessage> SqliteStore::RequeueMessage(const std::string& site_id, int
         refusal = internal::EndpointDeleted();
       } else if ((*why)->Int(1) != 0) {
         refusal = internal::WaitingInBatch(instance_id_, (*why)->Int(2));
+      } else if ((*why)->Int(3) != 0) {
+        refusal = internal::WaitingForBatch();
       }
     }
     (*why)->Reset();
