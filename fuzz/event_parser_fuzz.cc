@@ -66,10 +66,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   IngestLimits limits;
   limits.max_events = 50;
+  IngestLimits beacons_off = limits;
+  beacons_off.ignore_beacon = true;
   for (BodyKind kind : {BodyKind::kJson, BodyKind::kNdjson}) {
     auto result = pushhook::ingest::ParseEvents(body, kind, 1764273600000, limits);
+    // With the beacon ignored, a body accepted as it is still is, with the same events and no
+    // beacon kept; whatever is accepted is within DESIGN section 1 all the same.
+    auto ignored = pushhook::ingest::ParseEvents(body, kind, 1764273600000, beacons_off);
+    if (const auto* batch = std::get_if<ParsedBatch>(&ignored)) {
+      CheckEvents(*batch, beacons_off);
+      for (const auto& e : batch->events) Check(e.beacon.empty());
+    } else {
+      CheckError(std::get<ParseError>(ignored));
+    }
     if (const auto* batch = std::get_if<ParsedBatch>(&result)) {
       CheckEvents(*batch, limits);
+      const auto* same = std::get_if<ParsedBatch>(&ignored);
+      Check(same != nullptr && same->events.size() == batch->events.size());
     } else {
       const ParseError& error = std::get<ParseError>(result);
       CheckError(error);

@@ -79,6 +79,18 @@ const std::vector<Setting> kSettings = {
     {"retention.failed", "", false, "how long failed messages are kept", "30d"},
 };
 
+// What an error may quote of a database setting: its scheme, where it has one, since the rest
+// can hold a password (postgres://user:password@host/db, or ?password=...).
+std::string QuotedDatabase(const std::string& value) {
+  if (const size_t scheme = value.find("://"); scheme != std::string::npos) {
+    return "'" + value.substr(0, scheme + 3) + "...'";
+  }
+  if (value.find('@') != std::string::npos || value.find("password") != std::string::npos) {
+    return "a value that is not a URL";
+  }
+  return "'" + value + "'";
+}
+
 model::StatusOr<bool> ParseBool(std::string_view key, std::string_view value) {
   if (value == "true" || value == "1" || value == "yes" || value == "on") return true;
   if (value == "false" || value == "0" || value == "no" || value == "off") return false;
@@ -135,8 +147,8 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
   } else if (key == "database") {
     if (value.rfind("sqlite://", 0) != 0 && value.rfind("postgres://", 0) != 0 &&
         value.rfind("postgresql://", 0) != 0) {
-      return InvalidArgument("database must be sqlite://<path> or postgres://..., got '" + value +
-                             "'");
+      return InvalidArgument("database must be sqlite://<path> or postgres://..., got " +
+                             QuotedDatabase(value));
     }
     c.database = value;
   } else if (key == "admin_token") {

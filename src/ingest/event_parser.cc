@@ -179,8 +179,9 @@ class Handler {
   static constexpr size_t max_key_size = static_cast<size_t>(-1);
 
   // `expected_events` only sizes the first allocation.
-  Handler(BodyKind kind, int64_t now_ms, size_t max_events, size_t expected_events)
-      : kind_(kind), now_ms_(now_ms), max_events_(max_events) {
+  Handler(BodyKind kind, int64_t now_ms, size_t max_events, size_t expected_events,
+          bool ignore_beacon)
+      : kind_(kind), now_ms_(now_ms), max_events_(max_events), ignore_beacon_(ignore_beacon) {
     events_.reserve(std::min(max_events, expected_events));
   }
 
@@ -390,6 +391,9 @@ class Handler {
   // kept: the batch is refused, and later events are only checked, in a reused scratch Event.
   void Fail(std::string_view field, std::string message) {
     if (event_failed_) return;
+    // An ignored field's value fails nothing: its parts go nowhere (OnKey), and the type or
+    // size it has does not matter.
+    if (ignore_beacon_ && field == Spec(Field::kBeacon).name) return;
     event_failed_ = true;
     ++bad_;
     if (details_.size() < kMaxErrorDetails) {
@@ -458,7 +462,7 @@ class Handler {
         target_ = &e.event_id;
         break;
       case Field::kBeacon:
-        target_ = &e.beacon;
+        target_ = ignore_beacon_ ? nullptr : &e.beacon;
         break;
       case Field::kClickedButton:
       case Field::kUnknown:
@@ -593,6 +597,7 @@ class Handler {
   const BodyKind kind_;
   const int64_t now_ms_;
   const size_t max_events_;
+  const bool ignore_beacon_;
 
   // The batch.
   std::vector<model::Event> events_;
@@ -724,7 +729,7 @@ std::string ParseError::ToJson() const {
 std::variant<ParsedBatch, ParseError> ParseEvents(std::string_view body, BodyKind kind,
                                                   int64_t now_ms, const IngestLimits& limits) {
   Parser parser(Options(limits), kind, now_ms, limits.max_events,
-                body.size() / kTypicalEventBytes + 1);
+                body.size() / kTypicalEventBytes + 1, limits.ignore_beacon);
   Handler& handler = parser.handler();
   if (kind == BodyKind::kJson) {
     if (IsBlank(body)) return NoEvents();

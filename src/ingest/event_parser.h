@@ -25,6 +25,9 @@ struct IngestLimits {
   size_t max_events = 10000;
   // Containers nested deeper than this are invalid JSON. An array of events is 2 deep.
   size_t max_depth = 16;
+  // The site's beacons are off (DESIGN 2a): a `beacon` field is ignored, whatever it holds,
+  // rather than checked as a string.
+  bool ignore_beacon = false;
 };
 
 // The codes of ParseError, as they appear on the wire.

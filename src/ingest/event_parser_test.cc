@@ -460,6 +460,34 @@ TEST(EventParserTest, BeaconIsAStringOfAtMost256Bytes) {
   ExpectInvalid(Click(R"(,"beacon":"v1.\n")"), "beacon", "must not contain control characters");
 }
 
+// A site whose beacons are off ignores the field (DESIGN 2a), whatever it holds; every other
+// field is checked as ever.
+TEST(EventParserTest, AnIgnoredBeaconIsNeitherCheckedNorKept) {
+  IngestLimits off;
+  off.ignore_beacon = true;
+  for (const std::string& beacon :
+       {std::string(R"("v1.1.abc")"), std::string("7"), std::string("null"),
+        std::string(R"({"a":[1,{"b":2}]})"), "\"" + std::string(5000, 'a') + "\"",
+        std::string(R"("v1.\n")"), std::string(R"("a","beacon":"b")")}) {
+    SCOPED_TRACE(beacon);
+    const auto events =
+        ParseOk("[" + Click(",\"beacon\":" + beacon) + "," + View() + "]", BodyKind::kJson, off);
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].beacon, "");
+    EXPECT_EQ(events[0].action, model::Action::kClick);
+    EXPECT_EQ(events[1].action, model::Action::kView);
+  }
+  const ParseError error =
+      ParseFails(R"({"beacon":7,"action":"View","cookie_id":"c1"})", BodyKind::kJson, off);
+  ASSERT_EQ(error.details.size(), 1u);
+  EXPECT_EQ(error.details[0].field, "cid");
+  EXPECT_EQ(error.details[0].message, "is required");
+  const ParseError last =
+      ParseFails(R"({"action":"View","cookie_id":"c1","beacon":"x"})", BodyKind::kJson, off);
+  ASSERT_EQ(last.details.size(), 1u);
+  EXPECT_EQ(last.details[0].field, "cid") << "a required field's absence is not the beacon's";
+}
+
 // --- event_id ---
 
 TEST(EventParserTest, EventIdIsANonEmptyStringOfAtMost128Bytes) {

@@ -149,7 +149,9 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
   }
 
   const int64_t now_ms = clock_.NowMs();
-  auto parsed = ParseEvents(request.body, kind, now_ms, limits_);
+  IngestLimits limits = limits_;
+  limits.ignore_beacon = (*site)->mode == store::BeaconMode::kOff;
+  auto parsed = ParseEvents(request.body, kind, now_ms, limits);
   if (auto* error = std::get_if<ParseError>(&parsed)) {
     const int status = error->code == kTooManyEvents ? 413 : 400;
     return respond(WithCors(http::Response::Json(status, error->ToJson())));

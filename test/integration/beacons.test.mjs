@@ -159,6 +159,9 @@ itest('signed beacons: checked, counted once, refused with a reason, by the site
   await t.test('off ignores tokens, even forged ones', async () => {
     expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}`, { beacons: 'off' }), 200, 'PATCH off');
     expectStatus(await serve.ingest(site.ingest_key, { ...makeEvent(40), beacon: 'v1.1.forged' }), 202, 'a forged token, off');
+    // Ignored means ignored: a field a client fills wrongly costs no event while beacons are off.
+    expectStatus(await serve.ingest(site.ingest_key, [{ ...makeEvent(41), beacon: 5 }, { ...makeEvent(42), beacon: 'a'.repeat(5000) }]),
+      202, 'beacons that are not tokens, off');
   });
 
   await t.test('bad site changes answer 400 with the reason, and a read token may not make them', async () => {
