@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <variant>
 
@@ -52,6 +53,11 @@ void CheckEvents(const ParsedBatch& batch, const IngestLimits& limits) {
   }
 }
 
+// Every field of an event but its beacon, which no payload carries.
+std::string Extended(const pushhook::model::Event& e) {
+  return pushhook::model::Payload(e, pushhook::model::PayloadFormat::kExtended, "site");
+}
+
 void CheckError(const ParseError& error) {
   Check(error.details.size() <= pushhook::ingest::kMaxErrorDetails);
   Check(error.code != "invalid_json" || error.offset.has_value());
@@ -83,6 +89,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       CheckEvents(*batch, limits);
       const auto* same = std::get_if<ParsedBatch>(&ignored);
       Check(same != nullptr && same->events.size() == batch->events.size());
+      for (size_t i = 0; i < batch->events.size(); ++i) {
+        Check(Extended(same->events[i]) == Extended(batch->events[i]));
+      }
     } else {
       const ParseError& error = std::get<ParseError>(result);
       CheckError(error);

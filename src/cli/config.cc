@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -82,7 +83,14 @@ const std::vector<Setting> kSettings = {
 // What an error may quote of a database setting: its scheme, where it has one, since the rest
 // can hold a password (postgres://user:password@host/db, or ?password=...).
 std::string QuotedDatabase(const std::string& value) {
-  if (const size_t scheme = value.find("://"); scheme != std::string::npos) {
+  // A scheme (RFC 3986 section 3.1): a letter, then letters, digits, '+', '-' or '.'.
+  const size_t scheme = value.find("://");
+  const auto in_scheme = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '-' || c == '.';
+  };
+  if (scheme != std::string::npos && scheme > 0 &&
+      std::isalpha(static_cast<unsigned char>(value[0])) != 0 &&
+      std::all_of(value.begin(), value.begin() + static_cast<std::ptrdiff_t>(scheme), in_scheme)) {
     return "'" + value.substr(0, scheme + 3) + "...'";
   }
   if (value.find('@') != std::string::npos || value.find("password") != std::string::npos) {

@@ -189,6 +189,9 @@ TEST_F(ConfigTest, BadValuesGiveOneLineReasons) {
   EXPECT_EQ(database("u:Sup3rSecret@127.0.0.1/db"),
             "--database: database must be sqlite://<path> or postgres://..., got a value that is "
             "not a URL");
+  EXPECT_EQ(database("u:pw@h/db?x=file://y"),
+            "--database: database must be sqlite://<path> or postgres://..., got a value that is "
+            "not a URL");
   EXPECT_EQ(database("pushhook.db"),
             "--database: database must be sqlite://<path> or postgres://..., got 'pushhook.db'");
   const std::string unknown = WriteToml("[delivery]\nretries = 3\n");

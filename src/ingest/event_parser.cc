@@ -366,6 +366,7 @@ class Handler {
     seen_ = 0;
     field_ = Field::kUnknown;
     target_ = nullptr;
+    ignoring_ = false;
     if (storing_) {
       event_ = &events_.emplace_back();
     } else {
@@ -391,9 +392,6 @@ class Handler {
   // kept: the batch is refused, and later events are only checked, in a reused scratch Event.
   void Fail(std::string_view field, std::string message) {
     if (event_failed_) return;
-    // An ignored field's value fails nothing: its parts go nowhere (OnKey), and the type or
-    // size it has does not matter.
-    if (ignore_beacon_ && field == Spec(Field::kBeacon).name) return;
     event_failed_ = true;
     ++bad_;
     if (details_.size() < kMaxErrorDetails) {
@@ -409,7 +407,7 @@ class Handler {
   }
 
   void WrongType(std::string_view actual) {
-    if (event_failed_) return;
+    if (event_failed_ || ignoring_) return;
     const FieldSpec& spec = Spec(field_);
     std::string message("must be ");
     message.append(spec.expected).append(", not ").append(actual);
@@ -419,6 +417,13 @@ class Handler {
   void OnKey(std::string_view key, size_t size) {
     field_ = size <= kMaxKnownKey ? LookupField(key) : Field::kUnknown;
     if (field_ == Field::kUnknown) return Fail(Truncated(key), "unknown field");
+    // Beacons off: the value goes nowhere and fails nothing, whatever it is and however often
+    // the key comes (AppendText and WrongType pass it by).
+    ignoring_ = field_ == Field::kBeacon && ignore_beacon_;
+    if (ignoring_) {
+      target_ = nullptr;
+      return;
+    }
     if ((seen_ & Bit(field_)) != 0) return Fail(Spec(field_).name, "appears more than once");
     seen_ |= Bit(field_);
     text_size_ = 0;
@@ -462,7 +467,7 @@ class Handler {
         target_ = &e.event_id;
         break;
       case Field::kBeacon:
-        target_ = ignore_beacon_ ? nullptr : &e.beacon;
+        target_ = &e.beacon;
         break;
       case Field::kClickedButton:
       case Field::kUnknown:
@@ -473,6 +478,7 @@ class Handler {
 
   // One piece of a string value of the current field (parts arrive when the parser splits one).
   void AppendText(std::string_view s) {
+    if (ignoring_) return;
     if (target_ == nullptr) return WrongType("a string");
     const FieldSpec& spec = Spec(field_);
     if (text_size_ + s.size() > spec.max_bytes) {
@@ -610,7 +616,8 @@ class Handler {
   // The position in the current document.
   Level level_ = Level::kTop;
   Level after_event_ = Level::kDone;
-  size_t skip_ = 0;  // > 0 inside a value that is ignored: its container nesting depth
+  size_t skip_ = 0;        // > 0 inside a value that is ignored: its container nesting depth
+  bool ignoring_ = false;  // the current key's value is ignored (ignore_beacon_)
 
   // The current event and field.
   size_t index_ = 0;

@@ -486,6 +486,22 @@ TEST(EventParserTest, AnIgnoredBeaconIsNeitherCheckedNorKept) {
       ParseFails(R"({"action":"View","cookie_id":"c1","beacon":"x"})", BodyKind::kJson, off);
   ASSERT_EQ(last.details.size(), 1u);
   EXPECT_EQ(last.details[0].field, "cid") << "a required field's absence is not the beacon's";
+  // A second beacon after another field adds nothing to that field.
+  const auto between =
+      ParseOk(R"({"action":"View","cookie_id":"c1","beacon":"x","cid":"5","event_id":"e1",)"
+              R"("beacon":"99","utm_source":"s","beacon":{"a":"b"},"beacon":[1]})",
+              BodyKind::kJson, off);
+  ASSERT_EQ(between.size(), 1u);
+  EXPECT_EQ(between[0].cid, "5");
+  EXPECT_EQ(between[0].event_id, "e1");
+  EXPECT_EQ(between[0].utm_source, "s");
+  EXPECT_EQ(between[0].beacon, "");
+  const ParseError duplicate = ParseFails(R"({"action":"View","cookie_id":"c1","beacon":"x",)"
+                                          R"("cid":"5","beacon":"99","cid":"6"})",
+                                          BodyKind::kJson, off);
+  ASSERT_EQ(duplicate.details.size(), 1u);
+  EXPECT_EQ(duplicate.details[0].field, "cid");
+  EXPECT_EQ(duplicate.details[0].message, "appears more than once");
 }
 
 // --- event_id ---
