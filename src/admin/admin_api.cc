@@ -833,7 +833,9 @@ void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {
         {"status_code", a.status_code == 0 ? json::value() : json::value(a.status_code)},
         {"latency_ms", static_cast<double>(a.latency_us) / 1000.0},
         {"error", a.error},
-        {"response_body", a.response_prefix}});
+        {"response_body", a.response_prefix},
+        {"batch_id", a.batch > 0 ? json::value(store::FormatBatchId(store_.instance_id(), a.batch))
+                                 : json::value()}});
   }
   respond(JsonResponse(200, json::object{{"data", std::move(data)}}));
 }

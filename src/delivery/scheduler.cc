@@ -151,6 +151,13 @@ void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
       return;
     }
   }
+  if (m.batch == store::kAlone) {
+    // Redelivered while it still waits, never sent, to go as it was: it goes alone now, and
+    // only alone. Were batching turned on before the first entry went, that one would join a
+    // batch, and the receiver get the message under two webhook-ids.
+    std::erase_if(state.ready,
+                  [&](const Due& d) { return d.id == m.id && d.batch == store::kUnbatched; });
+  }
   KeepEvent(state, m);
   max_admitted_id_ = std::max(max_admitted_id_, m.id);
   const int64_t due_ms = std::max(m.due_ms, now_ms);
@@ -772,6 +779,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
     record.counts_request = &m == &c.messages.front();
     record.splits = split ? c.splits + 1 : c.splits;
+    record.sent_in = std::max<int64_t>(c.batch, 0);
     if (split && static_cast<size_t>(&m - c.messages.data()) >= first_half) {
       // The second half is fixed under its number with this record, before either half goes,
       // so that after a crash none of its members is taken for one of the first half's. Only

@@ -748,6 +748,33 @@ TEST_F(SchedulerTest, ABatchCarriesEachEventOnce) {
   EXPECT_EQ(event_ids(out.sends[1]), first);
 }
 
+// A message redelivered while it waits its turn, never sent, goes alone, and only alone: batching
+// turned on before its first entry came up must not put that entry in a batch beside it.
+TEST_F(SchedulerTest, AMessageRedeliveredBeforeItsFirstAttemptGoesOnlyAlone) {
+  const store::Endpoint ep = AddEndpoint("/a", /*max_in_flight=*/2);
+  Start("1s");
+  const auto messages = Ingest(4);
+  Admit(messages);
+  const SchedulerOutput first = Poll(kT0);
+  ASSERT_EQ(first.sends.size(), 2u) << "two in flight, two waiting";
+  auto requeued = store_->RequeueMessage(site_, messages[2].id, kT0 + 1);
+  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
+  scheduler_->Admit(*requeued, kT0 + 1);
+  Batch(ep, 10, 0);
+  scheduler_->EndpointChanged(ep.id, kT0 + 1);
+  std::map<int64_t, int> sent;
+  std::vector<Send> out = first.sends;
+  for (int64_t t = kT0 + 2; t < kT0 + 20 && !out.empty(); ++t) {
+    for (const Send& s : out) {
+      for (const OutgoingMessage& m : s.messages) ++sent[m.id];
+      Complete(s, Answer(204), t);
+    }
+    out = Poll(t).sends;
+  }
+  EXPECT_EQ(sent.size(), messages.size());
+  for (const auto& [id, times] : sent) EXPECT_EQ(times, 1) << "message " << id;
+}
+
 // A message that waits for its endpoint's first batch is not sent alone on request: it would
 // reach the receiver under two webhook-ids. Once its batch has gone, it may be.
 TEST_F(SchedulerTest, AMessageWaitingForItsFirstBatchIsNotRedelivered) {
@@ -758,8 +785,8 @@ TEST_F(SchedulerTest, AMessageWaitingForItsFirstBatchIsNotRedelivered) {
   const model::Status refused = store_->RequeueMessage(site_, messages[0].id, kT0 + 1).status();
   EXPECT_EQ(refused.code(), model::StatusCode::kAlreadyExists);
   EXPECT_EQ(refused.message(),
-            "the message has not been sent yet: it goes in its endpoint's next batch, within the "
-            "endpoint's max_wait_ms; redeliver it once that batch has been sent");
+            "the message has not been sent yet: it goes in its endpoint's next batch; redeliver it "
+            "once that batch has been sent");
   const Send batch = Poll(kT0 + 60'000).sends.at(0);
   EXPECT_EQ(Ids(batch), Ids(messages)) << "both, in one batch";
   Assign(batch);
@@ -770,6 +797,7 @@ TEST_F(SchedulerTest, AMessageWaitingForItsFirstBatchIsNotRedelivered) {
   const Send alone = Poll(kT0 + 60'002).sends.at(0);
   EXPECT_EQ(alone.batch, store::kAlone);
   EXPECT_EQ(Ids(alone), std::vector<int64_t>{messages[0].id});
+  EXPECT_EQ(Complete(alone, Answer(204), kT0 + 60'003).records.at(0).sent_in, 0) << "it went alone";
 }
 
 // Parked and enabled again while a batch is out, the endpoint finds the batch's members pending
@@ -1115,6 +1143,7 @@ TEST_F(SchedulerTest, ARedeliveredMessageGoesAlone) {
             model::StatusCode::kAlreadyExists)
       << "not while its batch is pending";
   SchedulerOutput done = Complete(batch, Answer(204), kT0 + 1);
+  for (const store::AttemptRecord& r : done.records) EXPECT_EQ(r.sent_in, batch.batch);
   std::promise<model::Status> recorded;
   store_->RecordAttempts(done.records, [&](model::Status s) { recorded.set_value(s); });
   ASSERT_TRUE(recorded.get_future().get().ok());

@@ -112,8 +112,8 @@ model::Status WaitingInBatch(const std::string& instance_id, int64_t batch) {
 
 model::Status WaitingForBatch() {
   return {model::StatusCode::kAlreadyExists,
-          "the message has not been sent yet: it goes in its endpoint's next batch, within the "
-          "endpoint's max_wait_ms; redeliver it once that batch has been sent"};
+          "the message has not been sent yet: it goes in its endpoint's next batch; redeliver it "
+          "once that batch has been sent"};
 }
 
 model::Status EndpointDeleted() {

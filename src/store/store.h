@@ -245,7 +245,8 @@ struct AttemptRecord {
   // too large), if it is still in `batch_from`, the batch it was sent in. 0 leaves its batch.
   int64_t batch = 0;
   int64_t batch_from = 0;
-  int splits = 0;  // DueMessage::splits, this attempt's included
+  int splits = 0;       // DueMessage::splits, this attempt's included
+  int64_t sent_in = 0;  // the batch this attempt went in; 0 when it went alone
 };
 
 struct Attempt {
@@ -255,6 +256,7 @@ struct Attempt {
   int64_t latency_us = 0;
   std::string error;
   std::string response_prefix;
+  int64_t batch = 0;  // the batch it went in; 0 when it went alone
 };
 
 struct Message {

@@ -1148,8 +1148,8 @@ TEST_P(StoreTest, ABatchsMembersAreFixedAcrossARestartAndARedeliveredOneGoesAlon
   auto waiting = store_->RequeueMessage(site.id, r.messages[2].id, 3);
   EXPECT_EQ(waiting.status().code(), model::StatusCode::kAlreadyExists);
   EXPECT_EQ(waiting.status().message(),
-            "the message has not been sent yet: it goes in its endpoint's next batch, within the "
-            "endpoint's max_wait_ms; redeliver it once that batch has been sent");
+            "the message has not been sent yet: it goes in its endpoint's next batch; redeliver it "
+            "once that batch has been sent");
   EndpointPatch off;
   off.batch = BatchOptions{};
   ASSERT_TRUE(store_->UpdateEndpoint(site.id, e.id, off, 4).ok());
@@ -1195,6 +1195,55 @@ TEST_P(StoreTest, AnAttemptRecordFixesItsMessagesBatchAndSplits) {
   EXPECT_EQ(pending[2].batch, r.messages[2].id);
   for (const DueMessage& m : pending) EXPECT_EQ(m.splits, 1);
   EXPECT_EQ(Value(store_->GetMessage(site.id, r.messages[2].id)).batch, r.messages[2].id);
+}
+
+// Each attempt says the batch it went in, the latest too, so that a message redelivered alone
+// still shows the batch of its earlier attempts; a database from before keeps its batches.
+TEST_P(StoreTest, EachAttemptSaysTheBatchItWentIn) {
+  auto site = Value(store_->CreateSite("a"));
+  MakeEndpoint(site.id);
+  AppendResult r = Append(
+      site.id, {MakeEvent(model::Action::kView, "one"), MakeEvent(model::Action::kView, "two")});
+  ASSERT_EQ(r.messages.size(), 2u);
+  const int64_t id = r.messages[1].id;
+  const int64_t batch = r.messages[0].id;
+  ASSERT_NO_FATAL_FAILURE(AssignBatch({r.messages[0].id, id}, batch));
+  const auto attempt = [&](int n, int code, int64_t sent_in) {
+    AttemptRecord record{
+        id,      n,  1000 * n, code,
+        10,      "", "",       code == 204 ? MessageStatus::kDelivered : MessageStatus::kPending,
+        1000 * n};
+    record.sent_in = sent_in;
+    Record({record});
+  };
+  const auto batches = [&] {
+    std::vector<int64_t> out;
+    for (const Attempt& a : Value(store_->ListAttempts(id))) out.push_back(a.batch);
+    return out;
+  };
+  attempt(1, 500, batch);
+  attempt(2, 204, batch);
+  EXPECT_EQ(batches(), (std::vector<int64_t>{batch, batch}));
+  ASSERT_EQ(Value(store_->RequeueMessage(site.id, id, 3000)).batch, kAlone);
+  attempt(3, 204, 0);
+  EXPECT_EQ(batches(), (std::vector<int64_t>{batch, batch, 0}));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(batches(), (std::vector<int64_t>{batch, batch, 0}));
+
+  // Before the attempts said it, every attempt of a message in a batch went in that batch.
+  const int64_t other = r.messages[0].id;
+  Record({{other, 1, 1000, 500, 10, "", "", MessageStatus::kPending, 1000},
+          {other, 2, 2000, 204, 10, "", "", MessageStatus::kDelivered, 2000}});
+  store_.reset();
+  ASSERT_NO_FATAL_FAILURE(RunSql(
+      Postgres() ? "ALTER TABLE attempts DROP COLUMN batch_id; "
+                   "UPDATE pushhook_schema SET version = 17"
+                 : "ALTER TABLE attempts DROP COLUMN batch_id; "
+                   "ALTER TABLE messages DROP COLUMN last_batch_id; PRAGMA user_version = 18"));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  std::vector<int64_t> migrated;
+  for (const Attempt& a : Value(store_->ListAttempts(other))) migrated.push_back(a.batch);
+  EXPECT_EQ(migrated, (std::vector<int64_t>{batch, batch}));
 }
 
 TEST_P(StoreTest, RequeueMakesAFinishedMessagePendingAgain) {
@@ -1903,9 +1952,10 @@ TEST_P(StoreTest, CampaignUniqueSubscribersAddUpAcrossArrivals) {
   EXPECT_NEAR(Value(store_->QueryStats(q)).unique_subscribers, 2, 0.01) << "the first hour";
 }
 
-// Each undoes one migration, on either backend; the first SQLite's 18 and 17, which every
+// Each undoes one migration, on either backend; the first SQLite's 19, 18 and 17, which every
 // SQLite rewind below runs again.
 constexpr const char* kUndoMessageColumns =
+    "ALTER TABLE attempts DROP COLUMN batch_id; ALTER TABLE messages DROP COLUMN last_batch_id; "
     "ALTER TABLE messages DROP COLUMN splits; "
     "INSERT OR REPLACE INTO attempts(message_id, attempt, at, status_code, latency_us, error, "
     "response) SELECT id, last_attempt, last_at, last_status, last_latency_us, last_error, "
@@ -2140,7 +2190,8 @@ TEST_P(StoreTest, MigratingToWriterGivenIdsStartsPastTheOldSequence) {
   store_.reset();
   // As schema 15 left it: the sequence past the newest row, which retention deleted.
   ASSERT_NO_FATAL_FAILURE(
-      RunSql("DELETE FROM meta WHERE key IN ('next_event_id', 'next_message_id'); "
+      RunSql("ALTER TABLE attempts DROP COLUMN batch_id; "
+             "DELETE FROM meta WHERE key IN ('next_event_id', 'next_message_id'); "
              "DELETE FROM messages WHERE id = " +
              std::to_string(deleted) +
              "; "

@@ -61,6 +61,12 @@ itest('batches: one signed array per request, filled across ingests, verified by
   assert.deepEqual(new StandardWebhook(endpoint.secret).verify(alone.body, webhookHeaders(alone)), expected[3]);
   const after = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${one.id}`), 200, 'the message');
   assert.equal(after.batch_id, null, 'sent alone');
+  // Its attempts still say which batch the first went in.
+  const attempts = await waitFor(async () => {
+    const list = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${one.id}/attempts`), 200, 'attempts'));
+    return list.length === 2 && list;
+  }, { what: 'two attempts' });
+  assert.deepEqual(attempts.map((a) => a.batch_id), [headers['webhook-id'], null]);
 
   // pushhook receive stores each element of the batch once, however often it arrives.
   const receive = await fx.startReceive({ secret: endpoint.secret });
@@ -219,7 +225,7 @@ itest('batches: one that does not fill goes after max_wait_ms, not before; max_w
   const refused = await serve.api('POST', `/v1/sites/${site.id}/messages/${pending[0].id}/redeliver`);
   assert.equal(refused.status, 409, refused.text);
   assert.deepEqual(refused.json, { error: { code: 'conflict', message:
-    "the message has not been sent yet: it goes in its endpoint's next batch, within the endpoint's max_wait_ms; redeliver it once that batch has been sent" } });
+    "the message has not been sent yet: it goes in its endpoint's next batch; redeliver it once that batch has been sent" } });
   await waitFor(() => at('/now').length === 1, { what: 'the max_wait_ms 0 batch' });
   assert.ok(at('/now')[0].at - sentAt < 1_000, `max_wait_ms 0 took ${at('/now')[0].at - sentAt} ms`);
   assert.equal(JSON.parse(at('/now')[0].body).length, 3);
@@ -255,6 +261,7 @@ itest('batches: a failing batch is retried whole, same id and body, until a 2xx'
   for (const m of log) assert.equal(m.attempts, 3);
   const attempts = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${log[0].id}/attempts`), 200, 'attempts'));
   assert.deepEqual(attempts.map((a) => a.status_code), [500, 500, 204]);
+  assert.deepEqual(attempts.map((a) => a.batch_id), Array(3).fill(recorder.requests[0].headers['webhook-id']));
 });
 
 itest('batches: a message sent alone before batching was turned on is retried alone, under its own id', async (fx) => {

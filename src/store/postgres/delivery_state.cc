@@ -103,7 +103,7 @@ StatusOr<Message> PostgresStore::GetMessage(const std::string& site_id, int64_t 
 
 StatusOr<std::vector<Attempt>> PostgresStore::ListAttempts(int64_t message_id) {
   auto r = Query(
-      "SELECT attempt, at, status_code, latency_us, error, response FROM attempts "
+      "SELECT attempt, at, status_code, latency_us, error, response, batch_id FROM attempts "
       "WHERE message_id = $1 ORDER BY attempt",
       Params().Add(message_id));
   if (!r.ok()) return r.status();
@@ -111,7 +111,7 @@ StatusOr<std::vector<Attempt>> PostgresStore::ListAttempts(int64_t message_id) {
   for (int i = 0; i < r->rows(); ++i) {
     out.push_back(Attempt{static_cast<int>(r->Int(i, 0)), r->Int(i, 1),
                           static_cast<int>(r->Int(i, 2)), r->Int(i, 3), r->String(i, 4),
-                          r->String(i, 5)});
+                          r->String(i, 5), r->Int(i, 6)});
   }
   return out;
 }

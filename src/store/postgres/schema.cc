@@ -266,6 +266,14 @@ CREATE INDEX IF NOT EXISTS previous_ingest_keys_by_site ON previous_ingest_keys(
     R"sql(
 ALTER TABLE messages ADD COLUMN IF NOT EXISTS splits integer NOT NULL DEFAULT 0;
 )sql",
+    // 18: the batch each attempt went in (Attempt::batch): a message redelivered alone no
+    // longer says which batch it went in, but its attempts do. The attempts already stored of
+    // a message in a batch are taken to have gone in it.
+    R"sql(
+ALTER TABLE attempts ADD COLUMN IF NOT EXISTS batch_id bigint NOT NULL DEFAULT 0;
+UPDATE attempts a SET batch_id = m.batch_id FROM messages m
+  WHERE m.id = a.message_id AND m.batch_id > 0 AND a.batch_id = 0;
+)sql",
 };
 
 constexpr int kAttemptStatsMigration = 14;

@@ -159,7 +159,7 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
 
 Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
   ArrayLiteral id, attempt, at, code, latency, error, response, status, next, hour, bucket,
-      succeeded, counted, batch, batch_from, splits;
+      succeeded, counted, batch, batch_from, splits, sent_in;
   for (const AttemptRecord& r : records) {
     id.Add(r.message_id);
     attempt.Add(r.attempt);
@@ -177,6 +177,7 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
     batch.Add(r.batch);
     batch_from.Add(r.batch_from);
     splits.Add(r.splits);
+    sent_in.Add(r.sent_in);
   }
   // The updated messages name the endpoints whose hourly counts the attempts join: one row per
   // (endpoint, hour, bucket), in key order so that writers on several nodes lock rows alike. A
@@ -186,14 +187,17 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
       std::string(
           "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], "
           "  $5::bigint[], $6::text[], $7::text[], $8::int[], $9::bigint[], $10::bigint[], "
-          "  $11::int[], $12::int[], $13::int[], $14::bigint[], $15::bigint[], $16::int[]) "
+          "  $11::int[], $12::int[], $13::int[], $14::bigint[], $15::bigint[], $16::int[], "
+          "  $17::bigint[]) "
           "  AS u(id, attempt, at, code, latency, error, response, status, next, hour, bucket, "
-          "  succeeded, counted, batch, batch_from, splits)), "
+          "  succeeded, counted, batch, batch_from, splits, sent_in)), "
           "recorded AS (INSERT INTO attempts(message_id, attempt, at, status_code, latency_us, "
-          "  error, response) SELECT id, attempt, at, code, latency, error, response FROM u "
+          "  error, response, batch_id) SELECT id, attempt, at, code, latency, error, response, "
+          "  sent_in FROM u "
           "  ON CONFLICT (message_id, attempt) DO UPDATE SET at = excluded.at, "
           "  status_code = excluded.status_code, latency_us = excluded.latency_us, "
-          "  error = excluded.error, response = excluded.response), "
+          "  error = excluded.error, response = excluded.response, "
+          "  batch_id = excluded.batch_id), "
           "updated AS (UPDATE messages m SET status = u.status, attempts = u.attempt, "
           "  next_attempt_at = u.next, last_status = u.code, last_error = u.error, "
           "  batch_id = CASE WHEN u.batch > 0 AND m.batch_id = u.batch_from THEN u.batch "
@@ -221,7 +225,8 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
           .Add(counted.Finish())
           .Add(batch.Finish())
           .Add(batch_from.Finish())
-          .Add(splits.Finish()));
+          .Add(splits.Finish())
+          .Add(sent_in.Finish()));
   return r.status();
 }
 

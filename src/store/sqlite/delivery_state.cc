@@ -189,18 +189,19 @@ StatusOr<std::vector<Attempt>> SqliteStore::ListAttempts(int64_t message_id) {
   Status s = Read([&](Connection& c) {
     // The latest in the message's row (migration 17), the others in attempts.
     auto st = c.Prepare(
-        "SELECT attempt, at, status_code, latency_us, error, response FROM attempts "
+        "SELECT attempt, at, status_code, latency_us, error, response, batch_id FROM attempts "
         "WHERE message_id = ?1 AND attempt NOT IN "
         "(SELECT last_attempt FROM messages WHERE id = ?1) "
         "UNION ALL SELECT last_attempt, last_at, last_status, last_latency_us, last_error, "
-        "last_response FROM messages WHERE id = ?1 AND last_attempt > 0 ORDER BY 1");
+        "last_response, last_batch_id FROM messages WHERE id = ?1 AND last_attempt > 0 "
+        "ORDER BY 1");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, message_id);
     Status step;
     while ((*st)->Step(&step)) {
       out.push_back(Attempt{static_cast<int>((*st)->Int(0)), (*st)->Int(1),
                             static_cast<int>((*st)->Int(2)), (*st)->Int(3), (*st)->Text(4),
-                            (*st)->Text(5)});
+                            (*st)->Text(5), (*st)->Int(6)});
     }
     (*st)->Reset();
     return step;

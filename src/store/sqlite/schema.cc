@@ -321,6 +321,16 @@ ALTER TABLE messages ADD COLUMN last_response TEXT NOT NULL DEFAULT '';
     R"sql(
 ALTER TABLE messages ADD COLUMN splits INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 19: the batch each attempt went in (Attempt::batch), the latest's in its message's row:
+    // a message redelivered alone no longer says which batch it went in, but its attempts do.
+    // The attempts already stored of a message in a batch are taken to have gone in it.
+    R"sql(
+ALTER TABLE messages ADD COLUMN last_batch_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN batch_id INTEGER NOT NULL DEFAULT 0;
+UPDATE messages SET last_batch_id = batch_id WHERE batch_id > 0 AND last_attempt > 0;
+UPDATE attempts SET batch_id = (SELECT batch_id FROM messages m WHERE m.id = message_id)
+  WHERE message_id IN (SELECT id FROM messages WHERE batch_id > 0);
+)sql",
 };
 
 constexpr int kCampaignSketchesMigration = 7;

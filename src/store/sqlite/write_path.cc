@@ -173,13 +173,15 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
   // to attempts. Attempt numbers only grow, so a first attempt has nothing to move.
   auto move_latest = c.Prepare(
       "INSERT OR REPLACE INTO attempts(message_id, attempt, at, status_code, latency_us, error, "
-      "response) SELECT id, last_attempt, last_at, last_status, last_latency_us, last_error, "
-      "last_response FROM messages WHERE id = ? AND last_attempt > 0 AND last_attempt <> ?");
+      "response, batch_id) SELECT id, last_attempt, last_at, last_status, last_latency_us, "
+      "last_error, last_response, last_batch_id FROM messages "
+      "WHERE id = ? AND last_attempt > 0 AND last_attempt <> ?");
   if (!move_latest.ok()) return move_latest.status();
   auto update = c.Prepare(
       "UPDATE messages SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, "
       "last_error = ?, last_attempt = ?, last_at = ?, last_latency_us = ?, last_response = ?, "
-      "batch_id = iif(?11 > 0 AND batch_id = ?13, ?11, batch_id), splits = ?12 WHERE id = ?10");
+      "batch_id = iif(?11 > 0 AND batch_id = ?13, ?11, batch_id), splits = ?12, "
+      "last_batch_id = ?14 WHERE id = ?10");
   if (!update.ok()) return update.status();
   for (const AttemptRecord& r : records) {
     if (r.attempt > 1) {
@@ -200,6 +202,7 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
                    .Bind(11, r.batch)
                    .Bind(12, r.splits)
                    .Bind(13, r.batch_from)
+                   .Bind(14, r.sent_in)
                    .Run();
     if (!s.ok()) return s;
     // A message deleted meanwhile updates nothing, and its attempt is not counted; nor is a
