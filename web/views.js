@@ -680,14 +680,22 @@ export async function message(el, ctx) {
     h('dl', {}, h('dt', {}, 'Status'), h('dd', { 'data-testid': 'message-status' }, m.status),
       h('dt', {}, 'Endpoint'), h('dd', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${m.endpoint_id}` }, m.endpoint_id)),
       h('dt', {}, 'Created'), h('dd', {}, formatTime(m.created_at)),
-      h('dt', {}, 'Sent in'), h('dd', { 'data-testid': 'message-batch' }, m.batch_id ? `batch ${m.batch_id}` : 'a request of its own')),
+      h('dt', {}, 'Last sent in'), h('dd', { 'data-testid': 'message-batch' },
+        m.batch_id ? `batch ${m.batch_id}` : m.attempts === 0 ? 'not sent yet' : 'a request of its own')),
     h('div', { class: 'controls' }, redeliver), result,
     h('h2', {}, 'Event'), h('pre', { class: 'event' }, JSON.stringify(m.event, null, 2)),
     h('h2', {}, 'Attempts'),
-    attempts.data.length === 0 ? notice('info', 'No attempt yet.') :
-      table(['#', 'At', 'Answer', 'Latency', 'Error', 'Response'], attempts.data.map((a) => h('tr', {},
-        h('td', {}, String(a.attempt)), h('td', {}, formatTime(a.at)),
-        h('td', {}, a.status_code ? `HTTP ${a.status_code}` : '–'), h('td', { class: 'num' }, `${a.latency_ms} ms`),
-        h('td', { class: 'text' }, a.error), h('td', { class: 'text' }, h('code', {}, a.response_body))))));
+    attempts.data.length === 0 ? notice('info', 'No attempt yet.') : attemptTable(attempts.data));
   if (ctx.after) result.show(notice('ok', ctx.after.text));
+}
+
+// A message's attempts; which request each went in only where one went in a batch.
+function attemptTable(attempts) {
+  const batched = attempts.some((a) => a.batch_id);
+  return table(['#', 'At', ...(batched ? ['Sent in'] : []), 'Answer', 'Latency', 'Error', 'Response'],
+    attempts.map((a) => h('tr', {},
+      h('td', {}, String(a.attempt)), h('td', {}, formatTime(a.at)),
+      batched ? h('td', { 'data-testid': 'attempt-batch' }, a.batch_id ? `batch ${a.batch_id}` : 'alone') : null,
+      h('td', {}, a.status_code ? `HTTP ${a.status_code}` : '–'), h('td', { class: 'num' }, `${a.latency_ms} ms`),
+      h('td', { class: 'text' }, a.error), h('td', { class: 'text' }, h('code', {}, a.response_body)))));
 }

@@ -302,6 +302,46 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   assert.deepEqual(dialogs, []);
 });
 
+itest('a batch member redelivered alone: its attempts say which request each went in', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-') });
+  const site = await serve.createSite('Batches');
+  const port = await freePort();
+  const endpoint = await serve.createEndpoint(site.id, { url: `http://127.0.0.1:${port}/hooks`, batch: { max_events: 10 } });
+  await fx.startReceive({ secret: endpoint.secret, listen: `127.0.0.1:${port}` });
+  expectStatus(await serve.ingest(site.ingest_key, [makeEvent(1), makeEvent(2)]), 202, 'ingest');
+  const api = async (path) => expectStatus(await serve.api('GET', path), 200, `GET ${path}`);
+  const delivered = await waitFor(async () => {
+    const page = (await api(`/v1/sites/${site.id}/messages`)).data;
+    return page.length === 2 && page.every((m) => m.status === 'delivered') && page;
+  }, { what: 'the batch delivered' });
+  const [message] = delivered;
+  const batch = message.batch_id;
+  assert.match(batch, /^bat_/);
+  expectStatus(await serve.api('POST', `/v1/sites/${site.id}/messages/${message.id}/redeliver`), 202, 'redeliver');
+  await waitFor(async () => (await api(`/v1/sites/${site.id}/messages/${message.id}/attempts`)).data.length === 2,
+    { what: 'the second attempt' });
+
+  const { page, errors } = await openBrowser(fx);
+  await signIn(page, serve.baseUrl, serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  await page.goto(`${serve.baseUrl}/#/s/${site.id}/messages/${message.id}`);
+  await page.getByTestId('attempt-batch').first().waitFor();
+  assert.deepEqual(await page.getByTestId('attempt-batch').allTextContents(), [`batch ${batch}`, 'alone']);
+  assert.equal(await text(page, 'message-batch'), 'a request of its own', 'it last went alone');
+  await screenshot(page, 'dashboard-message-batched');
+  // A message that never went in a batch shows no such column.
+  expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`, { batch: null }), 200, 'batching off');
+  expectStatus(await serve.ingest(site.ingest_key, makeEvent(3)), 202, 'ingest');
+  const alone = await waitFor(async () => {
+    const m = (await api(`/v1/sites/${site.id}/messages?limit=1`)).data[0];
+    return m.id !== message.id && m.status === 'delivered' && m;
+  }, { what: 'a message sent alone' });
+  await page.goto(`${serve.baseUrl}/#/s/${site.id}/messages/${alone.id}`);
+  await page.getByRole('columnheader', { name: 'Answer' }).waitFor();
+  assert.equal(await page.getByRole('columnheader', { name: 'Sent in' }).count(), 0);
+  assert.deepEqual(errors, [], 'no console error, exception or CSP violation');
+});
+
 itest('rotating a secret asks in the page first, and ending the old secrets stops them signing', { skip: SKIP, timeout: 120_000 }, async (fx) => {
   const s = await seed(fx);
   const { page, errors } = await openBrowser(fx);
