@@ -93,10 +93,11 @@ itest('pushhook receive serves on --threads threads, two by default, and refuses
   const httpThreads = (pid) => fs.readdirSync(`/proc/${pid}/task`)
     .filter((task) => fs.readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim() === 'ph-http').length;
   const secret = `whsec_${Buffer.from(randomToken(), 'hex').toString('base64')}`;
+  // Each thread names itself once it runs, which may come just after the "listening" line.
   const byDefault = await fx.startReceive({ secret });
-  assert.equal(httpThreads(byDefault.pid), 2);
+  await waitFor(() => httpThreads(byDefault.pid) === 2, { what: 'two HTTP threads' });
   const four = await fx.startReceive({ secret, args: ['--threads', '4'] });
-  assert.equal(httpThreads(four.pid), 4);
+  await waitFor(() => httpThreads(four.pid) === 4, { what: 'four HTTP threads' });
   const id = 'msg_threads_1';
   const when = new Date();
   const answer = await request(four.url, 'POST', '/hooks', {
