@@ -675,13 +675,16 @@ export async function message(el, ctx) {
       result.show(actionError('Redeliver', error));
     }
   } }, 'Redeliver') : null;
+  // The request of its latest attempt; the message's own batch_id is null while a redelivery
+  // waits to go alone, though its last request may have been a batch.
+  const last = attempts.data.at(-1);
+  const lastSentIn = !last ? 'not sent yet' : last.batch_id ? `batch ${last.batch_id}` : 'a request of its own';
   replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/messages` }, '← Messages')),
     h('h1', {}, `Message ${id}`),
     h('dl', {}, h('dt', {}, 'Status'), h('dd', { 'data-testid': 'message-status' }, m.status),
       h('dt', {}, 'Endpoint'), h('dd', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${m.endpoint_id}` }, m.endpoint_id)),
       h('dt', {}, 'Created'), h('dd', {}, formatTime(m.created_at)),
-      h('dt', {}, 'Last sent in'), h('dd', { 'data-testid': 'message-batch' },
-        m.batch_id ? `batch ${m.batch_id}` : m.attempts === 0 ? 'not sent yet' : 'a request of its own')),
+      h('dt', {}, 'Last sent in'), h('dd', { 'data-testid': 'message-batch' }, lastSentIn)),
     h('div', { class: 'controls' }, redeliver), result,
     h('h2', {}, 'Event'), h('pre', { class: 'event' }, JSON.stringify(m.event, null, 2)),
     h('h2', {}, 'Attempts'),

@@ -151,10 +151,11 @@ void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
       return;
     }
   }
-  if (m.batch == store::kAlone) {
+  if (m.batch == store::kAlone && m.attempts == 0) {
     // Redelivered while it still waits, never sent, to go as it was: it goes alone now, and
     // only alone. Were batching turned on before the first entry went, that one would join a
-    // batch, and the receiver get the message under two webhook-ids.
+    // batch, and the receiver get the message under two webhook-ids. (A message attempted
+    // before is no batch's to take: no need to look.)
     std::erase_if(state.ready,
                   [&](const Due& d) { return d.id == m.id && d.batch == store::kUnbatched; });
   }

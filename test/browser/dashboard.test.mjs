@@ -337,8 +337,10 @@ itest('a batch member redelivered alone: its attempts say which request each wen
     return m.id !== message.id && m.status === 'delivered' && m;
   }, { what: 'a message sent alone' });
   await page.goto(`${serve.baseUrl}/#/s/${site.id}/messages/${alone.id}`);
+  await page.getByRole('heading', { name: `Message ${alone.id}` }).waitFor();
   await page.getByRole('columnheader', { name: 'Answer' }).waitFor();
   assert.equal(await page.getByRole('columnheader', { name: 'Sent in' }).count(), 0);
+  assert.equal(await text(page, 'message-batch'), 'a request of its own');
   assert.deepEqual(errors, [], 'no console error, exception or CSP violation');
 });
 
