@@ -10,6 +10,20 @@ import {
 
 const COUNT = 50;
 
+// POSTs the sample payload to `url`, signed with `secret` as webhook `id`.
+function postSigned(url, secret, id) {
+  const when = new Date();
+  return request(url, 'POST', '/hooks', {
+    body: SAMPLE_PAYLOAD,
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': id,
+      'webhook-timestamp': String(Math.floor(when.getTime() / 1000)),
+      'webhook-signature': new Webhook(secret).sign(id, when, SAMPLE_PAYLOAD),
+    },
+  });
+}
+
 function lines(file) {
   if (!fs.existsSync(file)) return [];
   return fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.length > 0);
@@ -42,18 +56,7 @@ itest('pushhook receive takes its secrets from PUSHHOOK_RECEIVE_SECRET, out of t
   const [old, current, stranger] = [secret(), secret(), secret()];
   const receiver = await fx.startReceive({ env: { PUSHHOOK_RECEIVE_SECRET: `${old} ${current}` } });
   assert.ok(!fs.readFileSync(`/proc/${receiver.pid}/cmdline`, 'utf8').includes('whsec_'), 'no secret in argv');
-  const post = (key, id) => {
-    const when = new Date();
-    return request(receiver.url, 'POST', '/hooks', {
-      body: SAMPLE_PAYLOAD,
-      headers: {
-        'content-type': 'application/json',
-        'webhook-id': id,
-        'webhook-timestamp': String(Math.floor(when.getTime() / 1000)),
-        'webhook-signature': new Webhook(key).sign(id, when, SAMPLE_PAYLOAD),
-      },
-    });
-  };
+  const post = (key, id) => postSigned(receiver.url, key, id);
   assert.equal((await post(old, 'msg_env_1')).status, 204, 'the first secret of the list');
   assert.equal((await post(current, 'msg_env_2')).status, 204, 'the second');
   assert.equal((await post(stranger, 'msg_env_3')).status, 401, 'one it was not given');
@@ -98,18 +101,7 @@ itest('pushhook receive serves on --threads threads, two by default, and refuses
   await waitFor(() => httpThreads(byDefault.pid) === 2, { what: 'two HTTP threads' });
   const four = await fx.startReceive({ secret, args: ['--threads', '4'] });
   await waitFor(() => httpThreads(four.pid) === 4, { what: 'four HTTP threads' });
-  const id = 'msg_threads_1';
-  const when = new Date();
-  const answer = await request(four.url, 'POST', '/hooks', {
-    body: SAMPLE_PAYLOAD,
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': id,
-      'webhook-timestamp': String(Math.floor(when.getTime() / 1000)),
-      'webhook-signature': new Webhook(secret).sign(id, when, SAMPLE_PAYLOAD),
-    },
-  });
-  assert.equal(answer.status, 204);
+  assert.equal((await postSigned(four.url, secret, 'msg_threads_1')).status, 204);
 
   for (const threads of ['0', '65']) {
     const refused = fx.spawn(['receive', '--secret', secret, '--threads', threads], { name: `receive --threads ${threads}` });
