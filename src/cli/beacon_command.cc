@@ -43,7 +43,7 @@ int RunBeaconCommand(const BeaconCommandOptions& options, int64_t now_unix_s) {
   }
   if (expires == 0) {
     const auto ttl = model::ParseDuration(options.ttl);
-    if (!ttl || ttl->count() <= 0) {
+    if (!ttl) {
       return Usage("--ttl must be a duration such as 7d or 12h, got '" + options.ttl + "'");
     }
     const int64_t seconds = ttl->count() / 1000;

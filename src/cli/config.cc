@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -28,7 +29,7 @@ const std::vector<Setting> kSettings = {
     {"database", "--database", false, "sqlite://<path>, or postgres://... (several nodes)",
      "(sqlite://<data_dir>/pushhook.db)"},
     {"database_pool", "--database-pool", false,
-     "PostgreSQL: connections for reads and admin writes, per node", "8"},
+     "PostgreSQL: connections for reads and admin writes, per node", "8", TomlType::kInteger},
     {"cluster.node_id", "--node-id", false, "PostgreSQL: this node's name among the nodes",
      "(<hostname>-<pid>)"},
     {"cluster.lease", "--lease", false,
@@ -42,29 +43,35 @@ const std::vector<Setting> kSettings = {
      "(read or made in <data_dir>/secrets-key)"},
     {"durability", "--durability", false, "full (sync every commit) or normal", "full"},
     {"delivery.retry_schedule", "--retry-schedule", false,
-     "waits between attempts, each with 20 % jitter", "5s,5m,30m,2h,5h,10h,10h"},
+     "waits between attempts, each with 20 % jitter", "5s,5m,30m,2h,5h,10h,10h",
+     TomlType::kDurations},
     {"delivery.timeout", "--delivery-timeout", false, "time allowed for one attempt", "15s"},
     {"delivery.connect_timeout", "--connect-timeout", false, "time allowed to connect", "5s"},
-    {"delivery.allow_http", "--allow-http", false, "allow plain http destinations", "false"},
+    {"delivery.allow_http", "--allow-http", false, "allow plain http destinations", "false",
+     TomlType::kBoolean},
     {"delivery.allow_private_destinations", "--allow-private-destinations", false,
-     "allow loopback, private and link-local destinations", "false"},
+     "allow loopback, private and link-local destinations", "false", TomlType::kBoolean},
     {"delivery.ca_file", "--ca-file", false, "CA bundle for https destinations",
      "(the system store)"},
     {"delivery.disable_after", "--disable-after", false,
      "disable an endpoint whose every attempt failed for this long", "5d"},
     {"delivery.circuit_threshold", "--circuit-threshold", false,
-     "consecutive failures that open an endpoint's circuit", "5"},
+     "consecutive failures that open an endpoint's circuit", "5", TomlType::kInteger},
     {"delivery.circuit_pause", "--circuit-pause", false,
      "first pause of an open circuit; it doubles on each failed probe, up to 60 times this", "5s"},
     {"shutdown_grace", "--shutdown-grace", false,
      "on SIGTERM, how long the requests and deliveries in flight may take to finish", "10s"},
-    {"ingest.max_body_bytes", "--max-body-bytes", false, "largest ingest request body", "1048576"},
+    {"ingest.max_body_bytes", "--max-body-bytes", false, "largest ingest request body", "1048576",
+     TomlType::kInteger},
     {"ingest.max_backlog", "--max-backlog", false,
-     "ingest answers 503 while more messages than this wait for delivery", "5000000"},
+     "ingest answers 503 while more messages than this wait for delivery", "5000000",
+     TomlType::kInteger},
     {"ingest.rate_limit", "--ingest-rate-limit", false,
-     "requests per second per ingest key, 0 for no limit (429 with Retry-After beyond it)", "0"},
+     "requests per second per ingest key, 0 for no limit (429 with Retry-After beyond it)", "0",
+     TomlType::kNumber},
     {"ingest.min_free_disk_mb", "--min-free-disk-mb", false,
-     "ingest answers 503 while the data folder's disk has less free space", "256"},
+     "ingest answers 503 while the data folder's disk has less free space", "256",
+     TomlType::kInteger},
     {"http.header_timeout", "--header-timeout", false,
      "time allowed for a request's header to arrive (slow clients are cut off)", "10s"},
     {"http.body_timeout", "--body-timeout", false, "time allowed for a request's body to arrive",
@@ -74,8 +81,6 @@ const std::vector<Setting> kSettings = {
      "(none: plain HTTP)"},
     {"tls.key_file", "--tls-key", false,
      "the PEM private key of tls.cert_file, unencrypted; re-read on SIGHUP", "(none)"},
-    {"reporting.aggregates", "", false,
-     "keep campaign statistics as events arrive (turn off only to measure their cost)", "true"},
     {"retention.delivered", "", false, "how long delivered messages are kept", "7d"},
     {"retention.failed", "", false, "how long failed messages are kept", "30d"},
 };
@@ -113,9 +118,13 @@ constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24 * 3650)
 model::StatusOr<std::chrono::milliseconds> ParsePositiveDuration(std::string_view key,
                                                                  std::string_view value) {
   auto d = model::ParseDuration(value);
-  if (!d || d->count() <= 0) {
+  if (!d) {
     return InvalidArgument(std::string(key) +
                            " must be a duration such as 500ms, 15s or 7d, got '" +
+                           std::string(value) + "'");
+  }
+  if (d->count() <= 0) {
+    return InvalidArgument(std::string(key) + " must be longer than zero, got '" +
                            std::string(value) + "'");
   }
   if (*d > kMaxDuration) {
@@ -142,6 +151,16 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     std::string host;
     uint16_t port = 0;
     if (!http::SplitHostPort(value, &host, &port)) {
+      const size_t colon = value.rfind(':');
+      const std::string_view digits = colon == std::string::npos
+                                          ? std::string_view()
+                                          : std::string_view(value).substr(colon + 1);
+      uint64_t number = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
+      if (!digits.empty() && end == digits.data() + digits.size() &&
+          (ec == std::errc::result_out_of_range || (ec == std::errc() && number > 65535))) {
+        return InvalidArgument("listen's port must be at most 65535, got '" + value + "'");
+      }
       return InvalidArgument("listen must be host:port, got '" + value + "'");
     }
     if (!IsIpAddress(host)) {
@@ -231,10 +250,6 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     if (key == "delivery.connect_timeout") c.connect_timeout = *d;
     if (key == "retention.delivered") c.retention_delivered = *d;
     if (key == "retention.failed") c.retention_failed = *d;
-  } else if (key == "reporting.aggregates") {
-    auto b = ParseBool(key, value);
-    if (!b.ok()) return b.status();
-    c.reporting_aggregates = *b;
   } else if (key == "delivery.allow_http" || key == "delivery.allow_private_destinations") {
     auto b = ParseBool(key, value);
     if (!b.ok()) return b.status();
@@ -258,28 +273,73 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
   return Status::Ok();
 }
 
-// A TOML value as the text the other sources would give.
-std::optional<std::string> TomlText(const toml::node& node) {
-  if (auto s = node.value<std::string>(); s && node.is_string()) return *s;
-  if (node.is_boolean()) return *node.value<bool>() ? "true" : "false";
-  if (node.is_integer()) return std::to_string(*node.value<int64_t>());
-  if (node.is_floating_point()) {
-    char buf[32];
-    const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), *node.value<double>());
-    return std::string(buf, end);
+// The TOML type of a value, as an error names it.
+std::string_view TomlTypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
   }
-  if (node.is_array()) {
-    // A retry schedule may be written as an array of durations.
-    std::string joined;
-    for (const toml::node& item : *node.as_array()) {
-      auto text = TomlText(item);
-      if (!text) return std::nullopt;
-      if (!joined.empty()) joined += ",";
-      joined += *text;
-    }
-    return joined;
+  return "nothing";
+}
+
+// A TOML value of the type its setting takes, as the text the other sources would give; an
+// error naming the type expected and the type found otherwise. `data_dir = 5` is a mistake in a
+// typed file, not the folder "5".
+model::StatusOr<std::string> TomlText(const Setting& setting, const toml::node& node) {
+  const auto wrong = [&](std::string_view expected) {
+    return InvalidArgument(std::string(setting.key) + " must be " + std::string(expected) +
+                           ", not " + std::string(TomlTypeName(node)));
+  };
+  switch (setting.toml_type) {
+    case TomlType::kString:
+      if (!node.is_string()) return wrong("a string");
+      return *node.value<std::string>();
+    case TomlType::kBoolean:
+      if (!node.is_boolean()) return wrong("a boolean (true or false)");
+      return std::string(*node.value<bool>() ? "true" : "false");
+    case TomlType::kInteger:
+      if (!node.is_integer()) return wrong("an integer");
+      return std::to_string(*node.value<int64_t>());
+    case TomlType::kNumber:
+      if (node.is_integer()) return std::to_string(*node.value<int64_t>());
+      if (node.is_floating_point()) {
+        char buf[32];
+        const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), *node.value<double>());
+        return std::string(buf, end);
+      }
+      return wrong("a number");
+    case TomlType::kDurations:
+      if (node.is_string()) return *node.value<std::string>();
+      if (node.is_array()) {
+        std::string joined;
+        for (const toml::node& item : *node.as_array()) {
+          if (!item.is_string()) return wrong("a string or an array of strings such as \"5s\"");
+          if (!joined.empty()) joined += ",";
+          joined += *item.value<std::string>();
+        }
+        return joined;
+      }
+      return wrong("a string or an array of strings such as \"5s\"");
   }
-  return std::nullopt;
+  return wrong("a string");
 }
 
 // One setting's value as the winning source gave it, and that source as an error names it: the
@@ -295,8 +355,13 @@ struct GivenValue {
 // secret in the file, is refused at once: those are mistakes whatever the other sources say.
 Status ReadToml(const std::string& path, std::map<std::string, GivenValue>& given) {
   // toml++ reports an unreadable file as a parse error "at line 0"; say what the system said.
+  // A folder opens like a file and reads as an empty one: a mistyped --config /etc/pushhook
+  // would run on the defaults.
   if (std::ifstream file(path); !file) {
     return InvalidArgument("config file " + path + " cannot be read: " + std::strerror(errno));
+  }
+  if (std::error_code ec; std::filesystem::is_directory(path, ec)) {
+    return InvalidArgument("config file " + path + " is a folder, not a file");
   }
   toml::table table;
   try {
@@ -312,12 +377,12 @@ Status ReadToml(const std::string& path, std::map<std::string, GivenValue>& give
     for (const auto& [name, node] : t) {
       if (!status.ok()) return;
       const std::string key = prefix + std::string(name.str());
-      if (node.is_table()) {
+      const auto setting = std::find_if(kSettings.begin(), kSettings.end(),
+                                        [&](const Setting& s) { return s.key == key; });
+      if (node.is_table() && setting == kSettings.end()) {
         self(*node.as_table(), key + ".", self);
         continue;
       }
-      const auto setting = std::find_if(kSettings.begin(), kSettings.end(),
-                                        [&](const Setting& s) { return s.key == key; });
       if (setting == kSettings.end()) {
         status = InvalidArgument(source + ": unknown key " + key);
         return;
@@ -327,11 +392,11 @@ Status ReadToml(const std::string& path, std::map<std::string, GivenValue>& give
                                  EnvName(key));
         return;
       }
-      auto text = TomlText(node);
-      if (text) {
+      auto text = TomlText(*setting, node);
+      if (text.ok()) {
         given[key] = {*text, source, std::nullopt};
       } else {
-        given[key] = {"", source, key + " has the wrong type"};
+        given[key] = {"", source, text.status().message()};
       }
     }
   };

@@ -22,6 +22,16 @@ namespace pushhook::cli {
 // Looks up an environment variable; nullopt when unset.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 
+// What a setting's value is in the TOML file (the environment and flags give text): a string
+// where the file could be read two ways ("15s", "127.0.0.1:8080"), a TOML type where it cannot.
+enum class TomlType {
+  kString,
+  kBoolean,
+  kInteger,
+  kNumber,     // an integer or a float
+  kDurations,  // a string of durations separated by commas, or an array of such strings
+};
+
 struct Setting {
   std::string_view key;   // TOML key, dotted: "delivery.retry_schedule"
   std::string_view flag;  // "--retry-schedule", or "" when there is no flag
@@ -30,6 +40,7 @@ struct Setting {
   // What it is when nothing sets it, as --help shows it: a value Apply takes, or a description
   // in parentheses.
   std::string_view default_text;
+  TomlType toml_type = TomlType::kString;
 };
 
 // Every configuration key, in the order --help lists them.

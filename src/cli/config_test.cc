@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "util/testing/temp_dir.h"
@@ -72,7 +73,6 @@ TEST_F(ConfigTest, TheDefaultsHelpShowsAreTheDefaults) {
     EXPECT_EQ(c->min_free_disk_bytes, defaults->min_free_disk_bytes) << setting.key;
     EXPECT_EQ(c->header_timeout, defaults->header_timeout) << setting.key;
     EXPECT_EQ(c->body_timeout, defaults->body_timeout) << setting.key;
-    EXPECT_EQ(c->reporting_aggregates, defaults->reporting_aggregates) << setting.key;
     EXPECT_EQ(c->retention_delivered, defaults->retention_delivered) << setting.key;
     EXPECT_EQ(c->retention_failed, defaults->retention_failed) << setting.key;
   }
@@ -146,7 +146,8 @@ TEST_F(ConfigTest, OnlyTheValueUsedIsCheckedAndItsErrorNamesItsSource) {
                 ": delivery.timeout must be a duration such as 500ms, 15s or 7d, got 'soon'");
   EXPECT_EQ(reason({{"PUSHHOOK_DURABILITY", "full"}},
                    {{"listen", "[::1]:0"}, {"delivery.timeout", "5s"}}),
-            "config file " + path + ": delivery.allow_http has the wrong type");
+            "config file " + path +
+                ": delivery.allow_http must be a boolean (true or false), not a date");
   EXPECT_EQ(
       reason({{"PUSHHOOK_LISTEN", "localhost"}},
              {{"durability", "full"}, {"delivery.timeout", "5s"}, {"delivery.allow_http", "true"}}),
@@ -212,6 +213,85 @@ TEST_F(ConfigTest, BadValuesGiveOneLineReasons) {
   const std::string missing = dir_.File("missing.toml");
   EXPECT_EQ(LoadServeConfig(missing, Env({}), {}, false).status().message(),
             "config file " + missing + " cannot be read: No such file or directory");
+}
+
+// The file is typed: a value of another type than its setting's is a mistake to name, not a
+// text to read (`data_dir = 5` made a folder "5"; `allow_http = "no"` read as a word).
+TEST_F(ConfigTest, FileValuesOfTheWrongTypeAreRefusedNamingBothTypes) {
+  const auto reason = [&](const std::string& text) {
+    const std::string path = WriteToml(text);
+    const auto c = LoadServeConfig(path, Env({}), {}, false);
+    if (c.ok()) return std::string("accepted");
+    const std::string prefix = "config file " + path + ": ";
+    const std::string& message = c.status().message();
+    return message.starts_with(prefix) ? message.substr(prefix.size()) : message;
+  };
+  EXPECT_EQ(reason("data_dir = 5\n"), "data_dir must be a string, not an integer");
+  EXPECT_EQ(reason("listen = [\"127.0.0.1:1\"]\n"), "listen must be a string, not an array");
+  EXPECT_EQ(reason("[delivery]\nallow_http = \"no\"\n"),
+            "delivery.allow_http must be a boolean (true or false), not a string");
+  EXPECT_EQ(reason("[delivery]\nallow_private_destinations = 1\n"),
+            "delivery.allow_private_destinations must be a boolean (true or false), not an "
+            "integer");
+  EXPECT_EQ(reason("[delivery]\nallow_http = {a = 1}\n"),
+            "delivery.allow_http must be a boolean (true or false), not a table");
+  EXPECT_EQ(reason("[ingest]\nmax_body_bytes = \"1048576\"\n"),
+            "ingest.max_body_bytes must be an integer, not a string");
+  EXPECT_EQ(reason("database_pool = 4.0\n"), "database_pool must be an integer, not a float");
+  EXPECT_EQ(reason("[ingest]\nrate_limit = \"5\"\n"),
+            "ingest.rate_limit must be a number, not a string");
+  EXPECT_EQ(reason("[delivery]\ntimeout = 15\n"),
+            "delivery.timeout must be a string, not an integer");
+  EXPECT_EQ(reason("[delivery]\nretry_schedule = [5, 10]\n"),
+            "delivery.retry_schedule must be a string or an array of strings such as \"5s\", not "
+            "an array");
+  // The types each setting does take.
+  const std::string path = WriteToml(
+      "database_pool = 3\n[delivery]\nallow_http = true\nretry_schedule = [\"1s\", \"2m\"]\n"
+      "[ingest]\nrate_limit = 2.5\nmax_backlog = 10\n");
+  const auto c = LoadServeConfig(path, Env({}), {}, false);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->database_pool, 3u);
+  EXPECT_TRUE(c->allow_http);
+  EXPECT_EQ(c->retry_schedule.ToString(), "1s,2m");
+  EXPECT_EQ(c->ingest_rate_limit, 2.5);
+  EXPECT_EQ(c->max_backlog, 10u);
+  // A value the environment or a flag overrides is not read, whatever its type.
+  EXPECT_TRUE(
+      LoadServeConfig(WriteToml("data_dir = 5\n"), Env({{"PUSHHOOK_DATA_DIR", "/srv"}}), {}, false)
+          .ok());
+}
+
+TEST_F(ConfigTest, AFolderGivenAsTheFileIsRefused) {
+  const std::string folder = dir_.File("etc");
+  std::filesystem::create_directory(folder);
+  EXPECT_EQ(LoadServeConfig(folder, Env({}), {}, false).status().message(),
+            "config file " + folder + " is a folder, not a file");
+  EXPECT_EQ(LoadServeConfig("", Env({{"PUSHHOOK_CONFIG", folder}}), {}, false).status().message(),
+            "config file " + folder + " is a folder, not a file");
+}
+
+TEST_F(ConfigTest, ReasonsSayWhatIsWrongWithAValueOfTheRightForm) {
+  const auto reason = [](const std::string& key, const std::string& value) {
+    return LoadServeConfig("", Env({}), {{key, value}}, false).status().message();
+  };
+  EXPECT_EQ(reason("delivery.timeout", "0ms"),
+            "--delivery-timeout: delivery.timeout must be longer than zero, got '0ms'");
+  EXPECT_EQ(reason("retention.delivered", "0d"),
+            "retention.delivered must be longer than zero, got '0d'");
+  EXPECT_EQ(reason("listen", "127.0.0.1:99999"),
+            "--listen: listen's port must be at most 65535, got '127.0.0.1:99999'");
+  EXPECT_EQ(reason("listen", "[::1]:123456789012345678901234"),
+            "--listen: listen's port must be at most 65535, got '[::1]:123456789012345678901234'");
+  EXPECT_EQ(reason("listen", ":8080"), "--listen: listen must be host:port, got ':8080'");
+}
+
+// Statistics are kept as events arrive, always: the setting that turned them off (to measure
+// their cost) lost them for good, so it is no setting any more.
+TEST_F(ConfigTest, StatisticsCannotBeTurnedOff) {
+  const std::string path = WriteToml("[reporting]\naggregates = false\n");
+  EXPECT_EQ(LoadServeConfig(path, Env({}), {}, false).status().message(),
+            "config file " + path + ": unknown key reporting.aggregates");
 }
 
 // Found by fuzz/toml_config_fuzz.cc: the reason quoted the file's own characters, newlines too.

@@ -175,7 +175,6 @@ class App::Impl {
     store_options.database = config_.DatabaseUrl();
     store_options.durability_full = config_.durability_full;
     store_options.pool_size = config_.database_pool;
-    store_options.aggregates = config_.reporting_aggregates;
     bool made_key = false;
     auto secrets_key = LoadOrCreateSecretsKey(config_.secrets_key, config_.data_dir, &made_key);
     if (!secrets_key.ok()) return secrets_key.status();

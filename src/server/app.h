@@ -44,8 +44,6 @@ struct ServeConfig {
   // Ingest answers 503 while more messages than this wait for delivery, or while the data
   // folder's disk has less free space than min_free_disk_bytes.
   size_t max_backlog = 5'000'000;
-  // Campaign statistics kept as events arrive (DESIGN section 6); off only to measure their cost.
-  bool reporting_aggregates = true;
   // Requests per second per ingest key; 0 = unlimited.
   double ingest_rate_limit = 0;
   uint64_t min_free_disk_bytes = 256ULL << 20;
