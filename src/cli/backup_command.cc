@@ -81,6 +81,9 @@ int RunBackupCommand(const server::ServeConfig& config, const BackupOptions& opt
   if (source.starts_with("sqlite://")) source.remove_prefix(std::string_view("sqlite://").size());
   const std::filesystem::path out(options.out);
   std::error_code ec;
+  if (std::filesystem::is_directory(out, ec)) {
+    return Fail(kExitUsage, "--out " + options.out + " is a folder; name the file to write");
+  }
   if (std::filesystem::exists(out, ec) && !options.force) {
     return Fail(kExitUsage, options.out + " exists; --force replaces it");
   }

@@ -177,6 +177,8 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
       return InvalidArgument("database must be sqlite://<path> or postgres://..., got " +
                              QuotedDatabase(value));
     }
+    if (value == "sqlite://")
+      return InvalidArgument("database sqlite:// needs a path: sqlite://<path>");
     c.database = value;
   } else if (key == "admin_token") {
     c.admin_token = value;

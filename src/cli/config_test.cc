@@ -284,6 +284,8 @@ TEST_F(ConfigTest, ReasonsSayWhatIsWrongWithAValueOfTheRightForm) {
   EXPECT_EQ(reason("listen", "[::1]:123456789012345678901234"),
             "--listen: listen's port must be at most 65535, got '[::1]:123456789012345678901234'");
   EXPECT_EQ(reason("listen", ":8080"), "--listen: listen must be host:port, got ':8080'");
+  EXPECT_EQ(reason("database", "sqlite://"),
+            "--database: database sqlite:// needs a path: sqlite://<path>");
 }
 
 // Statistics are kept as events arrive, always: the setting that turned them off (to measure

@@ -287,6 +287,24 @@ bool CutPartialLine(int fd) {
   return st.st_size == 0 || ftruncate(fd, 0) == 0;
 }
 
+// A path that cannot be opened for a reason the operator fixes (a folder missing, a file where a
+// folder should be, no permission) is bad usage, exit code 2, as serve's --data-dir is.
+model::Status CannotOpen(const std::string& path, int error) {
+  std::string message = "cannot open " + path + ": " + std::strerror(error);
+  switch (error) {
+    case ENOENT:
+    case ENOTDIR:
+    case EISDIR:
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case ENAMETOOLONG:
+      return model::InvalidArgument(std::move(message));
+    default:
+      return model::Unavailable(std::move(message));
+  }
+}
+
 }  // namespace
 
 model::StatusOr<std::unique_ptr<Output>> OpenOutput(const std::string& path, bool sync) {
@@ -296,10 +314,15 @@ model::StatusOr<std::unique_ptr<Output>> OpenOutput(const std::string& path, boo
         sqlite3_open_v2(path.c_str(), &db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
-      model::Status error = model::Unavailable(
-          "cannot open " + path + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+      // SQLite says only "unable to open database file"; the system says why.
+      const int error = db != nullptr ? sqlite3_system_errno(db) : 0;
+      model::Status status =
+          error != 0
+              ? CannotOpen(path, error)
+              : model::Unavailable("cannot open " + path + ": " +
+                                   (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
       sqlite3_close(db);
-      return error;
+      return status;
     }
     auto output = std::make_unique<SqliteOutput>(path, db);
     if (auto s = output->Init(sync); !s.ok()) return s;
@@ -309,9 +332,7 @@ model::StatusOr<std::unique_ptr<Output>> OpenOutput(const std::string& path, boo
   // write only where that is all it may (/dev/stdout on some terminals).
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return model::Unavailable("cannot open " + path + ": " + std::strerror(errno));
-  }
+  if (fd < 0) return CannotOpen(path, errno);
   struct stat st;
   int ids_fd = -1;
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {

@@ -184,6 +184,17 @@ itest('backup refuses what it cannot copy, with a reason and exit 2', async (fx)
   assert.equal(text.stderr.trim(), `pushhook backup: ${notDb} is not an SQLite database (is it the file serve uses?)`);
   const db = path.join(sources, 'real.db');
   await execFileAsync('sqlite3', [db, 'CREATE TABLE t(x)']);
+  // Another program's SQLite database is refused before it is read, not after the copy.
+  const foreign = await runPushhook(fx, ['backup', '--database', `sqlite://${db}`, '--out', path.join(dir, 'x.db')]);
+  assert.equal(foreign.code, 2, foreign.stderr);
+  assert.equal(foreign.stderr.trim(), `pushhook backup: ${db} is an SQLite database but not pushhook's`);
+  const ours = path.join(sources, 'ours');
+  assert.equal((await runPushhook(fx, ['migrate', '--data-dir', ours])).code, 0);
+  const folder = fx.tempDir('pushhook-backup-folder-');
+  const intoFolder = await runPushhook(fx, ['backup', '--data-dir', ours, '--out', folder, '--force']);
+  assert.equal(intoFolder.code, 2, intoFolder.stderr);
+  assert.equal(intoFolder.stderr.trim(), `pushhook backup: --out ${folder} is a folder; name the file to write`);
+  assert.deepEqual(fs.readdirSync(folder), [], 'nothing was written into the folder');
   const nowhere = await runPushhook(fx, ['backup', '--database', `sqlite://${db}`, '--out', path.join(dir, 'no', 'x.db')]);
   assert.equal(nowhere.code, 2);
   assert.equal(nowhere.stderr.trim(), `pushhook backup: --out ${path.join(dir, 'no', 'x.db')}: there is no folder ${path.join(dir, 'no')}`);

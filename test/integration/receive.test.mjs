@@ -110,3 +110,21 @@ itest('pushhook receive serves on --threads threads, two by default, and refuses
     assert.match(refused.stderr, new RegExp(`--threads: Value ${threads} not in range 1 to 64`));
   }
 });
+
+itest('pushhook receive exits 2 naming an --out it cannot open, as serve does a bad --data-dir', async (fx) => {
+  const secret = `whsec_${Buffer.from(randomToken(), 'hex').toString('base64')}`;
+  const dir = fx.tempDir('pushhook-receive-out-');
+  const file = path.join(dir, 'file.db');
+  fs.writeFileSync(file, '');
+  const cases = [
+    [path.join(dir, 'missing', 'x.ndjson'), 'No such file or directory'],
+    [path.join(file, 'x.db'), 'Not a directory'],
+    [path.join(file, 'x.ndjson'), 'Not a directory'],
+  ];
+  for (const [out, reason] of cases) {
+    const refused = fx.spawn(['receive', '--secret', secret, '--listen', '127.0.0.1:0', '--out', out], { name: `receive --out ${out}` });
+    const exited = await refused.exited;
+    assert.equal(exited.code, 2, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`"msg":"cannot open ${out.replaceAll('.', '\\.')}: ${reason}"`));
+  }
+});

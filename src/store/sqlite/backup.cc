@@ -63,6 +63,18 @@ model::Status Backup(const std::string& source, const std::string& destination, 
   if (model::Status s = (*src)->Exec("BEGIN; SELECT count(*) FROM sqlite_schema"); !s.ok()) {
     return s;
   }
+  {
+    // Another program's database would be copied whole, and only the copy's counters would
+    // then fail, after the whole read: a mistaken --database, refused at once.
+    auto st = (*src)->Prepare(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('meta', 'events')");
+    if (!st.ok()) return st.status();
+    model::Status step;
+    const bool ours = (*st)->Step(&step) && (*st)->Int(0) == 2;
+    (*st)->Reset();
+    if (!step.ok()) return step;
+    if (!ours) return model::InvalidArgument(source + " is an SQLite database but not pushhook's");
+  }
   BackupProgress at;
   {
     auto st = (*src)->Prepare("PRAGMA page_size");
