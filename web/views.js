@@ -675,8 +675,8 @@ export async function message(el, ctx) {
       result.show(actionError('Redeliver', error));
     }
   } }, 'Redeliver') : null;
-  // The request of its latest attempt; the message's own batch_id is null while a redelivery
-  // waits to go alone, though its last request may have been a batch.
+  // The request of its latest attempt; the message's own batch_id names the batch it went in
+  // even once it has gone alone since.
   const last = attempts.data.at(-1);
   const lastSentIn = !last ? 'not sent yet' : last.batch_id ? `batch ${last.batch_id}` : 'a request of its own';
   replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/messages` }, '← Messages')),

@@ -1225,10 +1225,24 @@ TEST_P(StoreTest, EachAttemptSaysTheBatchItWentIn) {
   attempt(2, 204, batch);
   EXPECT_EQ(batches(), (std::vector<int64_t>{batch, batch}));
   ASSERT_EQ(Value(store_->RequeueMessage(site.id, id, 3000)).batch, kAlone);
+  // Redelivered to go alone, the message still shows the batch it went in, before and after.
+  const auto shown = [&] { return Value(store_->GetMessage(site.id, id)).batch; };
+  const auto listed = [&] {
+    MessageQuery query;
+    query.site_id = site.id;
+    query.limit = 10;
+    std::vector<int64_t> out;
+    for (const Message& m : Value(store_->ListMessages(query))) out.push_back(m.batch);
+    return out;
+  };
+  EXPECT_EQ(shown(), batch);
   attempt(3, 204, 0);
   EXPECT_EQ(batches(), (std::vector<int64_t>{batch, batch, 0}));
+  EXPECT_EQ(shown(), batch);
   ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(batches(), (std::vector<int64_t>{batch, batch, 0}));
+  EXPECT_EQ(shown(), batch);
+  EXPECT_EQ(listed(), (std::vector<int64_t>{batch, batch}));
 
   // Before the attempts said it, every attempt of a message in a batch went in that batch.
   const int64_t other = r.messages[0].id;

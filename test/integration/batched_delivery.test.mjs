@@ -59,14 +59,18 @@ itest('batches: one signed array per request, filled across ingests, verified by
   assert.equal(alone.headers['webhook-id'], one.id);
   assert.equal(alone.body, payloadFor(events[3]));
   assert.deepEqual(new StandardWebhook(endpoint.secret).verify(alone.body, webhookHeaders(alone)), expected[3]);
-  const after = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${one.id}`), 200, 'the message');
-  assert.equal(after.batch_id, null, 'sent alone');
-  // Its attempts still say which batch the first went in.
+  // Its attempts say which request each went in; the message still shows the batch it went in
+  // (DESIGN section 1), in the log and on its own.
   const attempts = await waitFor(async () => {
     const list = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${one.id}/attempts`), 200, 'attempts'));
     return list.length === 2 && list;
   }, { what: 'two attempts' });
   assert.deepEqual(attempts.map((a) => a.batch_id), [headers['webhook-id'], null]);
+  const after = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${one.id}`), 200, 'the message');
+  assert.equal(after.status, 'delivered');
+  assert.equal(after.batch_id, headers['webhook-id'], 'sent alone since, it still shows the batch it went in');
+  const listed = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages`), 200, 'messages'));
+  assert.deepEqual(listed.map((m) => m.batch_id), log.map(() => headers['webhook-id']));
 
   // pushhook receive stores each element of the batch once, however often it arrives.
   const receive = await fx.startReceive({ secret: endpoint.secret });

@@ -52,14 +52,20 @@ StatusOr<std::vector<Delivery>> PostgresStore::LoadDeliveries(const std::vector<
   return out;
 }
 
+// The batch a message shows (DESIGN section 1: "with the batch id it went in"): the one it is
+// fixed in, or, redelivered to go alone, the last it went in, so that the log still says where
+// it went before.
+constexpr char kShownBatch[] =
+    "CASE WHEN m.batch_id >= 0 THEN m.batch_id ELSE coalesce((SELECT a.batch_id FROM attempts a "
+    "WHERE a.message_id = m.id AND a.batch_id > 0 ORDER BY a.attempt DESC LIMIT 1), 0) END";
+
 StatusOr<std::vector<Message>> PostgresStore::ListMessages(const MessageQuery& q) {
-  std::string sql =
-      std::string(
-          "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
-          "m.next_attempt_at, m.created_at, m.last_status, m.last_error, m.batch_id, ") +
-      kEventColumns +
-      " FROM messages m JOIN events e ON e.id = m.event_rowid "
-      "WHERE m.site_id = $1";
+  std::string sql = std::string(
+                        "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                        "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                    kShownBatch + ", " + kEventColumns +
+                    " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                    "WHERE m.site_id = $1";
   Params params;
   params.Add(q.site_id);
   int n = 1;
@@ -89,13 +95,12 @@ StatusOr<std::vector<Message>> PostgresStore::ListMessages(const MessageQuery& q
 }
 
 StatusOr<Message> PostgresStore::GetMessage(const std::string& site_id, int64_t message_id) {
-  auto r = Query(
-      std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
-                  "m.next_attempt_at, m.created_at, m.last_status, m.last_error, m.batch_id, ") +
-          kEventColumns +
-          " FROM messages m JOIN events e ON e.id = m.event_rowid "
-          "WHERE m.id = $1 AND m.site_id = $2",
-      Params().Add(message_id).Add(site_id));
+  auto r = Query(std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                             "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                     kShownBatch + ", " + kEventColumns +
+                     " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                     "WHERE m.id = $1 AND m.site_id = $2",
+                 Params().Add(message_id).Add(site_id));
   if (!r.ok()) return r.status();
   if (r->rows() == 0) return model::NotFound("message not found");
   return ReadMessage(*r, 0);

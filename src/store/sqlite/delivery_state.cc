@@ -132,12 +132,20 @@ StatusOr<std::vector<Delivery>> SqliteStore::LoadDeliveries(const std::vector<in
   return out;
 }
 
+// The batch a message shows (DESIGN section 1: "with the batch id it went in"): the one it is
+// fixed in, or, redelivered to go alone, the last it went in (its last attempt's, or an earlier
+// one's), so that the log still says where it went before.
+constexpr char kShownBatch[] =
+    "CASE WHEN m.batch_id >= 0 THEN m.batch_id WHEN m.last_batch_id > 0 THEN m.last_batch_id "
+    "ELSE coalesce((SELECT a.batch_id FROM attempts a WHERE a.message_id = m.id AND "
+    "a.batch_id > 0 ORDER BY a.attempt DESC LIMIT 1), 0) END";
+
 StatusOr<std::vector<Message>> SqliteStore::ListMessages(const MessageQuery& q) {
-  std::string sql =
-      std::string(
-          "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
-          "m.next_attempt_at, m.created_at, m.last_status, m.last_error, m.batch_id, ") +
-      kEventColumns + " FROM messages m JOIN events e ON e.id = m.event_rowid WHERE m.site_id = ?";
+  std::string sql = std::string(
+                        "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                        "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                    kShownBatch + ", " + kEventColumns +
+                    " FROM messages m JOIN events e ON e.id = m.event_rowid WHERE m.site_id = ?";
   if (q.before_id > 0) sql += " AND m.id < ?2";
   if (q.endpoint_id) sql += " AND m.endpoint_id = ?3";
   if (q.status) sql += " AND m.status = ?4";
@@ -166,12 +174,12 @@ StatusOr<std::vector<Message>> SqliteStore::ListMessages(const MessageQuery& q) 
 StatusOr<Message> SqliteStore::GetMessage(const std::string& site_id, int64_t message_id) {
   std::optional<Message> message;
   Status s = Read([&](Connection& c) {
-    auto st = c.Prepare(
-        std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
-                    "m.next_attempt_at, m.created_at, m.last_status, m.last_error, m.batch_id, ") +
-        kEventColumns +
-        " FROM messages m JOIN events e ON e.id = m.event_rowid "
-        "WHERE m.id = ? AND m.site_id = ?");
+    auto st =
+        c.Prepare(std::string("SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
+                              "m.next_attempt_at, m.created_at, m.last_status, m.last_error, ") +
+                  kShownBatch + ", " + kEventColumns +
+                  " FROM messages m JOIN events e ON e.id = m.event_rowid "
+                  "WHERE m.id = ? AND m.site_id = ?");
     if (!st.ok()) return st.status();
     (*st)->Bind(1, message_id).Bind(2, site_id);
     Status step;
