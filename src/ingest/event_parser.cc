@@ -684,6 +684,17 @@ ParseError InvalidJson(json::error_code ec, std::string_view body, size_t offset
 
 ParseError NoEvents() { return {std::string(kInvalidEvent), "body holds no events", {}, {}}; }
 
+// An empty JSON body is no JSON at all (DESIGN section 2): invalid_json, at the byte where it
+// ends. An empty array is JSON holding no events (NoEvents).
+ParseError EmptyJson(std::string_view body) {
+  return {std::string(kInvalidJson),
+          "body is not valid JSON at byte " + std::to_string(body.size()) + ": " +
+              (body.empty() ? "the body is empty" : "the body holds only whitespace") +
+              "; send an event object or an array of them",
+          body.size(),
+          {}};
+}
+
 ParseError TooManyEvents(const IngestLimits& limits) {
   const std::string n = std::to_string(limits.max_events);
   return {std::string(kTooManyEvents),
@@ -739,7 +750,7 @@ std::variant<ParsedBatch, ParseError> ParseEvents(std::string_view body, BodyKin
                 body.size() / kTypicalEventBytes + 1, limits.ignore_beacon);
   Handler& handler = parser.handler();
   if (kind == BodyKind::kJson) {
-    if (IsBlank(body)) return NoEvents();
+    if (IsBlank(body)) return EmptyJson(body);
     json::error_code ec;
     const std::optional<size_t> failed_at = ParseDocument(parser, 0, body, ec);
     if (handler.too_many()) return TooManyEvents(limits);

@@ -171,7 +171,23 @@ TEST(EventParserTest, TopLevelScalarIsNotAnEvent) {
 }
 
 TEST(EventParserTest, BodyWithNoEventsIsRefused) {
-  for (const char* body : {"", "  \r\n\t", "[]", " [ ] "}) {
+  // An empty body is not JSON at all.
+  const ParseError empty = ParseFails("");
+  EXPECT_EQ(empty.code, "invalid_json");
+  EXPECT_EQ(empty.message,
+            "body is not valid JSON at byte 0: the body is empty; send an event object or an "
+            "array of them");
+  EXPECT_EQ(empty.offset, 0u);
+  const ParseError blank = ParseFails("  \r\n\t");
+  EXPECT_EQ(blank.code, "invalid_json");
+  EXPECT_EQ(blank.message,
+            "body is not valid JSON at byte 5: the body holds only whitespace; send an event "
+            "object or an array of them");
+  EXPECT_EQ(blank.offset, 5u);
+  EXPECT_EQ(ParseFails("").ToJson(),
+            R"({"error":{"code":"invalid_json","message":"body is not valid JSON at byte 0: the )"
+            R"(body is empty; send an event object or an array of them","offset":0}})");
+  for (const char* body : {"[]", " [ ] "}) {
     SCOPED_TRACE(body);
     const ParseError error = ParseFails(body);
     EXPECT_EQ(error.code, "invalid_event");
