@@ -87,14 +87,18 @@ IngestHandler::Counts IngestHandler::counts() const {
       rejected_.load(std::memory_order_relaxed), refused_.load(std::memory_order_relaxed)};
 }
 
+void IngestHandler::CountAnswer(int status) {
+  if (status == 429 || status == 503) {
+    refused_.fetch_add(1, std::memory_order_relaxed);
+  } else if (status >= 400) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
 void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_to_client) {
   // Every answer passes here once, so the counters see every request.
   auto respond = [this, respond_to_client = std::move(respond_to_client)](http::Response r) {
-    if (r.status == 429 || r.status == 503) {
-      refused_.fetch_add(1, std::memory_order_relaxed);
-    } else if (r.status >= 400) {
-      rejected_.fetch_add(1, std::memory_order_relaxed);
-    }
+    CountAnswer(r.status);
     respond_to_client(std::move(r));
   };
   std::string key(request.Header("x-pushhook-key"));

@@ -49,6 +49,9 @@ class IngestHandler {
     uint64_t refused = 0;     // requests answered 429/503 (back-pressure, rate limits)
   };
   Counts counts() const;
+  // Counts an answer on ingest's route that did not come from HandlePost: the HTTP server's own
+  // (413 for a body over the limit, 431, 408, 400 for a malformed request) and the router's 405.
+  void CountAnswer(int status);
   void HandlePreflight(http::Request&& request, http::Responder respond);
 
   // Forgets what the cache holds of `site_id` (its beacon mode, beacon secret or ingest key

@@ -59,16 +59,19 @@ class App::Impl {
         [this](http::Request&& r, http::Responder respond) {
           if (r.path == kEventsPath && r.method != "POST" && r.method != "OPTIONS") {
             // The router's 405 on ingest's route carries its CORS headers, as every answer
-            // there does: a worker can read why.
-            respond = [respond = std::move(respond)](http::Response response) {
+            // there does: a worker can read why. It counts as a refused request.
+            respond = [this, respond = std::move(respond)](http::Response response) {
               ingest::AddCorsHeaders(response);
+              ingest_->CountAnswer(response.status);
               respond(std::move(response));
             };
           }
           router_.Handle(std::move(r), std::move(respond));
         },
-        [](std::string_view path, http::Response& response) {
-          if (path == kEventsPath) ingest::AddCorsHeaders(response);
+        [this](std::string_view path, http::Response& response) {
+          if (path != kEventsPath) return;
+          ingest::AddCorsHeaders(response);
+          ingest_->CountAnswer(response.status);
         });
     if (!config_.tls_cert_file.empty()) {
       if (model::Status s = http_->EnableTls(config_.tls_cert_file, config_.tls_key_file);

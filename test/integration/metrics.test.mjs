@@ -50,6 +50,27 @@ itest('metrics count ingest, deliveries by outcome and attempt latency', async (
   assert.equal(value(text, 'pushhook_delivery_open_circuits'), 0);
 });
 
+itest('ingest refusals count the answers the HTTP server and the router give on ingest\'s route', async (fx) => {
+  const serve = await fx.startServe({ args: ['--max-body-bytes', '200'] });
+  const site = await serve.createSite('Refusals');
+  const refused = async () => value((await request(serve.baseUrl, 'GET', '/metrics')).text,
+    'pushhook_ingest_requests_refused_total{reason="invalid"}');
+  assert.equal(await refused(), 0);
+  const big = JSON.stringify(makeEvent(1, { notification_title: 'x'.repeat(300) }));
+  const tooLarge = await request(serve.baseUrl, 'POST', '/v1/events',
+    { body: big, headers: { 'content-type': 'application/json', 'x-pushhook-key': site.ingest_key } });
+  assert.equal(tooLarge.status, 413);
+  assert.equal(await refused(), 1, 'the server\'s own 413');
+  const wrongMethod = await request(serve.baseUrl, 'GET', '/v1/events');
+  assert.equal(wrongMethod.status, 405);
+  assert.equal(await refused(), 2, 'the router\'s 405');
+  expectStatus(await serve.ingest(site.ingest_key, [{ action: 'Nope' }]), 400, 'bad ingest');
+  assert.equal(await refused(), 3, 'the handler\'s 400');
+  // Answers on other routes are not ingest's.
+  assert.equal((await request(serve.baseUrl, 'POST', '/healthz')).status, 405);
+  assert.equal(await refused(), 3);
+});
+
 itest('queue depth counts the messages waiting, and comes back to 0 once they are delivered', async (fx) => {
   const recorder = await fx.startRecorder();
   const serve = await fx.startServe();
