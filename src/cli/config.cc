@@ -181,6 +181,12 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
       return InvalidArgument("database sqlite:// needs a path: sqlite://<path>");
     c.database = value;
   } else if (key == "admin_token") {
+    // It is sent as "authorization: Bearer <token>": a space or a control character in it
+    // could never be sent back as it is.
+    if (std::any_of(value.begin(), value.end(),
+                    [](char ch) { return static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f; })) {
+      return InvalidArgument("admin_token must not hold spaces or control characters");
+    }
     c.admin_token = value;
   } else if (key == "secrets_key") {
     // Checked here, before anything is written into the data folder (server/key_files.cc reads

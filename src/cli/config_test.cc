@@ -355,6 +355,11 @@ TEST_F(ConfigTest, AdminTokenComesFromTheEnvironment) {
   auto c = LoadServeConfig("", Env({{"PUSHHOOK_ADMIN_TOKEN", "tok"}}), {}, false);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->admin_token, "tok");
+  for (const std::string token : {"has space", "tab\there", "new\nline"}) {
+    EXPECT_EQ(
+        LoadServeConfig("", Env({{"PUSHHOOK_ADMIN_TOKEN", token}}), {}, false).status().message(),
+        "PUSHHOOK_ADMIN_TOKEN: admin_token must not hold spaces or control characters");
+  }
 }
 
 TEST(EnvNameTest, UppercasesAndReplacesDots) {

@@ -69,10 +69,23 @@ model::Status WriteFileAtomically(const std::string& path, std::string_view cont
   return model::Status::Ok();
 }
 
+// 128 bits of base64url-like text; the tokens pushhook makes are longer.
+constexpr size_t kShortestGoodToken = 22;
+
 model::StatusOr<std::string> LoadOrCreateOperatorToken(const std::string& configured,
                                                        const std::string& data_dir, bool* made) {
   if (made != nullptr) *made = false;
-  if (!configured.empty()) return configured;
+  if (!configured.empty()) {
+    // It opens every site: one short enough to guess is worth a word at each start.
+    if (configured.size() < kShortestGoodToken) {
+      Log(LogLevel::kWarn,
+          "the operator token (PUSHHOOK_ADMIN_TOKEN) is short enough to guess; use " +
+              std::to_string(kShortestGoodToken) +
+              " or more random characters, or leave it unset and one is made",
+          {{"length", std::to_string(configured.size())}});
+    }
+    return configured;
+  }
   const std::filesystem::path path = std::filesystem::path(data_dir) / "admin-token";
   if (std::string token = ReadFirstLine(path); !token.empty()) {
     Log(LogLevel::kInfo, "operator token read from file", {{"path", path.string()}});

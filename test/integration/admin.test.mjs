@@ -316,6 +316,22 @@ itest('with no PUSHHOOK_ADMIN_TOKEN, an operator token is generated into <data-d
   assert.ok(serve.stderr.includes('admin-token'), 'the log says where the token is');
 });
 
+itest('a PUSHHOOK_ADMIN_TOKEN short enough to guess is warned about at start, never logged; one with a space is refused', async (fx) => {
+  const short = await fx.startServe({ adminToken: 'Op3rator' });
+  expectStatus(await short.api('GET', '/v1/sites'), 200, 'the short token still works');
+  const warning = short.stderr.split('\n').filter((line) => line.includes('short enough to guess'));
+  assert.equal(warning.length, 1, short.stderr);
+  assert.equal(JSON.parse(warning[0]).level, 'warn');
+  assert.equal(JSON.parse(warning[0]).length, '8');
+  assert.ok(!short.stderr.includes('Op3rator'), 'the token is never logged');
+  const long = await fx.startServe();
+  assert.ok(!long.stderr.includes('short enough to guess'), 'a long token is not warned about');
+  const spaced = fx.spawn(['serve', '--listen', '127.0.0.1:0', '--data-dir', fx.tempDir('pushhook-spaced-')],
+    { name: 'serve with a spaced token', env: { PUSHHOOK_ADMIN_TOKEN: 'has space' } });
+  assert.equal((await spaced.exited).code, 2, spaced.stderr);
+  assert.match(spaced.stderr, /PUSHHOOK_ADMIN_TOKEN: admin_token must not hold spaces or control characters/);
+});
+
 itest('an endpoint disabled at creation says why, as one disabled by PATCH does', async (fx) => {
   const serve = await fx.startServe();
   const site = await serve.createSite('Reasons');
