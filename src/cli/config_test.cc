@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 
@@ -24,6 +25,10 @@ class ConfigTest : public ::testing::Test {
     const std::string path = dir_.File("pushhook.toml");
     std::ofstream(path) << text;
     return path;
+  }
+  // The reason a value given by its flag is refused for ("" when it is taken).
+  static std::string FlagReason(const std::string& key, const std::string& value) {
+    return LoadServeConfig("", Env({}), {{key, value}}, false).status().message();
   }
   util::testing::TempDir dir_{"pushhook-config"};
 };
@@ -272,20 +277,18 @@ TEST_F(ConfigTest, AFolderGivenAsTheFileIsRefused) {
 }
 
 TEST_F(ConfigTest, ReasonsSayWhatIsWrongWithAValueOfTheRightForm) {
-  const auto reason = [](const std::string& key, const std::string& value) {
-    return LoadServeConfig("", Env({}), {{key, value}}, false).status().message();
+  const std::vector<std::array<std::string, 3>> cases = {
+      {"delivery.timeout", "0ms",
+       "--delivery-timeout: delivery.timeout must be longer than zero, got '0ms'"},
+      {"retention.delivered", "0d", "retention.delivered must be longer than zero, got '0d'"},
+      {"listen", "127.0.0.1:99999",
+       "--listen: listen's port must be at most 65535, got '127.0.0.1:99999'"},
+      {"listen", "[::1]:123456789012345678901234",
+       "--listen: listen's port must be at most 65535, got '[::1]:123456789012345678901234'"},
+      {"listen", ":8080", "--listen: listen must be host:port, got ':8080'"},
+      {"database", "sqlite://", "--database: database sqlite:// needs a path: sqlite://<path>"},
   };
-  EXPECT_EQ(reason("delivery.timeout", "0ms"),
-            "--delivery-timeout: delivery.timeout must be longer than zero, got '0ms'");
-  EXPECT_EQ(reason("retention.delivered", "0d"),
-            "retention.delivered must be longer than zero, got '0d'");
-  EXPECT_EQ(reason("listen", "127.0.0.1:99999"),
-            "--listen: listen's port must be at most 65535, got '127.0.0.1:99999'");
-  EXPECT_EQ(reason("listen", "[::1]:123456789012345678901234"),
-            "--listen: listen's port must be at most 65535, got '[::1]:123456789012345678901234'");
-  EXPECT_EQ(reason("listen", ":8080"), "--listen: listen must be host:port, got ':8080'");
-  EXPECT_EQ(reason("database", "sqlite://"),
-            "--database: database sqlite:// needs a path: sqlite://<path>");
+  for (const auto& [key, value, reason] : cases) EXPECT_EQ(FlagReason(key, value), reason);
 }
 
 // Statistics are kept as events arrive, always: the setting that turned them off (to measure
@@ -338,16 +341,13 @@ TEST_F(ConfigTest, ClusterSettingsTakeTheirThreeFormsAndRefuseNonsense) {
   EXPECT_EQ(c->database_pool, 4u);
   EXPECT_EQ(c->node_id, "flag-node");
   EXPECT_EQ(c->lease, std::chrono::seconds(6));
-  const auto reason = [](const std::string& key, const std::string& value) {
-    return LoadServeConfig("", Env({}), {{key, value}}, false).status().message();
-  };
-  EXPECT_EQ(reason("cluster.lease", "100ms"),
+  EXPECT_EQ(FlagReason("cluster.lease", "100ms"),
             "--lease: cluster.lease must be at least 300ms, got '100ms'");
-  EXPECT_EQ(reason("database_pool", "0"),
+  EXPECT_EQ(FlagReason("database_pool", "0"),
             "--database-pool: database_pool must be a positive integer, got '0'");
-  EXPECT_EQ(reason("database_pool", "101"),
+  EXPECT_EQ(FlagReason("database_pool", "101"),
             "--database-pool: database_pool must be at most 100, got '101'");
-  EXPECT_EQ(reason("cluster.node_id", "a b"),
+  EXPECT_EQ(FlagReason("cluster.node_id", "a b"),
             "--node-id: cluster.node_id must be 1 to 64 characters without spaces, got 'a b'");
 }
 

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <tuple>
 
 namespace pushhook::ingest {
 namespace {
@@ -171,19 +172,17 @@ TEST(EventParserTest, TopLevelScalarIsNotAnEvent) {
 }
 
 TEST(EventParserTest, BodyWithNoEventsIsRefused) {
-  // An empty body is not JSON at all.
-  const ParseError empty = ParseFails("");
-  EXPECT_EQ(empty.code, "invalid_json");
-  EXPECT_EQ(empty.message,
-            "body is not valid JSON at byte 0: the body is empty; send an event object or an "
-            "array of them");
-  EXPECT_EQ(empty.offset, 0u);
-  const ParseError blank = ParseFails("  \r\n\t");
-  EXPECT_EQ(blank.code, "invalid_json");
-  EXPECT_EQ(blank.message,
-            "body is not valid JSON at byte 5: the body holds only whitespace; send an event "
-            "object or an array of them");
-  EXPECT_EQ(blank.offset, 5u);
+  // An empty body is not JSON at all: refused at the byte where it ends.
+  for (const auto& [body, offset, what] :
+       {std::tuple<const char*, size_t, const char*>{"", 0, "the body is empty"},
+        {"  \r\n\t", 5, "the body holds only whitespace"}}) {
+    SCOPED_TRACE(body);
+    const ParseError error = ParseFails(body);
+    EXPECT_EQ(error.code, "invalid_json");
+    EXPECT_EQ(error.message, "body is not valid JSON at byte " + std::to_string(offset) + ": " +
+                                 what + "; send an event object or an array of them");
+    EXPECT_EQ(error.offset, offset);
+  }
   EXPECT_EQ(ParseFails("").ToJson(),
             R"({"error":{"code":"invalid_json","message":"body is not valid JSON at byte 0: the )"
             R"(body is empty; send an event object or an array of them","offset":0}})");
