@@ -552,12 +552,15 @@ TEST_F(ReceiverTest, BadOptionsAreInvalidArgumentWithOneLine) {
   EXPECT_EQ(s.message(), "listen address must be host:port, got '9000'");
 }
 
-TEST_F(ReceiverTest, UnopenableOutputIsUnavailable) {
-  ReceiverOptions options = Options("missing-dir/events.db");
-  Receiver receiver(options);
-  const model::Status s = receiver.Start();
-  EXPECT_EQ(s.code(), model::StatusCode::kUnavailable);
-  EXPECT_NE(s.message().find("missing-dir/events.db"), std::string::npos) << s.message();
+// A path the operator gave wrong is bad usage (exit code 2), for both kinds of output.
+TEST_F(ReceiverTest, AnOutputInAMissingFolderIsBadUsage) {
+  for (const std::string name : {"missing-dir/events.db", "missing-dir/events.ndjson"}) {
+    const ReceiverOptions options = Options(name);
+    Receiver receiver(options);
+    const model::Status s = receiver.Start();
+    EXPECT_EQ(s.code(), model::StatusCode::kInvalidArgument) << name;
+    EXPECT_EQ(s.message(), "cannot open " + options.out_path + ": No such file or directory");
+  }
 }
 
 // Runs RunReceive on a thread with stderr sent into a pipe, so its log lines can be read.
