@@ -730,6 +730,9 @@ void AdminApi::DeleteEndpoint(http::Request&& request, http::Responder respond) 
 }
 
 void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
+  if (auto s = request.OnlyQueryParams({"endpoint", "status", "cid", "limit", "cursor"}); !s.ok()) {
+    return respond(BadRequest(s.message()));
+  }
   const std::string& site_id = request.path_params[0];
   store::MessageQuery query;
   query.site_id = site_id;
@@ -935,6 +938,7 @@ void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) 
 }
 
 void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
+  if (auto s = request.OnlyQueryParams({"since"}); !s.ok()) return respond(BadRequest(s.message()));
   const std::string& site_id = request.path_params[0];
   auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
   if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));

@@ -31,6 +31,27 @@ std::optional<std::string> Request::QueryParam(std::string_view name) const {
   return std::nullopt;
 }
 
+model::Status Request::OnlyQueryParams(std::initializer_list<std::string_view> known) const {
+  std::string_view rest = query;
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (pair.empty()) continue;
+    const std::string_view raw_key = pair.substr(0, pair.find('='));
+    const auto key = PercentDecode(raw_key, true);
+    if (key && std::find(known.begin(), known.end(), *key) != known.end()) continue;
+    std::string message = "unknown query parameter " + model::QuotedText(key ? *key : raw_key) +
+                          "; this route takes ";
+    for (size_t i = 0; i < known.size(); ++i) {
+      if (i > 0) message += i + 1 == known.size() ? " and " : ", ";
+      message += known.begin()[i];
+    }
+    return model::InvalidArgument(std::move(message));
+  }
+  return model::Status::Ok();
+}
+
 model::StatusOr<int> Request::PageLimit(int fallback, int max) const {
   const auto text = QueryParam("limit");
   if (!text || text->empty()) return fallback;

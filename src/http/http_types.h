@@ -33,6 +33,10 @@ struct Request {
   // A paged list's `limit` parameter: `fallback` when it is absent or empty, or an
   // invalid-argument status naming the range 1..`max`.
   model::StatusOr<int> PageLimit(int fallback, int max) const;
+  // Ok when every query parameter is one of `known`; else an invalid-argument status naming the
+  // first that is not and listing those that are. For the routes whose parameters filter what
+  // they answer: `?state=failed` for `?status=failed` must not answer every message.
+  model::Status OnlyQueryParams(std::initializer_list<std::string_view> known) const;
 };
 
 struct Response {

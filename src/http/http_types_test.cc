@@ -34,6 +34,33 @@ TEST(HttpTypesTest, APageLimitIsAWholeNumberInItsRange) {
   }
 }
 
+TEST(HttpTypesTest, OnlyTheKnownQueryParamsAreTaken) {
+  const auto check = [](std::string query) {
+    Request r;
+    r.query = std::move(query);
+    return r.OnlyQueryParams({"status", "cid", "limit"});
+  };
+  for (const char* fine : {"", "status=failed", "cid=1&limit=2&status=", "&&cid", "c%69d=1"}) {
+    EXPECT_TRUE(check(fine).ok()) << fine << ": " << check(fine).message();
+  }
+  EXPECT_EQ(check("state=failed").message(),
+            "unknown query parameter 'state'; this route takes status, cid and limit");
+  EXPECT_EQ(check("cid=1&Status=failed&x=1").message(),
+            "unknown query parameter 'Status'; this route takes status, cid and limit");
+  EXPECT_EQ(check("%zz=1").message(),
+            "unknown query parameter '%zz'; this route takes status, cid and limit");
+  // Quoted as well-formed UTF-8 and cut at a character's start.
+  EXPECT_EQ(check("%FF=1").message(),
+            "unknown query parameter '\xEF\xBF\xBD'; this route takes status, cid and limit");
+  EXPECT_EQ(check(std::string(100, 'a')).message(),
+            "unknown query parameter '" + std::string(64, 'a') +
+                "'; this route takes status, cid and limit");
+  Request one;
+  one.query = "x";
+  EXPECT_EQ(one.OnlyQueryParams({"since"}).message(),
+            "unknown query parameter 'x'; this route takes since");
+}
+
 TEST(HttpTypesTest, ErrorBodyIsEscapedJson) {
   const Response r = Response::Error(400, "invalid_request", "bad \"name\"");
   EXPECT_EQ(r.status, 400);

@@ -1,5 +1,6 @@
 #include "model/utf8.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace pushhook::model {
@@ -61,6 +62,14 @@ std::string ToValidUtf8(std::string_view bytes, bool cut) {
     i += good;
   }
   return out;
+}
+
+std::string QuotedText(std::string_view text, size_t max_bytes) {
+  std::string valid = ToValidUtf8(text);
+  size_t end = std::min(valid.size(), max_bytes);
+  while (end < valid.size() && (static_cast<unsigned char>(valid[end]) & 0xC0) == 0x80) --end;
+  valid.resize(end);
+  return "'" + valid + "'";
 }
 
 }  // namespace pushhook::model

@@ -49,18 +49,6 @@ json::object ButtonsJson(const model::Counters& n) {
       {"0", n.clicks_by_button[0]}, {"1", n.clicks_by_button[1]}, {"2", n.clicks_by_button[2]}};
 }
 
-// An invalid query parameter's value, quoted in its error message: well-formed UTF-8, since the
-// message goes into a JSON body, cut to at most kMaxQuotedValue bytes where a character starts.
-constexpr size_t kMaxQuotedValue = 64;
-
-std::string QuotedValue(std::string_view value) {
-  std::string text = model::ToValidUtf8(value);
-  size_t end = std::min(text.size(), kMaxQuotedValue);
-  while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
-  text.resize(end);
-  return "'" + text + "'";
-}
-
 std::string_view TrimWhitespace(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
@@ -305,6 +293,10 @@ void ReportingApi::Register(http::Router& router) {
 }
 
 void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
+  if (auto s = request.OnlyQueryParams({"cid", "reference_id", "from", "to", "bucket", "group_by"});
+      !s.ok()) {
+    return respond(BadRequest(s.message()));
+  }
   const std::string& site_id = request.path_params[0];
   store::StatsQuery query;
   query.site_id = site_id;
@@ -320,7 +312,7 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
       return respond(BadRequest(std::string(name) +
                                 " must be an RFC 3339 time or Unix milliseconds, years 0000 to "
                                 "9999, not " +
-                                QuotedValue(*text)));
+                                model::QuotedText(*text)));
     }
     (std::string_view(name) == "from" ? query.from_ms : query.to_ms) = *t;
   }
@@ -333,7 +325,8 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
   } else if (bucket == "day") {
     query.bucket_ms = model::kDayMs;
   } else {
-    return respond(BadRequest("bucket must be minute, hour or day, not " + QuotedValue(bucket)));
+    return respond(
+        BadRequest("bucket must be minute, hour or day, not " + model::QuotedText(bucket)));
   }
   if (auto group = request.QueryParam("group_by"); group && !group->empty()) {
     static const std::vector<std::string> kGroups = {"cid",         "reference_id", "button",
@@ -343,7 +336,7 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
       return respond(
           BadRequest("group_by must be one of cid, reference_id, button, utm_source, utm_medium, "
                      "utm_campaign, utm_content, utm_term, not " +
-                     QuotedValue(*group)));
+                     model::QuotedText(*group)));
     }
     query.group_by = *group;
   }
@@ -430,6 +423,9 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
 }
 
 void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
+  if (auto s = request.OnlyQueryParams({"q", "sort", "order", "limit", "cursor"}); !s.ok()) {
+    return respond(BadRequest(s.message()));
+  }
   store::CampaignQuery query;
   query.site_id = request.path_params[0];
   const auto limit = request.PageLimit(kDefaultCampaignPage, kMaxCampaignPage);
@@ -445,8 +441,8 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
   if (auto text = request.QueryParam("sort"); text && !text->empty()) {
     auto sort = ParseCampaignSort(*text);
     if (!sort) {
-      return respond(
-          BadRequest(std::string("sort must be ") + kSortChoices + ", not " + QuotedValue(*text)));
+      return respond(BadRequest(std::string("sort must be ") + kSortChoices + ", not " +
+                                model::QuotedText(*text)));
     }
     query.sort = *sort;
   }
@@ -454,7 +450,7 @@ void ReportingApi::Campaigns(http::Request&& request, http::Responder respond) {
   query.descending = query.sort != store::CampaignSort::kCid;
   if (auto text = request.QueryParam("order"); text && !text->empty()) {
     if (*text != "asc" && *text != "desc") {
-      return respond(BadRequest("order must be asc or desc, not " + QuotedValue(*text)));
+      return respond(BadRequest("order must be asc or desc, not " + model::QuotedText(*text)));
     }
     query.descending = *text == "desc";
   }

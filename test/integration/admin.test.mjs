@@ -344,3 +344,33 @@ itest('an endpoint disabled at creation says why, as one disabled by PATCH does'
     await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${on.id}`, { enabled: false }), 200, 'PATCH');
   assert.equal(patched.disabled_reason, created.disabled_reason);
 });
+
+// A misspelt filter must not answer as if there were none: ?state=failed listing every message,
+// ?campaign=… counting every campaign.
+itest('the routes that filter refuse a query parameter they do not know, naming it and those they take', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Filters');
+  const endpoint = await serve.createEndpoint(site.id, { url: 'http://127.0.0.1:9/hooks' });
+  const cases = [
+    [`/v1/sites/${site.id}/messages?state=failed`,
+      "unknown query parameter 'state'; this route takes endpoint, status, cid, limit and cursor"],
+    [`/v1/sites/${site.id}/stats?cid=1&campaign=1`,
+      "unknown query parameter 'campaign'; this route takes cid, reference_id, from, to, bucket and group_by"],
+    [`/v1/sites/${site.id}/campaigns?search=x`,
+      "unknown query parameter 'search'; this route takes q, sort, order, limit and cursor"],
+    [`/v1/sites/${site.id}/endpoints/${endpoint.id}/stats?from=0`,
+      "unknown query parameter 'from'; this route takes since"],
+  ];
+  for (const [url, message] of cases) {
+    const answer = await serve.api('GET', url);
+    assert.equal(answer.status, 400, url);
+    assert.deepEqual(answer.json.error, { code: 'invalid_request', message }, url);
+  }
+  // What they take is taken.
+  for (const url of [`/v1/sites/${site.id}/messages?status=failed&limit=5&cid=1&endpoint=${endpoint.id}&cursor=`,
+    `/v1/sites/${site.id}/stats?cid=1&reference_id=2&from=0&to=1&bucket=day&group_by=button`,
+    `/v1/sites/${site.id}/campaigns?q=x&sort=views&order=desc&limit=5`,
+    `/v1/sites/${site.id}/endpoints/${endpoint.id}/stats?since=0`]) {
+    expectStatus(await serve.api('GET', url), 200, url);
+  }
+});
