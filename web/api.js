@@ -2,6 +2,7 @@
 // the person signed in. The token lives in sessionStorage (gone with the tab), never in a URL.
 
 const TOKEN_KEY = 'pushhook.token';
+export const TOKEN_REFUSED = 'pushhook:token-refused';
 
 export class ApiError extends Error {
   // status 0: the server did not answer at all.
@@ -53,6 +54,9 @@ async function call(method, path, { token, body, accept = 'application/json', si
     // not JSON: reported below
   }
   if (!response.ok) {
+    // The signed-in token is refused (revoked, rotated): whatever asked, the session ends
+    // (app.js listens), so no action's error leaves the person on a page they may no longer use.
+    if (response.status === 401) window.dispatchEvent(new Event(TOKEN_REFUSED));
     const error = json?.error;
     throw new ApiError(response.status, error?.code ?? 'http_error',
       error?.message ?? `The server answered HTTP ${response.status}.`);

@@ -3,7 +3,7 @@
 //   | messages[?status=failed|pending|delivered|all] | messages/<id>
 // Ids go in the URL; the token never does.
 
-import { api, ApiError, forgetToken, saveToken, savedToken } from '/assets/api.js';
+import { TOKEN_REFUSED, api, ApiError, forgetToken, saveToken, savedToken } from '/assets/api.js';
 import { h, loading, notice, replace } from '/assets/dom.js';
 import * as views from '/assets/views.js';
 
@@ -19,17 +19,19 @@ function leave() {
   current = null;
 }
 
+// [pattern, view, what the page is (its tab's title, its errors' "No such …"), its menu label].
 const ROUTES = [
-  [/^overview$/, views.overview, 'Overview'],
-  [/^campaigns$/, views.campaigns, 'Campaigns'],
-  [/^campaigns\/(.+)$/, views.campaign],
-  [/^endpoints$/, views.endpoints, 'Endpoints'],
-  [/^endpoints\/([^/]+)$/, views.endpoint],
-  [/^messages$/, views.messages, 'Messages'],
-  [/^messages\/([^/]+)$/, views.message],
+  [/^overview$/, views.overview, 'overview', 'Overview'],
+  [/^campaigns$/, views.campaigns, 'campaigns', 'Campaigns'],
+  [/^campaigns\/(.+)$/, views.campaign, 'campaign'],
+  [/^endpoints$/, views.endpoints, 'endpoints', 'Endpoints'],
+  [/^endpoints\/([^/]+)$/, views.endpoint, 'endpoint'],
+  [/^messages$/, views.messages, 'messages', 'Messages'],
+  [/^messages\/([^/]+)$/, views.message, 'message'],
 ];
 
 function signIn(problem) {
+  document.title = 'Sign in · pushhook';
   replace(nav);
   nav.hidden = true; // an empty "Main" landmark would be announced with nothing in it
   const token = h('input', { type: 'password', id: 'token', name: 'token', autocomplete: 'off', required: true, autofocus: true });
@@ -92,7 +94,7 @@ function shell(site, section) {
   replace(nav,
     h('span', { class: 'brand' }, 'pushhook'),
     picker ?? h('span', { class: 'site', 'data-testid': 'site-name' }, named?.name ?? site),
-    ROUTES.filter((r) => r[2]).map(([pattern, , label]) => {
+    ROUTES.filter((r) => r[3]).map(([pattern, , , label]) => {
       const name = pattern.source.slice(1, -1);
       return h('a', { href: `#/s/${site}/${name}`, 'aria-current': section.startsWith(name) ? 'page' : null }, label);
     }),
@@ -138,11 +140,13 @@ async function route(after) {
     return replace(main, notice('error', 'No such site.',
       `This token sees ${session.sites.map((s) => s.name || s.id).join(', ')}: pick from the menu above.`));
   }
-  const found = ROUTES.map(([pattern, view]) => [path.match(pattern), view]).find(([m]) => m);
+  const found = ROUTES.map(([pattern, view, what]) => [path.match(pattern), view, what]).find(([m]) => m);
   // A hand-made link may hold a bare % (#/s/…/campaigns/50%off): not a page either.
   const params = found && decodedParams(found[0]);
   if (!params) return replace(main, notice('error', 'No such page.', 'Pick one from the menu above.'));
-  const [, view] = found;
+  const [, view, what] = found;
+  const siteName = session.sites.find((s) => s.id === site)?.name || site;
+  document.title = `${what[0].toUpperCase()}${what.slice(1)} · ${siteName} · pushhook`;
   current = new AbortController();
   const { signal } = current;
   const ctx = {
@@ -174,7 +178,7 @@ async function route(after) {
   } catch (error) {
     if (signal.aborted) return undefined;
     if (error instanceof ApiError && error.status === 401) return tokenRefused();
-    replace(main, views.errorNotice(error, 'page'));
+    replace(main, views.errorNotice(error, what));
   }
   if (signal.aborted) return undefined;
   // The new page takes the focus, unless the person moved it while the page loaded (to a link of
@@ -185,4 +189,8 @@ async function route(after) {
 }
 
 window.addEventListener('hashchange', () => route());
+// Only once signed in: a token refused at sign-in is start()'s to explain.
+window.addEventListener(TOKEN_REFUSED, () => {
+  if (session) tokenRefused();
+});
 route();

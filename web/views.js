@@ -41,10 +41,40 @@ function resultRegion() {
   return region;
 }
 
+// Text from outside with its bidirectional controls (U+202A-U+202E, U+2066-U+2069) made
+// visible: an override in a title would show "evil.exe" as "exe.live". Right-to-left scripts
+// need none of them to show right.
+export const defused = (text) => String(text ?? '').replace(/[\u202a-\u202e\u2066-\u2069]/g, '\ufffd');
+
 // Long text (an id, a URL, a title) cut to one line with an ellipsis; the whole of it in the
 // title attribute. `href` makes it a link.
-function clipped(text, href) {
-  return h(href ? 'a' : 'span', { class: 'clip', href, title: text || null }, text);
+function clipped(text, href, extraClass) {
+  const shown = defused(text);
+  return h(href ? 'a' : 'span', { class: extraClass ? `clip ${extraClass}` : 'clip', href, title: shown || null }, shown);
+}
+
+// A label and its control kept together on one line when a row of them wraps (on a phone).
+function field(label, control) {
+  return h('span', { class: 'field' }, h('label', { for: control.id }, label), control);
+}
+
+// An endpoint in a list: its URL without the scheme (a wider cut than other text, since URLs
+// share their start), its description under it.
+function endpointCell(e, site) {
+  return [clipped(e.url.replace(/^https?:\/\//, ''), `#/s/${site}/endpoints/${e.id}`, 'url'),
+    e.description ? h('span', { class: 'clip sub' }, defused(e.description)) : null];
+}
+
+// An endpoint's state as a person reads it, coloured as the message states are.
+const STATE_TEXT = { enabled: 'enabled', disabled: 'disabled', circuit_open: 'circuit open' };
+const stateText = (state) => h('span', { class: `state ${state}` }, STATE_TEXT[state] ?? state);
+
+// Why an endpoint needs attention, in a few words.
+function attentionReason(e, s) {
+  if (s.state === 'disabled') return e.disabled_reason || 'disabled';
+  if (s.circuit === 'open') return 'its receiver keeps failing: sending pauses, then probes';
+  if (s.failed > 0) return `${formatCount(s.failed)} out of retries: redeliver once the receiver is fixed`;
+  return '';
 }
 
 // `value`: its text, or its parts (["809", "(±1.6 %)"]): a narrow tile breaks the line between
@@ -79,6 +109,9 @@ function focusRow(container, index) {
   row.focus();
 }
 
+// A click-through rate, or "–" where there is no view to divide by (clicks can come first).
+const ctrText = (counts) => (counts.views === 0 ? '–' : formatPercent(counts.ctr));
+
 // "15:41:13", in UTC like every time on the dashboard.
 const clock = (date) => date.toISOString().slice(11, 19);
 
@@ -109,7 +142,7 @@ export async function overview(el, ctx) {
       h('div', { class: 'tiles' },
         tile('Views', formatCount(t.views), 'site-views'),
         tile('Clicks', formatCount(t.clicks), 'site-clicks'),
-        tile('CTR', formatPercent(t.ctr), 'site-ctr'),
+        tile('CTR', ctrText(t), 'site-ctr'),
         tile('Dismissals', formatCount(t.dismissals), 'site-dismissals'),
         tile('Unique subscribers', formatCount(t.unique_subscribers), 'site-unique'),
         tile('Failed messages', failedCount === null ? '100+' : formatCount(failedCount), 'failed-messages',
@@ -119,10 +152,10 @@ export async function overview(el, ctx) {
         ? notice('info', 'No endpoint yet.', 'Register a webhook URL under Endpoints to start deliveries.')
         : failing.length === 0
           ? notice('ok', `All ${endpoints.data.length} endpoint(s) are healthy.`)
-          : table(['Endpoint', 'Failed messages', 'State', 'Circuit', 'Why'], failing.map(({ endpoint, stats }) =>
-            h('tr', {}, h('td', {}, clipped(endpoint.url, `#/s/${ctx.site}/endpoints/${endpoint.id}`)),
-              h('td', { class: 'num' }, formatCount(stats.failed)), h('td', {}, stats.state), h('td', {}, stats.circuit),
-              h('td', { class: 'text' }, endpoint.disabled_reason ?? '')))));
+          : table(['Endpoint', 'Failed messages', 'State', 'Why'], failing.map(({ endpoint, stats }) =>
+            h('tr', { 'data-endpoint': endpoint.id }, h('td', {}, endpointCell(endpoint, ctx.site)),
+              h('td', { class: 'num' }, formatCount(stats.failed)), h('td', {}, stateText(stats.state)),
+              h('td', { class: 'text', 'data-testid': 'why' }, attentionReason(endpoint, stats))))));
     drawnAt = new Date();
   };
   const refresh = async () => {
@@ -183,10 +216,10 @@ async function serverRates(section, ctx) {
 // The title goes under the cid, so that on a phone the first numbers fit beside them.
 const CAMPAIGN_COLUMNS = [
   ['Campaign', 'cid', (c, site) => [clipped(c.cid, `#/s/${site}/campaigns/${encodeURIComponent(c.cid)}`),
-    c.title ? h('span', { class: 'clip sub', title: c.title }, c.title) : null]],
+    c.title ? h('span', { class: 'clip sub', title: defused(c.title) }, defused(c.title)) : null]],
   ['Views', 'views', (c) => formatCount(c.views)],
   ['Clicks', 'clicks', (c) => formatCount(c.clicks)],
-  ['CTR', 'ctr', (c) => formatPercent(c.ctr)],
+  ['CTR', 'ctr', (c) => ctrText(c)],
   ['Dismissals', 'dismissals', (c) => formatCount(c.dismissals)],
   ['Unique subscribers', null, (c) => formatCount(c.unique_subscribers)],
   ['Last activity', 'last_active', (c) => formatTime(c.last_active_at)],
@@ -265,12 +298,12 @@ export async function campaigns(el, ctx) {
     state.focusSort = null;
   };
   await load();
-  replace(el, h('h1', {}, 'Campaigns'), h('label', { for: 'campaign-search' }, 'Search '), search, body, more);
+  replace(el, h('h1', {}, 'Campaigns'), h('div', { class: 'controls' }, field('Search', search)), body, more);
 }
 
 export async function campaign(el, ctx) {
   const cid = ctx.params[0];
-  replace(el, h('h1', {}, `Campaign ${cid}`), loading('the campaign'));
+  replace(el, h('h1', {}, `Campaign ${defused(cid)}`), loading('the campaign'));
   const bucket = h('select', { id: 'bucket' }, ['minute', 'hour', 'day'].map((b) => h('option', { value: b, selected: b === 'hour' }, b)));
   const groupBy = h('select', { id: 'group-by' },
     ['reference_id', ...UTM_FIELDS].map((g) => h('option', { value: g }, g)));
@@ -297,7 +330,7 @@ export async function campaign(el, ctx) {
     replace(content,
       h('div', { class: 'tiles' },
         tile('Views', formatCount(t.views), 'views'), tile('Clicks', formatCount(t.clicks), 'clicks'),
-        tile('CTR', formatPercent(t.ctr), 'ctr'), tile('Dismissals', formatCount(t.dismissals), 'dismissals'),
+        tile('CTR', ctrText(t), 'ctr'), tile('Dismissals', formatCount(t.dismissals), 'dismissals'),
         tile('Unique subscribers', [formatCount(t.unique_subscribers), `(±${(t.unique_subscribers_error * 100).toFixed(1)} %)`], 'unique')),
       h('h2', {}, 'Over time'), series.series.length === 0 ? notice('info', 'No events in this window.') : chart,
       h('h2', {}, 'Clicks by button'),
@@ -309,7 +342,7 @@ export async function campaign(el, ctx) {
         table([field, 'Views', 'Clicks', 'CTR', 'Dismissals', ...(uniques ? ['Unique subscribers'] : [])],
           groups.groups.map((g) => h('tr', {},
             h('td', {}, g.key === '' ? '(none)' : clipped(g.key)), h('td', { class: 'num' }, formatCount(g.views)),
-            h('td', { class: 'num' }, formatCount(g.clicks)), h('td', { class: 'num' }, formatPercent(g.ctr)),
+            h('td', { class: 'num' }, formatCount(g.clicks)), h('td', { class: 'num' }, ctrText(g)),
             h('td', { class: 'num' }, formatCount(g.dismissals)),
             ...(uniques ? [h('td', { class: 'num' }, formatCount(g.unique_subscribers))] : [])))));
     if (series.series.length > 0) drawChart(chart, series.series, BUCKET_SECONDS[size]);
@@ -329,16 +362,25 @@ export async function campaign(el, ctx) {
   bucket.addEventListener('change', redraw);
   groupBy.addEventListener('change', redraw);
   // The notification's title is in the campaigns list (found by a search for the cid), not in
-  // the statistics; without it the page still shows.
-  const listed = new Blob([cid]).size > 256 ? Promise.resolve('') // longer than a search may be
-    : ctx.get(sitePath(ctx.site, 'campaigns') + query({ q: cid, limit: 500 }))
-      .then((page) => page.data.find((c) => c.cid === cid)?.title ?? '', () => '');
+  // the statistics; without it the page still shows. `known`: false only when the list was
+  // searched and holds no such campaign (a mistyped link), null when it could not say.
+  const listed = new Blob([cid]).size > 256 ? Promise.resolve({ known: null, title: '' }) // longer than a search may be
+    : ctx.get(sitePath(ctx.site, 'campaigns') + query({ q: cid, limit: 500 })).then((page) => {
+      const found = page.data.find((c) => c.cid === cid);
+      return { known: Boolean(found) || (page.next_cursor ? null : false), title: found?.title ?? '' };
+    }, () => ({ known: null, title: '' }));
+  const back = h('p', {}, h('a', { href: `#/s/${ctx.site}/campaigns` }, '← Campaigns'));
+  const { known, title } = await listed;
+  if (known === false) {
+    replace(el, back, h('h1', {}, `Campaign ${defused(cid)}`), notice('info', 'No such campaign yet.',
+      'No View, Click or Dismiss has come with this cid. Campaigns appear with their first event.'));
+    return;
+  }
   await draw();
-  const title = await listed;
-  replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/campaigns` }, '← Campaigns')),
-    h('h1', {}, `Campaign ${cid}`), title ? h('p', { class: 'subtitle', 'data-testid': 'campaign-title' }, title) : null,
-    h('div', { class: 'controls' }, h('label', { for: 'bucket' }, 'Bucket '), bucket,
-      h('label', { for: 'group-by' }, 'Group by '), groupBy, csv),
+  replace(el, back,
+    h('h1', {}, `Campaign ${defused(cid)}`),
+    title ? h('p', { class: 'subtitle', 'data-testid': 'campaign-title', title: defused(title) }, defused(title)) : null,
+    h('div', { class: 'controls' }, field('Bucket', bucket), field('Group by', groupBy), csv),
     csvResult, content);
 }
 
@@ -405,13 +447,14 @@ export async function endpoints(el, ctx) {
   const stats = await Promise.all(list.data.map((e) => ctx.get(sitePath(ctx.site, 'endpoints', e.id, 'stats'))));
   replace(el, h('h1', {}, 'Endpoints'), list.data.length === 0
     ? notice('info', 'No endpoint yet.', ctx.canChange
-      ? 'Register one with POST /v1/sites/{site}/endpoints {"url": …} (see the README), then it appears here.'
+      ? `Register one with the admin API: curl -X POST ${location.origin}${sitePath(ctx.site, 'endpoints')} ` +
+        '-H "authorization: Bearer <token>" -d \'{"url":"https://…"}\' (see the README); it appears here.'
       : 'Ask an administrator of this site to register one.')
-    : table(['URL', 'State', 'Circuit', 'Success (24 h)', 'p50 / p99', 'Pending', 'Failed'], list.data.map((e, i) => {
+    : table(['Endpoint', 'State', 'Success (24 h)', 'p50 / p99', 'Pending', 'Failed'], list.data.map((e, i) => {
       const s = stats[i];
       return h('tr', { 'data-endpoint': e.id },
-        h('td', {}, clipped(e.url, `#/s/${ctx.site}/endpoints/${e.id}`)),
-        h('td', {}, h('span', { class: `state ${s.state}` }, s.state)), h('td', {}, s.circuit),
+        h('td', {}, endpointCell(e, ctx.site)),
+        h('td', {}, stateText(s.state)),
         h('td', { class: 'num' }, s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts)),
         h('td', { class: 'num' }, `${s.latency_ms.p50.toFixed(1)} / ${s.latency_ms.p99.toFixed(1)} ms`),
         h('td', { class: 'num' }, formatCount(s.pending)), h('td', { class: 'num' }, formatCount(s.failed)));
@@ -495,9 +538,7 @@ export async function endpoint(el, ctx) {
       }),
       rotate),
     h('form', { class: 'controls', onsubmit: (event) => event.preventDefault() },
-      h('label', { for: 'replay-since' }, 'Replay from (UTC) '), since,
-      h('label', { for: 'replay-until' }, ' to '), until,
-      h('label', { for: 'replay-cid' }, ' campaign '), replayCid,
+      field('Replay from (UTC)', since), field('to', until), field('campaign', replayCid),
       act('Replay', async () => {
         if (!since.value || !until.value) throw new ApiError(400, 'invalid', 'Give both ends of the window.');
         const body = { since: utc(since), until: utc(until) };
@@ -507,13 +548,15 @@ export async function endpoint(el, ctx) {
       })), result) : null;
   replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/endpoints` }, '← Endpoints')),
     h('h1', {}, e.url),
-    e.description ? h('p', {}, e.description) : null,
+    e.description ? h('p', { class: 'subtitle' }, defused(e.description)) : null,
     h('div', { class: 'tiles' },
-      tile('State', s.state, 'state'), tile('Circuit', s.circuit, 'circuit'),
+      tile('State', STATE_TEXT[s.state] ?? s.state, 'state'), tile('Circuit', s.circuit, 'circuit'),
       tile('Success (24 h)', s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts), 'success'),
       tile('p50 / p99', [`${s.latency_ms.p50.toFixed(1)} /`, `${s.latency_ms.p99.toFixed(1)} ms`], 'latency'),
       tile('Pending', formatCount(s.pending), 'pending'), tile('Failed', formatCount(s.failed), 'failed')),
-    e.disabled_reason ? notice('error', `Disabled since ${formatTime(e.disabled_at)}.`, e.disabled_reason) : null,
+    // Disabled by a person, it is no failure; by the delivery rules, it is.
+    e.disabled_reason ? notice(e.disabled_reason === MANUAL_DISABLE ? 'info' : 'error',
+      `Disabled since ${formatTime(e.disabled_at)}.`, e.disabled_reason) : null,
     h('dl', {}, h('dt', {}, 'Events'), h('dd', {}, e.events.join(', ')),
       h('dt', {}, 'Payload'), h('dd', {}, e.payload_format),
       h('dt', {}, 'Max in flight'), h('dd', {}, String(e.max_in_flight)),
@@ -521,9 +564,14 @@ export async function endpoint(el, ctx) {
       h('dt', {}, 'Filter'), h('dd', { 'data-testid': 'filter' }, describeFilter(e.filter)),
       h('dt', {}, 'Batches'), h('dd', { 'data-testid': 'batch' }, describeBatch(e.batch))),
     actions, ctx.canChange ? editForm(e, path(), saved, reload) : null,
-    h('h2', {}, 'Recent messages'), messageTable(recent.data, ctx));
+    h('h2', {}, 'Recent messages'), messageTable(recent.data, ctx, 'No message for this endpoint yet.'),
+    recent.data.length > 0 ? h('p', {}, h('a', { href: `#/s/${ctx.site}/messages${query({ status: 'all', endpoint: id })}`,
+      'data-testid': 'all-messages' }, 'All messages of this endpoint →')) : null);
   if (ctx.after) (ctx.after.at === 'save' ? saved : result).show(notice('ok', ctx.after.text));
 }
+
+// The reason the API gives an endpoint disabled through it (PATCH {"enabled": false}).
+const MANUAL_DISABLE = 'disabled through the admin API';
 
 // The fields an endpoint's filter may name (DESIGN section 3), in the payload's order.
 const FILTER_FIELDS = ['cid', 'reference_id', 'utm_campaign', 'utm_content', 'utm_medium', 'utm_source', 'utm_term'];
@@ -587,7 +635,9 @@ function editForm(e, path, result, reload) {
       result.show(actionError('Save', error));
     }
   };
-  return h('form', { class: 'edit', onsubmit: save, 'aria-labelledby': 'edit-h' },
+  // A result from an earlier Save goes once the form changes: the browser's own check may stop
+  // the next Save, and the old error would then seem to be about the new values.
+  return h('form', { class: 'edit', onsubmit: save, oninput: () => replace(result), 'aria-labelledby': 'edit-h' },
     h('h2', { id: 'edit-h' }, 'Settings'),
     h('fieldset', {}, h('legend', {}, 'Events'), events),
     h('fieldset', { class: 'filter' }, h('legend', {}, 'Filter: only events whose fields hold one of these values'),
@@ -604,8 +654,8 @@ function editForm(e, path, result, reload) {
 
 // ---- Messages -------------------------------------------------------------------------------
 
-function messageTable(rows, ctx) {
-  if (rows.length === 0) return notice('info', 'No messages here.');
+function messageTable(rows, ctx, empty = 'No messages here.') {
+  if (rows.length === 0) return notice('info', empty);
   return table(['Message', 'Status', 'Attempts', 'Last answer', 'Campaign', 'Title', 'Created'], rows.map((m) =>
     h('tr', { 'data-message': m.id },
       h('td', {}, clipped(m.id, `#/s/${ctx.site}/messages/${m.id}`)),
@@ -616,13 +666,17 @@ function messageTable(rows, ctx) {
 }
 
 // The status shown is in the URL (#/s/<site>/messages?status=pending; none: failed), so a reload
-// keeps it and Back goes to the one chosen before.
+// keeps it and Back goes to the one chosen before; so are an endpoint and a campaign to show
+// only theirs (?endpoint=…, ?cid=…: the endpoint page links here).
 export async function messages(el, ctx) {
   const chosen = ctx.query.get('status') ?? 'failed';
+  const only = { endpoint: ctx.query.get('endpoint') || null, cid: ctx.query.get('cid') || null };
   const status = h('select', { id: 'message-status' },
     ['failed', 'pending', 'delivered', 'all'].map((value) => h('option', { value, selected: value === chosen }, value)));
   const list = h('div');
-  const more = h('button', { type: 'button' }, 'Load more');
+  // Shown once a page says another follows: a click before the first page is in would load it
+  // twice.
+  const more = h('button', { type: 'button', hidden: true }, 'Load more');
   let cursor = null;
   let rows = [];
   // A change of status aborts what an older one still waits for.
@@ -633,28 +687,38 @@ export async function messages(el, ctx) {
       cursor = null;
       rows = [];
       signal = fresh();
+      more.hidden = true;
       replace(list, loading('messages'));
     }
+    more.disabled = true;
     const page = await api.get(sitePath(ctx.site, 'messages') +
-      query({ status: status.value === 'all' ? null : status.value, limit: 50, cursor }), { signal });
+      query({ status: status.value === 'all' ? null : status.value, limit: 50, cursor, ...only }), { signal });
     rows = rows.concat(page.data);
     cursor = page.next_cursor;
     more.hidden = !cursor;
-    replace(list, messageTable(rows, ctx));
+    more.disabled = false;
+    const which = status.value === 'all' ? 'messages' : `${status.value} messages`;
+    replace(list, messageTable(rows, ctx, `No ${which}${only.endpoint || only.cid ? ' of this filter' : ''}.`));
   };
   const fail = (e) => {
     if (!isAbort(e)) replace(list, errorNotice(e, 'messages'));
   };
   // A new history entry without a new page: the select keeps the focus while the list reloads.
   status.addEventListener('change', () => {
-    history.pushState(null, '', `#/s/${ctx.site}/messages${query({ status: status.value })}`);
+    history.pushState(null, '', `#/s/${ctx.site}/messages${query({ status: status.value, ...only })}`);
     load(true).catch(fail);
   });
   more.addEventListener('click', () => {
     const first = rows.length;
     load(false).then(() => focusRow(list, first), fail);
   });
-  replace(el, h('h1', {}, 'Messages'), h('div', { class: 'controls' }, h('label', { for: 'message-status' }, 'Status '), status), list, more);
+  // Which endpoint or campaign the list keeps to, and the way back to every message.
+  const filtered = only.endpoint || only.cid ? h('p', { 'data-testid': 'message-filter' },
+    only.endpoint ? ['Endpoint ', h('a', { href: `#/s/${ctx.site}/endpoints/${encodeURIComponent(only.endpoint)}` }, only.endpoint)] : null,
+    only.endpoint && only.cid ? ', ' : null,
+    only.cid ? `campaign ${defused(only.cid)}` : null, ' only · ',
+    h('a', { href: `#/s/${ctx.site}/messages${query({ status: chosen })}` }, 'every message')) : null;
+  replace(el, h('h1', {}, 'Messages'), filtered, h('div', { class: 'controls' }, field('Status', status)), list, more);
   await load(true);
 }
 
@@ -669,7 +733,9 @@ export async function message(el, ctx) {
     event.target.disabled = true;
     try {
       await api.post(path('redeliver'));
-      setTimeout(() => ctx.rerender({ text: 'Sent again: the new attempt is listed below once it is made.' }), 1000);
+      // Queued, not sent: its endpoint may be pausing (an open circuit); the page read again
+      // says when the next attempt is due.
+      setTimeout(() => ctx.rerender({ text: 'Queued to go again: its next attempt is listed below once it is made.' }), 1000);
     } catch (error) {
       event.target.disabled = false;
       result.show(actionError('Redeliver', error));
@@ -679,9 +745,14 @@ export async function message(el, ctx) {
   // even once it has gone alone since.
   const last = attempts.data.at(-1);
   const lastSentIn = !last ? 'not sent yet' : last.batch_id ? `batch ${last.batch_id}` : 'a request of its own';
+  // A pending message's next attempt: at a time, or when its endpoint is enabled again.
+  const next = m.status !== 'pending' ? null
+    : m.next_attempt_at ? formatTime(m.next_attempt_at) : 'once its endpoint is enabled again';
   replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/messages` }, '← Messages')),
     h('h1', {}, `Message ${id}`),
-    h('dl', {}, h('dt', {}, 'Status'), h('dd', { 'data-testid': 'message-status' }, m.status),
+    h('dl', {}, h('dt', {}, 'Status'),
+      h('dd', {}, h('span', { class: `state ${m.status}`, 'data-testid': 'message-status' }, m.status)),
+      next ? [h('dt', {}, 'Next attempt'), h('dd', { 'data-testid': 'next-attempt' }, next)] : null,
       h('dt', {}, 'Endpoint'), h('dd', {}, h('a', { href: `#/s/${ctx.site}/endpoints/${m.endpoint_id}` }, m.endpoint_id)),
       h('dt', {}, 'Created'), h('dd', {}, formatTime(m.created_at)),
       h('dt', {}, 'Last sent in'), h('dd', { 'data-testid': 'message-batch' }, lastSentIn)),
@@ -692,13 +763,17 @@ export async function message(el, ctx) {
   if (ctx.after) result.show(notice('ok', ctx.after.text));
 }
 
-// A message's attempts; which request each went in only where one went in a batch.
+// A message's attempts; which request each went in only where one went in a batch. The answer
+// and its error come first (on a phone they are what the row is for); an error that only repeats
+// the status ("HTTP 500") is not said twice; a long answer body scrolls in its own box.
 function attemptTable(attempts) {
   const batched = attempts.some((a) => a.batch_id);
-  return table(['#', 'At', ...(batched ? ['Sent in'] : []), 'Answer', 'Latency', 'Error', 'Response'],
+  return table(['#', 'At', 'Answer', 'Error', 'Latency', ...(batched ? ['Sent in'] : []), 'Response'],
     attempts.map((a) => h('tr', {},
       h('td', {}, String(a.attempt)), h('td', {}, formatTime(a.at)),
+      h('td', {}, a.status_code ? `HTTP ${a.status_code}` : '–'),
+      h('td', { class: 'text' }, a.error === `HTTP ${a.status_code}` ? '' : a.error),
+      h('td', { class: 'num' }, `${Number(a.latency_ms).toFixed(1)} ms`),
       batched ? h('td', { 'data-testid': 'attempt-batch' }, a.batch_id ? `batch ${a.batch_id}` : 'alone') : null,
-      h('td', {}, a.status_code ? `HTTP ${a.status_code}` : '–'), h('td', { class: 'num' }, `${a.latency_ms} ms`),
-      h('td', { class: 'text' }, a.error), h('td', { class: 'text' }, h('code', {}, a.response_body)))));
+      h('td', { class: 'text' }, a.response_body ? h('div', { class: 'response' }, h('code', {}, a.response_body)) : ''))));
 }

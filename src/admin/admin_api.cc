@@ -252,7 +252,8 @@ json::object MessageJson(const store::Store& store, const store::Message& m,
       {"last_status_code",
        m.last_status_code == 0 ? json::value() : json::value(m.last_status_code)},
       {"last_error", m.last_error},
-      // The batch it last went in; null when it went alone.
+      // The batch it went in (the last, if several), also once redelivered alone; null when it
+      // never went in one.
       {"batch_id", m.batch > 0 ? json::value(store::FormatBatchId(store.instance_id(), m.batch))
                                : json::value()},
       {"event", std::move(payload)}};
