@@ -28,7 +28,8 @@ export function forgetToken() {
 // `signal` aborts the request: the promise then rejects with an AbortError (see isAbort), and an
 // answer that arrives after the abort is never returned.
 async function call(method, path, { token, body, accept = 'application/json', signal } = {}) {
-  const headers = { accept, authorization: `Bearer ${token ?? savedToken() ?? ''}` };
+  const used = token ?? savedToken() ?? '';
+  const headers = { accept, authorization: `Bearer ${used}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   let response;
   try {
@@ -56,7 +57,9 @@ async function call(method, path, { token, body, accept = 'application/json', si
   if (!response.ok) {
     // The signed-in token is refused (revoked, rotated): whatever asked, the session ends
     // (app.js listens), so no action's error leaves the person on a page they may no longer use.
-    if (response.status === 401) window.dispatchEvent(new Event(TOKEN_REFUSED));
+    // Only for the token signed in with now: a late answer to an earlier token's request must
+    // not end the session of the one that replaced it.
+    if (response.status === 401 && used === savedToken()) window.dispatchEvent(new Event(TOKEN_REFUSED));
     const error = json?.error;
     throw new ApiError(response.status, error?.code ?? 'http_error',
       error?.message ?? `The server answered HTTP ${response.status}.`);

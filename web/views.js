@@ -58,10 +58,10 @@ function field(label, control) {
   return h('span', { class: 'field' }, h('label', { for: control.id }, label), control);
 }
 
-// An endpoint in a list: its URL without the scheme (a wider cut than other text, since URLs
-// share their start), its description under it.
+// An endpoint in a list: its URL without "https://" (a plain http:// one keeps its scheme, to
+// stand out), cut wider than other text since URLs share their start; its description under it.
 function endpointCell(e, site) {
-  return [clipped(e.url.replace(/^https?:\/\//, ''), `#/s/${site}/endpoints/${e.id}`, 'url'),
+  return [clipped(e.url.replace(/^https:\/\//, ''), `#/s/${site}/endpoints/${e.id}`, 'url'),
     e.description ? h('span', { class: 'clip sub' }, defused(e.description)) : null];
 }
 
@@ -73,6 +73,7 @@ const stateText = (state) => h('span', { class: `state ${state}` }, STATE_TEXT[s
 function attentionReason(e, s) {
   if (s.state === 'disabled') return e.disabled_reason || 'disabled';
   if (s.circuit === 'open') return 'its receiver keeps failing: sending pauses, then probes';
+  if (s.circuit === 'half_open') return 'probing its receiver after failures';
   if (s.failed > 0) return `${formatCount(s.failed)} out of retries: redeliver once the receiver is fixed`;
   return '';
 }
@@ -235,7 +236,7 @@ export async function campaigns(el, ctx) {
   const body = h('div');
   const more = h('button', { type: 'button', onclick: () => {
     const first = state.rows.length;
-    load().then(() => focusRow(body, first), showError);
+    load().then(() => focusRow(body, first), showError).finally(() => { more.disabled = false; });
   } }, 'Load more');
   let typing = null;
   const search = h('input', {
@@ -346,6 +347,7 @@ export async function campaign(el, ctx) {
             h('td', { class: 'num' }, formatCount(g.dismissals)),
             ...(uniques ? [h('td', { class: 'num' }, formatCount(g.unique_subscribers))] : [])))));
     if (series.series.length > 0) drawChart(chart, series.series, BUCKET_SECONDS[size]);
+    return t;
   };
   const download = async () => {
     const blob = await api.csv(sitePath(ctx.site, 'stats') + query({ cid, bucket: bucket.value }));
@@ -362,21 +364,19 @@ export async function campaign(el, ctx) {
   bucket.addEventListener('change', redraw);
   groupBy.addEventListener('change', redraw);
   // The notification's title is in the campaigns list (found by a search for the cid), not in
-  // the statistics; without it the page still shows. `known`: false only when the list was
-  // searched and holds no such campaign (a mistyped link), null when it could not say.
-  const listed = new Blob([cid]).size > 256 ? Promise.resolve({ known: null, title: '' }) // longer than a search may be
-    : ctx.get(sitePath(ctx.site, 'campaigns') + query({ q: cid, limit: 500 })).then((page) => {
-      const found = page.data.find((c) => c.cid === cid);
-      return { known: Boolean(found) || (page.next_cursor ? null : false), title: found?.title ?? '' };
-    }, () => ({ known: null, title: '' }));
+  // the statistics; without it the page still shows.
+  const listed = new Blob([cid]).size > 256 ? Promise.resolve('') // longer than a search may be
+    : ctx.get(sitePath(ctx.site, 'campaigns') + query({ q: cid, limit: 500 }))
+      .then((page) => page.data.find((c) => c.cid === cid)?.title ?? '', () => '');
   const back = h('p', {}, h('a', { href: `#/s/${ctx.site}/campaigns` }, '← Campaigns'));
-  const { known, title } = await listed;
-  if (known === false) {
+  // A campaign is its events: with none at all (a mistyped link), there is nothing to chart.
+  const t = await draw();
+  if (t.views === 0 && t.clicks === 0 && t.dismissals === 0) {
     replace(el, back, h('h1', {}, `Campaign ${defused(cid)}`), notice('info', 'No such campaign yet.',
       'No View, Click or Dismiss has come with this cid. Campaigns appear with their first event.'));
     return;
   }
-  await draw();
+  const title = await listed;
   replace(el, back,
     h('h1', {}, `Campaign ${defused(cid)}`),
     title ? h('p', { class: 'subtitle', 'data-testid': 'campaign-title', title: defused(title) }, defused(title)) : null,
@@ -710,14 +710,16 @@ export async function messages(el, ctx) {
   });
   more.addEventListener('click', () => {
     const first = rows.length;
-    load(false).then(() => focusRow(list, first), fail);
+    load(false).then(() => focusRow(list, first), fail).finally(() => { more.disabled = false; });
   });
-  // Which endpoint or campaign the list keeps to, and the way back to every message.
+  // Which endpoint or campaign the list keeps to, and the way back to every message (of the
+  // status chosen now).
+  const everyMessage = h('a', { href: `#/s/${ctx.site}/messages${query({ status: chosen })}` }, 'every message');
+  status.addEventListener('change', () => everyMessage.setAttribute('href', `#/s/${ctx.site}/messages${query({ status: status.value })}`));
   const filtered = only.endpoint || only.cid ? h('p', { 'data-testid': 'message-filter' },
     only.endpoint ? ['Endpoint ', h('a', { href: `#/s/${ctx.site}/endpoints/${encodeURIComponent(only.endpoint)}` }, only.endpoint)] : null,
     only.endpoint && only.cid ? ', ' : null,
-    only.cid ? `campaign ${defused(only.cid)}` : null, ' only · ',
-    h('a', { href: `#/s/${ctx.site}/messages${query({ status: chosen })}` }, 'every message')) : null;
+    only.cid ? `campaign ${defused(only.cid)}` : null, ' only · ', everyMessage) : null;
   replace(el, h('h1', {}, 'Messages'), filtered, h('div', { class: 'controls' }, field('Status', status)), list, more);
   await load(true);
 }
@@ -757,7 +759,7 @@ export async function message(el, ctx) {
       h('dt', {}, 'Created'), h('dd', {}, formatTime(m.created_at)),
       h('dt', {}, 'Last sent in'), h('dd', { 'data-testid': 'message-batch' }, lastSentIn)),
     h('div', { class: 'controls' }, redeliver), result,
-    h('h2', {}, 'Event'), h('pre', { class: 'event' }, JSON.stringify(m.event, null, 2)),
+    h('h2', {}, 'Event'), h('pre', { class: 'event' }, defused(JSON.stringify(m.event, null, 2))),
     h('h2', {}, 'Attempts'),
     attempts.data.length === 0 ? notice('info', 'No attempt yet.') : attemptTable(attempts.data));
   if (ctx.after) result.show(notice('ok', ctx.after.text));
@@ -772,8 +774,8 @@ function attemptTable(attempts) {
     attempts.map((a) => h('tr', {},
       h('td', {}, String(a.attempt)), h('td', {}, formatTime(a.at)),
       h('td', {}, a.status_code ? `HTTP ${a.status_code}` : '–'),
-      h('td', { class: 'text' }, a.error === `HTTP ${a.status_code}` ? '' : a.error),
+      h('td', { class: 'text' }, a.error === `HTTP ${a.status_code}` ? '' : defused(a.error)),
       h('td', { class: 'num' }, `${Number(a.latency_ms).toFixed(1)} ms`),
       batched ? h('td', { 'data-testid': 'attempt-batch' }, a.batch_id ? `batch ${a.batch_id}` : 'alone') : null,
-      h('td', { class: 'text' }, a.response_body ? h('div', { class: 'response' }, h('code', {}, a.response_body)) : ''))));
+      h('td', { class: 'text' }, a.response_body ? h('div', { class: 'response' }, h('code', {}, defused(a.response_body))) : ''))));
 }

@@ -391,6 +391,15 @@ Status ReadToml(const std::string& path, std::map<std::string, GivenValue>& give
         self(*node.as_table(), key + ".", self);
         continue;
       }
+      if (setting == kSettings.end() && key == "reporting.aggregates" && node.value_or(false)) {
+        continue;  // once a setting, whose default it states: statistics are always kept now
+      }
+      if (setting == kSettings.end() && key == "reporting.aggregates") {
+        status = InvalidArgument(source +
+                                 ": reporting.aggregates is no longer a setting: campaign "
+                                 "statistics are always kept (remove the line)");
+        return;
+      }
       if (setting == kSettings.end()) {
         status = InvalidArgument(source + ": unknown key " + key);
         return;

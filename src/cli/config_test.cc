@@ -292,11 +292,18 @@ TEST_F(ConfigTest, ReasonsSayWhatIsWrongWithAValueOfTheRightForm) {
 }
 
 // Statistics are kept as events arrive, always: the setting that turned them off (to measure
-// their cost) lost them for good, so it is no setting any more.
+// their cost) lost them for good, so it is no setting any more. A file that states its old
+// default still starts.
 TEST_F(ConfigTest, StatisticsCannotBeTurnedOff) {
-  const std::string path = WriteToml("[reporting]\naggregates = false\n");
-  EXPECT_EQ(LoadServeConfig(path, Env({}), {}, false).status().message(),
-            "config file " + path + ": unknown key reporting.aggregates");
+  EXPECT_TRUE(
+      LoadServeConfig(WriteToml("[reporting]\naggregates = true\n"), Env({}), {}, false).ok());
+  for (const std::string value : {"false", "\"yes\""}) {
+    const std::string path = WriteToml("[reporting]\naggregates = " + value + "\n");
+    EXPECT_EQ(LoadServeConfig(path, Env({}), {}, false).status().message(),
+              "config file " + path +
+                  ": reporting.aggregates is no longer a setting: campaign statistics are always "
+                  "kept (remove the line)");
+  }
 }
 
 // Found by fuzz/toml_config_fuzz.cc: the reason quoted the file's own characters, newlines too.

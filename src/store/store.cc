@@ -184,12 +184,14 @@ std::string_view CampaignSortExpression(CampaignSort sort) {
   return "last_active";
 }
 
-// `text` as a LIKE pattern that matches it anywhere, lower-cased (ASCII) and escaped with '\'.
+// `text` as a LIKE pattern that matches it anywhere, escaped with '\'. The query lowers it with
+// the database's own lower(), as it lowers the text it searches: PostgreSQL's lowers "Ä" too, so
+// a pattern lowered here (ASCII only) missed "Ärger" searched as written.
 std::string ContainsPattern(std::string_view text) {
   std::string pattern = "%";
   for (char ch : text) {
     if (ch == '%' || ch == '_' || ch == '\\') pattern += '\\';
-    pattern += (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+    pattern += ch;
   }
   return pattern + "%";
 }
@@ -206,8 +208,8 @@ CampaignsSql ListCampaignsSql(const CampaignQuery& q, char marker) {
             " FROM campaigns WHERE site_id = " + param(q.site_id);
   if (!q.search.empty()) {
     const std::string like = param(ContainsPattern(q.search));
-    out.sql += " AND (lower(cid) LIKE " + like + " ESCAPE '\\' OR lower(title) LIKE " + like +
-               " ESCAPE '\\')";
+    out.sql += " AND (lower(cid) LIKE lower(" + like + ") ESCAPE '\\' OR lower(title) LIKE lower(" +
+               like + ") ESCAPE '\\')";
   }
   const std::string key(CampaignSortExpression(q.sort));
   const char* beyond = q.descending ? " < " : " > ";

@@ -269,7 +269,9 @@ struct Message {
   int64_t created_at_ms = 0;
   int last_status_code = 0;
   std::string last_error;
-  int64_t batch = kUnbatched;  // as DueMessage::batch
+  // The batch it is fixed in, or the last it went in once redelivered alone (the log shows it);
+  // kUnbatched when it never went in one.
+  int64_t batch = kUnbatched;
   model::Event event;
 };
 

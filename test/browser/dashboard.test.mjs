@@ -208,7 +208,8 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByRole('link', { name: 'Endpoints' }).click();
   await page.locator(`tr[data-endpoint="${s.dead.id}"]`).waitFor();
   await screenshot(page, 'dashboard-endpoints');
-  await page.getByRole('link', { name: s.live.url.replace('http://', '') }).click();
+  // A plain http:// endpoint keeps its scheme in the list, to stand out from https:// ones.
+  await page.getByRole('link', { name: s.live.url }).click();
   await page.getByRole('button', { name: 'Disable' }).click();
   await page.getByRole('button', { name: 'Enable' }).waitFor();
   assert.equal((await s.api(endpointPath)).enabled, false, 'Disable disabled it');
@@ -698,7 +699,7 @@ itest('a read token sees its own site only and is offered no action', { skip: SK
   assert.equal(await page.locator('#site').count(), 0, 'no site picker: there is one site to see');
   assert.equal(await page.getByTestId('queue-depth').count(), 0, 'server-wide figures are the operator\'s');
   await page.getByRole('link', { name: 'Endpoints' }).click();
-  await page.getByRole('link', { name: '127.0.0.1:9/x' }).click();
+  await page.getByRole('link', { name: 'http://127.0.0.1:9/x' }).click();
   await page.getByTestId('state').waitFor();
   assert.equal(await page.getByRole('button', { name: 'Disable' }).count(), 0);
   assert.equal(await page.getByRole('button', { name: 'Rotate secret' }).count(), 0);
@@ -979,6 +980,11 @@ itest('the dashboard holds up: paging never repeats, a revoked token ends the se
   await page.goto(`${base}/campaigns/spoof`);
   await page.getByTestId('campaign-title').waitFor();
   assert.equal(await text(page, 'campaign-title'), 'Invoice \ufffdexe.pdf');
+  const spoofed = await waitFor(async () => (await s.api(`/v1/sites/${s.site.id}/messages?cid=spoof&limit=1`)).data[0],
+    { what: 'the spoof\'s message' });
+  await page.goto(`${base}/messages/${spoofed.id}`);
+  const shownEvent = await page.locator('pre.event').textContent();
+  assert.ok(shownEvent.includes('Invoice \ufffdexe.pdf') && !shownEvent.includes('\u202e'), shownEvent);
 
   // A long site name on a phone: cut in the menu, no sideways scroll.
   const long = await s.serve.createSite('A very long site name for the northern european marketing department 2026 🎉');
