@@ -109,9 +109,12 @@ void Router::Handle(Request&& request, Responder respond) const {
                                         "method " + request.method + " is not allowed on " +
                                             request.path + " (allowed: " + allowed + ")");
     response.With("allow", allowed);
+    if (on_refusal_) on_refusal_(response);
     respond(std::move(response));
   } else {
-    respond(Response::Error(404, "not_found", "no route for " + request.path));
+    Response response = Response::Error(404, "not_found", "no route for " + request.path);
+    if (on_refusal_) on_refusal_(response);
+    respond(std::move(response));
   }
 }
 

@@ -3,6 +3,7 @@
 // Built once at start-up, then read-only: Handle() is safe from any thread.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,11 @@ class Router {
   // not for this method.
   void Handle(Request&& request, Responder respond) const;
 
+  // Lets the caller add to the router's own refusals before they are sent (the 404 of a path no
+  // route matches, the 405 of a method the path does not take): headers such as CORS, so that
+  // a page or a worker posting to a mistyped path can read why. Set at start-up, before Handle.
+  void OnRefusal(std::function<void(Response&)> decorate) { on_refusal_ = std::move(decorate); }
+
   // Every route as "METHOD /path/{}/…" (placeholders as {}), in the order they were added: what
   // the test that holds the API's description to the router reads.
   std::vector<std::string> Routes() const;
@@ -29,6 +35,7 @@ class Router {
     Handler handler;
   };
   std::vector<Route> routes_;
+  std::function<void(Response&)> on_refusal_;
 };
 
 }  // namespace pushhook::http

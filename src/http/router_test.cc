@@ -79,6 +79,25 @@ TEST(RouterTest, UnknownPathIs404AndWrongMethodIs405) {
   EXPECT_EQ(allow->second, "GET, HEAD");
 }
 
+TEST(RouterTest, TheRefusalDecoratorSeesOnlyTheRoutersOwnRefusals) {
+  Router router;
+  router.Add("GET", "/v1/sites",
+             [](Request&&, Responder respond) { respond(Response::Error(404, "not_found", "x")); });
+  int decorated = 0;
+  router.OnRefusal([&](Response& r) {
+    ++decorated;
+    r.With("access-control-allow-origin", "*");
+  });
+  const Response unknown = Call(router, "POST", "/v1/event");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(decorated, 1);
+  EXPECT_EQ(unknown.headers.back().first, "access-control-allow-origin");
+  EXPECT_EQ(Call(router, "GET", "/v1/sites").status, 404) << "the handler's own 404";
+  EXPECT_EQ(decorated, 1);
+  EXPECT_EQ(Call(router, "DELETE", "/v1/sites").status, 405);
+  EXPECT_EQ(decorated, 2);
+}
+
 TEST(RouterTest, HeadIsAnsweredByTheGetRoute) {
   Router router;
   router.Add("GET", "/", [](Request&& r, Responder respond) {

@@ -58,10 +58,9 @@ class App::Impl {
         server_limits,
         [this](http::Request&& r, http::Responder respond) {
           if (r.path == kEventsPath && r.method != "POST" && r.method != "OPTIONS") {
-            // The router's 405 on ingest's route carries its CORS headers, as every answer
-            // there does: a worker can read why. It counts as a refused request.
+            // The router's 405 on ingest's route (its CORS headers come with every refusal of
+            // the router's, OnRefusal below) counts as a refused request.
             respond = [this, respond = std::move(respond)](http::Response response) {
-              ingest::AddCorsHeaders(response);
               ingest_->CountAnswer(response.status);
               respond(std::move(response));
             };
@@ -256,6 +255,10 @@ class App::Impl {
     router_.Add("OPTIONS", kEventsPath, [this](http::Request&& r, http::Responder respond) {
       ingest_->HandlePreflight(std::move(r), std::move(respond));
     });
+    // A worker posting to a mistyped path (/v1/event, or the server's bare URL) reads the 404
+    // or 405, as it reads every answer on ingest's route: without CORS headers the browser hides
+    // it as a network failure, and the SDK would keep the events and never say why.
+    router_.OnRefusal(ingest::AddCorsHeaders);
     admin_->Register(router_);
     router_.Add("GET", "/metrics", [this](http::Request&&, http::Responder respond) {
       http::Response response;

@@ -28,6 +28,8 @@ function exchange(port, bytes, timeoutMs = 10_000) {
 function assertCors(answer, status, code, what) {
   assert.equal(answer.status, status, `${what}: ${answer.error ?? ''} ${answer.text}`);
   assert.equal(answer.headers['access-control-allow-origin'], '*', `${what}: no CORS header`);
+  // Once: a browser refuses an answer whose allow-origin holds two values.
+  assert.equal(answer.raw.toString('latin1').match(/\r\naccess-control-allow-origin:/gi).length, 1, `${what}: ${answer.raw}`);
   assert.equal(answer.json?.error?.code, code, `${what}: ${answer.text}`);
 }
 
@@ -93,6 +95,19 @@ itest("the transport's own answers on the ingest route carry CORS", async (fx, t
     );
     assert.equal(answer.status, 413, answer.text);
     assert.equal(answer.headers['access-control-allow-origin'], undefined);
+  });
+
+  await t.test('a post to a mistyped path (/v1/event, the bare server) is a 404 or 405 a worker can read', async () => {
+    for (const [path, status, code] of [[`/v1/event?key=${site.ingest_key}`, 404, 'not_found'], ['/v1/events/extra', 404, 'not_found'],
+      [`/?key=${site.ingest_key}`, 405, 'method_not_allowed']]) {
+      const answer = await rawRequest(serve.port,
+        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: ${ORIGIN}\r\ncontent-type: text/plain\r\ncontent-length: 2`, '{}');
+      assertCors(answer, status, code, path);
+    }
+    // A route that exists keeps its own rules: a site not found is no CORS matter.
+    const admin = await rawRequest(serve.port, `GET /v1/sites/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: ${ORIGIN}`);
+    assert.equal(admin.status, 401, admin.text);
+    assert.equal(admin.headers['access-control-allow-origin'], undefined);
   });
 
   await t.test('a connection that never sends a byte is closed without a word', async () => {
