@@ -44,6 +44,10 @@
   const BEACON_CODES = ['beacon_invalid', 'beacon_expired', 'beacon_required'];
   // The longest Retry-After honoured: a bogus "a year" must not silence a subscriber for good.
   const MAX_PAUSE_MS = 60 * 60 * 1000;
+  // A pause (Retry-After) ending within this is waited out by the flush that meets it, under the
+  // event that keeps the worker alive: left to Background Sync, the events would wait for its
+  // backoff (Chromium: 5, then 15 minutes), or for the subscriber's next notification.
+  const WAIT_OUT_MS = 30 * 1000;
   // A request that neither answers nor fails is abandoned after this (the events stay queued).
   const REQUEST_TIMEOUT_MS = 30 * 1000;
   // An event whose request keeps being answered with something other than 202 (and not 429 or
@@ -147,6 +151,21 @@
       if (Number.isInteger(index) && index >= 0 && index < count) named.add(index);
     }
     return named;
+  }
+
+  // ": cid too long; beacon has expired" — what error.details says of each event refused (the
+  // field and the server's message, each reason once, at most five), or "".
+  function refusalDetails(body, count) {
+    const details = body && body.error && Array.isArray(body.error.details) ? body.error.details : [];
+    const reasons = [];
+    for (const detail of details) {
+      if (!detail || !Number.isInteger(detail.index) || detail.index < 0 || detail.index >= count) continue;
+      const reason = [detail.field, detail.message].filter((part) => typeof part === 'string' && part !== '').join(' ');
+      if (reason && !reasons.includes(reason)) reasons.push(reason);
+    }
+    if (reasons.length === 0) return '';
+    const shown = reasons.slice(0, 5).join('; ');
+    return `: ${shown}${reasons.length > 5 ? `; and ${reasons.length - 5} more` : ''}`;
   }
 
   // What to do with a batch of `count` events after an answer (status 0: no answer at all):
@@ -358,17 +377,33 @@
     return next;
   }
 
+  // Sends the queue, waiting out the pauses that end within WAIT_OUT_MS of the start (a 429's
+  // Retry-After: 1 among them); a longer one is left to a later flush.
   async function sendQueued() {
+    const deadline = Date.now() + WAIT_OUT_MS;
+    for (;;) {
+      const { outcome, pausedUntil } = await sendOnce();
+      if (outcome !== 'paused' || pausedUntil > deadline) return outcome;
+      await new Promise((resolve) => { setTimeout(resolve, pausedUntil - Date.now()); });
+    }
+  }
+
+  // One pass over the queue: {outcome: 'done' | 'retry'}, or {outcome: 'paused', pausedUntil}
+  // when a pause holds, before the pass or set by an answer in it.
+  async function sendOnce() {
     const db = await openDb();
     try {
       const { records, pausedUntil } = await readQueue(db);
-      if (records.length === 0) return 'done';
-      if (Date.now() < pausedUntil) return 'paused';
+      if (records.length === 0) return { outcome: 'done' };
+      if (Date.now() < pausedUntil) return { outcome: 'paused', pausedUntil };
       const byId = new Map(records.map((r) => [r.event.event_id, r]));
       for (const batch of makeBatches(records.map((r) => r.event))) {
-        if (!(await sendBatch(db, batch.map((event) => byId.get(event.event_id))))) return 'retry';
+        if (!(await sendBatch(db, batch.map((event) => byId.get(event.event_id))))) {
+          const after = await readQueue(db);
+          return Date.now() < after.pausedUntil ? { outcome: 'paused', pausedUntil: after.pausedUntil } : { outcome: 'retry' };
+        }
       }
-      return 'done';
+      return { outcome: 'done' };
     } finally {
       db.close();
     }
@@ -394,7 +429,8 @@
     }
     if (verdict === 'drop-named') {
       // A bad field or a forged token in one event does not cost the others theirs.
-      console.warn(`pushhook: dropped ${named.size} events the server refused (HTTP ${answer.status}${code})`);
+      console.warn(`pushhook: dropped ${named.size === 1 ? 'an event' : `${named.size} events`} the server refused ` +
+        `(HTTP ${answer.status}${code})${refusalDetails(answer.body, records.length)}`);
       await remove(db, records.filter((_, i) => named.has(i)));
       const rest = records.filter((_, i) => !named.has(i));
       return rest.length === 0 || sendBatch(db, rest);
@@ -505,10 +541,11 @@
   // Shows the notification and reports its View; resolves once the report has settled (sent,
   // safely queued, or failed), so `event.waitUntil(Pushhook.show(…))` keeps the worker alive for
   // both. Rejects only when the notification cannot be shown, never because of the report.
-  async function show(title, options = {}) {
+  async function show(title, options) {
     if (!config) console.warn('pushhook: show() before init(): this View is not reported');
-    await self.registration.showNotification(title, options);
-    await report('View', { title, data: options.data, actions: options.actions }, 0);
+    const shown = options ?? {};  // null too, as showNotification takes it
+    await self.registration.showNotification(title, shown);
+    await report('View', { title, data: shown.data, actions: shown.actions }, 0);
   }
 
   self.Pushhook = Object.freeze({
@@ -516,7 +553,7 @@
     show,
     flush,
     _internal: Object.freeze({ buttonIndex, buildEvent, cutUtf8, makeBatches, decide, namedEvents,
-      retryAfterMs, givesUp, overflow, ingestUrl, refusalWarning, MAX_QUEUE, MAX_BATCH, MAX_BATCH_BYTES,
-      MAX_TITLE_BYTES, MAX_UTM_BYTES, MAX_PAUSE_MS, GIVE_UP_TRIES, GIVE_UP_AGE_MS }),
+      retryAfterMs, givesUp, overflow, ingestUrl, refusalWarning, refusalDetails, MAX_QUEUE, MAX_BATCH, MAX_BATCH_BYTES,
+      MAX_TITLE_BYTES, MAX_UTM_BYTES, MAX_PAUSE_MS, WAIT_OUT_MS, GIVE_UP_TRIES, GIVE_UP_AGE_MS }),
   });
 })();

@@ -21,7 +21,9 @@ export function startStaticServer({ root = SDK_ROOT, port = 0 } = {}) {
   const server = http.createServer((req, res) => {
     const urlPath = decodeURIComponent(new URL(req.url, 'http://127.0.0.1').pathname);
     let file = path.normalize(path.join(root, urlPath));
-    if (!file.startsWith(root)) {
+    // Inside the folder, not beside it: "/..%2fsdk-x" resolves to a sibling whose name starts
+    // with the folder's.
+    if (file !== root && !file.startsWith(root + path.sep)) {
       res.writeHead(403).end();
       return;
     }

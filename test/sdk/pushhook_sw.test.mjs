@@ -7,7 +7,7 @@ globalThis.self = globalThis;  // the SDK assigns self.Pushhook, as in a worker
 const { Pushhook } = await import('../../sdk/pushhook-sw.mjs');
 const {
   buttonIndex, buildEvent, cutUtf8, makeBatches, decide, namedEvents, retryAfterMs, givesUp, overflow, ingestUrl,
-  refusalWarning,
+  refusalWarning, refusalDetails,
 } = Pushhook._internal;
 const bytes = (text) => Buffer.byteLength(text, 'utf8');
 
@@ -257,4 +257,16 @@ test('a refusal that waiting will not fix is told to the console; the rest are n
   assert.equal(refusalWarning(404, null),
     'pushhook: ingest refused the events (HTTP 404); they stay queued and are sent again later');
   for (const status of [0, 202, 408, 429, 500, 503]) assert.equal(refusalWarning(status, null), null, String(status));
+});
+
+test('a warning for dropped events names each reason the server gave, once, for the events sent', () => {
+  const body = (details) => ({ error: { code: 'invalid_event', message: 'x', details } });
+  assert.equal(refusalDetails(body([{ index: 0, field: 'cid', message: 'is 70 bytes; at most 64' },
+    { index: 2, field: 'beacon', message: 'has expired' }, { index: 3, field: 'beacon', message: 'has expired' }]), 4),
+  ': cid is 70 bytes; at most 64; beacon has expired');
+  assert.equal(refusalDetails(body([{ index: 9, field: 'cid', message: 'not in this request' }]), 4), '');
+  assert.equal(refusalDetails(body('not a list'), 4), '');
+  assert.equal(refusalDetails(null, 4), '');
+  const many = Array.from({ length: 7 }, (_, i) => ({ index: i, field: `f${i}`, message: 'bad' }));
+  assert.equal(refusalDetails(body(many), 7), ': f0 bad; f1 bad; f2 bad; f3 bad; f4 bad; and 2 more');
 });
