@@ -673,3 +673,17 @@ itest('show() takes null options as none; a warning for dropped events says why 
   assert.match(warning, /^pushhook: dropped 2 events the server refused \(HTTP 400 invalid_event\): cid .+; cid .+$/);
   await waitQueued(s.page, 0, 'both dropped');
 });
+
+itest('a mistyped endpoint path warns with pushhook\'s 404, as the README says; the events stay queued and go once it is right', { skip: SKIP }, async (fx) => {
+  const s = await setUp(fx);
+  await s.worker().evaluate((options) => Pushhook.init(options),
+    { endpoint: `${s.serve.baseUrl}/v1/event`, key: s.site.ingest_key, dismiss: true });
+  await s.deliver(push('Lost in a typo'));
+  const warning = await waitFor(() => s.warnings.find((w) => w.includes('HTTP 404')), { what: 'the warning' });
+  assert.equal(warning, 'pushhook: ingest refused the events (HTTP 404 not_found: no route for /v1/event); ' +
+    'they stay queued and are sent again later');
+  await waitQueued(s.page, 1, 'kept');
+  await s.worker().evaluate((options) => Pushhook.init(options),
+    { endpoint: `${s.serve.baseUrl}/v1/events`, key: s.site.ingest_key, dismiss: true });
+  assert.deepEqual(await waitReceived(s.receive, 1, 'the View'), [expected('View', 'Lost in a typo')]);
+});
