@@ -486,6 +486,19 @@
     return promise;
   }
 
+  // The notifications clicked in this life of the worker, by what tells one from another (the
+  // browser gives each event its own Notification object); the latest MAX_CLICKED, in order.
+  const MAX_CLICKED = 256;
+  const clicked = new Set();
+  const notificationKey = (n) => `${n.timestamp}\u0000${n.tag}\u0000${n.title}`;
+  function noteClicked(notification) {
+    clicked.add(notificationKey(notification));
+    if (clicked.size > MAX_CLICKED) clicked.delete(clicked.values().next().value);
+  }
+  function wasClicked(notification) {
+    return clicked.delete(notificationKey(notification));
+  }
+
   // A sync event's work: it fails while events remain, so that the browser tries again later
   // on its own backoff (Chromium: after 5 and then 15 minutes), instead of at once.
   function syncFlush() {
@@ -523,10 +536,13 @@
     if (first) {
       self.addEventListener('notificationclick', (event) => {
         const n = event.notification;
+        noteClicked(n);
         keepAlive(event, report('Click', n, buttonIndex(n.actions, event.action)));
       });
       self.addEventListener('notificationclose', (event) => {
-        if (config.dismiss) keepAlive(event, report('Dismiss', event.notification, 0));
+        // A Dismiss is a notification closed without a click (DESIGN section 1): one clicked
+        // and left open by the site's handler, closed later, is not one.
+        if (config.dismiss && !wasClicked(event.notification)) keepAlive(event, report('Dismiss', event.notification, 0));
       });
       self.addEventListener('sync', (event) => {
         if (event.tag === SYNC_TAG) keepAlive(event, syncFlush());

@@ -231,7 +231,28 @@ itest('closing a notification arrives as a Dismiss at an endpoint that asked for
   assert.equal(lines[1], expected('Dismiss', 'Closed unread'));
   const stats = await s.serve.api('GET', `/v1/sites/${s.site.id}/stats`);
   assert.equal(stats.json.totals.dismissals, 1);
+
+  // Clicked, left open by the site's handler, then closed: a Click, and no Dismiss after it.
+  await s.deliver(push('Clicked then closed'));
+  await waitReceived(s.receive, 3, 'the second View');
+  await worker.evaluate(async () => {
+    const notification = (await self.registration.getNotifications()).find((n) => n.title === 'Clicked then closed');
+    self.dispatchEvent(new NotificationEvent('notificationclick', { notification, action: '' }));
+    // (The example's handler closes it on a click; a site's that does not leaves it open, and the
+    // person closes it later: the browser then fires this, for a notification with the same fields.)
+    self.dispatchEvent(new NotificationEvent('notificationclose', { notification }));
+  });
+  assert.equal((await waitReceived(s.receive, 4, 'the Click'))[3], expected('Click', 'Clicked then closed', 0));
+  await settled(s);
+  assert.equal(received(s.receive).length, 4, 'no Dismiss after the Click');
 });
+
+// Waits until the worker's queue is empty and a flush finds nothing more to send.
+async function settled(s) {
+  await waitQueued(s.page, 0, 'the queue to empty');
+  assert.equal(await s.worker().evaluate(() => Pushhook.flush()), 'done');
+  await sleep(300);
+}
 
 // The token a push backend puts in data.pushhook.beacon (README, "Signed beacons").
 function beaconToken(secret, site, fields, expires = Math.floor(Date.now() / 1000) + 3600) {
