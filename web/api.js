@@ -71,6 +71,7 @@ export const api = {
   get: (path, options) => call('GET', path, options),
   post: (path, body) => call('POST', path, { body: body ?? {} }),
   patch: (path, body) => call('PATCH', path, { body }),
+  remove: (path) => call('DELETE', path),
   csv: (path) => call('GET', path, { accept: 'text/csv' }),
 };
 

@@ -445,12 +445,18 @@ export async function endpoints(el, ctx) {
   replace(el, h('h1', {}, 'Endpoints'), loading('endpoints'));
   const list = await ctx.get(sitePath(ctx.site, 'endpoints'));
   const stats = await Promise.all(list.data.map((e) => ctx.get(sitePath(ctx.site, 'endpoints', e.id, 'stats'))));
-  replace(el, h('h1', {}, 'Endpoints'), list.data.length === 0
-    ? notice('info', 'No endpoint yet.', ctx.canChange
-      ? `Register one with the admin API: curl -X POST ${location.origin}${sitePath(ctx.site, 'endpoints')} ` +
-        '-H "authorization: Bearer <token>" -d \'{"url":"https://…"}\' (see the README); it appears here.'
-      : 'Ask an administrator of this site to register one.')
-    : table(['Endpoint', 'State', 'Success (24 h)', 'p50 / p99', 'Pending', 'Failed'], list.data.map((e, i) => {
+  const registered = ctx.after?.registered;
+  replace(el, h('h1', {}, 'Endpoints'), ctx.after?.text ? notice('ok', ctx.after.text) : null,
+    // The endpoint just registered, with its secret: shown this once, as the API shows it.
+    registered ? h('div', { class: 'notice ok', role: 'status', 'data-testid': 'registered' },
+      h('strong', {}, 'Registered. Its signing secret, shown this once:'),
+      h('p', {}, h('code', { 'data-testid': 'new-endpoint-secret' }, registered.secret)),
+      h('p', {}, 'Give it to the receiver to verify signatures with. ',
+        h('a', { href: `#/s/${ctx.site}/endpoints/${registered.id}` }, 'Open the endpoint →'))) : null,
+    list.data.length === 0
+      ? notice('info', 'No endpoint yet.', ctx.canChange ? 'Register a webhook URL below; its events start with the next one to come.'
+        : 'Ask an administrator of this site to register one.')
+      : table(['Endpoint', 'State', 'Success (24 h)', 'p50 / p99', 'Pending', 'Failed'], list.data.map((e, i) => {
       const s = stats[i];
       return h('tr', { 'data-endpoint': e.id },
         h('td', {}, endpointCell(e, ctx.site)),
@@ -458,7 +464,39 @@ export async function endpoints(el, ctx) {
         h('td', { class: 'num' }, s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts)),
         h('td', { class: 'num' }, `${s.latency_ms.p50.toFixed(1)} / ${s.latency_ms.p99.toFixed(1)} ms`),
         h('td', { class: 'num' }, formatCount(s.pending)), h('td', { class: 'num' }, formatCount(s.failed)));
-    })));
+      })),
+    ctx.canChange ? registerForm(ctx) : null);
+}
+
+// Registers an endpoint (POST …/endpoints): its URL, what it is, the events it takes; the rest
+// (filter, batches, limits) is set on its page. The API's refusal (a bad URL, a private address)
+// is shown as it is.
+function registerForm(ctx) {
+  const url = h('input', { type: 'url', id: 'new-url', required: true, placeholder: 'https://example.com/hooks', maxlength: 2048 });
+  const description = h('input', { type: 'text', id: 'new-description', maxlength: 1000 });
+  const events = ['View', 'Click', 'Dismiss'].map((name) => h('label', { class: 'check' },
+    h('input', { type: 'checkbox', name: 'new-events', value: name, checked: name !== 'Dismiss' }), ` ${name}`));
+  const result = resultRegion();
+  const submit = h('button', { type: 'submit' }, 'Register');
+  const register = async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    try {
+      const chosen = events.map((label) => label.querySelector('input')).filter((box) => box.checked).map((box) => box.value);
+      const made = await api.post(sitePath(ctx.site, 'endpoints'),
+        { url: url.value.trim(), description: description.value, events: chosen });
+      ctx.rerender({ registered: { id: made.id, secret: made.secret } });
+    } catch (error) {
+      submit.disabled = false;
+      result.show(actionError('Register', error));
+    }
+  };
+  return h('form', { class: 'edit', onsubmit: register, oninput: () => replace(result), 'aria-labelledby': 'register-h' },
+    h('h2', { id: 'register-h' }, 'Register an endpoint'),
+    h('label', { for: 'new-url' }, 'URL'), url,
+    h('label', { for: 'new-description' }, 'Description'), description,
+    h('fieldset', {}, h('legend', {}, 'Events'), events),
+    h('div', {}, submit), h('div', {}, result));
 }
 
 export async function endpoint(el, ctx) {
@@ -489,32 +527,47 @@ export async function endpoint(el, ctx) {
     return button;
   };
   const reload = (text, at = 'actions') => ctx.rerender({ text, at });
-  // Rotating asks first, where results show: what it does, and whether the old secrets end now
-  // (a leak). Cancel or Escape gives the focus back to the button; neither stops a rotation
-  // already asked for, whose secret is shown once.
+  // An action that asks first, where results show: `what` says what it does (its element has
+  // the id `whatId`), `go` (an act() button) does it. Cancel or Escape gives the focus back to
+  // `opener`; neither stops what was already asked for.
+  const askFirst = (opener, whatId, what, go) => {
+    const cancel = () => {
+      if (go.disabled) return;
+      replace(result);
+      opener.focus();
+    };
+    const ask = h('div', { class: 'notice confirm', role: 'group', 'aria-labelledby': whatId, tabindex: -1,
+      onkeydown: (event) => event.key === 'Escape' && cancel() },
+    what, h('div', { class: 'controls' }, go, h('button', { type: 'button', onclick: cancel }, 'Cancel')));
+    replace(result, ask);
+    ask.focus();
+  };
+  // Rotating says whether the old secrets end now (a leak); the new secret is shown once.
   const rotate = h('button', { type: 'button', onclick: () => {
     const expire = h('input', { type: 'checkbox' });
-    const go = act('Rotate', async () => {
+    askFirst(rotate, 'rotate-what', [h('p', { id: 'rotate-what' },
+      'A new signing secret replaces this one. The old one keeps signing beside it for 24 hours, so receivers can switch over.'),
+    h('label', { class: 'check' }, expire, ' End the old secrets now (use this when a secret leaked)')],
+    act('Rotate', async () => {
       const r = await api.post(path('rotate-secret'), expire.checked ? { expire_previous: true } : undefined);
       return h('div', { class: 'notice ok' }, h('strong', {}, 'The new secret, shown this once:'),
         h('p', {}, h('code', { 'data-testid': 'new-secret' }, r.secret)),
         h('p', { 'data-testid': 'old-secrets' }, r.previous_secret_expires_at
           ? `The old secret signs beside it until ${formatTime(r.previous_secret_expires_at)}.` : 'The old secrets no longer sign.'));
-    });
-    const cancel = () => {
-      if (go.disabled) return;
-      replace(result);
-      rotate.focus();
-    };
-    const ask = h('div', { class: 'notice confirm', role: 'group', 'aria-labelledby': 'rotate-what', tabindex: -1,
-      onkeydown: (event) => event.key === 'Escape' && cancel() },
-    h('p', { id: 'rotate-what' },
-      'A new signing secret replaces this one. The old one keeps signing beside it for 24 hours, so receivers can switch over.'),
-    h('label', { class: 'check' }, expire, ' End the old secrets now (use this when a secret leaked)'),
-    h('div', { class: 'controls' }, go, h('button', { type: 'button', onclick: cancel }, 'Cancel')));
-    replace(result, ask);
-    ask.focus();
+    }));
   } }, 'Rotate secret');
+  // Deleting cannot be undone: it says what becomes of the messages, then goes to the list.
+  const remove = h('button', { type: 'button', class: 'danger', onclick: () => {
+    askFirst(remove, 'delete-what', h('p', { id: 'delete-what' },
+      'Deleting stops this endpoint\'s deliveries at once: its pending messages fail as "endpoint deleted"; ' +
+      'its log stays. It cannot be undone.'),
+    act('Delete', async () => {
+      await api.remove(path());
+      history.pushState(null, '', `#/s/${ctx.site}/endpoints`);
+      ctx.rerender({ text: `Deleted ${e.url}.` });
+      return null;
+    }));
+  } }, 'Delete endpoint');
   const since = h('input', { type: 'datetime-local', id: 'replay-since' });
   const until = h('input', { type: 'datetime-local', id: 'replay-until' });
   const replayCid = h('input', { type: 'text', id: 'replay-cid', placeholder: 'every campaign' });
@@ -536,7 +589,7 @@ export async function endpoint(el, ctx) {
         return notice(r.success ? 'ok' : 'error', r.success ? `Delivered: HTTP ${r.status_code} in ${r.latency_ms} ms.`
           : `Not delivered: ${r.error}`, r.response_body ? `The receiver said: ${r.response_body}` : null);
       }),
-      rotate),
+      rotate, remove),
     h('form', { class: 'controls', onsubmit: (event) => event.preventDefault() },
       field('Replay from (UTC)', since), field('to', until), field('campaign', replayCid),
       act('Replay', async () => {

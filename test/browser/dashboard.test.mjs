@@ -1013,3 +1013,59 @@ itest('the dashboard holds up: paging never repeats, a revoked token ends the se
   await screenshot(page, 'dashboard-revoked-during-action');
   assert.deepEqual(errors.filter((e) => !/status of (400|401|404)/.test(e)), [], 'no console error but the refusals asked for');
 });
+
+itest('an endpoint is registered from the dashboard, its secret shown once, and deleted after asking', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-'), dev: true });
+  const site = await serve.createSite('Self-service');
+  const { page, errors } = await openBrowser(fx);
+  const dialogs = noDialogs(page);
+  await signIn(page, serve.baseUrl, serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  await page.getByRole('link', { name: 'Endpoints' }).click();
+  await page.getByText('No endpoint yet.').waitFor();
+
+  // A refusal of the API is shown as it is, and goes once the form changes.
+  await page.getByLabel('URL').fill('ftp://example.com/x');
+  await page.getByRole('button', { name: 'Register' }).click();
+  const refused = page.getByText(/^Register failed: /);
+  await refused.waitFor();
+  await page.getByLabel('URL').fill('');
+  await refused.waitFor({ state: 'detached' });
+
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/hooks`;
+  await page.getByLabel('URL').fill(url);
+  await page.getByLabel('Description').fill('Warehouse');
+  await page.getByRole('checkbox', { name: 'Dismiss' }).check();
+  await page.getByRole('button', { name: 'Register' }).click();
+  await page.getByTestId('registered').waitFor();
+  const secret = await page.getByTestId('new-endpoint-secret').textContent();
+  assert.match(secret, /^whsec_/);
+  const [made] = (await serve.api('GET', `/v1/sites/${site.id}/endpoints`)).json.data;
+  assert.equal(made.url, url);
+  assert.equal(made.description, 'Warehouse');
+  assert.deepEqual(made.events, ['View', 'Click', 'Dismiss']);
+  await screenshot(page, 'dashboard-endpoint-registered');
+  // The secret shown is the one deliveries are signed with: pushhook receive takes them.
+  const receive = await fx.startReceive({ secret, listen: `127.0.0.1:${port}` });
+  expectStatus(await serve.ingest(site.ingest_key, [makeEvent(1)]), 202, 'ingest');
+  await waitFor(() => fs.existsSync(receive.out) && fs.readFileSync(receive.out, 'utf8').length > 0, { what: 'the receiver to store it' });
+  await page.reload();
+  await page.locator(`tr[data-endpoint="${made.id}"]`).waitFor();
+  assert.equal(await page.getByTestId('registered').count(), 0, 'the secret is not shown again');
+
+  // Deleting asks first; Cancel changes nothing; Delete removes it and says so on the list.
+  await page.getByRole('link', { name: url }).click();
+  await page.getByRole('button', { name: 'Delete endpoint' }).click();
+  await page.getByText(/cannot be undone/).waitFor();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  assert.equal((await serve.api('GET', `/v1/sites/${site.id}/endpoints/${made.id}`)).status, 200);
+  await page.getByRole('button', { name: 'Delete endpoint' }).click();
+  await page.getByRole('button', { name: 'Delete', exact: true }).click();
+  await page.getByText(`Deleted ${url}.`).waitFor();
+  assert.ok(page.url().endsWith(`#/s/${site.id}/endpoints`), page.url());
+  assert.equal((await serve.api('GET', `/v1/sites/${site.id}/endpoints/${made.id}`)).status, 404);
+  await page.getByText('No endpoint yet.').waitFor();
+  assert.deepEqual(dialogs, []);
+  assert.deepEqual(errors.filter((e) => !/status of 400/.test(e)), []);
+});
