@@ -48,6 +48,8 @@
   // event that keeps the worker alive: left to Background Sync, the events would wait for its
   // backoff (Chromium: 5, then 15 minutes), or for the subscriber's next notification.
   const WAIT_OUT_MS = 30 * 1000;
+  // How far past a pause's end the flush that waited comes back, at most (at random).
+  const MAX_SPREAD_MS = 5 * 1000;
   // A request that neither answers nor fails is abandoned after this (the events stay queued).
   const REQUEST_TIMEOUT_MS = 30 * 1000;
   // An event whose request keeps being answered with something other than 202 (and not 429 or
@@ -225,7 +227,8 @@
 
   // --- IndexedDB queue -------------------------------------------------------------------------
   // 'queue' holds {event, tries} records (version 1 held bare events; both are read), in order;
-  // 'state' holds 'paused_until', the time before which no request goes (Retry-After).
+  // 'state' holds 'paused_until', the time before which no request goes (Retry-After), and the
+  // notifications clicked (noteClicked).
 
   function request(req) {
     return new Promise((resolve, reject) => {
@@ -306,11 +309,15 @@
   // After a failed request: remembers the pause it asked for, counts a try on each of its
   // events and gives up those that have had enough (GIVE_UP_TRIES and GIVE_UP_AGE_MS).
   async function noteFailure(db, records, answer) {
-    const counts = answer.status !== 0 && answer.status !== 429 && answer.status !== 503;
-    if (!counts && answer.retryAfterMs === 0) return;
+    const patience = answer.status === 429 || answer.status === 503;
+    const counts = answer.status !== 0 && !patience;
+    // Only the answers that ask for patience pause sending; a Retry-After on anything else (a
+    // proxy's 500) is not a request to wait that long and then send again.
+    const pause = patience ? answer.retryAfterMs : 0;
+    if (!counts && pause === 0) return;
     const now = Date.now();
     const tx = db.transaction([DB_QUEUE, DB_STATE], 'readwrite');
-    if (answer.retryAfterMs > 0) tx.objectStore(DB_STATE).put(now + answer.retryAfterMs, 'paused_until');
+    if (pause > 0) tx.objectStore(DB_STATE).put(now + pause, 'paused_until');
     let given = 0;
     for (const record of counts ? records : []) {
       record.tries += 1;
@@ -377,15 +384,19 @@
     return next;
   }
 
-  // Sends the queue, waiting out the pauses that end within WAIT_OUT_MS of the start (a 429's
-  // Retry-After: 1 among them); a longer one is left to a later flush.
+  // Sends the queue, waiting out one pause that ends within WAIT_OUT_MS (a 429's Retry-After: 1
+  // among them), and a little past it, at random: every subscriber of a site shares its key, and
+  // those paused together must not all come back in the same millisecond. A second pause, or a
+  // longer one, is left to a later flush: waiting again and again would send more requests to a
+  // server that asked for fewer.
   async function sendQueued() {
-    const deadline = Date.now() + WAIT_OUT_MS;
-    for (;;) {
-      const { outcome, pausedUntil } = await sendOnce();
-      if (outcome !== 'paused' || pausedUntil > deadline) return outcome;
-      await new Promise((resolve) => { setTimeout(resolve, pausedUntil - Date.now()); });
-    }
+    const first = await sendOnce();
+    if (first.outcome !== 'paused') return first.outcome;
+    const wait = first.pausedUntil - Date.now();
+    if (wait > WAIT_OUT_MS) return 'paused';
+    const spread = Math.random() * Math.min(MAX_SPREAD_MS, Math.max(wait, 500) / 2);
+    await new Promise((resolve) => { setTimeout(resolve, Math.max(0, wait) + spread); });
+    return (await sendOnce()).outcome;
   }
 
   // One pass over the queue: {outcome: 'done' | 'retry'}, or {outcome: 'paused', pausedUntil}
@@ -486,17 +497,70 @@
     return promise;
   }
 
-  // The notifications clicked in this life of the worker, by what tells one from another (the
-  // browser gives each event its own Notification object); the latest MAX_CLICKED, in order.
+  // The notifications clicked, so that closing one later is no Dismiss (DESIGN section 1: a
+  // Dismiss is a close without a click). Chromium stops an idle worker within a minute and a
+  // person may close a clicked notification much later, so each click is kept in IndexedDB
+  // ('state', under "clicked\0…", its value the time of the click) for CLICK_MEMORY_MS, and in
+  // memory for the worker's life (for when IndexedDB cannot be used).
+  const CLICK_MEMORY_MS = 7 * 24 * 60 * 60 * 1000;
   const MAX_CLICKED = 256;
   const clicked = new Set();
-  const notificationKey = (n) => `${n.timestamp}\u0000${n.tag}\u0000${n.title}`;
-  function noteClicked(notification) {
-    clicked.add(notificationKey(notification));
-    if (clicked.size > MAX_CLICKED) clicked.delete(clicked.values().next().value);
+  // What tells a notification from another: the browser gives each event its own object.
+  function notificationKey(n) {
+    const fields = (n.data && n.data.pushhook) || {};
+    return ['clicked', n.timestamp, n.tag, n.title, fields.cid, fields.cookie_id].join('\u0000');
   }
-  function wasClicked(notification) {
-    return clicked.delete(notificationKey(notification));
+  // Every click kept: the keys from "clicked\0" to before "clicked\u0001".
+  const clickedKeys = () => IDBKeyRange.bound('clicked\u0000', 'clicked\u0001', false, true);
+
+  // Resolves once the click is kept; never rejects.
+  async function noteClicked(notification) {
+    const key = notificationKey(notification);
+    clicked.add(key);
+    if (clicked.size > MAX_CLICKED) clicked.delete(clicked.values().next().value);
+    try {
+      const db = await openDb();
+      try {
+        const tx = db.transaction(DB_STATE, 'readwrite');
+        const store = tx.objectStore(DB_STATE);
+        const now = Date.now();
+        store.put(now, key);
+        // The clicks past CLICK_MEMORY_MS go (a person closes a notification within days).
+        const cursor = store.openCursor(clickedKeys());
+        cursor.onsuccess = () => {
+          const at = cursor.result;
+          if (!at) return;
+          if (!(now - Number(at.value) < CLICK_MEMORY_MS)) at.delete();
+          at.continue();
+        };
+        await done(tx);
+      } finally {
+        db.close();
+      }
+    } catch (error) {
+      // No IndexedDB: the memory above is all there is.
+    }
+  }
+
+  // Whether `notification` was clicked (and forgets it); false when that cannot be told.
+  async function wasClicked(notification) {
+    const key = notificationKey(notification);
+    if (clicked.delete(key)) return true;
+    try {
+      const db = await openDb();
+      try {
+        const tx = db.transaction(DB_STATE, 'readwrite');
+        const store = tx.objectStore(DB_STATE);
+        const seen = await request(store.get(key));
+        if (seen !== undefined) store.delete(key);
+        await done(tx);
+        return seen !== undefined;
+      } finally {
+        db.close();
+      }
+    } catch (error) {
+      return false;
+    }
   }
 
   // A sync event's work: it fails while events remain, so that the browser tries again later
@@ -536,13 +600,14 @@
     if (first) {
       self.addEventListener('notificationclick', (event) => {
         const n = event.notification;
-        noteClicked(n);
-        keepAlive(event, report('Click', n, buttonIndex(n.actions, event.action)));
+        keepAlive(event, Promise.all([noteClicked(n), report('Click', n, buttonIndex(n.actions, event.action))]));
       });
       self.addEventListener('notificationclose', (event) => {
         // A Dismiss is a notification closed without a click (DESIGN section 1): one clicked
         // and left open by the site's handler, closed later, is not one.
-        if (config.dismiss && !wasClicked(event.notification)) keepAlive(event, report('Dismiss', event.notification, 0));
+        if (!config.dismiss) return;
+        const n = event.notification;
+        keepAlive(event, wasClicked(n).then((wasIt) => (wasIt ? undefined : report('Dismiss', n, 0))));
       });
       self.addEventListener('sync', (event) => {
         if (event.tag === SYNC_TAG) keepAlive(event, syncFlush());
