@@ -98,7 +98,9 @@ void Router::Handle(Request&& request, Responder respond) const {
       continue;
     }
     if (std::string problem = QueryProblem(request.query); !problem.empty()) {
-      return respond(Response::Error(400, "invalid_request", problem));
+      Response response = Response::Error(400, "invalid_request", problem);
+      if (on_refusal_) on_refusal_(request.path, response);
+      return respond(std::move(response));
     }
     request.path_params = std::move(params);
     route.handler(std::move(request), std::move(respond));
@@ -109,11 +111,11 @@ void Router::Handle(Request&& request, Responder respond) const {
                                         "method " + request.method + " is not allowed on " +
                                             request.path + " (allowed: " + allowed + ")");
     response.With("allow", allowed);
-    if (on_refusal_) on_refusal_(response);
+    if (on_refusal_) on_refusal_(request.path, response);
     respond(std::move(response));
   } else {
     Response response = Response::Error(404, "not_found", "no route for " + request.path);
-    if (on_refusal_) on_refusal_(response);
+    if (on_refusal_) on_refusal_(request.path, response);
     respond(std::move(response));
   }
 }

@@ -19,10 +19,12 @@ class Router {
   // not for this method.
   void Handle(Request&& request, Responder respond) const;
 
-  // Lets the caller add to the router's own refusals before they are sent (the 404 of a path no
-  // route matches, the 405 of a method the path does not take): headers such as CORS, so that
-  // a page or a worker posting to a mistyped path can read why. Set at start-up, before Handle.
-  void OnRefusal(std::function<void(Response&)> decorate) { on_refusal_ = std::move(decorate); }
+  // Called with the request's path on each of the router's own refusals before it is sent (the
+  // 404 of a path no route matches, the 405 of a method the path does not take, the 400 of a
+  // query that cannot be read): the caller may add headers such as CORS, so that a page or a
+  // worker posting to a mistyped path can read why, and count it. Set at start-up.
+  using Refusal = std::function<void(std::string_view path, Response&)>;
+  void OnRefusal(Refusal decorate) { on_refusal_ = std::move(decorate); }
 
   // Every route as "METHOD /path/{}/…" (placeholders as {}), in the order they were added: what
   // the test that holds the API's description to the router reads.
@@ -35,7 +37,7 @@ class Router {
     Handler handler;
   };
   std::vector<Route> routes_;
-  std::function<void(Response&)> on_refusal_;
+  Refusal on_refusal_;
 };
 
 }  // namespace pushhook::http

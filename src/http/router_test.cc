@@ -84,8 +84,10 @@ TEST(RouterTest, TheRefusalDecoratorSeesOnlyTheRoutersOwnRefusals) {
   router.Add("GET", "/v1/sites",
              [](Request&&, Responder respond) { respond(Response::Error(404, "not_found", "x")); });
   int decorated = 0;
-  router.OnRefusal([&](Response& r) {
+  std::vector<std::string> paths;
+  router.OnRefusal([&](std::string_view path, Response& r) {
     ++decorated;
+    paths.emplace_back(path);
     r.With("access-control-allow-origin", "*");
   });
   const Response unknown = Call(router, "POST", "/v1/event");
@@ -96,6 +98,14 @@ TEST(RouterTest, TheRefusalDecoratorSeesOnlyTheRoutersOwnRefusals) {
   EXPECT_EQ(decorated, 1);
   EXPECT_EQ(Call(router, "DELETE", "/v1/sites").status, 405);
   EXPECT_EQ(decorated, 2);
+  Request bad_query;
+  bad_query.method = "GET";
+  bad_query.path = "/v1/sites";
+  bad_query.query = "q=%FF";
+  Response refused;
+  router.Handle(std::move(bad_query), [&](Response r) { refused = std::move(r); });
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(paths, (std::vector<std::string>{"/v1/event", "/v1/sites", "/v1/sites"}));
 }
 
 TEST(RouterTest, HeadIsAnsweredByTheGetRoute) {

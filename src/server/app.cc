@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -38,6 +39,22 @@ using util::LogLevel;
 
 constexpr std::string_view kEventsPath = "/v1/events";
 
+// Whether `path` reaches ingest's route: the router takes no empty segment for one ("//v1/events"
+// and "/v1/events/" reach it too), so neither is a reason to leave an answer uncounted.
+bool IsEventsPath(std::string_view path) {
+  constexpr std::string_view kSegments[] = {"v1", "events"};
+  size_t matched = 0;
+  while (!path.empty()) {
+    const size_t slash = path.find('/');
+    const std::string_view segment = path.substr(0, slash);
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
+    if (segment.empty()) continue;
+    if (matched == std::size(kSegments) || segment != kSegments[matched]) return false;
+    ++matched;
+  }
+  return matched == std::size(kSegments);
+}
+
 }  // namespace
 
 class App::Impl {
@@ -57,18 +74,10 @@ class App::Impl {
     http_ = std::make_unique<http::Server>(
         server_limits,
         [this](http::Request&& r, http::Responder respond) {
-          if (r.path == kEventsPath && r.method != "POST" && r.method != "OPTIONS") {
-            // The router's 405 on ingest's route (its CORS headers come with every refusal of
-            // the router's, OnRefusal below) counts as a refused request.
-            respond = [this, respond = std::move(respond)](http::Response response) {
-              ingest_->CountAnswer(response.status);
-              respond(std::move(response));
-            };
-          }
           router_.Handle(std::move(r), std::move(respond));
         },
         [this](std::string_view path, http::Response& response) {
-          if (path != kEventsPath) return;
+          if (!IsEventsPath(path)) return;
           ingest::AddCorsHeaders(response);
           ingest_->CountAnswer(response.status);
         });
@@ -257,8 +266,12 @@ class App::Impl {
     });
     // A worker posting to a mistyped path (/v1/event, or the server's bare URL) reads the 404
     // or 405, as it reads every answer on ingest's route: without CORS headers the browser hides
-    // it as a network failure, and the SDK would keep the events and never say why.
-    router_.OnRefusal(ingest::AddCorsHeaders);
+    // it as a network failure, and the SDK would keep the events and never say why. On ingest's
+    // own route (a 405, a query that cannot be read) the refusal counts as one.
+    router_.OnRefusal([this](std::string_view path, http::Response& response) {
+      ingest::AddCorsHeaders(response);
+      if (IsEventsPath(path)) ingest_->CountAnswer(response.status);
+    });
     admin_->Register(router_);
     router_.Add("GET", "/metrics", [this](http::Request&&, http::Responder respond) {
       http::Response response;

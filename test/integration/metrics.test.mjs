@@ -66,9 +66,17 @@ itest('ingest refusals count the answers the HTTP server and the router give on 
   assert.equal(await refused(), 2, 'the router\'s 405');
   expectStatus(await serve.ingest(site.ingest_key, [{ action: 'Nope' }]), 400, 'bad ingest');
   assert.equal(await refused(), 3, 'the handler\'s 400');
+  // The router's 400 for a query it cannot read, and ingest's route spelt with a trailing slash.
+  const badQuery = await request(serve.baseUrl, 'POST', '/v1/events?key=%FF',
+    { body: '{}', headers: { 'content-type': 'text/plain' } });
+  assert.equal(badQuery.status, 400);
+  assert.equal(badQuery.headers.get('access-control-allow-origin'), '*', 'a worker can read it');
+  assert.equal(await refused(), 4, 'the router\'s 400');
+  assert.equal((await request(serve.baseUrl, 'GET', '/v1/events/')).status, 405);
+  assert.equal(await refused(), 5, 'a 405 on /v1/events/');
   // Answers on other routes are not ingest's.
   assert.equal((await request(serve.baseUrl, 'POST', '/healthz')).status, 405);
-  assert.equal(await refused(), 3);
+  assert.equal(await refused(), 5);
 });
 
 itest('queue depth counts the messages waiting, and comes back to 0 once they are delivered', async (fx) => {
