@@ -443,35 +443,38 @@ function drawChart(el, series, bucketSeconds) {
 
 export async function endpoints(el, ctx) {
   replace(el, h('h1', {}, 'Endpoints'), loading('endpoints'));
-  const list = await ctx.get(sitePath(ctx.site, 'endpoints'));
-  const stats = await Promise.all(list.data.map((e) => ctx.get(sitePath(ctx.site, 'endpoints', e.id, 'stats'))));
-  const registered = ctx.after?.registered;
-  replace(el, h('h1', {}, 'Endpoints'), ctx.after?.text ? notice('ok', ctx.after.text) : null,
-    // The endpoint just registered, with its secret: shown this once, as the API shows it.
-    registered ? h('div', { class: 'notice ok', role: 'status', 'data-testid': 'registered' },
-      h('strong', {}, 'Registered. Its signing secret, shown this once:'),
-      h('p', {}, h('code', { 'data-testid': 'new-endpoint-secret' }, registered.secret)),
-      h('p', {}, 'Give it to the receiver to verify signatures with. ',
-        h('a', { href: `#/s/${ctx.site}/endpoints/${registered.id}` }, 'Open the endpoint →'))) : null,
-    list.data.length === 0
+  const list = h('div');
+  // The list, read again after a registration without leaving the page: the new secret, shown
+  // once, stays on screen whatever the reading does.
+  const drawList = async () => {
+    const endpointsNow = await ctx.get(sitePath(ctx.site, 'endpoints'));
+    const stats = await Promise.all(endpointsNow.data.map((e) => ctx.get(sitePath(ctx.site, 'endpoints', e.id, 'stats'))));
+    replace(list, endpointsNow.data.length === 0
       ? notice('info', 'No endpoint yet.', ctx.canChange ? 'Register a webhook URL below; its events start with the next one to come.'
         : 'Ask an administrator of this site to register one.')
-      : table(['Endpoint', 'State', 'Success (24 h)', 'p50 / p99', 'Pending', 'Failed'], list.data.map((e, i) => {
-      const s = stats[i];
-      return h('tr', { 'data-endpoint': e.id },
-        h('td', {}, endpointCell(e, ctx.site)),
-        h('td', {}, stateText(s.state)),
-        h('td', { class: 'num' }, s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts)),
-        h('td', { class: 'num' }, `${s.latency_ms.p50.toFixed(1)} / ${s.latency_ms.p99.toFixed(1)} ms`),
-        h('td', { class: 'num' }, formatCount(s.pending)), h('td', { class: 'num' }, formatCount(s.failed)));
-      })),
-    ctx.canChange ? registerForm(ctx) : null);
+      : table(['Endpoint', 'State', 'Success (24 h)', 'p50 / p99', 'Pending', 'Failed'], endpointsNow.data.map((e, i) => {
+        const s = stats[i];
+        return h('tr', { 'data-endpoint': e.id },
+          h('td', {}, endpointCell(e, ctx.site)),
+          h('td', {}, stateText(s.state)),
+          h('td', { class: 'num' }, s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts)),
+          h('td', { class: 'num' }, `${s.latency_ms.p50.toFixed(1)} / ${s.latency_ms.p99.toFixed(1)} ms`),
+          h('td', { class: 'num' }, formatCount(s.pending)), h('td', { class: 'num' }, formatCount(s.failed)));
+      })));
+  };
+  await drawList();
+  const refresh = () => drawList().catch((error) => {
+    if (!isAbort(error) && !ctx.signal.aborted) replace(list, errorNotice(error, 'endpoints'));
+  });
+  replace(el, h('h1', {}, 'Endpoints'), ctx.after?.text ? notice('ok', ctx.after.text) : null, list,
+    ctx.canChange ? registerForm(ctx, refresh) : null);
 }
 
 // Registers an endpoint (POST …/endpoints): its URL, what it is, the events it takes; the rest
 // (filter, batches, limits) is set on its page. The API's refusal (a bad URL, a private address)
-// is shown as it is.
-function registerForm(ctx) {
+// is shown as it is; the new secret is shown at once, where the result goes, then `refresh`
+// reads the list again.
+function registerForm(ctx, refresh) {
   const url = h('input', { type: 'url', id: 'new-url', required: true, placeholder: 'https://example.com/hooks', maxlength: 2048 });
   const description = h('input', { type: 'text', id: 'new-description', maxlength: 1000 });
   const events = ['View', 'Click', 'Dismiss'].map((name) => h('label', { class: 'check' },
@@ -485,18 +488,26 @@ function registerForm(ctx) {
       const chosen = events.map((label) => label.querySelector('input')).filter((box) => box.checked).map((box) => box.value);
       const made = await api.post(sitePath(ctx.site, 'endpoints'),
         { url: url.value.trim(), description: description.value, events: chosen });
-      ctx.rerender({ registered: { id: made.id, secret: made.secret } });
+      form.reset();
+      result.show(h('div', { class: 'notice ok', 'data-testid': 'registered' },
+        h('strong', {}, `Registered ${made.url}. Its signing secret, shown this once:`),
+        h('p', {}, h('code', { 'data-testid': 'new-endpoint-secret' }, made.secret)),
+        h('p', {}, 'Give it to the receiver to verify signatures with. ',
+          h('a', { href: `#/s/${ctx.site}/endpoints/${made.id}` }, 'Open the endpoint →'))));
+      await refresh();
     } catch (error) {
-      submit.disabled = false;
       result.show(actionError('Register', error));
+    } finally {
+      submit.disabled = false;
     }
   };
-  return h('form', { class: 'edit', onsubmit: register, oninput: () => replace(result), 'aria-labelledby': 'register-h' },
+  const form = h('form', { class: 'edit', onsubmit: register, oninput: () => replace(result), 'aria-labelledby': 'register-h' },
     h('h2', { id: 'register-h' }, 'Register an endpoint'),
     h('label', { for: 'new-url' }, 'URL'), url,
     h('label', { for: 'new-description' }, 'Description'), description,
     h('fieldset', {}, h('legend', {}, 'Events'), events),
     h('div', {}, submit), h('div', {}, result));
+  return form;
 }
 
 export async function endpoint(el, ctx) {
@@ -510,8 +521,8 @@ export async function endpoint(el, ctx) {
   const saved = resultRegion();
   // fn answers what to show, or null (nothing done: the focus goes back to the button); after a
   // reload the new page announces what was done.
-  const act = (label, fn) => {
-    const button = h('button', { type: 'button', onclick: async () => {
+  const act = (label, fn, className) => {
+    const button = h('button', { type: 'button', class: className, onclick: async () => {
       button.disabled = true;
       let shown;
       try {
@@ -563,10 +574,12 @@ export async function endpoint(el, ctx) {
       'its log stays. It cannot be undone.'),
     act('Delete', async () => {
       await api.remove(path());
-      history.pushState(null, '', `#/s/${ctx.site}/endpoints`);
+      if (ctx.signal.aborted) return null;  // the person went elsewhere meanwhile
+      // Replaced, not pushed: Back must not lead to the page of what is gone.
+      history.replaceState(null, '', `#/s/${ctx.site}/endpoints`);
       ctx.rerender({ text: `Deleted ${e.url}.` });
       return null;
-    }));
+    }, 'danger'));
   } }, 'Delete endpoint');
   const since = h('input', { type: 'datetime-local', id: 'replay-since' });
   const until = h('input', { type: 'datetime-local', id: 'replay-until' });

@@ -1045,6 +1045,10 @@ itest('an endpoint is registered from the dashboard, its secret shown once, and 
   assert.equal(made.url, url);
   assert.equal(made.description, 'Warehouse');
   assert.deepEqual(made.events, ['View', 'Click', 'Dismiss']);
+  // The list is read again beside the secret, which keeps the focus (it is read out).
+  await page.locator(`tr[data-endpoint="${made.id}"]`).waitFor();
+  assert.equal((await focused(page)).result, true);
+  assert.equal(await page.getByLabel('URL').inputValue(), '', 'the form is ready for another');
   await screenshot(page, 'dashboard-endpoint-registered');
   // The secret shown is the one deliveries are signed with: pushhook receive takes them.
   const receive = await fx.startReceive({ secret, listen: `127.0.0.1:${port}` });
