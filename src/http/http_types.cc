@@ -17,39 +17,30 @@ std::string_view Request::Header(std::string_view lowercase_name) const {
 }
 
 std::optional<std::string> Request::QueryParam(std::string_view name) const {
-  std::string_view rest = query;
-  while (!rest.empty()) {
-    const size_t amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    const size_t eq = pair.find('=');
-    const auto key = PercentDecode(pair.substr(0, eq), true);
-    if (!key || *key != name) continue;
-    if (eq == std::string_view::npos) return std::string();
-    return PercentDecode(pair.substr(eq + 1), true);
-  }
-  return std::nullopt;
+  std::optional<std::string> found;
+  ForEachQueryPair(query, [&](std::string_view raw_name, std::optional<std::string_view> value) {
+    const auto key = PercentDecode(raw_name, true);
+    if (!key || *key != name) return false;
+    found = value ? PercentDecode(*value, true) : std::string();
+    return true;
+  });
+  return found;
 }
 
 model::Status Request::OnlyQueryParams(std::initializer_list<std::string_view> known) const {
-  std::string_view rest = query;
-  while (!rest.empty()) {
-    const size_t amp = rest.find('&');
-    const std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    if (pair.empty()) continue;
-    const std::string_view raw_key = pair.substr(0, pair.find('='));
-    const auto key = PercentDecode(raw_key, true);
-    if (key && std::find(known.begin(), known.end(), *key) != known.end()) continue;
-    std::string message = "unknown query parameter " + model::QuotedText(key ? *key : raw_key) +
-                          "; this route takes ";
+  std::string message;
+  ForEachQueryPair(query, [&](std::string_view raw_name, std::optional<std::string_view>) {
+    const auto key = PercentDecode(raw_name, true);
+    if (key && std::find(known.begin(), known.end(), *key) != known.end()) return false;
+    message = "unknown query parameter " + model::QuotedText(key ? *key : raw_name) +
+              "; this route takes ";
     for (size_t i = 0; i < known.size(); ++i) {
       if (i > 0) message += i + 1 == known.size() ? " and " : ", ";
       message += known.begin()[i];
     }
-    return model::InvalidArgument(std::move(message));
-  }
-  return model::Status::Ok();
+    return true;
+  });
+  return message.empty() ? model::Status::Ok() : model::InvalidArgument(std::move(message));
 }
 
 model::StatusOr<int> Request::PageLimit(int fallback, int max) const {

@@ -17,6 +17,24 @@ namespace pushhook::http {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
+// Calls fn(name, value) for each "name=value" pair of `query` in order, neither decoded; `value`
+// is nullopt for a bare "name", and empty pairs ("&&") are left out. Stops, answering true, at the
+// first pair for which fn answers true.
+template <typename Fn>
+bool ForEachQueryPair(std::string_view query, Fn&& fn) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    const std::optional<std::string_view> value =
+        eq == std::string_view::npos ? std::nullopt : std::optional(pair.substr(eq + 1));
+    if (fn(pair.substr(0, eq), value)) return true;
+  }
+  return false;
+}
+
 struct Request {
   std::string method;  // "GET", "POST", ...
   std::string path;    // the target before '?', not decoded

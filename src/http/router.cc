@@ -30,22 +30,17 @@ bool IsText(const std::optional<std::string>& decoded) {
 // A parameter that cannot be read is refused rather than skipped: `?cid=50%off` would
 // otherwise answer for every campaign as if it were one.
 std::string QueryProblem(std::string_view query) {
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const size_t eq = pair.find('=');
-    const std::string_view name = pair.substr(0, eq);
-    const bool readable =
-        IsText(PercentDecode(name, true)) &&
-        (eq == std::string_view::npos || IsText(PercentDecode(pair.substr(eq + 1), true)));
-    if (!readable) {
-      constexpr size_t kShown = 64;
-      return "query parameter '" + std::string(name.substr(0, kShown)) +
-             "' is not percent-encoded UTF-8 text (a % is written %25)";
+  std::string problem;
+  ForEachQueryPair(query, [&](std::string_view name, std::optional<std::string_view> value) {
+    if (IsText(PercentDecode(name, true)) && (!value || IsText(PercentDecode(*value, true)))) {
+      return false;
     }
-  }
-  return "";
+    constexpr size_t kShown = 64;
+    problem = "query parameter '" + std::string(name.substr(0, kShown)) +
+              "' is not percent-encoded UTF-8 text (a % is written %25)";
+    return true;
+  });
+  return problem;
 }
 
 }  // namespace
