@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "http/tls_context.h"
@@ -141,10 +142,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!tls) return ReadHeader();
     tls_context_ = std::move(tls);
-    SetDeadline(shared_.limits.header_timeout);
-    waiting_for_request_ = true;
-    socket_.async_read_some(buffer_.prepare(kFirstRead),
-                            beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
+    ReadFirstBytes();
   }
 
   // Called by the sweep, on the session's worker thread: ends the pending read or write of a
@@ -158,13 +156,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Called by Drain(), on the session's worker thread: a connection waiting for a request none
-  // of whose bytes have come is closed; any other finishes what it is doing. With no answer to
-  // protect and nothing unread, closing at once cannot reset anything the client needs, and
-  // lingering would keep the gate shut on clients that do not read their idle connections.
+  // of whose bytes have come is closed; any other finishes what it is doing. The pending read is
+  // cancelled rather than the socket closed: the kernel may have handed it bytes already, with
+  // its handler still queued behind this one, and that handler then serves them (EndIdle).
   void CloseIfIdle() {
-    if (!waiting_for_request_ || !NothingArrived()) return;
+    if (!waiting_for_request_ || (parser_ && parser_->got_some()) || !NothingArrived()) return;
+    idle_read_cancelled_ = true;
     beast::error_code ec;
-    socket_.close(ec);  // the pending read ends with operation_aborted
+    socket_.cancel(ec);
   }
 
  private:
@@ -192,8 +191,33 @@ class Session : public std::enable_shared_from_this<Session> {
     return socket_.available(ec) == 0 && !ec;
   }
 
+  // Ends a connection whose read CloseIfIdle cancelled, unless a request's bytes came since: they
+  // are read as usual. With no answer to protect and nothing unread, closing at once cannot reset
+  // anything the client needs, and lingering would keep the gate shut on clients that do not
+  // read their idle connections.
+  void EndIdle(void (Session::*read_on)()) {
+    if (!NothingArrived()) return (this->*read_on)();
+    beast::error_code ec;
+    socket_.close(ec);
+  }
+
+  // Whether `ec` is the end of a read that CloseIfIdle cancelled (and not the sweep).
+  bool CancelledAsIdle(beast::error_code ec) {
+    return std::exchange(idle_read_cancelled_, false) && ec == asio::error::operation_aborted &&
+           !timed_out_;
+  }
+
+  // On the TLS port: the first bytes tell a TLS handshake from plain HTTP.
+  void ReadFirstBytes() {
+    SetDeadline(shared_.limits.header_timeout);
+    waiting_for_request_ = true;
+    socket_.async_read_some(buffer_.prepare(kFirstRead),
+                            beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
+  }
+
   void OnFirstBytes(beast::error_code ec, size_t n) {
     waiting_for_request_ = false;
+    if (CancelledAsIdle(ec)) return EndIdle(&Session::ReadFirstBytes);
     if (ec) return Linger();
     buffer_.commit(n);
     const auto first = static_cast<unsigned char>(*static_cast<const char*>(buffer_.data().data()));
@@ -249,6 +273,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHeader(beast::error_code ec, size_t) {
     waiting_for_request_ = false;
+    if (CancelledAsIdle(ec)) return EndIdle(&Session::ReadHeader);
     if (ec) return FailRead(ec);
     NoteHead();
     if (plain_on_tls_port_) {
@@ -463,6 +488,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool head_ = false;  // the request being answered is a HEAD: its answer has no body
   bool first_request_ = true;
   bool waiting_for_request_ = false;  // a read for the next request is pending
+  bool idle_read_cancelled_ = false;  // by CloseIfIdle, and its handler has not run yet
   bool tls_established_ = false;
   bool plain_on_tls_port_ = false;
   unsigned version_ = 11;

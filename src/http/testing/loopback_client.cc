@@ -2,12 +2,16 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 namespace pushhook::http::testing {
 namespace {
@@ -44,6 +48,19 @@ void LoopbackSocket::Send(std::string_view bytes) {
   ASSERT_TRUE(connected());
   EXPECT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(bytes.size()));
+}
+
+void LoopbackSocket::WaitAcknowledged() {
+  ASSERT_TRUE(connected());
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    int unacknowledged = 0;
+    ASSERT_EQ(::ioctl(fd_, SIOCOUTQ, &unacknowledged), 0);
+    if (unacknowledged == 0) return;
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up)
+        << unacknowledged << " bytes sent were not acknowledged by the server's kernel";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void LoopbackSocket::HangUp() { EXPECT_EQ(::shutdown(fd_, SHUT_WR), 0); }

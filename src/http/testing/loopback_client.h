@@ -26,6 +26,10 @@ class LoopbackSocket {
   int fd() const { return fd_; }
   // Sends all of `bytes`; a failure is a test failure.
   void Send(std::string_view bytes);
+  // Waits until the server's kernel has acknowledged every byte sent, so that they are the
+  // server's to read whatever its threads are doing (on a loaded machine, loopback delivery can
+  // lag the send() that returned). Giving up after 5 s is a test failure.
+  void WaitAcknowledged();
   // Shuts the sending side, as a client that gives up in the middle does.
   void HangUp();
   void Close();
