@@ -162,7 +162,9 @@ void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
   KeepEvent(state, m);
   max_admitted_id_ = std::max(max_admitted_id_, m.id);
   const int64_t due_ms = std::max(m.due_ms, now_ms);
-  const Due due{m.id, m.attempts, m.batch, 0, m.splits};
+  // Ready since it fell due: a batch it starts waits max_wait_ms from then, not from now, when
+  // it is read again after a restart or with its endpoint enabled again (DESIGN 1: at most).
+  const Due due{m.id, m.attempts, m.batch, std::min(m.due_ms, now_ms), m.splits};
   if (m.batch > 0) {
     ScheduleBatch(index, m.batch, {due}, due_ms, now_ms);
   } else {
@@ -278,7 +280,7 @@ void Scheduler::DropReadAhead(EndpointState& state) {
 
 void Scheduler::Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms) {
   if (due_ms <= now_ms) {
-    message.ready_ms = now_ms;
+    message.ready_ms = message.ready_ms > 0 ? std::min(message.ready_ms, now_ms) : now_ms;
     endpoints_[endpoint].ready.push_back(message);
     MarkRunnable(endpoint);
   } else {

@@ -704,6 +704,29 @@ TEST_F(SchedulerTest, ABatchFillsAcrossIngestsUpToMaxEvents) {
   EXPECT_EQ(scheduler_->counts().delivered, 5u);
 }
 
+// A batch waits at most max_wait_ms from its first member's arrival (DESIGN 1), also when its
+// members are read again from the store: after a restart, or with the endpoint enabled again.
+TEST_F(SchedulerTest, ABatchReadAgainWaitsOnlyWhatIsLeftOfMaxWait) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Batch(ep, 100, 60'000);
+  const auto before = Ingest(2, kT0 - 15'000);  // stored before a restart at kT0
+  Start("1s");
+  EXPECT_TRUE(Poll(kT0 + 44'999).sends.empty());
+  SchedulerOutput out = Poll(kT0 + 45'000);
+  ASSERT_EQ(out.sends.size(), 1u) << "a minute after the first arrived, not after the restart";
+  EXPECT_EQ(Ids(out.sends[0]), Ids(before));
+  Record(Complete(out.sends[0], Answer(204), kT0 + 45'000));
+
+  const auto later = Ingest(3, kT0 + 50'000);
+  Admit(later, kT0 + 50'000);
+  DisableAndEnable(ep, kT0 + 70'000);
+  EXPECT_TRUE(Poll(kT0 + 109'999).sends.empty());
+  out = Poll(kT0 + 110'000);
+  ASSERT_EQ(out.sends.size(), 1u)
+      << "a minute after they arrived, not after the endpoint came back";
+  EXPECT_EQ(Ids(out.sends[0]), Ids(later));
+}
+
 TEST_F(SchedulerTest, MaxWaitZeroSendsWhatIsReadyAtOnce) {
   StartBatching(100, 0, "1s", /*max_in_flight=*/1);
   Admit(Ingest(1));
