@@ -219,22 +219,41 @@ std::string_view StatusName(store::MessageStatus s) {
   return "pending";
 }
 
-// What a pending message's endpoint says of its next attempt: kEndpointDisabled while the
-// endpoint is disabled (no next attempt until someone enables it; the message's stored time is
-// when it was parked), the end of the pause while its circuit is open on this node (nothing is
-// sent before it, whatever the message's schedule), else 0 (the schedule decides).
 constexpr int64_t kEndpointDisabled = std::numeric_limits<int64_t>::max();
 
-int64_t EndpointNotBeforeMs(const store::Endpoint& endpoint,
-                            const delivery::DeliveryService& delivery, int64_t now_ms) {
-  if (!endpoint.enabled) return kEndpointDisabled;
+// What a pending message's endpoint says of its next attempt.
+struct EndpointWait {
+  // kEndpointDisabled while the endpoint is disabled (no next attempt until someone enables it;
+  // the message's stored time is when it was parked), the end of the pause while its circuit is
+  // open on this node (nothing is sent before it, whatever the message's schedule), else 0 (the
+  // schedule decides).
+  int64_t not_before_ms = 0;
+  // While it batches, its max_wait_ms: a message never sent may wait that long for its batch to
+  // fill (it goes sooner if the batch fills).
+  int64_t batch_wait_ms = 0;
+};
+
+EndpointWait WaitOf(const store::Endpoint& endpoint, const delivery::DeliveryService& delivery,
+                    int64_t now_ms) {
+  if (!endpoint.enabled) return {.not_before_ms = kEndpointDisabled};
   const delivery::EndpointRuntime runtime = delivery.Runtime(endpoint.id);
-  return runtime.circuit == "open" ? now_ms + runtime.circuit_open_for_ms : 0;
+  return {.not_before_ms = runtime.circuit == "open" ? now_ms + runtime.circuit_open_for_ms : 0,
+          .batch_wait_ms = endpoint.batch.on() ? endpoint.batch.max_wait_ms : 0};
 }
 
-// `not_before_ms`: EndpointNotBeforeMs of the message's endpoint (0 for a finished message).
+// When a pending message is sent next, at the latest; null when nothing will send it.
+json::value NextAttemptAt(const store::Message& m, const EndpointWait& wait) {
+  if (m.status != store::MessageStatus::kPending || wait.not_before_ms == kEndpointDisabled) {
+    return nullptr;
+  }
+  int64_t at = m.next_attempt_ms;
+  if (m.attempts == 0 && m.batch == store::kUnbatched) at += wait.batch_wait_ms;
+  return json::value(Rfc3339(std::max(at, wait.not_before_ms)));
+}
+
+// `wait`: WaitOf the message's endpoint (nothing for a finished message).
 json::object MessageJson(const store::Store& store, const store::Message& m,
-                         int64_t not_before_ms) {
+                         const EndpointWait& wait) {
   json::value payload = json::parse(model::Payload(m.event, model::PayloadFormat::kIzooto, ""));
   json::object& event = payload.as_object();
   event["event_id"] = m.event.event_id;
@@ -244,10 +263,7 @@ json::object MessageJson(const store::Store& store, const store::Message& m,
       {"endpoint_id", m.endpoint_id},
       {"status", StatusName(m.status)},
       {"attempts", m.attempts},
-      {"next_attempt_at",
-       m.status == store::MessageStatus::kPending && not_before_ms != kEndpointDisabled
-           ? json::value(Rfc3339(std::max(m.next_attempt_ms, not_before_ms)))
-           : json::value()},
+      {"next_attempt_at", NextAttemptAt(m, wait)},
       {"created_at", Rfc3339(m.created_at_ms)},
       {"last_status_code",
        m.last_status_code == 0 ? json::value() : json::value(m.last_status_code)},
@@ -782,23 +798,21 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
   json::array data;
   // A pending message's next attempt waits for its endpoint (disabled, or its circuit open):
   // the site's endpoints are read once, and only for a page that has pending messages.
-  std::map<std::string, int64_t> not_before;  // endpoint id -> EndpointNotBeforeMs
+  std::map<std::string, EndpointWait> waits;  // endpoint id -> WaitOf
   for (const store::Message& m : *messages) {
-    if (m.status == store::MessageStatus::kPending) not_before.emplace(m.endpoint_id, 0);
+    if (m.status == store::MessageStatus::kPending) waits.emplace(m.endpoint_id, EndpointWait{});
   }
-  if (!not_before.empty()) {
+  if (!waits.empty()) {
     auto endpoints = store_.ListEndpoints(site_id);
     if (!endpoints.ok()) return respond(http::Response::FromStatus(endpoints.status()));
     const int64_t now_ms = clock_.NowMs();
     for (const store::Endpoint& e : *endpoints) {
-      if (auto it = not_before.find(e.id); it != not_before.end()) {
-        it->second = EndpointNotBeforeMs(e, delivery_, now_ms);
-      }
+      if (auto it = waits.find(e.id); it != waits.end()) it->second = WaitOf(e, delivery_, now_ms);
     }
   }
   for (const store::Message& m : *messages) {
-    const auto it = not_before.find(m.endpoint_id);
-    data.push_back(MessageJson(store_, m, it == not_before.end() ? 0 : it->second));
+    const auto it = waits.find(m.endpoint_id);
+    data.push_back(MessageJson(store_, m, it == waits.end() ? EndpointWait{} : it->second));
   }
   json::value next;
   if (more) next = store::FormatMessageId(store_.instance_id(), messages->back().id);
@@ -811,12 +825,12 @@ void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
   if (!id) return respond(NotFoundResponse("message", request.path_params[1]));
   auto message = store_.GetMessage(site_id, *id);
   if (!message.ok()) return respond(MessageError(message.status(), request.path_params[1]));
-  int64_t not_before_ms = 0;
+  EndpointWait wait;
   if (message->status == store::MessageStatus::kPending) {
     auto endpoint = store_.GetEndpoint(site_id, message->endpoint_id);
-    if (endpoint.ok()) not_before_ms = EndpointNotBeforeMs(*endpoint, delivery_, clock_.NowMs());
+    if (endpoint.ok()) wait = WaitOf(*endpoint, delivery_, clock_.NowMs());
   }
-  respond(JsonResponse(200, MessageJson(store_, *message, not_before_ms)));
+  respond(JsonResponse(200, MessageJson(store_, *message, wait)));
 }
 
 void AdminApi::ListAttempts(http::Request&& request, http::Responder respond) {

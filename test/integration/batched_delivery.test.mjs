@@ -28,6 +28,14 @@ itest('batches: one signed array per request, filled across ingests, verified by
   expectStatus(await serve.ingest(site.ingest_key, events.slice(0, 2)), 202, 'first ingest');
   await sleep(300);
   assert.equal(recorder.requests.length, 0, 'a batch of 2 waits for more (max_wait_ms is a minute)');
+  // Waiting for it to fill, each says when it goes at the latest: max_wait_ms after it came.
+  const waiting = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages`), 200, 'messages'));
+  assert.equal(waiting.length, 2);
+  for (const m of waiting) {
+    assert.equal(Date.parse(m.next_attempt_at) - Date.parse(m.created_at), 60_000, JSON.stringify(m));
+    const one = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${m.id}`), 200, 'message');
+    assert.equal(one.next_attempt_at, m.next_attempt_at);
+  }
   expectStatus(await serve.ingest(site.ingest_key, events.slice(2)), 202, 'second ingest');
   await waitFor(() => recorder.requests.length >= 1, { what: 'the batch' });
   const [delivery] = recorder.requests;
