@@ -10,6 +10,7 @@
 #include "model/beacon.h"
 #include "model/json_string.h"
 #include "model/rfc3339.h"
+#include "model/utf8.h"
 
 namespace pushhook::ingest {
 namespace {
@@ -142,13 +143,6 @@ bool IsBlank(std::string_view s) { return std::all_of(s.begin(), s.end(), IsJson
 
 bool IsDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-bool HasControl(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7f;
-  });
 }
 
 void ClearEvent(model::Event& e) {
@@ -491,7 +485,7 @@ class Handler {
           return Fail(spec.name, "must be at most " + std::to_string(spec.max_bytes) + " bytes");
       }
     }
-    if (spec.chars == Chars::kNoControl && HasControl(s)) {
+    if (spec.chars == Chars::kNoControl && model::HasControlCharacter(s)) {
       return Fail(spec.name, "must not contain control characters");
     }
     if (spec.chars == Chars::kNoNul && std::memchr(s.data(), '\0', s.size()) != nullptr) {

@@ -64,6 +64,13 @@ std::string ToValidUtf8(std::string_view bytes, bool cut) {
   return out;
 }
 
+bool HasControlCharacter(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
 std::string QuotedText(std::string_view text, size_t max_bytes) {
   std::string valid = ToValidUtf8(text);
   size_t end = std::min(valid.size(), max_bytes);

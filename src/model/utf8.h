@@ -14,6 +14,10 @@ namespace pushhook::model {
 // end is dropped rather than replaced: it is a character the cut went through.
 std::string ToValidUtf8(std::string_view bytes, bool cut = false);
 
+// Whether `text` has a C0 control character or DEL: what identifiers (cookie_id, cid, …) may
+// not hold.
+bool HasControlCharacter(std::string_view text);
+
 // Text from a request quoted in an error message ('text'): well-formed UTF-8, since the message
 // goes into a JSON body, cut to at most `max_bytes` where a character starts.
 std::string QuotedText(std::string_view text, size_t max_bytes = 64);

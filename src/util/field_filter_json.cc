@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "model/utf8.h"
+
 namespace pushhook::util {
 namespace json = boost::json;
 
@@ -55,6 +57,13 @@ model::StatusOr<model::FieldFilter> FieldFilterFromJson(const json::value& value
       }
       if (values.back().empty() && *field == model::FilterField::kCid) {
         return model::InvalidArgument(where + " is empty; every event has a cid");
+      }
+      // As ingest refuses them: a value no event can carry would never match.
+      if (numbers_too && model::HasControlCharacter(values.back())) {
+        return model::InvalidArgument(where + " must not contain control characters");
+      }
+      if (values.back().find('\0') != std::string::npos) {
+        return model::InvalidArgument(where + " must not contain NUL characters");
       }
     }
     filter.Set(*field, std::move(values));

@@ -51,6 +51,13 @@ TEST(FieldFilterJsonTest, EachRuleHasItsMessage) {
   std::string many = R"({"cid":[)";
   for (int i = 0; i < 1001; ++i) many += (i ? ",\"" : "\"") + std::to_string(i) + "\"";
   EXPECT_EQ(Read(many + "]}"), "filter.cid has 1001 values; at most 1000");
+  // What ingest refuses in an event, no event can match.
+  EXPECT_EQ(Read(R"({"cid":["a\nb"]})"), "filter.cid[0] must not contain control characters");
+  EXPECT_EQ(Read(R"({"reference_id":["ok","\u007f"]})"),
+            "filter.reference_id[1] must not contain control characters");
+  EXPECT_EQ(Read(R"({"utm_source":["a\u0000b"]})"),
+            "filter.utm_source[0] must not contain NUL characters");
+  EXPECT_EQ(Read(R"({"utm_source":["tab\tin text"]})").substr(0, 4), "ok: ");
 }
 
 TEST(FieldFilterJsonTest, TextRoundTrips) {

@@ -74,6 +74,8 @@ itest('filters: every bad filter is a 400 naming what is wrong, and changes noth
     ['a cid over 64 bytes', { cid: ['x'.repeat(65)] }, 'filter.cid[0] is 65 bytes; at most 64'],
     ['a reference_id over 64 bytes', { reference_id: ['r'.repeat(65)] }, 'filter.reference_id[0] is 65 bytes; at most 64'],
     ['a UTM value over 256 bytes', { utm_campaign: ['ok', 'é'.repeat(129)] }, 'filter.utm_campaign[1] is 258 bytes; at most 256'],
+    ['a control character in a cid', { cid: ['a\nb'] }, 'filter.cid[0] must not contain control characters'],
+    ['NUL in a UTM value', { utm_medium: ['a\u0000b'] }, 'filter.utm_medium[0] must not contain NUL characters'],
   ];
   for (const [what, filter, message] of cases) {
     for (const [method, path] of [['POST', `/v1/sites/${site.id}/endpoints`], ['PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`]]) {
