@@ -293,6 +293,8 @@ struct ReplayQuery {
   std::optional<std::string> reference_id;
   // The endpoint's filter: a replay sends what the endpoint would have been sent.
   model::FieldFilter field_filter;
+  // More events than this to send refuses the whole replay (internal::ReplayTooLarge): the
+  // messages it makes are held in memory until they are handed to delivery.
   size_t max_events = 1'000'000;
 };
 
@@ -485,7 +487,8 @@ class Store {
   virtual model::StatusOr<DueMessage> RequeueMessage(const std::string& site_id, int64_t message_id,
                                                      int64_t now_ms) = 0;
 
-  // New messages to one endpoint for the site's stored events in a window (DESIGN section 3).
+  // New messages to one endpoint for the site's stored events in a window (DESIGN section 3); all
+  // or none: kUnprocessable, and none made, when there are more than query.max_events.
   virtual model::StatusOr<std::vector<DueMessage>> ReplayEvents(const ReplayQuery& query,
                                                                 int64_t now_ms) = 0;
 

@@ -183,6 +183,14 @@ void EnqueueAttempts(WriteQueue<Connection>& queue, std::vector<AttemptRecord> r
   queue.Enqueue(std::move(op));
 }
 
+// The refusal of a replay with more than `max_events` events to send (ReplayQuery::max_events).
+inline model::Status ReplayTooLarge(size_t max_events) {
+  return {model::StatusCode::kUnprocessable,
+          "the window holds more than " + std::to_string(max_events) +
+              " events to send; nothing was replayed: replay it as shorter windows, one after "
+              "another"};
+}
+
 // AssignBatch as a queued write: someone waits on it (the batch goes once it is committed), so
 // it does not wait for others to share its commit; and it need not wait for a sync of its own.
 template <typename Connection, typename Apply>

@@ -1363,8 +1363,21 @@ TEST_P(StoreTest, AReplayOfManyEventsMakesOneMessageForEach) {
                              [](const DueMessage& a, const DueMessage& b) { return a.id < b.id; }));
   EXPECT_EQ(Value(store_->LoadDelivery(replayed.front().id)).event.event_id, "e0");
   EXPECT_EQ(Value(store_->LoadDelivery(replayed.back().id)).event.event_id, "e12000");
+  // Over max_events, nothing: all or none, and the caller is told to replay shorter windows.
   q.max_events = 7'000;
-  EXPECT_EQ(Value(store_->ReplayEvents(q, 9000)).size(), 7'000u) << "max_events still holds";
+  const auto pending = [&] {
+    return Value(store_->LoadPendingForEndpoint(late.id, 0, 100'000)).size();
+  };
+  ASSERT_EQ(pending(), events.size());
+  const auto refused = store_->ReplayEvents(q, 9000);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), model::StatusCode::kUnprocessable);
+  EXPECT_EQ(refused.status().message(),
+            "the window holds more than 7000 events to send; nothing was replayed: replay it as "
+            "shorter windows, one after another");
+  EXPECT_EQ(pending(), events.size()) << "no message made";
+  q.max_events = events.size();
+  EXPECT_EQ(Value(store_->ReplayEvents(q, 9000)).size(), events.size()) << "exactly max_events";
 }
 
 // A replay sends only the actions the endpoint takes, as ingest does.

@@ -176,7 +176,7 @@ StatusOr<std::vector<DueMessage>> PostgresStore::ReplayEvents(const ReplayQuery&
       .Add(q.site_id)
       .Add(q.since_ms)
       .Add(q.until_ms)
-      .Add(static_cast<int64_t>(q.max_events));
+      .Add(static_cast<int64_t>(q.max_events) + 1);
   int n = 6;
   if (q.cid) {
     sql += " AND cid = $" + std::to_string(++n);
@@ -198,12 +198,20 @@ StatusOr<std::vector<DueMessage>> PostgresStore::ReplayEvents(const ReplayQuery&
     params.Add(list.Finish());
   }
   sql += " ORDER BY id LIMIT $6 RETURNING id";
-  auto r = Query(sql, params);
-  if (!r.ok()) return r.status();
   std::vector<DueMessage> out;
-  for (int i = 0; i < r->rows(); ++i) {
-    out.push_back(DueMessage{r->Int(i, 0), q.endpoint_id, now_ms, 0, {}});
-  }
+  // One more than allowed is made to tell "too many", and then rolled back with the rest.
+  Status made = InTransaction([&](Connection& c) -> Status {
+    out.clear();
+    auto r = c.Query(sql, params);
+    if (!r.ok()) return r.status();
+    if (static_cast<size_t>(r->rows()) > q.max_events)
+      return internal::ReplayTooLarge(q.max_events);
+    for (int i = 0; i < r->rows(); ++i) {
+      out.push_back(DueMessage{r->Int(i, 0), q.endpoint_id, now_ms, 0, {}});
+    }
+    return Status::Ok();
+  });
+  if (!made.ok()) return made;
   if (!out.empty()) {
     const auto [lo, hi] = std::minmax_element(
         out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });

@@ -304,7 +304,7 @@ StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q
         .Bind(2, q.site_id)
         .Bind(3, q.since_ms)
         .Bind(4, q.until_ms)
-        .Bind(7, static_cast<int64_t>(q.max_events));
+        .Bind(7, static_cast<int64_t>(q.max_events) + 1);
     if (q.cid) stmt.Bind(5, *q.cid);
     if (q.reference_id) stmt.Bind(6, *q.reference_id);
     for (size_t i = 0; i < lists.size(); ++i) stmt.Bind(static_cast<int>(8 + i), lists[i]);
@@ -314,6 +314,7 @@ StatusOr<std::vector<DueMessage>> SqliteStore::ReplayEvents(const ReplayQuery& q
     return step;
   });
   if (!found.ok()) return found;
+  if (events.size() > q.max_events) return internal::ReplayTooLarge(q.max_events);
 
   std::vector<DueMessage> out;
   out.reserve(events.size());
