@@ -584,6 +584,7 @@ export async function endpoint(el, ctx) {
   const since = h('input', { type: 'datetime-local', id: 'replay-since' });
   const until = h('input', { type: 'datetime-local', id: 'replay-until' });
   const replayCid = h('input', { type: 'text', id: 'replay-cid', placeholder: 'every campaign' });
+  const replayRun = h('input', { type: 'text', id: 'replay-run', placeholder: 'every run' });
   const utc = (input) => (input.value ? new Date(`${input.value}Z`).toISOString() : '');
   const actions = ctx.canChange ? h('section', { 'aria-labelledby': 'actions-h' },
     h('h2', { id: 'actions-h' }, 'Actions'),
@@ -605,10 +606,12 @@ export async function endpoint(el, ctx) {
       rotate, remove),
     h('form', { class: 'controls', onsubmit: (event) => event.preventDefault() },
       field('Replay from (UTC)', since), field('to', until), field('campaign', replayCid),
+      field('run (reference_id)', replayRun),
       act('Replay', async () => {
         if (!since.value || !until.value) throw new ApiError(400, 'invalid', 'Give both ends of the window.');
         const body = { since: utc(since), until: utc(until) };
         if (replayCid.value.trim()) body.cid = replayCid.value.trim();
+        if (replayRun.value.trim()) body.reference_id = replayRun.value.trim();
         const r = await api.post(path('replay'), body);
         return notice('ok', `Replaying ${formatCount(r.replayed)} event(s) to this endpoint.`);
       })), result) : null;

@@ -27,7 +27,7 @@ async function seed(fx) {
   const events = [];
   for (let i = 0; i < 12; ++i) events.push(makeEvent(i, { cid: 'spring', notification_title: HOSTILE_TITLE, utm_source: i % 2 ? 'izooto' : 'mail' }));
   for (let i = 0; i < 5; ++i) events.push(makeEvent(i, { action: 'Click', cid: 'spring', clicked_button: i % 3, notification_title: HOSTILE_TITLE }));
-  for (let i = 0; i < 3; ++i) events.push(makeEvent(100 + i, { cid: 'autumn' }));
+  for (let i = 0; i < 3; ++i) events.push(makeEvent(100 + i, { cid: 'autumn', reference_id: i === 2 ? 'run-2' : 'run-1' }));
   expectStatus(await serve.ingest(site.ingest_key, events), 202, 'ingest');
   const api = async (path, token) => expectStatus(await serve.api('GET', path, undefined, token), 200, `GET ${path}`);
   await waitFor(async () => (await api(`/v1/sites/${site.id}/messages?status=failed&endpoint=${dead.id}`)).data.length === events.length,
@@ -276,6 +276,9 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByRole('button', { name: 'Replay' }).click();
   await page.getByText('Replaying 3 event(s) to this endpoint.').waitFor();
   assert.equal((await focused(page)).text, 'Replaying 3 event(s) to this endpoint.');
+  await page.getByLabel('run (reference_id)').fill(' run-2 ');
+  await page.getByRole('button', { name: 'Replay' }).click();
+  await page.getByText('Replaying 1 event(s) to this endpoint.').waitFor();
   await screenshot(page, 'dashboard-endpoint');
 
   const failed = (await s.api(`/v1/sites/${s.site.id}/messages?status=failed&endpoint=${s.dead.id}&limit=1`)).data[0];
