@@ -26,12 +26,13 @@ class ServerTest : public ::testing::Test {
   void SetUp() override {
     ServerLimits limits;
     limits.max_body_bytes = 1000;
-    server_ = std::make_unique<Server>(limits, [](Request&& r, Responder respond) {
+    server_ = std::make_unique<Server>(limits, [this](Request&& r, Responder respond) {
       // Answer from another thread, as ingest does after its commit.
-      std::thread([r = std::move(r), respond = std::move(respond)] {
+      std::lock_guard lock(answering_mu_);
+      answering_.emplace_back([r = std::move(r), respond = std::move(respond)] {
         respond(Response::Json(200, "{\"len\":" + std::to_string(r.body.size()) + ",\"q\":\"" +
                                         r.QueryParam("q").value_or("") + "\"}"));
-      }).detach();
+      });
     });
     ASSERT_TRUE(server_->Listen("127.0.0.1:0").ok());
     server_->Start(2);
@@ -40,12 +41,21 @@ class ServerTest : public ::testing::Test {
   }
   void TearDown() override {
     curl_easy_cleanup(curl_);
+    // A thread still holding a connection's responder must not outlive the server.
+    std::vector<std::thread> answering;
+    {
+      std::lock_guard lock(answering_mu_);
+      answering.swap(answering_);
+    }
+    for (std::thread& t : answering) t.join();
     server_->Stop();
   }
 
   std::unique_ptr<Server> server_;
   std::string url_;
   CURL* curl_ = nullptr;
+  std::mutex answering_mu_;
+  std::vector<std::thread> answering_;  // guarded by answering_mu_
 };
 
 TEST_F(ServerTest, AnswersFromAnotherThreadOverOneKeepAliveConnection) {
