@@ -908,6 +908,36 @@ TEST_P(StoreTest, DeleteEndpointFailsItsPendingMessages) {
             model::StatusCode::kNotFound);
 }
 
+// An attempt out while its message ended (its endpoint deleted; on a shared database, delivered
+// by another node) records what happened, but a late failure never makes the message pending
+// again: nothing would ever send it, and it would be listed as waiting for good. A late
+// success is the truth, and delivers it.
+TEST_P(StoreTest, ALateAttemptRecordDoesNotBringAnEndedMessageBack) {
+  auto site = store_->CreateSite("a");
+  Endpoint gone = MakeEndpoint(site->id);
+  AppendResult r =
+      Append(site->id, {MakeEvent(model::Action::kView, "1"), MakeEvent(model::Action::kView, "2"),
+                        MakeEvent(model::Action::kView, "3")});
+  ASSERT_EQ(r.messages.size(), 3u);
+  const int64_t failing = r.messages[0].id, delivering = r.messages[1].id,
+                delivered = r.messages[2].id;
+  Record({{delivered, 1, 1500, 204, 100, "", "", MessageStatus::kDelivered, 0}});
+  ASSERT_TRUE(store_->DeleteEndpoint(site->id, gone.id).ok());
+  Record({{failing, 1, 2000, 500, 100, "HTTP 500", "oops", MessageStatus::kPending, 9000},
+          {delivering, 1, 2000, 200, 100, "", "", MessageStatus::kDelivered, 0},
+          {delivered, 2, 2100, 503, 100, "HTTP 503", "", MessageStatus::kPending, 9000}});
+
+  const Message failed = Value(store_->GetMessage(site->id, failing));
+  EXPECT_EQ(failed.status, MessageStatus::kFailed);
+  EXPECT_EQ(failed.last_error, "endpoint deleted");
+  EXPECT_EQ(failed.attempts, 1) << "the attempt still counts";
+  ASSERT_EQ(Value(store_->ListAttempts(failing)).size(), 1u);
+  EXPECT_EQ(Value(store_->ListAttempts(failing)).front().status_code, 500);
+  EXPECT_EQ(Value(store_->GetMessage(site->id, delivering)).status, MessageStatus::kDelivered);
+  EXPECT_EQ(Value(store_->GetMessage(site->id, delivered)).status, MessageStatus::kDelivered);
+  EXPECT_TRUE(AllPending().empty());
+}
+
 TEST_P(StoreTest, EventsWithoutAnIdAreNeverDuplicates) {
   auto site = store_->CreateSite("a");
   MakeEndpoint(site->id);

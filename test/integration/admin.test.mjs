@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expectStatus, itest, listItems, makeEvent, request, waitFor } from '../helpers/harness.mjs';
+import { slow, startMisbehavingReceiver } from '../helpers/misbehaving_receiver.mjs';
 
 function assertError(res, status, what) {
   assert.equal(res.status, status, `${what}: ${res.status} ${res.text}`);
@@ -219,6 +220,26 @@ itest('redelivering a message of a deleted endpoint is a 409 that says so; the m
   const res = await serve.api('POST', `/v1/sites/${site.id}/messages/${id}/redeliver`);
   assertError(res, 409, 'redeliver');
   assert.deepEqual(res.json.error, { code: 'conflict', message: "the message's endpoint was deleted: there is nowhere to send it" });
+});
+
+// The endpoint is deleted while an attempt is out: its answer, a failure, comes after the message
+// was failed as "endpoint deleted", and must not make it pending again (nothing would send it).
+itest('an attempt answered after its endpoint was deleted leaves the message failed', async (fx, t) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Deleted while sending');
+  const receiver = await startMisbehavingReceiver({ behaviour: slow(800, 500), t });
+  const endpoint = await serve.createEndpoint(site.id, { url: `${receiver.url}/hooks` });
+  expectStatus(await serve.ingest(site.ingest_key, [makeEvent(1)]), 202, 'ingest');
+  await waitFor(() => receiver.requests.length >= 1, { what: 'the first attempt' });
+  const id = receiver.requests[0].webhookId;
+  expectStatus(await serve.api('DELETE', `/v1/sites/${site.id}/endpoints/${endpoint.id}`), 204, 'delete');
+  const message = await waitFor(async () => {
+    const m = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${id}`), 200, 'the message');
+    return m.attempts === 1 && m;
+  }, { what: 'the attempt to be recorded' });
+  assert.deepEqual([message.status, message.last_error, message.next_attempt_at], ['failed', 'endpoint deleted', null]);
+  const [attempt] = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${id}/attempts`), 200, 'attempts').data;
+  assert.equal(attempt.status_code, 500, 'the attempt is recorded as it went');
 });
 
 itest('redelivering a message of a disabled endpoint is a 409 until the endpoint is enabled', async (fx) => {

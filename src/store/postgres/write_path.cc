@@ -198,8 +198,13 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
           "  status_code = excluded.status_code, latency_us = excluded.latency_us, "
           "  error = excluded.error, response = excluded.response, "
           "  batch_id = excluded.batch_id), "
-          "updated AS (UPDATE messages m SET status = u.status, attempts = u.attempt, "
-          "  next_attempt_at = u.next, last_status = u.code, last_error = u.error, "
+          // A message that ended while its attempt was out keeps its end and the reason for it,
+          // unless this attempt delivered it (as in the SQLite store's ApplyAttempts).
+          "updated AS (UPDATE messages m SET "
+          "  status = CASE WHEN m.status <> 0 AND u.status <> 1 THEN m.status ELSE u.status END, "
+          "  attempts = u.attempt, next_attempt_at = u.next, last_status = u.code, "
+          "  last_error = CASE WHEN m.status <> 0 AND u.status <> 1 THEN m.last_error "
+          "  ELSE u.error END, "
           "  batch_id = CASE WHEN u.batch > 0 AND m.batch_id = u.batch_from THEN u.batch "
           "  ELSE m.batch_id END, "
           "  splits = u.splits "

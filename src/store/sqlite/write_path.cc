@@ -177,9 +177,15 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
       "last_error, last_response, last_batch_id FROM messages "
       "WHERE id = ? AND last_attempt > 0 AND last_attempt <> ?");
   if (!move_latest.ok()) return move_latest.status();
+  // A message that ended while its attempt was out (its endpoint deleted; on a shared
+  // database, delivered by another node) keeps its end and the reason for it, unless this
+  // attempt delivered it: a late answer never makes it pending again, which nothing would send.
+  // (status <> 0 AND ?1 <> 1: it ended meanwhile, and this attempt did not deliver it.)
   auto update = c.Prepare(
-      "UPDATE messages SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, "
-      "last_error = ?, last_attempt = ?, last_at = ?, last_latency_us = ?, last_response = ?, "
+      "UPDATE messages SET status = iif(status <> 0 AND ?1 <> 1, status, ?1), attempts = ?2, "
+      "next_attempt_at = ?3, last_status = ?4, "
+      "last_error = iif(status <> 0 AND ?1 <> 1, last_error, ?5), last_attempt = ?6, "
+      "last_at = ?7, last_latency_us = ?8, last_response = ?9, "
       "batch_id = iif(?11 > 0 AND batch_id = ?13, ?11, batch_id), splits = ?12, "
       "last_batch_id = ?14 WHERE id = ?10");
   if (!update.ok()) return update.status();
