@@ -13,7 +13,9 @@ const ENDPOINTS = 3;
 const TOTAL = 600;
 const BATCH = 20;
 const BATCH_INTERVAL_MS = 100;
-const MAX_MEDIAN_LAG_MS = 250;
+// Told, the owner sends within milliseconds; one that missed its notices would wait for a lease
+// change or a reconnect, seconds later. The margin is for a loaded machine's scheduling.
+const MAX_MEDIAN_LAG_MS = 1_000;
 
 itest(
   'cluster: events posted to any node reach every endpoint once, promptly',

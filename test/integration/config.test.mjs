@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { expectStatus, itest, makeEvent, stop } from '../helpers/harness.mjs';
+import { expectStatus, itest, makeEvent, PUSHHOOK_BIN, REPO_ROOT, stop } from '../helpers/harness.mjs';
 import { freshDatabase, postgresSkipReason, psql } from '../helpers/postgres.mjs';
 
 const execFileAsync = promisify(execFile);
@@ -266,7 +266,11 @@ itest('bench runs the repository harness against this binary and passes its opti
   assert.equal(help.code, 0, `bench --help: exit ${help.code}; stderr:\n${help.stderr}`);
   assert.match(help.stdout, /benchmark harness \(bench\/run\.mjs/);
   // An option the harness refuses comes back with the harness's own usage error and exit code.
-  const refused = await run(fx, ['bench', '--only', '99']);
+  // A binary built in the repository finds the harness beside it; one built elsewhere is told.
+  const inRepository = fs.realpathSync(PUSHHOOK_BIN).startsWith(`${fs.realpathSync(REPO_ROOT)}${path.sep}`);
+  const refused = await run(fx, ['bench', '--only', '99'], {
+    env: inRepository ? {} : { PUSHHOOK_BENCH_HARNESS: path.join(REPO_ROOT, 'bench', 'run.mjs') },
+  });
   assert.equal(refused.code, 2, `bench --only 99: exit ${refused.code}; stderr:\n${refused.stderr}`);
   assert.match(refused.stderr, /--only takes figure numbers/);
   // Without a harness to find, a clear reason and exit 1.
