@@ -8,8 +8,11 @@
 
 namespace pushhook::util {
 namespace json = boost::json;
+namespace {
 
-model::StatusOr<model::FieldFilter> FieldFilterFromJson(const json::value& value) {
+// `from_request`: the rules added since filters were first stored apply to what a request sets,
+// not to what a store wrote before them (a filter once saved keeps filtering as it did).
+model::StatusOr<model::FieldFilter> ReadFilter(const json::value& value, bool from_request) {
   model::FieldFilter filter;
   if (value.is_null()) return filter;
   if (!value.is_object()) {
@@ -58,6 +61,7 @@ model::StatusOr<model::FieldFilter> FieldFilterFromJson(const json::value& value
       if (values.back().empty() && *field == model::FilterField::kCid) {
         return model::InvalidArgument(where + " is empty; every event has a cid");
       }
+      if (!from_request) continue;
       // As ingest refuses them: a value no event can carry would never match.
       if (numbers_too && model::HasControlCharacter(values.back())) {
         return model::InvalidArgument(where + " must not contain control characters");
@@ -71,12 +75,18 @@ model::StatusOr<model::FieldFilter> FieldFilterFromJson(const json::value& value
   return filter;
 }
 
+}  // namespace
+
+model::StatusOr<model::FieldFilter> FieldFilterFromJson(const json::value& value) {
+  return ReadFilter(value, /*from_request=*/true);
+}
+
 model::StatusOr<model::FieldFilter> FieldFilterFromText(std::string_view text) {
   if (text.empty()) return model::FieldFilter();
   json::error_code ec;
   const json::value value = json::parse(text, ec);
   if (ec) return model::InvalidArgument("filter is not JSON: " + ec.message());
-  return FieldFilterFromJson(value);
+  return ReadFilter(value, /*from_request=*/false);
 }
 
 }  // namespace pushhook::util

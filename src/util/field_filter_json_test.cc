@@ -71,5 +71,16 @@ TEST(FieldFilterJsonTest, TextRoundTrips) {
   EXPECT_EQ(*FieldFilterFromText(R"({"cid": ["x", "y"], "utm_term": ["b"]})"), *filter);
 }
 
+// A filter stored before a rule was added is read as it was written: refused, it would fall back
+// to no filter, and its endpoint would be sent every event.
+TEST(FieldFilterJsonTest, AStoredFilterIsReadUnderTheRulesItWasSavedWith) {
+  auto stored =
+      FieldFilterFromText(R"({"reference_id":["run-1\n","run-2"],"utm_term":["a\u0000"]})");
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  EXPECT_EQ(*stored->values(model::FilterField::kReferenceId),
+            (std::vector<std::string>{"run-1\n", "run-2"}));
+  EXPECT_EQ(stored->values(model::FilterField::kUtmTerm)->front(), std::string("a\0", 2));
+}
+
 }  // namespace
 }  // namespace pushhook::util
