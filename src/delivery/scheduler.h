@@ -178,7 +178,7 @@ class Scheduler {
     int64_t id = 0;
     int attempts = 0;
     int64_t batch = store::kUnbatched;
-    int64_t ready_ms = 0;  // when it joined `ready`: a batch being filled waits from its first
+    int64_t ready_ms = 0;  // when it fell due (0: now): a batch being filled waits from its first
     int splits = 0;        // as in Send (store::DueMessage::splits)
   };
   struct Timer {

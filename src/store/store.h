@@ -487,8 +487,8 @@ class Store {
   virtual model::StatusOr<DueMessage> RequeueMessage(const std::string& site_id, int64_t message_id,
                                                      int64_t now_ms) = 0;
 
-  // New messages to one endpoint for the site's stored events in a window (DESIGN section 3); all
-  // or none: kUnprocessable, and none made, when there are more than query.max_events.
+  // New messages to one endpoint for the site's stored events in a window (DESIGN section 3);
+  // kUnprocessable, and none made, when there are more than query.max_events.
   virtual model::StatusOr<std::vector<DueMessage>> ReplayEvents(const ReplayQuery& query,
                                                                 int64_t now_ms) = 0;
 

@@ -158,6 +158,11 @@ Status PostgresStore::ApplyAppend(Connection& c, const std::string& site_id,
 }
 
 Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord>& records) {
+  // An attempt's message that ended while it was out: delivered, or failed with its endpoint
+  // deleted, and this attempt did not deliver it.
+  static constexpr const char* kEndedMeanwhile =
+      "(u.status <> 1 AND (m.status = 1 OR (m.status = 2 AND "
+      "(SELECT deleted FROM endpoints e WHERE e.id = m.endpoint_id) = 1)))";
   ArrayLiteral id, attempt, at, code, latency, error, response, status, next, hour, bucket,
       succeeded, counted, batch, batch_from, splits, sent_in;
   for (const AttemptRecord& r : records) {
@@ -198,13 +203,17 @@ Status PostgresStore::ApplyAttempts(Connection& c, const std::vector<AttemptReco
           "  status_code = excluded.status_code, latency_us = excluded.latency_us, "
           "  error = excluded.error, response = excluded.response, "
           "  batch_id = excluded.batch_id), "
-          // A message that ended while its attempt was out keeps its end and the reason for it,
-          // unless this attempt delivered it (as in the SQLite store's ApplyAttempts).
+          // A message that ended while its attempt was out stays ended unless this attempt
+          // delivered it (as in the SQLite store's ApplyAttempts, which says why).
           "updated AS (UPDATE messages m SET "
-          "  status = CASE WHEN m.status <> 0 AND u.status <> 1 THEN m.status ELSE u.status END, "
-          "  attempts = u.attempt, next_attempt_at = u.next, last_status = u.code, "
-          "  last_error = CASE WHEN m.status <> 0 AND u.status <> 1 THEN m.last_error "
-          "  ELSE u.error END, "
+          "  status = CASE WHEN " +
+          std::string(kEndedMeanwhile) +
+          " THEN m.status ELSE u.status END, "
+          "  attempts = u.attempt, "
+          "  next_attempt_at = CASE WHEN " +
+          kEndedMeanwhile +
+          " THEN m.next_attempt_at ELSE u.next END, "
+          "  last_status = u.code, last_error = u.error, "
           "  batch_id = CASE WHEN u.batch > 0 AND m.batch_id = u.batch_from THEN u.batch "
           "  ELSE m.batch_id END, "
           "  splits = u.splits "

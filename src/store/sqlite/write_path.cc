@@ -177,14 +177,18 @@ Status SqliteStore::ApplyAttempts(Connection& c, const std::vector<AttemptRecord
       "last_error, last_response, last_batch_id FROM messages "
       "WHERE id = ? AND last_attempt > 0 AND last_attempt <> ?");
   if (!move_latest.ok()) return move_latest.status();
-  // A message that ended while its attempt was out (its endpoint deleted; on a shared
-  // database, delivered by another node) keeps its end and the reason for it, unless this
-  // attempt delivered it: a late answer never makes it pending again, which nothing would send.
-  // (status <> 0 AND ?1 <> 1: it ended meanwhile, and this attempt did not deliver it.)
+  // The attempt is recorded as it went. But a message that ended while it was out stays ended,
+  // unless this attempt delivered it: one delivered meanwhile (on a shared database, by another
+  // node), or failed because its endpoint was deleted, would otherwise be pending again with a
+  // retry nothing sends. A message failed otherwise takes this attempt's outcome: a redelivery
+  // can go out before the failure of the attempt before it is written. ?1 is the outcome.
+  static constexpr const char* kEndedMeanwhile =
+      "(?1 <> 1 AND (status = 1 OR (status = 2 AND "
+      "(SELECT deleted FROM endpoints e WHERE e.id = messages.endpoint_id) = 1)))";
   auto update = c.Prepare(
-      "UPDATE messages SET status = iif(status <> 0 AND ?1 <> 1, status, ?1), attempts = ?2, "
-      "next_attempt_at = ?3, last_status = ?4, "
-      "last_error = iif(status <> 0 AND ?1 <> 1, last_error, ?5), last_attempt = ?6, "
+      "UPDATE messages SET status = iif(" + std::string(kEndedMeanwhile) +
+      ", status, ?1), attempts = ?2, next_attempt_at = iif(" + std::string(kEndedMeanwhile) +
+      ", next_attempt_at, ?3), last_status = ?4, last_error = ?5, last_attempt = ?6, "
       "last_at = ?7, last_latency_us = ?8, last_response = ?9, "
       "batch_id = iif(?11 > 0 AND batch_id = ?13, ?11, batch_id), splits = ?12, "
       "last_batch_id = ?14 WHERE id = ?10");
