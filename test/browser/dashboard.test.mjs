@@ -934,8 +934,10 @@ itest('the dashboard holds up: paging never repeats, a revoked token ends the se
   await page.goto(`${base}/endpoints/${s.live.id}`);
   await page.getByTestId('all-messages').click();
   await page.getByTestId('message-filter').waitFor();
-  const own = await page.locator('tr[data-message]').evaluateAll((rows) => rows.map((r) => r.dataset.message));
+  // The filter shows before the page of messages is in: wait for its rows, then compare.
   const want = (await s.api(`/v1/sites/${s.site.id}/messages?endpoint=${s.live.id}&limit=50`)).data.map((m) => m.id);
+  await page.locator('tr[data-message]').nth(want.length - 1).waitFor();
+  const own = await page.locator('tr[data-message]').evaluateAll((rows) => rows.map((r) => r.dataset.message));
   assert.deepEqual(own, want);
   await screenshot(page, 'dashboard-messages-of-endpoint');
 
