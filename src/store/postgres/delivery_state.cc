@@ -163,27 +163,21 @@ StatusOr<DueMessage> PostgresStore::RequeueMessage(const std::string& site_id, i
 
 StatusOr<std::vector<DueMessage>> PostgresStore::ReplayEvents(const ReplayQuery& q,
                                                               int64_t now_ms) {
-  std::string sql =
-      "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
-      "created_at) SELECT id, site_id, $1, 0, $2, $2 FROM events WHERE site_id = $3 AND "
-      "occurred_at >= $4 AND occurred_at < $5 AND "
+  // The events to send, counted first and then made into messages.
+  std::string events =
+      "FROM events WHERE site_id = $2 AND occurred_at >= $3 AND occurred_at < $4 AND "
       // Only the actions the endpoint takes: a replay never sends a Dismiss to an endpoint that
       // did not ask for one.
       "((SELECT events FROM endpoints WHERE id = $1) & (1 << action::int)) <> 0";
   Params params;
-  params.Add(q.endpoint_id)
-      .Add(now_ms)
-      .Add(q.site_id)
-      .Add(q.since_ms)
-      .Add(q.until_ms)
-      .Add(static_cast<int64_t>(q.max_events) + 1);
-  int n = 6;
+  params.Add(q.endpoint_id).Add(q.site_id).Add(q.since_ms).Add(q.until_ms);
+  int n = 4;
   if (q.cid) {
-    sql += " AND cid = $" + std::to_string(++n);
+    events += " AND cid = $" + std::to_string(++n);
     params.Add(*q.cid);
   }
   if (q.reference_id) {
-    sql += " AND reference_id = $" + std::to_string(++n);
+    events += " AND reference_id = $" + std::to_string(++n);
     params.Add(*q.reference_id);
   }
   // The endpoint's filter.
@@ -193,19 +187,31 @@ StatusOr<std::vector<DueMessage>> PostgresStore::ReplayEvents(const ReplayQuery&
     if (values == nullptr) continue;
     ArrayLiteral list;
     for (const std::string& v : *values) list.Add(v);
-    sql += " AND " + std::string(model::FilterFieldName(field)) + " = ANY($" + std::to_string(++n) +
-           "::text[])";
+    events += " AND " + std::string(model::FilterFieldName(field)) + " = ANY($" +
+              std::to_string(++n) + "::text[])";
     params.Add(list.Finish());
   }
-  sql += " ORDER BY id LIMIT $6 RETURNING id";
+  const std::string most = std::to_string(q.max_events);
+  // One more than allowed is enough to tell "too many", which makes nothing.
+  const std::string count =
+      "SELECT count(*) FROM (SELECT 1 " + events + " LIMIT " + most + " + 1) s";
+  Params with_now = params;
+  with_now.Add(now_ms);
+  const std::string now = "$" + std::to_string(n + 1);
+  const std::string make =
+      "INSERT INTO messages(event_rowid, site_id, endpoint_id, status, next_attempt_at, "
+      "created_at) SELECT id, site_id, $1, 0, " +
+      now + ", " + now + " " + events + " ORDER BY id LIMIT " + most + " RETURNING id";
   std::vector<DueMessage> out;
-  // One more than allowed is made to tell "too many", and then rolled back with the rest.
   Status made = InTransaction([&](Connection& c) -> Status {
     out.clear();
-    auto r = c.Query(sql, params);
-    if (!r.ok()) return r.status();
-    if (static_cast<size_t>(r->rows()) > q.max_events)
+    auto counted = c.Query(count, params);
+    if (!counted.ok()) return counted.status();
+    if (static_cast<size_t>(counted->Int(0, 0)) > q.max_events) {
       return internal::ReplayTooLarge(q.max_events);
+    }
+    auto r = c.Query(make, with_now);
+    if (!r.ok()) return r.status();
     for (int i = 0; i < r->rows(); ++i) {
       out.push_back(DueMessage{r->Int(i, 0), q.endpoint_id, now_ms, 0, {}});
     }
