@@ -734,12 +734,38 @@ function messageTable(rows, ctx, empty = 'No messages here.') {
       h('td', {}, formatTime(m.created_at)))));
 }
 
+// The messages of a batch: every status, since its members may have ended differently.
+function batchLink(site, batch) {
+  return h('a', { href: `#/s/${site}/messages${query({ status: 'all', batch })}` }, batch);
+}
+
+// Finds what a receiver logged by its webhook-id: a message's page, or a batch's messages.
+function webhookIdFinder(ctx) {
+  const id = h('input', { type: 'search', id: 'find-webhook-id', placeholder: 'msg_… or bat_…', maxlength: 64 });
+  const why = h('span', { class: 'hint', role: 'status' });
+  const find = (event) => {
+    event.preventDefault();
+    const text = id.value.trim();
+    if (/^msg_[A-Za-z0-9]+$/.test(text)) {
+      location.hash = `#/s/${ctx.site}/messages/${text}`;
+    } else if (/^bat_[A-Za-z0-9]+$/.test(text)) {
+      location.hash = `#/s/${ctx.site}/messages${query({ status: 'all', batch: text })}`;
+    } else {
+      why.textContent = 'A webhook-id starts with msg_ (one message) or bat_ (a batch).';
+    }
+  };
+  return h('form', { class: 'find', onsubmit: find, oninput: () => { why.textContent = ''; } },
+    field('Webhook-id', id), h('button', { type: 'submit' }, 'Find'), why);
+}
+
 // The status shown is in the URL (#/s/<site>/messages?status=pending; none: failed), so a reload
-// keeps it and Back goes to the one chosen before; so are an endpoint and a campaign to show
-// only theirs (?endpoint=…, ?cid=…: the endpoint page links here).
+// keeps it and Back goes to the one chosen before; so are an endpoint, a campaign and a batch to
+// show only theirs (?endpoint=…, ?cid=…, ?batch=…: the endpoint and message pages link here).
 export async function messages(el, ctx) {
   const chosen = ctx.query.get('status') ?? 'failed';
-  const only = { endpoint: ctx.query.get('endpoint') || null, cid: ctx.query.get('cid') || null };
+  const only = {
+    endpoint: ctx.query.get('endpoint') || null, cid: ctx.query.get('cid') || null, batch: ctx.query.get('batch') || null,
+  };
   const status = h('select', { id: 'message-status' },
     ['failed', 'pending', 'delivered', 'all'].map((value) => h('option', { value, selected: value === chosen }, value)));
   const list = h('div');
@@ -767,7 +793,7 @@ export async function messages(el, ctx) {
     more.hidden = !cursor;
     more.disabled = false;
     const which = status.value === 'all' ? 'messages' : `${status.value} messages`;
-    replace(list, messageTable(rows, ctx, `No ${which}${only.endpoint || only.cid ? ' of this filter' : ''}.`));
+    replace(list, messageTable(rows, ctx, `No ${which}${only.endpoint || only.cid || only.batch ? ' of this filter' : ''}.`));
   };
   const fail = (e) => {
     if (!isAbort(e)) replace(list, errorNotice(e, 'messages'));
@@ -785,11 +811,15 @@ export async function messages(el, ctx) {
   // status chosen now).
   const everyMessage = h('a', { href: `#/s/${ctx.site}/messages${query({ status: chosen })}` }, 'every message');
   status.addEventListener('change', () => everyMessage.setAttribute('href', `#/s/${ctx.site}/messages${query({ status: status.value })}`));
-  const filtered = only.endpoint || only.cid ? h('p', { 'data-testid': 'message-filter' },
-    only.endpoint ? ['Endpoint ', h('a', { href: `#/s/${ctx.site}/endpoints/${encodeURIComponent(only.endpoint)}` }, only.endpoint)] : null,
-    only.endpoint && only.cid ? ', ' : null,
-    only.cid ? `campaign ${defused(only.cid)}` : null, ' only · ', everyMessage) : null;
-  replace(el, h('h1', {}, 'Messages'), filtered, h('div', { class: 'controls' }, field('Status', status)), list, more);
+  const kept = [
+    only.endpoint ? ['endpoint ', h('a', { href: `#/s/${ctx.site}/endpoints/${encodeURIComponent(only.endpoint)}` }, only.endpoint)] : null,
+    only.cid ? `campaign ${defused(only.cid)}` : null,
+    only.batch ? `batch ${only.batch}` : null,
+  ].filter(Boolean);
+  const filtered = kept.length === 0 ? null : h('p', { 'data-testid': 'message-filter' },
+    'Only ', kept.flatMap((part, i) => (i === 0 ? [part] : [', ', part])), ' · ', everyMessage);
+  replace(el, h('h1', {}, 'Messages'), filtered,
+    h('div', { class: 'controls' }, field('Status', status), webhookIdFinder(ctx)), list, more);
   await load(true);
 }
 
@@ -815,7 +845,7 @@ export async function message(el, ctx) {
   // The request of its latest attempt; the message's own batch_id names the batch it went in
   // even once it has gone alone since.
   const last = attempts.data.at(-1);
-  const lastSentIn = !last ? 'not sent yet' : last.batch_id ? `batch ${last.batch_id}` : 'a request of its own';
+  const lastSentIn = !last ? 'not sent yet' : last.batch_id ? ['batch ', batchLink(ctx.site, last.batch_id)] : 'a request of its own';
   // A pending message's next attempt: at a time, or when its endpoint is enabled again.
   const next = m.status !== 'pending' ? null
     : m.next_attempt_at ? formatTime(m.next_attempt_at) : 'once its endpoint is enabled again';
@@ -830,14 +860,14 @@ export async function message(el, ctx) {
     h('div', { class: 'controls' }, redeliver), result,
     h('h2', {}, 'Event'), h('pre', { class: 'event' }, defused(JSON.stringify(m.event, null, 2))),
     h('h2', {}, 'Attempts'),
-    attempts.data.length === 0 ? notice('info', 'No attempt yet.') : attemptTable(attempts.data));
+    attempts.data.length === 0 ? notice('info', 'No attempt yet.') : attemptTable(attempts.data, ctx.site));
   if (ctx.after) result.show(notice('ok', ctx.after.text));
 }
 
 // A message's attempts; which request each went in only where one went in a batch. The answer
 // and its error come first (on a phone they are what the row is for); an error that only repeats
 // the status ("HTTP 500") is not said twice; a long answer body scrolls in its own box.
-function attemptTable(attempts) {
+function attemptTable(attempts, site) {
   const batched = attempts.some((a) => a.batch_id);
   return table(['#', 'At', 'Answer', 'Error', 'Latency', ...(batched ? ['Sent in'] : []), 'Response'],
     attempts.map((a) => h('tr', {},
@@ -845,6 +875,6 @@ function attemptTable(attempts) {
       h('td', {}, a.status_code ? `HTTP ${a.status_code}` : '–'),
       h('td', { class: 'text' }, a.error === `HTTP ${a.status_code}` ? '' : defused(a.error)),
       h('td', { class: 'num' }, `${Number(a.latency_ms).toFixed(1)} ms`),
-      batched ? h('td', { 'data-testid': 'attempt-batch' }, a.batch_id ? `batch ${a.batch_id}` : 'alone') : null,
+      batched ? h('td', { 'data-testid': 'attempt-batch' }, a.batch_id ? ['batch ', batchLink(site, a.batch_id)] : 'alone') : null,
       h('td', { class: 'text' }, a.response_body ? h('div', { class: 'response' }, h('code', {}, defused(a.response_body))) : ''))));
 }

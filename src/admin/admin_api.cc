@@ -747,7 +747,8 @@ void AdminApi::DeleteEndpoint(http::Request&& request, http::Responder respond) 
 }
 
 void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
-  if (auto s = request.OnlyQueryParams({"endpoint", "status", "cid", "limit", "cursor"}); !s.ok()) {
+  if (auto s = request.OnlyQueryParams({"endpoint", "status", "cid", "batch", "limit", "cursor"});
+      !s.ok()) {
     return respond(BadRequest(s.message()));
   }
   const std::string& site_id = request.path_params[0];
@@ -758,6 +759,12 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
     query.endpoint_id = *endpoint;
   }
   if (auto cid = request.QueryParam("cid"); cid && !cid->empty()) query.cid = *cid;
+  // A receiver's webhook-id of a batch (bat_…): the messages it carried.
+  if (auto batch = request.QueryParam("batch"); batch && !batch->empty()) {
+    auto number = store::ParseBatchId(store_.instance_id(), *batch);
+    if (!number) return respond(BadRequest("batch is not a batch id this server gave (bat_…)"));
+    query.batch = *number;
+  }
   if (auto status = request.QueryParam("status"); status && !status->empty()) {
     if (*status == "pending") {
       query.status = store::MessageStatus::kPending;

@@ -23,14 +23,29 @@ std::string FormatBatchId(const std::string& instance_id, int64_t batch) {
   return "bat_" + instance_id + std::to_string(batch);
 }
 
+namespace {
+
+// The positive number after `kind` + instance id, as the Format functions above write it.
+std::optional<int64_t> ParseId(std::string_view kind, const std::string& instance_id,
+                               std::string_view text) {
+  if (!text.starts_with(kind)) return std::nullopt;
+  text.remove_prefix(kind.size());
+  if (!text.starts_with(instance_id)) return std::nullopt;
+  text.remove_prefix(instance_id.size());
+  int64_t number = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  if (ec != std::errc() || end != text.data() + text.size() || number <= 0) return std::nullopt;
+  return number;
+}
+
+}  // namespace
+
 std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::string_view text) {
-  const std::string prefix = "msg_" + instance_id;
-  if (text.substr(0, prefix.size()) != prefix) return std::nullopt;
-  text.remove_prefix(prefix.size());
-  int64_t row = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), row);
-  if (ec != std::errc() || end != text.data() + text.size() || row <= 0) return std::nullopt;
-  return row;
+  return ParseId("msg_", instance_id, text);
+}
+
+std::optional<int64_t> ParseBatchId(const std::string& instance_id, std::string_view text) {
+  return ParseId("bat_", instance_id, text);
 }
 
 CampaignSortValue CampaignSortValueOf(const CampaignSummary& c, CampaignSort sort) {

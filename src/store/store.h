@@ -280,6 +280,8 @@ struct MessageQuery {
   std::optional<std::string> endpoint_id;
   std::optional<MessageStatus> status;
   std::optional<std::string> cid;
+  // Only the messages that went in this batch, or are fixed to go in it; 0: any.
+  int64_t batch = 0;
   int64_t before_id = 0;  // cursor: only ids below this; 0 = from the newest
   int limit = 50;
 };
@@ -523,6 +525,7 @@ std::optional<int64_t> ParseMessageId(const std::string& instance_id, std::strin
 std::string FormatEventId(const std::string& instance_id, int64_t row_id);
 // Batch ids (the webhook-id of a batch): "bat_" + instance id + the batch number.
 std::string FormatBatchId(const std::string& instance_id, int64_t batch);
+std::optional<int64_t> ParseBatchId(const std::string& instance_id, std::string_view text);
 
 struct StoreOptions {
   std::string database;  // "sqlite://<path>" (or a bare path), or "postgres://..."

@@ -1303,6 +1303,69 @@ TEST_P(StoreTest, EachAttemptSaysTheBatchItWentIn) {
   EXPECT_EQ(migrated, (std::vector<int64_t>{batch, batch}));
 }
 
+// A receiver's webhook-id of a batch finds the messages that went in it: those fixed in it,
+// those moved on to the second half of a split after going in it, and those redelivered alone
+// since; not a message that only waits for a later batch, nor another site's.
+TEST_P(StoreTest, ListMessagesFindsTheMembersOfABatch) {
+  auto site = Value(store_->CreateSite("a"));
+  MakeEndpoint(site.id);
+  AppendResult r = Append(
+      site.id, {MakeEvent(model::Action::kView, "one"), MakeEvent(model::Action::kView, "two"),
+                MakeEvent(model::Action::kView, "three"), MakeEvent(model::Action::kView, "four"),
+                MakeEvent(model::Action::kView, "five")});
+  ASSERT_EQ(r.messages.size(), 5u);
+  std::vector<int64_t> ids;
+  for (const DueMessage& m : r.messages) ids.push_back(m.id);
+  const int64_t batch = ids[0];
+  const int64_t later = ids[4];
+  ASSERT_NO_FATAL_FAILURE(AssignBatch({ids[0], ids[1], ids[2]}, batch));
+  ASSERT_NO_FATAL_FAILURE(AssignBatch({ids[4]}, later));
+  // Refused as too large: the third moves to a batch of its own; the first two are delivered.
+  std::vector<AttemptRecord> records;
+  for (int i = 0; i < 3; ++i) {
+    AttemptRecord& record = records.emplace_back();
+    record.message_id = ids[i];
+    record.attempt = 1;
+    record.status_code = i < 2 ? 204 : 413;
+    record.new_status = i < 2 ? MessageStatus::kDelivered : MessageStatus::kPending;
+    record.sent_in = batch;
+    if (i == 2) {
+      record.batch = ids[2];
+      record.batch_from = batch;
+    }
+  }
+  Record(records);
+  // The second goes again alone, and is delivered.
+  ASSERT_EQ(Value(store_->RequeueMessage(site.id, ids[1], 2)).batch, kAlone);
+  Record({{ids[1], 2, 3, 204, 10, "", "", MessageStatus::kDelivered, 3}});
+  const auto members = [&](int64_t of, int limit = 10, int64_t before = 0) {
+    MessageQuery query;
+    query.site_id = site.id;
+    query.batch = of;
+    query.limit = limit;
+    query.before_id = before;
+    std::vector<int64_t> out;
+    for (const Message& m : Value(store_->ListMessages(query))) out.push_back(m.id);
+    return out;
+  };
+  EXPECT_EQ(members(batch), (std::vector<int64_t>{ids[2], ids[1], ids[0]}));
+  EXPECT_EQ(members(batch, 1, ids[2]), (std::vector<int64_t>{ids[1]}));
+  EXPECT_EQ(members(ids[2]), (std::vector<int64_t>{ids[2]}));
+  EXPECT_EQ(members(later), (std::vector<int64_t>{ids[4]}));
+  EXPECT_EQ(members(ids[3]), (std::vector<int64_t>{}));  // never in a batch
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(members(batch), (std::vector<int64_t>{ids[2], ids[1], ids[0]}));
+  MessageQuery elsewhere;
+  elsewhere.site_id = Value(store_->CreateSite("b")).id;
+  elsewhere.batch = batch;
+  EXPECT_TRUE(Value(store_->ListMessages(elsewhere)).empty());
+  const std::string instance = store_->instance_id();
+  EXPECT_EQ(ParseBatchId(instance, FormatBatchId(instance, batch)), batch);
+  EXPECT_EQ(ParseBatchId(instance, FormatMessageId(instance, batch)), std::nullopt);
+  EXPECT_EQ(ParseBatchId(instance, "bat_" + instance), std::nullopt);
+  EXPECT_EQ(ParseBatchId(instance, "bat_" + instance + "0"), std::nullopt);
+}
+
 TEST_P(StoreTest, RequeueMakesAFinishedMessagePendingAgain) {
   auto site = store_->CreateSite("a");
   auto other = store_->CreateSite("b");

@@ -333,6 +333,27 @@ itest('a batch member redelivered alone: its attempts say which request each wen
   assert.deepEqual(await page.getByTestId('attempt-batch').allTextContents(), [`batch ${batch}`, 'alone']);
   assert.equal(await text(page, 'message-batch'), 'a request of its own', 'it last went alone');
   await screenshot(page, 'dashboard-message-batched');
+  // The batch leads to what it carried: both messages, this one sent alone since included.
+  await page.getByTestId('attempt-batch').first().getByRole('link', { name: batch }).click();
+  await page.getByTestId('message-filter').waitFor();
+  assert.equal(await text(page, 'message-filter'), `Only batch ${batch} · every message`);
+  await page.locator('tr[data-message]').nth(1).waitFor();
+  assert.deepEqual(await page.locator('tr[data-message]').evaluateAll((rows) => rows.map((r) => r.dataset.message)),
+    delivered.map((m) => m.id));
+  await screenshot(page, 'dashboard-messages-of-batch');
+  // A receiver's webhook-id finds its message, or says what a webhook-id looks like.
+  const finder = page.getByLabel('Webhook-id');
+  await finder.fill('evt_1');
+  await page.getByRole('button', { name: 'Find' }).click();
+  await page.getByText('A webhook-id starts with msg_ (one message) or bat_ (a batch).').waitFor();
+  await finder.fill(` ${delivered[1].id} `);
+  await page.getByRole('button', { name: 'Find' }).click();
+  await page.getByRole('heading', { name: `Message ${delivered[1].id}` }).waitFor();
+  await page.goto(`${serve.baseUrl}/#/s/${site.id}/messages`);
+  await page.getByLabel('Webhook-id').fill(batch);
+  await page.getByLabel('Webhook-id').press('Enter');
+  await page.getByText(`Only batch ${batch}`).waitFor();
+  await page.locator('tr[data-message]').nth(1).waitFor();
   // A message that never went in a batch shows no such column.
   expectStatus(await serve.api('PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`, { batch: null }), 200, 'batching off');
   expectStatus(await serve.ingest(site.ingest_key, makeEvent(3)), 202, 'ingest');

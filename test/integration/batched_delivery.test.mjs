@@ -79,6 +79,15 @@ itest('batches: one signed array per request, filled across ingests, verified by
   assert.equal(after.batch_id, headers['webhook-id'], 'sent alone since, it still shows the batch it went in');
   const listed = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages`), 200, 'messages'));
   assert.deepEqual(listed.map((m) => m.batch_id), log.map(() => headers['webhook-id']));
+  // A receiver's webhook-id of a batch finds the messages it carried, the one sent alone since
+  // too; a message's id, or another server's batch id, is refused as no batch id.
+  const carried = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages?batch=${headers['webhook-id']}`), 200, 'messages of the batch'));
+  assert.deepEqual(carried.map((m) => m.id), log.map((m) => m.id));
+  for (const bad of [one.id, 'bat_elsewhere1', `${headers['webhook-id']}x`]) {
+    const refused = await serve.api('GET', `/v1/sites/${site.id}/messages?batch=${bad}`);
+    assert.equal(refused.status, 400, bad);
+    assert.equal(refused.json.error.message, 'batch is not a batch id this server gave (bat_…)');
+  }
 
   // pushhook receive stores each element of the batch once, however often it arrives.
   const receive = await fx.startReceive({ secret: endpoint.secret });
@@ -203,6 +212,13 @@ itest('batches: a batch refused as too large (413) goes again at once in halves,
   const attempts = listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages/${oldest.id}/attempts`), 200, 'attempts'));
   assert.deepEqual(attempts.map((a) => a.status_code), [413, 413, 413, 204]);
   assert.equal(attempts[0].error, 'HTTP 413: the receiver refused a batch of 100 events as too large; they go again at once, as batches of 50 and 50');
+  // The batch of 100 that was refused carried them all; the one each was delivered in, 12 or 13.
+  const inBatch = async (id) => listItems(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/messages?batch=${id}&limit=250`), 200, 'messages of a batch'));
+  assert.equal((await inBatch(attempts[0].batch_id)).length, 100);
+  for (const id of batches) {
+    const sizes = (await inBatch(id)).filter((m) => m.batch_id === id).length;
+    assert.ok(sizes === 12 || sizes === 13, `batch ${id} delivered ${sizes}`);
+  }
   const stats = expectStatus(await serve.api('GET', `/v1/sites/${site.id}/endpoints/${endpoint.id}/stats`), 200, 'endpoint stats');
   assert.equal(stats.circuit, 'closed', JSON.stringify(stats));
 

@@ -85,6 +85,16 @@ StatusOr<std::vector<Message>> PostgresStore::ListMessages(const MessageQuery& q
     sql += " AND e.cid = $" + std::to_string(++n);
     params.Add(*q.cid);
   }
+  if (q.batch > 0) {
+    // Fixed in the batch, or with an attempt that went in it; a batch is numbered after its
+    // first member, so none is older than that.
+    const std::string batch = "$" + std::to_string(++n);
+    sql +=
+        " AND m.id >= " + batch + " AND (m.batch_id = " + batch +
+        " OR EXISTS (SELECT 1 FROM attempts a WHERE a.message_id = m.id AND a.batch_id = " + batch +
+        "))";
+    params.Add(q.batch);
+  }
   sql += " ORDER BY m.id DESC LIMIT $" + std::to_string(++n);
   params.Add(q.limit);
   auto r = Query(sql, params);

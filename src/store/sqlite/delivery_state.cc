@@ -140,6 +140,13 @@ constexpr char kShownBatch[] =
     "ELSE coalesce((SELECT a.batch_id FROM attempts a WHERE a.message_id = m.id AND "
     "a.batch_id > 0 ORDER BY a.attempt DESC LIMIT 1), 0) END";
 
+// The messages of batch ?7: fixed in it, or with an attempt that went in it (the latest in the
+// message's row). A batch is numbered after its first member, so none is older than that:
+// the scan newest first stops there.
+constexpr char kInBatch[] =
+    " AND m.id >= ?7 AND (m.batch_id = ?7 OR m.last_batch_id = ?7 OR EXISTS (SELECT 1 FROM "
+    "attempts a WHERE a.message_id = m.id AND a.batch_id = ?7))";
+
 StatusOr<std::vector<Message>> SqliteStore::ListMessages(const MessageQuery& q) {
   std::string sql = std::string(
                         "SELECT m.id, m.site_id, m.endpoint_id, m.status, m.attempts, "
@@ -150,6 +157,7 @@ StatusOr<std::vector<Message>> SqliteStore::ListMessages(const MessageQuery& q) 
   if (q.endpoint_id) sql += " AND m.endpoint_id = ?3";
   if (q.status) sql += " AND m.status = ?4";
   if (q.cid) sql += " AND e.cid = ?5";
+  if (q.batch > 0) sql += kInBatch;
   sql += " ORDER BY m.id DESC LIMIT ?6";
   std::vector<Message> out;
   Status s = Read([&](Connection& c) {
@@ -162,6 +170,7 @@ StatusOr<std::vector<Message>> SqliteStore::ListMessages(const MessageQuery& q) 
     if (q.status) stmt.Bind(4, static_cast<int>(*q.status));
     if (q.cid) stmt.Bind(5, *q.cid);
     stmt.Bind(6, q.limit);
+    if (q.batch > 0) stmt.Bind(7, q.batch);
     Status step;
     while (stmt.Step(&step)) out.push_back(ReadMessage(stmt));
     stmt.Reset();
