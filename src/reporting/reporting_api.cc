@@ -317,7 +317,9 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
     (std::string_view(name) == "from" ? query.from_ms : query.to_ms) = *t;
   }
   if (query.from_ms >= query.to_ms) return respond(BadRequest("from must be before to"));
-  const std::string bucket = request.QueryParam("bucket").value_or("hour");
+  // Empty, as every other parameter here, means absent: the default.
+  std::string bucket = request.QueryParam("bucket").value_or("");
+  if (bucket.empty()) bucket = "hour";
   if (bucket == "minute") {
     query.bucket_ms = model::kMinuteMs;
   } else if (bucket == "hour") {

@@ -243,7 +243,16 @@ itest('test route: sends a signed sample now and answers with the attempt (204 a
   assert.equal(ok.requests.length, 1);
   const sample = ok.requests[0];
   const payload = new Webhook(epOk.secret).verify(sample.body, webhookHeaders(sample));
-  assert.ok(['View', 'Click'].includes(payload.action), 'the sample is a payload of DESIGN section 1');
+  assert.equal(payload.action, 'Click', 'the sample is a payload of DESIGN section 1');
+  assert.equal(payload.clicked_button, 1);
+  // An endpoint that takes no Click is sent an action it takes.
+  for (const [events, action] of [[['View'], 'View'], [['Dismiss'], 'Dismiss'], [['Dismiss', 'View'], 'View']]) {
+    const only = await serve.createEndpoint(site.id, { url: `${ok.url}/${action}`, events });
+    expectStatus(await serve.api('POST', `/v1/sites/${site.id}/endpoints/${only.id}/test`), 200, `POST test ${events}`);
+    const got = new Webhook(only.secret).verify(ok.requests.at(-1).body, webhookHeaders(ok.requests.at(-1)));
+    assert.equal(got.action, action, `events ${events}`);
+    assert.equal(got.clicked_button, 0);
+  }
 
   const bad = expectStatus(await serve.api('POST', `/v1/sites/${site.id}/endpoints/${epFailing.id}/test`), 200, 'POST test');
   assert.equal(bad.success, false);
