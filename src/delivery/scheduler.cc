@@ -491,9 +491,14 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
   // From memory where ingest just made them (or they were read ahead), the rest in one read.
   std::vector<int64_t> unread;
   std::unordered_map<int64_t, int> attempts;
+  // A batch that forms takes messages never attempted. One attempted since its entry was made
+  // (redelivered alone while that entry waited for the store) is the other entry's to send:
+  // taken here too, it would reach the receiver under two webhook-ids.
   for (const Due& m : members) {
+    if (forming && state.sending.contains(m.id)) continue;
     int made = m.attempts;
     if (auto event = TakeInMemory(state, m.id, &made)) {
+      if (forming && made > m.attempts) continue;
       messages.push_back(OutgoingMessage{m.id, made + 1, std::move(event)});
     } else {
       unread.push_back(m.id);
@@ -519,6 +524,7 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
         TakeEndpoint(state, d);  // the same for every member
         endpoint_read = true;
       }
+      if (forming && d.attempts > attempts[d.message_id]) continue;
       const int made = std::max(d.attempts, attempts[d.message_id]);
       messages.push_back(OutgoingMessage{d.message_id, made + 1, EventOf(d)});
     }
@@ -544,6 +550,8 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
       return true;
     });
     state.ready.insert(state.ready.begin(), later.begin(), later.end());
+    // Numbered after its first member, as ever, should the one it was numbered after be left out.
+    if (!messages.empty()) batch = messages.front().id;
   }
   if (messages.empty()) return;
   if (state.endpoint == nullptr) {  // deleted: its messages were failed in the store

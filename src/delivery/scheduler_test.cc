@@ -1239,5 +1239,45 @@ TEST_F(SchedulerTest, ARetryTimerAnEarlierRedeliveryOvertookIsDropped) {
   }
 }
 
+// A message whose first launch could not read the store waits a second to try again. Were it
+// redelivered meanwhile, and sent alone, and batching turned on before that second ends, the
+// old entry must not take it into a batch too: the receiver would get it under two webhook-ids
+// (and here, after a failure, as two attempts at once).
+TEST_F(SchedulerTest, AnEntryARedeliveryOvertookJoinsNoBatch) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Start("1s,1s,1s");
+  auto messages = Ingest(1);
+  messages[0].stored = nullptr;  // not in memory: its launch reads the store
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("test.db").c_str(), &db), SQLITE_OK);
+  const auto exec = [db](const char* sql) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  };
+  exec("ALTER TABLE events RENAME TO events_away");
+  Admit(messages);
+  EXPECT_TRUE(Poll(kT0).sends.empty()) << "the store could not be read: a second later";
+  exec("ALTER TABLE events_away RENAME TO events");
+  sqlite3_close(db);
+  auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1);
+  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
+  scheduler_->Admit(*requeued, kT0 + 1);
+  const SchedulerOutput alone = Poll(kT0 + 1);
+  ASSERT_EQ(alone.sends.size(), 1u);
+  EXPECT_EQ(alone.sends[0].batch, store::kAlone);
+  Record(Complete(alone.sends[0], Answer(500), kT0 + 2));
+  Batch(ep, 10, 0);
+  scheduler_->EndpointChanged(ep.id, kT0 + 3);
+  // Its retry goes, alone, once; nothing else does.
+  std::vector<std::pair<int64_t, int>> sent;  // batch, attempt
+  for (int64_t t = kT0 + 3; t <= kT0 + 5'000; t += 10) {
+    for (const Send& s : Poll(t).sends) {
+      for (const OutgoingMessage& m : s.messages) sent.emplace_back(s.batch, m.attempt);
+      if (s.batch > 0) Assign(s);
+      Record(Complete(s, Answer(204), t));
+    }
+  }
+  EXPECT_EQ(sent, (std::vector<std::pair<int64_t, int>>{{store::kAlone, 2}}));
+}
+
 }  // namespace
 }  // namespace pushhook::delivery
