@@ -375,7 +375,7 @@ itest('the routes that filter refuse a query parameter they do not know, naming 
   const endpoint = await serve.createEndpoint(site.id, { url: 'http://127.0.0.1:9/hooks' });
   const cases = [
     [`/v1/sites/${site.id}/messages?state=failed`,
-      "unknown query parameter 'state'; this route takes endpoint, status, cid, limit and cursor"],
+      "unknown query parameter 'state'; this route takes endpoint, status, cid, batch, limit and cursor"],
     [`/v1/sites/${site.id}/stats?cid=1&campaign=1`,
       "unknown query parameter 'campaign'; this route takes cid, reference_id, from, to, bucket and group_by"],
     [`/v1/sites/${site.id}/campaigns?search=x`,
@@ -389,7 +389,7 @@ itest('the routes that filter refuse a query parameter they do not know, naming 
     assert.deepEqual(answer.json.error, { code: 'invalid_request', message }, url);
   }
   // What they take is taken.
-  for (const url of [`/v1/sites/${site.id}/messages?status=failed&limit=5&cid=1&endpoint=${endpoint.id}&cursor=`,
+  for (const url of [`/v1/sites/${site.id}/messages?status=failed&limit=5&cid=1&endpoint=${endpoint.id}&batch=&cursor=`,
     `/v1/sites/${site.id}/stats?cid=1&reference_id=2&from=0&to=1&bucket=day&group_by=button`,
     `/v1/sites/${site.id}/campaigns?q=x&sort=views&order=desc&limit=5`,
     `/v1/sites/${site.id}/endpoints/${endpoint.id}/stats?since=0`]) {
