@@ -834,8 +834,8 @@ export async function message(el, ctx) {
     event.target.disabled = true;
     try {
       await api.post(path('redeliver'));
-      // Queued, not sent: its endpoint may be pausing (an open circuit); the page read again
-      // says when the next attempt is due.
+      // Queued, not sent: its endpoint may be at its max_in_flight or rate limit; the page read
+      // again shows the attempt, or says when it is due.
       setTimeout(() => ctx.rerender({ text: 'Queued to go again: its next attempt is listed below once it is made.' }), 1000);
     } catch (error) {
       event.target.disabled = false;

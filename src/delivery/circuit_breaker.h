@@ -4,6 +4,7 @@
 // state machine. Not thread safe: owned by the dispatcher thread.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <string_view>
@@ -34,6 +35,10 @@ class CircuitBreaker {
   void OnInconclusive(int64_t started_ms) {
     if (started_ms >= open_until_ms_) probe_in_flight_ = false;
   }
+
+  // Someone asked for a request now (a redelivery): an open circuit's pause ends, and the next
+  // request probes. A failed probe still doubles the pause.
+  void ProbeNow(int64_t now_ms) { open_until_ms_ = std::min(open_until_ms_, now_ms); }
 
   State state(int64_t now_ms) const;
   // When an open circuit lets its probe through.

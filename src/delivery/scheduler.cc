@@ -151,6 +151,9 @@ void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
       return;
     }
   }
+  // A redelivery is someone asking for the message now, the receiver mended perhaps: an open
+  // circuit probes at once rather than make it an attempt not sent.
+  if (m.batch == store::kAlone) state.circuit.ProbeNow(now_ms);
   if (m.batch == store::kAlone && m.attempts == 0) {
     // Redelivered while it still waits, never sent, to go as it was: it goes alone now, and
     // only alone. Were batching turned on before the first entry went, that one would join a
@@ -377,9 +380,9 @@ void Scheduler::CountBacklog(int64_t now_ms) {
 // retries. One read for up to kPrefetchMax messages rather than one each, on this thread.
 void Scheduler::Prefetch(uint32_t index, int64_t now_ms) {
   EndpointState& state = endpoints_[index];
+  // Half-open, one probe goes: nothing to read ahead for.
   if (!state.enabled || state.ready.size() < 2 || state.in_flight >= state.max_in_flight ||
-      !state.circuit.CanRequest(now_ms) ||
-      state.circuit.state(now_ms) != CircuitBreaker::State::kClosed ||
+      state.circuit.state(now_ms) == CircuitBreaker::State::kHalfOpen ||
       state.bucket.NextTokenMs(now_ms) > now_ms) {
     return;
   }
@@ -423,11 +426,10 @@ void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out
       WakeAt(next, index);
       break;
     }
-    if (!state.circuit.CanRequest(now_ms)) {
-      // Open: wake when the probe may go. Half-open with the probe out: its completion wakes us.
-      if (state.circuit.state(now_ms) == CircuitBreaker::State::kOpen) {
-        WakeAt(state.circuit.open_until_ms(), index);
-      }
+    // Open: what falls due goes unsent (StartSend). Half-open with the probe out: the rest wait
+    // for its outcome, and its completion wakes us.
+    if (!state.circuit.CanRequest(now_ms) &&
+        state.circuit.state(now_ms) != CircuitBreaker::State::kOpen) {
       break;
     }
     const Due due = state.ready.front();
@@ -576,8 +578,12 @@ Send& Scheduler::StartSend(uint32_t index, int64_t now_ms, SchedulerOutput* out)
   const store::Endpoint& target = *state.endpoint;
   state.max_in_flight = std::max(1, target.max_in_flight);
   state.bucket.SetRate(target.rate_limit);
-  state.circuit.AllowRequest(now_ms);
-  state.bucket.TryTake(now_ms);
+  // An open circuit sends nothing, and takes no token of the rate limit for it.
+  const bool unsent = state.circuit.state(now_ms) == CircuitBreaker::State::kOpen;
+  if (!unsent) {
+    state.circuit.AllowRequest(now_ms);
+    state.bucket.TryTake(now_ms);
+  }
   ++state.in_flight;
   ++counts_.in_flight;
   ++counts_.attempts;
@@ -585,6 +591,7 @@ Send& Scheduler::StartSend(uint32_t index, int64_t now_ms, SchedulerOutput* out)
   send.endpoint = index;
   send.target = state.endpoint;
   send.site_id = state.site_id;
+  send.unsent = unsent;
   return send;
 }
 
@@ -716,22 +723,27 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   }
   MarkRunnable(index);
 
-  const double seconds = static_cast<double>(r.latency.count()) / 1e6;
-  size_t bucket = 0;
-  while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
-  ++counts_.latency_counts[bucket];
-  counts_.latency_sum_seconds += seconds;
+  if (!c.unsent) {
+    const double seconds = static_cast<double>(r.latency.count()) / 1e6;
+    size_t bucket = 0;
+    while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
+    ++counts_.latency_counts[bucket];
+    counts_.latency_sum_seconds += seconds;
+  }
 
-  const bool success = IsSuccess(r.status);
+  const bool success = !c.unsent && IsSuccess(r.status);
   // A batch refused as too large (413) goes again at once as two halves, and new batches are
   // no larger than the first half. That answer does not count against the endpoint (neither
   // the circuit nor the retry schedule), nor for it: a proxy may answer 413 for a receiver that
   // is down. A single message refused so is retried as any failure.
   const size_t members = c.messages.size();
-  const bool split = r.status == 413 && c.batch > 0 && members > 1 && state.enabled;
+  const bool split = !c.unsent && r.status == 413 && c.batch > 0 && members > 1 && state.enabled;
   const size_t first_half = (members + 1) / 2;
   std::string error = r.error;
-  if (success) {
+  if (c.unsent) {
+    // Says nothing of the receiver: neither the circuit nor the endpoint's failing time moves.
+    error = kCircuitOpenError;
+  } else if (success) {
     state.circuit.OnSuccess();
     state.failing_since_ms = 0;
     if (state.batch_cap > 0 && c.batch > 0 && members >= state.batch_cap &&
@@ -788,7 +800,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     record.error = error;
     record.response_prefix = r.body_prefix;
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
-    record.counts_request = &m == &c.messages.front();
+    record.counts_request = !c.unsent && &m == &c.messages.front();
     record.splits = split ? c.splits + 1 : c.splits;
     record.sent_in = std::max<int64_t>(c.batch, 0);
     if (split && static_cast<size_t>(&m - c.messages.data()) >= first_half) {
@@ -798,6 +810,11 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
       // not move back a message that has moved on since.
       record.batch = c.messages[first_half].id;
       record.batch_from = c.batch;
+    } else if (c.unsent && c.batch > 0) {
+      // Not sent, so never fixed (Dispatcher::Launch): fixed by this record, the batch's
+      // members are read again as its own after a restart, not as messages sent alone.
+      record.batch = c.batch;
+      record.batch_from = store::kUnbatched;
     }
     if (success) {
       record.new_status = store::MessageStatus::kDelivered;

@@ -75,7 +75,16 @@ struct Send {
   // The attempts of its messages that were a larger batch refused as too large (413): they
   // do not use up the retry schedule.
   int splits = 0;
+  // The endpoint's circuit is open: nothing is sent, and the attempt fails at once
+  // (kCircuitOpenError), so that its messages keep to their retry schedule and end failed when
+  // it runs out, as they would without a circuit, while the receiver is spared.
+  bool unsent = false;
 };
+
+// The error of an attempt not sent because its endpoint's circuit was open.
+inline constexpr std::string_view kCircuitOpenError =
+    "not sent: the endpoint's circuit is open after failures in a row; requests resume once a "
+    "single probe succeeds";
 
 // The outcome of a Send.
 struct Completion {
@@ -85,6 +94,7 @@ struct Completion {
   OutboundResult result;
   int64_t batch = store::kUnbatched;  // as in the Send
   int splits = 0;                     // as in the Send
+  bool unsent = false;                // as in the Send
 };
 
 // An endpoint the rules took out of delivery; the caller stores the change.

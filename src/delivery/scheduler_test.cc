@@ -93,7 +93,7 @@ class SchedulerTest : public ::testing::Test {
     SchedulerOutput out;
     scheduler_->Complete(
         Completion{send.endpoint, send.messages, started_ms < 0 ? now_ms : started_ms, result,
-                   send.batch, send.splits},
+                   send.batch, send.splits, send.unsent},
         now_ms, &out);
     return out;
   }
@@ -117,6 +117,41 @@ class SchedulerTest : public ::testing::Test {
       }
     }
     return sent;
+  }
+
+  // The requests that go at `now_ms`: attempts that go unsent (an open circuit) are completed
+  // at once, as the dispatcher does, and left out.
+  std::vector<Send> Sent(int64_t now_ms) {
+    std::vector<Send> sent;
+    for (int round = 0; round < 1000; ++round) {
+      SchedulerOutput out = Poll(now_ms);
+      bool unsent = false;
+      for (Send& s : out.sends) {
+        if (!s.unsent) {
+          sent.push_back(std::move(s));
+          continue;
+        }
+        Complete(s, OutboundResult{}, now_ms);
+        unsent = true;
+      }
+      if (!unsent) break;
+    }
+    return sent;
+  }
+
+  // The first requests to go between `from_ms` and `to_ms` (in steps of 10 ms), and when.
+  std::pair<int64_t, std::vector<Send>> FirstSent(int64_t from_ms, int64_t to_ms) {
+    for (int64_t t = from_ms; t <= to_ms; t += 10) {
+      if (std::vector<Send> sent = Sent(t); !sent.empty()) return {t, std::move(sent)};
+    }
+    return {to_ms, {}};
+  }
+
+  // A retry schedule of `n` equal steps.
+  static std::string Steps(int n, const std::string& step) {
+    std::string schedule = step;
+    for (int i = 1; i < n; ++i) schedule += "," + step;
+    return schedule;
   }
 
   // Turns batching on for `endpoint`, as PATCH does.
@@ -376,7 +411,7 @@ TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
   AddEndpoint("/a", 1);
   SchedulerOptions options;
   options.circuit = CircuitOptions{2, 5s, 60s};
-  Start("1s,1s,1s,1s,1s,1s,1s,1s", options);
+  Start(Steps(30, "1s"), options);
   Admit(Ingest(3));
   // Two failures in a row open the circuit for 5 s.
   Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
@@ -384,20 +419,110 @@ TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
   ASSERT_EQ(second.sends.size(), 1u);
   Complete(second.sends[0], Answer(500), kT0 + 10);
   EXPECT_EQ(scheduler_->Runtime(second.sends[0].target->id, kT0 + 10).circuit, "open");
-  EXPECT_TRUE(Poll(kT0 + 5'009).sends.empty()) << "open until 5 s after the second failure";
-  // Half-open: one probe, and nothing else while it is out.
-  SchedulerOutput probe = Poll(kT0 + 5'010);
-  ASSERT_EQ(probe.sends.size(), 1u);
-  EXPECT_TRUE(Poll(kT0 + 5'011).sends.empty());
+  // The first request after the pause is the probe: when a retry falls due (1 s, ±20 %).
+  const auto [at, probe] = FirstSent(kT0 + 10, kT0 + 10'000);
+  EXPECT_GE(at, kT0 + 5'010) << "open until 5 s after the second failure";
+  EXPECT_LE(at, kT0 + 6'210);
+  ASSERT_EQ(probe.size(), 1u);
+  EXPECT_TRUE(FirstSent(at + 1, at + 2'000).second.empty()) << "nothing else while it is out";
   // The probe fails: open again, for twice as long.
-  Complete(probe.sends[0], Answer(500), kT0 + 5'020);
-  EXPECT_TRUE(Poll(kT0 + 15'019).sends.empty());
-  SchedulerOutput probe2 = Poll(kT0 + 15'020);
-  ASSERT_EQ(probe2.sends.size(), 1u);
-  Complete(probe2.sends[0], Answer(204), kT0 + 15'021);
-  EXPECT_EQ(scheduler_->Runtime(probe2.sends[0].target->id, kT0 + 15'021).circuit, "closed");
-  EXPECT_EQ(DrainAt(kT0 + 20'000, 204).size(), 1u) << "closed: the rest go";
+  Complete(probe[0], Answer(500), at + 2'000);
+  const auto [at2, probe2] = FirstSent(at + 2'000, at + 20'000);
+  EXPECT_GE(at2, at + 12'000);
+  EXPECT_LE(at2, at + 13'200);
+  ASSERT_EQ(probe2.size(), 1u);
+  Complete(probe2[0], Answer(204), at2);
+  EXPECT_EQ(scheduler_->Runtime(probe2[0].target->id, at2).circuit, "closed");
+  EXPECT_EQ(DrainAt(at2 + 2'000, 204).size(), 1u) << "closed: the rest go on their schedule";
   EXPECT_EQ(scheduler_->counts().delivered, 3u);
+}
+
+// An open circuit spares the receiver, not the schedule: what falls due while it is open fails
+// unsent, so that a dead endpoint's messages end failed when their schedule runs out, as they
+// would without a circuit, rather than wait for probes that each move one message on.
+TEST_F(SchedulerTest, WhatFallsDueWhileTheCircuitIsOpenFailsUnsentOnItsSchedule) {
+  AddEndpoint("/a");
+  SchedulerOptions options;
+  options.circuit = CircuitOptions{2, 5s, 60s};
+  Start("1s,1s", options);
+  const auto messages = Ingest(5);
+  Admit(messages);
+  int requests = 0;
+  std::map<int64_t, std::vector<std::string>> errors;
+  std::map<int64_t, store::MessageStatus> last;
+  for (int64_t t = kT0; t <= kT0 + 10'000; t += 50) {
+    for (const Send& send : Poll(t).sends) {
+      requests += send.unsent ? 0 : 1;
+      const SchedulerOutput out = Complete(send, Answer(500), t);
+      for (const store::AttemptRecord& r : out.records) {
+        errors[r.message_id].push_back(r.error);
+        last[r.message_id] = r.new_status;
+        EXPECT_EQ(r.counts_request, !send.unsent) << "an endpoint's statistics count requests";
+      }
+    }
+  }
+  EXPECT_EQ(requests, 5) << "the first attempts went before the circuit opened; nothing since";
+  const std::string open(kCircuitOpenError);
+  for (const store::DueMessage& m : messages) {
+    EXPECT_EQ(errors[m.id], (std::vector<std::string>{"HTTP 500", open, open})) << m.id;
+    EXPECT_EQ(last[m.id], store::MessageStatus::kFailed) << m.id;
+  }
+  EXPECT_EQ(scheduler_->counts().failed, 5u);
+}
+
+// A redelivery asks for the message now, the receiver mended perhaps: it probes an open
+// circuit at once rather than go unsent, and its success closes the circuit.
+TEST_F(SchedulerTest, ARedeliveryProbesAnOpenCircuitAtOnce) {
+  AddEndpoint("/a");
+  SchedulerOptions options;
+  options.circuit = CircuitOptions{1, 60s, 600s};
+  Start("1h", options);
+  const auto messages = Ingest(1);
+  Admit(messages);
+  const Send first = Poll(kT0).sends.at(0);
+  Record(Complete(first, Answer(500), kT0));
+  EXPECT_EQ(scheduler_->Runtime(first.target->id, kT0 + 1).circuit, "open");
+  auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1'000);
+  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
+  scheduler_->Admit(*requeued, kT0 + 1'000);
+  const SchedulerOutput probe = Poll(kT0 + 1'000);
+  ASSERT_EQ(probe.sends.size(), 1u);
+  EXPECT_FALSE(probe.sends[0].unsent);
+  EXPECT_EQ(scheduler_->Runtime(first.target->id, kT0 + 1'000).circuit, "half_open");
+  Complete(probe.sends[0], Answer(204), kT0 + 1'001);
+  EXPECT_EQ(scheduler_->Runtime(first.target->id, kT0 + 1'001).circuit, "closed");
+}
+
+// A batch that forms while the circuit is open goes unsent, so it was never fixed before
+// sending: its record fixes it, and after a restart its members go again as that batch.
+TEST_F(SchedulerTest, ABatchUnsentWhileTheCircuitIsOpenIsFixedByItsRecord) {
+  StartBatchingWithCircuit(1, "10s");
+  Admit(Ingest(1));
+  const Send failing = Poll(kT0).sends.at(0);
+  Assign(failing);
+  Record(Complete(failing, Answer(500), kT0));
+  const auto messages = Ingest(3, kT0 + 1);
+  Admit(messages, kT0 + 1);
+  const SchedulerOutput out = Poll(kT0 + 1);
+  ASSERT_EQ(out.sends.size(), 1u);
+  const Send unsent = out.sends[0];
+  EXPECT_TRUE(unsent.unsent);
+  EXPECT_EQ(Ids(unsent), Ids(messages));
+  EXPECT_EQ(unsent.batch, messages[0].id);
+  Record(Complete(unsent, Answer(204), kT0 + 2));
+  scheduler_.reset();
+  Start("10s");
+  for (const store::DueMessage& m : messages) {
+    EXPECT_EQ(store_->GetMessage(site_, m.id)->batch, unsent.batch);
+    EXPECT_EQ(store_->GetMessage(site_, m.id)->last_error, kCircuitOpenError);
+  }
+  const SchedulerOutput again = Poll(kT0 + 20'000);
+  ASSERT_EQ(again.sends.size(), 2u) << "the first message's batch, and this one";
+  const auto batch = std::find_if(again.sends.begin(), again.sends.end(),
+                                  [&](const Send& send) { return send.batch == unsent.batch; });
+  ASSERT_NE(batch, again.sends.end());
+  EXPECT_EQ(Ids(*batch), Ids(messages));
+  EXPECT_FALSE(batch->unsent) << "a new scheduler's circuit is closed";
 }
 
 TEST_F(SchedulerTest, TheBacklogCountsWaitingMessagesAndComesBackToZero) {
@@ -947,8 +1072,8 @@ TEST_F(SchedulerTest, ABatchProbeRefusedAsTooLargeLetsAHalfProbe) {
   StartBatchingWithCircuit(1, "1m");
   Admit(Ingest(1));
   Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
-  Admit(Ingest(4, kT0 + 1), kT0 + 1);
-  EXPECT_TRUE(Poll(kT0 + 1).sends.empty()) << "open";
+  // They come as the pause ends (sooner, they would go unsent).
+  Admit(Ingest(4, kT0 + 5'000), kT0 + 5'000);
   SchedulerOutput probe = Poll(kT0 + 5'000);
   ASSERT_EQ(probe.sends.size(), 1u);
   ASSERT_EQ(probe.sends[0].messages.size(), 4u) << "the waiting batch is the probe";
