@@ -135,6 +135,24 @@ int RunBackupCommand(const server::ServeConfig& config, const BackupOptions& opt
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::fprintf(stderr, "pushhook backup: wrote %s (%s, %d pages) in %.1f s\n", options.out.c_str(),
                Mebibytes(int64_t{last.total} * last.page_size).c_str(), last.total, seconds);
+  // Starting serve on the copy restores it only with what is kept beside the database.
+  const std::filesystem::path data_dir(config.data_dir);
+  if (config.secrets_key.empty() && std::filesystem::exists(data_dir / "secrets-key", ec)) {
+    std::fprintf(stderr,
+                 "pushhook backup: keep %s with the copy: it seals the endpoint secrets in it, "
+                 "and serve refuses the copy without it\n",
+                 (data_dir / "secrets-key").c_str());
+  } else if (!config.secrets_key.empty()) {
+    std::fprintf(stderr,
+                 "pushhook backup: the endpoint secrets in the copy are sealed with the secrets "
+                 "key given to this command (secrets_key): serve needs the same one\n");
+  }
+  if (config.admin_token.empty() && std::filesystem::exists(data_dir / "admin-token", ec)) {
+    std::fprintf(stderr,
+                 "pushhook backup: the operator token is not in the copy: keep %s too, or set "
+                 "PUSHHOOK_ADMIN_TOKEN where it is restored\n",
+                 (data_dir / "admin-token").c_str());
+  }
   return 0;
 }
 

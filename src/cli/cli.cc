@@ -217,12 +217,19 @@ int Migrate(const std::string& config_path, const std::map<std::string, std::str
 class SettingFlags {
  public:
   void AddTo(CLI::App& command) {
+    // Those without a flag are set in the file or the environment: listed after the options.
+    std::string unflagged = "Settings without a flag (TOML key, environment variable):";
     for (const Setting& setting : Settings()) {
-      if (setting.flag.empty()) continue;
       const std::string key(setting.key);
       std::string_view default_text = setting.default_text;
       if (default_text.starts_with('('))
         default_text = default_text.substr(1, default_text.size() - 2);
+      if (setting.flag.empty()) {
+        unflagged += "\n  " + (setting.env_only ? EnvName(key) : key + ", " + EnvName(key)) +
+                     "\n      " + std::string(setting.help) +
+                     " (default: " + std::string(default_text) + ")";
+        continue;
+      }
       const std::string help = std::string(setting.help) +
                                " (default: " + std::string(default_text) + ") [" + key + ", " +
                                EnvName(key) + "]";
@@ -238,6 +245,7 @@ class SettingFlags {
       }
       options_.emplace_back(key, option);
     }
+    command.footer(unflagged);
   }
 
   std::map<std::string, std::string> Given() const {

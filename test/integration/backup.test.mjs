@@ -57,7 +57,10 @@ itest('backup under write load: the copy holds every event acknowledged before i
   assert.ok(acked.length > ackedDuring || acked.length > before.size, 'events were being written while it ran');
   // Not a terminal: one line per tenth, then what it wrote.
   const lines = backup.stderr.trim().split('\n');
-  assert.match(lines.at(-1), /^pushhook backup: wrote .*copy\.db \(\d+\.\d MiB, \d+ pages\) in \d+\.\d s$/);
+  assert.match(lines.at(-2), /^pushhook backup: wrote .*copy\.db \(\d+\.\d MiB, \d+ pages\) in \d+\.\d s$/);
+  // And what a restore needs beside it (the operator token comes from the environment here, so
+  // there is no admin-token file to keep).
+  assert.equal(lines.at(-1), `pushhook backup: keep ${path.join(serve.dataDir, 'secrets-key')} with the copy: it seals the endpoint secrets in it, and serve refuses the copy without it`);
   assert.ok(lines.some((l) => /^pushhook backup: 100% \(/.test(l)), backup.stderr);
   assert.deepEqual(fs.readdirSync(path.dirname(out)), ['copy.db'], 'no temporary file is left beside it');
 

@@ -184,6 +184,11 @@ itest('--help on the binary and on its subcommands exits 0', async (fx) => {
   for (const flag of ['--listen', '--data-dir', '--durability', '--retry-schedule', '--dev', '--allow-http']) {
     assert.ok((serve.stdout + serve.stderr).includes(flag), `serve --help mentions ${flag}`);
   }
+  // And the settings no flag sets, where to set them.
+  for (const name of ['PUSHHOOK_ADMIN_TOKEN', 'PUSHHOOK_SECRETS_KEY', 'retention.delivered, PUSHHOOK_RETENTION_DELIVERED',
+    'retention.failed, PUSHHOOK_RETENTION_FAILED']) {
+    assert.ok(serve.stdout.includes(`\n  ${name}\n`), `serve --help lists ${name}`);
+  }
 
   const receive = await run(fx, ['receive', '--help']);
   assert.equal(receive.code, 0, receive.stderr);
