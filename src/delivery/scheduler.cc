@@ -27,6 +27,9 @@ constexpr int64_t kRefreshTimer = -2;
 constexpr size_t kMaxFresh = 100'000;
 // How long a read the database could not answer waits before it is tried again.
 constexpr int64_t kStoreRetryMs = 1000;
+// How long a redelivered message's attempt is remembered (EndpointState::redelivered_attempts):
+// far longer than its record takes to commit.
+constexpr int64_t kRedeliveredKeptMs = 60'000;
 // Full batches taken in a row at a learned cap before it doubles (Scheduler::EndpointState).
 constexpr int kCapRelaxAfter = 64;
 // The backlog is for back-pressure and metrics: a tenth of a second stale is fine, and counting
@@ -193,6 +196,17 @@ void Scheduler::KeepEvent(EndpointState& state, const store::DueMessage& m) {
   if (m.stored && fresh_count_ < kMaxFresh && state.fresh.emplace(m.id, m.stored).second) {
     ++fresh_count_;
   }
+}
+
+bool Scheduler::Superseded(EndpointState& state, int64_t message_id, int attempts, int64_t now_ms) {
+  auto& order = state.redelivered_order;
+  while (!order.empty() && order.front().first + kRedeliveredKeptMs <= now_ms) {
+    state.redelivered_attempts.erase(order.front().second);
+    order.pop_front();
+  }
+  if (state.redelivered_attempts.empty()) return false;
+  const auto made = state.redelivered_attempts.find(message_id);
+  return made != state.redelivered_attempts.end() && made->second > attempts;
 }
 
 void Scheduler::EndpointChanged(const std::string& endpoint_id, int64_t now_ms) {
@@ -498,6 +512,7 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
   // taken here too, it would reach the receiver under two webhook-ids.
   for (const Due& m : members) {
     if (forming && state.sending.contains(m.id)) continue;
+    if (Superseded(state, m.id, m.attempts, now_ms)) continue;
     int made = m.attempts;
     if (auto event = TakeInMemory(state, m.id, &made)) {
       if (forming && made > m.attempts) continue;
@@ -510,8 +525,16 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
   if (!unread.empty()) {
     auto loaded = store_.LoadDeliveries(unread);
     if (!loaded.ok()) {
-      // The database is busy or away: the whole batch tries again shortly.
-      ScheduleBatch(index, batch, std::move(members), now_ms + kStoreRetryMs, now_ms);
+      // The database is busy or away: the whole batch tries again shortly. One forming was
+      // never fixed: its messages form a batch again, which looks at each one again.
+      if (!forming) {
+        ScheduleBatch(index, batch, std::move(members), now_ms + kStoreRetryMs, now_ms);
+        return;
+      }
+      for (Due& m : members) {
+        m.batch = store::kUnbatched;
+        SetTimer(now_ms + kStoreRetryMs, m, index);
+      }
       return;
     }
     std::unordered_set<int64_t> found;
@@ -535,7 +558,7 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
     }
     std::sort(messages.begin(), messages.end(),
               [](const OutgoingMessage& a, const OutgoingMessage& b) { return a.id < b.id; });
-  } else {
+  } else if (!messages.empty()) {  // none when every member was left out
     state.site_id = messages.front().event->site_id;
   }
   if (forming) {
@@ -628,6 +651,7 @@ void Scheduler::Launch(uint32_t endpoint, Due message, int64_t now_ms, Scheduler
   // comes, the message is in flight already, or has been attempted since the timer was set.
   // Either way the later attempt's outcome decides what follows, and this entry is dropped.
   if (state.sending.contains(message_id)) return;
+  if (Superseded(state, message_id, message.attempts, now_ms)) return;
   // From memory (just ingested: nothing copied; or read ahead with others), or read now.
   int attempts = message.attempts;
   std::shared_ptr<const store::StoredEvent> event = TakeInMemory(state, message_id, &attempts);
@@ -720,6 +744,14 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     state.batches_sending.erase(c.batch);
   } else if (c.messages.size() == 1) {
     state.sending.erase(c.messages.front().id);
+  }
+  if (c.batch == store::kAlone && !c.messages.empty()) {
+    const OutgoingMessage& m = c.messages.front();
+    int& made = state.redelivered_attempts[m.id];
+    // A message already remembered keeps its first place in the order: it is forgotten a little
+    // early, which the store's count, committed long before, covers.
+    if (made == 0) state.redelivered_order.emplace_back(now_ms, m.id);
+    made = std::max(made, m.attempt);
   }
   MarkRunnable(index);
 

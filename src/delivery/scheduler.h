@@ -226,6 +226,12 @@ class Scheduler {
     size_t timed = 0;  // messages waiting in timers_ for their time (not batches, not wake-ups)
     std::unordered_set<int64_t> sending;          // messages in flight alone (Launch)
     std::unordered_set<int64_t> batches_sending;  // batches in flight (LaunchBatch)
+    // The attempts of redelivered messages made in the last kRedeliveredKeptMs, by id, and the
+    // order they came in: a message redelivered has a second entry, and an older one that comes
+    // up before this attempt's record is committed would read the store's count from before
+    // it, and repeat the attempt.
+    std::unordered_map<int64_t, int> redelivered_attempts;
+    std::deque<std::pair<int64_t, int64_t>> redelivered_order;  // (at, id)
     bool enabled = true;  // delivering: enabled by its owner, and (shared) this node's lease
     bool owned = true;    // shared database: this node holds the endpoint's lease
     // Shared database: ids due, scheduled or in flight, so that each is admitted once.
@@ -245,6 +251,9 @@ class Scheduler {
 
   uint32_t Intern(const std::string& endpoint_id, int64_t now_ms);
   void KeepEvent(EndpointState& state, const store::DueMessage& message);
+  // Whether an entry for `message_id` made before `attempts` were counted stands for an attempt
+  // a redelivery made since (redelivered_attempts).
+  static bool Superseded(EndpointState& state, int64_t message_id, int attempts, int64_t now_ms);
   void LoadEndpointPending(uint32_t endpoint, int64_t now_ms);
   void Forget(uint32_t endpoint, int64_t message_id);
   void Schedule(int64_t due_ms, Due message, uint32_t endpoint, int64_t now_ms);

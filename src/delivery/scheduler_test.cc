@@ -1404,5 +1404,81 @@ TEST_F(SchedulerTest, AnEntryARedeliveryOvertookJoinsNoBatch) {
   EXPECT_EQ(sent, (std::vector<std::pair<int64_t, int>>{{store::kAlone, 2}}));
 }
 
+// A redelivery that probes an open circuit while the message's earlier retry waits behind it:
+// that entry, come up in the turn that completes the probe (before the probe's record is
+// committed, so the store still counts one attempt), must not repeat attempt 2, whether the
+// probe delivered the message or failed.
+TEST_F(SchedulerTest, ARetryARedeliveryOvertookDoesNotRepeatItsAttempt) {
+  for (const int answer : {204, 500}) {
+    SCOPED_TRACE(answer);
+    TearDown();
+    SetUp();
+    AddEndpoint("/a");
+    SchedulerOptions options;
+    options.circuit = CircuitOptions{1, 60s, 600s};
+    Start("5s,5s,5s,5s", options);
+    const auto messages = Ingest(1);
+    Admit(messages);
+    const Send first = Poll(kT0).sends.at(0);
+    Record(Complete(first, Answer(500), kT0));  // open for 60 s; its retry in 5 s (±20 %)
+    auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1'000);
+    ASSERT_TRUE(requeued.ok()) << requeued.status().message();
+    scheduler_->Admit(*requeued, kT0 + 1'000);
+    const SchedulerOutput probe = Poll(kT0 + 1'000);
+    ASSERT_EQ(probe.sends.size(), 1u);
+    ASSERT_FALSE(probe.sends[0].unsent);
+    EXPECT_EQ(probe.sends[0].messages[0].attempt, 2);
+    EXPECT_TRUE(Poll(kT0 + 7'000).sends.empty()) << "the old retry waits behind the probe";
+    // As the dispatcher does: Complete, then Poll in the same turn, then write the records.
+    const SchedulerOutput done = Complete(probe.sends[0], Answer(answer), kT0 + 8'000);
+    for (const Send& s : Poll(kT0 + 8'000).sends) {
+      ADD_FAILURE() << "attempt " << s.messages[0].attempt << " again"
+                    << (s.unsent ? " (unsent)" : " (a request)");
+    }
+    Record(done);
+  }
+}
+
+// A batch that forms but cannot read its members was never fixed: its messages form a batch
+// again, which leaves out one a redelivery took meanwhile, rather than go as the batch it was.
+TEST_F(SchedulerTest, ABatchThatCouldNotFormFormsAgain) {
+  const store::Endpoint ep = AddEndpoint("/a");
+  Start("1s,1s,1s");
+  auto messages = Ingest(1);
+  messages[0].stored = nullptr;
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir_.File("test.db").c_str(), &db), SQLITE_OK);
+  const auto exec = [db](const char* sql) {
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  };
+  exec("ALTER TABLE events RENAME TO events_away");
+  Admit(messages);
+  EXPECT_TRUE(Poll(kT0).sends.empty());
+  exec("ALTER TABLE events_away RENAME TO events");
+  auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1);
+  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
+  scheduler_->Admit(*requeued, kT0 + 1);
+  const SchedulerOutput alone = Poll(kT0 + 1);
+  ASSERT_EQ(alone.sends.size(), 1u);
+  EXPECT_EQ(alone.sends[0].batch, store::kAlone);
+  Record(Complete(alone.sends[0], Answer(500), kT0 + 2));
+  Batch(ep, 10, 0);
+  scheduler_->EndpointChanged(ep.id, kT0 + 3);
+  exec("ALTER TABLE events RENAME TO events_away");  // busy again when the old entry comes up
+  EXPECT_TRUE(Poll(kT0 + 1'000).sends.empty()) << "nothing can be read";
+  exec("ALTER TABLE events_away RENAME TO events");
+  sqlite3_close(db);
+  std::vector<std::pair<int64_t, int>> sent;  // batch, attempt
+  for (int64_t t = kT0 + 1'001; t <= kT0 + 20'000; t += 10) {
+    for (const Send& s : Poll(t).sends) {
+      for (const OutgoingMessage& m : s.messages) sent.emplace_back(s.batch, m.attempt);
+      if (s.batch > 0) Assign(s);
+      Record(Complete(s, Answer(500), t));
+    }
+  }
+  EXPECT_EQ(sent, (std::vector<std::pair<int64_t, int>>{
+                      {store::kAlone, 2}, {store::kAlone, 3}, {store::kAlone, 4}}));
+}
+
 }  // namespace
 }  // namespace pushhook::delivery
