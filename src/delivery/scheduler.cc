@@ -775,6 +775,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   if (c.unsent) {
     // Says nothing of the receiver: neither the circuit nor the endpoint's failing time moves.
     error = kCircuitOpenError;
+    counts_.not_sent += members;
   } else if (success) {
     state.circuit.OnSuccess();
     state.failing_since_ms = 0;

@@ -468,6 +468,7 @@ TEST_F(SchedulerTest, WhatFallsDueWhileTheCircuitIsOpenFailsUnsentOnItsSchedule)
     EXPECT_EQ(last[m.id], store::MessageStatus::kFailed) << m.id;
   }
   EXPECT_EQ(scheduler_->counts().failed, 5u);
+  EXPECT_EQ(scheduler_->counts().not_sent, 10u);
 }
 
 // A redelivery asks for the message now, the receiver mended perhaps: it probes an open
