@@ -209,6 +209,79 @@ class SchedulerTest : public ::testing::Test {
     Start(schedule, options);
   }
 
+  // One endpoint taking `max_in_flight` requests at once, whose circuit is `circuit`, and the
+  // scheduler started with `schedule`.
+  store::Endpoint StartWithCircuit(CircuitOptions circuit, const std::string& schedule,
+                                   int max_in_flight = 16) {
+    const store::Endpoint ep = AddEndpoint("/a", max_in_flight);
+    SchedulerOptions options;
+    options.circuit = circuit;
+    Start(schedule, options);
+    return ep;
+  }
+
+  // One message whose first attempt, at kT0, failed and opened its endpoint's circuit for a
+  // minute, redelivered at kT0 + 1 s: the request that redelivery makes at once.
+  Send RedeliverIntoAnOpenCircuit(const std::string& schedule) {
+    StartWithCircuit(CircuitOptions{1, 60s, 600s}, schedule);
+    const auto messages = Ingest(1);
+    Admit(messages);
+    const Send first = Poll(kT0).sends.at(0);
+    Record(Complete(first, Answer(500), kT0));
+    EXPECT_EQ(scheduler_->Runtime(first.target->id, kT0 + 1).circuit, "open");
+    auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1'000);
+    EXPECT_TRUE(requeued.ok()) << requeued.status().message();
+    scheduler_->Admit(*requeued, kT0 + 1'000);
+    const SchedulerOutput probe = Poll(kT0 + 1'000);
+    EXPECT_EQ(probe.sends.size(), 1u);
+    return probe.sends.at(0);
+  }
+
+  // Makes the store unable (or able again) to read events, as a busy or absent database is.
+  void EventsReadable(bool readable) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir_.File("test.db").c_str(), &db), SQLITE_OK);
+    const char* sql = readable ? "ALTER TABLE events_away RENAME TO events"
+                               : "ALTER TABLE events RENAME TO events_away";
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+
+  // One message whose first launch could not read the store (it waits a second to try again),
+  // redelivered meanwhile, sent alone and failed; then its endpoint turns batching on.
+  void RedeliverWhileItWaitsForTheStoreThenBatch(const store::Endpoint& ep) {
+    Start("1s,1s,1s");
+    auto messages = Ingest(1);
+    messages[0].stored = nullptr;  // not in memory: its launch reads the store
+    EventsReadable(false);
+    Admit(messages);
+    EXPECT_TRUE(Poll(kT0).sends.empty()) << "the store could not be read: a second later";
+    EventsReadable(true);
+    auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1);
+    ASSERT_TRUE(requeued.ok()) << requeued.status().message();
+    scheduler_->Admit(*requeued, kT0 + 1);
+    const SchedulerOutput alone = Poll(kT0 + 1);
+    ASSERT_EQ(alone.sends.size(), 1u);
+    EXPECT_EQ(alone.sends[0].batch, store::kAlone);
+    Record(Complete(alone.sends[0], Answer(500), kT0 + 2));
+    Batch(ep, 10, 0);
+    scheduler_->EndpointChanged(ep.id, kT0 + 3);
+  }
+
+  // Every request from `from_ms` to `to_ms`, polled each 10 ms and answered with `status`, as
+  // (batch, attempt) of each message it carried.
+  std::vector<std::pair<int64_t, int>> SentFrom(int64_t from_ms, int64_t to_ms, int status) {
+    std::vector<std::pair<int64_t, int>> sent;
+    for (int64_t t = from_ms; t <= to_ms; t += 10) {
+      for (const Send& s : Poll(t).sends) {
+        for (const OutgoingMessage& m : s.messages) sent.emplace_back(s.batch, m.attempt);
+        if (s.batch > 0) Assign(s);
+        Record(Complete(s, Answer(status), t));
+      }
+    }
+    return sent;
+  }
+
   // Fixes a batch's members in the store, as the dispatcher does before sending it.
   // Writes the attempt records of `out`, as the dispatcher does.
   void Record(const SchedulerOutput& out) {
@@ -408,10 +481,7 @@ TEST_F(SchedulerTest, AnEndpointFailingForDisableAfterIsDisabled) {
 }
 
 TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
-  AddEndpoint("/a", 1);
-  SchedulerOptions options;
-  options.circuit = CircuitOptions{2, 5s, 60s};
-  Start(Steps(30, "1s"), options);
+  StartWithCircuit(CircuitOptions{2, 5s, 60s}, Steps(30, "1s"), /*max_in_flight=*/1);
   Admit(Ingest(3));
   // Two failures in a row open the circuit for 5 s.
   Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
@@ -441,10 +511,7 @@ TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
 // unsent, so that a dead endpoint's messages end failed when their schedule runs out, as they
 // would without a circuit, rather than wait for probes that each move one message on.
 TEST_F(SchedulerTest, WhatFallsDueWhileTheCircuitIsOpenFailsUnsentOnItsSchedule) {
-  AddEndpoint("/a");
-  SchedulerOptions options;
-  options.circuit = CircuitOptions{2, 5s, 60s};
-  Start("1s,1s", options);
+  StartWithCircuit(CircuitOptions{2, 5s, 60s}, "1s,1s");
   const auto messages = Ingest(5);
   Admit(messages);
   int requests = 0;
@@ -474,24 +541,11 @@ TEST_F(SchedulerTest, WhatFallsDueWhileTheCircuitIsOpenFailsUnsentOnItsSchedule)
 // A redelivery asks for the message now, the receiver mended perhaps: it probes an open
 // circuit at once rather than go unsent, and its success closes the circuit.
 TEST_F(SchedulerTest, ARedeliveryProbesAnOpenCircuitAtOnce) {
-  AddEndpoint("/a");
-  SchedulerOptions options;
-  options.circuit = CircuitOptions{1, 60s, 600s};
-  Start("1h", options);
-  const auto messages = Ingest(1);
-  Admit(messages);
-  const Send first = Poll(kT0).sends.at(0);
-  Record(Complete(first, Answer(500), kT0));
-  EXPECT_EQ(scheduler_->Runtime(first.target->id, kT0 + 1).circuit, "open");
-  auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1'000);
-  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
-  scheduler_->Admit(*requeued, kT0 + 1'000);
-  const SchedulerOutput probe = Poll(kT0 + 1'000);
-  ASSERT_EQ(probe.sends.size(), 1u);
-  EXPECT_FALSE(probe.sends[0].unsent);
-  EXPECT_EQ(scheduler_->Runtime(first.target->id, kT0 + 1'000).circuit, "half_open");
-  Complete(probe.sends[0], Answer(204), kT0 + 1'001);
-  EXPECT_EQ(scheduler_->Runtime(first.target->id, kT0 + 1'001).circuit, "closed");
+  const Send probe = RedeliverIntoAnOpenCircuit("1h");
+  EXPECT_FALSE(probe.unsent);
+  EXPECT_EQ(scheduler_->Runtime(probe.target->id, kT0 + 1'000).circuit, "half_open");
+  Complete(probe, Answer(204), kT0 + 1'001);
+  EXPECT_EQ(scheduler_->Runtime(probe.target->id, kT0 + 1'001).circuit, "closed");
 }
 
 // A batch that forms while the circuit is open goes unsent, so it was never fixed before
@@ -1370,39 +1424,10 @@ TEST_F(SchedulerTest, ARetryTimerAnEarlierRedeliveryOvertookIsDropped) {
 // old entry must not take it into a batch too: the receiver would get it under two webhook-ids
 // (and here, after a failure, as two attempts at once).
 TEST_F(SchedulerTest, AnEntryARedeliveryOvertookJoinsNoBatch) {
-  const store::Endpoint ep = AddEndpoint("/a");
-  Start("1s,1s,1s");
-  auto messages = Ingest(1);
-  messages[0].stored = nullptr;  // not in memory: its launch reads the store
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("test.db").c_str(), &db), SQLITE_OK);
-  const auto exec = [db](const char* sql) {
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  };
-  exec("ALTER TABLE events RENAME TO events_away");
-  Admit(messages);
-  EXPECT_TRUE(Poll(kT0).sends.empty()) << "the store could not be read: a second later";
-  exec("ALTER TABLE events_away RENAME TO events");
-  sqlite3_close(db);
-  auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1);
-  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
-  scheduler_->Admit(*requeued, kT0 + 1);
-  const SchedulerOutput alone = Poll(kT0 + 1);
-  ASSERT_EQ(alone.sends.size(), 1u);
-  EXPECT_EQ(alone.sends[0].batch, store::kAlone);
-  Record(Complete(alone.sends[0], Answer(500), kT0 + 2));
-  Batch(ep, 10, 0);
-  scheduler_->EndpointChanged(ep.id, kT0 + 3);
-  // Its retry goes, alone, once; nothing else does.
-  std::vector<std::pair<int64_t, int>> sent;  // batch, attempt
-  for (int64_t t = kT0 + 3; t <= kT0 + 5'000; t += 10) {
-    for (const Send& s : Poll(t).sends) {
-      for (const OutgoingMessage& m : s.messages) sent.emplace_back(s.batch, m.attempt);
-      if (s.batch > 0) Assign(s);
-      Record(Complete(s, Answer(204), t));
-    }
-  }
-  EXPECT_EQ(sent, (std::vector<std::pair<int64_t, int>>{{store::kAlone, 2}}));
+  ASSERT_NO_FATAL_FAILURE(RedeliverWhileItWaitsForTheStoreThenBatch(AddEndpoint("/a")));
+  EXPECT_EQ(SentFrom(kT0 + 3, kT0 + 5'000, 204),
+            (std::vector<std::pair<int64_t, int>>{{store::kAlone, 2}}))
+      << "its retry goes, alone, once; nothing else does";
 }
 
 // A redelivery that probes an open circuit while the message's earlier retry waits behind it:
@@ -1414,24 +1439,13 @@ TEST_F(SchedulerTest, ARetryARedeliveryOvertookDoesNotRepeatItsAttempt) {
     SCOPED_TRACE(answer);
     TearDown();
     SetUp();
-    AddEndpoint("/a");
-    SchedulerOptions options;
-    options.circuit = CircuitOptions{1, 60s, 600s};
-    Start("5s,5s,5s,5s", options);
-    const auto messages = Ingest(1);
-    Admit(messages);
-    const Send first = Poll(kT0).sends.at(0);
-    Record(Complete(first, Answer(500), kT0));  // open for 60 s; its retry in 5 s (±20 %)
-    auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1'000);
-    ASSERT_TRUE(requeued.ok()) << requeued.status().message();
-    scheduler_->Admit(*requeued, kT0 + 1'000);
-    const SchedulerOutput probe = Poll(kT0 + 1'000);
-    ASSERT_EQ(probe.sends.size(), 1u);
-    ASSERT_FALSE(probe.sends[0].unsent);
-    EXPECT_EQ(probe.sends[0].messages[0].attempt, 2);
+    // The first attempt's retry is due about 5 s (±20 %) after it.
+    const Send probe = RedeliverIntoAnOpenCircuit("5s,5s,5s,5s");
+    ASSERT_FALSE(probe.unsent);
+    EXPECT_EQ(probe.messages.at(0).attempt, 2);
     EXPECT_TRUE(Poll(kT0 + 7'000).sends.empty()) << "the old retry waits behind the probe";
     // As the dispatcher does: Complete, then Poll in the same turn, then write the records.
-    const SchedulerOutput done = Complete(probe.sends[0], Answer(answer), kT0 + 8'000);
+    const SchedulerOutput done = Complete(probe, Answer(answer), kT0 + 8'000);
     for (const Send& s : Poll(kT0 + 8'000).sends) {
       ADD_FAILURE() << "attempt " << s.messages[0].attempt << " again"
                     << (s.unsent ? " (unsent)" : " (a request)");
@@ -1443,42 +1457,13 @@ TEST_F(SchedulerTest, ARetryARedeliveryOvertookDoesNotRepeatItsAttempt) {
 // A batch that forms but cannot read its members was never fixed: its messages form a batch
 // again, which leaves out one a redelivery took meanwhile, rather than go as the batch it was.
 TEST_F(SchedulerTest, ABatchThatCouldNotFormFormsAgain) {
-  const store::Endpoint ep = AddEndpoint("/a");
-  Start("1s,1s,1s");
-  auto messages = Ingest(1);
-  messages[0].stored = nullptr;
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir_.File("test.db").c_str(), &db), SQLITE_OK);
-  const auto exec = [db](const char* sql) {
-    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  };
-  exec("ALTER TABLE events RENAME TO events_away");
-  Admit(messages);
-  EXPECT_TRUE(Poll(kT0).sends.empty());
-  exec("ALTER TABLE events_away RENAME TO events");
-  auto requeued = store_->RequeueMessage(site_, messages[0].id, kT0 + 1);
-  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
-  scheduler_->Admit(*requeued, kT0 + 1);
-  const SchedulerOutput alone = Poll(kT0 + 1);
-  ASSERT_EQ(alone.sends.size(), 1u);
-  EXPECT_EQ(alone.sends[0].batch, store::kAlone);
-  Record(Complete(alone.sends[0], Answer(500), kT0 + 2));
-  Batch(ep, 10, 0);
-  scheduler_->EndpointChanged(ep.id, kT0 + 3);
-  exec("ALTER TABLE events RENAME TO events_away");  // busy again when the old entry comes up
+  ASSERT_NO_FATAL_FAILURE(RedeliverWhileItWaitsForTheStoreThenBatch(AddEndpoint("/a")));
+  EventsReadable(false);  // busy again when the old entry comes up
   EXPECT_TRUE(Poll(kT0 + 1'000).sends.empty()) << "nothing can be read";
-  exec("ALTER TABLE events_away RENAME TO events");
-  sqlite3_close(db);
-  std::vector<std::pair<int64_t, int>> sent;  // batch, attempt
-  for (int64_t t = kT0 + 1'001; t <= kT0 + 20'000; t += 10) {
-    for (const Send& s : Poll(t).sends) {
-      for (const OutgoingMessage& m : s.messages) sent.emplace_back(s.batch, m.attempt);
-      if (s.batch > 0) Assign(s);
-      Record(Complete(s, Answer(500), t));
-    }
-  }
-  EXPECT_EQ(sent, (std::vector<std::pair<int64_t, int>>{
-                      {store::kAlone, 2}, {store::kAlone, 3}, {store::kAlone, 4}}));
+  EventsReadable(true);
+  EXPECT_EQ(SentFrom(kT0 + 1'001, kT0 + 20'000, 500),
+            (std::vector<std::pair<int64_t, int>>{
+                {store::kAlone, 2}, {store::kAlone, 3}, {store::kAlone, 4}}));
 }
 
 }  // namespace
