@@ -182,7 +182,7 @@ class SchedulerTest : public ::testing::Test {
   // One endpoint with batch {max_events, max_wait_ms}, and the scheduler started.
   store::Endpoint StartBatching(int max_events, int max_wait_ms, const std::string& schedule = "1s",
                                 int max_in_flight = 16) {
-    const store::Endpoint ep = AddEndpoint("/a", max_in_flight);
+    store::Endpoint ep = AddEndpoint("/a", max_in_flight);
     Batch(ep, max_events, max_wait_ms);
     Start(schedule);
     return ep;
@@ -213,7 +213,7 @@ class SchedulerTest : public ::testing::Test {
   // scheduler started with `schedule`.
   store::Endpoint StartWithCircuit(CircuitOptions circuit, const std::string& schedule,
                                    int max_in_flight = 16) {
-    const store::Endpoint ep = AddEndpoint("/a", max_in_flight);
+    store::Endpoint ep = AddEndpoint("/a", max_in_flight);
     SchedulerOptions options;
     options.circuit = circuit;
     Start(schedule, options);
