@@ -219,28 +219,36 @@ std::string_view StatusName(store::MessageStatus s) {
   return "pending";
 }
 
-// What a pending message's endpoint says of its next attempt. (An open circuit says nothing:
-// what falls due while it is open is attempted, unsent, on the message's schedule.)
+constexpr int64_t kEndpointDisabled = std::numeric_limits<int64_t>::max();
+
+// What a pending message's endpoint says of its next attempt.
 struct EndpointWait {
-  // No next attempt until someone enables the endpoint (the message's stored time is when it
-  // was parked).
-  bool disabled = false;
+  // kEndpointDisabled while the endpoint is disabled (no next attempt until someone enables it;
+  // the message's stored time is when it was parked), the end of the pause while its circuit is
+  // open on this node (nothing is sent before it, whatever the message's schedule), else 0 (the
+  // schedule decides).
+  int64_t not_before_ms = 0;
   // While it batches, its max_wait_ms: a message never sent may wait that long for its batch to
   // fill (it goes sooner if the batch fills).
   int64_t batch_wait_ms = 0;
 };
 
-EndpointWait WaitOf(const store::Endpoint& endpoint) {
-  return {.disabled = !endpoint.enabled,
+EndpointWait WaitOf(const store::Endpoint& endpoint, const delivery::DeliveryService& delivery,
+                    int64_t now_ms) {
+  if (!endpoint.enabled) return {.not_before_ms = kEndpointDisabled};
+  const delivery::EndpointRuntime runtime = delivery.Runtime(endpoint.id);
+  return {.not_before_ms = runtime.circuit == "open" ? now_ms + runtime.circuit_open_for_ms : 0,
           .batch_wait_ms = endpoint.batch.on() ? endpoint.batch.max_wait_ms : 0};
 }
 
-// When a pending message is attempted next, at the latest; null when nothing will.
+// When a pending message is sent next, at the latest; null when nothing will send it.
 json::value NextAttemptAt(const store::Message& m, const EndpointWait& wait) {
-  if (m.status != store::MessageStatus::kPending || wait.disabled) return nullptr;
+  if (m.status != store::MessageStatus::kPending || wait.not_before_ms == kEndpointDisabled) {
+    return nullptr;
+  }
   int64_t at = m.next_attempt_ms;
   if (m.attempts == 0 && m.batch == store::kUnbatched) at += wait.batch_wait_ms;
-  return json::value(Rfc3339(at));
+  return json::value(Rfc3339(std::max(at, wait.not_before_ms)));
 }
 
 // `wait`: WaitOf the message's endpoint (nothing for a finished message).
@@ -795,8 +803,8 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
   const bool more = messages->size() > page;
   if (more) messages->pop_back();
   json::array data;
-  // A pending message's next attempt waits for its endpoint (disabled, or batching): the
-  // site's endpoints are read once, and only for a page that has pending messages.
+  // A pending message's next attempt waits for its endpoint (disabled, or its circuit open):
+  // the site's endpoints are read once, and only for a page that has pending messages.
   std::map<std::string, EndpointWait> waits;  // endpoint id -> WaitOf
   for (const store::Message& m : *messages) {
     if (m.status == store::MessageStatus::kPending) waits.emplace(m.endpoint_id, EndpointWait{});
@@ -804,8 +812,9 @@ void AdminApi::ListMessages(http::Request&& request, http::Responder respond) {
   if (!waits.empty()) {
     auto endpoints = store_.ListEndpoints(site_id);
     if (!endpoints.ok()) return respond(http::Response::FromStatus(endpoints.status()));
+    const int64_t now_ms = clock_.NowMs();
     for (const store::Endpoint& e : *endpoints) {
-      if (auto it = waits.find(e.id); it != waits.end()) it->second = WaitOf(e);
+      if (auto it = waits.find(e.id); it != waits.end()) it->second = WaitOf(e, delivery_, now_ms);
     }
   }
   for (const store::Message& m : *messages) {
@@ -826,7 +835,7 @@ void AdminApi::GetMessage(http::Request&& request, http::Responder respond) {
   EndpointWait wait;
   if (message->status == store::MessageStatus::kPending) {
     auto endpoint = store_.GetEndpoint(site_id, message->endpoint_id);
-    if (endpoint.ok()) wait = WaitOf(*endpoint);
+    if (endpoint.ok()) wait = WaitOf(*endpoint, delivery_, clock_.NowMs());
   }
   respond(JsonResponse(200, MessageJson(store_, *message, wait)));
 }

@@ -269,16 +269,6 @@ void Dispatcher::SendNow(OutboundRequest request, Completion pending) {
 // de-duplicates by webhook-id and index stores each event once. The body is made here, on the
 // dispatcher's thread; the store's writer only hands it to the client.
 void Dispatcher::Launch(Send send) {
-  if (send.unsent) {
-    // The circuit is open: the attempt fails at once, and its record says why (Scheduler).
-    return Completed(Completion{send.endpoint,
-                                std::move(send.messages),
-                                clock_.NowMs(),
-                                {},
-                                send.batch,
-                                send.splits,
-                                /*unsent=*/true});
-  }
   OutboundRequest request = Build(send);
   Completion pending{send.endpoint, std::move(send.messages), clock_.NowMs(), {}, send.batch,
                      send.splits};

@@ -1,6 +1,7 @@
 #include "delivery/scheduler.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "util/log.h"
@@ -30,6 +31,8 @@ constexpr int64_t kStoreRetryMs = 1000;
 // How long a redelivered message's attempt is remembered (EndpointState::redelivered_attempts):
 // far longer than its record takes to commit.
 constexpr int64_t kRedeliveredKeptMs = 60'000;
+// How often, at most, an open circuit's held messages are looked at (Scheduler::FailHeld).
+constexpr int64_t kHeldCheckEveryMs = 1000;
 // Full batches taken in a row at a learned cap before it doubles (Scheduler::EndpointState).
 constexpr int kCapRelaxAfter = 64;
 // The backlog is for back-pressure and metrics: a tenth of a second stale is fine, and counting
@@ -394,9 +397,9 @@ void Scheduler::CountBacklog(int64_t now_ms) {
 // retries. One read for up to kPrefetchMax messages rather than one each, on this thread.
 void Scheduler::Prefetch(uint32_t index, int64_t now_ms) {
   EndpointState& state = endpoints_[index];
-  // Half-open, one probe goes: nothing to read ahead for.
   if (!state.enabled || state.ready.size() < 2 || state.in_flight >= state.max_in_flight ||
-      state.circuit.state(now_ms) == CircuitBreaker::State::kHalfOpen ||
+      !state.circuit.CanRequest(now_ms) ||
+      state.circuit.state(now_ms) != CircuitBreaker::State::kClosed ||
       state.bucket.NextTokenMs(now_ms) > now_ms) {
     return;
   }
@@ -440,10 +443,16 @@ void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out
       WakeAt(next, index);
       break;
     }
-    // Open: what falls due goes unsent (StartSend). Half-open with the probe out: the rest wait
-    // for its outcome, and its completion wakes us.
-    if (!state.circuit.CanRequest(now_ms) &&
-        state.circuit.state(now_ms) != CircuitBreaker::State::kOpen) {
+    if (!state.circuit.CanRequest(now_ms)) {
+      // Open: what is due waits for the probe, but not past its schedule's end; wake for the
+      // probe, or to look again. Half-open with the probe out: its completion wakes us.
+      if (state.circuit.state(now_ms) == CircuitBreaker::State::kOpen) {
+        const int64_t wake = std::min(state.circuit.open_until_ms(), FailHeld(index, now_ms, out));
+        if (wake != state.held_wake_ms) {
+          state.held_wake_ms = wake;
+          WakeAt(wake, index);
+        }
+      }
       break;
     }
     const Due due = state.ready.front();
@@ -470,6 +479,70 @@ void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out
     state.ready.pop_front();
     Launch(index, due, now_ms, out);
   }
+}
+
+int64_t Scheduler::ScheduleEndMs(int64_t due_ms, int attempt) const {
+  const std::vector<std::chrono::milliseconds>& steps = options_.schedule.delays();
+  int64_t end = due_ms;
+  for (size_t i = static_cast<size_t>(std::max(attempt, 1) - 1); i < steps.size(); ++i) {
+    end += steps[i].count();
+  }
+  return end;
+}
+
+int64_t Scheduler::FailHeld(uint32_t index, int64_t now_ms, SchedulerOutput* out) {
+  EndpointState& state = endpoints_[index];
+  // Once a second at most: it looks at every message the circuit holds.
+  if (now_ms - state.held_checked_ms < kHeldCheckEveryMs) {
+    return state.held_checked_ms + kHeldCheckEveryMs;
+  }
+  state.held_checked_ms = now_ms;
+  int64_t next = std::numeric_limits<int64_t>::max();
+  // Whether the message(s) of `due`, due since its ready_ms, have outlived their schedule.
+  const auto ended = [&](const Due& first, int64_t due_ms) {
+    const int64_t end = ScheduleEndMs(due_ms, first.attempts + 1 - first.splits);
+    if (end > now_ms) next = std::min(next, end);
+    return end <= now_ms;
+  };
+  const auto fail = [&](const Due& m) {
+    store::AttemptRecord& record = out->records.emplace_back();
+    record.message_id = m.id;
+    record.attempt = m.attempts + 1;
+    record.at_ms = now_ms;
+    record.error = kCircuitOpenError;
+    record.new_status = store::MessageStatus::kFailed;
+    record.next_attempt_ms = now_ms;  // its time of finishing, for retention
+    record.counts_request = false;    // no request: the endpoint's statistics do not count it
+    record.splits = m.splits;
+    out->finished.emplace_back(index, m.id);
+    ++counts_.failed;
+    ++counts_.not_sent;
+  };
+  std::erase_if(state.ready, [&](const Due& due) {
+    if (due.batch > 0) {
+      // A batch's entry: its members fail together, as they would have been retried.
+      const auto members = state.batches.find(due.batch);
+      if (members == state.batches.end() || members->second.empty() ||
+          state.batches_sending.contains(due.batch) ||
+          !ended(members->second.front(), due.ready_ms)) {
+        return false;  // LaunchReady deals with it
+      }
+      for (const Due& m : members->second) {
+        if (!Superseded(state, m.id, m.attempts, now_ms)) fail(m);
+      }
+      state.batches.erase(members);
+      return true;
+    }
+    // In flight alone, or superseded: LaunchReady deals with it.
+    if (state.sending.contains(due.id) || Superseded(state, due.id, due.attempts, now_ms)) {
+      return false;
+    }
+    if (!ended(due, due.ready_ms)) return false;
+    fail(due);
+    return true;
+  });
+  if (!out->records.empty()) Changed(index);
+  return std::max(next, now_ms + kHeldCheckEveryMs);
 }
 
 bool Scheduler::FillBatch(uint32_t index, int64_t now_ms, SchedulerOutput* out) {
@@ -601,12 +674,8 @@ Send& Scheduler::StartSend(uint32_t index, int64_t now_ms, SchedulerOutput* out)
   const store::Endpoint& target = *state.endpoint;
   state.max_in_flight = std::max(1, target.max_in_flight);
   state.bucket.SetRate(target.rate_limit);
-  // An open circuit sends nothing, and takes no token of the rate limit for it.
-  const bool unsent = state.circuit.state(now_ms) == CircuitBreaker::State::kOpen;
-  if (!unsent) {
-    state.circuit.AllowRequest(now_ms);
-    state.bucket.TryTake(now_ms);
-  }
+  state.circuit.AllowRequest(now_ms);
+  state.bucket.TryTake(now_ms);
   ++state.in_flight;
   ++counts_.in_flight;
   ++counts_.attempts;
@@ -614,7 +683,6 @@ Send& Scheduler::StartSend(uint32_t index, int64_t now_ms, SchedulerOutput* out)
   send.endpoint = index;
   send.target = state.endpoint;
   send.site_id = state.site_id;
-  send.unsent = unsent;
   return send;
 }
 
@@ -755,28 +823,22 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
   }
   MarkRunnable(index);
 
-  if (!c.unsent) {
-    const double seconds = static_cast<double>(r.latency.count()) / 1e6;
-    size_t bucket = 0;
-    while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
-    ++counts_.latency_counts[bucket];
-    counts_.latency_sum_seconds += seconds;
-  }
+  const double seconds = static_cast<double>(r.latency.count()) / 1e6;
+  size_t bucket = 0;
+  while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
+  ++counts_.latency_counts[bucket];
+  counts_.latency_sum_seconds += seconds;
 
-  const bool success = !c.unsent && IsSuccess(r.status);
+  const bool success = IsSuccess(r.status);
   // A batch refused as too large (413) goes again at once as two halves, and new batches are
   // no larger than the first half. That answer does not count against the endpoint (neither
   // the circuit nor the retry schedule), nor for it: a proxy may answer 413 for a receiver that
   // is down. A single message refused so is retried as any failure.
   const size_t members = c.messages.size();
-  const bool split = !c.unsent && r.status == 413 && c.batch > 0 && members > 1 && state.enabled;
+  const bool split = r.status == 413 && c.batch > 0 && members > 1 && state.enabled;
   const size_t first_half = (members + 1) / 2;
   std::string error = r.error;
-  if (c.unsent) {
-    // Says nothing of the receiver: neither the circuit nor the endpoint's failing time moves.
-    error = kCircuitOpenError;
-    counts_.not_sent += members;
-  } else if (success) {
+  if (success) {
     state.circuit.OnSuccess();
     state.failing_since_ms = 0;
     if (state.batch_cap > 0 && c.batch > 0 && members >= state.batch_cap &&
@@ -833,7 +895,7 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
     record.error = error;
     record.response_prefix = r.body_prefix;
     record.next_attempt_ms = now_ms;  // a finished message's time of finishing, for retention
-    record.counts_request = !c.unsent && &m == &c.messages.front();
+    record.counts_request = &m == &c.messages.front();
     record.splits = split ? c.splits + 1 : c.splits;
     record.sent_in = std::max<int64_t>(c.batch, 0);
     if (split && static_cast<size_t>(&m - c.messages.data()) >= first_half) {
@@ -843,11 +905,6 @@ void Scheduler::Complete(Completion c, int64_t now_ms, SchedulerOutput* out) {
       // not move back a message that has moved on since.
       record.batch = c.messages[first_half].id;
       record.batch_from = c.batch;
-    } else if (c.unsent && c.batch > 0) {
-      // Not sent, so never fixed (Dispatcher::Launch): fixed by this record, the batch's
-      // members are read again as its own after a restart, not as messages sent alone.
-      record.batch = c.batch;
-      record.batch_from = store::kUnbatched;
     }
     if (success) {
       record.new_status = store::MessageStatus::kDelivered;

@@ -93,7 +93,7 @@ class SchedulerTest : public ::testing::Test {
     SchedulerOutput out;
     scheduler_->Complete(
         Completion{send.endpoint, send.messages, started_ms < 0 ? now_ms : started_ms, result,
-                   send.batch, send.splits, send.unsent},
+                   send.batch, send.splits},
         now_ms, &out);
     return out;
   }
@@ -117,41 +117,6 @@ class SchedulerTest : public ::testing::Test {
       }
     }
     return sent;
-  }
-
-  // The requests that go at `now_ms`: attempts that go unsent (an open circuit) are completed
-  // at once, as the dispatcher does, and left out.
-  std::vector<Send> Sent(int64_t now_ms) {
-    std::vector<Send> sent;
-    for (int round = 0; round < 1000; ++round) {
-      SchedulerOutput out = Poll(now_ms);
-      bool unsent = false;
-      for (Send& s : out.sends) {
-        if (!s.unsent) {
-          sent.push_back(std::move(s));
-          continue;
-        }
-        Complete(s, OutboundResult{}, now_ms);
-        unsent = true;
-      }
-      if (!unsent) break;
-    }
-    return sent;
-  }
-
-  // The first requests to go between `from_ms` and `to_ms` (in steps of 10 ms), and when.
-  std::pair<int64_t, std::vector<Send>> FirstSent(int64_t from_ms, int64_t to_ms) {
-    for (int64_t t = from_ms; t <= to_ms; t += 10) {
-      if (std::vector<Send> sent = Sent(t); !sent.empty()) return {t, std::move(sent)};
-    }
-    return {to_ms, {}};
-  }
-
-  // A retry schedule of `n` equal steps.
-  static std::string Steps(int n, const std::string& step) {
-    std::string schedule = step;
-    for (int i = 1; i < n; ++i) schedule += "," + step;
-    return schedule;
   }
 
   // Turns batching on for `endpoint`, as PATCH does.
@@ -481,7 +446,11 @@ TEST_F(SchedulerTest, AnEndpointFailingForDisableAfterIsDisabled) {
 }
 
 TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
-  StartWithCircuit(CircuitOptions{2, 5s, 60s}, Steps(30, "1s"), /*max_in_flight=*/1);
+  AddEndpoint("/a", 1);
+  SchedulerOptions options;
+  options.circuit = CircuitOptions{2, 5s, 60s};
+  // Steps long enough that nothing held outlives its schedule here.
+  Start("10s,10s,10s,10s", options);
   Admit(Ingest(3));
   // Two failures in a row open the circuit for 5 s.
   Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
@@ -489,95 +458,63 @@ TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
   ASSERT_EQ(second.sends.size(), 1u);
   Complete(second.sends[0], Answer(500), kT0 + 10);
   EXPECT_EQ(scheduler_->Runtime(second.sends[0].target->id, kT0 + 10).circuit, "open");
-  // The first request after the pause is the probe: when a retry falls due (1 s, ±20 %).
-  const auto [at, probe] = FirstSent(kT0 + 10, kT0 + 10'000);
-  EXPECT_GE(at, kT0 + 5'010) << "open until 5 s after the second failure";
-  EXPECT_LE(at, kT0 + 6'210);
-  ASSERT_EQ(probe.size(), 1u);
-  EXPECT_TRUE(FirstSent(at + 1, at + 2'000).second.empty()) << "nothing else while it is out";
+  EXPECT_TRUE(Poll(kT0 + 5'009).sends.empty()) << "open until 5 s after the second failure";
+  // Half-open: one probe, and nothing else while it is out.
+  SchedulerOutput probe = Poll(kT0 + 5'010);
+  ASSERT_EQ(probe.sends.size(), 1u);
+  EXPECT_TRUE(Poll(kT0 + 5'011).sends.empty());
   // The probe fails: open again, for twice as long.
-  Complete(probe[0], Answer(500), at + 2'000);
-  const auto [at2, probe2] = FirstSent(at + 2'000, at + 20'000);
-  EXPECT_GE(at2, at + 12'000);
-  EXPECT_LE(at2, at + 13'200);
-  ASSERT_EQ(probe2.size(), 1u);
-  Complete(probe2[0], Answer(204), at2);
-  EXPECT_EQ(scheduler_->Runtime(probe2[0].target->id, at2).circuit, "closed");
-  EXPECT_EQ(DrainAt(at2 + 2'000, 204).size(), 1u) << "closed: the rest go on their schedule";
+  Complete(probe.sends[0], Answer(500), kT0 + 5'020);
+  EXPECT_TRUE(Poll(kT0 + 15'019).sends.empty());
+  SchedulerOutput probe2 = Poll(kT0 + 15'020);
+  ASSERT_EQ(probe2.sends.size(), 1u);
+  Complete(probe2.sends[0], Answer(204), kT0 + 15'021);
+  EXPECT_EQ(scheduler_->Runtime(probe2.sends[0].target->id, kT0 + 15'021).circuit, "closed");
+  EXPECT_EQ(DrainAt(kT0 + 20'000, 204).size(), 1u) << "closed: the rest go";
   EXPECT_EQ(scheduler_->counts().delivered, 3u);
 }
 
-// An open circuit spares the receiver, not the schedule: what falls due while it is open fails
-// unsent, so that a dead endpoint's messages end failed when their schedule runs out, as they
-// would without a circuit, rather than wait for probes that each move one message on.
-TEST_F(SchedulerTest, WhatFallsDueWhileTheCircuitIsOpenFailsUnsentOnItsSchedule) {
-  StartWithCircuit(CircuitOptions{2, 5s, 60s}, "1s,1s");
+// An open circuit holds what falls due, attempts not spent, for the probe: but not past the
+// time its retry schedule would have run out, when the message fails as it would have without a
+// circuit, its last attempt not sent. A dead endpoint's messages end failed on time.
+TEST_F(SchedulerTest, WhatTheCircuitHoldsFailsWhenItsScheduleWouldHaveRunOut) {
+  StartWithCircuit(CircuitOptions{2, 60s, 600s}, "1s,1s");
   const auto messages = Ingest(5);
   Admit(messages);
   int requests = 0;
-  std::map<int64_t, std::vector<std::string>> errors;
-  std::map<int64_t, store::MessageStatus> last;
   for (int64_t t = kT0; t <= kT0 + 10'000; t += 50) {
-    for (const Send& send : Poll(t).sends) {
-      requests += send.unsent ? 0 : 1;
-      const SchedulerOutput out = Complete(send, Answer(500), t);
-      for (const store::AttemptRecord& r : out.records) {
-        errors[r.message_id].push_back(r.error);
-        last[r.message_id] = r.new_status;
-        EXPECT_EQ(r.counts_request, !send.unsent) << "an endpoint's statistics count requests";
-      }
+    const SchedulerOutput out = Poll(t);
+    Record(out);
+    for (const Send& send : out.sends) {
+      ++requests;
+      Record(Complete(send, Answer(500), t));
     }
   }
   EXPECT_EQ(requests, 5) << "the first attempts went before the circuit opened; nothing since";
-  const std::string open(kCircuitOpenError);
+  // Their records, as written: ListAttempts of each.
   for (const store::DueMessage& m : messages) {
-    EXPECT_EQ(errors[m.id], (std::vector<std::string>{"HTTP 500", open, open})) << m.id;
-    EXPECT_EQ(last[m.id], store::MessageStatus::kFailed) << m.id;
+    const std::vector<store::Attempt> attempts = store_->ListAttempts(m.id).value();
+    std::vector<std::string> got;
+    for (const store::Attempt& a : attempts) got.push_back(a.error);
+    // Held from its second attempt's time (kT0 + 1 s ± 20 %): failed once that and the third
+    // would have been made, a second later, looked at within the second after.
+    EXPECT_EQ(got, (std::vector<std::string>{"HTTP 500", std::string(kCircuitOpenError)})) << m.id;
+    const store::Message stored = store_->GetMessage(site_, m.id).value();
+    EXPECT_EQ(stored.status, store::MessageStatus::kFailed);
+    EXPECT_GE(stored.next_attempt_ms, kT0 + 1'800);
+    EXPECT_LE(stored.next_attempt_ms, kT0 + 3'300);
   }
   EXPECT_EQ(scheduler_->counts().failed, 5u);
-  EXPECT_EQ(scheduler_->counts().not_sent, 10u);
+  EXPECT_EQ(scheduler_->counts().not_sent, 5u);
 }
 
 // A redelivery asks for the message now, the receiver mended perhaps: it probes an open
-// circuit at once rather than go unsent, and its success closes the circuit.
+// circuit at once rather than wait out the pause, and its success closes the circuit.
 TEST_F(SchedulerTest, ARedeliveryProbesAnOpenCircuitAtOnce) {
   const Send probe = RedeliverIntoAnOpenCircuit("1h");
-  EXPECT_FALSE(probe.unsent);
   EXPECT_EQ(scheduler_->Runtime(probe.target->id, kT0 + 1'000).circuit, "half_open");
   Complete(probe, Answer(204), kT0 + 1'001);
   EXPECT_EQ(scheduler_->Runtime(probe.target->id, kT0 + 1'001).circuit, "closed");
-}
-
-// A batch that forms while the circuit is open goes unsent, so it was never fixed before
-// sending: its record fixes it, and after a restart its members go again as that batch.
-TEST_F(SchedulerTest, ABatchUnsentWhileTheCircuitIsOpenIsFixedByItsRecord) {
-  StartBatchingWithCircuit(1, "10s");
-  Admit(Ingest(1));
-  const Send failing = Poll(kT0).sends.at(0);
-  Assign(failing);
-  Record(Complete(failing, Answer(500), kT0));
-  const auto messages = Ingest(3, kT0 + 1);
-  Admit(messages, kT0 + 1);
-  const SchedulerOutput out = Poll(kT0 + 1);
-  ASSERT_EQ(out.sends.size(), 1u);
-  const Send unsent = out.sends[0];
-  EXPECT_TRUE(unsent.unsent);
-  EXPECT_EQ(Ids(unsent), Ids(messages));
-  EXPECT_EQ(unsent.batch, messages[0].id);
-  Record(Complete(unsent, Answer(204), kT0 + 2));
-  scheduler_.reset();
-  Start("10s");
-  for (const store::DueMessage& m : messages) {
-    EXPECT_EQ(store_->GetMessage(site_, m.id)->batch, unsent.batch);
-    EXPECT_EQ(store_->GetMessage(site_, m.id)->last_error, kCircuitOpenError);
-  }
-  const SchedulerOutput again = Poll(kT0 + 20'000);
-  ASSERT_EQ(again.sends.size(), 2u) << "the first message's batch, and this one";
-  const auto batch = std::find_if(again.sends.begin(), again.sends.end(),
-                                  [&](const Send& send) { return send.batch == unsent.batch; });
-  ASSERT_NE(batch, again.sends.end());
-  EXPECT_EQ(Ids(*batch), Ids(messages));
-  EXPECT_FALSE(batch->unsent) << "a new scheduler's circuit is closed";
 }
 
 TEST_F(SchedulerTest, TheBacklogCountsWaitingMessagesAndComesBackToZero) {
@@ -1127,8 +1064,8 @@ TEST_F(SchedulerTest, ABatchProbeRefusedAsTooLargeLetsAHalfProbe) {
   StartBatchingWithCircuit(1, "1m");
   Admit(Ingest(1));
   Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
-  // They come as the pause ends (sooner, they would go unsent).
-  Admit(Ingest(4, kT0 + 5'000), kT0 + 5'000);
+  Admit(Ingest(4, kT0 + 1), kT0 + 1);
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty()) << "open";
   SchedulerOutput probe = Poll(kT0 + 5'000);
   ASSERT_EQ(probe.sends.size(), 1u);
   ASSERT_EQ(probe.sends[0].messages.size(), 4u) << "the waiting batch is the probe";
@@ -1441,14 +1378,12 @@ TEST_F(SchedulerTest, ARetryARedeliveryOvertookDoesNotRepeatItsAttempt) {
     SetUp();
     // The first attempt's retry is due about 5 s (±20 %) after it.
     const Send probe = RedeliverIntoAnOpenCircuit("5s,5s,5s,5s");
-    ASSERT_FALSE(probe.unsent);
     EXPECT_EQ(probe.messages.at(0).attempt, 2);
     EXPECT_TRUE(Poll(kT0 + 7'000).sends.empty()) << "the old retry waits behind the probe";
     // As the dispatcher does: Complete, then Poll in the same turn, then write the records.
     const SchedulerOutput done = Complete(probe, Answer(answer), kT0 + 8'000);
     for (const Send& s : Poll(kT0 + 8'000).sends) {
-      ADD_FAILURE() << "attempt " << s.messages[0].attempt << " again"
-                    << (s.unsent ? " (unsent)" : " (a request)");
+      ADD_FAILURE() << "attempt " << s.messages[0].attempt << " again";
     }
     Record(done);
   }
