@@ -1401,5 +1401,116 @@ TEST_F(SchedulerTest, ABatchThatCouldNotFormFormsAgain) {
                 {store::kAlone, 2}, {store::kAlone, 3}, {store::kAlone, 4}}));
 }
 
+// What the circuit holds is failed as a launch would send it: after a look at the store. An
+// entry a redelivery overtook long ago (past what Superseded remembers) does not fail the
+// message that redelivery delivered, nor take the number of its attempt.
+TEST_F(SchedulerTest, AHeldEntryARedeliveryOvertookDoesNotFailItsMessage) {
+  StartWithCircuit(CircuitOptions{1, 60s, 600s}, "100s");
+  const auto messages = Ingest(2);
+  Admit(messages);
+  const SchedulerOutput first = Poll(kT0);
+  ASSERT_EQ(first.sends.size(), 2u);
+  for (const Send& s : first.sends) Record(Complete(s, Answer(500), kT0));
+  // Redelivered by hand: it probes at once, and is delivered; its old retry (80..120 s) stands.
+  const int64_t m = messages[0].id;
+  auto requeued = store_->RequeueMessage(site_, m, kT0 + 1'000);
+  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
+  scheduler_->Admit(*requeued, kT0 + 1'000);
+  const SchedulerOutput probe = Poll(kT0 + 1'000);
+  ASSERT_EQ(probe.sends.size(), 1u);
+  ASSERT_EQ(probe.sends[0].messages.at(0).id, m);
+  Record(Complete(probe.sends[0], Answer(204), kT0 + 1'000));
+  // Another message fails at 62 s: the circuit is open again until 122 s.
+  Admit(Ingest(1, kT0 + 62'000), kT0 + 62'000);
+  const SchedulerOutput p = Poll(kT0 + 62'000);
+  ASSERT_EQ(p.sends.size(), 1u);
+  Record(Complete(p.sends[0], Answer(500), kT0 + 62'000));
+  for (int64_t t = kT0 + 62'050; t < kT0 + 122'000; t += 50) {
+    const SchedulerOutput out = Poll(t);
+    EXPECT_TRUE(out.sends.empty());
+    for (const store::AttemptRecord& r : out.records) {
+      EXPECT_NE(r.message_id, m) << "a delivered message failed again, attempt " << r.attempt;
+    }
+    Record(out);
+  }
+  const store::Message stored = store_->GetMessage(site_, m).value();
+  EXPECT_EQ(stored.status, store::MessageStatus::kDelivered);
+  EXPECT_EQ(stored.attempts, 2);
+  EXPECT_EQ(scheduler_->counts().delivered + scheduler_->counts().failed, 2u)
+      << "one delivered, one failed (the third is pending)";
+}
+
+// Only the circuit's hold uses up a held message's schedule: messages that waited an hour for
+// their endpoint to be enabled do not fail, never sent, when the circuit opens as it is.
+TEST_F(SchedulerTest, MessagesThatWaitedForTheirEndpointAreNotFailedUnsent) {
+  const store::Endpoint ep =
+      StartWithCircuit(CircuitOptions{1, 60s, 600s}, "5s,5m,30m", /*max_in_flight=*/1);
+  const auto messages = Ingest(3);
+  store::EndpointPatch patch;
+  patch.enabled = false;
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0).ok());
+  scheduler_->EndpointChanged(ep.id, kT0);
+  Admit(messages);  // parked: they wait in the store
+  EXPECT_TRUE(Poll(kT0).sends.empty());
+  const int64_t later = kT0 + 3'600'000;
+  patch.enabled = true;
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, later).ok());
+  scheduler_->EndpointChanged(ep.id, later);
+  SchedulerOutput out = Poll(later);
+  ASSERT_EQ(out.sends.size(), 1u);
+  Record(Complete(out.sends[0], Answer(500), later + 100));
+  out = Poll(later + 100);
+  EXPECT_TRUE(out.records.empty()) << out.records.size() << " failed at once";
+}
+
+// A look fails at most kHeldFailMax (1,000) messages, whose records are one write; the rest go
+// at the next look, shortly after.
+TEST_F(SchedulerTest, WhatTheCircuitHoldsFailsAThousandALook) {
+  StartWithCircuit(CircuitOptions{1, 600s, 600s}, "1s", /*max_in_flight=*/1);
+  Admit(Ingest(1));
+  Record(Complete(Poll(kT0).sends.at(0), Answer(500), kT0));
+  Admit(Ingest(2'500, kT0 + 1), kT0 + 1);
+  EXPECT_TRUE(Poll(kT0 + 1).records.empty()) << "held, not failed yet";
+  std::vector<size_t> looks;
+  for (int64_t t = kT0 + 1'001; t <= kT0 + 1'600; t += 50) {
+    const SchedulerOutput out = Poll(t);
+    if (!out.records.empty()) looks.push_back(out.records.size());
+    Record(out);
+  }
+  // And the first message, whose one retry was held too.
+  EXPECT_EQ(looks, (std::vector<size_t>{1'000, 1'000, 501}));
+  EXPECT_EQ(scheduler_->counts().not_sent, 2'501u);
+}
+
+// A wake-up set before the endpoint was parked is stale once it is enabled again: a circuit
+// open again is still woken for its probe.
+TEST_F(SchedulerTest, AnEndpointParkedAndOpenAgainIsWokenForItsProbe) {
+  const store::Endpoint ep =
+      StartWithCircuit(CircuitOptions{1, 60s, 600s}, "10m", /*max_in_flight=*/1);
+  Admit(Ingest(3));
+  SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 1u);
+  Record(Complete(out.sends[0], Answer(500), kT0));
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty()) << "open: the held messages are looked at";
+  Admit(Ingest(1, kT0 + 2), kT0 + 2);
+  EXPECT_TRUE(Poll(kT0 + 2).sends.empty()) << "a wake-up at the next look";
+  DisableAndEnable(ep, kT0 + 3);
+  out = Poll(kT0 + 4);
+  ASSERT_EQ(out.sends.size(), 1u) << "a fresh circuit";
+  Record(Complete(out.sends[0], Answer(500), kT0 + 4));  // open until kT0 + 60'004
+  EXPECT_TRUE(Poll(kT0 + 5).sends.empty());
+  int64_t probe_at = 0;
+  for (int64_t t = kT0 + 100; t <= kT0 + 70'000 && probe_at == 0; t += 100) {
+    // As the dispatcher does: it polls only when the scheduler asks (or an input comes).
+    const std::optional<int64_t> wake = scheduler_->NextWakeMs();
+    if (!wake || *wake > t) continue;
+    out = Poll(t);
+    if (!out.sends.empty()) probe_at = t;
+    Record(out);
+  }
+  EXPECT_GE(probe_at, kT0 + 60'004) << "the circuit reopened until 60.004 s";
+  EXPECT_LE(probe_at, kT0 + 60'100);
+}
+
 }  // namespace
 }  // namespace pushhook::delivery
