@@ -27,7 +27,6 @@ void CircuitBreaker::OnSuccess() {
   consecutive_failures_ = 0;
   openings_ = 0;
   open_until_ms_ = 0;
-  opened_at_ms_ = 0;
   probe_in_flight_ = false;
 }
 
@@ -49,7 +48,7 @@ void CircuitBreaker::OnFailure(int64_t now_ms) {
   const int doublings = std::min(openings_, 20);
   const int64_t pause =
       std::min<int64_t>(options_.base_pause.count() << doublings, options_.max_pause.count());
-  if (openings_++ == 0) opened_at_ms_ = now_ms;
+  ++openings_;
   open_until_ms_ = now_ms + pause;
 }
 

@@ -43,15 +43,12 @@ class CircuitBreaker {
   State state(int64_t now_ms) const;
   // When an open circuit lets its probe through.
   int64_t open_until_ms() const { return open_until_ms_; }
-  // When it first opened since it last closed (0 while closed).
-  int64_t opened_at_ms() const { return opened_at_ms_; }
 
  private:
   CircuitOptions options_;
   int consecutive_failures_ = 0;
   int openings_ = 0;  // since the circuit last closed
   int64_t open_until_ms_ = 0;
-  int64_t opened_at_ms_ = 0;
   bool probe_in_flight_ = false;
 };
 

@@ -37,7 +37,6 @@ struct DeliveryCounts {
   uint64_t failed = 0;          // messages that ran out of retries
   uint64_t retries = 0;         // failed attempts that were scheduled again
   uint64_t endpoint_waits = 0;  // failed attempts whose endpoint was disabled (message waits)
-  uint64_t not_sent = 0;  // messages an open circuit held until their schedule ran out (in failed)
   // Attempt records the store could not write. Their messages stay pending in the store, so a
   // restart sends them again (at-least-once holds); until then this node does not retry them.
   uint64_t record_failures = 0;

@@ -1,7 +1,6 @@
 #include "delivery/scheduler.h"
 
 #include <algorithm>
-#include <limits>
 #include <utility>
 
 #include "util/log.h"
@@ -31,11 +30,6 @@ constexpr int64_t kStoreRetryMs = 1000;
 // How long a redelivered message's attempt is remembered (EndpointState::redelivered_attempts):
 // far longer than its record takes to commit.
 constexpr int64_t kRedeliveredKeptMs = 60'000;
-// How often, at most, an open circuit's held messages are looked at (Scheduler::FailHeld),
-// how many may fail at a look, and how soon the next look comes when that many did.
-constexpr int64_t kHeldCheckEveryMs = 1000;
-constexpr size_t kHeldFailMax = 1000;
-constexpr int64_t kHeldFailAgainMs = 100;
 // Full batches taken in a row at a learned cap before it doubles (Scheduler::EndpointState).
 constexpr int kCapRelaxAfter = 64;
 // The backlog is for back-pressure and metrics: a tenth of a second stale is fine, and counting
@@ -290,8 +284,6 @@ void Scheduler::Park(uint32_t index) {
   state.batches.clear();
   state.splitting.clear();
   state.fill_wake_ms = 0;
-  state.held_wake_ms = 0;
-  state.held_checked_ms = 0;
   state.held.clear();
   fresh_count_ -= state.fresh.size();
   state.fresh.clear();
@@ -449,14 +441,9 @@ void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out
       break;
     }
     if (!state.circuit.CanRequest(now_ms)) {
-      // Open: what is due waits for the probe, but not past its schedule's end; wake for the
-      // probe, or to look again. Half-open with the probe out: its completion wakes us.
+      // Open: wake when the probe may go. Half-open with the probe out: its completion wakes us.
       if (state.circuit.state(now_ms) == CircuitBreaker::State::kOpen) {
-        const int64_t wake = std::min(state.circuit.open_until_ms(), FailHeld(index, now_ms, out));
-        if (wake != state.held_wake_ms) {
-          state.held_wake_ms = wake;
-          WakeAt(wake, index);
-        }
+        WakeAt(state.circuit.open_until_ms(), index);
       }
       break;
     }
@@ -484,110 +471,6 @@ void Scheduler::LaunchReady(uint32_t index, int64_t now_ms, SchedulerOutput* out
     state.ready.pop_front();
     Launch(index, due, now_ms, out);
   }
-}
-
-int64_t Scheduler::ScheduleEndMs(int64_t due_ms, int attempt) const {
-  const std::vector<std::chrono::milliseconds>& steps = options_.schedule.delays();
-  int64_t end = due_ms;
-  for (size_t i = static_cast<size_t>(std::max(attempt, 1) - 1); i < steps.size(); ++i) {
-    end += steps[i].count();
-  }
-  return end;
-}
-
-int64_t Scheduler::FailHeld(uint32_t index, int64_t now_ms, SchedulerOutput* out) {
-  EndpointState& state = endpoints_[index];
-  // Once a second at most: it looks at every message the circuit holds.
-  if (now_ms - state.held_checked_ms < kHeldCheckEveryMs) {
-    return state.held_checked_ms + kHeldCheckEveryMs;
-  }
-  state.held_checked_ms = now_ms;
-  // Held since it fell due, or since the circuit opened if it waited before for something else
-  // (a disabled endpoint, max_in_flight): only the circuit's hold uses up its schedule here.
-  const int64_t opened_ms = state.circuit.opened_at_ms();
-  int64_t next = std::numeric_limits<int64_t>::max();
-  const auto ended = [&](const Due& first, int64_t ready_ms) {
-    const int64_t end =
-        ScheduleEndMs(std::max(ready_ms, opened_ms), first.attempts + 1 - first.splits);
-    if (end > now_ms) next = std::min(next, end);
-    return end <= now_ms;
-  };
-  // The messages whose schedule has run out, at most kHeldFailMax a look (their records go in
-  // one write); the rest wait for the next look, shortly.
-  std::vector<Due> ending;
-  std::unordered_set<int64_t> taken;  // entries in `ready` (by id, or batch number) taken
-  for (const Due& due : state.ready) {
-    if (ending.size() >= kHeldFailMax) break;
-    if (due.batch > 0) {
-      // A batch's entry: its members, as they would have been retried together.
-      const auto members = state.batches.find(due.batch);
-      if (members == state.batches.end() || members->second.empty() ||
-          state.batches_sending.contains(due.batch) || taken.contains(-due.batch) ||
-          !ended(members->second.front(), due.ready_ms)) {
-        continue;  // LaunchReady deals with it
-      }
-      taken.insert(-due.batch);
-      ending.insert(ending.end(), members->second.begin(), members->second.end());
-      continue;
-    }
-    // In flight alone, or superseded: LaunchReady deals with it.
-    if (state.sending.contains(due.id) || taken.contains(due.id) ||
-        Superseded(state, due.id, due.attempts, now_ms) || !ended(due, due.ready_ms)) {
-      continue;
-    }
-    taken.insert(due.id);
-    ending.push_back(due);
-  }
-  if (ending.empty()) return std::max(next, now_ms + kHeldCheckEveryMs);
-  // As a launch would, from the store: one finished meanwhile, or attempted since its entry
-  // was made (a redelivery), is not this entry's to fail.
-  std::vector<int64_t> ids;
-  ids.reserve(ending.size());
-  for (const Due& m : ending) ids.push_back(m.id);
-  auto loaded = store_.LoadDeliveries(ids);
-  if (!loaded.ok()) return now_ms + kStoreRetryMs;  // the database is busy: look again
-  std::unordered_map<int64_t, const store::Delivery*> stored;
-  for (const store::Delivery& d : *loaded) stored.emplace(d.message_id, &d);
-  // Its event is no longer needed in memory once the message has ended.
-  const auto release = [&](int64_t id) {
-    fresh_count_ -= state.fresh.erase(id);
-    read_ahead_count_ -= state.read_ahead.erase(id);
-  };
-  for (const Due& m : ending) {
-    const auto found = stored.find(m.id);
-    if (found == stored.end() || found->second->status != store::MessageStatus::kPending) {
-      Forget(index, m.id);  // gone, or finished meanwhile
-      release(m.id);
-      continue;
-    }
-    if (found->second->attempts > m.attempts) continue;  // attempted since: another entry's
-    store::AttemptRecord& record = out->records.emplace_back();
-    record.message_id = m.id;
-    record.attempt = m.attempts + 1;
-    record.at_ms = now_ms;
-    record.error = kCircuitOpenError;
-    record.new_status = store::MessageStatus::kFailed;
-    record.next_attempt_ms = now_ms;  // its time of finishing, for retention
-    record.counts_request = false;    // no request: the endpoint's statistics do not count it
-    record.splits = m.splits;
-    out->finished.emplace_back(index, m.id);
-    release(m.id);
-    ++counts_.failed;
-    ++counts_.not_sent;
-  }
-  std::erase_if(state.ready, [&](const Due& due) {
-    return taken.contains(due.batch > 0 ? -due.batch : due.id);
-  });
-  for (const int64_t key : taken) {
-    if (key < 0) state.batches.erase(-key);
-  }
-  Changed(index);
-  if (ending.size() >= kHeldFailMax) {
-    // As many as a look may take: the next look comes shortly, for the rest.
-    state.held_checked_ms = now_ms + kHeldFailAgainMs - kHeldCheckEveryMs;
-    return now_ms + kHeldFailAgainMs;
-  }
-  return std::max(next, now_ms + kHeldCheckEveryMs);
 }
 
 bool Scheduler::FillBatch(uint32_t index, int64_t now_ms, SchedulerOutput* out) {

@@ -77,12 +77,6 @@ struct Send {
   int splits = 0;
 };
 
-// The error of the last attempt of a message held while its endpoint's circuit was open, until
-// its retry schedule would have run out (Scheduler::FailHeld).
-inline constexpr std::string_view kCircuitOpenError =
-    "not sent: the endpoint's circuit was open after failures in a row until the message's "
-    "retry schedule ran out";
-
 // The outcome of a Send.
 struct Completion {
   uint32_t endpoint = 0;
@@ -243,8 +237,6 @@ class Scheduler {
     CircuitBreaker circuit;
     util::TokenBucket bucket;
     int64_t failing_since_ms = 0;  // 0 while the last attempt succeeded
-    int64_t held_checked_ms = 0;   // when FailHeld last looked at what the circuit holds
-    int64_t held_wake_ms = 0;      // the wake-up set while the circuit holds what is due
   };
 
   uint32_t Intern(const std::string& endpoint_id, int64_t now_ms);
@@ -261,13 +253,6 @@ class Scheduler {
   void DropReadAhead(EndpointState& state);
   void Prefetch(uint32_t endpoint, int64_t now_ms);
   void LaunchReady(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
-  // While the endpoint's circuit is open, what falls due waits (ready): a message whose retry
-  // schedule would have run out meanwhile fails, its attempt not sent, as it would have failed
-  // without a circuit. Looks at most once a second; answers when to look again.
-  int64_t FailHeld(uint32_t endpoint, int64_t now_ms, SchedulerOutput* out);
-  // When a message whose attempt `attempt` falls due at `due_ms` would fail if every attempt
-  // from it on failed: its schedule's remaining steps, unjittered.
-  int64_t ScheduleEndMs(int64_t due_ms, int attempt) const;
   // Sends one message, unless it turned out to need no sending (delivered, gone, parked).
   void Launch(uint32_t endpoint, Due message, int64_t now_ms, SchedulerOutput* out);
   // Whether a message may go in a new batch: one never sent. A message sent alone before its

@@ -449,8 +449,7 @@ TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
   AddEndpoint("/a", 1);
   SchedulerOptions options;
   options.circuit = CircuitOptions{2, 5s, 60s};
-  // Steps long enough that nothing held outlives its schedule here.
-  Start("10s,10s,10s,10s", options);
+  Start("1s,1s,1s,1s,1s,1s,1s,1s", options);
   Admit(Ingest(3));
   // Two failures in a row open the circuit for 5 s.
   Complete(Poll(kT0).sends.at(0), Answer(500), kT0);
@@ -472,40 +471,6 @@ TEST_F(SchedulerTest, TheCircuitOpensLetsOneProbeThroughAndClosesOnItsSuccess) {
   EXPECT_EQ(scheduler_->Runtime(probe2.sends[0].target->id, kT0 + 15'021).circuit, "closed");
   EXPECT_EQ(DrainAt(kT0 + 20'000, 204).size(), 1u) << "closed: the rest go";
   EXPECT_EQ(scheduler_->counts().delivered, 3u);
-}
-
-// An open circuit holds what falls due, attempts not spent, for the probe: but not past the
-// time its retry schedule would have run out, when the message fails as it would have without a
-// circuit, its last attempt not sent. A dead endpoint's messages end failed on time.
-TEST_F(SchedulerTest, WhatTheCircuitHoldsFailsWhenItsScheduleWouldHaveRunOut) {
-  StartWithCircuit(CircuitOptions{2, 60s, 600s}, "1s,1s");
-  const auto messages = Ingest(5);
-  Admit(messages);
-  int requests = 0;
-  for (int64_t t = kT0; t <= kT0 + 10'000; t += 50) {
-    const SchedulerOutput out = Poll(t);
-    Record(out);
-    for (const Send& send : out.sends) {
-      ++requests;
-      Record(Complete(send, Answer(500), t));
-    }
-  }
-  EXPECT_EQ(requests, 5) << "the first attempts went before the circuit opened; nothing since";
-  // Their records, as written: ListAttempts of each.
-  for (const store::DueMessage& m : messages) {
-    const std::vector<store::Attempt> attempts = store_->ListAttempts(m.id).value();
-    std::vector<std::string> got;
-    for (const store::Attempt& a : attempts) got.push_back(a.error);
-    // Held from its second attempt's time (kT0 + 1 s ± 20 %): failed once that and the third
-    // would have been made, a second later, looked at within the second after.
-    EXPECT_EQ(got, (std::vector<std::string>{"HTTP 500", std::string(kCircuitOpenError)})) << m.id;
-    const store::Message stored = store_->GetMessage(site_, m.id).value();
-    EXPECT_EQ(stored.status, store::MessageStatus::kFailed);
-    EXPECT_GE(stored.next_attempt_ms, kT0 + 1'800);
-    EXPECT_LE(stored.next_attempt_ms, kT0 + 3'300);
-  }
-  EXPECT_EQ(scheduler_->counts().failed, 5u);
-  EXPECT_EQ(scheduler_->counts().not_sent, 5u);
 }
 
 // A redelivery asks for the message now, the receiver mended perhaps: it probes an open
@@ -1401,87 +1366,6 @@ TEST_F(SchedulerTest, ABatchThatCouldNotFormFormsAgain) {
                 {store::kAlone, 2}, {store::kAlone, 3}, {store::kAlone, 4}}));
 }
 
-// What the circuit holds is failed as a launch would send it: after a look at the store. An
-// entry a redelivery overtook long ago (past what Superseded remembers) does not fail the
-// message that redelivery delivered, nor take the number of its attempt.
-TEST_F(SchedulerTest, AHeldEntryARedeliveryOvertookDoesNotFailItsMessage) {
-  StartWithCircuit(CircuitOptions{1, 60s, 600s}, "100s");
-  const auto messages = Ingest(2);
-  Admit(messages);
-  const SchedulerOutput first = Poll(kT0);
-  ASSERT_EQ(first.sends.size(), 2u);
-  for (const Send& s : first.sends) Record(Complete(s, Answer(500), kT0));
-  // Redelivered by hand: it probes at once, and is delivered; its old retry (80..120 s) stands.
-  const int64_t m = messages[0].id;
-  auto requeued = store_->RequeueMessage(site_, m, kT0 + 1'000);
-  ASSERT_TRUE(requeued.ok()) << requeued.status().message();
-  scheduler_->Admit(*requeued, kT0 + 1'000);
-  const SchedulerOutput probe = Poll(kT0 + 1'000);
-  ASSERT_EQ(probe.sends.size(), 1u);
-  ASSERT_EQ(probe.sends[0].messages.at(0).id, m);
-  Record(Complete(probe.sends[0], Answer(204), kT0 + 1'000));
-  // Another message fails at 62 s: the circuit is open again until 122 s.
-  Admit(Ingest(1, kT0 + 62'000), kT0 + 62'000);
-  const SchedulerOutput p = Poll(kT0 + 62'000);
-  ASSERT_EQ(p.sends.size(), 1u);
-  Record(Complete(p.sends[0], Answer(500), kT0 + 62'000));
-  for (int64_t t = kT0 + 62'050; t < kT0 + 122'000; t += 50) {
-    const SchedulerOutput out = Poll(t);
-    EXPECT_TRUE(out.sends.empty());
-    for (const store::AttemptRecord& r : out.records) {
-      EXPECT_NE(r.message_id, m) << "a delivered message failed again, attempt " << r.attempt;
-    }
-    Record(out);
-  }
-  const store::Message stored = store_->GetMessage(site_, m).value();
-  EXPECT_EQ(stored.status, store::MessageStatus::kDelivered);
-  EXPECT_EQ(stored.attempts, 2);
-  EXPECT_EQ(scheduler_->counts().delivered + scheduler_->counts().failed, 2u)
-      << "one delivered, one failed (the third is pending)";
-}
-
-// Only the circuit's hold uses up a held message's schedule: messages that waited an hour for
-// their endpoint to be enabled do not fail, never sent, when the circuit opens as it is.
-TEST_F(SchedulerTest, MessagesThatWaitedForTheirEndpointAreNotFailedUnsent) {
-  const store::Endpoint ep =
-      StartWithCircuit(CircuitOptions{1, 60s, 600s}, "5s,5m,30m", /*max_in_flight=*/1);
-  const auto messages = Ingest(3);
-  store::EndpointPatch patch;
-  patch.enabled = false;
-  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, kT0).ok());
-  scheduler_->EndpointChanged(ep.id, kT0);
-  Admit(messages);  // parked: they wait in the store
-  EXPECT_TRUE(Poll(kT0).sends.empty());
-  const int64_t later = kT0 + 3'600'000;
-  patch.enabled = true;
-  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, patch, later).ok());
-  scheduler_->EndpointChanged(ep.id, later);
-  SchedulerOutput out = Poll(later);
-  ASSERT_EQ(out.sends.size(), 1u);
-  Record(Complete(out.sends[0], Answer(500), later + 100));
-  out = Poll(later + 100);
-  EXPECT_TRUE(out.records.empty()) << out.records.size() << " failed at once";
-}
-
-// A look fails at most kHeldFailMax (1,000) messages, whose records are one write; the rest go
-// at the next look, shortly after.
-TEST_F(SchedulerTest, WhatTheCircuitHoldsFailsAThousandALook) {
-  StartWithCircuit(CircuitOptions{1, 600s, 600s}, "1s", /*max_in_flight=*/1);
-  Admit(Ingest(1));
-  Record(Complete(Poll(kT0).sends.at(0), Answer(500), kT0));
-  Admit(Ingest(2'500, kT0 + 1), kT0 + 1);
-  EXPECT_TRUE(Poll(kT0 + 1).records.empty()) << "held, not failed yet";
-  std::vector<size_t> looks;
-  for (int64_t t = kT0 + 1'001; t <= kT0 + 1'600; t += 50) {
-    const SchedulerOutput out = Poll(t);
-    if (!out.records.empty()) looks.push_back(out.records.size());
-    Record(out);
-  }
-  // And the first message, whose one retry was held too.
-  EXPECT_EQ(looks, (std::vector<size_t>{1'000, 1'000, 501}));
-  EXPECT_EQ(scheduler_->counts().not_sent, 2'501u);
-}
-
 // A wake-up set before the endpoint was parked is stale once it is enabled again: a circuit
 // open again is still woken for its probe.
 TEST_F(SchedulerTest, AnEndpointParkedAndOpenAgainIsWokenForItsProbe) {
@@ -1491,9 +1375,9 @@ TEST_F(SchedulerTest, AnEndpointParkedAndOpenAgainIsWokenForItsProbe) {
   SchedulerOutput out = Poll(kT0);
   ASSERT_EQ(out.sends.size(), 1u);
   Record(Complete(out.sends[0], Answer(500), kT0));
-  EXPECT_TRUE(Poll(kT0 + 1).sends.empty()) << "open: the held messages are looked at";
+  EXPECT_TRUE(Poll(kT0 + 1).sends.empty()) << "open";
   Admit(Ingest(1, kT0 + 2), kT0 + 2);
-  EXPECT_TRUE(Poll(kT0 + 2).sends.empty()) << "a wake-up at the next look";
+  EXPECT_TRUE(Poll(kT0 + 2).sends.empty());
   DisableAndEnable(ep, kT0 + 3);
   out = Poll(kT0 + 4);
   ASSERT_EQ(out.sends.size(), 1u) << "a fresh circuit";

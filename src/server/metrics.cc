@@ -51,10 +51,6 @@ std::string PrometheusText(const MetricsSnapshot& snapshot) {
   e.Sample("pushhook_delivery_attempts_total{outcome=\"retry\"}", out.retries);
   e.Sample("pushhook_delivery_attempts_total{outcome=\"failed\"}", out.failed);
   e.Sample("pushhook_delivery_attempts_total{outcome=\"endpoint_disabled\"}", out.endpoint_waits);
-  e.Metric("pushhook_delivery_attempts_not_sent_total", "counter",
-           "Messages failed with their last attempt not sent: held by an endpoint's open "
-           "circuit until their retry schedule ran out (counted as failed above too).");
-  e.Sample("pushhook_delivery_attempts_not_sent_total", out.not_sent);
   e.Metric("pushhook_delivery_record_failures_total", "counter",
            "Attempt records the store could not write (their messages stay pending).");
   e.Sample("pushhook_delivery_record_failures_total", out.record_failures);

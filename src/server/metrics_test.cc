@@ -16,7 +16,6 @@ TEST(MetricsTest, CountersAndGaugesAreOneSampleALineWithTheirHelpAndType) {
   s.delivery.delivered = 5;
   s.delivery.backlog = 12;
   s.delivery.record_failures = 4;
-  s.delivery.not_sent = 6;
   s.store.commit_failures = 3;
   const std::string text = PrometheusText(s);
   EXPECT_TRUE(Has(text, "# TYPE pushhook_ingest_events_total counter")) << text;
@@ -26,7 +25,6 @@ TEST(MetricsTest, CountersAndGaugesAreOneSampleALineWithTheirHelpAndType) {
   EXPECT_TRUE(Has(text, "# TYPE pushhook_delivery_queue_depth gauge")) << text;
   EXPECT_TRUE(Has(text, "pushhook_delivery_queue_depth 12")) << text;
   EXPECT_TRUE(Has(text, "pushhook_delivery_record_failures_total 4")) << text;
-  EXPECT_TRUE(Has(text, "pushhook_delivery_attempts_not_sent_total 6")) << text;
   EXPECT_TRUE(Has(text, "pushhook_store_commit_failures_total 3")) << text;
   EXPECT_EQ(text.find("pushhook_cluster"), std::string::npos) << "one node: no cluster gauges";
 }
