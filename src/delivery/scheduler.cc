@@ -284,6 +284,10 @@ void Scheduler::Park(uint32_t index) {
   state.batches.clear();
   state.splitting.clear();
   state.fill_wake_ms = 0;
+  // What is read again comes from the store: an entry from before a redelivery's attempt is
+  // not among them, and one read before that attempt's record is committed must still go.
+  state.redelivered_attempts.clear();
+  state.redelivered_order.clear();
   state.held.clear();
   fresh_count_ -= state.fresh.size();
   state.fresh.clear();
