@@ -155,7 +155,7 @@ void Scheduler::Admit(const store::DueMessage& m, int64_t now_ms) {
     }
   }
   // A redelivery is someone asking for the message now, the receiver mended perhaps: an open
-  // circuit probes at once rather than make it an attempt not sent.
+  // circuit probes at once rather than make it wait out the pause.
   if (m.batch == store::kAlone) state.circuit.ProbeNow(now_ms);
   if (m.batch == store::kAlone && m.attempts == 0) {
     // Redelivered while it still waits, never sent, to go as it was: it goes alone now, and
@@ -517,7 +517,7 @@ void Scheduler::LaunchBatch(uint32_t index, int64_t batch, std::vector<Due> memb
   // taken here too, it would reach the receiver under two webhook-ids.
   for (const Due& m : members) {
     if (forming && state.sending.contains(m.id)) continue;
-    if (Superseded(state, m.id, m.attempts, now_ms)) continue;
+    if (Superseded(state, m.id, m.attempts, now_ms)) continue;  // its redelivery's now
     int made = m.attempts;
     if (auto event = TakeInMemory(state, m.id, &made)) {
       if (forming && made > m.attempts) continue;
