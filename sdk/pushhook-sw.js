@@ -38,7 +38,7 @@
   const MAX_UTM_BYTES = 256;
   const ID_FIELDS = ['cid', 'cookie_id', 'reference_id'];
   const UTM_FIELDS = ['utm_campaign', 'utm_content', 'utm_medium', 'utm_source', 'utm_term'];
-  // Fields that ingest also takes as a JSON number (a non-negative integer).
+  // Fields that ingest also takes as a JSON number (stored as its decimal string).
   const NUMBER_FIELDS = ['cid', 'reference_id'];
   // 401 codes that refuse the events they name for good.
   const BEACON_CODES = ['beacon_invalid', 'beacon_expired', 'beacon_required'];
@@ -91,13 +91,14 @@
     return index === 0 || index === 1 ? index + 1 : 0;
   }
 
-  // A campaign field as ingest takes it: a string as it is, a non-negative integer as its
-  // decimal string for cid and reference_id; anything else is left out, with a warning,
-  // rather than made into a string nobody sent ("[object Object]").
+  // A campaign field as ingest takes it: a string as it is, and for cid and reference_id a
+  // finite number as it is too (ingest makes it its decimal string, as for any other sender);
+  // anything else is left out, with a warning, rather than made into a string nobody sent
+  // ("[object Object]").
   function fieldValue(name, value) {
     if (value === undefined || value === null) return '';
     if (typeof value === 'string') return value;
-    if (NUMBER_FIELDS.includes(name) && Number.isSafeInteger(value) && value >= 0) return String(value);
+    if (NUMBER_FIELDS.includes(name) && Number.isFinite(value)) return value;
     console.warn(`pushhook: data.pushhook.${name} is not a string (${typeof value}); left out`);
     return undefined;
   }
@@ -118,7 +119,7 @@
     for (const name of [...ID_FIELDS, ...UTM_FIELDS]) {
       const value = fieldValue(name, fields[name]);
       if (value === undefined) continue;
-      event[name] = cutUtf8(value, UTM_FIELDS.includes(name) ? MAX_UTM_BYTES : Infinity);
+      event[name] = UTM_FIELDS.includes(name) ? cutUtf8(value, MAX_UTM_BYTES) : value;
     }
     if (typeof fields.beacon === 'string' && fields.beacon !== '') event.beacon = fields.beacon;
     return event;

@@ -114,20 +114,26 @@ std::optional<std::string> StringField(const json::object& body, std::string_vie
   return std::string(v->as_string());
 }
 
-// A replay's cid or reference_id, taken as ingest takes them: a string, or a non-negative
-// integer in decimal. A cid is never empty.
+// A replay's cid or reference_id, taken as ingest takes them: a string, or a number as its
+// decimal string. A cid is never empty.
 std::optional<std::string> CampaignField(const json::object& body, std::string_view name,
                                          http::Response* error) {
   const json::value* v = body.if_contains(name);
-  if (v != nullptr && v->is_int64() && v->as_int64() >= 0) return std::to_string(v->as_int64());
-  if (v != nullptr && v->is_uint64()) return std::to_string(v->as_uint64());
+  const size_t limit = name == "cid" ? model::kMaxCid : model::kMaxReferenceId;
   if (v != nullptr && !v->is_string()) {
-    *error =
-        BadRequest("field '" + std::string(name) + "' must be a string or a non-negative integer");
+    // As ingest takes the field: a number stands for its decimal string.
+    auto number = util::NumberAsDecimal(*v);
+    if (!number) {
+      *error = BadRequest("field '" + std::string(name) + "' must be a string or a number");
+    } else if (number->size() > limit) {
+      *error = BadRequest("field '" + std::string(name) + "' must be at most " +
+                          std::to_string(limit) + " bytes as a decimal string");
+    } else {
+      return number;
+    }
     return std::nullopt;
   }
-  auto value =
-      StringField(body, name, name == "cid" ? model::kMaxCid : model::kMaxReferenceId, error);
+  auto value = StringField(body, name, limit, error);
   if (value && value->empty() && name == "cid") {
     *error = BadRequest("field 'cid' must not be empty (leave it out for every campaign)");
     return std::nullopt;

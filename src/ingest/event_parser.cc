@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "model/beacon.h"
+#include "model/decimal.h"
 #include "model/json_string.h"
 #include "model/rfc3339.h"
 #include "model/utf8.h"
@@ -28,7 +29,8 @@ constexpr size_t kTypicalEventBytes = 256;
 constexpr size_t kMaxEchoedKey = 64;
 // Longest known field name ("notification_title"); a longer key cannot be one.
 constexpr size_t kMaxKnownKey = 18;
-// Number literals are kept up to this many bytes; longer ones are refused anyway.
+// Number literals are kept up to this many bytes. A longer one is refused as too long: its decimal
+// string is too, unless it is padded with zeros that no sender writes.
 constexpr size_t kMaxNumberKept = 80;
 
 enum class Field : uint8_t {
@@ -64,10 +66,9 @@ struct FieldSpec {
 constexpr FieldSpec kSpecs[] = {
     {"action", "\"View\", \"Click\" or \"Dismiss\"", 7, Chars::kAny},
     {"cookie_id", "a string", model::kMaxCookieId, Chars::kNoControl},
-    {"cid", "a string or a non-negative integer", model::kMaxCid, Chars::kNoControl},
+    {"cid", "a string or a number", model::kMaxCid, Chars::kNoControl},
     {"notification_title", "a string", model::kMaxTitle, Chars::kNoNul},
-    {"reference_id", "a string or a non-negative integer", model::kMaxReferenceId,
-     Chars::kNoControl},
+    {"reference_id", "a string or a number", model::kMaxReferenceId, Chars::kNoControl},
     {"utm_campaign", "a string", model::kMaxUtm, Chars::kNoNul},
     {"utm_content", "a string", model::kMaxUtm, Chars::kNoNul},
     {"utm_medium", "a string", model::kMaxUtm, Chars::kNoNul},
@@ -140,10 +141,6 @@ std::string_view Truncated(std::string_view key) {
 bool IsJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 bool IsBlank(std::string_view s) { return std::all_of(s.begin(), s.end(), IsJsonWhitespace); }
-
-bool IsDigits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
 
 void ClearEvent(model::Event& e) {
   e.action = model::Action::kView;
@@ -543,8 +540,8 @@ class Handler {
     switch (field_) {
       case Field::kCid:
       case Field::kReferenceId: {
-        // The literal itself is the decimal string: JSON has no leading zeros, so a literal of
-        // digits only is exactly the integer's canonical form, however large.
+        // The literal is converted digit by digit, never through a double: a campaign id of
+        // twenty digits stays the one the sender wrote.
         std::string_view literal(last.data(), last.size());
         const size_t size = number_size_ + last.size();
         if (number_size_ > 0) {
@@ -553,12 +550,13 @@ class Handler {
           }
           literal = number_buf_;
         }
-        if (!IsDigits(literal)) {
-          Fail(spec.name, "must be a string or a non-negative integer");
-        } else if (size > spec.max_bytes) {
-          Fail(spec.name, "must be at most " + std::to_string(spec.max_bytes) + " digits");
+        std::optional<std::string> text;
+        if (size <= kMaxNumberKept) text = model::DecimalString(literal, spec.max_bytes);
+        if (text) {
+          *target_ = std::move(*text);
         } else {
-          target_->assign(literal);
+          Fail(spec.name,
+               "must be at most " + std::to_string(spec.max_bytes) + " bytes as a decimal string");
         }
         break;
       }

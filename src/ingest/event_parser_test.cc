@@ -338,25 +338,38 @@ TEST(EventParserTest, NumericCidBecomesItsDecimalString) {
             "99999999999999999999999");
 }
 
-TEST(EventParserTest, NumericCidMustBeANonNegativeInteger) {
-  for (const char* value : {"-1", "-0", "1.5", "1.0", "1e3", "1E+2", "1e400", "-1e400"}) {
-    ExpectInvalid(std::string(R"({"action":"View","cookie_id":"c","cid":)") + value + "}", "cid",
-                  "must be a string or a non-negative integer");
+TEST(EventParserTest, AnyNumericCidBecomesItsDecimalString) {
+  const struct {
+    const char* literal;
+    const char* cid;
+  } cases[] = {{"-1", "-1"},      {"-0", "0"},     {"1.5", "1.5"},  {"1.50", "1.5"},
+               {"1.0", "1"},      {"1e3", "1000"}, {"1E+2", "100"}, {"25e-3", "0.025"},
+               {"-1.5e1", "-15"}, {"0e400", "0"}};
+  for (const auto& c : cases) {
+    EXPECT_EQ(
+        ParseOk(std::string(R"({"action":"View","cookie_id":"c","cid":)") + c.literal + "}")[0].cid,
+        c.cid)
+        << c.literal;
   }
 }
 
-TEST(EventParserTest, NumericCidIsAtMost64Digits) {
+TEST(EventParserTest, NumericCidIsAtMost64BytesAsADecimalString) {
   const std::string ok(64, '9');
   EXPECT_EQ(ParseOk(R"({"action":"View","cookie_id":"c","cid":)" + ok + "}")[0].cid, ok);
-  ExpectInvalid(R"({"action":"View","cookie_id":"c","cid":)" + ok + "9}", "cid",
-                "must be at most 64 digits");
+  EXPECT_EQ(ParseOk(R"({"action":"View","cookie_id":"c","cid":1e63})")[0].cid,
+            "1" + std::string(63, '0'));
+  for (const std::string& value : {ok + "9", "-" + ok, std::string("1e64"), std::string("1e-63"),
+                                   std::string("1e400"), std::string("-1e400")}) {
+    ExpectInvalid(R"({"action":"View","cookie_id":"c","cid":)" + value + "}", "cid",
+                  "must be at most 64 bytes as a decimal string");
+  }
 }
 
 TEST(EventParserTest, CidOfAnotherTypeIsRefused) {
   ExpectInvalid(R"({"action":"View","cookie_id":"c","cid":true})", "cid",
-                "must be a string or a non-negative integer, not a boolean");
+                "must be a string or a number, not a boolean");
   ExpectInvalid(R"({"action":"View","cookie_id":"c","cid":["1"]})", "cid",
-                "must be a string or a non-negative integer, not an array");
+                "must be a string or a number, not an array");
 }
 
 // --- notification_title, reference_id, utm_* ---
@@ -391,16 +404,15 @@ TEST(EventParserTest, EscapedStringsAreMeasuredDecoded) {
             "x" + std::string(127, 'A'));
 }
 
-TEST(EventParserTest, ReferenceIdIsAStringOrAnInteger) {
+TEST(EventParserTest, ReferenceIdIsAStringOrANumber) {
   EXPECT_EQ(ParseOk(View(R"(,"reference_id":123422)"))[0].reference_id, "123422");
   EXPECT_EQ(ParseOk(View(R"(,"reference_id":"r-1")"))[0].reference_id, "r-1");
   EXPECT_EQ(ParseOk(View(R"(,"reference_id":"")"))[0].reference_id, "");
   ExpectInvalid(View(R"(,"reference_id":")" + std::string(65, 'r') + "\""), "reference_id",
                 "must be at most 64 bytes");
-  ExpectInvalid(View(R"(,"reference_id":-5)"), "reference_id",
-                "must be a string or a non-negative integer");
+  EXPECT_EQ(ParseOk(View(R"(,"reference_id":-5)"))[0].reference_id, "-5");
   ExpectInvalid(View(R"(,"reference_id":{})"), "reference_id",
-                "must be a string or a non-negative integer, not an object");
+                "must be a string or a number, not an object");
 }
 
 TEST(EventParserTest, UtmFieldsAreStringsOfAtMost256Bytes) {
@@ -577,9 +589,9 @@ TEST(EventParserTest, NullIsNeverAccepted) {
   } cases[] = {
       {"action", "\"View\", \"Click\" or \"Dismiss\""},
       {"cookie_id", "a string"},
-      {"cid", "a string or a non-negative integer"},
+      {"cid", "a string or a number"},
       {"notification_title", "a string"},
-      {"reference_id", "a string or a non-negative integer"},
+      {"reference_id", "a string or a number"},
       {"utm_campaign", "a string"},
       {"utm_content", "a string"},
       {"utm_medium", "a string"},
@@ -745,7 +757,7 @@ TEST(EventParserTest, HugeNumbersAreHandled) {
                 "must be a string, not a number");
   ExpectInvalid(View(R"(,"x":1e400)"), "x", "unknown field");
   ExpectInvalid(View(",\"reference_id\":" + std::string(5000, '9')), "reference_id",
-                "must be at most 64 digits");
+                "must be at most 64 bytes as a decimal string");
 }
 
 // --- ToJson ---

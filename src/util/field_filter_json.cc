@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "model/utf8.h"
+#include "util/json_text.h"
 
 namespace pushhook::util {
 namespace json = boost::json;
@@ -44,15 +45,12 @@ model::StatusOr<model::FieldFilter> ReadFilter(const json::value& value, bool fr
       const std::string where = name + "[" + std::to_string(values.size()) + "]";
       if (item.is_string()) {
         values.emplace_back(item.as_string());
-      } else if (numbers_too && item.is_int64() && item.as_int64() >= 0) {
-        values.push_back(std::to_string(item.as_int64()));
-      } else if (numbers_too && item.is_uint64()) {
-        values.push_back(std::to_string(item.as_uint64()));
+      } else if (auto number = numbers_too ? NumberAsDecimal(item) : std::nullopt) {
+        values.push_back(std::move(*number));
       } else {
         // As ingest takes the field: a number only where an event may carry one.
-        return model::InvalidArgument(where + (numbers_too
-                                                   ? " must be a string or a non-negative integer"
-                                                   : " must be a string"));
+        return model::InvalidArgument(
+            where + (numbers_too ? " must be a string or a number" : " must be a string"));
       }
       if (values.back().size() > limit) {
         return model::InvalidArgument(where + " is " + std::to_string(values.back().size()) +

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "model/decimal.h"
 #include "model/json_string.h"
 
 namespace pushhook::util {
@@ -70,6 +71,16 @@ std::string ToJsonText(const boost::json::value& value) {
   std::string out;
   Append(out, value);
   return out;
+}
+
+std::optional<std::string> NumberAsDecimal(const boost::json::value& value) {
+  // The longest decimal string of a double, -5e-324's "-0." and 324 digits: the caller checks
+  // its field's own limit.
+  constexpr size_t kLongestDouble = 327;
+  if (value.is_int64()) return std::to_string(value.get_int64());
+  if (value.is_uint64()) return std::to_string(value.get_uint64());
+  if (value.is_double()) return model::DecimalString(value.get_double(), kLongestDouble);
+  return std::nullopt;
 }
 
 }  // namespace pushhook::util

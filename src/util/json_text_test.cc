@@ -12,6 +12,19 @@ TEST(JsonTextTest, WritesNumbersInShortestDecimalForm) {
   EXPECT_EQ(ToJsonText(o), R"({"ctr":0.3,"one":1,"n":-5,"big":1e+21,"tiny":0.0163})");
 }
 
+TEST(JsonTextTest, NumbersAsDecimalStrings) {
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("42")), "42");
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("-7")), "-7");
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("18446744073709551615")), "18446744073709551615");
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("1.50")), "1.5");
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("1e21")), "1000000000000000000000");
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("-0.0")), "0");
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("-5e-324"))->size(), 327u);
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse(R"("42")")), std::nullopt);
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("null")), std::nullopt);
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("true")), std::nullopt);
+}
+
 TEST(JsonTextTest, EscapesStringsAndNestsContainers) {
   boost::json::value v = boost::json::parse(R"({"a":["x\"y",null,true,{"b":[]}]})");
   EXPECT_EQ(ToJsonText(v), R"({"a":["x\"y",null,true,{"b":[]}]})");

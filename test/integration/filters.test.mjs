@@ -68,7 +68,7 @@ itest('filters: every bad filter is a 400 naming what is wrong, and changes noth
     ['an empty list', { cid: [] }, 'filter.cid must be a non-empty array of strings'],
     ['a list that is not one', { utm_source: 'izooto' }, 'filter.utm_source must be a non-empty array of strings'],
     ['1,001 values', { cid: many }, 'filter.cid has 1001 values; at most 1000'],
-    ['a null value', { reference_id: ['a', null] }, 'filter.reference_id[1] must be a string or a non-negative integer'],
+    ['a null value', { reference_id: ['a', null] }, 'filter.reference_id[1] must be a string or a number'],
     ['a number for a UTM field', { utm_medium: [5] }, 'filter.utm_medium[0] must be a string'],
     ['an empty cid', { cid: [''] }, 'filter.cid[0] is empty; every event has a cid'],
     ['a cid over 64 bytes', { cid: ['x'.repeat(65)] }, 'filter.cid[0] is 65 bytes; at most 64'],

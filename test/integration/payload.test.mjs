@@ -47,6 +47,20 @@ itest('key order and number ids on ingest do not change the payload', async (fx)
 
   await waitFor(() => recorder.requests.length >= 1, { what: 'the delivery' });
   assert.equal(recorder.requests[0].body, SAMPLE_PAYLOAD);
+
+  // Any number: its decimal string, from the literal's digits (JSON.parse would lose the 1.50 and
+  // the twenty-digit id, so the body is written by hand).
+  const numbers = await serve.ingest(key,
+    '[{"action":"View","cookie_id":"c-1","cid":-7,"reference_id":1.50},' +
+    '{"action":"View","cookie_id":"c-2","cid":12345678901234567890123,"reference_id":25e-3}]');
+  assert.deepEqual(expectStatus(numbers, 202, 'POST /v1/events'), { accepted: 2, duplicates: 0 });
+  await waitFor(() => recorder.requests.length >= 3, { what: 'the deliveries of numeric ids' });
+  const ids = recorder.requests.slice(1).map((r) => JSON.parse(r.body)).map((p) => [p.cid, p.reference_id]).sort();
+  assert.deepEqual(ids, [['-7', '1.5'], ['12345678901234567890123', '0.025']]);
+
+  const tooLong = await serve.ingest(key, { action: 'View', cookie_id: 'c-3', cid: 1e64 });
+  assert.equal(tooLong.status, 400, tooLong.text);
+  assert.deepEqual(tooLong.json.error.details, [{ index: 0, field: 'cid', message: 'must be at most 64 bytes as a decimal string' }]);
 });
 
 itest('absent optional fields become "" and clicked_button 0', async (fx) => {

@@ -46,11 +46,11 @@ test('the clicked button is the action\'s position, the body is 0', () => {
   assert.equal(buttonIndex(undefined, 'read'), 0);
 });
 
-test('an event carries the campaign fields of data.pushhook as strings, absent ones as ""', () => {
+test('an event carries the campaign fields of data.pushhook as given, absent ones as ""', () => {
   const e = buildEvent('Click', NOTIFICATION, 2, 'id-1', 1700000000000);
   assert.deepEqual(e, {
     action: 'Click', notification_title: 'Sale <b>today</b>', clicked_button: 2, event_id: 'id-1',
-    occurred_at: 1700000000000, cid: '1123123', cookie_id: '7e32b7a1', reference_id: '123422',
+    occurred_at: 1700000000000, cid: 1123123, cookie_id: '7e32b7a1', reference_id: '123422',
     utm_campaign: '', utm_content: '', utm_medium: 'push_notifications', utm_source: 'izooto',
     utm_term: '', beacon: 'v1.1798761600.sig',
   });
@@ -189,7 +189,7 @@ test('campaign fields of another type are left out with a warning, not made into
   });
   assert.equal('cid' in e, false);
   assert.equal('cookie_id' in e, false);
-  assert.equal(e.reference_id, '77', 'numbers are taken for cid and reference_id');
+  assert.equal(e.reference_id, 77, 'numbers are sent as numbers for cid and reference_id');
   assert.equal('utm_source' in e, false);
   assert.equal('utm_term' in e, false, 'but not for the other fields');
   assert.equal(e.utm_medium, 'm');
@@ -197,10 +197,14 @@ test('campaign fields of another type are left out with a warning, not made into
   for (const field of ['cid', 'cookie_id', 'utm_source', 'utm_term']) {
     assert.ok(warned.some((w) => w.includes(`data.pushhook.${field} `)), field);
   }
-  const odd = warnings(() => {
+  const numbers = warnings(() => {
     e = buildEvent('View', { title: 't', data: { pushhook: { cid: -1, reference_id: 1.5 } } }, 0, 'id', 1);
   });
-  assert.equal('cid' in e, false, 'ingest takes non-negative integers only');
+  assert.deepEqual([e.cid, e.reference_id, numbers.length], [-1, 1.5, 0], 'ingest makes any number its decimal string');
+  const odd = warnings(() => {
+    e = buildEvent('View', { title: 't', data: { pushhook: { cid: NaN, reference_id: Infinity } } }, 0, 'id', 1);
+  });
+  assert.equal('cid' in e, false, 'JSON has no NaN: JSON.stringify would send null');
   assert.equal('reference_id' in e, false);
   assert.equal(odd.length, 2);
 });

@@ -1,0 +1,74 @@
+#include "model/decimal.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace pushhook::model {
+namespace {
+
+std::string Decimal(std::string_view literal, size_t max_bytes = 64) {
+  return DecimalString(literal, max_bytes).value_or("<none>");
+}
+
+TEST(DecimalStringTest, IntegersKeepTheirDigitsHoweverLarge) {
+  EXPECT_EQ(Decimal("0"), "0");
+  EXPECT_EQ(Decimal("42"), "42");
+  EXPECT_EQ(Decimal("-7"), "-7");
+  EXPECT_EQ(Decimal("123422"), "123422");
+  EXPECT_EQ(Decimal("123456789012345678901234567890"), "123456789012345678901234567890");
+}
+
+TEST(DecimalStringTest, FractionsLoseOnlyTheirTrailingZeros) {
+  EXPECT_EQ(Decimal("1.5"), "1.5");
+  EXPECT_EQ(Decimal("1.50"), "1.5");
+  EXPECT_EQ(Decimal("1.0"), "1");
+  EXPECT_EQ(Decimal("0.1"), "0.1");
+  EXPECT_EQ(Decimal("-0.025"), "-0.025");
+  EXPECT_EQ(Decimal("100.000"), "100");
+}
+
+TEST(DecimalStringTest, ExponentsMoveThePoint) {
+  EXPECT_EQ(Decimal("1e3"), "1000");
+  EXPECT_EQ(Decimal("1E+3"), "1000");
+  EXPECT_EQ(Decimal("1.25e1"), "12.5");
+  EXPECT_EQ(Decimal("25e-3"), "0.025");
+  EXPECT_EQ(Decimal("-1.5e-1"), "-0.15");
+  EXPECT_EQ(Decimal("12e-1"), "1.2");
+  EXPECT_EQ(Decimal("0.0012e4"), "12");
+}
+
+TEST(DecimalStringTest, ZeroHasNoSignWhateverItsForm) {
+  EXPECT_EQ(Decimal("-0"), "0");
+  EXPECT_EQ(Decimal("-0.0"), "0");
+  EXPECT_EQ(Decimal("0e999999999999999999999"), "0");
+  EXPECT_EQ(Decimal("0.000e-5"), "0");
+}
+
+TEST(DecimalStringTest, RefusesWhatWouldBeTooLongBeforeBuildingIt) {
+  EXPECT_EQ(Decimal("1234", 4), "1234");
+  EXPECT_EQ(Decimal("-1234", 4), "<none>");
+  EXPECT_EQ(Decimal("1e3", 3), "<none>");
+  EXPECT_EQ(Decimal("1e-2", 4), "0.01");
+  EXPECT_EQ(Decimal("1e-3", 4), "<none>");
+  EXPECT_EQ(Decimal("1e999999999999999999999"), "<none>");
+  EXPECT_EQ(Decimal("1e-999999999999999999999"), "<none>");
+}
+
+TEST(DecimalStringTest, RefusesWhatIsNotAJsonNumber) {
+  for (const char* bad : {"", "-", "+1", "01", "-01", "1.", ".5", "1e", "1e+", "0x10", "1 ", "NaN",
+                          "Infinity", "1.5.2", "1e5e5"}) {
+    EXPECT_EQ(Decimal(bad), "<none>") << bad;
+  }
+}
+
+TEST(DecimalStringTest, DoublesUseTheirShortestText) {
+  EXPECT_EQ(DecimalString(1.5, 64), "1.5");
+  EXPECT_EQ(DecimalString(0.1, 64), "0.1");
+  EXPECT_EQ(DecimalString(1e21, 64), "1000000000000000000000");
+  EXPECT_EQ(DecimalString(-2.5e-7, 64), "-0.00000025");
+  EXPECT_EQ(DecimalString(1e300, 64), std::nullopt);
+}
+
+}  // namespace
+}  // namespace pushhook::model
