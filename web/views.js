@@ -600,8 +600,9 @@ export async function endpoint(el, ctx) {
         }),
       act('Send test', async () => {
         const r = await api.post(path('test'));
+        const sent = `Sent as webhook-id ${r.webhook_id}.`;
         return notice(r.success ? 'ok' : 'error', r.success ? `Delivered: HTTP ${r.status_code} in ${r.latency_ms} ms.`
-          : `Not delivered: ${r.error}`, r.response_body ? `The receiver said: ${r.response_body}` : null);
+          : `Not delivered: ${r.error}`, r.response_body ? `${sent} The receiver said: ${r.response_body}` : sent);
       }),
       rotate, remove),
     h('form', { class: 'controls', onsubmit: (event) => event.preventDefault() },

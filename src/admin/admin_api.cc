@@ -893,11 +893,16 @@ void AdminApi::TestEndpoint(http::Request&& request, http::Responder respond) {
   auto endpoint = store_.GetEndpoint(site_id, request.path_params[1]);
   if (!endpoint.ok()) return respond(http::Response::FromStatus(endpoint.status()));
   delivery_.SendTest(
-      *endpoint, site_id, [respond = std::move(respond)](delivery::OutboundResult r) {
+      *endpoint, site_id, [respond = std::move(respond)](delivery::DeliveryService::TestSend sent) {
+        const delivery::OutboundResult& r = sent.result;
         const bool success = r.status >= 200 && r.status < 300;
+        // A logged attempt's fields, with the webhook-id the receiver saw in place of the
+        // attempt's number (a test send is not in the message log).
         respond(JsonResponse(
             200,
             json::object{{"success", success},
+                         {"webhook_id", sent.webhook_id},
+                         {"at", Rfc3339(sent.at_ms)},
                          {"status_code", r.status == 0 ? json::value() : json::value(r.status)},
                          {"latency_ms", static_cast<double>(r.latency.count()) / 1000.0},
                          {"error", r.error.empty() && !success ? "HTTP " + std::to_string(r.status)

@@ -67,9 +67,15 @@ class DeliveryService {
   // The highest message id admitted so far (the backstop polls above an older value of it).
   virtual int64_t max_admitted_id() const = 0;
 
+  // A test send's outcome, and what the receiver saw of it.
+  struct TestSend {
+    std::string webhook_id;  // msg_test_… (bat_test_… for a batching endpoint)
+    int64_t at_ms = 0;       // when it was sent
+    OutboundResult result;
+  };
   // Sends a sample event to `endpoint` now, outside the message log (POST .../test).
   virtual void SendTest(const store::Endpoint& endpoint, const std::string& site_id,
-                        std::function<void(OutboundResult)> done) = 0;
+                        std::function<void(TestSend)> done) = 0;
 
   virtual DeliveryCounts counts() const = 0;
   virtual EndpointRuntime Runtime(const std::string& endpoint_id) const = 0;

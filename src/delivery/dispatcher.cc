@@ -319,7 +319,7 @@ void Dispatcher::Sign(OutboundRequest& request, const store::Endpoint& endpoint,
 }
 
 void Dispatcher::SendTest(const store::Endpoint& endpoint, const std::string& site_id,
-                          std::function<void(OutboundResult)> done) {
+                          std::function<void(TestSend)> done) {
   // An action the endpoint takes, a Click where it does: a receiver written for Views only
   // should not meet its first Click in a test.
   model::Event sample;
@@ -344,8 +344,13 @@ void Dispatcher::SendTest(const store::Endpoint& endpoint, const std::string& si
   // would send it.
   const bool batching = endpoint.batch.max_events > 0;
   if (batching) request.body = '[' + request.body + ']';
-  Sign(request, endpoint, (batching ? "bat_test_" : "msg_test_") + model::RandomToken(16), now_ms);
-  client_.Send(std::move(request), std::move(done));
+  std::string webhook_id = (batching ? "bat_test_" : "msg_test_") + model::RandomToken(16);
+  Sign(request, endpoint, webhook_id, now_ms);
+  client_.Send(std::move(request), [done = std::move(done), webhook_id = std::move(webhook_id),
+                                    now_ms](OutboundResult result) mutable {
+    done(TestSend{
+        .webhook_id = std::move(webhook_id), .at_ms = now_ms, .result = std::move(result)});
+  });
 }
 
 }  // namespace pushhook::delivery

@@ -50,7 +50,7 @@ class Dispatcher final : public DeliveryService {
   void Resync() override;
   int64_t max_admitted_id() const override;
   void SendTest(const store::Endpoint& endpoint, const std::string& site_id,
-                std::function<void(OutboundResult)> done) override;
+                std::function<void(TestSend)> done) override;
   DeliveryCounts counts() const override;
   EndpointRuntime Runtime(const std::string& endpoint_id) const override;
 

@@ -260,6 +260,7 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   // Each action's result shows under the actions and takes the focus (it is in view and read out).
   await page.getByRole('button', { name: 'Send test' }).click();
   await page.getByText(/^Delivered: HTTP 2\d\d/).waitFor();
+  await page.getByText(/^Sent as webhook-id msg_test_[A-Za-z0-9]+\.$/).waitFor();
   const now = await focused(page);
   assert.ok(now.result && now.inView && /^Delivered: HTTP 2\d\d/.test(now.text), JSON.stringify(now));
 

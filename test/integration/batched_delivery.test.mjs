@@ -114,6 +114,7 @@ itest('batches: one signed array per request, filled across ingests, verified by
   assert.equal(recorder.requests.length, 3);
   const test = recorder.requests[2];
   assert.match(test.headers['webhook-id'], /^bat_test_[A-Za-z0-9]+$/);
+  assert.equal(tested.webhook_id, test.headers['webhook-id']);
   const [sample, ...more] = new StandardWebhook(endpoint.secret).verify(test.body, webhookHeaders(test));
   assert.equal(more.length, 0, test.body);
   assert.equal(sample.cid, 'test');

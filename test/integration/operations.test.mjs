@@ -234,8 +234,13 @@ itest('test route: sends a signed sample now and answers with the attempt (204 a
   const epOk = await serve.createEndpoint(site.id, { url: `${ok.url}/hooks` });
   const epFailing = await serve.createEndpoint(site.id, { url: `${failing.url}/hooks` });
 
+  const before = Date.now();
   const good = expectStatus(await serve.api('POST', `/v1/sites/${site.id}/endpoints/${epOk.id}/test`), 200, 'POST test');
   assert.equal(good.success, true);
+  assert.match(good.webhook_id, /^msg_test_/);
+  assert.equal(good.webhook_id, ok.requests[0].headers['webhook-id'], 'the answer names the webhook-id the receiver saw');
+  const at = Date.parse(good.at);
+  assert.ok(at >= before - 1_000 && at <= Date.now() + 1_000, `at ${good.at}`);
   assert.equal(good.status_code, 204);
   assert.equal(typeof good.latency_ms, 'number');
   assert.ok(good.latency_ms >= 0);
