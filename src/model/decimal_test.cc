@@ -11,38 +11,36 @@ std::string Decimal(std::string_view literal, size_t max_bytes = 64) {
   return DecimalString(literal, max_bytes).value_or("<none>");
 }
 
-TEST(DecimalStringTest, IntegersKeepTheirDigitsHoweverLarge) {
-  EXPECT_EQ(Decimal("0"), "0");
-  EXPECT_EQ(Decimal("42"), "42");
-  EXPECT_EQ(Decimal("-7"), "-7");
-  EXPECT_EQ(Decimal("123422"), "123422");
-  EXPECT_EQ(Decimal("123456789012345678901234567890"), "123456789012345678901234567890");
-}
-
-TEST(DecimalStringTest, FractionsLoseOnlyTheirTrailingZeros) {
-  EXPECT_EQ(Decimal("1.5"), "1.5");
-  EXPECT_EQ(Decimal("1.50"), "1.5");
-  EXPECT_EQ(Decimal("1.0"), "1");
-  EXPECT_EQ(Decimal("0.1"), "0.1");
-  EXPECT_EQ(Decimal("-0.025"), "-0.025");
-  EXPECT_EQ(Decimal("100.000"), "100");
-}
-
-TEST(DecimalStringTest, ExponentsMoveThePoint) {
-  EXPECT_EQ(Decimal("1e3"), "1000");
-  EXPECT_EQ(Decimal("1E+3"), "1000");
-  EXPECT_EQ(Decimal("1.25e1"), "12.5");
-  EXPECT_EQ(Decimal("25e-3"), "0.025");
-  EXPECT_EQ(Decimal("-1.5e-1"), "-0.15");
-  EXPECT_EQ(Decimal("12e-1"), "1.2");
-  EXPECT_EQ(Decimal("0.0012e4"), "12");
-}
-
-TEST(DecimalStringTest, ZeroHasNoSignWhateverItsForm) {
-  EXPECT_EQ(Decimal("-0"), "0");
-  EXPECT_EQ(Decimal("-0.0"), "0");
-  EXPECT_EQ(Decimal("0e999999999999999999999"), "0");
-  EXPECT_EQ(Decimal("0.000e-5"), "0");
+TEST(DecimalStringTest, IsThePlainPositionalFormOfTheLiteral) {
+  const struct {
+    const char* literal;
+    const char* decimal;
+  } cases[] = {
+      // Integers keep their digits, however many.
+      {"0", "0"},
+      {"42", "42"},
+      {"-7", "-7"},
+      {"123456789012345678901234567890", "123456789012345678901234567890"},
+      // Fractions lose only their trailing zeros.
+      {"1.5", "1.5"},
+      {"1.50", "1.5"},
+      {"1.0", "1"},
+      {"-0.025", "-0.025"},
+      {"100.000", "100"},
+      // Exponents move the point.
+      {"1e3", "1000"},
+      {"1E+3", "1000"},
+      {"1.25e1", "12.5"},
+      {"25e-3", "0.025"},
+      {"-1.5e-1", "-0.15"},
+      {"0.0012e4", "12"},
+      // Zero has no sign, whatever its form.
+      {"-0", "0"},
+      {"-0.0", "0"},
+      {"0e999999999999999999999", "0"},
+      {"0.000e-5", "0"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(Decimal(c.literal), c.decimal) << c.literal;
 }
 
 TEST(DecimalStringTest, RefusesWhatWouldBeTooLongBeforeBuildingIt) {
