@@ -125,6 +125,10 @@ std::optional<std::string> CampaignField(const json::object& body, std::string_v
     auto number = util::NumberAsDecimal(*v);
     if (!number) {
       *error = BadRequest("field '" + std::string(name) + "' must be a string or a number");
+    } else if (util::MayBeRounded(*v)) {
+      *error = BadRequest("field '" + std::string(name) +
+                          "' has more digits than a number is read with exactly here; send it "
+                          "as a string");
     } else if (number->size() > limit) {
       *error = BadRequest("field '" + std::string(name) + "' must be at most " +
                           std::to_string(limit) + " bytes as a decimal string");

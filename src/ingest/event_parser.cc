@@ -29,9 +29,9 @@ constexpr size_t kTypicalEventBytes = 256;
 constexpr size_t kMaxEchoedKey = 64;
 // Longest known field name ("notification_title"); a longer key cannot be one.
 constexpr size_t kMaxKnownKey = 18;
-// Number literals are kept up to this many bytes. A longer one is refused as too long: its decimal
-// string is too, unless it is padded with zeros that no sender writes.
-constexpr size_t kMaxNumberKept = 80;
+// Number literals are kept up to this many bytes, zeros a sender pads with (1.000…0, 5000…0e-79)
+// included. A longer one is refused as too long for a campaign field.
+constexpr size_t kMaxNumberKept = 4096;
 
 enum class Field : uint8_t {
   kAction,

@@ -356,6 +356,14 @@ TEST(EventParserTest, AnyNumericCidBecomesItsDecimalString) {
 TEST(EventParserTest, NumericCidIsAtMost64BytesAsADecimalString) {
   const std::string ok(64, '9');
   EXPECT_EQ(ParseOk(R"({"action":"View","cookie_id":"c","cid":)" + ok + "}")[0].cid, ok);
+  // The limit is on the decimal string, not on the literal.
+  EXPECT_EQ(
+      ParseOk(R"({"action":"View","cookie_id":"c","cid":1.)" + std::string(500, '0') + "}")[0].cid,
+      "1");
+  EXPECT_EQ(
+      ParseOk(R"({"action":"View","cookie_id":"c","cid":5)" + std::string(100, '0') + "e-100}")[0]
+          .cid,
+      "5");
   EXPECT_EQ(ParseOk(R"({"action":"View","cookie_id":"c","cid":1e63})")[0].cid,
             "1" + std::string(63, '0'));
   for (const std::string& value : {ok + "9", "-" + ok, std::string("1e64"), std::string("1e-63"),

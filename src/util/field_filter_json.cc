@@ -46,6 +46,10 @@ model::StatusOr<model::FieldFilter> ReadFilter(const json::value& value, bool fr
       if (item.is_string()) {
         values.emplace_back(item.as_string());
       } else if (auto number = numbers_too ? NumberAsDecimal(item) : std::nullopt) {
+        if (MayBeRounded(item)) {
+          return model::InvalidArgument(where + " has more digits than a number is read with " +
+                                        "exactly here; send it as a string");
+        }
         values.push_back(std::move(*number));
       } else {
         // As ingest takes the field: a number only where an event may carry one.

@@ -39,7 +39,12 @@ TEST(FieldFilterJsonTest, EachRuleHasItsMessage) {
   EXPECT_EQ(Read(R"({"cid":["a",null]})"), "filter.cid[1] must be a string or a number");
   EXPECT_EQ(Read(R"({"reference_id":[7,true]})"),
             "filter.reference_id[1] must be a string or a number");
-  EXPECT_EQ(Read(R"({"cid":[1e300]})"), "filter.cid[0] is 301 bytes; at most 64");
+  EXPECT_EQ(Read(R"({"cid":[1,99999999999999999999]})"),
+            "filter.cid[1] has more digits than a number is read with exactly here; send it as a "
+            "string");
+  EXPECT_EQ(Read(R"({"reference_id":[1.2345678901234567]})"),
+            "filter.reference_id[0] has more digits than a number is read with exactly here; send "
+            "it as a string");
   EXPECT_EQ(Read(R"({"cid":[""]})"), "filter.cid[0] is empty; every event has a cid");
   EXPECT_EQ(Read(R"({"cid":[")" + std::string(65, 'c') + R"("]})"),
             "filter.cid[0] is 65 bytes; at most 64");

@@ -1,5 +1,6 @@
 #include "util/json_text.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
@@ -81,6 +82,22 @@ std::optional<std::string> NumberAsDecimal(const boost::json::value& value) {
   if (value.is_uint64()) return std::to_string(value.get_uint64());
   if (value.is_double()) return model::DecimalString(value.get_double(), kLongestDouble);
   return std::nullopt;
+}
+
+bool MayBeRounded(const boost::json::value& value) {
+  if (!value.is_double()) return false;
+  const double d = value.get_double();
+  constexpr double kPastUint64 = 18446744073709551616.0;  // 2^64
+  if (!std::isfinite(d) || std::fabs(d) >= kPastUint64) return true;
+  // The digits of the shortest text that reads back as `d`, sign, point and exponent aside.
+  char text[32];
+  const auto [end, ec] = std::to_chars(text, text + sizeof(text), d, std::chars_format::scientific);
+  if (ec != std::errc()) return true;
+  const std::string_view mantissa(text, static_cast<size_t>(std::find(text, end, 'e') - text));
+  const auto digits =
+      std::count_if(mantissa.begin(), mantissa.end(), [](char c) { return c >= '0' && c <= '9'; });
+  constexpr int kDigitsAlwaysExact = 15;  // DBL_DIG
+  return digits > kDigitsAlwaysExact;
 }
 
 }  // namespace pushhook::util

@@ -12,9 +12,13 @@ std::string ToJsonText(const boost::json::value& value);
 
 // A JSON number as the decimal string DESIGN section 1 makes of one given for `cid` or
 // `reference_id` (model::DecimalString): 42 -> "42", -7 -> "-7", 1.5 -> "1.5", 1e3 -> "1000".
-// nullopt for a value that is not a number. A number the JSON parser could not hold exactly
-// (over 15 significant digits and outside 64-bit integers) is the double it became: ingest reads
-// its literal instead, so such an id is better sent as a string.
+// nullopt for a value that is not a number.
 std::optional<std::string> NumberAsDecimal(const boost::json::value& value);
+
+// Whether the JSON reader may have rounded the literal `value` was read from: a double of more
+// than 15 significant digits, or one past the 64-bit integers (99999999999999999999 is read as
+// 1e20). Ingest reads the literal itself and keeps every digit; where only the value is known,
+// such a number is refused rather than silently made into another id.
+bool MayBeRounded(const boost::json::value& value);
 
 }  // namespace pushhook::util

@@ -25,6 +25,18 @@ TEST(JsonTextTest, NumbersAsDecimalStrings) {
   EXPECT_EQ(NumberAsDecimal(boost::json::parse("true")), std::nullopt);
 }
 
+TEST(JsonTextTest, NumbersTheReaderMayHaveRoundedAreKnown) {
+  for (const char* exact :
+       {"42", "-7", "18446744073709551615", "-9223372036854775808", "1.5", "0.1", "1e3",
+        "123456789012345", "0.123456789012345", "1e19", "\"x\""}) {
+    EXPECT_FALSE(MayBeRounded(boost::json::parse(exact))) << exact;
+  }
+  for (const char* rounded : {"18446744073709551616", "99999999999999999999", "1e20",
+                              "1.2345678901234567", "1234567890123456.7", "1e300"}) {
+    EXPECT_TRUE(MayBeRounded(boost::json::parse(rounded))) << rounded;
+  }
+}
+
 TEST(JsonTextTest, EscapesStringsAndNestsContainers) {
   boost::json::value v = boost::json::parse(R"({"a":["x\"y",null,true,{"b":[]}]})");
   EXPECT_EQ(ToJsonText(v), R"({"a":["x\"y",null,true,{"b":[]}]})");

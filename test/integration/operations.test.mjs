@@ -217,7 +217,8 @@ itest('replay re-sends exactly the events of the window (and of one cid or run),
   assert.equal(mistyped.json.error.message, "field 'cid' must be a string or a number");
   // As ingest takes a cid: a number as its decimal string, at most 64 bytes, never empty.
   for (const [cid, message] of [
-    [1e64, "field 'cid' must be at most 64 bytes as a decimal string"],
+    [1e-63, "field 'cid' must be at most 64 bytes as a decimal string"],
+    [1e20, "field 'cid' has more digits than a number is read with exactly here; send it as a string"],
     ['', "field 'cid' must not be empty (leave it out for every campaign)"],
   ]) {
     const refused = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: start, until: end, cid });
