@@ -31,6 +31,8 @@ export function replace(el, ...children) {
 
 const integer = new Intl.NumberFormat('en-US');
 export const formatCount = (n) => integer.format(n ?? 0);
+// "1 event", "3 events", "1,024 events": English plurals of the nouns the pages count.
+export const countOf = (n, noun) => `${formatCount(n)} ${noun}${n === 1 ? '' : 's'}`;
 export const formatPercent = (ratio) => `${((ratio ?? 0) * 100).toFixed(1)} %`;
 
 // "2026-12-05T15:41:13.461Z" -> "2026-12-05 15:41:13 UTC"; '' for null.

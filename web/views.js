@@ -5,7 +5,7 @@
 // person has gone to another page none of its answers paints anything.
 
 import { api, ApiError, isAbort, newestOnly, query, sitePath } from '/assets/api.js';
-import { formatCount, formatPercent, formatTime, h, loading, notice, replace } from '/assets/dom.js';
+import { countOf, formatCount, formatPercent, formatTime, h, loading, notice, replace } from '/assets/dom.js';
 import uPlot from '/assets/uPlot.esm.js';
 
 const UTM_FIELDS = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term'];
@@ -152,7 +152,7 @@ export async function overview(el, ctx) {
       endpoints.data.length === 0
         ? notice('info', 'No endpoint yet.', 'Register a webhook URL under Endpoints to start deliveries.')
         : failing.length === 0
-          ? notice('ok', `All ${endpoints.data.length} endpoint(s) are healthy.`)
+          ? notice('ok', endpoints.data.length === 1 ? 'The endpoint is healthy.' : `All ${countOf(endpoints.data.length, 'endpoint')} are healthy.`)
           : table(['Endpoint', 'Failed messages', 'State', 'Why'], failing.map(({ endpoint, stats }) =>
             h('tr', { 'data-endpoint': endpoint.id }, h('td', {}, endpointCell(endpoint, ctx.site)),
               h('td', { class: 'num' }, formatCount(stats.failed)), h('td', {}, stateText(stats.state)),
@@ -286,7 +286,7 @@ export async function campaigns(el, ctx) {
         onclick: () => restart({ sort, order: active ? (state.order === 'desc' ? 'asc' : 'desc') : firstOrder, focusSort: sort }),
       }, label, active ? (state.order === 'desc' ? ' ↓' : ' ↑') : '');
     });
-    const caption = `${formatCount(state.rows.length)} campaign(s)${state.q ? ` whose id or title contains “${state.q}”` : ''}` +
+    const caption = `${countOf(state.rows.length, 'campaign')}${state.q ? ` whose id or title contains “${state.q}”` : ''}` +
       (state.cursor ? ', more below' : '');
     const sortedLabel = CAMPAIGN_COLUMNS.find(([, sort]) => sort === state.sort)[0];
     replace(body, table(header, state.rows.map((c) => h('tr', { 'data-cid': c.cid },
@@ -614,7 +614,7 @@ export async function endpoint(el, ctx) {
         if (replayCid.value.trim()) body.cid = replayCid.value.trim();
         if (replayRun.value.trim()) body.reference_id = replayRun.value.trim();
         const r = await api.post(path('replay'), body);
-        return notice('ok', `Replaying ${formatCount(r.replayed)} event(s) to this endpoint.`);
+        return notice('ok', `Replaying ${countOf(r.replayed, 'event')} to this endpoint.`);
       })), result) : null;
   replace(el, h('p', {}, h('a', { href: `#/s/${ctx.site}/endpoints` }, '← Endpoints')),
     h('h1', {}, e.url),

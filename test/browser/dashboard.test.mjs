@@ -109,8 +109,10 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   assert.equal(await page.locator('th[aria-sort="ascending"]').textContent(), 'Views ↑');
   assert.equal(await page.locator('th[aria-sort]').count(), 1, 'aria-sort is on the sorted column\'s <th> alone');
   assert.equal(await page.evaluate(() => document.activeElement.dataset.sort), 'views', 'the focus stays on the header clicked');
+  await page.getByText('2 campaigns', { exact: true }).waitFor();
   await page.getByLabel('Search').fill('aut');
   await showsSoon(['autumn'], 'the search keeps only "autumn"');
+  await page.getByText('1 campaign whose id or title contains “aut”', { exact: true }).waitFor();
   await page.getByLabel('Search').fill('ONERROR');
   await showsSoon(['spring'], 'and finds a campaign by its title');
   await page.getByLabel('Search').fill('no such campaign');
@@ -275,11 +277,11 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByLabel('to', { exact: true }).fill(until);
   await page.getByLabel('campaign', { exact: true }).fill('autumn');
   await page.getByRole('button', { name: 'Replay' }).click();
-  await page.getByText('Replaying 3 event(s) to this endpoint.').waitFor();
-  assert.equal((await focused(page)).text, 'Replaying 3 event(s) to this endpoint.');
+  await page.getByText('Replaying 3 events to this endpoint.').waitFor();
+  assert.equal((await focused(page)).text, 'Replaying 3 events to this endpoint.');
   await page.getByLabel('run (reference_id)').fill(' run-2 ');
   await page.getByRole('button', { name: 'Replay' }).click();
-  await page.getByText('Replaying 1 event(s) to this endpoint.').waitFor();
+  await page.getByText('Replaying 1 event to this endpoint.').waitFor();
   await screenshot(page, 'dashboard-endpoint');
 
   const failed = (await s.api(`/v1/sites/${s.site.id}/messages?status=failed&endpoint=${s.dead.id}&limit=1`)).data[0];
