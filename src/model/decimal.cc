@@ -1,5 +1,6 @@
 #include "model/decimal.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -51,8 +52,10 @@ std::optional<std::string> DecimalString(std::string_view literal, size_t max_by
   if (pos != literal.size()) return std::nullopt;
 
   const size_t first = digits.find_first_not_of('0');
-  if (first == std::string::npos)
-    return max_bytes >= 1 ? std::optional<std::string>("0") : std::nullopt;
+  if (first == std::string::npos) {  // every digit is zero
+    if (max_bytes == 0) return std::nullopt;
+    return "0";
+  }
   const size_t last = digits.find_last_not_of('0');
   point -= static_cast<int64_t>(first);
   digits = digits.substr(first, last + 1 - first);
