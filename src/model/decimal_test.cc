@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <random>
 #include <string>
 
 namespace pushhook::model {
@@ -66,6 +68,35 @@ TEST(DecimalStringTest, DoublesUseTheirShortestText) {
   EXPECT_EQ(DecimalString(1e21, 64), "1000000000000000000000");
   EXPECT_EQ(DecimalString(-2.5e-7, 64), "-0.00000025");
   EXPECT_EQ(DecimalString(1e300, 64), std::nullopt);
+}
+
+TEST(DecimalStringTest, NamesTheSameNumberAsTheLiteral) {
+  // Literals of every shape from a fixed seed: each decimal string reads back (strtod) as the
+  // same double as the literal it came from, and is already in its own canonical form.
+  std::mt19937 random(20261207);
+  const auto digits = [&](int n, bool leading_zero_allowed) {
+    std::string out;
+    for (int i = 0; i < n; ++i) {
+      const int lowest = (i == 0 && !leading_zero_allowed) ? 1 : 0;
+      out += static_cast<char>('0' + std::uniform_int_distribution<int>(lowest, 9)(random));
+    }
+    return out;
+  };
+  for (int i = 0; i < 5000; ++i) {
+    std::string literal = random() % 3 == 0 ? "-" : "";
+    literal += random() % 4 == 0 ? "0" : digits(1 + static_cast<int>(random() % 12), false);
+    if (random() % 2 == 0) literal += "." + digits(1 + static_cast<int>(random() % 8), true);
+    if (random() % 2 == 0) {
+      literal += random() % 2 == 0 ? "e" : "E";
+      if (random() % 3 == 0) literal += random() % 2 == 0 ? "-" : "+";
+      literal += std::to_string(random() % 25);
+    }
+    const std::optional<std::string> decimal = DecimalString(literal, 64);
+    ASSERT_TRUE(decimal.has_value()) << literal;
+    EXPECT_EQ(std::strtod(decimal->c_str(), nullptr), std::strtod(literal.c_str(), nullptr))
+        << literal << " -> " << *decimal;
+    EXPECT_EQ(DecimalString(*decimal, 64), decimal) << literal;
+  }
 }
 
 }  // namespace
