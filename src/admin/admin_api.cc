@@ -83,6 +83,11 @@ std::optional<json::object> ParseObject(const std::string& body, http::Response*
     *error = BadRequest("request body must be a JSON object");
     return std::nullopt;
   }
+  // As ingest refuses an event that names a field twice: the reader kept one of the two.
+  if (auto repeated = util::RepeatedKey(body)) {
+    *error = BadRequest("field '" + *repeated + "' appears more than once");
+    return std::nullopt;
+  }
   return std::move(value.as_object());
 }
 

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <charconv>
 #include <cmath>
+#include <set>
+#include <vector>
 
 #include "model/decimal.h"
 #include "model/json_string.h"
@@ -66,6 +69,76 @@ void Append(std::string& out, const boost::json::value& v) {
   }
 }
 
+// A boost::json::basic_parser handler that keeps only each open object's keys, and the first
+// key met twice.
+class RepeatedKeyFinder {
+ public:
+  static constexpr size_t max_array_size = static_cast<size_t>(-1);
+  static constexpr size_t max_object_size = static_cast<size_t>(-1);
+  static constexpr size_t max_string_size = static_cast<size_t>(-1);
+  static constexpr size_t max_key_size = static_cast<size_t>(-1);
+
+  const std::optional<std::string>& repeated() const { return repeated_; }
+
+  bool on_document_begin(boost::json::error_code&) { return true; }
+  bool on_document_end(boost::json::error_code&) { return true; }
+  bool on_array_begin(boost::json::error_code&) {
+    open_.emplace_back();
+    return true;
+  }
+  bool on_array_end(size_t, boost::json::error_code&) { return Close(); }
+  bool on_object_begin(boost::json::error_code&) {
+    open_.emplace_back().object = true;
+    return true;
+  }
+  bool on_object_end(size_t, boost::json::error_code&) { return Close(); }
+  bool on_key_part(boost::json::string_view s, size_t, boost::json::error_code&) {
+    key_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(boost::json::string_view s, size_t, boost::json::error_code&) {
+    key_.append(s.data(), s.size());
+    Frame& object = open_.back();
+    if (!object.keys.insert(key_).second && !repeated_) {
+      std::string path;
+      for (const Frame& frame : open_) {
+        if (&frame == &object) break;
+        if (frame.object) path += frame.key + ".";
+      }
+      repeated_ = path + key_;
+    }
+    object.key = std::move(key_);
+    key_.clear();
+    return true;
+  }
+  bool on_string_part(boost::json::string_view, size_t, boost::json::error_code&) { return true; }
+  bool on_string(boost::json::string_view, size_t, boost::json::error_code&) { return true; }
+  bool on_number_part(boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_int64(int64_t, boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_uint64(uint64_t, boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_double(double, boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_bool(bool, boost::json::error_code&) { return true; }
+  bool on_null(boost::json::error_code&) { return true; }
+  bool on_comment_part(boost::json::string_view, boost::json::error_code&) { return true; }
+  bool on_comment(boost::json::string_view, boost::json::error_code&) { return true; }
+
+ private:
+  struct Frame {
+    bool object = false;
+    std::set<std::string> keys;  // an object's keys so far
+    std::string key;             // the key whose value is being read
+  };
+
+  bool Close() {
+    open_.pop_back();
+    return true;
+  }
+
+  std::vector<Frame> open_;
+  std::string key_;  // the key being read, in parts
+  std::optional<std::string> repeated_;
+};
+
 }  // namespace
 
 std::string ToJsonText(const boost::json::value& value) {
@@ -98,6 +171,14 @@ bool MayBeRounded(const boost::json::value& value) {
       std::count_if(mantissa.begin(), mantissa.end(), [](char c) { return c >= '0' && c <= '9'; });
   constexpr int kDigitsAlwaysExact = 15;  // DBL_DIG
   return digits > kDigitsAlwaysExact;
+}
+
+std::optional<std::string> RepeatedKey(std::string_view text) {
+  boost::json::basic_parser<RepeatedKeyFinder> parser(boost::json::parse_options{});
+  boost::json::error_code ec;
+  parser.write_some(false, text.data(), text.size(), ec);
+  if (ec) return std::nullopt;
+  return parser.handler().repeated();
 }
 
 }  // namespace pushhook::util

@@ -5,6 +5,7 @@
 #include <boost/json/value.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace pushhook::util {
 
@@ -20,5 +21,11 @@ std::optional<std::string> NumberAsDecimal(const boost::json::value& value);
 // 1e20). Ingest reads the literal itself and keeps every digit; where only the value is known,
 // such a number is refused rather than silently made into another id.
 bool MayBeRounded(const boost::json::value& value);
+
+// The first key that an object of the JSON document `text` holds twice, as a path from the top
+// ("url", "batch.max_events"); nullopt when there is none, or when `text` is not JSON. A JSON
+// reader keeps one of the two silently (Boost.JSON the last), which would make
+// {"url":"https://a","url":"https://b"} register b without a word.
+std::optional<std::string> RepeatedKey(std::string_view text);
 
 }  // namespace pushhook::util

@@ -37,6 +37,20 @@ TEST(JsonTextTest, NumbersTheReaderMayHaveRoundedAreKnown) {
   }
 }
 
+TEST(JsonTextTest, FindsAKeyAnObjectHoldsTwice) {
+  EXPECT_EQ(RepeatedKey(R"({"url":"a","events":["View"],"url":"b"})"), "url");
+  EXPECT_EQ(RepeatedKey(R"({"url":"a","batch":{"max_events":2,"max_events":3}})"),
+            "batch.max_events");
+  EXPECT_EQ(RepeatedKey(R"({"filter":{"cid":["a"],"utm_term":["b"],"cid":["c"]}})"), "filter.cid");
+  // Decoded, as the reader compares them: \u0075rl is url.
+  EXPECT_EQ(RepeatedKey(R"({"url":"a","\u0075rl":"b"})"), "url");
+  // The same key in two objects, or in objects of an array, is no repeat.
+  EXPECT_EQ(RepeatedKey(R"({"a":{"x":1},"b":{"x":2},"c":[{"x":1},{"x":2}]})"), std::nullopt);
+  EXPECT_EQ(RepeatedKey(R"([{"x":1,"y":{"x":2}}])"), std::nullopt);
+  EXPECT_EQ(RepeatedKey("{}"), std::nullopt);
+  EXPECT_EQ(RepeatedKey(R"({"a":1,"a")"), std::nullopt) << "not JSON: the reader says why";
+}
+
 TEST(JsonTextTest, EscapesStringsAndNestsContainers) {
   boost::json::value v = boost::json::parse(R"({"a":["x\"y",null,true,{"b":[]}]})");
   EXPECT_EQ(ToJsonText(v), R"({"a":["x\"y",null,true,{"b":[]}]})");

@@ -158,6 +158,15 @@ itest('admin API: tokens, sites, endpoints', async (fx, t) => {
     assertError(emptyFilter, 400, 'no event type');
     assert.equal(emptyFilter.json.error.message, 'field \'events\' must be a non-empty array of "View", "Click" and "Dismiss"');
     assertError(await serve.api('POST', '/v1/sites', '{"name":'), 400, 'malformed JSON');
+    // A field named twice is refused, as ingest refuses it: a JSON reader would keep one silently.
+    for (const [body, field] of [
+      ['{"url":"http://127.0.0.1:9/a","url":"http://127.0.0.1:9/b"}', 'url'],
+      ['{"url":"http://127.0.0.1:9/a","batch":{"max_events":2,"max_events":3}}', 'batch.max_events'],
+    ]) {
+      const twice = await serve.api('POST', `/v1/sites/${siteA.id}/endpoints`, body);
+      assertError(twice, 400, `${field} twice`);
+      assert.equal(twice.json.error.message, `field '${field}' appears more than once`);
+    }
     // A route that takes no fields refuses them too, before it looks anything up.
     const redeliver = `/v1/sites/${siteA.id}/messages/msg_none/redeliver`;
     const unknown = await serve.api('POST', redeliver, { now: true });
