@@ -127,14 +127,13 @@ std::optional<std::string> CampaignField(const json::object& body, std::string_v
   const size_t limit = name == "cid" ? model::kMaxCid : model::kMaxReferenceId;
   if (v != nullptr && !v->is_string()) {
     // As ingest takes the field: a number stands for its decimal string.
-    auto number = util::NumberAsDecimal(*v);
-    if (!number) {
+    if (!v->is_number()) {
       *error = BadRequest("field '" + std::string(name) + "' must be a string or a number");
     } else if (util::MayBeRounded(*v)) {
       *error = BadRequest("field '" + std::string(name) +
                           "' has more digits than a number is read with exactly here; send it "
                           "as a string");
-    } else if (number->size() > limit) {
+    } else if (std::string number = util::NumberAsDecimal(*v).value(); number.size() > limit) {
       *error = BadRequest("field '" + std::string(name) + "' must be at most " +
                           std::to_string(limit) + " bytes as a decimal string");
     } else {

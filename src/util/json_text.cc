@@ -148,12 +148,12 @@ std::string ToJsonText(const boost::json::value& value) {
 }
 
 std::optional<std::string> NumberAsDecimal(const boost::json::value& value) {
-  // The longest decimal string of a double, -5e-324's "-0." and 324 digits: the caller checks
-  // its field's own limit.
-  constexpr size_t kLongestDouble = 327;
+  // Past the longest decimal string of a double (-5e-324: "-0." and 324 digits); the caller
+  // checks its field's own limit.
+  constexpr size_t kLongerThanAnyDouble = 400;
   if (value.is_int64()) return std::to_string(value.get_int64());
   if (value.is_uint64()) return std::to_string(value.get_uint64());
-  if (value.is_double()) return model::DecimalString(value.get_double(), kLongestDouble);
+  if (value.is_double()) return model::DecimalString(value.get_double(), kLongerThanAnyDouble);
   return std::nullopt;
 }
 
@@ -176,8 +176,8 @@ bool MayBeRounded(const boost::json::value& value) {
 std::optional<std::string> RepeatedKey(std::string_view text) {
   boost::json::basic_parser<RepeatedKeyFinder> parser(boost::json::parse_options{});
   boost::json::error_code ec;
-  parser.write_some(false, text.data(), text.size(), ec);
-  if (ec) return std::nullopt;
+  const size_t used = parser.write_some(false, text.data(), text.size(), ec);
+  if (ec || used != text.size()) return std::nullopt;  // write_some stops after one document
   return parser.handler().repeated();
 }
 

@@ -13,7 +13,8 @@ std::string ToJsonText(const boost::json::value& value);
 
 // A JSON number as the decimal string DESIGN section 1 makes of one given for `cid` or
 // `reference_id` (model::DecimalString): 42 -> "42", -7 -> "-7", 1.5 -> "1.5", 1e3 -> "1000".
-// nullopt for a value that is not a number.
+// nullopt for a value that is not a number, or for an infinity (Boost.JSON reads 1e999 as one),
+// which MayBeRounded says too.
 std::optional<std::string> NumberAsDecimal(const boost::json::value& value);
 
 // Whether the JSON reader may have rounded the literal `value` was read from: a double of more

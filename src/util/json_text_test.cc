@@ -22,6 +22,7 @@ TEST(JsonTextTest, NumbersAsDecimalStrings) {
   EXPECT_EQ(NumberAsDecimal(boost::json::parse("-5e-324"))->size(), 327u);
   EXPECT_EQ(NumberAsDecimal(boost::json::parse(R"("42")")), std::nullopt);
   EXPECT_EQ(NumberAsDecimal(boost::json::parse("null")), std::nullopt);
+  EXPECT_EQ(NumberAsDecimal(boost::json::parse("-1e999")), std::nullopt) << "an infinity";
   EXPECT_EQ(NumberAsDecimal(boost::json::parse("true")), std::nullopt);
 }
 
@@ -32,7 +33,7 @@ TEST(JsonTextTest, NumbersTheReaderMayHaveRoundedAreKnown) {
     EXPECT_FALSE(MayBeRounded(boost::json::parse(exact))) << exact;
   }
   for (const char* rounded : {"18446744073709551616", "99999999999999999999", "1e20",
-                              "1.2345678901234567", "1234567890123456.7", "1e300"}) {
+                              "1.2345678901234567", "1234567890123456.7", "1e300", "1e999"}) {
     EXPECT_TRUE(MayBeRounded(boost::json::parse(rounded))) << rounded;
   }
 }
@@ -49,6 +50,8 @@ TEST(JsonTextTest, FindsAKeyAnObjectHoldsTwice) {
   EXPECT_EQ(RepeatedKey(R"([{"x":1,"y":{"x":2}}])"), std::nullopt);
   EXPECT_EQ(RepeatedKey("{}"), std::nullopt);
   EXPECT_EQ(RepeatedKey(R"({"a":1,"a")"), std::nullopt) << "not JSON: the reader says why";
+  EXPECT_EQ(RepeatedKey(R"({"a":1,"a":2} x)"), std::nullopt) << "nor is a document and more";
+  EXPECT_EQ(RepeatedKey(" {\"a\":1,\"a\":2}\n "), "a");
 }
 
 TEST(JsonTextTest, EscapesStringsAndNestsContainers) {
