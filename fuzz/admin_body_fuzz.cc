@@ -1,16 +1,17 @@
 // libFuzzer target for what the admin API reads from a request body before it acts on it
 // (DESIGN section 3): a field named twice (util::RepeatedKey), an endpoint's filter
-// (util::FieldFilterFromJson), and numbers taken for cid and reference_id (util::NumberAsDecimal,
-// model::DecimalString, which ingest uses on the literal).
+// (util::FieldFilterFromJson), and numbers taken for cid and reference_id (util::IntegerText;
+// model::DecimalString, which ingest uses on a number's literal, on the raw text).
 //
-// Invariants beyond "no crash": the document as read has no repeated key, and one named again is
-// found by its name; a filter
-// read is within its limits and reads back the same from its own JSON; a decimal string is
-// canonical (read again, it is itself) and names the same double as the number it came from.
+// Invariants beyond "no crash": the document as read has no repeated key, and its first key named
+// again is found by its name; a filter read is within its limits and reads back the same from its
+// own JSON; a decimal string is canonical (read again, it is itself) and names the same double as
+// the literal it came from; an integer's text is canonical too.
 #include <boost/json.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,23 +34,18 @@ void CheckDecimal(const std::string& decimal, double value) {
   Check(std::strtod(decimal.c_str(), nullptr) == value);
 }
 
-// Every number of the document, as the admin API would take it for a campaign field.
+// Every number of the document, as the admin API takes one for a campaign field: an integer the
+// reader holds exactly as its digits, canonical as ingest makes them; any other number refused.
 void CheckNumbers(const json::value& v) {
   if (v.is_object()) {
     for (const auto& [k, child] : v.get_object()) CheckNumbers(child);
   } else if (v.is_array()) {
     for (const json::value& child : v.get_array()) CheckNumbers(child);
-  } else if (v.is_number()) {
-    // A number the reader may have rounded is refused; every other one has its decimal string.
-    const std::optional<std::string> decimal = util::NumberAsDecimal(v);
-    if (util::MayBeRounded(v)) return;
-    Check(decimal.has_value());
-    const double value = v.is_double()  ? v.get_double()
-                         : v.is_int64() ? static_cast<double>(v.get_int64())
-                                        : static_cast<double>(v.get_uint64());
-    CheckDecimal(*decimal, value);
+  } else if (auto integer = util::IntegerText(v)) {
+    Check(v.is_int64() || v.is_uint64());
+    Check(model::DecimalString(*integer, integer->size()) == *integer);
   } else {
-    Check(!util::NumberAsDecimal(v).has_value() && !util::MayBeRounded(v));
+    Check(!v.is_int64() && !v.is_uint64());
   }
 }
 

@@ -91,15 +91,19 @@
     return index === 0 || index === 1 ? index + 1 : 0;
   }
 
-  // A campaign field as ingest takes it: a string as it is, and for cid and reference_id a
-  // finite number as it is too (ingest makes it its decimal string, as for any other sender);
-  // anything else is left out, with a warning, rather than made into a string nobody sent
-  // ("[object Object]").
+  // A campaign field as ingest takes it: a string as it is, and for cid and reference_id an
+  // integer that JavaScript holds exactly, as it is (ingest stores its digits). Anything else is
+  // left out with a warning, rather than sent as another id: a number past 2^53 or with a
+  // fraction may have been rounded when the push message was parsed (12345678901234567890 reads
+  // as 12345678901234567000), and an object would become "[object Object]".
   function fieldValue(name, value) {
     if (value === undefined || value === null) return '';
     if (typeof value === 'string') return value;
-    if (NUMBER_FIELDS.includes(name) && Number.isFinite(value)) return value;
-    console.warn(`pushhook: data.pushhook.${name} is not a string (${typeof value}); left out`);
+    if (NUMBER_FIELDS.includes(name) && Number.isSafeInteger(value)) return value;
+    const why = typeof value === 'number' && NUMBER_FIELDS.includes(name)
+      ? 'a number JavaScript may have rounded: send it as a string'
+      : `not a string (${typeof value})`;
+    console.warn(`pushhook: data.pushhook.${name} is ${why}; left out`);
     return undefined;
   }
 

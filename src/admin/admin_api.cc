@@ -85,6 +85,8 @@ std::optional<json::object> ParseObject(const std::string& body, http::Response*
   }
   // As ingest refuses an event that names a field twice: the reader kept one of the two.
   if (auto repeated = util::RepeatedKey(body)) {
+    constexpr size_t kMaxEchoed = 64;  // as ingest echoes a field name
+    if (repeated->size() > kMaxEchoed) *repeated = repeated->substr(0, kMaxEchoed) + "…";
     *error = BadRequest("field '" + *repeated + "' appears more than once");
     return std::nullopt;
   }
@@ -119,26 +121,17 @@ std::optional<std::string> StringField(const json::object& body, std::string_vie
   return std::string(v->as_string());
 }
 
-// A replay's cid or reference_id, taken as ingest takes them: a string, or a number as its
-// decimal string. A cid is never empty.
+// A replay's cid or reference_id, taken as ingest takes them: a string, or an integer as its
+// decimal string (another number is refused: util::IntegerText says why). A cid is never empty.
 std::optional<std::string> CampaignField(const json::object& body, std::string_view name,
                                          http::Response* error) {
   const json::value* v = body.if_contains(name);
   const size_t limit = name == "cid" ? model::kMaxCid : model::kMaxReferenceId;
   if (v != nullptr && !v->is_string()) {
-    // As ingest takes the field: a number stands for its decimal string.
-    if (!v->is_number()) {
-      *error = BadRequest("field '" + std::string(name) + "' must be a string or a number");
-    } else if (util::MayBeRounded(*v)) {
-      *error = BadRequest("field '" + std::string(name) +
-                          "' has more digits than a number is read with exactly here; send it "
-                          "as a string");
-    } else if (std::string number = util::NumberAsDecimal(*v).value(); number.size() > limit) {
-      *error = BadRequest("field '" + std::string(name) + "' must be at most " +
-                          std::to_string(limit) + " bytes as a decimal string");
-    } else {
-      return number;
-    }
+    if (auto integer = util::IntegerText(*v)) return integer;  // never over 20 bytes
+    *error = BadRequest("field '" + std::string(name) + "' " +
+                        (v->is_double() ? std::string(util::kNotAnExactInteger)
+                                        : std::string("must be a string or a number")));
     return std::nullopt;
   }
   auto value = StringField(body, name, limit, error);

@@ -12,6 +12,7 @@
 #include "model/json_string.h"
 #include "model/rfc3339.h"
 #include "model/utf8.h"
+#include "util/json_handler_limits.h"
 
 namespace pushhook::ingest {
 namespace {
@@ -30,7 +31,7 @@ constexpr size_t kMaxEchoedKey = 64;
 // Longest known field name ("notification_title"); a longer key cannot be one.
 constexpr size_t kMaxKnownKey = 18;
 // Number literals are kept up to this many bytes, zeros a sender pads with (1.000…0, 5000…0e-79)
-// included. A longer one is refused as too long for a campaign field.
+// included; a longer one is refused for a campaign field, whatever its value.
 constexpr size_t kMaxNumberKept = 4096;
 
 enum class Field : uint8_t {
@@ -162,13 +163,8 @@ void ClearEvent(model::Event& e) {
 // A boost::json::basic_parser handler that validates events as the parser walks the body, so no
 // DOM is built: strings go straight into the Event that will be returned. One Handler serves one
 // ParseEvents call, across the documents of every NDJSON line.
-class Handler {
+class Handler : public util::UnboundedJsonHandler {
  public:
-  static constexpr size_t max_array_size = static_cast<size_t>(-1);
-  static constexpr size_t max_object_size = static_cast<size_t>(-1);
-  static constexpr size_t max_string_size = static_cast<size_t>(-1);
-  static constexpr size_t max_key_size = static_cast<size_t>(-1);
-
   // `expected_events` only sizes the first allocation.
   Handler(BodyKind kind, int64_t now_ms, size_t max_events, size_t expected_events,
           bool ignore_beacon)
@@ -550,9 +546,10 @@ class Handler {
           }
           literal = number_buf_;
         }
-        std::optional<std::string> text;
-        if (size <= kMaxNumberKept) text = model::DecimalString(literal, spec.max_bytes);
-        if (text) {
+        if (size > kMaxNumberKept) {
+          Fail(spec.name,
+               "is a number literal of more than " + std::to_string(kMaxNumberKept) + " bytes");
+        } else if (auto text = model::DecimalString(literal, spec.max_bytes)) {
           *target_ = std::move(*text);
         } else {
           Fail(spec.name,

@@ -765,7 +765,9 @@ TEST(EventParserTest, HugeNumbersAreHandled) {
                 "must be a string, not a number");
   ExpectInvalid(View(R"(,"x":1e400)"), "x", "unknown field");
   ExpectInvalid(View(",\"reference_id\":" + std::string(5000, '9')), "reference_id",
-                "must be at most 64 bytes as a decimal string");
+                "is a number literal of more than 4096 bytes");
+  ExpectInvalid(View(",\"reference_id\":1." + std::string(5000, '0')), "reference_id",
+                "is a number literal of more than 4096 bytes");
 }
 
 // --- ToJson ---

@@ -1,8 +1,6 @@
 #include "model/decimal.h"
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <cstdint>
 
 namespace pushhook::model {
@@ -82,15 +80,6 @@ std::optional<std::string> DecimalString(std::string_view literal, size_t max_by
     out.append(digits, static_cast<size_t>(point));
   }
   return out;
-}
-
-std::optional<std::string> DecimalString(double value, size_t max_bytes) {
-  if (!std::isfinite(value)) return std::nullopt;
-  char text[32];
-  const auto [end, ec] = std::to_chars(text, text + sizeof(text), value);
-  if (ec != std::errc()) return std::nullopt;
-  // to_chars writes "1e+21" where JSON would have "1e21"; both read the same here.
-  return DecimalString(std::string_view(text, static_cast<size_t>(end - text)), max_bytes);
 }
 
 }  // namespace pushhook::model

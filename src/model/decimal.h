@@ -18,8 +18,4 @@ namespace pushhook::model {
 // than `max_bytes` (checked before anything that long is built: 1e999999999 costs nothing).
 std::optional<std::string> DecimalString(std::string_view literal, size_t max_bytes);
 
-// The same for a number a JSON library parsed into a double: its shortest text that reads back to
-// the same double, which is the literal's value for any literal of 15 significant digits or fewer.
-std::optional<std::string> DecimalString(double value, size_t max_bytes);
-
 }  // namespace pushhook::model

@@ -62,14 +62,6 @@ TEST(DecimalStringTest, RefusesWhatIsNotAJsonNumber) {
   }
 }
 
-TEST(DecimalStringTest, DoublesUseTheirShortestText) {
-  EXPECT_EQ(DecimalString(1.5, 64), "1.5");
-  EXPECT_EQ(DecimalString(0.1, 64), "0.1");
-  EXPECT_EQ(DecimalString(1e21, 64), "1000000000000000000000");
-  EXPECT_EQ(DecimalString(-2.5e-7, 64), "-0.00000025");
-  EXPECT_EQ(DecimalString(1e300, 64), std::nullopt);
-}
-
 TEST(DecimalStringTest, NamesTheSameNumberAsTheLiteral) {
   // Literals of every shape from a fixed seed: each decimal string reads back (strtod) as the
   // same double as the literal it came from, and is already in its own canonical form.

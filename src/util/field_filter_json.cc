@@ -45,12 +45,10 @@ model::StatusOr<model::FieldFilter> ReadFilter(const json::value& value, bool fr
       const std::string where = name + "[" + std::to_string(values.size()) + "]";
       if (item.is_string()) {
         values.emplace_back(item.as_string());
-      } else if (numbers_too && item.is_number()) {
-        if (MayBeRounded(item)) {
-          return model::InvalidArgument(where + " has more digits than a number is read with " +
-                                        "exactly here; send it as a string");
-        }
-        values.push_back(NumberAsDecimal(item).value());
+      } else if (auto integer = numbers_too ? IntegerText(item) : std::nullopt) {
+        values.push_back(std::move(*integer));
+      } else if (numbers_too && item.is_double()) {
+        return model::InvalidArgument(where + " " + std::string(kNotAnExactInteger));
       } else {
         // As ingest takes the field: a number only where an event may carry one.
         return model::InvalidArgument(

@@ -12,9 +12,10 @@
 namespace pushhook::util {
 
 // `value` as a filter: null or {} is no filter; an object maps field names to non-empty lists of
-// at most model::kMaxFilterValues strings, each within its field's size limit (numbers are
-// taken for cid and reference_id as their decimal strings, as on ingest), and none that no event can carry (a control
-// character in cid or reference_id, NUL anywhere). InvalidArgument names the first rule broken.
+// at most model::kMaxFilterValues strings, each within its field's size limit (integers are
+// taken for cid and reference_id as their digits, as on ingest: util::IntegerText), and none
+// that no event can carry (a control character in cid or reference_id, NUL anywhere).
+// InvalidArgument names the first rule broken.
 model::StatusOr<model::FieldFilter> FieldFilterFromJson(const boost::json::value& value);
 
 // The same from the text a store wrote; "" (a row from before filters) is no filter. Values a

@@ -8,8 +8,8 @@
 #include <set>
 #include <vector>
 
-#include "model/decimal.h"
 #include "model/json_string.h"
+#include "util/json_handler_limits.h"
 
 namespace pushhook::util {
 namespace {
@@ -71,13 +71,8 @@ void Append(std::string& out, const boost::json::value& v) {
 
 // A boost::json::basic_parser handler that keeps only each open object's keys, and the first
 // key met twice.
-class RepeatedKeyFinder {
+class RepeatedKeyFinder : public UnboundedJsonHandler {
  public:
-  static constexpr size_t max_array_size = static_cast<size_t>(-1);
-  static constexpr size_t max_object_size = static_cast<size_t>(-1);
-  static constexpr size_t max_string_size = static_cast<size_t>(-1);
-  static constexpr size_t max_key_size = static_cast<size_t>(-1);
-
   const std::optional<std::string>& repeated() const { return repeated_; }
 
   bool on_document_begin(boost::json::error_code&) { return true; }
@@ -147,30 +142,10 @@ std::string ToJsonText(const boost::json::value& value) {
   return out;
 }
 
-std::optional<std::string> NumberAsDecimal(const boost::json::value& value) {
-  // Past the longest decimal string of a double (-5e-324: "-0." and 324 digits); the caller
-  // checks its field's own limit.
-  constexpr size_t kLongerThanAnyDouble = 400;
+std::optional<std::string> IntegerText(const boost::json::value& value) {
   if (value.is_int64()) return std::to_string(value.get_int64());
   if (value.is_uint64()) return std::to_string(value.get_uint64());
-  if (value.is_double()) return model::DecimalString(value.get_double(), kLongerThanAnyDouble);
   return std::nullopt;
-}
-
-bool MayBeRounded(const boost::json::value& value) {
-  if (!value.is_double()) return false;
-  const double d = value.get_double();
-  constexpr double kPastUint64 = 18446744073709551616.0;  // 2^64
-  if (!std::isfinite(d) || std::fabs(d) >= kPastUint64) return true;
-  // The digits of the shortest text that reads back as `d`, sign, point and exponent aside.
-  char text[32];
-  const auto [end, ec] = std::to_chars(text, text + sizeof(text), d, std::chars_format::scientific);
-  if (ec != std::errc()) return true;
-  const std::string_view mantissa(text, static_cast<size_t>(std::find(text, end, 'e') - text));
-  const auto digits =
-      std::count_if(mantissa.begin(), mantissa.end(), [](char c) { return c >= '0' && c <= '9'; });
-  constexpr int kDigitsAlwaysExact = 15;  // DBL_DIG
-  return digits > kDigitsAlwaysExact;
 }
 
 std::optional<std::string> RepeatedKey(std::string_view text) {

@@ -11,17 +11,17 @@ namespace pushhook::util {
 
 std::string ToJsonText(const boost::json::value& value);
 
-// A JSON number as the decimal string DESIGN section 1 makes of one given for `cid` or
-// `reference_id` (model::DecimalString): 42 -> "42", -7 -> "-7", 1.5 -> "1.5", 1e3 -> "1000".
-// nullopt for a value that is not a number, or for an infinity (Boost.JSON reads 1e999 as one),
-// which MayBeRounded says too.
-std::optional<std::string> NumberAsDecimal(const boost::json::value& value);
+// The decimal digits of an integer the JSON reader holds exactly (an int64 or a uint64): 42 ->
+// "42", -7 -> "-7". nullopt for anything else, a double included: 1.5, 1e3 or an integer past 64
+// bits reach the caller as a double, which may already be rounded from the literal
+// (1.0000000000000001 is read as 1). Ingest converts the literal itself (model::DecimalString);
+// where only the value is known, such a number is refused rather than taken for another id.
+std::optional<std::string> IntegerText(const boost::json::value& value);
 
-// Whether the JSON reader may have rounded the literal `value` was read from: a double of more
-// than 15 significant digits, or one past the 64-bit integers (99999999999999999999 is read as
-// 1e20). Ingest reads the literal itself and keeps every digit; where only the value is known,
-// such a number is refused rather than silently made into another id.
-bool MayBeRounded(const boost::json::value& value);
+// What the admin API says of such a number given for cid or reference_id, after the field's name.
+inline constexpr std::string_view kNotAnExactInteger =
+    "is a number with a fraction, an exponent or more than 64 bits, which may have been rounded "
+    "when read: send it as the string ingest stores (1.5 as \"1.5\")";
 
 // The first key that an object of the JSON document `text` holds twice, as a path from the top
 // ("url", "batch.max_events"); nullopt when there is none, or when `text` is not JSON. A JSON

@@ -215,10 +215,11 @@ itest('replay re-sends exactly the events of the window (and of one cid or run),
   const mistyped = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: start, until: end, cid: true });
   assert.equal(mistyped.status, 400);
   assert.equal(mistyped.json.error.message, "field 'cid' must be a string or a number");
-  // As ingest takes a cid: a number as its decimal string, at most 64 bytes, never empty.
+  // As ingest takes a cid: an integer as its digits (another number may have been rounded when
+  // read), never empty.
   for (const [cid, message] of [
-    [1e-63, "field 'cid' must be at most 64 bytes as a decimal string"],
-    [1e20, "field 'cid' has more digits than a number is read with exactly here; send it as a string"],
+    [1.5, "field 'cid' is a number with a fraction, an exponent or more than 64 bits, which may have been rounded when read: send it as the string ingest stores (1.5 as \"1.5\")"],
+    [1e20, "field 'cid' is a number with a fraction, an exponent or more than 64 bits, which may have been rounded when read: send it as the string ingest stores (1.5 as \"1.5\")"],
     ['', "field 'cid' must not be empty (leave it out for every campaign)"],
   ]) {
     const refused = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: start, until: end, cid });

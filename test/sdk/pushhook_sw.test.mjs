@@ -198,15 +198,20 @@ test('campaign fields of another type are left out with a warning, not made into
     assert.ok(warned.some((w) => w.includes(`data.pushhook.${field} `)), field);
   }
   const numbers = warnings(() => {
-    e = buildEvent('View', { title: 't', data: { pushhook: { cid: -1, reference_id: 1.5 } } }, 0, 'id', 1);
+    e = buildEvent('View', { title: 't', data: { pushhook: { cid: -1, reference_id: Number.MAX_SAFE_INTEGER } } }, 0, 'id', 1);
   });
-  assert.deepEqual([e.cid, e.reference_id, numbers.length], [-1, 1.5, 0], 'ingest makes any number its decimal string');
-  const odd = warnings(() => {
-    e = buildEvent('View', { title: 't', data: { pushhook: { cid: NaN, reference_id: Infinity } } }, 0, 'id', 1);
-  });
-  assert.equal('cid' in e, false, 'JSON has no NaN: JSON.stringify would send null');
-  assert.equal('reference_id' in e, false);
-  assert.equal(odd.length, 2);
+  assert.deepEqual([e.cid, e.reference_id, numbers.length], [-1, 9007199254740991, 0], 'integers JavaScript holds exactly');
+  for (const value of [12345678901234567890, 1.5, NaN, Infinity]) {
+    const odd = warnings(() => {
+      e = buildEvent('View', { title: 't', data: { pushhook: { cid: value, reference_id: value } } }, 0, 'id', 1);
+    });
+    assert.equal('cid' in e, false, `${value} may have been rounded: sent, it would be another id`);
+    assert.equal('reference_id' in e, false);
+    assert.deepEqual(odd, [
+      'pushhook: data.pushhook.cid is a number JavaScript may have rounded: send it as a string; left out',
+      'pushhook: data.pushhook.reference_id is a number JavaScript may have rounded: send it as a string; left out',
+    ]);
+  }
 });
 
 test('the queue keeps the newest 1,000 events', () => {
