@@ -58,7 +58,9 @@ enum class Hangup {
   kWhenIdle,         // after kIdleHangupMs without a request, as receivers' keep-alive timeouts do
   kOnSecondRequest,  // instead of answering it: the hang-up and the request cross
 };
-constexpr int kIdleHangupMs = 100;
+// Long enough that a test thread woken late does not see a connection it is reusing closed under
+// it; short of the half second after which the client looks at an idle connection before reuse.
+constexpr int kIdleHangupMs = 300;
 
 // A bare HTTP/1.1 responder for what http::Server does not expose: how many TCP connections
 // were accepted, and answers written byte by byte. Answers every request with `response` (200
