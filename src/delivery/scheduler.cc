@@ -398,8 +398,8 @@ void Scheduler::CountBacklog(int64_t now_ms) {
 // retries. One read for up to kPrefetchMax messages rather than one each, on this thread.
 void Scheduler::Prefetch(uint32_t index, int64_t now_ms) {
   EndpointState& state = endpoints_[index];
+  // Only a closed circuit sends more than one request: open, it sends none; half-open, the probe.
   if (!state.enabled || state.ready.size() < 2 || state.in_flight >= state.max_in_flight ||
-      !state.circuit.CanRequest(now_ms) ||
       state.circuit.state(now_ms) != CircuitBreaker::State::kClosed ||
       state.bucket.NextTokenMs(now_ms) > now_ms) {
     return;

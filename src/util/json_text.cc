@@ -1,6 +1,5 @@
 #include "util/json_text.h"
 
-#include <algorithm>
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 #include <charconv>
