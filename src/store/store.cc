@@ -6,6 +6,7 @@
 
 #include "model/beacon.h"
 #include "model/random.h"
+#include "store/internal/counters.h"
 #include "store/internal/rows.h"
 #include "store/store_internal.h"
 
@@ -219,8 +220,8 @@ CampaignsSql ListCampaignsSql(const CampaignQuery& q, char marker) {
     out.params.push_back(std::move(value));
     return std::string(1, marker) + std::to_string(out.params.size());
   };
-  out.sql = std::string("SELECT ") + kCampaignColumns +
-            " FROM campaigns WHERE site_id = " + param(q.site_id);
+  out.sql = "SELECT cid, " + EachCounter("{}") +
+            ", first_active, last_active, title FROM campaigns WHERE site_id = " + param(q.site_id);
   if (!q.search.empty()) {
     const std::string like = param(ContainsPattern(q.search));
     out.sql += " AND (lower(cid) LIKE lower(" + like + ") ESCAPE '\\' OR lower(title) LIKE lower(" +

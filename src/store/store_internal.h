@@ -64,14 +64,13 @@ std::vector<ColumnValue> EndpointPatchColumns(const EndpointPatch& patch, int64_
 // or '$' (PostgreSQL's $NNN).
 std::string UpdateEndpointSql(const std::vector<ColumnValue>& columns, char marker);
 
-// The page of campaigns `query` asks for, as one SELECT of kCampaignColumns and its
-// parameters in order (the first is the site id). `marker` as for UpdateEndpointSql.
+// The page of campaigns `query` asks for, as one SELECT of a campaign's columns (read by
+// ReadCampaign) and its parameters in order (the first is the site id). `marker` as for
+// UpdateEndpointSql.
 struct CampaignsSql {
   std::string sql;
   std::vector<CampaignSortValue> params;
 };
-inline constexpr const char* kCampaignColumns =
-    "cid, views, clicks, b0, b1, b2, first_active, last_active, dismissals, title";
 CampaignsSql ListCampaignsSql(const CampaignQuery& query, char marker);
 
 // RequeueMessage's refusal of a message pending in a batch (kAlreadyExists, 409): the batch is

@@ -9,6 +9,7 @@
 
 #include "model/event.h"
 #include "model/secret_box.h"
+#include "store/internal/counters.h"
 #include "store/store.h"
 #include "store/store_internal.h"
 #include "util/field_filter_json.h"
@@ -112,6 +113,19 @@ model::Event ReadEvent(const Row& row, int first, const std::string& instance_id
                                       : std::string(row.Text(first + 11));
   e.occurred_at_ms = row.Int(first + 12);
   return e;
+}
+
+// A campaign from the columns of ListCampaignsSql starting at column `first`: cid, the
+// counters, first_active, last_active, title. Its unique subscribers come from another read.
+template <typename Row>
+CampaignSummary ReadCampaign(const Row& row, int first) {
+  CampaignSummary c;
+  c.cid = row.Text(first);
+  c.counters = ReadCounters(row, first + 1);
+  c.first_active_ms = row.Int(first + 1 + kCounterColumnCount);
+  c.last_active_ms = row.Int(first + 2 + kCounterColumnCount);
+  c.title = row.Text(first + 3 + kCounterColumnCount);
+  return c;
 }
 
 }  // namespace pushhook::store::internal

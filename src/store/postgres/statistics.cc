@@ -48,6 +48,34 @@ Status MergeSketch(Connection& c, std::string_view table,
       .status();
 }
 
+// One bigint array per counter, for unnest(): each row's counters added in turn, then passed
+// as parameters in kCounterColumns' order.
+class CounterArrays {
+ public:
+  // "$first::bigint[], …": the arrays' markers in unnest(), numbered from `first`.
+  static std::string Markers(int first) {
+    std::string out;
+    for (int i = 0; i < internal::kCounterColumnCount; ++i) {
+      if (i > 0) out += ", ";
+      out += "$" + std::to_string(first + i) + "::bigint[]";
+    }
+    return out;
+  }
+
+  void Add(const model::Counters& n) {
+    const auto values = internal::CounterValues(n);
+    for (size_t i = 0; i < values.size(); ++i) arrays_[i].Add(values[i]);
+  }
+
+  Params& AddTo(Params& params) {
+    for (ArrayLiteral& array : arrays_) params.Add(array.Finish());
+    return params;
+  }
+
+ private:
+  std::array<ArrayLiteral, internal::kCounterColumns.size()> arrays_;
+};
+
 }  // namespace
 
 StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
@@ -67,19 +95,11 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
   }
   const std::string next = "$" + std::to_string(n + 1);
   const auto read_counters = [](const Result& r, int row, int first) {
-    model::Counters c;
-    c.views = r.Int(row, first);
-    c.clicks = r.Int(row, first + 1);
-    c.clicks_by_button = {r.Int(row, first + 2), r.Int(row, first + 3), r.Int(row, first + 4)};
-    c.dismissals = r.Int(row, first + 5);
-    return c;
+    return internal::ReadCounters(ResultRow{r, row}, first);
   };
-  constexpr const char* kSums =
-      "coalesce(sum(views),0)::bigint, coalesce(sum(clicks),0)::bigint, "
-      "coalesce(sum(b0),0)::bigint, coalesce(sum(b1),0)::bigint, coalesce(sum(b2),0)::bigint, "
-      "coalesce(sum(dismissals),0)::bigint";
+  static const std::string kSums = internal::EachCounter("coalesce(sum({}),0)::bigint");
   {
-    auto r = Query(std::string("SELECT ") + kSums + " FROM stats_minute" + where, filters);
+    auto r = Query("SELECT " + kSums + " FROM stats_minute" + where, filters);
     if (!r.ok()) return r.status();
     result.totals = read_counters(*r, 0, 0);
   }
@@ -111,7 +131,7 @@ StatusOr<StatsResult> PostgresStore::QueryStats(const StatsQuery& q) {
     if (!field) return model::InvalidArgument("cannot group by " + *q.group_by);
     Params params = filters;
     params.Add(*field);
-    auto r = Query("SELECT value, " + std::string(kSums) + " FROM stats_utm_minute" + where +
+    auto r = Query("SELECT value, " + kSums + " FROM stats_utm_minute" + where +
                        " AND field = " + next + " GROUP BY value ORDER BY value",
                    params);
     if (!r.ok()) return r.status();
@@ -157,17 +177,8 @@ StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(const Campai
   std::vector<CampaignSummary> out;
   ArrayLiteral cids;
   for (int i = 0; i < r->rows(); ++i) {
-    CampaignSummary summary;
-    summary.cid = r->String(i, 0);
-    summary.counters.views = r->Int(i, 1);
-    summary.counters.clicks = r->Int(i, 2);
-    summary.counters.clicks_by_button = {r->Int(i, 3), r->Int(i, 4), r->Int(i, 5)};
-    summary.first_active_ms = r->Int(i, 6);
-    summary.last_active_ms = r->Int(i, 7);
-    summary.counters.dismissals = r->Int(i, 8);
-    summary.title = r->String(i, 9);
-    cids.Add(summary.cid);
-    out.push_back(std::move(summary));
+    out.push_back(internal::ReadCampaign(ResultRow{*r, i}, 0));
+    cids.Add(out.back().cid);
   }
   if (out.empty()) return out;
   // The page's sketches in a second query, so that sorting never reads a sketch.
@@ -188,81 +199,64 @@ StatusOr<std::vector<CampaignSummary>> PostgresStore::ListCampaigns(const Campai
 // The transaction's statistics, one statement per table and site, in key order: nodes that
 // update the same rows at once lock them in the same order, and so never deadlock.
 Status PostgresStore::FlushAggregates(Connection& c) {
+  static const std::string kMinuteSql =
+      "INSERT INTO stats_minute(site_id, cid, reference_id, minute, " +
+      internal::EachCounter("{}") + ") SELECT $1, * FROM unnest($2::text[], $3::text[], " +
+      "$4::bigint[], " + CounterArrays::Markers(5) +
+      ") ON CONFLICT (site_id, cid, reference_id, minute) DO UPDATE SET " +
+      internal::EachCounter("{} = stats_minute.{} + excluded.{}");
+  static const std::string kUtmSql =
+      "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, " +
+      internal::EachCounter("{}") + ") SELECT $1, * FROM unnest($2::int[], $3::text[], " +
+      "$4::text[], $5::text[], $6::bigint[], " + CounterArrays::Markers(7) +
+      ") ON CONFLICT (site_id, field, cid, reference_id, minute, value) DO UPDATE SET " +
+      internal::EachCounter("{} = stats_utm_minute.{} + excluded.{}");
+  static const std::string kCampaignSql =
+      "INSERT INTO campaigns(site_id, cid, first_active, last_active, title, title_at, " +
+      internal::EachCounter("{}") + ") SELECT $1, c, a, a, t, ta, " + internal::EachCounter("{}") +
+      " FROM unnest($2::text[], $3::bigint[], $4::text[], $5::bigint[], " +
+      CounterArrays::Markers(6) + ") AS u(c, a, t, ta, " + internal::EachCounter("{}") +
+      ") ON CONFLICT (site_id, cid) DO UPDATE SET " +
+      internal::EachCounter("{} = campaigns.{} + excluded.{}") +
+      ", last_active = greatest(campaigns.last_active, excluded.last_active), "
+      "title = CASE WHEN excluded.title <> '' AND excluded.title_at >= campaigns.title_at "
+      "THEN excluded.title ELSE campaigns.title END, "
+      "title_at = CASE WHEN excluded.title <> '' AND excluded.title_at >= campaigns.title_at "
+      "THEN excluded.title_at ELSE campaigns.title_at END";
   for (const auto& [site, batch] : tx_aggregates_) {
     if (!batch.minutes.empty()) {
-      ArrayLiteral cid, ref, minute, views, clicks, b0, b1, b2, dismissals;
+      ArrayLiteral cid, ref, minute;
+      CounterArrays counters;
       for (const auto& [key, n] : batch.minutes) {
         cid.Add(key.cid);
         ref.Add(key.reference_id);
         minute.Add(key.minute_ms);
-        views.Add(n.views);
-        clicks.Add(n.clicks);
-        b0.Add(n.clicks_by_button[0]);
-        b1.Add(n.clicks_by_button[1]);
-        b2.Add(n.clicks_by_button[2]);
-        dismissals.Add(n.dismissals);
+        counters.Add(n);
       }
-      auto r = c.Query(
-          "INSERT INTO stats_minute(site_id, cid, reference_id, minute, views, clicks, b0, b1, "
-          "b2, dismissals) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], "
-          "$5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[]) "
-          "ON CONFLICT (site_id, cid, reference_id, minute) DO UPDATE SET "
-          "views = stats_minute.views + excluded.views, "
-          "clicks = stats_minute.clicks + excluded.clicks, b0 = stats_minute.b0 + excluded.b0, "
-          "b1 = stats_minute.b1 + excluded.b1, b2 = stats_minute.b2 + excluded.b2, "
-          "dismissals = stats_minute.dismissals + excluded.dismissals",
-          Params()
-              .Add(site)
-              .Add(cid.Finish())
-              .Add(ref.Finish())
-              .Add(minute.Finish())
-              .Add(views.Finish())
-              .Add(clicks.Finish())
-              .Add(b0.Finish())
-              .Add(b1.Finish())
-              .Add(b2.Finish())
-              .Add(dismissals.Finish()));
+      Params params;
+      params.Add(site).Add(cid.Finish()).Add(ref.Finish()).Add(minute.Finish());
+      auto r = c.Query(kMinuteSql, counters.AddTo(params));
       if (!r.ok()) return r.status();
     }
     if (!batch.utm.empty()) {
-      ArrayLiteral field, value, cid, ref, minute, views, clicks, b0, b1, b2, dismissals;
+      ArrayLiteral field, value, cid, ref, minute;
+      CounterArrays counters;
       for (const auto& [key, n] : batch.utm) {
         field.Add(key.field);
         value.Add(key.value);
         cid.Add(key.minute.cid);
         ref.Add(key.minute.reference_id);
         minute.Add(key.minute.minute_ms);
-        views.Add(n.views);
-        clicks.Add(n.clicks);
-        b0.Add(n.clicks_by_button[0]);
-        b1.Add(n.clicks_by_button[1]);
-        b2.Add(n.clicks_by_button[2]);
-        dismissals.Add(n.dismissals);
+        counters.Add(n);
       }
-      auto r = c.Query(
-          "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, "
-          "views, clicks, b0, b1, b2, dismissals) SELECT $1, * FROM unnest($2::int[], "
-          "$3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], "
-          "$9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[]) "
-          "ON CONFLICT (site_id, field, cid, reference_id, minute, value) DO UPDATE SET "
-          "views = stats_utm_minute.views + excluded.views, "
-          "clicks = stats_utm_minute.clicks + excluded.clicks, "
-          "b0 = stats_utm_minute.b0 + excluded.b0, b1 = stats_utm_minute.b1 + excluded.b1, "
-          "b2 = stats_utm_minute.b2 + excluded.b2, "
-          "dismissals = stats_utm_minute.dismissals + excluded.dismissals",
-          Params()
-              .Add(site)
-              .Add(field.Finish())
-              .Add(value.Finish())
-              .Add(cid.Finish())
-              .Add(ref.Finish())
-              .Add(minute.Finish())
-              .Add(views.Finish())
-              .Add(clicks.Finish())
-              .Add(b0.Finish())
-              .Add(b1.Finish())
-              .Add(b2.Finish())
-              .Add(dismissals.Finish()));
+      Params params;
+      params.Add(site)
+          .Add(field.Finish())
+          .Add(value.Finish())
+          .Add(cid.Finish())
+          .Add(ref.Finish())
+          .Add(minute.Finish());
+      auto r = c.Query(kUtmSql, counters.AddTo(params));
       if (!r.ok()) return r.status();
     }
     for (const auto& [key, sketch] : batch.subscribers) {
@@ -280,48 +274,22 @@ Status PostgresStore::FlushAggregates(Connection& c) {
       if (!s.ok()) return s;
     }
     if (!batch.campaigns.empty()) {
-      ArrayLiteral cid, views, clicks, b0, b1, b2, active, dismissals, title, title_at;
+      ArrayLiteral cid, active, title, title_at;
+      CounterArrays counters;
       for (const auto& [id, delta] : batch.campaigns) {
-        const model::Counters& n = delta.counters;
         cid.Add(id);
-        views.Add(n.views);
-        clicks.Add(n.clicks);
-        b0.Add(n.clicks_by_button[0]);
-        b1.Add(n.clicks_by_button[1]);
-        b2.Add(n.clicks_by_button[2]);
         active.Add(delta.last_active_ms);
-        dismissals.Add(n.dismissals);
         title.Add(delta.title);
         title_at.Add(delta.title_at_ms);
+        counters.Add(delta.counters);
       }
-      auto r = c.Query(
-          "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
-          "last_active, dismissals, title, title_at) "
-          "SELECT $1, c, v, k, x0, x1, x2, a, a, d, t, ta FROM "
-          "unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], "
-          "$7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[]) "
-          "AS u(c, v, k, x0, x1, x2, a, d, t, ta) "
-          "ON CONFLICT (site_id, cid) DO UPDATE SET views = campaigns.views + excluded.views, "
-          "clicks = campaigns.clicks + excluded.clicks, b0 = campaigns.b0 + excluded.b0, "
-          "b1 = campaigns.b1 + excluded.b1, b2 = campaigns.b2 + excluded.b2, "
-          "dismissals = campaigns.dismissals + excluded.dismissals, "
-          "last_active = greatest(campaigns.last_active, excluded.last_active), "
-          "title = CASE WHEN excluded.title <> '' AND excluded.title_at >= campaigns.title_at "
-          "THEN excluded.title ELSE campaigns.title END, "
-          "title_at = CASE WHEN excluded.title <> '' AND excluded.title_at >= campaigns.title_at "
-          "THEN excluded.title_at ELSE campaigns.title_at END",
-          Params()
-              .Add(site)
-              .Add(cid.Finish())
-              .Add(views.Finish())
-              .Add(clicks.Finish())
-              .Add(b0.Finish())
-              .Add(b1.Finish())
-              .Add(b2.Finish())
-              .Add(active.Finish())
-              .Add(dismissals.Finish())
-              .Add(title.Finish())
-              .Add(title_at.Finish()));
+      Params params;
+      params.Add(site)
+          .Add(cid.Finish())
+          .Add(active.Finish())
+          .Add(title.Finish())
+          .Add(title_at.Finish());
+      auto r = c.Query(kCampaignSql, counters.AddTo(params));
       if (!r.ok()) return r.status();
     }
   }

@@ -76,38 +76,28 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
     if (q.cid) st.Bind(4, *q.cid);
     if (q.reference_id) st.Bind(5, *q.reference_id);
   };
-  const auto read_counters = [](const Statement& st, int first) {
-    model::Counters n;
-    n.views = st.Int(first);
-    n.clicks = st.Int(first + 1);
-    n.clicks_by_button = {st.Int(first + 2), st.Int(first + 3), st.Int(first + 4)};
-    n.dismissals = st.Int(first + 5);
-    return n;
-  };
-  constexpr const char* kSums =
-      "coalesce(sum(views),0), coalesce(sum(clicks),0), coalesce(sum(b0),0), "
-      "coalesce(sum(b1),0), coalesce(sum(b2),0), coalesce(sum(dismissals),0)";
+  static const std::string kSums = internal::EachCounter("coalesce(sum({}),0)");
   Status s = Read([&](Connection& c) {
     Status step;
     {
-      auto st = c.Prepare(std::string("SELECT ") + kSums + " FROM stats_minute" + where);
+      auto st = c.Prepare("SELECT " + kSums + " FROM stats_minute" + where);
       if (!st.ok()) return st.status();
       bind_filters(**st);
-      if ((*st)->Step(&step)) result.totals = read_counters(**st, 0);
+      if ((*st)->Step(&step)) result.totals = internal::ReadCounters(**st, 0);
       (*st)->Reset();
       if (!step.ok()) return step;
     }
     {
       // Hour and day buckets are summed from minutes at query time: a site's campaign over a
       // month is at most 43,200 rows per (cid, run), read in order from the primary key.
-      auto st = c.Prepare("SELECT (minute - (((minute % ?6) + ?6) % ?6)) AS bucket, " +
-                          std::string(kSums) + " FROM stats_minute" + where +
-                          " GROUP BY bucket ORDER BY bucket");
+      auto st = c.Prepare("SELECT (minute - (((minute % ?6) + ?6) % ?6)) AS bucket, " + kSums +
+                          " FROM stats_minute" + where + " GROUP BY bucket ORDER BY bucket");
       if (!st.ok()) return st.status();
       bind_filters(**st);
       (*st)->Bind(6, q.bucket_ms);
       while ((*st)->Step(&step)) {
-        result.series.push_back(StatsRow{std::to_string((*st)->Int(0)), read_counters(**st, 1)});
+        result.series.push_back(
+            StatsRow{std::to_string((*st)->Int(0)), internal::ReadCounters(**st, 1)});
       }
       (*st)->Reset();
       if (!step.ok()) return step;
@@ -118,7 +108,7 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
       if (!st.ok()) return st.status();
       bind_filters(**st);
       while ((*st)->Step(&step)) {
-        result.groups.push_back(StatsRow{(*st)->Text(0), read_counters(**st, 1)});
+        result.groups.push_back(StatsRow{(*st)->Text(0), internal::ReadCounters(**st, 1)});
       }
       (*st)->Reset();
       if (!step.ok()) return step;
@@ -127,13 +117,13 @@ StatusOr<StatsResult> SqliteStore::QueryStats(const StatsQuery& q) {
     } else if (q.group_by) {
       const std::optional<int> field = internal::UtmFieldNumber(*q.group_by);
       if (!field) return model::InvalidArgument("cannot group by " + *q.group_by);
-      auto st = c.Prepare("SELECT value, " + std::string(kSums) + " FROM stats_utm_minute" + where +
+      auto st = c.Prepare("SELECT value, " + kSums + " FROM stats_utm_minute" + where +
                           " AND field = ?6 GROUP BY value ORDER BY value");
       if (!st.ok()) return st.status();
       bind_filters(**st);
       (*st)->Bind(6, *field);
       while ((*st)->Step(&step)) {
-        result.groups.push_back(StatsRow{(*st)->Text(0), read_counters(**st, 1)});
+        result.groups.push_back(StatsRow{(*st)->Text(0), internal::ReadCounters(**st, 1)});
       }
       (*st)->Reset();
       if (!step.ok()) return step;
@@ -184,16 +174,7 @@ StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(const Campaign
     }
     Status step;
     while ((*st)->Step(&step)) {
-      CampaignSummary summary;
-      summary.cid = (*st)->Text(0);
-      summary.counters.views = (*st)->Int(1);
-      summary.counters.clicks = (*st)->Int(2);
-      summary.counters.clicks_by_button = {(*st)->Int(3), (*st)->Int(4), (*st)->Int(5)};
-      summary.first_active_ms = (*st)->Int(6);
-      summary.last_active_ms = (*st)->Int(7);
-      summary.counters.dismissals = (*st)->Int(8);
-      summary.title = (*st)->Text(9);
-      out.push_back(std::move(summary));
+      out.push_back(internal::ReadCampaign(**st, 0));
     }
     (*st)->Reset();
     if (!step.ok()) return step;
@@ -216,30 +197,26 @@ StatusOr<std::vector<CampaignSummary>> SqliteStore::ListCampaigns(const Campaign
 // Adds `batches` to the statistics tables, inside the caller's transaction.
 Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches) {
   if (batches.empty()) return Status::Ok();
-  auto minute = c.Prepare(
-      "INSERT INTO stats_minute(site_id, cid, reference_id, minute, views, clicks, b0, b1, b2, "
-      "dismissals) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-      "views = views + excluded.views, clicks = clicks + excluded.clicks, b0 = b0 + excluded.b0, "
-      "b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, "
-      "dismissals = dismissals + excluded.dismissals");
+  static const std::string kCounters = internal::EachCounter("{}");
+  static const std::string kMarkers = internal::EachCounter("?");
+  static const std::string kAddCounters = internal::EachCounter("{} = {} + excluded.{}");
+  auto minute =
+      c.Prepare("INSERT INTO stats_minute(site_id, cid, reference_id, minute, " + kCounters +
+                ") VALUES(?,?,?,?," + kMarkers + ") ON CONFLICT DO UPDATE SET " + kAddCounters);
   auto utm = c.Prepare(
-      "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, minute, views, "
-      "clicks, b0, b1, b2, dismissals) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO UPDATE SET "
-      "views = views + excluded.views, clicks = clicks + excluded.clicks, b0 = b0 + excluded.b0, "
-      "b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, "
-      "dismissals = dismissals + excluded.dismissals");
-  auto campaign = c.Prepare(
-      "INSERT INTO campaigns(site_id, cid, views, clicks, b0, b1, b2, first_active, "
-      "last_active, dismissals, title, title_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) "
-      "ON CONFLICT DO UPDATE SET "
-      "views = views + excluded.views, clicks = clicks + excluded.clicks, "
-      "b0 = b0 + excluded.b0, b1 = b1 + excluded.b1, b2 = b2 + excluded.b2, "
-      "dismissals = dismissals + excluded.dismissals, "
-      "last_active = max(last_active, excluded.last_active), "
-      "title = CASE WHEN excluded.title <> '' AND excluded.title_at >= title_at "
-      "THEN excluded.title ELSE title END, "
-      "title_at = CASE WHEN excluded.title <> '' AND excluded.title_at >= title_at "
-      "THEN excluded.title_at ELSE title_at END");
+      "INSERT INTO stats_utm_minute(site_id, field, value, cid, reference_id, "
+      "minute, " +
+      kCounters + ") VALUES(?,?,?,?,?,?," + kMarkers + ") ON CONFLICT DO UPDATE SET " +
+      kAddCounters);
+  auto campaign =
+      c.Prepare("INSERT INTO campaigns(site_id, cid, first_active, last_active, title, title_at, " +
+                kCounters + ") VALUES(?,?,?,?,?,?," + kMarkers + ") ON CONFLICT DO UPDATE SET " +
+                kAddCounters +
+                ", last_active = max(last_active, excluded.last_active), "
+                "title = CASE WHEN excluded.title <> '' AND excluded.title_at >= title_at "
+                "THEN excluded.title ELSE title END, "
+                "title_at = CASE WHEN excluded.title <> '' AND excluded.title_at >= title_at "
+                "THEN excluded.title_at ELSE title_at END");
   auto hour_sketch = SketchStatements::Prepare(c, "stats_uniques_hour",
                                                {"site_id", "cid", "reference_id", "hour"});
   auto campaign_sketch = SketchStatements::Prepare(c, "stats_uniques_campaign", {"site_id", "cid"});
@@ -248,38 +225,27 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
   for (auto* st : {&minute, &utm, &campaign}) {
     if (!st->ok()) return st->status();
   }
+  // Binds `n` after the key's `keys` parameters, and runs the statement.
+  const auto add = [](Statement& st, int keys, const model::Counters& n) {
+    int i = keys;
+    for (const int64_t value : internal::CounterValues(n)) st.Bind(++i, value);
+    return st.Run();
+  };
   for (const auto& [site, batch] : batches) {
     for (const auto& [key, n] : batch.minutes) {
-      Status s = (*minute)
-                     ->Bind(1, site)
-                     .Bind(2, key.cid)
-                     .Bind(3, key.reference_id)
-                     .Bind(4, key.minute_ms)
-                     .Bind(5, n.views)
-                     .Bind(6, n.clicks)
-                     .Bind(7, n.clicks_by_button[0])
-                     .Bind(8, n.clicks_by_button[1])
-                     .Bind(9, n.clicks_by_button[2])
-                     .Bind(10, n.dismissals)
-                     .Run();
-      if (!s.ok()) return s;
+      Statement& st = **minute;
+      st.Bind(1, site).Bind(2, key.cid).Bind(3, key.reference_id).Bind(4, key.minute_ms);
+      if (Status s = add(st, 4, n); !s.ok()) return s;
     }
     for (const auto& [key, n] : batch.utm) {
-      Status s = (*utm)
-                     ->Bind(1, site)
-                     .Bind(2, key.field)
-                     .Bind(3, key.value)
-                     .Bind(4, key.minute.cid)
-                     .Bind(5, key.minute.reference_id)
-                     .Bind(6, key.minute.minute_ms)
-                     .Bind(7, n.views)
-                     .Bind(8, n.clicks)
-                     .Bind(9, n.clicks_by_button[0])
-                     .Bind(10, n.clicks_by_button[1])
-                     .Bind(11, n.clicks_by_button[2])
-                     .Bind(12, n.dismissals)
-                     .Run();
-      if (!s.ok()) return s;
+      Statement& st = **utm;
+      st.Bind(1, site)
+          .Bind(2, key.field)
+          .Bind(3, key.value)
+          .Bind(4, key.minute.cid)
+          .Bind(5, key.minute.reference_id)
+          .Bind(6, key.minute.minute_ms);
+      if (Status s = add(st, 6, n); !s.ok()) return s;
     }
     // References to the bindings by name: clang 14 cannot capture a structured binding.
     const std::string& site_id = site;
@@ -297,22 +263,14 @@ Status SqliteStore::FlushAggregates(Connection& c, const SiteAggregates& batches
       if (!s.ok()) return s;
     }
     for (const auto& [cid, delta] : batch.campaigns) {
-      const model::Counters& n = delta.counters;
-      Status s = (*campaign)
-                     ->Bind(1, site)
-                     .Bind(2, cid)
-                     .Bind(3, n.views)
-                     .Bind(4, n.clicks)
-                     .Bind(5, n.clicks_by_button[0])
-                     .Bind(6, n.clicks_by_button[1])
-                     .Bind(7, n.clicks_by_button[2])
-                     .Bind(8, delta.first_active_ms)
-                     .Bind(9, delta.last_active_ms)
-                     .Bind(10, n.dismissals)
-                     .Bind(11, delta.title)
-                     .Bind(12, delta.title_at_ms)
-                     .Run();
-      if (!s.ok()) return s;
+      Statement& st = **campaign;
+      st.Bind(1, site)
+          .Bind(2, cid)
+          .Bind(3, delta.first_active_ms)
+          .Bind(4, delta.last_active_ms)
+          .Bind(5, delta.title)
+          .Bind(6, delta.title_at_ms);
+      if (Status s = add(st, 6, delta.counters); !s.ok()) return s;
     }
   }
   return Status::Ok();
