@@ -21,6 +21,7 @@
 #include "model/signature.h"
 #include "store/coordination.h"
 #include "store/internal/attempt_stats.h"
+#include "store/internal/counters.h"
 #include "store/open_store.h"
 #include "store/testing/pg_test_db.h"
 #include "util/testing/file_size_limit.h"
@@ -247,6 +248,36 @@ std::string Text(const model::Event& e) {
          "|" + e.utm_medium + "|" + e.utm_source + "|" + e.utm_term + "|" +
          std::to_string(e.clicked_button) + "|" + e.event_id + "|" +
          std::to_string(e.occurred_at_ms);
+}
+
+TEST(CounterColumnsTest, EachCounterRepeatsThePhrasePerColumnInOrder) {
+  EXPECT_EQ(internal::EachCounter("{}"), "views, clicks, b0, b1, b2, dismissals");
+  EXPECT_EQ(internal::EachCounter("sum({})"),
+            "sum(views), sum(clicks), sum(b0), sum(b1), sum(b2), sum(dismissals)");
+  EXPECT_EQ(internal::EachCounter("{} = t.{}"),
+            "views = t.views, clicks = t.clicks, b0 = t.b0, b1 = t.b1, b2 = t.b2, "
+            "dismissals = t.dismissals");
+  EXPECT_EQ(internal::EachCounter("?"), "?, ?, ?, ?, ?, ?");
+}
+
+// A row of the counters' values in column order, read back as they went in.
+TEST(CounterColumnsTest, ValuesReadBackAsCounters) {
+  model::Counters n;
+  n.views = 7;
+  n.clicks = 5;
+  n.clicks_by_button = {1, 2, 3};
+  n.dismissals = 11;
+  struct Row {
+    std::vector<int64_t> columns;
+    int64_t Int(int i) const { return columns.at(static_cast<size_t>(i)); }
+  } row{{-1}};
+  for (const int64_t value : internal::CounterValues(n)) row.columns.push_back(value);
+  const model::Counters read = internal::ReadCounters(row, 1);
+  EXPECT_EQ(read.views, 7);
+  EXPECT_EQ(read.clicks, 5);
+  EXPECT_EQ(read.clicks_by_button, (std::array<int64_t, 3>{1, 2, 3}));
+  EXPECT_EQ(read.dismissals, 11);
+  EXPECT_EQ(row.columns.size(), 1 + internal::kCounterColumns.size());
 }
 
 // The latency GetEndpointStats answers for an attempt of `latency_us`: the geometric middle of
