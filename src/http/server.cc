@@ -91,6 +91,8 @@ struct Shared {
   Handler handler;
   OwnAnswerHeaders own_answer_headers;
   std::atomic<size_t> connections{0};
+  // Body bytes declared by the requests being read (ServerLimits::max_body_bytes_reading).
+  std::atomic<size_t> body_bytes_reading{0};
   // Set once by Drain(): answers say "connection: close" and idle connections end.
   std::atomic<bool> draining{false};
   std::mutex drained_mu;
@@ -131,7 +133,10 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto endpoint = socket_.remote_endpoint(ec);
     if (!ec) remote_ = endpoint.address().to_string();
   }
-  ~Session() { shared_.ConnectionEnded(); }
+  ~Session() {
+    ReleaseBody();
+    shared_.ConnectionEnded();
+  }
 
   // On the session's worker thread; `tls` is the worker's context, null for plain HTTP.
   void Start(std::shared_ptr<ssl::context> tls) {
@@ -285,6 +290,12 @@ class Session : public std::enable_shared_from_this<Session> {
         length && *length > shared_.limits.max_body_bytes) {
       return WriteError(413, "payload_too_large", BodyLimitMessage());
     }
+    if (!ReserveBody(parser_->chunked() ? shared_.limits.max_body_bytes
+                                        : parser_->content_length().value_or(0))) {
+      return WriteError(503, "busy",
+                        "too many request bodies are being received at once; retry shortly",
+                        {{"retry-after", "1"}});
+    }
     SetDeadline(shared_.limits.body_timeout);
     if (beast::iequals(header[bhttp::field::expect], "100-continue")) {
       out_ = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -322,6 +333,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnBody(beast::error_code ec, size_t) {
+    ReleaseBody();
     if (ec) return FailRead(ec);
     ClearDeadline();
     if (buffer_.capacity() > kFirstRead) buffer_.shrink_to_fit();  // idle connections stay small
@@ -360,6 +372,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void NoteHead() { head_ = parser_ && parser_->get().method() == bhttp::verb::head; }
 
   void FailRead(beast::error_code ec) {
+    ReleaseBody();
     NoteHead();
     if (ec == bhttp::error::body_limit) {
       return WriteError(413, "payload_too_large", BodyLimitMessage());
@@ -384,6 +397,26 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     // Anything else is a malformed request: say so, then hang up.
     WriteError(400, "bad_request", "malformed HTTP request: " + ec.message());
+  }
+
+  // Counts `bytes` against max_body_bytes_reading until ReleaseBody(); false, counting
+  // nothing, when they do not fit. A body alone within max_body_bytes always fits when nothing
+  // else is being read, so no request is refused for ever.
+  bool ReserveBody(size_t bytes) {
+    const size_t limit = shared_.limits.max_body_bytes_reading;
+    if (limit == 0 || bytes == 0) return true;
+    size_t reading = shared_.body_bytes_reading.load(std::memory_order_relaxed);
+    do {
+      if (reading > 0 && reading + bytes > limit) return false;
+    } while (!shared_.body_bytes_reading.compare_exchange_weak(reading, reading + bytes,
+                                                               std::memory_order_relaxed));
+    body_reserved_ = bytes;
+    return true;
+  }
+  void ReleaseBody() {
+    if (body_reserved_ == 0) return;
+    shared_.body_bytes_reading.fetch_sub(body_reserved_, std::memory_order_relaxed);
+    body_reserved_ = 0;
   }
 
   std::string BodyLimitMessage() const {
@@ -411,8 +444,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // An answer of the server's own, which ends the connection. The route's own-answer headers
   // (ingest's CORS) are added when the path is known.
-  void WriteError(int status, std::string_view code, std::string_view message) {
+  void WriteError(
+      int status, std::string_view code, std::string_view message,
+      std::initializer_list<std::pair<std::string_view, std::string_view>> headers = {}) {
     Response response = Response::Error(status, code, message);
+    for (const auto& [name, value] : headers) response.With(std::string(name), std::string(value));
     if (shared_.own_answer_headers) {
       if (const std::string path = RequestPath(); !path.empty()) {
         shared_.own_answer_headers(path, response);
@@ -473,6 +509,7 @@ class Session : public std::enable_shared_from_this<Session> {
   static constexpr size_t kLingerBytes = 16 << 20;
   std::array<char, 16384> drain_buffer_;
   size_t drained_ = 0;
+  size_t body_reserved_ = 0;  // counted in Shared::body_bytes_reading (ReserveBody)
 
   tcp::socket socket_;
   std::shared_ptr<ssl::context> tls_context_;  // kept while the connection may use it

@@ -34,6 +34,12 @@ struct ServerLimits {
   // How long a keep-alive connection may wait for its next request.
   std::chrono::milliseconds idle_timeout{60'000};
   size_t max_connections = 10'000;
+  // The most body bytes that the requests being read may declare at once, over all connections
+  // (a chunked body counts as max_body_bytes until it is read). A request past it is answered
+  // 503 with Retry-After at its header, before any of its body is read: clients that open many
+  // bodies and send them slowly, before any handler can check who they are, cannot make the
+  // process hold max_connections × max_body_bytes. At least max_body_bytes; 0: no limit.
+  size_t max_body_bytes_reading = size_t{64} << 20;
 };
 
 // Sees each answer the server writes itself, without calling the handler (413, 431, 400 for a

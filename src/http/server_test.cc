@@ -232,6 +232,57 @@ TEST(ServerOwnAnswersTest, CarryTheRouteHeadersWhateverProducedThem) {
   server.Stop();
 }
 
+// Bodies being read count against max_body_bytes_reading over every connection: while one
+// client holds a body open, a request whose declared body would pass the limit is told 503 with
+// Retry-After at its header, before its body is read; one that fits, and one with no body, are
+// served; once the first body is in, the refused one is taken.
+TEST(ServerBodyBudgetTest, ABodyPastWhatIsBeingReadIs503UntilTheOthersAreIn) {
+  ServerLimits limits;
+  limits.max_body_bytes = 1000;
+  limits.max_body_bytes_reading = 1500;
+  Server server(limits, [](Request&& r, Responder respond) {
+    respond(Response::Json(200, "{\"len\":" + std::to_string(r.body.size()) + "}"));
+  });
+  ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
+  server.Start(2);
+  const auto post = [](size_t length) {
+    return "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n" +
+           std::string(length, 'b');
+  };
+  LoopbackSocket holding(server.port());
+  holding.Send("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" +
+               std::string(10, 'a'));
+  holding.WaitAcknowledged();
+  // The held header is read on one of the server's threads, soon: until then 600 bytes fit.
+  std::string refused;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (refused.rfind("HTTP/1.1 503 ", 0) != 0 && std::chrono::steady_clock::now() < deadline) {
+    refused = Exchange(server.port(), post(600), "}");
+  }
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0), 0u) << refused;
+  EXPECT_NE(refused.find("retry-after: 1\r\n"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("\"code\":\"busy\""), std::string::npos) << refused;
+  EXPECT_NE(refused.find("Connection: close\r\n"), std::string::npos) << refused;
+  // A chunked body counts as max_body_bytes.
+  const std::string chunked = Exchange(
+      server.port(),
+      "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nb\r\n0\r\n\r\n", "}");
+  EXPECT_EQ(chunked.rfind("HTTP/1.1 503 ", 0), 0u) << chunked;
+  // Up to the limit, and a request without a body, are served meanwhile.
+  const std::string fits = Exchange(server.port(), post(500), "}");
+  EXPECT_EQ(fits.rfind("HTTP/1.1 200 ", 0), 0u) << fits;
+  EXPECT_NE(fits.find("{\"len\":500}"), std::string::npos) << fits;
+  const std::string bodiless = Exchange(server.port(), "GET /x HTTP/1.1\r\nHost: x\r\n\r\n", "}");
+  EXPECT_EQ(bodiless.rfind("HTTP/1.1 200 ", 0), 0u) << bodiless;
+  // The held body arrives: it is answered, and what was refused is taken now.
+  holding.Send(std::string(990, 'a'));
+  const std::string held = holding.Receive("}");
+  EXPECT_NE(held.find("{\"len\":1000}"), std::string::npos) << held;
+  const std::string again = Exchange(server.port(), post(600), "}");
+  EXPECT_NE(again.find("{\"len\":600}"), std::string::npos) << again;
+  server.Stop();
+}
+
 // A handler that answers /now at once and holds the responders of /hold until Release().
 class HoldingHandler {
  public:
