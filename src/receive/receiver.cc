@@ -378,6 +378,9 @@ class Receiver::Impl {
       for (auto& waiter : waiters) waiter(http::Response::Empty(204));
       return;
     }
+    // The request and the copies that waited for it are refused, and counted so: the sender
+    // tries again, and nothing it sent was taken.
+    rejected_.fetch_add(1 + waiters.size(), std::memory_order_relaxed);
     http::Response response = http::Response::FromStatus(status);  // 503 with Retry-After
     for (auto& waiter : waiters) waiter(response);
     respond(std::move(response));

@@ -51,7 +51,8 @@ struct ReceiverOptions {
 
 // Running totals. `received` counts every POST; each one then ends as accepted (its payloads add
 // to `stored`), a duplicate, or rejected (401 for a bad signature or timestamp, 400 for a body
-// that is not a JSON object or array of objects). Without an output file, `stored` counts the
+// that is not a JSON object or array of objects, 413, 503 when the output could not be written
+// or too many bodies were arriving at once). Without an output file, `stored` counts the
 // payloads accepted.
 struct ReceiverCounts {
   uint64_t received = 0;

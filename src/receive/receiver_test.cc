@@ -521,8 +521,8 @@ TEST_F(ReceiverTest, FailedWriteIs503AndLeavesTheIdNew) {
     EXPECT_NE(reply.body.find("No space left on device"), std::string::npos) << reply.body;
     EXPECT_EQ(Count(reply.headers, "retry-after:"), 1u) << reply.headers;
   }
-  // Neither stored nor a duplicate: the sender's retry is treated as new every time.
-  EXPECT_EQ(receiver_->counts(), (ReceiverCounts{2, 0, 0, 0}));
+  // Refused, so neither stored nor a duplicate: the sender's retry is treated as new every time.
+  EXPECT_EQ(receiver_->counts(), (ReceiverCounts{2, 0, 0, 2}));
 }
 
 TEST_F(ReceiverTest, BadOptionsAreInvalidArgumentWithOneLine) {
