@@ -173,6 +173,7 @@ SendReport Send(const SendOptions& options) {
     curl_multi_poll(multi, nullptr, 0, wait_ms, nullptr);
   }
   report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  report.not_sent = options.count - sent_events;
   for (Slot& slot : slots) curl_easy_cleanup(slot.easy);
   curl_multi_cleanup(multi);
   curl_slist_free_all(headers);
@@ -186,13 +187,20 @@ int RunSendCommand(const SendOptions& options) {
   }
   const SendReport r = Send(options);
   std::printf(
-      "{\"requests\":%llu,\"accepted\":%llu,\"refused\":%llu,\"errors\":%llu,\"seconds\":%.3f,"
-      "\"events_per_second\":%.1f}\n",
+      "{\"requests\":%llu,\"accepted\":%llu,\"refused\":%llu,\"errors\":%llu,"
+      "\"not_sent\":%llu,\"seconds\":%.3f,\"events_per_second\":%.1f}\n",
       static_cast<unsigned long long>(r.requests), static_cast<unsigned long long>(r.accepted),
       static_cast<unsigned long long>(r.refused), static_cast<unsigned long long>(r.errors),
-      r.seconds, r.seconds > 0 ? static_cast<double>(r.accepted) / r.seconds : 0.0);
+      static_cast<unsigned long long>(r.not_sent), r.seconds,
+      r.seconds > 0 ? static_cast<double>(r.accepted) / r.seconds : 0.0);
   if (!r.first_refusal.empty()) {
     std::fprintf(stderr, "pushhook send: the first request refused: %s\n", r.first_refusal.c_str());
+  }
+  if (r.not_sent > 0) {
+    std::fprintf(stderr,
+                 "pushhook send: --max-seconds %g ran out with %llu of %llu events not sent\n",
+                 options.max_seconds, static_cast<unsigned long long>(r.not_sent),
+                 static_cast<unsigned long long>(options.count));
   }
   return r.accepted == options.count ? 0 : 1;
 }

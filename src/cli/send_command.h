@@ -29,6 +29,7 @@ struct SendReport {
   uint64_t accepted = 0;  // events answered 202
   uint64_t refused = 0;   // events of requests answered otherwise
   uint64_t errors = 0;    // requests that got no answer
+  uint64_t not_sent = 0;  // events of --count never sent: --max-seconds ran out first
   double seconds = 0;
   // Why the first refused request was refused: "HTTP 401: {…}" (the answer's start), or the
   // transport's error; empty when none was.

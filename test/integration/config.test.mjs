@@ -340,6 +340,13 @@ itest('send says why its requests were refused: the server\'s answer, or what ke
   const unreachable = await run(fx, ['send', '--server', 'http://127.0.0.1:1', '--key', 'k', '--count', '1']);
   assert.equal(unreachable.code, 1);
   assert.equal(unreachable.stderr.trim(), 'pushhook send: the first request refused: Couldn\'t connect to server');
+  // Out of time before the count: how many never went, and why.
+  const site = await serve.createSite('Timed');
+  const timed = await run(fx, ['send', '--server', serve.baseUrl, '--key', site.ingest_key, '--count', '3',
+    '--rate', '2', '--max-seconds', '0.5']);
+  assert.equal(timed.code, 1, timed.stderr);
+  assert.match(timed.stdout, /"accepted":1,"refused":0,"errors":0,"not_sent":2,/);
+  assert.equal(timed.stderr.trim(), 'pushhook send: --max-seconds 0.5 ran out with 2 of 3 events not sent');
 });
 
 itest('a second serve, or migrate, on a database a serve is using exits 2 and names its pid', async (fx) => {
