@@ -41,6 +41,12 @@ int RunBeaconCommand(const BeaconCommandOptions& options, int64_t now_unix_s) {
                  "pushhook beacon: warning: --expires is more than 30 days from now; ingest "
                  "refuses such a token (beacon_invalid) until it is within 30 days\n");
   }
+  // Ingest's other bound (model::CheckBeaconToken): a token is expired from its second on.
+  if (expires > 0 && expires <= now_unix_s) {
+    std::fprintf(stderr,
+                 "pushhook beacon: warning: --expires is not in the future; ingest refuses such "
+                 "a token (beacon_expired)\n");
+  }
   if (expires == 0) {
     const auto ttl = model::ParseDuration(options.ttl);
     if (!ttl) {

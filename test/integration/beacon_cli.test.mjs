@@ -30,12 +30,16 @@ itest('beacon --expires prints the README test vector', async (fx) => {
   assert.equal(r.stdout, `${VECTOR}\n`);
 });
 
-itest('beacon --expires far ahead warns that ingest refuses it; with --ttl it is a usage error', async (fx) => {
+itest('beacon --expires far ahead or past warns that ingest refuses it; with --ttl it is a usage error', async (fx) => {
   const far = Math.floor(Date.now() / 1000) + 31 * 24 * 3600;
   const r = await run(fx, ['--secret', SECRET, ...SUBJECT, '--expires', String(far)]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^v1\.\d+\.[A-Za-z0-9_-]+\n$/);
   assert.match(r.stderr, /warning: --expires is more than 30 days from now; ingest refuses such a token/);
+  const past = await run(fx, ['--secret', SECRET, ...SUBJECT, '--expires', String(Math.floor(Date.now() / 1000) - 3600)]);
+  assert.equal(past.code, 0, past.stderr);
+  assert.match(past.stdout, /^v1\.\d+\.[A-Za-z0-9_-]+\n$/);
+  assert.equal(past.stderr.trim(), 'pushhook beacon: warning: --expires is not in the future; ingest refuses such a token (beacon_expired)');
   const both = await run(fx, ['--secret', SECRET, ...SUBJECT, '--expires', '1798761600', '--ttl', '1d']);
   assert.equal(both.code, 2, both.stderr);
   assert.match(both.stderr, /--ttl excludes --expires|--expires excludes --ttl/);
