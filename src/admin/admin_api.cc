@@ -27,6 +27,9 @@ constexpr int kMaxInFlightLimit = 1000;
 // arithmetic would overflow its wait) to far more than one endpoint's connections carry.
 constexpr double kMinRateLimit = 0.001;
 constexpr double kMaxRateLimit = 1'000'000;
+// Whether low <= x <= high. False for NaN, which Boost.JSON 1.81 reads `0e400` as (zero times an
+// overflowed power of ten); a NaN limit would make every comparison in the rate limiter false.
+constexpr bool InRange(double x, double low, double high) { return x >= low && x <= high; }
 constexpr int kDefaultPageSize = 50;
 constexpr int kMaxPageSize = 250;
 // The fields an endpoint's create and update bodies may carry.
@@ -402,8 +405,7 @@ bool ReadEndpointFields(const json::object& body, store::EndpointPatch* patch,
   if (const json::value* v = body.if_contains("rate_limit")) {
     if (v->is_null()) {
       patch->rate_limit = 0;
-    } else if (!v->is_number() || v->to_number<double>() < kMinRateLimit ||
-               v->to_number<double>() > kMaxRateLimit) {
+    } else if (!v->is_number() || !InRange(v->to_number<double>(), kMinRateLimit, kMaxRateLimit)) {
       *error = BadRequest(
           "field 'rate_limit' must be a number of requests per second from 0.001 to 1000000, "
           "or null for no limit");

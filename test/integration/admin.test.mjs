@@ -329,6 +329,12 @@ itest('rate_limit takes 0.001 to 1000000 requests per second, or null', async (f
     assertError(res, 400, `rate_limit ${rate_limit}`);
     assert.equal(res.json.error.message, message);
   }
+  // Boost.JSON reads 0e400 as NaN, and 1e400 as Infinity: neither is a rate.
+  for (const number of ['0e400', '-0e999', '1e400']) {
+    const res = await serve.api('POST', base, `{"url":"http://127.0.0.1:9/hooks","rate_limit":${number}}`);
+    assertError(res, 400, `rate_limit ${number}`);
+    assert.equal(res.json.error.message, message);
+  }
   const slow = await serve.createEndpoint(site.id, { url: 'http://127.0.0.1:9/hooks', rate_limit: 0.001 });
   assert.equal(slow.rate_limit, 0.001);
   const fast = await serve.api('PATCH', `${base}/${slow.id}`, { rate_limit: 1000000 });
