@@ -12,6 +12,7 @@
 #include "model/random.h"
 #include "model/rfc3339.h"
 #include "model/signature.h"
+#include "model/utf8.h"
 #include "util/field_filter_json.h"
 #include "util/json_text.h"
 
@@ -121,6 +122,11 @@ std::optional<std::string> StringField(const json::object& body, std::string_vie
                         std::to_string(max_bytes) + " bytes");
     return std::nullopt;
   }
+  // PostgreSQL's text cannot hold one, and SQLite's would differ from it.
+  if (v->as_string().find('\0') != json::string::npos) {
+    *error = BadRequest("field '" + std::string(name) + "' must not contain NUL characters");
+    return std::nullopt;
+  }
   return std::string(v->as_string());
 }
 
@@ -140,6 +146,11 @@ std::optional<std::string> CampaignField(const json::object& body, std::string_v
   auto value = StringField(body, name, limit, error);
   if (value && value->empty() && name == "cid") {
     *error = BadRequest("field 'cid' must not be empty (leave it out for every campaign)");
+    return std::nullopt;
+  }
+  // As ingest refuses them: no event carries one, so the replay would match none.
+  if (value && model::HasControlCharacter(*value)) {
+    *error = BadRequest("field '" + std::string(name) + "' must not contain control characters");
     return std::nullopt;
   }
   return value;

@@ -65,10 +65,13 @@ TEST(Rfc3339Test, TimeParamsAreRfc3339OrMillisecondsRfc3339CanWrite) {
   EXPECT_EQ(last, kMaxRfc3339Ms);
   EXPECT_EQ(ParseTimeParam(std::to_string(kMinRfc3339Ms)), kMinRfc3339Ms);
   EXPECT_EQ(ParseTimeParam(std::to_string(kMaxRfc3339Ms)), kMaxRfc3339Ms);
+  EXPECT_EQ(ParseTimeParam("0000-01-01T00:00:00-00:01"), kMinRfc3339Ms + 60'000);
   for (const std::string& bad :
        {std::string(""), std::string("yesterday"), std::string("12x"), std::string("+5"),
         std::string(" 5"), std::to_string(kMinRfc3339Ms - 1), std::to_string(kMaxRfc3339Ms + 1),
-        std::string("-9223372036854775808"), std::string("99999999999999999999")}) {
+        std::string("-9223372036854775808"), std::string("99999999999999999999"),
+        // Text whose offset carries the instant past the years 0000 to 9999.
+        std::string("0000-01-01T00:00:00+23:59"), std::string("9999-12-31T23:59:59.999-00:01")}) {
     EXPECT_EQ(ParseTimeParam(bad), std::nullopt) << bad;
   }
 }

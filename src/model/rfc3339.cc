@@ -115,10 +115,12 @@ bool ParseRfc3339(std::string_view s, int64_t* unix_ms) {
 
 std::optional<int64_t> ParseTimeParam(std::string_view text) {
   int64_t ms = 0;
-  if (ParseRfc3339(text, &ms)) return ms;
-  const char* const end = text.data() + text.size();
-  const auto [stop, ec] = std::from_chars(text.data(), end, ms);
-  if (text.empty() || ec != std::errc() || stop != end) return std::nullopt;
+  if (!ParseRfc3339(text, &ms)) {
+    const char* const end = text.data() + text.size();
+    const auto [stop, ec] = std::from_chars(text.data(), end, ms);
+    if (text.empty() || ec != std::errc() || stop != end) return std::nullopt;
+  }
+  // Either way, an instant that formats back as RFC 3339: 0000-01-01T00:00:00+23:59 is not one.
   if (ms < kMinRfc3339Ms || ms > kMaxRfc3339Ms) return std::nullopt;
   return ms;
 }

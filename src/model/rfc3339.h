@@ -19,8 +19,9 @@ bool ParseRfc3339(std::string_view text, int64_t* unix_ms);
 inline constexpr int64_t kMinRfc3339Ms = -62'167'219'200'000;
 inline constexpr int64_t kMaxRfc3339Ms = 253'402'300'799'999;
 
-// A time an API takes: RFC 3339 text, or decimal Unix milliseconds from kMinRfc3339Ms to
-// kMaxRfc3339Ms (a wider number would overflow what is computed from it).
+// A time an API takes: RFC 3339 text, or decimal Unix milliseconds; either way from kMinRfc3339Ms
+// to kMaxRfc3339Ms (a wider number would overflow what is computed from it, and an offset can
+// carry the text's year past 9999, which no answer could write back).
 std::optional<int64_t> ParseTimeParam(std::string_view text);
 
 }  // namespace pushhook::model

@@ -341,6 +341,25 @@ itest('rate_limit takes 0.001 to 1000000 requests per second, or null', async (f
   assert.equal(expectStatus(fast, 200, 'PATCH').rate_limit, 1000000);
 });
 
+itest('a name or description with a NUL is refused, as PostgreSQL text cannot hold one', async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Names');
+  const endpoint = await serve.createEndpoint(site.id, { url: 'http://127.0.0.1:9/hooks', description: 'kept' });
+  // PostgreSQL once stored 'keep' for 'keep\0this' and answered 201 with the whole value.
+  for (const [method, path, body, field] of [
+    ['POST', '/v1/sites', { name: '\u0000' }, 'name'],
+    ['PATCH', `/v1/sites/${site.id}`, { name: 'x\u0000y' }, 'name'],
+    ['POST', `/v1/sites/${site.id}/endpoints`, { url: 'http://127.0.0.1:9/hooks', description: 'keep\u0000this' }, 'description'],
+    ['PATCH', `/v1/sites/${site.id}/endpoints/${endpoint.id}`, { description: 'keep\u0000this' }, 'description'],
+  ]) {
+    const res = await serve.api(method, path, body);
+    assertError(res, 400, `${method} ${path}`);
+    assert.equal(res.json.error.message, `field '${field}' must not contain NUL characters`);
+  }
+  assert.equal(expectStatus(await serve.api('GET', `/v1/sites/${site.id}`), 200, 'GET site').name, 'Names');
+  assert.equal(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/endpoints/${endpoint.id}`), 200, 'GET endpoint').description, 'kept');
+});
+
 itest('with no PUSHHOOK_ADMIN_TOKEN, an operator token is generated into <data-dir>/admin-token, mode 0600', async (fx) => {
   const serve = await fx.startServe({ adminToken: null });
   const file = path.join(serve.dataDir, 'admin-token');

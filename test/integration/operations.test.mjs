@@ -221,11 +221,17 @@ itest('replay re-sends exactly the events of the window (and of one cid or run),
     [1.5, "field 'cid' is a number with a fraction, an exponent or more than 64 bits, which may have been rounded when read: send it as the string ingest stores (1.5 as \"1.5\")"],
     [1e20, "field 'cid' is a number with a fraction, an exponent or more than 64 bits, which may have been rounded when read: send it as the string ingest stores (1.5 as \"1.5\")"],
     ['', "field 'cid' must not be empty (leave it out for every campaign)"],
+    // PostgreSQL once cut 'a\0b' at its NUL and replayed campaign 'a'.
+    ['a\u0000b', "field 'cid' must not contain NUL characters"],
+    ['a\u0001b', "field 'cid' must not contain control characters"],
   ]) {
     const refused = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: start, until: end, cid });
     assert.equal(refused.status, 400, `cid ${JSON.stringify(cid)}: ${refused.text}`);
     assert.equal(refused.json.error.message, message);
   }
+  const referenceWithNul = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: start, until: end, reference_id: '\u0000x' });
+  assert.equal(referenceWithNul.status, 400, referenceWithNul.text);
+  assert.equal(referenceWithNul.json.error.message, "field 'reference_id' must not contain NUL characters");
 });
 
 itest('test route: sends a signed sample now and answers with the attempt (204 and 500 receivers)', async (fx, t) => {

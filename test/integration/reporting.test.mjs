@@ -700,6 +700,9 @@ itest('stats refuses queries it cannot answer with 400', async (fx) => {
     ['from=yesterday', "from must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not 'yesterday'"],
     ['from=-9223372036854775808', "from must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '-9223372036854775808'"],
     ['to=253402300800000', "to must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '253402300800000'"],
+    // RFC 3339 text whose offset carries it out of those years.
+    ['from=0000-01-01T00:00:00%2B23:59', "from must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '0000-01-01T00:00:00+23:59'"],
+    ['to=9999-12-31T23:59:59.999-23:59', "to must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '9999-12-31T23:59:59.999-23:59'"],
   ];
   for (const [qs, message] of statsRefusals) {
     const res = await fetch(`${serve.baseUrl}/v1/sites/${site.id}/stats?${qs}`, { headers: { authorization: `Bearer ${serve.adminToken}` } });

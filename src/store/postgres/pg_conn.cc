@@ -190,7 +190,15 @@ StatusOr<Result> Connection::Query(const std::string& sql, const Params& params)
   }
   std::vector<const char*> values;
   values.reserve(params.values().size());
-  for (const auto& v : params.values()) values.push_back(v ? v->c_str() : nullptr);
+  for (const auto& v : params.values()) {
+    // libpq reads a text parameter as a C string, so one holding a NUL would be cut short at it,
+    // silently: callers refuse NULs before they get here, and this makes a miss loud.
+    if (v && v->find('\0') != std::string::npos) {
+      return model::InvalidArgument(
+          "a query parameter holds a NUL character; PostgreSQL text cannot store one");
+    }
+    values.push_back(v ? v->c_str() : nullptr);
+  }
   pg_result* result = PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
                                      values.data(), nullptr, nullptr, 0);
   const auto status = PQresultStatus(result);
