@@ -90,6 +90,7 @@ struct Shared {
   ServerLimits limits;
   Handler handler;
   OwnAnswerHeaders own_answer_headers;
+  HeadCheck head_check;
   std::atomic<size_t> connections{0};
   // Body bytes declared by the requests being read (ServerLimits::max_body_bytes_reading).
   std::atomic<size_t> body_bytes_reading{0};
@@ -260,6 +261,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return socket_.close(ec);
     }
     parser_.emplace();
+    request_.reset();
     head_ = false;
     parser_->header_limit(static_cast<uint32_t>(shared_.limits.max_header_bytes));
     parser_->body_limit(shared_.limits.max_body_bytes);
@@ -289,6 +291,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (const auto length = parser_->content_length();
         length && *length > shared_.limits.max_body_bytes) {
       return WriteError(413, "payload_too_large", BodyLimitMessage());
+    }
+    if (shared_.head_check) {
+      request_.emplace(ToRequest(header, remote_));
+      if (auto answer = shared_.head_check(*request_)) {
+        request_.reset();
+        return Write(std::move(*answer), false);
+      }
     }
     if (!ReserveBody(parser_->chunked() ? shared_.limits.max_body_bytes
                                         : parser_->content_length().value_or(0))) {
@@ -340,7 +349,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto message = parser_->release();
     keep_alive_ = message.keep_alive();
     version_ = message.version();
-    Request request = ToRequest(message, remote_);
+    // The head check read the header already; the body is all that came since.
+    Request request = request_ ? std::move(*request_) : ToRequest(message, remote_);
+    request_.reset();
     request.body = std::move(message.body());
     // The responder may run on any thread: it hops back onto this connection's worker. Once
     // the gate is closing, the answer ends the connection. It answers once: a handler that
@@ -516,7 +527,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<TlsStream> tls_;             // on socket_, so declared after it
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  std::string out_;  // the answer being written
+  std::optional<Request> request_;  // as the head check saw it, until its body is read
+  std::string out_;                 // the answer being written
   Shared& shared_;
   std::string remote_;
   Clock::time_point deadline_ = Clock::time_point::max();
@@ -535,10 +547,12 @@ class Session : public std::enable_shared_from_this<Session> {
 
 class Server::Impl {
  public:
-  Impl(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers) {
+  Impl(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers,
+       HeadCheck head_check) {
     shared_.limits = limits;
     shared_.handler = std::move(handler);
     shared_.own_answer_headers = std::move(own_answer_headers);
+    shared_.head_check = std::move(head_check);
     workers_.push_back(std::make_unique<Worker>());
     acceptor_.emplace(workers_.front()->ioc);
   }
@@ -728,8 +742,10 @@ class Server::Impl {
   uint16_t port_ = 0;
 };
 
-Server::Server(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers)
-    : impl_(std::make_unique<Impl>(limits, std::move(handler), std::move(own_answer_headers))) {}
+Server::Server(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers,
+               HeadCheck head_check)
+    : impl_(std::make_unique<Impl>(limits, std::move(handler), std::move(own_answer_headers),
+                                   std::move(head_check))) {}
 Server::~Server() = default;
 model::Status Server::EnableTls(const std::string& cert_file, const std::string& key_file) {
   return impl_->EnableTls(cert_file, key_file);

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -49,9 +50,17 @@ struct ServerLimits {
 // own. Called on the connection's thread; must be cheap and thread-safe.
 using OwnAnswerHeaders = std::function<void(std::string_view path, Response& response)>;
 
+// Sees each request once its header has arrived, before any of its body is read (`head.body` is
+// empty), and may answer it then: the answer is written as it is, and ends the connection (what
+// the client still sends is read and dropped, for a bounded time). `pushhook receive` refuses
+// an unsigned or stale webhook so, without waiting for a body that no signature covers. Called
+// on the connection's thread; must be cheap and thread-safe.
+using HeadCheck = std::function<std::optional<Response>(const Request& head)>;
+
 class Server {
  public:
-  Server(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers = nullptr);
+  Server(ServerLimits limits, Handler handler, OwnAnswerHeaders own_answer_headers = nullptr,
+         HeadCheck head_check = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

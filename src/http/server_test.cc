@@ -7,7 +7,9 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -280,6 +282,43 @@ TEST(ServerBodyBudgetTest, ABodyPastWhatIsBeingReadIs503UntilTheOthersAreIn) {
   EXPECT_NE(held.find("{\"len\":1000}"), std::string::npos) << held;
   const std::string again = Exchange(server.port(), post(600), "}");
   EXPECT_NE(again.find("{\"len\":600}"), std::string::npos) << again;
+  server.Stop();
+}
+
+TEST(ServerHeadCheckTest, AnswersAtTheHeaderWithoutWaitingForTheBody) {
+  std::atomic<int> handled{0};
+  Server server(
+      ServerLimits{},
+      [&handled](Request&& r, Responder respond) {
+        ++handled;
+        respond(Response::Json(200, "{\"token\":\"" + std::string(r.Header("x-token")) +
+                                        "\",\"len\":" + std::to_string(r.body.size()) + "}"));
+      },
+      nullptr,
+      [](const Request& head) -> std::optional<Response> {
+        EXPECT_TRUE(head.body.empty());
+        if (!head.Header("x-token").empty()) return std::nullopt;
+        return Response::Error(401, "no_token", "send x-token");
+      });
+  ASSERT_TRUE(server.Listen("127.0.0.1:0").ok());
+  server.Start(1);
+  // 100,000 bytes declared and none sent: without the check the server would wait for them.
+  LoopbackSocket refused(server.port());
+  refused.Send("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+  const std::string answer = refused.Receive();
+  EXPECT_EQ(answer.rfind("HTTP/1.1 401 Unauthorized\r\n", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Connection: close\r\n"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("send x-token"), std::string::npos) << answer;
+  EXPECT_TRUE(answer.ends_with("<closed>")) << answer;
+  EXPECT_EQ(handled.load(), 0);
+  // A request that passes reaches the handler whole, its headers as the check saw them, and
+  // its connection stays open for the next.
+  LoopbackSocket passed(server.port());
+  passed.Send("POST /x HTTP/1.1\r\nHost: x\r\nX-Token: t1\r\nContent-Length: 3\r\n\r\nabc");
+  EXPECT_NE(passed.Receive("}").find(R"({"token":"t1","len":3})"), std::string::npos);
+  passed.Send("POST /x HTTP/1.1\r\nHost: x\r\nX-Token: t2\r\nContent-Length: 2\r\n\r\nab");
+  EXPECT_NE(passed.Receive("}").find(R"({"token":"t2","len":2})"), std::string::npos);
+  EXPECT_EQ(handled.load(), 2);
   server.Stop();
 }
 

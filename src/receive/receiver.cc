@@ -93,7 +93,8 @@ class Receiver::Impl {
         [this](http::Request&& request, http::Responder respond) {
           Handle(std::move(request), std::move(respond));
         },
-        [this](std::string_view, http::Response& answer) { RefusedByServer(answer); });
+        [this](std::string_view, http::Response& answer) { RefusedByServer(answer); },
+        [this](const http::Request& head) { return CheckHead(head); });
     if (!options_.tls_cert_file.empty()) {
       if (auto s = server_->EnableTls(options_.tls_cert_file, options_.tls_key_file); !s.ok()) {
         server_.reset();
@@ -251,37 +252,65 @@ class Receiver::Impl {
     }
   }
 
-  void HandleWebhook(http::Request&& request, http::Responder respond) {
-    received_.fetch_add(1, std::memory_order_relaxed);
-    const int64_t received_at_ms = NowMs();
-    // Svix's SDKs send the same three values as svix-id, svix-timestamp and svix-signature,
-    // and verify either set: so does this receiver.
+  // A webhook's signature headers, as far as they can be checked without its body.
+  struct SignatureHeaders {
+    std::string_view id;
+    int64_t timestamp = 0;  // Unix seconds
+    std::string_view signature;
+  };
+
+  // Reads the three signature headers into `out`: present, and a timestamp within the tolerance
+  // of `now_ms`. Answers "" when they pass, else what the 401 says. Svix's SDKs send the same
+  // three values as svix-id, svix-timestamp and svix-signature, and verify either set: so does
+  // this receiver.
+  std::string_view ReadSignatureHeaders(const http::Request& request, int64_t now_ms,
+                                        SignatureHeaders* out) const {
     const auto header = [&request](std::string_view standard, std::string_view svix) {
       const std::string_view value = request.Header(standard);
       return value.empty() ? request.Header(svix) : value;
     };
-    const std::string_view id = header("webhook-id", "svix-id");
+    out->id = header("webhook-id", "svix-id");
     const std::string_view timestamp_text = header("webhook-timestamp", "svix-timestamp");
-    const std::string_view signature = header("webhook-signature", "svix-signature");
-    if (id.empty()) return Reject(respond, InvalidSignature("missing webhook-id header"));
-    if (timestamp_text.empty()) {
-      return Reject(respond, InvalidSignature("missing webhook-timestamp header"));
-    }
-    if (signature.empty()) {
-      return Reject(respond, InvalidSignature("missing webhook-signature header"));
-    }
+    out->signature = header("webhook-signature", "svix-signature");
+    if (out->id.empty()) return "missing webhook-id header";
+    if (timestamp_text.empty()) return "missing webhook-timestamp header";
+    if (out->signature.empty()) return "missing webhook-signature header";
     const std::optional<int64_t> timestamp = model::ParseWebhookTimestamp(timestamp_text);
-    if (!timestamp) return Reject(respond, InvalidSignature("invalid webhook-timestamp header"));
-    const int64_t now = received_at_ms / 1000;
+    if (!timestamp) return "invalid webhook-timestamp header";
+    const int64_t now = now_ms / 1000;
     const int64_t tolerance = options_.tolerance.count();
     if (*timestamp < now - tolerance || *timestamp > now + tolerance) {
-      return Reject(respond, InvalidSignature("timestamp outside tolerance"));
+      return "timestamp outside tolerance";
     }
-    if (!Verify(request.path, signature, id, *timestamp, request.body)) {
+    out->timestamp = *timestamp;
+    return {};
+  }
+
+  // The server's head check: a POST whose signature headers already fail is answered at its
+  // header, before its body (up to --max-body-bytes of it) is read.
+  std::optional<http::Response> CheckHead(const http::Request& head) {
+    if (head.method != "POST") return std::nullopt;
+    SignatureHeaders headers;
+    const std::string_view refusal = ReadSignatureHeaders(head, NowMs(), &headers);
+    if (refusal.empty()) return std::nullopt;
+    received_.fetch_add(1, std::memory_order_relaxed);
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return InvalidSignature(refusal);
+  }
+
+  void HandleWebhook(http::Request&& request, http::Responder respond) {
+    received_.fetch_add(1, std::memory_order_relaxed);
+    const int64_t received_at_ms = NowMs();
+    // Checked again, as the head check passed them: a body that arrived slowly may have
+    // outlived the tolerance.
+    SignatureHeaders headers;
+    const std::string_view refusal = ReadSignatureHeaders(request, received_at_ms, &headers);
+    if (!refusal.empty()) return Reject(respond, InvalidSignature(refusal));
+    if (!Verify(request.path, headers.signature, headers.id, headers.timestamp, request.body)) {
       return Reject(respond, InvalidSignature("no signature matches"));
     }
 
-    AcceptedRequest accepted{std::string(id), received_at_ms, {}};
+    AcceptedRequest accepted{std::string(headers.id), received_at_ms, {}};
     if (auto error = SplitPayloads(std::move(request.body), &accepted.payloads)) {
       return Reject(respond, std::move(*error));
     }

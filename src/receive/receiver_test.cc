@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "http/testing/loopback_client.h"
 #include "model/signature.h"
 #include "store/store.h"
 #include "util/testing/temp_dir.h"
@@ -247,6 +248,33 @@ TEST_F(ReceiverTest, MalformedTimestampIs401) {
   EXPECT_EQ(
       reply.body,
       R"({"error":{"code":"invalid_signature","message":"invalid webhook-timestamp header"}})");
+}
+
+TEST_F(ReceiverTest, HeadersThatFailAreRefusedBeforeTheBodyIsRead) {
+  StartReceiver(Options("events.ndjson"));
+  const std::string now = std::to_string(NowSeconds());
+  const std::string stale = std::to_string(NowSeconds() - 600);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"webhook-id: msg_1\r\nwebhook-timestamp: " + now + "\r\n",
+       "missing webhook-signature header"},
+      {"webhook-id: msg_1\r\nwebhook-timestamp: " + stale + "\r\nwebhook-signature: v1,x\r\n",
+       "timestamp outside tolerance"}};
+  for (const auto& [headers, message] : cases) {
+    // A megabyte declared and none of it sent: the answer cannot have waited for it.
+    http::testing::LoopbackSocket socket(receiver_->port());
+    socket.Send("POST /hooks HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n" + headers +
+                "\r\n");
+    const std::string answer = socket.Receive();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 401 ", 0), 0u) << answer;
+    EXPECT_NE(answer.find(R"({"error":{"code":"invalid_signature","message":")" + message),
+              std::string::npos)
+        << answer;
+    EXPECT_TRUE(answer.ends_with("<closed>")) << answer;
+  }
+  EXPECT_EQ(receiver_->counts(), (ReceiverCounts{2, 0, 0, 2}));
+  // Signed ones are read whole and stored, as before.
+  EXPECT_EQ(PostSigned("msg_1", kPayload).status, 204);
+  EXPECT_EQ(ReadFile(dir_.File("events.ndjson")), std::string(kPayload) + "\n");
 }
 
 TEST_F(ReceiverTest, DuplicateIdIs204AndStoredOnce) {
