@@ -142,6 +142,18 @@ export function spawnPushhook(args, { cwd, env = {}, logFile, name = args[0] } =
   return spawnTracked(name, PUSHHOOK_BIN, args, { cwd, env, logFile });
 }
 
+// spawnPushhook, then waits for its "listening" line and sets handle.port; killed if it never says.
+async function spawnListening(args, options) {
+  const handle = spawnPushhook(args, options);
+  try {
+    handle.port = (await waitListening(handle)).port;
+  } catch (err) {
+    await stop(handle, 'SIGKILL');
+    throw err;
+  }
+  return handle;
+}
+
 // Waits for the `{"msg":"listening","port":N}` log line; fails early if the process exits.
 export function waitListening(handle, timeoutMs = 20_000) {
   return waitLog(handle, (l) => l.msg === 'listening' && Number.isInteger(l.port) && l.port > 0, timeoutMs,
@@ -219,19 +231,12 @@ export async function startServe(opts = {}) {
   fullArgs.push(...args);
   const envAll = { ...env };
   if (adminToken) envAll.PUSHHOOK_ADMIN_TOKEN = adminToken;
-  const handle = spawnPushhook(fullArgs, {
+  const handle = await spawnListening(fullArgs, {
     cwd: dataDir,
     env: envAll,
     logFile: path.join(dataDir, 'serve.log'),
     name: 'pushhook serve',
   });
-  try {
-    const line = await waitListening(handle);
-    handle.port = line.port;
-  } catch (err) {
-    await stop(handle, 'SIGKILL');
-    throw err;
-  }
   handle.dataDir = dataDir;
   handle.adminToken = adminToken;
   handle.baseUrl = `http://127.0.0.1:${handle.port}`;
@@ -260,19 +265,12 @@ export async function startReceive(opts) {
   // Without `secret`, the secrets come from `env` (PUSHHOOK_RECEIVE_SECRET).
   const { secret, env, dir = makeTempDir('pushhook-receive-'), out = path.join(dir, 'received.ndjson'), listen = '127.0.0.1:0', args = [] } = opts;
   const secretArgs = secret === undefined ? [] : ['--secret', secret];
-  const handle = spawnPushhook(['receive', '--listen', listen, ...secretArgs, '--out', out, ...args], {
+  const handle = await spawnListening(['receive', '--listen', listen, ...secretArgs, '--out', out, ...args], {
     env,
     cwd: dir,
     logFile: path.join(dir, 'receive.log'),
     name: 'pushhook receive',
   });
-  try {
-    const line = await waitListening(handle);
-    handle.port = line.port;
-  } catch (err) {
-    await stop(handle, 'SIGKILL');
-    throw err;
-  }
   handle.dir = dir;
   handle.out = out;
   handle.url = `http://127.0.0.1:${handle.port}`;
