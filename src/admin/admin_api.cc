@@ -76,13 +76,17 @@ std::optional<http::Response> RefuseMediaType(const http::Request& request) {
 
 std::optional<json::object> ParseObject(const std::string& body, http::Response* error) {
   if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  json::parser parser;
   json::error_code ec;
-  json::value value = json::parse(body, ec);
+  const size_t read = parser.write(body.data(), body.size(), ec);
   if (ec) {
-    *error = http::Response::Error(400, "invalid_json",
-                                   "request body is not valid JSON: " + ec.message());
+    *error = http::Response::Error(
+        400, "invalid_json",
+        "request body is not valid JSON at byte " + std::to_string(read) + ": " +
+            util::DescribeJsonError(ec, body, read, json::parse_options().max_depth));
     return std::nullopt;
   }
+  json::value value = parser.release();
   if (!value.is_object()) {
     *error = BadRequest("request body must be a JSON object");
     return std::nullopt;

@@ -13,6 +13,7 @@
 #include "model/rfc3339.h"
 #include "model/utf8.h"
 #include "util/json_handler_limits.h"
+#include "util/json_text.h"
 
 namespace pushhook::ingest {
 namespace {
@@ -645,29 +646,12 @@ std::optional<size_t> ParseDocument(Parser& parser, size_t base, std::string_vie
   return base + used;
 }
 
-std::string DescribeJsonError(json::error_code ec, std::string_view body, size_t offset,
-                              const IngestLimits& limits) {
-  if (ec == json::error::too_deep) {
-    return "nested more than " + std::to_string(limits.max_depth) + " levels deep";
-  }
-  if (ec == json::error::incomplete) return "unexpected end of input";
-  if (ec == json::error::extra_data) return "unexpected data after the JSON value";
-  if (ec == json::error::syntax && body.substr(offset).starts_with("\xEF\xBB\xBF")) {
-    return "a byte order mark (U+FEFF), which JSON does not take; send the JSON without it";
-  }
-  if (ec == json::error::syntax && offset < body.size() &&
-      static_cast<unsigned char>(body[offset]) >= 0x80) {
-    return "invalid UTF-8";
-  }
-  return ec.message();
-}
-
 ParseError InvalidJson(json::error_code ec, std::string_view body, size_t offset,
                        std::optional<size_t> line, const IngestLimits& limits) {
   std::string message = "body is not valid JSON at byte " + std::to_string(offset);
   if (line) message += " (line " + std::to_string(*line) + ")";
   message += ": ";
-  message += DescribeJsonError(ec, body, offset, limits);
+  message += util::DescribeJsonError(ec, body, offset, limits.max_depth);
   return {std::string(kInvalidJson), std::move(message), offset, {}};
 }
 

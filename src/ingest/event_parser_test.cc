@@ -726,6 +726,9 @@ TEST(EventParserTest, SyntaxErrorsGiveTheOffset) {
   ExpectInvalidJson(View() + " " + View(), 46,
                     "body is not valid JSON at byte 46: unexpected data after the JSON value");
   ExpectInvalidJson("action=View", 0, "body is not valid JSON at byte 0: syntax error");
+  ExpectInvalidJson(R"({"action":"View","cookie_id":"\ud800"})", 36,
+                    "body is not valid JSON at byte 36: the escape \\ud800 is half of a UTF-16 "
+                    "surrogate pair, and its other half does not follow");
 }
 
 TEST(EventParserTest, InvalidJsonWinsOverInvalidEvents) {

@@ -3,6 +3,8 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parser.hpp>
 
+#include "util/json_text.h"
+
 namespace pushhook::receive {
 namespace {
 
@@ -102,7 +104,8 @@ std::optional<http::Response> SplitPayloads(std::string&& body, std::vector<std:
   if (ec) {
     return http::Response::Error(
         400, "invalid_json",
-        "body is not valid JSON: " + ec.message() + " at byte " + std::to_string(consumed));
+        "body is not valid JSON at byte " + std::to_string(consumed) + ": " +
+            util::DescribeJsonError(ec, body, consumed, json::parse_options().max_depth));
   }
   const json::value value = parser.release();
   if (value.is_object()) {

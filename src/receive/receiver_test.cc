@@ -400,7 +400,9 @@ TEST_F(ReceiverTest, VerifiedBodyThatIsNotJsonIs400) {
   StartReceiver(Options("events.ndjson"));
   const Reply not_json = PostSigned("msg_1", "action=Click");
   EXPECT_EQ(not_json.status, 400);
-  EXPECT_NE(not_json.body.find(R"("code":"invalid_json")"), std::string::npos) << not_json.body;
+  EXPECT_EQ(not_json.body,
+            R"({"error":{"code":"invalid_json","message":"body is not valid JSON at byte 0: )"
+            R"(syntax error"}})");
   const Reply scalar = PostSigned("msg_2", "42");
   EXPECT_EQ(scalar.status, 400);
   EXPECT_EQ(scalar.body,

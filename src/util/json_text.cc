@@ -147,6 +147,39 @@ std::optional<std::string> IntegerText(const boost::json::value& value) {
   return std::nullopt;
 }
 
+std::string DescribeJsonError(boost::json::error_code ec, std::string_view text, size_t offset,
+                              size_t max_depth) {
+  namespace json = boost::json;
+  if (ec == json::error::too_deep) {
+    return "nested more than " + std::to_string(max_depth) + " levels deep";
+  }
+  if (ec == json::error::incomplete) return "unexpected end of input";
+  if (ec == json::error::extra_data) return "unexpected data after the JSON value";
+  if (ec != json::error::syntax || offset > text.size()) return ec.message();
+  if (text.substr(offset).starts_with("\xEF\xBB\xBF")) {
+    return "a byte order mark (U+FEFF), which JSON does not take; send the JSON without it";
+  }
+  if (offset < text.size() && static_cast<unsigned char>(text[offset]) >= 0x80) {
+    return "invalid UTF-8";
+  }
+  // Boost.JSON stops just past a high surrogate's escape that no low one follows, or past the
+  // backslash of another escape after it. The backslash starts an escape when an even number of
+  // backslashes comes before it (\\ud800 is text).
+  const size_t end = offset > 0 && text[offset - 1] == '\\' ? offset - 1 : offset;
+  if (end >= 6) {
+    const std::string_view escape = text.substr(end - 6, 6);
+    size_t backslashes = 0;  // just before the escape's own
+    for (size_t i = end - 6; i > 0 && text[i - 1] == '\\'; --i) ++backslashes;
+    const auto lower = [](char c) { return static_cast<char>(c | 0x20); };
+    if (escape.starts_with("\\u") && backslashes % 2 == 0 && lower(escape[2]) == 'd' &&
+        std::string_view("89ab").find(lower(escape[3])) != std::string_view::npos) {
+      return "the escape " + std::string(escape) +
+             " is half of a UTF-16 surrogate pair, and its other half does not follow";
+    }
+  }
+  return ec.message();
+}
+
 std::optional<std::string> RepeatedKey(std::string_view text) {
   boost::json::basic_parser<RepeatedKeyFinder> parser(boost::json::parse_options{});
   boost::json::error_code ec;

@@ -23,6 +23,13 @@ inline constexpr std::string_view kNotAnExactInteger =
     "is a number with a fraction, an exponent or more than 64 bits, which may have been rounded "
     "when read: send it as the string ingest stores (1.5 as \"1.5\")";
 
+// What a JSON reader's error `ec`, at byte `offset` of `text`, means to whoever sent the text:
+// "unexpected end of input", "invalid UTF-8", a byte order mark or an unpaired UTF-16 surrogate
+// escape named as such, or Boost.JSON's own words ("syntax error"). `max_depth` is the nesting
+// limit that a too_deep error names.
+std::string DescribeJsonError(boost::json::error_code ec, std::string_view text, size_t offset,
+                              size_t max_depth);
+
 // The first key that an object of the JSON document `text` holds twice, as a path from the top
 // ("url", "batch.max_events"); nullopt when there is none, or when `text` is not JSON. A JSON
 // reader keeps one of the two silently (Boost.JSON the last), which would make

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <string>
+#include <string_view>
+#include <utility>
 
 namespace pushhook::util {
 namespace {
@@ -25,6 +28,43 @@ TEST(JsonTextTest, IntegersTheReaderHoldsExactlyAsText) {
   for (const char* other : {R"("42")", "null", "true", "[1]"}) {
     EXPECT_EQ(IntegerText(boost::json::parse(other)), std::nullopt) << other;
   }
+}
+
+// What the reader says of `text`, at the byte where it stopped.
+std::string Describe(std::string_view text) {
+  boost::json::parser parser;
+  boost::json::error_code ec;
+  const size_t read = parser.write(text.data(), text.size(), ec);
+  EXPECT_TRUE(ec) << text;
+  return std::to_string(read) + ": " + DescribeJsonError(ec, text, read, 32);
+}
+
+TEST(JsonTextTest, DescribesWhereAndWhyJsonFailsInWords) {
+  EXPECT_EQ(Describe(R"({"a":)"), "5: unexpected end of input");
+  EXPECT_EQ(Describe(R"({"a":1} x)"), "8: unexpected data after the JSON value");
+  EXPECT_EQ(Describe(std::string(33, '[') + std::string(33, ']')),
+            "32: nested more than 32 levels deep");
+  EXPECT_EQ(Describe("\xEF\xBB\xBF{}"),
+            "0: a byte order mark (U+FEFF), which JSON does not take; send the JSON without it");
+  EXPECT_EQ(Describe("{\"a\":\"\xC3\x28\"}"), "6: invalid UTF-8");
+  EXPECT_EQ(Describe(R"({"a":})"), "5: syntax error");
+  // A high surrogate alone, in either case, and with text or another escape after it.
+  for (const auto& [text, escape] :
+       {std::pair<std::string, std::string>{R"({"name":"\ud800"})", R"(\ud800)"},
+        {R"({"name":"x\uDBFFy"})", R"(\uDBFF)"},
+        {R"({"name":"\uD83D\n"})", R"(\uD83D)"}}) {
+    const std::string said = Describe(text);
+    EXPECT_NE(said.find(": the escape " + escape +
+                        " is half of a UTF-16 surrogate pair, and its other half does not follow"),
+              std::string::npos)
+        << text << " -> " << said;
+  }
+  // After an escaped backslash the letters are text, not an escape (the reader stops at the
+  // control character that follows them).
+  EXPECT_EQ(Describe("{\"name\":\"\\\\ud800\x01\"}"), "16: syntax error");
+  EXPECT_EQ(Describe("{\"name\":\"\\\\\\ud800\"}"),
+            "17: the escape \\ud800 is half of a "
+            "UTF-16 surrogate pair, and its other half does not follow");
 }
 
 TEST(JsonTextTest, FindsAKeyAnObjectHoldsTwice) {

@@ -360,6 +360,21 @@ itest('a name or description with a NUL is refused, as PostgreSQL text cannot ho
   assert.equal(expectStatus(await serve.api('GET', `/v1/sites/${site.id}/endpoints/${endpoint.id}`), 200, 'GET endpoint').description, 'kept');
 });
 
+itest('a body that is not JSON is refused with the byte where it stops and why', async (fx) => {
+  const serve = await fx.startServe();
+  for (const [body, message] of [
+    ['{"name":', 'request body is not valid JSON at byte 8: unexpected end of input'],
+    ['{"name":"a"} x', 'request body is not valid JSON at byte 13: unexpected data after the JSON value'],
+    ["{'name':'a'}", 'request body is not valid JSON at byte 1: syntax error'],
+    ['{"name":"\\ud800"}', 'request body is not valid JSON at byte 15: the escape \\ud800 is half of a UTF-16 surrogate pair, and its other half does not follow'],
+  ]) {
+    const res = await serve.api('POST', '/v1/sites', body);
+    assertError(res, 400, body);
+    assert.equal(res.json.error.code, 'invalid_json');
+    assert.equal(res.json.error.message, message, body);
+  }
+});
+
 itest('with no PUSHHOOK_ADMIN_TOKEN, an operator token is generated into <data-dir>/admin-token, mode 0600', async (fx) => {
   const serve = await fx.startServe({ adminToken: null });
   const file = path.join(serve.dataDir, 'admin-token');
