@@ -81,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto ignored = pushhook::ingest::ParseEvents(body, kind, 1764273600000, beacons_off);
     if (const auto* batch = std::get_if<ParsedBatch>(&ignored)) {
       CheckEvents(*batch, beacons_off);
-      for (const auto& e : batch->events) Check(e.beacon.empty());
+      for (const auto& e : batch->events) Check(!e.beacon.has_value());
     } else {
       CheckError(std::get<ParseError>(ignored));
     }

@@ -24,12 +24,12 @@ SiteBeacons SiteBeacons::Of(const store::Site& site) {
 std::optional<ParseError> CheckBeacons(const SiteBeacons& site, std::vector<model::Event>& events,
                                        int64_t now_ms) {
   if (site.mode == store::BeaconMode::kOff) {
-    for (model::Event& e : events) e.beacon.clear();
+    for (model::Event& e : events) e.beacon.reset();
     return std::nullopt;
   }
   // The common case, events without tokens: nothing to check or to drop.
   if (std::none_of(events.begin(), events.end(),
-                   [](const model::Event& e) { return !e.beacon.empty(); }) &&
+                   [](const model::Event& e) { return e.beacon.has_value(); }) &&
       site.mode != store::BeaconMode::kRequired) {
     return std::nullopt;
   }
@@ -44,13 +44,17 @@ std::optional<ParseError> CheckBeacons(const SiteBeacons& site, std::vector<mode
     const model::Event& e = events[i];
     std::string_view code;
     std::string message;
-    if (e.beacon.empty()) {
+    if (!e.beacon) {
       if (site.mode != store::BeaconMode::kRequired) continue;
       code = kBeaconRequired;
       message = "is required: this site takes only events with a signed beacon token";
+    } else if (e.beacon->empty()) {
+      // Sent, so checked (DESIGN 2a): most likely a template whose token was never filled in.
+      code = kBeaconInvalid;
+      message = "is empty: send the token the push backend made, or leave the field out";
     } else {
       const model::BeaconSubject subject{site.site_id, e.cid, e.reference_id, e.cookie_id};
-      switch (model::CheckBeaconToken(e.beacon, valid_keys, subject, now_ms / 1000)) {
+      switch (model::CheckBeaconToken(*e.beacon, valid_keys, subject, now_ms / 1000)) {
         case model::BeaconVerdict::kValid:
           continue;
         case model::BeaconVerdict::kExpired:
@@ -77,9 +81,9 @@ std::optional<ParseError> CheckBeacons(const SiteBeacons& site, std::vector<mode
     return error;
   }
   for (model::Event& e : events) {
-    if (e.beacon.empty()) continue;
-    e.replay_key = model::BeaconReplayKey(e.beacon, e.action, e.clicked_button);
-    e.beacon.clear();
+    if (!e.beacon) continue;
+    e.replay_key = model::BeaconReplayKey(*e.beacon, e.action, e.clicked_button);
+    e.beacon.reset();
   }
   return std::nullopt;
 }

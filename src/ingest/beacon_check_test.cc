@@ -44,8 +44,8 @@ TEST_F(BeaconCheckTest, AValidTokenKeysTheEventAndIsDropped) {
                                                          model::Action::kClick, 1));
   EXPECT_EQ(events[0].event_id, "client-id") << "the client's key still reaches the payload";
   EXPECT_NE(events[0].replay_key, events[1].replay_key) << "one token counts each action once";
-  EXPECT_TRUE(events[0].beacon.empty());
-  EXPECT_TRUE(events[1].beacon.empty());
+  EXPECT_FALSE(events[0].beacon);
+  EXPECT_FALSE(events[1].beacon);
 }
 
 TEST_F(BeaconCheckTest, OptionalTakesEventsWithoutATokenAsTheyAre) {
@@ -66,6 +66,21 @@ TEST_F(BeaconCheckTest, RequiredRefusesAnEventWithoutOne) {
       R"({"error":{"code":"beacon_required","message":"a beacon token did not pass; )"
       R"(nothing of the request was stored","details":[{"index":1,"field":"beacon",)"
       R"("message":"is required: this site takes only events with a signed beacon token"}]}})");
+}
+
+TEST_F(BeaconCheckTest, AnEmptyTokenIsSentSoItIsCheckedAndRefused) {
+  for (const store::BeaconMode mode :
+       {store::BeaconMode::kOptional, store::BeaconMode::kRequired}) {
+    site_.mode = mode;
+    std::vector<model::Event> events{Event()};
+    events[0].beacon = "";
+    const auto error = CheckBeacons(site_, events, kNowMs);
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->code, kBeaconInvalid);
+    ASSERT_EQ(error->details.size(), 1u);
+    EXPECT_EQ(error->details[0].message,
+              "is empty: send the token the push backend made, or leave the field out");
+  }
 }
 
 TEST_F(BeaconCheckTest, AtMostAHundredEventsAreNamed) {
@@ -137,7 +152,7 @@ TEST_F(BeaconCheckTest, OffIgnoresEvenAForgedToken) {
   events[0].beacon = "v1.1.forged";
   EXPECT_FALSE(CheckBeacons(site_, events, kNowMs).has_value());
   EXPECT_EQ(events[0].event_id, "client-id");
-  EXPECT_TRUE(events[0].beacon.empty());
+  EXPECT_FALSE(events[0].beacon);
 }
 
 TEST_F(BeaconCheckTest, SiteBeaconsDecodeTheSecrets) {

@@ -158,7 +158,7 @@ void ClearEvent(model::Event& e) {
   e.clicked_button = 0;
   e.event_id.clear();
   e.occurred_at_ms = 0;
-  e.beacon.clear();
+  e.beacon.reset();
 }
 
 // A boost::json::basic_parser handler that validates events as the parser walks the body, so no
@@ -455,7 +455,7 @@ class Handler : public util::UnboundedJsonHandler {
         target_ = &e.event_id;
         break;
       case Field::kBeacon:
-        target_ = &e.beacon;
+        target_ = &e.beacon.emplace();
         break;
       case Field::kClickedButton:
       case Field::kUnknown:

@@ -487,7 +487,8 @@ TEST(EventParserTest, ADismissIsAcceptedWithButtonZero) {
 // The signed beacon token (DESIGN section 2a) is taken as text and checked by ingest later.
 TEST(EventParserTest, BeaconIsAStringOfAtMost256Bytes) {
   EXPECT_EQ(ParseOk(Click(R"(,"beacon":"v1.1.abc")"))[0].beacon, "v1.1.abc");
-  EXPECT_EQ(ParseOk(Click())[0].beacon, "");
+  EXPECT_EQ(ParseOk(Click(R"(,"beacon":"")"))[0].beacon, "") << "sent, so checked";
+  EXPECT_EQ(ParseOk(Click())[0].beacon, std::nullopt);
   ExpectInvalid(Click(R"(,"beacon":7)"), "beacon", "must be a string, not a number");
   ExpectInvalid(Click(R"(,"beacon":null)"), "beacon", "must be a string, not null");
   ExpectInvalid(Click(",\"beacon\":\"" + std::string(257, 'a') + "\""), "beacon",
@@ -508,7 +509,7 @@ TEST(EventParserTest, AnIgnoredBeaconIsNeitherCheckedNorKept) {
     const auto events =
         ParseOk("[" + Click(",\"beacon\":" + beacon) + "," + View() + "]", BodyKind::kJson, off);
     ASSERT_EQ(events.size(), 2u);
-    EXPECT_EQ(events[0].beacon, "");
+    EXPECT_EQ(events[0].beacon, std::nullopt);
     EXPECT_EQ(events[0].action, model::Action::kClick);
     EXPECT_EQ(events[1].action, model::Action::kView);
   }
@@ -530,7 +531,7 @@ TEST(EventParserTest, AnIgnoredBeaconIsNeitherCheckedNorKept) {
   EXPECT_EQ(between[0].cid, "5");
   EXPECT_EQ(between[0].event_id, "e1");
   EXPECT_EQ(between[0].utm_source, "s");
-  EXPECT_EQ(between[0].beacon, "");
+  EXPECT_EQ(between[0].beacon, std::nullopt);
   const ParseError duplicate = ParseFails(R"({"action":"View","cookie_id":"c1","beacon":"x",)"
                                           R"("cid":"5","beacon":"99","cid":"6"})",
                                           BodyKind::kJson, off);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,9 +35,10 @@ struct Event {
   std::string event_id;
   // When the event happened, Unix milliseconds.
   int64_t occurred_at_ms = 0;
-  // The signed beacon token the browser sent (DESIGN section 2a), "" when none. Checked on
-  // ingest, then dropped: never stored, never in a payload.
-  std::string beacon;
+  // The signed beacon token the browser sent (DESIGN section 2a), nullopt when it sent none: ""
+  // is a token too, and a bad one. Checked on ingest, then dropped: never stored, never in a
+  // payload.
+  std::optional<std::string> beacon;
   // What counts a beaconed event once (BeaconReplayKey), "" for an event without a token.
   // Stored beside event_id with an index of its own, never in a payload.
   std::string replay_key;

@@ -104,11 +104,14 @@ itest('signed beacons: checked, counted once, refused with a reason, by the site
       { ...otherSubscriber, beacon: tokenFor({ ...otherSubscriber, cookie_id: 'someone-else' }) },
       { ...expired, beacon: tokenFor(expired, site.beacon_secret, Math.floor(Date.now() / 1000) - 60) },
       { ...makeEvent(13), beacon: 'v1.not-a-token' },
+      // Sent, so checked, though empty: a token the push backend never filled in.
+      { ...makeEvent(14), beacon: '' },
     ], 'beacon_invalid', [
       { index: 1, field: 'beacon', message: invalid },
       { index: 2, field: 'beacon', message: invalid },
       { index: 3, field: 'beacon', message: 'has expired' },
       { index: 4, field: 'beacon', message: invalid },
+      { index: 5, field: 'beacon', message: 'is empty: send the token the push backend made, or leave the field out' },
     ]);
     await refused({ ...expired, beacon: tokenFor(expired, site.beacon_secret, Math.floor(Date.now() / 1000) - 60) },
       'beacon_expired', [{ index: 0, field: 'beacon', message: 'has expired' }]);
