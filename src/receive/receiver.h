@@ -43,6 +43,8 @@ struct ReceiverOptions {
   // crash of this process. Costs throughput.
   bool sync_writes = false;
   // Answer each request this long after it arrived: a slow receiver, for benchmarks and tests.
+  // Those refused at their header (413, or a 401 for signature headers that already fail) are
+  // answered at once.
   std::chrono::milliseconds respond_delay{0};
   // Serve HTTPS with these PEM files (both or neither; "" = plain HTTP).
   std::string tls_cert_file;
