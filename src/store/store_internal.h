@@ -34,6 +34,15 @@ inline model::EventFilter FilterFromBits(int64_t bits) {
                             (bits & kEventsDismiss) != 0};
 }
 
+// Counts 1 when the oldest stored event has no campaign row that counted it: a database that
+// stored events before it kept campaign statistics (schema 2), whose campaigns table does not
+// name every campaign that has events. 0: every event's campaign has its row, so a campaign
+// without one has no messages (the message log's ?cid= is answered without a scan).
+inline constexpr char kOldestEventUncountedSql[] =
+    "SELECT count(*) FROM (SELECT site_id, cid, received_at FROM events ORDER BY id LIMIT 1) e "
+    "WHERE NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.site_id = e.site_id AND c.cid = e.cid "
+    "AND c.first_active <= e.received_at)";
+
 // How a token's scope is stored: "admin" or "read" (an unknown name reads as the narrower).
 inline std::string_view TokenScopeName(TokenScope scope) {
   return scope == TokenScope::kRead ? "read" : "admin";

@@ -15,6 +15,11 @@ Status PostgresStore::Open() {
     if (Status s = writer_conn_->Exec("SET synchronous_commit = off"); !s.ok()) return s;
   }
   if (Status s = Migrate(); !s.ok()) return s;
+  if (options_.aggregates) {
+    auto uncounted = writer_conn_->Query(internal::kOldestEventUncountedSql);
+    if (!uncounted.ok()) return uncounted.status();
+    campaign_rows_complete_ = uncounted->Int(0, 0) == 0;
+  }
   for (size_t i = 0; i < std::max<size_t>(1, options_.pool_size); ++i) {
     auto conn = Connection::Open(url_);
     if (!conn.ok()) return conn.status();

@@ -280,6 +280,9 @@ class PostgresStore final : public Store, public Coordination {
   void ListenLoop(std::unique_ptr<Connection> conn);
   const std::string url_;
   const StoreOptions options_;
+  // Every stored event's campaign has its row in `campaigns` (written in the event's
+  // transaction); false for a database that stored events before it kept statistics.
+  bool campaign_rows_complete_ = false;
   const model::SecretBox box_;
   const std::string origin_;  // tags this store's notifications
   std::string instance_id_;

@@ -23,6 +23,12 @@ Status SqliteStore::Open() {
   if (s.ok()) s = event_ids_.Load(*writer_conn_);
   if (s.ok()) s = message_ids_.Load(*writer_conn_);
   if (s.ok() && options_.aggregates) s = RecoverAggregates();
+  if (s.ok() && options_.aggregates) {
+    auto st = writer_conn_->Prepare(internal::kOldestEventUncountedSql);
+    if (!st.ok()) return st.status();
+    campaign_rows_complete_ = (*st)->Step(&s) && (*st)->Int(0) == 0;
+    (*st)->Reset();
+  }
   if (!s.ok()) return s;
   for (int i = 0; i < kAdminReaders + kHotPathReaders; ++i) {
     auto reader = Connection::Open(path_, false);

@@ -275,7 +275,10 @@ class SqliteStore final : public Store {
   size_t held_events_ = 0;
   std::chrono::steady_clock::time_point held_since_;
   bool flush_requested_ = false;
-  int64_t last_event_ = 0;                    // the last event row committed
+  int64_t last_event_ = 0;  // the last event row committed
+  // Every stored event's campaign has its row in `campaigns` once held statistics are written;
+  // false for a database that stored events before it kept statistics. Set by Open.
+  bool campaign_rows_complete_ = false;
   std::atomic<bool> aggregates_held_{false};  // held_aggregates_ is not empty; any thread
   // Fan-out targets by site (Targets()); writer thread only.
   std::unordered_map<std::string, SiteTargets> targets_by_site_;
