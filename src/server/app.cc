@@ -200,6 +200,17 @@ class App::Impl {
           "here: put the key that sealed them in " +
           key_file.string() + " (keep it with your backups) or set PUSHHOOK_SECRETS_KEY");
     }
+    if (!store.ok() && store::IsWrongSecretsKey(store.status())) {
+      const std::string given = config_.secrets_key.empty()
+                                    ? "the secrets key in " + key_file.string()
+                                    : std::string(
+                                          "the secrets key given as secrets_key "
+                                          "(PUSHHOOK_SECRETS_KEY)");
+      return model::InvalidArgument(
+          given +
+          " is not the one that sealed this database's endpoint secrets: start with that key "
+          "(kept with your backups); every node sharing a database needs the same one");
+    }
     if (!store.ok()) return store.status();
     if (made_key) {
       // The store now holds this key's check: from here on the key is the database's, and

@@ -329,8 +329,7 @@ std::optional<int> UtmFieldNumber(std::string_view name) {
 model::Status WrongSecretsKey() {
   return model::Status(model::StatusCode::kInvalidArgument,
                        "the secrets key is not the one that sealed this database's endpoint "
-                       "secrets: use that key (PUSHHOOK_SECRETS_KEY, or <data_dir>/secrets-key); "
-                       "every node sharing a database needs the same one");
+                       "secrets: every node sharing a database needs the same one");
 }
 
 bool IsWrongSecretsKey(const model::Status& status) {

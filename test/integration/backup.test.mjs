@@ -164,6 +164,19 @@ itest('a copy served without its secrets key: exit 2 with the reason, no key lef
   });
   assert.deepEqual(lines.filter((l) => /generated/.test(l.msg)), [], started.stderr);
   assert.deepEqual(fs.readdirSync(restored).filter((f) => !f.startsWith('pushhook.db')), [], 'no generated key is left');
+  // Another key, from the data folder or from the environment: refused, naming where it came from.
+  const otherKey = randomSecretsKey();
+  fs.writeFileSync(path.join(restored, 'secrets-key'), otherKey + '\n', { mode: 0o600 });
+  const sealedElsewhere = 'is not the one that sealed this database\'s endpoint secrets: start with that key ' +
+    '(kept with your backups); every node sharing a database needs the same one';
+  for (const [env, source] of [[{}, `the secrets key in ${restored}/secrets-key`],
+    [{ PUSHHOOK_SECRETS_KEY: otherKey }, 'the secrets key given as secrets_key (PUSHHOOK_SECRETS_KEY)']]) {
+    const refused = await runPushhook(fx, ['serve', '--dev', '--data-dir', restored, '--listen', '127.0.0.1:0'],
+      { PUSHHOOK_ADMIN_TOKEN: serve.adminToken, ...env });
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(JSON.parse(refused.stderr.trim().split('\n').at(-1)).error, `${source} ${sealedElsewhere}`);
+  }
+  assert.equal(fs.readFileSync(path.join(restored, 'secrets-key'), 'utf8'), otherKey + '\n', 'the key file is left as it was');
   // With the key, the same copy serves.
   fs.copyFileSync(path.join(serve.dataDir, 'secrets-key'), path.join(restored, 'secrets-key'));
   const second = await fx.startServe({ dataDir: restored, adminToken: serve.adminToken });
