@@ -127,5 +127,23 @@ TEST(ToValidUtf8Test, ACutDropsTheCharacterItWentThroughAndOnlyThatOne) {
   EXPECT_EQ(ToValidUtf8("ab\xE0\x80", /*cut=*/true), "ab" + r + r);
 }
 
+TEST(ToLowerCaseTest, LowersEveryScriptWithCaseCharacterByCharacter) {
+  EXPECT_EQ(ToLowerCase("Hello, WORLD 42"), "hello, world 42");
+  EXPECT_EQ(ToLowerCase("Über ÉTÉ Größe"), "über été größe");  // ß has no one-character upper
+  EXPECT_EQ(ToLowerCase("ΣΑΣ Жизнь Ǆ"), "σασ жизнь ǆ");        // no final sigma: per character
+  EXPECT_EQ(ToLowerCase("𐐀"), "𐐨");                            // four bytes (Deseret)
+  EXPECT_EQ(ToLowerCase("नमस्ते 中文 😀"), "नमस्ते 中文 😀");        // no case: as they are
+}
+
+TEST(ToLowerCaseTest, KeepsBytesThatAreNotUtf8AsTheyAre) {
+  EXPECT_EQ(ToLowerCase("A\xFF"
+                        "B\xC3"),
+            "a\xFF"
+            "b\xC3");
+  EXPECT_EQ(ToLowerCase("\xC3\x9C\xC3"), "\xC3\xBC\xC3");    // Ü, then a cut sequence
+  EXPECT_EQ(ToLowerCase("\xED\xA0\x80X"), "\xED\xA0\x80x");  // a surrogate's encoding
+  EXPECT_EQ(ToLowerCase(std::string_view("A\0B", 3)), std::string("a\0b", 3));
+}
+
 }  // namespace
 }  // namespace pushhook::model

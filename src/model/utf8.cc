@@ -1,5 +1,8 @@
 #include "model/utf8.h"
 
+#include <locale.h>
+#include <wctype.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -29,7 +32,83 @@ int SequenceLength(uint8_t lead, uint8_t& low, uint8_t& high) {
   return 0;
 }
 
+// The well-formed sequence at the start of `bytes` (1 to 4 bytes), or 0 when there is none.
+size_t WellFormedLength(std::string_view bytes) {
+  uint8_t low = 0;
+  uint8_t high = 0;
+  const auto length =
+      static_cast<size_t>(SequenceLength(static_cast<uint8_t>(bytes[0]), low, high));
+  if (length == 0 || length > bytes.size()) return 0;
+  for (size_t k = 1; k < length; ++k) {
+    const auto next = static_cast<uint8_t>(bytes[k]);
+    if (next < (k == 1 ? low : 0x80) || next > (k == 1 ? high : 0xBF)) return 0;
+  }
+  return length;
+}
+
+char32_t Decode(std::string_view sequence) {
+  const auto byte = [&](size_t k) {
+    return static_cast<char32_t>(static_cast<uint8_t>(sequence[k]));
+  };
+  switch (sequence.size()) {
+    case 1:
+      return byte(0);
+    case 2:
+      return ((byte(0) & 0x1F) << 6) | (byte(1) & 0x3F);
+    case 3:
+      return ((byte(0) & 0x0F) << 12) | ((byte(1) & 0x3F) << 6) | (byte(2) & 0x3F);
+    default:
+      return ((byte(0) & 0x07) << 18) | ((byte(1) & 0x3F) << 12) | ((byte(2) & 0x3F) << 6) |
+             (byte(3) & 0x3F);
+  }
+}
+
+void Encode(char32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
 }  // namespace
+
+std::string ToLowerCase(std::string_view text) {
+  // Made once and never freed: towlower_l reads it from any thread.
+  static const locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t{});
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto ch = static_cast<unsigned char>(text[i]);
+    if (ch < 0x80) {
+      out += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+      ++i;
+      continue;
+    }
+    const size_t length = WellFormedLength(text.substr(i));
+    if (length == 0 || utf8 == locale_t{}) {
+      out += text[i];  // kept as it is
+      ++i;
+      continue;
+    }
+    const auto lowered = static_cast<char32_t>(
+        towlower_l(static_cast<wint_t>(Decode(text.substr(i, length))), utf8));
+    Encode(lowered, out);
+    i += length;
+  }
+  return out;
+}
 
 std::string ToValidUtf8(std::string_view bytes, bool cut) {
   std::string out;

@@ -14,6 +14,12 @@ namespace pushhook::model {
 // end is dropped rather than replaced: it is a character the cut went through.
 std::string ToValidUtf8(std::string_view bytes, bool cut = false);
 
+// `text` with each character lowered by the C library's simple case mapping under C.UTF-8
+// ("Über" becomes "über", "ΣΑΣ" becomes "σασ"), as PostgreSQL's lower() does under a UTF-8
+// locale; SQLite's own lower() maps ASCII only. Bytes that are not well-formed UTF-8 are kept
+// as they are. Without the C.UTF-8 locale (glibc has it built in) only ASCII is lowered.
+std::string ToLowerCase(std::string_view text);
+
 // Whether `text` has a C0 control character or DEL: what identifiers (cookie_id, cid, …) may
 // not hold.
 bool HasControlCharacter(std::string_view text);

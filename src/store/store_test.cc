@@ -2142,14 +2142,17 @@ TEST_P(StoreTest, CampaignSearchFindsTextBeyondAsciiAsWritten) {
   e.cid = "Ärger";
   e.notification_title = "Größe ÜBER alles";
   Append(site->id, {e}, 1000);
-  for (const std::string search : {"Ärger", "rger", "RGER", "Größe", "ÜBER", "über"}) {
+  // Case is ignored in every script that has it, on both stores (SQLite's own lower() maps
+  // ASCII only); what has no case, or is another letter, is not found.
+  for (const std::string search :
+       {"Ärger", "rger", "RGER", "Größe", "ÜBER", "über", "Über", "äRGER", "GRÖSSE", "Uber"}) {
     CampaignQuery q;
     q.site_id = site->id;
     q.search = search;
     q.limit = 10;
     const auto found = Value(store_->ListCampaigns(q));
-    if (search == "über" && !Postgres()) {
-      EXPECT_TRUE(found.empty()) << "SQLite folds ASCII only";
+    if (search == "GRÖSSE" || search == "Uber") {
+      EXPECT_TRUE(found.empty()) << search;
       continue;
     }
     ASSERT_EQ(found.size(), 1u) << search;

@@ -3,8 +3,29 @@
 #include <sqlite3.h>
 
 #include <mutex>
+#include <new>
+#include <string>
+
+#include "model/utf8.h"
 
 namespace pushhook::store::sqlite {
+namespace {
+
+// lower(text) as PostgreSQL's under a UTF-8 locale, in place of SQLite's, which lowers ASCII
+// only: the campaigns search (store.cc) then finds "Über" as "über" on both stores.
+void Lower(sqlite3_context* context, int /*argc*/, sqlite3_value** argv) {
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;  // NULL, as the built-in answers
+  const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+  const auto bytes = static_cast<size_t>(sqlite3_value_bytes(argv[0]));
+  try {
+    const std::string lowered = model::ToLowerCase(std::string_view(text ? text : "", bytes));
+    sqlite3_result_text64(context, lowered.data(), lowered.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  } catch (const std::bad_alloc&) {
+    sqlite3_result_error_nomem(context);
+  }
+}
+
+}  // namespace
 
 model::Status ErrorStatus(sqlite3* db, int rc, std::string_view what) {
   std::string message = std::string(what) + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -112,6 +133,14 @@ model::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string&
   }
   sqlite3_busy_timeout(db, 5000);
   sqlite3_extended_result_codes(db, 1);
+  rc = sqlite3_create_function_v2(db, "lower", 1,
+                                  SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, nullptr,
+                                  &Lower, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    model::Status status = ErrorStatus(db, rc, "cannot define lower() on " + path);
+    sqlite3_close(db);
+    return status;
+  }
   return std::unique_ptr<Connection>(new Connection(db));
 }
 
