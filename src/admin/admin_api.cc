@@ -939,14 +939,16 @@ std::optional<int64_t> TimeField(const json::object& body, std::string_view name
     *error = BadRequest("field '" + std::string(name) + "' is required");
     return std::nullopt;
   }
-  if (v->is_int64() && v->as_int64() >= 0 && v->as_int64() <= model::kMaxRfc3339Ms) {
+  if (v->is_int64() && v->as_int64() >= model::kMinRfc3339Ms &&
+      v->as_int64() <= model::kMaxRfc3339Ms) {
     return v->as_int64();
   }
   if (v->is_string()) {
     if (auto ms = model::ParseTimeParam(std::string_view(v->as_string()))) return ms;
   }
-  *error =
-      BadRequest("field '" + std::string(name) + "' must be an RFC 3339 time or Unix milliseconds");
+  *error = BadRequest(
+      model::TimeParamError("field '" + std::string(name) + "'",
+                            v->is_string() ? std::string(v->as_string()) : util::ToJsonText(*v)));
   return std::nullopt;
 }
 
@@ -996,7 +998,7 @@ void AdminApi::EndpointStats(http::Request&& request, http::Responder respond) {
   int64_t since = clock_.NowMs() - 24LL * 3600 * 1000;
   if (auto text = request.QueryParam("since"); text && !text->empty()) {
     const auto given = model::ParseTimeParam(*text);
-    if (!given) return respond(BadRequest("since must be an RFC 3339 time or Unix milliseconds"));
+    if (!given) return respond(BadRequest(model::TimeParamError("since", *text)));
     since = *given;
   }
   // Attempts are counted by the hour: the answer says from when it counted.

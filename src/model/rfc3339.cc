@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cstdio>
 
+#include "model/utf8.h"
+
 namespace pushhook::model {
 namespace {
 
@@ -123,6 +125,12 @@ std::optional<int64_t> ParseTimeParam(std::string_view text) {
   // Either way, an instant that formats back as RFC 3339: 0000-01-01T00:00:00+23:59 is not one.
   if (ms < kMinRfc3339Ms || ms > kMaxRfc3339Ms) return std::nullopt;
   return ms;
+}
+
+std::string TimeParamError(std::string_view what, std::string_view given) {
+  return std::string(what) +
+         " must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not " +
+         QuotedText(given);
 }
 
 }  // namespace pushhook::model

@@ -24,4 +24,8 @@ inline constexpr int64_t kMaxRfc3339Ms = 253'402'300'799'999;
 // carry the text's year past 9999, which no answer could write back).
 std::optional<int64_t> ParseTimeParam(std::string_view text);
 
+// What an API answers for a time it cannot take: "<what> must be an RFC 3339 time or Unix
+// milliseconds, years 0000 to 9999, not '<given>'", `given` quoted as model::QuotedText does.
+std::string TimeParamError(std::string_view what, std::string_view given);
+
 }  // namespace pushhook::model

@@ -309,10 +309,7 @@ void ReportingApi::Stats(http::Request&& request, http::Responder respond) {
     if (!text || text->empty()) continue;
     auto t = model::ParseTimeParam(*text);
     if (!t) {
-      return respond(BadRequest(std::string(name) +
-                                " must be an RFC 3339 time or Unix milliseconds, years 0000 to "
-                                "9999, not " +
-                                model::QuotedText(*text)));
+      return respond(BadRequest(model::TimeParamError(name, *text)));
     }
     (std::string_view(name) == "from" ? query.from_ms : query.to_ms) = *t;
   }

@@ -444,4 +444,14 @@ itest('the routes that filter refuse a query parameter they do not know, naming 
     `/v1/sites/${site.id}/endpoints/${endpoint.id}/stats?since=0`]) {
     expectStatus(await serve.api('GET', url), 200, url);
   }
+  // An endpoint's ?since= is refused as the reporting routes refuse a time, saying what came.
+  const since = (text) => `/v1/sites/${site.id}/endpoints/${endpoint.id}/stats?since=${encodeURIComponent(text)}`;
+  for (const text of ['yesterday', '253402300800000', '1.5', '9999-12-31T23:59:59.999-23:59']) {
+    const refused = await serve.api('GET', since(text));
+    assert.equal(refused.status, 400, text);
+    assert.equal(refused.json.error.message,
+      `since must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '${text}'`);
+  }
+  const counted = expectStatus(await serve.api('GET', since('2026-12-07T10:30:00+01:00')), 200, 'since as RFC 3339');
+  assert.equal(counted.since, '2026-12-07T09:00:00.000Z', 'taken back to its hour, in UTC');
 });

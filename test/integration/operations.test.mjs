@@ -201,8 +201,20 @@ itest('replay re-sends exactly the events of the window (and of one cid or run),
   const none = await replay({ since: end + 60_000, until: end + 120_000 });
   assert.equal(none.replayed, 0);
   assert.equal(other.requests.length, 7, 'a replay to one endpoint sends nothing to another');
-  const bad = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, { since: 'yesterday', until: end });
-  assert.equal(bad.status, 400);
+  // A time it cannot take is refused naming the field and what came, as the reporting routes do.
+  for (const [body, message] of [
+    [{ since: 'yesterday', until: end }, "field 'since' must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not 'yesterday'"],
+    [{ since: start, until: 253402300800000 }, "field 'until' must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '253402300800000'"],
+    [{ since: 1.5, until: end }, "field 'since' must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '1.5'"],
+    [{ since: true, until: end }, "field 'since' must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not 'true'"],
+    [{ since: start, until: '9999-12-31T23:59:59.999-23:59' }, "field 'until' must be an RFC 3339 time or Unix milliseconds, years 0000 to 9999, not '9999-12-31T23:59:59.999-23:59'"],
+    [{ until: end }, "field 'since' is required"],
+    [{ since: end, until: start }, "'since' must be before 'until'"],
+  ]) {
+    const bad = await serve.api('POST', `/v1/sites/${site.id}/endpoints/${ep.id}/replay`, body);
+    assert.equal(bad.status, 400, JSON.stringify(body));
+    assert.equal(bad.json.error.message, message);
+  }
 
   // A numeric cid, as ingest takes it.
   await ingest(serve, site.ingest_key, [makeEvent(30, { cid: 42, event_id: 'ev-30' })]);
