@@ -979,7 +979,7 @@ void AdminApi::ReplayEndpoint(http::Request&& request, http::Responder respond) 
     if (error.status != 200) return respond(std::move(error));
     if (value) (std::string_view(name) == "cid" ? query.cid : query.reference_id) = *value;
   }
-  if (auto reason = options_.overloaded ? options_.overloaded() : std::nullopt) {
+  if (auto reason = options_.overloaded ? options_.overloaded(site_id) : std::nullopt) {
     return respond(http::Response::Error(503, "unavailable", *reason + "; retry later")
                        .With("retry-after", "5"));
   }

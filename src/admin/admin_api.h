@@ -27,9 +27,10 @@ struct AdminOptions {
   // Told of a site whose beacon mode, beacon secret or ingest key changed, so that ingest on
   // this node stops using what it cached of it.
   std::function<void(const std::string& site_id)> site_changed;
-  // Why the node should take no more work now (ingest's back-pressure), or nullopt; replay asks
-  // it too, so that one site's replays cannot fill the backlog every site's ingest shares.
-  std::function<std::optional<std::string>()> overloaded;
+  // Why the node should take no more work for the site now (ingest's back-pressure), or
+  // nullopt; replay asks it too, so that one site's replays cannot fill the backlog every
+  // site's ingest shares.
+  std::function<std::optional<std::string>(const std::string& site_id)> overloaded;
 };
 
 class AdminApi {

@@ -66,6 +66,10 @@ const std::vector<Setting> kSettings = {
     {"ingest.max_backlog", "--max-backlog", false,
      "ingest answers 503 while more messages than this wait for delivery", "5000000",
      TomlType::kInteger},
+    {"ingest.max_site_backlog", "--max-site-backlog", false,
+     "a site's ingest answers 503 while more of its messages than this wait for delivery (one "
+     "tenant's dead endpoints cannot fill the backlog every tenant shares)",
+     "(half of ingest.max_backlog)", TomlType::kInteger},
     {"ingest.rate_limit", "--ingest-rate-limit", false,
      "requests per second per ingest key, 0 for no limit (429 with Retry-After beyond it)", "0",
      TomlType::kNumber},
@@ -211,8 +215,8 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     }
     c.node_id = value;
   } else if (key == "ingest.max_body_bytes" || key == "ingest.max_backlog" ||
-             key == "ingest.min_free_disk_mb" || key == "delivery.circuit_threshold" ||
-             key == "database_pool") {
+             key == "ingest.max_site_backlog" || key == "ingest.min_free_disk_mb" ||
+             key == "delivery.circuit_threshold" || key == "database_pool") {
     uint64_t n = 0;
     const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
     if (ec != std::errc() || end != value.data() + value.size() || value.empty() ||
@@ -230,6 +234,7 @@ Status Apply(server::ServeConfig& c, std::string_view key, const std::string& va
     }
     if (key == "ingest.max_body_bytes") c.max_body_bytes = n;
     if (key == "ingest.max_backlog") c.max_backlog = n;
+    if (key == "ingest.max_site_backlog") c.max_site_backlog = n;
     if (key == "ingest.min_free_disk_mb") c.min_free_disk_bytes = n << 20;
     if (key == "delivery.circuit_threshold") c.circuit.failure_threshold = static_cast<int>(n);
     if (key == "database_pool") c.database_pool = n;

@@ -261,6 +261,14 @@ TEST_F(ConfigTest, FileValuesOfTheWrongTypeAreRefusedNamingBothTypes) {
   EXPECT_EQ(c->retry_schedule.ToString(), "1s,2m");
   EXPECT_EQ(c->ingest_rate_limit, 2.5);
   EXPECT_EQ(c->max_backlog, 10u);
+  EXPECT_EQ(c->SiteBacklogLimit(), 5u) << "a site's share: half of the backlog, unless set";
+  const auto shared =
+      LoadServeConfig(path, Env({{"PUSHHOOK_INGEST_MAX_SITE_BACKLOG", "7"}}), {}, false);
+  ASSERT_TRUE(shared.ok()) << shared.status().message();
+  EXPECT_EQ(shared->SiteBacklogLimit(), 7u);
+  const auto refused = LoadServeConfig("", Env({}), {{"ingest.max_site_backlog", "0"}}, false);
+  EXPECT_EQ(refused.status().message(),
+            "--max-site-backlog: ingest.max_site_backlog must be a positive integer, got '0'");
   // A value the environment or a flag overrides is not read, whatever its type.
   EXPECT_TRUE(
       LoadServeConfig(WriteToml("data_dir = 5\n"), Env({{"PUSHHOOK_DATA_DIR", "/srv"}}), {}, false)

@@ -45,6 +45,8 @@ struct DeliveryCounts {
   uint64_t backlog = 0;    // messages waiting in memory: due and scheduled (not a disabled
                            // endpoint's, which wait in the store)
   uint64_t open_circuits = 0;
+  // Sites over SchedulerOptions::max_site_backlog, sorted; almost always none.
+  std::vector<std::string> backlogged_sites;
   // Attempt latency: count per bucket of kLatencyBuckets (cumulative is made when printing),
   // plus the +Inf bucket, and the sum in seconds.
   std::array<uint64_t, kLatencyBuckets.size() + 1> latency_counts{};

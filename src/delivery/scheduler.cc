@@ -1,6 +1,8 @@
 #include "delivery/scheduler.h"
 
 #include <algorithm>
+#include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "util/log.h"
@@ -380,17 +382,28 @@ void Scheduler::CountBacklog(int64_t now_ms) {
   size_t timed = 0;
   size_t waiting = 0;
   uint64_t open = 0;
+  std::unordered_map<std::string_view, uint64_t> by_site;
   for (const EndpointState& e : endpoints_) {
-    timed += e.timed;
     // A batch's entry in `ready` stands for its members, counted with the batch.
-    waiting += e.ready.size();
-    for (const auto& [batch, members] : e.batches) waiting += members.size();
-    for (const auto& [batch, members] : e.splitting) waiting += members.size();
+    size_t waiting_here = e.ready.size();
+    for (const auto& [batch, members] : e.batches) waiting_here += members.size();
+    for (const auto& [batch, members] : e.splitting) waiting_here += members.size();
+    timed += e.timed;
+    waiting += waiting_here;
+    if (options_.max_site_backlog > 0) {
+      const size_t held = e.timed + waiting_here + static_cast<size_t>(e.in_flight);
+      if (held > 0) by_site[e.site_id] += held;
+    }
     open += e.circuit.state(now_ms) == CircuitBreaker::State::kOpen;
   }
   counts_.scheduled = timed;
   counts_.backlog = timed + waiting + counts_.in_flight;
   counts_.open_circuits = open;
+  counts_.backlogged_sites.clear();
+  for (const auto& [site, held] : by_site) {
+    if (held > options_.max_site_backlog) counts_.backlogged_sites.emplace_back(site);
+  }
+  std::sort(counts_.backlogged_sites.begin(), counts_.backlogged_sites.end());
 }
 
 // Reads, in one call, the next ready messages that are not in memory, when the one about to go

@@ -52,6 +52,10 @@ struct SchedulerOptions {
   // on (Gained/Lost), and the same message may be announced more than once, so it keeps the ids
   // it holds per endpoint to admit each once. Off: one node, owner of every endpoint.
   bool shared = false;
+  // A site with more messages than this waiting in memory is named in counts().backlogged_sites,
+  // for ingest to refuse that site alone (one tenant's dead endpoints must not fill the backlog
+  // that every tenant's ingest shares). 0: no limit per site.
+  uint64_t max_site_backlog = 0;
 };
 
 // One message of a request to send.

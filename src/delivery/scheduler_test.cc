@@ -482,6 +482,33 @@ TEST_F(SchedulerTest, ARedeliveryProbesAnOpenCircuitAtOnce) {
   EXPECT_EQ(scheduler_->Runtime(probe.target->id, kT0 + 1'001).circuit, "closed");
 }
 
+// Ingest refuses a site whose own messages fill more than its share of the backlog: the counts
+// name the sites over SchedulerOptions::max_site_backlog, counting what waits and what is in
+// flight, and only those, until their messages go.
+TEST_F(SchedulerTest, TheSitesOverTheirBacklogAreNamedUntilTheirMessagesGo) {
+  SchedulerOptions options;
+  options.max_site_backlog = 3;
+  AddEndpoint("/a", /*max_in_flight=*/1);
+  const std::string busy = site_;
+  site_ = store_->CreateSite("t")->id;
+  const std::string quiet = site_;
+  AddEndpoint("/b", /*max_in_flight=*/1);
+  Start("1s", options);
+  Admit(Ingest(3));  // the quiet site: 3, not over
+  site_ = busy;
+  Admit(Ingest(4));  // the busy one: 4, of which 1 goes now
+  const SchedulerOutput out = Poll(kT0);
+  ASSERT_EQ(out.sends.size(), 2u);
+  EXPECT_EQ(scheduler_->counts().backlog, 7u);
+  EXPECT_EQ(scheduler_->counts().backlogged_sites, std::vector<std::string>{busy});
+  EXPECT_NE(busy, quiet);
+  for (const Send& send : out.sends) Complete(send, Answer(204), kT0 + 1);
+  EXPECT_EQ(DrainAt(kT0 + 100, 204).size(), 2u);
+  Poll(kT0 + 200);
+  EXPECT_EQ(scheduler_->counts().backlog, 0u);
+  EXPECT_TRUE(scheduler_->counts().backlogged_sites.empty());
+}
+
 TEST_F(SchedulerTest, TheBacklogCountsWaitingMessagesAndComesBackToZero) {
   // The queue-depth gauge: messages due, in flight or scheduled, and nothing else (not the
   // rate limit's wake-ups); and once the last one is delivered, zero, without another input.

@@ -133,7 +133,7 @@ void IngestHandler::HandlePost(http::Request&& request, http::Responder respond_
                               "this ingest key sends more than its limit of requests per second")
             .With("retry-after", std::to_string(seconds))));
   }
-  if (auto reason = overloaded_()) {
+  if (auto reason = overloaded_((*site)->site_id)) {
     // Back-pressure before memory or disk runs out; nothing of this request was taken.
     return respond(WithCors(http::Response::Error(503, "unavailable", *reason + "; retry later")
                                 .With("retry-after", "5")));

@@ -26,8 +26,9 @@ namespace pushhook::ingest {
 
 // Called with the messages of each committed request, before the client is answered.
 using CommittedCallback = std::function<void(std::vector<store::DueMessage>)>;
-// Why ingest must refuse work right now (backlog, disk), or nullopt; answered as 503.
-using OverloadCheck = std::function<std::optional<std::string>()>;
+// Why ingest must refuse a site's events right now (the disk, the backlog of every site or of
+// that one), or nullopt; answered as 503.
+using OverloadCheck = std::function<std::optional<std::string>(const std::string& site_id)>;
 
 // The CORS headers of every answer on the ingest route: the handler's own, and those the HTTP
 // server writes itself (413, 431, 408, ...), so that a service worker can read each of them.

@@ -234,6 +234,7 @@ class App::Impl {
     dispatcher_options.disable_after = config_.disable_after;
     dispatcher_options.circuit = config_.circuit;
     dispatcher_options.shared = store_->coordination() != nullptr;
+    dispatcher_options.max_site_backlog = config_.SiteBacklogLimit();
     dispatcher_ =
         std::make_unique<delivery::Dispatcher>(*store_, *client_, clock_, dispatcher_options);
     if (model::Status s = dispatcher_->Start(); !s.ok()) return s;
@@ -255,7 +256,7 @@ class App::Impl {
         [this](std::vector<store::DueMessage> messages) {
           dispatcher_->Enqueue(std::move(messages));
         },
-        [this] { return Overloaded(); });
+        [this](const std::string& site_id) { return Overloaded(site_id); });
     auth_ = std::make_unique<admin::Authenticator>(*store_, model::Sha256Hex(*token));
     admin::AdminOptions admin_options;
     admin_options.allow_http = config_.allow_http;
@@ -263,7 +264,7 @@ class App::Impl {
     admin_options.site_changed = [this](const std::string& site_id) {
       ingest_->SiteChanged(site_id);
     };
-    admin_options.overloaded = [this] { return Overloaded(); };
+    admin_options.overloaded = [this](const std::string& site_id) { return Overloaded(site_id); };
     admin_ =
         std::make_unique<admin::AdminApi>(*store_, *dispatcher_, *auth_, clock_, admin_options);
     reporting_ = std::make_unique<reporting::ReportingApi>(*store_, *auth_);
@@ -374,13 +375,19 @@ class App::Impl {
     return json;
   }
 
-  // Why ingest should refuse work now, or nullopt. Cheap: read on every ingest request.
-  std::optional<std::string> Overloaded() const {
+  // Why ingest (or a replay) for the site should refuse work now, or nullopt. Cheap: read on
+  // every ingest request.
+  std::optional<std::string> Overloaded(const std::string& site_id) const {
     if (low_disk_.load(std::memory_order_relaxed)) {
       return "the data folder's disk is nearly full";
     }
-    if (dispatcher_->counts().backlog > config_.max_backlog) {
-      return "too many messages are waiting for delivery";
+    const delivery::DeliveryCounts counts = dispatcher_->counts();
+    if (counts.backlog > config_.max_backlog) return "too many messages are waiting for delivery";
+    if (std::binary_search(counts.backlogged_sites.begin(), counts.backlogged_sites.end(),
+                           site_id)) {
+      return "more than " + std::to_string(config_.SiteBacklogLimit()) +
+             " of this site's messages are waiting for delivery (its endpoints are behind or "
+             "failing; see its message log)";
     }
     return std::nullopt;
   }

@@ -5,6 +5,7 @@
 // Thread safety: Listen(), Start(), Stop() and ReloadTls() from one thread (main).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -44,6 +45,12 @@ struct ServeConfig {
   // Ingest answers 503 while more messages than this wait for delivery, or while the data
   // folder's disk has less free space than min_free_disk_bytes.
   size_t max_backlog = 5'000'000;
+  // Ingest answers 503 to one site while more of its messages than this wait (0: half of
+  // max_backlog), so that one tenant's dead endpoints cannot fill the backlog all share.
+  size_t max_site_backlog = 0;
+  size_t SiteBacklogLimit() const {
+    return max_site_backlog > 0 ? max_site_backlog : std::max<size_t>(1, max_backlog / 2);
+  }
   // Requests per second per ingest key; 0 = unlimited.
   double ingest_rate_limit = 0;
   uint64_t min_free_disk_bytes = 256ULL << 20;

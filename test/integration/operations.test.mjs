@@ -399,7 +399,8 @@ itest('back-pressure: over --max-backlog ingest answers 503 with Retry-After, an
   const rx = await startMisbehavingReceiver({ behaviour: hang(), t });
   const serve = await fx.startServe({
     retrySchedule: '200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms',
-    args: ['--max-backlog', '10', '--delivery-timeout', '2s', '--circuit-threshold', '10000', '--shutdown-grace', '500ms'],
+    // The one site may fill the whole backlog here (by default a site may fill half of it).
+    args: ['--max-backlog', '10', '--max-site-backlog', '10', '--delivery-timeout', '2s', '--circuit-threshold', '10000', '--shutdown-grace', '500ms'],
   });
   const { site, endpoint, key } = await siteWithEndpoint(serve, `${rx.url}/hooks`, { max_in_flight: 2, payload_format: 'extended' });
 
@@ -454,4 +455,50 @@ itest('back-pressure: over --max-backlog ingest answers 503 with Retry-After, an
   });
   const delivered = new Set(rx.requests.filter((r) => r.action?.status === 204).map((r) => JSON.parse(r.body).event_id));
   assert.deepEqual([...delivered].sort(), [...acked].sort(), 'every acknowledged event delivered, no refused one');
+});
+
+itest('back-pressure per site: a site over --max-site-backlog is refused alone; the others go on', async (fx, t) => {
+  const down = await startMisbehavingReceiver({ behaviour: hang(), t });
+  const up = await startMisbehavingReceiver({ behaviour: 204, t });
+  const serve = await fx.startServe({
+    retrySchedule: '200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms,200ms',
+    args: ['--max-backlog', '1000', '--max-site-backlog', '5', '--delivery-timeout', '2s', '--circuit-threshold', '10000', '--shutdown-grace', '500ms'],
+  });
+  const busy = await siteWithEndpoint(serve, `${down.url}/hooks`, { max_in_flight: 1 });
+  const other = await siteWithEndpoint(serve, `${up.url}/hooks`);
+  const refusal = { error: { code: 'unavailable', message: "more than 5 of this site's messages are waiting for delivery " +
+    '(its endpoints are behind or failing; see its message log); retry later' } };
+
+  let pushedBack = null;
+  let acked = 0;
+  for (let n = 0; n < 60 && !pushedBack; n += 1) {
+    const answer = await serve.ingest(busy.key, [makeEvent(n)]);
+    if (answer.status === 202) acked += 1;
+    else pushedBack = answer;
+    await sleep(30);  // the backlog is counted at most every 100 ms
+  }
+  assert.ok(pushedBack, `60 events accepted for a site whose receiver hangs, at --max-site-backlog 5 (${acked} acked)`);
+  assert.equal(pushedBack.status, 503, pushedBack.text);
+  assert.deepEqual(pushedBack.json, refusal);
+  assert.equal(pushedBack.headers.get('retry-after'), '5');
+  assert.ok(acked >= 5 && acked <= 12, `${acked} events accepted before pushing back at a site backlog of 5`);
+  const replay = (site) => serve.api('POST', `/v1/sites/${site.site.id}/endpoints/${site.endpoint.id}/replay`,
+    { since: 0, until: '2100-01-01T00:00:00Z' });
+  const refusedReplay = await replay(busy);
+  assert.equal(refusedReplay.status, 503, refusedReplay.text);
+  assert.deepEqual(refusedReplay.json, refusal);
+
+  // The other site is not held back: its events, and a replay of them, are taken and delivered.
+  const taken = expectStatus(await serve.ingest(other.key, Array.from({ length: 20 }, (_, i) => makeEvent(100 + i))), 202, 'the other site');
+  assert.equal(taken.accepted, 20);
+  expectStatus(await replay(other), 202, "the other site's replay");
+  await waitFor(() => up.requests.length >= 40, { what: "the other site's 20 events and their replay delivered" });
+
+  // Its receiver back, the busy site drains and is taken again, by itself.
+  down.setBehaviour(204);
+  await waitFor(async () => (await serve.ingest(busy.key, [makeEvent(200)])).status === 202, {
+    timeoutMs: 20_000,
+    intervalMs: 300,
+    what: 'the busy site taken again once its receiver answers',
+  });
 });
