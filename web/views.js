@@ -646,11 +646,13 @@ const MANUAL_DISABLE = 'disabled through the admin API';
 // The fields an endpoint's filter may name (DESIGN section 3), in the payload's order.
 const FILTER_FIELDS = ['cid', 'reference_id', 'utm_campaign', 'utm_content', 'utm_medium', 'utm_source', 'utm_term'];
 
-// "cid: a, b; utm_source: mail" (at most five values a field), or what no filter means.
+// "cid: a, b; utm_source: mail" (at most five values a field), or what no filter means. An empty
+// value (events without the field) or one with spaces at an end is shown quoted: "".
 function describeFilter(filter) {
   if (!filter) return 'none: every event';
+  const shown = (value) => (value === '' || value.trim() !== value ? JSON.stringify(value) : value);
   return Object.entries(filter).map(([field, values]) =>
-    `${field}: ${values.slice(0, 5).join(', ')}${values.length > 5 ? ` and ${formatCount(values.length - 5)} more` : ''}`)
+    `${field}: ${values.slice(0, 5).map(shown).join(', ')}${values.length > 5 ? ` and ${formatCount(values.length - 5)} more` : ''}`)
     .join('; ');
 }
 
@@ -667,8 +669,10 @@ function editForm(e, path, result, reload) {
   const events = ['View', 'Click', 'Dismiss'].map((name) => h('label', { class: 'check' },
     h('input', { type: 'checkbox', name: 'events', value: name, checked: e.events.includes(name) }), ` ${name}`));
   const description = h('input', { type: 'text', id: 'edit-description', value: e.description, maxlength: 1000 });
-  const rate = h('input', { type: 'number', id: 'edit-rate', min: 1, step: 'any', value: e.rate_limit ?? '',
-    placeholder: 'no limit' });
+  // The API's range (0.001 to 1,000,000 a second): a form that refused a rate the API set could
+  // save nothing else.
+  const rate = h('input', { type: 'number', id: 'edit-rate', min: 0.001, max: 1000000, step: 'any',
+    value: e.rate_limit ?? '', placeholder: 'no limit' });
   const inFlight = h('input', { type: 'number', id: 'edit-in-flight', min: 1, step: 1, value: e.max_in_flight });
   // Empty "events a request" turns batching off.
   const batchEvents = h('input', { type: 'number', id: 'edit-batch-events', min: 1, step: 1,
@@ -679,25 +683,41 @@ function editForm(e, path, result, reload) {
   const lists = FILTER_FIELDS.map((field) => h('textarea', {
     id: `edit-filter-${field}`, name: field, rows: 2, spellcheck: 'false',
   }, (e.filter?.[field] ?? []).join('\n')));
+  // A box left as it was keeps its values exactly as stored (an empty value, which takes events
+  // without the field, or spaces, are not lines a box can show); an edited one is read a line a
+  // value, trimmed, empty lines left out.
   const filterBody = () => {
     const filter = {};
     for (const box of lists) {
-      const values = box.value.split('\n').map((line) => line.trim()).filter((line) => line !== '');
+      const values = box.value === box.defaultValue ? (e.filter?.[box.name] ?? [])
+        : box.value.split('\n').map((line) => line.trim()).filter((line) => line !== '');
       if (values.length > 0) filter[box.name] = values;
     }
     return Object.keys(filter).length > 0 ? filter : null;
   };
+  // Only what was changed is sent (PATCH): a setting the form shows but the person did not touch
+  // stays exactly as the API has it.
+  const changes = () => {
+    const body = {};
+    const chosen = events.map((label) => label.querySelector('input')).filter((box) => box.checked).map((box) => box.value);
+    if (chosen.join() !== ['View', 'Click', 'Dismiss'].filter((name) => e.events.includes(name)).join()) body.events = chosen;
+    if (description.value !== e.description) body.description = description.value;
+    const rateLimit = rate.value === '' ? null : Number(rate.value);
+    if (rateLimit !== (e.rate_limit ?? null)) body.rate_limit = rateLimit;
+    if (Number(inFlight.value) !== e.max_in_flight) body.max_in_flight = Number(inFlight.value);
+    if (lists.some((box) => box.value !== box.defaultValue)) body.filter = filterBody();
+    const batch = batchEvents.value === '' ? null
+      : { max_events: Number(batchEvents.value), max_wait_ms: batchWait.value === '' ? 0 : Number(batchWait.value) };
+    if (JSON.stringify(batch) !== JSON.stringify(e.batch ?? null)) body.batch = batch;
+    return body;
+  };
   const save = async (event) => {
     event.preventDefault();
-    const body = {
-      events: events.map((label) => label.querySelector('input')).filter((box) => box.checked).map((box) => box.value),
-      description: description.value,
-      rate_limit: rate.value === '' ? null : Number(rate.value),
-      max_in_flight: Number(inFlight.value),
-      filter: filterBody(),
-      batch: batchEvents.value === '' ? null
-        : { max_events: Number(batchEvents.value), max_wait_ms: batchWait.value === '' ? 0 : Number(batchWait.value) },
-    };
+    const body = changes();
+    if (Object.keys(body).length === 0) {
+      result.show(notice('info', 'Nothing to save: no setting was changed.'));
+      return;
+    }
     try {
       await api.patch(path, body);
       reload('Saved.', 'save');

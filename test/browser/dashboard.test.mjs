@@ -256,6 +256,27 @@ itest('endpoint actions change what the API says, and redeliver reaches a live r
   await page.getByRole('button', { name: 'Save' }).click();
   await page.getByText('field \'events\' must be a non-empty array of "View", "Click" and "Dismiss"').waitFor();
   assert.deepEqual((await s.api(endpointPath)).events, ['View', 'Click', 'Dismiss'], 'a refused change changed nothing');
+  // Settings the API holds but the form could not write back (an empty filter value, a rate
+  // below 1 a second) survive a Save of something else: only what was changed is sent.
+  const kept = { filter: { cid: ['spring', ' padded '], utm_source: ['izooto', ''] }, rate_limit: 0.5 };
+  expectStatus(await s.serve.api('PATCH', endpointPath, kept), 200, 'PATCH filter and rate');
+  await page.reload();
+  await page.getByTestId('filter').filter({ hasText: 'cid: spring, " padded "; utm_source: izooto, ""' }).waitFor();
+  await page.getByLabel('Description').fill('only this changes');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved.').waitFor();
+  const afterSave = await s.api(endpointPath);
+  assert.deepEqual({ filter: afterSave.filter, rate_limit: afterSave.rate_limit, description: afterSave.description },
+    { ...kept, description: 'only this changes' });
+  // Editing one field's box leaves the other fields' values as they were.
+  await page.locator('#edit-filter-cid').fill('summer');  // its label's name now holds its text
+  await page.getByRole('button', { name: 'Save' }).click();
+  await waitFor(async () => JSON.stringify((await s.api(endpointPath)).filter) === JSON.stringify({ cid: ['summer'], utm_source: ['izooto', ''] }),
+    { what: 'one field of the filter changed, the other kept' });
+  await page.getByTestId('filter').filter({ hasText: 'cid: summer; utm_source: izooto, ""' }).waitFor();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Nothing to save: no setting was changed.').waitFor();
+  expectStatus(await s.serve.api('PATCH', endpointPath, { filter: null, rate_limit: 25 }), 200, 'PATCH back');
   await page.reload();
   await page.getByRole('button', { name: 'Send test' }).waitFor();
 
