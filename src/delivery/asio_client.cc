@@ -54,10 +54,6 @@ constexpr milliseconds kBusySweep{5};
 constexpr milliseconds kIdleSweep{1000};
 // An idle connection is closed after this long (receivers commonly drop theirs after 60-120 s).
 constexpr auto kIdleLifetime = std::chrono::seconds(55);
-// An idle connection is looked at before reuse (HungUp) once it has waited this long: one
-// reused sooner is still open at the other end (keep-alive timeouts are a second or more), and
-// under load that saves a system call per request.
-constexpr auto kCheckIdleAfter = milliseconds(500);
 // Parsed URLs kept: about as many as the endpoints that receive webhooks at once.
 constexpr size_t kMaxTargets = 4096;
 // Name lookups that may wait on name servers at once.
@@ -416,7 +412,8 @@ class AsioClient::Impl {
       kind = OutboundError::kTls;  // the server's configuration, not the endpoint's fault
     }
     if (!reason.empty()) return Fail(*t, kind, std::move(reason));
-    Host& host = hosts_[t->target->origin];
+    Host& host = hosts_[t->request.pool.empty() ? t->target->origin
+                                                : t->request.pool + ' ' + t->target->origin];
     host.waiting.push_back(std::move(t));
     Pump(host);
   }
@@ -479,11 +476,12 @@ class AsioClient::Impl {
   }
 
   // Whether the receiver has closed an idle connection, or sent on it unasked (which leaves it
-  // unusable just the same): either way its socket has something to read. A FIN that is still
-  // on its way is not seen; MayRetry covers that.
+  // unusable just the same): either way its socket has something to read. Asked before every
+  // reuse, however short the wait: bytes a receiver sent after its answer would otherwise be
+  // read as the next request's answer (a 200 for a message its receiver never took). A FIN
+  // that is still on its way is not seen; MayRetry covers that.
   static bool HungUp(Connection& c) {
     if (c.buffer.size() > 0) return true;
-    if (Clock::now() - c.idle_since < kCheckIdleAfter) return false;
     pollfd p{c.socket.native_handle(), POLLIN | POLLRDHUP, 0};
     return ::poll(&p, 1, 0) != 0;
   }

@@ -59,7 +59,7 @@ enum class Hangup {
   kOnSecondRequest,  // instead of answering it: the hang-up and the request cross
 };
 // Long enough that a test thread woken late does not see a connection it is reusing closed under
-// it; short of the half second after which the client looks at an idle connection before reuse.
+// it.
 constexpr int kIdleHangupMs = 300;
 
 // A bare HTTP/1.1 responder for what http::Server does not expose: how many TCP connections
@@ -562,7 +562,7 @@ TEST(AsioClientReuseTest, IdleConnectionsTheReceiverClosedAreNotUsed) {
   AsioClient client(LoopbackOptions());
   for (const OutboundResult& r : SendAtOnce(client, server.Url(), 4)) ASSERT_EQ(r.status, 200);
   const int opened = server.accepted();
-  // Past the hang-up, and past the half second after which the client looks before reuse.
+  // Past the hang-up (the client looks at a kept connection before each reuse).
   std::this_thread::sleep_for(milliseconds(800));
   for (int i = 0; i < 3; ++i) {
     const OutboundResult result =
@@ -570,6 +570,84 @@ TEST(AsioClientReuseTest, IdleConnectionsTheReceiverClosedAreNotUsed) {
     EXPECT_EQ(result.status, 200) << i << ": " << result.error;
   }
   EXPECT_EQ(server.accepted(), opened + 1) << "one new connection, kept for the three";
+}
+
+// A receiver that writes a second answer 20 ms after each first one, unasked, on every
+// connection; the first request of each connection gets its 200, any later one a 500.
+class StrayAnswerServer {
+ public:
+  StrayAnswerServer() : listener_(8) {
+    thread_ = std::thread([this] {
+      for (int connection = 0; connection < 2; ++connection) {
+        const int fd = accept4(listener_.fd(), nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) return;
+        accepted_.fetch_add(1);
+        fds_.push_back(fd);
+        std::string head;
+        char chunk[4096];
+        while (head.find("\r\n\r\n{}") == std::string::npos) {
+          const ssize_t n = read(fd, chunk, sizeof chunk);
+          if (n <= 0) break;
+          head.append(chunk, static_cast<size_t>(n));
+        }
+        constexpr std::string_view kAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        constexpr std::string_view kStray = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray";
+        EXPECT_EQ(write(fd, kAnswer.data(), kAnswer.size()), static_cast<ssize_t>(kAnswer.size()));
+        std::this_thread::sleep_for(milliseconds(20));
+        EXPECT_EQ(write(fd, kStray.data(), kStray.size()), static_cast<ssize_t>(kStray.size()));
+      }
+    });
+  }
+  ~StrayAnswerServer() {
+    shutdown(listener_.fd(), SHUT_RDWR);
+    thread_.join();
+    for (const int fd : fds_) close(fd);
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(listener_.port()) + "/"; }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  LoopbackSocket listener_;
+  std::thread thread_;
+  std::vector<int> fds_;  // the server thread's until it is joined
+  std::atomic<int> accepted_{0};
+};
+
+TEST(AsioClientReuseTest, BytesSentUnaskedAreNeverTakenForTheNextAnswer) {
+  // The second request comes 100 ms after the first answer, well within any keep-alive: the
+  // stray answer waiting on the kept connection must not be read as its own (it was once, a
+  // "200 stray" for a message whose receiver never saw it); a new connection carries it.
+  StrayAnswerServer server;
+  AsioClient client(LoopbackOptions());
+  OutboundResult first = SendAndWait(client, Post(server.Url()));
+  ASSERT_EQ(first.status, 200) << first.error;
+  EXPECT_EQ(first.body_prefix, "ok");
+  std::this_thread::sleep_for(milliseconds(100));
+  OutboundResult second = SendAndWait(client, Post(server.Url()));
+  EXPECT_EQ(second.status, 200) << second.error;
+  EXPECT_EQ(second.body_prefix, "ok") << "read the bytes sent before the request was";
+  EXPECT_EQ(server.accepted(), 2);
+}
+
+TEST(AsioClientReuseTest, RequestsOfDifferentPoolsNeverShareAConnection) {
+  // The dispatcher gives each endpoint its own pool: endpoints on one host share no connection
+  // (nor the per-host limit), so one receiver's answers can only ever be its own endpoint's.
+  CountingServer server;
+  AsioClient client(LoopbackOptions());
+  const auto post = [&](std::string pool) {
+    OutboundRequest request = Post(server.Url());
+    request.pool = std::move(pool);
+    return SendAndWait(client, std::move(request)).status;
+  };
+  EXPECT_EQ(post("ep_a"), 200);
+  EXPECT_EQ(post("ep_a"), 200);
+  EXPECT_EQ(server.accepted(), 1) << "one pool: its connection kept and used again";
+  EXPECT_EQ(post("ep_b"), 200);
+  EXPECT_EQ(server.accepted(), 2) << "another pool: a connection of its own";
+  EXPECT_EQ(post("ep_a"), 200);
+  EXPECT_EQ(post("ep_b"), 200);
+  EXPECT_EQ(server.accepted(), 2);
+  EXPECT_EQ(server.requests(), 5);
 }
 
 TEST(AsioClientReuseTest, ARequestSentAgainGoesOnANewConnection) {
