@@ -95,6 +95,12 @@ void Scheduler::Refresh(uint32_t index, int64_t now_ms) {
     SetTimer(now_ms + kStoreRetryMs, Due{.id = kRefreshTimer}, index);
     return;
   }
+  if (state.endpoint != nullptr && state.endpoint->url != endpoint->url) {
+    // A new URL is a new receiver: what the old one's failures taught (an open circuit, how
+    // long every attempt has failed) is not about it.
+    state.circuit = CircuitBreaker(options_.circuit);
+    state.failing_since_ms = 0;
+  }
   state.max_in_flight = std::max(1, endpoint->max_in_flight);
   state.bucket.SetRate(endpoint->rate_limit);
   state.site_id = endpoint->site_id;

@@ -482,6 +482,30 @@ TEST_F(SchedulerTest, ARedeliveryProbesAnOpenCircuitAtOnce) {
   EXPECT_EQ(scheduler_->Runtime(probe.target->id, kT0 + 1'001).circuit, "closed");
 }
 
+// A new URL is a new receiver: the circuit the old one's failures opened closes, and what waits
+// goes at once rather than after the pause (it once waited out a pause grown to minutes).
+TEST_F(SchedulerTest, ANewUrlClosesTheCircuitTheOldOneOpened) {
+  const store::Endpoint ep = StartWithCircuit(CircuitOptions{1, 60s, 600s}, "1s");
+  Admit(Ingest(1));
+  const Send first = Poll(kT0).sends.at(0);
+  Record(Complete(first, Answer(500), kT0));
+  EXPECT_TRUE(Poll(kT0 + 2'000).sends.empty()) << "due, but the circuit is open for a minute";
+  store::EndpointPatch same_url;  // a change that is not the URL leaves the circuit as it is
+  same_url.description = "still broken";
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, same_url, kT0 + 2'000).ok());
+  scheduler_->EndpointChanged(ep.id, kT0 + 2'000);
+  EXPECT_TRUE(Poll(kT0 + 2'000).sends.empty());
+  EXPECT_EQ(scheduler_->Runtime(ep.id, kT0 + 2'000).circuit, "open");
+  store::EndpointPatch moved;
+  moved.url = "https://receiver.example/mended";
+  ASSERT_TRUE(store_->UpdateEndpoint(site_, ep.id, moved, kT0 + 2'000).ok());
+  scheduler_->EndpointChanged(ep.id, kT0 + 2'000);
+  EXPECT_EQ(scheduler_->Runtime(ep.id, kT0 + 2'000).circuit, "closed");
+  const SchedulerOutput out = Poll(kT0 + 2'000);
+  ASSERT_EQ(out.sends.size(), 1u);
+  EXPECT_EQ(out.sends[0].target->url, "https://receiver.example/mended");
+}
+
 // Ingest refuses a site whose own messages fill more than its share of the backlog: the counts
 // name the sites over SchedulerOptions::max_site_backlog, counting what waits and what is in
 // flight, and only those, until their messages go.
