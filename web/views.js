@@ -197,7 +197,10 @@ async function serverRates(section, ctx) {
     };
     const now = { at: Date.now(), ingested: value('pushhook_ingest_events_total{result="accepted"}'),
       delivered: value('pushhook_delivery_attempts_total{outcome="delivered"}') };
-    const rate = (key) => (previous && now.at > previous.at ? ((now[key] - previous[key]) * 1000) / (now.at - previous.at) : null);
+    // A counter that went down is a server that restarted (its counters start at zero): the rate
+    // is measured again from here, never shown negative.
+    const rate = (key) => (previous && now.at > previous.at && now[key] >= previous[key]
+      ? ((now[key] - previous[key]) * 1000) / (now.at - previous.at) : null);
     const shown = (r) => (r === null ? 'measuring…' : `${r.toFixed(1)} /s`);
     replace(section, h('h2', { id: 'server-h' }, 'Server (all sites)'), h('div', { class: 'tiles' },
       tile('Ingest', shown(rate('ingested')), 'ingest-rate'),
@@ -395,6 +398,41 @@ const axisSize = (u, values, axisIndex) => {
   return Math.max(50, Math.ceil(widest + axis.gap + axis.ticks.size + 8));
 };
 
+// The API answers only the buckets that have events: the ones between them are drawn as zero
+// views and clicks (and no CTR), not as a line carried across hours that had nothing. A window
+// of more than 20,000 buckets breaks the lines at its gaps instead.
+function withEmptyBuckets(buckets, bucketSeconds) {
+  const step = bucketSeconds * 1000;
+  const first = Date.parse(buckets[0].bucket);
+  const span = (Date.parse(buckets[buckets.length - 1].bucket) - first) / step;
+  const empty = (at, count) => ({ bucket: new Date(at).toISOString(), views: count, clicks: count, ctr: null });
+  const out = [];
+  for (const b of buckets) {
+    const at = Date.parse(b.bucket);
+    const previous = out.length > 0 ? Date.parse(out[out.length - 1].bucket) : at;
+    if (span <= 20_000) {
+      for (let t = previous + step; t < at; t += step) out.push(empty(t, 0));
+    } else if (at - previous > step) {
+      out.push(empty(previous + step, null));
+    }
+    out.push(b);
+  }
+  return out;
+}
+
+// Steps between the ticks of a count: whole numbers (1, 2, 5, 10, 20, 50, ...), never 0.5 event.
+const WHOLE_STEPS = Array.from({ length: 30 }, (_, i) => [1, 2, 5][i % 3] * 10 ** Math.floor(i / 3));
+
+// The steps between time ticks: whole multiples of the bucket, in seconds.
+function tickSteps(bucketSeconds) {
+  const minute = 60;
+  const hour = 3600;
+  const day = 86400;
+  const steps = [minute, 5 * minute, 15 * minute, 30 * minute, hour, 2 * hour, 3 * hour, 6 * hour, 12 * hour,
+    day, 2 * day, 7 * day, 14 * day, 30 * day, 91 * day, 182 * day, 365 * day];
+  return steps.filter((s) => s >= bucketSeconds && s % bucketSeconds === 0);
+}
+
 // uPlot's dates are read through this: a Date whose local fields hold the UTC time.
 const utcDate = (seconds) => uPlot.tzDate(new Date(seconds * 1000), 'UTC');
 const dayLabel = uPlot.fmtDate('{YYYY}-{MM}-{DD}');
@@ -403,9 +441,16 @@ const timeLabel = uPlot.fmtDate('{HH}:{mm}');
 // Views and clicks per bucket on the left axis, CTR on its own axis at the right; times in UTC,
 // like the tables and the CSV. The x axis spans the buckets (one bucket either side), the y axes
 // start at zero, so a single bucket still reads as a point in time with its count.
-function drawChart(el, series, bucketSeconds) {
+function drawChart(el, buckets, bucketSeconds) {
+  const series = withEmptyBuckets(buckets, bucketSeconds);
+  // What the canvas shows, for a screen reader (the tables below carry the numbers).
+  const unit = { 60: 'minute', 3600: 'hour', 86400: 'day' }[bucketSeconds] ?? 'bucket';
+  el.setAttribute('role', 'img');
+  el.setAttribute('aria-label', `Views, clicks and CTR by ${unit}: ${formatCount(series.length)} ` +
+    `${unit}${series.length === 1 ? '' : 's'}, ${formatTime(series[0].bucket)} to ${formatTime(series[series.length - 1].bucket)}`);
   const x = series.map((s) => Date.parse(s.bucket) / 1000);
-  const ctr = series.map((s) => s.ctr * 100);
+  // No views, no CTR (as the tiles say "–"): a gap in its line, not a 0 %.
+  const ctr = series.map((s) => (s.ctr === null || !s.views ? null : s.ctr * 100));
   const top = Math.max(1, ...series.map((s) => Math.max(s.views, s.clicks)));
   const topCtr = Math.max(1, ...ctr);
   const widthFor = (room) => Math.max(300, Math.min(1100, room - 16));
@@ -429,7 +474,10 @@ function drawChart(el, series, bucketSeconds) {
     series: [{ label: 'Time', value: '{YYYY}-{MM}-{DD} {HH}:{mm} UTC' }, { label: 'Views', stroke: '#2563eb', width: 2, points: { size: 7 } },
       { label: 'Clicks', stroke: '#d97706', width: 2, points: { size: 7 } },
       { label: 'CTR', scale: 'ctr', stroke: '#059669', width: 2, dash: [6, 4], points: { size: 7 }, value: (u, v) => percent(v) }],
-    axes: [{ label: 'UTC', values: (u, splits) => splits.map(tick) }, { label: 'events', size: axisSize },
+    // Ticks a whole number of buckets apart, far enough for a label with its date: never two
+    // ticks inside one bucket, which would print the same time twice.
+    axes: [{ label: 'UTC', values: (u, splits) => splits.map(tick), space: 90, incrs: tickSteps(bucketSeconds) },
+      { label: 'events', size: axisSize, incrs: WHOLE_STEPS },
       { scale: 'ctr', side: 1, label: 'CTR', grid: { show: false }, size: axisSize, values: (u, splits) => splits.map((v) => `${v} %`) }],
   }, [x, series.map((s) => s.views), series.map((s) => s.clicks), ctr], el);
   // The chart follows its box when the window is resized or a phone turns.
@@ -620,7 +668,7 @@ export async function endpoint(el, ctx) {
     h('h1', {}, e.url),
     e.description ? h('p', { class: 'subtitle' }, defused(e.description)) : null,
     h('div', { class: 'tiles' },
-      tile('State', STATE_TEXT[s.state] ?? s.state, 'state'), tile('Circuit', s.circuit, 'circuit'),
+      tile('State', STATE_TEXT[s.state] ?? s.state, 'state'), tile('Circuit', s.circuit.replace('_', ' '), 'circuit'),
       tile('Success (24 h)', s.attempts === 0 ? '–' : formatPercent(s.successes / s.attempts), 'success'),
       tile('p50 / p99', [`${s.latency_ms.p50.toFixed(1)} /`, `${s.latency_ms.p99.toFixed(1)} ms`], 'latency'),
       tile('Pending', formatCount(s.pending), 'pending'), tile('Failed', formatCount(s.failed), 'failed')),
@@ -767,7 +815,9 @@ function webhookIdFinder(ctx) {
   const find = (event) => {
     event.preventDefault();
     const text = id.value.trim();
-    if (/^msg_[A-Za-z0-9]+$/.test(text)) {
+    if (/^(msg|bat)_test_/.test(text)) {
+      why.textContent = 'That is a test send (Send test): it is not kept in the message log.';
+    } else if (/^msg_[A-Za-z0-9]+$/.test(text)) {
       location.hash = `#/s/${ctx.site}/messages/${text}`;
     } else if (/^bat_[A-Za-z0-9]+$/.test(text)) {
       location.hash = `#/s/${ctx.site}/messages${query({ status: 'all', batch: text })}`;

@@ -900,6 +900,44 @@ itest('the chart\'s tick labels stay clear of the axis title at six and seven di
   assert.deepEqual(errors, []);
 });
 
+itest('hours without events are drawn as none, and a restarted server\'s rates are measured again, never negative', { skip: SKIP, timeout: 120_000 }, async (fx) => {
+  const serve = await fx.startServe();
+  const site = await serve.createSite('Gaps');
+  const hour = 3600_000;
+  const first = Math.floor(Date.now() / hour) * hour - 5 * hour;
+  const at = (t) => new Date(t).toISOString();
+  expectStatus(await serve.ingest(site.ingest_key, [makeEvent(1, { cid: 'gappy', occurred_at: at(first) }),
+    makeEvent(2, { cid: 'gappy', occurred_at: at(first + 3 * hour) })]), 202, 'ingest');
+  const { page, errors } = await openBrowser(fx);
+  await signIn(page, serve.baseUrl, serve.adminToken);
+  await page.getByTestId('site-views').waitFor();
+  await page.goto(`${serve.baseUrl}/#/s/${site.id}/campaigns/gappy`);
+  const chart = page.getByTestId('chart');
+  await chart.locator('canvas').waitFor();
+  const shown = (t) => `${at(t).slice(0, 10)} ${at(t).slice(11, 19)} UTC`;
+  // Two hours with events, three apart: four hours drawn, the two between them as none.
+  assert.equal(await chart.getAttribute('aria-label'),
+    `Views, clicks and CTR by hour: 4 hours, ${shown(first)} to ${shown(first + 3 * hour)}`);
+  await chart.screenshot({ path: `${SCREENSHOTS}/dashboard-chart-gaps.png` });
+
+  // The operator's overview: /metrics as a server restarted between two refreshes would answer.
+  let accepted = 5_000;
+  await page.route('**/metrics', (route) => route.fulfill({ contentType: 'text/plain',
+    body: `pushhook_ingest_events_total{result="accepted"} ${accepted}\n` +
+      `pushhook_delivery_attempts_total{outcome="delivered"} ${accepted}\npushhook_delivery_queue_depth 0\n` }));
+  await page.goto(`${serve.baseUrl}/#/s/${site.id}/overview`);
+  const rate = page.getByTestId('ingest-rate');
+  await rate.filter({ hasText: 'measuring' }).waitFor();
+  await rate.filter({ hasText: '0.0 /s' }).waitFor({ timeout: 15_000 });  // a refresh every 5 s
+  accepted = 7;  // restarted: its counters began again at zero
+  await rate.filter({ hasText: 'measuring' }).waitFor({ timeout: 15_000 });
+  accepted = 17;
+  await rate.filter({ hasText: /^\d+\.\d \/s$/ }).waitFor({ timeout: 15_000 });
+  const measured = Number.parseFloat(await rate.textContent());
+  assert.ok(measured > 1 && measured <= 2.1, `10 events in about 5 s after the restart: ${measured} /s`);
+  assert.deepEqual(errors, []);
+});
+
 itest('a refused token and an unreachable server each say what to do', { skip: SKIP, timeout: 120_000 }, async (fx) => {
   const serve = await fx.startServe({ dataDir: fx.tempDir('pushhook-dash-') });
   const { page } = await openBrowser(fx);
