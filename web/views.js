@@ -383,7 +383,9 @@ export async function campaign(el, ctx) {
   replace(el, back,
     h('h1', {}, `Campaign ${defused(cid)}`),
     title ? h('p', { class: 'subtitle', 'data-testid': 'campaign-title', title: defused(title) }, defused(title)) : null,
-    h('div', { class: 'controls' }, field('Bucket', bucket), field('Group by', groupBy), csv),
+    h('div', { class: 'controls' }, field('Bucket', bucket), field('Group by', groupBy), csv,
+      h('a', { href: `#/s/${ctx.site}/messages${query({ status: 'all', cid })}`, 'data-testid': 'campaign-messages' },
+        'Its messages →')),
     csvResult, content);
 }
 
@@ -792,11 +794,20 @@ function editForm(e, path, result, reload) {
 
 // ---- Messages -------------------------------------------------------------------------------
 
-function messageTable(rows, ctx, empty = 'No messages here.') {
+// `endpoints`, a Map of the site's endpoints by id, adds the column that says where each went
+// (a list of one endpoint's messages leaves it out).
+function messageTable(rows, ctx, empty = 'No messages here.', endpoints = null) {
   if (rows.length === 0) return notice('info', empty);
-  return table(['Message', 'Status', 'Attempts', 'Last answer', 'Campaign', 'Title', 'Created'], rows.map((m) =>
-    h('tr', { 'data-message': m.id },
-      h('td', {}, clipped(m.id, `#/s/${ctx.site}/messages/${m.id}`)),
+  const where = (m) => {
+    const e = endpoints.get(m.endpoint_id);
+    // Host and path only (the scheme is on the endpoint's page): the part that tells them apart.
+    return h('td', { 'data-testid': 'message-endpoint' }, e
+      ? clipped(e.description || e.url.replace(/^https?:\/\//, ''), `#/s/${ctx.site}/endpoints/${e.id}`)
+      : h('span', { class: 'sub', title: m.endpoint_id }, 'a deleted endpoint'));
+  };
+  return table(['Message', ...(endpoints ? ['Endpoint'] : []), 'Status', 'Attempts', 'Last answer', 'Campaign', 'Title', 'Created'],
+    rows.map((m) => h('tr', { 'data-message': m.id },
+      h('td', {}, clipped(m.id, `#/s/${ctx.site}/messages/${m.id}`)), endpoints ? where(m) : null,
       h('td', {}, h('span', { class: `state ${m.status}` }, m.status)), h('td', { class: 'num' }, String(m.attempts)),
       h('td', {}, clipped(m.last_status_code ? `HTTP ${m.last_status_code}` : m.last_error || '')),
       h('td', {}, clipped(m.event?.cid ?? '')), h('td', { class: 'title' }, clipped(m.event?.notification_title ?? '')),
@@ -845,6 +856,14 @@ export async function messages(el, ctx) {
   const more = h('button', { type: 'button', hidden: true }, 'Load more');
   let cursor = null;
   let rows = [];
+  // The site's endpoints, read with the first page (and again with a new status), to name
+  // where each message went.
+  let endpointList = null;
+  const endpointsById = async () => {
+    endpointList ??= api.get(sitePath(ctx.site, 'endpoints'), { signal })
+      .then((r) => new Map(r.data.map((e) => [e.id, e])));
+    return endpointList;
+  };
   // A change of status aborts what an older one still waits for.
   const fresh = newestOnly(ctx.signal);
   let signal = null;
@@ -853,18 +872,20 @@ export async function messages(el, ctx) {
       cursor = null;
       rows = [];
       signal = fresh();
+      endpointList = null;
       more.hidden = true;
       replace(list, loading('messages'));
     }
     more.disabled = true;
-    const page = await api.get(sitePath(ctx.site, 'messages') +
-      query({ status: status.value === 'all' ? null : status.value, limit: 50, cursor, ...only }), { signal });
+    const [page, names] = await Promise.all([api.get(sitePath(ctx.site, 'messages') +
+      query({ status: status.value === 'all' ? null : status.value, limit: 50, cursor, ...only }), { signal }),
+    only.endpoint ? null : endpointsById()]);
     rows = rows.concat(page.data);
     cursor = page.next_cursor;
     more.hidden = !cursor;
     more.disabled = false;
     const which = status.value === 'all' ? 'messages' : `${status.value} messages`;
-    replace(list, messageTable(rows, ctx, `No ${which}${only.endpoint || only.cid || only.batch ? ' of this filter' : ''}.`));
+    replace(list, messageTable(rows, ctx, `No ${which}${only.endpoint || only.cid || only.batch ? ' of this filter' : ''}.`, names));
   };
   const fail = (e) => {
     if (!isAbort(e)) replace(list, errorNotice(e, 'messages'));

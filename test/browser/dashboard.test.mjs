@@ -149,6 +149,14 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
   const csv = fs.readFileSync(await (await download).path(), 'utf8');
   assert.match(csv, /^bucket,views,clicks/, 'the CSV is the API\'s');
   await screenshot(page, 'dashboard-campaign');
+  // The campaign's messages, each saying which endpoint it went to.
+  await page.getByTestId('campaign-messages').click();
+  await page.getByTestId('message-filter').filter({ hasText: 'campaign ' }).waitFor();
+  await page.getByTestId('message-endpoint').first().waitFor();
+  const where = await page.getByTestId('message-endpoint').allTextContents();
+  // By its description, or by host and path where it has none.
+  const names = [s.live, s.dead].map((e) => e.description || e.url.replace(/^https?:\/\//, ''));
+  assert.deepEqual([...new Set(where)].sort(), names.sort(), `each message names its endpoint: ${JSON.stringify(where)}`);
 
   await page.getByRole('link', { name: 'Messages' }).click();
   await page.locator('tr[data-message]').first().waitFor();
