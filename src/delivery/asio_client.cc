@@ -562,6 +562,22 @@ class AsioClient::Impl {
     Connect(c);
   }
 
+  // Why `endpoint` is not connected to. An address the URL named is said as given; one a host
+  // name resolved to is not: the tenant who registered the URL would learn from it what the
+  // server's name service answers for internal names (and their addresses).
+  static std::string Refusal(const Connection& c, const tcp::endpoint& endpoint,
+                             AddressClass address_class) {
+    const std::string what = std::string(DescribeAddressClass(address_class)) +
+                             " (private destinations are not allowed)";
+    boost::system::error_code not_literal;
+    if (c.transfer != nullptr) {
+      const std::string& host = c.transfer->target->host;
+      asio::ip::make_address(host, not_literal);
+      if (not_literal) return "the host name " + host + " resolves to " + what;
+    }
+    return "destination " + FormatAddress(endpoint.data(), endpoint.size()) + " is " + what;
+  }
+
   // Tries the next address the guard allows.
   void Connect(const ConnectionPtr& c) {
     c->phase = Phase::kConnecting;
@@ -570,11 +586,7 @@ class AsioClient::Impl {
       if (!options_.allow_private_destinations) {
         const AddressClass address_class = ClassifyAddress(endpoint.data(), endpoint.size());
         if (address_class != AddressClass::kPublic) {
-          if (c->refused.empty()) {
-            c->refused = "destination " + FormatAddress(endpoint.data(), endpoint.size()) + " is " +
-                         std::string(DescribeAddressClass(address_class)) +
-                         " (private destinations are not allowed)";
-          }
+          if (c->refused.empty()) c->refused = Refusal(*c, endpoint, address_class);
           continue;
         }
       }
