@@ -412,8 +412,7 @@ class AsioClient::Impl {
       kind = OutboundError::kTls;  // the server's configuration, not the endpoint's fault
     }
     if (!reason.empty()) return Fail(*t, kind, std::move(reason));
-    Host& host = hosts_[t->request.pool.empty() ? t->target->origin
-                                                : t->request.pool + ' ' + t->target->origin];
+    Host& host = hosts_[t->target->origin];
     host.waiting.push_back(std::move(t));
     Pump(host);
   }

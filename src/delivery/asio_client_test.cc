@@ -630,27 +630,6 @@ TEST(AsioClientReuseTest, BytesSentUnaskedAreNeverTakenForTheNextAnswer) {
   EXPECT_EQ(server.accepted(), 2);
 }
 
-TEST(AsioClientReuseTest, RequestsOfDifferentPoolsNeverShareAConnection) {
-  // The dispatcher gives each endpoint its own pool: endpoints on one host share no connection
-  // (nor the per-host limit), so one receiver's answers can only ever be its own endpoint's.
-  CountingServer server;
-  AsioClient client(LoopbackOptions());
-  const auto post = [&](std::string pool) {
-    OutboundRequest request = Post(server.Url());
-    request.pool = std::move(pool);
-    return SendAndWait(client, std::move(request)).status;
-  };
-  EXPECT_EQ(post("ep_a"), 200);
-  EXPECT_EQ(post("ep_a"), 200);
-  EXPECT_EQ(server.accepted(), 1) << "one pool: its connection kept and used again";
-  EXPECT_EQ(post("ep_b"), 200);
-  EXPECT_EQ(server.accepted(), 2) << "another pool: a connection of its own";
-  EXPECT_EQ(post("ep_a"), 200);
-  EXPECT_EQ(post("ep_b"), 200);
-  EXPECT_EQ(server.accepted(), 2);
-  EXPECT_EQ(server.requests(), 5);
-}
-
 TEST(AsioClientReuseTest, ARequestSentAgainGoesOnANewConnection) {
   // Two kept connections, each of which the receiver closes as the next request arrives (the
   // hang-up and the request crossed): the request sent again must not take the other one,

@@ -233,7 +233,6 @@ void Dispatcher::CarryOut(SchedulerOutput& out) {
 OutboundRequest Dispatcher::Build(Send& send) const {
   OutboundRequest request;
   request.url = send.target->url;
-  request.pool = send.target->id;
   request.timeout = options_.timeout;
   request.connect_timeout = options_.connect_timeout;
   std::string webhook_id;
@@ -338,7 +337,6 @@ void Dispatcher::SendTest(const store::Endpoint& endpoint, const std::string& si
   sample.occurred_at_ms = now_ms;
   OutboundRequest request;
   request.url = endpoint.url;
-  request.pool = endpoint.id;
   request.timeout = options_.timeout;
   request.connect_timeout = options_.connect_timeout;
   request.body = model::Payload(sample, endpoint.format, site_id);

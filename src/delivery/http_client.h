@@ -22,11 +22,6 @@ struct OutboundRequest {
   std::string body;  // POSTed
   std::chrono::milliseconds timeout{15'000};
   std::chrono::milliseconds connect_timeout{5'000};
-  // Requests of different pools (the dispatcher gives each endpoint its own) never share a
-  // connection, nor the per-host limit: bytes one receiver sends after its answer cannot be read
-  // as another endpoint's answer, and one endpoint's hung requests cannot hold the connections
-  // another endpoint on the same host needs.
-  std::string pool;
 };
 
 // Why no response was received, as a kind the dispatcher can act on (the text is for people).
