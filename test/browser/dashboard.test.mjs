@@ -191,6 +191,12 @@ itest('an operator signs in and reads the numbers the API gives, and event text 
     await page.goto(`${s.serve.baseUrl}/#/s/${s.site.id}/${route}`);
     await page.locator(ready).first().waitFor();
     if (name === 'overview') assert.equal(await text(page, 'failed-messages'), count(s.events.length), 'past 100, the endpoints\' own counts');
+    if (name === 'messages') {
+      // A message's status is in view on a phone: the Endpoint column gives way to it.
+      assert.equal(await page.getByRole('columnheader', { name: 'Endpoint' }).isVisible(), false);
+      const status = await page.locator('tr[data-message] .state').first().boundingBox();
+      assert.ok(status && status.x + status.width <= 390, `the status ends at ${status && status.x + status.width} px`);
+    }
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${name} at 390 px is ${overflow} px wider than the screen`);
     await screenshot(page, `dashboard-${name}-390`);
